@@ -1,0 +1,1 @@
+"""Polymarket wire schemas, parsers and clients."""

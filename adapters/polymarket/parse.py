@@ -1,0 +1,734 @@
+"""Pure parsers from Polymarket wire payloads to ``core.messages``, with exact unit conversion.
+
+A malformed value raises ``PayloadError`` naming the field. ``decode_market_frame`` and
+``decode_user_frame`` are the tolerant entry points for whole WebSocket frames (an object or an array
+of events): they skip what they cannot use, say why in ``skipped`` and the log, and never raise.
+
+Token ids map to ``(market, Outcome)`` through an ``AssetMap``; events for other tokens are dropped
+silently (they are not errors: a recording may hold more markets than we trade).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Literal, assert_never
+
+import msgspec
+
+from adapters.polymarket.schemas import (
+    BOOK_DECODER,
+    ENVELOPE_DECODER,
+    MARKET_EVENT_TYPES,
+    MARKET_FRAME_DECODER,
+    MARKET_MSG_DECODER,
+    RAW_FRAME_DECODER,
+    USER_FRAME_DECODER,
+    USER_MSG_DECODER,
+    WireBestBidAsk,
+    WireBook,
+    WireLastTradePrice,
+    WireLevel,
+    WireMakerOrder,
+    WireMarketMsg,
+    WireMarketResolved,
+    WireNewMarket,
+    WireNum,
+    WireOrder,
+    WirePriceChange,
+    WireTickSizeChange,
+    WireTrade,
+    WireTs,
+    WireUserMsg,
+)
+from core.markets import MarketInfo
+from core.messages import (
+    BookDelta,
+    BookSnapshot,
+    Level,
+    MarketEvent,
+    MarketResolved,
+    TickSizeChanged,
+    TradePrint,
+)
+from core.units import (
+    NS_PER_MS,
+    NS_PER_S,
+    Outcome,
+    Px,
+    Qty,
+    Side,
+    UnitError,
+    decimal_to_int,
+    parse_px,
+    parse_qty,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AssetMap",
+    "OrderUpdateType",
+    "PayloadError",
+    "TradeStatus",
+    "TraderSide",
+    "UserEvent",
+    "VenueMakerFill",
+    "VenueOrderUpdate",
+    "VenueTrade",
+    "decode_book",
+    "decode_market_frame",
+    "decode_market_messages",
+    "decode_user_frame",
+    "ms_to_ns",
+    "parse_book",
+    "parse_book_msg",
+    "parse_last_trade_price",
+    "parse_market_msg",
+    "parse_market_resolved",
+    "parse_min_qty",
+    "parse_order",
+    "parse_price_change",
+    "parse_side",
+    "parse_tick_px",
+    "parse_tick_size_change",
+    "parse_trade",
+    "parse_user_msg",
+    "venue_ts_to_ns",
+]
+
+
+class PayloadError(ValueError):
+    """A venue payload we cannot use; the message names the field."""
+
+
+# --- asset ids ---------------------------------------------------------------------------------------
+
+
+class AssetMap:
+    """Token id → ``(market, Outcome)`` for the markets we follow; immutable once built."""
+
+    __slots__ = ("_by_asset", "_by_key")
+
+    def __init__(self, entries: Mapping[str, tuple[str, Outcome]] | None = None) -> None:
+        """Build from ``{token_id: (condition_id, outcome)}``."""
+        self._by_asset: dict[str, tuple[str, Outcome]] = {}
+        self._by_key: dict[tuple[str, Outcome], str] = {}
+        for asset, (market, outcome) in (entries or {}).items():
+            self._by_asset[asset] = (market, Outcome(outcome))
+            self._by_key[(market, Outcome(outcome))] = asset
+
+    @classmethod
+    def from_markets(cls, markets: Iterable[MarketInfo]) -> AssetMap:
+        """Both tokens of every market: ``yes_token`` is YES, ``no_token`` is NO."""
+        entries: dict[str, tuple[str, Outcome]] = {}
+        for info in markets:
+            entries[info.yes_token] = (info.market, Outcome.YES)
+            entries[info.no_token] = (info.market, Outcome.NO)
+        return cls(entries)
+
+    def get(self, asset_id: str) -> tuple[str, Outcome] | None:
+        """``(market, outcome)`` of a token, or None when we do not follow it."""
+        return self._by_asset.get(asset_id)
+
+    def token(self, market: str, outcome: Outcome) -> str | None:
+        """Token id of ``outcome`` in ``market``, or None."""
+        return self._by_key.get((market, outcome))
+
+    def has_market(self, market: str) -> bool:
+        """Whether any token of ``market`` is mapped."""
+        return (market, Outcome.YES) in self._by_key or (market, Outcome.NO) in self._by_key
+
+    def asset_ids(self) -> tuple[str, ...]:
+        """Every mapped token id, in insertion order (the subscription list)."""
+        return tuple(self._by_asset)
+
+    def items(self) -> Iterator[tuple[str, tuple[str, Outcome]]]:
+        """``(token_id, (market, outcome))`` pairs."""
+        return iter(self._by_asset.items())
+
+    def __contains__(self, asset_id: object) -> bool:
+        return asset_id in self._by_asset
+
+    def __len__(self) -> int:
+        return len(self._by_asset)
+
+    def __repr__(self) -> str:
+        return f"AssetMap({self._by_asset!r})"
+
+
+# --- scalar fields -----------------------------------------------------------------------------------
+
+
+def _num_text(value: WireNum) -> str:
+    # Gamma and some REST fields are JSON numbers; repr of a float is the shortest exact decimal.
+    return value if isinstance(value, str) else repr(value)
+
+
+def parse_tick_px(value: WireNum | None, field: str = "tick_size") -> int:
+    """Tick size as Px (``"0.01" -> 100``); 0 when absent."""
+    if value is None or value == "":
+        return 0
+    try:
+        tick = parse_px(_num_text(value))
+    except UnitError as exc:
+        raise PayloadError(f"{field}: {exc}") from None
+    if tick <= 0:
+        raise PayloadError(f"{field}: {value!r} is not positive")
+    return tick
+
+
+def parse_min_qty(value: WireNum | None) -> int:
+    """Minimum order size as Qty (``"5" -> 500``); 0 when absent."""
+    if value is None or value == "":
+        return 0
+    try:
+        return parse_qty(_num_text(value))
+    except UnitError as exc:
+        raise PayloadError(f"min_order_size: {exc}") from None
+
+
+def ms_to_ns(value: WireTs, field: str = "timestamp") -> int:
+    """Venue millisecond timestamps (string or int) to ns."""
+    try:
+        return decimal_to_int(str(value), 0) * NS_PER_MS
+    except UnitError as exc:
+        raise PayloadError(f"{field}: {exc}") from None
+
+
+def venue_ts_to_ns(value: WireTs, field: str = "timestamp") -> int:
+    """A user-channel or REST timestamp in s, ms, µs or ns (told apart by magnitude) to ns.
+
+    The user channel mixes seconds (``match_time``, ``created_at``) and ms (``timestamp``), and the
+    venue docs show seconds where captures show ms. Any date after 1973 is unambiguous.
+    """
+    try:
+        n = decimal_to_int(str(value), 0)
+    except UnitError as exc:
+        raise PayloadError(f"{field}: {exc}") from None
+    if n < 0:
+        raise PayloadError(f"{field}: negative timestamp {value!r}")
+    if n < 10**11:
+        return n * NS_PER_S
+    if n < 10**14:
+        return n * NS_PER_MS
+    if n < 10**17:
+        return n * 1_000
+    return n
+
+
+def _px(text: str | None, field: str) -> Px:
+    if text is None:
+        raise PayloadError(f"{field}: missing")
+    try:
+        return parse_px(text)
+    except UnitError as exc:
+        raise PayloadError(f"{field}: {exc}") from None
+
+
+def _qty(text: str | None, field: str) -> Qty:
+    if text is None:
+        raise PayloadError(f"{field}: missing")
+    try:
+        return parse_qty(text)
+    except UnitError as exc:
+        raise PayloadError(f"{field}: {exc}") from None
+
+
+def _bps(value: WireNum, field: str) -> int:
+    try:
+        return decimal_to_int(_num_text(value), 0)
+    except UnitError as exc:
+        raise PayloadError(f"{field}: {exc}") from None
+
+
+def parse_side(text: str | None, field: str = "side") -> Side:
+    """``"BUY"``/``"SELL"`` (any case) as ``Side``."""
+    match (text or "").upper():
+        case "BUY":
+            return Side.BUY
+        case "SELL":
+            return Side.SELL
+        case _:
+            raise PayloadError(f"{field}: not BUY or SELL: {text!r}")
+
+
+# --- market channel ----------------------------------------------------------------------------------
+
+
+def _levels(raw: tuple[WireLevel, ...], field: str, descending: bool) -> tuple[Level, ...]:
+    out: list[Level] = []
+    for i, lv in enumerate(raw):
+        qty = _qty(lv.size, f"{field}[{i}].size")
+        if qty > 0:
+            out.append((_px(lv.price, f"{field}[{i}].price"), qty))
+    # The venue lists the best level last; sort so our snapshot is best first whatever the order.
+    out.sort(reverse=descending)
+    return tuple(out)
+
+
+def parse_book(raw: WireBook, market: str, outcome: Outcome) -> BookSnapshot:
+    """A REST or WebSocket book as a ``BookSnapshot`` (levels best first)."""
+    return BookSnapshot(
+        market=market or raw.market,
+        outcome=outcome,
+        ts_ns=ms_to_ns(raw.timestamp),
+        bids=_levels(raw.bids, "bids", descending=True),
+        asks=_levels(raw.asks, "asks", descending=False),
+        tick_px=parse_tick_px(raw.tick_size),
+        min_qty=parse_min_qty(raw.min_order_size),
+    )
+
+
+def decode_book(data: bytes | str) -> WireBook:
+    """Decode a book payload, raising ``PayloadError`` with the reason."""
+    try:
+        return BOOK_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise PayloadError(f"book: {exc}") from None
+
+
+def parse_book_msg(raw: WireBook, assets: AssetMap) -> BookSnapshot | None:
+    """A channel ``book`` as a ``BookSnapshot``; None for a token we do not follow."""
+    key = assets.get(raw.asset_id)
+    if key is None:
+        return None
+    return parse_book(raw, key[0], key[1])
+
+
+def parse_price_change(raw: WirePriceChange, assets: AssetMap) -> list[BookDelta]:
+    """A ``price_change`` in any format as ``BookDelta``s (new total size per level; 0 deletes).
+
+    Entries for tokens we do not follow are dropped; the message order of entries is kept.
+    """
+    ts_ns = ms_to_ns(raw.timestamp)
+    out: list[BookDelta] = []
+    if raw.price_changes is not None:
+        for i, e in enumerate(raw.price_changes):
+            key = assets.get(e.asset_id)
+            if key is None:
+                continue
+            f = f"price_changes[{i}]"
+            out.append(
+                BookDelta(
+                    market=key[0],
+                    outcome=key[1],
+                    ts_ns=ts_ns,
+                    side=parse_side(e.side, f"{f}.side"),
+                    px=_px(e.price, f"{f}.price"),
+                    qty=_qty(e.size, f"{f}.size"),
+                )
+            )
+        return out
+    key = assets.get(raw.asset_id)
+    if raw.changes is not None:
+        if key is None:
+            return out
+        for i, c in enumerate(raw.changes):
+            f = f"changes[{i}]"
+            out.append(
+                BookDelta(
+                    market=key[0],
+                    outcome=key[1],
+                    ts_ns=ts_ns,
+                    side=parse_side(c.side, f"{f}.side"),
+                    px=_px(c.price, f"{f}.price"),
+                    qty=_qty(c.size, f"{f}.size"),
+                )
+            )
+        return out
+    if raw.price is None and raw.size is None and raw.side is None:
+        raise PayloadError("price_change: none of price_changes, changes or price/side/size")
+    if key is None:
+        return out
+    out.append(
+        BookDelta(
+            market=key[0],
+            outcome=key[1],
+            ts_ns=ts_ns,
+            side=parse_side(raw.side),
+            px=_px(raw.price, "price"),
+            qty=_qty(raw.size, "size"),
+        )
+    )
+    return out
+
+
+def parse_last_trade_price(raw: WireLastTradePrice, assets: AssetMap) -> TradePrint | None:
+    """A ``last_trade_price`` as a ``TradePrint`` (``side`` is the aggressor's)."""
+    key = assets.get(raw.asset_id)
+    if key is None:
+        return None
+    return TradePrint(
+        market=key[0],
+        outcome=key[1],
+        ts_ns=ms_to_ns(raw.timestamp),
+        px=_px(raw.price, "price"),
+        qty=_qty(raw.size, "size"),
+        aggressor=parse_side(raw.side),
+    )
+
+
+def parse_tick_size_change(raw: WireTickSizeChange, assets: AssetMap) -> TickSizeChanged | None:
+    """A ``tick_size_change`` as ``TickSizeChanged`` (the start of a new book epoch)."""
+    key = assets.get(raw.asset_id)
+    if key is None:
+        return None
+    tick_px = parse_tick_px(raw.new_tick_size, "new_tick_size")
+    if not tick_px:
+        raise PayloadError("new_tick_size: missing")
+    return TickSizeChanged(market=key[0], outcome=key[1], ts_ns=ms_to_ns(raw.timestamp), tick_px=tick_px)
+
+
+def parse_market_resolved(raw: WireMarketResolved, assets: AssetMap) -> MarketResolved | None:
+    """A ``market_resolved`` as ``MarketResolved``; None when no token of the market is followed."""
+    won = assets.get(raw.winning_asset_id)
+    if won is not None:
+        market, yes_won = won[0], won[1] is Outcome.YES
+    else:
+        known = [k for a in raw.assets_ids if (k := assets.get(a)) is not None]
+        market = known[0][0] if known else raw.market
+        if not assets.has_market(market):
+            return None
+        # The winning token is not mapped (an odd recording); fall back on the outcome's name.
+        match raw.winning_outcome.strip().lower():
+            case "yes":
+                yes_won = True
+            case "no":
+                yes_won = False
+            case _:
+                raise PayloadError(f"winning_asset_id: {raw.winning_asset_id!r} is not a token of {market}")
+    return MarketResolved(market=market, ts_ns=ms_to_ns(raw.timestamp), yes_won=yes_won)
+
+
+def parse_market_msg(msg: WireMarketMsg, assets: AssetMap) -> list[MarketEvent]:
+    """Any decoded market-channel message as zero or more ``MarketEvent``s (raises ``PayloadError``)."""
+    match msg:
+        case WireBook():
+            snap = parse_book_msg(msg, assets)
+            return [snap] if snap is not None else []
+        case WirePriceChange():
+            return list(parse_price_change(msg, assets))
+        case WireLastTradePrice():
+            trade = parse_last_trade_price(msg, assets)
+            return [trade] if trade is not None else []
+        case WireTickSizeChange():
+            tick = parse_tick_size_change(msg, assets)
+            return [tick] if tick is not None else []
+        case WireMarketResolved():
+            resolved = parse_market_resolved(msg, assets)
+            return [resolved] if resolved is not None else []
+        case WireBestBidAsk() | WireNewMarket():
+            return []
+        case _:
+            assert_never(msg)
+
+
+def _skip_reason(raw: bytes | str | msgspec.Raw, exc: msgspec.DecodeError) -> str:
+    # Name the event type when the payload has one, so "unknown type" reads differently from "bad field".
+    try:
+        env = ENVELOPE_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return f"malformed: {exc}"
+    if env.event_type is None:
+        return f"no event_type: {exc}"
+    if env.event_type not in MARKET_EVENT_TYPES:
+        return f"unknown event_type {env.event_type!r}"
+    return f"{env.event_type}: {exc}"
+
+
+def decode_market_messages(data: bytes | str) -> tuple[list[WireMarketMsg], list[str]]:
+    """Decode a frame (an event or an array of events) into wire messages, skipping bad elements.
+
+    Returns:
+        The decoded messages in frame order, and one reason per skipped element.
+    """
+    try:
+        decoded = MARKET_FRAME_DECODER.decode(data)
+    except msgspec.DecodeError:
+        pass
+    else:
+        return (decoded if isinstance(decoded, list) else [decoded]), []
+    # Slow path: one element is bad (or of an unknown type); keep the others.
+    try:
+        raws = RAW_FRAME_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        return [], [f"malformed JSON: {exc}"]
+    msgs: list[WireMarketMsg] = []
+    reasons: list[str] = []
+    for raw in raws if isinstance(raws, list) else [raws]:
+        try:
+            msgs.append(MARKET_MSG_DECODER.decode(raw))
+        except msgspec.DecodeError as exc:
+            reasons.append(_skip_reason(raw, exc))
+    return msgs, reasons
+
+
+def decode_market_frame(
+    data: bytes | str, assets: AssetMap, *, skipped: list[str] | None = None
+) -> list[MarketEvent]:
+    """Decode one market-channel frame into ``MarketEvent``s; never raises.
+
+    Args:
+        data: The frame as received (a JSON object or an array of them).
+        assets: Tokens we follow; events for other tokens are dropped.
+        skipped: If given, receives one reason per malformed or unknown message (also logged).
+
+    Returns:
+        The events in frame order.
+    """
+    msgs, reasons = decode_market_messages(data)
+    events: list[MarketEvent] = []
+    for msg in msgs:
+        try:
+            events.extend(parse_market_msg(msg, assets))
+        except PayloadError as exc:
+            reasons.append(f"{type(msg).__name__}: {exc}")
+    if reasons:
+        for reason in reasons:
+            logger.warning("market frame: skipped %s", reason)
+        if skipped is not None:
+            skipped.extend(reasons)
+    return events
+
+
+# --- user channel ------------------------------------------------------------------------------------
+
+OrderUpdateType = Literal["PLACEMENT", "UPDATE", "CANCELLATION"]
+TradeStatus = Literal["MATCHED", "MINED", "CONFIRMED", "RETRYING", "FAILED"]
+TraderSide = Literal["TAKER", "MAKER"]
+
+_ORDER_TYPES: dict[str, OrderUpdateType] = {
+    "PLACEMENT": "PLACEMENT",
+    "UPDATE": "UPDATE",
+    "CANCELLATION": "CANCELLATION",
+}
+_TRADE_STATUSES: dict[str, TradeStatus] = {
+    "MATCHED": "MATCHED",
+    "MINED": "MINED",
+    "CONFIRMED": "CONFIRMED",
+    "RETRYING": "RETRYING",
+    "FAILED": "FAILED",
+}
+_TRADER_SIDES: dict[str, TraderSide] = {"TAKER": "TAKER", "MAKER": "MAKER"}
+
+
+class _UserEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    pass
+
+
+class VenueOrderUpdate(_UserEvent, tag="venue_order"):
+    """A user-channel ``order`` event in our units. ``order_id`` is the venue's id, not our client id.
+
+    ``status`` is as served (``LIVE``, ``MATCHED``, ``CANCELED``, or a longer ``CANCELED_…`` reason for
+    killed FOK orders). ``expire_ns`` is 0 for orders without expiry.
+    """
+
+    type: OrderUpdateType
+    order_id: str
+    market: str
+    outcome: Outcome
+    side: Side
+    px: Px
+    original_qty: Qty
+    matched_qty: Qty
+    status: str
+    order_type: str
+    owner: str
+    ts_ns: int
+    created_ns: int
+    expire_ns: int
+    trade_ids: tuple[str, ...]
+
+
+class VenueMakerFill(msgspec.Struct, frozen=True, kw_only=True):
+    """One maker leg of a trade, on the maker's own token.
+
+    ``complementary`` means the maker's token is the other token of the market (a mint or merge
+    match): the maker's ``px`` then corresponds to ``1 − p`` on the taker's token and both sides trade
+    in the same direction (BUY with BUY, SELL with SELL).
+    """
+
+    order_id: str
+    owner: str
+    outcome: Outcome
+    side: Side
+    px: Px
+    qty: Qty
+    fee_rate_bps: int
+    complementary: bool
+
+
+class VenueTrade(_UserEvent, tag="venue_trade"):
+    """A user-channel ``trade`` event in our units (one per status change).
+
+    ``outcome/side/px/qty`` are the top-level fields as served (the taker order; for ``MAKER``
+    messages the venue may name the maker's token there): use ``maker_fills`` for maker legs.
+    ``ts_ns`` is the message time, ``match_ns`` the match time.
+    """
+
+    trade_id: str
+    status: TradeStatus
+    trader_side: TraderSide
+    market: str
+    taker_order_id: str
+    outcome: Outcome
+    side: Side
+    px: Px
+    qty: Qty
+    fee_rate_bps: int
+    owner: str
+    ts_ns: int
+    match_ns: int
+    transaction_hash: str
+    bucket_index: int
+    maker_fills: tuple[VenueMakerFill, ...]
+
+
+UserEvent = VenueOrderUpdate | VenueTrade
+
+
+def parse_order(raw: WireOrder, assets: AssetMap) -> VenueOrderUpdate | None:
+    """A user-channel ``order`` as ``VenueOrderUpdate``; None for a token we do not follow."""
+    key = assets.get(raw.asset_id)
+    if key is None:
+        return None
+    kind = _ORDER_TYPES.get(raw.type.upper())
+    if kind is None:
+        raise PayloadError(f"type: not PLACEMENT, UPDATE or CANCELLATION: {raw.type!r}")
+    return VenueOrderUpdate(
+        type=kind,
+        order_id=raw.id,
+        market=key[0],
+        outcome=key[1],
+        side=parse_side(raw.side),
+        px=_px(raw.price, "price"),
+        original_qty=_qty(raw.original_size, "original_size"),
+        matched_qty=_qty(raw.size_matched, "size_matched"),
+        status=raw.status,
+        order_type=raw.order_type,
+        owner=raw.owner,
+        ts_ns=venue_ts_to_ns(raw.timestamp),
+        created_ns=venue_ts_to_ns(raw.created_at, "created_at"),
+        expire_ns=venue_ts_to_ns(raw.expiration, "expiration"),
+        trade_ids=raw.associate_trades or (),
+    )
+
+
+def _maker_fill(
+    m: WireMakerOrder, i: int, assets: AssetMap, taker_outcome: Outcome, taker_side: Side
+) -> VenueMakerFill | None:
+    key = assets.get(m.asset_id)
+    if key is None:
+        return None
+    f = f"maker_orders[{i}]"
+    if m.side is not None:
+        side = parse_side(m.side, f"{f}.side")
+        # Same direction as the taker only happens across the two tokens (mint: BUY+BUY, merge: SELL+SELL).
+        complementary = side is taker_side
+    else:
+        complementary = key[1] is not taker_outcome
+        side = taker_side if complementary else Side(-taker_side)
+    return VenueMakerFill(
+        order_id=m.order_id,
+        owner=m.owner,
+        outcome=key[1],
+        side=side,
+        px=_px(m.price, f"{f}.price"),
+        qty=_qty(m.matched_amount, f"{f}.matched_amount"),
+        fee_rate_bps=_bps(m.fee_rate_bps, f"{f}.fee_rate_bps"),
+        complementary=complementary,
+    )
+
+
+def parse_trade(raw: WireTrade, assets: AssetMap) -> VenueTrade | None:
+    """A user-channel ``trade`` as ``VenueTrade``; None for a token we do not follow.
+
+    Maker legs on tokens we do not follow are left out. When a leg has no ``side`` (older messages),
+    it is derived: the opposite of the taker's on the same token, the same across tokens.
+    """
+    key = assets.get(raw.asset_id)
+    if key is None:
+        return None
+    status = _TRADE_STATUSES.get(raw.status.upper())
+    if status is None:
+        raise PayloadError(f"status: unknown trade status {raw.status!r}")
+    trader_side = _TRADER_SIDES.get(raw.trader_side.upper())
+    if trader_side is None:
+        raise PayloadError(f"trader_side: not TAKER or MAKER: {raw.trader_side!r}")
+    side = parse_side(raw.side)
+    try:
+        bucket = int(raw.bucket_index)
+    except ValueError:
+        raise PayloadError(f"bucket_index: not an integer: {raw.bucket_index!r}") from None
+    fills = tuple(
+        fill
+        for i, m in enumerate(raw.maker_orders)
+        if (fill := _maker_fill(m, i, assets, key[1], side)) is not None
+    )
+    return VenueTrade(
+        trade_id=raw.id,
+        status=status,
+        trader_side=trader_side,
+        market=key[0],
+        taker_order_id=raw.taker_order_id,
+        outcome=key[1],
+        side=side,
+        px=_px(raw.price, "price"),
+        qty=_qty(raw.size, "size"),
+        fee_rate_bps=_bps(raw.fee_rate_bps, "fee_rate_bps"),
+        owner=raw.owner,
+        ts_ns=venue_ts_to_ns(raw.timestamp),
+        match_ns=venue_ts_to_ns(raw.match_time, "match_time"),
+        transaction_hash=raw.transaction_hash,
+        bucket_index=bucket,
+        maker_fills=fills,
+    )
+
+
+def parse_user_msg(msg: WireUserMsg, assets: AssetMap) -> UserEvent | None:
+    """Any decoded user-channel message as a ``UserEvent`` (raises ``PayloadError``)."""
+    match msg:
+        case WireOrder():
+            return parse_order(msg, assets)
+        case WireTrade():
+            return parse_trade(msg, assets)
+        case _:
+            assert_never(msg)
+
+
+def decode_user_frame(
+    data: bytes | str, assets: AssetMap, *, skipped: list[str] | None = None
+) -> list[UserEvent]:
+    """Decode one user-channel frame into ``UserEvent``s; never raises (see ``decode_market_frame``)."""
+    msgs: list[WireUserMsg] = []
+    reasons: list[str] = []
+    try:
+        decoded = USER_FRAME_DECODER.decode(data)
+        msgs = decoded if isinstance(decoded, list) else [decoded]
+    except msgspec.DecodeError:
+        try:
+            raws = RAW_FRAME_DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            raws = []
+            reasons.append(f"malformed JSON: {exc}")
+        for raw in raws if isinstance(raws, list) else [raws]:
+            try:
+                msgs.append(USER_MSG_DECODER.decode(raw))
+            except msgspec.DecodeError as exc:
+                reasons.append(f"user message: {exc}")
+    events: list[UserEvent] = []
+    for msg in msgs:
+        try:
+            event = parse_user_msg(msg, assets)
+        except PayloadError as exc:
+            reasons.append(f"{type(msg).__name__}: {exc}")
+            continue
+        if event is not None:
+            events.append(event)
+    if reasons:
+        for reason in reasons:
+            logger.warning("user frame: skipped %s", reason)
+        if skipped is not None:
+            skipped.extend(reasons)
+    return events

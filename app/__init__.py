@@ -1,0 +1,1 @@
+"""Composition root and command-line interface of polymm (the imperative shell)."""

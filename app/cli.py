@@ -1,0 +1,52 @@
+"""The ``polymm`` command line: one subcommand per workflow, each in ``app/commands/``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from app.configfile import ConfigFileError
+
+# Subcommand modules, in the order `polymm --help` lists them. Each module defines
+# `register(subparsers) -> None` (adding its parser with `set_defaults(run=...)`).
+_COMMAND_MODULES: tuple[str, ...] = ("app.commands.quote",)
+
+_DESCRIPTION = """\
+polymm: a Polymarket market-making engine.
+
+Typical flow:
+  polymm quote --config configs/market_maker.yaml --book BOOK.json   show one quote decision
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="polymm", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; configuration mistakes exit 2 with one line, never a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args))
+    except ConfigFileError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

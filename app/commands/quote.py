@@ -1,0 +1,171 @@
+"""``polymm quote``: one quote decision for a recorded book, with every reason, for people or machines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+
+from adapters.polymarket.parse import PayloadError, decode_book, parse_book
+from app.configfile import ConfigFileError, load_config
+from core.book import L2Book
+from core.estimators import FlowState, VolState
+from core.inventory import Inventory
+from core.messages import BookSnapshot
+from core.quoting import Decision, decide, quote_params
+from core.units import (
+    PX_ONE,
+    Outcome,
+    UnitError,
+    complement_px,
+    decimal_to_int,
+    format_px,
+    format_qty,
+    format_usdc6,
+)
+
+_DEFAULT_TICK_PX = 100
+_DEFAULT_MIN_QTY = 500
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``quote`` subcommand."""
+    p = sub.add_parser(
+        "quote",
+        help="show the quote decision for one Polymarket book",
+        description=(
+            "Read a Polymarket book (REST /book or WebSocket `book` message; the venue lists the best "
+            "level LAST) and print the ladder polymm would quote, with every reason. Prices in the "
+            "JSON are integers in 1e-4 USDC (4700 = 0.47), sizes in 0.01 shares (1000 = 10 shares)."
+        ),
+    )
+    p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
+    p.add_argument("--book", required=True, help="book JSON file")
+    p.add_argument(
+        "--inventory",
+        default="0",
+        help="net YES position in shares (negative: long NO), assumed bought at the fair price [0]",
+    )
+    p.add_argument("--outcome", choices=("yes", "no"), default="yes", help="which token the book is of [yes]")
+    p.add_argument("--tick", default=None, help="tick if the book has none, e.g. 0.01 [book's or 0.01]")
+    p.add_argument(
+        "--min-size", default=None, help="minimum size in shares if the book has none [book's or 5]"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
+    p.set_defaults(run=run)
+
+
+def _read_book(path: str, outcome: Outcome) -> BookSnapshot:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: (file): cannot read: {exc.strerror}") from None
+    try:
+        snap = parse_book(decode_book(data), "", outcome)
+    except PayloadError as exc:
+        raise ConfigFileError(f"{path}: {exc}") from None
+    if outcome is Outcome.NO:
+        # Quotes are on the YES book: a NO bid at q is a YES ask at 1 - q.
+        snap = msgspec.structs.replace(
+            snap,
+            outcome=Outcome.YES,
+            bids=tuple((complement_px(px), q) for px, q in snap.asks),
+            asks=tuple((complement_px(px), q) for px, q in snap.bids),
+        )
+    return snap
+
+
+def _arg_int(text: str, decimals: int, flag: str) -> int:
+    try:
+        return decimal_to_int(text, decimals)
+    except UnitError as exc:
+        raise ConfigFileError(f"{flag}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Decide once and print the decision."""
+    cfg = load_config(args.config)
+    params = quote_params(cfg)
+    snap = _read_book(args.book, Outcome.YES if args.outcome == "yes" else Outcome.NO)
+    notes: list[str] = []
+    tick = snap.tick_px
+    if args.tick is not None:
+        tick = _arg_int(args.tick, 4, "--tick")
+    elif not tick:
+        tick = _DEFAULT_TICK_PX
+        notes.append("book has no tick_size: assuming 0.01 (--tick to change)")
+    min_qty = snap.min_qty
+    if args.min_size is not None:
+        min_qty = _arg_int(args.min_size, 2, "--min-size")
+    elif not min_qty:
+        min_qty = _DEFAULT_MIN_QTY
+        notes.append("book has no min_order_size: assuming 5 shares (--min-size to change)")
+    if tick <= 0 or tick >= PX_ONE:
+        raise ConfigFileError(f"--tick: {args.tick} is not a tick size in (0, 1)")
+    book = L2Book(tick_px=tick, min_qty=min_qty)
+    book.apply_snapshot(snap.bids, snap.asks, snap.ts_ns, tick, min_qty)
+    view = book.view()
+    net_qty = _arg_int(args.inventory, 2, "--inventory")
+    fair_guess = (view.bid_px + view.ask_px) // 2 if view.bid_qty and view.ask_qty else PX_ONE // 2
+    if net_qty >= 0:
+        inv = Inventory(
+            yes_qty=net_qty, cash_usdc6=-fair_guess * net_qty, yes_cost_usdc6=fair_guess * net_qty
+        )
+    else:
+        no_cost = (PX_ONE - fair_guess) * -net_qty
+        inv = Inventory(no_qty=-net_qty, cash_usdc6=-no_cost, no_cost_usdc6=no_cost)
+    decision = decide(view, inv, VolState(), FlowState(), params, view.ts_ns)
+    if args.json:
+        out = msgspec.to_builtins(decision)
+        out["market"] = snap.market
+        out["tick_px"] = tick
+        out["min_qty"] = min_qty
+        out["notes"] = notes
+        sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
+    else:
+        sys.stdout.write(render(decision, snap.market, view.bid_px, view.bid_qty, view.ask_px, view.ask_qty,
+                                tick, min_qty, notes))  # fmt: skip
+    return 0
+
+
+def render(
+    d: Decision, market: str, bid_px: int, bid_qty: int, ask_px: int, ask_qty: int, tick: int, min_qty: int,
+    notes: list[str],
+) -> str:  # fmt: skip
+    """A table for people."""
+    r = d.reasons
+    lines = [
+        f"market {market or '?'}   tick {format_px(tick)}   min size {format_qty(min_qty)}",
+        f"book   best bid {format_px(bid_px)} x {format_qty(bid_qty)}   best ask {format_px(ask_px)} x "
+        f"{format_qty(ask_qty)}",
+    ]
+    lines += [f"note   {n}" for n in notes]
+    if not d.quote:
+        lines.append(f"NO QUOTE: {d.no_quote} ({r.pulled})")
+        return "\n".join(lines) + "\n"
+    lines += [
+        f"fair   {format_px(d.fair_px)} ({r.fair_source})   inventory {format_qty(r.inventory_qty)} sh   "
+        f"skew {r.skew_px / 10_000:+.4f}   skewed mid {format_px(d.skewed_mid_px)}",
+        f"spread half {format_px(r.half_spread_px)} = base {format_px(r.base_half_spread_px)} + "
+        f"vol {format_px(r.vol_widen_px)} (vol {r.vol_px} px)",
+        f"flow   imbalance {r.flow_permille / 1000:+.3f}   size bid {r.bid_size_pct}%  ask {r.ask_size_pct}%",
+        f"risk   cap {format_usdc6(r.cap_usdc6)} USDC   worst case if YES {format_usdc6(r.loss_if_yes_usdc6)}"
+        f"  if NO {format_usdc6(r.loss_if_no_usdc6)}",
+        "",
+        f"{'BID size':>10} {'BID px':>8}   {'ASK px':<8} {'ASK size':<10}",
+    ]
+    for i in range(max(len(d.bids), len(d.asks))):
+        b = d.bids[i] if i < len(d.bids) else None
+        a = d.asks[i] if i < len(d.asks) else None
+        left = f"{format_qty(b.qty):>10} {format_px(b.px):>8}" if b else " " * 19
+        right = f"{format_px(a.px):<8} {format_qty(a.qty):<10}" if a else ""
+        lines.append(f"{left}   {right}".rstrip())
+    lines.append("")
+    lines.append("orders (post-only GTC):")
+    for o in d.orders:
+        lines.append(f"  {o.side.name:<4} {o.outcome.name:<3} {format_qty(o.qty):>8} @ {format_px(o.px)}")
+    if r.trims:
+        lines.append("trims: " + "; ".join(r.trims))
+    return "\n".join(lines) + "\n"

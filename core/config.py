@@ -1,0 +1,188 @@
+"""Strategy configuration: frozen msgspec Structs decoded straight from YAML.
+
+Pure: no I/O. The loader (``app.configfile``) reads the file and reports errors as
+``FILE: dotted.key: what is wrong``. Cross-field rules live in ``__post_init__`` and raise
+``ValueError("key: message")`` so the loader can name the exact key.
+
+Units in YAML are named by the key: ``_px`` is 1e-4 of a dollar per share (``150`` = 1.5 cents),
+``_shares`` and ``_usdc`` are plain decimals converted exactly (at most 2 and 6 decimals), ``_cents``,
+``_s`` and ``_ms`` are what they say.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from core.units import PX_ONE
+
+
+class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Config base: immutable, keyword-only, and unknown keys are errors (typos are caught early)."""
+
+
+NonNegInt = Annotated[int, Meta(ge=0)]
+PxInt = Annotated[int, Meta(ge=0, le=PX_ONE)]
+Positive = Annotated[float, Meta(gt=0)]
+NonNeg = Annotated[float, Meta(ge=0)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+
+
+def _check_decimals(key: str, value: float, decimals: int) -> None:
+    # Sizes and money are integers in the core; a value finer than the unit is an error, not rounded.
+    scaled = value * 10**decimals
+    if abs(scaled - round(scaled)) > 1e-6:
+        raise ValueError(f"{key}: {value} has more than {decimals} decimals")
+
+
+class MarketSelection(Base, frozen=True):
+    """Which Gamma markets are worth making (see ``docs/selection.md``)."""
+
+    limit: Annotated[int, Meta(ge=1, le=10_000)] = 10
+    fetch_limit: Annotated[int, Meta(ge=1, le=100_000)] = 500
+    classify: bool = False
+    min_volume_24h: NonNeg = 0.0
+    min_liquidity: NonNeg = 0.0
+    max_spread_cents: Annotated[float, Meta(gt=0, le=100)] = 5.0
+    mid_price_band: tuple[Fraction, Fraction] = (0.05, 0.95)
+    exclude_tags: tuple[str, ...] = ()
+    include_categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    min_hours_to_end: NonNeg = 0.0
+    rank_by: Literal["volume_24h", "reward_density", "liquidity"] = "volume_24h"
+    order_by: str = "volume24hr"
+    ascending: bool = False
+
+    def __post_init__(self) -> None:
+        lo, hi = self.mid_price_band
+        if lo >= hi:
+            raise ValueError(f"mid_price_band: lower bound {lo} must be below upper bound {hi}")
+        if self.fetch_limit < self.limit:
+            raise ValueError(f"fetch_limit: {self.fetch_limit} is below limit {self.limit}")
+
+
+class VolatilityConfig(Base, frozen=True):
+    """EWMA volatility of the mid; ``vol_px`` is the std dev of the mid's move over one half-life."""
+
+    halflife_s: Positive = 60.0
+    widen_threshold_px: NonNegInt = 50
+    widen_per_px: NonNeg = 0.5
+    pull_threshold_px: NonNegInt = 400
+    resume_threshold_px: NonNegInt = 250
+
+    def __post_init__(self) -> None:
+        if self.resume_threshold_px >= self.pull_threshold_px:
+            raise ValueError(
+                f"resume_threshold_px: {self.resume_threshold_px} must be below pull_threshold_px "
+                f"{self.pull_threshold_px} (hysteresis)"
+            )
+        if self.widen_threshold_px > self.pull_threshold_px:
+            raise ValueError("widen_threshold_px: must not exceed pull_threshold_px")
+
+
+class FlowConfig(Base, frozen=True):
+    """Signed trade flow; one-sided flow shrinks the size on the side being hit."""
+
+    halflife_s: Positive = 30.0
+    one_sided_threshold: Annotated[float, Meta(gt=0, lt=1)] = 0.6
+    shrink_factor: Fraction = 1.0
+    min_flow_shares: NonNeg = 50.0
+
+
+class QuotingConfig(Base, frozen=True):
+    """How the ladder is built around the (skewed) fair price."""
+
+    fair_price: Literal["mid", "microprice"] = "microprice"
+    max_book_age_ms: NonNegInt = 60_000
+    levels: int = 3
+    half_spread_px: NonNegInt = 100
+    level_spacing_px: Annotated[int, Meta(ge=1, le=PX_ONE)] = 100
+    level_sizes_shares: tuple[Positive, ...] | None = None
+    level_sizes_usdc: tuple[Positive, ...] | None = None
+    base_size_shares: Positive | None = None
+    size_step_shares: NonNeg = 0.0
+    skew_px: PxInt = 200
+    improve_best_ticks: Annotated[int, Meta(ge=0, le=10)] | None = None
+    sell_yes_via_buy_no: bool = True
+    buy_yes_via_sell_no: bool = True
+    requote_px_tolerance_ticks: Annotated[int, Meta(ge=0, le=100)] = 0
+    requote_qty_tolerance_pct: Annotated[float, Meta(ge=0, le=100)] = 10.0
+    volatility: VolatilityConfig = msgspec.field(default_factory=VolatilityConfig)
+    flow: FlowConfig = msgspec.field(default_factory=FlowConfig)
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.levels <= 4:
+            raise ValueError(f"levels: {self.levels} is not in 2..4")
+        given = [
+            name
+            for name, value in (
+                ("level_sizes_shares", self.level_sizes_shares),
+                ("level_sizes_usdc", self.level_sizes_usdc),
+                ("base_size_shares", self.base_size_shares),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "level_sizes_shares: give exactly one of level_sizes_shares, level_sizes_usdc or "
+                f"base_size_shares (got {', '.join(given) or 'none'})"
+            )
+        for name, sizes, decimals in (
+            ("level_sizes_shares", self.level_sizes_shares, 2),
+            ("level_sizes_usdc", self.level_sizes_usdc, 6),
+        ):
+            if sizes is None:
+                continue
+            if len(sizes) != self.levels:
+                raise ValueError(f"{name}: has {len(sizes)} sizes for {self.levels} levels")
+            if any(b < a for a, b in pairwise(sizes)):
+                raise ValueError(f"{name}: sizes must not shrink with depth")
+            for s in sizes:
+                _check_decimals(name, s, decimals)
+        if self.base_size_shares is not None:
+            _check_decimals("base_size_shares", self.base_size_shares, 2)
+        _check_decimals("size_step_shares", self.size_step_shares, 2)
+
+
+class InventoryConfig(Base, frozen=True):
+    """Inventory and exposure limits. Caps are worst-case loss at resolution, in USDC."""
+
+    per_market_ev_cap: Positive = 100.0
+    global_ev_cap: Positive = 1_000.0
+    inventory_limit_shares: Positive = 500.0
+    maker_only: bool = True
+
+    def __post_init__(self) -> None:
+        if self.global_ev_cap < self.per_market_ev_cap:
+            raise ValueError(
+                f"global_ev_cap: {self.global_ev_cap} is below per_market_ev_cap {self.per_market_ev_cap}"
+            )
+        _check_decimals("per_market_ev_cap", self.per_market_ev_cap, 6)
+        _check_decimals("global_ev_cap", self.global_ev_cap, 6)
+        _check_decimals("inventory_limit_shares", self.inventory_limit_shares, 2)
+
+
+class OpsConfig(Base, frozen=True):
+    """Where state lives, and whether orders may be sent at all."""
+
+    dry_run: bool = True
+    selected_markets_path: str = "local_state/market_maker/selected_markets.json"
+    markets_json_path: str = "local_state/markets.json"
+    markets_chroma_dir: str = "local_state/chroma"
+    state_dir: str = "local_state/market_maker"
+    log_path: str = "local_state/market_maker/polymm.log"
+
+
+class Config(Base, frozen=True):
+    """One strategy's whole configuration file."""
+
+    strategy: Literal["market_maker", "option_seller", "risk_manager"] = "market_maker"
+    market_selection: MarketSelection = msgspec.field(default_factory=MarketSelection)
+    quoting: QuotingConfig = msgspec.field(
+        default_factory=lambda: QuotingConfig(level_sizes_shares=(10.0, 20.0, 40.0))
+    )
+    inventory: InventoryConfig = msgspec.field(default_factory=InventoryConfig)
+    ops: OpsConfig = msgspec.field(default_factory=OpsConfig)

@@ -1,0 +1,96 @@
+"""Pure online estimators: EWMA volatility of the mid (with a pull regime) and signed trade flow.
+
+State in, state out; time is passed in as ``ts_ns``. Decay is by half-life in seconds, so the
+estimates do not depend on how often events arrive.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from core.units import NS_PER_S, Px, Qty, Side
+
+_LN2 = 0.6931471805599453
+
+
+class VolState(msgspec.Struct, frozen=True, kw_only=True):
+    """Volatility estimate of the YES mid.
+
+    ``ss_px2`` is a time-decayed sum of squared mid changes; under a constant variance rate v it
+    tends to ``v * halflife / ln 2``, so ``vol_px = sqrt(ss_px2 * ln 2)`` is the std dev of the mid's
+    move over one half-life. ``pulled`` is the hysteresis regime: set at the pull threshold, cleared
+    only below the (lower) resume threshold.
+    """
+
+    mid_px: float = -1.0
+    ts_ns: int = 0
+    ss_px2: float = 0.0
+    vol_px: int = 0
+    pulled: bool = False
+
+
+class VolParams(msgspec.Struct, frozen=True, kw_only=True):
+    """Integer/float knobs of the volatility estimator (from ``VolatilityConfig``)."""
+
+    halflife_s: float
+    pull_threshold_px: int
+    resume_threshold_px: int
+
+
+def update_vol(state: VolState, mid_px: float, ts_ns: int, p: VolParams) -> VolState:
+    """Fold one mid observation into the estimate and update the pull regime."""
+    if state.mid_px < 0:
+        return VolState(mid_px=mid_px, ts_ns=ts_ns, ss_px2=0.0, vol_px=0, pulled=state.pulled)
+    dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
+    decay = 0.5 ** (dt_s / p.halflife_s)
+    d = mid_px - state.mid_px
+    ss = state.ss_px2 * decay + d * d
+    vol = int((ss * _LN2) ** 0.5)
+    pulled = vol >= p.pull_threshold_px if not state.pulled else vol > p.resume_threshold_px
+    return VolState(mid_px=mid_px, ts_ns=ts_ns, ss_px2=ss, vol_px=vol, pulled=pulled)
+
+
+def decay_vol(state: VolState, ts_ns: int, p: VolParams) -> VolState:
+    """Let time pass with no mid change (a timer), so a quiet market can leave the pull regime."""
+    if state.mid_px < 0 or ts_ns <= state.ts_ns:
+        return state
+    return update_vol(state, state.mid_px, ts_ns, p)
+
+
+class FlowState(msgspec.Struct, frozen=True, kw_only=True):
+    """Time-decayed aggressive volume: ``buy_qty`` lifted asks, ``sell_qty`` hit bids."""
+
+    buy_qty: float = 0.0
+    sell_qty: float = 0.0
+    ts_ns: int = 0
+
+
+def update_flow(state: FlowState, aggressor: Side, qty: Qty, ts_ns: int, halflife_s: float) -> FlowState:
+    """Fold one trade (a market print or one of our fills, by the taker's side) into the flow."""
+    dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
+    decay = 0.5 ** (dt_s / halflife_s) if state.ts_ns else 1.0
+    buy, sell = state.buy_qty * decay, state.sell_qty * decay
+    if aggressor is Side.BUY:
+        buy += qty
+    else:
+        sell += qty
+    return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=max(ts_ns, state.ts_ns))
+
+
+def flow_imbalance_permille(state: FlowState, ts_ns: int, halflife_s: float, min_flow_qty: Qty) -> int:
+    """Signed imbalance in [-1000, 1000]: +1000 is all buying (asks being lifted).
+
+    Returns 0 while the decayed total is below ``min_flow_qty`` (too little flow to mean anything).
+    """
+    dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
+    decay = 0.5 ** (dt_s / halflife_s)
+    buy, sell = state.buy_qty * decay, state.sell_qty * decay
+    total = buy + sell
+    if total <= 0 or total < min_flow_qty:
+        return 0
+    return int(1000 * (buy - sell) / total)
+
+
+def mid_of(bid_px: Px, ask_px: Px) -> float:
+    """Arithmetic mid of a two-sided book."""
+    return (bid_px + ask_px) / 2

@@ -1,0 +1,115 @@
+"""Inventory of one binary market and its worst-case exposure at resolution.
+
+Pure: values in, values out. One NO share is economically short one YES plus 1 USDC, so the net YES
+position is ``yes_qty - no_qty``. At resolution YES pays 1 USDC per share if it wins, NO otherwise;
+the worst-case loss is the larger of the two outcomes' losses, counting every resting order that
+could still fill against us (orders that would help are assumed not to fill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from core.units import PX_ONE, Outcome, Px, Qty, Side, Usdc6
+
+
+class Inventory(msgspec.Struct, frozen=True, kw_only=True):
+    """Positions and cash of one market (cash is relative to the start; it goes negative on buys)."""
+
+    yes_qty: Qty = 0
+    no_qty: Qty = 0
+    cash_usdc6: Usdc6 = 0
+    yes_cost_usdc6: Usdc6 = 0
+    no_cost_usdc6: Usdc6 = 0
+    fees_usdc6: Usdc6 = 0
+    realized_usdc6: Usdc6 = 0
+
+    @property
+    def net_yes_qty(self) -> Qty:
+        """Net YES exposure in Qty: a NO share counts as short one YES."""
+        return self.yes_qty - self.no_qty
+
+    def avg_cost_px(self, outcome: Outcome) -> Px:
+        """Average cost of the held ``outcome`` shares (0 when flat)."""
+        qty = self.yes_qty if outcome is Outcome.YES else self.no_qty
+        cost = self.yes_cost_usdc6 if outcome is Outcome.YES else self.no_cost_usdc6
+        return cost // qty if qty > 0 else 0
+
+
+def apply_fill(inv: Inventory, outcome: Outcome, side: Side, px: Px, qty: Qty, fee_usdc6: Usdc6) -> Inventory:
+    """Return the inventory after one fill of ours (fee paid in USDC, zero for makers)."""
+    notional = px * qty
+    cash = inv.cash_usdc6 - side * notional - fee_usdc6
+    held = inv.yes_qty if outcome is Outcome.YES else inv.no_qty
+    cost = inv.yes_cost_usdc6 if outcome is Outcome.YES else inv.no_cost_usdc6
+    realized = inv.realized_usdc6
+    if side is Side.BUY:
+        held, cost = held + qty, cost + notional
+    else:
+        # Average-cost accounting: the sold shares carry their share of the cost basis.
+        removed = cost * min(qty, held) // held if held > 0 else 0
+        realized += notional - removed
+        held, cost = held - qty, cost - removed
+    if outcome is Outcome.YES:
+        return msgspec.structs.replace(
+            inv, yes_qty=held, yes_cost_usdc6=cost, cash_usdc6=cash,
+            fees_usdc6=inv.fees_usdc6 + fee_usdc6, realized_usdc6=realized,
+        )  # fmt: skip
+    return msgspec.structs.replace(
+        inv, no_qty=held, no_cost_usdc6=cost, cash_usdc6=cash,
+        fees_usdc6=inv.fees_usdc6 + fee_usdc6, realized_usdc6=realized,
+    )  # fmt: skip
+
+
+def settle(inv: Inventory, yes_won: bool) -> Inventory:
+    """Return the inventory after resolution: winning shares pay 1 USDC each, all shares are gone."""
+    payout = (inv.yes_qty if yes_won else inv.no_qty) * PX_ONE
+    return msgspec.structs.replace(
+        inv, yes_qty=0, no_qty=0, yes_cost_usdc6=0, no_cost_usdc6=0,
+        cash_usdc6=inv.cash_usdc6 + payout,
+        realized_usdc6=inv.realized_usdc6 + payout - inv.yes_cost_usdc6 - inv.no_cost_usdc6,
+    )  # fmt: skip
+
+
+def value_if(inv: Inventory, yes_won: bool) -> Usdc6:
+    """Cash after resolution if ``yes_won`` (relative to the start)."""
+    return inv.cash_usdc6 + (inv.yes_qty if yes_won else inv.no_qty) * PX_ONE
+
+
+def mark_to_market(inv: Inventory, yes_mid_px: Px) -> Usdc6:
+    """Value of cash plus shares at the YES mid (NO at ``1 - mid``)."""
+    return inv.cash_usdc6 + inv.yes_qty * yes_mid_px + inv.no_qty * (PX_ONE - yes_mid_px)
+
+
+def order_losses(outcome: Outcome, side: Side, px: Px, qty: Qty) -> tuple[Usdc6, Usdc6]:
+    """What one order costs us if it fills, under (YES wins, NO wins); 0 where it would help.
+
+    A bid on YES (BUY YES at p, or SELL NO at 1 - p) loses ``p * qty`` if NO wins; an ask on YES
+    (SELL YES at p, or BUY NO at 1 - p) loses ``(1 - p) * qty`` if YES wins.
+    """
+    yes_px = px if outcome is Outcome.YES else PX_ONE - px
+    bid_on_yes = (outcome is Outcome.YES) == (side is Side.BUY)
+    if bid_on_yes:
+        return 0, yes_px * qty
+    return (PX_ONE - yes_px) * qty, 0
+
+
+OrderLike = tuple[Outcome, Side, Px, Qty]
+
+
+def worst_case_losses(inv: Inventory, orders: Iterable[OrderLike] = ()) -> tuple[Usdc6, Usdc6]:
+    """Loss if YES wins and loss if NO wins (each >= 0), with every hurting order filled."""
+    loss_yes = -value_if(inv, True)
+    loss_no = -value_if(inv, False)
+    for outcome, side, px, qty in orders:
+        ly, ln = order_losses(outcome, side, px, qty)
+        loss_yes += ly
+        loss_no += ln
+    return max(0, loss_yes), max(0, loss_no)
+
+
+def worst_case_loss(inv: Inventory, orders: Iterable[OrderLike] = ()) -> Usdc6:
+    """The larger of the two outcomes' losses: what the exposure caps bound."""
+    return max(worst_case_losses(inv, orders))

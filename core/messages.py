@@ -1,0 +1,172 @@
+"""Messages between the venue, the actors and the exchange port: one tagged union per channel.
+
+Pure data: frozen msgspec Structs in integer units (see ``core.units``). Timestamps are int ns.
+Prices are always those of the token named by ``outcome`` (a NO order at 3_000 is a NO price).
+
+* ``MarketEvent``: what the market data feed (live, replay or simulator) tells a market actor.
+* ``Command``: what a market actor asks of its ``ExchangePort``.
+* ``ExecEvent``: what the exchange port tells back about our orders.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from core.units import Outcome, Px, Qty, Side, Usdc6
+
+#: (price, size) of one book level.
+Level = tuple[Px, Qty]
+
+
+class _Msg(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    pass
+
+
+# --- market data -----------------------------------------------------------------------------------
+
+
+class BookSnapshot(_Msg, frozen=True, tag="book"):
+    """A full book of one token; levels best first. ``tick_px``/``min_qty`` are 0 when not sent."""
+
+    market: str
+    outcome: Outcome
+    ts_ns: int
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    tick_px: Px = 0
+    min_qty: Qty = 0
+
+
+class BookDelta(_Msg, frozen=True, tag="delta"):
+    """One level of one token set to a new total size (0 deletes). ``side`` BUY is the bid side."""
+
+    market: str
+    outcome: Outcome
+    ts_ns: int
+    side: Side
+    px: Px
+    qty: Qty
+
+
+class TradePrint(_Msg, frozen=True, tag="trade"):
+    """A trade in the market; ``aggressor`` is the taker's side on ``outcome``."""
+
+    market: str
+    outcome: Outcome
+    ts_ns: int
+    px: Px
+    qty: Qty
+    aggressor: Side
+
+
+class TickSizeChanged(_Msg, frozen=True, tag="tick_size"):
+    """The venue changed the tick: a new book epoch starts (drop the book, wait for a snapshot)."""
+
+    market: str
+    outcome: Outcome
+    ts_ns: int
+    tick_px: Px
+
+
+class MarketResolved(_Msg, frozen=True, tag="resolved"):
+    """The market resolved; YES settles at 1 if ``yes_won`` else at 0."""
+
+    market: str
+    ts_ns: int
+    yes_won: bool
+
+
+class Timer(_Msg, frozen=True, tag="timer"):
+    """Time passes (timers are messages; actors never sleep)."""
+
+    market: str
+    ts_ns: int
+
+
+MarketEvent = BookSnapshot | BookDelta | TradePrint | TickSizeChanged | MarketResolved | Timer
+
+# --- commands to the exchange port -----------------------------------------------------------------
+
+TimeInForce = Literal["GTC", "GTD", "FOK", "FAK"]
+
+
+class Place(_Msg, frozen=True, tag="place"):
+    """Place a limit order. ``client_id`` is ours and unique in the run (``market-seq``)."""
+
+    market: str
+    client_id: str
+    outcome: Outcome
+    side: Side
+    px: Px
+    qty: Qty
+    post_only: bool = True
+    tif: TimeInForce = "GTC"
+    expire_ns: int = 0
+
+
+class Cancel(_Msg, frozen=True, tag="cancel"):
+    """Cancel one of our orders."""
+
+    market: str
+    client_id: str
+
+
+class CancelAll(_Msg, frozen=True, tag="cancel_all"):
+    """Cancel every order of ours in ``market``."""
+
+    market: str
+
+
+Command = Place | Cancel | CancelAll
+
+# --- execution reports -----------------------------------------------------------------------------
+
+Liquidity = Literal["maker", "taker"]
+
+
+class Accepted(_Msg, frozen=True, tag="accepted"):
+    """The venue accepted (and rests) an order."""
+
+    market: str
+    client_id: str
+    order_id: str
+    ts_ns: int
+
+
+class Rejected(_Msg, frozen=True, tag="rejected"):
+    """The venue refused an order; nothing rests."""
+
+    market: str
+    client_id: str
+    ts_ns: int
+    reason: str
+
+
+class Filled(_Msg, frozen=True, tag="fill"):
+    """Part or all of an order traded. ``fee_usdc6`` is what we paid (makers pay none)."""
+
+    market: str
+    client_id: str
+    ts_ns: int
+    outcome: Outcome
+    side: Side
+    px: Px
+    qty: Qty
+    fee_usdc6: Usdc6
+    liquidity: Liquidity
+    trade_id: str
+    leaves_qty: Qty
+
+
+class Canceled(_Msg, frozen=True, tag="canceled"):
+    """An order is gone without (further) fills: cancelled, expired or killed."""
+
+    market: str
+    client_id: str
+    ts_ns: int
+    reason: str = ""
+
+
+ExecEvent = Accepted | Rejected | Filled | Canceled

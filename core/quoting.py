@@ -1,0 +1,384 @@
+"""The functional core: ``decide(book, inventory, signals, params, now) -> Decision``.
+
+Pure: no I/O, clock, randomness or logging; time comes in as ``now_ns``. Every knob comes from
+``QuoteParams`` (compiled once from the YAML ``Config`` by ``quote_params``). Quotes are expressed on
+the YES book; ``orders`` says how each quote is sent (a YES ask may go out as a BUY NO at 1 - p).
+
+Pipeline: fair price → inventory skew → half-spread (+ volatility widening) → ladder (bids floored,
+asks ceiled to the tick) → maker-only clamp (and optional join/improve) → sizes (min size, flow
+shrink) → exposure trim (per-market and global caps, resting orders included) → YES/NO routing.
+"""
+
+from __future__ import annotations
+
+from math import ceil, floor
+from typing import Literal
+
+import msgspec
+
+from core.book import BookView
+from core.config import Config
+from core.estimators import FlowState, VolParams, VolState, flow_imbalance_permille
+from core.inventory import Inventory, OrderLike, worst_case_losses
+from core.units import NS_PER_MS, PX_ONE, QTY_ONE, USDC6_ONE, Outcome, Px, Qty, Side, Usdc6
+
+
+class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
+    """Every quoting knob in integer units, compiled from ``Config`` by ``quote_params``."""
+
+    fair_microprice: bool
+    max_book_age_ns: int
+    levels: int
+    half_spread_px: Px
+    level_spacing_px: Px
+    level_sizes_qty: tuple[Qty, ...] | None
+    level_sizes_usdc6: tuple[Usdc6, ...] | None
+    skew_px: Px
+    inventory_limit_qty: Qty
+    improve_best_ticks: int  # -1: off; 0: join the best; n: improve by up to n ticks
+    sell_yes_via_buy_no: bool
+    buy_yes_via_sell_no: bool
+    widen_threshold_px: Px
+    widen_per_px: float
+    vol: VolParams
+    flow_halflife_s: float
+    flow_threshold_permille: int
+    flow_shrink: float
+    flow_min_qty: Qty
+    per_market_cap_usdc6: Usdc6
+    maker_only: bool
+    requote_px_tolerance_ticks: int
+    requote_qty_tolerance_pct: float
+
+
+def _shares(value: float) -> Qty:
+    return round(value * QTY_ONE)
+
+
+def _usdc6(value: float) -> Usdc6:
+    return round(value * USDC6_ONE)
+
+
+def quote_params(cfg: Config) -> QuoteParams:
+    """Compile a validated ``Config`` into integer ``QuoteParams`` (exact: excess decimals are refused)."""
+    q, inv = cfg.quoting, cfg.inventory
+    sizes_qty: tuple[Qty, ...] | None = None
+    if q.level_sizes_shares is not None:
+        sizes_qty = tuple(_shares(s) for s in q.level_sizes_shares)
+    elif q.base_size_shares is not None:
+        base, step = _shares(q.base_size_shares), _shares(q.size_step_shares)
+        sizes_qty = tuple(base + i * step for i in range(q.levels))
+    sizes_usdc6 = tuple(_usdc6(s) for s in q.level_sizes_usdc) if q.level_sizes_usdc is not None else None
+    return QuoteParams(
+        fair_microprice=q.fair_price == "microprice",
+        max_book_age_ns=q.max_book_age_ms * NS_PER_MS,
+        levels=q.levels,
+        half_spread_px=q.half_spread_px,
+        level_spacing_px=q.level_spacing_px,
+        level_sizes_qty=sizes_qty,
+        level_sizes_usdc6=sizes_usdc6,
+        skew_px=q.skew_px,
+        inventory_limit_qty=_shares(inv.inventory_limit_shares),
+        improve_best_ticks=-1 if q.improve_best_ticks is None else q.improve_best_ticks,
+        sell_yes_via_buy_no=q.sell_yes_via_buy_no,
+        buy_yes_via_sell_no=q.buy_yes_via_sell_no,
+        widen_threshold_px=q.volatility.widen_threshold_px,
+        widen_per_px=q.volatility.widen_per_px,
+        vol=VolParams(
+            halflife_s=q.volatility.halflife_s,
+            pull_threshold_px=q.volatility.pull_threshold_px,
+            resume_threshold_px=q.volatility.resume_threshold_px,
+        ),
+        flow_halflife_s=q.flow.halflife_s,
+        flow_threshold_permille=round(q.flow.one_sided_threshold * 1000),
+        flow_shrink=q.flow.shrink_factor,
+        flow_min_qty=_shares(q.flow.min_flow_shares),
+        per_market_cap_usdc6=_usdc6(inv.per_market_ev_cap),
+        maker_only=inv.maker_only,
+        requote_px_tolerance_ticks=q.requote_px_tolerance_ticks,
+        requote_qty_tolerance_pct=q.requote_qty_tolerance_pct,
+    )
+
+
+class Quote(msgspec.Struct, frozen=True):
+    """One level of the ladder on the YES book."""
+
+    px: Px
+    qty: Qty
+
+
+class DesiredOrder(msgspec.Struct, frozen=True):
+    """How one quote is sent: token, side and that token's price."""
+
+    outcome: Outcome
+    side: Side
+    px: Px
+    qty: Qty
+
+
+NoQuoteReason = Literal[
+    "", "empty_book", "one_sided_book", "crossed_book", "stale_book", "volatility_pull", "no_room"
+]
+
+
+class Reasons(msgspec.Struct, frozen=True, kw_only=True):
+    """What went into a decision, for logs and for people."""
+
+    fair_source: str = ""
+    inventory_qty: Qty = 0
+    skew_px: int = 0
+    base_half_spread_px: Px = 0
+    vol_px: int = 0
+    vol_widen_px: Px = 0
+    half_spread_px: Px = 0
+    flow_permille: int = 0
+    bid_size_pct: int = 100
+    ask_size_pct: int = 100
+    maker_clamped: int = 0
+    improved: int = 0
+    cap_usdc6: Usdc6 = 0
+    loss_if_yes_usdc6: Usdc6 = 0
+    loss_if_no_usdc6: Usdc6 = 0
+    trims: tuple[str, ...] = ()
+    pulled: str = ""
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """The quote decision: empty ``orders`` with a ``no_quote`` reason means pull everything."""
+
+    quote: bool
+    no_quote: NoQuoteReason = ""
+    fair_px: Px = 0
+    skewed_mid_px: Px = 0
+    bids: tuple[Quote, ...] = ()
+    asks: tuple[Quote, ...] = ()
+    orders: tuple[DesiredOrder, ...] = ()
+    reasons: Reasons = Reasons()
+
+
+def _no_quote(reason: NoQuoteReason, detail: str, reasons: Reasons | None = None) -> Decision:
+    r = reasons if reasons is not None else Reasons()
+    return Decision(quote=False, no_quote=reason, reasons=msgspec.structs.replace(r, pulled=detail))
+
+
+def decide(
+    view: BookView,
+    inv: Inventory,
+    vol: VolState,
+    flow: FlowState,
+    p: QuoteParams,
+    now_ns: int,
+    *,
+    global_room_usdc6: Usdc6 | None = None,
+    inflight: tuple[OrderLike, ...] = (),
+) -> Decision:
+    """Decide the quotes for one market.
+
+    Args:
+        view: Top of the YES book (``tick_px`` is the live tick, ``min_qty`` the market minimum).
+        inv: Our inventory in this market.
+        vol: Volatility estimate (its ``pulled`` flag carries the hysteresis regime).
+        flow: Signed trade-flow estimate.
+        p: Compiled quoting parameters.
+        now_ns: Current time (the caller's clock; simulated or live).
+        global_room_usdc6: What the global exposure budget still allows this market (None: no limit).
+        inflight: Our orders whose cancel is in flight: they can still fill, so they count for the caps.
+
+    Returns:
+        A ``Decision`` with the ladder, the orders to rest and every reason that went into it.
+    """
+    tick = view.tick_px
+    # --- 1. fair price, or a reasoned refusal (never an invented price) ---------------------------
+    if view.bid_qty <= 0 and view.ask_qty <= 0:
+        return _no_quote("empty_book", "no bids and no asks")
+    if view.bid_qty <= 0 or view.ask_qty <= 0:
+        return _no_quote("one_sided_book", "no bids" if view.bid_qty <= 0 else "no asks")
+    best_bid, best_ask = view.bid_px, view.ask_px
+    if best_bid >= best_ask:
+        return _no_quote("crossed_book", f"best bid {best_bid} >= best ask {best_ask}")
+    if p.max_book_age_ns and now_ns - view.ts_ns > p.max_book_age_ns:
+        return _no_quote("stale_book", f"book is {(now_ns - view.ts_ns) // NS_PER_MS} ms old")
+    if vol.pulled:
+        return _no_quote(
+            "volatility_pull",
+            f"vol {vol.vol_px} px above pull threshold {p.vol.pull_threshold_px} (resume below "
+            f"{p.vol.resume_threshold_px})",
+            Reasons(vol_px=vol.vol_px),
+        )
+    if p.fair_microprice:
+        bq, aq = view.bid_qty, view.ask_qty
+        fair = (best_bid * aq + best_ask * bq) / (bq + aq)
+        fair_source = "microprice"
+    else:
+        fair = (best_bid + best_ask) / 2
+        fair_source = "mid"
+
+    # --- 2. inventory skew: long inventory moves every quote down ---------------------------------
+    net = inv.yes_qty - inv.no_qty
+    skew = p.skew_px * net / p.inventory_limit_qty
+    skewed = min(max(fair - skew, tick), PX_ONE - tick)
+
+    # --- 3. half-spread, widened in proportion to volatility above the threshold ------------------
+    widen = (
+        int((vol.vol_px - p.widen_threshold_px) * p.widen_per_px) if vol.vol_px > p.widen_threshold_px else 0
+    )
+    half = p.half_spread_px + widen
+
+    # --- 4. ladder on the tick grid; bids floor, asks ceil; spacing at least one tick -------------
+    spacing = max(p.level_spacing_px, tick)
+    top_bid = floor((skewed - half) / tick) * tick
+    top_ask = ceil((skewed + half) / tick) * tick
+    if top_bid >= top_ask:
+        top_bid = top_ask - tick
+    clamped = 0
+    improved = 0
+    if p.maker_only:
+        if top_bid >= best_ask:
+            top_bid = best_ask - tick
+            clamped += 1
+        if top_ask <= best_bid:
+            top_ask = best_bid + tick
+            clamped += 1
+    if p.improve_best_ticks >= 0:
+        # Join or step ahead of the touch, but never to or past our own (skewed) fair price.
+        below_fair = ceil(skewed / tick) * tick - tick
+        above_fair = floor(skewed / tick) * tick + tick
+        want_bid = min(best_bid + p.improve_best_ticks * tick, best_ask - tick, below_fair)
+        if want_bid > top_bid:
+            top_bid = want_bid
+            improved += 1
+        want_ask = max(best_ask - p.improve_best_ticks * tick, best_bid + tick, above_fair)
+        if want_ask < top_ask:
+            top_ask = want_ask
+            improved += 1
+
+    # --- 5. sizes: min size, flow shrink on the side being hit -------------------------------------
+    flow_pm = flow_imbalance_permille(flow, now_ns, p.flow_halflife_s, p.flow_min_qty)
+    bid_pct = ask_pct = 100
+    thr = p.flow_threshold_permille
+    if abs(flow_pm) >= thr:
+        excess = (abs(flow_pm) - thr) / (1000 - thr) if thr < 1000 else 1.0
+        pct = max(0, int(100 * (1 - p.flow_shrink * excess)))
+        if flow_pm > 0:
+            ask_pct = pct  # buyers lift our asks
+        else:
+            bid_pct = pct  # sellers hit our bids
+    min_qty = max(view.min_qty, 1)
+    lo, hi = tick, PX_ONE - tick
+    bids: list[Quote] = []
+    asks: list[Quote] = []
+    sizes_qty = p.level_sizes_qty
+    sizes_usdc6 = p.level_sizes_usdc6
+    for i in range(p.levels):
+        # Deeper levels stay on the grid even when the spacing is not a multiple of the tick.
+        bpx = top_bid - i * spacing
+        bpx -= bpx % tick
+        apx = top_ask + i * spacing
+        apx = -((-apx) // tick) * tick
+        if sizes_qty is not None:
+            bq = aq = sizes_qty[i]
+        else:
+            assert sizes_usdc6 is not None
+            # USDC sizes commit the worst-case capital: p * q on a bid, (1 - p) * q on an ask.
+            bq = sizes_usdc6[i] // bpx if bpx > 0 else 0
+            aq = sizes_usdc6[i] // (PX_ONE - apx) if apx < PX_ONE else 0
+        bq = max(bq, min_qty) * bid_pct // 100
+        aq = max(aq, min_qty) * ask_pct // 100
+        if lo <= bpx <= hi and bq >= min_qty:
+            bids.append(Quote(bpx, bq))
+        if lo <= apx <= hi and aq >= min_qty:
+            asks.append(Quote(apx, aq))
+
+    # --- 6. exposure caps: trim what adds worst-case loss, deepest first, per side -----------------
+    cap = p.per_market_cap_usdc6
+    if global_room_usdc6 is not None:
+        cap = min(cap, max(0, global_room_usdc6))
+    loss_yes, loss_no = worst_case_losses(inv, inflight)
+    trims: list[str] = []
+    bids, loss_no = _fit(bids, loss_no, cap, min_qty, "bid", trims, True)
+    asks, loss_yes = _fit(asks, loss_yes, cap, min_qty, "ask", trims, False)
+
+    # --- 7. YES/NO routing: sell what we hold, otherwise buy the complement -------------------------
+    orders: list[DesiredOrder] = []
+    avail_no = inv.no_qty - sum(q for o, s, _, q in inflight if o is Outcome.NO and s is Side.SELL)
+    for b in bids:
+        if p.buy_yes_via_sell_no and avail_no >= b.qty:
+            orders.append(DesiredOrder(Outcome.NO, Side.SELL, PX_ONE - b.px, b.qty))
+            avail_no -= b.qty
+        else:
+            orders.append(DesiredOrder(Outcome.YES, Side.BUY, b.px, b.qty))
+    avail_yes = inv.yes_qty - sum(q for o, s, _, q in inflight if o is Outcome.YES and s is Side.SELL)
+    kept_asks: list[Quote] = []
+    for a in asks:
+        if avail_yes >= a.qty:
+            orders.append(DesiredOrder(Outcome.YES, Side.SELL, a.px, a.qty))
+            avail_yes -= a.qty
+        elif p.sell_yes_via_buy_no:
+            orders.append(DesiredOrder(Outcome.NO, Side.BUY, PX_ONE - a.px, a.qty))
+        else:
+            trims.append(f"ask {a.px}: no YES to sell and sell_yes_via_buy_no is off")
+            continue
+        kept_asks.append(a)
+
+    reasons = Reasons(
+        fair_source=fair_source,
+        inventory_qty=net,
+        skew_px=round(skew),
+        base_half_spread_px=p.half_spread_px,
+        vol_px=vol.vol_px,
+        vol_widen_px=widen,
+        half_spread_px=half,
+        flow_permille=flow_pm,
+        bid_size_pct=bid_pct,
+        ask_size_pct=ask_pct,
+        maker_clamped=clamped,
+        improved=improved,
+        cap_usdc6=cap,
+        loss_if_yes_usdc6=loss_yes,
+        loss_if_no_usdc6=loss_no,
+        trims=tuple(trims),
+    )
+    if not bids and not kept_asks:
+        return Decision(
+            quote=False,
+            no_quote="no_room",
+            fair_px=round(fair),
+            skewed_mid_px=round(skewed),
+            reasons=msgspec.structs.replace(reasons, pulled="no level fits the size and exposure limits"),
+        )
+    return Decision(
+        quote=True,
+        fair_px=round(fair),
+        skewed_mid_px=round(skewed),
+        bids=tuple(bids),
+        asks=tuple(kept_asks),
+        orders=tuple(orders),
+        reasons=reasons,
+    )
+
+
+def _fit(
+    levels: list[Quote], base_loss: Usdc6, cap: Usdc6, min_qty: Qty, name: str, trims: list[str], is_bid: bool
+) -> tuple[list[Quote], Usdc6]:
+    # Keep levels best-first while the worst case stays under the cap; shrink the first that does not
+    # fit (if it stays >= min size) and drop everything deeper. Bids only add loss if NO wins and asks
+    # only if YES wins, so each side is trimmed for its own exposure: never one-sided by list order.
+    loss = max(0, base_loss)
+    kept: list[Quote] = []
+    for i, q in enumerate(levels):
+        unit = q.px if is_bid else PX_ONE - q.px  # loss per Qty if this level fills
+        room = cap - loss
+        if unit * q.qty <= room:
+            kept.append(q)
+            loss += unit * q.qty
+            continue
+        fit_qty = room // unit if room > 0 else 0
+        if fit_qty >= min_qty:
+            kept.append(Quote(q.px, fit_qty))
+            loss += unit * fit_qty
+            trims.append(f"{name} {q.px}: size {q.qty} -> {fit_qty} (cap)")
+        else:
+            trims.append(f"{name} {q.px}: dropped (cap)")
+        trims.extend(f"{name} {d.px}: dropped (cap)" for d in levels[i + 1 :])
+        break
+    return kept, loss

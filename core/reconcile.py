@@ -1,0 +1,137 @@
+"""Diff desired orders against resting ones: keep what is close enough, cancel the rest, place the gap.
+
+Pure. Keeping an order preserves its queue priority, so an order within the price/size tolerance
+stays, but only if it risks no more than the order it stands in for (the exposure caps computed by
+``decide`` then still hold). Orders with a cancel in flight are neither kept nor cancelled again;
+they still count as resting for the caps (see ``admit_under_cap``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from core.inventory import Inventory, OrderLike, order_losses, worst_case_losses
+from core.quoting import DesiredOrder
+from core.units import Outcome, Px, Qty, Side, Usdc6
+
+
+class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """One of our orders that is (or may still be) resting at the venue."""
+
+    client_id: str
+    outcome: Outcome
+    side: Side
+    px: Px
+    qty: Qty
+    cancel_pending: bool = False
+
+    def as_order(self) -> OrderLike:
+        """The (outcome, side, px, qty) tuple the exposure functions take."""
+        return (self.outcome, self.side, self.px, self.qty)
+
+
+class Tolerance(msgspec.Struct, frozen=True, kw_only=True):
+    """How far a resting order may be from the desired one and still be kept."""
+
+    px: Px = 0
+    qty_pct: float = 0.0
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """What to do: cancel these client ids, place these orders; ``kept`` rest as they are."""
+
+    cancels: tuple[str, ...] = ()
+    places: tuple[DesiredOrder, ...] = ()
+    kept: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing needs to be sent."""
+        return not self.cancels and not self.places
+
+
+def _risk(outcome: Outcome, side: Side, px: Px, qty: Qty) -> int:
+    ly, ln = order_losses(outcome, side, px, qty)
+    return ly + ln
+
+
+def _close(o: OpenOrder, d: DesiredOrder, tol: Tolerance) -> bool:
+    if o.outcome is not d.outcome or o.side is not d.side:
+        return False
+    if abs(o.px - d.px) > tol.px or abs(o.qty - d.qty) > d.qty * tol.qty_pct / 100:
+        return False
+    return _risk(o.outcome, o.side, o.px, o.qty) <= _risk(d.outcome, d.side, d.px, d.qty)
+
+
+EXACT = Tolerance()
+
+
+def reconcile(
+    desired: tuple[DesiredOrder, ...], open_orders: tuple[OpenOrder, ...], tolerance: Tolerance = EXACT
+) -> Plan:
+    """Return the cancels and places that turn ``open_orders`` into ``desired``.
+
+    Exact matches are paired first, then matches within the tolerance (closest price first); each
+    resting order stands in for at most one desired order. ``reconcile(d, d)`` is empty.
+    """
+    live = [o for o in open_orders if not o.cancel_pending]
+    used = [False] * len(live)
+    matched = [False] * len(desired)
+    kept: list[str] = []
+    for i, d in enumerate(desired):
+        for j, o in enumerate(live):
+            if (
+                not used[j]
+                and o.outcome is d.outcome
+                and o.side is d.side
+                and o.px == d.px
+                and o.qty == d.qty
+            ):
+                used[j] = matched[i] = True
+                kept.append(o.client_id)
+                break
+    if tolerance.px or tolerance.qty_pct:
+        for i, d in enumerate(desired):
+            if matched[i]:
+                continue
+            best = -1
+            for j, o in enumerate(live):
+                if (
+                    not used[j]
+                    and _close(o, d, tolerance)
+                    and (best < 0 or abs(o.px - d.px) < abs(live[best].px - d.px))
+                ):
+                    best = j
+            if best >= 0:
+                used[best] = matched[i] = True
+                kept.append(live[best].client_id)
+    cancels = tuple(o.client_id for j, o in enumerate(live) if not used[j])
+    places = tuple(d for i, d in enumerate(desired) if not matched[i])
+    return Plan(cancels=cancels, places=places, kept=tuple(kept))
+
+
+def admit_under_cap(
+    places: Iterable[DesiredOrder], inv: Inventory, live: Iterable[OrderLike], cap_usdc6: Usdc6
+) -> tuple[tuple[DesiredOrder, ...], tuple[DesiredOrder, ...]]:
+    """Split new orders into those that fit beside every order still live, and those to defer.
+
+    ``live`` must include orders being cancelled right now: until the venue confirms, they can fill.
+    A deferred order is placed by a later decision, once the cancels are confirmed. Neither
+    outcome's worst-case loss rises above ``max(cap, what it already was)``.
+    """
+    loss_yes, loss_no = worst_case_losses(inv, live)
+    room_yes = max(cap_usdc6, loss_yes) - loss_yes
+    room_no = max(cap_usdc6, loss_no) - loss_no
+    admitted: list[DesiredOrder] = []
+    deferred: list[DesiredOrder] = []
+    for d in places:
+        ly, ln = order_losses(d.outcome, d.side, d.px, d.qty)
+        if ly <= room_yes and ln <= room_no:
+            admitted.append(d)
+            room_yes -= ly
+            room_no -= ln
+        else:
+            deferred.append(d)
+    return tuple(admitted), tuple(deferred)

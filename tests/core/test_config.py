@@ -1,0 +1,77 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.configfile import ConfigFileError, load_config
+
+SHIPPED = sorted(Path("configs").glob("*.yaml"))
+STRATEGIES = [p for p in SHIPPED if p.name in {"market_maker.yaml", "option_seller.yaml", "risk.yaml"}]
+
+
+@pytest.mark.parametrize("path", STRATEGIES, ids=lambda p: p.name)
+def test_shipped_configs_load_and_default_to_dry_run(path):
+    cfg = load_config(path)
+
+    assert cfg.ops.dry_run is True
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("quoting:\n  levls: 3\n", "quoting.levls: unknown key"),
+        ("foo: 1\n", "foo: unknown key"),
+        (
+            "quoting:\n  levels: 5\n  level_sizes_shares: [1, 2, 3, 4, 5]\n",
+            "quoting.levels: 5 is not in 2..4",
+        ),
+        (
+            "market_selection:\n  mid_price_band: [0.7, 0.3]\n",
+            "market_selection.mid_price_band: lower bound 0.7",
+        ),
+        (
+            "quoting:\n  half_spread_px: 1.5\n  base_size_shares: 5\n",
+            "quoting.half_spread_px: expected `int`, got `float`",
+        ),
+        ("inventory:\n  per_market_ev_cap: -1\n", "inventory.per_market_ev_cap: expected `float` > 0.0"),
+        ("quoting:\n  base_size_shares: 5.001\n", "quoting.base_size_shares: 5.001 has more than 2 decimals"),
+        ("quoting:\n  level_sizes_shares: [1, 2]\n", "quoting.level_sizes_shares: has 2 sizes for 3 levels"),
+        (
+            "quoting:\n  volatility:\n    pull_threshold_px: 100\n    resume_threshold_px: 200\n",
+            "quoting.volatility.resume_threshold_px: 200 must be below pull_threshold_px 100",
+        ),
+        (
+            "inventory:\n  per_market_ev_cap: 500\n  global_ev_cap: 100\n",
+            "inventory.global_ev_cap: 100.0 is below",
+        ),
+        ("ops:\n  dry_run: maybe\n", "ops.dry_run: expected `bool`, got `str`"),
+        ("a: [\n", "(syntax):"),
+        ("- 1\n", "(top level): expected `object`, got `array`"),
+        ("", "(top level): the file is empty"),
+    ],
+)
+def test_config_mistakes_name_file_and_dotted_key(tmp_path, yaml_text, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+
+    with pytest.raises(ConfigFileError) as err:
+        load_config(path)
+
+    assert str(err.value).startswith(f"{path}: {expected}")
+    assert "\n" not in str(err.value)
+
+
+def test_cli_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("quoting:\n  levels: 5\n  level_sizes_shares: [1, 2, 3, 4, 5]\n")
+    book = "tests/fixtures/polymarket/book_2026-08_captured.json"
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "quote", "--config", str(path), "--book", book],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"{path}: quoting.levels: 5 is not in 2..4"
+    assert "Traceback" not in proc.stderr and proc.stdout == ""

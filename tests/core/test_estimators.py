@@ -1,0 +1,89 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.estimators import (
+    FlowState,
+    VolParams,
+    VolState,
+    decay_vol,
+    flow_imbalance_permille,
+    update_flow,
+    update_vol,
+)
+from core.units import NS_PER_S, Side
+
+P = VolParams(halflife_s=60.0, pull_threshold_px=400, resume_threshold_px=250)
+
+mid_paths = st.lists(st.tuples(st.integers(0, 10 * NS_PER_S), st.floats(100, 9_900)), min_size=1, max_size=40)
+
+
+def run(path, state=None):
+    state = state or VolState()
+    t = 0
+    states = []
+    for dt, mid in path:
+        t += dt
+        state = update_vol(state, mid, t, P)
+        states.append(state)
+    return states
+
+
+def test_vol_of_a_flat_mid_is_zero():
+    states = run([(NS_PER_S, 5_000.0)] * 10)
+
+    assert all(s.vol_px == 0 and not s.pulled for s in states)
+
+
+def test_vol_jump_pulls_and_resumes_only_below_resume_threshold():
+    s = update_vol(VolState(), 5_000.0, 0, P)
+    s = update_vol(s, 5_600.0, NS_PER_S, P)  # a 600 px jump: vol ~ 500 px
+    assert s.pulled and s.vol_px >= 400
+
+    s = decay_vol(s, 61 * NS_PER_S, P)  # one half-life later: below pull, still above resume
+    assert s.pulled and 250 < s.vol_px < 400  # between the thresholds: hysteresis keeps it pulled
+
+    s = decay_vol(s, 200 * NS_PER_S, P)
+    assert not s.pulled and s.vol_px <= 250
+
+
+@given(mid_paths)
+def test_vol_is_non_negative_and_regime_has_hysteresis(path):
+    states = run(path)
+
+    prev = VolState()
+    for s in states:
+        assert s.vol_px >= 0
+        if s.vol_px >= P.pull_threshold_px:
+            assert s.pulled
+        if s.vol_px <= P.resume_threshold_px:
+            assert not s.pulled
+        if P.resume_threshold_px < s.vol_px < P.pull_threshold_px:
+            assert s.pulled == prev.pulled  # in the band the regime never flips
+        prev = s
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(list(Side)), st.integers(1, 10_000), st.integers(0, NS_PER_S)), max_size=30
+    )
+)
+def test_flow_imbalance_is_bounded_and_signed_by_dominant_side(trades):
+    s = FlowState()
+    t = 0
+    for side, qty, dt in trades:
+        t += dt
+        s = update_flow(s, side, qty, t, 30.0)
+
+    imb = flow_imbalance_permille(s, t, 30.0, 0)
+    assert -1000 <= imb <= 1000
+    if s.buy_qty > s.sell_qty:
+        assert imb >= 0
+    if s.sell_qty > s.buy_qty:
+        assert imb <= 0
+
+
+def test_flow_below_minimum_volume_is_no_signal():
+    s = update_flow(FlowState(), Side.BUY, 1_000, NS_PER_S, 30.0)
+
+    assert flow_imbalance_permille(s, NS_PER_S, 30.0, 5_000) == 0
+    assert flow_imbalance_permille(s, NS_PER_S, 30.0, 500) == 1000

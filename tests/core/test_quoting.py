@@ -1,0 +1,260 @@
+import msgspec
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from app.configfile import load_config
+from core.book import BookView
+from core.estimators import FlowState, VolState
+from core.inventory import Inventory, worst_case_losses
+from core.quoting import decide, quote_params
+from core.units import PX_ONE, Outcome, Side
+from tests.strategies import book_views, inventories, orders, params
+
+NEUTRAL_VOL = VolState()
+NEUTRAL_FLOW = FlowState()
+NOW = 10**18
+MM = quote_params(load_config("configs/market_maker.yaml"))
+
+
+def view(bid=4_700, ask=4_800, bid_qty=10_000, ask_qty=10_000, tick=100, min_qty=500, ts=NOW):
+    return BookView(
+        bid_px=bid, bid_qty=bid_qty, ask_px=ask, ask_qty=ask_qty, tick_px=tick, min_qty=min_qty, ts_ns=ts
+    )
+
+
+def long_yes(shares, px=4_750):
+    qty = shares * 100
+    return Inventory(yes_qty=qty, cash_usdc6=-px * qty, yes_cost_usdc6=px * qty)
+
+
+# --- examples ---------------------------------------------------------------------------------------
+
+
+def test_decide_flat_market_maker_quotes_two_sided_ladder_bigger_deeper():
+    d = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+
+    assert d.quote
+    assert [q.px for q in d.bids] == [4_600, 4_500, 4_400]
+    assert [q.px for q in d.asks] == [4_900, 5_000, 5_100]
+    assert [q.qty for q in d.bids] == [1_000, 2_000, 4_000]
+    assert d.fair_px == 4_750 and d.skewed_mid_px == 4_750
+
+
+def test_decide_flat_sells_yes_as_buy_no_at_complement():
+    d = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+
+    asks_out = [o for o in d.orders if o.outcome is Outcome.NO]
+    assert [(o.side, o.px) for o in asks_out] == [(Side.BUY, 5_100), (Side.BUY, 5_000), (Side.BUY, 4_900)]
+
+
+def test_decide_holding_yes_sells_yes():
+    d = decide(view(), long_yes(100), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+
+    assert all(o.outcome is Outcome.YES and o.side is Side.SELL for o in d.orders if o.side is Side.SELL)
+    assert any(o.side is Side.SELL for o in d.orders)
+
+
+def test_decide_long_inventory_lowers_every_quote():
+    flat = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+    long = decide(view(), long_yes(250), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+
+    assert long.skewed_mid_px == flat.skewed_mid_px - 100  # k=200 px at 500 shares, so 100 px at 250
+    assert long.reasons.skew_px == 100
+    assert all(a.px <= b.px for a, b in zip(long.bids, flat.bids, strict=False))
+    assert all(a.px <= b.px for a, b in zip(long.asks, flat.asks, strict=False))
+
+
+def test_decide_empty_one_sided_crossed_and_stale_books_give_reasoned_no_quote():
+    cases = {
+        "empty_book": view(bid_qty=0, ask_qty=0),
+        "one_sided_book": view(ask_qty=0),
+        "crossed_book": view(bid=4_800, ask=4_700),
+        "stale_book": view(ts=NOW - 61 * 10**9),
+    }
+    for reason, v in cases.items():
+        d = decide(v, Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+
+        assert not d.quote and d.no_quote == reason and d.orders == ()
+        assert d.reasons.pulled
+
+
+def test_decide_volatility_widens_then_pulls():
+    calm = decide(view(), Inventory(), VolState(vol_px=50), NEUTRAL_FLOW, MM, NOW)
+    wild = decide(view(), Inventory(), VolState(vol_px=250), NEUTRAL_FLOW, MM, NOW)
+    pulled = decide(view(), Inventory(), VolState(vol_px=500, pulled=True), NEUTRAL_FLOW, MM, NOW)
+
+    assert calm.reasons.half_spread_px == 100
+    assert wild.reasons.vol_widen_px == 100 and wild.reasons.half_spread_px == 200  # (250 - 50) * 0.5
+    assert wild.bids[0].px < calm.bids[0].px and wild.asks[0].px > calm.asks[0].px
+    assert not pulled.quote and pulled.no_quote == "volatility_pull"
+
+
+def test_decide_one_way_buying_shrinks_ask_size_only():
+    buying = FlowState(buy_qty=100_000.0, sell_qty=0.0, ts_ns=NOW)
+
+    d = decide(view(), Inventory(), NEUTRAL_VOL, buying, MM, NOW)
+
+    assert d.reasons.flow_permille == 1000 and d.reasons.ask_size_pct == 0
+    assert d.asks == () and len(d.bids) == 3
+
+
+def test_decide_partial_one_way_flow_shrinks_proportionally():
+    mostly_selling = FlowState(buy_qty=10_000.0, sell_qty=90_000.0, ts_ns=NOW)
+
+    d = decide(view(), Inventory(), NEUTRAL_VOL, mostly_selling, MM, NOW)
+
+    assert d.reasons.flow_permille == -800
+    assert d.reasons.bid_size_pct == 50  # (0.8 - 0.6) / 0.4 = half the size
+    assert [q.qty for q in d.bids] == [500, 1_000, 2_000]
+    assert [q.qty for q in d.asks] == [1_000, 2_000, 4_000]
+
+
+def test_decide_cap_trims_deepest_bid_first_and_keeps_asks():
+    inv = long_yes(180)  # 180 YES at 0.475: 85.50 USDC lost if NO wins; cap is 100
+
+    d = decide(view(), inv, NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+
+    assert len(d.asks) == 3
+    assert [q.qty for q in d.bids] == [
+        1_000,
+        2_000,
+    ]  # 85.5 + 4.5 + 8.8 = 98.8; the 40-share level would not fit
+    assert d.reasons.trims == (f"bid {d.bids[1].px - 100}: dropped (cap)",)
+    assert max(worst_case_losses(inv, [(o.outcome, o.side, o.px, o.qty) for o in d.orders])) <= 100_000_000
+
+
+def test_decide_global_room_tightens_the_cap():
+    d = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, global_room_usdc6=5_000_000)
+
+    assert d.reasons.cap_usdc6 == 5_000_000
+    assert sum(q.px * q.qty for q in d.bids) <= 5_000_000
+
+
+def test_decide_maker_only_clamps_inside_one_tick_book():
+    tight = view(bid=4_700, ask=4_710, tick=10)
+    p = msgspec.structs.replace(MM, half_spread_px=0, level_spacing_px=10)
+
+    d = decide(tight, Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
+
+    assert d.bids[0].px <= 4_700 and d.asks[0].px >= 4_710
+
+
+def test_decide_join_best_moves_top_level_to_the_touch_but_not_past_fair():
+    wide = view(bid=4_000, ask=6_000)
+    p = msgspec.structs.replace(MM, improve_best_ticks=1, half_spread_px=1_500)
+
+    d = decide(wide, Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
+
+    assert d.bids[0].px == 4_100 and d.asks[0].px == 5_900
+    assert d.reasons.improved == 2
+
+
+def test_option_seller_is_symmetric_and_ignores_inventory():
+    os_params = quote_params(load_config("configs/option_seller.yaml"))
+
+    flat = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, os_params, NOW)
+    long = decide(view(), long_yes(100), NEUTRAL_VOL, NEUTRAL_FLOW, os_params, NOW)
+
+    assert flat.skewed_mid_px == long.skewed_mid_px == flat.fair_px
+    assert [flat.fair_px - q.px for q in flat.bids] == [q.px - flat.fair_px for q in flat.asks]
+    assert len(flat.bids) == 4
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+
+@given(book_views(), inventories(), params(), st.lists(orders, max_size=3))
+def test_quotes_on_grid_inside_range_sized_and_never_crossing(v, inv, p, inflight):
+    d = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, inflight=tuple(inflight))
+
+    t = v.tick_px
+    for q in d.bids + d.asks:
+        assert q.px % t == 0 and t <= q.px <= PX_ONE - t
+        assert q.qty >= v.min_qty
+    if p.maker_only:
+        assert all(q.px < v.ask_px for q in d.bids)
+        assert all(q.px > v.bid_px for q in d.asks)
+    if d.bids and d.asks:
+        assert d.bids[0].px < d.asks[0].px
+    assert [q.px for q in d.bids] == sorted({q.px for q in d.bids}, reverse=True)
+    assert [q.px for q in d.asks] == sorted({q.px for q in d.asks})
+    for o in d.orders:
+        assert o.px % t == 0 and 0 < o.px < PX_ONE
+
+
+@given(book_views(), inventories(), params(), st.lists(orders, max_size=3), st.none() | st.integers(0, 10**9))
+@example(
+    v=BookView(bid_px=100, bid_qty=1, ask_px=200, ask_qty=1, tick_px=100, min_qty=100, ts_ns=NOW),
+    inv=Inventory(),
+    p=MM,
+    inflight=[],
+    room=0,
+)
+def test_worst_case_exposure_never_above_cap_resting_orders_included(v, inv, p, inflight, room):
+    d = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, global_room_usdc6=room, inflight=tuple(inflight))
+
+    cap = p.per_market_cap_usdc6 if room is None else min(p.per_market_cap_usdc6, room)
+    base_yes, base_no = worst_case_losses(inv, inflight)
+    after_yes, after_no = worst_case_losses(
+        inv, [*inflight, *((o.outcome, o.side, o.px, o.qty) for o in d.orders)]
+    )
+    assert after_yes <= max(cap, base_yes)
+    assert after_no <= max(cap, base_no)
+
+
+@given(book_views(), params(cap_usdc=10_000_000.0), st.integers(-100_000, 100_000), st.integers(0, 100_000))
+def test_skew_is_monotone_more_inventory_never_raises_a_price(v, p, net_a, delta):
+    def inv(net):
+        return Inventory(yes_qty=net) if net >= 0 else Inventory(no_qty=-net)
+
+    a = decide(v, inv(net_a), NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
+    b = decide(v, inv(net_a + delta), NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
+
+    assume(a.quote and b.quote)
+    assert b.skewed_mid_px <= a.skewed_mid_px
+    assert all(x.px <= y.px for x, y in zip(b.bids, a.bids, strict=False))
+    assert all(x.px <= y.px for x, y in zip(b.asks, a.asks, strict=False))
+
+
+@given(book_views(), params(cap_usdc=10_000_000.0))
+def test_flat_generous_cap_quotes_both_sides(v, p):
+    p = msgspec.structs.replace(p, sell_yes_via_buy_no=True)  # flat: the ask can only go out as a BUY NO
+
+    d = decide(v, Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
+
+    r = d.reasons
+    t = v.tick_px
+    assume(d.quote)
+    assume(
+        d.skewed_mid_px - r.half_spread_px - t >= t and d.skewed_mid_px + r.half_spread_px + t <= PX_ONE - t
+    )
+    assert d.bids and d.asks
+    assert 2 <= len(d.bids) + len(d.asks) <= 2 * p.levels
+
+
+@given(book_views(), inventories(), params())
+def test_orders_mirror_the_yes_ladder(v, inv, p):
+    d = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
+
+    yes_bids = sorted(
+        (o.px if o.outcome is Outcome.YES else PX_ONE - o.px, o.qty)
+        for o in d.orders
+        if (o.outcome is Outcome.YES) == (o.side is Side.BUY)
+    )
+    yes_asks = sorted(
+        (o.px if o.outcome is Outcome.YES else PX_ONE - o.px, o.qty)
+        for o in d.orders
+        if (o.outcome is Outcome.YES) != (o.side is Side.BUY)
+    )
+    assert yes_bids == sorted((q.px, q.qty) for q in d.bids)
+    assert yes_asks == sorted((q.px, q.qty) for q in d.asks)
+    sold_yes = sum(o.qty for o in d.orders if o.outcome is Outcome.YES and o.side is Side.SELL)
+    sold_no = sum(o.qty for o in d.orders if o.outcome is Outcome.NO and o.side is Side.SELL)
+    assert sold_yes <= inv.yes_qty and sold_no <= inv.no_qty
+
+
+@given(book_views(), inventories(), params(), st.integers(0, 2_000))
+def test_pull_regime_never_quotes(v, inv, p, vol_px):
+    d = decide(v, inv, VolState(vol_px=vol_px, pulled=True), NEUTRAL_FLOW, p, NOW)
+
+    assert not d.quote and d.orders == () and d.no_quote == "volatility_pull"

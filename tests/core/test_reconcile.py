@@ -1,0 +1,108 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.inventory import worst_case_losses
+from core.quoting import DesiredOrder
+from core.reconcile import OpenOrder, Tolerance, admit_under_cap, reconcile
+from core.units import Outcome, Side
+from tests.strategies import inventories
+
+desired_orders = st.builds(
+    DesiredOrder,
+    st.sampled_from(list(Outcome)),
+    st.sampled_from(list(Side)),
+    st.integers(1, 99).map(lambda i: i * 100),
+    st.integers(1, 50).map(lambda i: i * 100),
+)
+tolerances = st.builds(
+    Tolerance, px=st.sampled_from([0, 100, 200]), qty_pct=st.sampled_from([0.0, 10.0, 50.0])
+)
+
+
+def as_open(orders, prefix="o", pending=()):
+    return tuple(
+        OpenOrder(client_id=f"{prefix}{i}", outcome=d.outcome, side=d.side, px=d.px, qty=d.qty,
+                  cancel_pending=i in pending)
+        for i, d in enumerate(orders)
+    )  # fmt: skip
+
+
+def apply(plan, open_orders, start=1000):
+    # What the venue holds after the plan: kept orders plus new ones (cancel-pending ones are gone soon).
+    kept = [o for o in open_orders if o.client_id in plan.kept]
+    return tuple(kept) + as_open(plan.places, prefix="n")
+
+
+def test_reconcile_keeps_exact_cancels_stale_places_missing():
+    want = (
+        DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000),
+        DesiredOrder(Outcome.NO, Side.BUY, 5_100, 1_000),
+    )
+    have = (
+        OpenOrder(client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_600, qty=1_000),
+        OpenOrder(client_id="b", outcome=Outcome.YES, side=Side.BUY, px=4_500, qty=1_000),
+    )
+
+    plan = reconcile(want, have)
+
+    assert plan.kept == ("a",)
+    assert plan.cancels == ("b",)
+    assert plan.places == (want[1],)
+
+
+def test_reconcile_within_tolerance_keeps_queue_priority_only_if_not_riskier():
+    want = (DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000),)
+    lower = (OpenOrder(client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_500, qty=1_000),)
+    higher = (OpenOrder(client_id="b", outcome=Outcome.YES, side=Side.BUY, px=4_700, qty=1_000),)
+    tol = Tolerance(px=100, qty_pct=10)
+
+    assert reconcile(want, lower, tol).kept == ("a",)
+    assert reconcile(want, higher, tol).cancels == ("b",)  # a higher bid risks more than the one wanted
+
+
+def test_reconcile_cancel_in_flight_is_neither_kept_nor_cancelled_again():
+    want = (DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000),)
+    have = (
+        OpenOrder(
+            client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_600, qty=1_000, cancel_pending=True
+        ),
+    )
+
+    plan = reconcile(want, have)
+
+    assert plan.cancels == () and plan.kept == () and plan.places == want
+
+
+@given(st.lists(desired_orders, max_size=8), tolerances)
+def test_reconcile_of_desired_against_itself_is_empty(orders, tol):
+    d = tuple(orders)
+
+    plan = reconcile(d, as_open(d), tol)
+
+    assert plan.empty and len(plan.kept) == len(d)
+
+
+@given(st.lists(desired_orders, max_size=8), st.lists(desired_orders, max_size=8), tolerances)
+def test_reconcile_converges_in_one_step(want, have, tol):
+    want, open_orders = tuple(want), as_open(have)
+
+    plan = reconcile(want, open_orders, tol)
+    after = apply(plan, open_orders)
+
+    assert reconcile(want, after, tol).empty
+    assert len(plan.kept) + len(plan.places) == len(want)
+    assert set(plan.cancels).isdisjoint(plan.kept)
+
+
+@given(inventories(), st.lists(desired_orders, max_size=6), st.lists(desired_orders, max_size=6),
+       st.integers(0, 200_000_000))  # fmt: skip
+def test_admit_under_cap_never_raises_either_loss_above_cap(inv, live, places, cap):
+    live_t = [(d.outcome, d.side, d.px, d.qty) for d in live]
+    base_yes, base_no = worst_case_losses(inv, live_t)
+
+    admitted, deferred = admit_under_cap(places, inv, live_t, cap)
+
+    ly, ln = worst_case_losses(inv, live_t + [(d.outcome, d.side, d.px, d.qty) for d in admitted])
+    assert ly <= max(cap, base_yes) and ln <= max(cap, base_no)
+    key = lambda d: (d.outcome, d.side, d.px, d.qty)  # noqa: E731
+    assert sorted(admitted + deferred, key=key) == sorted(places, key=key)
