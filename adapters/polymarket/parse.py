@@ -22,7 +22,8 @@ from adapters.polymarket.schemas import (
     MARKET_EVENT_TYPES,
     MARKET_FRAME_DECODER,
     MARKET_MSG_DECODER,
-    RAW_FRAME_DECODER,
+    RAW_DECODER,
+    RAW_LIST_DECODER,
     USER_FRAME_DECODER,
     USER_MSG_DECODER,
     WireBestBidAsk,
@@ -437,6 +438,14 @@ def _skip_reason(raw: bytes | str | msgspec.Raw, exc: msgspec.DecodeError) -> st
     return f"{env.event_type}: {exc}"
 
 
+def _split_frame(data: bytes | str) -> list[msgspec.Raw]:
+    # The elements of a frame, undecoded; raises msgspec.DecodeError on malformed JSON.
+    raw = RAW_DECODER.decode(data)
+    if bytes(memoryview(raw)[:1]) == b"[":
+        return RAW_LIST_DECODER.decode(raw)
+    return [raw]
+
+
 def decode_market_messages(data: bytes | str) -> tuple[list[WireMarketMsg], list[str]]:
     """Decode a frame (an event or an array of events) into wire messages, skipping bad elements.
 
@@ -451,12 +460,12 @@ def decode_market_messages(data: bytes | str) -> tuple[list[WireMarketMsg], list
         return (decoded if isinstance(decoded, list) else [decoded]), []
     # Slow path: one element is bad (or of an unknown type); keep the others.
     try:
-        raws = RAW_FRAME_DECODER.decode(data)
+        raws = _split_frame(data)
     except msgspec.DecodeError as exc:
         return [], [f"malformed JSON: {exc}"]
     msgs: list[WireMarketMsg] = []
     reasons: list[str] = []
-    for raw in raws if isinstance(raws, list) else [raws]:
+    for raw in raws:
         try:
             msgs.append(MARKET_MSG_DECODER.decode(raw))
         except msgspec.DecodeError as exc:
@@ -483,7 +492,7 @@ def decode_market_frame(
         try:
             events.extend(parse_market_msg(msg, assets))
         except PayloadError as exc:
-            reasons.append(f"{type(msg).__name__}: {exc}")
+            reasons.append(f"{msg.__struct_config__.tag}: {exc}")
     if reasons:
         for reason in reasons:
             logger.warning("market frame: skipped %s", reason)
@@ -517,7 +526,7 @@ class _UserEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     pass
 
 
-class VenueOrderUpdate(_UserEvent, tag="venue_order"):
+class VenueOrderUpdate(_UserEvent, frozen=True, kw_only=True, tag="venue_order"):
     """A user-channel ``order`` event in our units. ``order_id`` is the venue's id, not our client id.
 
     ``status`` is as served (``LIVE``, ``MATCHED``, ``CANCELED``, or a longer ``CANCELED_…`` reason for
@@ -559,7 +568,7 @@ class VenueMakerFill(msgspec.Struct, frozen=True, kw_only=True):
     complementary: bool
 
 
-class VenueTrade(_UserEvent, tag="venue_trade"):
+class VenueTrade(_UserEvent, frozen=True, kw_only=True, tag="venue_trade"):
     """A user-channel ``trade`` event in our units (one per status change).
 
     ``outcome/side/px/qty`` are the top-level fields as served (the taker order; for ``MAKER``
@@ -708,11 +717,11 @@ def decode_user_frame(
         msgs = decoded if isinstance(decoded, list) else [decoded]
     except msgspec.DecodeError:
         try:
-            raws = RAW_FRAME_DECODER.decode(data)
+            raws = _split_frame(data)
         except msgspec.DecodeError as exc:
             raws = []
             reasons.append(f"malformed JSON: {exc}")
-        for raw in raws if isinstance(raws, list) else [raws]:
+        for raw in raws:
             try:
                 msgs.append(USER_MSG_DECODER.decode(raw))
             except msgspec.DecodeError as exc:
@@ -722,7 +731,7 @@ def decode_user_frame(
         try:
             event = parse_user_msg(msg, assets)
         except PayloadError as exc:
-            reasons.append(f"{type(msg).__name__}: {exc}")
+            reasons.append(f"{msg.__struct_config__.tag}: {exc}")
             continue
         if event is not None:
             events.append(event)

@@ -1,0 +1,1 @@
+"""Simulation: the deterministic matching engine behind the simulator and the exchange emulator."""

@@ -1,0 +1,190 @@
+"""Replay of recorded market-channel files: formats, token mapping, ordering, and book rebuilding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.polymarket.book_feed import BookFeed
+from adapters.polymarket.parse import AssetMap, decode_market_messages
+from core.messages import BookDelta, BookSnapshot, MarketResolved, TickSizeChanged
+from core.units import Outcome, Side
+from sim.replay_ws import events_from_messages, infer_asset_map, load_ws_messages, replay_ws
+
+FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
+STREAM_FILE = FIX / "stream_book_price_change_burst_2026-09.json"
+STREAM: list[dict[str, Any]] = msgspec.json.decode(STREAM_FILE.read_bytes())
+MARKET = "0x285746de0e4f751fd4dc8f9dc2cecd0101ba9ad0096a43145ed9643b09514f01"
+TOKEN_A = "76670567130917723816490572615540605537878462672464291990940067659127658071111"
+TOKEN_B = "54179564009642723353355316176091991063553046330768303687769988635499280029688"
+
+
+def write_jsonl(path: Path, lines: list[Any]) -> Path:
+    path.write_bytes(b"\n".join(msgspec.json.encode(line) for line in lines) + b"\n")
+    return path
+
+
+def delta(asset: str, ts_ms: int, price: str, size: str = "10", side: str = "BUY") -> dict[str, Any]:
+    return {
+        "event_type": "price_change",
+        "market": MARKET,
+        "timestamp": str(ts_ms),
+        "price_changes": [{"asset_id": asset, "price": price, "size": size, "side": side}],
+    }
+
+
+def test_replay_json_array_infers_tokens_and_rebuilds_the_final_book():
+    skipped: list[str] = []
+
+    events = list(replay_ws(STREAM_FILE, skipped=skipped))
+
+    assert skipped == []
+    assert len(events) == 100
+    first, final = events[0], events[-1]
+    assert isinstance(first, BookSnapshot) and first.outcome is Outcome.YES and first.market == MARKET
+    assert isinstance(final, BookSnapshot)
+    feed = BookFeed()
+    for event in events[:-1]:
+        feed.apply(event)
+    book = feed.book(MARKET, Outcome.YES)
+    assert book is not None
+    assert (book.levels(Side.BUY), book.levels(Side.SELL)) == (final.bids, final.asks)
+    assert {e.outcome for e in events if isinstance(e, BookDelta)} == {Outcome.YES, Outcome.NO}
+
+
+def test_replay_equal_timestamps_keep_file_order():
+    events = list(replay_ws(STREAM_FILE))
+
+    # The last price_change and the final book share ts 1790658827000: the book stays last.
+    assert events[-1].ts_ns == events[-2].ts_ns == 1790658827000 * 1_000_000
+    assert isinstance(events[-1], BookSnapshot)
+    assert [e.ts_ns for e in events] == sorted(e.ts_ns for e in events)
+
+
+def test_infer_asset_map_first_book_is_yes_other_token_no():
+    assets = infer_asset_map(load_ws_messages(STREAM_FILE))
+
+    assert assets.get(TOKEN_A) == (MARKET, Outcome.YES)
+    assert assets.get(TOKEN_B) == (MARKET, Outcome.NO)
+    assert len(assets) == 2
+
+
+def test_replay_explicit_mapping_wins():
+    mapping = {TOKEN_B: ("m", Outcome.YES), TOKEN_A: ("m", Outcome.NO)}
+
+    events = list(replay_ws(STREAM_FILE, mapping))
+
+    assert isinstance(events[0], BookSnapshot)
+    assert events[0].outcome is Outcome.NO and events[0].market == "m"
+
+
+def test_replay_jsonl_sorts_by_timestamp_and_accepts_array_lines(tmp_path):
+    book = {**STREAM[0], "timestamp": "2000"}
+    path = write_jsonl(
+        tmp_path / "rec.jsonl",
+        [
+            delta(TOKEN_A, 3000, "0.3", "1"),
+            book,
+            [delta(TOKEN_A, 2500, "0.25", "2"), delta(TOKEN_B, 2500, "0.75", "3", "SELL")],
+            delta(TOKEN_A, 2500, "0.26", "4"),
+        ],
+    )
+
+    events = list(replay_ws(path))
+
+    assert [type(e).__name__ for e in events] == [
+        "BookSnapshot",
+        "BookDelta",
+        "BookDelta",
+        "BookDelta",
+        "BookDelta",
+    ]
+    got = [(e.ts_ns // 1_000_000, e.outcome, e.px, e.qty) for e in events if isinstance(e, BookDelta)]
+    assert got == [
+        (2500, Outcome.YES, 2500, 200),
+        (2500, Outcome.NO, 7500, 300),
+        (2500, Outcome.YES, 2600, 400),
+        (3000, Outcome.YES, 3000, 100),
+    ]
+
+
+def test_replay_jsonl_detected_without_the_suffix_and_bad_lines_skipped(tmp_path):
+    path = tmp_path / "rec.txt"
+    path.write_bytes(
+        msgspec.json.encode(STREAM[0])
+        + b"\n{broken\n"
+        + b'{"event_type": "mystery"}\n\n'
+        + msgspec.json.encode(STREAM[1])
+        + b"\n"
+    )
+    skipped: list[str] = []
+
+    events = list(replay_ws(path, skipped=skipped))
+
+    assert len(events) == 3
+    assert len(skipped) == 2
+    assert skipped[0].startswith("rec.txt:2: malformed JSON")
+    assert skipped[1] == "rec.txt:3: unknown event_type 'mystery'"
+
+
+def test_replay_single_message_json_market_resolved():
+    events = list(replay_ws(FIX / "market_resolved_2025-12.json"))
+
+    assert len(events) == 1
+    resolved = events[0]
+    assert isinstance(resolved, MarketResolved)
+    assert resolved.market == "0x311d0c4b6671ab54af4970c06fcf58662516f5168997bdda209ec3db5aa6b0c1"
+    assert resolved.yes_won  # winning_outcome "Yes": the winner is the YES token
+
+
+def test_replay_bad_value_skips_only_that_message(tmp_path):
+    bad = delta(TOKEN_A, 1790658670000, "1.5")
+    path = tmp_path / "rec.json"
+    path.write_bytes(msgspec.json.encode([STREAM[0], bad, STREAM[1]]))
+    skipped: list[str] = []
+
+    events = list(replay_ws(path, skipped=skipped))
+
+    assert len(events) == 3
+    assert skipped == ["message 1 (price_change): price_changes[0].price: price '1.5' outside [0, 1]"]
+
+
+def test_replay_tick_size_change_passes_through(tmp_path):
+    tick = {
+        "event_type": "tick_size_change",
+        "asset_id": TOKEN_A,
+        "market": MARKET,
+        "old_tick_size": "0.01",
+        "new_tick_size": "0.001",
+        "timestamp": "1790658662000",
+    }
+    path = write_jsonl(tmp_path / "rec.jsonl", [STREAM[0], tick])
+
+    events = list(replay_ws(path))
+
+    assert isinstance(events[1], TickSizeChanged) and events[1].tick_px == 10
+
+
+def test_replay_is_deterministic():
+    assert list(replay_ws(STREAM_FILE)) == list(replay_ws(STREAM_FILE))
+
+
+@given(order=st.permutations(range(len(STREAM))))
+def test_property_any_recorded_order_replays_sorted_and_stable(order):
+    messages = [decode_market_messages(msgspec.json.encode(STREAM[i]))[0][0] for i in order]
+    assets = AssetMap({TOKEN_A: (MARKET, Outcome.YES), TOKEN_B: (MARKET, Outcome.NO)})
+
+    events = events_from_messages(messages, assets)
+
+    assert [e.ts_ns for e in events] == sorted(e.ts_ns for e in events)
+    # Stable: among equal timestamps, events keep the order of the shuffled file.
+    expected = sorted(
+        (e for m in messages for e in events_from_messages([m], assets)),
+        key=lambda e: e.ts_ns,
+    )
+    assert events == expected
+    assert len(events) == 100
