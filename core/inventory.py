@@ -54,23 +54,35 @@ def apply_fill(inv: Inventory, outcome: Outcome, side: Side, px: Px, qty: Qty, f
         held, cost = held - qty, cost - removed
     if outcome is Outcome.YES:
         return msgspec.structs.replace(
-            inv, yes_qty=held, yes_cost_usdc6=cost, cash_usdc6=cash,
-            fees_usdc6=inv.fees_usdc6 + fee_usdc6, realized_usdc6=realized,
-        )  # fmt: skip
+            inv,
+            yes_qty=held,
+            yes_cost_usdc6=cost,
+            cash_usdc6=cash,
+            fees_usdc6=inv.fees_usdc6 + fee_usdc6,
+            realized_usdc6=realized,
+        )
     return msgspec.structs.replace(
-        inv, no_qty=held, no_cost_usdc6=cost, cash_usdc6=cash,
-        fees_usdc6=inv.fees_usdc6 + fee_usdc6, realized_usdc6=realized,
-    )  # fmt: skip
+        inv,
+        no_qty=held,
+        no_cost_usdc6=cost,
+        cash_usdc6=cash,
+        fees_usdc6=inv.fees_usdc6 + fee_usdc6,
+        realized_usdc6=realized,
+    )
 
 
 def settle(inv: Inventory, yes_won: bool) -> Inventory:
     """Return the inventory after resolution: winning shares pay 1 USDC each, all shares are gone."""
     payout = (inv.yes_qty if yes_won else inv.no_qty) * PX_ONE
     return msgspec.structs.replace(
-        inv, yes_qty=0, no_qty=0, yes_cost_usdc6=0, no_cost_usdc6=0,
+        inv,
+        yes_qty=0,
+        no_qty=0,
+        yes_cost_usdc6=0,
+        no_cost_usdc6=0,
         cash_usdc6=inv.cash_usdc6 + payout,
         realized_usdc6=inv.realized_usdc6 + payout - inv.yes_cost_usdc6 - inv.no_cost_usdc6,
-    )  # fmt: skip
+    )
 
 
 def value_if(inv: Inventory, yes_won: bool) -> Usdc6:

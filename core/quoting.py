@@ -156,6 +156,23 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     reasons: Reasons = Reasons()
 
 
+def flow_size_pcts(flow: FlowState, now_ns: int, p: QuoteParams) -> tuple[int, int, int]:
+    """Flow imbalance (permille) and the size multipliers (percent) of the bid and the ask.
+
+    Above the one-sided threshold the side being hit shrinks linearly with the excess imbalance,
+    reaching ``1 - flow_shrink`` of its size at fully one-sided flow.
+    """
+    flow_pm = flow_imbalance_permille(flow, now_ns, p.flow_halflife_s, p.flow_min_qty)
+    thr = p.flow_threshold_permille
+    if abs(flow_pm) < thr:
+        return flow_pm, 100, 100
+    excess = (abs(flow_pm) - thr) / (1000 - thr) if thr < 1000 else 1.0
+    pct = max(0, int(100 * (1 - p.flow_shrink * excess)))
+    if flow_pm > 0:
+        return flow_pm, 100, pct  # buyers lift our asks
+    return flow_pm, pct, 100  # sellers hit our bids
+
+
 def _no_quote(reason: NoQuoteReason, detail: str, reasons: Reasons | None = None) -> Decision:
     r = reasons if reasons is not None else Reasons()
     return Decision(quote=False, no_quote=reason, reasons=msgspec.structs.replace(r, pulled=detail))
@@ -253,16 +270,7 @@ def decide(
             improved += 1
 
     # --- 5. sizes: min size, flow shrink on the side being hit -------------------------------------
-    flow_pm = flow_imbalance_permille(flow, now_ns, p.flow_halflife_s, p.flow_min_qty)
-    bid_pct = ask_pct = 100
-    thr = p.flow_threshold_permille
-    if abs(flow_pm) >= thr:
-        excess = (abs(flow_pm) - thr) / (1000 - thr) if thr < 1000 else 1.0
-        pct = max(0, int(100 * (1 - p.flow_shrink * excess)))
-        if flow_pm > 0:
-            ask_pct = pct  # buyers lift our asks
-        else:
-            bid_pct = pct  # sellers hit our bids
+    flow_pm, bid_pct, ask_pct = flow_size_pcts(flow, now_ns, p)
     min_qty = max(view.min_qty, 1)
     lo, hi = tick, PX_ONE - tick
     bids: list[Quote] = []

@@ -12,16 +12,43 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE_ALLOWED_THIRD_PARTY = {"msgspec", "sortedcontainers", "core"}
 # Standard-library modules that would let the core do I/O, read the clock or draw randomness.
 CORE_BANNED_STDLIB = {
-    "asyncio", "datetime", "glob", "http", "io", "logging", "os", "pathlib", "random", "secrets", "select",
-    "shutil", "signal", "socket", "sqlite3", "ssl", "subprocess", "sys", "tempfile", "threading", "time",
-    "urllib", "uuid",
-}  # fmt: skip
+    "asyncio",
+    "datetime",
+    "glob",
+    "http",
+    "io",
+    "logging",
+    "os",
+    "pathlib",
+    "random",
+    "secrets",
+    "select",
+    "shutil",
+    "signal",
+    "socket",
+    "sqlite3",
+    "ssl",
+    "subprocess",
+    "sys",
+    "tempfile",
+    "threading",
+    "time",
+    "urllib",
+    "uuid",
+}
 CORE_BANNED_CALLS = {"open", "print", "input", "breakpoint", "exec", "eval", "__import__"}
 # Ambient reads banned in the deterministic layers (core, actors, sim): time and randomness come in.
 AMBIENT = {
-    ("time", "time"), ("time", "time_ns"), ("time", "sleep"), ("datetime", "now"), ("datetime", "utcnow"),
-    ("datetime", "today"), ("date", "today"), ("uuid", "uuid1"), ("uuid", "uuid4"),
-}  # fmt: skip
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("time", "sleep"),
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("uuid", "uuid1"),
+    ("uuid", "uuid4"),
+}
 RANDOM_OK = {"Random"}
 
 

@@ -125,15 +125,33 @@ def run(args: argparse.Namespace) -> int:
         out["notes"] = notes
         sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
     else:
-        sys.stdout.write(render(decision, snap.market, view.bid_px, view.bid_qty, view.ask_px, view.ask_qty,
-                                tick, min_qty, notes))  # fmt: skip
+        sys.stdout.write(
+            render(
+                decision,
+                snap.market,
+                view.bid_px,
+                view.bid_qty,
+                view.ask_px,
+                view.ask_qty,
+                tick,
+                min_qty,
+                notes,
+            )
+        )
     return 0
 
 
 def render(
-    d: Decision, market: str, bid_px: int, bid_qty: int, ask_px: int, ask_qty: int, tick: int, min_qty: int,
+    d: Decision,
+    market: str,
+    bid_px: int,
+    bid_qty: int,
+    ask_px: int,
+    ask_qty: int,
+    tick: int,
+    min_qty: int,
     notes: list[str],
-) -> str:  # fmt: skip
+) -> str:
     """A table for people."""
     r = d.reasons
     lines = [

@@ -28,13 +28,21 @@ class BookMachine(RuleBasedStateMachine):
     )
     def set_level(self, side, i, qty, ts):
         px = self._px(i)
-        before = (self.book.bid_px, self.book.bids[max(self.book.bid_px, 0)], self.book.ask_px,
-                  self.book.asks[min(self.book.ask_px, PX_ONE)])  # fmt: skip
+        before = (
+            self.book.bid_px,
+            self.book.bids[max(self.book.bid_px, 0)],
+            self.book.ask_px,
+            self.book.asks[min(self.book.ask_px, PX_ONE)],
+        )
 
         moved = self.book.set_level(side, px, qty, ts)
 
-        after = (self.book.bid_px, self.book.bids[max(self.book.bid_px, 0)], self.book.ask_px,
-                 self.book.asks[min(self.book.ask_px, PX_ONE)])  # fmt: skip
+        after = (
+            self.book.bid_px,
+            self.book.bids[max(self.book.bid_px, 0)],
+            self.book.ask_px,
+            self.book.asks[min(self.book.ask_px, PX_ONE)],
+        )
         if qty:
             self.model[side][px] = qty
         else:

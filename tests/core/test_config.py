@@ -69,8 +69,10 @@ def test_cli_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path):
 
     proc = subprocess.run(
         [sys.executable, "-m", "app.cli", "quote", "--config", str(path), "--book", book],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{path}: quoting.levels: 5 is not in 2..4"

@@ -21,10 +21,16 @@ tolerances = st.builds(
 
 def as_open(orders, prefix="o", pending=()):
     return tuple(
-        OpenOrder(client_id=f"{prefix}{i}", outcome=d.outcome, side=d.side, px=d.px, qty=d.qty,
-                  cancel_pending=i in pending)
+        OpenOrder(
+            client_id=f"{prefix}{i}",
+            outcome=d.outcome,
+            side=d.side,
+            px=d.px,
+            qty=d.qty,
+            cancel_pending=i in pending,
+        )
         for i, d in enumerate(orders)
-    )  # fmt: skip
+    )
 
 
 def apply(plan, open_orders, start=1000):
@@ -94,8 +100,12 @@ def test_reconcile_converges_in_one_step(want, have, tol):
     assert set(plan.cancels).isdisjoint(plan.kept)
 
 
-@given(inventories(), st.lists(desired_orders, max_size=6), st.lists(desired_orders, max_size=6),
-       st.integers(0, 200_000_000))  # fmt: skip
+@given(
+    inventories(),
+    st.lists(desired_orders, max_size=6),
+    st.lists(desired_orders, max_size=6),
+    st.integers(0, 200_000_000),
+)
 def test_admit_under_cap_never_raises_either_loss_above_cap(inv, live, places, cap):
     live_t = [(d.outcome, d.side, d.px, d.qty) for d in live]
     base_yes, base_no = worst_case_losses(inv, live_t)

@@ -1,0 +1,176 @@
+"""One pykka actor per market: a thin shell around ``MarketSession`` (gather → decide → apply).
+
+Live and paper: market events and execution reports arrive by ``tell`` and go straight to the session.
+Simulation: the runner asks ``RunWindow`` and the actor runs the session for that window
+(``SessionDriver.run_window``, the same code the inline engine calls). On failure the actor pulls its
+quotes (best-effort ``cancel_all`` through the port) and tells its supervisor, which starts a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pykka
+
+from actors.session import MarketSession
+from core.messages import (
+    Accepted,
+    BookDelta,
+    BookSnapshot,
+    Canceled,
+    ExecEvent,
+    Filled,
+    MarketResolved,
+    Rejected,
+    TickSizeChanged,
+    Timer,
+    TradePrint,
+)
+
+if TYPE_CHECKING:
+    from sim.runner import SessionDriver
+
+log = logging.getLogger(__name__)
+
+
+class RunWindow(msgspec.Struct, frozen=True):
+    """Simulation: process every input before ``end_ns`` (reports given, tape read by the driver)."""
+
+    end_ns: int
+    reports: list[tuple[int, ExecEvent]]
+    room_usdc6: int | None
+
+
+class GetStatus(msgspec.Struct, frozen=True):
+    """Control plane: ask for a status snapshot."""
+
+
+class PullQuotes(msgspec.Struct, frozen=True):
+    """Control plane: cancel everything now (shutdown, fail-closed gates)."""
+
+    ts_ns: int
+    reason: str
+
+
+class MarketActorDied(msgspec.Struct, frozen=True):
+    """Told to the supervisor when a market actor fails."""
+
+    market: str
+    reason: str
+
+
+class Status(msgspec.Struct, frozen=True, kw_only=True):
+    """What a market actor reports when asked."""
+
+    market: str
+    book_valid: bool
+    yes_qty: int
+    no_qty: int
+    cash_usdc6: int
+    open_orders: int
+    exposure_usdc6: int
+    decisions: int
+    fills: int
+    last_quote: bool
+    last_bids: tuple[tuple[int, int], ...]
+    last_asks: tuple[tuple[int, int], ...]
+    skewed_mid_px: int
+
+
+_MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled)
+
+
+class MarketActor(pykka.ThreadingActor):
+    """Drives one ``MarketSession``; see the module docstring."""
+
+    def __init__(
+        self,
+        session: MarketSession,
+        *,
+        supervisor: pykka.ActorRef[Any] | None = None,
+        driver: SessionDriver | None = None,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.supervisor = supervisor
+        self.driver = driver
+
+    def on_receive(self, message: Any) -> Any:
+        """Dispatch one message to the session (``tell`` on the hot path, ``ask`` for control)."""
+        s = self.session
+        if isinstance(message, _MARKET_EVENTS):
+            s.on_event(message)
+            return None
+        if isinstance(message, _EXEC_EVENTS):
+            s.on_exec(message)
+            return None
+        if isinstance(message, RunWindow):
+            assert self.driver is not None
+            return self.driver.run_window(message.end_ns, message.reports, message.room_usdc6)
+        if isinstance(message, GetStatus):
+            return status_of(s)
+        if isinstance(message, PullQuotes):
+            s.pull_quotes(message.ts_ns, message.reason)
+            return None
+        raise TypeError(f"{s.market}: unexpected message {type(message).__name__}")
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Pull quotes and tell the supervisor; pykka has already stopped this actor."""
+        market = self.session.market
+        try:
+            self.session.port.cancel_all(market)
+        except Exception:  # best effort: the venue's heartbeat switch is the backstop
+            log.exception("%s: cancel_all after failure failed", market)
+        if self.supervisor is not None:
+            self.supervisor.tell(MarketActorDied(market=market, reason=repr(exception_value)))
+
+
+def status_of(s: MarketSession) -> Status:
+    """A status snapshot of a session."""
+    d = s.last_decision
+    return Status(
+        market=s.market,
+        book_valid=s.book_valid,
+        yes_qty=s.inv.yes_qty,
+        no_qty=s.inv.no_qty,
+        cash_usdc6=s.inv.cash_usdc6,
+        open_orders=len(s.orders),
+        exposure_usdc6=s.exposure_usdc6(),
+        decisions=s.stats.decisions,
+        fills=s.stats.fills,
+        last_quote=bool(d and d.quote),
+        last_bids=tuple((q.px, q.qty) for q in d.bids) if d else (),
+        last_asks=tuple((q.px, q.qty) for q in d.asks) if d else (),
+        skewed_mid_px=d.skewed_mid_px if d else 0,
+    )
+
+
+class ActorWindowRunner:
+    """The simulator's ``actors`` engine: one ``MarketActor`` per market, a barrier per window."""
+
+    def __init__(self, drivers: Sequence[SessionDriver]) -> None:
+        self.refs = [MarketActor.start(d.session, driver=d) for d in drivers]
+
+    def run_window(self, work: list[Any], end: int, exposures: list[int]) -> None:
+        """Ask every lane with work to run the window, then wait for all of them (the barrier)."""
+        futures = [
+            self.refs[lane.idx].ask(RunWindow(end, reports, room), block=False)
+            for lane, reports, room in work
+        ]
+        for (lane, _, _), exposure in zip(work, pykka.get_all(futures), strict=True):
+            exposures[lane.idx] = exposure
+
+    def stop(self) -> None:
+        """Stop every actor."""
+        for ref in self.refs:
+            ref.stop()

@@ -1,0 +1,348 @@
+"""MarketSession: one market's state and its gather → decide → apply handlers, with no threads.
+
+A pykka ``MarketActor`` drives it live and in paper trading; the simulator drives it from an actor or
+inline. Every input (market data, execution reports, timers) goes through the same methods:
+update the book and estimators, call ``core.quoting.decide`` when its inputs changed, diff with
+``core.reconcile.reconcile`` and hand the commands to the ``ExchangePort``.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+import msgspec
+
+from core.book import L2Book
+from core.estimators import FlowState, VolState, decay_vol, update_flow, update_vol
+from core.inventory import Inventory, OrderLike, apply_fill, settle, worst_case_losses
+from core.markets import MarketInfo
+from core.messages import (
+    Accepted,
+    BookDelta,
+    BookSnapshot,
+    Cancel,
+    CancelAll,
+    Canceled,
+    Command,
+    ExecEvent,
+    Filled,
+    MarketEvent,
+    MarketResolved,
+    Place,
+    Rejected,
+    TickSizeChanged,
+    Timer,
+    TradePrint,
+)
+from core.ports import Clock, EventSink, ExchangePort
+from core.quoting import Decision, QuoteParams, decide, flow_size_pcts
+from core.reconcile import OpenOrder, Tolerance, admit_under_cap, reconcile
+from core.units import PX_ONE, Outcome, Side
+
+PENDING_NEW = 0
+LIVE = 1
+CANCEL_PENDING = 2
+
+
+class OrderRecord(msgspec.Struct, kw_only=True):
+    """Our view of one order we sent (mutable: owned by the session)."""
+
+    client_id: str
+    outcome: Outcome
+    side: Side
+    px: int
+    qty: int
+    status: int = PENDING_NEW
+
+    def as_order(self) -> OrderLike:
+        """(outcome, side, px, remaining qty) for the exposure functions."""
+        return (self.outcome, self.side, self.px, self.qty)
+
+
+class SessionStats(msgspec.Struct, kw_only=True):
+    """Counters for summaries and status."""
+
+    decisions: int = 0
+    decide_calls: int = 0
+    places: int = 0
+    cancels: int = 0
+    rejects: int = 0
+    fills: int = 0
+    max_abs_inventory_qty: int = 0
+
+
+class MarketSession:
+    """State and handlers of one market (see the module docstring)."""
+
+    def __init__(
+        self,
+        info: MarketInfo,
+        params: QuoteParams,
+        port: ExchangePort,
+        clock: Clock,
+        sink: EventSink,
+        *,
+        quoting_enabled: bool = True,
+        inventory: Inventory | None = None,
+    ) -> None:
+        """Create a session; no I/O here (pykka runs ``__init__`` on the caller's thread)."""
+        self.info = info
+        self.market = info.market
+        self.params = params
+        self.port = port
+        self.clock = clock
+        self.sink = sink
+        self.quoting_enabled = quoting_enabled
+        self.book = L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
+        self.book_valid = False
+        self.resolved = False
+        self.vol = VolState()
+        self.flow = FlowState()
+        self.inv = inventory or Inventory()
+        self.orders: dict[str, OrderRecord] = {}
+        self.seq = 0
+        self.dirty = True
+        self.global_room_usdc6: int | None = None
+        self.last_decision: Decision | None = None
+        self.tolerance = Tolerance(
+            px=params.requote_px_tolerance_ticks * info.tick_px, qty_pct=params.requote_qty_tolerance_pct
+        )
+        self.stats = SessionStats()
+        self._flow_pct = (100, 100)
+
+    # --- market data -------------------------------------------------------------------------------
+
+    def on_event(self, ev: MarketEvent) -> None:
+        """Handle one market-data event (the live path; the simulator calls the typed handlers)."""
+        match ev:
+            case BookDelta(outcome=Outcome.YES):
+                self.on_level(ev.side, ev.px, ev.qty, ev.ts_ns)
+            case BookDelta():
+                pass  # the venue mirrors every change on the NO book; we keep the YES book
+            case TradePrint():
+                if ev.outcome is Outcome.YES:
+                    self.on_trade(ev.aggressor, ev.px, ev.qty, ev.ts_ns)
+                else:
+                    self.on_trade(Side(-ev.aggressor), PX_ONE - ev.px, ev.qty, ev.ts_ns)
+            case BookSnapshot():
+                self.on_snapshot(ev)
+            case TickSizeChanged():
+                self.on_tick_size(ev.tick_px, ev.ts_ns)
+            case MarketResolved():
+                self.on_resolved(ev.yes_won, ev.ts_ns)
+            case Timer():
+                self.on_timer(ev.ts_ns)
+            case _:
+                assert_never(ev)
+
+    def on_snapshot(self, ev: BookSnapshot) -> None:
+        """A full book: the only way out of a tick-size epoch or a reconnect."""
+        if ev.outcome is Outcome.NO:
+            bids = tuple((PX_ONE - px, q) for px, q in ev.asks)
+            asks = tuple((PX_ONE - px, q) for px, q in ev.bids)
+        else:
+            bids, asks = ev.bids, ev.asks
+        self.book.apply_snapshot(bids, asks, ev.ts_ns, ev.tick_px, ev.min_qty)
+        self.book_valid = True
+        self._top_changed(ev.ts_ns)
+
+    def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> None:
+        """One YES level changed; requote only when the top of the book moved."""
+        if self.book.set_level(side, px, qty, ts_ns) and self.book_valid:
+            self._top_changed(ts_ns)
+
+    def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> None:
+        """A market trade print on the YES book feeds the flow estimator."""
+        self.flow = update_flow(self.flow, aggressor, qty, ts_ns, self.params.flow_halflife_s)
+        self._check_flow(ts_ns)
+
+    def on_tick_size(self, tick_px: int, ts_ns: int) -> None:
+        """A new tick starts a book epoch: drop the book, pull quotes, wait for a snapshot."""
+        self.book.set_tick(tick_px)
+        self.book.clear()
+        self.book_valid = False
+        self.tolerance = msgspec.structs.replace(
+            self.tolerance, px=self.params.requote_px_tolerance_ticks * tick_px
+        )
+        self._pull_all(ts_ns, "tick_size_change")
+
+    def on_resolved(self, yes_won: bool, ts_ns: int) -> None:
+        """The market resolved: pull everything and settle the inventory."""
+        self._pull_all(ts_ns, "market_resolved")
+        self.resolved = True
+        self.inv = settle(self.inv, yes_won)
+        self.sink.record("settlement", ts_ns, self.market, {"yes_won": yes_won, "inventory": self.inv})
+
+    def on_timer(self, ts_ns: int) -> None:
+        """Time passes: volatility decays, books go stale, flow fades."""
+        vol = decay_vol(self.vol, ts_ns, self.params.vol)
+        if vol.pulled != self.vol.pulled or vol.vol_px != self.vol.vol_px:
+            self.dirty = True
+        self.vol = vol
+        self._check_flow(ts_ns)
+        last = self.last_decision
+        if (
+            self.params.max_book_age_ns
+            and last is not None
+            and last.quote
+            and (ts_ns - self.book.ts_ns > self.params.max_book_age_ns)
+        ):
+            self.dirty = True
+        if self.dirty:
+            self.requote(ts_ns)
+
+    def _check_flow(self, ts_ns: int) -> None:
+        # The flow feeds the decision only through the size multipliers: requote when they change.
+        _, bid_pct, ask_pct = flow_size_pcts(self.flow, ts_ns, self.params)
+        if (bid_pct, ask_pct) != self._flow_pct:
+            self._flow_pct = (bid_pct, ask_pct)
+            if self.book_valid:
+                self.dirty = True
+                self.requote(ts_ns)
+
+    def _top_changed(self, ts_ns: int) -> None:
+        book = self.book
+        if book.bid_px >= 0 and book.ask_px <= PX_ONE:
+            mid = (book.bid_px + book.ask_px) / 2
+            if mid != self.vol.mid_px:
+                self.vol = update_vol(self.vol, mid, ts_ns, self.params.vol)
+        self.dirty = True
+        self.requote(ts_ns)
+
+    # --- execution reports -------------------------------------------------------------------------
+
+    def on_exec(self, ev: ExecEvent) -> None:
+        """Apply an execution report from the exchange port."""
+        match ev:
+            case Accepted():
+                rec = self.orders.get(ev.client_id)
+                if rec is not None and rec.status == PENDING_NEW:
+                    rec.status = LIVE
+            case Filled():
+                self._on_fill(ev)
+            case Canceled():
+                if self.orders.pop(ev.client_id, None) is not None:
+                    self.sink.record("canceled", ev.ts_ns, self.market, ev)
+                    self.dirty = True
+            case Rejected():
+                self.orders.pop(ev.client_id, None)
+                self.stats.rejects += 1
+                self.sink.record("rejected", ev.ts_ns, self.market, ev)
+                self.dirty = True
+            case _:
+                assert_never(ev)
+
+    def _on_fill(self, ev: Filled) -> None:
+        self.inv = apply_fill(self.inv, ev.outcome, ev.side, ev.px, ev.qty, ev.fee_usdc6)
+        self.stats.fills += 1
+        net = abs(self.inv.yes_qty - self.inv.no_qty)
+        self.stats.max_abs_inventory_qty = max(net, self.stats.max_abs_inventory_qty)
+        rec = self.orders.get(ev.client_id)
+        if rec is not None:
+            rec.qty = ev.leaves_qty
+            if ev.leaves_qty <= 0:
+                del self.orders[ev.client_id]
+        # Our maker fill is a taker's trade the other way: it is flow too (YES-equivalent side).
+        yes_side = ev.side if ev.outcome is Outcome.YES else Side(-ev.side)
+        taker_side = Side(-yes_side) if ev.liquidity == "maker" else yes_side
+        self.flow = update_flow(self.flow, taker_side, ev.qty, ev.ts_ns, self.params.flow_halflife_s)
+        self.dirty = True
+        if self.book_valid:
+            self.requote(ev.ts_ns)
+
+    # --- decide and apply --------------------------------------------------------------------------
+
+    def open_orders(self) -> tuple[OpenOrder, ...]:
+        """Our orders as the pure reconcile sees them."""
+        return tuple(
+            OpenOrder(
+                client_id=r.client_id,
+                outcome=r.outcome,
+                side=r.side,
+                px=r.px,
+                qty=r.qty,
+                cancel_pending=r.status == CANCEL_PENDING,
+            )
+            for r in self.orders.values()
+        )
+
+    def exposure_usdc6(self) -> int:
+        """Worst-case loss at resolution with every order of ours that could still fill."""
+        return max(worst_case_losses(self.inv, [r.as_order() for r in self.orders.values()]))
+
+    def requote(self, ts_ns: int) -> None:
+        """Gather → decide → reconcile → submit."""
+        self.dirty = False
+        if not self.quoting_enabled or self.resolved or not self.book_valid:
+            return
+        inflight = tuple(r.as_order() for r in self.orders.values() if r.status == CANCEL_PENDING)
+        self.stats.decide_calls += 1
+        d = decide(
+            self.book.view(),
+            self.inv,
+            self.vol,
+            self.flow,
+            self.params,
+            ts_ns,
+            global_room_usdc6=self.global_room_usdc6,
+            inflight=inflight,
+        )
+        last = self.last_decision
+        if last is None or d.orders != last.orders or d.no_quote != last.no_quote:
+            self.stats.decisions += 1
+            self.sink.record("decision", ts_ns, self.market, d)
+        self.last_decision = d
+        self._apply(d, ts_ns)
+
+    def _apply(self, d: Decision, ts_ns: int) -> None:
+        plan = reconcile(d.orders, self.open_orders(), self.tolerance)
+        if plan.empty:
+            return
+        cmds: list[Command] = []
+        for cid in plan.cancels:
+            self.orders[cid].status = CANCEL_PENDING
+            cmds.append(Cancel(market=self.market, client_id=cid))
+        if plan.places:
+            # Orders being cancelled can still fill until the venue confirms: place only what fits
+            # beside them; the rest waits for the next decision.
+            live = [r.as_order() for r in self.orders.values()]
+            cap = self.params.per_market_cap_usdc6
+            if self.global_room_usdc6 is not None:
+                cap = min(cap, max(0, self.global_room_usdc6))
+            admitted, _ = admit_under_cap(plan.places, self.inv, live, cap)
+            for o in admitted:
+                self.seq += 1
+                cid = f"{self.market}-{self.seq}"
+                self.orders[cid] = OrderRecord(
+                    client_id=cid, outcome=o.outcome, side=o.side, px=o.px, qty=o.qty
+                )
+                cmds.append(
+                    Place(
+                        market=self.market,
+                        client_id=cid,
+                        outcome=o.outcome,
+                        side=o.side,
+                        px=o.px,
+                        qty=o.qty,
+                        post_only=self.params.maker_only,
+                    )
+                )
+        if cmds:
+            self.stats.places += sum(1 for c in cmds if isinstance(c, Place))
+            self.stats.cancels += sum(1 for c in cmds if isinstance(c, Cancel))
+            for c in cmds:
+                self.sink.record("order" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
+            self.port.submit(cmds)
+
+    def _pull_all(self, ts_ns: int, reason: str) -> None:
+        if self.orders:
+            for r in self.orders.values():
+                r.status = CANCEL_PENDING
+            cmd = CancelAll(market=self.market)
+            self.sink.record("cancel_all", ts_ns, self.market, {"reason": reason})
+            self.port.submit([cmd])
+        self.last_decision = None
+
+    def pull_quotes(self, ts_ns: int, reason: str) -> None:
+        """Cancel everything now (used on failure, shutdown and fail-closed gates)."""
+        self._pull_all(ts_ns, reason)

@@ -1,0 +1,145 @@
+"""Restart failed market actors: pykka actors cannot be restarted, so a new one is started.
+
+The factory builds a fresh ``MarketSession`` for a market (live: state rebuilt from the venue, so
+startup and recovery share one path). Restarts back off exponentially per market; the other markets
+are untouched. Messages for a market whose actor is down are dropped (a fresh snapshot follows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pykka
+
+from actors.market import MarketActor, MarketActorDied, PullQuotes
+from actors.session import MarketSession
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[str], MarketSession]
+
+
+class Restart(msgspec.Struct, frozen=True):
+    """Start a new actor for ``market`` (sent to itself after the backoff)."""
+
+    market: str
+
+
+class StartMarket(msgspec.Struct, frozen=True):
+    """Control plane: start the actor of ``market`` (ask; returns its ref)."""
+
+    market: str
+
+
+class Router:
+    """Thread-safe market → current actor lookup for feeds and gateways (tell only, never blocks)."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self.dropped = 0
+
+    def set(self, market: str, ref: pykka.ActorRef[Any] | None) -> None:
+        """Point ``market`` at a new actor (or at nothing while it restarts)."""
+        if ref is None:
+            self._refs.pop(market, None)
+        else:
+            self._refs[market] = ref
+
+    def get(self, market: str) -> pykka.ActorRef[Any] | None:
+        """The current actor of ``market``, if any."""
+        return self._refs.get(market)
+
+    def markets(self) -> list[str]:
+        """Markets that currently have an actor."""
+        return sorted(self._refs)
+
+    def tell(self, market: str, message: object) -> bool:
+        """Tell the market's actor; False (and counted) when it is down."""
+        ref = self._refs.get(market)
+        if ref is None:
+            self.dropped += 1
+            return False
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            self.dropped += 1
+            return False
+        return True
+
+
+class Supervisor(pykka.ThreadingActor):
+    """Owns the market actors: starts them, restarts them after failures, stops them."""
+
+    def __init__(
+        self,
+        factory: SessionFactory,
+        router: Router,
+        *,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        schedule: Callable[[float, Callable[[], None]], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.factory = factory
+        self.router = router
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.schedule = schedule or _timer
+        self.restarts: dict[str, int] = {}
+
+    def on_receive(self, message: Any) -> Any:
+        """Handle start, death and restart messages."""
+        if isinstance(message, StartMarket):
+            return self._start(message.market)
+        if isinstance(message, MarketActorDied):
+            n = self.restarts.get(message.market, 0)
+            self.restarts[message.market] = n + 1
+            self.router.set(message.market, None)
+            delay = min(self.max_backoff_s, self.backoff_s * (2**n))
+            log.error(
+                "%s: market actor died (%s); restarting in %.1f s", message.market, message.reason, delay
+            )
+            me = self.actor_ref
+            self.schedule(delay, lambda: _tell_quietly(me, Restart(message.market)))
+            return None
+        if isinstance(message, Restart):
+            self._start(message.market)
+            return None
+        raise TypeError(f"supervisor: unexpected message {type(message).__name__}")
+
+    def _start(self, market: str) -> pykka.ActorRef[Any]:
+        ref = MarketActor.start(self.factory(market), supervisor=self.actor_ref)
+        self.router.set(market, ref)
+        return ref
+
+    def on_stop(self) -> None:
+        """Stop every market actor (they pull their quotes first)."""
+        for market in self.router.markets():
+            ref = self.router.get(market)
+            if ref is None:
+                continue
+            try:
+                ref.ask(PullQuotes(ts_ns=0, reason="shutdown"), timeout=5)
+                ref.stop(timeout=5)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                log.warning("%s: actor did not stop cleanly", market)
+            self.router.set(market, None)
+
+
+def _timer(delay: float, fn: Callable[[], None]) -> None:
+    if delay <= 0:
+        fn()
+        return
+    t = threading.Timer(delay, fn)
+    t.daemon = True
+    t.start()
+
+
+def _tell_quietly(ref: pykka.ActorRef[Any], msg: object) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):  # the supervisor itself is stopping
+        ref.tell(msg)

@@ -1,0 +1,412 @@
+"""The simulated venue for one market: displayed (replayed or generated) liquidity plus our orders.
+
+Our orders are not in the recorded data, so each one carries a queue position: it joins behind the
+size displayed at its price, advances when trades print at that price (and, under the probabilistic
+model, when the level shrinks from cancels ahead of it), and fills only once the size ahead of it is
+consumed. A trade through our price, or displayed liquidity arriving across it, fills it at once at
+our price. Orders are handled on the YES-equivalent book (a BUY NO at q rests as a YES ask at 1 - q)
+and reported in their own token. Post-only orders that would cross are rejected; others take the
+displayed liquidity and pay Polymarket's taker fee. Deterministic; time is passed in.
+
+Paper trading uses this class unchanged, fed by the live market-data feed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from core.book import L2Book
+from core.markets import MarketInfo
+from core.messages import Accepted, BookSnapshot, Canceled, ExecEvent, Filled, Place, Rejected
+from core.units import PX_ONE, Outcome, Side, taker_fee_usdc6
+
+QueueModelName = Literal["risk_averse", "probabilistic"]
+
+
+class QueueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How our place in the queue moves when the displayed level shrinks without a trade.
+
+    ``risk_averse``: only trades advance us (cancels are assumed to come from behind).
+    ``probabilistic``: a decrease of d is split ahead/behind in proportion to ``f(x) = x ** power``
+    of the size ahead and behind (hftbacktest's power probability queue model), in expectation.
+    """
+
+    model: QueueModelName = "risk_averse"
+    power: float = 2.0
+
+
+class SimOrder:
+    """One of our resting orders at the simulated venue."""
+
+    __slots__ = ("ahead", "client_id", "order_id", "outcome", "qty", "side", "yes_px", "yes_side")
+
+    def __init__(
+        self, client_id: str, order_id: str, outcome: Outcome, side: Side, yes_px: int, qty: int, ahead: int
+    ) -> None:
+        self.client_id = client_id
+        self.order_id = order_id
+        self.outcome = outcome
+        self.side = side
+        self.yes_side = side if outcome is Outcome.YES else Side(-side)
+        self.yes_px = yes_px
+        self.qty = qty
+        self.ahead = ahead
+
+
+class Fill(msgspec.Struct, frozen=True, kw_only=True):
+    """A fill of ours as the ledger sees it (YES-equivalent side and price; ``mid2`` is 2x the mid)."""
+
+    ts_ns: int
+    mid2: int
+    yes_side: Side
+    yes_px: int
+    qty: int
+    fee_usdc6: int
+    liquidity: Literal["maker", "taker"]
+
+
+class SimExchange:
+    """One market's simulated venue (see the module docstring)."""
+
+    def __init__(self, info: MarketInfo, queue: QueueModel | None = None, owner: str = "us") -> None:
+        """Create an empty venue for ``info``."""
+        self.info = info
+        self.market = info.market
+        self.book = L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
+        self.queue = queue or QueueModel()
+        self.prob = self.queue.model == "probabilistic"
+        self.power = self.queue.power
+        self.fee_rate_ppm = info.fee_rate_ppm
+        self.owner = owner
+        self.orders: dict[str, SimOrder] = {}
+        self.bids: dict[int, list[SimOrder]] = {}  # our resting YES-equivalent bids by price
+        self.asks: dict[int, list[SimOrder]] = {}
+        self.our_bid = -1  # best price of our bids (-1: none)
+        self.our_ask = PX_ONE + 1
+        self.order_seq = 0
+        self.trade_seq = 0
+        self.fills: list[Fill] = []
+        self.resolved = False
+        # Quote statistics, integrated over time while we rest on both sides.
+        self._stat_ts = -1
+        self.two_sided_ns = 0
+        self.spread_px_ns = 0
+        self.first_ts = -1
+        self.last_ts = 0
+
+    # --- market data -------------------------------------------------------------------------------
+
+    def on_snapshot(self, ev: BookSnapshot) -> list[ExecEvent]:
+        """Replace the displayed book; our orders keep their place, bounded by what is displayed."""
+        self._touch(ev.ts_ns)
+        if ev.outcome is Outcome.NO:
+            bids = tuple((PX_ONE - px, q) for px, q in ev.asks)
+            asks = tuple((PX_ONE - px, q) for px, q in ev.bids)
+        else:
+            bids, asks = ev.bids, ev.asks
+        self.book.apply_snapshot(bids, asks, ev.ts_ns, ev.tick_px, ev.min_qty)
+        for levels, arr in ((self.bids, self.book.bids), (self.asks, self.book.asks)):
+            for px, orders in levels.items():
+                for o in orders:
+                    o.ahead = min(o.ahead, arr[px])
+        out: list[ExecEvent] = []
+        if self.book.ask_px <= self.our_bid:
+            self._cross_fill(Side.BUY, self.book.ask_px, self.book.asks[self.book.ask_px], ev.ts_ns, out)
+        if self.book.bid_px >= self.our_ask:
+            self._cross_fill(Side.SELL, self.book.bid_px, self.book.bids[self.book.bid_px], ev.ts_ns, out)
+        return out
+
+    def set_tick(self, tick_px: int) -> None:
+        """The venue's tick changed; the book is reseeded by the next snapshot."""
+        self.book.set_tick(tick_px)
+        self.book.clear()
+
+    def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
+        """A displayed level changed to ``qty`` in total. Returns fills of ours, or None."""
+        book = self.book
+        if side is Side.BUY:
+            old = book.bids[px]
+            book.set_level(side, px, qty, ts_ns)
+            if qty < old and px in self.bids:
+                self._shrink(self.bids[px], old, qty)
+            elif qty > old and px >= self.our_ask:
+                # A buyer now rests at or above our ask: in the real book it would have hit us.
+                out: list[ExecEvent] = []
+                self._cross_fill(Side.SELL, px, qty - old, ts_ns, out)
+                return out
+            return None
+        old = book.asks[px]
+        book.set_level(side, px, qty, ts_ns)
+        if qty < old and px in self.asks:
+            self._shrink(self.asks[px], old, qty)
+        elif qty > old and px <= self.our_bid:
+            out = []
+            self._cross_fill(Side.BUY, px, qty - old, ts_ns, out)
+            return out
+        return None
+
+    def _shrink(self, orders: list[SimOrder], old: int, new: int) -> None:
+        if self.prob:
+            dec = old - new
+            n = self.power
+            for o in orders:
+                behind = max(0, old - o.ahead)
+                fa, fb = o.ahead**n, behind**n
+                if fa + fb > 0:
+                    o.ahead = max(0, o.ahead - int(dec * fa / (fa + fb)))
+                o.ahead = min(o.ahead, new)
+        else:
+            for o in orders:
+                o.ahead = min(o.ahead, new)
+
+    def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
+        """A trade printed at ``px``: it may reach our resting orders on the side it hit."""
+        if aggressor is Side.SELL:
+            if px > self.our_bid:
+                return None
+            levels, prices = self.bids, sorted((p for p in self.bids if p >= px), reverse=True)
+        else:
+            if px < self.our_ask:
+                return None
+            levels, prices = self.asks, sorted(p for p in self.asks if p <= px)
+        out: list[ExecEvent] = []
+        left = qty
+        for p in prices:
+            if left <= 0:
+                break
+            for o in list(levels[p]):
+                if left <= 0:
+                    break
+                if p != px:
+                    take = min(o.qty, left)  # the trade went through our price: we were first
+                    left -= take
+                else:
+                    reach = left - o.ahead  # at our price: the size ahead of us trades first
+                    o.ahead = max(0, o.ahead - left)
+                    if reach <= 0:
+                        continue
+                    take = min(o.qty, reach)
+                self._fill(o, take, o.yes_px, "maker", ts_ns, out)
+        return out
+
+    # --- our orders --------------------------------------------------------------------------------
+
+    def place(self, cmd: Place, ts_ns: int) -> list[ExecEvent]:
+        """Accept, reject, or (if it crosses and may take) execute one of our orders."""
+        self._touch(ts_ns)
+        out: list[ExecEvent] = []
+        tick = self.book.tick_px
+        reason = ""
+        if self.resolved:
+            reason = "market is resolved"
+        elif cmd.client_id in self.orders:
+            reason = f"duplicate client id {cmd.client_id}"
+        elif cmd.px % tick or not tick <= cmd.px <= PX_ONE - tick:
+            reason = (
+                f"invalid price {cmd.px}: must be a multiple of the tick {tick} in [{tick}, {PX_ONE - tick}]"
+            )
+        elif cmd.qty < max(1, self.book.min_qty):
+            reason = f"size {cmd.qty} below the minimum {self.book.min_qty}"
+        elif cmd.post_only and cmd.tif in ("FOK", "FAK"):
+            reason = "post-only is only allowed with GTC/GTD"
+        if reason:
+            out.append(Rejected(market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason=reason))
+            return out
+        self.order_seq += 1
+        order = SimOrder(
+            cmd.client_id,
+            f"sim-{self.market}-{self.order_seq}",
+            cmd.outcome,
+            cmd.side,
+            cmd.px if cmd.outcome is Outcome.YES else PX_ONE - cmd.px,
+            cmd.qty,
+            0,
+        )
+        book = self.book
+        is_bid = order.yes_side is Side.BUY
+        crosses = (book.ask_px <= order.yes_px) if is_bid else (book.bid_px >= order.yes_px)
+        if crosses and cmd.post_only:
+            out.append(
+                Rejected(
+                    market=self.market,
+                    client_id=cmd.client_id,
+                    ts_ns=ts_ns,
+                    reason="invalid post-only order: order crosses book",
+                )
+            )
+            return out
+        if crosses:
+            if cmd.tif == "FOK" and self._available(order) < order.qty:
+                out.append(
+                    Canceled(
+                        market=self.market,
+                        client_id=cmd.client_id,
+                        ts_ns=ts_ns,
+                        reason="order couldn't be fully filled. FOK orders are fully filled or killed.",
+                    )
+                )
+                return out
+            self._take(order, ts_ns, out)
+            if order.qty <= 0:
+                return out
+        if cmd.tif in ("FOK", "FAK"):
+            out.append(
+                Canceled(
+                    market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason="unfilled remainder"
+                )
+            )
+            return out
+        order.ahead = (book.bids if is_bid else book.asks)[order.yes_px]
+        self.orders[order.client_id] = order
+        levels = self.bids if is_bid else self.asks
+        levels.setdefault(order.yes_px, []).append(order)
+        self._update_best()
+        out.insert(
+            0, Accepted(market=self.market, client_id=cmd.client_id, order_id=order.order_id, ts_ns=ts_ns)
+        )
+        return out
+
+    def cancel(self, client_id: str, ts_ns: int) -> list[ExecEvent]:
+        """Cancel one of our orders (nothing if it already filled or was cancelled)."""
+        self._touch(ts_ns)
+        o = self.orders.get(client_id)
+        if o is None:
+            return []
+        self._remove(o)
+        return [Canceled(market=self.market, client_id=client_id, ts_ns=ts_ns, reason="canceled")]
+
+    def cancel_all(self, ts_ns: int, reason: str = "canceled") -> list[ExecEvent]:
+        """Cancel every order of ours."""
+        self._touch(ts_ns)
+        out: list[ExecEvent] = []
+        for cid in list(self.orders):
+            self._remove(self.orders[cid])
+            out.append(Canceled(market=self.market, client_id=cid, ts_ns=ts_ns, reason=reason))
+        return out
+
+    def resolve(self, ts_ns: int) -> list[ExecEvent]:
+        """The market resolved: every resting order is cancelled; nothing trades any more."""
+        out = self.cancel_all(ts_ns, "market resolved")
+        self.resolved = True
+        return out
+
+    def resting(self) -> list[SimOrder]:
+        """Our resting orders, in placement order."""
+        return list(self.orders.values())
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _available(self, order: SimOrder) -> int:
+        book = self.book
+        if order.yes_side is Side.BUY:
+            return sum(q for p, q in book.levels(Side.SELL) if p <= order.yes_px)
+        return sum(q for p, q in book.levels(Side.BUY) if p >= order.yes_px)
+
+    def _take(self, order: SimOrder, ts_ns: int, out: list[ExecEvent]) -> None:
+        # Walk the displayed book from the best price; our take hides that liquidity until the data
+        # next sets the level again.
+        book = self.book
+        buy = order.yes_side is Side.BUY
+        while order.qty > 0:
+            p = book.ask_px if buy else book.bid_px
+            if (buy and (p > PX_ONE or p > order.yes_px)) or (not buy and (p < 0 or p < order.yes_px)):
+                break
+            avail = book.asks[p] if buy else book.bids[p]
+            take = min(avail, order.qty)
+            book.set_level(Side.SELL if buy else Side.BUY, p, avail - take, ts_ns)
+            self._fill(order, take, p, "taker", ts_ns, out, resting=False)
+
+    def _cross_fill(self, our_side: Side, px: int, qty: int, ts_ns: int, out: list[ExecEvent]) -> None:
+        # Displayed liquidity arrived across our resting orders: we trade first, at our price.
+        left = qty
+        if our_side is Side.BUY:
+            prices = sorted((p for p in self.bids if p >= px), reverse=True)
+            levels = self.bids
+        else:
+            prices = sorted(p for p in self.asks if p <= px)
+            levels = self.asks
+        for p in prices:
+            for o in list(levels[p]):
+                if left <= 0:
+                    return
+                take = min(o.qty, left)
+                left -= take
+                self._fill(o, take, p, "maker", ts_ns, out)
+
+    def _fill(
+        self,
+        o: SimOrder,
+        qty: int,
+        yes_px: int,
+        liquidity: Literal["maker", "taker"],
+        ts_ns: int,
+        out: list[ExecEvent],
+        resting: bool = True,
+    ) -> None:
+        self._touch(ts_ns)
+        own_px = yes_px if o.outcome is Outcome.YES else PX_ONE - yes_px
+        fee = taker_fee_usdc6(own_px, qty, self.fee_rate_ppm) if liquidity == "taker" else 0
+        o.qty -= qty
+        self.trade_seq += 1
+        out.append(
+            Filled(
+                market=self.market,
+                client_id=o.client_id,
+                ts_ns=ts_ns,
+                outcome=o.outcome,
+                side=o.side,
+                px=own_px,
+                qty=qty,
+                fee_usdc6=fee,
+                liquidity=liquidity,
+                trade_id=f"t-{self.market}-{self.trade_seq}",
+                leaves_qty=o.qty,
+            )
+        )
+        b = self.book
+        mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else 2 * yes_px
+        self.fills.append(
+            Fill(
+                ts_ns=ts_ns,
+                mid2=mid2,
+                yes_side=o.yes_side,
+                yes_px=yes_px,
+                qty=qty,
+                fee_usdc6=fee,
+                liquidity=liquidity,
+            )
+        )
+        if resting and o.qty <= 0:
+            self._remove(o)
+
+    def _remove(self, o: SimOrder) -> None:
+        self.orders.pop(o.client_id, None)
+        levels = self.bids if o.yes_side is Side.BUY else self.asks
+        lst = levels.get(o.yes_px)
+        if lst is not None:
+            if o in lst:
+                lst.remove(o)
+            if not lst:
+                del levels[o.yes_px]
+        self._update_best()
+
+    def _update_best(self) -> None:
+        self.our_bid = max(self.bids) if self.bids else -1
+        self.our_ask = min(self.asks) if self.asks else PX_ONE + 1
+
+    def close_stats(self, ts_ns: int) -> None:
+        """Integrate the quote statistics up to the end of the run."""
+        self._touch(ts_ns)
+
+    def _touch(self, ts_ns: int) -> None:
+        # Integrate the two-sided time and the quoted spread up to ts_ns with the current orders.
+        if self.first_ts < 0:
+            self.first_ts = ts_ns
+        if self._stat_ts >= 0 and ts_ns > self._stat_ts and self.our_bid >= 0 and self.our_ask <= PX_ONE:
+            dt = ts_ns - self._stat_ts
+            self.two_sided_ns += dt
+            self.spread_px_ns += (self.our_ask - self.our_bid) * dt
+        self._stat_ts = max(self._stat_ts, ts_ns)
+        self.last_ts = max(self.last_ts, ts_ns)

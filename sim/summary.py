@@ -1,0 +1,135 @@
+"""The numbers a market maker reads after a run: fills, volume, PnL and its parts, quoting quality.
+
+PnL is computed on the YES-equivalent position (a NO share is short one YES plus 1 USDC), from the
+venue's fills, so it does not depend on which token an order used:
+
+* ``spread_capture``: each fill's edge against the mid at the time of the fill;
+* ``fees``: taker fees paid (negative);
+* ``resolution``: the jump from the last mid to the settlement value on the position held then;
+* ``inventory_mtm``: the rest, i.e. what the mid's moves did to the inventory while it was held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.units import PX_ONE, QTY_ONE, USDC6_ONE
+from sim.runner import MARKOUT_HORIZONS_S, Lane
+
+
+def _usdc(v: float) -> float:
+    return round(v / USDC6_ONE, 6)
+
+
+def lane_summary(lane: Lane) -> dict[str, Any]:
+    """Figures for one market."""
+    ex = lane.exchange
+    fills = ex.fills
+    net = 0  # YES-equivalent position in Qty
+    cash = 0  # YES-equivalent cash in Usdc6
+    capture2 = 0
+    fees = 0
+    volume_qty = volume_usdc6 = 0
+    maker = taker = 0
+    max_abs = 0
+    res = lane.resolution
+    net_at_res = None
+    for f in fills:
+        if res is not None and f.ts_ns > res[0] and net_at_res is None:
+            net_at_res = net
+        net += f.yes_side * f.qty
+        cash -= f.yes_side * f.yes_px * f.qty + f.fee_usdc6
+        capture2 += f.yes_side * (f.mid2 - 2 * f.yes_px) * f.qty
+        fees += f.fee_usdc6
+        volume_qty += f.qty
+        volume_usdc6 += f.yes_px * f.qty
+        max_abs = max(max_abs, abs(net))
+        if f.liquidity == "maker":
+            maker += 1
+        else:
+            taker += 1
+    if net_at_res is None:
+        net_at_res = net
+    b = ex.book
+    final_mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else lane.last_mid2
+    if res is not None:
+        _, yes_won, mid2_before = res
+        value2 = 2 * PX_ONE if yes_won else 0
+        total2 = 2 * cash + net * value2
+        resolution2 = net_at_res * (value2 - mid2_before) if mid2_before >= 0 else 0
+    else:
+        total2 = 2 * cash + net * max(final_mid2, 0)
+        resolution2 = 0
+    spread2 = capture2
+    fees2 = -2 * fees
+    inventory2 = total2 - spread2 - fees2 - resolution2
+    duration = max(1, ex.last_ts - ex.first_ts) if ex.first_ts >= 0 else 1
+    markouts = {}
+    for k, h in enumerate(MARKOUT_HORIZONS_S):
+        q = lane.markout_qty[k]
+        markouts[f"{h}s"] = {
+            "usdc": _usdc(lane.markout_sum2[k] / 2),
+            "px_per_share": round(lane.markout_sum2[k] / 2 / q, 2) if q else 0.0,
+            "shares": q / QTY_ONE,
+        }
+    return {
+        "market": lane.market,
+        "events": len(lane.tape),
+        "fills": {"maker": maker, "taker": taker},
+        "volume_shares": volume_qty / QTY_ONE,
+        "volume_usdc": _usdc(volume_usdc6),
+        "pnl_usdc": {
+            "total": _usdc(total2 / 2),
+            "spread_capture": _usdc(spread2 / 2),
+            "inventory_mtm": _usdc(inventory2 / 2),
+            "fees": _usdc(fees2 / 2),
+            "resolution": _usdc(resolution2 / 2),
+        },
+        "max_abs_inventory_shares": max_abs / QTY_ONE,
+        "final_inventory_shares": net / QTY_ONE,
+        "quote_uptime": round(ex.two_sided_ns / duration, 6),
+        "avg_quoted_spread_px": round(ex.spread_px_ns / ex.two_sided_ns, 2) if ex.two_sided_ns else None,
+        "markouts": markouts,
+        "decisions": lane.session.stats.decisions,
+        "orders": lane.session.stats.places,
+        "cancels": lane.session.stats.cancels,
+        "rejects": lane.session.stats.rejects,
+        "_two_sided_ns": ex.two_sided_ns,
+        "_spread_px_ns": ex.spread_px_ns,
+        "_duration_ns": duration,
+    }
+
+
+def run_summary(lanes: list[Lane]) -> dict[str, Any]:
+    """Totals over every market plus the per-market figures."""
+    per = [lane_summary(lane) for lane in lanes]
+    pnl_keys = ("total", "spread_capture", "inventory_mtm", "fees", "resolution")
+    two_sided = sum(m.pop("_two_sided_ns") for m in per)
+    spread_ns = sum(m.pop("_spread_px_ns") for m in per)
+    duration = sum(m.pop("_duration_ns") for m in per)
+    markouts = {}
+    for h in MARKOUT_HORIZONS_S:
+        key = f"{h}s"
+        shares = sum(m["markouts"][key]["shares"] for m in per)
+        usdc = sum(m["markouts"][key]["usdc"] for m in per)
+        markouts[key] = {
+            "usdc": round(usdc, 6),
+            "px_per_share": round(usdc / shares * PX_ONE, 2) if shares else 0.0,
+            "shares": shares,
+        }
+    return {
+        "markets": len(per),
+        "events_processed": sum(m["events"] for m in per),
+        "fills": {
+            "maker": sum(m["fills"]["maker"] for m in per),
+            "taker": sum(m["fills"]["taker"] for m in per),
+        },
+        "volume_shares": round(sum(m["volume_shares"] for m in per), 2),
+        "volume_usdc": round(sum(m["volume_usdc"] for m in per), 6),
+        "pnl_usdc": {k: round(sum(m["pnl_usdc"][k] for m in per), 6) for k in pnl_keys},
+        "max_abs_inventory_shares": max((m["max_abs_inventory_shares"] for m in per), default=0.0),
+        "quote_uptime": round(two_sided / duration, 6) if duration else 0.0,
+        "avg_quoted_spread_px": round(spread_ns / two_sided, 2) if two_sided else None,
+        "markouts": markouts,
+        "per_market": per,
+    }

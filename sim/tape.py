@@ -1,0 +1,133 @@
+"""A market's recorded or generated event stream in compact columns: what every sim source produces.
+
+One ``MarketTape`` per market, events in time order, on the YES book (sources mirror or drop NO-token
+book events: the venue publishes each change on both tokens). Columns are ``array``s of machine ints,
+so a million events take ~25 MB and the replay loop reads plain ints with no per-event objects:
+
+* ``OP_BID`` / ``OP_ASK``: the level at ``px`` now holds ``qty`` in total (0 deletes it);
+* ``OP_BUY`` / ``OP_SELL``: a trade of ``qty`` at ``px``, the taker buying (asks lifted) or selling;
+* ``OP_SPECIAL``: ``specials[i]`` is a ``BookSnapshot``, ``TickSizeChanged`` or ``MarketResolved``.
+
+Deterministic and free of I/O; ``events()`` materialises ``core.messages`` for the live-style path.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator
+
+from core.markets import MarketInfo
+from core.messages import BookDelta, BookSnapshot, MarketEvent, MarketResolved, TickSizeChanged, TradePrint
+from core.units import PX_ONE, Outcome, Side
+
+OP_BID = 0
+OP_ASK = 1
+OP_BUY = 2
+OP_SELL = 3
+OP_SPECIAL = 4
+
+Special = BookSnapshot | TickSizeChanged | MarketResolved
+
+
+class MarketTape:
+    """Columns of one market's events (see the module docstring)."""
+
+    __slots__ = ("info", "op", "px", "qty", "specials", "ts")
+
+    def __init__(self, info: MarketInfo) -> None:
+        """Create an empty tape for ``info``."""
+        self.info = info
+        self.ts = array("q")
+        self.op = array("b")
+        self.px = array("i")
+        self.qty = array("q")
+        self.specials: dict[int, Special] = {}
+
+    def __len__(self) -> int:
+        """Number of events."""
+        return len(self.ts)
+
+    def _check_ts(self, ts_ns: int) -> None:
+        if self.ts and ts_ns < self.ts[-1]:
+            raise ValueError(f"{self.info.market}: time can't go backwards ({ts_ns} < {self.ts[-1]})")
+
+    def level(self, ts_ns: int, side: Side, px: int, qty: int) -> None:
+        """Append a level update of the YES book."""
+        self._check_ts(ts_ns)
+        self.ts.append(ts_ns)
+        self.op.append(OP_BID if side is Side.BUY else OP_ASK)
+        self.px.append(px)
+        self.qty.append(qty)
+
+    def trade(self, ts_ns: int, aggressor: Side, px: int, qty: int) -> None:
+        """Append a trade print on the YES book."""
+        self._check_ts(ts_ns)
+        self.ts.append(ts_ns)
+        self.op.append(OP_BUY if aggressor is Side.BUY else OP_SELL)
+        self.px.append(px)
+        self.qty.append(qty)
+
+    def special(self, event: Special) -> None:
+        """Append a snapshot, tick change or resolution."""
+        self._check_ts(event.ts_ns)
+        self.specials[len(self.ts)] = event
+        self.ts.append(event.ts_ns)
+        self.op.append(OP_SPECIAL)
+        self.px.append(0)
+        self.qty.append(0)
+
+    def add(self, event: MarketEvent) -> None:
+        """Append any market event of this market, mirroring NO-token events onto the YES book."""
+        match event:
+            case BookDelta(outcome=Outcome.YES, side=side, px=px, qty=qty, ts_ns=ts):
+                self.level(ts, side, px, qty)
+            case BookDelta(outcome=Outcome.NO):
+                # The venue publishes every change on both tokens; the YES copy is the one we keep.
+                pass
+            case TradePrint(outcome=outcome, aggressor=side, px=px, qty=qty, ts_ns=ts):
+                if outcome is Outcome.YES:
+                    self.trade(ts, side, px, qty)
+                else:  # a NO trade at q is a YES trade at 1 - q the other way round
+                    self.trade(ts, Side(-side), PX_ONE - px, qty)
+            case BookSnapshot(outcome=Outcome.YES):
+                self.special(event)
+            case BookSnapshot(outcome=Outcome.NO):
+                pass
+            case TickSizeChanged() | MarketResolved():
+                self.special(event)
+            case _:
+                pass
+
+    def events(self) -> Iterator[MarketEvent]:
+        """The tape as ``core.messages`` events (YES book)."""
+        m = self.info.market
+        for i in range(len(self.ts)):
+            op = self.op[i]
+            if op == OP_SPECIAL:
+                yield self.specials[i]
+            elif op <= OP_ASK:
+                yield BookDelta(
+                    market=m,
+                    outcome=Outcome.YES,
+                    ts_ns=self.ts[i],
+                    side=Side.BUY if op == OP_BID else Side.SELL,
+                    px=self.px[i],
+                    qty=self.qty[i],
+                )
+            else:
+                yield TradePrint(
+                    market=m,
+                    outcome=Outcome.YES,
+                    ts_ns=self.ts[i],
+                    px=self.px[i],
+                    qty=self.qty[i],
+                    aggressor=Side.BUY if op == OP_BUY else Side.SELL,
+                )
+
+
+def tape_from_events(info: MarketInfo, events: Iterable[MarketEvent]) -> MarketTape:
+    """Build a tape from time-ordered market events of one market."""
+    tape = MarketTape(info)
+    for ev in events:
+        tape.add(ev)
+    return tape

@@ -1,0 +1,112 @@
+import threading
+
+import pykka
+import pytest
+
+from actors.market import GetStatus, MarketActor, PullQuotes
+from actors.session import MarketSession
+from actors.supervisor import Router, StartMarket, Supervisor
+from app.configfile import load_config
+from core.markets import MarketInfo
+from core.messages import BookDelta, BookSnapshot, CancelAll
+from core.quoting import quote_params
+from core.units import Outcome, Side
+from tests.fakes import FakeClock, FakeExchangePort, ListSink
+
+T0 = 10**18
+PARAMS = quote_params(load_config("configs/market_maker.yaml"))
+
+
+def info(m):
+    return MarketInfo(market=m, yes_token=f"{m}-y", no_token=f"{m}-n", tick_px=100, min_qty=500)
+
+
+def snapshot(m, ts=T0):
+    return BookSnapshot(
+        market=m,
+        outcome=Outcome.YES,
+        ts_ns=ts,
+        bids=((4_700, 10_000),),
+        asks=((4_800, 10_000),),
+        tick_px=100,
+        min_qty=500,
+    )
+
+
+@pytest.fixture
+def market_actor():
+    port = FakeExchangePort()
+    ref = MarketActor.start(MarketSession(info("m1"), PARAMS, port, FakeClock(), ListSink()))
+    yield ref, port
+    ref.stop()
+
+
+def test_market_actor_quotes_on_told_snapshot(market_actor):
+    ref, port = market_actor
+
+    ref.tell(snapshot("m1"))
+    status = ref.ask(GetStatus(), timeout=1)
+
+    assert status.book_valid and status.last_quote
+    assert len(status.last_bids) == 3 and len(port.places) == 6
+
+
+def test_market_actor_pull_quotes_cancels_everything(market_actor):
+    ref, port = market_actor
+    ref.tell(snapshot("m1"))
+
+    ref.ask(PullQuotes(ts_ns=T0 + 1, reason="shutdown"), timeout=1)
+
+    assert isinstance(port.commands[-1], CancelAll)
+
+
+class Factory:
+    """Builds sessions per market; a restarted market gets a fresh session on the same port."""
+
+    def __init__(self):
+        self.ports = {}
+        self.built = []
+        self.lock = threading.Lock()
+
+    def __call__(self, market):
+        with self.lock:
+            port = self.ports.setdefault(market, FakeExchangePort())
+            self.built.append(market)
+        return MarketSession(info(market), PARAMS, port, FakeClock(), ListSink())
+
+
+def test_failed_actor_pulls_quotes_and_is_restarted_while_others_keep_quoting():
+    factory, router = Factory(), Router()
+    restarted = threading.Event()
+
+    def schedule(delay, fn):
+        fn()
+        restarted.set()
+
+    sup = Supervisor.start(factory, router, backoff_s=0.0, schedule=schedule)
+    first_a = sup.ask(StartMarket("a"), timeout=2)
+    sup.ask(StartMarket("b"), timeout=2)
+    router.tell("a", snapshot("a"))
+    router.tell("b", snapshot("b"))
+    assert router.get("a").ask(GetStatus(), timeout=1).last_quote
+
+    # Corrupt data (a price outside [0, 1]) is an invariant violation: the actor crashes.
+    router.tell(
+        "a", BookDelta(market="a", outcome=Outcome.YES, ts_ns=T0 + 1, side=Side.BUY, px=20_000, qty=1)
+    )
+
+    assert restarted.wait(5)
+    new_a = router.get("a")
+    assert new_a is not None and new_a != first_a and new_a.is_alive()
+    assert not first_a.is_alive()
+    assert "a" in factory.ports and factory.ports["a"].cancel_all_calls == ["a"]  # quotes pulled
+    assert factory.built.count("a") == 2
+    # The other market never noticed and keeps quoting; the new actor quotes after a fresh snapshot.
+    router.tell(
+        "b", BookDelta(market="b", outcome=Outcome.YES, ts_ns=T0 + 2, side=Side.BUY, px=4_750, qty=5_000)
+    )
+    assert router.get("b").ask(GetStatus(), timeout=1).last_quote
+    router.tell("a", snapshot("a", ts=T0 + 3))
+    assert new_a.ask(GetStatus(), timeout=1).last_quote
+    sup.stop()
+    assert not pykka.ActorRegistry.get_all() or all(not r.is_alive() for r in pykka.ActorRegistry.get_all())

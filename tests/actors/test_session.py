@@ -1,0 +1,144 @@
+from actors.session import MarketSession
+from app.configfile import load_config
+from core.markets import MarketInfo
+from core.messages import Accepted, BookDelta, BookSnapshot, Canceled, Filled, MarketResolved, TickSizeChanged
+from core.quoting import quote_params
+from core.units import Outcome, Side
+from tests.fakes import FakeClock, FakeExchangePort, ListSink
+
+T0 = 10**18
+INFO = MarketInfo(market="m1", yes_token="y", no_token="n", tick_px=100, min_qty=500)
+PARAMS = quote_params(load_config("configs/market_maker.yaml"))
+
+
+def snapshot(ts=T0, bid=4_700, ask=4_800):
+    return BookSnapshot(
+        market="m1",
+        outcome=Outcome.YES,
+        ts_ns=ts,
+        bids=((bid, 10_000),),
+        asks=((ask, 10_000),),
+        tick_px=100,
+        min_qty=500,
+    )
+
+
+def new_session():
+    port, sink = FakeExchangePort(), ListSink()
+    return MarketSession(INFO, PARAMS, port, FakeClock(), sink), port, sink
+
+
+def accept_all(s, port, ts=T0):
+    for p in port.places:
+        if p.client_id in s.orders:
+            s.on_exec(Accepted(market="m1", client_id=p.client_id, order_id="v" + p.client_id, ts_ns=ts))
+
+
+def test_session_snapshot_places_a_post_only_two_sided_ladder():
+    s, port, sink = new_session()
+
+    s.on_event(snapshot())
+
+    assert len(port.places) == 6 and all(p.post_only for p in port.places)
+    assert {(p.outcome, p.side) for p in port.places} == {(Outcome.YES, Side.BUY), (Outcome.NO, Side.BUY)}
+    assert len(sink.kinds("decision")) == 1
+    assert [p.client_id for p in port.places] == [f"m1-{i}" for i in range(1, 7)]
+
+
+def test_session_unchanged_top_does_not_requote():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    n = len(port.commands)
+
+    s.on_event(BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 1, side=Side.BUY, px=4_500, qty=3_000))
+
+    assert len(port.commands) == n
+
+
+def test_session_fill_updates_inventory_and_next_quotes_skew_down():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    before = s.last_decision
+    bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+
+    s.on_exec(
+        Filled(
+            market="m1",
+            client_id=bid.client_id,
+            ts_ns=T0 + 5,
+            outcome=Outcome.YES,
+            side=Side.BUY,
+            px=bid.px,
+            qty=bid.qty,
+            fee_usdc6=0,
+            liquidity="maker",
+            trade_id="t1",
+            leaves_qty=0,
+        )
+    )
+
+    assert s.inv.yes_qty == bid.qty
+    assert s.last_decision.skewed_mid_px < before.skewed_mid_px
+    assert bid.client_id not in s.orders
+
+
+def test_session_cancel_in_flight_still_counts_until_confirmed():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+
+    s.on_event(snapshot(ts=T0 + 1, bid=5_200, ask=5_300))  # the market moved: requote
+
+    assert port.cancels, "stale orders are cancelled"
+    pending = [r for r in s.orders.values() if r.status == 2]
+    assert pending and s.exposure_usdc6() >= sum(r.px * r.qty for r in pending if r.side is Side.BUY) * 0
+    for c in port.cancels:
+        s.on_exec(Canceled(market="m1", client_id=c.client_id, ts_ns=T0 + 2))
+    assert all(r.status != 2 for r in s.orders.values())
+
+
+def test_session_tick_size_change_pulls_and_waits_for_snapshot():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    n_places = len(port.places)
+
+    s.on_event(TickSizeChanged(market="m1", outcome=Outcome.YES, ts_ns=T0 + 1, tick_px=10))
+    s.on_event(BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 2, side=Side.BUY, px=4_710, qty=5_000))
+
+    assert port.commands[-1].__class__.__name__ == "CancelAll"
+    assert len(port.places) == n_places and not s.book_valid
+    s.on_event(snapshot(ts=T0 + 3, bid=4_710, ask=4_730))
+    assert s.book_valid and len(port.places) > n_places
+
+
+def test_session_resolution_settles_and_stops_quoting():
+    s, port, sink = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    bid = port.places[0]
+    s.on_exec(
+        Filled(
+            market="m1",
+            client_id=bid.client_id,
+            ts_ns=T0 + 5,
+            outcome=bid.outcome,
+            side=bid.side,
+            px=bid.px,
+            qty=bid.qty,
+            fee_usdc6=0,
+            liquidity="maker",
+            trade_id="t1",
+            leaves_qty=0,
+        )
+    )
+
+    s.on_event(MarketResolved(market="m1", ts_ns=T0 + 6, yes_won=True))
+
+    assert s.inv.yes_qty == 0 and s.inv.cash_usdc6 == (10_000 - bid.px) * bid.qty
+    n = len(port.places)
+    s.on_event(snapshot(ts=T0 + 7))
+    assert len(port.places) == n
+    assert sink.kinds("settlement")

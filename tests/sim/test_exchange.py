@@ -1,0 +1,144 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.markets import MarketInfo
+from core.messages import Accepted, BookSnapshot, Canceled, Filled, Place, Rejected
+from core.units import Outcome, Side
+from sim.exchange import QueueModel, SimExchange
+
+T = 10**18
+INFO = MarketInfo(market="m", yes_token="y", no_token="n", tick_px=100, min_qty=500, fee_rate_ppm=40_000)
+
+
+def venue(model="risk_averse", bid_qty=10_000):
+    ex = SimExchange(INFO, QueueModel(model=model))
+    ex.on_snapshot(
+        BookSnapshot(
+            market="m",
+            outcome=Outcome.YES,
+            ts_ns=T,
+            bids=((4_700, bid_qty), (4_600, 5_000)),
+            asks=((4_800, 10_000),),
+            tick_px=100,
+            min_qty=500,
+        )
+    )
+    return ex
+
+
+def bid(cid="b1", px=4_700, qty=2_000, **kw):
+    return Place(market="m", client_id=cid, outcome=Outcome.YES, side=Side.BUY, px=px, qty=qty, **kw)
+
+
+def fills(events):
+    return [e for e in events or [] if isinstance(e, Filled)]
+
+
+def test_new_order_joins_behind_displayed_size_and_fills_after_it_trades():
+    ex = venue()
+    assert isinstance(ex.place(bid(), T)[0], Accepted)
+
+    assert fills(ex.on_trade(Side.SELL, 4_700, 6_000, T + 1)) == []  # 100 shares ahead, 60 traded
+    f = fills(ex.on_trade(Side.SELL, 4_700, 5_000, T + 2))  # 40 left ahead, 50 traded: 10 reach us
+
+    assert [(x.qty, x.px, x.liquidity, x.fee_usdc6) for x in f] == [(1_000, 4_700, "maker", 0)]
+
+
+def test_risk_averse_cancels_do_not_advance_the_queue_probabilistic_do():
+    for model, expect_fill in (("risk_averse", False), ("probabilistic", True)):
+        ex = venue(model)
+        ex.place(bid(), T)
+
+        ex.on_level(Side.BUY, 4_700, 30_000, T + 1)  # 200 shares join behind us
+        ex.on_level(Side.BUY, 4_700, 22_000, T + 2)  # 80 shares cancelled somewhere in the queue
+        f = fills(ex.on_trade(Side.SELL, 4_700, 9_000, T + 3))  # fewer than the 100 shares ahead at the start
+
+        assert bool(f) is expect_fill, model
+
+
+def test_trade_through_our_price_fills_at_our_price():
+    ex = venue()
+    ex.place(bid(px=4_700), T)
+
+    f = fills(ex.on_trade(Side.SELL, 4_600, 1_500, T + 1))
+
+    assert [(x.qty, x.px) for x in f] == [(1_500, 4_700)]
+
+
+def test_ask_arriving_across_our_bid_fills_us_as_maker():
+    ex = venue()
+    ex.place(bid(px=4_700), T)
+
+    f = fills(ex.on_level(Side.SELL, 4_700, 800, T + 1))
+
+    assert [(x.qty, x.liquidity) for x in f] == [(800, "maker")]
+
+
+def test_post_only_crossing_is_rejected_taker_pays_fee():
+    ex = venue()
+
+    rej = ex.place(bid(px=4_800, post_only=True), T)
+    take = ex.place(bid(cid="b2", px=4_800, qty=1_000, post_only=False, tif="FAK"), T)
+
+    assert isinstance(rej[0], Rejected) and "crosses book" in rej[0].reason
+    f = fills(take)
+    assert [(x.qty, x.px, x.liquidity) for x in f] == [(1_000, 4_800, "taker")]
+    assert f[0].fee_usdc6 == 99_840  # 10 * 0.04 * 0.48 * 0.52 = 0.09984
+
+
+def test_buy_no_rests_as_yes_ask_and_fills_in_no_terms():
+    ex = venue()
+    ex.place(Place(market="m", client_id="n1", outcome=Outcome.NO, side=Side.BUY, px=5_100, qty=1_000), T)
+
+    f = fills(ex.on_trade(Side.BUY, 4_900, 20_000, T + 1))  # buyers lift YES through 0.49
+
+    assert [(x.outcome, x.side, x.px, x.qty) for x in f] == [(Outcome.NO, Side.BUY, 5_100, 1_000)]
+
+
+def test_bad_tick_and_small_size_rejected_cancel_reports():
+    ex = venue()
+
+    assert "tick" in ex.place(bid(px=4_750), T)[0].reason
+    assert "minimum" in ex.place(bid(cid="b3", qty=100), T)[0].reason
+    ex.place(bid(cid="b4"), T)
+    assert isinstance(ex.cancel("b4", T + 1)[0], Canceled)
+    assert ex.cancel("b4", T + 2) == []
+
+
+@given(
+    model=st.sampled_from(["risk_averse", "probabilistic"]),
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("trade"), st.integers(1, 5_000)),
+            st.tuples(st.just("level"), st.integers(0, 20_000)),
+        ),
+        max_size=30,
+    ),
+)
+def test_an_order_never_fills_before_the_size_ahead_is_consumed(model, steps):
+    ex = venue(model)
+    ex.place(bid(qty=100_000), T)
+    ahead0 = 10_000
+    traded = filled = 0
+    for i, (kind, q) in enumerate(steps, start=1):
+        if kind == "trade":
+            traded += q
+            out = ex.on_trade(Side.SELL, 4_700, q, T + i)
+        else:
+            out = ex.on_level(Side.BUY, 4_700, q, T + i)
+        filled += sum(f.qty for f in fills(out))
+
+        # Only trades at our price fill us. Risk-averse: only beyond the size that was ahead of us,
+        # i.e. what was displayed when we joined, or less if the level later showed less (cancels
+        # ahead). Probabilistic: cancels may also advance us, but never past a trade.
+        assert filled <= traded
+        if model == "risk_averse":
+            assert filled <= max(0, traded - min(ahead0, min_displayed(steps[:i], ahead0)))
+
+
+def min_displayed(steps, start):
+    m = start
+    for kind, q in steps:
+        if kind == "level":
+            m = min(m, q)
+    return m
