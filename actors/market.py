@@ -1,9 +1,10 @@
 """One pykka actor per market: a thin shell around ``MarketSession`` (gather → decide → apply).
 
 Live and paper: market events and execution reports arrive by ``tell`` and go straight to the session.
-Simulation: the runner asks ``RunWindow`` and the actor runs the session for that window
-(``SessionDriver.run_window``, the same code the inline engine calls). On failure the actor pulls its
-quotes (best-effort ``cancel_all`` through the port) and tells its supervisor, which starts a new one.
+Simulation: the runner asks ``RunWindow`` and the actor runs its market's lane (session and
+simulated venue) to the end of the window (``Lane.run_until``, the same code the inline engine
+calls). On failure the actor pulls its quotes (best-effort ``cancel_all`` through the port) and tells
+its supervisor, which starts a new one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from core.messages import (
     BookDelta,
     BookSnapshot,
     Canceled,
-    ExecEvent,
     Filled,
     MarketResolved,
     Rejected,
@@ -32,16 +32,15 @@ from core.messages import (
 )
 
 if TYPE_CHECKING:
-    from sim.runner import SessionDriver
+    from sim.runner import Lane
 
 log = logging.getLogger(__name__)
 
 
 class RunWindow(msgspec.Struct, frozen=True):
-    """Simulation: process every input before ``end_ns`` (reports given, tape read by the driver)."""
+    """Simulation: run this market's lane up to ``end_ns`` with ``room_usdc6`` of global budget."""
 
     end_ns: int
-    reports: list[tuple[int, ExecEvent]]
     room_usdc6: int | None
 
 
@@ -93,7 +92,7 @@ class MarketActor(pykka.ThreadingActor):
         session: MarketSession,
         *,
         supervisor: pykka.ActorRef[Any] | None = None,
-        driver: SessionDriver | None = None,
+        driver: Lane | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -111,7 +110,7 @@ class MarketActor(pykka.ThreadingActor):
             return None
         if isinstance(message, RunWindow):
             assert self.driver is not None
-            return self.driver.run_window(message.end_ns, message.reports, message.room_usdc6)
+            return self.driver.run_until(message.end_ns, message.room_usdc6)
         if isinstance(message, GetStatus):
             return status_of(s)
         if isinstance(message, PullQuotes):
@@ -158,16 +157,13 @@ def status_of(s: MarketSession) -> Status:
 class ActorWindowRunner:
     """The simulator's ``actors`` engine: one ``MarketActor`` per market, a barrier per window."""
 
-    def __init__(self, drivers: Sequence[SessionDriver]) -> None:
-        self.refs = [MarketActor.start(d.session, driver=d) for d in drivers]
+    def __init__(self, lanes: Sequence[Lane]) -> None:
+        self.refs = [MarketActor.start(lane.session, driver=lane) for lane in lanes]
 
     def run_window(self, work: list[Any], end: int, exposures: list[int]) -> None:
         """Ask every lane with work to run the window, then wait for all of them (the barrier)."""
-        futures = [
-            self.refs[lane.idx].ask(RunWindow(end, reports, room), block=False)
-            for lane, reports, room in work
-        ]
-        for (lane, _, _), exposure in zip(work, pykka.get_all(futures), strict=True):
+        futures = [self.refs[lane.idx].ask(RunWindow(end, room), block=False) for lane, room in work]
+        for (lane, _), exposure in zip(work, pykka.get_all(futures), strict=True):
             exposures[lane.idx] = exposure
 
     def stop(self) -> None:

@@ -108,6 +108,9 @@ class MarketSession:
             px=params.requote_px_tolerance_ticks * info.tick_px, qty_pct=params.requote_qty_tolerance_pct
         )
         self.stats = SessionStats()
+        # Bumped whenever our order set changes in a way reconcile sees (not on Accepted).
+        self.orders_version = 0
+        self._applied_key: tuple[object, ...] | None = None
         self._flow_pct = (100, 100)
 
     # --- market data -------------------------------------------------------------------------------
@@ -174,8 +177,16 @@ class MarketSession:
         self.sink.record("settlement", ts_ns, self.market, {"yes_won": yes_won, "inventory": self.inv})
 
     def on_timer(self, ts_ns: int) -> None:
-        """Time passes: volatility decays, books go stale, flow fades."""
-        vol = decay_vol(self.vol, ts_ns, self.params.vol)
+        """Time passes: the mid is sampled for volatility, books go stale, flow fades.
+
+        Sampling the mid on the timer (not on every top-of-book change) keeps bid/ask flicker from
+        inflating the volatility estimate in busy books.
+        """
+        book = self.book
+        if self.book_valid and book.bid_px >= 0 and book.ask_px <= PX_ONE and book.bid_px < book.ask_px:
+            vol = update_vol(self.vol, (book.bid_px + book.ask_px) / 2, ts_ns, self.params.vol)
+        else:
+            vol = decay_vol(self.vol, ts_ns, self.params.vol)
         if vol.pulled != self.vol.pulled or vol.vol_px != self.vol.vol_px:
             self.dirty = True
         self.vol = vol
@@ -201,11 +212,6 @@ class MarketSession:
                 self.requote(ts_ns)
 
     def _top_changed(self, ts_ns: int) -> None:
-        book = self.book
-        if book.bid_px >= 0 and book.ask_px <= PX_ONE:
-            mid = (book.bid_px + book.ask_px) / 2
-            if mid != self.vol.mid_px:
-                self.vol = update_vol(self.vol, mid, ts_ns, self.params.vol)
         self.dirty = True
         self.requote(ts_ns)
 
@@ -222,10 +228,12 @@ class MarketSession:
                 self._on_fill(ev)
             case Canceled():
                 if self.orders.pop(ev.client_id, None) is not None:
+                    self.orders_version += 1
                     self.sink.record("canceled", ev.ts_ns, self.market, ev)
                     self.dirty = True
             case Rejected():
                 self.orders.pop(ev.client_id, None)
+                self.orders_version += 1
                 self.stats.rejects += 1
                 self.sink.record("rejected", ev.ts_ns, self.market, ev)
                 self.dirty = True
@@ -239,6 +247,7 @@ class MarketSession:
         self.stats.max_abs_inventory_qty = max(net, self.stats.max_abs_inventory_qty)
         rec = self.orders.get(ev.client_id)
         if rec is not None:
+            self.orders_version += 1
             rec.qty = ev.leaves_qty
             if ev.leaves_qty <= 0:
                 del self.orders[ev.client_id]
@@ -292,13 +301,18 @@ class MarketSession:
             self.stats.decisions += 1
             self.sink.record("decision", ts_ns, self.market, d)
         self.last_decision = d
-        self._apply(d, ts_ns)
+        # reconcile is pure: with the same desired orders, order set and budget it would send nothing new.
+        key = (d.orders, self.orders_version, self.global_room_usdc6)
+        if key != self._applied_key:
+            self._apply(d, ts_ns)
+            self._applied_key = (d.orders, self.orders_version, self.global_room_usdc6)
 
     def _apply(self, d: Decision, ts_ns: int) -> None:
         plan = reconcile(d.orders, self.open_orders(), self.tolerance)
         if plan.empty:
             return
         cmds: list[Command] = []
+        self.orders_version += 1
         for cid in plan.cancels:
             self.orders[cid].status = CANCEL_PENDING
             cmds.append(Cancel(market=self.market, client_id=cid))
@@ -338,6 +352,7 @@ class MarketSession:
         if self.orders:
             for r in self.orders.values():
                 r.status = CANCEL_PENDING
+            self.orders_version += 1
             cmd = CancelAll(market=self.market)
             self.sink.record("cancel_all", ts_ns, self.market, {"reason": reason})
             self.port.submit([cmd])

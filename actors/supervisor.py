@@ -36,6 +36,10 @@ class StartMarket(msgspec.Struct, frozen=True):
     market: str
 
 
+class GetRestarts(msgspec.Struct, frozen=True):
+    """Control plane: ask how many times each market was restarted (also a barrier in tests)."""
+
+
 class Router:
     """Thread-safe market → current actor lookup for feeds and gateways (tell only, never blocks)."""
 
@@ -110,6 +114,8 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(message, Restart):
             self._start(message.market)
             return None
+        if isinstance(message, GetRestarts):
+            return dict(self.restarts)
         raise TypeError(f"supervisor: unexpected message {type(message).__name__}")
 
     def _start(self, market: str) -> pykka.ActorRef[Any]:

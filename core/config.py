@@ -65,7 +65,10 @@ class MarketSelection(Base, frozen=True):
 
 
 class VolatilityConfig(Base, frozen=True):
-    """EWMA volatility of the mid; ``vol_px`` is the std dev of the mid's move over one half-life."""
+    """EWMA volatility of the mid; ``vol_px`` is the std dev of the mid's move over one half-life.
+
+    The mid is sampled on the session's timer (every second by default), not on every book change.
+    """
 
     halflife_s: Positive = 60.0
     widen_threshold_px: NonNegInt = 50

@@ -1,17 +1,14 @@
-"""The deterministic simulation loop: tapes → simulated venues ⇄ market sessions, in lockstep windows.
+"""The deterministic simulation loop: tapes → simulated venues ⇄ market sessions.
 
-Each market has a *lane*: its tape, its ``SimExchange`` (the venue side) and its ``SessionDriver``
-(our side: a ``MarketSession`` fed in delivery order). Lanes interact only through the global
-exposure budget, which each session reads from a snapshot taken at the start of every window.
-
-Time advances in windows no longer than the smallest order or response latency (conservative
-lockstep): a command issued in a window reaches the venue in a later one, and a venue report reaches
-the session in a later one, so within a window every lane can run on its own. A window runs in two
-phases, venue then sessions; the ``actors`` engine runs the session phase inside one pykka actor per
-market (a ``RunWindow`` ask, then a barrier), the ``inline`` engine calls the same driver directly.
-Log lines are buffered per market and written in market order after each window, so both engines
-write byte-identical logs. Randomness (latency jitter) comes from per-market ``random.Random``
-streams seeded from the run's seed; nothing reads the wall clock except the summary's timing.
+Each market is a *lane*: its tape, its ``SimExchange`` (the venue side) and its ``MarketSession``
+(our side), run as one exact discrete-event loop with feed, order-entry and response latencies.
+Lanes interact only through the global exposure budget: time is cut into intervals on a fixed grid,
+every lane runs to the end of the interval on its own, and each reads the others' exposure as of
+the interval's start. The ``actors`` engine runs each lane inside its pykka ``MarketActor`` (a
+``RunWindow`` ask per interval, then a barrier); the ``inline`` engine calls the same
+``Lane.run_until`` directly. Log lines are buffered per lane and written in lane order after each
+interval, so both engines write byte-identical logs. Randomness (latency jitter) comes from
+per-market ``random.Random`` streams seeded from the run's seed; nothing reads the wall clock.
 """
 
 from __future__ import annotations
@@ -25,13 +22,13 @@ from typing import Literal
 import msgspec
 
 from actors.session import MarketSession
-from core.inventory import Inventory
 from core.messages import (
     BookSnapshot,
     Cancel,
     CancelAll,
     Command,
     ExecEvent,
+    Filled,
     MarketResolved,
     Place,
     TickSizeChanged,
@@ -57,18 +54,29 @@ class Latency(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     response_jitter_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.order_ms < 1 or self.response_ms < 1:
-            raise ValueError("order_ms: order_ms and response_ms must be >= 1 (they set the lockstep window)")
-        if min(self.feed_ms, self.feed_jitter_ms, self.order_jitter_ms, self.response_jitter_ms) < 0:
-            raise ValueError("feed_ms: latencies cannot be negative")
+        for name in (
+            "feed_ms",
+            "feed_jitter_ms",
+            "order_ms",
+            "order_jitter_ms",
+            "response_ms",
+            "response_jitter_ms",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: latencies cannot be negative")
 
 
 class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How a simulation runs, independent of where its data comes from."""
+    """How a simulation runs, independent of where its data comes from.
+
+    ``budget_interval_ms``: how often the markets share their exposure for the global cap (each
+    market reads the others' exposure as of the start of the interval).
+    """
 
     latency: Latency = msgspec.field(default_factory=Latency)
     queue: QueueModel = msgspec.field(default_factory=QueueModel)
     timer_ms: int = 1000
+    budget_interval_ms: int = 1000
     log_inputs: bool = True
     global_ev_cap_usdc6: int | None = None
 
@@ -115,105 +123,18 @@ def _draw(rng: random.Random, base_ns: int, jitter_ns: int) -> int:
     return base_ns + (rng.randrange(jitter_ns + 1) if jitter_ns else 0)
 
 
-class SessionDriver:
-    """Feeds one market session its inputs in delivery order, window by window."""
-
-    def __init__(
-        self,
-        session: MarketSession,
-        tape: MarketTape,
-        clock: SimClock,
-        lat: Latency,
-        timer_ms: int,
-        seed: str,
-    ) -> None:
-        self.session = session
-        self.tape = tape
-        self.clock = clock
-        self.j = 0
-        self.feed_ns = round(lat.feed_ms * NS_PER_MS)
-        self.feed_jitter_ns = round(lat.feed_jitter_ms * NS_PER_MS)
-        self.rng = random.Random(f"feed:{seed}")
-        self.timer_ns = timer_ms * NS_PER_MS
-        self.next_timer = (tape.ts[0] if len(tape) else 0) + self.timer_ns
-        self.last_delivery = 0
-        self._next_delivery = self._delivery(0)
-
-    def _delivery(self, j: int) -> int:
-        if j >= len(self.tape):
-            return INF
-        t = self.tape.ts[j] + (
-            _draw(self.rng, self.feed_ns, self.feed_jitter_ns) if self.feed_jitter_ns else self.feed_ns
-        )
-        # A feed delivers in order: jitter never reorders messages.
-        t = max(t, self.last_delivery)
-        self.last_delivery = t
-        return t
-
-    def next_time(self) -> int:
-        """Earliest pending input (tape delivery or timer); reports are the runner's."""
-        return min(self._next_delivery, self.next_timer) if self.j < len(self.tape) else INF
-
-    def run_window(self, end_ns: int, reports: list[tuple[int, ExecEvent]], room_usdc6: int | None) -> int:
-        """Process every input before ``end_ns``; returns the session's exposure for the global budget."""
-        s = self.session
-        s.global_room_usdc6 = room_usdc6
-        tape = self.tape
-        ts, op, px, qty, specials = tape.ts, tape.op, tape.px, tape.qty, tape.specials
-        n = len(ts)
-        clock = self.clock
-        ri = 0
-        nrep = len(reports)
-        t_rep = reports[0][0] if nrep else INF
-        t_del = self._next_delivery
-        on_level, on_trade = s.on_level, s.on_trade
-        j = self.j
-        live = j < n
-        while True:
-            t_tim = self.next_timer if live else INF
-            if t_rep <= t_del and t_rep <= t_tim:
-                if t_rep >= end_ns:
-                    break
-                clock.t = t_rep
-                s.on_exec(reports[ri][1])
-                ri += 1
-                t_rep = reports[ri][0] if ri < nrep else INF
-            elif t_del <= t_tim:
-                if t_del >= end_ns:
-                    break
-                clock.t = t_del
-                o = op[j]
-                if o <= OP_ASK:
-                    on_level(Side.BUY if o == OP_BID else Side.SELL, px[j], qty[j], t_del)
-                elif o != OP_SPECIAL:
-                    on_trade(Side.BUY if o == OP_BUY else Side.SELL, px[j], qty[j], t_del)
-                else:
-                    self._special(specials[j], t_del)
-                j += 1
-                self.j = j
-                t_del = self._delivery(j)
-                live = j < n
-            else:
-                if t_tim >= end_ns:
-                    break
-                clock.t = t_tim
-                s.on_timer(t_tim)
-                self.next_timer = t_tim + self.timer_ns
-        self._next_delivery = t_del
-        return s.exposure_usdc6()
-
-    def _special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> None:
-        s = self.session
-        if isinstance(ev, BookSnapshot):
-            s.on_snapshot(msgspec.structs.replace(ev, ts_ns=t))
-        elif isinstance(ev, TickSizeChanged):
-            s.on_tick_size(ev.tick_px, t)
-        else:
-            s.on_resolved(ev.yes_won, t)
+BUY = Side.BUY
+SELL = Side.SELL
 
 
 class Lane:
-    """The runner's state for one market."""
+    """One market: its tape, its simulated venue and its session, run as an exact event loop.
+
+    Five time-ordered streams are merged: commands reaching the venue, tape events at the venue,
+    execution reports reaching the session, tape events delivered to the session (after the feed
+    latency, never reordered) and timers. Ties go in that order, so a command sent at t with zero
+    latency meets the book as it was before the tape event at t.
+    """
 
     def __init__(
         self, idx: int, tape: MarketTape, params: QuoteParams, settings: RunSettings, seed: int
@@ -228,23 +149,25 @@ class Lane:
         self.session = MarketSession(info, params, self.port, self.clock, self.sink)
         self.exchange = SimExchange(info, settings.queue)
         lat = settings.latency
-        self.driver = SessionDriver(
-            self.session, tape, self.clock, lat, settings.timer_ms, f"{seed}:{info.market}"
-        )
         self.rng = random.Random(f"venue:{seed}:{info.market}")
+        self.feed_rng = random.Random(f"feed:{seed}:{info.market}")
+        self.feed_ns = round(lat.feed_ms * NS_PER_MS)
+        self.feed_jitter_ns = round(lat.feed_jitter_ms * NS_PER_MS)
         self.order_ns, self.order_jitter_ns = (
             round(lat.order_ms * NS_PER_MS),
             round(lat.order_jitter_ms * NS_PER_MS),
         )
-        self.resp_ns, self.resp_jitter_ns = (
-            round(lat.response_ms * NS_PER_MS),
-            round(lat.response_jitter_ms * NS_PER_MS),
-        )
+        self.resp_ns = round(lat.response_ms * NS_PER_MS)
+        self.resp_jitter_ns = round(lat.response_jitter_ms * NS_PER_MS)
+        self.timer_ns = settings.timer_ms * NS_PER_MS
+        n = len(tape.ts)
         self.i = 0  # venue cursor on the tape
+        self.j = 0  # session cursor on the tape
+        self.t_del = self._delivery(0, 0)
+        self.next_timer = (tape.ts[0] + self.timer_ns) if n else INF
         self.cmd_heap: list[tuple[int, int, Command]] = []
         self.rep_heap: list[tuple[int, int, ExecEvent]] = []
         self.seq = 0
-        self.exposure = 0
         self.log_inputs = settings.log_inputs
         self.markouts: list[deque[tuple[int, int]]] = [deque() for _ in MARKOUT_HORIZONS_S]
         self.markout_sum2 = [0] * len(MARKOUT_HORIZONS_S)  # sum of side*(2*mid_later - 2*px)*qty
@@ -253,66 +176,131 @@ class Lane:
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
         self.last_mid2 = -1
 
+    def _delivery(self, j: int, prev: int) -> int:
+        ts = self.tape.ts
+        if j >= len(ts):
+            return INF
+        if not self.feed_jitter_ns:
+            return ts[j] + self.feed_ns
+        # A feed delivers in order: jitter never reorders messages.
+        return max(prev, ts[j] + _draw(self.feed_rng, self.feed_ns, self.feed_jitter_ns))
+
     def next_time(self) -> int:
-        """Earliest pending event of this lane, venue or session side."""
-        t = self.tape.ts[self.i] if self.i < len(self.tape) else INF
+        """Earliest pending event of this lane."""
+        ts = self.tape.ts
+        t = min(ts[self.i] if self.i < len(ts) else INF, self.t_del)
         if self.cmd_heap:
             t = min(t, self.cmd_heap[0][0])
         if self.rep_heap:
             t = min(t, self.rep_heap[0][0])
-        return min(t, self.driver.next_time())
+        if self.j < len(ts):
+            t = min(t, self.next_timer)
+        return t
 
-    # --- venue phase ---------------------------------------------------------------------------------
-
-    def venue_window(self, end_ns: int) -> None:
-        """Run the venue side of this market up to ``end_ns``."""
-        tape, ex, sink = self.tape, self.exchange, self.sink
+    def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
+        """Process every event before ``end_ns``; returns the session's exposure for the global budget."""
+        s = self.session
+        s.global_room_usdc6 = room_usdc6
+        ex = self.exchange
+        tape = self.tape
         ts, op, px, qty, specials = tape.ts, tape.op, tape.px, tape.qty, tape.specials
         n = len(ts)
-        i = self.i
-        heap = self.cmd_heap
+        i, j = self.i, self.j
+        t_del = self.t_del
+        cmd_heap, rep_heap = self.cmd_heap, self.rep_heap
+        clock = self.clock
+        box = self.port.outbox
+        lines = self.sink.lines
         log = self.log_inputs
         market = self.market
-        lines = sink.lines
-        on_level, on_trade = ex.on_level, ex.on_trade
+        ex_level, ex_trade = ex.on_level, ex.on_trade
+        s_level, s_trade = s.on_level, s.on_trade
+        constant_feed = not self.feed_jitter_ns
+        feed = self.feed_ns
+        timer_ns = self.timer_ns
+        next_timer = self.next_timer if j < n else INF
         while True:
-            t_tape = ts[i] if i < n else INF
-            t_cmd = heap[0][0] if heap else INF
-            if t_cmd <= t_tape:
-                if t_cmd >= end_ns:
-                    break
-                _, _, cmd = heapq.heappop(heap)
-                self._command(cmd, t_cmd)
-                continue
-            if t_tape >= end_ns:
+            # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
+            t = cmd_heap[0][0] if cmd_heap else INF
+            k = 0
+            tv = ts[i] if i < n else INF
+            if tv < t:
+                t, k = tv, 1
+            if rep_heap and rep_heap[0][0] < t:
+                t, k = rep_heap[0][0], 2
+            if t_del < t:
+                t, k = t_del, 3
+            if next_timer < t:
+                t, k = next_timer, 4
+            if t >= end_ns:
                 break
-            o = op[i]
-            if o <= OP_ASK:
-                side = Side.BUY if o == OP_BID else Side.SELL
-                out = on_level(side, px[i], qty[i], t_tape)
-                if log:
-                    lines.append(
-                        f'{{"kind":"delta","ts_ns":{t_tape},"market":"{market}","side":{side.value},'
-                        f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                    )
-            elif o != OP_SPECIAL:
-                side = Side.BUY if o == OP_BUY else Side.SELL
-                out = on_trade(side, px[i], qty[i], t_tape)
-                if log:
-                    lines.append(
-                        f'{{"kind":"trade","ts_ns":{t_tape},"market":"{market}","aggressor":{side.value},'
-                        f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                    )
-            else:
-                out = self._special(specials[i], t_tape)
-            i += 1
-            if out:
-                self._reports(out, t_tape)
-            if t_tape >= self.next_markout:
-                self._markouts(t_tape)
-        self.i = i
+            if k == 1:  # --- the venue sees a tape event
+                o = op[i]
+                if o <= OP_ASK:
+                    side = BUY if o == OP_BID else SELL
+                    out = ex_level(side, px[i], qty[i], t)
+                    if log:
+                        lines.append(
+                            f'{{"kind":"delta","ts_ns":{t},"market":"{market}","side":{side.value},'
+                            f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
+                        )
+                elif o != OP_SPECIAL:
+                    side = BUY if o == OP_BUY else SELL
+                    out = ex_trade(side, px[i], qty[i], t)
+                    if log:
+                        lines.append(
+                            f'{{"kind":"trade","ts_ns":{t},"market":"{market}","aggressor":{side.value},'
+                            f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
+                        )
+                else:
+                    out = self._venue_special(specials[i], t)
+                i += 1
+                if out:
+                    self._reports(out, t)
+                if t >= self.next_markout:
+                    self._markouts(t)
+            elif k == 3:  # --- the session receives a tape event
+                clock.t = t
+                o = op[j]
+                if o <= OP_ASK:
+                    s_level(BUY if o == OP_BID else SELL, px[j], qty[j], t)
+                elif o != OP_SPECIAL:
+                    s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                else:
+                    self._session_special(specials[j], t)
+                j += 1
+                if j >= n:
+                    t_del = INF
+                    next_timer = INF
+                else:
+                    t_del = ts[j] + feed if constant_feed else self._delivery(j, t_del)
+            elif k == 0:  # --- a command reaches the venue
+                _, _, cmd = heapq.heappop(cmd_heap)
+                self._command(cmd, t)
+            elif k == 2:  # --- a report reaches the session
+                _, _, ev = heapq.heappop(rep_heap)
+                clock.t = t
+                s.on_exec(ev)
+            else:  # --- a timer
+                clock.t = t
+                s.on_timer(t)
+                next_timer = t + timer_ns
+            if box:
+                self._drain(box)
+        self.i, self.j, self.t_del = i, j, t_del
+        self.next_timer = next_timer
+        return s.exposure_usdc6()
 
-    def _special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> list[ExecEvent]:
+    def _drain(self, box: list[tuple[int, Command]]) -> None:
+        # The session's commands travel to the venue with the order-entry latency.
+        for t, cmd in box:
+            self.seq += 1
+            heapq.heappush(
+                self.cmd_heap, (t + _draw(self.rng, self.order_ns, self.order_jitter_ns), self.seq, cmd)
+            )
+        box.clear()
+
+    def _venue_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> list[ExecEvent]:
         ex = self.exchange
         self.sink.record(_kind(ev), t, self.market, ev)
         if isinstance(ev, BookSnapshot):
@@ -324,6 +312,15 @@ class Lane:
         mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else self.last_mid2
         self.resolution = (t, ev.yes_won, mid2)
         return ex.resolve(t)
+
+    def _session_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> None:
+        s = self.session
+        if isinstance(ev, BookSnapshot):
+            s.on_snapshot(msgspec.structs.replace(ev, ts_ns=t))
+        elif isinstance(ev, TickSizeChanged):
+            s.on_tick_size(ev.tick_px, t)
+        else:
+            s.on_resolved(ev.yes_won, t)
 
     def _command(self, cmd: Command, t: int) -> None:
         ex = self.exchange
@@ -339,7 +336,7 @@ class Lane:
     def _reports(self, out: list[ExecEvent], t: int) -> None:
         sink = self.sink
         for ev in out:
-            if ev.__class__.__name__ == "Filled":
+            if isinstance(ev, Filled):
                 sink.record("fill", t, self.market, ev)
                 self._markout_start(t)
             self.seq += 1
@@ -371,29 +368,6 @@ class Lane:
                 nxt = min(nxt, dq[0][0])
         self.next_markout = nxt
 
-    # --- session phase -------------------------------------------------------------------------------
-
-    def take_reports(self, end_ns: int) -> list[tuple[int, ExecEvent]]:
-        """Pop the reports the session receives before ``end_ns``, in delivery order."""
-        heap = self.rep_heap
-        out: list[tuple[int, ExecEvent]] = []
-        while heap and heap[0][0] < end_ns:
-            t, _, ev = heapq.heappop(heap)
-            out.append((t, ev))
-        return out
-
-    def drain_outbox(self) -> None:
-        """Schedule the session's commands at the venue after the order latency."""
-        box = self.port.outbox
-        if not box:
-            return
-        for t, cmd in box:
-            self.seq += 1
-            heapq.heappush(
-                self.cmd_heap, (t + _draw(self.rng, self.order_ns, self.order_jitter_ns), self.seq, cmd)
-            )
-        box.clear()
-
 
 def _kind(ev: object) -> str:
     return {"BookSnapshot": "book", "TickSizeChanged": "tick_size", "MarketResolved": "resolved"}[
@@ -402,7 +376,7 @@ def _kind(ev: object) -> str:
 
 
 Engine = Literal["inline", "actors"]
-WindowRunner = Callable[[list[tuple[Lane, list[tuple[int, ExecEvent]], int | None]], int, list[int]], None]
+WindowRunner = Callable[[list[tuple["Lane", int | None]], int, list[int]], None]
 
 
 class Runner:
@@ -419,8 +393,7 @@ class Runner:
         self.lanes = [
             Lane(i, t, p, settings, seed) for i, (t, p) in enumerate(zip(tapes, plist, strict=True))
         ]
-        lat = settings.latency
-        self.window_ns = round(min(lat.order_ms, lat.response_ms) * NS_PER_MS)
+        self.window_ns = settings.budget_interval_ms * NS_PER_MS
         self.global_cap = settings.global_ev_cap_usdc6
         self.events_total = sum(len(t) for t in tapes)
         self.windows = 0
@@ -439,7 +412,7 @@ class Runner:
         if engine == "actors":
             from actors.market import ActorWindowRunner  # noqa: PLC0415 (pykka only for this engine)
 
-            runner = ActorWindowRunner([lane.driver for lane in self.lanes])
+            runner = ActorWindowRunner(self.lanes)
             try:
                 self._loop(runner.run_window, write, progress)
             finally:
@@ -460,27 +433,23 @@ class Runner:
             start = min(lane.next_time() for lane in lanes)
             if start >= INF:
                 break
-            end = start + w
+            # Windows sit on a fixed grid, so the budget snapshots do not depend on event timing.
+            end = (start // w + 1) * w
             self.windows += 1
-            for lane in lanes:
-                lane.venue_window(end)
             total = sum(exposures)
             work = []
             for lane in lanes:
-                reports = lane.take_reports(end)
-                if reports or lane.driver.next_time() < end:
+                if lane.next_time() < end:
                     room = (
                         None if self.global_cap is None else self.global_cap - (total - exposures[lane.idx])
                     )
-                    work.append((lane, reports, room))
-            if work:
-                run_window(work, end, exposures)
+                    work.append((lane, room))
+            run_window(work, end, exposures)
             for lane in lanes:
-                lane.drain_outbox()
                 if lane.sink.lines:
                     write(b"".join(lane.sink.lines))
                     lane.sink.lines.clear()
-            if progress is not None and self.windows % 64 == 0:
+            if progress is not None and self.windows % 16 == 0:
                 progress(self.events_done(), self.events_total)
         end_ts = max((lane.exchange.last_ts for lane in lanes), default=0)
         for lane in lanes:
@@ -489,13 +458,6 @@ class Runner:
             progress(self.events_done(), self.events_total)
 
 
-def _inline_window(
-    work: list[tuple[Lane, list[tuple[int, ExecEvent]], int | None]], end: int, exposures: list[int]
-) -> None:
-    for lane, reports, room in work:
-        exposures[lane.idx] = lane.driver.run_window(end, reports, room)
-
-
-def final_inventory(lane: Lane) -> Inventory:
-    """The session's inventory at the end of the run."""
-    return lane.session.inv
+def _inline_window(work: list[tuple[Lane, int | None]], end: int, exposures: list[int]) -> None:
+    for lane, room in work:
+        exposures[lane.idx] = lane.run_until(end, room)

@@ -5,7 +5,7 @@ import pytest
 
 from actors.market import GetStatus, MarketActor, PullQuotes
 from actors.session import MarketSession
-from actors.supervisor import Router, StartMarket, Supervisor
+from actors.supervisor import GetRestarts, Router, StartMarket, Supervisor
 from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, CancelAll
@@ -96,6 +96,7 @@ def test_failed_actor_pulls_quotes_and_is_restarted_while_others_keep_quoting():
     )
 
     assert restarted.wait(5)
+    assert sup.ask(GetRestarts(), timeout=2) == {"a": 1}  # processed after the queued Restart
     new_a = router.get("a")
     assert new_a is not None and new_a != first_a and new_a.is_alive()
     assert not first_a.is_alive()
