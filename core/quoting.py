@@ -22,6 +22,8 @@ from core.estimators import FlowState, VolParams, VolState, flow_imbalance_permi
 from core.inventory import Inventory, OrderLike, worst_case_losses
 from core.units import NS_PER_MS, PX_ONE, QTY_ONE, USDC6_ONE, Outcome, Px, Qty, Side, Usdc6
 
+_YES, _NO, _BUY, _SELL = Outcome.YES, Outcome.NO, Side.BUY, Side.SELL
+
 
 class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
     """Every quoting knob in integer units, compiled from ``Config`` by ``quote_params``."""
@@ -269,64 +271,101 @@ def decide(
             top_ask = want_ask
             improved += 1
 
-    # --- 5. sizes: min size, flow shrink on the side being hit -------------------------------------
+    # --- 5-7. per side, best level first: size (min size, flow shrink), exposure cap, YES/NO route ---
+    # Bids only add loss if NO wins and asks only if YES wins, so each side is trimmed for its own
+    # exposure: deepest levels go first and a side is never emptied merely by list order.
     flow_pm, bid_pct, ask_pct = flow_size_pcts(flow, now_ns, p)
-    min_qty = max(view.min_qty, 1)
-    lo, hi = tick, PX_ONE - tick
-    bids: list[Quote] = []
-    asks: list[Quote] = []
+    min_qty = view.min_qty if view.min_qty > 0 else 1
+    hi = PX_ONE - tick
+    cap = p.per_market_cap_usdc6
+    if global_room_usdc6 is not None and global_room_usdc6 < cap:
+        cap = global_room_usdc6 if global_room_usdc6 > 0 else 0
+    avail_yes, avail_no = inv.yes_qty, inv.no_qty
+    if inflight:
+        loss_yes, loss_no = worst_case_losses(inv, inflight)
+        for o, s, _, q in inflight:
+            if s is _SELL:
+                if o is _YES:
+                    avail_yes -= q
+                else:
+                    avail_no -= q
+    else:
+        loss_yes = -(inv.cash_usdc6 + inv.yes_qty * PX_ONE)
+        loss_no = -(inv.cash_usdc6 + inv.no_qty * PX_ONE)
+        loss_yes = loss_yes if loss_yes > 0 else 0
+        loss_no = loss_no if loss_no > 0 else 0
     sizes_qty = p.level_sizes_qty
     sizes_usdc6 = p.level_sizes_usdc6
-    for i in range(p.levels):
-        # Deeper levels stay on the grid even when the spacing is not a multiple of the tick.
-        bpx = top_bid - i * spacing
-        bpx -= bpx % tick
-        apx = top_ask + i * spacing
-        apx = -((-apx) // tick) * tick
-        if sizes_qty is not None:
-            bq = aq = sizes_qty[i]
-        else:
-            assert sizes_usdc6 is not None
-            # USDC sizes commit the worst-case capital: p * q on a bid, (1 - p) * q on an ask.
-            bq = sizes_usdc6[i] // bpx if bpx > 0 else 0
-            aq = sizes_usdc6[i] // (PX_ONE - apx) if apx < PX_ONE else 0
-        bq = max(bq, min_qty) * bid_pct // 100
-        aq = max(aq, min_qty) * ask_pct // 100
-        if lo <= bpx <= hi and bq >= min_qty:
-            bids.append(Quote(bpx, bq))
-        if lo <= apx <= hi and aq >= min_qty:
-            asks.append(Quote(apx, aq))
-
-    # --- 6. exposure caps: trim what adds worst-case loss, deepest first, per side -----------------
-    cap = p.per_market_cap_usdc6
-    if global_room_usdc6 is not None:
-        cap = min(cap, max(0, global_room_usdc6))
-    loss_yes, loss_no = worst_case_losses(inv, inflight)
+    levels = p.levels
     trims: list[str] = []
-    bids, loss_no = _fit(bids, loss_no, cap, min_qty, "bid", trims, True)
-    asks, loss_yes = _fit(asks, loss_yes, cap, min_qty, "ask", trims, False)
-
-    # --- 7. YES/NO routing: sell what we hold, otherwise buy the complement -------------------------
+    bids: list[Quote] = []
+    asks: list[Quote] = []
     orders: list[DesiredOrder] = []
-    avail_no = inv.no_qty - sum(q for o, s, _, q in inflight if o is Outcome.NO and s is Side.SELL)
-    for b in bids:
-        if p.buy_yes_via_sell_no and avail_no >= b.qty:
-            orders.append(DesiredOrder(Outcome.NO, Side.SELL, PX_ONE - b.px, b.qty))
-            avail_no -= b.qty
-        else:
-            orders.append(DesiredOrder(Outcome.YES, Side.BUY, b.px, b.qty))
-    avail_yes = inv.yes_qty - sum(q for o, s, _, q in inflight if o is Outcome.YES and s is Side.SELL)
-    kept_asks: list[Quote] = []
-    for a in asks:
-        if avail_yes >= a.qty:
-            orders.append(DesiredOrder(Outcome.YES, Side.SELL, a.px, a.qty))
-            avail_yes -= a.qty
-        elif p.sell_yes_via_buy_no:
-            orders.append(DesiredOrder(Outcome.NO, Side.BUY, PX_ONE - a.px, a.qty))
-        else:
-            trims.append(f"ask {a.px}: no YES to sell and sell_yes_via_buy_no is off")
+    via_sell_no = p.buy_yes_via_sell_no
+    for i in range(levels):
+        # Deeper levels stay on the grid even when the spacing is not a multiple of the tick.
+        px = top_bid - i * spacing
+        px -= px % tick
+        if px < tick:
+            break
+        if px > hi:
             continue
-        kept_asks.append(a)
+        q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] // px  # type: ignore[index]
+        q = (q if q > min_qty else min_qty) * bid_pct // 100
+        if q < min_qty:
+            continue
+        last = loss_no + px * q > cap
+        if last:
+            fit = (cap - loss_no) // px
+            if fit < min_qty:
+                trims.extend(_dropped("bid", top_bid, -spacing, tick, i, levels))
+                break
+            trims.append(f"bid {px}: size {q} -> {fit} (cap)")
+            trims.extend(_dropped("bid", top_bid, -spacing, tick, i + 1, levels))
+            q = fit
+        loss_no += px * q
+        bids.append(Quote(px, q))
+        if via_sell_no and avail_no >= q:
+            orders.append(DesiredOrder(_NO, _SELL, PX_ONE - px, q))
+            avail_no -= q
+        else:
+            orders.append(DesiredOrder(_YES, _BUY, px, q))
+        if last:
+            break
+    via_buy_no = p.sell_yes_via_buy_no
+    for i in range(levels):
+        px = top_ask + i * spacing
+        px = -((-px) // tick) * tick
+        if px > hi:
+            break
+        if px < tick:
+            continue
+        unit = PX_ONE - px  # loss per Qty if this ask fills and YES wins
+        q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] // unit  # type: ignore[index]
+        q = (q if q > min_qty else min_qty) * ask_pct // 100
+        if q < min_qty:
+            continue
+        last = loss_yes + unit * q > cap
+        if last:
+            fit = (cap - loss_yes) // unit
+            if fit < min_qty:
+                trims.extend(_dropped("ask", top_ask, spacing, tick, i, levels))
+                break
+            trims.append(f"ask {px}: size {q} -> {fit} (cap)")
+            trims.extend(_dropped("ask", top_ask, spacing, tick, i + 1, levels))
+            q = fit
+        if avail_yes >= q:
+            orders.append(DesiredOrder(_YES, _SELL, px, q))
+            avail_yes -= q
+        elif via_buy_no:
+            orders.append(DesiredOrder(_NO, _BUY, unit, q))
+        else:
+            trims.append(f"ask {px}: no YES to sell and sell_yes_via_buy_no is off")
+            continue
+        loss_yes += unit * q
+        asks.append(Quote(px, q))
+        if last:
+            break
 
     reasons = Reasons(
         fair_source=fair_source,
@@ -346,7 +385,7 @@ def decide(
         loss_if_no_usdc6=loss_no,
         trims=tuple(trims),
     )
-    if not bids and not kept_asks:
+    if not bids and not asks:
         return Decision(
             quote=False,
             no_quote="no_room",
@@ -359,34 +398,18 @@ def decide(
         fair_px=round(fair),
         skewed_mid_px=round(skewed),
         bids=tuple(bids),
-        asks=tuple(kept_asks),
+        asks=tuple(asks),
         orders=tuple(orders),
         reasons=reasons,
     )
 
 
-def _fit(
-    levels: list[Quote], base_loss: Usdc6, cap: Usdc6, min_qty: Qty, name: str, trims: list[str], is_bid: bool
-) -> tuple[list[Quote], Usdc6]:
-    # Keep levels best-first while the worst case stays under the cap; shrink the first that does not
-    # fit (if it stays >= min size) and drop everything deeper. Bids only add loss if NO wins and asks
-    # only if YES wins, so each side is trimmed for its own exposure: never one-sided by list order.
-    loss = max(0, base_loss)
-    kept: list[Quote] = []
-    for i, q in enumerate(levels):
-        unit = q.px if is_bid else PX_ONE - q.px  # loss per Qty if this level fills
-        room = cap - loss
-        if unit * q.qty <= room:
-            kept.append(q)
-            loss += unit * q.qty
-            continue
-        fit_qty = room // unit if room > 0 else 0
-        if fit_qty >= min_qty:
-            kept.append(Quote(q.px, fit_qty))
-            loss += unit * fit_qty
-            trims.append(f"{name} {q.px}: size {q.qty} -> {fit_qty} (cap)")
-        else:
-            trims.append(f"{name} {q.px}: dropped (cap)")
-        trims.extend(f"{name} {d.px}: dropped (cap)" for d in levels[i + 1 :])
-        break
-    return kept, loss
+def _dropped(name: str, top: Px, step: Px, tick: Px, first: int, levels: int) -> list[str]:
+    # Trim notes for the levels from ``first`` on (rare: only when the cap binds).
+    out = []
+    for i in range(first, levels):
+        px = top + i * step
+        px = px - px % tick if step < 0 else -((-px) // tick) * tick
+        if tick <= px <= PX_ONE - tick:
+            out.append(f"{name} {px}: dropped (cap)")
+    return out
