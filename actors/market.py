@@ -104,19 +104,31 @@ class MarketActor(pykka.ThreadingActor):
         s = self.session
         if isinstance(message, _MARKET_EVENTS):
             s.on_event(message)
+            self._flush()
             return None
         if isinstance(message, _EXEC_EVENTS):
             s.on_exec(message)
+            self._flush()
             return None
         if isinstance(message, RunWindow):
             assert self.driver is not None
             return self.driver.run_until(message.end_ns, message.room_usdc6)
         if isinstance(message, GetStatus):
+            self._flush(force=True)  # answer with the decision the inputs so far lead to
             return status_of(s)
         if isinstance(message, PullQuotes):
             s.pull_quotes(message.ts_ns, message.reason)
             return None
         raise TypeError(f"{s.market}: unexpected message {type(message).__name__}")
+
+    def _flush(self, force: bool = False) -> None:
+        # Decide once the inbox is drained: a burst of messages leads to one decision. A throttled
+        # requote waits for a later message (the live ticker tells Timer every 100 ms).
+        s = self.session
+        if s.wakeup_ns < (1 << 62) and (force or self.actor_inbox.empty()):
+            now = s.clock.now_ns()
+            if now >= s.wakeup_ns:
+                s.flush(now)
 
     def on_failure(
         self,

@@ -35,10 +35,11 @@ from core.messages import (
     TradePrint,
 )
 from core.ports import Clock, EventSink, ExchangePort
-from core.quoting import Decision, QuoteParams, decide, flow_size_pcts
+from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
 from core.reconcile import OpenOrder, Tolerance, admit_under_cap, reconcile
 from core.units import PX_ONE, Outcome, Side
 
+NEVER = 1 << 62
 PENDING_NEW = 0
 LIVE = 1
 CANCEL_PENDING = 2
@@ -53,6 +54,11 @@ class OrderRecord(msgspec.Struct, kw_only=True):
     px: int
     qty: int
     status: int = PENDING_NEW
+
+    @property
+    def cancel_pending(self) -> bool:
+        """True while a cancel of this order is in flight."""
+        return self.status == CANCEL_PENDING
 
     def as_order(self) -> OrderLike:
         """(outcome, side, px, remaining qty) for the exposure functions."""
@@ -110,6 +116,10 @@ class MarketSession:
         self.stats = SessionStats()
         # Bumped whenever our order set changes in a way reconcile sees (not on Accepted).
         self.orders_version = 0
+        self.last_requote_ns = -(1 << 62)
+        #: When the pending requote is due: the driver calls ``flush`` then (after every other input
+        #: of that instant, so a burst of fills or deltas leads to one decision).
+        self.wakeup_ns = NEVER
         self._applied_key: tuple[object, ...] | None = None
         self._flow_pct = (100, 100)
 
@@ -147,7 +157,8 @@ class MarketSession:
             bids, asks = ev.bids, ev.asks
         self.book.apply_snapshot(bids, asks, ev.ts_ns, ev.tick_px, ev.min_qty)
         self.book_valid = True
-        self._top_changed(ev.ts_ns)
+        self.dirty = True
+        self._maybe_requote(ev.ts_ns, urgent=True)
 
     def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> None:
         """One YES level changed; requote only when the top of the book moved."""
@@ -183,13 +194,14 @@ class MarketSession:
         inflating the volatility estimate in busy books.
         """
         book = self.book
-        if self.book_valid and book.bid_px >= 0 and book.ask_px <= PX_ONE and book.bid_px < book.ask_px:
-            vol = update_vol(self.vol, (book.bid_px + book.ask_px) / 2, ts_ns, self.params.vol)
-        else:
-            vol = decay_vol(self.vol, ts_ns, self.params.vol)
-        if vol.pulled != self.vol.pulled or vol.vol_px != self.vol.vol_px:
-            self.dirty = True
-        self.vol = vol
+        if ts_ns - self.vol.ts_ns >= self.params.vol_sample_ns:
+            if self.book_valid and 0 <= book.bid_px < book.ask_px <= PX_ONE:
+                vol = update_vol(self.vol, (book.bid_px + book.ask_px) / 2, ts_ns, self.params.vol)
+            else:
+                vol = decay_vol(self.vol, ts_ns, self.params.vol)
+            if vol.pulled != self.vol.pulled or vol.vol_px != self.vol.vol_px:
+                self.dirty = True
+            self.vol = vol
         self._check_flow(ts_ns)
         last = self.last_decision
         if (
@@ -200,7 +212,7 @@ class MarketSession:
         ):
             self.dirty = True
         if self.dirty:
-            self.requote(ts_ns)
+            self._maybe_requote(ts_ns, urgent=False)
 
     def _check_flow(self, ts_ns: int) -> None:
         # The flow feeds the decision only through the size multipliers: requote when they change.
@@ -209,11 +221,38 @@ class MarketSession:
             self._flow_pct = (bid_pct, ask_pct)
             if self.book_valid:
                 self.dirty = True
-                self.requote(ts_ns)
+                self._maybe_requote(ts_ns, urgent=False)
 
     def _top_changed(self, ts_ns: int) -> None:
         self.dirty = True
-        self.requote(ts_ns)
+        book, last = self.book, self.last_decision
+        # Urgent: the book lost a side or crossed, or it moved through our resting quotes.
+        urgent = not (0 <= book.bid_px < book.ask_px <= PX_ONE) or (
+            last is not None
+            and (
+                (last.bids and last.bids[0].px >= book.ask_px)
+                or (last.asks and last.asks[0].px <= book.bid_px)
+            )
+        )
+        self._maybe_requote(ts_ns, urgent=urgent)
+
+    def _maybe_requote(self, ts_ns: int, urgent: bool) -> None:
+        # Never decide inside a handler: schedule it, now (after the rest of this instant's inputs)
+        # or when the throttle allows.
+        due = (
+            ts_ns
+            if requote_due(ts_ns, self.last_requote_ns, self.params.min_requote_ns, urgent)
+            else (self.last_requote_ns + self.params.min_requote_ns)
+        )
+        if due < self.wakeup_ns:
+            self.wakeup_ns = due
+
+    def flush(self, ts_ns: int) -> None:
+        """Act on what changed: decide and apply if a requote is pending and due."""
+        if ts_ns >= self.wakeup_ns:
+            self.wakeup_ns = NEVER
+            if self.dirty:
+                self.requote(ts_ns)
 
     # --- execution reports -------------------------------------------------------------------------
 
@@ -257,7 +296,9 @@ class MarketSession:
         self.flow = update_flow(self.flow, taker_side, ev.qty, ev.ts_ns, self.params.flow_halflife_s)
         self.dirty = True
         if self.book_valid:
-            self.requote(ev.ts_ns)
+            # Not urgent: the caps already counted this order as filled; the new skew can wait for
+            # the throttle like any other input.
+            self._maybe_requote(ev.ts_ns, urgent=False)
 
     # --- decide and apply --------------------------------------------------------------------------
 
@@ -282,6 +323,8 @@ class MarketSession:
     def requote(self, ts_ns: int) -> None:
         """Gather → decide → reconcile → submit."""
         self.dirty = False
+        self.last_requote_ns = ts_ns
+        self.wakeup_ns = NEVER
         if not self.quoting_enabled or self.resolved or not self.book_valid:
             return
         inflight = tuple(r.as_order() for r in self.orders.values() if r.status == CANCEL_PENDING)
@@ -308,7 +351,7 @@ class MarketSession:
             self._applied_key = (d.orders, self.orders_version, self.global_room_usdc6)
 
     def _apply(self, d: Decision, ts_ns: int) -> None:
-        plan = reconcile(d.orders, self.open_orders(), self.tolerance)
+        plan = reconcile(d.orders, self.orders.values(), self.tolerance)
         if plan.empty:
             return
         cmds: list[Command] = []
@@ -359,5 +402,13 @@ class MarketSession:
         self.last_decision = None
 
     def pull_quotes(self, ts_ns: int, reason: str) -> None:
-        """Cancel everything now (used on failure, shutdown and fail-closed gates)."""
+        """Cancel everything now and stop quoting (shutdown, fail-closed gates) until ``resume_quoting``."""
+        self.quoting_enabled = False
+        self.wakeup_ns = NEVER
         self._pull_all(ts_ns, reason)
+
+    def resume_quoting(self, ts_ns: int) -> None:
+        """Quote again after ``pull_quotes``."""
+        self.quoting_enabled = True
+        self.dirty = True
+        self._maybe_requote(ts_ns, urgent=True)

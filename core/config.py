@@ -71,7 +71,8 @@ class VolatilityConfig(Base, frozen=True):
     """
 
     halflife_s: Positive = 60.0
-    widen_threshold_px: NonNegInt = 50
+    sample_ms: Annotated[int, Meta(ge=10)] = 1000
+    widen_threshold_px: NonNegInt = 100
     widen_per_px: NonNeg = 0.5
     pull_threshold_px: NonNegInt = 400
     resume_threshold_px: NonNegInt = 250
@@ -113,6 +114,7 @@ class QuotingConfig(Base, frozen=True):
     buy_yes_via_sell_no: bool = True
     requote_px_tolerance_ticks: Annotated[int, Meta(ge=0, le=100)] = 0
     requote_qty_tolerance_pct: Annotated[float, Meta(ge=0, le=100)] = 10.0
+    min_requote_ms: Annotated[int, Meta(ge=0, le=60_000)] = 250
     volatility: VolatilityConfig = msgspec.field(default_factory=VolatilityConfig)
     flow: FlowConfig = msgspec.field(default_factory=FlowConfig)
 

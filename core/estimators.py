@@ -10,27 +10,28 @@ import msgspec
 
 from core.units import NS_PER_S, Px, Qty, Side
 
-_LN2 = 0.6931471805599453
-
 
 class VolState(msgspec.Struct, frozen=True, kw_only=True):
-    """Volatility estimate of the YES mid.
+    """Volatility estimate of the YES mid, sampled on a timer.
 
-    ``ss_px2`` is a time-decayed sum of squared mid changes; under a constant variance rate v it
-    tends to ``v * halflife / ln 2``, so ``vol_px = sqrt(ss_px2 * ln 2)`` is the std dev of the mid's
-    move over one half-life. ``pulled`` is the hysteresis regime: set at the pull threshold, cleared
-    only below the (lower) resume threshold.
+    ``mean_px`` is an EWMA of the mid and ``var_px2`` an EWMA of its squared distance from that mean
+    (both with the configured half-life). ``vol_px`` is the larger of the EWMA standard deviation
+    and the mid's current distance from the mean: the first measures how much the mid wanders, the
+    second reacts at once to a jump and calms down as the mean catches up. Unlike summed squared
+    changes, a mid bouncing between two ticks counts as half a tick, not as a trend. ``pulled`` is
+    the hysteresis regime: set at the pull threshold, cleared only below the (lower) resume one.
     """
 
     mid_px: float = -1.0
+    mean_px: float = 0.0
+    var_px2: float = 0.0
     ts_ns: int = 0
-    ss_px2: float = 0.0
     vol_px: int = 0
     pulled: bool = False
 
 
 class VolParams(msgspec.Struct, frozen=True, kw_only=True):
-    """Integer/float knobs of the volatility estimator (from ``VolatilityConfig``)."""
+    """Knobs of the volatility estimator (from ``VolatilityConfig``)."""
 
     halflife_s: float
     pull_threshold_px: int
@@ -38,20 +39,21 @@ class VolParams(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def update_vol(state: VolState, mid_px: float, ts_ns: int, p: VolParams) -> VolState:
-    """Fold one mid observation into the estimate and update the pull regime."""
+    """Fold one mid sample into the estimate and update the pull regime."""
     if state.mid_px < 0:
-        return VolState(mid_px=mid_px, ts_ns=ts_ns, ss_px2=0.0, vol_px=0, pulled=state.pulled)
+        return VolState(mid_px=mid_px, mean_px=mid_px, ts_ns=ts_ns, pulled=state.pulled)
     dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
-    decay = 0.5 ** (dt_s / p.halflife_s)
-    d = mid_px - state.mid_px
-    ss = state.ss_px2 * decay + d * d
-    vol = int((ss * _LN2) ** 0.5)
+    a = 1.0 - 0.5 ** (dt_s / p.halflife_s)
+    dev = mid_px - state.mean_px
+    var = (1.0 - a) * state.var_px2 + a * dev * dev
+    mean = state.mean_px + a * dev
+    vol = int(max(var**0.5, abs(mid_px - mean)))
     pulled = vol >= p.pull_threshold_px if not state.pulled else vol > p.resume_threshold_px
-    return VolState(mid_px=mid_px, ts_ns=ts_ns, ss_px2=ss, vol_px=vol, pulled=pulled)
+    return VolState(mid_px=mid_px, mean_px=mean, var_px2=var, ts_ns=ts_ns, vol_px=vol, pulled=pulled)
 
 
 def decay_vol(state: VolState, ts_ns: int, p: VolParams) -> VolState:
-    """Let time pass with no mid change (a timer), so a quiet market can leave the pull regime."""
+    """Let time pass with no new mid (no two-sided book): the last mid stands in for the sample."""
     if state.mid_px < 0 or ts_ns <= state.ts_ns:
         return state
     return update_vol(state, state.mid_px, ts_ns, p)

@@ -51,6 +51,8 @@ class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
     maker_only: bool
     requote_px_tolerance_ticks: int
     requote_qty_tolerance_pct: float
+    min_requote_ns: int
+    vol_sample_ns: int
 
 
 def _shares(value: float) -> Qty:
@@ -99,6 +101,8 @@ def quote_params(cfg: Config) -> QuoteParams:
         maker_only=inv.maker_only,
         requote_px_tolerance_ticks=q.requote_px_tolerance_ticks,
         requote_qty_tolerance_pct=q.requote_qty_tolerance_pct,
+        min_requote_ns=q.min_requote_ms * NS_PER_MS,
+        vol_sample_ns=q.volatility.sample_ms * NS_PER_MS,
     )
 
 
@@ -156,6 +160,16 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     asks: tuple[Quote, ...] = ()
     orders: tuple[DesiredOrder, ...] = ()
     reasons: Reasons = Reasons()
+
+
+def requote_due(now_ns: int, last_ns: int, min_interval_ns: int, urgent: bool) -> bool:
+    """Whether a changed input may be acted on now: at most one requote per interval unless urgent.
+
+    Urgent inputs (a new book epoch, the book moving through our quotes, losing a side or crossing)
+    are never delayed; the rest (fills included: the caps already counted them) wait for the
+    interval, so requotes stay within venue rate limits.
+    """
+    return urgent or now_ns - last_ns >= min_interval_ns
 
 
 def flow_size_pcts(flow: FlowState, now_ns: int, p: QuoteParams) -> tuple[int, int, int]:

@@ -8,7 +8,8 @@ they still count as resting for the caps (see ``admit_under_cap``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -57,7 +58,7 @@ def _risk(outcome: Outcome, side: Side, px: Px, qty: Qty) -> int:
     return ly + ln
 
 
-def _close(o: OpenOrder, d: DesiredOrder, tol: Tolerance) -> bool:
+def _close(o: OpenOrderLike, d: DesiredOrder, tol: Tolerance) -> bool:
     if o.outcome is not d.outcome or o.side is not d.side:
         return False
     if abs(o.px - d.px) > tol.px or abs(o.qty - d.qty) > d.qty * tol.qty_pct / 100:
@@ -68,34 +69,49 @@ def _close(o: OpenOrder, d: DesiredOrder, tol: Tolerance) -> bool:
 EXACT = Tolerance()
 
 
+class OpenOrderLike(Protocol):
+    """What reconcile reads of a resting order (``OpenOrder`` or the session's own records)."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def outcome(self) -> Outcome: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def px(self) -> Px: ...
+    @property
+    def qty(self) -> Qty: ...
+    @property
+    def cancel_pending(self) -> bool: ...
+
+
 def reconcile(
-    desired: tuple[DesiredOrder, ...], open_orders: tuple[OpenOrder, ...], tolerance: Tolerance = EXACT
+    desired: Sequence[DesiredOrder], open_orders: Iterable[OpenOrderLike], tolerance: Tolerance = EXACT
 ) -> Plan:
     """Return the cancels and places that turn ``open_orders`` into ``desired``.
 
-    Exact matches are paired first, then matches within the tolerance (closest price first); each
-    resting order stands in for at most one desired order. ``reconcile(d, d)`` is empty.
+    Exact matches are paired first (in order), then matches within the tolerance (closest price
+    first); each resting order stands in for at most one desired order. ``reconcile(d, d)`` is empty.
     """
     live = [o for o in open_orders if not o.cancel_pending]
+    pool: dict[tuple[Outcome, Side, Px, Qty], list[int]] = {}
+    for j, o in enumerate(live):
+        pool.setdefault((o.outcome, o.side, o.px, o.qty), []).append(j)
     used = [False] * len(live)
-    matched = [False] * len(desired)
     kept: list[str] = []
-    for i, d in enumerate(desired):
-        for j, o in enumerate(live):
-            if (
-                not used[j]
-                and o.outcome is d.outcome
-                and o.side is d.side
-                and o.px == d.px
-                and o.qty == d.qty
-            ):
-                used[j] = matched[i] = True
-                kept.append(o.client_id)
-                break
-    if tolerance.px or tolerance.qty_pct:
-        for i, d in enumerate(desired):
-            if matched[i]:
-                continue
+    unmatched: list[DesiredOrder] = []
+    for d in desired:
+        js = pool.get((d.outcome, d.side, d.px, d.qty))
+        if js:
+            j = js.pop(0)
+            used[j] = True
+            kept.append(live[j].client_id)
+        else:
+            unmatched.append(d)
+    places: list[DesiredOrder] = []
+    if unmatched and (tolerance.px or tolerance.qty_pct):
+        for d in unmatched:
             best = -1
             for j, o in enumerate(live):
                 if (
@@ -105,11 +121,14 @@ def reconcile(
                 ):
                     best = j
             if best >= 0:
-                used[best] = matched[i] = True
+                used[best] = True
                 kept.append(live[best].client_id)
+            else:
+                places.append(d)
+    else:
+        places = unmatched
     cancels = tuple(o.client_id for j, o in enumerate(live) if not used[j])
-    places = tuple(d for i, d in enumerate(desired) if not matched[i])
-    return Plan(cancels=cancels, places=places, kept=tuple(kept))
+    return Plan(cancels=cancels, places=tuple(places), kept=tuple(kept))
 
 
 def admit_under_cap(

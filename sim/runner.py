@@ -195,7 +195,7 @@ class Lane:
             t = min(t, self.rep_heap[0][0])
         if self.j < len(ts):
             t = min(t, self.next_timer)
-        return t
+        return min(t, self.session.wakeup_ns)
 
     def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
         """Process every event before ``end_ns``; returns the session's exposure for the global budget."""
@@ -232,6 +232,8 @@ class Lane:
                 t, k = t_del, 3
             if next_timer < t:
                 t, k = next_timer, 4
+            if s.wakeup_ns < t:
+                t, k = s.wakeup_ns, 5
             if t >= end_ns:
                 break
             if k == 1:  # --- the venue sees a tape event
@@ -281,10 +283,13 @@ class Lane:
                 _, _, ev = heapq.heappop(rep_heap)
                 clock.t = t
                 s.on_exec(ev)
-            else:  # --- a timer
+            elif k == 4:  # --- a timer
                 clock.t = t
                 s.on_timer(t)
                 next_timer = t + timer_ns
+            else:  # --- the session's pending requote is due
+                clock.t = t
+                s.flush(t)
             if box:
                 self._drain(box)
         self.i, self.j, self.t_del = i, j, t_del

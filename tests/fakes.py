@@ -9,7 +9,7 @@ from core.messages import Cancel, CancelAll, Command, Place
 
 
 class FakeClock:
-    def __init__(self, t: int = 10**18) -> None:
+    def __init__(self, t: int = 10**18 + 1_000_000) -> None:  # 1 ms after the tests' T0
         self.t = t
 
     def now_ns(self) -> int:

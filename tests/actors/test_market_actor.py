@@ -54,10 +54,14 @@ def test_market_actor_quotes_on_told_snapshot(market_actor):
 def test_market_actor_pull_quotes_cancels_everything(market_actor):
     ref, port = market_actor
     ref.tell(snapshot("m1"))
+    assert ref.ask(GetStatus(), timeout=1).open_orders == 6
 
     ref.ask(PullQuotes(ts_ns=T0 + 1, reason="shutdown"), timeout=1)
+    ref.tell(snapshot("m1", ts=T0 + 2))
+    status = ref.ask(GetStatus(), timeout=1)
 
     assert isinstance(port.commands[-1], CancelAll)
+    assert len(port.places) == 6 and not status.last_quote  # pulled quotes stay pulled
 
 
 class Factory:

@@ -23,9 +23,21 @@ def snapshot(ts=T0, bid=4_700, ask=4_800):
     )
 
 
+class SteppedSession(MarketSession):
+    """Acts on every input at once, as a driver calling ``flush`` after each would."""
+
+    def on_event(self, ev):
+        super().on_event(ev)
+        self.flush(ev.ts_ns)
+
+    def on_exec(self, ev):
+        super().on_exec(ev)
+        self.flush(ev.ts_ns)
+
+
 def new_session():
     port, sink = FakeExchangePort(), ListSink()
-    return MarketSession(INFO, PARAMS, port, FakeClock(), sink), port, sink
+    return SteppedSession(INFO, PARAMS, port, FakeClock(), sink), port, sink
 
 
 def accept_all(s, port, ts=T0):
@@ -80,8 +92,11 @@ def test_session_fill_updates_inventory_and_next_quotes_skew_down():
     )
 
     assert s.inv.yes_qty == bid.qty
-    assert s.last_decision.skewed_mid_px < before.skewed_mid_px
     assert bid.client_id not in s.orders
+    assert s.last_decision is before  # a fill waits for the requote throttle (250 ms)...
+    assert s.wakeup_ns == T0 + 250_000_000
+    s.flush(T0 + 250_000_000)
+    assert s.last_decision.skewed_mid_px < before.skewed_mid_px  # ...then the quotes skew down
 
 
 def test_session_cancel_in_flight_still_counts_until_confirmed():

@@ -5,7 +5,6 @@ from core.estimators import (
     FlowState,
     VolParams,
     VolState,
-    decay_vol,
     flow_imbalance_permille,
     update_flow,
     update_vol,
@@ -34,16 +33,28 @@ def test_vol_of_a_flat_mid_is_zero():
     assert all(s.vol_px == 0 and not s.pulled for s in states)
 
 
-def test_vol_jump_pulls_and_resumes_only_below_resume_threshold():
+def test_vol_jump_pulls_at_once_and_resumes_only_below_resume_threshold():
     s = update_vol(VolState(), 5_000.0, 0, P)
-    s = update_vol(s, 5_600.0, NS_PER_S, P)  # a 600 px jump: vol ~ 500 px
+    s = update_vol(s, 5_600.0, NS_PER_S, P)  # a 600 px jump: the mid is ~600 px from its mean
     assert s.pulled and s.vol_px >= 400
 
-    s = decay_vol(s, 61 * NS_PER_S, P)  # one half-life later: below pull, still above resume
-    assert s.pulled and 250 < s.vol_px < 400  # between the thresholds: hysteresis keeps it pulled
+    states = [s]
+    for k in range(2, 600):  # the mid stays at its new level, sampled every second
+        states.append(update_vol(states[-1], 5_600.0, k * NS_PER_S, P))
 
-    s = decay_vol(s, 200 * NS_PER_S, P)
-    assert not s.pulled and s.vol_px <= 250
+    between = [x for x in states if 250 < x.vol_px < 400]
+    assert between and all(x.pulled for x in between)  # between the thresholds: still pulled
+    assert not states[-1].pulled and states[-1].vol_px <= 250
+    resumed = next(i for i, x in enumerate(states) if not x.pulled)
+    assert all(not x.pulled for x in states[resumed:])
+
+
+def test_vol_of_a_mid_bouncing_between_two_ticks_is_about_half_a_tick():
+    s = VolState()
+    for k in range(600):
+        s = update_vol(s, 5_000.0 if k % 2 else 5_100.0, k * NS_PER_S, P)
+
+    assert 40 <= s.vol_px <= 60 and not s.pulled
 
 
 @given(mid_paths)

@@ -84,7 +84,7 @@ def test_decide_volatility_widens_then_pulls():
     pulled = decide(view(), Inventory(), VolState(vol_px=500, pulled=True), NEUTRAL_FLOW, MM, NOW)
 
     assert calm.reasons.half_spread_px == 100
-    assert wild.reasons.vol_widen_px == 100 and wild.reasons.half_spread_px == 200  # (250 - 50) * 0.5
+    assert wild.reasons.vol_widen_px == 75 and wild.reasons.half_spread_px == 175  # (250 - 100) * 0.5
     assert wild.bids[0].px < calm.bids[0].px and wild.asks[0].px > calm.asks[0].px
     assert not pulled.quote and pulled.no_quote == "volatility_pull"
 
