@@ -1,0 +1,569 @@
+"""``polymm refresh-markets``, ``polymm route-markets`` and ``polymm markets search``.
+
+The flow: ``refresh-markets`` fetches markets from Gamma, classifies them, keeps the best tradable
+``limit`` as the market cache (``ops.markets_json_path``) and indexes them in Chroma
+(``ops.markets_chroma_dir``); ``route-markets`` splits the cache between the strategies, each into its
+own ``selected_markets.json``; ``markets search`` queries the index. See ``docs/selection.md``.
+
+``discover_markets`` and ``select_markets_for`` are what ``run-market-maker`` calls when no
+``selected_markets.json`` exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from adapters.classify import (
+    CategoryCache,
+    ClassifyReport,
+    ClassifyUnavailable,
+    MarketIndex,
+    classify_extra_available,
+    classify_markets,
+)
+from adapters.gamma import DEFAULT_GAMMA_URL, FetchResult, GammaClient, GammaError, market_query
+from adapters.market_cache import CacheEntry, MarketCacheError, load_market_cache, write_markets_file
+from app.configfile import ConfigFileError, load_config
+from core.config import Config
+from core.routing import Route, StrategySpec, route_markets
+from core.selection import (
+    MarketRecord,
+    SelectionResult,
+    select_candidates,
+    select_markets,
+    select_markets_for,
+)
+
+__all__ = ["Discovery", "discover_markets", "register", "select_markets_for"]
+
+log = logging.getLogger("polymm.selection")
+
+GAMMA_URL_ENV = "POLYMM_GAMMA_URL"
+
+
+# --- shared helpers -----------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when ``stream`` is not a TTY."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.enabled = self.stream.isatty()
+        self._drawn = False
+        self._done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        """Draw ``done`` of ``total``."""
+        if not self.enabled or total <= 0:
+            return
+        filled = min(self.width, self.width * done // total)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}")
+        self.stream.flush()
+        self._drawn = True
+        self._done = done
+
+    def close(self) -> None:
+        """Show the bar full (a listing may end early, on a short page) and end the line."""
+        if self._drawn:
+            if self._done:
+                self(self._done, self._done)
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _utc_iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_as_of(text: str | None, flag: str = "--as-of") -> int:
+    if text is None:
+        return time.time_ns()
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigFileError(f"{flag}: {text!r} is not an ISO date such as 2026-03-12T09:00:00Z") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1_000
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _gamma_url(flag: str | None) -> str:
+    return flag or os.environ.get(GAMMA_URL_ENV) or DEFAULT_GAMMA_URL
+
+
+def _log_selection(result: SelectionResult, what: str) -> None:
+    for r in result.rejected:
+        log.debug("%s: market %s rejected: %s %s", what, r.market_id, r.reason, r.detail)
+    log.info("%s: %s", what, result.summary())
+
+
+class Discovery(msgspec.Struct, frozen=True, kw_only=True):
+    """Fetched, classified and selected markets (``raw`` maps Gamma id to the object as served)."""
+
+    fetched: FetchResult
+    records: tuple[MarketRecord, ...]
+    selection: SelectionResult
+    classify: ClassifyReport | None = None
+    raw: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+def _classify(
+    records: Sequence[MarketRecord], config: Config, *, use_model: bool, cache_path: Path | None
+) -> tuple[list[MarketRecord], ClassifyReport | None]:
+    # Gamma-tag categories cost nothing, so they are always filled in; the model only with classify on.
+    if not config.market_selection.classify or not use_model:
+        out, _ = classify_markets(records, use_model=False, default=None)
+        return out, None
+    cache = CategoryCache(cache_path)
+    out, report = classify_markets(records, use_model=True, cache=cache)
+    if report.model_used:
+        cache.save()
+    return out, report
+
+
+def discover_markets(
+    config: Config,
+    *,
+    now_ns: int,
+    gamma_url: str = DEFAULT_GAMMA_URL,
+    limit: int | None = None,
+    fetch_limit: int | None = None,
+    classify: bool = True,
+    candidates_only: bool = False,
+    client: GammaClient | None = None,
+    progress: Progress | None = None,
+) -> Discovery:
+    """Fetch from Gamma, classify (if ``market_selection.classify``), and select.
+
+    Args:
+        config: The strategy config; its ``market_selection`` drives the query and the filters.
+        now_ns: Wall-clock time for the end-date filters.
+        gamma_url: Gamma root URL.
+        limit: Markets to keep (default ``market_selection.limit``).
+        fetch_limit: Markets to fetch (default ``market_selection.fetch_limit``).
+        classify: ``False`` skips the embedding model (Gamma-tag categories are still filled in).
+        candidates_only: Apply only the tradability checks (what the market cache holds).
+        client: A ``GammaClient`` to use (default: a new one on ``gamma_url``).
+        progress: Called as pages arrive.
+
+    Raises:
+        GammaError: Gamma failed for good (one-line message).
+    """
+    sel = config.market_selection
+    keep = limit if limit is not None else sel.limit
+    fetch = fetch_limit if fetch_limit is not None else max(sel.fetch_limit, keep)
+    params = market_query(sel, now_ns=now_ns, strategy_filters=not candidates_only)
+    own = client is None
+    gamma = client if client is not None else GammaClient(gamma_url)
+    try:
+        fetched = gamma.fetch_markets(params, limit=fetch, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+        if own:
+            gamma.close()
+    cache_path = Path(config.ops.markets_json_path).with_suffix(".categories.json")
+    records, report = _classify(fetched.records, config, use_model=classify, cache_path=cache_path)
+    pick = select_candidates if candidates_only else select_markets
+    result = pick(records, sel, now_ns=now_ns, limit=keep)
+    _log_selection(result, "candidates" if candidates_only else "selection")
+    raw = {m.market_id: obj for m, obj in zip(fetched.records, fetched.raw, strict=True)}
+    return Discovery(fetched=fetched, records=tuple(records), selection=result, classify=report, raw=raw)
+
+
+def _print_counts(title: str, counts: dict[str, int], out: TextIO) -> None:
+    if counts:
+        print(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), file=out)
+
+
+# --- refresh-markets ------------------------------------------------------------------------------------
+
+
+def _register_refresh(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "refresh-markets",
+        help="fetch markets from Gamma into the market cache and the search index",
+        description=(
+            "Fetch markets from Gamma (ordered by market_selection.order_by), classify them, keep the "
+            "best LIMIT tradable ones in the market cache (ops.markets_json_path, written atomically) and "
+            "upsert them into the Chroma index (ops.markets_chroma_dir). Each strategy's own filters "
+            "apply later, in route-markets."
+        ),
+    )
+    p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
+    p.add_argument("--limit", type=_positive, help="markets to keep in the cache [market_selection.limit]")
+    p.add_argument(
+        "--fetch-limit", type=_positive, help="markets to fetch from Gamma [market_selection.fetch_limit]"
+    )
+    p.add_argument(
+        "--skip-classify",
+        action="store_true",
+        help="do not run the embedding model (categories from Gamma tags are still filled in)",
+    )
+    p.add_argument("--skip-index", action="store_true", help="do not update the Chroma search index")
+    p.add_argument("--markets-json-path", help="market cache to write [ops.markets_json_path]")
+    p.add_argument("--markets-chroma-dir", help="Chroma index directory [ops.markets_chroma_dir]")
+    p.add_argument(
+        "--gamma-url", help=f"Gamma API root [${GAMMA_URL_ENV} or {DEFAULT_GAMMA_URL}]", metavar="URL"
+    )
+    p.add_argument(
+        "--gamma-retries", type=int, default=4, metavar="N", help="retries on 429/5xx/network errors [4]"
+    )
+    p.add_argument("--as-of", help="judge end dates as of this UTC time (ISO 8601) instead of now")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every rejected market with its reason")
+    p.set_defaults(run=run_refresh)
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    """Run ``refresh-markets``."""
+    out = sys.stdout
+    config = load_config(args.config)
+    sel = config.market_selection
+    now_ns = _parse_as_of(args.as_of)
+    limit = args.limit or sel.limit
+    fetch_limit = args.fetch_limit or max(sel.fetch_limit, limit)
+    json_path = Path(args.markets_json_path or config.ops.markets_json_path)
+    chroma_dir = Path(args.markets_chroma_dir or config.ops.markets_chroma_dir)
+    config = msgspec.structs.replace(
+        config, ops=msgspec.structs.replace(config.ops, markets_json_path=str(json_path))
+    )
+    url = _gamma_url(args.gamma_url)
+    try:
+        with GammaClient(url, retries=max(args.gamma_retries, 0)) as client:
+            found = discover_markets(
+                config,
+                now_ns=now_ns,
+                limit=limit,
+                fetch_limit=fetch_limit,
+                classify=not args.skip_classify,
+                candidates_only=True,
+                client=client,
+                progress=Progress("fetching markets"),
+            )
+    except GammaError as exc:
+        print(f"polymm refresh-markets: {exc}", file=sys.stderr)
+        return 1
+    result = found.selection
+    fetched = found.fetched
+    print(
+        f"fetched {len(fetched.raw) + len(fetched.skipped)} markets from {url} in {fetched.pages} pages "
+        f"({fetched.requests} requests); {len(fetched.skipped)} malformed skipped",
+        file=out,
+    )
+    for s in fetched.skipped:
+        print(f"  skipped market {s.market_id} (offset {s.offset}): {s.reason}", file=out)
+    if found.classify is not None:
+        print(found.classify.summary(), file=out)
+    elif sel.classify and args.skip_classify:
+        print(
+            "classification: embedding model skipped (--skip-classify); Gamma-tag categories only", file=out
+        )
+    print(f"cache: {result.summary()}", file=out)
+    if args.verbose:
+        for r in result.rejected:
+            print(f"  {r.reason:<22} {r.market_id:>10}  {r.question[:70]}  {r.detail}", file=out)
+    own = select_markets(result.selected, sel, now_ns=now_ns, limit=None)
+    print(f"  of these, {len(own.selected)} pass {args.config}'s own filters", file=out)
+    _print_counts("the rest fail", own.reason_counts(), out)
+
+    generated_at = _utc_iso(time.time_ns())
+    summary: dict[str, Any] = {
+        "fetched": len(fetched.raw) + len(fetched.skipped),
+        "malformed": [msgspec.to_builtins(s) for s in fetched.skipped],
+        "kept": len(result.selected),
+        "rejected": result.reason_counts(),
+        "rank_by": result.rank_by,
+        "as_of": _utc_iso(now_ns),
+    }
+    if found.classify is not None:
+        summary["classify"] = msgspec.to_builtins(found.classify)
+    entries = [CacheEntry(market=m, raw=found.raw.get(m.market_id, {})) for m in result.selected]
+    try:
+        write_markets_file(
+            json_path,
+            kind="market_cache",
+            entries=entries,
+            generated_at=generated_at,
+            source={"gamma_url": url, "config": str(args.config), "limit": limit, "fetch_limit": fetch_limit},
+            summary=summary,
+        )
+    except OSError as exc:
+        raise ConfigFileError(
+            f"refresh-markets: cannot write {json_path}: {exc.strerror} (set --markets-json-path or "
+            "ops.markets_json_path)"
+        ) from None
+    print(f"wrote {len(entries)} markets to {json_path}", file=out)
+
+    if args.skip_index:
+        print("search index: skipped (--skip-index)", file=out)
+    elif not classify_extra_available():
+        print(f"search index: skipped, the classify extra is not installed ({_extra_hint()})", file=out)
+    else:
+        try:
+            rep = MarketIndex(chroma_dir).upsert(result.selected)
+        except Exception as exc:  # Chroma raises many types; the cache is already written
+            first = " ".join(str(exc).split())[:200]
+            print(f"polymm refresh-markets: search index {chroma_dir} failed: {first}", file=sys.stderr)
+            return 1
+        print(
+            f"search index {chroma_dir}: {rep.added} added, {rep.reembedded} re-embedded, "
+            f"{rep.unchanged} unchanged; {rep.total} markets indexed",
+            file=out,
+        )
+    return 0
+
+
+def _extra_hint() -> str:
+    return "pip install -e '.[classify]'"
+
+
+# --- route-markets --------------------------------------------------------------------------------------
+
+_SLOTS = (
+    ("market_maker", "market-maker", "trading"),
+    ("option_seller", "option-seller", "trading"),
+    ("risk_manager", "risk-manager", "risk"),
+)
+
+
+def _register_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "route-markets",
+        help="split the market cache between the strategies (one selected_markets.json each)",
+        description=(
+            "Give each strategy the cached markets that pass its own filters, up to its limit, by a snake "
+            "draft between the trading strategies (no market to two of them unless --allow-overlap); the "
+            "risk manager gets every traded market, then its own best. Files are written atomically. "
+            "A strategy is routed when any of its three flags is given."
+        ),
+    )
+    p.add_argument("--source-config", help="config whose ops.markets_json_path names the cache")
+    p.add_argument("--markets-json-path", help="market cache to read [source config's ops.markets_json_path]")
+    for _name, flag, _role in _SLOTS:
+        p.add_argument(f"--{flag}-config", help=f"{flag.replace('-', ' ')} config (filters, limit, output)")
+        p.add_argument(
+            f"--{flag}-limit", type=_positive, help="markets to give [config's market_selection.limit]"
+        )
+        p.add_argument(
+            f"--{flag}-output", help="selected_markets.json to write [config's ops.selected_markets_path]"
+        )
+    p.add_argument("--allow-overlap", action="store_true", help="let two trading strategies share a market")
+    p.add_argument("--as-of", help="judge end dates as of this UTC time (ISO 8601) instead of now")
+    p.set_defaults(run=run_route)
+
+
+def run_route(args: argparse.Namespace) -> int:
+    """Run ``route-markets``."""
+    out = sys.stdout
+    source = load_config(args.source_config) if args.source_config else None
+    now_ns = _parse_as_of(args.as_of)
+    if args.markets_json_path:
+        cache_path, origin = Path(args.markets_json_path), "--markets-json-path"
+    elif source is not None:
+        cache_path = Path(source.ops.markets_json_path)
+        origin = f"ops.markets_json_path in {args.source_config}"
+    else:
+        raise ConfigFileError(
+            "route-markets: no market cache: pass --markets-json-path, or --source-config whose "
+            "ops.markets_json_path names it"
+        )
+    if not cache_path.exists():
+        raise ConfigFileError(
+            f"route-markets: market cache {cache_path} does not exist (from {origin}); run "
+            "`polymm refresh-markets --config CONFIG` first or pass --markets-json-path"
+        )
+    try:
+        cache = load_market_cache(cache_path)
+    except MarketCacheError as exc:
+        raise ConfigFileError(f"route-markets: {exc}") from None
+
+    specs: list[StrategySpec] = []
+    outputs: dict[str, Path] = {}
+    for name, flag, role in _SLOTS:
+        key = flag.replace("-", "_")
+        cfg_path, limit, output = (getattr(args, f"{key}_{x}") for x in ("config", "limit", "output"))
+        if cfg_path is None and limit is None and output is None:
+            continue
+        cfg = load_config(cfg_path) if cfg_path else source
+        if cfg is None:
+            raise ConfigFileError(
+                f"route-markets: no filters for {name}: pass --{flag}-config or --source-config"
+            )
+        if cfg_path and cfg.strategy != name:
+            print(f"note: {cfg_path} says strategy: {cfg.strategy}; routing it as {name}", file=sys.stderr)
+        if output is None and cfg_path is None:
+            raise ConfigFileError(
+                f"route-markets: no output file for {name}: pass --{flag}-output, or --{flag}-config "
+                "whose ops.selected_markets_path names it"
+            )
+        outputs[name] = Path(output or cfg.ops.selected_markets_path)
+        specs.append(
+            StrategySpec(
+                name=name,
+                selection=cfg.market_selection,
+                limit=limit or cfg.market_selection.limit,
+                role=role,
+            )
+        )
+    if not specs:
+        raise ConfigFileError(
+            "route-markets: nothing to route: give --market-maker-*, --option-seller-* or "
+            "--risk-manager-* flags"
+        )
+    resolved = [p.resolve() for p in outputs.values()]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigFileError(
+            "route-markets: two strategies would write the same file: "
+            + ", ".join(f"{n}={p}" for n, p in outputs.items())
+        )
+
+    records = cache.records()
+    routing = route_markets(records, specs, now_ns=now_ns, allow_overlap=args.allow_overlap)
+    raw = {e.market.market_id: e.raw for e in cache.markets}
+    generated_at = _utc_iso(time.time_ns())
+    print(
+        f"routing {len(records)} cached markets from {cache_path} (generated {cache.generated_at})", file=out
+    )
+    for route in routing.routes:
+        path = outputs[route.name]
+        try:
+            _write_route(
+                route, path, raw=raw, cache_path=cache_path, generated_at=generated_at, now_ns=now_ns
+            )
+        except OSError as exc:
+            flag = next(f for n, f, _ in _SLOTS if n == route.name)
+            raise ConfigFileError(
+                f"route-markets: cannot write {path}: {exc.strerror} (set --{flag}-output or "
+                "ops.selected_markets_path)"
+            ) from None
+        print(
+            f"{route.name:<14} {len(route.markets):>3}/{route.limit:<3} markets "
+            f"({len(route.eligible.selected)} pass its filters) -> {path}",
+            file=out,
+        )
+        _print_counts("filtered out", route.eligible.reason_counts(), out)
+        _print_counts("eligible but not given", dict(route.not_given), out)
+    return 0
+
+
+def _write_route(
+    route: Route,
+    path: Path,
+    *,
+    raw: dict[str, dict[str, Any]],
+    cache_path: Path,
+    generated_at: str,
+    now_ns: int,
+) -> None:
+    write_markets_file(
+        path,
+        kind="selected_markets",
+        strategy=route.name,
+        entries=[CacheEntry(market=m, raw=raw.get(m.market_id, {})) for m in route.markets],
+        generated_at=generated_at,
+        source={"market_cache": str(cache_path)},
+        summary={
+            "role": route.role,
+            "limit": route.limit,
+            "given": len(route.markets),
+            "eligible": len(route.eligible.selected),
+            "filtered_out": route.eligible.reason_counts(),
+            "not_given": dict(route.not_given),
+            "as_of": _utc_iso(now_ns),
+        },
+    )
+
+
+# --- markets search --------------------------------------------------------------------------------------
+
+
+def _register_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("markets", help="query the market index built by refresh-markets")
+    msub = p.add_subparsers(dest="markets_command", metavar="SUBCOMMAND")
+    s = msub.add_parser(
+        "search",
+        help="markets whose question and description are nearest to TEXT",
+        description="Search the Chroma market index (ops.markets_chroma_dir) with the local embedding model.",
+    )
+    s.add_argument("text", metavar="TEXT")
+    s.add_argument("--config", help="config whose ops.markets_chroma_dir names the index")
+    s.add_argument("--markets-chroma-dir", help="Chroma index directory [ops.markets_chroma_dir]")
+    s.add_argument("-n", "--limit", type=_positive, default=10, help="results to show [10]")
+    s.add_argument("--category", help="only markets of this category")
+    s.add_argument("--json", action="store_true", help="print JSON for machines")
+    s.set_defaults(run=run_search)
+    p.set_defaults(run=lambda _args: _usage(p))
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return 2
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """Run ``markets search``."""
+    if args.markets_chroma_dir:
+        chroma_dir, origin = Path(args.markets_chroma_dir), "--markets-chroma-dir"
+    else:
+        config = load_config(args.config) if args.config else Config()
+        chroma_dir = Path(config.ops.markets_chroma_dir)
+        origin = (
+            f"ops.markets_chroma_dir in {args.config}"
+            if args.config
+            else "the default ops.markets_chroma_dir"
+        )
+    if not chroma_dir.is_dir():
+        raise ConfigFileError(
+            f"markets search: no market index at {chroma_dir} (from {origin}); run `polymm refresh-markets` "
+            "first or pass --markets-chroma-dir"
+        )
+    try:
+        index = MarketIndex(chroma_dir)
+    except ClassifyUnavailable as exc:
+        raise ConfigFileError(f"markets search: {exc}") from None
+    hits = index.search(args.text, n=args.limit, category=args.category)
+    if args.json:
+        sys.stdout.write(msgspec.json.encode([msgspec.to_builtins(h) for h in hits]).decode() + "\n")
+        return 0
+    if not hits:
+        print(f"no markets in the index at {chroma_dir}", file=sys.stdout)
+        return 0
+    for h in hits:
+        print(
+            f"{h.similarity:5.2f}  {h.market_id:>9}  {h.category or '-':<13} vol24h {h.volume_24h:>12,.0f}  "
+            f"ends {h.end_date[:10] or '?':<10}  {h.question}",
+            file=sys.stdout,
+        )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``refresh-markets``, ``route-markets`` and ``markets``."""
+    _register_refresh(sub)
+    _register_route(sub)
+    _register_search(sub)
