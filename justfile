@@ -8,7 +8,7 @@ default:
 
 # install with every extra the test suite needs
 install:
-    python -m pip install -q -e '.[dev]'
+    python -m pip install -q -e '.[dev,classify]'
 
 # lint (ruff), format check, strict type check of core/
 lint:
