@@ -244,8 +244,7 @@ class MarketSession:
             if requote_due(ts_ns, self.last_requote_ns, self.params.min_requote_ns, urgent)
             else (self.last_requote_ns + self.params.min_requote_ns)
         )
-        if due < self.wakeup_ns:
-            self.wakeup_ns = due
+        self.wakeup_ns = min(self.wakeup_ns, due)
 
     def flush(self, ts_ns: int) -> None:
         """Act on what changed: decide and apply if a requote is pending and due."""
@@ -388,7 +387,7 @@ class MarketSession:
             self.stats.places += sum(1 for c in cmds if isinstance(c, Place))
             self.stats.cancels += sum(1 for c in cmds if isinstance(c, Cancel))
             for c in cmds:
-                self.sink.record("order" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
+                self.sink.record("place" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
             self.port.submit(cmds)
 
     def _pull_all(self, ts_ns: int, reason: str) -> None:

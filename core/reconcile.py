@@ -15,7 +15,7 @@ import msgspec
 
 from core.inventory import Inventory, OrderLike, order_losses, worst_case_losses
 from core.quoting import DesiredOrder
-from core.units import Outcome, Px, Qty, Side, Usdc6
+from core.units import PX_ONE, Outcome, Px, Qty, Side, Usdc6
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,17 +53,15 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
         return not self.cancels and not self.places
 
 
-def _risk(outcome: Outcome, side: Side, px: Px, qty: Qty) -> int:
-    ly, ln = order_losses(outcome, side, px, qty)
-    return ly + ln
-
-
 def _close(o: OpenOrderLike, d: DesiredOrder, tol: Tolerance) -> bool:
     if o.outcome is not d.outcome or o.side is not d.side:
         return False
     if abs(o.px - d.px) > tol.px or abs(o.qty - d.qty) > d.qty * tol.qty_pct / 100:
         return False
-    return _risk(o.outcome, o.side, o.px, o.qty) <= _risk(d.outcome, d.side, d.px, d.qty)
+    # Same token and side: a BUY loses its price if it fills and loses, a SELL loses 1 - price.
+    if o.side is Side.BUY:
+        return o.px * o.qty <= d.px * d.qty
+    return (PX_ONE - o.px) * o.qty <= (PX_ONE - d.px) * d.qty
 
 
 EXACT = Tolerance()

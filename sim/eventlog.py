@@ -23,13 +23,49 @@ class BufferSink:
         self.lines: list[bytes] = []
 
     def record(self, kind: str, ts_ns: int, market: str, payload: object) -> None:
-        """Append one line: the payload's fields follow ``kind``, ``ts_ns`` and ``market``."""
-        body: Any = msgspec.to_builtins(payload)
+        """Append one line: the payload's fields follow ``kind``, ``ts_ns`` and ``market``.
+
+        A tagged message (``core.messages``) already starts with its ``kind`` and carries its
+        ``market``: it is written as encoded, with ``ts_ns`` spliced in when it has none. Other
+        structs and dicts get the three head keys in front of their own fields.
+        """
+        if isinstance(payload, msgspec.Struct) and _TAGGED.get(type(payload)) == kind:
+            body = _ENC.encode(payload)
+            if not hasattr(payload, "ts_ns"):
+                cut = body.index(b",") + 1
+                body = b'%s"ts_ns":%d,%s' % (body[:cut], ts_ns, body[cut:])
+            self.lines.append(body + b"\n")
+            return
+        if isinstance(payload, msgspec.Struct) and not _HEAD_FIELDS.intersection(payload.__struct_fields__):
+            body = _ENC.encode(payload)
+            head = b'{"kind":"%s","ts_ns":%d,"market":"%s"' % (kind.encode(), ts_ns, market.encode())
+            self.lines.append(head + (b"," + body[1:] if len(body) > 2 else b"}") + b"\n")
+            return
+        data: Any = msgspec.to_builtins(payload)
         line: dict[str, Any] = {"kind": kind, "ts_ns": ts_ns, "market": market}
-        if isinstance(body, dict):
-            for k, v in body.items():
+        if isinstance(data, dict):
+            for k, v in data.items():
                 if k not in _HEAD_KEYS:
                     line[k] = v
         else:
-            line["data"] = body
+            line["data"] = data
         self.lines.append(_ENC.encode(line) + b"\n")
+
+
+_HEAD_FIELDS = frozenset(_HEAD_KEYS)
+_TAGGED: dict[type, str] = {}
+
+
+def _register_tags() -> None:
+    # The tag of each core message, e.g. Filled -> "fill": such a message is logged as encoded.
+    from core import messages  # noqa: PLC0415
+
+    for name in dir(messages):
+        cls = getattr(messages, name)
+        if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
+            tag = msgspec.inspect.type_info(cls)
+            if isinstance(tag, msgspec.inspect.StructType) and isinstance(tag.tag, str):
+                _TAGGED[cls] = tag.tag
+
+
+_register_tags()

@@ -142,7 +142,7 @@ class MarketWsClient:
         self._assets = assets
         self._on_event = on_event
         self._cfg = config or MarketWsConfig()
-        self._rng = rng if rng is not None else random.Random()  # noqa: S311  # jitter, not crypto
+        self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
         self._on_invalidate = on_invalidate
         self._http_transport = http_transport
         self._feed = BookFeed()

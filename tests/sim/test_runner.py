@@ -67,7 +67,7 @@ def test_log_has_every_kind_and_maker_only_never_takes():
     events = lines(data)
     kinds = {e["kind"] for e in events}
 
-    assert {"book", "delta", "trade", "decision", "order", "cancel", "fill", "resolved"} <= kinds
+    assert {"book", "delta", "trade", "decision", "place", "cancel", "canceled", "fill", "resolved"} <= kinds
     fills = [e for e in events if e["kind"] == "fill"]
     assert fills and all(f["liquidity"] == "maker" for f in fills)
 
