@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -34,13 +33,13 @@ from core.messages import (
     TickSizeChanged,
 )
 from core.quoting import QuoteParams
-from core.units import NS_PER_MS, NS_PER_S, PX_ONE, Side
+from core.units import NS_PER_MS, PX_ONE, Side
 from sim.eventlog import BufferSink
 from sim.exchange import QueueModel, SimExchange
+from sim.markouts import Markouts
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
 
 INF = 1 << 62
-MARKOUT_HORIZONS_S = (1, 10, 60)
 
 
 class Latency(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -169,12 +168,8 @@ class Lane:
         self.rep_heap: list[tuple[int, int, ExecEvent]] = []
         self.seq = 0
         self.log_inputs = settings.log_inputs
-        self.markouts: list[deque[tuple[int, int]]] = [deque() for _ in MARKOUT_HORIZONS_S]
-        self.markout_sum2 = [0] * len(MARKOUT_HORIZONS_S)  # sum of side*(2*mid_later - 2*px)*qty
-        self.markout_qty = [0] * len(MARKOUT_HORIZONS_S)
-        self.next_markout = INF
+        self.markouts = Markouts()
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
-        self.last_mid2 = -1
 
     def _delivery(self, j: int, prev: int) -> int:
         ts = self.tape.ts
@@ -214,6 +209,7 @@ class Lane:
         log = self.log_inputs
         market = self.market
         ex_level, ex_trade = ex.on_level, ex.on_trade
+        markouts = self.markouts
         s_level, s_trade = s.on_level, s.on_trade
         constant_feed = not self.feed_jitter_ns
         feed = self.feed_ns
@@ -259,8 +255,8 @@ class Lane:
                 i += 1
                 if out:
                     self._reports(out, t)
-                if t >= self.next_markout:
-                    self._markouts(t)
+                if t >= markouts.due:
+                    markouts.update(t, ex)
             elif k == 3:  # --- the session receives a tape event
                 clock.t = t
                 o = op[j]
@@ -314,7 +310,7 @@ class Lane:
             ex.set_tick(ev.tick_px)
             return []
         b = ex.book
-        mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else self.last_mid2
+        mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else self.markouts.last_mid2
         self.resolution = (t, ev.yes_won, mid2)
         return ex.resolve(t)
 
@@ -343,35 +339,11 @@ class Lane:
         for ev in out:
             if isinstance(ev, Filled):
                 sink.record("fill", t, self.market, ev)
-                self._markout_start(t)
+                self.markouts.start(t, len(self.exchange.fills) - 1)
             self.seq += 1
             heapq.heappush(
                 self.rep_heap, (t + _draw(self.rng, self.resp_ns, self.resp_jitter_ns), self.seq, ev)
             )
-
-    def _markout_start(self, t: int) -> None:
-        idx = len(self.exchange.fills) - 1
-        for k, h in enumerate(MARKOUT_HORIZONS_S):
-            self.markouts[k].append((t + h * NS_PER_S, idx))
-        self.next_markout = min(self.next_markout, t + MARKOUT_HORIZONS_S[0] * NS_PER_S)
-
-    def _markouts(self, t: int) -> None:
-        b = self.exchange.book
-        if b.bid_px < 0 or b.ask_px > PX_ONE:
-            return
-        mid2 = b.bid_px + b.ask_px
-        self.last_mid2 = mid2
-        fills = self.exchange.fills
-        nxt = INF
-        for k, dq in enumerate(self.markouts):
-            while dq and dq[0][0] <= t:
-                _, idx = dq.popleft()
-                f = fills[idx]
-                self.markout_sum2[k] += f.yes_side * (mid2 - 2 * f.yes_px) * f.qty
-                self.markout_qty[k] += f.qty
-            if dq:
-                nxt = min(nxt, dq[0][0])
-        self.next_markout = nxt
 
 
 def _kind(ev: object) -> str:

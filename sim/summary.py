@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.units import PX_ONE, QTY_ONE, USDC6_ONE
-from sim.runner import MARKOUT_HORIZONS_S, Lane
+from sim.markouts import HORIZONS_S as MARKOUT_HORIZONS_S
+from sim.runner import Lane
 
 
 def _usdc(v: float) -> float:
@@ -51,7 +52,7 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
     if net_at_res is None:
         net_at_res = net
     b = ex.book
-    final_mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else lane.last_mid2
+    final_mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else lane.markouts.last_mid2
     if res is not None:
         _, yes_won, mid2_before = res
         value2 = 2 * PX_ONE if yes_won else 0
@@ -66,10 +67,10 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
     duration = max(1, ex.last_ts - ex.first_ts) if ex.first_ts >= 0 else 1
     markouts = {}
     for k, h in enumerate(MARKOUT_HORIZONS_S):
-        q = lane.markout_qty[k]
+        q = lane.markouts.qty[k]
         markouts[f"{h}s"] = {
-            "usdc": _usdc(lane.markout_sum2[k] / 2),
-            "px_per_share": round(lane.markout_sum2[k] / 2 / q, 2) if q else 0.0,
+            "usdc": _usdc(lane.markouts.sum2[k] / 2),
+            "px_per_share": round(lane.markouts.sum2[k] / 2 / q, 2) if q else 0.0,
             "shares": q / QTY_ONE,
         }
     return {

@@ -1,0 +1,231 @@
+"""polymm benchmarks: ``just bench`` writes bench/results.json and prints it.
+
+Every figure is a median over repeated runs (the machines are shared and noisy); each engine run
+happens in a fresh subprocess so its peak RSS is its own. Workloads are fixed and seeded:
+
+* ``engine``: the synthetic source, 10 markets, 1,000,000 book events (200 events/s per market,
+  500 s), the market-maker config quoting throughout; the same workload for both engines;
+* ``hbt``: one market, 1,000,000 events written to and read back from hftbacktest's ``.npz`` format;
+* ``decide``: ``decide()`` timed call by call on inputs captured from a simulation run.
+
+Usage: ``python bench/bench.py [--quick] [--out bench/results.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONFIG = ROOT / "configs" / "market_maker.yaml"
+ENGINE_WORKLOAD = {"markets": 10, "events": 1_000_000, "events_per_s": 200}
+HBT_EVENTS = 1_000_000
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gb": mem_gb,
+    }
+
+
+def _synthetic(markets: int, events: int, events_per_s: int, seed: int = 11):
+    from sim.sources.synthetic import SyntheticSource, generate
+
+    spec = SyntheticSource(
+        markets=markets,
+        duration_s=events / markets / events_per_s,
+        events_per_s=events_per_s,
+        fee_rate=0.04,
+        resolve=True,
+    )
+    return generate(spec, seed)
+
+
+def run_engine(engine: str, source: str, input_log: bool) -> dict[str, Any]:
+    """One timed run (called in a subprocess). The log is hashed, not stored."""
+    from app.configfile import load_config
+    from core.quoting import quote_params
+    from sim.runner import Runner, RunSettings
+
+    t0 = time.perf_counter()
+    if source == "hbt":
+        from sim.sources.hbt_npz import HbtNpzSource, load, write_npz
+
+        tape = _synthetic(1, HBT_EVENTS, 2_000)[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.npz"
+            write_npz(path, tape, tape.info.tick_px)
+            t_load = time.perf_counter()
+            tapes = load(
+                HbtNpzSource(
+                    path=str(path),
+                    tick_px=tape.info.tick_px,
+                    min_qty=tape.info.min_qty,
+                    market=tape.info.market,
+                ),
+                path.parent,
+            )
+            load_s = time.perf_counter() - t_load
+    else:
+        tapes = _synthetic(**ENGINE_WORKLOAD)
+        load_s = 0.0
+    gen_s = time.perf_counter() - t0
+    cfg = load_config(CONFIG)
+    runner = Runner(
+        tapes, quote_params(cfg), RunSettings(log_inputs=input_log, global_ev_cap_usdc6=10**9), seed=11
+    )
+    digest = hashlib.sha256()
+    t0 = time.perf_counter()
+    runner.run(engine, digest.update)  # type: ignore[arg-type]
+    wall = time.perf_counter() - t0
+    fills = sum(len(lane.exchange.fills) for lane in runner.lanes)
+    decisions = sum(lane.session.stats.decide_calls for lane in runner.lanes)
+    return {
+        "events": runner.events_total,
+        "wall_s": round(wall, 3),
+        "events_per_s": round(runner.events_total / wall),
+        "generate_s": round(gen_s, 2),
+        "npz_load_s": round(load_s, 2),
+        "decide_calls": decisions,
+        "fills": fills,
+        "orders": sum(lane.session.stats.places for lane in runner.lanes),
+        "digest": digest.hexdigest(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def bench_decide(n_inputs: int = 2_000, rounds: int = 20) -> dict[str, Any]:
+    """Time decide() call by call on inputs captured from a short simulation."""
+    import actors.session as session_mod
+    from app.configfile import load_config
+    from core.quoting import decide, quote_params
+    from sim.runner import Runner, RunSettings
+
+    captured: list[tuple[Any, ...]] = []
+    real = session_mod.decide
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        if len(captured) < n_inputs:
+            captured.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    session_mod.decide = capture  # type: ignore[assignment]
+    try:
+        tapes = _synthetic(4, 80_000, 20)
+        Runner(tapes, quote_params(load_config(CONFIG)), RunSettings(log_inputs=False), 3).run("inline", len)
+    finally:
+        session_mod.decide = real
+    times: list[int] = []
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for args, kwargs in captured:
+            t0 = clock()
+            decide(*args, **kwargs)
+            times.append(clock() - t0)
+    times.sort()
+    return {
+        "inputs": len(captured),
+        "calls": len(times),
+        "median_us": round(times[len(times) // 2] / 1000, 3),
+        "p99_us": round(times[int(len(times) * 0.99)] / 1000, 3),
+    }
+
+
+def _sub(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _median_runs(args: list[str], repeat: int) -> dict[str, Any]:
+    runs = [_sub(args) for _ in range(repeat)]
+    digests = {r["digest"] for r in runs}
+    assert len(digests) == 1, f"non-deterministic runs: {digests}"
+    best = sorted(runs, key=lambda r: r["events_per_s"])[len(runs) // 2]
+    best = dict(best)
+    best["events_per_s_runs"] = [r["events_per_s"] for r in runs]
+    best["events_per_s"] = round(statistics.median(r["events_per_s"] for r in runs))
+    best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return best
+
+
+def main() -> int:
+    """Run every benchmark and write the results JSON."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
+    p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        engine, source, input_log = a.child
+        print(json.dumps(run_engine(engine, source, input_log == "1")))
+        return 0
+    results: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%d")}
+    inline = _median_runs(["--child", "inline", "synthetic", "0"], a.repeat)
+    actors = _median_runs(["--child", "actors", "synthetic", "0"], a.repeat)
+    assert inline["digest"] == actors["digest"], "engines disagree"
+    inline_full = _median_runs(["--child", "inline", "synthetic", "1"], a.repeat)
+    hbt = _median_runs(["--child", "inline", "hbt", "0"], a.repeat)
+    dec = bench_decide()
+    results |= {
+        "inline_events_per_s": inline["events_per_s"],
+        "actors_events_per_s": actors["events_per_s"],
+        "hbt_npz_events_per_s": hbt["events_per_s"],
+        "decide_us_median": dec["median_us"],
+        "decide_us_p99": dec["p99_us"],
+        "peak_rss_mb": max(inline["peak_rss_mb"], actors["peak_rss_mb"]),
+        "inline_events_per_s_with_input_log": inline_full["events_per_s"],
+        "workloads": {
+            "engine": ENGINE_WORKLOAD | {"source": "synthetic", "config": "configs/market_maker.yaml"},
+            "hbt": {"markets": 1, "events": HBT_EVENTS, "events_per_s": 2_000, "format": "hftbacktest npz"},
+        },
+        "details": {
+            "inline": inline,
+            "actors": actors,
+            "inline_with_input_log": inline_full,
+            "hbt": hbt,
+            "decide": dec,
+        },
+    }
+    Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
