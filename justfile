@@ -32,6 +32,14 @@ nightly:
 quote BOOK="tests/fixtures/polymarket/book_2026-08_captured.json" CONFIG="configs/market_maker.yaml" *ARGS:
     polymm quote --config {{CONFIG}} --book {{BOOK}} {{ARGS}}
 
+# run a simulation: just sim [SCENARIO] [ENGINE]   (scenarios: configs/scenarios/*.yaml)
+sim SCENARIO="default" ENGINE="inline" CONFIG="configs/market_maker.yaml" *ARGS:
+    polymm sim --config {{CONFIG}} --scenario {{SCENARIO}} --engine {{ENGINE}} --out runs/{{SCENARIO}} {{ARGS}}
+
+# benchmarks: writes bench/results.json and prints it (several minutes)
+bench *ARGS:
+    python bench/bench.py {{ARGS}}
+
 # format the code
 fmt:
     ruff format .
