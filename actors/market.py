@@ -55,6 +55,12 @@ class PullQuotes(msgspec.Struct, frozen=True):
     reason: str
 
 
+class SetBudget(msgspec.Struct, frozen=True, kw_only=True):
+    """What the global exposure cap leaves this market (live: shared by the ticker each second)."""
+
+    room_usdc6: int
+
+
 class MarketActorDied(msgspec.Struct, frozen=True):
     """Told to the supervisor when a market actor fails."""
 
@@ -116,6 +122,9 @@ class MarketActor(pykka.ThreadingActor):
         if isinstance(message, GetStatus):
             self._flush(force=True)  # answer with the decision the inputs so far lead to
             return status_of(s)
+        if isinstance(message, SetBudget):
+            s.global_room_usdc6 = message.room_usdc6
+            return None
         if isinstance(message, PullQuotes):
             s.pull_quotes(message.ts_ns, message.reason)
             return None

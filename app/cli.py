@@ -11,7 +11,12 @@ from app.configfile import ConfigFileError
 
 # Subcommand modules, in the order `polymm --help` lists them. Each module defines
 # `register(subparsers) -> None` (adding its parser with `set_defaults(run=...)`).
-_COMMAND_MODULES: tuple[str, ...] = ("app.commands.quote", "app.commands.sim", "app.commands.markets")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "app.commands.quote",
+    "app.commands.sim",
+    "app.commands.markets",
+    "app.commands.run",
+)
 
 _DESCRIPTION = """\
 polymm: a Polymarket market-making engine.

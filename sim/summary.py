@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.units import PX_ONE, QTY_ONE, USDC6_ONE
+from sim.exchange import SimExchange
 from sim.markouts import HORIZONS_S as MARKOUT_HORIZONS_S
+from sim.markouts import Markouts
 from sim.runner import Lane
 
 
@@ -23,8 +25,23 @@ def _usdc(v: float) -> float:
 
 
 def lane_summary(lane: Lane) -> dict[str, Any]:
-    """Figures for one market."""
-    ex = lane.exchange
+    """Figures for one simulated market."""
+    st = lane.session.stats
+    return market_summary(
+        lane.market, lane.exchange, len(lane.tape), lane.markouts, lane.resolution,
+        {"decisions": st.decisions, "orders": st.places, "cancels": st.cancels, "rejects": st.rejects},
+    )  # fmt: skip
+
+
+def market_summary(
+    market: str,
+    ex: SimExchange,
+    events: int,
+    mk: Markouts,
+    res: tuple[int, bool, int] | None,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """Figures for one market from its simulated venue (simulation or paper trading)."""
     fills = ex.fills
     net = 0  # YES-equivalent position in Qty
     cash = 0  # YES-equivalent cash in Usdc6
@@ -33,7 +50,6 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
     volume_qty = volume_usdc6 = 0
     maker = taker = 0
     max_abs = 0
-    res = lane.resolution
     net_at_res = None
     for f in fills:
         if res is not None and f.ts_ns > res[0] and net_at_res is None:
@@ -52,7 +68,7 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
     if net_at_res is None:
         net_at_res = net
     b = ex.book
-    final_mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else lane.markouts.last_mid2
+    final_mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else mk.last_mid2
     if res is not None:
         _, yes_won, mid2_before = res
         value2 = 2 * PX_ONE if yes_won else 0
@@ -67,15 +83,15 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
     duration = max(1, ex.last_ts - ex.first_ts) if ex.first_ts >= 0 else 1
     markouts = {}
     for k, h in enumerate(MARKOUT_HORIZONS_S):
-        q = lane.markouts.qty[k]
+        q = mk.qty[k]
         markouts[f"{h}s"] = {
-            "usdc": _usdc(lane.markouts.sum2[k] / 2),
-            "px_per_share": round(lane.markouts.sum2[k] / 2 / q, 2) if q else 0.0,
+            "usdc": _usdc(mk.sum2[k] / 2),
+            "px_per_share": round(mk.sum2[k] / 2 / q, 2) if q else 0.0,
             "shares": q / QTY_ONE,
         }
     return {
-        "market": lane.market,
-        "events": len(lane.tape),
+        "market": market,
+        "events": events,
         "fills": {"maker": maker, "taker": taker},
         "volume_shares": volume_qty / QTY_ONE,
         "volume_usdc": _usdc(volume_usdc6),
@@ -91,10 +107,7 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
         "quote_uptime": round(ex.two_sided_ns / duration, 6),
         "avg_quoted_spread_px": round(ex.spread_px_ns / ex.two_sided_ns, 2) if ex.two_sided_ns else None,
         "markouts": markouts,
-        "decisions": lane.session.stats.decisions,
-        "orders": lane.session.stats.places,
-        "cancels": lane.session.stats.cancels,
-        "rejects": lane.session.stats.rejects,
+        **counts,
         "_two_sided_ns": ex.two_sided_ns,
         "_spread_px_ns": ex.spread_px_ns,
         "_duration_ns": duration,
@@ -102,8 +115,12 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
 
 
 def run_summary(lanes: list[Lane]) -> dict[str, Any]:
-    """Totals over every market plus the per-market figures."""
-    per = [lane_summary(lane) for lane in lanes]
+    """Totals over every simulated market plus the per-market figures."""
+    return totals([lane_summary(lane) for lane in lanes])
+
+
+def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over per-market figures (``market_summary`` results), which it includes."""
     pnl_keys = ("total", "spread_capture", "inventory_mtm", "fees", "resolution")
     two_sided = sum(m.pop("_two_sided_ns") for m in per)
     spread_ns = sum(m.pop("_spread_px_ns") for m in per)

@@ -1,0 +1,194 @@
+"""Paper trading and dry-run: the live feed in, no order out.
+
+* ``PaperVenue``: one pykka actor owning a ``sim.exchange.SimExchange`` per market, fed by the live
+  market data. Our orders get queue positions behind the displayed size, advance on live trades and
+  deltas, and fill as in the simulator; execution reports go back to the market actors.
+* ``PaperPort``: the sessions' ``ExchangePort`` in paper mode (tells the venue, never blocks).
+* ``DryRunPort``: acknowledges every command at once and sends nothing anywhere; the decisions and
+  their reasons are logged by the sessions as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+import pykka
+
+from core.markets import MarketInfo
+from core.messages import (
+    Accepted,
+    BookDelta,
+    BookSnapshot,
+    Cancel,
+    CancelAll,
+    Canceled,
+    Command,
+    ExecEvent,
+    Filled,
+    MarketResolved,
+    Place,
+    TickSizeChanged,
+    TradePrint,
+)
+from core.ports import Clock
+from core.units import PX_ONE, Outcome, Side
+from sim.exchange import QueueModel, SimExchange
+from sim.markouts import Markouts
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[str, object], object]
+
+
+class Submit(msgspec.Struct, frozen=True):
+    """Commands from one market's session to the paper venue."""
+
+    market: str
+    commands: tuple[Command, ...]
+
+
+class GetPaperMarkets(msgspec.Struct, frozen=True):
+    """Ask for the per-market venue state (exchange, markouts, event count) for the summary."""
+
+
+class PaperMarket:
+    """What the summary reads of one paper market (the same shape as a simulator lane)."""
+
+    def __init__(self, info: MarketInfo, queue: QueueModel) -> None:
+        self.market = info.market
+        self.exchange = SimExchange(info, queue)
+        self.markouts = Markouts()
+        self.events = 0
+        self.resolution: tuple[int, bool, int] | None = None
+
+
+class PaperVenue(pykka.ThreadingActor):
+    """The simulated venue behind paper trading (see the module docstring)."""
+
+    def __init__(self, markets: Sequence[MarketInfo], deliver: Deliver, clock: Clock,
+                 queue: QueueModel | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.markets = {m.market: PaperMarket(m, queue or QueueModel()) for m in markets}
+        self.deliver = deliver
+        self.clock = clock
+
+    def on_receive(self, message: Any) -> Any:
+        """Market data updates the displayed book; commands act on our simulated orders."""
+        if isinstance(message, Submit):
+            pm = self.markets.get(message.market)
+            if pm is None:
+                return None
+            now = self.clock.now_ns()
+            for cmd in message.commands:
+                ex = pm.exchange
+                if isinstance(cmd, Place):
+                    out = ex.place(cmd, now)
+                elif isinstance(cmd, Cancel):
+                    out = ex.cancel(cmd.client_id, now)
+                else:
+                    out = ex.cancel_all(now)
+                self._send(pm, out, now)
+            return None
+        if isinstance(message, GetPaperMarkets):
+            return dict(self.markets)
+        market = getattr(message, "market", None)
+        pm = self.markets.get(market) if isinstance(market, str) else None
+        if pm is None:
+            return None
+        self._market_event(pm, message)
+        return None
+
+    def _market_event(self, pm: PaperMarket, ev: object) -> None:
+        ex = pm.exchange
+        out: list[ExecEvent] | None = None
+        ts = getattr(ev, "ts_ns", 0)
+        if isinstance(ev, BookDelta):
+            if ev.outcome is not Outcome.YES:
+                return  # the venue mirrors every change on the NO book
+            out = ex.on_level(ev.side, ev.px, ev.qty, ts)
+        elif isinstance(ev, TradePrint):
+            if ev.outcome is Outcome.YES:
+                out = ex.on_trade(ev.aggressor, ev.px, ev.qty, ts)
+            else:
+                out = ex.on_trade(Side(-ev.aggressor), PX_ONE - ev.px, ev.qty, ts)
+        elif isinstance(ev, BookSnapshot):
+            if ev.outcome is not Outcome.YES:
+                return
+            out = ex.on_snapshot(ev)
+        elif isinstance(ev, TickSizeChanged):
+            ex.set_tick(ev.tick_px)
+        elif isinstance(ev, MarketResolved):
+            b = ex.book
+            mid2 = b.bid_px + b.ask_px if 0 <= b.bid_px < b.ask_px <= PX_ONE else pm.markouts.last_mid2
+            pm.resolution = (ts, ev.yes_won, mid2)
+            out = ex.resolve(ts)
+        else:
+            return
+        pm.events += 1
+        if out:
+            self._send(pm, out, ts)
+        if ts >= pm.markouts.due:
+            pm.markouts.update(ts, ex)
+
+    def _send(self, pm: PaperMarket, out: list[ExecEvent], ts: int) -> None:
+        for ev in out:
+            if isinstance(ev, Filled):
+                pm.markouts.start(ts, len(pm.exchange.fills) - 1)
+                log.info(
+                    "%s: paper fill %s %s %s @ %s", pm.market, ev.side.name, ev.outcome.name, ev.qty, ev.px
+                )
+            self.deliver(pm.market, ev)
+
+
+class PaperPort:
+    """``ExchangePort`` of paper trading: commands go to the ``PaperVenue`` actor."""
+
+    def __init__(self, venue: pykka.ActorRef[Any], market: str) -> None:
+        self.venue = venue
+        self.market = market
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        """Tell the paper venue (never blocks)."""
+        self.venue.tell(Submit(self.market, tuple(commands)))
+
+    def cancel_all(self, market: str) -> None:
+        """Cancel every paper order of ``market``."""
+        self.venue.tell(Submit(market, (CancelAll(market=market),)))
+
+
+class DryRunPort:
+    """``ExchangePort`` that sends nothing: every command is acknowledged at once, none can fill."""
+
+    def __init__(self, market: str, deliver: Deliver, clock: Clock) -> None:
+        self.market = market
+        self.deliver = deliver
+        self.clock = clock
+        self.sent = 0  # order requests that reached any venue: always 0
+        self.live: set[str] = set()
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        """Acknowledge the commands to the session; nothing leaves the process."""
+        now = self.clock.now_ns()
+        for cmd in commands:
+            if isinstance(cmd, Place):
+                self.live.add(cmd.client_id)
+                self.deliver(self.market, Accepted(market=self.market, client_id=cmd.client_id,
+                                                   order_id=f"dry-{cmd.client_id}", ts_ns=now))  # fmt: skip
+            elif isinstance(cmd, Cancel):
+                if cmd.client_id in self.live:
+                    self.live.discard(cmd.client_id)
+                    self.deliver(
+                        self.market, Canceled(market=self.market, client_id=cmd.client_id, ts_ns=now)
+                    )
+            else:
+                self.cancel_all(self.market)
+
+    def cancel_all(self, market: str) -> None:
+        """Acknowledge the cancel of every order."""
+        now = self.clock.now_ns()
+        for cid in sorted(self.live):
+            self.deliver(market, Canceled(market=market, client_id=cid, ts_ns=now))
+        self.live.clear()

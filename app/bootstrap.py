@@ -1,0 +1,216 @@
+"""Composition root of live, paper and dry-run trading: one decision path, three ways to execute.
+
+``TradingEngine`` wires the same pieces for every mode:
+
+* the market-channel WebSocket feed (``adapters.polymarket.ws_market``) → each market's actor;
+* one ``MarketActor`` per market under a ``Supervisor`` (restarts failed markets);
+* a ticker thread telling ``Timer`` every 100 ms and sharing the global exposure budget each second;
+* an ``ExchangePort`` per mode: ``live`` the order gateway over py-clob-client-v2, ``paper`` the
+  simulated venue fed by the live book (``adapters.paper.PaperVenue``), ``dry-run`` a port that
+  acknowledges and sends nothing.
+
+Decisions, orders and fills go to ``events.jsonl`` in the config's ``ops.state_dir`` (one JSON object
+per line, the simulator's format).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import pykka
+
+from actors.market import GetStatus, PullQuotes, SetBudget, Status
+from actors.session import MarketSession
+from actors.supervisor import Router, StartMarket, Supervisor
+from adapters.clock import LiveClock
+from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
+from adapters.polymarket.parse import AssetMap
+from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
+from core.config import Config
+from core.markets import MarketInfo
+from core.messages import MarketEvent, Timer
+from core.ports import Clock, ExchangePort
+from core.quoting import quote_params
+from core.units import NS_PER_MS, USDC6_ONE
+from sim.eventlog import BufferSink
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["live", "paper", "dry-run"]
+TICK_S = 0.1
+BUDGET_EVERY = 10  # ticks
+
+
+class JsonlFileSink:
+    """A thread-safe ``EventSink`` appending the simulator's JSON lines to a file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("ab")
+        self._lock = threading.Lock()
+        self._buf = BufferSink()
+        self.path = path
+
+    def record(self, kind: str, ts_ns: int, market: str, payload: object) -> None:
+        """Encode and append one line."""
+        with self._lock:
+            self._buf.record(kind, ts_ns, market, payload)
+            self._f.write(self._buf.lines.pop())
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        with self._lock:
+            self._f.close()
+
+
+class TradingEngine:
+    """Everything that trades (or pretends to) for one strategy config; see the module docstring."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        markets: Sequence[MarketInfo],
+        mode: Mode,
+        *,
+        ws_url: str,
+        clob_url: str,
+        state_dir: Path,
+        clock: Clock | None = None,
+        live_port: Any = None,
+    ) -> None:
+        self.cfg = cfg
+        self.markets = list(markets)
+        self.mode = mode
+        self.clock = clock or LiveClock()
+        self.params = quote_params(cfg)
+        self.router = Router()
+        self.sink = JsonlFileSink(state_dir / "events.jsonl")
+        self.ws_url, self.clob_url = ws_url, clob_url
+        self.live_port: ExchangePort | None = live_port
+        self.dry_ports: dict[str, DryRunPort] = {}
+        self.venue: pykka.ActorRef[Any] | None = None
+        self.supervisor: pykka.ActorRef[Any] | None = None
+        self.feed: MarketWsClient | None = None
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.global_cap_usdc6 = round(cfg.inventory.global_ev_cap * USDC6_ONE)
+        self.events_in = 0
+
+    # --- wiring ------------------------------------------------------------------------------------
+
+    def _port(self, info: MarketInfo) -> ExchangePort:
+        if self.mode == "live":
+            assert self.live_port is not None, "live mode needs the gateway's port"
+            return self.live_port  # type: ignore[no-any-return]
+        if self.mode == "paper":
+            assert self.venue is not None
+            return PaperPort(self.venue, info.market)
+        port = self.dry_ports.get(info.market)
+        if port is None:
+            port = self.dry_ports[info.market] = DryRunPort(info.market, self.router.tell, self.clock)
+        return port
+
+    def _session(self, market: str) -> MarketSession:
+        info = next(m for m in self.markets if m.market == market)
+        return MarketSession(info, self.params, self._port(info), self.clock, self.sink)
+
+    def _on_market_event(self, ev: MarketEvent) -> None:
+        self.events_in += 1
+        if self.venue is not None:
+            self.venue.tell(ev)  # paper: the simulated venue sees the book first
+        self.router.tell(ev.market, ev)
+
+    def start(self) -> None:
+        """Start the venue (paper), the market actors, the feed and the ticker."""
+        if self.mode == "paper":
+            self.venue = PaperVenue.start(self.markets, self.router.tell, self.clock)
+        self.supervisor = Supervisor.start(self._session, self.router)
+        for m in self.markets:
+            self.supervisor.ask(StartMarket(m.market), timeout=10)
+        self.feed = MarketWsClient(
+            AssetMap.from_markets(self.markets),
+            self._on_market_event,
+            config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url),
+        )
+        self.feed.start_in_thread()
+        self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        n = 0
+        while not self._stop.wait(TICK_S):
+            now = self.clock.now_ns()
+            for m in self.markets:
+                self.router.tell(m.market, Timer(market=m.market, ts_ns=now))
+            n += 1
+            if n % BUDGET_EVERY == 0:
+                self._share_budget()
+
+    def _share_budget(self) -> None:
+        # Each market may use what the global cap leaves after the others' current exposure.
+        statuses = self.statuses()
+        total = sum(s.exposure_usdc6 for s in statuses.values())
+        for market, s in statuses.items():
+            self.router.tell(market, SetBudget(room_usdc6=self.global_cap_usdc6 - (total - s.exposure_usdc6)))
+
+    # --- control -----------------------------------------------------------------------------------
+
+    def statuses(self, timeout: float = 2.0) -> dict[str, Status]:
+        """A status snapshot of every running market actor."""
+        out: dict[str, Status] = {}
+        for market in self.router.markets():
+            ref = self.router.get(market)
+            if ref is None:
+                continue
+            try:
+                out[market] = ref.ask(GetStatus(), timeout=timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                log.warning("%s: no status", market)
+        return out
+
+    def stop(self) -> None:
+        """Pull every quote, let the venue confirm, then stop everything (idempotent)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        now = self.clock.now_ns()
+        for market in self.router.markets():
+            ref = self.router.get(market)
+            if ref is not None:
+                try:
+                    ref.ask(PullQuotes(ts_ns=now, reason="shutdown"), timeout=5)
+                except (pykka.ActorDeadError, pykka.Timeout):
+                    log.warning("%s: could not pull quotes", market)
+        if self.feed is not None:
+            self.feed.stop()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2)
+
+    def close(self) -> None:
+        """Stop the actors and close the event log (after ``stop`` and any venue shutdown)."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.venue is not None:
+            self.venue.stop()
+        self.sink.close()
+
+    def paper_markets(self) -> dict[str, Any]:
+        """The paper venue's per-market state (for the summary)."""
+        if self.venue is None:
+            return {}
+        return self.venue.ask(GetPaperMarkets(), timeout=5)  # type: ignore[no-any-return]
+
+
+def ms(v: int) -> float:
+    """Nanoseconds to milliseconds (for messages)."""
+    return v / NS_PER_MS
+
+
+def status_dict(s: Status) -> dict[str, Any]:
+    """A status as plain data."""
+    return msgspec.to_builtins(s)  # type: ignore[no-any-return]

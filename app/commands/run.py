@@ -1,0 +1,172 @@
+"""``polymm run-market-maker``: quote the routed (or freshly selected) markets live, on paper or dry."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from adapters.market_cache import MarketCacheError, load_selected_markets
+from app.bootstrap import Mode, TradingEngine
+from app.configfile import ConfigFileError, load_config
+from core.config import Config
+from core.markets import MarketInfo
+from sim.summary import market_summary, totals
+
+log = logging.getLogger("polymm")
+
+DEFAULT_CLOB_URL = "https://clob.polymarket.com"
+DEFAULT_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``run-market-maker`` subcommand."""
+    p = sub.add_parser(
+        "run-market-maker",
+        help="quote the selected markets: live, paper (simulated fills on the live book) or dry-run",
+        description=(
+            "Quote the markets routed to this strategy (ops.selected_markets_path) or, when that file does "
+            "not exist, markets selected fresh from Gamma. --mode dry-run (the default) decides and logs "
+            "every decision with its reasons and sends nothing; --mode paper fills against the live book "
+            "with the simulator's queue model and reports PnL; --mode live sends post-only orders through "
+            "py-clob-client-v2 and needs a key (POLYMM_PRIVATE_KEY or --key-file). On SIGINT/SIGTERM or "
+            "after --duration every order is cancelled before exit."
+        ),
+    )
+    p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
+    p.add_argument("--mode", choices=("live", "paper", "dry-run"), default="dry-run", help="[dry-run]")
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--clob-url", default=os.environ.get("POLYMM_CLOB_URL", DEFAULT_CLOB_URL))
+    p.add_argument("--ws-url", default=os.environ.get("POLYMM_WS_URL", DEFAULT_WS_URL), help="market channel")
+    p.add_argument("--gamma-url", default=os.environ.get("POLYMM_GAMMA_URL", DEFAULT_GAMMA_URL))
+    p.add_argument(
+        "--key-file", default=None, help="file holding the private key (live; else POLYMM_PRIVATE_KEY)"
+    )
+    p.add_argument("--state-dir", default=None, help="where events.jsonl goes [ops.state_dir]")
+    p.set_defaults(run=run)
+
+
+def choose_markets(cfg: Config, gamma_url: str, config_path: str) -> tuple[list[MarketInfo], str]:
+    """Routed markets when the selection file exists, else a fresh selection; says which."""
+    path = Path(cfg.ops.selected_markets_path)
+    if path.exists():
+        try:
+            records = load_selected_markets(path)
+        except MarketCacheError as exc:
+            raise ConfigFileError(f"{config_path}: ops.selected_markets_path: {exc}") from None
+        return [r.to_info() for r in records], f"using {len(records)} routed markets from {path}"
+    from app.commands.markets import discover_markets  # noqa: PLC0415 (Gamma only when needed)
+
+    found = discover_markets(cfg, now_ns=time.time_ns(), gamma_url=gamma_url)
+    chosen = list(found.selection.selected)
+    how = f"no routed markets at {path} (ops.selected_markets_path): selected {len(chosen)} fresh"
+    return [r.to_info() for r in chosen], f"{how} from {gamma_url}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until the duration ends or a signal arrives, then cancel everything and summarise."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config)
+    mode: Mode = args.mode
+    if cfg.strategy == "risk_manager":
+        raise ConfigFileError(f"{args.config}: strategy: a risk_manager config places no quotes")
+    markets, how = choose_markets(cfg, args.gamma_url, args.config)
+    print(f"mode {mode}: {how}")
+    if not markets:
+        print("no markets to quote; nothing to do")
+        return 0
+    state_dir = Path(args.state_dir or cfg.ops.state_dir)
+    live: dict[str, Any] = {}
+    if mode == "live":
+        from app.live import start_live  # noqa: PLC0415 (py-clob-client-v2 only when trading)
+
+        live = start_live(args, cfg, markets)
+    engine = TradingEngine(
+        cfg,
+        markets,
+        mode,
+        ws_url=args.ws_url,
+        clob_url=args.clob_url,
+        state_dir=state_dir,
+        live_port=live.get("port"),
+    )
+    if mode == "live":
+        live["attach"](engine)
+    for m in markets:
+        print(f"  {m.market}  tick {m.tick_px / 10_000:g}  min {m.min_qty / 100:g}  {m.question[:70]}")
+    inv = cfg.inventory
+    print(
+        f"limits: {inv.per_market_ev_cap:g} USDC worst case per market, {inv.global_ev_cap:g} global, "
+        f"maker_only {inv.maker_only}; events -> {state_dir / 'events.jsonl'}"
+    )
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        print(f"\n{signal.Signals(signum).name}: cancelling every order", file=sys.stderr)
+        done.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    engine.start()
+    try:
+        done.wait(args.duration)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        statuses = engine.statuses()
+        engine.stop()
+        venue_summary = live["shutdown"]() if mode == "live" else None
+        paper = engine.paper_markets()
+        engine.close()
+    print(summarise(mode, engine, statuses, paper, venue_summary))
+    return 0
+
+
+def summarise(
+    mode: Mode,
+    engine: TradingEngine,
+    statuses: dict[str, Any],
+    paper: dict[str, Any],
+    venue_summary: dict[str, Any] | None,
+) -> str:
+    """The end-of-run summary for people."""
+    decisions = sum(s.decisions for s in statuses.values())
+    lines = [f"{mode}: {len(statuses)} markets, {engine.events_in:,} market events, {decisions:,} decisions"]
+    if mode == "dry-run":
+        lines.append("order requests sent: 0 (dry-run)")
+    if paper:
+        per = [
+            market_summary(
+                pm.market,
+                pm.exchange,
+                pm.events,
+                pm.markouts,
+                pm.resolution,
+                {"decisions": statuses[m].decisions if m in statuses else 0},
+            )
+            for m, pm in sorted(paper.items())
+        ]
+        t = totals(per)
+        pnl = t["pnl_usdc"]
+        lines += [
+            f"fills    {t['fills']['maker']} maker, {t['fills']['taker']} taker   "
+            f"volume {t['volume_shares']:,.2f} shares",
+            f"pnl      {pnl['total']:+,.2f} USDC = spread {pnl['spread_capture']:+,.2f} + inventory "
+            f"{pnl['inventory_mtm']:+,.2f} + fees {pnl['fees']:+,.2f} + resolution {pnl['resolution']:+,.2f}",
+            f"quoting  uptime {t['quote_uptime']:.1%}   "
+            f"max |inventory| {t['max_abs_inventory_shares']:,.2f} shares",
+        ]
+    if venue_summary:
+        lines.append("venue    " + "  ".join(f"{k} {v}" for k, v in venue_summary.items()))
+    for m, s in sorted(statuses.items()):
+        net = (s.yes_qty - s.no_qty) / 100
+        lines.append(
+            f"  {m[:20]:<20} inventory {net:+.2f} YES  cash {s.cash_usdc6 / 1e6:+.2f}  fills {s.fills}"
+        )
+    return "\n".join(lines)
