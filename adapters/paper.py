@@ -68,8 +68,9 @@ class PaperMarket:
 class PaperVenue(pykka.ThreadingActor):
     """The simulated venue behind paper trading (see the module docstring)."""
 
-    def __init__(self, markets: Sequence[MarketInfo], deliver: Deliver, clock: Clock,
-                 queue: QueueModel | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, markets: Sequence[MarketInfo], deliver: Deliver, clock: Clock, queue: QueueModel | None = None
+    ) -> None:
         super().__init__()
         self.markets = {m.market: PaperMarket(m, queue or QueueModel()) for m in markets}
         self.deliver = deliver
@@ -166,7 +167,6 @@ class DryRunPort:
         self.market = market
         self.deliver = deliver
         self.clock = clock
-        self.sent = 0  # order requests that reached any venue: always 0
         self.live: set[str] = set()
 
     def submit(self, commands: Sequence[Command]) -> None:
@@ -175,8 +175,15 @@ class DryRunPort:
         for cmd in commands:
             if isinstance(cmd, Place):
                 self.live.add(cmd.client_id)
-                self.deliver(self.market, Accepted(market=self.market, client_id=cmd.client_id,
-                                                   order_id=f"dry-{cmd.client_id}", ts_ns=now))  # fmt: skip
+                self.deliver(
+                    self.market,
+                    Accepted(
+                        market=self.market,
+                        client_id=cmd.client_id,
+                        order_id=f"dry-{cmd.client_id}",
+                        ts_ns=now,
+                    ),
+                )
             elif isinstance(cmd, Cancel):
                 if cmd.client_id in self.live:
                     self.live.discard(cmd.client_id)

@@ -28,9 +28,13 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
     """Figures for one simulated market."""
     st = lane.session.stats
     return market_summary(
-        lane.market, lane.exchange, len(lane.tape), lane.markouts, lane.resolution,
+        lane.market,
+        lane.exchange,
+        len(lane.tape),
+        lane.markouts,
+        lane.resolution,
         {"decisions": st.decisions, "orders": st.places, "cancels": st.cancels, "rejects": st.rejects},
-    )  # fmt: skip
+    )
 
 
 def market_summary(
