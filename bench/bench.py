@@ -88,7 +88,7 @@ def run_engine(engine: str, source: str, input_log: bool) -> dict[str, Any]:
         tape = _synthetic(1, HBT_EVENTS, 2_000)[0]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bench.npz"
-            write_npz(path, tape, tape.info.tick_px)
+            write_npz(path, tape, tape.info.tick_px / 10_000)
             t_load = time.perf_counter()
             tapes = load(
                 HbtNpzSource(
