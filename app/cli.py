@@ -16,6 +16,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.sim",
     "app.commands.markets",
     "app.commands.run",
+    "app.commands.emulator",
 )
 
 _DESCRIPTION = """\

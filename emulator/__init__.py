@@ -1,0 +1,13 @@
+"""A loopback Polymarket exchange emulator: CLOB REST, WebSocket channels and Gamma over a simulated market.
+
+The official clients run against it unmodified (``docs/emulator.md``). It does real I/O and reads the
+wall clock, so it lives outside ``sim/``; the matching itself is ``sim.matching.MatchingEngine``.
+"""
+
+from __future__ import annotations
+
+from emulator.scenario import Scenario, load_scenario, resolve_scenario
+from emulator.server import Emulator
+from emulator.venue import Venue, WallClock
+
+__all__ = ["Emulator", "Scenario", "Venue", "WallClock", "load_scenario", "resolve_scenario"]

@@ -1,0 +1,155 @@
+"""Gamma ``/markets`` for the emulator's markets, ``refresh-markets`` against it, scenarios and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from adapters.gamma import GammaClient, market_query
+from adapters.market_cache import load_market_cache
+from app.cli import main
+from app.commands import emulator as emulator_cmd
+from app.configfile import ConfigFileError, load_config, load_struct
+from core.selection import select_candidates
+from emulator import Emulator
+from emulator.orders import OrderError, SignedOrder, order_to_px_qty
+from emulator.scenario import SCENARIO_DIR, Scenario, load_scenario
+from tests.emulator.conftest import NEGRISK, QUIET, ids
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_gamma_markets_parse_into_tradable_records(emu: Emulator):
+    sel = load_config(REPO / "configs/market_maker.yaml").market_selection
+    now_ns = emu.clock.now_ns()
+
+    with GammaClient(emu.gamma_url, retries=0) as gamma:
+        fetched = gamma.fetch_markets(market_query(sel, now_ns=now_ns), limit=50)
+    raw = httpx.get(f"{emu.gamma_url}/markets").json()
+
+    assert fetched.skipped == ()
+    assert len(fetched.records) == 3
+    assert isinstance(raw[0]["clobTokenIds"], str)  # JSON-encoded, as Gamma serves it
+    assert isinstance(raw[0]["outcomes"], str)
+    assert isinstance(raw[0]["outcomePrices"], str)
+    by_slug = {r.slug: r for r in fetched.records}
+    q, n = ids(emu, QUIET), ids(emu, NEGRISK)
+    assert by_slug[QUIET].token_ids == (q["yes_token"], q["no_token"])
+    assert by_slug[QUIET].condition_id == q["market"]
+    assert (by_slug[QUIET].best_bid_px, by_slug[QUIET].best_ask_px) == (4800, 5200)
+    assert (by_slug[NEGRISK].condition_id, by_slug[NEGRISK].tick_px, by_slug[NEGRISK].neg_risk) == (
+        n["market"],
+        10,
+        True,
+    )
+    assert by_slug["busy-market"].fee_rate_ppm == 40_000
+    assert len(select_candidates(fetched.records, sel, now_ns=now_ns).selected) == 3
+    assert httpx.get(f"{emu.gamma_url}/markets", params={"offset": "10"}).status_code == 422
+
+
+def test_refresh_markets_runs_against_the_emulator(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "markets.json"
+    with Emulator("default", port=0) as emu:
+        code = main(
+            [
+                "refresh-markets",
+                "--config",
+                str(REPO / "configs/market_maker.yaml"),
+                "--gamma-url",
+                emu.gamma_url,
+                "--markets-json-path",
+                str(out),
+                "--skip-classify",
+                "--skip-index",
+                "--gamma-retries",
+                "0",
+            ]
+        )
+        cids = {m["market"] for m in emu.venue.market_ids()}
+
+    assert code == 0, capsys.readouterr().err
+    cache = load_market_cache(out)
+    assert {m.condition_id for m in cache.records()} == cids
+    assert "of these, 3 pass" in capsys.readouterr().out  # the default scenario suits the default strategy
+
+
+def test_shipped_scenarios_load():
+    names = sorted(p.stem for p in (REPO / SCENARIO_DIR).glob("*.yaml"))
+
+    scenarios = [load_scenario(REPO / SCENARIO_DIR / f"{n}.yaml") for n in names]
+
+    assert {"default", "faults"} <= set(names)
+    assert all(s.markets for s in scenarios)
+    assert any(s.faults for s in scenarios)
+
+
+def test_scenario_unknown_keys_and_bad_values_are_errors(tmp_path: Path):
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("markets: [{slug: a}]\nflowz: {}\n")
+    off_grid = tmp_path / "off_grid.yaml"
+    off_grid.write_text("markets: [{slug: a, tick_px: 100, initial_book: {bids: [[4850, 500]]}}]\n")
+
+    with pytest.raises(ConfigFileError, match="flowz: unknown key"):
+        load_struct(unknown, Scenario)
+    with pytest.raises(ConfigFileError, match="off the tick grid"):
+        load_struct(off_grid, Scenario)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"markets": [{"slug": "a"}], "faults": [{"kind": "nope"}]}, Scenario)
+
+
+def _order(side: int, maker: int, taker: int) -> SignedOrder:
+    from core.units import Side  # noqa: PLC0415
+
+    return SignedOrder(
+        version=2,
+        maker="0x0",
+        signer="0x0",
+        token_id="1",
+        side=Side.BUY if side > 0 else Side.SELL,
+        maker_amount=maker,
+        taker_amount=taker,
+        expiration_s=0,
+        signature_type=0,
+        signature="0x",
+        fields={},
+    )
+
+
+def test_order_amounts_convert_exactly_or_are_refused():
+    assert order_to_px_qty(_order(1, 4_500_000, 10_000_000)) == (4500, 1000)  # BUY 10 @ 0.45
+    assert order_to_px_qty(_order(-1, 10_560_000, 3_516_480)) == (3330, 1056)  # SELL 10.56 @ 0.333
+    with pytest.raises(OrderError, match="more than 2 decimals"):
+        order_to_px_qty(_order(1, 4_500_000, 10_005_000))
+    with pytest.raises(OrderError, match=r"0\.0001 grid"):
+        order_to_px_qty(_order(1, 4_500_001, 10_000_000))
+
+
+def test_cli_starts_serves_and_stops(capsys: pytest.CaptureFixture[str]):
+    parser = argparse.ArgumentParser()
+    emulator_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["emulator", "--port", "0", "--scenario", "default", "--seed", "5", "--exit-after", "0.3"]
+    )
+
+    code = args.run(args)
+    out = capsys.readouterr().out
+
+    assert code == 0
+    assert "CLOB REST  http://127.0.0.1:" in out
+    assert "(seed 5)" in out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert len(summary["markets"]) == 3
+
+
+def test_cli_unknown_scenario_is_a_config_error():
+    parser = argparse.ArgumentParser()
+    emulator_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["emulator", "--scenario", "no-such-scenario"])
+
+    with pytest.raises(ConfigFileError, match="known: default, faults"):
+        args.run(args)

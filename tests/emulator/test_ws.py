@@ -1,0 +1,167 @@
+"""The emulator's WebSocket channels, read with a plain ``websockets`` client and our own parsers."""
+
+from __future__ import annotations
+
+import json
+
+from py_clob_client_v2 import ClobClient
+from py_clob_client_v2.clob_types import OrderArgsV2, OrderType
+from websockets.sync.client import connect
+
+from adapters.polymarket.parse import (
+    AssetMap,
+    VenueOrderUpdate,
+    VenueTrade,
+    decode_market_frame,
+    decode_user_frame,
+)
+from core.markets import MarketInfo
+from core.messages import BookDelta, BookSnapshot, TickSizeChanged, TradePrint
+from core.units import Outcome, Side
+from emulator import Emulator
+from tests.emulator.conftest import BUSY, QUIET, events, ids, recv_until
+
+
+def _assets(emu: Emulator, *slugs: str) -> AssetMap:
+    infos = [
+        MarketInfo(market=m["market"], yes_token=m["yes_token"], no_token=m["no_token"])
+        for s in slugs
+        for m in [ids(emu, s)]
+    ]
+    return AssetMap.from_markets(infos)
+
+
+def _subscribe_market(ws, *tokens: str) -> None:
+    ws.send(json.dumps({"assets_ids": list(tokens), "type": "market", "custom_feature_enabled": False}))
+
+
+def test_market_channel_gives_a_book_per_asset_then_price_changes(emu: Emulator, client: ClobClient):
+    m = ids(emu, QUIET)
+    assets = _assets(emu, QUIET)
+
+    with connect(emu.ws_market_url) as ws:
+        _subscribe_market(ws, m["yes_token"], m["no_token"])
+        first = recv_until(ws, lambda fs: sum(e["event_type"] == "book" for e in events(fs)) >= 2)
+        client.create_and_post_order(
+            OrderArgsV2(token_id=m["yes_token"], price=0.49, size=10, side="BUY"),
+            order_type=OrderType.GTC,
+            post_only=True,
+        )
+        later = recv_until(ws, lambda fs: any(e["event_type"] == "price_change" for e in events(fs)))
+
+    books = [ev for f in first for ev in decode_market_frame(f, assets)]
+    assert [type(b) for b in books] == [BookSnapshot, BookSnapshot]
+    yes = next(b for b in books if b.outcome is Outcome.YES)
+    assert yes.bids[0] == (4800, 10_000)  # best first once parsed
+    assert yes.asks[0] == (5200, 10_000)
+    assert yes.tick_px == 100
+    deltas = [ev for f in later for ev in decode_market_frame(f, assets)]
+    assert (
+        BookDelta(
+            market=m["market"], outcome=Outcome.YES, ts_ns=deltas[0].ts_ns, side=Side.BUY, px=4900, qty=1000
+        )
+        in deltas
+    )
+    # The same level, mirrored on the NO book, comes in the same message.
+    assert any(d.outcome is Outcome.NO and d.side is Side.SELL and d.px == 5100 for d in deltas)
+
+
+def test_trade_prints_last_trade_price_and_a_fresh_book(emu: Emulator, client: ClobClient):
+    m = ids(emu, QUIET)
+    assets = _assets(emu, QUIET)
+
+    with connect(emu.ws_market_url) as ws:
+        _subscribe_market(ws, m["yes_token"])
+        recv_until(ws, lambda fs: len(events(fs)) >= 1)
+        client.create_and_post_order(
+            OrderArgsV2(token_id=m["yes_token"], price=0.52, size=10, side="BUY"), order_type=OrderType.FAK
+        )
+        frames = recv_until(
+            ws,
+            lambda fs: {"last_trade_price", "book"} <= {e["event_type"] for e in events(fs)},
+        )
+
+    evs = [ev for f in frames for ev in decode_market_frame(f, assets)]
+    [print_] = [e for e in evs if isinstance(e, TradePrint)]
+    assert (print_.px, print_.qty, print_.aggressor) == (5200, 1000, Side.BUY)
+    book = next(e for e in evs if isinstance(e, BookSnapshot))
+    assert book.asks[0] == (5200, 9_000)
+
+
+def test_tick_size_change_is_announced(emu: Emulator):
+    m = ids(emu, QUIET)
+    assets = _assets(emu, QUIET)
+
+    with connect(emu.ws_market_url) as ws:
+        _subscribe_market(ws, m["yes_token"])
+        recv_until(ws, lambda fs: len(events(fs)) >= 1)
+        emu.venue.set_tick(QUIET, 10)
+        frames = recv_until(ws, lambda fs: any(e["event_type"] == "tick_size_change" for e in events(fs)))
+
+    [tick] = [e for f in frames for e in decode_market_frame(f, assets) if isinstance(e, TickSizeChanged)]
+    assert (tick.outcome, tick.tick_px) == (Outcome.YES, 10)
+
+
+def test_ping_gets_pong_on_both_channels(emu: Emulator, client: ClobClient):
+    creds = client.creds
+    auth = {"apiKey": creds.api_key, "secret": creds.api_secret, "passphrase": creds.api_passphrase}
+
+    with connect(emu.ws_market_url) as market, connect(emu.ws_user_url) as user:
+        market.send("PING")
+        user.send(json.dumps({"auth": auth, "markets": [], "type": "user"}))
+        user.send("PING")
+
+        assert market.recv(timeout=5) == "PONG"
+        assert user.recv(timeout=5) == "PONG"
+
+
+def test_flow_fill_reaches_the_user_channel(emu: Emulator, client: ClobClient):
+    m = ids(emu, BUSY)
+    assets = _assets(emu, BUSY)
+    creds = client.creds
+    auth = {"apiKey": creds.api_key, "secret": creds.api_secret, "passphrase": creds.api_passphrase}
+
+    with connect(emu.ws_user_url) as ws:
+        ws.send(json.dumps({"auth": auth, "markets": [m["market"]], "type": "user"}))
+        ws.send("PING")
+        assert ws.recv(timeout=5) == "PONG"  # frames are handled in order: the subscription is in place
+        # Improve the best bid (0.48): the emulator's sellers hit it next.
+        resp = client.create_and_post_order(
+            OrderArgsV2(token_id=m["yes_token"], price=0.49, size=5, side="BUY"),
+            order_type=OrderType.GTC,
+            post_only=True,
+        )
+        frames = recv_until(
+            ws,
+            lambda fs: any(e.get("status") == "CONFIRMED" for e in events(fs) if e["event_type"] == "trade"),
+            timeout=10,
+        )
+
+    evs = [ev for f in frames for ev in decode_user_frame(f, assets)]
+    trades = [e for e in evs if isinstance(e, VenueTrade)]
+    orders = [e for e in evs if isinstance(e, VenueOrderUpdate) and e.order_id == resp["orderID"]]
+    assert [t.status for t in trades] == ["MATCHED", "MINED", "CONFIRMED"]
+    assert {t.trade_id for t in trades} == {trades[0].trade_id}
+    assert all(t.trader_side == "MAKER" for t in trades)
+    [leg] = trades[0].maker_fills
+    assert (leg.order_id, leg.outcome, leg.side, leg.px, leg.qty) == (
+        resp["orderID"],
+        Outcome.YES,
+        Side.BUY,
+        4900,
+        500,
+    )
+    assert [o.type for o in orders] == ["PLACEMENT", "UPDATE"]
+    assert (orders[-1].matched_qty, orders[-1].status) == (500, "MATCHED")
+    assert orders[-1].trade_ids == (trades[0].trade_id,)
+
+
+def test_user_channel_refuses_bad_credentials(emu: Emulator, client: ClobClient):
+    creds = client.creds
+    auth = {"apiKey": creds.api_key, "secret": creds.api_secret, "passphrase": "wrong"}
+
+    with connect(emu.ws_user_url) as ws:
+        ws.send(json.dumps({"auth": auth, "markets": [], "type": "user"}))
+        ws.recv_events_thread.join(timeout=5)
+
+        assert ws.close_code == 1008
