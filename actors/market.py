@@ -24,6 +24,7 @@ from core.messages import (
     BookSnapshot,
     Canceled,
     Filled,
+    MarketEvent,
     MarketResolved,
     Rejected,
     TickSizeChanged,
@@ -42,6 +43,12 @@ class RunWindow(msgspec.Struct, frozen=True):
 
     end_ns: int
     room_usdc6: int | None
+
+
+class MarketBatch(msgspec.Struct, frozen=True):
+    """Several market events of one market from one feed frame: one message, one decision after them."""
+
+    events: tuple[MarketEvent, ...]
 
 
 class GetStatus(msgspec.Struct, frozen=True):
@@ -108,6 +115,11 @@ class MarketActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         """Dispatch one message to the session (``tell`` on the hot path, ``ask`` for control)."""
         s = self.session
+        if isinstance(message, MarketBatch):
+            for ev in message.events:
+                s.on_event(ev)
+            self._flush()
+            return None
         if isinstance(message, _MARKET_EVENTS):
             s.on_event(message)
             self._flush()

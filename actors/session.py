@@ -126,39 +126,44 @@ class MarketSession:
     # --- market data -------------------------------------------------------------------------------
 
     def on_event(self, ev: MarketEvent) -> None:
-        """Handle one market-data event (the live path; the simulator calls the typed handlers)."""
+        """Handle one market-data event (the live path; the simulator calls the typed handlers).
+
+        The session's time is its clock's (the receive time), not the venue's timestamp: a venue
+        clock running ahead must not delay requotes, nor one running behind age the book.
+        """
+        now = self.clock.now_ns()
         match ev:
             case BookDelta(outcome=Outcome.YES):
-                self.on_level(ev.side, ev.px, ev.qty, ev.ts_ns)
+                self.on_level(ev.side, ev.px, ev.qty, now)
             case BookDelta():
                 pass  # the venue mirrors every change on the NO book; we keep the YES book
             case TradePrint():
                 if ev.outcome is Outcome.YES:
-                    self.on_trade(ev.aggressor, ev.px, ev.qty, ev.ts_ns)
+                    self.on_trade(ev.aggressor, ev.px, ev.qty, now)
                 else:
-                    self.on_trade(Side(-ev.aggressor), PX_ONE - ev.px, ev.qty, ev.ts_ns)
+                    self.on_trade(Side(-ev.aggressor), PX_ONE - ev.px, ev.qty, now)
             case BookSnapshot():
-                self.on_snapshot(ev)
+                self.on_snapshot(ev, now)
             case TickSizeChanged():
-                self.on_tick_size(ev.tick_px, ev.ts_ns)
+                self.on_tick_size(ev.tick_px, now)
             case MarketResolved():
-                self.on_resolved(ev.yes_won, ev.ts_ns)
+                self.on_resolved(ev.yes_won, now)
             case Timer():
-                self.on_timer(ev.ts_ns)
+                self.on_timer(now)
             case _:
                 assert_never(ev)
 
-    def on_snapshot(self, ev: BookSnapshot) -> None:
-        """A full book: the only way out of a tick-size epoch or a reconnect."""
+    def on_snapshot(self, ev: BookSnapshot, ts_ns: int) -> None:
+        """A full book received at ``ts_ns``: the only way out of a tick-size epoch or a reconnect."""
         if ev.outcome is Outcome.NO:
             bids = tuple((PX_ONE - px, q) for px, q in ev.asks)
             asks = tuple((PX_ONE - px, q) for px, q in ev.bids)
         else:
             bids, asks = ev.bids, ev.asks
-        self.book.apply_snapshot(bids, asks, ev.ts_ns, ev.tick_px, ev.min_qty)
+        self.book.apply_snapshot(bids, asks, ts_ns, ev.tick_px, ev.min_qty)
         self.book_valid = True
         self.dirty = True
-        self._maybe_requote(ev.ts_ns, urgent=True)
+        self._maybe_requote(ts_ns, urgent=True)
 
     def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> None:
         """One YES level changed; requote only when the top of the book moved."""
@@ -292,12 +297,13 @@ class MarketSession:
         # Our maker fill is a taker's trade the other way: it is flow too (YES-equivalent side).
         yes_side = ev.side if ev.outcome is Outcome.YES else Side(-ev.side)
         taker_side = Side(-yes_side) if ev.liquidity == "maker" else yes_side
-        self.flow = update_flow(self.flow, taker_side, ev.qty, ev.ts_ns, self.params.flow_halflife_s)
+        now = self.clock.now_ns()
+        self.flow = update_flow(self.flow, taker_side, ev.qty, now, self.params.flow_halflife_s)
         self.dirty = True
         if self.book_valid:
             # Not urgent: the caps already counted this order as filled; the new skew can wait for
             # the throttle like any other input.
-            self._maybe_requote(ev.ts_ns, urgent=False)
+            self._maybe_requote(now, urgent=False)
 
     # --- decide and apply --------------------------------------------------------------------------
 
@@ -339,21 +345,25 @@ class MarketSession:
             inflight=inflight,
         )
         last = self.last_decision
-        if last is None or d.orders != last.orders or d.no_quote != last.no_quote:
-            self.stats.decisions += 1
-            self.sink.record("decision", ts_ns, self.market, d)
         self.last_decision = d
         # reconcile is pure: with the same desired orders, order set and budget it would send nothing new.
         key = (d.orders, self.orders_version, self.global_room_usdc6)
-        if key != self._applied_key:
-            self._apply(d, ts_ns)
-            self._applied_key = (d.orders, self.orders_version, self.global_room_usdc6)
-
-    def _apply(self, d: Decision, ts_ns: int) -> None:
-        plan = reconcile(d.orders, self.orders.values(), self.tolerance)
-        if plan.empty:
-            return
         cmds: list[Command] = []
+        if key != self._applied_key:
+            cmds = self._apply(d)
+            self._applied_key = (d.orders, self.orders_version, self.global_room_usdc6)
+        # Logged after the hand-over, so encoding never delays an order (the log keeps the order).
+        if last is None or d.orders != last.orders or d.no_quote != last.no_quote:
+            self.stats.decisions += 1
+            self.sink.record("decision", ts_ns, self.market, d)
+        for c in cmds:
+            self.sink.record("place" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
+
+    def _apply(self, d: Decision) -> list[Command]:
+        plan = reconcile(d.orders, self.orders.values(), self.tolerance)
+        cmds: list[Command] = []
+        if plan.empty:
+            return cmds
         self.orders_version += 1
         for cid in plan.cancels:
             self.orders[cid].status = CANCEL_PENDING
@@ -384,11 +394,10 @@ class MarketSession:
                     )
                 )
         if cmds:
+            self.port.submit(cmds)
             self.stats.places += sum(1 for c in cmds if isinstance(c, Place))
             self.stats.cancels += sum(1 for c in cmds if isinstance(c, Cancel))
-            for c in cmds:
-                self.sink.record("place" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
-            self.port.submit(cmds)
+        return cmds
 
     def _pull_all(self, ts_ns: int, reason: str) -> None:
         if self.orders:

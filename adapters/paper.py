@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import pykka
 
+from actors.market import MarketBatch
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -95,12 +96,18 @@ class PaperVenue(pykka.ThreadingActor):
             return None
         if isinstance(message, GetPaperMarkets):
             return dict(self.markets)
+        if isinstance(message, MarketBatch):
+            for ev in message.events:
+                self._route(ev)
+            return None
+        self._route(message)
+        return None
+
+    def _route(self, message: object) -> None:
         market = getattr(message, "market", None)
         pm = self.markets.get(market) if isinstance(market, str) else None
-        if pm is None:
-            return None
-        self._market_event(pm, message)
-        return None
+        if pm is not None:
+            self._market_event(pm, message)
 
     def _market_event(self, pm: PaperMarket, ev: object) -> None:
         ex = pm.exchange

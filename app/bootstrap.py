@@ -24,7 +24,7 @@ from typing import Any, Literal
 import msgspec
 import pykka
 
-from actors.market import GetStatus, PullQuotes, SetBudget, Status
+from actors.market import GetStatus, MarketBatch, PullQuotes, SetBudget, Status
 from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
@@ -33,10 +33,10 @@ from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from core.config import Config
 from core.markets import MarketInfo
-from core.messages import MarketEvent, Timer
+from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, ExchangePort
 from core.quoting import quote_params
-from core.units import NS_PER_MS, USDC6_ONE
+from core.units import NS_PER_MS, USDC6_ONE, Outcome
 from sim.eventlog import BufferSink
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,19 @@ class TradingEngine:
         info = next(m for m in self.markets if m.market == market)
         return MarketSession(info, self.params, self._port(info), self.clock, self.sink)
 
-    def _on_market_event(self, ev: MarketEvent) -> None:
-        self.events_in += 1
-        if self.venue is not None:
-            self.venue.tell(ev)  # paper: the simulated venue sees the book first
-        self.router.tell(ev.market, ev)
+    def _on_frame(self, events: list[MarketEvent]) -> None:
+        # One message per market per frame; the NO book mirrors the YES book, so its deltas go nowhere.
+        by_market: dict[str, list[MarketEvent]] = {}
+        for ev in events:
+            if isinstance(ev, BookDelta) and ev.outcome is Outcome.NO:
+                continue
+            by_market.setdefault(ev.market, []).append(ev)
+        for market, evs in by_market.items():
+            self.events_in += len(evs)
+            batch = MarketBatch(tuple(evs))
+            if self.venue is not None:
+                self.venue.tell(batch)  # paper: the simulated venue sees the book first
+            self.router.tell(market, batch)
 
     def start(self) -> None:
         """Start the venue (paper), the market actors, the feed and the ticker."""
@@ -134,8 +142,9 @@ class TradingEngine:
             self.supervisor.ask(StartMarket(m.market), timeout=10)
         self.feed = MarketWsClient(
             AssetMap.from_markets(self.markets),
-            self._on_market_event,
+            lambda ev: self._on_frame([ev]),
             config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url),
+            on_batch=self._on_frame,
         )
         self.feed.start_in_thread()
         self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)

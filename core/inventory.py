@@ -115,10 +115,13 @@ def worst_case_losses(inv: Inventory, orders: Iterable[OrderLike] = ()) -> tuple
     """Loss if YES wins and loss if NO wins (each >= 0), with every hurting order filled."""
     loss_yes = -value_if(inv, True)
     loss_no = -value_if(inv, False)
+    yes, buy = Outcome.YES, Side.BUY
     for outcome, side, px, qty in orders:
-        ly, ln = order_losses(outcome, side, px, qty)
-        loss_yes += ly
-        loss_no += ln
+        # order_losses, inlined: this runs for every resting order on every requote.
+        if (outcome is yes) == (side is buy):  # a bid on YES loses its YES price if NO wins
+            loss_no += (px if outcome is yes else PX_ONE - px) * qty
+        else:  # an ask on YES loses 1 - its YES price if YES wins
+            loss_yes += (PX_ONE - px if outcome is yes else px) * qty
     return max(0, loss_yes), max(0, loss_no)
 
 

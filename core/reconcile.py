@@ -109,9 +109,15 @@ def reconcile(
             unmatched.append(d)
     places: list[DesiredOrder] = []
     if unmatched and (tolerance.px or tolerance.qty_pct):
+        # Only orders of the same token and side can stand in for each other.
+        groups: dict[tuple[Outcome, Side], list[int]] = {}
+        for j, o in enumerate(live):
+            if not used[j]:
+                groups.setdefault((o.outcome, o.side), []).append(j)
         for d in unmatched:
             best = -1
-            for j, o in enumerate(live):
+            for j in groups.get((d.outcome, d.side), ()):
+                o = live[j]
                 if (
                     not used[j]
                     and _close(o, d, tolerance)

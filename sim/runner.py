@@ -317,7 +317,7 @@ class Lane:
     def _session_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> None:
         s = self.session
         if isinstance(ev, BookSnapshot):
-            s.on_snapshot(msgspec.structs.replace(ev, ts_ns=t))
+            s.on_snapshot(ev, t)
         elif isinstance(ev, TickSizeChanged):
             s.on_tick_size(ev.tick_px, t)
         else:

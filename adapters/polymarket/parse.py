@@ -218,18 +218,32 @@ def venue_ts_to_ns(value: WireTs, field: str = "timestamp") -> int:
     return n
 
 
+# Prices repeat (a few thousand grid points at most): memoise the exact conversion. Sizes do not
+# repeat as much; whole numbers take a fast path. Both fall back to the exact parser.
+_PX_CACHE: dict[str, Px] = {}
+_PX_CACHE_MAX = 20_000
+
+
 def _px(text: str | None, field: str) -> Px:
+    px = _PX_CACHE.get(text) if text is not None else None
+    if px is not None:
+        return px
     if text is None:
         raise PayloadError(f"{field}: missing")
     try:
-        return parse_px(text)
+        px = parse_px(text)
     except UnitError as exc:
         raise PayloadError(f"{field}: {exc}") from None
+    if len(_PX_CACHE) < _PX_CACHE_MAX:
+        _PX_CACHE[text] = px
+    return px
 
 
 def _qty(text: str | None, field: str) -> Qty:
     if text is None:
         raise PayloadError(f"{field}: missing")
+    if text.isdigit() and text.isascii():
+        return int(text) * 100
     try:
         return parse_qty(text)
     except UnitError as exc:

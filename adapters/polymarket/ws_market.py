@@ -126,6 +126,7 @@ class MarketWsClient:
         rng: random.Random | None = None,
         on_invalidate: Callable[[str, Outcome], None] | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        on_batch: Callable[[list[MarketEvent]], None] | None = None,
     ) -> None:
         """Set up the client; nothing connects until ``run()`` or ``start_in_thread()``.
 
@@ -138,9 +139,12 @@ class MarketWsClient:
             on_invalidate: Told ``(market, outcome)`` when a valid book becomes invalid because the
                 connection dropped or the client stopped (tick-size changes arrive as events).
             http_transport: httpx transport for the REST fallback (``httpx.MockTransport`` in tests).
+            on_batch: When given, called once per frame with its events (instead of ``on_event``
+                per event), so a consumer can hand a frame's changes over in one message.
         """
         self._assets = assets
         self._on_event = on_event
+        self._on_batch = on_batch
         self._cfg = config or MarketWsConfig()
         self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
         self._on_invalidate = on_invalidate
@@ -353,12 +357,31 @@ class MarketWsClient:
         reasons: list[str] = []
         events = decode_market_frame(frame, self._assets, skipped=reasons)
         self._skipped += len(reasons)
-        for event in events:
-            self._handle(event)
+        if self._on_batch is None:
+            for event in events:
+                self._handle(event)
+            return
+        accepted = [e for e in events if self._track(e)]
+        if accepted:
+            try:
+                self._on_batch(accepted)
+            except Exception:
+                self._callback_errors += 1
+                logger.exception("market ws: on_batch failed")
 
     def _handle(self, event: MarketEvent) -> None:
-        if not self._feed.apply(event):
+        if not self._track(event):
             return
+        try:
+            self._on_event(event)
+        except Exception:
+            self._callback_errors += 1
+            logger.exception("market ws: on_event failed for %s", type(event).__name__)
+
+    def _track(self, event: MarketEvent) -> bool:
+        # Keep our own replica of the books (REST fallback, epochs); False drops the event.
+        if not self._feed.apply(event):
+            return False
         match event:
             case BookSnapshot():
                 self._invalid_since.pop((event.market, event.outcome), None)
@@ -371,11 +394,7 @@ class MarketWsClient:
             case _:
                 pass
         self._events += 1
-        try:
-            self._on_event(event)
-        except Exception:
-            self._callback_errors += 1
-            logger.exception("market ws: on_event failed for %s", type(event).__name__)
+        return True
 
     # --- REST fallback ---------------------------------------------------------------------------
 

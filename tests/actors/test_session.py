@@ -28,11 +28,11 @@ class SteppedSession(MarketSession):
 
     def on_event(self, ev):
         super().on_event(ev)
-        self.flush(ev.ts_ns)
+        self.flush(self.clock.now_ns())
 
     def on_exec(self, ev):
         super().on_exec(ev)
-        self.flush(ev.ts_ns)
+        self.flush(self.clock.now_ns())
 
 
 def new_session():
@@ -94,8 +94,8 @@ def test_session_fill_updates_inventory_and_next_quotes_skew_down():
     assert s.inv.yes_qty == bid.qty
     assert bid.client_id not in s.orders
     assert s.last_decision is before  # a fill waits for the requote throttle (250 ms)...
-    assert s.wakeup_ns == T0 + 250_000_000
-    s.flush(T0 + 250_000_000)
+    assert s.wakeup_ns == s.last_requote_ns + 250_000_000
+    s.flush(s.wakeup_ns)
     assert s.last_decision.skewed_mid_px < before.skewed_mid_px  # ...then the quotes skew down
 
 

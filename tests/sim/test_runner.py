@@ -92,13 +92,14 @@ def test_worst_case_exposure_stays_under_the_caps_after_every_decision():
         s = lane.session
         inner = s._apply
 
-        def checked(d, ts, s=s, inner=inner):
+        def checked(d, s=s, inner=inner):
             before = s.exposure_usdc6()
-            inner(d, ts)
+            cmds = inner(d)
             cap = min(PARAMS.per_market_cap_usdc6, max(0, s.global_room_usdc6 or 0))
             after = s.exposure_usdc6()
             seen.append(after)
             assert after <= max(cap, before), (after, cap, before)
+            return cmds
 
         s._apply = checked
 
