@@ -40,6 +40,27 @@ sim SCENARIO="default" ENGINE="inline" CONFIG="configs/market_maker.yaml" *ARGS:
 bench *ARGS:
     python bench/bench.py {{ARGS}}
 
+# the exchange emulator on 127.0.0.1 (REST + WebSocket + Gamma), until Ctrl-C
+emulator PORT="8080" SCENARIO="default":
+    polymm emulator --port {{PORT}} --scenario {{SCENARIO}}
+
+# live trading against the local emulator for 60 s, then check it left no open order
+demo-live DURATION="60":
+    polymm demo-live --duration {{DURATION}}
+
+# paper trading on a live feed (default: production Polymarket) - posts nothing
+paper DURATION="300" CONFIG="configs/market_maker.yaml" *ARGS:
+    polymm run-market-maker --config {{CONFIG}} --mode paper --duration {{DURATION}} {{ARGS}}
+
+# dry-run: decide and log every decision with its reasons, send nothing
+dry-run DURATION="300" CONFIG="configs/market_maker.yaml" *ARGS:
+    polymm run-market-maker --config {{CONFIG}} --mode dry-run --duration {{DURATION}} {{ARGS}}
+
+# refresh the market cache from Gamma, then route it between the strategies
+markets *ARGS:
+    polymm refresh-markets --config configs/market_maker.yaml {{ARGS}}
+    polymm route-markets --source-config configs/market_maker.yaml --market-maker-config configs/market_maker.yaml --market-maker-limit 5 --market-maker-output local_state/market_maker/selected_markets.json --option-seller-config configs/option_seller.yaml --option-seller-limit 10 --option-seller-output local_state/option_seller/selected_markets.json --risk-manager-config configs/risk.yaml --risk-manager-limit 15 --risk-manager-output local_state/risk_manager/selected_markets.json
+
 # format the code
 fmt:
     ruff format .

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +100,8 @@ class TradingEngine:
         self._ticker: threading.Thread | None = None
         self.global_cap_usdc6 = round(cfg.inventory.global_ev_cap * USDC6_ONE)
         self.events_in = 0
+        #: Extra consumers of every market event (live: the gateway wants tick-size changes).
+        self.listeners: list[Callable[[MarketEvent], None]] = []
 
     # --- wiring ------------------------------------------------------------------------------------
 
@@ -123,6 +125,8 @@ class TradingEngine:
         # One message per market per frame; the NO book mirrors the YES book, so its deltas go nowhere.
         by_market: dict[str, list[MarketEvent]] = {}
         for ev in events:
+            for listener in self.listeners:
+                listener(ev)
             if isinstance(ev, BookDelta) and ev.outcome is Outcome.NO:
                 continue
             by_market.setdefault(ev.market, []).append(ev)

@@ -17,6 +17,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.markets",
     "app.commands.run",
     "app.commands.emulator",
+    "app.commands.demo",
 )
 
 _DESCRIPTION = """\

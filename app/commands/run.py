@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--clob-url", default=os.environ.get("POLYMM_CLOB_URL", DEFAULT_CLOB_URL))
     p.add_argument("--ws-url", default=os.environ.get("POLYMM_WS_URL", DEFAULT_WS_URL), help="market channel")
     p.add_argument("--gamma-url", default=os.environ.get("POLYMM_GAMMA_URL", DEFAULT_GAMMA_URL))
+    p.add_argument("--user-ws-url", default=None, help="user channel [the market channel URL with /user]")
     p.add_argument(
         "--key-file", default=None, help="file holding the private key (live; else POLYMM_PRIVATE_KEY)"
     )
