@@ -190,7 +190,13 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
     p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
+    p.add_argument("--tick-to-quote", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.tick_to_quote:
+        from tick_to_quote import run as ttq_run  # bench/ is on sys.path when run as a script
+
+        print(json.dumps(ttq_run()))
+        return 0
     if a.child:
         engine, source, input_log = a.child
         print(json.dumps(run_engine(engine, source, input_log == "1")))
@@ -202,6 +208,10 @@ def main() -> int:
     inline_full = _median_runs(["--child", "inline", "synthetic", "1"], a.repeat)
     hbt = _median_runs(["--child", "inline", "hbt", "0"], a.repeat)
     dec = bench_decide()
+    ttq = _sub(["--tick-to-quote"])
+    from adapters.polymarket.orders import bench_sign_orders
+
+    sign = bench_sign_orders(1_000)
     results |= {
         "inline_events_per_s": inline["events_per_s"],
         "actors_events_per_s": actors["events_per_s"],
@@ -210,9 +220,17 @@ def main() -> int:
         "decide_us_p99": dec["p99_us"],
         "peak_rss_mb": max(inline["peak_rss_mb"], actors["peak_rss_mb"]),
         "inline_events_per_s_with_input_log": inline_full["events_per_s"],
+        "tick_to_quote_us_median": ttq["median_us"],
+        "tick_to_quote_us_p99": ttq["p99_us"],
+        "sign_order_us_median": round(sign["median_us"], 1),
         "workloads": {
             "engine": ENGINE_WORKLOAD | {"source": "synthetic", "config": "configs/market_maker.yaml"},
             "hbt": {"markets": 1, "events": HBT_EVENTS, "events_per_s": 2_000, "format": "hftbacktest npz"},
+            "tick_to_quote": {
+                "markets": 50,
+                "messages_per_s": 5_000,
+                "path": "decode -> actor -> decide -> port",
+            },
         },
         "details": {
             "inline": inline,
@@ -220,6 +238,8 @@ def main() -> int:
             "inline_with_input_log": inline_full,
             "hbt": hbt,
             "decide": dec,
+            "tick_to_quote": ttq,
+            "sign": sign,
         },
     }
     Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
