@@ -248,8 +248,12 @@ def decide(
 
     # --- 2. inventory skew: long inventory moves every quote down ---------------------------------
     net = inv.yes_qty - inv.no_qty
-    skew = p.skew_px * net / p.inventory_limit_qty
-    skewed = min(max(fair - skew, tick), PX_ONE - tick)
+    skew = p.skew_px * net / p.inventory_limit_qty if net else 0.0
+    skewed = fair - skew
+    if skewed < tick:
+        skewed = float(tick)
+    elif skewed > PX_ONE - tick:
+        skewed = float(PX_ONE - tick)
 
     # --- 3. half-spread, widened in proportion to volatility above the threshold ------------------
     widen = (
@@ -258,7 +262,7 @@ def decide(
     half = p.half_spread_px + widen
 
     # --- 4. ladder on the tick grid; bids floor, asks ceil; spacing at least one tick -------------
-    spacing = max(p.level_spacing_px, tick)
+    spacing = p.level_spacing_px if p.level_spacing_px > tick else tick
     top_bid = floor((skewed - half) / tick) * tick
     top_ask = ceil((skewed + half) / tick) * tick
     if top_bid >= top_ask:
@@ -288,7 +292,10 @@ def decide(
     # --- 5-7. per side, best level first: size (min size, flow shrink), exposure cap, YES/NO route ---
     # Bids only add loss if NO wins and asks only if YES wins, so each side is trimmed for its own
     # exposure: deepest levels go first and a side is never emptied merely by list order.
-    flow_pm, bid_pct, ask_pct = flow_size_pcts(flow, now_ns, p)
+    if flow.buy_qty or flow.sell_qty:
+        flow_pm, bid_pct, ask_pct = flow_size_pcts(flow, now_ns, p)
+    else:
+        flow_pm, bid_pct, ask_pct = 0, 100, 100
     min_qty = view.min_qty if view.min_qty > 0 else 1
     hi = PX_ONE - tick
     cap = p.per_market_cap_usdc6
