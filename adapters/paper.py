@@ -85,14 +85,7 @@ class PaperVenue(pykka.ThreadingActor):
                 return None
             now = self.clock.now_ns()
             for cmd in message.commands:
-                ex = pm.exchange
-                if isinstance(cmd, Place):
-                    out = ex.place(cmd, now)
-                elif isinstance(cmd, Cancel):
-                    out = ex.cancel(cmd.client_id, now)
-                else:
-                    out = ex.cancel_all(now)
-                self._send(pm, out, now)
+                self._send(pm, pm.exchange.apply(cmd, now), now)
             return None
         if isinstance(message, GetPaperMarkets):
             return dict(self.markets)

@@ -15,6 +15,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from adapters.files import resolve_named_yaml
 from core.units import PX_ONE, USDC6_ONE
 
 __all__ = [
@@ -287,14 +288,7 @@ def resolve_scenario(name: str) -> Path:
     Raises:
         FileNotFoundError: No such scenario; the message lists the known names.
     """
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    candidate = SCENARIO_DIR / f"{name}.yaml"
-    if not candidate.exists():
-        known = ", ".join(sorted(x.stem for x in SCENARIO_DIR.glob("*.yaml"))) or "none"
-        raise FileNotFoundError(f"no emulator scenario named {name!r} in {SCENARIO_DIR}/ (known: {known})")
-    return candidate
+    return resolve_named_yaml(name, SCENARIO_DIR, "emulator scenario")
 
 
 def load_scenario(path: str | Path) -> Scenario:

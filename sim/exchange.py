@@ -19,7 +19,17 @@ import msgspec
 
 from core.book import L2Book
 from core.markets import MarketInfo
-from core.messages import Accepted, BookSnapshot, Canceled, ExecEvent, Filled, Place, Rejected
+from core.messages import (
+    Accepted,
+    BookSnapshot,
+    Cancel,
+    Canceled,
+    Command,
+    ExecEvent,
+    Filled,
+    Place,
+    Rejected,
+)
 from core.units import PX_ONE, Outcome, Side, taker_fee_usdc6
 
 QueueModelName = Literal["risk_averse", "probabilistic"]
@@ -267,6 +277,14 @@ class SimExchange:
             0, Accepted(market=self.market, client_id=cmd.client_id, order_id=order.order_id, ts_ns=ts_ns)
         )
         return out
+
+    def apply(self, cmd: Command, ts_ns: int) -> list[ExecEvent]:
+        """Carry out one command of ours (place, cancel or cancel-all) at ``ts_ns``."""
+        if isinstance(cmd, Place):
+            return self.place(cmd, ts_ns)
+        if isinstance(cmd, Cancel):
+            return self.cancel(cmd.client_id, ts_ns)
+        return self.cancel_all(ts_ns)
 
     def cancel(self, client_id: str, ts_ns: int) -> list[ExecEvent]:
         """Cancel one of our orders (nothing if it already filled or was cancelled)."""

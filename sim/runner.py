@@ -23,13 +23,11 @@ import msgspec
 from actors.session import MarketSession
 from core.messages import (
     BookSnapshot,
-    Cancel,
     CancelAll,
     Command,
     ExecEvent,
     Filled,
     MarketResolved,
-    Place,
     TickSizeChanged,
 )
 from core.quoting import QuoteParams
@@ -324,13 +322,7 @@ class Lane:
             s.on_resolved(ev.yes_won, t)
 
     def _command(self, cmd: Command, t: int) -> None:
-        ex = self.exchange
-        if isinstance(cmd, Place):
-            out = ex.place(cmd, t)
-        elif isinstance(cmd, Cancel):
-            out = ex.cancel(cmd.client_id, t)
-        else:
-            out = ex.cancel_all(t)
+        out = self.exchange.apply(cmd, t)
         if out:
             self._reports(out, t)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from adapters.files import resolve_named_yaml
 from app.configfile import ConfigFileError, load_config, load_struct
 from app.progress import Progress
 from core.quoting import quote_params
@@ -57,14 +58,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def resolve_scenario(name: str) -> Path:
     """A scenario name (``default``) or a path to a YAML file."""
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    candidate = SCENARIO_DIR / f"{name}.yaml"
-    if not candidate.exists():
-        known = ", ".join(sorted(x.stem for x in SCENARIO_DIR.glob("*.yaml"))) or "none"
-        raise ConfigFileError(f"--scenario: no scenario named {name!r} (known: {known})")
-    return candidate
+    try:
+        return resolve_named_yaml(name, SCENARIO_DIR, "scenario")
+    except FileNotFoundError as exc:
+        raise ConfigFileError(f"--scenario: {exc}") from None
 
 
 def simulate(
