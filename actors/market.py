@@ -23,6 +23,7 @@ from core.messages import (
     BookDelta,
     BookSnapshot,
     Canceled,
+    ExecEvent,
     Filled,
     MarketEvent,
     MarketResolved,
@@ -49,6 +50,12 @@ class MarketBatch(msgspec.Struct, frozen=True):
     """Several market events of one market from one feed frame: one message, one decision after them."""
 
     events: tuple[MarketEvent, ...]
+
+
+class ExecBatch(msgspec.Struct, frozen=True):
+    """Several execution reports of one market at once (one message, one decision after them)."""
+
+    events: tuple[ExecEvent, ...]
 
 
 class GetStatus(msgspec.Struct, frozen=True):
@@ -122,6 +129,11 @@ class MarketActor(pykka.ThreadingActor):
             return None
         if isinstance(message, _MARKET_EVENTS):
             s.on_event(message)
+            self._flush()
+            return None
+        if isinstance(message, ExecBatch):
+            for ev in message.events:
+                s.on_exec(ev)
             self._flush()
             return None
         if isinstance(message, _EXEC_EVENTS):

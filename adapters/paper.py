@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors.market import MarketBatch
+from actors.market import ExecBatch, MarketBatch
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -135,13 +135,17 @@ class PaperVenue(pykka.ThreadingActor):
             pm.markouts.update(ts, ex)
 
     def _send(self, pm: PaperMarket, out: list[ExecEvent], ts: int) -> None:
+        if not out:
+            return
+        n_fills = len(pm.exchange.fills) - sum(isinstance(ev, Filled) for ev in out)
         for ev in out:
             if isinstance(ev, Filled):
-                pm.markouts.start(ts, len(pm.exchange.fills) - 1)
+                pm.markouts.start(ts, n_fills)
+                n_fills += 1
                 log.info(
                     "%s: paper fill %s %s %s @ %s", pm.market, ev.side.name, ev.outcome.name, ev.qty, ev.px
                 )
-            self.deliver(pm.market, ev)
+        self.deliver(pm.market, ExecBatch(tuple(out)))
 
 
 class PaperPort:
@@ -170,32 +174,34 @@ class DryRunPort:
         self.live: set[str] = set()
 
     def submit(self, commands: Sequence[Command]) -> None:
-        """Acknowledge the commands to the session; nothing leaves the process."""
+        """Acknowledge the commands to the session (one message); nothing leaves the process."""
         now = self.clock.now_ns()
+        m = self.market
+        acks: list[ExecEvent] = []
         for cmd in commands:
             if isinstance(cmd, Place):
                 self.live.add(cmd.client_id)
-                self.deliver(
-                    self.market,
-                    Accepted(
-                        market=self.market,
-                        client_id=cmd.client_id,
-                        order_id=f"dry-{cmd.client_id}",
-                        ts_ns=now,
-                    ),
+                acks.append(
+                    Accepted(market=m, client_id=cmd.client_id, order_id=f"dry-{cmd.client_id}", ts_ns=now)
                 )
             elif isinstance(cmd, Cancel):
                 if cmd.client_id in self.live:
                     self.live.discard(cmd.client_id)
-                    self.deliver(
-                        self.market, Canceled(market=self.market, client_id=cmd.client_id, ts_ns=now)
-                    )
+                    acks.append(Canceled(market=m, client_id=cmd.client_id, ts_ns=now))
             else:
-                self.cancel_all(self.market)
+                acks.extend(self._cancel_everything(now))
+        if acks:
+            self.deliver(m, ExecBatch(tuple(acks)))
 
     def cancel_all(self, market: str) -> None:
         """Acknowledge the cancel of every order."""
-        now = self.clock.now_ns()
-        for cid in sorted(self.live):
-            self.deliver(market, Canceled(market=market, client_id=cid, ts_ns=now))
+        acks = self._cancel_everything(self.clock.now_ns())
+        if acks:
+            self.deliver(market, ExecBatch(tuple(acks)))
+
+    def _cancel_everything(self, now: int) -> list[ExecEvent]:
+        acks: list[ExecEvent] = [
+            Canceled(market=self.market, client_id=cid, ts_ns=now) for cid in sorted(self.live)
+        ]
         self.live.clear()
+        return acks

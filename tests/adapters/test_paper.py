@@ -15,9 +15,9 @@ class Collect:
         self.events = []
         self.lock = threading.Lock()
 
-    def __call__(self, market, ev):
+    def __call__(self, market, msg):
         with self.lock:
-            self.events.append((market, ev))
+            self.events.extend((market, ev) for ev in msg.events)
 
     def fills(self):
         return [e for _, e in self.events if isinstance(e, Filled)]
