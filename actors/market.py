@@ -147,7 +147,8 @@ class MarketActor(pykka.ThreadingActor):
             self._flush(force=True)  # answer with the decision the inputs so far lead to
             return status_of(s)
         if isinstance(message, SetBudget):
-            s.global_room_usdc6 = message.room_usdc6
+            s.set_global_room(message.room_usdc6)
+            self._flush()
             return None
         if isinstance(message, PullQuotes):
             s.pull_quotes(message.ts_ns, message.reason)

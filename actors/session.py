@@ -102,6 +102,7 @@ class MarketSession:
         self.book = L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
         self.book_valid = False
         self.resolved = False
+        self.resolved_yes: bool | None = None
         self.vol = VolState()
         self.flow = FlowState()
         self.inv = inventory or Inventory()
@@ -189,6 +190,7 @@ class MarketSession:
         """The market resolved: pull everything and settle the inventory."""
         self._pull_all(ts_ns, "market_resolved")
         self.resolved = True
+        self.resolved_yes = yes_won
         self.inv = settle(self.inv, yes_won)
         self.sink.record("settlement", ts_ns, self.market, {"yes_won": yes_won, "inventory": self.inv})
 
@@ -273,18 +275,33 @@ class MarketSession:
                 if self.orders.pop(ev.client_id, None) is not None:
                     self.orders_version += 1
                     self.sink.record("canceled", ev.ts_ns, self.market, ev)
-                    self.dirty = True
+                    self._changed()  # places deferred until this cancel was confirmed can go now
             case Rejected():
                 self.orders.pop(ev.client_id, None)
                 self.orders_version += 1
                 self.stats.rejects += 1
                 self.sink.record("rejected", ev.ts_ns, self.market, ev)
-                self.dirty = True
+                self._changed()
             case _:
                 assert_never(ev)
 
+    def _changed(self) -> None:
+        # Something our decision depends on changed: requote when the throttle allows.
+        self.dirty = True
+        if self.book_valid and not self.resolved:
+            self._maybe_requote(self.clock.now_ns(), urgent=False)
+
+    def set_global_room(self, room_usdc6: int | None) -> None:
+        """What the global exposure cap leaves this market; a tighter budget is acted on."""
+        if room_usdc6 != self.global_room_usdc6:
+            self.global_room_usdc6 = room_usdc6
+            self._changed()
+
     def _on_fill(self, ev: Filled) -> None:
         self.inv = apply_fill(self.inv, ev.outcome, ev.side, ev.px, ev.qty, ev.fee_usdc6)
+        if self.resolved_yes is not None:
+            # Traded before resolution, reported after it: it settles at the known outcome at once.
+            self.inv = settle(self.inv, self.resolved_yes)
         self.stats.fills += 1
         net = abs(self.inv.yes_qty - self.inv.no_qty)
         self.stats.max_abs_inventory_qty = max(net, self.stats.max_abs_inventory_qty)

@@ -165,6 +165,8 @@ class Lane:
         self.cmd_heap: list[tuple[int, int, Command]] = []
         self.rep_heap: list[tuple[int, int, ExecEvent]] = []
         self.seq = 0
+        self.last_cmd_arrival = 0
+        self.last_rep_arrival = 0
         self.log_inputs = settings.log_inputs
         self.markouts = Markouts()
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
@@ -291,12 +293,13 @@ class Lane:
         return s.exposure_usdc6()
 
     def _drain(self, box: list[tuple[int, Command]]) -> None:
-        # The session's commands travel to the venue with the order-entry latency.
+        # The session's commands travel to the venue with the order-entry latency, in order (one
+        # connection): jitter never lets a cancel overtake the place it cancels.
         for t, cmd in box:
             self.seq += 1
-            heapq.heappush(
-                self.cmd_heap, (t + _draw(self.rng, self.order_ns, self.order_jitter_ns), self.seq, cmd)
-            )
+            arrival = max(self.last_cmd_arrival, t + _draw(self.rng, self.order_ns, self.order_jitter_ns))
+            self.last_cmd_arrival = arrival
+            heapq.heappush(self.cmd_heap, (arrival, self.seq, cmd))
         box.clear()
 
     def _venue_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> list[ExecEvent]:
@@ -328,14 +331,18 @@ class Lane:
 
     def _reports(self, out: list[ExecEvent], t: int) -> None:
         sink = self.sink
+        # The venue appended this batch's fills in order: index each one, not the last.
+        fill_idx = len(self.exchange.fills) - sum(isinstance(ev, Filled) for ev in out)
         for ev in out:
             if isinstance(ev, Filled):
                 sink.record("fill", t, self.market, ev)
-                self.markouts.start(t, len(self.exchange.fills) - 1)
+                self.markouts.start(t, fill_idx)
+                fill_idx += 1
             self.seq += 1
-            heapq.heappush(
-                self.rep_heap, (t + _draw(self.rng, self.resp_ns, self.resp_jitter_ns), self.seq, ev)
-            )
+            # Reports come back in order too (the user channel is one stream).
+            arrival = max(self.last_rep_arrival, t + _draw(self.rng, self.resp_ns, self.resp_jitter_ns))
+            self.last_rep_arrival = arrival
+            heapq.heappush(self.rep_heap, (arrival, self.seq, ev))
 
 
 def _kind(ev: object) -> str:

@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Routed markets from an earlier run must not leak in: a copy of the config keeps its state here.
+    # The copy also turns dry_run off: this run may send orders (to the local emulator only).
     cfg_text = Path(args.config).read_text().replace("local_state/", f"{out}/local_state/")
+    cfg_text = cfg_text.replace("dry_run: true", "dry_run: false")
     cfg_path = out / "config.yaml"
     cfg_path.write_text(cfg_text)
     (out / "local_state" / "market_maker" / "selected_markets.json").unlink(missing_ok=True)

@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     mode: Mode = args.mode
     if cfg.strategy == "risk_manager":
         raise ConfigFileError(f"{args.config}: strategy: a risk_manager config places no quotes")
+    if mode == "live" and cfg.ops.dry_run:
+        raise ConfigFileError(
+            f"{args.config}: ops.dry_run: true refuses --mode live; set it to false in your own copy"
+        )
     markets, how = choose_markets(cfg, args.gamma_url, args.config)
     print(f"mode {mode}: {how}")
     if not markets:

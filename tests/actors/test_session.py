@@ -157,3 +157,30 @@ def test_session_resolution_settles_and_stops_quoting():
     s.on_event(snapshot(ts=T0 + 7))
     assert len(port.places) == n
     assert sink.kinds("settlement")
+
+
+def test_session_fill_reported_after_resolution_settles_at_once():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+    s.on_event(MarketResolved(market="m1", ts_ns=T0 + 6, yes_won=False))
+
+    s.on_exec(
+        Filled(
+            market="m1",
+            client_id=bid.client_id,
+            ts_ns=T0 + 7,
+            outcome=Outcome.YES,
+            side=Side.BUY,
+            px=bid.px,
+            qty=bid.qty,
+            fee_usdc6=0,
+            liquidity="maker",
+            trade_id="t9",
+            leaves_qty=0,
+        )
+    )
+
+    assert s.inv.yes_qty == 0 and s.inv.no_qty == 0  # no phantom shares after settlement
+    assert s.inv.cash_usdc6 == -bid.px * bid.qty  # the YES bought lost everything: NO won

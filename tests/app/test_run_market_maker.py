@@ -134,3 +134,25 @@ def test_paper_fills_on_the_live_feed_without_sending_orders(emu, tmp_path, caps
     assert "pnl" in out and "uptime" in out
     kinds = {e["kind"] for e in events(tmp_path)}
     assert {"decision", "place"} <= kinds
+
+
+def test_live_is_refused_while_the_config_says_dry_run(emu, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("POLYMM_PRIVATE_KEY", "0x" + "11" * 32)
+    before = order_requests(emu)
+
+    code = main(
+        [
+            "run-market-maker",
+            "--config",
+            str(config_in(tmp_path)),
+            "--mode",
+            "live",
+            "--duration",
+            "1",
+            *urls(emu),
+        ]
+    )
+
+    assert code == 2
+    assert "ops.dry_run: true refuses --mode live" in capsys.readouterr().err
+    assert order_requests(emu) == before

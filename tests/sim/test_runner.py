@@ -1,16 +1,20 @@
 import hashlib
+import heapq
 import io
 
 import msgspec
 import pytest
 
 from app.configfile import load_config
+from core.messages import BookSnapshot, Cancel, Place
 from core.quoting import quote_params
+from core.units import Outcome, Side
 from sim.exchange import QueueModel
 from sim.runner import Latency, Runner, RunSettings
 from sim.summary import run_summary
 from tests.sim.tapes import random_walk_tape
 
+T = 10**18
 PARAMS = quote_params(load_config("configs/market_maker.yaml"))
 
 
@@ -131,3 +135,33 @@ def test_settlement_pnl_matches_the_session_inventory():
         # Resolved markets: the session's cash after settlement is the total PnL.
         assert lane.session.resolved
         assert abs(lane.session.inv.cash_usdc6 / 1e6 - per["pnl_usdc"]["total"]) < 1e-5
+
+
+def test_jittered_latency_never_reorders_commands_or_reports():
+    settings = RunSettings(
+        latency=Latency(order_ms=10, order_jitter_ms=200, response_ms=10, response_jitter_ms=200)
+    )
+    lane = Runner([random_walk_tape(0, 10, 1)], PARAMS, settings, 1).lanes[0]
+    cancel = Cancel(market="m0", client_id="m0-1")
+
+    lane._drain([(1_000, cancel)] * 50)
+    arrivals = [lane.cmd_heap[0][0]]
+    while lane.cmd_heap:
+        arrivals.append(heapq.heappop(lane.cmd_heap)[0])
+
+    assert arrivals[1:] == sorted(arrivals[1:]) and len(set(arrivals)) > 1
+
+
+def test_markouts_track_every_fill_of_a_batch():
+    lane = Runner([random_walk_tape(0, 10, 1)], PARAMS, RunSettings(), 1).lanes[0]
+    ex = lane.exchange
+    ex.on_snapshot(
+        BookSnapshot(market="m0", outcome=Outcome.YES, ts_ns=T, bids=((4_700, 100),), asks=((4_800, 100),))
+    )
+    for i, px in enumerate((4_700, 4_600)):
+        ex.place(Place(market="m0", client_id=f"b{i}", outcome=Outcome.YES, side=Side.BUY, px=px, qty=500), T)
+
+    out = ex.on_trade(Side.SELL, 4_500, 2_000, T + 1)  # sweeps through both of our bids
+    lane._reports(out, T + 1)
+
+    assert [idx for _, idx in lane.markouts.pending[0]] == [0, 1]
