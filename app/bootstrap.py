@@ -32,6 +32,7 @@ from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from core.config import Config
+from core.inventory import share_budget
 from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, ExchangePort
@@ -119,7 +120,10 @@ class TradingEngine:
 
     def _session(self, market: str) -> MarketSession:
         info = next(m for m in self.markets if m.market == market)
-        return MarketSession(info, self.params, self._port(info), self.clock, self.sink)
+        s = MarketSession(info, self.params, self._port(info), self.clock, self.sink)
+        # Until the first budget share, an equal slice of the global cap (never "no limit").
+        s.global_room_usdc6 = self.global_cap_usdc6 // max(1, len(self.markets))
+        return s
 
     def _on_frame(self, events: list[MarketEvent]) -> None:
         # One message per market per frame; the NO book mirrors the YES book, so its deltas go nowhere.
@@ -165,11 +169,16 @@ class TradingEngine:
                 self._share_budget()
 
     def _share_budget(self) -> None:
-        # Each market may use what the global cap leaves after the others' current exposure.
+        # Each market keeps its exposure plus an equal share of the headroom (rooms add up to the cap).
+        # A market that does not answer counts as using its whole per-market cap.
         statuses = self.statuses()
-        total = sum(s.exposure_usdc6 for s in statuses.values())
-        for market, s in statuses.items():
-            self.router.tell(market, SetBudget(room_usdc6=self.global_cap_usdc6 - (total - s.exposure_usdc6)))
+        markets = [m.market for m in self.markets]
+        exposures = [
+            statuses[m].exposure_usdc6 if m in statuses else self.params.per_market_cap_usdc6 for m in markets
+        ]
+        for market, room in zip(markets, share_budget(self.global_cap_usdc6, exposures), strict=True):
+            if market in statuses:
+                self.router.tell(market, SetBudget(room_usdc6=room))
 
     # --- control -----------------------------------------------------------------------------------
 

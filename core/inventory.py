@@ -128,3 +128,18 @@ def worst_case_losses(inv: Inventory, orders: Iterable[OrderLike] = ()) -> tuple
 def worst_case_loss(inv: Inventory, orders: Iterable[OrderLike] = ()) -> Usdc6:
     """The larger of the two outcomes' losses: what the exposure caps bound."""
     return max(worst_case_losses(inv, orders))
+
+
+def share_budget(cap_usdc6: Usdc6, exposures: list[Usdc6]) -> list[Usdc6]:
+    """Split a global worst-case budget: each market keeps its exposure plus an equal share of the rest.
+
+    The rooms add up to ``cap_usdc6`` (give or take rounding down), so markets acting on them at the
+    same time cannot together exceed the cap; when the total is already over, every market's room is
+    below its exposure by an equal share of the excess, so each trims.
+    """
+    n = len(exposures)
+    if n == 0:
+        return []
+    headroom = cap_usdc6 - sum(exposures)
+    share = headroom // n
+    return [e + share for e in exposures]

@@ -21,6 +21,7 @@ from typing import Literal
 import msgspec
 
 from actors.session import MarketSession
+from core.inventory import share_budget
 from core.messages import (
     BookSnapshot,
     CancelAll,
@@ -412,14 +413,10 @@ class Runner:
             # Windows sit on a fixed grid, so the budget snapshots do not depend on event timing.
             end = (start // w + 1) * w
             self.windows += 1
-            total = sum(exposures)
-            work = []
-            for lane in lanes:
-                if lane.next_time() < end:
-                    room = (
-                        None if self.global_cap is None else self.global_cap - (total - exposures[lane.idx])
-                    )
-                    work.append((lane, room))
+            rooms = share_budget(self.global_cap, exposures) if self.global_cap is not None else None
+            work = [
+                (lane, None if rooms is None else rooms[lane.idx]) for lane in lanes if lane.next_time() < end
+            ]
             run_window(work, end, exposures)
             for lane in lanes:
                 if lane.sink.lines:

@@ -10,6 +10,7 @@ from core.inventory import (
     mark_to_market,
     order_losses,
     settle,
+    share_budget,
     value_if,
     worst_case_loss,
     worst_case_losses,
@@ -126,3 +127,11 @@ class InventoryMachine(RuleBasedStateMachine):
 
 
 TestInventoryMachine = InventoryMachine.TestCase
+
+
+@given(st.integers(0, 10**10), st.lists(st.integers(0, 10**9), min_size=1, max_size=20))
+def test_shared_budget_rooms_add_up_to_the_cap(cap, exposures):
+    rooms = share_budget(cap, exposures)
+
+    assert sum(rooms) <= cap and cap - sum(rooms) < len(exposures)
+    assert len({r - e for r, e in zip(rooms, exposures, strict=True)}) == 1  # an equal share each
