@@ -393,7 +393,17 @@ class MarketSession:
             if self.global_room_usdc6 is not None:
                 cap = min(cap, max(0, self.global_room_usdc6))
             admitted, _ = admit_under_cap(plan.places, self.inv, live, cap)
+            # A SELL needs shares no other live order of ours (cancel pending included) reserves:
+            # sell again only once the old sell's cancel is confirmed, never offer shares twice.
+            free = {Outcome.YES: self.inv.yes_qty, Outcome.NO: self.inv.no_qty}
+            for r in self.orders.values():
+                if r.side is Side.SELL:
+                    free[r.outcome] -= r.qty
             for o in admitted:
+                if o.side is Side.SELL:
+                    if o.qty > free[o.outcome]:
+                        continue  # deferred: the next decision after the cancel places it
+                    free[o.outcome] -= o.qty
                 self.seq += 1
                 cid = f"{self.market}-{self.seq}"
                 self.orders[cid] = OrderRecord(

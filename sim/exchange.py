@@ -91,6 +91,7 @@ class SimExchange:
         self.fee_rate_ppm = info.fee_rate_ppm
         self.owner = owner
         self.orders: dict[str, SimOrder] = {}
+        self.held = {Outcome.YES: 0, Outcome.NO: 0}  # our shares, from our fills
         self.bids: dict[int, list[SimOrder]] = {}  # our resting YES-equivalent bids by price
         self.asks: dict[int, list[SimOrder]] = {}
         self.our_bid = -1  # best price of our bids (-1: none)
@@ -221,6 +222,9 @@ class SimExchange:
             reason = f"size {cmd.qty} below the minimum {self.book.min_qty}"
         elif cmd.post_only and cmd.tif in ("FOK", "FAK"):
             reason = "post-only is only allowed with GTC/GTD"
+        elif cmd.side is Side.SELL and cmd.qty > self.held[cmd.outcome] - self._reserved(cmd.outcome):
+            # Polymarket cannot be shorted: a sell needs shares not already offered by a resting sell.
+            reason = "not enough balance / allowance"
         if reason:
             out.append(Rejected(market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason=reason))
             return out
@@ -316,6 +320,9 @@ class SimExchange:
 
     # --- internals ---------------------------------------------------------------------------------
 
+    def _reserved(self, outcome: Outcome) -> int:
+        return sum(o.qty for o in self.orders.values() if o.outcome is outcome and o.side is Side.SELL)
+
     def _available(self, order: SimOrder) -> int:
         book = self.book
         if order.yes_side is Side.BUY:
@@ -367,6 +374,7 @@ class SimExchange:
         own_px = yes_px if o.outcome is Outcome.YES else PX_ONE - yes_px
         fee = taker_fee_usdc6(own_px, qty, self.fee_rate_ppm) if liquidity == "taker" else 0
         o.qty -= qty
+        self.held[o.outcome] += o.side * qty
         self.trade_seq += 1
         out.append(
             Filled(

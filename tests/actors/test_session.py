@@ -184,3 +184,33 @@ def test_session_fill_reported_after_resolution_settles_at_once():
 
     assert s.inv.yes_qty == 0 and s.inv.no_qty == 0  # no phantom shares after settlement
     assert s.inv.cash_usdc6 == -bid.px * bid.qty  # the YES bought lost everything: NO won
+
+
+def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_flight():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+    s.on_exec(
+        Filled(
+            market="m1",
+            client_id=bid.client_id,
+            ts_ns=T0 + 1,
+            outcome=Outcome.YES,
+            side=Side.BUY,
+            px=bid.px,
+            qty=3_000,
+            fee_usdc6=0,
+            liquidity="maker",
+            trade_id="t1",
+            leaves_qty=0,
+        )
+    )
+    s.flush(s.wakeup_ns)
+    accept_all(s, port)
+    assert sum(r.qty for r in s.orders.values() if r.side is Side.SELL and r.outcome is Outcome.YES) > 0
+
+    s.on_event(snapshot(ts=T0 + 2, bid=5_200, ask=5_300))  # the market moves: every ask is replaced
+
+    offered = sum(r.qty for r in s.orders.values() if r.side is Side.SELL and r.outcome is Outcome.YES)
+    assert offered <= s.inv.yes_qty  # resting + cancel-pending + new sells never exceed what we hold

@@ -142,3 +142,15 @@ def min_displayed(steps, start):
         if kind == "level":
             m = min(m, q)
     return m
+
+
+def test_sell_needs_shares_not_already_offered():
+    ex = venue()
+    sell = Place(market="m", client_id="s1", outcome=Outcome.YES, side=Side.SELL, px=4_900, qty=1_000)
+
+    assert "balance" in ex.place(sell, T)[0].reason  # nothing held: Polymarket cannot be shorted
+    ex.place(bid(px=4_700, qty=1_000), T)
+    ex.on_trade(Side.SELL, 4_600, 1_000, T + 1)  # our bid fills: we hold 10 YES
+    assert isinstance(ex.place(sell, T + 2)[0], Accepted)
+    again = Place(market="m", client_id="s2", outcome=Outcome.YES, side=Side.SELL, px=5_000, qty=1_000)
+    assert "balance" in ex.place(again, T + 3)[0].reason  # the same 10 shares are already offered
