@@ -90,6 +90,7 @@ class MarketSession:
         *,
         quoting_enabled: bool = True,
         inventory: Inventory | None = None,
+        incarnation: int = 0,
     ) -> None:
         """Create a session; no I/O here (pykka runs ``__init__`` on the caller's thread)."""
         self.info = info
@@ -108,6 +109,9 @@ class MarketSession:
         self.inv = inventory or Inventory()
         self.orders: dict[str, OrderRecord] = {}
         self.seq = 0
+        # A restarted market's ids must not collide with its predecessor's (the venue and the
+        # gateway still know those): ``market-seq`` first, ``market-rN-seq`` after the N-th restart.
+        self.id_prefix = f"{info.market}-" if incarnation == 0 else f"{info.market}-r{incarnation}-"
         self.dirty = True
         self.global_room_usdc6: int | None = None
         self.last_decision: Decision | None = None
@@ -405,7 +409,7 @@ class MarketSession:
                         continue  # deferred: the next decision after the cancel places it
                     free[o.outcome] -= o.qty
                 self.seq += 1
-                cid = f"{self.market}-{self.seq}"
+                cid = f"{self.id_prefix}{self.seq}"
                 self.orders[cid] = OrderRecord(
                     client_id=cid, outcome=o.outcome, side=o.side, px=o.px, qty=o.qty
                 )

@@ -1,8 +1,9 @@
 """Restart failed market actors: pykka actors cannot be restarted, so a new one is started.
 
-The factory builds a fresh ``MarketSession`` for a market (live: state rebuilt from the venue, so
-startup and recovery share one path). Restarts back off exponentially per market; the other markets
-are untouched. Messages for a market whose actor is down are dropped (a fresh snapshot follows).
+The factory builds the new ``MarketSession`` (the composition root carries the failed session's
+inventory over and gives the new one fresh client ids). Restarts back off exponentially per market;
+the other markets are untouched. Messages for a market whose actor is down are kept (bounded) and
+handed to the new actor in order, so no execution report is lost; its book waits for a snapshot.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -43,16 +45,25 @@ class GetRestarts(msgspec.Struct, frozen=True):
 class Router:
     """Thread-safe market → current actor lookup for feeds and gateways (tell only, never blocks)."""
 
+    MAX_BUFFERED = 10_000
+
     def __init__(self) -> None:
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._down: dict[str, deque[object]] = {}
+        self._lock = threading.Lock()
         self.dropped = 0
 
     def set(self, market: str, ref: pykka.ActorRef[Any] | None) -> None:
-        """Point ``market`` at a new actor (or at nothing while it restarts)."""
-        if ref is None:
-            self._refs.pop(market, None)
-        else:
+        """Point ``market`` at a new actor (handing it what arrived meanwhile), or mark it down."""
+        with self._lock:
+            if ref is None:
+                self._refs.pop(market, None)
+                self._down.setdefault(market, deque(maxlen=self.MAX_BUFFERED))
+                return
+            pending = self._down.pop(market, None)
             self._refs[market] = ref
+            for message in pending or ():
+                ref.tell(message)
 
     def get(self, market: str) -> pykka.ActorRef[Any] | None:
         """The current actor of ``market``, if any."""
@@ -63,17 +74,25 @@ class Router:
         return sorted(self._refs)
 
     def tell(self, market: str, message: object) -> bool:
-        """Tell the market's actor; False (and counted) when it is down."""
+        """Tell the market's actor; while it restarts, keep the message for the next one (False)."""
         ref = self._refs.get(market)
-        if ref is None:
-            self.dropped += 1
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass  # died a moment ago; the supervisor marks it down and restarts it
+            else:
+                return True
+        with self._lock:
+            ref = self._refs.get(market)
+            if ref is not None and ref.is_alive():
+                ref.tell(message)
+                return True
+            buf = self._down.setdefault(market, deque(maxlen=self.MAX_BUFFERED))
+            if len(buf) == buf.maxlen:
+                self.dropped += 1
+            buf.append(message)
             return False
-        try:
-            ref.tell(message)
-        except pykka.ActorDeadError:
-            self.dropped += 1
-            return False
-        return True
 
 
 class Supervisor(pykka.ThreadingActor):

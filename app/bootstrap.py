@@ -94,6 +94,8 @@ class TradingEngine:
         self.ws_url, self.clob_url = ws_url, clob_url
         self.live_port: ExchangePort | None = live_port
         self.dry_ports: dict[str, DryRunPort] = {}
+        self._sessions: dict[str, MarketSession] = {}
+        self._incarnations: dict[str, int] = {}
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.feed: MarketWsClient | None = None
@@ -120,7 +122,20 @@ class TradingEngine:
 
     def _session(self, market: str) -> MarketSession:
         info = next(m for m in self.markets if m.market == market)
-        s = MarketSession(info, self.params, self._port(info), self.clock, self.sink)
+        previous = self._sessions.get(market)
+        # A restart keeps what the market holds (the failed session's inventory; the gateway's
+        # reconcile and the buffered reports bring it up to date) and gets fresh client ids.
+        s = MarketSession(
+            info,
+            self.params,
+            self._port(info),
+            self.clock,
+            self.sink,
+            inventory=previous.inv if previous is not None else None,
+            incarnation=self._incarnations.get(market, 0),
+        )
+        self._incarnations[market] = self._incarnations.get(market, 0) + 1
+        self._sessions[market] = s
         # Until the first budget share, an equal slice of the global cap (never "no limit").
         s.global_room_usdc6 = self.global_cap_usdc6 // max(1, len(self.markets))
         return s

@@ -115,3 +115,41 @@ def test_failed_actor_pulls_quotes_and_is_restarted_while_others_keep_quoting():
     assert new_a.ask(GetStatus(), timeout=1).last_quote
     sup.stop()
     assert not pykka.ActorRegistry.get_all() or all(not r.is_alive() for r in pykka.ActorRegistry.get_all())
+
+
+class Collector(pykka.ThreadingActor):
+    def __init__(self):
+        super().__init__()
+        self.got = []
+
+    def on_receive(self, message):
+        if message == "get":
+            return list(self.got)
+        self.got.append(message)
+        return None
+
+
+def test_router_keeps_messages_for_a_market_while_it_restarts():
+    router = Router()
+    router.set("m", None)  # down: the supervisor is restarting it
+
+    assert router.tell("m", "fill-1") is False
+    assert router.tell("m", "fill-2") is False
+    ref = Collector.start()
+    router.set("m", ref)
+    router.tell("m", "fill-3")
+
+    assert ref.ask("get", timeout=2) == ["fill-1", "fill-2", "fill-3"]  # none lost, in order
+
+
+def test_restarted_session_gets_fresh_client_ids():
+    port = FakeExchangePort()
+    first = MarketSession(info("m1"), PARAMS, port, FakeClock(), ListSink())
+    second = MarketSession(info("m1"), PARAMS, port, FakeClock(), ListSink(), incarnation=1)
+    for s in (first, second):
+        s.on_event(snapshot("m1"))
+        s.flush(s.clock.now_ns())
+
+    ids = [p.client_id for p in port.places]
+    assert len(set(ids)) == len(ids) == 12
+    assert ids[6].startswith("m1-r1-")
