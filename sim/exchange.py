@@ -34,6 +34,11 @@ from core.units import PX_ONE, Outcome, Side, taker_fee_usdc6
 
 QueueModelName = Literal["risk_averse", "probabilistic"]
 
+#: A trade print and the level decrease it causes arrive together (the venue sends both within
+#: milliseconds, in either order); within this window one explains the other, so the queue
+#: advances once per trade. A decrease and a print further apart are a cancel and a trade.
+NET_WINDOW_NS = 100_000_000
+
 
 class QueueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How our place in the queue moves when the displayed level shrinks without a trade.
@@ -92,6 +97,11 @@ class SimExchange:
         self.owner = owner
         self.orders: dict[str, SimOrder] = {}
         self.held = {Outcome.YES: 0, Outcome.NO: 0}  # our shares, from our fills
+        #: Twice the last two-sided mid (-1 before any): the mark when the book ends one-sided.
+        self.last_mid2 = -1
+        # Recent trades and unexplained level decreases at our prices, keyed (level side, px).
+        self._traded: dict[tuple[Side, int], list[int]] = {}
+        self._shrunk: dict[tuple[Side, int], list[int]] = {}
         self.bids: dict[int, list[SimOrder]] = {}  # our resting YES-equivalent bids by price
         self.asks: dict[int, list[SimOrder]] = {}
         self.our_bid = -1  # best price of our bids (-1: none)
@@ -118,6 +128,8 @@ class SimExchange:
         else:
             bids, asks = ev.bids, ev.asks
         self.book.apply_snapshot(bids, asks, ev.ts_ns, ev.tick_px, ev.min_qty)
+        if 0 <= self.book.bid_px < self.book.ask_px <= PX_ONE:
+            self.last_mid2 = self.book.bid_px + self.book.ask_px
         for levels, arr in ((self.bids, self.book.bids), (self.asks, self.book.asks)):
             for px, orders in levels.items():
                 for o in orders:
@@ -139,9 +151,10 @@ class SimExchange:
         book = self.book
         if side is Side.BUY:
             old = book.bids[px]
-            book.set_level(side, px, qty, ts_ns)
+            if book.set_level(side, px, qty, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
+                self.last_mid2 = book.bid_px + book.ask_px
             if qty < old and px in self.bids:
-                self._shrink(self.bids[px], old, qty)
+                self._shrink(self.bids[px], old, qty, (Side.BUY, px), ts_ns)
             elif qty > old and px >= self.our_ask:
                 # A buyer now rests at or above our ask: in the real book it would have hit us.
                 out: list[ExecEvent] = []
@@ -149,28 +162,57 @@ class SimExchange:
                 return out
             return None
         old = book.asks[px]
-        book.set_level(side, px, qty, ts_ns)
+        if book.set_level(side, px, qty, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
+            self.last_mid2 = book.bid_px + book.ask_px
         if qty < old and px in self.asks:
-            self._shrink(self.asks[px], old, qty)
+            self._shrink(self.asks[px], old, qty, (Side.SELL, px), ts_ns)
         elif qty > old and px <= self.our_bid:
             out = []
             self._cross_fill(Side.BUY, px, qty - old, ts_ns, out)
             return out
         return None
 
-    def _shrink(self, orders: list[SimOrder], old: int, new: int) -> None:
-        if self.prob:
-            dec = old - new
-            n = self.power
-            for o in orders:
-                behind = max(0, old - o.ahead)
-                fa, fb = o.ahead**n, behind**n
-                if fa + fb > 0:
-                    o.ahead = max(0, o.ahead - int(dec * fa / (fa + fb)))
-                o.ahead = min(o.ahead, new)
+    def _net(
+        self, book: dict[tuple[Side, int], list[int]], key: tuple[Side, int], amount: int, ts_ns: int
+    ) -> int:
+        # How much of ``amount`` a recent opposite record (within NET_WINDOW_NS) already explains.
+        rec = book.get(key)
+        if rec is None or ts_ns - rec[1] > NET_WINDOW_NS:
+            return 0
+        m = min(amount, rec[0])
+        rec[0] -= m
+        if rec[0] <= 0:
+            del book[key]
+        return m
+
+    def _record(
+        self, book: dict[tuple[Side, int], list[int]], key: tuple[Side, int], amount: int, ts_ns: int
+    ) -> None:
+        rec = book.get(key)
+        if rec is None or ts_ns - rec[1] > NET_WINDOW_NS:
+            book[key] = [amount, ts_ns]
         else:
-            for o in orders:
-                o.ahead = min(o.ahead, new)
+            rec[0] += amount
+            rec[1] = ts_ns
+
+    def _shrink(self, orders: list[SimOrder], old: int, new: int, key: tuple[Side, int], ts_ns: int) -> None:
+        # A trade at our price shows up twice, as a print and as the level's decrease, in either
+        # order: the part of the decrease a recent print explains has already moved the queue.
+        explained = self._net(self._traded, key, old - new, ts_ns)
+        unexplained = old - new - explained
+        if unexplained > 0:
+            self._record(self._shrunk, key, unexplained, ts_ns)
+        own = 0  # our earlier orders at this price: ahead of this one, not in the displayed size
+        n = self.power
+        for o in orders:
+            others = max(0, o.ahead - own)
+            if self.prob and unexplained > 0:
+                behind = max(0, old - others)
+                fa, fb = others**n, behind**n
+                if fa + fb > 0:
+                    others = max(0, others - int(unexplained * fa / (fa + fb)))
+            o.ahead = min(others, new) + own
+            own += o.qty
 
     def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A trade printed at ``px``: it may reach our resting orders on the side it hit."""
@@ -184,6 +226,13 @@ class SimExchange:
             levels, prices = self.asks, sorted(p for p in self.asks if p <= px)
         out: list[ExecEvent] = []
         left = qty
+        key = (Side.BUY if aggressor is Side.SELL else Side.SELL, px)
+        if px in levels:
+            # The level's decrease for this trade may have arrived first and moved the queue already.
+            at_px = qty - self._net(self._shrunk, key, qty, ts_ns)
+            self._record(self._traded, key, qty, ts_ns)
+        else:
+            at_px = qty
         for p in prices:
             if left <= 0:
                 break
@@ -193,9 +242,12 @@ class SimExchange:
                 if p != px:
                     take = min(o.qty, left)  # the trade went through our price: we were first
                     left -= take
+                    at_px = min(at_px, left)
                 else:
-                    reach = left - o.ahead  # at our price: the size ahead of us trades first
-                    o.ahead = max(0, o.ahead - left)
+                    # At our price the size ahead of us trades first; ``ahead`` counts our own
+                    # earlier orders at this price too, so one print never fills two of them twice.
+                    reach = at_px - o.ahead
+                    o.ahead = max(0, o.ahead - at_px)
                     if reach <= 0:
                         continue
                     take = min(o.qty, reach)
@@ -272,10 +324,12 @@ class SimExchange:
                 )
             )
             return out
-        order.ahead = (book.bids if is_bid else book.asks)[order.yes_px]
-        self.orders[order.client_id] = order
         levels = self.bids if is_bid else self.asks
-        levels.setdefault(order.yes_px, []).append(order)
+        queue = levels.setdefault(order.yes_px, [])
+        # Behind the displayed size and behind our own earlier orders at this price.
+        order.ahead = (book.bids if is_bid else book.asks)[order.yes_px] + sum(o.qty for o in queue)
+        self.orders[order.client_id] = order
+        queue.append(order)
         self._update_best()
         out.insert(
             0, Accepted(market=self.market, client_id=cmd.client_id, order_id=order.order_id, ts_ns=ts_ns)
@@ -413,6 +467,9 @@ class SimExchange:
         lst = levels.get(o.yes_px)
         if lst is not None:
             if o in lst:
+                # Our later orders at this price move up by what this one still had.
+                for later in lst[lst.index(o) + 1 :]:
+                    later.ahead = max(0, later.ahead - o.qty)
                 lst.remove(o)
             if not lst:
                 del levels[o.yes_px]

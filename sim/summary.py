@@ -72,7 +72,10 @@ def market_summary(
     if net_at_res is None:
         net_at_res = net
     b = ex.book
-    final_mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else mk.last_mid2
+    # The mark: the book's mid if it ends two-sided, else the last two-sided mid it had.
+    final_mid2 = (
+        b.bid_px + b.ask_px if 0 <= b.bid_px < b.ask_px <= PX_ONE else max(ex.last_mid2, mk.last_mid2)
+    )
     if res is not None:
         _, yes_won, mid2_before = res
         value2 = 2 * PX_ONE if yes_won else 0

@@ -118,17 +118,30 @@ def run(args: argparse.Namespace) -> int:
         done.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    engine.start()
+    statuses: dict[str, Any] = {}
+    venue_summary: dict[str, Any] | None = None
+    paper: dict[str, Any] = {}
     try:
+        engine.start()
         done.wait(args.duration)
     finally:
+        # Whatever happened above, every order is cancelled before we exit: each step is guarded
+        # so a failing status query cannot skip the gateway's shutdown.
         for s, h in previous.items():
             signal.signal(s, h)
-        statuses = engine.statuses()
-        engine.stop()
-        venue_summary = live["shutdown"]() if mode == "live" else None
-        paper = engine.paper_markets()
-        engine.close()
+        try:
+            statuses = engine.statuses()
+        except Exception:
+            log.exception("status before shutdown failed")
+        try:
+            engine.stop()
+        finally:
+            if mode == "live":
+                venue_summary = live["shutdown"]()
+            try:
+                paper = engine.paper_markets()
+            finally:
+                engine.close()
     print(summarise(mode, engine, statuses, paper, venue_summary))
     return 0
 

@@ -51,7 +51,8 @@ def test_risk_averse_cancels_do_not_advance_the_queue_probabilistic_do():
 
         ex.on_level(Side.BUY, 4_700, 30_000, T + 1)  # 200 shares join behind us
         ex.on_level(Side.BUY, 4_700, 22_000, T + 2)  # 80 shares cancelled somewhere in the queue
-        f = fills(ex.on_trade(Side.SELL, 4_700, 9_000, T + 3))  # fewer than the 100 shares ahead at the start
+        # A second later (not the same trade's print): fewer than the 100 shares ahead at the start.
+        f = fills(ex.on_trade(Side.SELL, 4_700, 9_000, T + 2 + 1_000_000_000))
 
         assert bool(f) is expect_fill, model
 
@@ -154,3 +155,30 @@ def test_sell_needs_shares_not_already_offered():
     assert isinstance(ex.place(sell, T + 2)[0], Accepted)
     again = Place(market="m", client_id="s2", outcome=Outcome.YES, side=Side.SELL, px=5_000, qty=1_000)
     assert "balance" in ex.place(again, T + 3)[0].reason  # the same 10 shares are already offered
+
+
+def test_a_trade_and_its_level_decrease_advance_the_queue_once_in_either_order():
+    for model in ("risk_averse", "probabilistic"):
+        # The decrease first (the venue's price_change, then last_trade_price)...
+        ex = venue(model)
+        ex.place(bid(), T)
+        ex.on_level(Side.BUY, 4_700, 0, T + 1)
+        assert fills(ex.on_trade(Side.SELL, 4_700, 10_000, T + 1)) == [], model  # exactly the 100 ahead
+        # ...or the print first (the synthetic and BBO sources).
+        ex = venue(model, bid_qty=20_000)
+        ex.place(bid(), T)
+        ex.on_trade(Side.SELL, 4_700, 10_000, T + 1)
+        ex.on_level(Side.BUY, 4_700, 10_000, T + 1)
+        assert fills(ex.on_trade(Side.SELL, 4_700, 5_000, T + 2)) == [], model  # 100 still ahead
+
+
+def test_our_own_orders_at_one_price_share_a_print_once():
+    ex = venue()
+    ex.place(bid("b1", qty=5_000), T)
+    ex.place(bid("b2", qty=5_000), T)  # behind the 100 displayed and behind b1
+
+    f = fills(ex.on_trade(Side.SELL, 4_700, 15_000, T + 1))  # 100 ahead trade, then 50 for us
+
+    assert sum(x.qty for x in f) == 5_000 and [x.client_id for x in f] == ["b1"]
+    ex.cancel("b1", T + 2)
+    assert ex.orders["b2"].ahead == 0  # b1 gone: b2 is next

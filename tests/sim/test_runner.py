@@ -11,7 +11,7 @@ from core.quoting import quote_params
 from core.units import Outcome, Side
 from sim.exchange import QueueModel
 from sim.runner import Latency, Runner, RunSettings
-from sim.summary import run_summary
+from sim.summary import lane_summary, run_summary
 from tests.sim.tapes import random_walk_tape
 
 T = 10**18
@@ -165,3 +165,18 @@ def test_markouts_track_every_fill_of_a_batch():
     lane._reports(out, T + 1)
 
     assert [idx for _, idx in lane.markouts.pending[0]] == [0, 1]
+
+
+def test_final_position_is_marked_at_the_last_two_sided_mid_not_zero():
+    lane = Runner([random_walk_tape(0, 10, 1, resolve=None)], PARAMS, RunSettings(), 1).lanes[0]
+    ex = lane.exchange
+    ex.on_snapshot(
+        BookSnapshot(market="m0", outcome=Outcome.YES, ts_ns=T, bids=((4_900, 100),), asks=((5_100, 100),))
+    )
+    ex.place(Place(market="m0", client_id="b", outcome=Outcome.YES, side=Side.BUY, px=5_000, qty=10_000), T)
+    ex.on_trade(Side.SELL, 4_900, 10_000, T + 1)  # we buy 100 YES at 0.50
+    ex.on_level(Side.SELL, 5_100, 0, T + 2)  # the book ends one-sided
+
+    s = lane_summary(lane)
+
+    assert s["pnl_usdc"]["total"] == 0.0  # marked at the last mid, 0.50, not at 0
