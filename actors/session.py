@@ -40,6 +40,7 @@ from core.reconcile import OpenOrder, Tolerance, admit_under_cap, reconcile
 from core.units import PX_ONE, Outcome, Side
 
 NEVER = 1 << 62
+_YES = Outcome.YES
 PENDING_NEW = 0
 LIVE = 1
 CANCEL_PENDING = 2
@@ -137,6 +138,10 @@ class MarketSession:
         clock running ahead must not delay requotes, nor one running behind age the book.
         """
         now = self.clock.now_ns()
+        if type(ev) is BookDelta:  # the common case, without the pattern match
+            if ev.outcome is _YES:
+                self.on_level(ev.side, ev.px, ev.qty, now)
+            return
         match ev:
             case BookDelta(outcome=Outcome.YES):
                 self.on_level(ev.side, ev.px, ev.qty, now)
@@ -353,7 +358,9 @@ class MarketSession:
         self.wakeup_ns = NEVER
         if not self.quoting_enabled or self.resolved or not self.book_valid:
             return
-        inflight = tuple(r.as_order() for r in self.orders.values() if r.status == CANCEL_PENDING)
+        inflight = tuple(
+            (r.outcome, r.side, r.px, r.qty) for r in self.orders.values() if r.status == CANCEL_PENDING
+        )
         self.stats.decide_calls += 1
         d = decide(
             self.book.view(),
@@ -392,7 +399,7 @@ class MarketSession:
         if plan.places:
             # Orders being cancelled can still fill until the venue confirms: place only what fits
             # beside them; the rest waits for the next decision.
-            live = [r.as_order() for r in self.orders.values()]
+            live = [(r.outcome, r.side, r.px, r.qty) for r in self.orders.values()]
             cap = self.params.per_market_cap_usdc6
             if self.global_room_usdc6 is not None:
                 cap = min(cap, max(0, self.global_room_usdc6))

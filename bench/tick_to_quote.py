@@ -23,6 +23,7 @@ from actors.session import MarketSession
 from actors.supervisor import Router
 from adapters.paper import DryRunPort
 from adapters.polymarket.parse import AssetMap, decode_market_frame
+from app.bootstrap import tune_gc_for_latency
 from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, Command
@@ -162,6 +163,7 @@ def run(markets_n: int = 50, rate_per_s: int = 5_000, seconds: float = 8.0, seed
         changes = [(new - 2, size, "BUY"), (new + 2, size, "SELL"), (old - 2, 0, "BUY"), (old + 2, 0, "SELL")]
         frames.append((m, _frame(m, changes, now // 1_000_000 + k)))
     interval = 1.0 / rate_per_s
+    tune_gc_for_latency()  # as TradingEngine.start does
     start = time.perf_counter()
     for k, (m, data) in enumerate(frames):
         wait = start + k * interval - time.perf_counter()

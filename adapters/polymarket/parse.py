@@ -257,6 +257,9 @@ def _bps(value: WireNum, field: str) -> int:
         raise PayloadError(f"{field}: {exc}") from None
 
 
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+
+
 def parse_side(text: str | None, field: str = "side") -> Side:
     """``"BUY"``/``"SELL"`` (any case) as ``Side``."""
     match (text or "").upper():
@@ -323,17 +326,19 @@ def parse_price_change(raw: WirePriceChange, assets: AssetMap) -> list[BookDelta
             key = assets.get(e.asset_id)
             if key is None:
                 continue
-            f = f"price_changes[{i}]"
-            out.append(
-                BookDelta(
-                    market=key[0],
-                    outcome=key[1],
-                    ts_ns=ts_ns,
-                    side=parse_side(e.side, f"{f}.side"),
-                    px=_px(e.price, f"{f}.price"),
-                    qty=_qty(e.size, f"{f}.size"),
-                )
-            )
+            # The hot path: a memoised price, a whole-share size, an upper-case side; anything
+            # else takes the exact parsers, which also name the field when it is malformed.
+            px = _PX_CACHE.get(e.price) if e.price is not None else None
+            side = _SIDES.get(e.side) if e.side is not None else None
+            size = e.size
+            if px is None or side is None or size is None or not (size.isdigit() and size.isascii()):
+                f = f"price_changes[{i}]"
+                side = parse_side(e.side, f"{f}.side")
+                px = _px(e.price, f"{f}.price")
+                qty = _qty(e.size, f"{f}.size")
+            else:
+                qty = int(size) * 100
+            out.append(BookDelta(market=key[0], outcome=key[1], ts_ns=ts_ns, side=side, px=px, qty=qty))
         return out
     key = assets.get(raw.asset_id)
     if raw.changes is not None:
