@@ -24,7 +24,14 @@ _DESCRIPTION = """\
 polymm: a Polymarket market-making engine.
 
 Typical flow:
-  polymm quote --config configs/market_maker.yaml --book BOOK.json   show one quote decision
+  polymm sim --config configs/market_maker.yaml --out runs/default        simulate (shipped data)
+  polymm quote --config configs/market_maker.yaml --book BOOK.json        one decision, with reasons
+  polymm refresh-markets --config configs/market_maker.yaml               market cache from Gamma
+  polymm route-markets --source-config ... --market-maker-config ...      split it between strategies
+  polymm run-market-maker --config configs/market_maker.yaml --mode paper trade on paper (or dry-run/live)
+  polymm emulator / polymm demo-live                                      the venue on 127.0.0.1
+
+Every command has --help; docs/ explains each part. Config mistakes exit 2 with one line.
 """
 
 

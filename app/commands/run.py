@@ -36,16 +36,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "not exist, markets selected fresh from Gamma. --mode dry-run (the default) decides and logs "
             "every decision with its reasons and sends nothing; --mode paper fills against the live book "
             "with the simulator's queue model and reports PnL; --mode live sends post-only orders through "
-            "py-clob-client-v2 and needs a key (POLYMM_PRIVATE_KEY or --key-file). On SIGINT/SIGTERM or "
+            "py-clob-client-v2, needs ops.dry_run: false in the config and a key (POLYMM_PRIVATE_KEY or "
+            "--key-file). On SIGINT/SIGTERM or "
             "after --duration every order is cancelled before exit."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
     p.add_argument("--mode", choices=("live", "paper", "dry-run"), default="dry-run", help="[dry-run]")
     p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
-    p.add_argument("--clob-url", default=os.environ.get("POLYMM_CLOB_URL", DEFAULT_CLOB_URL))
+    p.add_argument(
+        "--clob-url",
+        default=os.environ.get("POLYMM_CLOB_URL", DEFAULT_CLOB_URL),
+        help="CLOB REST [production]",
+    )
     p.add_argument("--ws-url", default=os.environ.get("POLYMM_WS_URL", DEFAULT_WS_URL), help="market channel")
-    p.add_argument("--gamma-url", default=os.environ.get("POLYMM_GAMMA_URL", DEFAULT_GAMMA_URL))
+    p.add_argument(
+        "--gamma-url",
+        default=os.environ.get("POLYMM_GAMMA_URL", DEFAULT_GAMMA_URL),
+        help="Gamma API [production]",
+    )
     p.add_argument("--user-ws-url", default=None, help="user channel [the market channel URL with /user]")
     p.add_argument(
         "--key-file", default=None, help="file holding the private key (live; else POLYMM_PRIVATE_KEY)"
