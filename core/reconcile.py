@@ -109,14 +109,16 @@ def reconcile(
             unmatched.append(d)
     places: list[DesiredOrder] = []
     if unmatched and (tolerance.px or tolerance.qty_pct):
-        # Only orders of the same token and side can stand in for each other.
-        groups: dict[tuple[Outcome, Side], list[int]] = {}
+        # Only orders of the same token and side can stand in for each other (and, without a price
+        # tolerance, only at the same price).
+        exact_px = tolerance.px == 0
+        groups: dict[tuple[Outcome, Side, Px], list[int]] = {}
         for j, o in enumerate(live):
             if not used[j]:
-                groups.setdefault((o.outcome, o.side), []).append(j)
+                groups.setdefault((o.outcome, o.side, o.px if exact_px else 0), []).append(j)
         for d in unmatched:
             best = -1
-            for j in groups.get((d.outcome, d.side), ()):
+            for j in groups.get((d.outcome, d.side, d.px if exact_px else 0), ()):
                 o = live[j]
                 if (
                     not used[j]
