@@ -10,6 +10,7 @@ its supervisor, which starts a new one.
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -76,10 +77,11 @@ class SetBudget(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MarketActorDied(msgspec.Struct, frozen=True):
-    """Told to the supervisor when a market actor fails."""
+    """Told to the supervisor when a market actor fails, with the messages it never handled."""
 
     market: str
     reason: str
+    pending: tuple[object, ...] = ()
 
 
 class Status(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,8 +178,25 @@ class MarketActor(pykka.ThreadingActor):
             self.session.port.cancel_all(market)
         except Exception:  # best effort: the venue's heartbeat switch is the backstop
             log.exception("%s: cancel_all after failure failed", market)
+        # Messages told after the failing one are still in the inbox: hand them to the supervisor so
+        # the next actor gets them (asks go back, so pykka answers them with ActorDeadError).
+        pending: list[object] = []
+        asks = []
+        while True:
+            try:
+                envelope = self.actor_inbox.get_nowait()
+            except queue.Empty:
+                break
+            if envelope.reply_to is None:
+                pending.append(envelope.message)
+            else:
+                asks.append(envelope)
+        for envelope in asks:
+            self.actor_inbox.put(envelope)
         if self.supervisor is not None:
-            self.supervisor.tell(MarketActorDied(market=market, reason=repr(exception_value)))
+            self.supervisor.tell(
+                MarketActorDied(market=market, reason=repr(exception_value), pending=tuple(pending))
+            )
 
 
 def status_of(s: MarketSession) -> Status:

@@ -12,14 +12,15 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 import pykka
 
-from actors.market import MarketActor, MarketActorDied, PullQuotes
+from actors.market import ExecBatch, MarketActor, MarketActorDied, PullQuotes
 from actors.session import MarketSession
+from core.messages import Accepted, Canceled, Filled, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +43,64 @@ class GetRestarts(msgspec.Struct, frozen=True):
     """Control plane: ask how many times each market was restarted (also a barrier in tests)."""
 
 
-class Router:
-    """Thread-safe market → current actor lookup for feeds and gateways (tell only, never blocks)."""
+class _Pending:
+    """What arrived for a market while it was down: reports are never evicted, market data is."""
 
-    MAX_BUFFERED = 10_000
+    __slots__ = ("data", "reports")
+
+    def __init__(self, max_data: int) -> None:
+        self.reports: deque[object] = deque()
+        self.data: deque[object] = deque(maxlen=max_data)
+
+
+def _is_report(message: object) -> bool:
+    # Execution reports change inventory: they must reach the next actor. Market data does not: the
+    # new session waits for a fresh snapshot anyway.
+    return isinstance(message, (Accepted, Rejected, Filled, Canceled, ExecBatch))
+
+
+class Router:
+    """Thread-safe market → current actor lookup for feeds and gateways (tell only, never blocks).
+
+    While a market restarts, its messages are kept: every execution report, and the latest market
+    data up to ``MAX_DATA``; the new actor gets the reports first, then the data, in arrival order.
+    """
+
+    MAX_DATA = 10_000
 
     def __init__(self) -> None:
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
-        self._down: dict[str, deque[object]] = {}
+        self._down: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self.dropped = 0
 
     def set(self, market: str, ref: pykka.ActorRef[Any] | None) -> None:
-        """Point ``market`` at a new actor (handing it what arrived meanwhile), or mark it down."""
+        """Point ``market`` at a new actor (after handing it what arrived meanwhile), or mark it down."""
         with self._lock:
             if ref is None:
                 self._refs.pop(market, None)
-                self._down.setdefault(market, deque(maxlen=self.MAX_BUFFERED))
+                self._down.setdefault(market, _Pending(self.MAX_DATA))
                 return
-            pending = self._down.pop(market, None)
+            pending = self._down.get(market)
+            if pending is not None:
+                # Replay before publishing the ref, so nothing new overtakes what was kept; if the
+                # new actor dies on the way, the rest stays kept for the next one.
+                for queue in (pending.reports, pending.data):
+                    while queue:
+                        try:
+                            ref.tell(queue[0])
+                        except pykka.ActorDeadError:
+                            return
+                        queue.popleft()
+                del self._down[market]
             self._refs[market] = ref
-            for message in pending or ():
-                ref.tell(message)
+
+    def requeue(self, market: str, messages: Sequence[object]) -> None:
+        """Put messages a failed actor never handled back in front of what is kept for ``market``."""
+        with self._lock:
+            pending = self._down.setdefault(market, _Pending(self.MAX_DATA))
+            for message in reversed(messages):
+                (pending.reports if _is_report(message) else pending.data).appendleft(message)
 
     def get(self, market: str) -> pykka.ActorRef[Any] | None:
         """The current actor of ``market``, if any."""
@@ -85,13 +122,20 @@ class Router:
                 return True
         with self._lock:
             ref = self._refs.get(market)
-            if ref is not None and ref.is_alive():
-                ref.tell(message)
-                return True
-            buf = self._down.setdefault(market, deque(maxlen=self.MAX_BUFFERED))
-            if len(buf) == buf.maxlen:
-                self.dropped += 1
-            buf.append(message)
+            if ref is not None:
+                try:
+                    ref.tell(message)
+                except pykka.ActorDeadError:
+                    pass
+                else:
+                    return True
+            pending = self._down.setdefault(market, _Pending(self.MAX_DATA))
+            if _is_report(message):
+                pending.reports.append(message)
+            else:
+                if len(pending.data) == pending.data.maxlen:
+                    self.dropped += 1
+                pending.data.append(message)
             return False
 
 
@@ -123,6 +167,7 @@ class Supervisor(pykka.ThreadingActor):
             n = self.restarts.get(message.market, 0)
             self.restarts[message.market] = n + 1
             self.router.set(message.market, None)
+            self.router.requeue(message.market, message.pending)
             delay = min(self.max_backoff_s, self.backoff_s * (2**n))
             log.error(
                 "%s: market actor died (%s); restarting in %.1f s", message.market, message.reason, delay

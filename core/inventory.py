@@ -135,11 +135,16 @@ def share_budget(cap_usdc6: Usdc6, exposures: list[Usdc6]) -> list[Usdc6]:
 
     The rooms add up to ``cap_usdc6`` (give or take rounding down), so markets acting on them at the
     same time cannot together exceed the cap; when the total is already over, every market's room is
-    below its exposure by an equal share of the excess, so each trims.
+    its exposure scaled down in proportion, so each trims and none gets a negative room.
     """
     n = len(exposures)
     if n == 0:
         return []
-    headroom = cap_usdc6 - sum(exposures)
-    share = headroom // n
-    return [e + share for e in exposures]
+    total = sum(exposures)
+    headroom = cap_usdc6 - total
+    if headroom >= 0:
+        share = headroom // n
+        return [e + share for e in exposures]
+    # Over the cap: every market shrinks in proportion, so no room goes negative (a negative room
+    # would be clamped to 0 and its share of the excess lost) and the rooms add up to the cap.
+    return [e * cap_usdc6 // total for e in exposures]

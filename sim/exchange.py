@@ -34,10 +34,10 @@ from core.units import PX_ONE, Outcome, Side, taker_fee_usdc6
 
 QueueModelName = Literal["risk_averse", "probabilistic"]
 
-#: A trade print and the level decrease it causes arrive together (the venue sends both within
-#: milliseconds, in either order); within this window one explains the other, so the queue
-#: advances once per trade. A decrease and a print further apart are a cancel and a trade.
-NET_WINDOW_NS = 100_000_000
+#: A trade print and the level decrease it causes arrive together (the venue sends both for one
+#: match, in either order, stamped within a few ms); within this window one explains the other, so
+#: the queue advances once per trade. A decrease and a print further apart are a cancel and a trade.
+NET_WINDOW_NS = 5_000_000
 
 
 class QueueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -132,8 +132,10 @@ class SimExchange:
             self.last_mid2 = self.book.bid_px + self.book.ask_px
         for levels, arr in ((self.bids, self.book.bids), (self.asks, self.book.asks)):
             for px, orders in levels.items():
+                own = 0  # our earlier orders at this price stay ahead; the snapshot bounds the rest
                 for o in orders:
-                    o.ahead = min(o.ahead, arr[px])
+                    o.ahead = min(max(0, o.ahead - own), arr[px]) + own
+                    own += o.qty
         out: list[ExecEvent] = []
         if self.book.ask_px <= self.our_bid:
             self._cross_fill(Side.BUY, self.book.ask_px, self.book.asks[self.book.ask_px], ev.ts_ns, out)
@@ -230,7 +232,8 @@ class SimExchange:
         if px in levels:
             # The level's decrease for this trade may have arrived first and moved the queue already.
             at_px = qty - self._net(self._shrunk, key, qty, ts_ns)
-            self._record(self._traded, key, qty, ts_ns)
+            if at_px > 0:  # only the part no decrease explained can explain a later decrease
+                self._record(self._traded, key, at_px, ts_ns)
         else:
             at_px = qty
         for p in prices:

@@ -196,7 +196,7 @@ class Lane:
     def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
         """Process every event before ``end_ns``; returns the session's exposure for the global budget."""
         s = self.session
-        s.global_room_usdc6 = room_usdc6
+        s.set_global_room(room_usdc6)  # a tighter budget is acted on, as live
         ex = self.exchange
         tape = self.tape
         ts, op, px, qty, specials = tape.ts, tape.op, tape.px, tape.qty, tape.specials

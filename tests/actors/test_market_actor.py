@@ -8,7 +8,7 @@ from actors.session import MarketSession
 from actors.supervisor import GetRestarts, Router, StartMarket, Supervisor
 from app.configfile import load_config
 from core.markets import MarketInfo
-from core.messages import BookDelta, BookSnapshot, CancelAll
+from core.messages import BookDelta, BookSnapshot, CancelAll, Filled
 from core.quoting import quote_params
 from core.units import Outcome, Side
 from tests.fakes import FakeClock, FakeExchangePort, ListSink
@@ -153,3 +153,53 @@ def test_restarted_session_gets_fresh_client_ids():
     ids = [p.client_id for p in port.places]
     assert len(set(ids)) == len(ids) == 12
     assert ids[6].startswith("m1-r1-")
+
+
+class Slow(MarketSession):
+    """Crashes on a price outside [0, 1], after a pause during which more messages queue up."""
+
+    def on_event(self, ev):
+        if isinstance(ev, BookDelta) and ev.px > 10_000:
+            threading.Event().wait(0.2)
+        super().on_event(ev)
+
+
+def test_reports_queued_behind_a_crash_reach_the_restarted_actor():
+    router = Router()
+    sessions = []
+
+    def factory(market):
+        s = Slow(info(market), PARAMS, FakeExchangePort(), FakeClock(), ListSink())
+        sessions.append(s)
+        return s
+
+    restarted = threading.Event()
+
+    def schedule(delay, fn):
+        fn()
+        restarted.set()
+
+    sup = Supervisor.start(factory, router, backoff_s=0.0, schedule=schedule)
+    sup.ask(StartMarket("a"), timeout=2)
+    router.tell("a", BookDelta(market="a", outcome=Outcome.YES, ts_ns=T0, side=Side.BUY, px=20_000, qty=1))
+    fill = Filled(
+        market="a",
+        client_id="a-x",
+        ts_ns=T0,
+        outcome=Outcome.YES,
+        side=Side.BUY,
+        px=4_700,
+        qty=3_000,
+        fee_usdc6=0,
+        liquidity="maker",
+        trade_id="t1",
+        leaves_qty=0,
+    )
+    router.tell("a", fill)  # queued behind the crashing message
+
+    assert restarted.wait(5)
+    assert sup.ask(GetRestarts(), timeout=5) == {"a": 1}  # processed after the queued Restart
+    new = router.get("a")
+    new.ask(GetStatus(), timeout=2)
+    assert len(sessions) == 2 and sessions[1].inv.yes_qty == 3_000  # the fill was not lost
+    sup.stop()

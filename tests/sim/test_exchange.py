@@ -182,3 +182,30 @@ def test_our_own_orders_at_one_price_share_a_print_once():
     assert sum(x.qty for x in f) == 5_000 and [x.client_id for x in f] == ["b1"]
     ex.cancel("b1", T + 2)
     assert ex.orders["b2"].ahead == 0  # b1 gone: b2 is next
+
+
+def test_the_part_of_a_print_already_netted_does_not_explain_the_next_decrease():
+    ex = venue()
+    ex.place(bid(), T)  # 100 shares ahead
+    ex.on_level(Side.BUY, 4_700, 7_000, T + 1)  # trade 1 (30 shares): the decrease first...
+    ex.on_trade(Side.SELL, 4_700, 3_000, T + 1)  # ...then its print
+    ex.on_level(Side.BUY, 4_700, 0, T + 2)  # trade 2 (70 shares): decrease...
+
+    f = fills(ex.on_trade(Side.SELL, 4_700, 7_000, T + 2))  # ...and print: exactly what was ahead
+
+    assert f == []
+
+
+def test_a_snapshot_keeps_our_own_orders_queued_behind_each_other():
+    ex = venue()
+    ex.place(bid("b1", qty=5_000), T)
+    ex.place(bid("b2", qty=5_000), T)
+    ex.on_snapshot(
+        BookSnapshot(
+            market="m", outcome=Outcome.YES, ts_ns=T + 1, bids=((4_700, 10_000),), asks=((4_800, 10_000),)
+        )
+    )
+
+    f = fills(ex.on_trade(Side.SELL, 4_700, 15_000, T + 2))
+
+    assert [(x.client_id, x.qty) for x in f] == [("b1", 5_000)]
