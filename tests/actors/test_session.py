@@ -40,6 +40,23 @@ def new_session():
     return SteppedSession(INFO, PARAMS, port, FakeClock(), sink), port, sink
 
 
+def fill_of(order, ts, qty=None, trade_id="t1"):
+    """Our maker fill of ``order`` (all of it unless ``qty``)."""
+    return Filled(
+        market="m1",
+        client_id=order.client_id,
+        ts_ns=ts,
+        outcome=order.outcome,
+        side=order.side,
+        px=order.px,
+        qty=order.qty if qty is None else qty,
+        fee_usdc6=0,
+        liquidity="maker",
+        trade_id=trade_id,
+        leaves_qty=0,
+    )
+
+
 def accept_all(s, port, ts=T0):
     for p in port.places:
         if p.client_id in s.orders:
@@ -75,21 +92,7 @@ def test_session_fill_updates_inventory_and_next_quotes_skew_down():
     before = s.last_decision
     bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
 
-    s.on_exec(
-        Filled(
-            market="m1",
-            client_id=bid.client_id,
-            ts_ns=T0 + 5,
-            outcome=Outcome.YES,
-            side=Side.BUY,
-            px=bid.px,
-            qty=bid.qty,
-            fee_usdc6=0,
-            liquidity="maker",
-            trade_id="t1",
-            leaves_qty=0,
-        )
-    )
+    s.on_exec(fill_of(bid, ts=T0 + 5, trade_id="t1"))
 
     assert s.inv.yes_qty == bid.qty
     assert bid.client_id not in s.orders
@@ -134,21 +137,7 @@ def test_session_resolution_settles_and_stops_quoting():
     s.on_event(snapshot())
     accept_all(s, port)
     bid = port.places[0]
-    s.on_exec(
-        Filled(
-            market="m1",
-            client_id=bid.client_id,
-            ts_ns=T0 + 5,
-            outcome=bid.outcome,
-            side=bid.side,
-            px=bid.px,
-            qty=bid.qty,
-            fee_usdc6=0,
-            liquidity="maker",
-            trade_id="t1",
-            leaves_qty=0,
-        )
-    )
+    s.on_exec(fill_of(bid, ts=T0 + 5, trade_id="t1"))
 
     s.on_event(MarketResolved(market="m1", ts_ns=T0 + 6, yes_won=True))
 
@@ -166,21 +155,7 @@ def test_session_fill_reported_after_resolution_settles_at_once():
     bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
     s.on_event(MarketResolved(market="m1", ts_ns=T0 + 6, yes_won=False))
 
-    s.on_exec(
-        Filled(
-            market="m1",
-            client_id=bid.client_id,
-            ts_ns=T0 + 7,
-            outcome=Outcome.YES,
-            side=Side.BUY,
-            px=bid.px,
-            qty=bid.qty,
-            fee_usdc6=0,
-            liquidity="maker",
-            trade_id="t9",
-            leaves_qty=0,
-        )
-    )
+    s.on_exec(fill_of(bid, ts=T0 + 7, trade_id="t9"))
 
     assert s.inv.yes_qty == 0 and s.inv.no_qty == 0  # no phantom shares after settlement
     assert s.inv.cash_usdc6 == -bid.px * bid.qty  # the YES bought lost everything: NO won
@@ -191,21 +166,7 @@ def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_fl
     s.on_event(snapshot())
     accept_all(s, port)
     bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
-    s.on_exec(
-        Filled(
-            market="m1",
-            client_id=bid.client_id,
-            ts_ns=T0 + 1,
-            outcome=Outcome.YES,
-            side=Side.BUY,
-            px=bid.px,
-            qty=3_000,
-            fee_usdc6=0,
-            liquidity="maker",
-            trade_id="t1",
-            leaves_qty=0,
-        )
-    )
+    s.on_exec(fill_of(bid, ts=T0 + 1, qty=3_000, trade_id="t1"))
     s.flush(s.wakeup_ns)
     accept_all(s, port)
     assert sum(r.qty for r in s.orders.values() if r.side is Side.SELL and r.outcome is Outcome.YES) > 0
