@@ -70,6 +70,12 @@ class PullQuotes(msgspec.Struct, frozen=True):
     reason: str
 
 
+class FeedAlive(msgspec.Struct, frozen=True, kw_only=True):
+    """Live: the market feed is connected and current (PONGs arrive), so a quiet book is still fresh."""
+
+    ts_ns: int
+
+
 class SetBudget(msgspec.Struct, frozen=True, kw_only=True):
     """What the global exposure cap leaves this market (live: shared by the ticker each second)."""
 
@@ -148,6 +154,10 @@ class MarketActor(pykka.ThreadingActor):
         if isinstance(message, GetStatus):
             self._flush(force=True)  # answer with the decision the inputs so far lead to
             return status_of(s)
+        if isinstance(message, FeedAlive):
+            s.on_feed_alive(s.clock.now_ns())
+            self._flush()
+            return None
         if isinstance(message, SetBudget):
             s.set_global_room(message.room_usdc6)
             self._flush()

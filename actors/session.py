@@ -203,6 +203,14 @@ class MarketSession:
         self.inv = settle(self.inv, yes_won)
         self.sink.record("settlement", ts_ns, self.market, {"yes_won": yes_won, "inventory": self.inv})
 
+    def on_feed_alive(self, ts_ns: int) -> None:
+        """The market feed is connected and current at ``ts_ns``: a quiet book is not a stale one."""
+        if self.book_valid and ts_ns > self.book.ts_ns:
+            self.book.ts_ns = ts_ns
+            last = self.last_decision
+            if last is not None and last.no_quote == "stale_book":
+                self._changed()
+
     def on_timer(self, ts_ns: int) -> None:
         """Time passes: the mid is sampled for volatility, books go stale, flow fades.
 

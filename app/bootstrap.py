@@ -25,7 +25,7 @@ from typing import Any, Literal
 import msgspec
 import pykka
 
-from actors.market import GetStatus, MarketBatch, PullQuotes, SetBudget, Status
+from actors.market import FeedAlive, GetStatus, MarketBatch, PullQuotes, SetBudget, Status
 from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
@@ -197,6 +197,11 @@ class TradingEngine:
             n += 1
             if n % BUDGET_EVERY == 0:
                 self._share_budget()
+                # A connected feed (it drops the connection after 30 s without a frame or a PONG)
+                # vouches for books that simply did not change: max_book_age_ms is about the feed.
+                if self.feed is not None and self.feed.status().connected:
+                    for m in self.markets:
+                        self.router.tell(m.market, FeedAlive(ts_ns=now))
 
     def _share_budget(self) -> None:
         # Each market keeps its exposure plus an equal share of the headroom (rooms add up to the cap).

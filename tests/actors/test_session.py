@@ -175,3 +175,18 @@ def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_fl
 
     offered = sum(r.qty for r in s.orders.values() if r.side is Side.SELL and r.outcome is Outcome.YES)
     assert offered <= s.inv.yes_qty  # resting + cancel-pending + new sells never exceed what we hold
+
+
+def test_session_quiet_book_stays_fresh_while_the_feed_vouches_for_it():
+    s, _port, _ = new_session()
+    s.on_event(snapshot())
+    later = T0 + 61 * 10**9  # past max_book_age_ms (60 s) with no change to the book
+
+    s.clock.t = later
+    s.on_timer(later)
+    s.flush(later)
+    assert s.last_decision.no_quote == "stale_book"  # nobody said the feed was alive
+
+    s.on_feed_alive(later)
+    s.flush(s.wakeup_ns if s.wakeup_ns > later else later)
+    assert s.last_decision.quote  # the connected feed vouches for the quiet book
