@@ -36,7 +36,7 @@ from core.messages import (
 )
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
-from core.reconcile import OpenOrder, Tolerance, admit_under_cap, reconcile
+from core.reconcile import Tolerance, admit_under_cap, reconcile
 from core.units import PX_ONE, Outcome, Side
 
 NEVER = 1 << 62
@@ -341,20 +341,6 @@ class MarketSession:
 
     # --- decide and apply --------------------------------------------------------------------------
 
-    def open_orders(self) -> tuple[OpenOrder, ...]:
-        """Our orders as the pure reconcile sees them."""
-        return tuple(
-            OpenOrder(
-                client_id=r.client_id,
-                outcome=r.outcome,
-                side=r.side,
-                px=r.px,
-                qty=r.qty,
-                cancel_pending=r.status == CANCEL_PENDING,
-            )
-            for r in self.orders.values()
-        )
-
     def exposure_usdc6(self) -> int:
         """Worst-case loss at resolution with every order of ours that could still fill."""
         return max(worst_case_losses(self.inv, [r.as_order() for r in self.orders.values()]))
@@ -456,13 +442,7 @@ class MarketSession:
         self.last_decision = None
 
     def pull_quotes(self, ts_ns: int, reason: str) -> None:
-        """Cancel everything now and stop quoting (shutdown, fail-closed gates) until ``resume_quoting``."""
+        """Cancel everything now and stop quoting (shutdown): later inputs decide nothing."""
         self.quoting_enabled = False
         self.wakeup_ns = NEVER
         self._pull_all(ts_ns, reason)
-
-    def resume_quoting(self, ts_ns: int) -> None:
-        """Quote again after ``pull_quotes``."""
-        self.quoting_enabled = True
-        self.dirty = True
-        self._maybe_requote(ts_ns, urgent=True)

@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
 import pykka
 
 from actors.market import FeedAlive, GetStatus, MarketBatch, PullQuotes, SetBudget, Status
@@ -38,7 +37,7 @@ from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, ExchangePort
 from core.quoting import quote_params
-from core.units import NS_PER_MS, USDC6_ONE, Outcome
+from core.units import USDC6_ONE, Outcome
 from sim.eventlog import BufferSink
 
 log = logging.getLogger(__name__)
@@ -261,13 +260,3 @@ class TradingEngine:
         if self.venue is None:
             return {}
         return self.venue.ask(GetPaperMarkets(), timeout=5)  # type: ignore[no-any-return]
-
-
-def ms(v: int) -> float:
-    """Nanoseconds to milliseconds (for messages)."""
-    return v / NS_PER_MS
-
-
-def status_dict(s: Status) -> dict[str, Any]:
-    """A status as plain data."""
-    return msgspec.to_builtins(s)  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from core.units import NS_PER_S, Px, Qty, Side
+from core.units import NS_PER_S, Qty, Side
 
 
 class VolState(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,8 +91,3 @@ def flow_imbalance_permille(state: FlowState, ts_ns: int, halflife_s: float, min
     if total <= 0 or total < min_flow_qty:
         return 0
     return int(1000 * (buy - sell) / total)
-
-
-def mid_of(bid_px: Px, ask_px: Px) -> float:
-    """Arithmetic mid of a two-sided book."""
-    return (bid_px + ask_px) / 2

@@ -371,10 +371,6 @@ class SimExchange:
         self.resolved = True
         return out
 
-    def resting(self) -> list[SimOrder]:
-        """Our resting orders, in placement order."""
-        return list(self.orders.values())
-
     # --- internals ---------------------------------------------------------------------------------
 
     def _reserved(self, outcome: Outcome) -> int:

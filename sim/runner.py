@@ -80,7 +80,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class SimClock:
-    """Simulated time, advanced by the runner; it never goes backwards."""
+    """Simulated time: the lane sets ``t`` to each event's time, in order, before handing it over."""
 
     __slots__ = ("t",)
 
@@ -90,12 +90,6 @@ class SimClock:
     def now_ns(self) -> int:
         """Current simulated time."""
         return self.t
-
-    def advance_to(self, ts_ns: int) -> None:
-        """Move time forward to ``ts_ns``."""
-        if ts_ns < self.t:
-            raise ValueError("time can't go backwards")
-        self.t = ts_ns
 
 
 class SimPort:
