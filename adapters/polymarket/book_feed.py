@@ -80,6 +80,13 @@ class BookFeed:
         Deltas on a book waiting for a snapshot return False (a consumer rebuilding its own book
         from the passed-on events then sees the same epochs). Other events always pass.
         """
+        if type(event) is BookDelta:  # nearly every event: on the tick-to-quote path
+            key = (event.market, event.outcome)
+            if key in self._valid:
+                self._books[key].set_level(event.side, event.px, event.qty, event.ts_ns)
+                return True
+            self.dropped_deltas += 1
+            return False
         match event:
             case BookSnapshot() | BookDelta() | TickSizeChanged():
                 key = (event.market, event.outcome)

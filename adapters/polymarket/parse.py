@@ -191,6 +191,8 @@ def parse_min_qty(value: WireNum | None) -> int:
 
 def ms_to_ns(value: WireTs, field: str = "timestamp") -> int:
     """Venue millisecond timestamps (string or int) to ns."""
+    if type(value) is str and value.isdigit() and value.isascii():
+        return int(value) * NS_PER_MS  # the usual form, without the general parser
     try:
         return decimal_to_int(str(value), 0) * NS_PER_MS
     except UnitError as exc:
@@ -239,11 +241,26 @@ def _px(text: str | None, field: str) -> Px:
     return px
 
 
+def fast_qty(text: str) -> Qty:
+    """A plain size (``"12"``, ``"12.5"``, ``"12.05"``: nearly every venue size) as Qty; -1 otherwise.
+
+    Exactly ``parse_qty`` where it answers; anything else (exponents, signs, more decimals,
+    non-ASCII digits) is left to the exact parser, which also names what is wrong.
+    """
+    if text.isdigit() and text.isascii():
+        return int(text) * 100
+    whole, dot, frac = text.partition(".")
+    if dot and 0 < len(frac) <= 2 and whole.isdigit() and frac.isdigit() and text.isascii():
+        return int(whole) * 100 + int(frac) * (10 if len(frac) == 1 else 1)
+    return -1
+
+
 def _qty(text: str | None, field: str) -> Qty:
     if text is None:
         raise PayloadError(f"{field}: missing")
-    if text.isdigit() and text.isascii():
-        return int(text) * 100
+    qty = fast_qty(text)
+    if qty >= 0:
+        return qty
     try:
         return parse_qty(text)
     except UnitError as exc:
@@ -326,18 +343,16 @@ def parse_price_change(raw: WirePriceChange, assets: AssetMap) -> list[BookDelta
             key = assets.get(e.asset_id)
             if key is None:
                 continue
-            # The hot path: a memoised price, a whole-share size, an upper-case side; anything
-            # else takes the exact parsers, which also name the field when it is malformed.
-            px = _PX_CACHE.get(e.price) if e.price is not None else None
-            side = _SIDES.get(e.side) if e.side is not None else None
-            size = e.size
-            if px is None or side is None or size is None or not (size.isdigit() and size.isascii()):
+            # The hot path: a memoised price, a plain size, an upper-case side; anything else
+            # takes the exact parsers, which also name the field when it is malformed.
+            px = _PX_CACHE.get(e.price)
+            side = _SIDES.get(e.side)
+            qty = fast_qty(e.size)
+            if px is None or side is None or qty < 0:
                 f = f"price_changes[{i}]"
                 side = parse_side(e.side, f"{f}.side")
                 px = _px(e.price, f"{f}.price")
                 qty = _qty(e.size, f"{f}.size")
-            else:
-                qty = int(size) * 100
             out.append(BookDelta(market=key[0], outcome=key[1], ts_ns=ts_ns, side=side, px=px, qty=qty))
         return out
     key = assets.get(raw.asset_id)
@@ -428,7 +443,7 @@ def parse_market_msg(msg: WireMarketMsg, assets: AssetMap) -> list[MarketEvent]:
             snap = parse_book_msg(msg, assets)
             return [snap] if snap is not None else []
         case WirePriceChange():
-            return list(parse_price_change(msg, assets))
+            return parse_price_change(msg, assets)
         case WireLastTradePrice():
             trade = parse_last_trade_price(msg, assets)
             return [trade] if trade is not None else []

@@ -44,15 +44,16 @@ class WireBook(msgspec.Struct, frozen=True, kw_only=True, tag="book", tag_field=
 
 
 class WirePriceChangeEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One level of a current-format ``price_change`` (since 2025-09-15); ``size`` is the new total."""
+    """One level of a current-format ``price_change`` (since 2025-09-15); ``size`` is the new total.
+
+    The entry's ``hash``, ``best_bid`` and ``best_ask`` are not decoded: our books are rebuilt from
+    the levels (skipping them is on the tick-to-quote path).
+    """
 
     asset_id: str
     price: str
     size: str
     side: str
-    hash: str = ""
-    best_bid: str | None = None
-    best_ask: str | None = None
 
 
 class WireChange(msgspec.Struct, frozen=True, kw_only=True):

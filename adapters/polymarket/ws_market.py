@@ -36,7 +36,7 @@ from adapters.polymarket.parse import AssetMap, PayloadError, decode_book, decod
 from adapters.polymarket.schemas import JSON_ENCODER, WireMarketSubscribe
 from adapters.polymarket.ws_channel import ChannelClient, StaleConnectionError, backoff_delay_s
 from core.book import L2Book
-from core.messages import BookSnapshot, MarketEvent, MarketResolved, TickSizeChanged
+from core.messages import BookDelta, BookSnapshot, MarketEvent, MarketResolved, TickSizeChanged
 from core.units import Outcome
 
 __all__ = [
@@ -245,6 +245,9 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         # Keep our own replica of the books (REST fallback, epochs); False drops the event.
         if not self._feed.apply(event):
             return False
+        if type(event) is BookDelta:  # the common case, without the pattern match
+            self._events += 1
+            return True
         match event:
             case BookSnapshot():
                 self._invalid_since.pop((event.market, event.outcome), None)

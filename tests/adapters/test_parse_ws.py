@@ -19,6 +19,8 @@ from adapters.polymarket.parse import (
     decode_market_frame,
     decode_market_messages,
     decode_user_frame,
+    fast_qty,
+    ms_to_ns,
     parse_book,
     parse_price_change,
     parse_trade,
@@ -34,7 +36,7 @@ from core.messages import (
     TickSizeChanged,
     TradePrint,
 )
-from core.units import PX_ONE, Outcome, Side, format_px, format_qty
+from core.units import PX_ONE, Outcome, Side, UnitError, decimal_to_int, format_px, format_qty, parse_qty
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
 
@@ -607,3 +609,43 @@ def test_property_array_frame_equals_its_elements(book, ts_ms):
     assert together == decode_market_frame(one, assets) + decode_market_frame(two, assets)
     msgs, reasons = decode_market_messages(b"[" + one + b"," + two + b"]")
     assert len(msgs) == 2 and reasons == []
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"\A[0-9]{0,6}(\.[0-9]{0,4})?\Z"),
+        st.text(alphabet="0123456789.-+eE \u00b2\u0663", max_size=8),
+    )
+)
+@example("12.05")
+@example("\u0663")  # a non-ASCII digit: the exact parser decides
+@example("1.001")
+def test_property_fast_qty_is_parse_qty_where_it_answers(text):
+    try:
+        exact = parse_qty(text)
+    except UnitError:
+        exact = None
+    fast = fast_qty(text)
+
+    if fast >= 0:
+        assert fast == exact
+    else:
+        assert fast == -1
+    whole, dot, frac = text.partition(".")
+    if (
+        whole.isdigit()
+        and whole.isascii()
+        and (not dot or (frac.isdigit() and frac.isascii() and len(frac) <= 2))
+    ):
+        assert fast == exact  # every plain size of at most two decimals takes the fast path
+
+
+@given(
+    st.one_of(
+        st.integers(0, 10**14).map(str),
+        st.integers(0, 10**14),
+        st.sampled_from(["1.5e3", " 7", "0012", "12.000"]),
+    )
+)
+def test_property_ms_to_ns_fast_path_agrees_with_the_general_parser(value):
+    assert ms_to_ns(value) == decimal_to_int(str(value), 0) * 1_000_000
