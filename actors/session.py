@@ -8,6 +8,7 @@ update the book and estimators, call ``core.quoting.decide`` when its inputs cha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import assert_never
 
 import msgspec
@@ -36,7 +37,7 @@ from core.messages import (
 )
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
-from core.reconcile import Tolerance, admit_under_cap, reconcile
+from core.reconcile import Tolerance, admit, reconcile
 from core.units import PX_ONE, Outcome, Side
 
 NEVER = 1 << 62
@@ -142,6 +143,9 @@ class MarketSession:
             if ev.outcome is _YES:
                 self.on_level(ev.side, ev.px, ev.qty, now)
             return
+        self._on_other(ev, now)
+
+    def _on_other(self, ev: MarketEvent, now: int) -> None:
         match ev:
             case BookDelta(outcome=Outcome.YES):
                 self.on_level(ev.side, ev.px, ev.qty, now)
@@ -162,6 +166,28 @@ class MarketSession:
                 self.on_timer(now)
             case _:
                 assert_never(ev)
+
+    def on_batch(self, events: Sequence[MarketEvent]) -> None:
+        """The events of one feed frame, received now: one clock read, one top-of-book check.
+
+        Equivalent to ``on_event`` per event, except that a run of YES deltas is judged once, on the
+        book it leaves (the decision comes after the whole frame either way).
+        """
+        now = self.clock.now_ns()
+        book = self.book
+        moved = False
+        for ev in events:
+            if type(ev) is BookDelta:
+                if ev.outcome is _YES and book.set_level(ev.side, ev.px, ev.qty, now):
+                    moved = True
+                continue
+            if moved:
+                moved = False
+                if self.book_valid:
+                    self._top_changed(now)
+            self._on_other(ev, now)
+        if moved and self.book_valid:
+            self._top_changed(now)
 
     def on_snapshot(self, ev: BookSnapshot, ts_ns: int) -> None:
         """A full book received at ``ts_ns``: the only way out of a tick-size epoch or a reconnect."""
@@ -382,53 +408,47 @@ class MarketSession:
             self.sink.record("place" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
 
     def _apply(self, d: Decision) -> list[Command]:
-        plan = reconcile(d.orders, self.orders.values(), self.tolerance)
-        cmds: list[Command] = []
+        orders = self.orders
+        plan = reconcile(d.orders, orders.values(), self.tolerance)
         if plan.empty:
-            return cmds
+            return []
         self.orders_version += 1
+        market = self.market
+        cmds: list[Command] = []
         for cid in plan.cancels:
-            self.orders[cid].status = CANCEL_PENDING
-            cmds.append(Cancel(market=self.market, client_id=cid))
+            orders[cid].status = CANCEL_PENDING
+            cmds.append(Cancel(market=market, client_id=cid))
         if plan.places:
             # Orders being cancelled can still fill until the venue confirms: place only what fits
-            # beside them; the rest waits for the next decision.
-            live = [(r.outcome, r.side, r.px, r.qty) for r in self.orders.values()]
+            # beside them (and sell only shares no other sell offers); the rest waits for the next
+            # decision.
             cap = self.params.per_market_cap_usdc6
-            if self.global_room_usdc6 is not None:
-                cap = min(cap, max(0, self.global_room_usdc6))
-            admitted, _ = admit_under_cap(plan.places, self.inv, live, cap)
-            # A SELL needs shares no other live order of ours (cancel pending included) reserves:
-            # sell again only once the old sell's cancel is confirmed, never offer shares twice.
-            free = {Outcome.YES: self.inv.yes_qty, Outcome.NO: self.inv.no_qty}
-            for r in self.orders.values():
-                if r.side is Side.SELL:
-                    free[r.outcome] -= r.qty
+            room = self.global_room_usdc6
+            if room is not None and room < cap:
+                cap = room if room > 0 else 0
+            resting = [(r.outcome, r.side, r.px, r.qty) for r in orders.values()]
+            admitted, _ = admit(plan.places, self.inv, resting, cap)
+            prefix, post_only = self.id_prefix, self.params.maker_only
             for o in admitted:
-                if o.side is Side.SELL:
-                    if o.qty > free[o.outcome]:
-                        continue  # deferred: the next decision after the cancel places it
-                    free[o.outcome] -= o.qty
                 self.seq += 1
-                cid = f"{self.id_prefix}{self.seq}"
-                self.orders[cid] = OrderRecord(
-                    client_id=cid, outcome=o.outcome, side=o.side, px=o.px, qty=o.qty
-                )
+                cid = f"{prefix}{self.seq}"
+                orders[cid] = OrderRecord(client_id=cid, outcome=o.outcome, side=o.side, px=o.px, qty=o.qty)
                 cmds.append(
                     Place(
-                        market=self.market,
+                        market=market,
                         client_id=cid,
                         outcome=o.outcome,
                         side=o.side,
                         px=o.px,
                         qty=o.qty,
-                        post_only=self.params.maker_only,
+                        post_only=post_only,
                     )
                 )
         if cmds:
             self.port.submit(cmds)
-            self.stats.places += sum(1 for c in cmds if isinstance(c, Place))
-            self.stats.cancels += sum(1 for c in cmds if isinstance(c, Cancel))
+            places = len(cmds) - len(plan.cancels)
+            self.stats.places += places
+            self.stats.cancels += len(plan.cancels)
         return cmds
 
     def _pull_all(self, ts_ns: int, reason: str) -> None:

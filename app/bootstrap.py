@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["live", "paper", "dry-run"]
 TICK_S = 0.1
+_NO = Outcome.NO
 BUDGET_EVERY = 10  # ticks
 
 
@@ -82,6 +83,47 @@ class JsonlFileSink:
             self._f.close()
 
 
+class FrameDispatcher:
+    """Hands each feed frame to the market actors: one ``MarketBatch`` per market per frame.
+
+    Runs on the feed's thread, on the tick-to-quote path. The NO book mirrors the YES book (the
+    sessions keep the YES book), so NO-book deltas go nowhere; ``listeners`` see every other event
+    (live: the gateway wants tick-size changes); in paper trading the simulated ``venue`` sees each
+    batch before the market's actor does.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.venue: pykka.ActorRef[Any] | None = None
+        self.listeners: list[Callable[[MarketEvent], None]] = []
+        #: Events handed to the market actors.
+        self.events_in = 0
+
+    def __call__(self, events: Sequence[MarketEvent]) -> None:
+        """Dispatch one frame's events (already checked by the feed's book epochs)."""
+        listeners = self.listeners
+        by_market: dict[str, list[MarketEvent]] = {}
+        for ev in events:
+            if type(ev) is BookDelta:
+                if ev.outcome is _NO:
+                    continue
+            else:
+                for listener in listeners:
+                    listener(ev)
+            evs = by_market.get(ev.market)
+            if evs is None:
+                by_market[ev.market] = [ev]
+            else:
+                evs.append(ev)
+        venue, tell = self.venue, self.router.tell
+        for market, evs in by_market.items():
+            self.events_in += len(evs)
+            batch = MarketBatch(tuple(evs))
+            if venue is not None:
+                venue.tell(batch)  # paper: the simulated venue sees the book first
+            tell(market, batch)
+
+
 class TradingEngine:
     """Everything that trades (or pretends to) for one strategy config; see the module docstring."""
 
@@ -115,9 +157,8 @@ class TradingEngine:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.global_cap_usdc6 = round(cfg.inventory.global_ev_cap * USDC6_ONE)
-        self.events_in = 0
-        #: Extra consumers of every market event (live: the gateway wants tick-size changes).
-        self.listeners: list[Callable[[MarketEvent], None]] = []
+        #: Feed frames to market actors (its ``listeners`` are extra consumers of market events).
+        self.dispatch = FrameDispatcher(self.router)
 
     # --- wiring ------------------------------------------------------------------------------------
 
@@ -153,34 +194,19 @@ class TradingEngine:
         s.global_room_usdc6 = self.global_cap_usdc6 // max(1, len(self.markets))
         return s
 
-    def _on_frame(self, events: list[MarketEvent]) -> None:
-        # One message per market per frame; the NO book mirrors the YES book, so its deltas go nowhere.
-        by_market: dict[str, list[MarketEvent]] = {}
-        for ev in events:
-            for listener in self.listeners:
-                listener(ev)
-            if isinstance(ev, BookDelta) and ev.outcome is Outcome.NO:
-                continue
-            by_market.setdefault(ev.market, []).append(ev)
-        for market, evs in by_market.items():
-            self.events_in += len(evs)
-            batch = MarketBatch(tuple(evs))
-            if self.venue is not None:
-                self.venue.tell(batch)  # paper: the simulated venue sees the book first
-            self.router.tell(market, batch)
-
     def start(self) -> None:
         """Start the venue (paper), the market actors, the feed and the ticker."""
         if self.mode == "paper":
             self.venue = PaperVenue.start(self.markets, self.router.tell, self.clock)
+            self.dispatch.venue = self.venue
         self.supervisor = Supervisor.start(self._session, self.router)
         for m in self.markets:
             self.supervisor.ask(StartMarket(m.market), timeout=10)
         self.feed = MarketWsClient(
             AssetMap.from_markets(self.markets),
-            lambda ev: self._on_frame([ev]),
+            lambda ev: self.dispatch((ev,)),
             config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url),
-            on_batch=self._on_frame,
+            on_batch=self.dispatch,
         )
         self.feed.start_in_thread()
         self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)

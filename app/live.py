@@ -79,7 +79,7 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
             if isinstance(ev, TickSizeChanged):
                 gateway.tell(ev)
 
-        engine.listeners.append(tick_listener)
+        engine.dispatch.listeners.append(tick_listener)
         ws.start_in_thread()
 
     def shutdown() -> dict[str, Any]:

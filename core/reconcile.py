@@ -13,7 +13,7 @@ from typing import Protocol
 
 import msgspec
 
-from core.inventory import Inventory, OrderLike, order_losses, worst_case_losses
+from core.inventory import Inventory, OrderLike, order_losses
 from core.quoting import DesiredOrder
 from core.units import PX_ONE, Outcome, Px, Qty, Side, Usdc6
 
@@ -93,70 +93,110 @@ def reconcile(
     first); each resting order stands in for at most one desired order. ``reconcile(d, d)`` is empty.
     """
     live = [o for o in open_orders if not o.cancel_pending]
-    pool: dict[tuple[Outcome, Side, Px, Qty], list[int]] = {}
-    for j, o in enumerate(live):
-        pool.setdefault((o.outcome, o.side, o.px, o.qty), []).append(j)
-    used = [False] * len(live)
+    if not live:
+        return Plan(places=tuple(desired))
+    pool: dict[tuple[Outcome, Side, Px, Qty], list[OpenOrderLike]] = {}
+    for o in live:
+        key = (o.outcome, o.side, o.px, o.qty)
+        same = pool.get(key)
+        if same is None:
+            pool[key] = [o]
+        else:
+            same.append(o)
     kept: list[str] = []
     unmatched: list[DesiredOrder] = []
     for d in desired:
-        js = pool.get((d.outcome, d.side, d.px, d.qty))
-        if js:
-            j = js.pop(0)
-            used[j] = True
-            kept.append(live[j].client_id)
+        same = pool.get((d.outcome, d.side, d.px, d.qty))
+        if same:
+            kept.append(same.pop(0).client_id)
         else:
             unmatched.append(d)
-    places: list[DesiredOrder] = []
-    if unmatched and (tolerance.px or tolerance.qty_pct):
-        # Only orders of the same token and side can stand in for each other (and, without a price
-        # tolerance, only at the same price).
-        exact_px = tolerance.px == 0
-        groups: dict[tuple[Outcome, Side, Px], list[int]] = {}
-        for j, o in enumerate(live):
-            if not used[j]:
-                groups.setdefault((o.outcome, o.side, o.px if exact_px else 0), []).append(j)
-        for d in unmatched:
-            best = -1
-            for j in groups.get((d.outcome, d.side, d.px if exact_px else 0), ()):
-                o = live[j]
-                if (
-                    not used[j]
-                    and _close(o, d, tolerance)
-                    and (best < 0 or abs(o.px - d.px) < abs(live[best].px - d.px))
-                ):
-                    best = j
-            if best >= 0:
-                used[best] = True
-                kept.append(live[best].client_id)
-            else:
-                places.append(d)
+    if kept:
+        taken = set(kept)
+        rest = [o for o in live if o.client_id not in taken]
     else:
-        places = unmatched
-    cancels = tuple(o.client_id for j, o in enumerate(live) if not used[j])
+        rest = live  # the whole ladder moved: nothing to exclude
+    if not unmatched or not rest or not (tolerance.px or tolerance.qty_pct):
+        return Plan(cancels=tuple(o.client_id for o in rest), places=tuple(unmatched), kept=tuple(kept))
+    # Only orders of the same token and side can stand in for each other (and, without a price
+    # tolerance, only at the same price); the closest price wins.
+    exact_px = tolerance.px == 0
+    groups: dict[tuple[Outcome, Side, Px], list[int]] = {}
+    for j, o in enumerate(rest):
+        groups.setdefault((o.outcome, o.side, o.px if exact_px else 0), []).append(j)
+    used = [False] * len(rest)
+    places: list[DesiredOrder] = []
+    for d in unmatched:
+        best = -1
+        for j in groups.get((d.outcome, d.side, d.px if exact_px else 0), ()):
+            o = rest[j]
+            if (
+                not used[j]
+                and _close(o, d, tolerance)
+                and (best < 0 or abs(o.px - d.px) < abs(rest[best].px - d.px))
+            ):
+                best = j
+        if best >= 0:
+            used[best] = True
+            kept.append(rest[best].client_id)
+        else:
+            places.append(d)
+    cancels = tuple(o.client_id for j, o in enumerate(rest) if not used[j])
     return Plan(cancels=cancels, places=tuple(places), kept=tuple(kept))
 
 
-def admit_under_cap(
-    places: Iterable[DesiredOrder], inv: Inventory, live: Iterable[OrderLike], cap_usdc6: Usdc6
+def admit(
+    places: Iterable[DesiredOrder], inv: Inventory, resting: Iterable[OrderLike], cap_usdc6: Usdc6
 ) -> tuple[tuple[DesiredOrder, ...], tuple[DesiredOrder, ...]]:
-    """Split new orders into those that fit beside every order still live, and those to defer.
+    """Split new orders into those that can go now and those a later decision places.
 
-    ``live`` must include orders being cancelled right now: until the venue confirms, they can fill.
-    A deferred order is placed by a later decision, once the cancels are confirmed. Neither
-    outcome's worst-case loss rises above ``max(cap, what it already was)``.
+    ``resting`` must include orders being cancelled right now: until the venue confirms, they can
+    fill. An order goes now only if
+
+    * neither outcome's worst-case loss rises above ``max(cap, what it already was)``, and
+    * a SELL sells shares we hold that no other SELL (resting, cancel pending or admitted) offers:
+      shares are never offered twice, so a requote sells again only once the old sell is gone.
     """
-    loss_yes, loss_no = worst_case_losses(inv, live)
-    room_yes = max(cap_usdc6, loss_yes) - loss_yes
-    room_no = max(cap_usdc6, loss_no) - loss_no
+    yes, buy = Outcome.YES, Side.BUY
+    loss_yes = -(inv.cash_usdc6 + inv.yes_qty * PX_ONE)
+    loss_no = -(inv.cash_usdc6 + inv.no_qty * PX_ONE)
+    free_yes, free_no = inv.yes_qty, inv.no_qty
+    for outcome, side, px, qty in resting:
+        # order_losses, inlined: this runs for every resting order on every requote.
+        if side is buy:
+            if outcome is yes:  # a bid on YES: loses its price if NO wins
+                loss_no += px * qty
+            else:  # an ask on YES: loses its NO price if YES wins
+                loss_yes += px * qty
+        elif outcome is yes:  # an ask on YES that reserves YES shares
+            loss_yes += (PX_ONE - px) * qty
+            free_yes -= qty
+        else:  # a bid on YES that reserves NO shares
+            loss_no += (PX_ONE - px) * qty
+            free_no -= qty
+    # A loss may not rise above max(cap, what it already was); a negative loss (a gain the
+    # inventory locks in) is room too.
+    room_yes = max(cap_usdc6, loss_yes, 0) - loss_yes
+    room_no = max(cap_usdc6, loss_no, 0) - loss_no
     admitted: list[DesiredOrder] = []
     deferred: list[DesiredOrder] = []
     for d in places:
         ly, ln = order_losses(d.outcome, d.side, d.px, d.qty)
-        if ly <= room_yes and ln <= room_no:
-            admitted.append(d)
-            room_yes -= ly
-            room_no -= ln
-        else:
+        if ly > room_yes or ln > room_no:
             deferred.append(d)
+            continue
+        if d.side is not buy:
+            if d.outcome is yes:
+                if d.qty > free_yes:
+                    deferred.append(d)
+                    continue
+                free_yes -= d.qty
+            else:
+                if d.qty > free_no:
+                    deferred.append(d)
+                    continue
+                free_no -= d.qty
+        admitted.append(d)
+        room_yes -= ly
+        room_no -= ln
     return tuple(admitted), tuple(deferred)

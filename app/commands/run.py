@@ -164,7 +164,8 @@ def summarise(
 ) -> str:
     """The end-of-run summary for people."""
     decisions = sum(s.decisions for s in statuses.values())
-    lines = [f"{mode}: {len(statuses)} markets, {engine.events_in:,} market events, {decisions:,} decisions"]
+    events = engine.dispatch.events_in
+    lines = [f"{mode}: {len(statuses)} markets, {events:,} market events, {decisions:,} decisions"]
     if mode == "dry-run":
         lines.append("order requests sent: 0 (dry-run)")
     if paper:

@@ -1,4 +1,7 @@
-from actors.session import MarketSession
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.session import NEVER, MarketSession
 from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import Accepted, BookDelta, BookSnapshot, Canceled, Filled, MarketResolved, TickSizeChanged
@@ -190,3 +193,62 @@ def test_session_quiet_book_stays_fresh_while_the_feed_vouches_for_it():
     s.on_feed_alive(later)
     s.flush(s.wakeup_ns if s.wakeup_ns > later else later)
     assert s.last_decision.quote  # the connected feed vouches for the quiet book
+
+
+deltas = st.lists(
+    st.builds(
+        BookDelta,
+        market=st.just("m1"),
+        outcome=st.sampled_from(Outcome),
+        ts_ns=st.just(T0),
+        side=st.sampled_from(Side),
+        px=st.integers(40, 56).map(lambda i: i * 100),
+        qty=st.sampled_from([0, 0, 500, 3_000]),
+    ),
+    max_size=12,
+)
+
+
+@given(deltas, st.integers(0, 400_000_000))
+def test_property_on_batch_is_on_event_per_event_judged_on_the_final_book(evs, dt_ns):
+    # Two sessions one quote in; one frame arrives dt later, event by event or as one batch.
+    a = MarketSession(INFO, PARAMS, FakeExchangePort(), FakeClock(), ListSink())
+    b = MarketSession(INFO, PARAMS, FakeExchangePort(), FakeClock(), ListSink())
+    for s in (a, b):
+        s.on_event(snapshot())
+        s.flush(s.clock.now_ns())
+        s.clock.t += dt_ns
+
+    for ev in evs:
+        a.on_event(ev)
+    b.on_batch(evs)
+
+    assert (b.book.bids, b.book.asks, b.book.bid_px, b.book.ask_px) == (
+        a.book.bids,
+        a.book.asks,
+        a.book.bid_px,
+        a.book.ask_px,
+    )
+    assert b.dirty == a.dirty
+    # The batch asks for a decision no later than the throttle allows, and at once when the book
+    # it leaves is crossed, one-sided or through our quotes.
+    assert b.wakeup_ns >= a.wakeup_ns
+    throttle_end = b.last_requote_ns + PARAMS.min_requote_ns
+    assert b.wakeup_ns in (b.clock.t, throttle_end, NEVER)
+    book, last = b.book, b.last_decision
+    urgent = not (0 <= book.bid_px < book.ask_px <= 10_000) or (
+        last.bids[0].px >= book.ask_px or last.asks[0].px <= book.bid_px
+    )
+    if b.dirty and urgent:
+        assert b.wakeup_ns == b.clock.t
+
+
+def test_on_batch_runs_other_events_in_order_after_the_deltas_before_them():
+    s = MarketSession(INFO, PARAMS, FakeExchangePort(), FakeClock(), ListSink())
+    s.on_event(snapshot())
+    move = BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0, side=Side.BUY, px=4_750, qty=1_000)
+    tick = TickSizeChanged(market="m1", outcome=Outcome.YES, ts_ns=T0, tick_px=10)
+
+    s.on_batch([move, tick])
+
+    assert not s.book_valid and s.book.tick_px == 10  # the tick change came last and started an epoch

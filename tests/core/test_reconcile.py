@@ -1,9 +1,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.inventory import worst_case_losses
+from core.inventory import Inventory, worst_case_losses
 from core.quoting import DesiredOrder
-from core.reconcile import OpenOrder, Tolerance, admit_under_cap, reconcile
+from core.reconcile import OpenOrder, Tolerance, admit, reconcile
 from core.units import Outcome, Side
 from tests.strategies import inventories
 
@@ -100,19 +100,60 @@ def test_reconcile_converges_in_one_step(want, have, tol):
     assert set(plan.cancels).isdisjoint(plan.kept)
 
 
+def _sold(orders, outcome):
+    return sum(d.qty for d in orders if d.outcome is outcome and d.side is Side.SELL)
+
+
+def _admit_reference(places, inv, live_t, cap):
+    # Order by order, straight from the definitions: the caps on worst_case_losses, and shares.
+    base_yes, base_no = worst_case_losses(inv, live_t)
+    held = {Outcome.YES: inv.yes_qty, Outcome.NO: inv.no_qty}
+    offered = {o: sum(q for oo, s, _, q in live_t if oo is o and s is Side.SELL) for o in Outcome}
+    admitted, deferred = [], []
+    for d in places:
+        t = [*live_t, *((a.outcome, a.side, a.px, a.qty) for a in admitted), (d.outcome, d.side, d.px, d.qty)]
+        ly, ln = worst_case_losses(inv, t)
+        fits = ly <= max(cap, base_yes) and ln <= max(cap, base_no)
+        if fits and d.side is Side.SELL:
+            fits = offered[d.outcome] + d.qty <= held[d.outcome]
+        if fits:
+            admitted.append(d)
+            if d.side is Side.SELL:
+                offered[d.outcome] += d.qty
+        else:
+            deferred.append(d)
+    return tuple(admitted), tuple(deferred)
+
+
 @given(
     inventories(),
     st.lists(desired_orders, max_size=6),
     st.lists(desired_orders, max_size=6),
     st.integers(0, 200_000_000),
 )
-def test_admit_under_cap_never_raises_either_loss_above_cap(inv, live, places, cap):
+def test_admit_keeps_caps_and_never_offers_shares_twice(inv, live, places, cap):
     live_t = [(d.outcome, d.side, d.px, d.qty) for d in live]
     base_yes, base_no = worst_case_losses(inv, live_t)
 
-    admitted, deferred = admit_under_cap(places, inv, live_t, cap)
+    admitted, deferred = admit(places, inv, live_t, cap)
 
     ly, ln = worst_case_losses(inv, live_t + [(d.outcome, d.side, d.px, d.qty) for d in admitted])
     assert ly <= max(cap, base_yes) and ln <= max(cap, base_no)
+    for outcome, held in ((Outcome.YES, inv.yes_qty), (Outcome.NO, inv.no_qty)):
+        if _sold(admitted, outcome):  # new sells only for shares no resting sell offers
+            assert _sold(live, outcome) + _sold(admitted, outcome) <= held
     key = lambda d: (d.outcome, d.side, d.px, d.qty)  # noqa: E731
     assert sorted(admitted + deferred, key=key) == sorted(places, key=key)
+    assert (admitted, deferred) == _admit_reference(places, inv, live_t, cap)
+
+
+def test_admit_defers_a_sell_of_shares_a_resting_sell_still_offers():
+    inv = Inventory(yes_qty=1_000, cash_usdc6=-4_000_000)
+    resting = [(Outcome.YES, Side.SELL, 5_000, 1_000)]  # cancel pending: it may still fill
+    new_sell = DesiredOrder(Outcome.YES, Side.SELL, 4_900, 1_000)
+    new_bid = DesiredOrder(Outcome.YES, Side.BUY, 4_700, 1_000)
+
+    admitted, deferred = admit([new_sell, new_bid], inv, resting, 10**12)
+
+    assert admitted == (new_bid,) and deferred == (new_sell,)
+    assert admit([new_sell], inv, [], 10**12) == ((new_sell,), ())
