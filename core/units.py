@@ -50,6 +50,7 @@ class UnitError(ValueError):
 
 
 _DIGITS = frozenset("0123456789")
+_MAX_EXP = 100
 
 
 def decimal_to_int(text: str, decimals: int) -> int:
@@ -89,6 +90,8 @@ def _scientific_to_int(s: str, decimals: int) -> int:
         exp = int(exp_text)
     except ValueError as exc:
         raise UnitError(f"not a decimal number: {s!r}") from exc
+    if not -_MAX_EXP <= exp <= _MAX_EXP:
+        raise UnitError(f"exponent out of range: {s!r}")  # no price or size needs it; int() would choke
     # Shifting the decimal point of the mantissa is exact: no float is involved.
     return _shift(mantissa, decimals, exp)
 

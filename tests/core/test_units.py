@@ -1,5 +1,7 @@
+import contextlib
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from core.units import (
@@ -91,3 +93,12 @@ def test_taker_fee_is_floored_to_five_decimals_and_bounded(px, qty, rate):
     assert fee % 10 == 0
     exact_1e11 = qty * rate * px * (PX_ONE - px)  # the fee in 1e-16 USDC
     assert fee * 10**10 <= exact_1e11 < fee * 10**10 + 10**11
+
+
+@given(st.text(alphabet="0123456789.eE+-", max_size=12))
+@example("0E5000")
+@example("1e-5000")
+def test_decimal_to_int_raises_only_unit_error(text):
+    # Venue payloads are parsed with this: anything it cannot use must be a UnitError, never a crash.
+    with contextlib.suppress(UnitError):
+        decimal_to_int(text, 2)
