@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pykka
 
+from actors.loop import LoopActor
 from actors.session import MarketSession
 from core.messages import (
     Accepted,
@@ -213,6 +214,14 @@ class MarketActor(pykka.ThreadingActor):
             self.supervisor.tell(
                 MarketActorDied(market=market, reason=repr(exception_value), pending=tuple(pending))
             )
+
+
+class LoopMarketActor(LoopActor, MarketActor):
+    """A ``MarketActor`` scheduled on an ``ActorLoop`` (live, paper and dry-run trading).
+
+    On the market feed's loop, a frame is decided on the thread that decoded it: no thread
+    hand-over between the feed and the decision (see ``actors.loop``).
+    """
 
 
 def status_of(s: MarketSession) -> Status:

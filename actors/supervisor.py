@@ -18,7 +18,8 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors.market import ExecBatch, MarketActor, MarketActorDied, PullQuotes
+from actors.loop import ActorLoop
+from actors.market import ExecBatch, LoopMarketActor, MarketActor, MarketActorDied, PullQuotes
 from actors.session import MarketSession
 from core.messages import Accepted, Canceled, Filled, Rejected
 
@@ -150,8 +151,11 @@ class Supervisor(pykka.ThreadingActor):
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
         schedule: Callable[[float, Callable[[], None]], None] | None = None,
+        actor_loop: ActorLoop | None = None,
     ) -> None:
+        """``actor_loop``: run the market actors on this loop (live trading), else a thread each."""
         super().__init__()
+        self.actor_loop = actor_loop
         self.factory = factory
         self.router = router
         self.backoff_s = backoff_s
@@ -183,7 +187,11 @@ class Supervisor(pykka.ThreadingActor):
         raise TypeError(f"supervisor: unexpected message {type(message).__name__}")
 
     def _start(self, market: str) -> pykka.ActorRef[Any]:
-        ref = MarketActor.start(self.factory(market), supervisor=self.actor_ref)
+        session = self.factory(market)
+        if self.actor_loop is not None:
+            ref = LoopMarketActor.start(session, supervisor=self.actor_ref, actor_loop=self.actor_loop)
+        else:
+            ref = MarketActor.start(session, supervisor=self.actor_ref)
         self.router.set(market, ref)
         return ref
 

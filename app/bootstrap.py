@@ -3,7 +3,8 @@
 ``TradingEngine`` wires the same pieces for every mode:
 
 * the market-channel WebSocket feed (``adapters.polymarket.ws_market``) → each market's actor;
-* one ``MarketActor`` per market under a ``Supervisor`` (restarts failed markets);
+* one ``MarketActor`` per market under a ``Supervisor`` (restarts failed markets), scheduled on the
+  feed's event-loop thread (``actors.loop``): a frame is decided on the thread that decoded it;
 * a ticker thread telling ``Timer`` every 100 ms and sharing the global exposure budget each second;
 * an ``ExchangePort`` per mode: ``live`` the order gateway over py-clob-client-v2, ``paper`` the
   simulated venue fed by the live book (``adapters.paper.PaperVenue``), ``dry-run`` a port that
@@ -15,6 +16,8 @@ per line, the simulator's format).
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import gc
 import logging
 import threading
@@ -24,6 +27,7 @@ from typing import Any, Literal
 
 import pykka
 
+from actors.loop import ActorLoop
 from actors.market import FeedAlive, GetStatus, MarketBatch, PullQuotes, SetBudget, Status
 from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
@@ -154,6 +158,8 @@ class TradingEngine:
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.feed: MarketWsClient | None = None
+        self._feed_done: concurrent.futures.Future[None] | None = None
+        self.actor_loop = ActorLoop("polymm-market")
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.global_cap_usdc6 = round(cfg.inventory.global_ev_cap * USDC6_ONE)
@@ -199,7 +205,9 @@ class TradingEngine:
         if self.mode == "paper":
             self.venue = PaperVenue.start(self.markets, self.router.tell, self.clock)
             self.dispatch.venue = self.venue
-        self.supervisor = Supervisor.start(self._session, self.router)
+        # The market actors and the feed share one loop thread: a frame is decided where it was decoded.
+        self.actor_loop.start()
+        self.supervisor = Supervisor.start(self._session, self.router, actor_loop=self.actor_loop)
         for m in self.markets:
             self.supervisor.ask(StartMarket(m.market), timeout=10)
         self.feed = MarketWsClient(
@@ -208,7 +216,7 @@ class TradingEngine:
             config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url),
             on_batch=self.dispatch,
         )
-        self.feed.start_in_thread()
+        self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
         tune_gc_for_latency()
         self._ticker.start()
@@ -270,6 +278,9 @@ class TradingEngine:
                     log.warning("%s: could not pull quotes", market)
         if self.feed is not None:
             self.feed.stop()
+            if self._feed_done is not None:
+                with contextlib.suppress(Exception):  # its errors were logged by the client
+                    self._feed_done.result(timeout=10)
         if self._ticker is not None:
             self._ticker.join(timeout=2)
 
@@ -279,6 +290,7 @@ class TradingEngine:
             self.supervisor.stop()
         if self.venue is not None:
             self.venue.stop()
+        self.actor_loop.stop()
         self.sink.close()
 
     def paper_markets(self) -> dict[str, Any]:

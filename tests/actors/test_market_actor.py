@@ -3,7 +3,8 @@ import threading
 import pykka
 import pytest
 
-from actors.market import GetStatus, MarketActor, PullQuotes
+from actors.loop import ActorLoop
+from actors.market import GetStatus, LoopMarketActor, MarketActor, PullQuotes
 from actors.session import MarketSession
 from actors.supervisor import GetRestarts, Router, StartMarket, Supervisor
 from app.configfile import load_config
@@ -33,10 +34,28 @@ def snapshot(m, ts=T0):
     )
 
 
+@pytest.fixture(params=["threads", "loop"])
+def actor_loop(request):
+    """Market actors on a thread each (simulation) or on one event loop (live trading)."""
+    if request.param == "threads":
+        yield None
+        return
+    loop = ActorLoop("test-loop")
+    loop.start()
+    yield loop
+    loop.stop()
+
+
+def start_market_actor(session, actor_loop, **kwargs):
+    if actor_loop is None:
+        return MarketActor.start(session, **kwargs)
+    return LoopMarketActor.start(session, actor_loop=actor_loop, **kwargs)
+
+
 @pytest.fixture
-def market_actor():
+def market_actor(actor_loop):
     port = FakeExchangePort()
-    ref = MarketActor.start(MarketSession(info("m1"), PARAMS, port, FakeClock(), ListSink()))
+    ref = start_market_actor(MarketSession(info("m1"), PARAMS, port, FakeClock(), ListSink()), actor_loop)
     yield ref, port
     ref.stop()
 
@@ -79,7 +98,7 @@ class Factory:
         return MarketSession(info(market), PARAMS, port, FakeClock(), ListSink())
 
 
-def test_failed_actor_pulls_quotes_and_is_restarted_while_others_keep_quoting():
+def test_failed_actor_pulls_quotes_and_is_restarted_while_others_keep_quoting(actor_loop):
     factory, router = Factory(), Router()
     restarted = threading.Event()
 
@@ -87,7 +106,7 @@ def test_failed_actor_pulls_quotes_and_is_restarted_while_others_keep_quoting():
         fn()
         restarted.set()
 
-    sup = Supervisor.start(factory, router, backoff_s=0.0, schedule=schedule)
+    sup = Supervisor.start(factory, router, backoff_s=0.0, schedule=schedule, actor_loop=actor_loop)
     first_a = sup.ask(StartMarket("a"), timeout=2)
     sup.ask(StartMarket("b"), timeout=2)
     router.tell("a", snapshot("a"))
@@ -164,7 +183,7 @@ class Slow(MarketSession):
         super().on_event(ev)
 
 
-def test_reports_queued_behind_a_crash_reach_the_restarted_actor():
+def test_reports_queued_behind_a_crash_reach_the_restarted_actor(actor_loop):
     router = Router()
     sessions = []
 
@@ -179,7 +198,7 @@ def test_reports_queued_behind_a_crash_reach_the_restarted_actor():
         fn()
         restarted.set()
 
-    sup = Supervisor.start(factory, router, backoff_s=0.0, schedule=schedule)
+    sup = Supervisor.start(factory, router, backoff_s=0.0, schedule=schedule, actor_loop=actor_loop)
     sup.ask(StartMarket("a"), timeout=2)
     router.tell("a", BookDelta(market="a", outcome=Outcome.YES, ts_ns=T0, side=Side.BUY, px=20_000, qty=1))
     fill = Filled(

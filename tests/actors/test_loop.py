@@ -1,0 +1,139 @@
+"""Actors on one event-loop thread: pykka's tell/ask/stop/failure semantics, without a thread each."""
+
+import threading
+
+import pykka
+import pytest
+
+from actors.loop import ActorLoop, LoopActor
+
+
+class Recorder(LoopActor):
+    """Records (message, thread) and tells ``forward`` (itself, by default) what it is asked to."""
+
+    def __init__(self, *, actor_loop, started=None, got=None):
+        super().__init__(actor_loop=actor_loop)
+        self.got = got if got is not None else []
+        self.started = started
+
+    def on_start(self):
+        if self.started is not None:
+            self.started.append(threading.get_ident())
+
+    def on_receive(self, message):
+        if message == "get":
+            return list(self.got)
+        if message == "boom":
+            raise ValueError("boom")
+        if isinstance(message, tuple) and message[0] == "tell-self":
+            self.actor_ref.tell(message[1])
+        self.got.append((message, threading.get_ident()))
+        return len(self.got)
+
+
+@pytest.fixture
+def loop():
+    lp = ActorLoop("test-loop")
+    lp.start()
+    yield lp
+    lp.stop()
+
+
+def on_loop(loop, fn):
+    """Run ``fn`` on the loop's thread and return its result."""
+    done, out = threading.Event(), []
+
+    def run():
+        out.append(fn())
+        done.set()
+
+    loop.call_soon(run)
+    assert done.wait(5)
+    return out[0]
+
+
+def test_messages_from_other_threads_are_handled_on_the_loop_in_order(loop):
+    started = []
+    ref = Recorder.start(actor_loop=loop, started=started)
+    loop_thread = on_loop(loop, threading.get_ident)
+
+    senders = [threading.Thread(target=lambda k=k: [ref.tell((k, i)) for i in range(200)]) for k in range(3)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    got = ref.ask("get", timeout=5)
+
+    assert started == [loop_thread]
+    assert {thread for _, thread in got} == {loop_thread}
+    for k in range(3):  # each sender's messages in the order it sent them
+        assert [m[1] for m, _ in got if m[0] == k] == list(range(200))
+    ref.stop()
+
+
+def test_a_tell_on_the_loop_thread_is_handled_before_it_returns_and_nested_tells_keep_order(loop):
+    got = []
+    ref = Recorder.start(actor_loop=loop, got=got)
+    ref.ask("get", timeout=5)  # started
+
+    def tell_and_look():
+        ref.tell(("tell-self", "second"))  # handled at once; the message it tells itself waits its turn
+        ref.tell("third")
+        return [m for m, _ in got]  # on the loop's thread: nothing else runs meanwhile
+
+    seen = on_loop(loop, tell_and_look)
+
+    assert seen == [("tell-self", "second"), "second", "third"]
+    ref.stop()
+
+
+def test_two_actors_share_the_loop_and_asks_from_other_threads_get_answers(loop):
+    a, b = Recorder.start(actor_loop=loop), Recorder.start(actor_loop=loop)
+
+    assert a.ask("x", timeout=5) == 1 and b.ask("y", timeout=5) == 1 and a.ask("z", timeout=5) == 2
+    a.stop()
+    b.stop()
+
+
+def test_a_failing_tell_stops_the_actor_calls_on_failure_and_fails_queued_asks(loop):
+    failures = []
+
+    class Failing(Recorder):
+        def on_failure(self, exc_type, exc, tb):
+            failures.append(repr(exc))
+
+    ref = Failing.start(actor_loop=loop)
+    ref.ask("get", timeout=5)
+    hold = threading.Event()
+    loop.call_soon(lambda: hold.wait(5))  # keep the loop busy so both messages queue up
+    ref.tell("boom")
+    pending = ref.ask("get", block=False)
+    hold.set()
+
+    with pytest.raises(pykka.ActorDeadError):
+        pending.get(timeout=5)
+    assert failures == ["ValueError('boom')"]
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.tell("late")
+
+
+def test_an_ask_that_fails_answers_with_the_exception_and_the_actor_lives_on(loop):
+    ref = Recorder.start(actor_loop=loop)
+
+    with pytest.raises(ValueError, match="boom"):
+        ref.ask("boom", timeout=5)
+
+    assert ref.is_alive() and ref.ask("ok", timeout=5) == 1
+    ref.stop()
+
+
+def test_stop_from_another_thread_answers_and_later_messages_are_refused(loop):
+    ref = Recorder.start(actor_loop=loop)
+    ref.tell("a")
+
+    ref.stop(timeout=5)
+
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("get", timeout=1)
