@@ -13,7 +13,7 @@ from typing import Protocol
 
 import msgspec
 
-from core.inventory import Inventory, OrderLike, order_losses
+from core.inventory import Inventory, OrderLike
 from core.quoting import DesiredOrder
 from core.units import PX_ONE, Outcome, Px, Qty, Side, Usdc6
 
@@ -95,53 +95,54 @@ def reconcile(
     live = [o for o in open_orders if not o.cancel_pending]
     if not live:
         return Plan(places=tuple(desired))
-    pool: dict[tuple[Outcome, Side, Px, Qty], list[OpenOrderLike]] = {}
-    for o in live:
-        key = (o.outcome, o.side, o.px, o.qty)
-        same = pool.get(key)
-        if same is None:
-            pool[key] = [o]
-        else:
-            same.append(o)
-    kept: list[str] = []
-    unmatched: list[DesiredOrder] = []
-    for d in desired:
-        same = pool.get((d.outcome, d.side, d.px, d.qty))
-        if same:
-            kept.append(same.pop(0).client_id)
-        else:
-            unmatched.append(d)
-    if kept:
-        taken = set(kept)
-        rest = [o for o in live if o.client_id not in taken]
-    else:
-        rest = live  # the whole ladder moved: nothing to exclude
-    if not unmatched or not rest or not (tolerance.px or tolerance.qty_pct):
-        return Plan(cancels=tuple(o.client_id for o in rest), places=tuple(unmatched), kept=tuple(kept))
-    # Only orders of the same token and side can stand in for each other (and, without a price
-    # tolerance, only at the same price); the closest price wins.
+    # Only orders of the same token and side can stand in for each other, and without a price
+    # tolerance only at the same price: group the resting orders once, in their order.
     exact_px = tolerance.px == 0
     groups: dict[tuple[Outcome, Side, Px], list[int]] = {}
-    for j, o in enumerate(rest):
-        groups.setdefault((o.outcome, o.side, o.px if exact_px else 0), []).append(j)
-    used = [False] * len(rest)
+    for j, o in enumerate(live):
+        key = (o.outcome, o.side, o.px if exact_px else 0)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [j]
+        else:
+            group.append(j)
+    used = [False] * len(live)
+    kept: list[str] = []
+    unmatched: list[tuple[DesiredOrder, list[int] | None]] = []
+    for d in desired:
+        group = groups.get((d.outcome, d.side, d.px if exact_px else 0))
+        hit = -1
+        if group:
+            px, qty = d.px, d.qty
+            for j in group:
+                o = live[j]
+                if not used[j] and o.px == px and o.qty == qty:
+                    hit = j
+                    break
+        if hit >= 0:
+            used[hit] = True
+            kept.append(live[hit].client_id)
+        else:
+            unmatched.append((d, group))
     places: list[DesiredOrder] = []
-    for d in unmatched:
+    tolerant = tolerance.px or tolerance.qty_pct
+    for d, group in unmatched:
         best = -1
-        for j in groups.get((d.outcome, d.side, d.px if exact_px else 0), ()):
-            o = rest[j]
-            if (
-                not used[j]
-                and _close(o, d, tolerance)
-                and (best < 0 or abs(o.px - d.px) < abs(rest[best].px - d.px))
-            ):
-                best = j
+        if group and tolerant:
+            for j in group:
+                o = live[j]
+                if (
+                    not used[j]
+                    and _close(o, d, tolerance)
+                    and (best < 0 or abs(o.px - d.px) < abs(live[best].px - d.px))
+                ):
+                    best = j
         if best >= 0:
             used[best] = True
-            kept.append(rest[best].client_id)
+            kept.append(live[best].client_id)
         else:
             places.append(d)
-    cancels = tuple(o.client_id for j, o in enumerate(rest) if not used[j])
+    cancels = tuple(o.client_id for j, o in enumerate(live) if not used[j])
     return Plan(cancels=cancels, places=tuple(places), kept=tuple(kept))
 
 
@@ -181,22 +182,26 @@ def admit(
     admitted: list[DesiredOrder] = []
     deferred: list[DesiredOrder] = []
     for d in places:
-        ly, ln = order_losses(d.outcome, d.side, d.px, d.qty)
-        if ly > room_yes or ln > room_no:
-            deferred.append(d)
-            continue
-        if d.side is not buy:
+        px, qty = d.px, d.qty
+        # As above: what the order loses if it fills, and the shares a SELL would offer.
+        if d.side is buy:
             if d.outcome is yes:
-                if d.qty > free_yes:
-                    deferred.append(d)
-                    continue
-                free_yes -= d.qty
+                fits = px * qty <= room_no
+                if fits:
+                    room_no -= px * qty
             else:
-                if d.qty > free_no:
-                    deferred.append(d)
-                    continue
-                free_no -= d.qty
-        admitted.append(d)
-        room_yes -= ly
-        room_no -= ln
+                fits = px * qty <= room_yes
+                if fits:
+                    room_yes -= px * qty
+        elif d.outcome is yes:
+            fits = (PX_ONE - px) * qty <= room_yes and qty <= free_yes
+            if fits:
+                room_yes -= (PX_ONE - px) * qty
+                free_yes -= qty
+        else:
+            fits = (PX_ONE - px) * qty <= room_no and qty <= free_no
+            if fits:
+                room_no -= (PX_ONE - px) * qty
+                free_no -= qty
+        (admitted if fits else deferred).append(d)
     return tuple(admitted), tuple(deferred)

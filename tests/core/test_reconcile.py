@@ -1,4 +1,4 @@
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from core.inventory import Inventory, worst_case_losses
@@ -98,6 +98,63 @@ def test_reconcile_converges_in_one_step(want, have, tol):
     assert reconcile(want, after, tol).empty
     assert len(plan.kept) + len(plan.places) == len(want)
     assert set(plan.cancels).isdisjoint(plan.kept)
+
+
+def _stands_in(o, d, tol):
+    # The definition: same token and side, within the price and size tolerance, and no riskier.
+    if (o.outcome, o.side) != (d.outcome, d.side):
+        return False
+    if abs(o.px - d.px) > tol.px or abs(o.qty - d.qty) > d.qty * tol.qty_pct / 100:
+        return False
+    unit = (lambda px: px) if o.side is Side.BUY else (lambda px: 10_000 - px)
+    return unit(o.px) * o.qty <= unit(d.px) * d.qty
+
+
+def _reconcile_reference(desired, open_orders, tol):
+    # Exact matches first in desired order, then the closest stand-in (first resting on ties).
+    live = [o for o in open_orders if not o.cancel_pending]
+    used, kept, unmatched, places = set(), [], [], []
+    for d in desired:
+        same = [
+            j
+            for j, o in enumerate(live)
+            if j not in used and (o.outcome, o.side, o.px, o.qty) == (d.outcome, d.side, d.px, d.qty)
+        ]
+        if same:
+            used.add(same[0])
+            kept.append(live[same[0]].client_id)
+        else:
+            unmatched.append(d)
+    for d in unmatched:
+        near = [j for j, o in enumerate(live) if j not in used and _stands_in(o, d, tol)]
+        if near:
+            j = min(near, key=lambda j: (abs(live[j].px - d.px), j))
+            used.add(j)
+            kept.append(live[j].client_id)
+        else:
+            places.append(d)
+    cancels = tuple(o.client_id for j, o in enumerate(live) if j not in used)
+    return cancels, tuple(places), tuple(kept)
+
+
+@given(
+    st.lists(desired_orders, max_size=8),
+    st.lists(desired_orders, max_size=8),
+    st.sets(st.integers(0, 7)),
+    tolerances,
+)
+@example(  # two stand-ins as close as each other: the first resting one is kept
+    want=[DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000)],
+    have=[DesiredOrder(Outcome.YES, Side.BUY, 4_500, 1_000), DesiredOrder(Outcome.YES, Side.BUY, 4_500, 900)],
+    pending=set(),
+    tol=Tolerance(px=100, qty_pct=10.0),
+)
+def test_reconcile_matches_the_reference_from_its_definition(want, have, pending, tol):
+    open_orders = as_open(have, pending=pending)
+
+    plan = reconcile(tuple(want), open_orders, tol)
+
+    assert (plan.cancels, plan.places, plan.kept) == _reconcile_reference(want, open_orders, tol)
 
 
 def _sold(orders, outcome):
