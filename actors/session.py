@@ -378,9 +378,9 @@ class MarketSession:
         self.wakeup_ns = NEVER
         if not self.quoting_enabled or self.resolved or not self.book_valid:
             return
-        inflight = tuple(
-            (r.outcome, r.side, r.px, r.qty) for r in self.orders.values() if r.status == CANCEL_PENDING
-        )
+        orders = self.orders.values()
+        pending = [(r.outcome, r.side, r.px, r.qty) for r in orders if r.status == CANCEL_PENDING]
+        inflight = tuple(pending) if pending else ()
         self.stats.decide_calls += 1
         d = decide(
             self.book.view(),
@@ -410,15 +410,12 @@ class MarketSession:
     def _apply(self, d: Decision) -> list[Command]:
         orders = self.orders
         plan = reconcile(d.orders, orders.values(), self.tolerance)
-        if plan.empty:
+        cancels, places = plan.cancels, plan.places
+        if not cancels and not places:
             return []
-        self.orders_version += 1
         market = self.market
-        cmds: list[Command] = []
-        for cid in plan.cancels:
-            orders[cid].status = CANCEL_PENDING
-            cmds.append(Cancel(market=market, client_id=cid))
-        if plan.places:
+        cmds: list[Command] = [Cancel(market=market, client_id=cid) for cid in cancels]
+        if places:
             # Orders being cancelled can still fill until the venue confirms: place only what fits
             # beside them (and sell only shares no other sell offers); the rest waits for the next
             # decision.
@@ -427,16 +424,14 @@ class MarketSession:
             if room is not None and room < cap:
                 cap = room if room > 0 else 0
             resting = [(r.outcome, r.side, r.px, r.qty) for r in orders.values()]
-            admitted, _ = admit(plan.places, self.inv, resting, cap)
-            prefix, post_only = self.id_prefix, self.params.maker_only
+            admitted, _ = admit(places, self.inv, resting, cap)
+            prefix, post_only, seq = self.id_prefix, self.params.maker_only, self.seq
             for o in admitted:
-                self.seq += 1
-                cid = f"{prefix}{self.seq}"
-                orders[cid] = OrderRecord(client_id=cid, outcome=o.outcome, side=o.side, px=o.px, qty=o.qty)
+                seq += 1
                 cmds.append(
                     Place(
                         market=market,
-                        client_id=cid,
+                        client_id=f"{prefix}{seq}",
                         outcome=o.outcome,
                         side=o.side,
                         px=o.px,
@@ -444,11 +439,22 @@ class MarketSession:
                         post_only=post_only,
                     )
                 )
-        if cmds:
-            self.port.submit(cmds)
-            places = len(cmds) - len(plan.cancels)
-            self.stats.places += places
-            self.stats.cancels += len(plan.cancels)
+            self.seq = seq
+        if not cmds:
+            return cmds  # every place waits for a cancel to be confirmed
+        self.port.submit(cmds)
+        # Our record of the orders, after the hand-over: no report about them can be handled before
+        # this handler returns (ports deliver reports as messages).
+        self.orders_version += 1
+        for cid in cancels:
+            orders[cid].status = CANCEL_PENDING
+        for c in cmds[len(cancels) :]:
+            p: Place = c  # type: ignore[assignment]
+            orders[p.client_id] = OrderRecord(
+                client_id=p.client_id, outcome=p.outcome, side=p.side, px=p.px, qty=p.qty
+            )
+        self.stats.places += len(cmds) - len(cancels)
+        self.stats.cancels += len(cancels)
         return cmds
 
     def _pull_all(self, ts_ns: int, reason: str) -> None:

@@ -224,7 +224,10 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             for event in events:
                 self._handle(event)
             return
-        accepted = [e for e in events if self._track(e)]
+        apply = self._feed.apply
+        # Book deltas (nearly every event) need only the replica's epoch check.
+        accepted = [e for e in events if (apply(e) if type(e) is BookDelta else self._track(e))]
+        self._events += len(accepted)
         if accepted:
             try:
                 self._on_batch(accepted)
@@ -235,6 +238,7 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
     def _handle(self, event: MarketEvent) -> None:
         if not self._track(event):
             return
+        self._events += 1
         try:
             self._on_event(event)
         except Exception:
@@ -245,9 +249,6 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         # Keep our own replica of the books (REST fallback, epochs); False drops the event.
         if not self._feed.apply(event):
             return False
-        if type(event) is BookDelta:  # the common case, without the pattern match
-            self._events += 1
-            return True
         match event:
             case BookSnapshot():
                 self._invalid_since.pop((event.market, event.outcome), None)
@@ -259,7 +260,6 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
                     self._invalid_since.pop((event.market, outcome), None)
             case _:
                 pass
-        self._events += 1
         return True
 
     # --- REST fallback ---------------------------------------------------------------------------
