@@ -1,6 +1,8 @@
 """One pykka actor per market: a thin shell around ``MarketSession`` (gather → decide → apply).
 
-Live and paper: market events and execution reports arrive by ``tell`` and go straight to the session.
+Live and paper: market events and execution reports arrive by ``tell`` and go straight to the session;
+there the actors are ``LoopMarketActor``s, handled on the market feed's event-loop thread
+(``actors.loop``), so a frame is decided where it was decoded.
 Simulation: the runner asks ``RunWindow`` and the actor runs its market's lane (session and
 simulated venue) to the end of the window (``Lane.run_until``, the same code the inline engine
 calls). On failure the actor pulls its quotes (best-effort ``cancel_all`` through the port) and tells

@@ -6,9 +6,12 @@ happens in a fresh subprocess so its peak RSS is its own. Workloads are fixed an
 * ``engine``: the synthetic source, 10 markets, 1,000,000 book events (200 events/s per market,
   500 s), the market-maker config quoting throughout; the same workload for both engines;
 * ``hbt``: one market, 1,000,000 events written to and read back from hftbacktest's ``.npz`` format;
-* ``decide``: ``decide()`` timed call by call on inputs captured from a simulation run.
+* ``decide``: ``decide()`` timed call by call on inputs captured from a simulation run;
+* ``tick_to_quote``: 50 markets at 5,000 messages/s over a loopback WebSocket, from decoding a
+  message to the orders it causes handed to the gateway (``bench/tick_to_quote.py``);
+* ``sign``: one V2 order signed by py-clob-client-v2 with coincurve, amounts checked.
 
-Usage: ``python bench/bench.py [--quick] [--out bench/results.json]``.
+Usage: ``python bench/bench.py [--repeat N] [--out bench/results.json]``.
 """
 
 from __future__ import annotations
@@ -190,12 +193,13 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
     p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
-    p.add_argument("--tick-to-quote", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--tick-to-quote", nargs=2, metavar=("CHANGES", "ACTORS"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.tick_to_quote:
         from tick_to_quote import run as ttq_run  # bench/ is on sys.path when run as a script
 
-        print(json.dumps(ttq_run()))
+        changes, actors = a.tick_to_quote
+        print(json.dumps(ttq_run(changes_per_msg=int(changes), actors=actors)))
         return 0
     if a.child:
         engine, source, input_log = a.child
@@ -209,11 +213,14 @@ def main() -> int:
     hbt = _median_runs(["--child", "inline", "hbt", "0"], a.repeat)
     dec = bench_decide()
     # Latency tails are the noisiest figure on a shared machine: three fresh processes, medians.
-    ttq_runs = [_sub(["--tick-to-quote"]) for _ in range(a.repeat)]
+    ttq_runs = [_sub(["--tick-to-quote", "1", "loop"]) for _ in range(a.repeat)]
     ttq = {
         "median_us": statistics.median(r["median_us"] for r in ttq_runs),
         "p99_us": statistics.median(r["p99_us"] for r in ttq_runs),
         "runs": ttq_runs,
+        # For comparison, one run each: a thread per market actor, and the heavier message shape.
+        "thread_per_actor": _sub(["--tick-to-quote", "1", "threads"]),
+        "four_changes_per_message": _sub(["--tick-to-quote", "4", "loop"]),
     }
     from adapters.polymarket.orders import bench_sign_orders
 
@@ -235,7 +242,9 @@ def main() -> int:
             "tick_to_quote": {
                 "markets": 50,
                 "messages_per_s": 5_000,
-                "path": "decode -> actor -> decide -> port",
+                "transport": "WebSocket on 127.0.0.1 from a venue stand-in in another process",
+                "path": "MarketWsClient decode -> FrameDispatcher -> market actor on the feed's loop -> port",
+                "message": "price_change, one level and its NO mirror (the venue's shape)",
             },
         },
         "details": {
