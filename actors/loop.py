@@ -24,6 +24,7 @@ import logging
 import queue
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,7 @@ class ActorLoop:
         self._running = threading.Event()
         #: True while an actor's messages are being handled on the loop (no nested handling).
         self.draining = False
+        self._actors: weakref.WeakSet[LoopActor] = weakref.WeakSet()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -74,11 +76,23 @@ class ActorLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the loop (pending callbacks are dropped) and wait for its thread."""
-        if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            if not self.in_loop():
-                self._thread.join(timeout_s)
+        """Stop the actors still running on the loop, then the loop, and wait for its thread.
+
+        Asks still queued to those actors fail with ``ActorDeadError`` rather than wait forever.
+        """
+        if not self._thread.is_alive():
+            return
+
+        def shutdown() -> None:
+            for actor in list(self._actors):
+                if not actor.actor_stopped.is_set():
+                    actor._stop()  # pykka's own stop, on the actor's thread
+                    actor._actor_loop_teardown()
+            self.loop.stop()
+
+        self.loop.call_soon_threadsafe(shutdown)
+        if not self.in_loop():
+            self._thread.join(timeout_s)
 
 
 class LoopInbox:
@@ -125,6 +139,7 @@ class LoopActor(pykka.Actor):
         self.actor_loop = actor_loop
         self._drain_scheduled = False
         self.actor_inbox.wake = self._wake
+        actor_loop._actors.add(self)  # the loop stops its actors when it stops
 
     @staticmethod
     def _create_actor_inbox() -> LoopInbox:  # type: ignore[override]

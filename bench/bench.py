@@ -193,13 +193,15 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
     p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
-    p.add_argument("--tick-to-quote", nargs=2, metavar=("CHANGES", "ACTORS"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--tick-to-quote", nargs=3, metavar=("CHANGES", "ACTORS", "SIGNING"), help=argparse.SUPPRESS
+    )
     a = p.parse_args()
     if a.tick_to_quote:
         from tick_to_quote import run as ttq_run  # bench/ is on sys.path when run as a script
 
-        changes, actors = a.tick_to_quote
-        print(json.dumps(ttq_run(changes_per_msg=int(changes), actors=actors)))
+        changes, actors, signing = a.tick_to_quote
+        print(json.dumps(ttq_run(changes_per_msg=int(changes), actors=actors, signing=signing == "1")))
         return 0
     if a.child:
         engine, source, input_log = a.child
@@ -213,14 +215,16 @@ def main() -> int:
     hbt = _median_runs(["--child", "inline", "hbt", "0"], a.repeat)
     dec = bench_decide()
     # Latency tails are the noisiest figure on a shared machine: three fresh processes, medians.
-    ttq_runs = [_sub(["--tick-to-quote", "1", "loop"]) for _ in range(a.repeat)]
+    ttq_runs = [_sub(["--tick-to-quote", "1", "loop", "0"]) for _ in range(a.repeat)]
     ttq = {
         "median_us": statistics.median(r["median_us"] for r in ttq_runs),
         "p99_us": statistics.median(r["p99_us"] for r in ttq_runs),
         "runs": ttq_runs,
-        # For comparison, one run each: a thread per market actor, and the heavier message shape.
-        "thread_per_actor": _sub(["--tick-to-quote", "1", "threads"]),
-        "four_changes_per_message": _sub(["--tick-to-quote", "4", "loop"]),
+        # One run each, for comparison: a gateway thread signing every order meanwhile (as live
+        # trading does), a thread per market actor, and the heavier message shape.
+        "with_signing_gateway": _sub(["--tick-to-quote", "1", "loop", "1"]),
+        "thread_per_actor": _sub(["--tick-to-quote", "1", "threads", "0"]),
+        "four_changes_per_message": _sub(["--tick-to-quote", "4", "loop", "0"]),
     }
     from adapters.polymarket.orders import bench_sign_orders
 

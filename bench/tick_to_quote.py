@@ -37,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pykka
+from eth_account import Account
+from py_clob_client_v2.order_builder.builder import OrderBuilder
+from py_clob_client_v2.signer import Signer
 
 from actors.loop import ActorLoop
 from actors.market import GetStatus, LoopMarketActor, MarketActor
@@ -44,13 +48,15 @@ from actors.session import MarketSession
 from actors.supervisor import Router
 from adapters.clock import LiveClock
 from adapters.paper import DryRunPort
+from adapters.polymarket.orders import POLYGON, sign_place
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from app.bootstrap import FrameDispatcher, JsonlFileSink, tune_gc_for_latency
 from app.configfile import load_config
 from core.markets import MarketInfo
-from core.messages import Command
+from core.messages import Command, Place
 from core.quoting import quote_params
+from core.units import Outcome
 
 _ENC = msgspec.json.Encoder()
 
@@ -59,21 +65,47 @@ class TimedPort(DryRunPort):
     """The gateway stand-in: timestamps the first hand-over a message causes, then acknowledges.
 
     Acknowledgements (accepted, cancelled) go back through the actor's mailbox, as the gateway's
-    reports do.
+    reports do. With a ``signer``, the commands are also told to it, as ``ClobExchangePort`` tells
+    the order gateway.
     """
 
-    def __init__(self, market: str, router: Router, out: list[int]) -> None:
+    def __init__(
+        self, market: str, router: Router, out: list[int], signer: pykka.ActorRef[Any] | None = None
+    ) -> None:
         super().__init__(market, router.tell, LiveClock())
         #: perf_counter_ns when the message being handled was first decoded (None: not a feed message).
         self.t0: int | None = None
         self.out = out
+        self.signer = signer
 
     def submit(self, commands: Sequence[Command]) -> None:
         t1 = time.perf_counter_ns()
         if self.t0 is not None:
             self.out.append(t1 - self.t0)
             self.t0 = None
+        if self.signer is not None:
+            self.signer.tell(tuple(commands))
         super().submit(commands)
+
+
+class SigningGateway(pykka.ThreadingActor):
+    """The live gateway's CPU work without its network: signs every order it is handed (V2, checked)."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        super().__init__()
+        self.builder = OrderBuilder(Signer(Account.create().key.hex(), POLYGON))
+        self.tokens = tokens
+        self.signed = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "signed":
+            return self.signed
+        for c in message:
+            if isinstance(c, Place):
+                token = self.tokens[c.market] if c.outcome is Outcome.YES else self.tokens["NO " + c.market]
+                sign_place(self.builder, c, token, 10, neg_risk=False)
+                self.signed += 1
+        return None
 
 
 class _Timed:
@@ -309,8 +341,13 @@ def run(
     seed: int = 5,
     changes_per_msg: int = 1,
     actors: str = "loop",
+    signing: bool = False,
 ) -> dict[str, Any]:
-    """Run the benchmark and return median/p99 in microseconds (``actors``: "loop" or "threads")."""
+    """Run the benchmark and return median/p99 in microseconds.
+
+    ``actors``: "loop" (as in live trading) or "threads" (a thread per market actor, for comparison);
+    ``signing``: a gateway thread signs every order handed over, as in live trading.
+    """
     n = int(rate_per_s * seconds)
     server = subprocess.Popen(
         [
@@ -329,14 +366,14 @@ def run(
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        return _client(port, markets_n, n, seed, changes_per_msg, actors)
+        return _client(port, markets_n, n, seed, changes_per_msg, actors, signing)
     finally:
         server.kill()
         server.wait()
 
 
 def _client(
-    port: int, markets_n: int, n: int, seed: int, changes_per_msg: int, actors: str
+    port: int, markets_n: int, n: int, seed: int, changes_per_msg: int, actors: str, signing: bool
 ) -> dict[str, Any]:
     cfg = load_config("configs/market_maker.yaml")
     # The shipped config (250 ms requote throttle), but no price tolerance, so that a requote the
@@ -356,12 +393,16 @@ def _client(
     tmp = tempfile.TemporaryDirectory(prefix="polymm-ttq-")
     sink = JsonlFileSink(Path(tmp.name) / "events.jsonl")
     clock = LiveClock()
+    signer = None
+    if signing:
+        tokens = {m.market: m.yes_token for m in markets} | {"NO " + m.market: m.no_token for m in markets}
+        signer = SigningGateway.start(tokens)
     refs = []
     _Timed.t0_of = t0_of
     loop = ActorLoop("polymm-market")
     loop.start()
     for m in markets:
-        session = MarketSession(m, params, TimedPort(m.market, router, latencies), clock, sink)
+        session = MarketSession(m, params, TimedPort(m.market, router, latencies, signer), clock, sink)
         if actors == "loop":
             ref = TimedLoopActor.start(session, actor_loop=loop)
         else:
@@ -386,6 +427,9 @@ def _client(
     for ref in refs:
         ref.ask(GetStatus(), timeout=5)
         ref.stop()
+    signed = signer.ask("signed", timeout=60) if signer is not None else 0
+    if signer is not None:
+        signer.stop()
     status = feed.status()
     feed.stop()
     feed_done.result(timeout=10)
@@ -399,6 +443,7 @@ def _client(
         "messages": n,
         "changes_per_msg": changes_per_msg,
         "actors": "on the feed's event loop" if actors == "loop" else "a thread per market",
+        "orders_signed_meanwhile": signed,
         "transport": "WebSocket on 127.0.0.1, venue stand-in in another process",
         "achieved_msgs_per_s": round(n / (last - first)) if last > first else None,
         "quotes_measured": len(latencies),
@@ -414,4 +459,5 @@ if __name__ == "__main__":
         serve(markets_n, messages, seed, changes, rate)
     else:
         changes = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-        print(run(changes_per_msg=changes, actors=sys.argv[2] if len(sys.argv) > 2 else "loop"))
+        actors = sys.argv[2] if len(sys.argv) > 2 else "loop"
+        print(run(changes_per_msg=changes, actors=actors, signing=sys.argv[3:4] == ["signing"]))

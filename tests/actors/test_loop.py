@@ -137,3 +137,22 @@ def test_stop_from_another_thread_answers_and_later_messages_are_refused(loop):
     assert not ref.is_alive()
     with pytest.raises(pykka.ActorDeadError):
         ref.ask("get", timeout=1)
+
+
+def test_stopping_the_loop_stops_its_actors_so_nothing_waits_on_a_dead_loop():
+    loop = ActorLoop("test-loop")
+    loop.start()
+    stopped = []
+
+    class Tracked(Recorder):
+        def on_stop(self):
+            stopped.append(threading.get_ident())
+
+    ref = Tracked.start(actor_loop=loop)
+    loop_thread = on_loop(loop, threading.get_ident)
+
+    loop.stop()
+
+    assert stopped == [loop_thread] and not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("get", timeout=1)
