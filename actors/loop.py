@@ -45,6 +45,7 @@ class ActorLoop:
         #: True while an actor's messages are being handled on the loop (no nested handling).
         self.draining = False
         self._actors: weakref.WeakSet[LoopActor] = weakref.WeakSet()
+        self._actors_lock = threading.Lock()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -84,15 +85,26 @@ class ActorLoop:
             return
 
         def shutdown() -> None:
-            for actor in list(self._actors):
-                if not actor.actor_stopped.is_set():
-                    actor._stop()  # pykka's own stop, on the actor's thread
-                    actor._actor_loop_teardown()
+            self.stop_actors()
             self.loop.stop()
 
         self.loop.call_soon_threadsafe(shutdown)
         if not self.in_loop():
             self._thread.join(timeout_s)
+
+    def stop_actors(self) -> None:
+        """On the loop's thread: stop every actor of this loop and fail the asks queued to them."""
+        with self._actors_lock:
+            actors = list(self._actors)
+        for actor in actors:
+            if not actor.actor_stopped.is_set():
+                actor._stop()  # pykka's own stop, on the actor's thread
+            actor._actor_loop_teardown()
+
+    def add(self, actor: LoopActor) -> None:
+        """Remember an actor, so that stopping the loop stops it."""
+        with self._actors_lock:
+            self._actors.add(actor)
 
 
 class LoopInbox:
@@ -139,7 +151,7 @@ class LoopActor(pykka.Actor):
         self.actor_loop = actor_loop
         self._drain_scheduled = False
         self.actor_inbox.wake = self._wake
-        actor_loop._actors.add(self)  # the loop stops its actors when it stops
+        actor_loop.add(self)  # the loop stops its actors when it stops
 
     @staticmethod
     def _create_actor_inbox() -> LoopInbox:  # type: ignore[override]
@@ -167,7 +179,11 @@ class LoopActor(pykka.Actor):
             self._drain()
             return
         self._drain_scheduled = True
-        loop.call_soon(self._drain)
+        try:
+            loop.call_soon(self._drain)
+        except RuntimeError:  # the loop is closed: nothing will ever handle this message
+            self._drain_scheduled = False
+            raise pykka.ActorDeadError(f"{self}: its loop has stopped") from None
 
     def _drain(self) -> None:
         # Cleared before reading the inbox: a put from now on schedules another drain, so none is lost.
@@ -206,7 +222,8 @@ class LoopActor(pykka.Actor):
                 except Exception:
                     self._handle_failure(*sys.exc_info())
         except BaseException:
-            # Stopping every actor from here would ask the actors of this very loop: stop this one.
-            log.exception("%s: stopping", self)
-            self._stop()
+            # As pykka does for a thread actor, stop everything: here, every actor of this loop
+            # (asking them, as pykka's stop_all would, would wait for this very thread).
+            log.exception("%s: stopping every actor of its loop", self)
+            self.actor_loop.stop_actors()
             raise

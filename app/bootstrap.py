@@ -88,6 +88,13 @@ class JsonlFileSink:
             self._f.close()
 
 
+def _log_feed_end(done: concurrent.futures.Future[None]) -> None:
+    # The feed reconnects by itself; if it ever ends with an error, say so at once (the books go stale
+    # and the quotes are pulled by max_book_age_ms).
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.error("market feed stopped: %r", exc, exc_info=exc)
+
+
 class FrameDispatcher:
     """Hands each feed frame to the market actors: one ``MarketBatch`` per market per frame.
 
@@ -218,6 +225,7 @@ class TradingEngine:
             on_batch=self.dispatch,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
+        self._feed_done.add_done_callback(_log_feed_end)
         self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
         tune_gc_for_latency()
         self._ticker.start()
@@ -280,7 +288,7 @@ class TradingEngine:
         if self.feed is not None:
             self.feed.stop()
             if self._feed_done is not None:
-                with contextlib.suppress(Exception):  # its errors were logged by the client
+                with contextlib.suppress(Exception):  # a crash was logged when it happened
                     self._feed_done.result(timeout=10)
         if self._ticker is not None:
             self._ticker.join(timeout=2)

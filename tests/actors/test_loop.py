@@ -156,3 +156,23 @@ def test_stopping_the_loop_stops_its_actors_so_nothing_waits_on_a_dead_loop():
     assert stopped == [loop_thread] and not ref.is_alive()
     with pytest.raises(pykka.ActorDeadError):
         ref.ask("get", timeout=1)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the exit, as intended
+def test_a_base_exception_in_a_handler_stops_every_actor_of_the_loop(loop):
+    class Exiting(Recorder):
+        def on_receive(self, message):
+            if message == "exit":
+                raise SystemExit(3)
+            return super().on_receive(message)
+
+    a, b = Exiting.start(actor_loop=loop), Recorder.start(actor_loop=loop)
+    b.ask("get", timeout=5)
+
+    a.tell("exit")
+    loop._thread.join(5)  # the exit ends the loop's thread, as it would end an actor's thread
+
+    assert not loop._thread.is_alive()
+    assert not a.is_alive() and not b.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        b.tell("late")  # refused, never stranded in an inbox nobody drains

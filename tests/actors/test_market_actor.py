@@ -7,6 +7,7 @@ from actors.loop import ActorLoop
 from actors.market import GetStatus, LoopMarketActor, MarketActor, PullQuotes
 from actors.session import MarketSession
 from actors.supervisor import GetRestarts, Router, StartMarket, Supervisor
+from adapters.paper import DryRunPort
 from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, CancelAll, Filled
@@ -222,3 +223,30 @@ def test_reports_queued_behind_a_crash_reach_the_restarted_actor(actor_loop):
     new.ask(GetStatus(), timeout=2)
     assert len(sessions) == 2 and sessions[1].inv.yes_qty == 3_000  # the fill was not lost
     sup.stop()
+
+
+def test_acks_told_while_handling_on_the_loop_find_the_orders_they_acknowledge():
+    # The dry-run port acknowledges inside submit; on the loop those acks must wait for the handler
+    # to finish recording the orders it just handed over.
+    loop = ActorLoop("test-loop")
+    loop.start()
+    router = Router()
+    session = MarketSession(
+        info("m1"), PARAMS, DryRunPort("m1", router.tell, FakeClock()), FakeClock(), ListSink()
+    )
+    ref = LoopMarketActor.start(session, actor_loop=loop)
+    router.set("m1", ref)
+    told = threading.Event()
+
+    def tell_on_loop():
+        router.tell("m1", snapshot("m1"))  # handled at once, on this thread
+        told.set()
+
+    loop.call_soon(tell_on_loop)
+    assert told.wait(5)
+    status = ref.ask(GetStatus(), timeout=5)
+
+    assert status.open_orders == 6
+    assert {r.status for r in session.orders.values()} == {1}  # every order accepted (LIVE)
+    ref.stop()
+    loop.stop()
