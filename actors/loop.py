@@ -3,8 +3,9 @@
 A ``pykka.ThreadingActor`` owns an OS thread, so every message from the market feed to a market's
 actor is a thread hand-over, and under the GIL a hand-over is slow exactly when it matters: the
 feed's thread keeps the interpreter while a burst of frames is buffered, and the actor it woke waits
-for it (measured on loopback, 50 markets at 5,000 messages/s: tick-to-quote p99 ~400-600 us with a
-thread per market against ~150 us with the actors on the feed's thread; ``bench/tick_to_quote.py``).
+for it (measured on loopback, 50 markets at 5,000 messages/s: tick-to-quote 70 us median / 258 us
+p99 with a thread per market against 50 us / 114 us with the actors on the feed's thread;
+``bench/tick_to_quote.py``).
 
 ``LoopActor`` keeps pykka's model (an ``ActorRef``, ``tell``/``ask``, ``on_start``/``on_stop``/
 ``on_failure``, the registry) but drains its mailbox on an ``ActorLoop``: one thread running an
