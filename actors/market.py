@@ -79,6 +79,12 @@ class FeedAlive(msgspec.Struct, frozen=True, kw_only=True):
     ts_ns: int
 
 
+class FeedLost(msgspec.Struct, frozen=True, kw_only=True):
+    """Live: the market feed dropped this market's book; it is blind until a fresh snapshot."""
+
+    ts_ns: int
+
+
 class SetBudget(msgspec.Struct, frozen=True, kw_only=True):
     """What the global exposure cap leaves this market (live: shared by the ticker each second)."""
 
@@ -163,6 +169,9 @@ class MarketActor(pykka.ThreadingActor):
         if isinstance(message, GetStatus):
             self._flush(force=True)  # answer with the decision the inputs so far lead to
             return status_of(s)
+        if isinstance(message, FeedLost):
+            s.on_feed_lost(s.clock.now_ns())
+            return None
         if isinstance(message, FeedAlive):
             s.on_feed_alive(s.clock.now_ns())
             self._flush()

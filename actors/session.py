@@ -221,6 +221,15 @@ class MarketSession:
         )
         self._pull_all(ts_ns, "tick_size_change")
 
+    def on_feed_lost(self, ts_ns: int) -> None:
+        """The feed lost the book (a dropped connection): pull everything and wait for a snapshot.
+
+        Quoting on a book nobody updates is quoting blind; the reconnect's snapshot resumes.
+        """
+        self.book.clear()
+        self.book_valid = False
+        self._pull_all(ts_ns, "feed_lost")
+
     def on_resolved(self, yes_won: bool, ts_ns: int) -> None:
         """The market resolved: pull everything and settle the inventory."""
         self._pull_all(ts_ns, "market_resolved")

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import pykka
 
 from actors.loop import ActorLoop
-from actors.market import FeedAlive, GetStatus, MarketBatch, PullQuotes, SetBudget, Status
+from actors.market import FeedAlive, FeedLost, GetStatus, MarketBatch, PullQuotes, SetBudget, Status
 from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
@@ -222,6 +222,7 @@ class TradingEngine:
             AssetMap.from_markets(self.markets),
             lambda ev: self.dispatch((ev,)),
             config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url),
+            on_invalidate=self._feed_lost,
             on_batch=self.dispatch,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
@@ -229,6 +230,11 @@ class TradingEngine:
         self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
         tune_gc_for_latency()
         self._ticker.start()
+
+    def _feed_lost(self, market: str, outcome: Outcome) -> None:
+        # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.
+        if outcome is Outcome.YES:
+            self.router.tell(market, FeedLost(ts_ns=self.clock.now_ns()))
 
     def _tick(self) -> None:
         n = 0

@@ -11,6 +11,7 @@ the other side in steps of ``scan_step`` (the gcd of every price seen, normally 
 from __future__ import annotations
 
 from math import gcd
+from typing import Final
 
 import msgspec
 
@@ -33,6 +34,9 @@ class BookView(msgspec.Struct, frozen=True, kw_only=True):
     ts_ns: int
 
 
+_EMPTY: Final = (0,) * (PX_ONE + 1)
+
+
 class L2Book:
     """Aggregated sizes per price for one token. Crossed states are tolerated (the venue sends them)."""
 
@@ -53,10 +57,10 @@ class L2Book:
 
     def clear(self) -> None:
         """Drop every level (a new epoch: tick change, reconnect)."""
-        bids, asks = self.bids, self.asks
-        for i in range(PX_ONE + 1):
-            bids[i] = 0
-            asks[i] = 0
+        # Slice assignment copies in C (~10 us for both sides, against ~0.5 ms for a Python loop):
+        # every snapshot clears, and a reconnect sends one per token.
+        self.bids[:] = _EMPTY
+        self.asks[:] = _EMPTY
         self.bid_px = _NO_BID
         self.ask_px = _NO_ASK
         self.scan_step = self.tick_px

@@ -1,10 +1,19 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.session import NEVER, MarketSession
+from actors.session import CANCEL_PENDING, NEVER, MarketSession
 from app.configfile import load_config
 from core.markets import MarketInfo
-from core.messages import Accepted, BookDelta, BookSnapshot, Canceled, Filled, MarketResolved, TickSizeChanged
+from core.messages import (
+    Accepted,
+    BookDelta,
+    BookSnapshot,
+    CancelAll,
+    Canceled,
+    Filled,
+    MarketResolved,
+    TickSizeChanged,
+)
 from core.quoting import quote_params
 from core.units import Outcome, Side
 from tests.fakes import FakeClock, FakeExchangePort, ListSink
@@ -252,3 +261,18 @@ def test_on_batch_runs_other_events_in_order_after_the_deltas_before_them():
     s.on_batch([move, tick])
 
     assert not s.book_valid and s.book.tick_px == 10  # the tick change came last and started an epoch
+
+
+def test_session_feed_lost_pulls_everything_and_waits_for_a_snapshot():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+
+    s.on_feed_lost(T0 + 5)
+    s.on_event(BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 6, side=Side.BUY, px=4_750, qty=3_000))
+
+    assert isinstance(port.commands[-1], CancelAll) and not s.book_valid and s.last_decision is None
+    assert {r.status for r in s.orders.values()} == {CANCEL_PENDING}
+    n = len(port.commands)
+    s.on_event(snapshot(ts=T0 + 7))
+    assert len(port.places) == 12 and len(port.commands) > n  # the fresh book is quoted again
