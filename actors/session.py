@@ -228,7 +228,9 @@ class MarketSession:
         """
         self.book.clear()
         self.book_valid = False
-        self._pull_all(ts_ns, "feed_lost")
+        if any(r.status != CANCEL_PENDING for r in self.orders.values()):
+            self._pull_all(ts_ns, "feed_lost")  # (at shutdown every order is being cancelled already)
+        self.last_decision = None
 
     def on_resolved(self, yes_won: bool, ts_ns: int) -> None:
         """The market resolved: pull everything and settle the inventory."""

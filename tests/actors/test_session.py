@@ -276,3 +276,14 @@ def test_session_feed_lost_pulls_everything_and_waits_for_a_snapshot():
     n = len(port.commands)
     s.on_event(snapshot(ts=T0 + 7))
     assert len(port.places) == 12 and len(port.commands) > n  # the fresh book is quoted again
+
+
+def test_session_feed_lost_after_a_pull_sends_no_second_cancel():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    s.pull_quotes(T0 + 1, "shutdown")
+    n = len(port.commands)
+
+    s.on_feed_lost(T0 + 2)  # the feed closing at shutdown
+
+    assert len(port.commands) == n and not s.book_valid
