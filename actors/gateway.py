@@ -59,7 +59,7 @@ from core.messages import (
     TickSizeChanged,
 )
 from core.ports import Clock
-from core.units import NS_PER_S, PX_ONE, Outcome, Px, Qty, Side, taker_fee_usdc6
+from core.units import NS_PER_S, PX_ONE, TICKS_PX, Outcome, Px, Qty, Side, format_qty, taker_fee_usdc6
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,9 @@ Route = Callable[[str, ExecEvent], object]
 #: Run ``fn`` after ``delay_s`` seconds on some thread (``threading.Timer`` live, recorded in tests).
 Schedule = Callable[[float, Callable[[], None]], None]
 
-# Finest first: when a price is off the market's known tick, the coarsest finer tick it sits on.
-_VENUE_TICKS_PX: Final = (1000, 100, 50, 25, 10, 1)
+# Coarsest first (core.units.TICKS_PX): when a price is off the market's known tick, the coarsest
+# finer tick it sits on.
+_VENUE_TICKS_PX: Final = TICKS_PX
 
 
 # --- the venue port --------------------------------------------------------------------------------
@@ -758,12 +759,19 @@ class OrderGatewayActor(pykka.ThreadingActor):
             for tid in v.trade_ids:
                 o.counted.setdefault(tid, -1)
             log.warning(
-                "%s: %s matched %d more than we heard; reporting it", o.place.market, o.order_id, missed
+                "%s: %s matched %s shares more than we heard; reporting it",
+                o.place.market,
+                o.order_id,
+                format_qty(missed),
             )
             self._report_fill(o, f"reconcile:{o.order_id}:{v.matched_qty}", o.place.px, missed, "maker", 0)
         elif 0 <= v.matched_qty < o.filled_qty:
             log.warning(
-                "%s: %s venue matched %d < our %d", o.place.market, o.order_id, v.matched_qty, o.filled_qty
+                "%s: %s venue matched %s < our %s shares",
+                o.place.market,
+                o.order_id,
+                format_qty(v.matched_qty),
+                format_qty(o.filled_qty),
             )
 
     def _resolve_missing_in_doubt(self, o: _Order) -> bool:
@@ -847,10 +855,10 @@ class OrderGatewayActor(pykka.ThreadingActor):
             return
         qty = leg.qty if counted < 0 else counted
         log.warning(
-            "%s: trade %s FAILED on chain; reversing its fill of %d on %s",
+            "%s: trade %s FAILED on chain; reversing its fill of %s shares on %s",
             o.place.market,
             leg.trade_id,
-            qty,
+            format_qty(qty),
             o.place.client_id,
         )
         o.filled_qty -= qty

@@ -26,7 +26,7 @@ import msgspec
 
 from core.config import MarketSelection
 from core.selection import MarketRecord
-from core.units import UnitError, decimal_to_int, parse_px, parse_qty
+from core.units import UnitError, decimal_to_int, parse_px, parse_qty, parse_tick
 
 __all__ = [
     "DEFAULT_GAMMA_URL",
@@ -340,6 +340,17 @@ def _opt_px(raw: Mapping[str, Any], field: str) -> int | None:
         raise MalformedMarket(f"{field}: {exc}") from None
 
 
+def _opt_tick(raw: Mapping[str, Any], field: str) -> int | None:
+    # Only the ticks the venue uses (core.units.TICKS_PX); 0.0025 and 0.005 are among them.
+    value = raw.get(field)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_tick(_num_text(field, value))
+    except UnitError as exc:
+        raise MalformedMarket(f"{field}: {exc}") from None
+
+
 def _float(raw: Mapping[str, Any], *fields: str) -> float:
     for field in fields:
         value = raw.get(field)
@@ -450,9 +461,7 @@ def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None)
     token_ids = _str_list(raw, "clobTokenIds")
     if outcomes and token_ids and len(outcomes) != len(token_ids):
         raise MalformedMarket(f"clobTokenIds: {len(token_ids)} ids for {len(outcomes)} outcomes")
-    tick = _opt_px(raw, "orderPriceMinTickSize")
-    if tick is not None and tick <= 0:
-        raise MalformedMarket(f"orderPriceMinTickSize: {raw.get('orderPriceMinTickSize')!r} is not positive")
+    tick = _opt_tick(raw, "orderPriceMinTickSize")
     try:
         min_qty = parse_qty(_num_text("orderMinSize", raw["orderMinSize"])) if raw.get("orderMinSize") else 0
         rewards_min_qty = (

@@ -3,7 +3,7 @@
 Both files are a ``MarketsFile``::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "kind": "market_cache" | "selected_markets",
       "generated_at": "2026-11-24T03:38:21Z",
       "strategy": "",                       # selected_markets: market_maker | option_seller | risk_manager
@@ -28,7 +28,8 @@ import msgspec
 
 from core.selection import MarketRecord
 
-SCHEMA_VERSION: Final = 1
+#: 2: sizes (``min_qty``, ``rewards_min_qty``) in 1e-6 shares; version 1 had them in 0.01 shares.
+SCHEMA_VERSION: Final = 2
 
 Kind = Literal["market_cache", "selected_markets"]
 

@@ -157,6 +157,9 @@ class InventoryConfig(Base, frozen=True):
 
     per_market_ev_cap: Positive = 100.0
     global_ev_cap: Positive = 1_000.0
+    #: The markets of one neg-risk event (``neg_risk_market_id``) share this budget; null: the
+    #: per-market cap (an event is one bet: at most one of its markets resolves YES).
+    per_event_ev_cap: Positive | None = None
     inventory_limit_shares: Positive = 500.0
     maker_only: bool = True
 
@@ -165,8 +168,19 @@ class InventoryConfig(Base, frozen=True):
             raise ValueError(
                 f"global_ev_cap: {self.global_ev_cap} is below per_market_ev_cap {self.per_market_ev_cap}"
             )
+        if self.per_event_ev_cap is not None and self.per_event_ev_cap > self.global_ev_cap:
+            raise ValueError(
+                f"per_event_ev_cap: {self.per_event_ev_cap} is above global_ev_cap {self.global_ev_cap}"
+            )
         _check_decimals("per_market_ev_cap", self.per_market_ev_cap, 6)
         _check_decimals("global_ev_cap", self.global_ev_cap, 6)
+        if self.per_event_ev_cap is not None:
+            _check_decimals("per_event_ev_cap", self.per_event_ev_cap, 6)
+
+    @property
+    def event_cap(self) -> float:
+        """The neg-risk event budget in USDC (``per_event_ev_cap``, else the per-market cap)."""
+        return self.per_event_ev_cap if self.per_event_ev_cap is not None else self.per_market_ev_cap
         _check_decimals("inventory_limit_shares", self.inventory_limit_shares, 2)
 
 

@@ -1,18 +1,35 @@
 """Inventory of one binary market and its worst-case exposure at resolution.
 
 Pure: values in, values out. One NO share is economically short one YES plus 1 USDC, so the net YES
-position is ``yes_qty - no_qty``. At resolution YES pays 1 USDC per share if it wins, NO otherwise;
-the worst-case loss is the larger of the two outcomes' losses, counting every resting order that
-could still fill against us (orders that would help are assumed not to fill).
+position is ``yes_qty - no_qty``. At resolution YES pays 1 USDC per share if it wins, NO otherwise.
+
+**Exposure, defined once.** Each outcome's worst-case loss is the inventory's loss in that outcome
+(cash plus the shares that pay, negative when the inventory locks in a gain) plus every resting or
+cancel-pending order that would *hurt* in that outcome, filled in full; an order that would help is
+assumed not to fill (it may not). That is exactly the worst of every combination of fills (the
+tests check it by brute force). Losses are compared in ``Usdc10`` (``px * qty``), so no rounding
+enters a risk check; they are reported in Usdc6 rounded up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from core.units import PX_ONE, Outcome, Px, Qty, Side, Usdc6
+from core.units import (
+    PX_ONE,
+    SETTLE_PER_QTY_USDC6,
+    USDC10_PER_USDC6,
+    Outcome,
+    Px,
+    Qty,
+    Side,
+    Usdc6,
+    Usdc10,
+    notional_usdc6,
+    usdc10_to_usdc6_ceil,
+)
 
 
 class Inventory(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,12 +52,16 @@ class Inventory(msgspec.Struct, frozen=True, kw_only=True):
         """Average cost of the held ``outcome`` shares (0 when flat)."""
         qty = self.yes_qty if outcome is Outcome.YES else self.no_qty
         cost = self.yes_cost_usdc6 if outcome is Outcome.YES else self.no_cost_usdc6
-        return cost // qty if qty > 0 else 0
+        return cost * USDC10_PER_USDC6 // qty if qty > 0 else 0
 
 
 def apply_fill(inv: Inventory, outcome: Outcome, side: Side, px: Px, qty: Qty, fee_usdc6: Usdc6) -> Inventory:
-    """Return the inventory after one fill of ours (fee paid in USDC, zero for makers)."""
-    notional = px * qty
+    """Return the inventory after one fill of ours (fee paid in USDC, zero for makers).
+
+    The cash is ``notional_usdc6(px, qty)``: exact for 0.01-share sizes, floored to the micro-USDC
+    for odd fill sizes as the venue does (``core.units``).
+    """
+    notional = notional_usdc6(px, qty)
     cash = inv.cash_usdc6 - side * notional - fee_usdc6
     held = inv.yes_qty if outcome is Outcome.YES else inv.no_qty
     cost = inv.yes_cost_usdc6 if outcome is Outcome.YES else inv.no_cost_usdc6
@@ -73,7 +94,7 @@ def apply_fill(inv: Inventory, outcome: Outcome, side: Side, px: Px, qty: Qty, f
 
 def settle(inv: Inventory, yes_won: bool) -> Inventory:
     """Return the inventory after resolution: winning shares pay 1 USDC each, all shares are gone."""
-    payout = (inv.yes_qty if yes_won else inv.no_qty) * PX_ONE
+    payout = (inv.yes_qty if yes_won else inv.no_qty) * SETTLE_PER_QTY_USDC6
     return msgspec.structs.replace(
         inv,
         yes_qty=0,
@@ -87,16 +108,17 @@ def settle(inv: Inventory, yes_won: bool) -> Inventory:
 
 def value_if(inv: Inventory, yes_won: bool) -> Usdc6:
     """Cash after resolution if ``yes_won`` (relative to the start)."""
-    return inv.cash_usdc6 + (inv.yes_qty if yes_won else inv.no_qty) * PX_ONE
+    return inv.cash_usdc6 + (inv.yes_qty if yes_won else inv.no_qty) * SETTLE_PER_QTY_USDC6
 
 
 def mark_to_market(inv: Inventory, yes_mid_px: Px) -> Usdc6:
-    """Value of cash plus shares at the YES mid (NO at ``1 - mid``)."""
-    return inv.cash_usdc6 + inv.yes_qty * yes_mid_px + inv.no_qty * (PX_ONE - yes_mid_px)
+    """Value of cash plus shares at the YES mid (NO at ``1 - mid``), rounded down to the micro-USDC."""
+    marked_usdc10 = inv.yes_qty * yes_mid_px + inv.no_qty * (PX_ONE - yes_mid_px)
+    return inv.cash_usdc6 + marked_usdc10 // USDC10_PER_USDC6
 
 
-def order_losses(outcome: Outcome, side: Side, px: Px, qty: Qty) -> tuple[Usdc6, Usdc6]:
-    """What one order costs us if it fills, under (YES wins, NO wins); 0 where it would help.
+def order_losses_usdc10(outcome: Outcome, side: Side, px: Px, qty: Qty) -> tuple[Usdc10, Usdc10]:
+    """What one order adds to the loss if it fills, under (YES wins, NO wins); 0 where it would help.
 
     A bid on YES (BUY YES at p, or SELL NO at 1 - p) loses ``p * qty`` if NO wins; an ask on YES
     (SELL YES at p, or BUY NO at 1 - p) loses ``(1 - p) * qty`` if YES wins.
@@ -111,18 +133,31 @@ def order_losses(outcome: Outcome, side: Side, px: Px, qty: Qty) -> tuple[Usdc6,
 OrderLike = tuple[Outcome, Side, Px, Qty]
 
 
-def worst_case_losses(inv: Inventory, orders: Iterable[OrderLike] = ()) -> tuple[Usdc6, Usdc6]:
-    """Loss if YES wins and loss if NO wins (each >= 0), with every hurting order filled."""
-    loss_yes = -value_if(inv, True)
-    loss_no = -value_if(inv, False)
+def inventory_losses_usdc10(inv: Inventory) -> tuple[Usdc10, Usdc10]:
+    """The inventory's own loss if YES wins and if NO wins; negative where it locks in a gain."""
+    return (
+        -(inv.cash_usdc6 + inv.yes_qty * SETTLE_PER_QTY_USDC6) * USDC10_PER_USDC6,
+        -(inv.cash_usdc6 + inv.no_qty * SETTLE_PER_QTY_USDC6) * USDC10_PER_USDC6,
+    )
+
+
+def worst_case_losses_usdc10(inv: Inventory, orders: Iterable[OrderLike] = ()) -> tuple[Usdc10, Usdc10]:
+    """Worst-case loss if YES wins and if NO wins, every hurting order filled; signed (< 0 is a gain)."""
+    loss_yes, loss_no = inventory_losses_usdc10(inv)
     yes, buy = Outcome.YES, Side.BUY
     for outcome, side, px, qty in orders:
-        # order_losses, inlined: this runs for every resting order on every requote.
+        # order_losses_usdc10, inlined: this runs for every resting order on every requote.
         if (outcome is yes) == (side is buy):  # a bid on YES loses its YES price if NO wins
             loss_no += (px if outcome is yes else PX_ONE - px) * qty
         else:  # an ask on YES loses 1 - its YES price if YES wins
             loss_yes += (PX_ONE - px if outcome is yes else px) * qty
-    return max(0, loss_yes), max(0, loss_no)
+    return loss_yes, loss_no
+
+
+def worst_case_losses(inv: Inventory, orders: Iterable[OrderLike] = ()) -> tuple[Usdc6, Usdc6]:
+    """Loss if YES wins and loss if NO wins in Usdc6 (each >= 0, rounded up), every hurting order filled."""
+    loss_yes, loss_no = worst_case_losses_usdc10(inv, orders)
+    return max(0, usdc10_to_usdc6_ceil(loss_yes)), max(0, usdc10_to_usdc6_ceil(loss_no))
 
 
 def worst_case_loss(inv: Inventory, orders: Iterable[OrderLike] = ()) -> Usdc6:
@@ -130,8 +165,8 @@ def worst_case_loss(inv: Inventory, orders: Iterable[OrderLike] = ()) -> Usdc6:
     return max(worst_case_losses(inv, orders))
 
 
-def share_budget(cap_usdc6: Usdc6, exposures: list[Usdc6]) -> list[Usdc6]:
-    """Split a global worst-case budget: each market keeps its exposure plus an equal share of the rest.
+def share_budget(cap_usdc6: Usdc6, exposures: Sequence[Usdc6]) -> list[Usdc6]:
+    """Split a worst-case budget: each market keeps its exposure plus an equal share of the rest.
 
     The rooms add up to ``cap_usdc6`` (give or take rounding down), so markets acting on them at the
     same time cannot together exceed the cap; when the total is already over, every market's room is
@@ -148,3 +183,36 @@ def share_budget(cap_usdc6: Usdc6, exposures: list[Usdc6]) -> list[Usdc6]:
     # Over the cap: every market shrinks in proportion, so no room goes negative (a negative room
     # would be clamped to 0 and its share of the excess lost) and the rooms add up to the cap.
     return [e * cap_usdc6 // total for e in exposures]
+
+
+def budget_rooms(
+    exposures: Sequence[Usdc6],
+    global_cap_usdc6: Usdc6 | None,
+    groups: Sequence[str] = (),
+    group_cap_usdc6: Usdc6 | None = None,
+) -> list[Usdc6 | None]:
+    """Each market's room under the global budget and, for grouped markets, its group's budget.
+
+    ``groups[i]`` names market ``i``'s group (a neg-risk event's ``neg_risk_market_id``; ``""`` for
+    none). A group's markets share ``group_cap_usdc6`` as the global cap is shared by all markets
+    (``share_budget``); a market's room is the smaller of its two shares. The sum of the group's
+    per-market worst cases bounds the event's worst case (at most one market of a neg-risk event
+    resolves YES, so the true joint worst case is never larger). ``None``: no limit.
+    """
+    rooms: list[Usdc6 | None] = (
+        list(share_budget(global_cap_usdc6, exposures))
+        if global_cap_usdc6 is not None
+        else [None] * len(exposures)
+    )
+    if group_cap_usdc6 is None or not groups:
+        return rooms
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        if g:
+            members.setdefault(g, []).append(i)
+    for idx in members.values():
+        shares = share_budget(group_cap_usdc6, [exposures[i] for i in idx])
+        for i, room in zip(idx, shares, strict=True):
+            current = rooms[i]
+            rooms[i] = room if current is None or room < current else current
+    return rooms

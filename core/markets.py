@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
-from core.units import Outcome, Px, Qty
+from core.units import QTY_ONE, Outcome, Px, Qty
 
 
 class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -17,9 +17,13 @@ class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
     yes_token: str
     no_token: str
     tick_px: Px = 100
-    min_qty: Qty = 500
+    min_qty: Qty = 5 * QTY_ONE
     neg_risk: bool = False
+    #: The neg-risk event this market belongs to ("" for none): its markets share an exposure cap.
+    neg_risk_market_id: str = ""
     fee_rate_ppm: int = 0
+    #: Share of the taker fees paid back to makers (``feeSchedule.rebateRate``), in millionths.
+    rebate_ppm: int = 0
     question: str = ""
 
     def token(self, outcome: Outcome) -> str:

@@ -19,8 +19,21 @@ import msgspec
 from core.book import BookView
 from core.config import Config
 from core.estimators import FlowState, VolParams, VolState, flow_imbalance_permille
-from core.inventory import Inventory, OrderLike, worst_case_losses
-from core.units import NS_PER_MS, PX_ONE, QTY_ONE, USDC6_ONE, Outcome, Px, Qty, Side, Usdc6
+from core.inventory import Inventory, OrderLike, worst_case_losses_usdc10
+from core.units import (
+    NS_PER_MS,
+    ORDER_QTY_STEP,
+    PX_ONE,
+    QTY_ONE,
+    USDC6_ONE,
+    USDC10_PER_USDC6,
+    Outcome,
+    Px,
+    Qty,
+    Side,
+    Usdc6,
+    usdc10_to_usdc6_ceil,
+)
 
 _YES, _NO, _BUY, _SELL = Outcome.YES, Outcome.NO, Side.BUY, Side.SELL
 
@@ -143,6 +156,7 @@ class Reasons(msgspec.Struct, frozen=True, kw_only=True):
     maker_clamped: int = 0
     improved: int = 0
     cap_usdc6: Usdc6 = 0
+    bound_usdc6: Usdc6 = 0
     loss_if_yes_usdc6: Usdc6 = 0
     loss_if_no_usdc6: Usdc6 = 0
     trims: tuple[str, ...] = ()
@@ -296,25 +310,27 @@ def decide(
         flow_pm, bid_pct, ask_pct = flow_size_pcts(flow, now_ns, p)
     else:
         flow_pm, bid_pct, ask_pct = 0, 100, 100
-    min_qty = view.min_qty if view.min_qty > 0 else 1
+    min_qty = view.min_qty if view.min_qty > 0 else ORDER_QTY_STEP
+    step = ORDER_QTY_STEP
     hi = PX_ONE - tick
     cap = p.per_market_cap_usdc6
     if global_room_usdc6 is not None and global_room_usdc6 < cap:
         cap = global_room_usdc6 if global_room_usdc6 > 0 else 0
+    # The cap bounds every outcome's worst-case loss (core.inventory) at max(cap, the worst case
+    # before this ladder): an order is trimmed only where it would raise a loss above that, so an
+    # order that lowers the worst case (selling shares we hold, at any price) always goes out.
+    # Losses are exact in Usdc10 (px * qty), signed: a gain the inventory locks in is room.
+    loss_yes, loss_no = worst_case_losses_usdc10(inv, inflight)
+    bound = cap * USDC10_PER_USDC6
+    bound = max(bound, loss_yes)
+    bound = max(bound, loss_no)
     avail_yes, avail_no = inv.yes_qty, inv.no_qty
-    if inflight:
-        loss_yes, loss_no = worst_case_losses(inv, inflight)
-        for o, s, _, q in inflight:
-            if s is _SELL:
-                if o is _YES:
-                    avail_yes -= q
-                else:
-                    avail_no -= q
-    else:
-        loss_yes = -(inv.cash_usdc6 + inv.yes_qty * PX_ONE)
-        loss_no = -(inv.cash_usdc6 + inv.no_qty * PX_ONE)
-        loss_yes = loss_yes if loss_yes > 0 else 0
-        loss_no = loss_no if loss_no > 0 else 0
+    for o, s, _, q in inflight:
+        if s is _SELL:
+            if o is _YES:
+                avail_yes -= q
+            else:
+                avail_no -= q
     sizes_qty = p.level_sizes_qty
     sizes_usdc6 = p.level_sizes_usdc6
     levels = p.levels
@@ -331,13 +347,15 @@ def decide(
             break
         if px > hi:
             continue
-        q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] // px  # type: ignore[index]
+        q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] * USDC10_PER_USDC6 // px  # type: ignore[index]
         q = (q if q > min_qty else min_qty) * bid_pct // 100
+        q -= q % step
         if q < min_qty:
             continue
-        last = loss_no + px * q > cap
+        last = loss_no + px * q > bound
         if last:
-            fit = (cap - loss_no) // px
+            fit = (bound - loss_no) // px
+            fit -= fit % step
             if fit < min_qty:
                 trims.extend(_dropped("bid", top_bid, -spacing, tick, i, levels))
                 break
@@ -361,14 +379,16 @@ def decide(
             break
         if px < tick:
             continue
-        unit = PX_ONE - px  # loss per Qty if this ask fills and YES wins
-        q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] // unit  # type: ignore[index]
+        unit = PX_ONE - px  # loss per Qty if this ask fills and YES wins, in Usdc10
+        q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] * USDC10_PER_USDC6 // unit  # type: ignore[index]
         q = (q if q > min_qty else min_qty) * ask_pct // 100
+        q -= q % step
         if q < min_qty:
             continue
-        last = loss_yes + unit * q > cap
+        last = loss_yes + unit * q > bound
         if last:
-            fit = (cap - loss_yes) // unit
+            fit = (bound - loss_yes) // unit
+            fit -= fit % step
             if fit < min_qty:
                 trims.extend(_dropped("ask", top_ask, spacing, tick, i, levels))
                 break
@@ -402,8 +422,9 @@ def decide(
         maker_clamped=clamped,
         improved=improved,
         cap_usdc6=cap,
-        loss_if_yes_usdc6=loss_yes,
-        loss_if_no_usdc6=loss_no,
+        bound_usdc6=usdc10_to_usdc6_ceil(bound),
+        loss_if_yes_usdc6=usdc10_to_usdc6_ceil(loss_yes),
+        loss_if_no_usdc6=usdc10_to_usdc6_ceil(loss_no),
         trims=tuple(trims),
     )
     if not bids and not asks:

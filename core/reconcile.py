@@ -13,9 +13,9 @@ from typing import Protocol
 
 import msgspec
 
-from core.inventory import Inventory, OrderLike
+from core.inventory import Inventory, OrderLike, inventory_losses_usdc10
 from core.quoting import DesiredOrder
-from core.units import PX_ONE, Outcome, Px, Qty, Side, Usdc6
+from core.units import PX_ONE, USDC10_PER_USDC6, Outcome, Px, Qty, Side, Usdc6
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,16 +154,17 @@ def admit(
     ``resting`` must include orders being cancelled right now: until the venue confirms, they can
     fill. An order goes now only if
 
-    * neither outcome's worst-case loss rises above ``max(cap, what it already was)``, and
+    * neither outcome's worst-case loss (``core.inventory``) rises above ``max(cap, the worst case
+      with what rests now)``, the rule ``decide`` trims by: an order that lowers the worst case
+      always fits, and
     * a SELL sells shares we hold that no other SELL (resting, cancel pending or admitted) offers:
       shares are never offered twice, so a requote sells again only once the old sell is gone.
     """
     yes, buy = Outcome.YES, Side.BUY
-    loss_yes = -(inv.cash_usdc6 + inv.yes_qty * PX_ONE)
-    loss_no = -(inv.cash_usdc6 + inv.no_qty * PX_ONE)
+    loss_yes, loss_no = inventory_losses_usdc10(inv)
     free_yes, free_no = inv.yes_qty, inv.no_qty
     for outcome, side, px, qty in resting:
-        # order_losses, inlined: this runs for every resting order on every requote.
+        # order_losses_usdc10, inlined: this runs for every resting order on every requote.
         if side is buy:
             if outcome is yes:  # a bid on YES: loses its price if NO wins
                 loss_no += px * qty
@@ -175,10 +176,9 @@ def admit(
         else:  # a bid on YES that reserves NO shares
             loss_no += (PX_ONE - px) * qty
             free_no -= qty
-    # A loss may not rise above max(cap, what it already was); a negative loss (a gain the
-    # inventory locks in) is room too.
-    room_yes = max(cap_usdc6, loss_yes, 0) - loss_yes
-    room_no = max(cap_usdc6, loss_no, 0) - loss_no
+    bound = max(cap_usdc6 * USDC10_PER_USDC6, loss_yes, loss_no)
+    room_yes = bound - loss_yes
+    room_no = bound - loss_no
     admitted: list[DesiredOrder] = []
     deferred: list[DesiredOrder] = []
     for d in places:

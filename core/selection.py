@@ -16,7 +16,7 @@ import msgspec
 
 from core.config import Config, MarketSelection
 from core.markets import MarketInfo
-from core.units import NS_PER_S, PX_ONE, Px, Qty
+from core.units import NS_PER_S, PX_ONE, QTY_ONE, Px, Qty
 
 #: The categories a market can be given (``classify: true``); ``other`` is the catch-all.
 CATEGORIES: Final = ("politics", "crypto", "sports", "finance", "tech", "science", "entertainment", "other")
@@ -104,7 +104,9 @@ class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
             tick_px=self.tick_px,
             min_qty=self.min_qty,
             neg_risk=self.neg_risk,
+            neg_risk_market_id=self.neg_risk_market_id if self.neg_risk else "",
             fee_rate_ppm=self.fee_rate_ppm,
+            rebate_ppm=self.maker_rebate_ppm,
             question=self.question,
         )
 
@@ -286,7 +288,7 @@ def reward_density(m: MarketRecord) -> float:
     mid2 = m.mid_px2()
     if m.rewards_daily_usdc <= 0 or m.rewards_max_spread_px <= 0 or mid2 is None:
         return 0.0
-    min_notional = m.rewards_min_qty / 100 * mid2 / 2 / PX_ONE
+    min_notional = m.rewards_min_qty / QTY_ONE * mid2 / 2 / PX_ONE
     return m.rewards_daily_usdc / max(m.liquidity + min_notional, 1.0)
 
 

@@ -3,11 +3,28 @@
 Pure: no I/O, clock or randomness. Every venue-expressible value is an exact integer:
 
 * ``Px``: price in 1e-4 USDC per share, 0..10_000 (the finest Polymarket tick is 0.0001).
-* ``Qty``: size in 0.01 shares (Polymarket sizes carry 2 decimals at every tick).
-* ``Usdc6``: money in micro-USDC (pUSD has 6 decimals); ``px * qty`` is exactly Usdc6.
+* ``Qty``: size in 1e-6 shares, the conditional token's own base unit (the on-chain unit of an
+  order's ``makerAmount``/``takerAmount``). Fills come in any 6-decimal size (a market BUY of $5 at
+  0.66 fills 7.575758 shares); the orders *we* place are whole multiples of ``ORDER_QTY_STEP``
+  (0.01 share, the venue's order-size precision at every tick).
+* ``Usdc6``: money in micro-USDC (pUSD has 6 decimals). One ``Qty`` settling at 1.0 pays exactly
+  one ``Usdc6``.
+* ``Usdc10``: ``px * qty``, exact, in 1e-10 USDC. Exposure and caps are compared in it, so no
+  rounding enters a risk check.
 
-The tick is a ``Px`` (100 for 0.01, 10 for 0.001) and may change at run time; bids round down to it,
-asks round up.
+**Price x size, once.** ``px * qty`` is exact in ``Usdc10``; cash moves in ``Usdc6``, so a fill's
+cash is ``notional_usdc6(px, qty) = floor(px * qty / 10_000)``. This is how the venue's exchange
+contract computes a fill's counter amount: ``taking = making * takerAmount / makerAmount`` in
+integer arithmetic, which for ``q`` shares at ``p`` is ``floor(q * p)`` micro-USDC (checked on the
+real on-chain fills in ``tests/fixtures/polymarket/onchain``: the makers of a $5 market BUY at 0.66
+sell 7.575758 shares and receive floor(5.00000028) = 5 USDC). For any order we place the product
+is exact anyway (0.01-share sizes times a 1e-4 price is a whole micro-USDC); only odd fill sizes
+round, by less than one micro-USDC, in the venue's favour. The other leg of a mint or merge gets
+the remainder (``qty - notional_usdc6(px, qty)``), so a YES and a NO share still add up to exactly
+one USDC.
+
+The tick is a ``Px`` (100 for 0.01, 25 for 0.0025) and may change at run time; bids round down to
+it, asks round up. ``TICKS_PX`` lists every tick the venue uses.
 """
 
 from __future__ import annotations
@@ -18,15 +35,23 @@ from typing import Final
 Px = int
 Qty = int
 Usdc6 = int
+Usdc10 = int
 
 PX_DECIMALS: Final = 4
-QTY_DECIMALS: Final = 2
+QTY_DECIMALS: Final = 6
 USDC6_DECIMALS: Final = 6
 PX_ONE: Final = 10_000  # price 1.0
-QTY_ONE: Final = 100  # one share
+QTY_ONE: Final = 1_000_000  # one share
 USDC6_ONE: Final = 1_000_000  # one USDC
-#: Value of one Qty unit (0.01 share) settling at 1.0, in Usdc6: PX_ONE * 1.
-SETTLE_PER_QTY_USDC6: Final = PX_ONE
+#: One Qty unit (1e-6 share) settling at 1.0 pays this many Usdc6.
+SETTLE_PER_QTY_USDC6: Final = 1
+#: ``px * qty`` (Usdc10) per Usdc6.
+USDC10_PER_USDC6: Final = PX_ONE
+#: Orders we place are sized in whole 0.01 shares: the venue's order-size precision at every tick
+#: (py-clob-client ``ROUNDING_CONFIG`` ``size=2``), which also makes every order's amounts exact.
+ORDER_QTY_STEP: Final = 10_000
+#: Every tick the venue uses (0.1, 0.01, 0.005, 0.0025, 0.001, 0.0001), in Px, coarsest first.
+TICKS_PX: Final = (1000, 100, 50, 25, 10, 1)
 NS_PER_S: Final = 1_000_000_000
 NS_PER_MS: Final = 1_000_000
 
@@ -126,7 +151,7 @@ def parse_px(text: str) -> Px:
 
 
 def parse_qty(text: str) -> Qty:
-    """Parse a venue size string (``"192.3"``) into Qty; it must be >= 0."""
+    """Parse a venue size string (``"7.575758"``) into Qty (1e-6 shares); it must be >= 0."""
     qty = decimal_to_int(text, QTY_DECIMALS)
     if qty < 0:
         raise UnitError(f"negative size {text!r}")
@@ -144,7 +169,7 @@ def format_px(px: Px) -> str:
 
 
 def format_qty(qty: Qty) -> str:
-    """Format Qty as a venue size string (``19230 -> "192.3"``)."""
+    """Format Qty as a venue size string (``192_300_000 -> "192.3"``)."""
     return int_to_decimal(qty, QTY_DECIMALS)
 
 
@@ -168,23 +193,66 @@ def complement_px(px: Px) -> Px:
     return PX_ONE - px
 
 
-def notional_usdc6(px: Px, qty: Qty) -> Usdc6:
-    """Cost of ``qty`` at ``px``; exact because 1e-4 * 1e-2 = 1e-6."""
+def parse_tick(text: str) -> Px:
+    """Parse a venue tick size (``"0.0025"``) into Px; a tick the venue does not use is refused."""
+    tick = decimal_to_int(text, PX_DECIMALS)
+    if tick not in TICKS_PX:
+        raise UnitError(
+            f"tick size {text!r} is not one the venue uses (0.1, 0.01, 0.005, 0.0025, 0.001, 0.0001)"
+        )
+    return tick
+
+
+def notional_usdc10(px: Px, qty: Qty) -> Usdc10:
+    """``qty`` at ``px`` exactly, in 1e-10 USDC (what exposure checks compare)."""
     return px * qty
+
+
+def notional_usdc6(px: Px, qty: Qty) -> Usdc6:
+    """Cash for ``qty`` shares at ``px``: ``floor(px * qty / 10_000)`` micro-USDC (see the module doc).
+
+    Exact for every order size on the 0.01-share grid; an odd fill size rounds down by less than one
+    micro-USDC, as the venue's exchange contract does.
+    """
+    return px * qty // USDC10_PER_USDC6
+
+
+def complement_notional_usdc6(px: Px, qty: Qty) -> Usdc6:
+    """Cash of the other leg of a mint or merge: the two legs of ``qty`` pairs add up to ``qty`` Usdc6."""
+    return qty * SETTLE_PER_QTY_USDC6 - notional_usdc6(px, qty)
+
+
+def usdc10_to_usdc6_ceil(amount_usdc10: Usdc10) -> Usdc6:
+    """A loss in Usdc10 reported in Usdc6, rounded up (never understate a risk)."""
+    return -((-amount_usdc10) // USDC10_PER_USDC6)
 
 
 def taker_fee_usdc6(px: Px, qty: Qty, rate_ppm: int) -> Usdc6:
     """Polymarket taker fee ``shares * rate * p * (1 - p)``, floored to 1e-5 USDC.
 
+    Computed from the exact shares (1e-6 units), as the venue does: it matches all 21 real on-chain
+    fills in ``tests/fixtures/polymarket/onchain`` to the last unit.
+
     Args:
         px: Execution price in Px.
-        qty: Shares traded in Qty.
+        qty: Shares traded in Qty (1e-6 shares).
         rate_ppm: Fee rate in millionths (0.04 -> 40_000).
 
     Returns:
         The fee in Usdc6, a multiple of 10 (the venue floors to 5 decimals).
     """
-    # shares*rate*p*(1-p) in USDC = qty/1e2 * rate_ppm/1e6 * px/1e4 * (1e4-px)/1e4
-    # in 1e-5 units: qty*rate_ppm*px*(1e4-px) / 1e2/1e6/1e8 * 1e5 = / 1e11
-    units_1e5 = (qty * rate_ppm * px * (PX_ONE - px)) // 10**11
+    # shares*rate*p*(1-p) in USDC = qty/1e6 * rate_ppm/1e6 * px/1e4 * (1e4-px)/1e4
+    # in 1e-5 units: qty*rate_ppm*px*(1e4-px) / 1e20 * 1e5 = / 1e15
+    units_1e5 = (qty * rate_ppm * px * (PX_ONE - px)) // 10**15
     return units_1e5 * 10
+
+
+def maker_rebate_usdc6(px: Px, qty: Qty, rate_ppm: int, rebate_ppm: int) -> Usdc6:
+    """Upper bound of the maker rebate a fill earns: ``rebateRate`` of the fee it would have paid.
+
+    The venue pays a market's makers ``rebateRate`` of its taker fees daily, pro rata to each maker's
+    fee-equivalent ``shares * rate * p * (1 - p)``; this is that fee-equivalent times the rate, floored
+    to 1e-6 USDC. It is an upper bound because the pool is shared and paid only above $1
+    (``docs/simulation.md``).
+    """
+    return qty * rate_ppm * px * (PX_ONE - px) * rebate_ppm // 10**26

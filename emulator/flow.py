@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from core.messages import BookSnapshot, Cancel, Command, Place
-from core.units import PX_ONE, Outcome, Px, Qty, Side, ceil_to_tick, floor_to_tick
+from core.units import PX_ONE, QTY_ONE, Outcome, Px, Qty, Side, ceil_to_tick, floor_to_tick
 from emulator.scenario import FlowConfig
 from sim.matching import MatchingEngine, Report
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, OP_SPECIAL, MarketTape
@@ -146,10 +146,11 @@ class SyntheticFlow:
     def _take(self, engine: MatchingEngine, submit: Submit) -> None:
         cfg, tick = self.cfg, engine.tick_px
         buy = self._rng.random() < 0.5
+        # A whole number of shares between the bounds (at least the minimum).
         lots = self._rng.randint(
-            cfg.taker_qty_min // 100, max(cfg.taker_qty_max // 100, cfg.taker_qty_min // 100)
+            cfg.taker_qty_min // QTY_ONE, max(cfg.taker_qty_max // QTY_ONE, cfg.taker_qty_min // QTY_ONE)
         )
-        qty = max(lots * 100, cfg.taker_qty_min)
+        qty = max(lots * QTY_ONE, cfg.taker_qty_min)
         if buy:
             best = engine.best_ask(Outcome.YES)
             if best is None:

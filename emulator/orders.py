@@ -11,7 +11,9 @@ Both order versions are understood (a V2 order carries ``timestamp``):
 The verifying contract is the exchange or, for neg-risk markets, the neg-risk exchange; the server
 decides which from its own market, so an order signed for the wrong one fails to recover. The order
 id is the EIP-712 digest. Amounts are 6-decimal integers: a BUY pays ``makerAmount`` USDC for
-``takerAmount`` shares, a SELL the reverse; price and size must land exactly on our 1e-4 / 0.01 grid.
+``takerAmount`` shares, a SELL the reverse. A share amount is a ``Qty`` as it stands (both are 1e-6
+shares); the price must land exactly on the 1e-4 grid and the size on the venue's 0.01-share grid
+(``ORDER_QTY_STEP``), as limit orders must.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from core.units import PX_ONE, Px, Qty, Side
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Px, Qty, Side
 
 __all__ = [
     "EXCHANGES",
@@ -48,8 +50,6 @@ _CHAIN_ID: Final = 137
 _DOMAIN_NAME: Final = "Polymarket CTF Exchange"
 _SIG_EOA: Final = 0
 _SIG_POLY_1271: Final = 3
-#: 6-decimal amounts per Qty (0.01 share) and per Px·Qty (1e-6 USDC).
-_AMOUNT_PER_QTY: Final = 10_000
 
 _DOMAIN_FIELDS: Final = [
     {"name": "name", "type": "string"},
@@ -354,9 +354,9 @@ def order_to_px_qty(order: SignedOrder) -> tuple[Px, Qty]:
         shares, usdc = order.maker_amount, order.taker_amount
     if shares <= 0 or usdc <= 0:
         raise OrderError("invalid order: amounts must be positive")
-    if shares % _AMOUNT_PER_QTY:
-        raise OrderError(f"invalid order size: {shares / 1e6} shares has more than 2 decimals")
-    qty = shares // _AMOUNT_PER_QTY
+    if shares % ORDER_QTY_STEP:
+        raise OrderError(f"invalid order size: {shares / QTY_ONE} shares has more than 2 decimals")
+    qty: Qty = shares
     px, rem = divmod(usdc * PX_ONE, shares)
     if rem:
         raise OrderError("invalid order price: the amounts do not give a price on the 0.0001 grid")

@@ -1,9 +1,12 @@
 """Emulator scenarios: the markets, the other participants, the accounts and the faults.
 
 A scenario is YAML decoded straight into the frozen ``Scenario`` Struct; unknown keys are errors.
-Units follow the house rules: ``_px`` is 1e-4 USDC per share (``4800`` = 0.48), ``_qty`` is 0.01 shares
-(``500`` = 5 shares), ``_usdc6`` is micro-USDC, ``_ms``/``_s`` are what they say. Shipped scenarios
-live in ``configs/emulator/``; ``docs/emulator.md`` describes every key.
+Units follow the house rules: ``_px`` is 1e-4 USDC per share (``4800`` = 0.48), ``_qty`` is 1e-6 shares
+(``5_000_000`` = 5 shares), ``_usdc6`` is micro-USDC, ``_ms``/``_s`` are what they say. Sizes of orders
+(``min_qty``, the flow's and the initial book's sizes) must be whole numbers of 0.01 shares
+(``ORDER_QTY_STEP``), as the venue's limit orders are; that also refuses a file still written in the old
+0.01-share unit (``500`` for 5 shares). Shipped scenarios live in ``configs/emulator/``;
+``docs/emulator.md`` describes every key.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from adapters.files import resolve_named_yaml
-from core.units import PX_ONE, USDC6_ONE
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, TICKS_PX, USDC6_ONE
 
 __all__ = [
     "SCENARIO_DIR",
@@ -45,7 +48,16 @@ TickPx = Annotated[int, Meta(ge=1, le=1000)]
 NonNegInt = Annotated[int, Meta(ge=0)]
 PosInt = Annotated[int, Meta(ge=1)]
 Probability = Annotated[float, Meta(ge=0, le=1)]
-_VALID_TICKS: Final = frozenset((1000, 100, 50, 25, 10, 1))
+_VALID_TICKS: Final = frozenset(TICKS_PX)
+
+
+def _check_order_qty(field: str, qty: int) -> None:
+    # Limit orders are sized in whole 0.01 shares; anything else would be refused by the venue.
+    if qty % ORDER_QTY_STEP:
+        raise ValueError(
+            f"{field}: {qty} is not a whole number of 0.01 shares (sizes are in 1e-6 shares: "
+            f"5 shares is {5 * QTY_ONE})"
+        )
 
 
 class _Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,11 +78,11 @@ class FlowConfig(_Base, frozen=True, kw_only=True):
     #: Distance from fair to the makers' best bid and best ask.
     maker_half_spread_px: PosInt = 200
     maker_step_px: PosInt = 100
-    maker_qty: PosInt = 5_000
+    maker_qty: PosInt = 50 * QTY_ONE
     maker_refresh_ms: PosInt = 4_000
     taker_rate_per_s: Annotated[float, Meta(ge=0, le=1000)] = 0.5
-    taker_qty_min: PosInt = 500
-    taker_qty_max: PosInt = 3_000
+    taker_qty_min: PosInt = 5 * QTY_ONE
+    taker_qty_max: PosInt = 30 * QTY_ONE
     taker_reach_ticks: NonNegInt = 0
     #: Standard deviation of the fair value's move per second, in Px (a Gaussian random walk).
     fair_vol_px_per_s: Annotated[float, Meta(ge=0)] = 20.0
@@ -80,6 +92,8 @@ class FlowConfig(_Base, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.taker_qty_max < self.taker_qty_min:
             raise ValueError("taker_qty_max: must be >= taker_qty_min")
+        for field in ("maker_qty", "taker_qty_min", "taker_qty_max"):
+            _check_order_qty(field, getattr(self, field))
 
 
 class InitialBook(_Base, frozen=True, kw_only=True):
@@ -113,7 +127,7 @@ class MarketConfig(_Base, frozen=True, kw_only=True):
     no_token: str = ""
     outcomes: tuple[str, str] = ("Yes", "No")
     tick_px: TickPx = 100
-    min_qty: PosInt = 500
+    min_qty: PosInt = 5 * QTY_ONE
     neg_risk: bool = False
     #: Taker fee rate in millionths (0.04 -> 40_000); makers pay nothing.
     fee_rate_ppm: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
@@ -140,10 +154,12 @@ class MarketConfig(_Base, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.tick_px not in _VALID_TICKS:
             raise ValueError(f"tick_px: {self.tick_px} is not a venue tick (1000, 100, 50, 25, 10 or 1)")
+        _check_order_qty("min_qty", self.min_qty)
         for side, levels in (("bids", self.initial_book.bids), ("asks", self.initial_book.asks)):
-            for px, _ in levels:
+            for px, qty in levels:
                 if px % self.tick_px or not self.tick_px <= px <= PX_ONE - self.tick_px:
                     raise ValueError(f"initial_book.{side}: price {px} is off the tick grid {self.tick_px}")
+                _check_order_qty(f"initial_book.{side}", qty)
 
 
 class AccountConfig(_Base, frozen=True, kw_only=True):

@@ -36,7 +36,7 @@ from websockets.server import ServerProtocol
 from websockets.sync.server import ServerConnection
 
 from core.ports import Clock
-from core.units import NS_PER_S, Side, format_px, parse_px, parse_qty
+from core.units import NS_PER_S, QTY_ONE, Side, format_px, parse_px, parse_qty, parse_tick
 from emulator.auth import UNAUTHORIZED, ApiCreds, AuthError, KeyStore, recover_l1_address
 from emulator.gamma import event_json, filter_markets, market_json
 from emulator.orders import OrderError, PostOrder, decode_post_order
@@ -684,14 +684,14 @@ class Emulator:
         except ValueError as exc:
             raise VenueError(400, str(exc)) from None
         report = self.venue.take(str(raw.get("market", "")), side, qty, px)
-        return 200, {"trades": len(report.trades), "filled": sum(t.qty for t in report.trades) / 100}
+        return 200, {"trades": len(report.trades), "filled": sum(t.qty for t in report.trades) / QTY_ONE}
 
     def _set_tick(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
         raw = _decode(b)
         if not isinstance(raw, dict):
             raise VenueError(400, 'expected {"market", "tick_size"}')
         try:
-            tick = parse_px(str(raw.get("tick_size", "")))
+            tick = parse_tick(str(raw.get("tick_size", "")))
             self.venue.set_tick(str(raw.get("market", "")), tick)
         except ValueError as exc:
             raise VenueError(400, str(exc)) from None

@@ -44,7 +44,9 @@ from core.units import (
     NS_PER_MS,
     NS_PER_S,
     PX_ONE,
+    SETTLE_PER_QTY_USDC6,
     USDC6_ONE,
+    USDC10_PER_USDC6,
     Outcome,
     Px,
     Qty,
@@ -53,6 +55,7 @@ from core.units import (
     format_qty,
     format_usdc6,
     int_to_decimal,
+    notional_usdc6,
 )
 from emulator.auth import ApiCreds
 from emulator.faults import Channel, FaultInjector
@@ -92,7 +95,6 @@ END_CURSOR: Final = "LTE="
 ALLOWANCE_MAX: Final = str(2**256 - 1)
 _KILL_REASONS: Final = frozenset((REASON_POST_ONLY_CROSSES, REASON_FOK_KILLED, REASON_FAK_NO_MATCH))
 _RESTING: Final = frozenset(("GTC", "GTD"))
-_QTY_TO_AMOUNT: Final = 10_000  # Qty (0.01 share) to 6-decimal token amounts
 _TICK_FLIP_LO: Final = 400  # the venue moves 0.01 -> 0.001 outside [0.04, 0.96]
 _TICK_FLIP_HI: Final = PX_ONE - 400
 _SIDE_NAME: Final = {Side.BUY: "BUY", Side.SELL: "SELL"}
@@ -434,7 +436,8 @@ class Venue:
         user = self._users.get(key)
         if user is None:
             acct = self.scenario.account
-            cash0 = acct.cash_usdc6 + len(self._markets) * acct.shares_qty * _QTY_TO_AMOUNT
+            # Each split of shares_qty YES+NO pairs is funded with what it costs: 1 USDC a pair.
+            cash0 = acct.cash_usdc6 + len(self._markets) * acct.shares_qty * SETTLE_PER_QTY_USDC6
             user = self._users[key] = _User(address, cash0)
             if acct.shares_qty:
                 for m in self._markets:
@@ -629,6 +632,7 @@ class Venue:
             out = []
             for m in self._markets:
                 eng = m.engine
+                # The resting notional in Usdc10 (px * qty, exact), reported in USDC below.
                 liquidity = sum(p * q for p, q in eng.depth(Outcome.YES, Side.BUY))
                 liquidity += sum((PX_ONE - p) * q for p, q in eng.depth(Outcome.YES, Side.SELL))
                 out.append(
@@ -648,7 +652,7 @@ class Venue:
                         best_bid_px=eng.best_bid(Outcome.YES),
                         best_ask_px=eng.best_ask(Outcome.YES),
                         last_trade_px=m.last_trade[0] if m.last_trade else None,
-                        liquidity_usdc=m.cfg.liquidity_usdc or liquidity / USDC6_ONE,
+                        liquidity_usdc=m.cfg.liquidity_usdc or liquidity / (USDC6_ONE * USDC10_PER_USDC6),
                         volume_24h=m.cfg.volume_24h,
                         start_ns=m.start_ns,
                         end_ns=m.start_ns + int(m.cfg.end_in_days * 86_400) * NS_PER_S,
@@ -684,7 +688,7 @@ class Venue:
             return ""
         if resting and p.qty < eng.min_qty:
             return ""
-        if not resting and p.px * p.qty < eng.min_marketable_usdc6:
+        if not resting and p.px * p.qty < eng.min_marketable_usdc6 * USDC10_PER_USDC6:  # exact, in Usdc10
             return ""
         if p.side is Side.BUY:
             best = eng.best_ask(p.outcome)
@@ -695,8 +699,10 @@ class Venue:
         if p.post_only and crosses:
             return ""
         if p.side is Side.BUY:
-            need = p.px * p.qty + (fee_bound_usdc6(p.px, p.qty, eng.fee_rate_ppm) if crosses else 0)
-            return REASON_BALANCE if need > self._free_cash(user) else ""
+            # Exact in Usdc10 (a user's order is on the 0.01-share grid, so its cash is a whole Usdc6).
+            fee = fee_bound_usdc6(p.px, p.qty, eng.fee_rate_ppm) if crosses else 0
+            need = p.px * p.qty + fee * USDC10_PER_USDC6
+            return REASON_BALANCE if need > self._free_cash(user) * USDC10_PER_USDC6 else ""
         b = eng.balance(user.address)
         held = b.yes_qty - b.locked_yes_qty if p.outcome is Outcome.YES else b.no_qty - b.locked_no_qty
         return REASON_BALANCE if p.qty > held else ""
@@ -786,7 +792,7 @@ class Venue:
                 return self._reject(ev.reason, kill=ev.reason in _KILL_REASONS)
         fills, rec.taker_fills = rec.taker_fills, []
         shares = sum(q for _, q in fills)
-        usdc = sum(p * q for p, q in fills)
+        usdc = sum(notional_usdc6(p, q) for p, q in fills)
         trade_ids = [t for t in rec.trade_ids if self._trade_taker(t) == order_id]
         hashes = [self._trades_by_id[t].tx_hash for t in trade_ids]
         making, taking = (usdc, shares) if o.side is Side.BUY else (shares, usdc)
@@ -953,7 +959,7 @@ class Venue:
                 case "CONDITIONAL":
                     m, outcome = self._find(token_id)
                     b = m.engine.balance(user.address)
-                    balance = (b.yes_qty if outcome is Outcome.YES else b.no_qty) * _QTY_TO_AMOUNT
+                    balance = b.yes_qty if outcome is Outcome.YES else b.no_qty  # Qty is the token unit
                 case _:
                     raise VenueError(400, f"invalid asset_type {asset_type!r}")
             return {"balance": str(balance), "allowances": dict.fromkeys(_EXCHANGE_ADDRESSES, ALLOWANCE_MAX)}

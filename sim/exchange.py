@@ -30,7 +30,15 @@ from core.messages import (
     Place,
     Rejected,
 )
-from core.units import PX_ONE, Outcome, Side, taker_fee_usdc6
+from core.units import (
+    PX_ONE,
+    Outcome,
+    Side,
+    complement_notional_usdc6,
+    format_qty,
+    notional_usdc6,
+    taker_fee_usdc6,
+)
 
 QueueModelName = Literal["risk_averse", "probabilistic"]
 
@@ -71,7 +79,14 @@ class SimOrder:
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True):
-    """A fill of ours as the ledger sees it (YES-equivalent side and price; ``mid2`` is 2x the mid)."""
+    """A fill of ours as the ledger sees it (YES-equivalent side and price; ``mid2`` is 2x the mid).
+
+    ``qty`` is in Qty (1e-6 share): fills may come in any such size, whatever the size of the order.
+    ``cash_usdc6`` is what the fill moves on the YES-equivalent account before fees, with the venue's
+    rounding: ``notional_usdc6(px, qty)`` for a YES fill; for a NO fill at ``q`` (short a YES at
+    ``1 - q`` plus 1 USDC a share) the rest of the pair's 1 USDC, ``qty - notional_usdc6(q, qty)``.
+    Both equal ``yes_px * qty`` exactly for sizes on the 0.01-share grid.
+    """
 
     ts_ns: int
     mid2: int
@@ -80,6 +95,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     qty: int
     fee_usdc6: int
     liquidity: Literal["maker", "taker"]
+    cash_usdc6: int
 
 
 class SimExchange:
@@ -274,7 +290,7 @@ class SimExchange:
                 f"invalid price {cmd.px}: must be a multiple of the tick {tick} in [{tick}, {PX_ONE - tick}]"
             )
         elif cmd.qty < max(1, self.book.min_qty):
-            reason = f"size {cmd.qty} below the minimum {self.book.min_qty}"
+            reason = f"size {format_qty(cmd.qty)} below the minimum {format_qty(self.book.min_qty)}"
         elif cmd.post_only and cmd.tif in ("FOK", "FAK"):
             reason = "post-only is only allowed with GTC/GTD"
         elif cmd.side is Side.SELL and cmd.qty > self.held[cmd.outcome] - self._reserved(cmd.outcome):
@@ -446,6 +462,7 @@ class SimExchange:
         )
         b = self.book
         mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else 2 * yes_px
+        yes = o.outcome is Outcome.YES
         self.fills.append(
             Fill(
                 ts_ns=ts_ns,
@@ -455,6 +472,7 @@ class SimExchange:
                 qty=qty,
                 fee_usdc6=fee,
                 liquidity=liquidity,
+                cash_usdc6=notional_usdc6(own_px, qty) if yes else complement_notional_usdc6(own_px, qty),
             )
         )
         if resting and o.qty <= 0:

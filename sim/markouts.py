@@ -16,7 +16,7 @@ NEVER = 1 << 62
 
 
 class Markouts:
-    """Pending and settled markouts of one market's fills (sums in Usdc6 times 2)."""
+    """Pending and settled markouts of one market's fills (sums in Usdc10 times 2, sizes in Qty)."""
 
     __slots__ = ("due", "last_mid2", "pending", "qty", "sum2")
 

@@ -12,13 +12,18 @@ priority on that one book then gives the venue's cross-token matching for free:
 * SELL YES x SELL NO is a **merge**: both are paid out of the pool.
 
 Every order keeps its real token and side for the accounting. The fill price is the maker's price, in
-each party's own token (a NO party trades at ``1 - p``). The taker pays
-``taker_fee_usdc6(own_px, qty, rate_ppm)`` (Polymarket's ``shares * rate * p * (1 - p)`` floored to
-5 decimals); makers pay nothing. The displayed NO book is the exact mirror of the YES book, and every
-changed level is published for both tokens, as the venue's ``price_change`` does.
+each party's own token (a NO party trades at ``1 - p``). Sizes are ``Qty`` (1e-6 share) and may be
+any 6-decimal value; cash moves in whole micro-USDC. The maker's cash for a fill is
+``notional_usdc6(maker_px, qty)`` (``floor(px * qty / 10_000)``, the venue's rule; exact for 0.01-share
+sizes). In a transfer the taker's cash is the same amount; in a mint or merge the taker's leg is
+``complement_notional_usdc6(maker_px, qty)``, so a pair always costs or pays exactly 1 USDC, and a
+taker of an odd size pays (mint) or gets (merge) at most 1 micro-USDC more than its own floor. The
+taker pays ``taker_fee_usdc6(own_px, qty, rate_ppm)`` (Polymarket's ``shares * rate * p * (1 - p)``
+floored to 5 decimals); makers pay nothing. The displayed NO book is the exact mirror of the YES book,
+and every changed level is published for both tokens, as the venue's ``price_change`` does.
 
-Conservation: ``sum(cash) + pool + fees == deposits`` at all times, and outstanding YES == outstanding NO
-== ``pool / 1 USDC`` per share.
+Conservation: ``sum(cash) + pool + fees == deposits`` at all times, exactly, and outstanding YES ==
+outstanding NO == ``pool / 1 USDC`` per share.
 
 Each mutating call returns a ``Report``: per-owner exec events, the market-data changes (``BookDelta``
 with the new total size of each changed level, ``TradePrint``), one ``Trade`` record per maker match,
@@ -52,17 +57,23 @@ from core.messages import (
 )
 from core.units import (
     PX_ONE,
+    QTY_ONE,
     SETTLE_PER_QTY_USDC6,
     USDC6_ONE,
+    USDC10_PER_USDC6,
     Outcome,
     Px,
     Qty,
     Side,
     Usdc6,
+    Usdc10,
+    complement_notional_usdc6,
     format_px,
     format_qty,
     format_usdc6,
+    notional_usdc6,
     taker_fee_usdc6,
+    usdc10_to_usdc6_ceil,
 )
 
 __all__ = [
@@ -175,7 +186,10 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
-    """One owner's account; ``locked_*`` is reserved by resting orders (BUY: cash, SELL: shares)."""
+    """One owner's account; ``locked_*`` is reserved by resting orders (BUY: cash, SELL: shares).
+
+    ``locked_cash_usdc6`` is the exact reservation ``sum(px * leaves)`` rounded up to the micro-USDC.
+    """
 
     owner: str
     cash_usdc6: Usdc6
@@ -224,28 +238,32 @@ def fee_bound_usdc6(px: Px, qty: Qty, rate_ppm: int) -> Usdc6:
 
     The fee before the venue's floor, rounded up to 1 micro-USDC. Since ``x + rate * x * (1 - x)`` grows
     with ``x`` for any rate <= 1, a BUY that fills at prices ``x_i <= px`` in pieces ``q_i`` pays at most
-    ``px * sum(q_i) + fee_bound_usdc6(px, sum(q_i))`` in total, whatever ``p * (1 - p)`` does.
+    ``px * sum(q_i)`` (exact, in Usdc10) ``+ fee_bound_usdc6(px, sum(q_i))`` in total, whatever
+    ``p * (1 - p)`` does, plus the at most 1 micro-USDC per odd-sized mint piece that a taker's
+    complement leg rounds up (module docstring).
 
     Args:
         px: Limit price in Px.
-        qty: Size in Qty.
+        qty: Size in Qty (1e-6 share).
         rate_ppm: Fee rate in millionths.
 
     Returns:
         The bound in Usdc6; always >= ``taker_fee_usdc6(px, qty, rate_ppm)``.
     """
-    # qty/1e2 * rate/1e6 * px/1e4 * (1e4-px)/1e4 USDC, in 1e-6 units: / 1e10, rounded up.
-    return -(-(qty * rate_ppm * px * (PX_ONE - px)) // 10**10)
+    # qty/1e6 * rate/1e6 * px/1e4 * (1e4-px)/1e4 USDC, in 1e-6 units: / 1e14, rounded up.
+    return -(-(qty * rate_ppm * px * (PX_ONE - px)) // 10**14)
 
 
 class _Account:
-    __slots__ = ("cash", "locked_cash", "locked_shares", "orders", "owner", "shares")
+    __slots__ = ("cash", "locked_cash10", "locked_shares", "orders", "owner", "shares")
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self.cash: Usdc6 = 0
         self.shares: list[Qty] = [0, 0]  # indexed by Outcome
-        self.locked_cash: Usdc6 = 0
+        # Cash reserved by resting BUYs, exact in Usdc10: sum(px * leaves). A maker pays
+        # notional_usdc6(px, qty) <= px * qty of it per fill, so it always covers its fills.
+        self.locked_cash10: Usdc10 = 0
         self.locked_shares: list[Qty] = [0, 0]
         # Resting orders by client id, in arrival order.
         self.orders: dict[str, _Order] = {}
@@ -324,11 +342,12 @@ class MatchingEngine:
     Args:
         market: Market (condition) id, copied into every event.
         tick_px: Price tick in Px; prices must be multiples inside ``[tick, 1 - tick]``.
-        min_qty: Minimum size of a GTC/GTD order.
+        min_qty: Minimum size of a GTC/GTD order, in Qty.
         fee_rate_ppm: Taker fee rate in millionths (0.04 -> 40_000).
         min_marketable_usdc6: Minimum notional ``px * qty`` of a FOK/FAK order (the venue's $1); 0 disables.
         enforce_balance: Reject orders the owner cannot pay for (BUY: free cash for ``px * qty`` plus the
-            fee bound when it crosses; SELL: free shares). Resting orders always reserve.
+            fee bound and the mint rounding when it crosses; SELL: free shares). Resting orders always
+            reserve.
         id_prefix: Prefix of order ids (``{prefix}o-000001``) and trade ids (``{prefix}t-000001``).
     """
 
@@ -337,7 +356,7 @@ class MatchingEngine:
         market: str,
         *,
         tick_px: Px = 100,
-        min_qty: Qty = 500,
+        min_qty: Qty = 5 * QTY_ONE,
         fee_rate_ppm: int = 0,
         min_marketable_usdc6: Usdc6 = USDC6_ONE,
         enforce_balance: bool = False,
@@ -397,7 +416,8 @@ class MatchingEngine:
         """
         acct = self._account(owner)
         cost = qty * SETTLE_PER_QTY_USDC6
-        if qty < 0 or (self.enforce_balance and cost > acct.cash - acct.locked_cash):
+        free10 = acct.cash * USDC10_PER_USDC6 - acct.locked_cash10
+        if qty < 0 or (self.enforce_balance and cost * USDC10_PER_USDC6 > free10):
             raise ValueError(f"cannot split {format_qty(qty)} shares for {owner!r}")
         acct.cash -= cost
         acct.shares[_YES] += qty
@@ -412,7 +432,7 @@ class MatchingEngine:
             cash_usdc6=acct.cash,
             yes_qty=acct.shares[_YES],
             no_qty=acct.shares[_NO],
-            locked_cash_usdc6=acct.locked_cash,
+            locked_cash_usdc6=usdc10_to_usdc6_ceil(acct.locked_cash10),
             locked_yes_qty=acct.locked_shares[_YES],
             locked_no_qty=acct.locked_shares[_NO],
         )
@@ -640,9 +660,10 @@ class MatchingEngine:
                     f"order {order.client_id} is invalid. Size ({format_qty(qty)}) lower than the minimum: "
                     f"{format_qty(self.min_qty)}"
                 )
-        elif qty <= 0 or px * qty < self.min_marketable_usdc6:
+        elif qty <= 0 or px * qty < self.min_marketable_usdc6 * USDC10_PER_USDC6:
             return (
-                f"invalid amount for a marketable {order.side.name} order (${format_usdc6(px * qty)}), "
+                f"invalid amount for a marketable {order.side.name} order "
+                f"(${format_usdc6(notional_usdc6(px, qty))}), "
                 f"min size: ${format_usdc6(self.min_marketable_usdc6)}"
             )
         tick = self.tick_px
@@ -661,8 +682,13 @@ class MatchingEngine:
             return REASON_POST_ONLY_CROSSES
         if self.enforce_balance:
             if order.side == _BUY:
-                need = px * qty + (fee_bound_usdc6(px, qty, self.fee_rate_ppm) if crosses else 0)
-                if need > acct.cash - acct.locked_cash:
+                # In Usdc10: the exact notional, then the fee bound and the micro-USDC a taker's mint
+                # legs may round up (module docstring), so the cash can never go negative.
+                need = px * qty
+                if crosses:
+                    extra = fee_bound_usdc6(px, qty, self.fee_rate_ppm) + _mint_round_ups(opp, klimit, qty)
+                    need += extra * USDC10_PER_USDC6
+                if need > acct.cash * USDC10_PER_USDC6 - acct.locked_cash10:
                     return REASON_BALANCE
             elif qty > acct.shares[order.outcome] - acct.locked_shares[order.outcome]:
                 return REASON_BALANCE
@@ -705,21 +731,26 @@ class MatchingEngine:
         fee = taker_fee_usdc6(t_px, qty, self.fee_rate_ppm) if self.fee_rate_ppm else 0
         taker.leaves -= qty
         maker.leaves -= qty
-        # Each party: BUY pays px * qty and gets the shares, SELL the reverse (sides are +1/-1).
+        # Each party: BUY pays its cash and gets the shares, SELL the reverse (sides are +1/-1). The
+        # maker's cash is notional_usdc6 (floored); the taker's is the same in a transfer and the rest
+        # of the pairs' 1 USDC in a mint or merge, so the two legs of a pair add up to exactly 1 USDC.
         ta, ma = taker.acct, maker.acct
-        ta.cash -= t_side * t_px * qty + fee
-        ta.shares[t_out] += t_side * qty
-        ma.cash -= m_side * m_px * qty
-        ma.shares[m_out] += m_side * qty
-        if m_side == _BUY:
-            ma.locked_cash -= m_px * qty
-        else:
-            ma.locked_shares[m_out] -= qty
+        m_cash = notional_usdc6(m_px, qty)
         if t_side == m_side:  # BUY x BUY mints a pair per share, SELL x SELL merges one
+            t_cash = complement_notional_usdc6(m_px, qty)
             self._pool += t_side * qty * SETTLE_PER_QTY_USDC6
             kind = "mint" if t_side == _BUY else "merge"
         else:
+            t_cash = m_cash
             kind = "transfer"
+        ta.cash -= t_side * t_cash + fee
+        ta.shares[t_out] += t_side * qty
+        ma.cash -= m_side * m_cash
+        ma.shares[m_out] += m_side * qty
+        if m_side == _BUY:
+            ma.locked_cash10 -= m_px * qty
+        else:
+            ma.locked_shares[m_out] -= qty
         self._fees += fee
         market = self.market
         self._execs.append(
@@ -812,7 +843,7 @@ class MatchingEngine:
         acct = o.acct
         acct.orders[o.client_id] = o
         if o.side == _BUY:
-            acct.locked_cash += o.px * o.leaves
+            acct.locked_cash10 += o.px * o.leaves
         else:
             acct.locked_shares[o.outcome] += o.leaves
         if o.tif == "GTD":
@@ -828,7 +859,7 @@ class MatchingEngine:
         acct = o.acct
         del acct.orders[o.client_id]
         if o.side == _BUY:
-            acct.locked_cash -= o.px * leaves
+            acct.locked_cash10 -= o.px * leaves
         else:
             acct.locked_shares[o.outcome] -= leaves
         if not lvl.qty:
@@ -897,6 +928,26 @@ def _available(half: _Half, klimit: int, want: Qty) -> Qty:
             if total >= want:
                 break
     return total
+
+
+def _mint_round_ups(half: _Half, klimit: int, qty: Qty) -> int:
+    # A dry run of ``_match`` for a BUY of ``qty`` up to ``klimit``: how many of its fills would be
+    # mints (against a maker BUY of the other token) whose notional is not a whole micro-USDC. In each,
+    # the taker's complement leg pays 1 micro-USDC above its own floor (never for 0.01-share sizes).
+    left = qty
+    extra = 0
+    sign = half.sign
+    for ypx in sorted((p for p in half.levels if sign * p <= klimit), key=lambda p: sign * p):
+        for o in half.levels[ypx].orders:
+            if not o.leaves:
+                continue
+            q = min(left, o.leaves)
+            if o.side == _BUY and (o.px * q) % USDC10_PER_USDC6:
+                extra += 1
+            left -= q
+            if not left:
+                return extra
+    return extra
 
 
 def _drop_level(half: _Half, ypx: Px) -> None:

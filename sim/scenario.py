@@ -13,7 +13,7 @@ import msgspec
 from msgspec import Meta
 
 from core.markets import MarketInfo
-from core.units import Outcome
+from core.units import ORDER_QTY_STEP, QTY_ONE, Outcome
 from sim.exchange import QueueModel
 from sim.runner import Latency, RunSettings
 from sim.sources import SourceConfig, load_tapes
@@ -26,13 +26,13 @@ class WsReplaySource(
     """Recorded Polymarket market-channel messages (JSON array or JSONL), replayed as they came.
 
     ``yes_tokens`` names the YES token of each market; by default the asset of a market's first
-    ``book`` is YES. ``tick_px``/``min_qty`` apply until a ``book`` says otherwise.
+    ``book`` is YES. ``tick_px``/``min_qty`` (Qty: 1e-6 share) apply until a ``book`` says otherwise.
     """
 
     path: str
     yes_tokens: tuple[str, ...] = ()
     tick_px: Annotated[int, Meta(ge=1, le=1000)] = 100
-    min_qty: Annotated[int, Meta(ge=1)] = 500
+    min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
     fee_rate: Annotated[float, Meta(ge=0, le=1)] = 0.0
 
 

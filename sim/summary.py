@@ -7,21 +7,29 @@ venue's fills, so it does not depend on which token an order used:
 * ``fees``: taker fees paid (negative);
 * ``resolution``: the jump from the last mid to the settlement value on the position held then;
 * ``inventory_mtm``: the rest, i.e. what the mid's moves did to the inventory while it was held.
+
+Sizes are Qty (1e-6 share). The cash is each fill's ``cash_usdc6`` (the venue's rounding, so the total
+is what the account holds, to the micro-USDC); the spread capture and markouts are exact in ``Usdc10``
+(``px * qty``), and the inventory part takes the sub-micro-USDC difference of odd fill sizes. Figures are
+rounded to 6 decimals of USDC once, when reported.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.units import PX_ONE, QTY_ONE, USDC6_ONE
+from core.units import PX_ONE, QTY_ONE, USDC6_ONE, USDC10_PER_USDC6
 from sim.exchange import SimExchange
 from sim.markouts import HORIZONS_S as MARKOUT_HORIZONS_S
 from sim.markouts import Markouts
 from sim.runner import Lane
 
+_USDC10_ONE = USDC6_ONE * USDC10_PER_USDC6
 
-def _usdc(v: float) -> float:
-    return round(v / USDC6_ONE, 6)
+
+def _usdc_half(v2_usdc10: int) -> float:
+    # Twice an amount in Usdc10 -> USDC (int / int divides exactly, then rounds once).
+    return round(v2_usdc10 / (2 * _USDC10_ONE), 6)
 
 
 def lane_summary(lane: Lane) -> dict[str, Any]:
@@ -49,9 +57,9 @@ def market_summary(
     fills = ex.fills
     net = 0  # YES-equivalent position in Qty
     cash = 0  # YES-equivalent cash in Usdc6
-    capture2 = 0
-    fees = 0
-    volume_qty = volume_usdc6 = 0
+    capture2 = 0  # in Usdc10 times 2, like every ``*2`` below
+    fees = 0  # in Usdc6
+    volume_qty = volume_usdc10 = 0
     maker = taker = 0
     max_abs = 0
     net_at_res = None
@@ -59,11 +67,11 @@ def market_summary(
         if res is not None and f.ts_ns > res[0] and net_at_res is None:
             net_at_res = net
         net += f.yes_side * f.qty
-        cash -= f.yes_side * f.yes_px * f.qty + f.fee_usdc6
+        cash -= f.yes_side * f.cash_usdc6 + f.fee_usdc6
         capture2 += f.yes_side * (f.mid2 - 2 * f.yes_px) * f.qty
         fees += f.fee_usdc6
         volume_qty += f.qty
-        volume_usdc6 += f.yes_px * f.qty
+        volume_usdc10 += f.yes_px * f.qty
         max_abs = max(max_abs, abs(net))
         if f.liquidity == "maker":
             maker += 1
@@ -79,21 +87,21 @@ def market_summary(
     if res is not None:
         _, yes_won, mid2_before = res
         value2 = 2 * PX_ONE if yes_won else 0
-        total2 = 2 * cash + net * value2
+        total2 = 2 * cash * USDC10_PER_USDC6 + net * value2
         resolution2 = net_at_res * (value2 - mid2_before) if mid2_before >= 0 else 0
     else:
-        total2 = 2 * cash + net * max(final_mid2, 0)
+        total2 = 2 * cash * USDC10_PER_USDC6 + net * max(final_mid2, 0)
         resolution2 = 0
     spread2 = capture2
-    fees2 = -2 * fees
+    fees2 = -2 * fees * USDC10_PER_USDC6
     inventory2 = total2 - spread2 - fees2 - resolution2
     duration = max(1, ex.last_ts - ex.first_ts) if ex.first_ts >= 0 else 1
     markouts = {}
     for k, h in enumerate(MARKOUT_HORIZONS_S):
         q = mk.qty[k]
         markouts[f"{h}s"] = {
-            "usdc": _usdc(mk.sum2[k] / 2),
-            "px_per_share": round(mk.sum2[k] / 2 / q, 2) if q else 0.0,
+            "usdc": _usdc_half(mk.sum2[k]),
+            "px_per_share": round(mk.sum2[k] / (2 * q), 2) if q else 0.0,
             "shares": q / QTY_ONE,
         }
     return {
@@ -101,13 +109,13 @@ def market_summary(
         "events": events,
         "fills": {"maker": maker, "taker": taker},
         "volume_shares": volume_qty / QTY_ONE,
-        "volume_usdc": _usdc(volume_usdc6),
+        "volume_usdc": _usdc_half(2 * volume_usdc10),
         "pnl_usdc": {
-            "total": _usdc(total2 / 2),
-            "spread_capture": _usdc(spread2 / 2),
-            "inventory_mtm": _usdc(inventory2 / 2),
-            "fees": _usdc(fees2 / 2),
-            "resolution": _usdc(resolution2 / 2),
+            "total": _usdc_half(total2),
+            "spread_capture": _usdc_half(spread2),
+            "inventory_mtm": _usdc_half(inventory2),
+            "fees": _usdc_half(fees2),
+            "resolution": _usdc_half(resolution2),
         },
         "max_abs_inventory_shares": max_abs / QTY_ONE,
         "final_inventory_shares": net / QTY_ONE,

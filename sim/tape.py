@@ -2,7 +2,8 @@
 
 One ``MarketTape`` per market, events in time order, on the YES book (sources mirror or drop NO-token
 book events: the venue publishes each change on both tokens). Columns are ``array``s of machine ints,
-so a million events take ~25 MB and the replay loop reads plain ints with no per-event objects:
+so a million events take ~25 MB and the replay loop reads plain ints with no per-event objects
+(prices in Px, 1e-4 USDC; sizes in Qty, 1e-6 share, any 6-decimal size):
 
 * ``OP_BID`` / ``OP_ASK``: the level at ``px`` now holds ``qty`` in total (0 deletes it);
 * ``OP_BUY`` / ``OP_SELL``: a trade of ``qty`` at ``px``, the taker buying (asks lifted) or selling;

@@ -9,9 +9,9 @@ from core.book import BookView
 from core.config import Config, FlowConfig, InventoryConfig, QuotingConfig, VolatilityConfig
 from core.inventory import Inventory
 from core.quoting import QuoteParams, quote_params
-from core.units import PX_ONE, Outcome, Side
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, TICKS_PX, Outcome, Side, notional_usdc6
 
-TICKS = (10, 100)  # 0.001 and 0.01, the ticks Polymarket uses for most markets
+TICKS = TICKS_PX  # every tick the venue uses, 0.1 down to 0.0001
 
 
 @st.composite
@@ -23,28 +23,29 @@ def book_views(draw: st.DrawFn, tick: int | None = None) -> BookView:
     ask_i = draw(st.integers(bid_i + 1, n - 1))
     return BookView(
         bid_px=bid_i * t,
-        bid_qty=draw(st.integers(1, 10**7)),
+        bid_qty=draw(st.integers(1, 10**5 * QTY_ONE)),
         ask_px=ask_i * t,
-        ask_qty=draw(st.integers(1, 10**7)),
+        ask_qty=draw(st.integers(1, 10**5 * QTY_ONE)),
         tick_px=t,
-        min_qty=draw(st.sampled_from((100, 500, 1500))),
+        min_qty=draw(st.sampled_from((1, 5, 15))) * QTY_ONE,
         ts_ns=10**18,
     )
 
 
 @st.composite
-def inventories(draw: st.DrawFn, max_qty: int = 200_000) -> Inventory:
-    """YES/NO holdings bought at some price, so the cash is consistent with the shares."""
+def inventories(draw: st.DrawFn, max_qty: int = 2_000 * QTY_ONE) -> Inventory:
+    """YES/NO holdings (any 1e-6 size, as fills come) bought at some price; cash consistent with them."""
     yes = draw(st.integers(0, max_qty))
     no = draw(st.integers(0, max_qty))
     yes_px = draw(st.integers(1, PX_ONE - 1))
     no_px = draw(st.integers(1, PX_ONE - 1))
+    yes_cost, no_cost = notional_usdc6(yes_px, yes), notional_usdc6(no_px, no)
     return Inventory(
         yes_qty=yes,
         no_qty=no,
-        cash_usdc6=-(yes * yes_px + no * no_px),
-        yes_cost_usdc6=yes * yes_px,
-        no_cost_usdc6=no * no_px,
+        cash_usdc6=-(yes_cost + no_cost),
+        yes_cost_usdc6=yes_cost,
+        no_cost_usdc6=no_cost,
     )
 
 
@@ -99,9 +100,10 @@ def with_maker_only(p: QuoteParams, on: bool = True) -> QuoteParams:
     return msgspec.structs.replace(p, maker_only=on)
 
 
+#: One of our orders as the exposure functions take it: sizes on the 0.01-share order grid.
 orders = st.tuples(
     st.sampled_from(list(Outcome)),
     st.sampled_from(list(Side)),
     st.integers(1, PX_ONE - 1),
-    st.integers(1, 100_000),
+    st.integers(1, 100_000).map(lambda n: n * ORDER_QTY_STEP),
 )

@@ -3,16 +3,19 @@
 ``to_order_args`` is the ONE place where an integer price or size becomes a float (style rule 16).
 The client (``py_clob_client_v2``) rounds with floats: ``round_down(size, 2)`` is
 ``floor(size * 100) / 100``, so ``0.29`` shares become ``0.28`` (Polymarket/py-clob-client#142,
-still open; about 4.6 % of sizes lose a cent). Two defences:
+still open; about 4.6 % of sizes lose a cent). Our orders are sized on the client's 0.01-share grid
+(``ORDER_QTY_STEP``; a size off it is refused), and two defences keep the signed size exact:
 
-1. We hand the client the *midpoint* of the target cent, ``(qty + 0.5) / 100``: its floor lands on
-   ``qty`` whatever the binary representation error (it is ~1e-9 here, the margin is 0.5).
+1. We hand the client the *midpoint* of the target cent, ``(qty + ORDER_QTY_STEP / 2) / QTY_ONE``:
+   its floor lands on ``qty`` whatever the binary representation error (it is ~1e-9 here, the margin
+   is 0.5 cent).
 2. After signing, ``check_signed_amounts`` compares the signed ``makerAmount``/``takerAmount`` with
-   ``expected_amounts`` (exact integers: ``px * qty`` is micro-USDC) and raises ``AmountMismatch``;
-   the gateway then rejects the order instead of sending it.
+   ``expected_amounts`` (exact integers: a 0.01-share size at a 1e-4 price is a whole micro-USDC)
+   and raises ``AmountMismatch``; the gateway then rejects the order instead of sending it.
 
-Amounts are 6-decimal fixed point (spec §3): a BUY gives USDC and takes shares, so ``makerAmount``
-is ``px * qty`` and ``takerAmount`` is ``qty * 10_000``; a SELL is the other way round.
+Amounts are 6-decimal fixed point (spec §3), the token's base unit, so a share amount *is* our
+``Qty``: a BUY gives USDC and takes shares, so ``makerAmount`` is ``notional_usdc6(px, qty)`` and
+``takerAmount`` is ``qty``; a SELL is the other way round.
 
 ``sign_place`` signs with the client's own ``OrderBuilder`` (no network: tick size and neg-risk are
 ours, per market, not the client's caches) and ``order_id_of`` computes the id the venue will give
@@ -44,7 +47,19 @@ from py_clob_client_v2.signer import Signer
 
 from adapters.polymarket.errors import AmountMismatch, OrderRefused
 from core.messages import Place
-from core.units import NS_PER_S, PX_ONE, Outcome, Px, Qty, Side, Usdc6
+from core.units import (
+    NS_PER_S,
+    ORDER_QTY_STEP,
+    PX_ONE,
+    QTY_ONE,
+    TICKS_PX,
+    Outcome,
+    Px,
+    Qty,
+    Side,
+    Usdc6,
+    notional_usdc6,
+)
 
 __all__ = [
     "POLYGON",
@@ -60,8 +75,6 @@ __all__ = [
 ]
 
 POLYGON: Final = 137
-#: One share in the 6-decimal token unit, per Qty (0.01 share): 1e6 / 100.
-TOKEN6_PER_QTY: Final = 10_000
 #: The client's tick literals (``TickSize``), by tick in Px. 0.005 and 0.0025 arrived in 2026-07.
 TICK_SIZES: Final[dict[Px, str]] = {
     1000: "0.1",
@@ -95,12 +108,12 @@ def tick_size_text(tick_px: Px) -> str:
 def expected_amounts(side: Side, px: Px, qty: Qty) -> tuple[int, int]:
     """``(makerAmount, takerAmount)`` of a limit order in 6-decimal units, exactly.
 
-    BUY: the maker gives ``px * qty`` micro-USDC and takes ``qty`` shares (``qty * 10_000``).
-    SELL: the maker gives the shares and takes the USDC.
+    BUY: the maker gives ``notional_usdc6(px, qty)`` micro-USDC and takes ``qty`` shares (the token's
+    6-decimal amount is the Qty itself). SELL: the maker gives the shares and takes the USDC. Exact
+    for every size on the ``ORDER_QTY_STEP`` grid (``to_order_args`` refuses any other).
     """
-    usdc6: Usdc6 = px * qty
-    shares6 = qty * TOKEN6_PER_QTY
-    return (usdc6, shares6) if side is Side.BUY else (shares6, usdc6)
+    usdc6: Usdc6 = notional_usdc6(px, qty)
+    return (usdc6, qty) if side is Side.BUY else (qty, usdc6)
 
 
 def to_order_args(
@@ -109,7 +122,7 @@ def to_order_args(
     """The client's order arguments for ``place``: the one int → float conversion.
 
     Args:
-        place: Our order (integer price and size).
+        place: Our order (integer price, and a size on the ``ORDER_QTY_STEP`` grid).
         tick_px: The market's current tick in Px; the price must lie on it, within [tick, 1 - tick].
         neg_risk: Whether the market trades on the neg-risk exchange (a different signing domain).
         token_id: The token of ``place.outcome``.
@@ -118,13 +131,16 @@ def to_order_args(
         ``OrderArgsV2`` (floats) and ``CreateOrderOptions`` (tick literal and neg-risk flag).
 
     Raises:
-        OrderRefused: The order cannot be expressed exactly (off the tick, bad size or TIF).
+        OrderRefused: The order cannot be expressed exactly (off the tick, a size that is not a
+            positive whole number of 0.01 shares, or a TIF that does not rest).
     """
     tick = tick_size_text(tick_px)
     if place.px % tick_px or not tick_px <= place.px <= PX_ONE - tick_px:
         raise OrderRefused(f"price {place.px} is not on tick {tick_px} within [tick, 1 - tick]")
     if place.qty <= 0:
         raise OrderRefused(f"size {place.qty} is not positive")
+    if place.qty % ORDER_QTY_STEP:
+        raise OrderRefused(f"size {place.qty} (1e-6 shares) is not a whole number of 0.01 shares")
     if place.tif not in ("GTC", "GTD"):
         raise OrderRefused(f"time in force {place.tif} is not a resting order")
     expiration = 0
@@ -137,7 +153,7 @@ def to_order_args(
         # px is on a tick with at most 4 decimals, so round(price * 10**d) in the client is exact.
         price=place.px / PX_ONE,
         # The midpoint of the target cent: floor(size * 100) is qty however the float rounds (#142).
-        size=(place.qty + 0.5) / 100,
+        size=(place.qty + ORDER_QTY_STEP // 2) / QTY_ONE,
         side="BUY" if place.side is Side.BUY else "SELL",
         expiration=expiration,
     )
@@ -261,7 +277,7 @@ def bench_sign_orders(n: int = 500, *, builder: OrderBuilderLike | None = None) 
             outcome=Outcome.YES,
             side=Side.BUY if i % 2 else Side.SELL,
             px=100 + (i * 100) % 9_800,
-            qty=500 + i,
+            qty=5 * QTY_ONE + i * ORDER_QTY_STEP,
         )
         t0 = time.perf_counter()
         signed = sign_place(builder, place, "123456789", 100, neg_risk=bool(i % 3 == 0))
@@ -283,3 +299,4 @@ def bench_sign_orders(n: int = 500, *, builder: OrderBuilderLike | None = None) 
 
 # The client's rounding table must cover every tick we can name, or signing raises a KeyError.
 assert set(TICK_SIZES.values()) <= set(ROUNDING_CONFIG), "py_clob_client_v2 lacks a tick size we use"
+assert set(TICK_SIZES) == set(TICKS_PX), "TICK_SIZES must name every venue tick (core.units.TICKS_PX)"

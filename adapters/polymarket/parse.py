@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Literal, assert_never
+from typing import Final, Literal, assert_never
 
 import msgspec
 
@@ -55,6 +55,8 @@ from core.messages import (
 from core.units import (
     NS_PER_MS,
     NS_PER_S,
+    QTY_DECIMALS,
+    QTY_ONE,
     Outcome,
     Px,
     Qty,
@@ -63,6 +65,7 @@ from core.units import (
     decimal_to_int,
     parse_px,
     parse_qty,
+    parse_tick,
 )
 
 logger = logging.getLogger(__name__)
@@ -167,20 +170,20 @@ def _num_text(value: WireNum) -> str:
 
 
 def parse_tick_px(value: WireNum | None, field: str = "tick_size") -> int:
-    """Tick size as Px (``"0.01" -> 100``); 0 when absent."""
+    """Tick size as Px (``"0.01" -> 100``, ``"0.0025" -> 25``); 0 when absent.
+
+    Only the ticks the venue uses (``core.units.TICKS_PX``) are accepted; any other is a ``PayloadError``.
+    """
     if value is None or value == "":
         return 0
     try:
-        tick = parse_px(_num_text(value))
+        return parse_tick(_num_text(value))
     except UnitError as exc:
         raise PayloadError(f"{field}: {exc}") from None
-    if tick <= 0:
-        raise PayloadError(f"{field}: {value!r} is not positive")
-    return tick
 
 
 def parse_min_qty(value: WireNum | None) -> int:
-    """Minimum order size as Qty (``"5" -> 500``); 0 when absent."""
+    """Minimum order size as Qty (``"5" -> 5_000_000``); 0 when absent."""
     if value is None or value == "":
         return 0
     try:
@@ -221,7 +224,7 @@ def venue_ts_to_ns(value: WireTs, field: str = "timestamp") -> int:
 
 
 # Prices repeat (a few thousand grid points at most): memoise the exact conversion. Sizes do not
-# repeat as much; whole numbers take a fast path. Both fall back to the exact parser.
+# repeat as much; plain decimals take a fast path. Both fall back to the exact parser.
 _PX_CACHE: dict[str, Px] = {}
 _PX_CACHE_MAX = 20_000
 
@@ -241,17 +244,21 @@ def _px(text: str | None, field: str) -> Px:
     return px
 
 
-def fast_qty(text: str) -> Qty:
-    """A plain size (``"12"``, ``"12.5"``, ``"12.05"``: nearly every venue size) as Qty; -1 otherwise.
+#: ``_FRAC_SCALE[n]``: Qty per unit of an ``n``-digit fraction (``"12.5"``: 5 * 100_000).
+_FRAC_SCALE: Final = tuple(10 ** (QTY_DECIMALS - n) for n in range(QTY_DECIMALS + 1))
 
-    Exactly ``parse_qty`` where it answers; anything else (exponents, signs, more decimals,
+
+def fast_qty(text: str) -> Qty:
+    """A plain size (``"12"``, ``"12.05"``, ``"7.575758"``: nearly every venue size) as Qty; -1 otherwise.
+
+    Exactly ``parse_qty`` where it answers; anything else (exponents, signs, more than 6 decimals,
     non-ASCII digits) is left to the exact parser, which also names what is wrong.
     """
     if text.isdigit() and text.isascii():
-        return int(text) * 100
+        return int(text) * QTY_ONE
     whole, dot, frac = text.partition(".")
-    if dot and 0 < len(frac) <= 2 and whole.isdigit() and frac.isdigit() and text.isascii():
-        return int(whole) * 100 + int(frac) * (10 if len(frac) == 1 else 1)
+    if dot and 0 < len(frac) <= QTY_DECIMALS and whole.isdigit() and frac.isdigit() and text.isascii():
+        return int(whole) * QTY_ONE + int(frac) * _FRAC_SCALE[len(frac)]
     return -1
 
 

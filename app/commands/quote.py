@@ -16,7 +16,11 @@ from core.inventory import Inventory
 from core.messages import BookSnapshot
 from core.quoting import Decision, decide, quote_params
 from core.units import (
+    ORDER_QTY_STEP,
+    PX_DECIMALS,
     PX_ONE,
+    QTY_DECIMALS,
+    QTY_ONE,
     Outcome,
     UnitError,
     complement_px,
@@ -24,10 +28,11 @@ from core.units import (
     format_px,
     format_qty,
     format_usdc6,
+    notional_usdc6,
 )
 
 _DEFAULT_TICK_PX = 100
-_DEFAULT_MIN_QTY = 500
+_DEFAULT_MIN_QTY = 5 * QTY_ONE
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Read a Polymarket book (REST /book or WebSocket `book` message; the venue lists the best "
             "level LAST) and print the ladder polymm would quote, with every reason. Prices in the "
-            "JSON are integers in 1e-4 USDC (4700 = 0.47), sizes in 0.01 shares (1000 = 10 shares)."
+            "JSON are integers in 1e-4 USDC (4700 = 0.47), sizes in 1e-6 shares (10000000 = 10 shares), "
+            "money in 1e-6 USDC."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
@@ -46,7 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--inventory",
         default="0",
-        help="net YES position in shares (negative: long NO), assumed bought at the fair price [0]",
+        help="net YES position in shares, up to 6 decimals (negative: long NO), assumed bought at the "
+        "fair price [0]",
     )
     p.add_argument("--outcome", choices=("yes", "no"), default="yes", help="which token the book is of [yes]")
     p.add_argument("--tick", default=None, help="tick if the book has none, e.g. 0.01 [book's or 0.01]")
@@ -92,13 +99,16 @@ def run(args: argparse.Namespace) -> int:
     notes: list[str] = []
     tick = snap.tick_px
     if args.tick is not None:
-        tick = _arg_int(args.tick, 4, "--tick")
+        tick = _arg_int(args.tick, PX_DECIMALS, "--tick")
     elif not tick:
         tick = _DEFAULT_TICK_PX
         notes.append("book has no tick_size: assuming 0.01 (--tick to change)")
     min_qty = snap.min_qty
     if args.min_size is not None:
-        min_qty = _arg_int(args.min_size, 2, "--min-size")
+        # An order size: whole 0.01 shares (ORDER_QTY_STEP), the venue's order-size precision.
+        min_qty = _arg_int(args.min_size, QTY_DECIMALS, "--min-size")
+        if min_qty % ORDER_QTY_STEP:
+            raise ConfigFileError(f"--min-size: {args.min_size!r} is not a whole number of 0.01 shares")
     elif not min_qty:
         min_qty = _DEFAULT_MIN_QTY
         notes.append("book has no min_order_size: assuming 5 shares (--min-size to change)")
@@ -107,14 +117,13 @@ def run(args: argparse.Namespace) -> int:
     book = L2Book(tick_px=tick, min_qty=min_qty)
     book.apply_snapshot(snap.bids, snap.asks, snap.ts_ns, tick, min_qty)
     view = book.view()
-    net_qty = _arg_int(args.inventory, 2, "--inventory")
+    net_qty = _arg_int(args.inventory, QTY_DECIMALS, "--inventory")
     fair_guess = (view.bid_px + view.ask_px) // 2 if view.bid_qty and view.ask_qty else PX_ONE // 2
     if net_qty >= 0:
-        inv = Inventory(
-            yes_qty=net_qty, cash_usdc6=-fair_guess * net_qty, yes_cost_usdc6=fair_guess * net_qty
-        )
+        yes_cost = notional_usdc6(fair_guess, net_qty)
+        inv = Inventory(yes_qty=net_qty, cash_usdc6=-yes_cost, yes_cost_usdc6=yes_cost)
     else:
-        no_cost = (PX_ONE - fair_guess) * -net_qty
+        no_cost = notional_usdc6(complement_px(fair_guess), -net_qty)
         inv = Inventory(no_qty=-net_qty, cash_usdc6=-no_cost, no_cost_usdc6=no_cost)
     decision = decide(view, inv, VolState(), FlowState(), params, view.ts_ns)
     if args.json:

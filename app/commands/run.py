@@ -17,6 +17,7 @@ from app.bootstrap import Mode, TradingEngine
 from app.configfile import ConfigFileError, load_config
 from core.config import Config
 from core.markets import MarketInfo
+from core.units import QTY_ONE, USDC6_ONE, format_px, format_qty
 from sim.summary import market_summary, totals
 
 log = logging.getLogger("polymm")
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if mode == "live":
         live["attach"](engine)
     for m in markets:
-        print(f"  {m.market}  tick {m.tick_px / 10_000:g}  min {m.min_qty / 100:g}  {m.question[:70]}")
+        print(f"  {m.market}  tick {format_px(m.tick_px)}  min {format_qty(m.min_qty)}  {m.question[:70]}")
     inv = cfg.inventory
     print(
         f"limits: {inv.per_market_ev_cap:g} USDC worst case per market, {inv.global_ev_cap:g} global, "
@@ -193,8 +194,8 @@ def summarise(
     if venue_summary:
         lines.append("venue    " + "  ".join(f"{k} {v}" for k, v in venue_summary.items()))
     for m, s in sorted(statuses.items()):
-        net = (s.yes_qty - s.no_qty) / 100
+        net = (s.yes_qty - s.no_qty) / QTY_ONE
         lines.append(
-            f"  {m[:20]:<20} inventory {net:+.2f} YES  cash {s.cash_usdc6 / 1e6:+.2f}  fills {s.fills}"
+            f"  {m[:20]:<20} inventory {net:+.2f} YES  cash {s.cash_usdc6 / USDC6_ONE:+.2f}  fills {s.fills}"
         )
     return "\n".join(lines)

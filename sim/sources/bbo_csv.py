@@ -41,7 +41,7 @@ from msgspec import Meta
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot
-from core.units import NS_PER_S, PX_ONE, Outcome, Side, parse_px
+from core.units import NS_PER_S, ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side, parse_px
 from sim.tape import MarketTape
 
 __all__ = ["REQUIRED_COLUMNS", "BboCsvSource", "Poll", "PollSeries", "load", "read_polls", "select_markets"]
@@ -76,21 +76,22 @@ class BboCsvSource(
     path_mode: Literal["hold", "interpolate"] = "hold"
     #: Tick in Px; 0 infers it per market from the polled prices.
     tick_px: Literal[0, 1, 10, 100, 1000] = 0
-    min_qty: Annotated[int, Meta(ge=1)] = 500
+    #: The venue's minimum order size in Qty (1e-6 share; 5 shares = 5_000_000), on the 0.01-share grid.
+    min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
     #: Taker fee rate (0.04 style); ``MarketInfo.fee_rate_ppm`` gets ``round(fee_rate * 1e6)``.
     fee_rate: _Frac = 0.0
     # --- synthetic depth and flow ---
     #: Displayed levels per side, the real top included.
     depth_levels: Annotated[int, Meta(ge=1, le=100)] = 5
     #: Mean size of a synthetic level in Qty (exponential, whole shares, at least one share).
-    level_qty_mean: Annotated[int, Meta(ge=100)] = 20_000
+    level_qty_mean: Annotated[int, Meta(ge=QTY_ONE)] = 200 * QTY_ONE
     #: Background level updates per second and market.
     updates_per_s: _NonNegFloat = 0.5
     #: Taker arrivals per second and market.
     takers_per_s: _NonNegFloat = 0.1
     informed_fraction: _Frac = 0.3
     #: Mean taker size in Qty (exponential, whole shares, at least one share).
-    taker_qty_mean: Annotated[int, Meta(ge=100)] = 5_000
+    taker_qty_mean: Annotated[int, Meta(ge=QTY_ONE)] = 50 * QTY_ONE
 
 
 class Poll(msgspec.Struct, frozen=True):
@@ -320,11 +321,12 @@ def _tape(spec: BboCsvSource, m: PollSeries, rng: random.Random) -> MarketTape:
     tape = MarketTape(info)
     rand = rng.random
     log = math.log
-    level_mean = spec.level_qty_mean / 100.0
-    taker_mean = spec.taker_qty_mean / 100.0
+    # Means in shares: sizes are drawn as whole shares.
+    level_mean = spec.level_qty_mean / QTY_ONE
+    taker_mean = spec.taker_qty_mean / QTY_ONE
 
     def draw_qty() -> int:
-        return 100 * (1 + int(-level_mean * log(1.0 - rand())))
+        return QTY_ONE * (1 + int(-level_mean * log(1.0 - rand())))
 
     book = _Book(tape, tick, spec.depth_levels, draw_qty)
     first = polls[0]
@@ -407,7 +409,7 @@ def _take(
             return  # the next poll is inside the touch: no edge, no trade
     else:
         buy = rand() < 0.5
-    size = 100 * (1 + int(-taker_mean * math.log(1.0 - rand())))
+    size = QTY_ONE * (1 + int(-taker_mean * math.log(1.0 - rand())))
     if buy:
         px, levels, aggressor, side = book.ask, book.asks, Side.BUY, Side.SELL
     else:

@@ -16,7 +16,9 @@ Mapping to one ``MarketTape`` (one market per file, ``MarketInfo`` from the conf
 
 * only ``EXCH_EVENT`` rows are read (the venue's view, in ``exch_ts`` order); ``local_ts`` is
   ignored, since the simulator applies its own feed latency;
-* prices must lie on the configured tick grid and sizes on 0.01 shares, else ``ValueError``;
+* prices must lie on the configured tick grid, else ``ValueError``; sizes (float shares) convert
+  exactly to ``Qty`` (1e-6 share): a size must be the float of a 6-decimal number (what writing
+  ``qty / 1e6`` gives), else ``UnitError`` naming the row. Nothing is rounded;
 * a run of clear/snapshot rows at one timestamp that contains snapshot rows (or clears both sides)
   becomes a ``BookSnapshot`` of the resulting full book; the tape always opens with one (empty if
   the file does not start with a snapshot); other clears become level deletions;
@@ -38,7 +40,7 @@ from msgspec import Meta
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, Level, MarketResolved, TickSizeChanged
-from core.units import PX_ONE, Outcome, Side, UnitError
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side, UnitError
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, OP_SPECIAL, MarketTape
 
 if TYPE_CHECKING:
@@ -107,10 +109,12 @@ EVENT_FIELDS: Final = (
     ("fval", "f8"),
 )
 _TS_UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
-# A float price or size is accepted when it is this close (in ticks, or in 0.01 shares, relative
-# to the value) to an exact multiple: far above float rounding noise, far below one unit.
+# A float price is accepted when it is this close (in ticks) to an exact multiple: far above float
+# rounding noise, far below one unit.
 _PX_TOL_TICKS = 1e-6
-_QTY_TOL_REL = 1e-9
+# Sizes convert exactly (``qty_from_float``); below this many Qty every 6-decimal number has its own
+# float and ``rint(qty * 1e6)`` recovers it (2**51 Qty is over two billion shares).
+_QTY_MAX = 2**51
 
 
 class HbtNpzSource(
@@ -127,7 +131,8 @@ class HbtNpzSource(
     question: str = ""
     #: The file's tick size in Px (0.01 -> 100); every price must lie on this grid.
     tick_px: Literal[1, 10, 100, 1000] = 100
-    min_qty: Annotated[int, Meta(ge=1)] = 500
+    #: The venue's minimum order size in Qty (1e-6 share; 5 shares = 5_000_000), on the 0.01-share grid.
+    min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
     #: Taker fee rate (0.04 style); ``MarketInfo.fee_rate_ppm`` gets ``round(fee_rate * 1e6)``.
     fee_rate: Annotated[float, Meta(ge=0, le=1)] = 0.0
     #: The array's key inside the ``.npz`` (hftbacktest's converters write ``data``).
@@ -178,17 +183,21 @@ def px_from_float(px: float, tick_px: int) -> int:
 
 
 def qty_from_float(qty: float) -> int:
-    """Convert a float size in shares (192.3) to Qty (0.01 shares), exactly.
+    """Convert a float size in shares (7.575758) to Qty (1e-6 share), exactly.
+
+    The float must be the one nearest to a 6-decimal number (``n / 1e6`` gives it back): that number
+    is the size. Anything else is finer than 1e-6 share and is refused, never rounded.
 
     Raises:
-        UnitError: The size is not finite, negative, or finer than 0.01 shares.
+        UnitError: The size is not finite, negative, too large, or finer than 1e-6 share.
     """
     if not math.isfinite(qty) or qty < 0:
         raise UnitError(f"size {qty!r} is not a finite size >= 0")
-    units = qty * 100
-    n = round(units)
-    if abs(units - n) > _QTY_TOL_REL * max(1.0, units):
-        raise UnitError(f"size {qty!r} is not a multiple of 0.01 shares")
+    n = round(qty * QTY_ONE)
+    if n >= _QTY_MAX:
+        raise UnitError(f"size {qty!r} is too large")
+    if n / QTY_ONE != qty:
+        raise UnitError(f"size {qty!r} is finer than 1e-6 shares")
     return n
 
 
@@ -295,16 +304,18 @@ def tape_from_events(
         px_i = np.rint(ticks)
         bad_px = sided & ~(np.abs(ticks - px_i) <= _PX_TOL_TICKS)
         bad_px |= sided & ((px_i < 0) | (px_i * finest > PX_ONE))
-        units = qty_f * 100.0
-        qty_i = np.rint(units)
-        bad_qty = sided & ~(np.abs(units - qty_i) <= _QTY_TOL_REL * np.maximum(1.0, units))
-        bad_qty |= sided & (qty_i < 0)
+        # Exact, as qty_from_float: the size must come back from its own 6-decimal number.
+        qty_i = np.rint(qty_f * float(QTY_ONE))
+        bad_qty = sided & ~((qty_i >= 0) & (qty_i < _QTY_MAX) & (qty_i / float(QTY_ONE) == qty_f))
     if bad_px.any():
         i = int(np.argmax(bad_px))
         raise fail(i, f"price {float(px_f[i])!r} is not on the {finest / PX_ONE:g} tick grid in [0, 1]")
     if bad_qty.any():
         i = int(np.argmax(bad_qty))
-        raise fail(i, f"size {float(qty_f[i])!r} is not a multiple of 0.01 shares >= 0")
+        raise UnitError(
+            f"{source}: row {int(index[i])}: size {float(qty_f[i])!r} is not an exact size in 1e-6 shares "
+            "(finer, negative, too large or not finite)"
+        )
     px_l: list[int] = (np.where(sided, px_i, 0).astype(np.int64) * finest).tolist()
     qty_l: list[int] = np.where(sided, qty_i, 0).astype(np.int64).tolist()
     ts_l: list[int] = ts.tolist()
@@ -516,7 +527,7 @@ def tape_to_events(tape: MarketTape, tick_size: float, local_latency_ns: int = 0
     out["exch_ts"][dest] = ts[plain]
     out["local_ts"][dest] = ts[plain] + local_latency_ns
     out["px"][dest] = px[plain] / PX_ONE
-    out["qty"][dest] = np.array(tape.qty, dtype=np.int64)[plain] / 100
+    out["qty"][dest] = np.array(tape.qty, dtype=np.int64)[plain] / QTY_ONE
     for idx, ev in specials:
         r = int(pos[idx] + shift[idx])
         t = ev.ts_ns
@@ -529,8 +540,8 @@ def tape_to_events(tape: MarketTape, tick_size: float, local_latency_ns: int = 0
                 bids, asks = ev.bids, ev.asks
             rows.append((DEPTH_CLEAR_EVENT | BUY_EVENT, 0.0, 0.0, 0))
             rows.append((DEPTH_CLEAR_EVENT | SELL_EVENT, 1.0, 0.0, 0))
-            rows += [(DEPTH_SNAPSHOT_EVENT | BUY_EVENT, p / PX_ONE, q / 100, 0) for p, q in bids]
-            rows += [(DEPTH_SNAPSHOT_EVENT | SELL_EVENT, p / PX_ONE, q / 100, 0) for p, q in asks]
+            rows += [(DEPTH_SNAPSHOT_EVENT | BUY_EVENT, p / PX_ONE, q / QTY_ONE, 0) for p, q in bids]
+            rows += [(DEPTH_SNAPSHOT_EVENT | SELL_EVENT, p / PX_ONE, q / QTY_ONE, 0) for p, q in asks]
         elif isinstance(ev, TickSizeChanged):
             rows.append((TICK_SIZE_EVENT, ev.tick_px / PX_ONE, 0.0, 0))
         else:

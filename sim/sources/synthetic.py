@@ -36,13 +36,14 @@ from msgspec import Meta
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, MarketResolved
-from core.units import NS_PER_S, PX_ONE, Outcome
+from core.units import NS_PER_S, ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, MarketTape
 
 __all__ = ["DEFAULT_START_TS_NS", "SyntheticSource", "generate", "market_info", "market_name"]
 
 #: 2026-07-10T00:00:00Z, the default start of synthetic tapes (any fixed instant would do).
 DEFAULT_START_TS_NS = 1_783_641_600 * NS_PER_S
+_STEPS_PER_SHARE = QTY_ONE // ORDER_QTY_STEP
 
 TickPx = Literal[1, 10, 100, 1000]
 _Frac = Annotated[float, Meta(ge=0, le=1)]
@@ -65,7 +66,8 @@ class SyntheticSource(
     start_px_min: Annotated[int, Meta(ge=1, le=9_999)] = 2_000
     start_px_max: Annotated[int, Meta(ge=1, le=9_999)] = 8_000
     tick_px: TickPx = 100
-    min_qty: Annotated[int, Meta(ge=1)] = 500
+    #: The venue's minimum order size in Qty (1e-6 share; 5 shares = 5_000_000), on the 0.01-share grid.
+    min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
     #: Taker fee rate (0.04 style); ``MarketInfo.fee_rate_ppm`` gets ``round(fee_rate * 1e6)``.
     fee_rate: _Frac = 0.0
     # --- latent fair value ---
@@ -84,7 +86,7 @@ class SyntheticSource(
     #: Depth profile: an add lands k ticks behind the best quote with weight ``depth_decay ** k``.
     depth_decay: Annotated[float, Meta(gt=0, le=1)] = 0.85
     #: Mean size of one maker add, in Qty (exponential, whole shares, at least one share).
-    maker_qty_mean: Annotated[int, Meta(ge=100)] = 5_000
+    maker_qty_mean: Annotated[int, Meta(ge=QTY_ONE)] = 50 * QTY_ONE
     #: Share of maker actions that are cancels (the rest are adds).
     cancel_share: _Frac = 0.4
     # --- takers ---
@@ -93,7 +95,7 @@ class SyntheticSource(
     #: Share of takers that are informed (trade toward the latent fair).
     informed_fraction: _Frac = 0.3
     #: Mean taker size in Qty (exponential, whole shares, at least one share).
-    taker_qty_mean: Annotated[int, Meta(ge=100)] = 2_000
+    taker_qty_mean: Annotated[int, Meta(ge=QTY_ONE)] = 20 * QTY_ONE
     max_sweep_levels: Annotated[int, Meta(ge=1, le=100)] = 3
     #: End each market with ``MarketResolved``: YES wins with probability final fair / 1.
     resolve: bool = False
@@ -156,8 +158,9 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
         acc += w
         cum.append(acc / total_w)
     cum[-1] = 1.0
-    maker_mean = spec.maker_qty_mean / 100.0
-    taker_mean = spec.taker_qty_mean / 100.0
+    # Means in shares: sizes are drawn as whole shares.
+    maker_mean = spec.maker_qty_mean / QTY_ONE
+    taker_mean = spec.taker_qty_mean / QTY_ONE
 
     # Displayed book: totals per price plus the sorted set of prices on each side.
     bids = [0] * (PX_ONE + 1)
@@ -171,10 +174,10 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
     for k in range(levels):
         bp, ap = best_bid - k * tk, best_ask + k * tk
         if bp >= tk:
-            bids[bp] = 100 * (1 + int(-maker_mean * log(1.0 - rand())))
+            bids[bp] = QTY_ONE * (1 + int(-maker_mean * log(1.0 - rand())))
             bid_pxs.append(bp)
         if ap <= top:
-            asks[ap] = 100 * (1 + int(-maker_mean * log(1.0 - rand())))
+            asks[ap] = QTY_ONE * (1 + int(-maker_mean * log(1.0 - rand())))
             ask_pxs.append(ap)
     bid_pxs.sort()
     ask_pxs.sort()
@@ -245,7 +248,7 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
                     q = bids[px]
                     if not q:
                         insort(bid_pxs, px)
-                    q += 100 * (1 + int(-maker_mean * log(1.0 - rand())))
+                    q += QTY_ONE * (1 + int(-maker_mean * log(1.0 - rand())))
                     bids[px] = q
                     ts_a(ts)
                     op_a(OP_BID)
@@ -261,7 +264,7 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
                     q = asks[px]
                     if not q:
                         insort(ask_pxs, px)
-                    q += 100 * (1 + int(-maker_mean * log(1.0 - rand())))
+                    q += QTY_ONE * (1 + int(-maker_mean * log(1.0 - rand())))
                     asks[px] = q
                     ts_a(ts)
                     op_a(OP_ASK)
@@ -281,9 +284,11 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
             if len(pxs) > 1 and (stale or rand() < 0.3):
                 new = 0
             else:
-                new = (int(q * rand()) // 100) * 100
+                # A partial cancel keeps a uniform fraction of q (drawn in 0.01 shares), in whole shares.
+                new = int(q // ORDER_QTY_STEP * rand()) // _STEPS_PER_SHARE * QTY_ONE
                 if new == 0:
-                    new = q // 2 if len(pxs) == 1 else 0
+                    # The last level halves instead, on the 0.01-share grid.
+                    new = q // (2 * ORDER_QTY_STEP) * ORDER_QTY_STEP if len(pxs) == 1 else 0
             if new != q and (new or len(pxs) > 1):
                 book[px] = new
                 if not new:
@@ -304,7 +309,7 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
             else:
                 buy = rand() < 0.5
                 limit = float(PX_ONE) if buy else 0.0
-            left = 100 * (1 + int(-taker_mean * log(1.0 - rand())))
+            left = QTY_ONE * (1 + int(-taker_mean * log(1.0 - rand())))
             swept = 0
             if buy:
                 while left and swept < max_sweep and len(ask_pxs) > 1:

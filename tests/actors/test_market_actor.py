@@ -12,15 +12,16 @@ from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, CancelAll, Filled
 from core.quoting import quote_params
-from core.units import Outcome, Side
+from core.units import PX_ONE, QTY_ONE, Outcome, Side
 from tests.fakes import FakeClock, FakeExchangePort, ListSink
 
 T0 = 10**18
+SHARE = QTY_ONE
 PARAMS = quote_params(load_config("configs/market_maker.yaml"))
 
 
 def info(m):
-    return MarketInfo(market=m, yes_token=f"{m}-y", no_token=f"{m}-n", tick_px=100, min_qty=500)
+    return MarketInfo(market=m, yes_token=f"{m}-y", no_token=f"{m}-n", tick_px=100, min_qty=5 * SHARE)
 
 
 def snapshot(m, ts=T0):
@@ -28,10 +29,10 @@ def snapshot(m, ts=T0):
         market=m,
         outcome=Outcome.YES,
         ts_ns=ts,
-        bids=((4_700, 10_000),),
-        asks=((4_800, 10_000),),
+        bids=((4_700, 100 * SHARE),),
+        asks=((4_800, 100 * SHARE),),
         tick_px=100,
-        min_qty=500,
+        min_qty=5 * SHARE,
     )
 
 
@@ -128,7 +129,7 @@ def test_failed_actor_pulls_quotes_and_is_restarted_while_others_keep_quoting(ac
     assert factory.built.count("a") == 2
     # The other market never noticed and keeps quoting; the new actor quotes after a fresh snapshot.
     router.tell(
-        "b", BookDelta(market="b", outcome=Outcome.YES, ts_ns=T0 + 2, side=Side.BUY, px=4_750, qty=5_000)
+        "b", BookDelta(market="b", outcome=Outcome.YES, ts_ns=T0 + 2, side=Side.BUY, px=4_750, qty=50 * SHARE)
     )
     assert router.get("b").ask(GetStatus(), timeout=1).last_quote
     router.tell("a", snapshot("a", ts=T0 + 3))
@@ -179,7 +180,7 @@ class Slow(MarketSession):
     """Crashes on a price outside [0, 1], after a pause during which more messages queue up."""
 
     def on_event(self, ev):
-        if isinstance(ev, BookDelta) and ev.px > 10_000:
+        if isinstance(ev, BookDelta) and ev.px > PX_ONE:
             threading.Event().wait(0.2)
         super().on_event(ev)
 
@@ -209,7 +210,7 @@ def test_reports_queued_behind_a_crash_reach_the_restarted_actor(actor_loop):
         outcome=Outcome.YES,
         side=Side.BUY,
         px=4_700,
-        qty=3_000,
+        qty=30 * SHARE,
         fee_usdc6=0,
         liquidity="maker",
         trade_id="t1",
@@ -221,7 +222,7 @@ def test_reports_queued_behind_a_crash_reach_the_restarted_actor(actor_loop):
     assert sup.ask(GetRestarts(), timeout=5) == {"a": 1}  # processed after the queued Restart
     new = router.get("a")
     new.ask(GetStatus(), timeout=2)
-    assert len(sessions) == 2 and sessions[1].inv.yes_qty == 3_000  # the fill was not lost
+    assert len(sessions) == 2 and sessions[1].inv.yes_qty == 30 * SHARE  # the fill was not lost
     sup.stop()
 
 

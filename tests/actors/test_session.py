@@ -1,3 +1,4 @@
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,11 +16,12 @@ from core.messages import (
     TickSizeChanged,
 )
 from core.quoting import quote_params
-from core.units import Outcome, Side
+from core.units import PX_ONE, QTY_ONE, Outcome, Side, parse_qty
 from tests.fakes import FakeClock, FakeExchangePort, ListSink
 
 T0 = 10**18
-INFO = MarketInfo(market="m1", yes_token="y", no_token="n", tick_px=100, min_qty=500)
+SHARE = QTY_ONE
+INFO = MarketInfo(market="m1", yes_token="y", no_token="n", tick_px=100, min_qty=5 * SHARE)
 PARAMS = quote_params(load_config("configs/market_maker.yaml"))
 
 
@@ -28,10 +30,10 @@ def snapshot(ts=T0, bid=4_700, ask=4_800):
         market="m1",
         outcome=Outcome.YES,
         ts_ns=ts,
-        bids=((bid, 10_000),),
-        asks=((ask, 10_000),),
+        bids=((bid, 100 * SHARE),),
+        asks=((ask, 100 * SHARE),),
         tick_px=100,
-        min_qty=500,
+        min_qty=5 * SHARE,
     )
 
 
@@ -92,7 +94,9 @@ def test_session_unchanged_top_does_not_requote():
     accept_all(s, port)
     n = len(port.commands)
 
-    s.on_event(BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 1, side=Side.BUY, px=4_500, qty=3_000))
+    s.on_event(
+        BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 1, side=Side.BUY, px=4_500, qty=30 * SHARE)
+    )
 
     assert len(port.commands) == n
 
@@ -114,6 +118,22 @@ def test_session_fill_updates_inventory_and_next_quotes_skew_down():
     assert s.last_decision.skewed_mid_px < before.skewed_mid_px  # ...then the quotes skew down
 
 
+def test_session_odd_fill_size_is_kept_exactly_and_paid_as_the_venue_pays():
+    # A taker's $5 market BUY at 0.66 fills our resting sell of 7.575758 shares (a real on-chain
+    # fill): we keep every 1e-6 share and the cash is floor(7.575758 * 0.66) = 5 USDC exactly.
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+    odd = parse_qty("7.575758")
+    fill = msgspec.structs.replace(fill_of(bid, ts=T0 + 5, qty=odd), px=6_600, leaves_qty=bid.qty - odd)
+
+    s.on_exec(fill)
+
+    assert s.inv.yes_qty == 7_575_758 and s.inv.cash_usdc6 == -5_000_000
+    assert s.orders[bid.client_id].qty == bid.qty - odd  # the rest of the order still rests
+
+
 def test_session_cancel_in_flight_still_counts_until_confirmed():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -123,7 +143,11 @@ def test_session_cancel_in_flight_still_counts_until_confirmed():
 
     assert port.cancels, "stale orders are cancelled"
     pending = [r for r in s.orders.values() if r.status == 2]
-    assert pending and s.exposure_usdc6() >= sum(r.px * r.qty for r in pending if r.side is Side.BUY) * 0
+    # Cancel-pending YES bids still count: each loses its price if NO wins (px * qty is in 1e-10 USDC).
+    yes_bids = [r for r in pending if r.side is Side.BUY and r.outcome is Outcome.YES]
+    pending_bids_usdc10 = sum(r.px * r.qty for r in yes_bids)
+    assert pending and pending_bids_usdc10 > 0
+    assert s.exposure_usdc6() * PX_ONE >= pending_bids_usdc10
     for c in port.cancels:
         s.on_exec(Canceled(market="m1", client_id=c.client_id, ts_ns=T0 + 2))
     assert all(r.status != 2 for r in s.orders.values())
@@ -136,7 +160,9 @@ def test_session_tick_size_change_pulls_and_waits_for_snapshot():
     n_places = len(port.places)
 
     s.on_event(TickSizeChanged(market="m1", outcome=Outcome.YES, ts_ns=T0 + 1, tick_px=10))
-    s.on_event(BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 2, side=Side.BUY, px=4_710, qty=5_000))
+    s.on_event(
+        BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 2, side=Side.BUY, px=4_710, qty=50 * SHARE)
+    )
 
     assert port.commands[-1].__class__.__name__ == "CancelAll"
     assert len(port.places) == n_places and not s.book_valid
@@ -153,7 +179,8 @@ def test_session_resolution_settles_and_stops_quoting():
 
     s.on_event(MarketResolved(market="m1", ts_ns=T0 + 6, yes_won=True))
 
-    assert s.inv.yes_qty == 0 and s.inv.cash_usdc6 == (10_000 - bid.px) * bid.qty
+    # Bought at p, paid 1 each: (1 - p) per share, in micro-USDC (0.01-share sizes are exact).
+    assert s.inv.yes_qty == 0 and s.inv.cash_usdc6 == (PX_ONE - bid.px) * bid.qty // PX_ONE
     n = len(port.places)
     s.on_event(snapshot(ts=T0 + 7))
     assert len(port.places) == n
@@ -170,7 +197,7 @@ def test_session_fill_reported_after_resolution_settles_at_once():
     s.on_exec(fill_of(bid, ts=T0 + 7, trade_id="t9"))
 
     assert s.inv.yes_qty == 0 and s.inv.no_qty == 0  # no phantom shares after settlement
-    assert s.inv.cash_usdc6 == -bid.px * bid.qty  # the YES bought lost everything: NO won
+    assert s.inv.cash_usdc6 == -bid.px * bid.qty // PX_ONE  # the YES bought lost everything: NO won
 
 
 def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_flight():
@@ -178,7 +205,7 @@ def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_fl
     s.on_event(snapshot())
     accept_all(s, port)
     bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
-    s.on_exec(fill_of(bid, ts=T0 + 1, qty=3_000, trade_id="t1"))
+    s.on_exec(fill_of(bid, ts=T0 + 1, qty=30 * SHARE, trade_id="t1"))
     s.flush(s.wakeup_ns)
     accept_all(s, port)
     assert sum(r.qty for r in s.orders.values() if r.side is Side.SELL and r.outcome is Outcome.YES) > 0
@@ -212,7 +239,8 @@ deltas = st.lists(
         ts_ns=st.just(T0),
         side=st.sampled_from(Side),
         px=st.integers(40, 56).map(lambda i: i * 100),
-        qty=st.sampled_from([0, 0, 500, 3_000]),
+        # Book sizes are any 1e-6 share (the venue's levels hold odd sizes, e.g. 18.252855).
+        qty=st.one_of(st.sampled_from([0, 0, 5 * SHARE, 30 * SHARE]), st.integers(1, 50 * SHARE)),
     ),
     max_size=12,
 )
@@ -255,7 +283,7 @@ def test_property_on_batch_is_on_event_per_event_judged_on_the_final_book(evs, d
 def test_on_batch_runs_other_events_in_order_after_the_deltas_before_them():
     s = MarketSession(INFO, PARAMS, FakeExchangePort(), FakeClock(), ListSink())
     s.on_event(snapshot())
-    move = BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0, side=Side.BUY, px=4_750, qty=1_000)
+    move = BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0, side=Side.BUY, px=4_750, qty=10 * SHARE)
     tick = TickSizeChanged(market="m1", outcome=Outcome.YES, ts_ns=T0, tick_px=10)
 
     s.on_batch([move, tick])
@@ -269,7 +297,9 @@ def test_session_feed_lost_pulls_everything_and_waits_for_a_snapshot():
     accept_all(s, port)
 
     s.on_feed_lost(T0 + 5)
-    s.on_event(BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 6, side=Side.BUY, px=4_750, qty=3_000))
+    s.on_event(
+        BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0 + 6, side=Side.BUY, px=4_750, qty=30 * SHARE)
+    )
 
     assert isinstance(port.commands[-1], CancelAll) and not s.book_valid and s.last_decision is None
     assert {r.status for r in s.orders.values()} == {CANCEL_PENDING}

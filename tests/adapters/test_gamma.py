@@ -24,6 +24,7 @@ from adapters.gamma import (
     should_retry,
 )
 from core.config import MarketSelection
+from core.units import QTY_ONE
 from tests.gamma_server import FIXTURES, GammaServer, fixture_markets, malformed_markets
 
 NOW = 1_773_306_000 * 1_000_000_000  # 2026-03-12T09:00:00Z
@@ -67,7 +68,7 @@ def test_parse_market_politics_negrisk_fields() -> None:
     assert m.outcomes == ("Yes", "No")
     assert m.yes_token.startswith("545330438199465925")
     assert m.no_token.startswith("878541741480746520")
-    assert (m.tick_px, m.min_qty) == (10, 500)
+    assert (m.tick_px, m.min_qty) == (10, 5 * QTY_ONE)
     assert (m.best_bid_px, m.best_ask_px, m.spread_px(), m.mid_px2()) == (2_320, 2_330, 10, 4_650)
     assert m.neg_risk is True
     assert m.neg_risk_market_id.startswith("0x2c3d7e0e")
@@ -93,7 +94,7 @@ def test_parse_market_rewards_in_cents_and_shares() -> None:
     m = parse_market(load("market_btc_updown_5m_2026-03.json"))
 
     assert m.rewards_max_spread_px == 450  # 4.5 cents
-    assert m.rewards_min_qty == 5_000  # 50 shares
+    assert m.rewards_min_qty == 50 * QTY_ONE
     assert m.outcomes == ("Up", "Down")
     assert m.fee_type == "crypto_fees"
 
@@ -103,6 +104,33 @@ def test_parse_market_closed_but_accepting_keeps_both_flags() -> None:
 
     assert (m.closed, m.accepting_orders) == (True, True)
     assert m.rewards_daily_usdc == 30.0
+
+
+@pytest.mark.parametrize(("tick", "tick_px"), [(0.1, 1000), (0.005, 50), ("0.0025", 25), (0.0001, 1)])
+def test_parse_market_takes_every_venue_tick(tick: float | str, tick_px: int) -> None:
+    raw = {**load("market_btc_updown_5m_2026-03.json"), "orderPriceMinTickSize": tick}
+
+    assert parse_market(raw).tick_px == tick_px
+
+
+@pytest.mark.parametrize("tick", [0.0003, "0.02", 0])
+def test_parse_market_refuses_a_tick_the_venue_does_not_use(tick: float | str) -> None:
+    raw = {**load("market_btc_updown_5m_2026-03.json"), "orderPriceMinTickSize": tick}
+
+    with pytest.raises(MalformedMarket, match="orderPriceMinTickSize"):
+        parse_market(raw)
+
+
+def test_parse_market_six_decimal_sizes_are_exact() -> None:
+    raw = {
+        **load("market_btc_updown_5m_2026-03.json"),
+        "orderMinSize": "7.575758",
+        "rewardsMinSize": 45.123456,
+    }
+
+    m = parse_market(raw)
+
+    assert (m.min_qty, m.rewards_min_qty) == (7_575_758, 45_123_456)
 
 
 def test_parse_market_legacy_without_tick_parses_with_none() -> None:

@@ -33,13 +33,19 @@ from actors.gateway import (
     UserFill,
     UserOrderUpdate,
 )
-from adapters.polymarket.clob_port import ClobExchangePort, UserChannelBridge, start_gateway
+from adapters.polymarket.clob_port import (
+    ClobExchangePort,
+    PolymarketVenue,
+    UserChannelBridge,
+    start_gateway,
+    user_event_messages,
+)
 from adapters.polymarket.errors import RetryAfterProbe
 from adapters.polymarket.orders import order_id_of
 from adapters.polymarket.parse import AssetMap, decode_user_frame
 from core.markets import MarketInfo
 from core.messages import Accepted, Cancel, CancelAll, Canceled, Filled, Place, Rejected, TickSizeChanged
-from core.units import Outcome, Side, format_px, format_qty
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side, format_px, format_qty
 from tests.fakes import FakeClock
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
@@ -125,8 +131,8 @@ class FakeClob:
                 oid = order_id_of(o, self.neg_risk[o.tokenId])
                 buy = int(o.side) == 0
                 maker, taker = int(o.makerAmount), int(o.takerAmount)
-                qty = (taker if buy else maker) // 10_000
-                px = (maker if buy else taker) // qty
+                qty = taker if buy else maker  # the share amount is a Qty (1e-6 shares)
+                px = (maker if buy else taker) * PX_ONE // qty
                 with self.lock:
                     self.open[oid] = {
                         "id": oid,
@@ -240,7 +246,7 @@ class Rig:
                     outcome=kw.get("outcome", Outcome.YES),
                     side=kw.get("side", Side.BUY),
                     px=px,
-                    qty=kw.get("qty", 500 + i),
+                    qty=kw.get("qty", 5 * QTY_ONE + i * ORDER_QTY_STEP),
                     post_only=kw.get("post_only", True),
                 )
             )
@@ -375,7 +381,7 @@ def test_a_400_rejects_the_whole_batch_without_retry(rig):
 
 def test_non_post_only_unknown_market_and_duplicates_are_rejected_locally(rig):
     (a,) = rig.place(1, post_only=False)
-    b = Place(market="0xnope", client_id="x-1", outcome=Outcome.YES, side=Side.BUY, px=5000, qty=500)
+    b = Place(market="0xnope", client_id="x-1", outcome=Outcome.YES, side=Side.BUY, px=5000, qty=5 * QTY_ONE)
     (c,) = rig.place(1, start=5)
 
     rig.port.submit([a, b, c, c])
@@ -545,17 +551,42 @@ def test_reconcile_reports_vanished_orders_catches_up_fills_and_cancels_unknown_
     (fill,) = r.routed.of(Filled)
     assert (fill.client_id, fill.qty, fill.px, fill.leaves_qty) == (
         places[1].client_id,
-        200,
+        2 * QTY_ONE,
         places[1].px,
-        places[1].qty - 200,
+        places[1].qty - 2 * QTY_ONE,
     )
     assert r.clob.called("cancel_orders") == [["0xstranger"]]
     assert status.unknown_cancelled == 1
 
     # The lost trade's late user-channel message is not counted again.
-    r.ref.tell(_fill_leg("t-9", ids[places[1].client_id], places[1], "MATCHED", 200))
+    r.ref.tell(_fill_leg("t-9", ids[places[1].client_id], places[1], "MATCHED", 2 * QTY_ONE))
     r.sync()
     assert len(r.routed.of(Filled)) == 1
+
+
+def test_open_order_rows_with_six_decimal_sizes_are_exact():
+    # A /data/orders row of ours after a $5 market BUY at 0.66 took 7.575758 of its 10 shares.
+    clob = FakeClob(MARKETS)
+    clob.open["0xpartly"] = {
+        "id": "0xpartly", "asset_id": M1.no_token, "market": M1.market, "side": "SELL", "price": "0.66",
+        "original_size": "10", "size_matched": "7.575758", "associate_trades": ["t-1"],
+    }  # fmt: skip
+    venue = PolymarketVenue(clob, AssetMap.from_markets(MARKETS))
+
+    (row,) = venue.open_orders()
+
+    assert (row.order_id, row.outcome, row.side, row.px) == ("0xpartly", Outcome.NO, Side.SELL, 6600)
+    assert (row.original_qty, row.matched_qty, row.trade_ids) == (10 * QTY_ONE, 7_575_758, ("t-1",))
+
+
+def test_user_channel_fills_with_six_decimal_sizes_reach_the_gateway_exactly():
+    frame = dict(CROSS, maker_orders=[dict(CROSS["maker_orders"][0], matched_amount="7.575758")])
+
+    (trade,) = decode_user_frame(json.dumps(frame), AssetMap.from_markets(MARKETS))
+    (leg,) = user_event_messages(trade)
+
+    assert isinstance(leg, UserFill)
+    assert (leg.liquidity, leg.px, leg.qty) == ("maker", 5130, 7_575_758)
 
 
 def test_startup_reconcile_cancels_leftovers_of_an_earlier_run():
@@ -584,7 +615,9 @@ def _fill_leg(trade_id: str, order_id: str, p: Place, status: str, qty: int) -> 
 
 
 def test_maker_fill_on_the_complementary_token_is_counted_once_and_failed_reverses_it(rig):
-    p = Place(market=M3.market, client_id="m3-1", outcome=Outcome.YES, side=Side.BUY, px=5130, qty=1000)
+    p = Place(
+        market=M3.market, client_id="m3-1", outcome=Outcome.YES, side=Side.BUY, px=5130, qty=10 * QTY_ONE
+    )
     rig.port.submit([p])
     rig.sync()
     (acc,) = rig.routed.of(Accepted)
@@ -597,26 +630,31 @@ def test_maker_fill_on_the_complementary_token_is_counted_once_and_failed_revers
     rig.sync()
 
     (fill,) = rig.routed.of(Filled)
-    assert (fill.outcome, fill.side, fill.px, fill.qty) == (Outcome.YES, Side.BUY, 5130, 500)
-    assert (fill.liquidity, fill.fee_usdc6, fill.leaves_qty, fill.trade_id) == ("maker", 0, 500, CROSS["id"])
+    assert (fill.outcome, fill.side, fill.px, fill.qty) == (Outcome.YES, Side.BUY, 5130, 5 * QTY_ONE)
+    assert (fill.liquidity, fill.fee_usdc6, fill.leaves_qty, fill.trade_id) == (
+        "maker",
+        0,
+        5 * QTY_ONE,
+        CROSS["id"],
+    )
 
     for ev in decode_user_frame(json.dumps(dict(frame, status="FAILED")), assets):
         rig.bridge.on_event(ev)
     status = rig.sync()
 
     reversal = rig.routed.of(Filled)[-1]
-    assert (reversal.side, reversal.qty, reversal.leaves_qty) == (Side.SELL, 500, 1000)
+    assert (reversal.side, reversal.qty, reversal.leaves_qty) == (Side.SELL, 5 * QTY_ONE, 10 * QTY_ONE)
     assert reversal.trade_id == f"{CROSS['id']}:failed"
     assert status.reversals == 1
 
 
 def test_a_full_fill_is_terminal_and_a_later_cancel_is_not_reported(rig):
-    (p,) = rig.place(1, qty=500)
+    (p,) = rig.place(1, qty=5 * QTY_ONE)
     rig.port.submit([p])
     rig.sync()
     (acc,) = rig.routed.of(Accepted)
 
-    rig.ref.tell(_fill_leg("t-1", acc.order_id, p, "MATCHED", 500))
+    rig.ref.tell(_fill_leg("t-1", acc.order_id, p, "MATCHED", 5 * QTY_ONE))
     rig.port.submit([Cancel(market=p.market, client_id=p.client_id)])
     rig.sync()
 

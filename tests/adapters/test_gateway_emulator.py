@@ -28,7 +28,7 @@ from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import Cancel, Place
 from core.quoting import quote_params
-from core.units import Outcome, Side
+from core.units import QTY_ONE, Outcome, Side
 from emulator import Emulator
 from emulator.scenario import HttpFault
 from tests.emulator.conftest import BUSY, NEGRISK, QUIET, ids, make_scenario
@@ -91,7 +91,12 @@ def test_live_path_against_the_emulator(emu: Emulator, caplog: pytest.LogCapture
         )
         refs.append(gateway)
         fill_order = Place(
-            market=busy.market, client_id="busy-1", outcome=Outcome.YES, side=Side.BUY, px=4900, qty=500
+            market=busy.market,
+            client_id="busy-1",
+            outcome=Outcome.YES,
+            side=Side.BUY,
+            px=4900,
+            qty=5 * QTY_ONE,
         )
         sessions = {}
         for info in markets:
@@ -101,7 +106,7 @@ def test_live_path_against_the_emulator(emu: Emulator, caplog: pytest.LogCapture
             refs.append(ref)
             router.set(info.market, ref)
         sessions[busy.market].orders["busy-1"] = OrderRecord(
-            client_id="busy-1", outcome=Outcome.YES, side=Side.BUY, px=4900, qty=500
+            client_id="busy-1", outcome=Outcome.YES, side=Side.BUY, px=4900, qty=5 * QTY_ONE
         )
         ws = UserWsClient(
             AssetMap.from_markets(markets),
@@ -121,10 +126,15 @@ def test_live_path_against_the_emulator(emu: Emulator, caplog: pytest.LogCapture
                 outcome=Outcome.YES,
                 side=Side.BUY,
                 px=4500,
-                qty=1000,
+                qty=10 * QTY_ONE,
             ),
             Place(
-                market=negrisk.market, client_id="neg-1", outcome=Outcome.NO, side=Side.BUY, px=4010, qty=600
+                market=negrisk.market,
+                client_id="neg-1",
+                outcome=Outcome.NO,
+                side=Side.BUY,
+                px=4010,
+                qty=6 * QTY_ONE,
             ),
         ]
         port.submit(rest)
@@ -154,8 +164,8 @@ def test_live_path_against_the_emulator(emu: Emulator, caplog: pytest.LogCapture
 
     # Assert: resting orders were listed with our prices, the fill reached the session, all is cancelled.
     assert sorted((o["price"], o["original_size"]) for o in resting) == [("0.401", "6"), ("0.45", "10")]
-    assert (status.yes_qty, status.no_qty, status.open_orders) == (500, 0, 0)
-    assert status.cash_usdc6 == -4900 * 500
+    assert (status.yes_qty, status.no_qty, status.open_orders) == (5 * QTY_ONE, 0, 0)
+    assert status.cash_usdc6 == -2_450_000  # 5 shares at 0.49
     assert report.confirmed and report.canceled == 1
     assert open_after == []
     assert gw_status.heartbeats >= 2 and gw_status.heartbeat_failures == 0
@@ -190,7 +200,12 @@ def test_rate_limited_post_waits_for_retry_after_then_succeeds(caplog: pytest.Lo
             )
             refs.append(gateway)
             place = Place(
-                market=quiet.market, client_id="q-1", outcome=Outcome.YES, side=Side.BUY, px=4500, qty=500
+                market=quiet.market,
+                client_id="q-1",
+                outcome=Outcome.YES,
+                side=Side.BUY,
+                px=4500,
+                qty=5 * QTY_ONE,
             )
 
             started = time.monotonic()

@@ -28,11 +28,12 @@ from adapters.polymarket.orders import (
     to_order_args,
 )
 from core.messages import Place
-from core.units import PX_ONE, Outcome, Side
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side
 
 KEY = Account.create().key.hex()  # a throwaway test key: signing is offline
 BUILDER = OrderBuilder(Signer(KEY, 137))
 TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+CENT = ORDER_QTY_STEP  # 0.01 share: every order we place is a whole number of these
 
 
 def place(side: Side, px: int, qty: int, **kw: Any) -> Place:
@@ -43,7 +44,7 @@ def place(side: Side, px: int, qty: int, **kw: Any) -> Place:
 def orders(draw: st.DrawFn) -> tuple[Place, int]:
     tick = draw(st.sampled_from(sorted(TICK_SIZES)))
     px = draw(st.integers(1, PX_ONE // tick - 1)) * tick
-    qty = draw(st.integers(1, 100_000))  # 0.01 .. 1000.00 shares
+    qty = draw(st.integers(1, 100_000)) * CENT  # 0.01 .. 1000.00 shares
     side = draw(st.sampled_from(Side))
     return place(side, px, qty), tick
 
@@ -53,8 +54,8 @@ def orders(draw: st.DrawFn) -> tuple[Place, int]:
 
 def test_expected_amounts_spec_examples():
     # clob-emulator-spec §3: BUY 10 @ 0.45 and SELL 10.56 @ 0.333.
-    assert expected_amounts(Side.BUY, 4500, 1000) == (4_500_000, 10_000_000)
-    assert expected_amounts(Side.SELL, 3330, 1056) == (10_560_000, 3_516_480)
+    assert expected_amounts(Side.BUY, 4500, 10 * QTY_ONE) == (4_500_000, 10_000_000)
+    assert expected_amounts(Side.SELL, 3330, 1056 * CENT) == (10_560_000, 3_516_480)
 
 
 def test_client_float_rounding_loses_a_cent_without_our_conversion():
@@ -62,19 +63,19 @@ def test_client_float_rounding_loses_a_cent_without_our_conversion():
     rc = ROUNDING_CONFIG["0.01"]
 
     _, _, naive_taker = BUILDER.get_order_amounts("BUY", 0.29, 0.50, rc)
-    args, _ = to_order_args(place(Side.BUY, 5000, 29), 100, False, TOKEN)
+    args, _ = to_order_args(place(Side.BUY, 5000, 29 * CENT), 100, False, TOKEN)
     _, maker, taker = BUILDER.get_order_amounts("BUY", args.size, args.price, rc)
 
     assert naive_taker == 280_000  # 0.28 shares: a silently wrong order
-    assert (maker, taker) == expected_amounts(Side.BUY, 5000, 29) == (145_000, 290_000)
+    assert (maker, taker) == expected_amounts(Side.BUY, 5000, 29 * CENT) == (145_000, 290_000)
 
 
 @given(orders())
 @settings(max_examples=3_000)
-@example((place(Side.BUY, 5000, 29), 100))
-@example((place(Side.SELL, 3330, 1056), 10))
-@example((place(Side.BUY, 1, 100_000), 1))
-@example((place(Side.SELL, 9000, 1), 1000))
+@example((place(Side.BUY, 5000, 29 * CENT), 100))
+@example((place(Side.SELL, 3330, 1056 * CENT), 10))
+@example((place(Side.BUY, 1, 100_000 * CENT), 1))
+@example((place(Side.SELL, 9000, 1 * CENT), 1000))
 def test_to_order_args_amounts_are_exact_in_the_client_math(order):
     # The client's amount computation (no signing, so many examples): our floats must land exactly.
     p, tick = order
@@ -89,8 +90,8 @@ def test_to_order_args_amounts_are_exact_in_the_client_math(order):
 
 @given(orders(), st.booleans())
 @settings(max_examples=150, deadline=None)
-@example((place(Side.BUY, 5000, 29), 100), False)
-@example((place(Side.SELL, 9990, 99_999), 10), True)
+@example((place(Side.BUY, 5000, 29 * CENT), 100), False)
+@example((place(Side.SELL, 9990, 99_999 * CENT), 10), True)
 def test_signed_orders_through_the_real_builder_are_exact_or_refused(order, neg_risk):
     p, tick = order
 
@@ -122,20 +123,20 @@ def test_a_builder_that_rounds_wrong_is_always_refused(order):
 
 
 def test_check_signed_amounts_refuses_the_naive_142_order():
-    args, options = to_order_args(place(Side.BUY, 5000, 29), 100, False, TOKEN)
+    args, options = to_order_args(place(Side.BUY, 5000, 29 * CENT), 100, False, TOKEN)
     naive = BUILDER.build_order(dataclasses.replace(args, size=0.29), options)
 
     with pytest.raises(AmountMismatch, match=r"^m-1: maker/taker 140000/280000 != ours 145000/290000"):
-        check_signed_amounts(naive, place(Side.BUY, 5000, 29))
+        check_signed_amounts(naive, place(Side.BUY, 5000, 29 * CENT))
 
 
 def test_check_signed_amounts_refuses_a_wrong_side_or_token():
-    signed = sign_place(BUILDER, place(Side.BUY, 5000, 100), TOKEN, 100, False)
+    signed = sign_place(BUILDER, place(Side.BUY, 5000, 100 * CENT), TOKEN, 100, False)
 
     with pytest.raises(AmountMismatch, match="side BUY != ours SELL"):
-        check_signed_amounts(signed, place(Side.SELL, 5000, 100))
+        check_signed_amounts(signed, place(Side.SELL, 5000, 100 * CENT))
     with pytest.raises(AmountMismatch, match="token"):
-        check_signed_amounts(signed, place(Side.BUY, 5000, 100), "999")
+        check_signed_amounts(signed, place(Side.BUY, 5000, 100 * CENT), "999")
 
 
 # --- refusals ------------------------------------------------------------------------------------------
@@ -144,14 +145,17 @@ def test_check_signed_amounts_refuses_a_wrong_side_or_token():
 @pytest.mark.parametrize(
     ("p", "tick", "match"),
     [
-        (place(Side.BUY, 4550, 100), 100, "not on tick"),
-        (place(Side.BUY, 0, 100), 100, "not on tick"),
-        (place(Side.SELL, PX_ONE, 100), 100, "not on tick"),
-        (place(Side.BUY, 9950, 100), 100, "not on tick"),
+        (place(Side.BUY, 4550, 100 * CENT), 100, "not on tick"),
+        (place(Side.BUY, 0, 100 * CENT), 100, "not on tick"),
+        (place(Side.SELL, PX_ONE, 100 * CENT), 100, "not on tick"),
+        (place(Side.BUY, 9950, 100 * CENT), 100, "not on tick"),
         (place(Side.BUY, 5000, 0), 100, "not positive"),
-        (place(Side.BUY, 5000, 100, tif="FOK"), 100, "not a resting order"),
-        (place(Side.BUY, 5000, 100, tif="GTD"), 100, "GTD order without expire_ns"),
-        (place(Side.BUY, 5000, 100), 7, "not a venue tick size"),
+        (place(Side.BUY, 5000, 7_575_758), 100, r"not a whole number of 0\.01 shares"),
+        (place(Side.SELL, 5000, CENT - 1), 100, r"not a whole number of 0\.01 shares"),
+        (place(Side.SELL, 5000, 5 * QTY_ONE + 1), 100, r"not a whole number of 0\.01 shares"),
+        (place(Side.BUY, 5000, 100 * CENT, tif="FOK"), 100, "not a resting order"),
+        (place(Side.BUY, 5000, 100 * CENT, tif="GTD"), 100, "GTD order without expire_ns"),
+        (place(Side.BUY, 5000, 100 * CENT), 7, "not a venue tick size"),
     ],
 )
 def test_to_order_args_refuses_what_it_cannot_express(p, tick, match):
@@ -159,9 +163,16 @@ def test_to_order_args_refuses_what_it_cannot_express(p, tick, match):
         to_order_args(p, tick, False, TOKEN)
 
 
+@given(cents=st.integers(0, 100_000), odd=st.integers(1, CENT - 1), side=st.sampled_from(Side))
+def test_a_size_off_the_cent_grid_is_always_refused(cents, odd, side):
+    # Fills may be any 1e-6 size; the orders we sign never are (the client would round them down).
+    with pytest.raises(OrderRefused, match=r"not a whole number of 0\.01 shares"):
+        to_order_args(place(side, 5000, cents * CENT + odd), 100, False, TOKEN)
+
+
 def test_to_order_args_gtd_expiration_in_seconds_and_options():
     args, options = to_order_args(
-        place(Side.SELL, 500, 100, tif="GTD", expire_ns=1_800_000_000_900_000_000), 10, True, TOKEN
+        place(Side.SELL, 500, 100 * CENT, tif="GTD", expire_ns=1_800_000_000_900_000_000), 10, True, TOKEN
     )
 
     assert args.expiration == 1_800_000_000
@@ -174,7 +185,7 @@ def test_to_order_args_gtd_expiration_in_seconds_and_options():
 
 @pytest.mark.parametrize("neg_risk", [False, True])
 def test_order_id_of_is_the_sdk_order_hash(neg_risk):
-    signed = sign_place(BUILDER, place(Side.BUY, 4500, 1000), TOKEN, 100, neg_risk)
+    signed = sign_place(BUILDER, place(Side.BUY, 4500, 1000 * CENT), TOKEN, 100, neg_risk)
     cfg = get_contract_config(137)
     exchange = ExchangeOrderBuilderV2(
         cfg.neg_risk_exchange_v2 if neg_risk else cfg.exchange_v2, 137, BUILDER.signer
@@ -199,7 +210,11 @@ def test_signing_with_a_real_client_makes_no_http_request():
     try:
         for tick in TICK_SIZES:
             sign_place(
-                client.builder, place(Side.BUY, 10 * tick if tick < 1000 else 1000, 500), TOKEN, tick, True
+                client.builder,
+                place(Side.BUY, 10 * tick if tick < 1000 else 1000, 5 * QTY_ONE),
+                TOKEN,
+                tick,
+                True,
             )
     finally:
         clob_http._http_client.event_hooks["request"].remove(spy)

@@ -36,7 +36,18 @@ from core.messages import (
     TickSizeChanged,
     TradePrint,
 )
-from core.units import PX_ONE, Outcome, Side, UnitError, decimal_to_int, format_px, format_qty, parse_qty
+from core.units import (
+    PX_ONE,
+    QTY_DECIMALS,
+    QTY_ONE,
+    Outcome,
+    Side,
+    UnitError,
+    decimal_to_int,
+    format_px,
+    format_qty,
+    parse_qty,
+)
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
 
@@ -51,6 +62,9 @@ USER_MARKET = "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead11091
 USER_YES = "21742633143463906290569050155826241533067272736897614950488156847949938836455"
 USER_NO = "48331043336612883890938759509493159234755048973500640148014422747788308965732"
 USER = AssetMap.from_markets([MarketInfo(market=USER_MARKET, yes_token=USER_YES, no_token=USER_NO)])
+
+#: 0.01 share in Qty: the recorded sizes below have at most two decimals (``"1304.72"`` is 130_472 * CENT).
+CENT = QTY_ONE // 100
 
 
 def load(name: str) -> bytes:
@@ -76,8 +90,8 @@ def test_book_2024_ws_levels_best_first_and_exact():
     assert snap.market == "mkt" and snap.outcome is Outcome.YES
     assert snap.ts_ns == 1728799418260 * 1_000_000
     assert (len(snap.bids), len(snap.asks)) == (76, 86)
-    assert snap.bids[0] == (5110, 130472)  # the venue's LAST bid, "0.511" x "1304.72"
-    assert snap.asks[0] == (5140, 2023087)
+    assert snap.bids[0] == (5110, 130_472 * CENT)  # the venue's LAST bid, "0.511" x "1304.72"
+    assert snap.asks[0] == (5140, 2_023_087 * CENT)
     assert [px for px, _ in snap.bids] == sorted((px for px, _ in snap.bids), reverse=True)
     assert [px for px, _ in snap.asks] == sorted(px for px, _ in snap.asks)
     assert snap.tick_px == 0  # the 2024 format has no tick_size
@@ -90,8 +104,8 @@ def test_book_2026_captured_carries_tick():
 
     assert isinstance(snap, BookSnapshot)
     assert snap.tick_px == 100
-    assert snap.bids[0] == (700, 18252855)
-    assert snap.asks[0] == (800, 22819828)
+    assert snap.bids[0] == (700, 18_252_855 * CENT)
+    assert snap.asks[0] == (800, 22_819_828 * CENT)
 
 
 def test_rest_book_decode_and_parse_still_work():
@@ -115,7 +129,7 @@ def test_price_change_format1_flat_is_one_delta():
             ts_ns=1723967931411 * 1_000_000,
             side=Side.SELL,
             px=5140,
-            qty=2157408,
+            qty=2_157_408 * CENT,
         )
     ]
 
@@ -126,9 +140,9 @@ def test_price_change_format2_changes_keeps_order():
     events = decode_market_frame(load("price_change_format2_changes_2024-10.json"), assets)
 
     assert [(e.side, e.px, e.qty) for e in events if isinstance(e, BookDelta)] == [
-        (Side.BUY, 6000, 330000),
-        (Side.BUY, 5000, 340000),
-        (Side.BUY, 7000, 340000),
+        (Side.BUY, 6000, 3_300 * QTY_ONE),
+        (Side.BUY, 5000, 3_400 * QTY_ONE),
+        (Side.BUY, 7000, 3_400 * QTY_ONE),
     ]
     assert all(e.outcome is Outcome.NO for e in events)
 
@@ -140,9 +154,61 @@ def test_price_change_current_format_maps_both_tokens():
     events = decode_market_frame(msg, BURST)
 
     assert [(e.outcome, e.side, e.px, e.qty) for e in events if isinstance(e, BookDelta)] == [
-        (Outcome.YES, Side.BUY, 3010, 100000),
-        (Outcome.NO, Side.SELL, 6990, 100000),
+        (Outcome.YES, Side.BUY, 3010, 1_000 * QTY_ONE),
+        (Outcome.NO, Side.SELL, 6990, 1_000 * QTY_ONE),
     ]
+
+
+def test_price_change_level_with_six_decimals_is_exact():
+    # The recorded burst message with its first level edited to a 6-decimal size (a resting order
+    # partly filled by a market order leaves such a remainder).
+    stream = msgspec.json.decode(load("stream_book_price_change_burst_2026-09.json"))
+    msg = stream[1]
+    msg["price_changes"][0]["size"] = "45.123456"
+
+    events = decode_market_frame(msgspec.json.encode(msg), BURST)
+
+    assert [(e.outcome, e.side, e.px, e.qty) for e in events if isinstance(e, BookDelta)] == [
+        (Outcome.YES, Side.BUY, 3010, 45_123_456),
+        (Outcome.NO, Side.SELL, 6990, 1_000 * QTY_ONE),
+    ]
+
+
+@pytest.mark.parametrize(("text", "tick_px"), [("0.1", 1000), ("0.005", 50), ("0.0025", 25), ("0.0001", 1)])
+def test_tick_size_change_to_every_venue_tick(text, tick_px):
+    raw = msgspec.json.decode(load("tick_size_change_2025-02.json"))
+    raw["new_tick_size"] = text
+
+    (tick,) = decode_market_frame(msgspec.json.encode(raw), single_asset("tick_size_change_2025-02.json"))
+
+    assert isinstance(tick, TickSizeChanged)
+    assert tick.tick_px == tick_px
+
+
+@pytest.mark.parametrize("text", ["0.0003", "0.02", "0.00001"])
+def test_a_tick_the_venue_does_not_use_is_skipped(text):
+    raw = msgspec.json.decode(load("tick_size_change_2025-02.json"))
+    raw["new_tick_size"] = text
+    skipped: list[str] = []
+
+    events = decode_market_frame(
+        msgspec.json.encode(raw), single_asset("tick_size_change_2025-02.json"), skipped=skipped
+    )
+
+    assert events == []
+    assert len(skipped) == 1 and "new_tick_size" in skipped[0]
+
+
+def test_book_with_a_quarter_tick_and_six_decimal_levels():
+    raw = msgspec.json.decode(load("book_2026-08_captured.json"))
+    raw["tick_size"] = "0.0025"
+    raw["bids"][-1]["size"] = "7.575758"
+
+    (snap,) = decode_market_frame(msgspec.json.encode(raw), single_asset("book_2026-08_captured.json"))
+
+    assert isinstance(snap, BookSnapshot)
+    assert snap.tick_px == 25
+    assert snap.bids[0] == (700, 7_575_758)
 
 
 def test_price_change_entries_for_unknown_tokens_are_dropped():
@@ -164,7 +230,7 @@ def test_last_trade_price_is_trade_print_with_aggressor():
         outcome=Outcome.YES,
         ts_ns=1724564136087 * 1_000_000,
         px=4910,
-        qty=8536,
+        qty=8_536 * CENT,
         aggressor=Side.SELL,
     )
 
@@ -252,7 +318,7 @@ def test_malformed_frames_are_skipped_with_a_reason_naming_the_field(frame, need
 
 
 def test_parse_price_change_raises_payload_error_naming_the_size():
-    msg = WirePriceChange(asset_id="A", timestamp="1", price="0.5", side="BUY", size="1.001")
+    msg = WirePriceChange(asset_id="A", timestamp="1", price="0.5", side="BUY", size="1.0000001")
 
     with pytest.raises(PayloadError, match=r"^size: "):
         parse_price_change(msg, AssetMap({"A": ("m", Outcome.YES)}))
@@ -288,7 +354,7 @@ def test_order_placement_in_our_units():
         outcome=Outcome.YES,
         side=Side.BUY,
         px=5130,
-        original_qty=500,
+        original_qty=5 * QTY_ONE,
         matched_qty=0,
         status="LIVE",
         order_type="GTC",
@@ -308,7 +374,7 @@ def test_order_cancellation():
         "CANCELLATION",
         "CANCELED",
         Side.SELL,
-        500,
+        5 * QTY_ONE,
     )
 
 
@@ -321,7 +387,7 @@ def test_trade_matched_taker():
         "TAKER",
         Side.BUY,
         5200,
-        500,
+        5 * QTY_ONE,
     )
     assert trade.match_ns == 1725958681 * 10**9
     (maker,) = trade.maker_fills
@@ -329,9 +395,39 @@ def test_trade_matched_taker():
         Outcome.YES,
         Side.SELL,
         5200,
-        500,
+        5 * QTY_ONE,
         False,
     )
+
+
+def test_order_update_with_a_six_decimal_matched_size_is_exact():
+    # The recorded placement edited into the UPDATE a market BUY of $5 at 0.66 makes of it.
+    raw = msgspec.json.decode(load("order_placement_2024-09.json"))
+    raw.update(type="UPDATE", original_size="10", size_matched="7.575758", associate_trades=["t1"])
+
+    (event,) = decode_user_frame(msgspec.json.encode(raw), USER)
+
+    assert isinstance(event, VenueOrderUpdate)
+    assert (event.type, event.original_qty, event.matched_qty, event.trade_ids) == (
+        "UPDATE",
+        10 * QTY_ONE,
+        7_575_758,
+        ("t1",),
+    )
+
+
+def test_trade_with_a_six_decimal_matched_amount_is_exact():
+    # The recorded taker trade edited to the size of a $5 market BUY at 0.66: 7.575758 shares.
+    raw = msgspec.json.decode(load("trade_matched_2024-09.json"))
+    raw["size"] = "7.575758"
+    raw["maker_orders"][0]["matched_amount"] = "7.575758"
+
+    (trade,) = decode_user_frame(msgspec.json.encode(raw), USER)
+
+    assert isinstance(trade, VenueTrade)
+    assert trade.qty == 7_575_758
+    (maker,) = trade.maker_fills
+    assert (maker.px, maker.qty) == (5200, 7_575_758)
 
 
 def test_trade_multi_fill_complementary_maker_at_one_minus_p():
@@ -468,7 +564,7 @@ def test_book_feed_invalidate_all_returns_the_books_that_were_valid():
 @st.composite
 def books(draw: st.DrawFn) -> tuple[dict[int, int], dict[int, int]]:
     prices = st.integers(0, PX_ONE)
-    sizes = st.integers(1, 10**10)
+    sizes = st.integers(1, 10**7 * QTY_ONE)  # any 1e-6 size up to 10 million shares
     return draw(st.dictionaries(prices, sizes, max_size=30)), draw(
         st.dictionaries(prices, sizes, max_size=30)
     )
@@ -503,7 +599,10 @@ def test_property_wire_book_round_trips_to_snapshot_best_first(book, ts_ms):
 
 
 @given(
-    px=st.integers(0, PX_ONE), qty=st.integers(0, 10**10), zeros=st.integers(0, 3), side=st.sampled_from(Side)
+    px=st.integers(0, PX_ONE),
+    qty=st.integers(0, 10**7 * QTY_ONE),
+    zeros=st.integers(0, 3),
+    side=st.sampled_from(Side),
 )
 @example(px=PX_ONE, qty=0, zeros=2, side=Side.SELL)
 def test_property_price_and_size_strings_round_trip(px, qty, zeros, side):
@@ -524,7 +623,7 @@ def test_property_price_and_size_strings_round_trip(px, qty, zeros, side):
 @given(
     book=books(),
     deltas=st.lists(
-        st.tuples(st.sampled_from(Side), st.integers(0, PX_ONE), st.integers(0, 10**6)), max_size=40
+        st.tuples(st.sampled_from(Side), st.integers(0, PX_ONE), st.integers(0, 10**7 * QTY_ONE)), max_size=40
     ),
 )
 def test_property_book_feed_matches_dict_model(book, deltas):
@@ -613,13 +712,16 @@ def test_property_array_frame_equals_its_elements(book, ts_ms):
 
 @given(
     st.one_of(
-        st.from_regex(r"\A[0-9]{0,6}(\.[0-9]{0,4})?\Z"),
+        st.from_regex(r"\A[0-9]{0,6}(\.[0-9]{0,8})?\Z"),
         st.text(alphabet="0123456789.-+eE \u00b2\u0663", max_size=8),
     )
 )
 @example("12.05")
 @example("\u0663")  # a non-ASCII digit: the exact parser decides
 @example("1.001")
+@example("7.575758")
+@example("7.5757580")  # exact, but more than 6 digits: the exact parser decides
+@example("7.5757581")
 def test_property_fast_qty_is_parse_qty_where_it_answers(text):
     try:
         exact = parse_qty(text)
@@ -635,9 +737,9 @@ def test_property_fast_qty_is_parse_qty_where_it_answers(text):
     if (
         whole.isdigit()
         and whole.isascii()
-        and (not dot or (frac.isdigit() and frac.isascii() and len(frac) <= 2))
+        and (not dot or (frac.isdigit() and frac.isascii() and len(frac) <= QTY_DECIMALS))
     ):
-        assert fast == exact  # every plain size of at most two decimals takes the fast path
+        assert fast == exact  # every plain size of at most six decimals takes the fast path
 
 
 @given(

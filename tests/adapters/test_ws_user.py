@@ -19,7 +19,7 @@ from adapters.polymarket.clob_port import UserChannelBridge
 from adapters.polymarket.parse import AssetMap, UserEvent, VenueOrderUpdate, VenueTrade
 from adapters.polymarket.secrets import ApiCredentials, Secret
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig, backoff_delay_s
-from core.units import Outcome, Side
+from core.units import QTY_ONE, Outcome, Side
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
 # Both fixtures are of the same market and token.
@@ -162,7 +162,7 @@ def test_drop_and_reconnect_resubscribes_with_auth_and_requests_a_reconcile(capl
         Outcome.YES,
         Side.BUY,
         5130,
-        500,
+        5 * QTY_ONE,
         "maker",
     )
     assert SECRET not in caplog.text and PASSPHRASE not in caplog.text

@@ -3,7 +3,7 @@
 from actors.market import MarketBatch
 from app.bootstrap import FrameDispatcher
 from core.messages import BookDelta, TickSizeChanged, TradePrint
-from core.units import Outcome, Side
+from core.units import QTY_ONE, Outcome, Side
 
 
 class RecordingRouter:
@@ -16,7 +16,7 @@ class RecordingRouter:
 
 
 def delta(market, outcome, px):
-    return BookDelta(market=market, outcome=outcome, ts_ns=1, side=Side.BUY, px=px, qty=100)
+    return BookDelta(market=market, outcome=outcome, ts_ns=1, side=Side.BUY, px=px, qty=QTY_ONE)
 
 
 def test_one_batch_per_market_in_frame_order_without_no_book_deltas():
@@ -24,7 +24,7 @@ def test_one_batch_per_market_in_frame_order_without_no_book_deltas():
     dispatch = FrameDispatcher(router)
     seen = []
     dispatch.listeners.append(seen.append)
-    trade = TradePrint(market="b", outcome=Outcome.NO, ts_ns=1, px=4_000, qty=100, aggressor=Side.SELL)
+    trade = TradePrint(market="b", outcome=Outcome.NO, ts_ns=1, px=4_000, qty=QTY_ONE, aggressor=Side.SELL)
     tick = TickSizeChanged(market="a", outcome=Outcome.YES, ts_ns=1, tick_px=10)
     frame = [
         delta("a", Outcome.YES, 4_000),

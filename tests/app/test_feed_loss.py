@@ -16,6 +16,7 @@ from websockets.sync.server import ServerConnection, serve
 from app.bootstrap import TradingEngine
 from app.configfile import load_config
 from core.markets import MarketInfo
+from core.units import QTY_ONE
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
@@ -27,7 +28,7 @@ STREAM: list[dict[str, Any]] = msgspec.json.decode(
 BOOK = STREAM[0]  # the YES token's book
 NO_TOKEN = "54179564009642723353355316176091991063553046330768303687769988635499280029688"
 INFO = MarketInfo(
-    market=BOOK["market"], yes_token=BOOK["asset_id"], no_token=NO_TOKEN, tick_px=10, min_qty=500
+    market=BOOK["market"], yes_token=BOOK["asset_id"], no_token=NO_TOKEN, tick_px=10, min_qty=5 * QTY_ONE
 )
 
 

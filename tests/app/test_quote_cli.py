@@ -66,3 +66,29 @@ def test_polymm_help_lists_commands():
     )
 
     assert "quote" in proc.stdout
+
+
+def test_quote_inventory_takes_the_token_base_unit_and_is_valued_at_the_fair_guess(capsys):
+    out = quote_json(capsys, "--book", BOOKS[0], "--inventory", "12.345678")
+
+    assert out["reasons"]["inventory_qty"] == 12_345_678  # 1e-6 shares: every decimal kept
+    assert main(["quote", "--config", MM, "--book", BOOKS[0], "--inventory", "1.1234567"]) == 2
+    assert "--inventory" in capsys.readouterr().err
+
+
+def test_quote_min_size_is_an_order_size_on_the_cent_share_grid(capsys):
+    out = quote_json(capsys, "--book", BOOKS[0], "--min-size", "7.5")
+
+    assert out["min_qty"] == 7_500_000
+    assert all(q["qty"] >= 7_500_000 and q["qty"] % 10_000 == 0 for q in out["bids"] + out["asks"])
+    assert main(["quote", "--config", MM, "--book", BOOKS[0], "--min-size", "5.001"]) == 2
+    assert "--min-size" in capsys.readouterr().err
+
+
+def test_quote_table_shows_shares_and_usdc(capsys):
+    assert main(["quote", "--config", MM, "--book", BOOKS[0], "--inventory", "-2.5"]) == 0
+
+    text = capsys.readouterr().out
+    assert "min size 5\n" in text and "inventory -2.5 sh" in text
+    assert "BUY  YES       10 @ " in text  # the market maker's first level, 10 shares
+    assert "risk   cap 100 USDC" in text

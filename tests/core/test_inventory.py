@@ -7,32 +7,44 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from core.inventory import (
     Inventory,
     apply_fill,
+    budget_rooms,
     mark_to_market,
-    order_losses,
+    order_losses_usdc10,
     settle,
     share_budget,
     value_if,
     worst_case_loss,
     worst_case_losses,
+    worst_case_losses_usdc10,
 )
-from core.units import PX_ONE, Outcome, Side
+from core.units import PX_ONE, QTY_ONE, USDC10_PER_USDC6, Outcome, Side, notional_usdc6
 from tests.strategies import inventories, orders
+
+SHARE = QTY_ONE
 
 
 def test_apply_fill_buy_yes_then_sell_realizes_spread():
-    inv = apply_fill(Inventory(), Outcome.YES, Side.BUY, 4_000, 10_000, 0)
+    inv = apply_fill(Inventory(), Outcome.YES, Side.BUY, 4_000, 100 * SHARE, 0)
 
-    inv = apply_fill(inv, Outcome.YES, Side.SELL, 4_500, 10_000, 0)
+    inv = apply_fill(inv, Outcome.YES, Side.SELL, 4_500, 100 * SHARE, 0)
 
     assert inv.yes_qty == 0
     assert inv.cash_usdc6 == 5_000_000  # bought 100 at 0.40, sold at 0.45
     assert inv.realized_usdc6 == 5_000_000
 
 
-def test_no_share_is_short_one_yes_plus_one_usdc():
-    long_no = apply_fill(Inventory(), Outcome.NO, Side.BUY, 6_000, 10_000, 0)
+def test_six_decimal_maker_fill_changes_inventory_by_exactly_its_size():
+    # The maker side of a real $5 market BUY at 0.66 (tests/fixtures/polymarket/onchain): 7.575758 shares.
+    inv = apply_fill(Inventory(), Outcome.YES, Side.SELL, 6_600, 7_575_758, 0)
 
-    assert long_no.net_yes_qty == -10_000
+    assert inv.yes_qty == -7_575_758
+    assert inv.cash_usdc6 == 5_000_000  # floor(7.575758 * 0.66 = 5.00000028), as the venue pays it
+
+
+def test_no_share_is_short_one_yes_plus_one_usdc():
+    long_no = apply_fill(Inventory(), Outcome.NO, Side.BUY, 6_000, 100 * SHARE, 0)
+
+    assert long_no.net_yes_qty == -100 * SHARE
     # Economically short 100 YES at 0.40 plus 100 USDC - 60 USDC paid:
     for yes_won in (True, False):
         short_yes_value = -60_000_000 + (0 if yes_won else 100_000_000)
@@ -40,17 +52,22 @@ def test_no_share_is_short_one_yes_plus_one_usdc():
 
 
 def test_worst_case_loss_counts_resting_orders_that_hurt():
-    inv = apply_fill(Inventory(), Outcome.YES, Side.BUY, 5_000, 10_000, 0)  # 100 YES at 0.50
+    inv = apply_fill(Inventory(), Outcome.YES, Side.BUY, 5_000, 100 * SHARE, 0)  # 100 YES at 0.50
 
     assert worst_case_losses(inv) == (0, 50_000_000)
-    bid = (Outcome.YES, Side.BUY, 4_000, 10_000)
-    ask_as_buy_no = (Outcome.NO, Side.BUY, 4_000, 10_000)  # YES ask at 0.60
+    bid = (Outcome.YES, Side.BUY, 4_000, 100 * SHARE)
+    ask_as_buy_no = (Outcome.NO, Side.BUY, 4_000, 100 * SHARE)  # YES ask at 0.60
     assert worst_case_losses(inv, [bid]) == (0, 90_000_000)
     assert worst_case_losses(inv, [ask_as_buy_no]) == (0, 50_000_000)
+    # Signed: holding 100 YES bought at 0.50 locks in a 50 USDC gain if YES wins; the ask eats 40 of it.
+    assert worst_case_losses_usdc10(inv, [ask_as_buy_no]) == (
+        -10_000_000 * USDC10_PER_USDC6,
+        50_000_000 * USDC10_PER_USDC6,
+    )
 
 
 def test_settle_pays_winning_shares_one_usdc():
-    inv = Inventory(yes_qty=10_000, no_qty=2_000, cash_usdc6=-30_000_000)
+    inv = Inventory(yes_qty=100 * SHARE, no_qty=20 * SHARE, cash_usdc6=-30_000_000)
 
     assert settle(inv, True).cash_usdc6 == 70_000_000
     assert settle(inv, False).cash_usdc6 == -10_000_000
@@ -61,26 +78,40 @@ def test_settle_pays_winning_shares_one_usdc():
 def test_sell_yes_and_buy_no_at_complement_carry_same_risk(order):
     _, _, px, qty = order
 
-    assert order_losses(Outcome.YES, Side.SELL, px, qty) == order_losses(
+    assert order_losses_usdc10(Outcome.YES, Side.SELL, px, qty) == order_losses_usdc10(
         Outcome.NO, Side.BUY, PX_ONE - px, qty
     )
-    assert order_losses(Outcome.YES, Side.BUY, px, qty) == order_losses(
+    assert order_losses_usdc10(Outcome.YES, Side.BUY, px, qty) == order_losses_usdc10(
         Outcome.NO, Side.SELL, PX_ONE - px, qty
     )
 
 
+def _settled_losses_usdc10(inv: Inventory, fills) -> tuple[int, int]:
+    # Reference: apply the fills one by one with exact (Usdc10) cash and settle in both outcomes.
+    cash, yes, no = inv.cash_usdc6 * USDC10_PER_USDC6, inv.yes_qty, inv.no_qty
+    for outcome, side, px, qty in fills:
+        cash -= side * px * qty
+        if outcome is Outcome.YES:
+            yes += side * qty
+        else:
+            no += side * qty
+    return -(cash + yes * USDC10_PER_USDC6), -(cash + no * USDC10_PER_USDC6)
+
+
 @given(inventories(), st.lists(orders, max_size=5))
 def test_worst_case_loss_is_the_worst_subset_of_fills(inv, resting):
-    # Brute force: every subset of the resting orders may fill; the cap bounds the worst of them.
-    worst = 0
+    # Brute force: every subset of the resting orders may fill; the worst case is the worst of them,
+    # per outcome and signed (a gain the inventory locks in is a negative loss).
+    worst_yes = worst_no = None
     for k in range(len(resting) + 1):
         for subset in combinations(resting, k):
-            after = inv
-            for outcome, side, px, qty in subset:
-                after = apply_fill(after, outcome, side, px, qty, 0)
-            worst = max(worst, -value_if(after, True), -value_if(after, False))
+            loss_yes, loss_no = _settled_losses_usdc10(inv, subset)
+            worst_yes = loss_yes if worst_yes is None else max(worst_yes, loss_yes)
+            worst_no = loss_no if worst_no is None else max(worst_no, loss_no)
 
-    assert worst_case_loss(inv, resting) == worst
+    assert worst_case_losses_usdc10(inv, resting) == (worst_yes, worst_no)
+    ceil6 = [-(-w // USDC10_PER_USDC6) for w in (worst_yes, worst_no)]
+    assert worst_case_loss(inv, resting) == max(0, *ceil6)
 
 
 @given(inventories(), st.integers(0, PX_ONE))
@@ -102,7 +133,7 @@ class InventoryMachine(RuleBasedStateMachine):
         outcome=st.sampled_from(list(Outcome)),
         side=st.sampled_from(list(Side)),
         px=st.integers(1, PX_ONE - 1),
-        qty=st.integers(1, 50_000),
+        qty=st.integers(1, 500 * QTY_ONE),
         fee=st.integers(0, 10_000),
     )
     def fill(self, outcome, side, px, qty, fee):
@@ -116,7 +147,7 @@ class InventoryMachine(RuleBasedStateMachine):
 
     @invariant()
     def cash_is_minus_signed_notional_minus_fees(self):
-        assert self.inv.cash_usdc6 == -sum(s * p * q + f for _, s, p, q, f in self.ledger)
+        assert self.inv.cash_usdc6 == -sum(s * notional_usdc6(p, q) + f for _, s, p, q, f in self.ledger)
         assert self.inv.fees_usdc6 == sum(f for *_, f in self.ledger)
 
     @invariant()
@@ -139,3 +170,30 @@ def test_shared_budget_rooms_add_up_to_the_cap(cap, exposures):
         assert len({r - e for r, e in zip(rooms, exposures, strict=True)}) == 1  # an equal share each
     else:
         assert all(r <= e for r, e in zip(rooms, exposures, strict=True))  # everyone trims
+
+
+@given(
+    st.lists(st.integers(0, 10**9), min_size=1, max_size=12).flatmap(
+        lambda ex: st.tuples(
+            st.just(ex),
+            st.lists(st.sampled_from(("", "a", "b")), min_size=len(ex), max_size=len(ex)),
+        )
+    ),
+    st.integers(0, 10**10) | st.none(),
+    st.integers(0, 10**10),
+)
+def test_budget_rooms_respect_the_global_and_each_group_cap(exposures_groups, global_cap, group_cap):
+    exposures, groups = exposures_groups
+
+    rooms = budget_rooms(exposures, global_cap, groups, group_cap)
+
+    if global_cap is not None:
+        assert sum(rooms) <= global_cap
+    for g in ("a", "b"):
+        members = [r for r, gg in zip(rooms, groups, strict=True) if gg == g]
+        assert sum(members) <= group_cap or not members
+    # A market outside any group gets exactly its global share (or no limit).
+    expected = share_budget(global_cap, exposures) if global_cap is not None else [None] * len(exposures)
+    for room, g, e in zip(rooms, groups, expected, strict=True):
+        if not g:
+            assert room == e

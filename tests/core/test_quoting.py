@@ -1,3 +1,5 @@
+from itertools import combinations
+
 import msgspec
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
@@ -5,10 +7,12 @@ from hypothesis import strategies as st
 from app.configfile import load_config
 from core.book import BookView
 from core.estimators import FlowState, VolState
-from core.inventory import Inventory, worst_case_losses
+from core.inventory import Inventory, worst_case_losses, worst_case_losses_usdc10
 from core.quoting import decide, quote_params
-from core.units import PX_ONE, Outcome, Side
+from core.units import PX_ONE, QTY_ONE, USDC10_PER_USDC6, Outcome, Side, notional_usdc6
 from tests.strategies import book_views, inventories, orders, params
+
+SHARE = QTY_ONE
 
 NEUTRAL_VOL = VolState()
 NEUTRAL_FLOW = FlowState()
@@ -16,15 +20,16 @@ NOW = 10**18
 MM = quote_params(load_config("configs/market_maker.yaml"))
 
 
-def view(bid=4_700, ask=4_800, bid_qty=10_000, ask_qty=10_000, tick=100, min_qty=500, ts=NOW):
+def view(bid=4_700, ask=4_800, bid_qty=100 * SHARE, ask_qty=100 * SHARE, tick=100, min_qty=5 * SHARE, ts=NOW):
     return BookView(
         bid_px=bid, bid_qty=bid_qty, ask_px=ask, ask_qty=ask_qty, tick_px=tick, min_qty=min_qty, ts_ns=ts
     )
 
 
 def long_yes(shares, px=4_750):
-    qty = shares * 100
-    return Inventory(yes_qty=qty, cash_usdc6=-px * qty, yes_cost_usdc6=px * qty)
+    qty = shares * SHARE
+    cost = notional_usdc6(px, qty)
+    return Inventory(yes_qty=qty, cash_usdc6=-cost, yes_cost_usdc6=cost)
 
 
 # --- examples ---------------------------------------------------------------------------------------
@@ -36,7 +41,7 @@ def test_decide_flat_market_maker_quotes_two_sided_ladder_bigger_deeper():
     assert d.quote
     assert [q.px for q in d.bids] == [4_600, 4_500, 4_400]
     assert [q.px for q in d.asks] == [4_900, 5_000, 5_100]
-    assert [q.qty for q in d.bids] == [1_000, 2_000, 4_000]
+    assert [q.qty for q in d.bids] == [10 * SHARE, 20 * SHARE, 40 * SHARE]
     assert d.fair_px == 4_750 and d.skewed_mid_px == 4_750
 
 
@@ -90,7 +95,7 @@ def test_decide_volatility_widens_then_pulls():
 
 
 def test_decide_one_way_buying_shrinks_ask_size_only():
-    buying = FlowState(buy_qty=100_000.0, sell_qty=0.0, ts_ns=NOW)
+    buying = FlowState(buy_qty=1_000.0 * SHARE, sell_qty=0.0, ts_ns=NOW)
 
     d = decide(view(), Inventory(), NEUTRAL_VOL, buying, MM, NOW)
 
@@ -99,14 +104,14 @@ def test_decide_one_way_buying_shrinks_ask_size_only():
 
 
 def test_decide_partial_one_way_flow_shrinks_proportionally():
-    mostly_selling = FlowState(buy_qty=10_000.0, sell_qty=90_000.0, ts_ns=NOW)
+    mostly_selling = FlowState(buy_qty=100.0 * SHARE, sell_qty=900.0 * SHARE, ts_ns=NOW)
 
     d = decide(view(), Inventory(), NEUTRAL_VOL, mostly_selling, MM, NOW)
 
     assert d.reasons.flow_permille == -800
     assert d.reasons.bid_size_pct == 50  # (0.8 - 0.6) / 0.4 = half the size
-    assert [q.qty for q in d.bids] == [500, 1_000, 2_000]
-    assert [q.qty for q in d.asks] == [1_000, 2_000, 4_000]
+    assert [q.qty for q in d.bids] == [5 * SHARE, 10 * SHARE, 20 * SHARE]
+    assert [q.qty for q in d.asks] == [10 * SHARE, 20 * SHARE, 40 * SHARE]
 
 
 def test_decide_cap_trims_deepest_bid_first_and_keeps_asks():
@@ -115,19 +120,33 @@ def test_decide_cap_trims_deepest_bid_first_and_keeps_asks():
     d = decide(view(), inv, NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
 
     assert len(d.asks) == 3
-    assert [q.qty for q in d.bids] == [
-        1_000,
-        2_000,
-    ]  # 85.5 + 4.5 + 8.8 = 98.8; the 40-share level would not fit
+    # 85.5 + 4.5 + 8.8 = 98.8 if NO wins; the 40-share level would not fit under the 100 USDC cap.
+    assert [q.qty for q in d.bids] == [10 * SHARE, 20 * SHARE]
     assert d.reasons.trims == (f"bid {d.bids[1].px - 100}: dropped (cap)",)
     assert max(worst_case_losses(inv, [(o.outcome, o.side, o.px, o.qty) for o in d.orders])) <= 100_000_000
+    assert d.reasons.loss_if_no_usdc6 == 98_800_000
+
+
+def test_decide_cap_never_trims_selling_what_we_hold():
+    # Long 1000 YES bought at 0.475: 475 USDC lost if NO wins, far above the 100 USDC cap. Every ask
+    # sells held YES and lowers that loss, so none is trimmed; every bid would raise it, so none goes.
+    inv = long_yes(1_000)
+    big = msgspec.structs.replace(MM, level_sizes_qty=(50 * SHARE, 100 * SHARE, 200 * SHARE))
+
+    d = decide(view(), inv, NEUTRAL_VOL, NEUTRAL_FLOW, big, NOW)
+
+    assert [q.qty for q in d.asks] == [50 * SHARE, 100 * SHARE, 200 * SHARE]
+    assert all(o.outcome is Outcome.YES and o.side is Side.SELL for o in d.orders)
+    assert d.bids == () and not any(t.startswith("ask") for t in d.reasons.trims)
+    # Both outcomes reported signed: if YES wins we keep a gain even after every ask fills.
+    assert d.reasons.loss_if_no_usdc6 == 475_000_000 and d.reasons.loss_if_yes_usdc6 < 0
 
 
 def test_decide_global_room_tightens_the_cap():
     d = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, global_room_usdc6=5_000_000)
 
     assert d.reasons.cap_usdc6 == 5_000_000
-    assert sum(q.px * q.qty for q in d.bids) <= 5_000_000
+    assert sum(q.px * q.qty for q in d.bids) <= 5_000_000 * USDC10_PER_USDC6
 
 
 def test_decide_maker_only_clamps_inside_one_tick_book():
@@ -182,27 +201,84 @@ def test_quotes_on_grid_inside_range_sized_and_never_crossing(v, inv, p, infligh
         assert o.px % t == 0 and 0 < o.px < PX_ONE
 
 
-@given(book_views(), inventories(), params(), st.lists(orders, max_size=3), st.none() | st.integers(0, 10**9))
+def _brute_force_worst_usdc10(inv, fills_possible):
+    # Reference: settle every combination of (full) fills in both outcomes, exact cash in Usdc10.
+    worst = None
+    for k in range(len(fills_possible) + 1):
+        for subset in combinations(fills_possible, k):
+            cash, yes, no = inv.cash_usdc6 * USDC10_PER_USDC6, inv.yes_qty, inv.no_qty
+            for outcome, side, px, qty in subset:
+                cash -= side * px * qty
+                if outcome is Outcome.YES:
+                    yes += side * qty
+                else:
+                    no += side * qty
+            for loss in (-(cash + yes * USDC10_PER_USDC6), -(cash + no * USDC10_PER_USDC6)):
+                worst = loss if worst is None else max(worst, loss)
+    return worst
+
+
+@given(book_views(), inventories(), params(), st.lists(orders, max_size=2), st.none() | st.integers(0, 10**9))
 @example(
-    v=BookView(bid_px=100, bid_qty=1, ask_px=200, ask_qty=1, tick_px=100, min_qty=100, ts_ns=NOW),
+    v=BookView(bid_px=100, bid_qty=1, ask_px=200, ask_qty=1, tick_px=100, min_qty=SHARE, ts_ns=NOW),
     inv=Inventory(),
     p=MM,
     inflight=[],
     room=0,
 )
-def test_worst_case_exposure_never_above_cap_resting_orders_included(v, inv, p, inflight, room):
+def test_caps_hold_against_brute_force_settlement_of_every_fill_combination(v, inv, p, inflight, room):
     d = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, global_room_usdc6=room, inflight=tuple(inflight))
 
     cap = p.per_market_cap_usdc6 if room is None else min(p.per_market_cap_usdc6, room)
-    base_yes, base_no = worst_case_losses(inv, inflight)
-    after_yes, after_no = worst_case_losses(
-        inv, [*inflight, *((o.outcome, o.side, o.px, o.qty) for o in d.orders)]
-    )
-    assert after_yes <= max(cap, base_yes)
-    assert after_no <= max(cap, base_no)
+    before = _brute_force_worst_usdc10(inv, inflight)
+    new = [(o.outcome, o.side, o.px, o.qty) for o in d.orders]
+    # Every combination of the orders in flight and the new ladder, in both outcomes, stays within
+    # max(cap, the worst case before the ladder); decide reports the worst case it leaves per outcome.
+    after = _brute_force_worst_usdc10(inv, [*inflight, *new[:6]])
+    assert after <= max(cap * USDC10_PER_USDC6, before)
+    if len(new) <= 6:
+        loss_yes, loss_no = worst_case_losses_usdc10(inv, [*inflight, *new])
+        assert d.reasons.loss_if_yes_usdc6 == -(-loss_yes // USDC10_PER_USDC6)
+        assert d.reasons.loss_if_no_usdc6 == -(-loss_no // USDC10_PER_USDC6)
 
 
-@given(book_views(), params(cap_usdc=10_000_000.0), st.integers(-100_000, 100_000), st.integers(0, 100_000))
+@given(
+    book_views(),
+    params(),
+    st.integers(0, PX_ONE),
+    st.integers(1, 20_000),
+    st.sampled_from(list(Outcome)),
+    st.none() | st.integers(0, 10**8),
+)
+def test_cap_never_trims_an_order_that_unwinds_what_we_hold(v, p, cost_px, shares, held, room):
+    # Holding only one outcome, the side of the ladder that sells it (asks for YES, bids for NO via
+    # SELL NO) lowers the worst case whatever its price: the cap never trims it, whatever the cap,
+    # the global room or the cost of the holding.
+    qty = shares * SHARE
+    assume(p.level_sizes_qty is not None)
+    assume(qty >= sum(max(size, v.min_qty) for size in p.level_sizes_qty))  # the whole side sells held shares
+    cost = notional_usdc6(cost_px, qty)
+    if held is Outcome.YES:
+        inv = Inventory(yes_qty=qty, cash_usdc6=-cost, yes_cost_usdc6=cost)
+    else:
+        inv = Inventory(no_qty=qty, cash_usdc6=-cost, no_cost_usdc6=cost)
+        p = msgspec.structs.replace(p, buy_yes_via_sell_no=True)
+
+    d = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, global_room_usdc6=room)
+
+    side = "ask" if held is Outcome.YES else "bid"
+    assert not [t for t in d.reasons.trims if t.startswith(side) and "cap" in t]
+    unwinding = {q.px for q in d.asks} if held is Outcome.YES else {PX_ONE - q.px for q in d.bids}
+    sells = {o.px for o in d.orders if o.outcome is held and o.side is Side.SELL}
+    assert sells == unwinding  # each level of that side goes out as a sale of the held shares
+
+
+@given(
+    book_views(),
+    params(cap_usdc=10_000_000.0),
+    st.integers(-1_000 * SHARE, 1_000 * SHARE),
+    st.integers(0, 1_000 * SHARE),
+)
 def test_skew_is_monotone_more_inventory_never_raises_a_price(v, p, net_a, delta):
     def inv(net):
         return Inventory(yes_qty=net) if net >= 0 else Inventory(no_qty=-net)

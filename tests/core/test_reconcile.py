@@ -1,18 +1,19 @@
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.inventory import Inventory, worst_case_losses
+from core.inventory import Inventory, worst_case_losses_usdc10
 from core.quoting import DesiredOrder
 from core.reconcile import OpenOrder, Tolerance, admit, reconcile
-from core.units import Outcome, Side
+from core.units import QTY_ONE, USDC10_PER_USDC6, Outcome, Side
 from tests.strategies import inventories
 
+SHARE = QTY_ONE
 desired_orders = st.builds(
     DesiredOrder,
     st.sampled_from(list(Outcome)),
     st.sampled_from(list(Side)),
     st.integers(1, 99).map(lambda i: i * 100),
-    st.integers(1, 50).map(lambda i: i * 100),
+    st.integers(1, 50).map(lambda i: i * SHARE),
 )
 tolerances = st.builds(
     Tolerance, px=st.sampled_from([0, 100, 200]), qty_pct=st.sampled_from([0.0, 10.0, 50.0])
@@ -41,12 +42,12 @@ def apply(plan, open_orders, start=1000):
 
 def test_reconcile_keeps_exact_cancels_stale_places_missing():
     want = (
-        DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000),
-        DesiredOrder(Outcome.NO, Side.BUY, 5_100, 1_000),
+        DesiredOrder(Outcome.YES, Side.BUY, 4_600, 10 * SHARE),
+        DesiredOrder(Outcome.NO, Side.BUY, 5_100, 10 * SHARE),
     )
     have = (
-        OpenOrder(client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_600, qty=1_000),
-        OpenOrder(client_id="b", outcome=Outcome.YES, side=Side.BUY, px=4_500, qty=1_000),
+        OpenOrder(client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_600, qty=10 * SHARE),
+        OpenOrder(client_id="b", outcome=Outcome.YES, side=Side.BUY, px=4_500, qty=10 * SHARE),
     )
 
     plan = reconcile(want, have)
@@ -57,9 +58,9 @@ def test_reconcile_keeps_exact_cancels_stale_places_missing():
 
 
 def test_reconcile_within_tolerance_keeps_queue_priority_only_if_not_riskier():
-    want = (DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000),)
-    lower = (OpenOrder(client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_500, qty=1_000),)
-    higher = (OpenOrder(client_id="b", outcome=Outcome.YES, side=Side.BUY, px=4_700, qty=1_000),)
+    want = (DesiredOrder(Outcome.YES, Side.BUY, 4_600, 10 * SHARE),)
+    lower = (OpenOrder(client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_500, qty=10 * SHARE),)
+    higher = (OpenOrder(client_id="b", outcome=Outcome.YES, side=Side.BUY, px=4_700, qty=10 * SHARE),)
     tol = Tolerance(px=100, qty_pct=10)
 
     assert reconcile(want, lower, tol).kept == ("a",)
@@ -67,10 +68,10 @@ def test_reconcile_within_tolerance_keeps_queue_priority_only_if_not_riskier():
 
 
 def test_reconcile_cancel_in_flight_is_neither_kept_nor_cancelled_again():
-    want = (DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000),)
+    want = (DesiredOrder(Outcome.YES, Side.BUY, 4_600, 10 * SHARE),)
     have = (
         OpenOrder(
-            client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_600, qty=1_000, cancel_pending=True
+            client_id="a", outcome=Outcome.YES, side=Side.BUY, px=4_600, qty=10 * SHARE, cancel_pending=True
         ),
     )
 
@@ -144,8 +145,11 @@ def _reconcile_reference(desired, open_orders, tol):
     tolerances,
 )
 @example(  # two stand-ins as close as each other: the first resting one is kept
-    want=[DesiredOrder(Outcome.YES, Side.BUY, 4_600, 1_000)],
-    have=[DesiredOrder(Outcome.YES, Side.BUY, 4_500, 1_000), DesiredOrder(Outcome.YES, Side.BUY, 4_500, 900)],
+    want=[DesiredOrder(Outcome.YES, Side.BUY, 4_600, 10 * SHARE)],
+    have=[
+        DesiredOrder(Outcome.YES, Side.BUY, 4_500, 10 * SHARE),
+        DesiredOrder(Outcome.YES, Side.BUY, 4_500, 9 * SHARE),
+    ],
     pending=set(),
     tol=Tolerance(px=100, qty_pct=10.0),
 )
@@ -162,15 +166,16 @@ def _sold(orders, outcome):
 
 
 def _admit_reference(places, inv, live_t, cap):
-    # Order by order, straight from the definitions: the caps on worst_case_losses, and shares.
-    base_yes, base_no = worst_case_losses(inv, live_t)
+    # Order by order, straight from the definitions: no outcome's worst case (worst_case_losses_usdc10)
+    # above max(cap, the worst case with what rests now), and shares never offered twice.
+    bound = max(cap * USDC10_PER_USDC6, *worst_case_losses_usdc10(inv, live_t))
     held = {Outcome.YES: inv.yes_qty, Outcome.NO: inv.no_qty}
     offered = {o: sum(q for oo, s, _, q in live_t if oo is o and s is Side.SELL) for o in Outcome}
     admitted, deferred = [], []
     for d in places:
         t = [*live_t, *((a.outcome, a.side, a.px, a.qty) for a in admitted), (d.outcome, d.side, d.px, d.qty)]
-        ly, ln = worst_case_losses(inv, t)
-        fits = ly <= max(cap, base_yes) and ln <= max(cap, base_no)
+        ly, ln = worst_case_losses_usdc10(inv, t)
+        fits = ly <= bound and ln <= bound
         if fits and d.side is Side.SELL:
             fits = offered[d.outcome] + d.qty <= held[d.outcome]
         if fits:
@@ -190,12 +195,12 @@ def _admit_reference(places, inv, live_t, cap):
 )
 def test_admit_keeps_caps_and_never_offers_shares_twice(inv, live, places, cap):
     live_t = [(d.outcome, d.side, d.px, d.qty) for d in live]
-    base_yes, base_no = worst_case_losses(inv, live_t)
+    bound = max(cap * USDC10_PER_USDC6, *worst_case_losses_usdc10(inv, live_t))
 
     admitted, deferred = admit(places, inv, live_t, cap)
 
-    ly, ln = worst_case_losses(inv, live_t + [(d.outcome, d.side, d.px, d.qty) for d in admitted])
-    assert ly <= max(cap, base_yes) and ln <= max(cap, base_no)
+    ly, ln = worst_case_losses_usdc10(inv, live_t + [(d.outcome, d.side, d.px, d.qty) for d in admitted])
+    assert ly <= bound and ln <= bound
     for outcome, held in ((Outcome.YES, inv.yes_qty), (Outcome.NO, inv.no_qty)):
         if _sold(admitted, outcome):  # new sells only for shares no resting sell offers
             assert _sold(live, outcome) + _sold(admitted, outcome) <= held
@@ -205,10 +210,10 @@ def test_admit_keeps_caps_and_never_offers_shares_twice(inv, live, places, cap):
 
 
 def test_admit_defers_a_sell_of_shares_a_resting_sell_still_offers():
-    inv = Inventory(yes_qty=1_000, cash_usdc6=-4_000_000)
-    resting = [(Outcome.YES, Side.SELL, 5_000, 1_000)]  # cancel pending: it may still fill
-    new_sell = DesiredOrder(Outcome.YES, Side.SELL, 4_900, 1_000)
-    new_bid = DesiredOrder(Outcome.YES, Side.BUY, 4_700, 1_000)
+    inv = Inventory(yes_qty=10 * SHARE, cash_usdc6=-4_000_000)
+    resting = [(Outcome.YES, Side.SELL, 5_000, 10 * SHARE)]  # cancel pending: it may still fill
+    new_sell = DesiredOrder(Outcome.YES, Side.SELL, 4_900, 10 * SHARE)
+    new_bid = DesiredOrder(Outcome.YES, Side.BUY, 4_700, 10 * SHARE)
 
     admitted, deferred = admit([new_sell, new_bid], inv, resting, 10**12)
 

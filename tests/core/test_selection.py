@@ -24,6 +24,7 @@ from core.selection import (
     select_markets_for,
     tradability_reason,
 )
+from core.units import QTY_ONE
 
 NOW = 1_780_000_000 * 1_000_000_000  # 2026-05-28
 
@@ -212,7 +213,7 @@ def test_reward_density_is_pool_over_liquidity_plus_min_order() -> None:
     m = tradable(
         rewards_daily_usdc=100.0,
         rewards_max_spread_px=450,
-        rewards_min_qty=10_000,  # 100 shares at mid 0.50 = 50 USDC
+        rewards_min_qty=100 * QTY_ONE,  # 100 shares at mid 0.50 = 50 USDC
         liquidity=950.0,
     )
 

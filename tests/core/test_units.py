@@ -1,21 +1,31 @@
 import contextlib
+import json
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from core.units import (
+    ORDER_QTY_STEP,
     PX_ONE,
+    QTY_ONE,
+    TICKS_PX,
+    USDC10_PER_USDC6,
     UnitError,
     ceil_to_tick,
+    complement_notional_usdc6,
     complement_px,
     decimal_to_int,
     floor_to_tick,
     format_px,
     format_qty,
     int_to_decimal,
+    maker_rebate_usdc6,
+    notional_usdc6,
     parse_px,
     parse_qty,
+    parse_tick,
     taker_fee_usdc6,
 )
 
@@ -61,9 +71,62 @@ def test_parse_px_bad_values_raise_never_round(text):
         parse_px(text)
 
 
-def test_parse_qty_more_than_two_decimals_raises():
-    with pytest.raises(UnitError, match="more than 2 decimals"):
-        parse_qty("192.305")
+def test_parse_qty_six_decimals_exact_seven_refused():
+    assert parse_qty("7.575758") == 7_575_758  # a real maker fill of a $5 market BUY at 0.66
+    assert parse_qty("192.3") == 192_300_000
+    with pytest.raises(UnitError, match="more than 6 decimals"):
+        parse_qty("7.5757581")
+
+
+@pytest.mark.parametrize(
+    ("text", "tick"),
+    [("0.1", 1000), ("0.01", 100), ("0.005", 50), ("0.0025", 25), ("0.001", 10), ("0.0001", 1)],
+)
+def test_parse_tick_accepts_every_venue_tick(text, tick):
+    assert parse_tick(text) == tick
+    assert tick in TICKS_PX
+
+
+@pytest.mark.parametrize("text", ["0.0003", "0.02", "0", "1", "0.00001"])
+def test_parse_tick_refuses_ticks_the_venue_does_not_use(text):
+    with pytest.raises(UnitError):
+        parse_tick(text)
+
+
+ONCHAIN = json.loads(
+    (
+        Path(__file__).parents[1] / "fixtures/polymarket/onchain/order_filled_taker_fees_2026-09.json"
+    ).read_text()
+)
+
+
+@pytest.mark.parametrize("fill", ONCHAIN, ids=range(len(ONCHAIN)))
+def test_fee_and_cash_match_every_real_onchain_fill_to_the_last_unit(fill):
+    # Each row is a taker leg of a CTF Exchange V2 OrderFilled event: amounts are 6-decimal mantissas.
+    buy = fill["side"] == "BUY"
+    shares = int(fill["taker_amount_filled"] if buy else fill["maker_amount_filled"])
+    usdc = int(fill["maker_amount_filled"] if buy else fill["taker_amount_filled"])
+    px = parse_px(fill["price"])
+    rate_ppm = decimal_to_int(fill["fee_rate"], 6)
+
+    assert taker_fee_usdc6(px, shares, rate_ppm) == int(fill["fee"])
+    assert notional_usdc6(px, shares) == usdc  # floor(shares * price): the venue's own rounding
+
+
+def test_onchain_fixture_has_six_decimal_fills():
+    shares = [int(f["taker_amount_filled" if f["side"] == "BUY" else "maker_amount_filled"]) for f in ONCHAIN]
+    assert len(shares) == 21
+    assert sum(1 for q in shares if q % 10) == 8  # the fee test above covers fills with all 6 decimals
+    assert sum(1 for q in shares if q % ORDER_QTY_STEP) == 9  # finer than any order size we place
+
+
+@given(st.integers(0, PX_ONE), st.integers(0, 10**12))
+def test_notional_floors_and_complement_legs_sum_to_one_per_share(px, qty):
+    cash = notional_usdc6(px, qty)
+    assert cash * USDC10_PER_USDC6 <= px * qty < (cash + 1) * USDC10_PER_USDC6
+    assert cash + complement_notional_usdc6(px, qty) == qty  # a YES and a NO share make one USDC
+    if qty % ORDER_QTY_STEP == 0:
+        assert cash * USDC10_PER_USDC6 == px * qty  # every order size we place is exact
 
 
 @given(st.integers(0, PX_ONE), st.sampled_from([1, 10, 25, 50, 100, 1000]))
@@ -82,17 +145,25 @@ def test_complement_is_an_involution(px):
 
 def test_taker_fee_matches_polymarket_formula():
     # 100 shares at 0.50 with rate 0.04: 100 * 0.04 * 0.5 * 0.5 = 1.00 USDC
-    assert taker_fee_usdc6(5000, 10_000, 40_000) == 1_000_000
+    assert taker_fee_usdc6(5000, 100 * QTY_ONE, 40_000) == 1_000_000
     # 1.23 shares at 0.37 with rate 0.07: 0.02006991 floored to 5 decimals = 0.02006
-    assert taker_fee_usdc6(3700, 123, 70_000) == 20_060
+    assert taker_fee_usdc6(3700, 1_230_000, 70_000) == 20_060
 
 
-@given(st.integers(0, PX_ONE), st.integers(0, 10**8), st.integers(0, 200_000))
+@given(st.integers(0, PX_ONE), st.integers(0, 10**12), st.integers(0, 200_000))
 def test_taker_fee_is_floored_to_five_decimals_and_bounded(px, qty, rate):
     fee = taker_fee_usdc6(px, qty, rate)
     assert fee % 10 == 0
-    exact_1e11 = qty * rate * px * (PX_ONE - px)  # the fee in 1e-16 USDC
-    assert fee * 10**10 <= exact_1e11 < fee * 10**10 + 10**11
+    exact_1e20 = qty * rate * px * (PX_ONE - px)  # the fee in 1e-20 USDC
+    assert fee * 10**14 <= exact_1e20 < fee * 10**14 + 10**15
+
+
+@given(st.integers(0, PX_ONE), st.integers(0, 10**12), st.integers(0, 200_000), st.integers(0, 1_000_000))
+def test_maker_rebate_is_the_rebate_share_of_the_fee_equivalent(px, qty, rate, rebate):
+    credit = maker_rebate_usdc6(px, qty, rate, rebate)
+    exact_1e26 = qty * rate * px * (PX_ONE - px) * rebate  # in 1e-26 USDC... times 1e6: Usdc6 units
+    assert credit * 10**26 <= exact_1e26 < (credit + 1) * 10**26
+    assert credit <= taker_fee_usdc6(px, qty, rate) + 10  # never more than the fee it stands for
 
 
 @given(st.text(alphabet="0123456789.eE+-", max_size=12))

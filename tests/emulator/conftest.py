@@ -22,6 +22,7 @@ import pytest
 from py_clob_client_v2 import ClobClient
 from websockets.sync.client import ClientConnection
 
+from core.units import QTY_ONE
 from emulator import Emulator
 from emulator.scenario import (
     FaultRule,
@@ -46,13 +47,14 @@ def make_scenario(faults: tuple[FaultRule, ...] = (), **overrides: Any) -> Scena
     QUIET and NEGRISK books: bids 0.48/0.47, asks 0.52/0.53 (100 shares each); nothing moves them
     but the test.
     """
-    book = InitialBook(bids=((4800, 10_000), (4700, 10_000)), asks=((5200, 10_000), (5300, 10_000)))
+    lot = 100 * QTY_ONE
+    book = InitialBook(bids=((4800, lot), (4700, lot)), asks=((5200, lot), (5300, lot)))
     off = FlowConfig(enabled=False)
     takers = FlowConfig(
         maker_levels=0,
         taker_rate_per_s=8.0,
-        taker_qty_min=500,
-        taker_qty_max=500,
+        taker_qty_min=5 * QTY_ONE,
+        taker_qty_max=5 * QTY_ONE,
         fair_vol_px_per_s=0,
     )
     base: dict[str, Any] = {
@@ -63,7 +65,7 @@ def make_scenario(faults: tuple[FaultRule, ...] = (), **overrides: Any) -> Scena
             MarketConfig(
                 slug=BUSY,
                 question="Busy?",
-                initial_book=InitialBook(bids=((4800, 100_000),), asks=((5200, 100_000),)),
+                initial_book=InitialBook(bids=((4800, 1_000 * QTY_ONE),), asks=((5200, 1_000 * QTY_ONE),)),
                 flow=takers,
                 fee_rate_ppm=40_000,
             ),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from py_clob_client_v2.clob_types import OrderArgsV2, OrderType
 
-from core.units import Outcome, Side
+from core.units import QTY_ONE, Outcome, Side
 from emulator import Emulator
 from emulator.flow import FLOW_MAKER, SyntheticFlow
 from emulator.scenario import FlowConfig, MarketConfig, ReplayConfig, Scenario
@@ -17,7 +17,7 @@ from tests.emulator.conftest import ids, make_client, wait_for
 
 
 def _run_flow(seed: int) -> tuple[object, ...]:
-    engine = MatchingEngine("m", tick_px=100, min_qty=500)
+    engine = MatchingEngine("m", tick_px=100, min_qty=5 * QTY_ONE)
     flow = SyntheticFlow(FlowConfig(taker_rate_per_s=5.0), "m", 5_000, random.Random(seed), seed, 0)
     for step in range(200):
         ts = step * 50_000_000
@@ -36,7 +36,7 @@ def test_synthetic_flow_is_deterministic_for_a_seed():
 
 
 def test_synthetic_makers_quote_around_fair_on_the_tick_grid():
-    engine = MatchingEngine("m", tick_px=100, min_qty=500)
+    engine = MatchingEngine("m", tick_px=100, min_qty=5 * QTY_ONE)
     cfg = FlowConfig(
         maker_levels=3, maker_half_spread_px=150, maker_step_px=100, fair_vol_px_per_s=0, taker_rate_per_s=0
     )

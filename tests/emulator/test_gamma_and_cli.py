@@ -16,9 +16,10 @@ from app.cli import main
 from app.commands import emulator as emulator_cmd
 from app.configfile import ConfigFileError, load_config, load_struct
 from core.selection import select_candidates
+from core.units import QTY_ONE
 from emulator import Emulator
 from emulator.orders import OrderError, SignedOrder, order_to_px_qty
-from emulator.scenario import SCENARIO_DIR, Scenario, load_scenario
+from emulator.scenario import SCENARIO_DIR, InitialBook, MarketConfig, Scenario, load_scenario
 from tests.emulator.conftest import NEGRISK, QUIET, ids
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +43,9 @@ def test_gamma_markets_parse_into_tradable_records(emu: Emulator):
     assert by_slug[QUIET].token_ids == (q["yes_token"], q["no_token"])
     assert by_slug[QUIET].condition_id == q["market"]
     assert (by_slug[QUIET].best_bid_px, by_slug[QUIET].best_ask_px) == (4800, 5200)
+    assert by_slug[QUIET].min_qty == 5 * QTY_ONE
+    # Gamma's liquidity is the resting notional: 100 shares at 0.48, 0.47 (bids) and 0.52, 0.53 (asks).
+    assert by_slug[QUIET].liquidity == pytest.approx(48 + 47 + 48 + 47)
     assert (by_slug[NEGRISK].condition_id, by_slug[NEGRISK].tick_px, by_slug[NEGRISK].neg_risk) == (
         n["market"],
         10,
@@ -92,12 +96,22 @@ def test_scenario_unknown_keys_and_bad_values_are_errors(tmp_path: Path):
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("markets: [{slug: a}]\nflowz: {}\n")
     off_grid = tmp_path / "off_grid.yaml"
-    off_grid.write_text("markets: [{slug: a, tick_px: 100, initial_book: {bids: [[4850, 500]]}}]\n")
+    off_grid.write_text("markets: [{slug: a, tick_px: 100, initial_book: {bids: [[4850, 5_000_000]]}}]\n")
+    old_units = tmp_path / "old_units.yaml"  # sizes still in 0.01 shares (500 for 5 shares)
+    old_units.write_text("markets: [{slug: a, min_qty: 500}]\n")
+    odd_size = tmp_path / "odd_size.yaml"
+    odd_size.write_text("markets: [{slug: a}]\nflow: {maker_qty: 3000}\n")
 
     with pytest.raises(ConfigFileError, match="flowz: unknown key"):
         load_struct(unknown, Scenario)
     with pytest.raises(ConfigFileError, match="off the tick grid"):
         load_struct(off_grid, Scenario)
+    with pytest.raises(ConfigFileError, match=r"min_qty: 500 is not a whole number of 0\.01 shares"):
+        load_struct(old_units, Scenario)
+    with pytest.raises(ConfigFileError, match="maker_qty: 3000 is not a whole number"):
+        load_struct(odd_size, Scenario)
+    with pytest.raises(ValueError, match=r"initial_book\.asks: 7575758 is not a whole number"):
+        MarketConfig(slug="a", initial_book=InitialBook(asks=((5200, 7_575_758),)))
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"markets": [{"slug": "a"}], "faults": [{"kind": "nope"}]}, Scenario)
 
@@ -121,10 +135,13 @@ def _order(side: int, maker: int, taker: int) -> SignedOrder:
 
 
 def test_order_amounts_convert_exactly_or_are_refused():
-    assert order_to_px_qty(_order(1, 4_500_000, 10_000_000)) == (4500, 1000)  # BUY 10 @ 0.45
-    assert order_to_px_qty(_order(-1, 10_560_000, 3_516_480)) == (3330, 1056)  # SELL 10.56 @ 0.333
+    # The share amount is the Qty itself (both in 1e-6 shares).
+    assert order_to_px_qty(_order(1, 4_500_000, 10_000_000)) == (4500, 10 * QTY_ONE)  # BUY 10 @ 0.45
+    assert order_to_px_qty(_order(-1, 10_560_000, 3_516_480)) == (3330, 10_560_000)  # SELL 10.56 @ 0.333
     with pytest.raises(OrderError, match="more than 2 decimals"):
         order_to_px_qty(_order(1, 4_500_000, 10_005_000))
+    with pytest.raises(OrderError, match=r"7\.575758 shares has more than 2 decimals"):
+        order_to_px_qty(_order(-1, 7_575_758, 5_000_000))
     with pytest.raises(OrderError, match=r"0\.0001 grid"):
         order_to_px_qty(_order(1, 4_500_001, 10_000_000))
 

@@ -8,6 +8,7 @@ from py_clob_client_v2 import ClobClient
 from py_clob_client_v2.clob_types import OrderArgsV2, OrderType
 from websockets.sync.client import connect
 
+from adapters.polymarket.clob_port import PolymarketVenue
 from adapters.polymarket.parse import (
     AssetMap,
     VenueOrderUpdate,
@@ -17,7 +18,7 @@ from adapters.polymarket.parse import (
 )
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, TickSizeChanged, TradePrint
-from core.units import Outcome, Side
+from core.units import QTY_ONE, Outcome, Side
 from emulator import Emulator
 from tests.emulator.conftest import BUSY, QUIET, events, ids, recv_until
 
@@ -52,13 +53,18 @@ def test_market_channel_gives_a_book_per_asset_then_price_changes(emu: Emulator,
     books = [ev for f in first for ev in decode_market_frame(f, assets)]
     assert [type(b) for b in books] == [BookSnapshot, BookSnapshot]
     yes = next(b for b in books if b.outcome is Outcome.YES)
-    assert yes.bids[0] == (4800, 10_000)  # best first once parsed
-    assert yes.asks[0] == (5200, 10_000)
+    assert yes.bids[0] == (4800, 100 * QTY_ONE)  # best first once parsed
+    assert yes.asks[0] == (5200, 100 * QTY_ONE)
     assert yes.tick_px == 100
     deltas = [ev for f in later for ev in decode_market_frame(f, assets)]
     assert (
         BookDelta(
-            market=m["market"], outcome=Outcome.YES, ts_ns=deltas[0].ts_ns, side=Side.BUY, px=4900, qty=1000
+            market=m["market"],
+            outcome=Outcome.YES,
+            ts_ns=deltas[0].ts_ns,
+            side=Side.BUY,
+            px=4900,
+            qty=10 * QTY_ONE,
         )
         in deltas
     )
@@ -83,9 +89,9 @@ def test_trade_prints_last_trade_price_and_a_fresh_book(emu: Emulator, client: C
 
     evs = [ev for f in frames for ev in decode_market_frame(f, assets)]
     [print_] = [e for e in evs if isinstance(e, TradePrint)]
-    assert (print_.px, print_.qty, print_.aggressor) == (5200, 1000, Side.BUY)
+    assert (print_.px, print_.qty, print_.aggressor) == (5200, 10 * QTY_ONE, Side.BUY)
     book = next(e for e in evs if isinstance(e, BookSnapshot))
-    assert book.asks[0] == (5200, 9_000)
+    assert book.asks[0] == (5200, 90 * QTY_ONE)
 
 
 def test_tick_size_change_is_announced(emu: Emulator):
@@ -149,10 +155,10 @@ def test_flow_fill_reaches_the_user_channel(emu: Emulator, client: ClobClient):
         Outcome.YES,
         Side.BUY,
         4900,
-        500,
+        5 * QTY_ONE,
     )
     assert [o.type for o in orders] == ["PLACEMENT", "UPDATE"]
-    assert (orders[-1].matched_qty, orders[-1].status) == (500, "MATCHED")
+    assert (orders[-1].matched_qty, orders[-1].status) == (5 * QTY_ONE, "MATCHED")
     assert orders[-1].trade_ids == (trades[0].trade_id,)
 
 
@@ -165,3 +171,39 @@ def test_user_channel_refuses_bad_credentials(emu: Emulator, client: ClobClient)
         ws.recv_events_thread.join(timeout=5)
 
         assert ws.close_code == 1008
+
+
+def test_a_six_decimal_fill_reaches_both_channels_and_open_orders_exactly(emu: Emulator, client: ClobClient):
+    # A market SELL of 7.575758 shares (what a $5 market order leaves) into our 10-share bid at 0.49.
+    m = ids(emu, QUIET)
+    assets = _assets(emu, QUIET)
+    creds = client.creds
+    auth = {"apiKey": creds.api_key, "secret": creds.api_secret, "passphrase": creds.api_passphrase}
+
+    with connect(emu.ws_user_url) as ws, connect(emu.ws_market_url) as market:
+        ws.send(json.dumps({"auth": auth, "markets": [m["market"]], "type": "user"}))
+        ws.send("PING")
+        assert ws.recv(timeout=5) == "PONG"
+        _subscribe_market(market, m["yes_token"])
+        recv_until(market, lambda fs: len(events(fs)) >= 1)
+        resp = client.create_and_post_order(
+            OrderArgsV2(token_id=m["yes_token"], price=0.49, size=10, side="BUY"),
+            order_type=OrderType.GTC,
+            post_only=True,
+        )
+        emu.venue.take(QUIET, Side.SELL, 7_575_758, 4900)
+        frames = recv_until(ws, lambda fs: any(e["event_type"] == "trade" for e in events(fs)))
+        printed = recv_until(
+            market, lambda fs: any(e["event_type"] == "last_trade_price" for e in events(fs))
+        )
+        (row,) = PolymarketVenue(client, assets).open_orders()
+
+    evs = [ev for f in frames for ev in decode_user_frame(f, assets)]
+    (trade,) = [e for e in evs if isinstance(e, VenueTrade)]
+    (leg,) = trade.maker_fills
+    assert (leg.order_id, leg.side, leg.px, leg.qty) == (resp["orderID"], Side.BUY, 4900, 7_575_758)
+    update = [e for e in evs if isinstance(e, VenueOrderUpdate) and e.type == "UPDATE"][-1]
+    assert (update.original_qty, update.matched_qty, update.status) == (10 * QTY_ONE, 7_575_758, "LIVE")
+    (print_,) = [e for f in printed for e in decode_market_frame(f, assets) if isinstance(e, TradePrint)]
+    assert (print_.px, print_.qty, print_.aggressor) == (4900, 7_575_758, Side.SELL)
+    assert (row.order_id, row.original_qty, row.matched_qty) == (resp["orderID"], 10 * QTY_ONE, 7_575_758)

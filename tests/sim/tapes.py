@@ -1,4 +1,7 @@
-"""Small deterministic tapes for runner and exchange tests (independent of the shipped sources)."""
+"""Small deterministic tapes for runner and exchange tests (independent of the shipped sources).
+
+Book levels and trades come in any 1e-6-share size, as on the venue (fills of odd sizes included).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ import random
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, MarketResolved
-from core.units import Outcome, Side
+from core.units import QTY_ONE, Outcome, Side
 from sim.tape import MarketTape
+
+SHARE = QTY_ONE
 
 
 def random_walk_tape(
@@ -20,13 +25,13 @@ def random_walk_tape(
         yes_token=f"y{idx}",
         no_token=f"n{idx}",
         tick_px=100,
-        min_qty=500,
+        min_qty=5 * SHARE,
         fee_rate_ppm=40_000,
     )
     tape = MarketTape(info)
     ts = 10**18
-    bids = {mid - 100 * k: 20_000 for k in range(1, 6)}
-    asks = {mid + 100 * k: 20_000 for k in range(1, 6)}
+    bids = {mid - 100 * k: 200 * SHARE for k in range(1, 6)}
+    asks = {mid + 100 * k: 200 * SHARE for k in range(1, 6)}
     tape.special(
         BookSnapshot(
             market=info.market,
@@ -35,7 +40,7 @@ def random_walk_tape(
             bids=tuple(sorted(bids.items(), reverse=True)),
             asks=tuple(sorted(asks.items())),
             tick_px=100,
-            min_qty=500,
+            min_qty=5 * SHARE,
         )
     )
     for _ in range(n):
@@ -49,7 +54,7 @@ def random_walk_tape(
             else:
                 px = rng.randrange(bb // 100 + 1, min(99, ba // 100 + 4) + 1) * 100
                 book, side = asks, Side.SELL
-            qty = rng.randrange(500, 30_000) if rng.random() < 0.8 or len(book) < 3 else 0
+            qty = rng.randrange(5 * SHARE, 300 * SHARE) if rng.random() < 0.8 or len(book) < 3 else 0
             if qty == 0 and px in (bb, ba) and len(book) < 2:
                 continue
             if qty:
@@ -61,14 +66,14 @@ def random_walk_tape(
             buy = rng.random() < 0.5
             book = asks if buy else bids
             px = min(book) if buy else max(book)
-            q = min(book[px], rng.randrange(500, 15_000))
+            q = min(book[px], rng.randrange(5 * SHARE, 150 * SHARE))
             tape.trade(ts, Side.BUY if buy else Side.SELL, px, q)
             book[px] -= q
             if book[px] == 0 and len(book) > 1:
                 del book[px]
                 tape.level(ts, Side.SELL if buy else Side.BUY, px, 0)
             else:
-                book[px] = max(book[px], 100)
+                book[px] = max(book[px], SHARE)
                 tape.level(ts, Side.SELL if buy else Side.BUY, px, book[px])
     if resolve is not None:
         tape.special(MarketResolved(market=info.market, ts_ns=ts + 1, yes_won=resolve))

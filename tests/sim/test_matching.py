@@ -20,7 +20,16 @@ from core.messages import (
     TimeInForce,
     TradePrint,
 )
-from core.units import PX_ONE, USDC6_ONE, Outcome, Side, taker_fee_usdc6
+from core.units import (
+    ORDER_QTY_STEP,
+    PX_ONE,
+    QTY_ONE,
+    USDC6_ONE,
+    USDC10_PER_USDC6,
+    Outcome,
+    Side,
+    taker_fee_usdc6,
+)
 from sim.matching import (
     REASON_BALANCE,
     REASON_EXPIRATION,
@@ -40,7 +49,7 @@ from sim.matching import (
 
 YES, NO = Outcome.YES, Outcome.NO
 BUY, SELL = Side.BUY, Side.SELL
-SHARE = 100  # Qty of one share
+SHARE = QTY_ONE  # Qty of one share
 
 
 def _engine(**kw: Any) -> MatchingEngine:
@@ -157,7 +166,11 @@ def test_place_equal_price_orders_fill_in_time_priority():
 
     report = _place(eng, "d", "d1", YES, BUY, 5000, 12 * SHARE)
 
-    assert _fills(report) == [("a1", "d1", 5000, 500), ("b1", "d1", 5000, 500), ("c1", "d1", 5000, 200)]
+    assert _fills(report) == [
+        ("a1", "d1", 5000, 5 * SHARE),
+        ("b1", "d1", 5000, 5 * SHARE),
+        ("c1", "d1", 5000, 2 * SHARE),
+    ]
     assert [o.client_id for o in eng.queue(YES, SELL, 5000)] == ["c1"]
 
 
@@ -168,7 +181,7 @@ def test_place_better_price_fills_before_earlier_order():
 
     report = _place(eng, "c", "c1", YES, BUY, 5300, 10 * SHARE)
 
-    assert _fills(report) == [("b1", "c1", 5100, 500), ("a1", "c1", 5200, 500)]
+    assert _fills(report) == [("b1", "c1", 5100, 5 * SHARE), ("a1", "c1", 5200, 5 * SHARE)]
 
 
 def test_place_partial_fill_leaves_maker_remainder_in_queue():
@@ -190,7 +203,7 @@ def test_place_gtc_taker_remainder_rests_at_its_price():
 
     report = _place(eng, "b", "b1", YES, BUY, 5100, 8 * SHARE)
 
-    assert _fills(report) == [("a1", "b1", 5000, 500)]
+    assert _fills(report) == [("a1", "b1", 5000, 5 * SHARE)]
     assert eng.depth(YES, BUY) == ((5100, 3 * SHARE),)
     assert eng.depth(YES, SELL) == ()
     assert eng.order("b", "b1") is not None
@@ -215,7 +228,7 @@ def test_place_fok_with_enough_liquidity_fills_completely():
 
     report = _place(eng, "b", "b1", YES, BUY, 5100, 8 * SHARE, tif="FOK")
 
-    assert _fills(report) == [("a1", "b1", 5000, 500), ("a2", "b1", 5100, 300)]
+    assert _fills(report) == [("a1", "b1", 5000, 5 * SHARE), ("a2", "b1", 5100, 3 * SHARE)]
     assert _events(report, Canceled) == []
 
 
@@ -324,10 +337,10 @@ def test_set_tick_finer_accepts_new_grid_and_keeps_resting_orders():
 def test_place_below_min_size_is_rejected_with_venue_message():
     eng = _engine()
 
-    report = _place(eng, "a", "a1", YES, BUY, 4500, 499)
+    report = _place(eng, "a", "a1", YES, BUY, 4500, 5 * SHARE - 1)
 
     reason = _events(report, Rejected)[0][1].reason
-    assert reason == "order a1 is invalid. Size (4.99) lower than the minimum: 5"
+    assert reason == "order a1 is invalid. Size (4.999999) lower than the minimum: 5"
 
 
 def test_place_marketable_below_min_notional_is_rejected():
@@ -442,10 +455,12 @@ def test_place_no_taker_fee_uses_its_own_token_price():
     assert report.trades[0].taker_fee_usdc6 == taker_fee_usdc6(3700, 5 * SHARE, 70_000) == 81_580
 
 
-@given(px=st.integers(0, PX_ONE), qty=st.integers(0, 10**8), rate=st.integers(0, 10**6))
+@given(px=st.integers(0, PX_ONE), qty=st.integers(0, 10_000 * SHARE), rate=st.integers(0, 10**6))
 @example(px=3700, qty=SHARE, rate=70_000)
+@example(px=6600, qty=7_575_758, rate=30_000)  # an odd fill size
 def test_fee_bound_is_exact_fee_rounded_up(px: int, qty: int, rate: int):
-    exact_usdc6 = Fraction(qty, 100) * Fraction(rate, 10**6) * Fraction(px * (PX_ONE - px), PX_ONE**2) * 10**6
+    shares = Fraction(qty, QTY_ONE)
+    exact_usdc6 = shares * Fraction(rate, 10**6) * Fraction(px * (PX_ONE - px), PX_ONE**2) * 10**6
 
     bound = fee_bound_usdc6(px, qty, rate)
 
@@ -460,19 +475,117 @@ def test_fee_bound_is_exact_fee_rounded_up(px: int, qty: int, rate: int):
 )
 def test_fee_bound_covers_any_fills_at_or_below_limit(limit: int, data: st.DataObject, rate: int):
     pieces = data.draw(
-        st.lists(st.tuples(st.integers(1, limit), st.integers(1, 10**5)), min_size=1, max_size=5)
+        st.lists(st.tuples(st.integers(1, limit), st.integers(1, 1_000 * SHARE)), min_size=1, max_size=5)
     )
 
-    cost = sum(px * qty + taker_fee_usdc6(px, qty, rate) for px, qty in pieces)
+    # In Usdc10 (px * qty), exact: the notional of each piece plus its fee.
+    cost = sum(px * qty + taker_fee_usdc6(px, qty, rate) * USDC10_PER_USDC6 for px, qty in pieces)
     total = sum(qty for _, qty in pieces)
 
-    assert cost <= limit * total + fee_bound_usdc6(limit, total, rate)
+    assert cost <= limit * total + fee_bound_usdc6(limit, total, rate) * USDC10_PER_USDC6
 
 
 @given(px=st.integers(0, PX_ONE))
 def test_yes_equivalent_mirrors_token_and_side(px: int):
     assert yes_equivalent(YES, BUY, px) == yes_equivalent(NO, SELL, PX_ONE - px) == (True, px)
     assert yes_equivalent(YES, SELL, px) == yes_equivalent(NO, BUY, PX_ONE - px) == (False, px)
+
+
+# --- sizes in 1e-6 share: cash in whole micro-USDC ------------------------------------------------
+
+ODD = 7_575_758  # 7.575758 shares, the size a $5 market BUY at 0.66 fills: 5.00000028 USDC at 0.66
+
+
+def test_transfer_of_an_odd_size_moves_the_floored_notional_both_ways():
+    eng = _engine()
+    _place(eng, "a", "a1", YES, SELL, 6600, ODD)
+
+    report = _place(eng, "b", "b1", YES, BUY, 6600, ODD)
+
+    assert report.trades[0].kind == "transfer"
+    assert eng.balance("a").cash_usdc6 == 5_000_000  # floor(5.00000028), as the venue's contract does
+    assert eng.balance("b").cash_usdc6 == -5_000_000
+    assert (eng.balance("a").yes_qty, eng.balance("b").yes_qty) == (-ODD, ODD)
+
+
+def test_mint_of_an_odd_size_costs_exactly_one_usdc_per_pair():
+    eng = _engine()
+    _place(eng, "a", "a1", NO, BUY, 3400, ODD)
+
+    report = _place(eng, "b", "b1", YES, BUY, 6600, ODD)
+
+    assert report.trades[0].kind == "mint"
+    assert eng.balance("a").cash_usdc6 == -2_575_757  # the maker: floor(0.34 * 7.575758)
+    assert eng.balance("b").cash_usdc6 == -5_000_001  # the taker: the rest of 7.575758 USDC
+    assert eng.pool_usdc6 == ODD
+    assert eng.balance("a").cash_usdc6 + eng.balance("b").cash_usdc6 + eng.pool_usdc6 == 0
+
+
+def test_merge_of_an_odd_size_pays_exactly_one_usdc_per_pair():
+    eng = _engine()
+    for owner in ("a", "b"):
+        eng.deposit(owner, 10 * USDC6_ONE)
+        eng.split(owner, ODD)
+    _place(eng, "a", "a1", NO, SELL, 3400, ODD)
+
+    report = _place(eng, "b", "b1", YES, SELL, 6600, ODD)
+
+    assert report.trades[0].kind == "merge"
+    assert eng.balance("a").cash_usdc6 == 10 * USDC6_ONE - ODD + 2_575_757  # the maker's floor
+    assert eng.balance("b").cash_usdc6 == 10 * USDC6_ONE - ODD + 5_000_001  # the rest of the pair's USDC
+    assert eng.pool_usdc6 == ODD
+    total = eng.balance("a").cash_usdc6 + eng.balance("b").cash_usdc6 + eng.pool_usdc6
+    assert total == eng.deposits_usdc6 == 20 * USDC6_ONE
+
+
+def test_sizes_on_the_order_grid_never_round():
+    eng = _engine(tick_px=1)
+    size = 5 * SHARE + 37 * ORDER_QTY_STEP  # 5.37 shares
+    _place(eng, "a", "a1", NO, BUY, 3471, size)
+
+    _place(eng, "b", "b1", YES, BUY, 6529, size)
+
+    assert eng.balance("a").cash_usdc6 == -1_863_927  # 0.3471 * 5.37, exactly
+    assert eng.balance("b").cash_usdc6 == -3_506_073  # 0.6529 * 5.37, exactly
+
+
+def test_locked_cash_of_an_odd_size_is_rounded_up():
+    eng = _engine(enforce_balance=True)
+    eng.deposit("a", 10 * USDC6_ONE)
+
+    _place(eng, "a", "a1", YES, BUY, 6600, ODD)
+
+    assert eng.balance("a").locked_cash_usdc6 == 5_000_001  # 5.00000028 reserved, never understated
+
+
+def test_enforced_buy_minting_odd_pieces_must_cover_each_rounded_up_leg():
+    eng = _engine(enforce_balance=True)
+    for cid in ("a1", "a2"):
+        eng.deposit("a", 3 * USDC6_ONE)
+        _place(eng, "a", cid, NO, BUY, 3400, ODD)
+    # Two mint pieces of 5.00000028 USDC each: the taker's legs are 5.000001 + 5.000001 = 10.000002.
+    eng.deposit("b", 10_000_001)  # covers the exact 10.00000056 but not the rounded-up legs
+
+    short = _place(eng, "b", "b1", YES, BUY, 6600, 2 * ODD)
+    eng.deposit("b", 2)
+    enough = _place(eng, "b", "b2", YES, BUY, 6600, 2 * ODD)
+
+    assert _events(short, Rejected)[0][1].reason == REASON_BALANCE
+    assert [t.kind for t in enough.trades] == ["mint", "mint"]
+    assert eng.balance("b").cash_usdc6 == 10_000_003 - 10_000_002
+    assert eng.balance("b").yes_qty == 2 * ODD
+
+
+def test_marketable_minimum_compares_the_exact_notional():
+    eng = _engine(min_marketable_usdc6=USDC6_ONE)
+    _place(eng, "a", "a1", YES, SELL, 5000, 10 * SHARE)
+
+    below = _place(eng, "b", "b1", YES, BUY, 5000, 2 * SHARE - 1, tif="FAK")  # $0.9999995
+    at = _place(eng, "b", "b2", YES, BUY, 5000, 2 * SHARE, tif="FAK")  # $1
+
+    reason = _events(below, Rejected)[0][1].reason
+    assert reason == "invalid amount for a marketable BUY order ($0.999999), min size: $1"
+    assert at.trades
 
 
 # --- cancels, balances, resolution -----------------------------------------------------------------

@@ -3,10 +3,15 @@
 The reference keeps resting orders in one list in arrival order and, for each incoming order, scans it
 for compatible counterparties in each party's own token (same token and opposite side, or the other
 token and the same side for mint/merge). It shares no code with the engine's YES-equivalent book,
-heaps or queues; its fee uses exact fractions. After every step both must agree on every trade
+heaps or queues; its fee and cash use exact fractions. After every step both must agree on every trade
 (counterparties, prices, quantities, order), every rejection and cancel, the depth of both tokens,
 and every account; the engine's published deltas must rebuild its own depth; cash and shares must be
-conserved.
+conserved exactly.
+
+Sizes are Qty (1e-6 share): mostly whole shares and 0.01-share sizes (the orders a market maker
+places), and odd 6-decimal sizes (market orders, fills of others) whose cash rounds: the maker's leg is
+``floor(px * shares)`` micro-USDC, a transfer's taker moves the same, and a mint's or merge's taker the
+rest of the pair's 1 USDC.
 """
 
 from __future__ import annotations
@@ -31,7 +36,18 @@ from hypothesis.stateful import (
 )
 
 from core.messages import Canceled, Filled, Place, Rejected, TimeInForce
-from core.units import PX_ONE, USDC6_ONE, Outcome, Side, format_px, format_qty, format_usdc6
+from core.units import (
+    ORDER_QTY_STEP,
+    PX_ONE,
+    QTY_ONE,
+    SETTLE_PER_QTY_USDC6,
+    USDC6_ONE,
+    Outcome,
+    Side,
+    format_px,
+    format_qty,
+    format_usdc6,
+)
 from sim.matching import (
     REASON_BALANCE,
     REASON_EXPIRATION,
@@ -50,7 +66,7 @@ from sim.matching import (
 YES, NO = Outcome.YES, Outcome.NO
 BUY, SELL = Side.BUY, Side.SELL
 OWNERS = ("a", "b", "c")
-MIN_QTY = 500
+MIN_QTY = 5 * QTY_ONE
 RATE_PPM = 40_000
 MIN_MARKETABLE = 500_000
 STEP_NS = 1_000
@@ -65,8 +81,13 @@ PRICES = st.one_of(
     st.integers(350, 650).map(lambda k: k * 10),
     st.sampled_from([0, 10, 100, 9_900, 9_990, PX_ONE]),
 )
-VALID_SIZE = st.integers(5, 30).map(lambda k: k * 100)
-SIZES = st.one_of(VALID_SIZE, VALID_SIZE, VALID_SIZE, st.integers(1, 600))
+# Whole shares (so that orders fill each other exactly), the 0.01-share order grid, and any 1e-6 size.
+VALID_SIZE = st.one_of(
+    st.integers(5, 30).map(lambda k: k * QTY_ONE),
+    st.integers(500, 3_000).map(lambda k: k * ORDER_QTY_STEP),
+    st.integers(5 * QTY_ONE, 30 * QTY_ONE),
+)
+SIZES = st.one_of(VALID_SIZE, VALID_SIZE, VALID_SIZE, st.integers(1, 6 * QTY_ONE))
 VALID_ORDERS = st.tuples(
     st.sampled_from(OWNERS), st.sampled_from([YES, NO]), st.sampled_from([BUY, SELL]), ON_GRID, VALID_SIZE
 )
@@ -99,7 +120,16 @@ class RefOrder:
 def _exact_fee(px: int, qty: int) -> Fraction:
     # shares * rate * p * (1 - p), in USDC.
     p = Fraction(px, PX_ONE)
-    return Fraction(qty, 100) * Fraction(RATE_PPM, 10**6) * p * (1 - p)
+    return Fraction(qty, QTY_ONE) * Fraction(RATE_PPM, 10**6) * p * (1 - p)
+
+
+def _exact_notional(px: int, qty: int) -> Fraction:
+    # price * shares, in USDC.
+    return Fraction(px, PX_ONE) * Fraction(qty, QTY_ONE)
+
+
+def _floor_usdc6(amount: Fraction) -> int:
+    return floor(amount * USDC6_ONE)
 
 
 def _fee_usdc6(px: int, qty: int) -> int:
@@ -139,7 +169,11 @@ class Reference:
         self.sold = [0, 0]
 
     def locked(self, owner: str) -> tuple[int, int, int]:
-        cash = sum(o.px * o.leaves for o in self.orders if o.owner == owner and o.side == BUY)
+        exact = sum(
+            (_exact_notional(o.px, o.leaves) for o in self.orders if o.owner == owner and o.side == BUY),
+            Fraction(0),
+        )
+        cash = ceil(exact * USDC6_ONE)  # reported rounded up
         yes = sum(o.leaves for o in self.orders if o.owner == owner and o.side == SELL and o.outcome == YES)
         no = sum(o.leaves for o in self.orders if o.owner == owner and o.side == SELL and o.outcome == NO)
         return cash, yes, no
@@ -159,10 +193,11 @@ class Reference:
             return REASON_RESOLVED
         if resting and p.qty < MIN_QTY:
             return f"order {p.client_id} is invalid. Size ({format_qty(p.qty)}) lower than the minimum: 5"
-        if not resting and p.px * p.qty < MIN_MARKETABLE:
+        if not resting and _exact_notional(p.px, p.qty) * USDC6_ONE < MIN_MARKETABLE:
             side = "BUY" if p.side == BUY else "SELL"
+            shown = format_usdc6(_floor_usdc6(_exact_notional(p.px, p.qty)))
             return (
-                f"invalid amount for a marketable {side} order (${format_usdc6(p.px * p.qty)}), "
+                f"invalid amount for a marketable {side} order (${shown}), "
                 f"min size: ${format_usdc6(MIN_MARKETABLE)}"
             )
         if p.px % self.tick or p.px < self.tick or p.px > PX_ONE - self.tick:
@@ -180,10 +215,28 @@ class Reference:
         if p.post_only and makers:
             return REASON_POST_ONLY_CROSSES
         if self.enforce:
-            locked_cash, locked_yes, locked_no = self.locked(owner)
+            _, locked_yes, locked_no = self.locked(owner)
             if p.side == BUY:
-                fee = ceil(_exact_fee(p.px, p.qty) * USDC6_ONE) if makers else 0
-                if p.px * p.qty + fee > self.cash[owner] - locked_cash:
+                # The notional at the limit, the fee bound and one micro-USDC for each mint piece whose
+                # taker leg rounds up: all of it must fit in the free cash, exactly.
+                locked_cash = sum(
+                    (
+                        _exact_notional(o.px, o.leaves)
+                        for o in self.orders
+                        if o.owner == owner and o.side == BUY
+                    ),
+                    Fraction(0),
+                )
+                need = _exact_notional(p.px, p.qty)
+                if makers:
+                    fee = ceil(_exact_fee(p.px, p.qty) * USDC6_ONE)
+                    round_ups = sum(
+                        1
+                        for maker, qty in self._plan(taker)
+                        if maker.side == taker.side and _exact_notional(maker.px, qty) * USDC6_ONE % 1
+                    )
+                    need += Fraction(fee + round_ups, USDC6_ONE)
+                if need > Fraction(self.cash[owner], USDC6_ONE) - locked_cash:
                     return REASON_BALANCE
             else:
                 held = self.shares[owner][p.outcome] - (locked_yes if p.outcome == YES else locked_no)
@@ -195,6 +248,23 @@ class Reference:
             return REASON_FAK_NO_MATCH
         return ""
 
+    def _plan(self, taker: RefOrder) -> list[tuple[RefOrder, int]]:
+        # The makers ``taker`` would meet and the size of each fill, without changing anything.
+        leaves = {id(o): o.leaves for o in self.orders}
+        left = taker.leaves
+        plan: list[tuple[RefOrder, int]] = []
+        sign = 1 if taker.side == BUY else -1  # a buyer wants the lowest price, a seller the highest
+        while left:
+            makers = [o for o in self.orders if leaves[id(o)] and _compatible(taker, o)]
+            if not makers:
+                break
+            maker = min(makers, key=lambda o: (sign * _taker_px(taker, o), o.seq))
+            qty = min(left, leaves[id(maker)])
+            plan.append((maker, qty))
+            leaves[id(maker)] -= qty
+            left -= qty
+        return plan
+
     def place(self, owner: str, p: Place, now: int) -> tuple[str, list[CancelRow], list[FillRow], str]:
         cancels = self.expire(now)
         taker = RefOrder(owner, p.client_id, p.outcome, p.side, p.px, p.qty, self.seq + 1, p.tif, p.expire_ns)
@@ -203,19 +273,17 @@ class Reference:
             return reason, cancels, [], ""
         self.seq += 1
         fills: list[FillRow] = []
-        while taker.leaves:
-            makers = [o for o in self.orders if _compatible(taker, o)]
-            if not makers:
-                break
-            sign = 1 if taker.side == BUY else -1  # a buyer wants the lowest price, a seller the highest
-            maker = min(makers, key=lambda o: (sign * _taker_px(taker, o), o.seq))
-            qty = min(taker.leaves, maker.leaves)
+        for maker, qty in self._plan(taker):
             t_px = _taker_px(taker, maker)
             fee = _fee_usdc6(t_px, qty)
-            self._settle(taker, t_px, qty, fee)
-            self._settle(maker, maker.px, qty, 0)
-            if taker.side == maker.side:
-                self.pool += (qty if taker.side == BUY else -qty) * PX_ONE
+            maker_cash = _floor_usdc6(_exact_notional(maker.px, qty))
+            if taker.side == maker.side:  # mint or merge: the pair's 1 USDC, the maker's floor first
+                taker_cash = qty * USDC6_ONE // QTY_ONE - maker_cash
+                self.pool += (qty if taker.side == BUY else -qty) * USDC6_ONE // QTY_ONE
+            else:
+                taker_cash = maker_cash
+            self._settle(taker, taker_cash, qty, fee)
+            self._settle(maker, maker_cash, qty, 0)
             self.fees += fee
             taker.leaves -= qty
             maker.leaves -= qty
@@ -229,13 +297,13 @@ class Reference:
                 cancels.append((owner, p.client_id, REASON_FAK_REMAINDER))
         return "", cancels, fills, f"o-{self.seq:06d}"
 
-    def _settle(self, o: RefOrder, px: int, qty: int, fee: int) -> None:
+    def _settle(self, o: RefOrder, cash: int, qty: int, fee: int) -> None:
         if o.side == BUY:
-            self.cash[o.owner] -= px * qty + fee
+            self.cash[o.owner] -= cash + fee
             self.shares[o.owner][o.outcome] += qty
             self.bought[o.outcome] += qty
         else:
-            self.cash[o.owner] += px * qty - fee
+            self.cash[o.owner] += cash - fee
             self.shares[o.owner][o.outcome] -= qty
             self.sold[o.outcome] += qty
 
@@ -299,9 +367,9 @@ class MatchingComparison(RuleBasedStateMachine):
         if self.ENFORCE:
             for owner in OWNERS:
                 self.engine.deposit(owner, 60 * USDC6_ONE)
-                self.engine.split(owner, 20 * 100)
+                self.engine.split(owner, 20 * QTY_ONE)
                 self.ref.cash[owner] += 60 * USDC6_ONE - 20 * USDC6_ONE
-                self.ref.shares[owner] = [20 * 100, 20 * 100]
+                self.ref.shares[owner] = [20 * QTY_ONE, 20 * QTY_ONE]
                 self.ref.deposits += 60 * USDC6_ONE
                 self.ref.pool += 20 * USDC6_ONE
         refs = []
@@ -405,7 +473,7 @@ class MatchingComparison(RuleBasedStateMachine):
         win = YES if yes_won else NO
         paid = {}
         for owner in self.engine.owners():
-            payout = self.ref.shares[owner][win] * PX_ONE
+            payout = self.ref.shares[owner][win] * USDC6_ONE // QTY_ONE  # 1 USDC a share
             self.ref.cash[owner] += payout
             self.ref.pool -= payout
             self.ref.shares[owner] = [0, 0]
@@ -559,13 +627,14 @@ class MatchingComparison(RuleBasedStateMachine):
         assert self.engine.deposits_usdc6 == self.ref.deposits
         yes = sum(b.yes_qty for b in balances)
         no = sum(b.no_qty for b in balances)
-        assert yes * PX_ONE == no * PX_ONE == self.engine.pool_usdc6
+        assert yes * SETTLE_PER_QTY_USDC6 == no * SETTLE_PER_QTY_USDC6 == self.engine.pool_usdc6
 
     @invariant()
     def net_buys_per_token_equal_minted_pairs(self) -> None:
         if self.ref.resolved:
             return
-        minted = (self.engine.pool_usdc6 - (20 * USDC6_ONE * len(OWNERS) if self.ENFORCE else 0)) // PX_ONE
+        funded = 20 * USDC6_ONE * len(OWNERS) if self.ENFORCE else 0
+        minted = (self.engine.pool_usdc6 - funded) // SETTLE_PER_QTY_USDC6
         assert self.ref.bought[YES] - self.ref.sold[YES] == minted
         assert self.ref.bought[NO] - self.ref.sold[NO] == minted
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adapters.polymarket.book_feed import BookFeed
 from adapters.polymarket.parse import AssetMap, decode_market_messages
 from core.messages import BookDelta, BookSnapshot, MarketResolved, TickSizeChanged
-from core.units import Outcome, Side
+from core.units import QTY_ONE, Outcome, Side
 from sim.replay_ws import events_from_messages, infer_asset_map, load_ws_messages, replay_ws
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
@@ -90,7 +90,7 @@ def test_replay_jsonl_sorts_by_timestamp_and_accepts_array_lines(tmp_path):
             delta(TOKEN_A, 3000, "0.3", "1"),
             book,
             [delta(TOKEN_A, 2500, "0.25", "2"), delta(TOKEN_B, 2500, "0.75", "3", "SELL")],
-            delta(TOKEN_A, 2500, "0.26", "4"),
+            delta(TOKEN_A, 2500, "0.26", "4.575758"),
         ],
     )
 
@@ -105,10 +105,10 @@ def test_replay_jsonl_sorts_by_timestamp_and_accepts_array_lines(tmp_path):
     ]
     got = [(e.ts_ns // 1_000_000, e.outcome, e.px, e.qty) for e in events if isinstance(e, BookDelta)]
     assert got == [
-        (2500, Outcome.YES, 2500, 200),
-        (2500, Outcome.NO, 7500, 300),
-        (2500, Outcome.YES, 2600, 400),
-        (3000, Outcome.YES, 3000, 100),
+        (2500, Outcome.YES, 2500, 2 * QTY_ONE),
+        (2500, Outcome.NO, 7500, 3 * QTY_ONE),
+        (2500, Outcome.YES, 2600, 4_575_758),  # sizes come in 1e-6 shares
+        (3000, Outcome.YES, 3000, QTY_ONE),
     ]
 
 

@@ -8,11 +8,11 @@ import pytest
 from app.configfile import load_config
 from core.messages import BookSnapshot, Cancel, Place
 from core.quoting import quote_params
-from core.units import Outcome, Side
+from core.units import USDC10_PER_USDC6, Outcome, Side
 from sim.exchange import QueueModel
 from sim.runner import Latency, Runner, RunSettings
 from sim.summary import lane_summary, run_summary
-from tests.sim.tapes import random_walk_tape
+from tests.sim.tapes import SHARE, random_walk_tape
 
 T = 10**18
 PARAMS = quote_params(load_config("configs/market_maker.yaml"))
@@ -131,10 +131,15 @@ def test_settlement_pnl_matches_the_session_inventory():
     runner, _ = run()
     s = run_summary(runner.lanes)
 
+    odd = 0
     for lane, per in zip(runner.lanes, s["per_market"], strict=True):
-        # Resolved markets: the session's cash after settlement is the total PnL.
+        # Resolved markets: the session's cash after settlement is the total PnL, to the micro-USDC,
+        # also when fills of odd sizes (not on the 0.01-share grid) rounded the cash.
         assert lane.session.resolved
         assert abs(lane.session.inv.cash_usdc6 / 1e6 - per["pnl_usdc"]["total"]) < 1e-5
+        assert per["pnl_usdc"]["total"] == round(lane.session.inv.cash_usdc6 / 1e6, 6)
+        odd += sum(1 for f in lane.exchange.fills if (f.yes_px * f.qty) % USDC10_PER_USDC6)
+    assert odd > 0
 
 
 def test_jittered_latency_never_reorders_commands_or_reports():
@@ -158,12 +163,17 @@ def test_markouts_track_every_fill_of_a_batch():
     lane = Runner([random_walk_tape(0, 10, 1)], PARAMS, RunSettings(), 1).lanes[0]
     ex = lane.exchange
     ex.on_snapshot(
-        BookSnapshot(market="m0", outcome=Outcome.YES, ts_ns=T, bids=((4_700, 100),), asks=((4_800, 100),))
+        BookSnapshot(
+            market="m0", outcome=Outcome.YES, ts_ns=T, bids=((4_700, SHARE),), asks=((4_800, SHARE),)
+        )
     )
     for i, px in enumerate((4_700, 4_600)):
-        ex.place(Place(market="m0", client_id=f"b{i}", outcome=Outcome.YES, side=Side.BUY, px=px, qty=500), T)
+        place = Place(
+            market="m0", client_id=f"b{i}", outcome=Outcome.YES, side=Side.BUY, px=px, qty=5 * SHARE
+        )
+        ex.place(place, T)
 
-    out = ex.on_trade(Side.SELL, 4_500, 2_000, T + 1)  # sweeps through both of our bids
+    out = ex.on_trade(Side.SELL, 4_500, 20 * SHARE, T + 1)  # sweeps through both of our bids
     lane._reports(out, T + 1)
 
     assert [idx for _, idx in lane.markouts.pending[0]] == [0, 1]
@@ -173,10 +183,14 @@ def test_final_position_is_marked_at_the_last_two_sided_mid_not_zero():
     lane = Runner([random_walk_tape(0, 10, 1, resolve=None)], PARAMS, RunSettings(), 1).lanes[0]
     ex = lane.exchange
     ex.on_snapshot(
-        BookSnapshot(market="m0", outcome=Outcome.YES, ts_ns=T, bids=((4_900, 100),), asks=((5_100, 100),))
+        BookSnapshot(
+            market="m0", outcome=Outcome.YES, ts_ns=T, bids=((4_900, SHARE),), asks=((5_100, SHARE),)
+        )
     )
-    ex.place(Place(market="m0", client_id="b", outcome=Outcome.YES, side=Side.BUY, px=5_000, qty=10_000), T)
-    ex.on_trade(Side.SELL, 4_900, 10_000, T + 1)  # we buy 100 YES at 0.50
+    ex.place(
+        Place(market="m0", client_id="b", outcome=Outcome.YES, side=Side.BUY, px=5_000, qty=100 * SHARE), T
+    )
+    ex.on_trade(Side.SELL, 4_900, 100 * SHARE, T + 1)  # we buy 100 YES at 0.50
     ex.on_level(Side.SELL, 5_100, 0, T + 2)  # the book ends one-sided
 
     s = lane_summary(lane)

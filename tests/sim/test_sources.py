@@ -11,7 +11,7 @@ import pytest
 
 from core.book import L2Book
 from core.messages import BookSnapshot, MarketResolved, TickSizeChanged
-from core.units import PX_ONE, Side
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Side
 from sim.sources import BboCsvSource, HbtNpzSource, SourceConfig, SyntheticSource, load_tapes
 from sim.sources.hbt_npz import write_npz
 from sim.sources.synthetic import generate
@@ -158,12 +158,12 @@ def test_synthetic_event_density_matches_target():
 
 
 def test_synthetic_market_info_carries_config():
-    spec = SyntheticSource(markets=1, duration_s=10, fee_rate=0.04, min_qty=1500, tick_px=10)
+    spec = SyntheticSource(markets=1, duration_s=10, fee_rate=0.04, min_qty=15 * QTY_ONE, tick_px=10)
 
     (tape,) = generate(spec, 1)
 
     assert tape.info.fee_rate_ppm == 40_000
-    assert (tape.info.min_qty, tape.info.tick_px) == (1500, 10)
+    assert (tape.info.min_qty, tape.info.tick_px) == (15 * QTY_ONE, 10)
     assert (tape.info.yes_token, tape.info.no_token) == ("syn-00-yes", "syn-00-no")
 
 
@@ -206,6 +206,27 @@ def test_synthetic_informed_takers_cause_adverse_selection():
 def test_synthetic_config_rejects_empty_start_range():
     with pytest.raises(msgspec.ValidationError, match="start_px_min"):
         msgspec.convert({"type": "synthetic", "start_px_min": 5050, "start_px_max": 5080}, SourceConfig)
+
+
+def test_synthetic_sizes_are_whole_shares_in_qty():
+    tapes = generate(SMALL, 2)
+
+    for tape in tapes:
+        sizes = [q for q in tape.qty if q]
+        # Whole shares, except a last level halved on the 0.01-share grid.
+        assert sum(q % QTY_ONE == 0 for q in sizes) >= 0.99 * len(sizes)
+        assert all(q % ORDER_QTY_STEP == 0 for q in sizes)
+        assert statistics.mean(q for q, op in zip(tape.qty, tape.op, strict=True) if op == OP_BUY) > QTY_ONE
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("min_qty", 500), ("min_qty", 5 * QTY_ONE + 1), ("maker_qty_mean", 5_000), ("taker_qty_mean", 2_000)],
+)
+def test_synthetic_config_refuses_sizes_below_the_unit_they_mean(field, value):
+    # Sizes are Qty (1e-6 share): a value in the old 0.01-share unit would be a speck, so it is refused.
+    with pytest.raises(msgspec.ValidationError, match=field):
+        msgspec.convert({"type": "synthetic", field: value}, SourceConfig)
 
 
 def test_synthetic_config_rejects_unknown_field():
@@ -339,6 +360,22 @@ def test_bbo_shipped_excerpt_loads():
     assert markets == ["tsc-mlb-nyy-wsh-2026-07-10-10pt5", "aec-mlb-nyy-wsh-2026-07-10"]
     for tape in tapes:
         replay_checked(tape, never_crossed=False, refills=True)
+
+
+def test_bbo_sizes_are_whole_shares_in_qty():
+    spec = BboCsvSource(path=str(EXCERPT), max_markets=1, takers_per_s=1.0)
+
+    (tape,) = load_tapes(spec, 1, FIXTURES)
+
+    assert all(q % QTY_ONE == 0 for q in tape.qty)
+    assert all(q % QTY_ONE == 0 for _, q in tape.specials[0].bids + tape.specials[0].asks)
+    assert any(op == OP_BUY for op in tape.op)
+
+
+def test_bbo_config_refuses_sizes_below_the_unit_they_mean():
+    for field, value in (("min_qty", 500), ("level_qty_mean", 20_000), ("taker_qty_mean", 5_000)):
+        with pytest.raises(msgspec.ValidationError, match=field):
+            msgspec.convert({"type": "bbo_csv", "path": "a.csv", field: value}, SourceConfig)
 
 
 def test_bbo_unknown_slug_is_an_error():

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, MarketResolved, TickSizeChanged
-from core.units import PX_ONE, Outcome, Side, UnitError
+from core.units import PX_ONE, QTY_ONE, Outcome, Side, UnitError
 from sim.sources import BboCsvSource, load_tapes
 from sim.sources.hbt_npz import (
     BUY_EVENT,
@@ -37,7 +37,8 @@ from sim.sources.synthetic import SyntheticSource, generate
 from sim.tape import OP_ASK, OP_BID, OP_BUY, MarketTape
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-INFO = MarketInfo(market="m", yes_token="m-yes", no_token="m-no", tick_px=100, min_qty=500)
+SHARE = QTY_ONE
+INFO = MarketInfo(market="m", yes_token="m-yes", no_token="m-no", tick_px=100, min_qty=5 * SHARE)
 BOTH = EXCH_EVENT | LOCAL_EVENT
 TICKS = st.sampled_from((1, 10, 100, 1000))
 
@@ -101,17 +102,33 @@ def test_px_from_float_rejects_non_prices(px):
         px_from_float(px, 100)
 
 
-@given(st.integers(0, 10**11))
-@example(19230)  # 192.3 shares: 192.3 * 100 is 19230.000000000004 in floats
+@given(st.integers(0, 10**15))
+@example(192_300_000)  # 192.3 shares
+@example(7_575_758)  # 7.575758 shares: 7.575758 * 1e6 is 7575757.999999999 in floats
 @example(29)
 def test_qty_from_float_round_trips_every_size(qty):
-    assert qty_from_float(qty / 100) == qty
+    assert qty_from_float(qty / QTY_ONE) == qty
+    assert qty_from_float(float(np.float64(qty) / QTY_ONE)) == qty
 
 
-@given(st.integers(0, 10**8).filter(lambda n: n % 10))
-def test_qty_from_float_rejects_sizes_finer_than_a_cent(n):
-    with pytest.raises(UnitError, match=r"0\.01 shares"):
-        qty_from_float(n / 1000)
+@given(st.integers(0, 10**9).filter(lambda n: n % 10))
+def test_qty_from_float_rejects_sizes_finer_than_a_micro_share(n):
+    with pytest.raises(UnitError, match=r"finer than 1e-6 shares"):
+        qty_from_float(n / 10**7)
+
+
+@pytest.mark.parametrize("qty", [7_575_758, 192_300_000, 1])
+def test_qty_from_float_never_rounds_a_float_next_to_a_size(qty):
+    exact = qty / QTY_ONE
+    for near in (np.nextafter(exact, 0.0), np.nextafter(exact, np.inf)):
+        with pytest.raises(UnitError, match="finer than 1e-6 shares"):
+            qty_from_float(float(near))
+
+
+@pytest.mark.parametrize("qty", [float("nan"), float("inf"), -1e-6, 1e10])
+def test_qty_from_float_rejects_non_sizes(qty):
+    with pytest.raises(UnitError):
+        qty_from_float(qty)
 
 
 # --- round trips ---------------------------------------------------------------------------------
@@ -125,11 +142,11 @@ def tapes(draw: st.DrawFn) -> MarketTape:
     tape = MarketTape(info)
     ts = draw(st.integers(0, 10**18))
     px = st.integers(1, PX_ONE // tick - 1).map(lambda i: i * tick)
-    qty = st.integers(0, 10**9)
+    qty = st.integers(0, 10**6 * SHARE)  # any 1e-6-share size up to a million shares
 
     def snapshot(at: int, tick_px: int) -> BookSnapshot:
-        bids = draw(st.dictionaries(px, st.integers(1, 10**9), max_size=4))
-        asks = draw(st.dictionaries(px, st.integers(1, 10**9), max_size=4))
+        bids = draw(st.dictionaries(px, st.integers(1, 10**6 * SHARE), max_size=4))
+        asks = draw(st.dictionaries(px, st.integers(1, 10**6 * SHARE), max_size=4))
         return BookSnapshot(
             market="m",
             outcome=Outcome.YES,
@@ -147,7 +164,7 @@ def tapes(draw: st.DrawFn) -> MarketTape:
         if kind == "l":
             tape.level(ts, draw(st.sampled_from(Side)), draw(px), draw(qty))
         elif kind == "t":
-            tape.trade(ts, draw(st.sampled_from(Side)), draw(px), draw(st.integers(1, 10**9)))
+            tape.trade(ts, draw(st.sampled_from(Side)), draw(px), draw(st.integers(1, 10**6 * SHARE)))
         elif kind == "r":
             tape.special(MarketResolved(market="m", ts_ns=ts, yes_won=draw(st.booleans())))
         elif kind == "s":
@@ -194,9 +211,11 @@ def test_write_npz_then_load_gives_the_same_bbo_tape(tmp_path):
 
 def test_written_rows_follow_hftbacktest_conventions():
     tape = MarketTape(INFO)
-    snap = BookSnapshot(market="m", outcome=Outcome.YES, ts_ns=10, bids=((4700, 500),), asks=((4900, 100),))
+    snap = BookSnapshot(
+        market="m", outcome=Outcome.YES, ts_ns=10, bids=((4700, 5 * SHARE),), asks=((4900, 7_575_758),)
+    )
     tape.special(snap)
-    tape.trade(20, Side.BUY, 4900, 100)
+    tape.trade(20, Side.BUY, 4900, 7_575_758)
     tape.level(20, Side.SELL, 4900, 0)
 
     ev = tape_to_events(tape, 0.01, local_latency_ns=7)
@@ -210,7 +229,7 @@ def test_written_rows_follow_hftbacktest_conventions():
         BOTH | DEPTH_EVENT | SELL_EVENT,
     ]
     assert ev["px"][2:].tolist() == [0.47, 0.49, 0.49, 0.49]
-    assert ev["qty"][2:].tolist() == [5.0, 1.0, 1.0, 0.0]
+    assert ev["qty"][2:].tolist() == [5.0, 7.575758, 7.575758, 0.0]
     assert (ev["local_ts"] - ev["exch_ts"]).tolist() == [7] * 6
 
 
@@ -234,9 +253,10 @@ def test_load_opens_with_the_leading_snapshot_and_keeps_only_exch_rows(tmp_path)
     (tape,) = load(spec_for(tmp_path / "f.npz"))
 
     snap = tape.specials[0]
-    assert snap == BookSnapshot(market="m", outcome=Outcome.YES, ts_ns=100, bids=((4700, 1250), (4500, 300)),
-                                asks=((5000, 700),), tick_px=100, min_qty=500)  # fmt: skip
-    assert columns(tape)[1:] == ([4, 3, 0], [0, 4700, 4700], [0, 100, 1150])
+    assert snap == BookSnapshot(market="m", outcome=Outcome.YES, ts_ns=100,
+                                bids=((4700, 12_500_000), (4500, 3 * SHARE)), asks=((5000, 7 * SHARE),),
+                                tick_px=100, min_qty=5 * SHARE)  # fmt: skip
+    assert columns(tape)[1:] == ([4, 3, 0], [0, 4700, 4700], [0, SHARE, 11_500_000])
 
 
 def test_load_turns_a_partial_clear_into_level_deletions(tmp_path):
@@ -254,7 +274,7 @@ def test_load_turns_a_partial_clear_into_level_deletions(tmp_path):
     ops, pxs, qtys = columns(tape)[1:]
     assert ops == [4, 0, 0, 0, 0, 0]
     assert pxs == [0, 4700, 4600, 4500, 4700, 4600]
-    assert qtys == [0, 100, 100, 100, 0, 0]
+    assert qtys == [0, SHARE, SHARE, SHARE, 0, 0]
 
 
 def test_load_converts_microsecond_timestamps(tmp_path):
@@ -285,7 +305,13 @@ def test_load_accepts_a_plain_npy(tmp_path):
             1.0,
             r"row 0: price 1\.5 is not on the 0\.01 tick grid in \[0, 1\]$",
         ),
-        (BOTH | TRADE_EVENT | SELL_EVENT, 0.47, 0.005, r"row 0: size 0\.005 is not a multiple of 0\.01"),
+        (
+            BOTH | TRADE_EVENT | SELL_EVENT,
+            0.47,
+            5e-7,
+            r"row 0: size 5e-07 is not an exact size in 1e-6 shares",
+        ),
+        (BOTH | DEPTH_EVENT | BUY_EVENT, 0.47, 7.5757575, r"row 0: size 7\.5757575 is not an exact size"),
         (BOTH | DEPTH_EVENT | SELL_EVENT, 0.47, -1.0, r"size -1\.0"),
         (BOTH | DEPTH_EVENT | BUY_EVENT | SELL_EVENT, 0.47, 1.0, "exactly one of BUY_EVENT and SELL_EVENT"),
         (BOTH | TRADE_EVENT, 0.47, 1.0, "exactly one of BUY_EVENT and SELL_EVENT"),
@@ -299,6 +325,23 @@ def test_load_rejects_bad_rows_clearly(tmp_path, ev, px, qty, match):
 
     with pytest.raises(ValueError, match=match):
         load(spec_for(tmp_path / "f.npz"))
+
+
+def test_load_reads_six_decimal_sizes_exactly_and_refuses_finer_ones_by_row(tmp_path):
+    data = rows(
+        (BOTH | TRADE_EVENT | BUY_EVENT, 1, 0.66, 7.575758),
+        (BOTH | DEPTH_EVENT | SELL_EVENT, 1, 0.66, 0.000001),
+        (BOTH | DEPTH_EVENT | BUY_EVENT, 2, 0.65, 192.3),
+    )
+    np.savez(tmp_path / "ok.npz", data=data)
+    data[2]["qty"] = np.nextafter(192.3, np.inf)  # one float step away from 192.3: not a size
+    np.savez(tmp_path / "bad.npz", data=data)
+
+    (tape,) = load(spec_for(tmp_path / "ok.npz"))
+
+    assert list(tape.qty)[1:] == [7_575_758, 1, 192_300_000]
+    with pytest.raises(UnitError, match=r"bad\.npz: row 2: size 192\.30000000000004 is not an exact size"):
+        load(spec_for(tmp_path / "bad.npz"))
 
 
 def test_load_rejects_exch_ts_going_backwards(tmp_path):
@@ -347,7 +390,7 @@ def test_load_rejects_a_file_that_is_not_numpy(tmp_path):
 
 def test_write_npz_rejects_a_tick_the_tape_does_not_fit(tmp_path):
     tape = MarketTape(INFO)
-    tape.level(1, Side.BUY, 4750, 100)
+    tape.level(1, Side.BUY, 4750, SHARE)
 
     with pytest.raises(ValueError, match=r"off the 0\.01 tick grid"):
         write_npz(tmp_path / "f.npz", tape, 0.01)
