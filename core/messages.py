@@ -51,7 +51,11 @@ class BookDelta(_Msg, frozen=True, tag="delta"):
 
 
 class TradePrint(_Msg, frozen=True, tag="trade"):
-    """A trade in the market; ``aggressor`` is the taker's side on ``outcome``."""
+    """A trade in the market; ``aggressor`` is the taker's side on ``outcome``.
+
+    ``trade_id`` is the venue's id of the match (its transaction hash) when the feed carries one: the
+    same match printed on both tokens has the same id (``core.yes_view`` counts it once).
+    """
 
     market: str
     outcome: Outcome
@@ -59,6 +63,7 @@ class TradePrint(_Msg, frozen=True, tag="trade"):
     px: Px
     qty: Qty
     aggressor: Side
+    trade_id: str = ""
 
 
 class TickSizeChanged(_Msg, frozen=True, tag="tick_size"):
