@@ -1,19 +1,91 @@
 """The simulated venue for one market: displayed (replayed or generated) liquidity plus our orders.
 
-Our orders are not in the recorded data, so each one carries a queue position: it joins behind the
-size displayed at its price, advances when trades print at that price (and, under the probabilistic
-model, when the level shrinks from cancels ahead of it), and fills only once the size ahead of it is
-consumed. A trade through our price, or displayed liquidity arriving across it, fills it at once at
-our price. Orders are handled on the YES-equivalent book (a BUY NO at q rests as a YES ask at 1 - q)
-and reported in their own token. Post-only orders that would cross are rejected; others take the
-displayed liquidity and pay Polymarket's taker fee. Deterministic; time is passed in.
+Deterministic; time is passed in. Paper trading uses this class unchanged, fed by the live feed.
+Everything is handled on the YES book: market events arrive as YES events (producers map them
+through ``core.yes_view``; a NO snapshot given here is mapped with ``to_yes``), and a BUY NO at
+``q`` rests as a YES ask at ``1 - q``, its fills reported in its own token.
 
-Paper trading uses this class unchanged, fed by the live market-data feed.
+**Orders.** Post-only orders that would cross are rejected. Any other order that would execute on
+arrival (FOK/FAK always, GTC/GTD when it crosses) must be worth at least $1 at its limit
+(``invalid amount for a marketable BUY order ($0.5), min size: $1``); it then takes the displayed
+liquidity and pays Polymarket's taker fee. Sells need shares we hold and do not already offer.
+Maker fills carry the maker rebate's upper bound (``core.units.maker_rebate_usdc6``).
+
+**Liquidity is used once.** Displayed liquidity that arrives across one of our resting orders
+(a level update or a ``book`` snapshot) fills it at our price, and liquidity we take is gone, but
+the recorded data knows nothing of our fills and keeps showing both. Per level we remember what we
+used of it; the book we trade against shows the data's size minus that. A decrease in the data takes
+the used part first: it sat at the front of the level (it was there before anything that joined
+later), so the data's later trades there consumed it first; a cancel is attributed the same way
+for want of information. Once the data shows the level at or below what is left to us (or gone),
+nothing is remembered. A snapshot that still shows a 10-share ask we already bought fills nothing.
+
+**Queue position.** Our orders are not in the data, so each carries a position: the size ahead of
+it (displayed size, plus our own earlier orders at that price). A trade print at our price consumes
+what is ahead first; what it leaves fills us (at most what printed, shared by our orders there in
+time priority), and an order a print reached is at the front from then on: every later print there
+fills it. A trade through our price, or liquidity arriving across it, fills us at our price without
+moving us in the queue (our later orders there move up by it). Nothing is ever ahead of an order
+but the displayed size and our earlier orders there.
+
+A trade shows up twice, as a print and as its level's decrease, in either order (the venue and the
+exchange emulator send the decrease first, ``price_change`` then ``last_trade_price``; the synthetic
+and BBO sources the print first), any time apart. Per level, prints and decreases pair one to one
+by size: a print explains the unexplained decreases before it, newest first (a trade's decrease
+comes just before its print), and a decrease explains the prints still waiting for theirs. An
+increase at a level closes it: the decreases it holds unexplained are cancels from then on (a
+trade's two halves are sent together, nothing joins the level between them). The queue advances
+once per trade:
+
+* a print advances us by its size at once, unless it explains decreases that already moved us;
+* an unexplained decrease is a cancel for now: under ``risk_averse`` it only bounds our position by
+  the new size (cancels are assumed behind us); under ``probabilistic`` it also moves us up by the
+  share of it expected ahead of us, ``d * f(ahead) / (f(ahead) + f(behind))`` with ``f(x) = x**power``;
+* when a print later explains such a decrease, the decrease is re-read as that trade: the bound it
+  set is raised by the explained size (and so is any bound set since, which counted without that
+  print), and its probabilistic move is taken back in proportion. The result equals what the print
+  followed by its decrease gives. Under ``risk_averse`` it is exact whenever the pairing is right;
+  under ``probabilistic`` when nothing else happens at that level in between (a cancel in between
+  was split with the position known then).
+
+A new order joins behind the displayed size less the prints still waiting for their decrease (they
+already took their liquidity), and a print that later explains a decrease from before it joined
+does not move it.
+
+What remains ambiguous, and how it is resolved:
+
+* a decrease, then (nothing added to the level in between) a print, is that trade's two halves in
+  the venue's order, or a cancel and a trade whose own decrease is still to come in a print-first
+  feed. It is read as the former. In a print-first feed the position is exact again once the
+  trade's decrease arrives, but the print itself moved us less (by up to the bound the cancel set),
+  so a fill it would have given may not be made;
+* a print whose decrease comes later explains the next decrease at its level, even a cancel that
+  came in between (which then bounds us only when the trade's own decrease arrives and is taken
+  for a cancel);
+* the two halves of a trade sent apart with an increase at that level between them count as a
+  cancel and a separate trade (the print advances us once more).
+
+On the shipped synthetic scenario (print first) fills and volume come within 1% of the same tape
+with each trade's halves swapped into the venue's order, where the pairing is exact. No time window
+is used; an order remembers at most ``MAX_PENDING`` unexplained decreases at its price (older ones
+become final cancels for it).
+
+**Next to hftbacktest** (``hftbacktest/src/backtest/models/queue.rs``). ``RiskAdverseQueueModel``:
+``front`` starts at the displayed size, ``trade`` subtracts the print, ``depth`` clips ``front`` to
+the new size, a negative ``front`` fills. ``ProbQueueModel``: the same, but a decrease net of the
+trades printed since the last depth change is split ahead/behind with ``prob = f(back) / (f(back) +
+f(front))`` (``PowerProbQueueFunc``); ``front`` moves by ``(1 - prob) * chg`` and is clipped to the
+new size. Ours is the same model with three differences, each for a reason: (1) the pairing above
+replaces hftbacktest's "prints before the depth change" netting, which double counts when the
+decrease comes first (the venue's order) and forgets unmatched print size at every depth change;
+(2) our own earlier orders at a price count as ahead and never trade twice; (3) a probabilistic move
+never passes the size ahead (hftbacktest's estimate can go below zero and fill an order on a cancel).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from bisect import bisect_left, bisect_right
+from typing import Final, Literal
 
 import msgspec
 
@@ -32,20 +104,30 @@ from core.messages import (
 )
 from core.units import (
     PX_ONE,
+    USDC6_ONE,
+    USDC10_PER_USDC6,
     Outcome,
     Side,
     complement_notional_usdc6,
     format_qty,
+    format_usdc6,
+    maker_rebate_usdc6,
     notional_usdc6,
     taker_fee_usdc6,
 )
+from core.yes_view import to_yes
 
 QueueModelName = Literal["risk_averse", "probabilistic"]
 
-#: A trade print and the level decrease it causes arrive together (the venue sends both for one
-#: match, in either order, stamped within a few ms); within this window one explains the other, so
-#: the queue advances once per trade. A decrease and a print further apart are a cancel and a trade.
-NET_WINDOW_NS = 5_000_000
+#: The venue's minimum notional of an order that executes on arrival (any TIF), in Usdc6.
+MIN_MARKETABLE_USDC6: Final = USDC6_ONE
+#: Unexplained decreases an order remembers at its price (older ones become final cancels for it).
+MAX_PENDING: Final = 64
+
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_ASK: Final = 16_384  # level keys: a bid at px is px, an ask px + _ASK
+_INF: Final = 1 << 62
 
 
 class QueueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -60,13 +142,82 @@ class QueueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     power: float = 2.0
 
 
-class SimOrder:
-    """One of our resting orders at the simulated venue."""
+class _Queue:
+    """Our resting orders at one price (oldest first) and that level's records.
 
-    __slots__ = ("ahead", "client_id", "order_id", "outcome", "qty", "side", "yes_px", "yes_side")
+    ``printed``: size printed at this level since the queue exists. ``rid``/``rem``/``cum``: the
+    level's unexplained decreases as a stack, oldest first: record ids (increasing), the size of
+    each still unexplained, and the running sum of ``rem``. Prints explain the newest first.
+    """
+
+    __slots__ = ("cum", "orders", "printed", "rem", "rid")
+
+    def __init__(self) -> None:
+        self.orders: list[SimOrder] = []
+        self.printed = 0
+        self.rid: list[int] = []
+        self.rem: list[int] = []
+        self.cum: list[int] = []
+
+    def below(self, rid: int) -> int:
+        """Unexplained size of the records up to ``rid`` (that decrease and the ones before it)."""
+        i = bisect_right(self.rid, rid)
+        return self.cum[i - 1] if i else 0
+
+    def left(self, rid: int) -> int:
+        """Unexplained size left of record ``rid`` (0 once explained)."""
+        ids = self.rid
+        i = bisect_left(ids, rid)
+        return self.rem[i] if i < len(ids) and ids[i] == rid else 0
+
+    def push(self, rid: int, size: int) -> None:
+        """A new unexplained decrease."""
+        self.rid.append(rid)
+        self.rem.append(size)
+        self.cum.append((self.cum[-1] if self.cum else 0) + size)
+
+    def explain(self, size: int) -> None:
+        """A print explains ``size`` of the unexplained decreases, the newest first."""
+        rem, cum = self.rem, self.cum
+        while size > 0 and rem:
+            take = rem[-1] if rem[-1] < size else size
+            rem[-1] -= take
+            cum[-1] -= take
+            size -= take
+            if not rem[-1]:
+                rem.pop()
+                cum.pop()
+                self.rid.pop()
+
+
+class SimOrder:
+    """One of our resting orders at the simulated venue.
+
+    Its position is kept as bounds on ``ahead + printed`` (the size ahead plus the level's prints),
+    which prints leave unchanged: ``fin`` is the tightest final bound, and ``pending`` holds the
+    bounds set while unexplained decreases were waiting, each ``[base, rid, below, size, move]``:
+    ``rid`` is the newest decrease record it came after (or its own), ``below`` the unexplained size
+    up to that record then; as prints explain those decreases the bound rises by what they explain
+    (``value = base + below - queue.below(rid)``), and ``move``, the probabilistic advance its own
+    ``size`` of decrease made, is taken back in proportion. ``ahead`` is the size ahead of the
+    order, our earlier orders at its price included.
+    """
+
+    __slots__ = (
+        "client_id",
+        "fin",
+        "order_id",
+        "outcome",
+        "pending",
+        "qty",
+        "queue",
+        "side",
+        "yes_px",
+        "yes_side",
+    )
 
     def __init__(
-        self, client_id: str, order_id: str, outcome: Outcome, side: Side, yes_px: int, qty: int, ahead: int
+        self, client_id: str, order_id: str, outcome: Outcome, side: Side, yes_px: int, qty: int
     ) -> None:
         self.client_id = client_id
         self.order_id = order_id
@@ -75,7 +226,48 @@ class SimOrder:
         self.yes_side = side if outcome is Outcome.YES else Side(-side)
         self.yes_px = yes_px
         self.qty = qty
-        self.ahead = ahead
+        self.queue = _NO_QUEUE  # set when it joins its price
+        self.fin = 0
+        self.pending: list[list[int]] | None = None
+
+    @property
+    def ahead(self) -> int:
+        """Size ahead of this order at its price (displayed size and our earlier orders there)."""
+        return _bound(self) - self.queue.printed
+
+
+_NO_QUEUE: Final = _Queue()
+
+
+def _bound(o: SimOrder) -> int:
+    # The order's bound on ``ahead + printed`` (see SimOrder); folds the bounds that became final.
+    pend = o.pending
+    if not pend:
+        return o.fin
+    q = o.queue
+    while pend and not q.below(pend[0][1]):
+        base, _, below, _, _ = pend.pop(0)  # all explained, its move all taken back
+        o.fin = min(o.fin, base + below)
+    if not pend:
+        o.pending = None
+        return o.fin
+    best = _INF
+    moved = 0  # probabilistic moves made after the bound at hand, less what was taken back
+    for base, rid, below, size, move in reversed(pend):
+        best = min(best, base + below - q.below(rid) - moved)
+        if move:
+            moved += move * q.left(rid) // size
+    return min(best, o.fin - moved)
+
+
+def _fold_oldest(o: SimOrder) -> None:
+    # Make the oldest pending bound final as it stands (its decrease is a cancel from now on).
+    pend = o.pending
+    assert pend
+    q = o.queue
+    base, rid, below, size, move = pend.pop(0)
+    left = move * q.left(rid) // size if move else 0
+    o.fin = min(o.fin - left, base + below - q.below(rid))
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,7 +277,8 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     ``cash_usdc6`` is what the fill moves on the YES-equivalent account before fees, with the venue's
     rounding: ``notional_usdc6(px, qty)`` for a YES fill; for a NO fill at ``q`` (short a YES at
     ``1 - q`` plus 1 USDC a share) the rest of the pair's 1 USDC, ``qty - notional_usdc6(q, qty)``.
-    Both equal ``yes_px * qty`` exactly for sizes on the 0.01-share grid.
+    Both equal ``yes_px * qty`` exactly for sizes on the 0.01-share grid. ``rebate_usdc6`` is the
+    maker rebate's upper bound for a maker fill (0 for a taker fill), apart from ``fee_usdc6``.
     """
 
     ts_ns: int
@@ -96,6 +289,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     fee_usdc6: int
     liquidity: Literal["maker", "taker"]
     cash_usdc6: int
+    rebate_usdc6: int = 0
 
 
 class SimExchange:
@@ -105,21 +299,25 @@ class SimExchange:
         """Create an empty venue for ``info``."""
         self.info = info
         self.market = info.market
+        #: The displayed book as we can trade it: the data's sizes less the liquidity we used.
         self.book = L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
         self.queue = queue or QueueModel()
         self.prob = self.queue.model == "probabilistic"
         self.power = self.queue.power
         self.fee_rate_ppm = info.fee_rate_ppm
+        self.rebate_ppm = info.rebate_ppm
         self.owner = owner
         self.orders: dict[str, SimOrder] = {}
         self.held = {Outcome.YES: 0, Outcome.NO: 0}  # our shares, from our fills
         #: Twice the last two-sided mid (-1 before any): the mark when the book ends one-sided.
         self.last_mid2 = -1
-        # Recent trades and unexplained level decreases at our prices, keyed (level side, px).
-        self._traded: dict[tuple[Side, int], list[int]] = {}
-        self._shrunk: dict[tuple[Side, int], list[int]] = {}
-        self.bids: dict[int, list[SimOrder]] = {}  # our resting YES-equivalent bids by price
-        self.asks: dict[int, list[SimOrder]] = {}
+        #: Per level key: unexplained prints (> 0) or unexplained decreases (< 0) of the data.
+        self._pend: dict[int, int] = {}
+        #: Per level key: liquidity we used that the data still shows.
+        self._used: dict[int, int] = {}
+        self._rid = 0  # ids of unexplained decreases at our prices
+        self.bids: dict[int, _Queue] = {}  # our resting YES-equivalent bids by price
+        self.asks: dict[int, _Queue] = {}
         self.our_bid = -1  # best price of our bids (-1: none)
         self.our_ask = PX_ONE + 1
         self.order_seq = 0
@@ -136,141 +334,238 @@ class SimExchange:
     # --- market data -------------------------------------------------------------------------------
 
     def on_snapshot(self, ev: BookSnapshot) -> list[ExecEvent]:
-        """Replace the displayed book; our orders keep their place, bounded by what is displayed."""
+        """Replace the displayed book: each changed level counts as a level update, then crossing fills."""
         self._touch(ev.ts_ns)
-        if ev.outcome is Outcome.NO:
-            bids = tuple((PX_ONE - px, q) for px, q in ev.asks)
-            asks = tuple((PX_ONE - px, q) for px, q in ev.bids)
-        else:
-            bids, asks = ev.bids, ev.asks
-        self.book.apply_snapshot(bids, asks, ev.ts_ns, ev.tick_px, ev.min_qty)
-        if 0 <= self.book.bid_px < self.book.ask_px <= PX_ONE:
-            self.last_mid2 = self.book.bid_px + self.book.ask_px
-        for levels, arr in ((self.bids, self.book.bids), (self.asks, self.book.asks)):
-            for px, orders in levels.items():
-                own = 0  # our earlier orders at this price stay ahead; the snapshot bounds the rest
-                for o in orders:
-                    o.ahead = min(max(0, o.ahead - own), arr[px]) + own
-                    own += o.qty
+        if ev.outcome is not Outcome.YES:
+            yes = to_yes(ev)
+            assert isinstance(yes, BookSnapshot)
+            ev = yes
+        book = self.book
+        ts = ev.ts_ns
+        # Every level the data showed (used liquidity included) or shows now, as it was for us.
+        used = self._used
+        before = dict(book.levels(_BUY))
+        before.update((px + _ASK, q) for px, q in book.levels(_SELL))
+        for key in used:
+            before.setdefault(key, 0)
+        book.apply_snapshot(ev.bids, ev.asks, ts, ev.tick_px, ev.min_qty)
+        keys = set(before)
+        keys.update(px for px, _ in ev.bids)
+        keys.update(px + _ASK for px, _ in ev.asks)
+        for key in sorted(keys):
+            old = before.get(key, 0)
+            data_old = old + used.get(key, 0)
+            if key >= _ASK:
+                px = key - _ASK
+                if book.asks[px] != data_old or key in used:
+                    self._level(_SELL, px, key, book.asks[px], old, data_old, self.asks.get(px), ts)
+            elif book.bids[key] != data_old or key in used:
+                self._level(_BUY, key, key, book.bids[key], old, data_old, self.bids.get(key), ts)
+        if 0 <= book.bid_px < book.ask_px <= PX_ONE:
+            self.last_mid2 = book.bid_px + book.ask_px
         out: list[ExecEvent] = []
-        if self.book.ask_px <= self.our_bid:
-            self._cross_fill(Side.BUY, self.book.ask_px, self.book.asks[self.book.ask_px], ev.ts_ns, out)
-        if self.book.bid_px >= self.our_ask:
-            self._cross_fill(Side.SELL, self.book.bid_px, self.book.bids[self.book.bid_px], ev.ts_ns, out)
+        # Displayed liquidity across our orders fills them, best level first, each level once.
+        step = book.scan_step
+        px = book.ask_px
+        while px <= self.our_bid:
+            q = book.asks[px]
+            if q and self._cross_fill(_BUY, px, q, ts, out) < q:
+                break
+            px += step
+        px = book.bid_px
+        while px >= 0 and px >= self.our_ask:
+            q = book.bids[px]
+            if q and self._cross_fill(_SELL, px, q, ts, out) < q:
+                break
+            px -= step
         return out
 
     def set_tick(self, tick_px: int) -> None:
-        """The venue's tick changed; the book is reseeded by the next snapshot."""
+        """The venue's tick changed; the book is reseeded by the next snapshot (a new epoch)."""
         self.book.set_tick(tick_px)
-        self.book.clear()
+        self.book.clear()  # what we used stays used: the next snapshot may show it again
+        self._pend.clear()
+        for queue in (*self.bids.values(), *self.asks.values()):
+            _settle(queue)  # nothing from the old epoch will explain their decreases
 
     def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A displayed level changed to ``qty`` in total. Returns fills of ours, or None."""
         book = self.book
-        if side is Side.BUY:
-            old = book.bids[px]
+        if side is _BUY:
+            key, old, queue = px, book.bids[px], self.bids.get(px)
+        else:
+            key, old, queue = px + _ASK, book.asks[px], self.asks.get(px)
+        used = self._used
+        if queue is not None or (used and key in used):
+            new = self._level(side, px, key, qty, old, old + used.get(key, 0), queue, ts_ns)
+        else:
+            # Fast path: no order of ours and nothing used here. Only pair a decrease with prints.
+            new = qty
+            if qty < old:
+                pend = self._pend
+                v = pend.get(key, 0)
+                nv = v - old + qty
+                if nv:
+                    pend[key] = nv
+                elif v:
+                    del pend[key]
+            elif qty > old and self._pend.get(key, 0) < 0:
+                del self._pend[key]  # an increase closes the level: its unexplained decreases were cancels
             if book.set_level(side, px, qty, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
                 self.last_mid2 = book.bid_px + book.ask_px
-            if qty < old and px in self.bids:
-                self._shrink(self.bids[px], old, qty, (Side.BUY, px), ts_ns)
-            elif qty > old and px >= self.our_ask:
-                # A buyer now rests at or above our ask: in the real book it would have hit us.
-                out: list[ExecEvent] = []
-                self._cross_fill(Side.SELL, px, qty - old, ts_ns, out)
+        if new > old:
+            # Liquidity arriving at or across our opposite orders: in the real book it would hit us.
+            if side is _BUY:
+                if px >= self.our_ask:
+                    out: list[ExecEvent] = []
+                    self._cross_fill(_SELL, px, new - old, ts_ns, out)
+                    return out
+            elif px <= self.our_bid:
+                out = []
+                self._cross_fill(_BUY, px, new - old, ts_ns, out)
                 return out
-            return None
-        old = book.asks[px]
-        if book.set_level(side, px, qty, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
-            self.last_mid2 = book.bid_px + book.ask_px
-        if qty < old and px in self.asks:
-            self._shrink(self.asks[px], old, qty, (Side.SELL, px), ts_ns)
-        elif qty > old and px <= self.our_bid:
-            out = []
-            self._cross_fill(Side.BUY, px, qty - old, ts_ns, out)
-            return out
         return None
 
-    def _net(
-        self, book: dict[tuple[Side, int], list[int]], key: tuple[Side, int], amount: int, ts_ns: int
+    def _level(
+        self,
+        side: Side,
+        px: int,
+        key: int,
+        data: int,
+        old: int,
+        data_old: int,
+        queue: _Queue | None,
+        ts_ns: int,
     ) -> int:
-        # How much of ``amount`` a recent opposite record (within NET_WINDOW_NS) already explains.
-        rec = book.get(key)
-        if rec is None or ts_ns - rec[1] > NET_WINDOW_NS:
-            return 0
-        m = min(amount, rec[0])
-        rec[0] -= m
-        if rec[0] <= 0:
-            del book[key]
-        return m
+        # The data set a level to ``data`` (it showed ``data_old``; we could trade ``old`` of it).
+        # Returns what we can trade now; pairs a decrease with prints and updates our queue there.
+        book = self.book
+        used = self._used
+        new = data
+        if data_old != old:  # we used some of what the data shows
+            if data >= data_old:
+                new = old + data - data_old
+            else:
+                new = min(old, data)  # a decrease takes the used part first
+                if data > new:
+                    used[key] = data - new
+                else:
+                    del used[key]
+        if (
+            (book.bids[px] if side is _BUY else book.asks[px]) != new
+            and book.set_level(side, px, new, ts_ns)
+            and 0 <= book.bid_px < book.ask_px <= PX_ONE
+        ):
+            self.last_mid2 = book.bid_px + book.ask_px
+        if data < data_old:
+            d = data_old - data
+            pend = self._pend
+            v = pend.get(key, 0)
+            nv = v - d
+            if nv:
+                pend[key] = nv
+            elif v:
+                del pend[key]
+            if queue is not None:
+                if nv < 0:
+                    # Unexplained (for now): a cancel, or a trade whose print is still to come.
+                    self._unexplained(queue, new, d if v <= 0 else d - v)
+                else:
+                    _bound_by(queue, new, False)  # prints explained it (they may have filled us)
+        elif data > data_old and self._pend.get(key, 0) < 0:
+            # An increase closes the level: its unexplained decreases were cancels.
+            del self._pend[key]
+            if queue is not None:
+                _settle(queue)
+        return new
 
-    def _record(
-        self, book: dict[tuple[Side, int], list[int]], key: tuple[Side, int], amount: int, ts_ns: int
-    ) -> None:
-        rec = book.get(key)
-        if rec is None or ts_ns - rec[1] > NET_WINDOW_NS:
-            book[key] = [amount, ts_ns]
-        else:
-            rec[0] += amount
-            rec[1] = ts_ns
-
-    def _shrink(self, orders: list[SimOrder], old: int, new: int, key: tuple[Side, int], ts_ns: int) -> None:
-        # A trade at our price shows up twice, as a print and as the level's decrease, in either
-        # order: the part of the decrease a recent print explains has already moved the queue.
-        explained = self._net(self._traded, key, old - new, ts_ns)
-        unexplained = old - new - explained
-        if unexplained > 0:
-            self._record(self._shrunk, key, unexplained, ts_ns)
-        own = 0  # our earlier orders at this price: ahead of this one, not in the displayed size
+    def _unexplained(self, queue: _Queue, new: int, u: int) -> None:
+        # A decrease of ``u`` at our price that no print explains (yet): bound each order by the new
+        # size (its own earlier orders ahead), and under ``probabilistic`` move it up by the share of
+        # ``u`` expected ahead of it.
+        self._rid += 1
+        rid = self._rid
+        queue.push(rid, u)
+        below = queue.cum[-1]
+        printed = queue.printed
+        before = new + u
         n = self.power
-        for o in orders:
-            others = max(0, o.ahead - own)
-            if self.prob and unexplained > 0:
-                behind = max(0, old - others)
-                fa, fb = others**n, behind**n
-                if fa + fb > 0:
-                    others = max(0, others - int(unexplained * fa / (fa + fb)))
-            o.ahead = min(others, new) + own
+        own = 0
+        for o in queue.orders:
+            base = new + own + printed
+            move = 0
+            if self.prob:
+                front = _bound(o) - printed - own
+                if front > 0:
+                    behind = before - front if before > front else 0
+                    move = min(front, _share(u, front, behind, n))
+            pend = o.pending
+            # A bound that can never be the tightest is not kept (a tighter older one only rises
+            # by less than it as prints explain decreases).
+            if move or (
+                base < o.fin and not (pend and pend[-1][0] + pend[-1][2] - queue.below(pend[-1][1]) <= base)
+            ):
+                if pend is None:
+                    pend = o.pending = []
+                pend.append([base, rid, below, u, move])
+                if len(pend) > MAX_PENDING:
+                    _fold_oldest(o)
             own += o.qty
 
     def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A trade printed at ``px``: it may reach our resting orders on the side it hit."""
-        if aggressor is Side.SELL:
+        if aggressor is _SELL:
+            key, levels = px, self.bids
+        else:
+            key, levels = px + _ASK, self.asks
+        pend = self._pend
+        v = pend.get(key, 0)
+        nv = v + qty
+        if nv:
+            pend[key] = nv
+        elif v:
+            del pend[key]
+        queue = levels.get(px)
+        if queue is not None:
+            if v < 0:
+                queue.explain(qty if qty < -v else -v)
+            queue.printed += qty
+        if aggressor is _SELL:
             if px > self.our_bid:
                 return None
-            levels, prices = self.bids, sorted((p for p in self.bids if p >= px), reverse=True)
+            through = sorted((p for p in levels if p > px), reverse=True)
         else:
             if px < self.our_ask:
                 return None
-            levels, prices = self.asks, sorted(p for p in self.asks if p <= px)
+            through = sorted(p for p in levels if p < px)
         out: list[ExecEvent] = []
         left = qty
-        key = (Side.BUY if aggressor is Side.SELL else Side.SELL, px)
-        if px in levels:
-            # The level's decrease for this trade may have arrived first and moved the queue already.
-            at_px = qty - self._net(self._shrunk, key, qty, ts_ns)
-            if at_px > 0:  # only the part no decrease explained can explain a later decrease
-                self._record(self._traded, key, at_px, ts_ns)
-        else:
-            at_px = qty
-        for p in prices:
-            if left <= 0:
-                break
-            for o in list(levels[p]):
+        for p in through:  # the trade went through our price: we were first, at our price
+            q = levels[p]
+            for o in list(q.orders):
                 if left <= 0:
                     break
-                if p != px:
-                    take = min(o.qty, left)  # the trade went through our price: we were first
+                take = min(o.qty, left)
+                left -= take
+                self._fill(o, take, p, "maker", ts_ns, out, shift=True)
+            if left <= 0:
+                break
+        if queue is not None:
+            # At our price the size ahead trades first; our earlier orders there count as ahead.
+            printed = queue.printed
+            for o in list(queue.orders):
+                reach = printed - _bound(o)
+                if reach <= 0:
+                    continue
+                o.fin = printed  # the print reached it: it is at the front now
+                o.pending = None
+                if left > 0:
+                    take = min(o.qty, reach, left)
                     left -= take
-                    at_px = min(at_px, left)
-                else:
-                    # At our price the size ahead of us trades first; ``ahead`` counts our own
-                    # earlier orders at this price too, so one print never fills two of them twice.
-                    reach = at_px - o.ahead
-                    o.ahead = max(0, o.ahead - at_px)
-                    if reach <= 0:
-                        continue
-                    take = min(o.qty, reach)
-                self._fill(o, take, o.yes_px, "maker", ts_ns, out)
+                    self._fill(o, take, px, "maker", ts_ns, out)
+            if queue.orders:
+                shown = self.book.bids[px] if aggressor is _SELL else self.book.asks[px]
+                _bound_by(queue, shown, True)
         return out
 
     # --- our orders --------------------------------------------------------------------------------
@@ -289,39 +584,39 @@ class SimExchange:
             reason = (
                 f"invalid price {cmd.px}: must be a multiple of the tick {tick} in [{tick}, {PX_ONE - tick}]"
             )
-        elif cmd.qty < max(1, self.book.min_qty):
+        elif cmd.qty < (1 if cmd.tif in ("FOK", "FAK") else max(1, self.book.min_qty)):
+            # The venue's minimum size binds resting orders; marketable ones need $1 (below).
             reason = f"size {format_qty(cmd.qty)} below the minimum {format_qty(self.book.min_qty)}"
         elif cmd.post_only and cmd.tif in ("FOK", "FAK"):
             reason = "post-only is only allowed with GTC/GTD"
-        elif cmd.side is Side.SELL and cmd.qty > self.held[cmd.outcome] - self._reserved(cmd.outcome):
+        elif cmd.side is _SELL and cmd.qty > self.held[cmd.outcome] - self._reserved(cmd.outcome):
             # Polymarket cannot be shorted: a sell needs shares not already offered by a resting sell.
             reason = "not enough balance / allowance"
         if reason:
             out.append(Rejected(market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason=reason))
             return out
+        yes_px = cmd.px if cmd.outcome is Outcome.YES else PX_ONE - cmd.px
+        book = self.book
+        is_bid = (cmd.side is _BUY) == (cmd.outcome is Outcome.YES)
+        crosses = (book.ask_px <= yes_px) if is_bid else (book.bid_px >= yes_px)
+        if crosses and cmd.post_only:
+            reason = "invalid post-only order: order crosses book"
+        elif (crosses or cmd.tif in ("FOK", "FAK")) and (
+            cmd.px * cmd.qty < MIN_MARKETABLE_USDC6 * USDC10_PER_USDC6
+        ):
+            # The venue's minimum for any order that executes on arrival, whatever its TIF.
+            reason = (
+                f"invalid amount for a marketable {cmd.side.name} order "
+                f"(${format_usdc6(notional_usdc6(cmd.px, cmd.qty))}), "
+                f"min size: ${format_usdc6(MIN_MARKETABLE_USDC6)}"
+            )
+        if reason:
+            out.append(Rejected(market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason=reason))
+            return out
         self.order_seq += 1
         order = SimOrder(
-            cmd.client_id,
-            f"sim-{self.market}-{self.order_seq}",
-            cmd.outcome,
-            cmd.side,
-            cmd.px if cmd.outcome is Outcome.YES else PX_ONE - cmd.px,
-            cmd.qty,
-            0,
+            cmd.client_id, f"sim-{self.market}-{self.order_seq}", cmd.outcome, cmd.side, yes_px, cmd.qty
         )
-        book = self.book
-        is_bid = order.yes_side is Side.BUY
-        crosses = (book.ask_px <= order.yes_px) if is_bid else (book.bid_px >= order.yes_px)
-        if crosses and cmd.post_only:
-            out.append(
-                Rejected(
-                    market=self.market,
-                    client_id=cmd.client_id,
-                    ts_ns=ts_ns,
-                    reason="invalid post-only order: order crosses book",
-                )
-            )
-            return out
         if crosses:
             if cmd.tif == "FOK" and self._available(order) < order.qty:
                 out.append(
@@ -343,17 +638,39 @@ class SimExchange:
                 )
             )
             return out
-        levels = self.bids if is_bid else self.asks
-        queue = levels.setdefault(order.yes_px, [])
-        # Behind the displayed size and behind our own earlier orders at this price.
-        order.ahead = (book.bids if is_bid else book.asks)[order.yes_px] + sum(o.qty for o in queue)
+        self._join(order, is_bid)
         self.orders[order.client_id] = order
-        queue.append(order)
         self._update_best()
         out.insert(
             0, Accepted(market=self.market, client_id=cmd.client_id, order_id=order.order_id, ts_ns=ts_ns)
         )
         return out
+
+    def _join(self, order: SimOrder, is_bid: bool) -> None:
+        # Behind the displayed size (less the prints still waiting for their decrease: they took
+        # their liquidity already) and behind our own earlier orders at this price.
+        px = order.yes_px
+        levels = self.bids if is_bid else self.asks
+        queue = levels.get(px)
+        if queue is None:
+            queue = levels[px] = _Queue()
+        shown = self.book.bids[px] if is_bid else self.book.asks[px]
+        v = self._pend.get(px if is_bid else px + _ASK, 0)
+        if v > 0:
+            shown = shown - v if shown > v else 0
+        base = shown + sum(o.qty for o in queue.orders) + queue.printed
+        if v < 0:
+            # Decreases before we joined that a later print explains were that trade: it is
+            # already out of the displayed size, so that print does not move us.
+            if not queue.rid:
+                self._rid += 1
+                queue.push(self._rid, -v)
+            order.fin = _INF
+            order.pending = [[base, queue.rid[-1], queue.cum[-1], 0, 0]]
+        else:
+            order.fin = base
+        order.queue = queue
+        queue.orders.append(order)
 
     def apply(self, cmd: Command, ts_ns: int) -> list[ExecEvent]:
         """Carry out one command of ours (place, cancel or cancel-all) at ``ts_ns``."""
@@ -390,44 +707,61 @@ class SimExchange:
     # --- internals ---------------------------------------------------------------------------------
 
     def _reserved(self, outcome: Outcome) -> int:
-        return sum(o.qty for o in self.orders.values() if o.outcome is outcome and o.side is Side.SELL)
+        return sum(o.qty for o in self.orders.values() if o.outcome is outcome and o.side is _SELL)
 
     def _available(self, order: SimOrder) -> int:
         book = self.book
-        if order.yes_side is Side.BUY:
-            return sum(q for p, q in book.levels(Side.SELL) if p <= order.yes_px)
-        return sum(q for p, q in book.levels(Side.BUY) if p >= order.yes_px)
+        if order.yes_side is _BUY:
+            return sum(q for p, q in book.levels(_SELL) if p <= order.yes_px)
+        return sum(q for p, q in book.levels(_BUY) if p >= order.yes_px)
 
     def _take(self, order: SimOrder, ts_ns: int, out: list[ExecEvent]) -> None:
-        # Walk the displayed book from the best price; our take hides that liquidity until the data
-        # next sets the level again.
+        # Walk the displayed book from the best price; what we take is used up (module docstring).
         book = self.book
-        buy = order.yes_side is Side.BUY
+        buy = order.yes_side is _BUY
         while order.qty > 0:
             p = book.ask_px if buy else book.bid_px
             if (buy and (p > PX_ONE or p > order.yes_px)) or (not buy and (p < 0 or p < order.yes_px)):
                 break
             avail = book.asks[p] if buy else book.bids[p]
             take = min(avail, order.qty)
-            book.set_level(Side.SELL if buy else Side.BUY, p, avail - take, ts_ns)
+            self._use(_SELL if buy else _BUY, p, take, ts_ns)
             self._fill(order, take, p, "taker", ts_ns, out, resting=False)
 
-    def _cross_fill(self, our_side: Side, px: int, qty: int, ts_ns: int, out: list[ExecEvent]) -> None:
-        # Displayed liquidity arrived across our resting orders: we trade first, at our price.
+    def _use(self, side: Side, px: int, qty: int, ts_ns: int) -> None:
+        # We used ``qty`` of the displayed level: it is gone for us until the data shows it gone.
+        book = self.book
+        key = px if side is _BUY else px + _ASK
+        new = (book.bids[px] if side is _BUY else book.asks[px]) - qty
+        self._used[key] = self._used.get(key, 0) + qty
+        if book.set_level(side, px, new, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
+            self.last_mid2 = book.bid_px + book.ask_px
+        queue = (self.bids if side is _BUY else self.asks).get(px)
+        if queue is not None:  # our own orders there (a self-cross): bounded by what is left
+            _bound_by(queue, new, False)
+
+    def _cross_fill(self, our_side: Side, px: int, qty: int, ts_ns: int, out: list[ExecEvent]) -> int:
+        # Displayed liquidity arrived across our resting orders: we trade first, at our price, and
+        # use it up. Returns how much of ``qty`` filled us.
         left = qty
-        if our_side is Side.BUY:
-            prices = sorted((p for p in self.bids if p >= px), reverse=True)
+        if our_side is _BUY:
             levels = self.bids
+            prices = sorted((p for p in levels if p >= px), reverse=True)
         else:
-            prices = sorted(p for p in self.asks if p <= px)
             levels = self.asks
+            prices = sorted(p for p in levels if p <= px)
         for p in prices:
-            for o in list(levels[p]):
+            for o in list(levels[p].orders):
                 if left <= 0:
-                    return
+                    break
                 take = min(o.qty, left)
                 left -= take
-                self._fill(o, take, p, "maker", ts_ns, out)
+                self._fill(o, take, p, "maker", ts_ns, out, shift=True)
+            if left <= 0:
+                break
+        if left < qty:
+            self._use(Side(-our_side), px, qty - left, ts_ns)
+        return qty - left
 
     def _fill(
         self,
@@ -438,10 +772,18 @@ class SimExchange:
         ts_ns: int,
         out: list[ExecEvent],
         resting: bool = True,
+        shift: bool = False,
     ) -> None:
+        # ``shift``: a fill from outside the level's prints (a cross or a trade through our price):
+        # our later orders at this price move up by it; this one keeps its place among the others.
         self._touch(ts_ns)
         own_px = yes_px if o.outcome is Outcome.YES else PX_ONE - yes_px
-        fee = taker_fee_usdc6(own_px, qty, self.fee_rate_ppm) if liquidity == "taker" else 0
+        if liquidity == "taker":
+            fee = taker_fee_usdc6(own_px, qty, self.fee_rate_ppm)
+            rebate = 0
+        else:
+            fee = 0
+            rebate = maker_rebate_usdc6(own_px, qty, self.fee_rate_ppm, self.rebate_ppm)
         o.qty -= qty
         self.held[o.outcome] += o.side * qty
         self.trade_seq += 1
@@ -473,20 +815,24 @@ class SimExchange:
                 fee_usdc6=fee,
                 liquidity=liquidity,
                 cash_usdc6=notional_usdc6(own_px, qty) if yes else complement_notional_usdc6(own_px, qty),
+                rebate_usdc6=rebate,
             )
         )
-        if resting and o.qty <= 0:
+        if not resting:
+            return
+        if shift:
+            _shift_after(o.queue, o, qty)
+        if o.qty <= 0:
             self._remove(o)
 
     def _remove(self, o: SimOrder) -> None:
         self.orders.pop(o.client_id, None)
-        levels = self.bids if o.yes_side is Side.BUY else self.asks
-        lst = levels.get(o.yes_px)
-        if lst is not None:
+        levels = self.bids if o.yes_side is _BUY else self.asks
+        queue = levels.get(o.yes_px)
+        if queue is not None and queue is o.queue:
+            lst = queue.orders
             if o in lst:
-                # Our later orders at this price move up by what this one still had.
-                for later in lst[lst.index(o) + 1 :]:
-                    later.ahead = max(0, later.ahead - o.qty)
+                _shift_after(queue, o, o.qty)  # our later orders here move up by what it still had
                 lst.remove(o)
             if not lst:
                 del levels[o.yes_px]
@@ -510,3 +856,63 @@ class SimExchange:
             self.spread_px_ns += (self.our_ask - self.our_bid) * dt
         self._stat_ts = max(self._stat_ts, ts_ns)
         self.last_ts = max(self.last_ts, ts_ns)
+
+
+def _share(u: int, front: int, behind: int, power: float) -> int:
+    # The part of a decrease ``u`` expected ahead of us: ``u * f(front) / (f(front) + f(behind))``,
+    # ``f(x) = x ** power``; exact in integers for a whole power.
+    k = int(power)
+    if k == power:
+        fa: int = front**k
+        fb: int = behind**k
+        return u * fa // (fa + fb)
+    fx = front**power
+    return int(u * fx / (fx + behind**power))
+
+
+def _bound_by(queue: _Queue, shown: int, floor: bool) -> None:
+    # Nothing is ahead of an order but the displayed size and our earlier orders there; with
+    # ``floor`` (after a print), nothing passes our earlier orders without filling them either.
+    # Both only bind when our orders took what the data shows as traded by others (or a print
+    # our better-priced orders took reached this price in the data only).
+    printed = queue.printed
+    own = 0
+    for o in queue.orders:
+        a = _bound(o) - printed
+        if a > shown + own:
+            # A bound like a join's: prints that later explain earlier decreases do not move it.
+            if queue.rid:
+                pend = o.pending
+                if pend is None:
+                    pend = o.pending = []
+                pend.append([shown + own + printed, queue.rid[-1], queue.cum[-1], 0, 0])
+                if len(pend) > MAX_PENDING:
+                    _fold_oldest(o)
+            else:
+                o.fin = shown + own + printed  # (nothing pending: every bound is final)
+        elif floor and a < own:
+            o.fin = own + printed  # like a fill: at the front of what is left
+            o.pending = None
+        own += o.qty
+
+
+def _settle(queue: _Queue) -> None:
+    # The level's unexplained decreases are final (cancels): every bound set by them stands.
+    for o in queue.orders:
+        o.fin = _bound(o)
+        o.pending = None
+    queue.rid.clear()
+    queue.rem.clear()
+    queue.cum.clear()
+
+
+def _shift_after(queue: _Queue, o: SimOrder, qty: int) -> None:
+    # ``qty`` of ``o`` left the level other than through a print: our later orders there move up.
+    if not qty:
+        return
+    lst = queue.orders
+    for later in lst[lst.index(o) + 1 :]:
+        later.fin -= qty
+        if later.pending:
+            for p in later.pending:
+                p[0] -= qty

@@ -59,6 +59,7 @@ from core.units import (
     PX_ONE,
     QTY_ONE,
     SETTLE_PER_QTY_USDC6,
+    TICKS_PX,
     USDC6_ONE,
     USDC10_PER_USDC6,
     Outcome,
@@ -341,10 +342,12 @@ class MatchingEngine:
 
     Args:
         market: Market (condition) id, copied into every event.
-        tick_px: Price tick in Px; prices must be multiples inside ``[tick, 1 - tick]``.
+        tick_px: Price tick in Px, one the venue uses (``core.units.TICKS_PX``); prices must be multiples
+            inside ``[tick, 1 - tick]``.
         min_qty: Minimum size of a GTC/GTD order, in Qty.
         fee_rate_ppm: Taker fee rate in millionths (0.04 -> 40_000).
-        min_marketable_usdc6: Minimum notional ``px * qty`` of a FOK/FAK order (the venue's $1); 0 disables.
+        min_marketable_usdc6: Minimum notional ``px * qty`` of an order that executes on arrival (FOK/FAK,
+            or GTC/GTD crossing the book and not post-only; the venue's $1); 0 disables.
         enforce_balance: Reject orders the owner cannot pay for (BUY: free cash for ``px * qty`` plus the
             fee bound and the mint rounding when it crosses; SELL: free shares). Resting orders always
             reserve.
@@ -535,7 +538,7 @@ class MatchingEngine:
         """Change the tick for new orders; resting orders stay where they are.
 
         Raises:
-            ValueError: The tick is not a positive divisor of 1.0 below it.
+            ValueError: The tick is not one the venue uses (``core.units.TICKS_PX``).
         """
         _check_tick(tick_px)
         self.tick_px = tick_px
@@ -654,13 +657,16 @@ class MatchingEngine:
             return REASON_RESOLVED
         px, qty, tif = order.px, order.qty, order.tif
         resting = tif in _RESTING_TIFS
-        if resting:
-            if qty < self.min_qty or qty <= 0:
-                return (
-                    f"order {order.client_id} is invalid. Size ({format_qty(qty)}) lower than the minimum: "
-                    f"{format_qty(self.min_qty)}"
-                )
-        elif qty <= 0 or px * qty < self.min_marketable_usdc6 * USDC10_PER_USDC6:
+        if resting and (qty < self.min_qty or qty <= 0):
+            return (
+                f"order {order.client_id} is invalid. Size ({format_qty(qty)}) lower than the minimum: "
+                f"{format_qty(self.min_qty)}"
+            )
+        # Any order that executes on arrival (FOK/FAK always, GTC/GTD when it crosses and is not
+        # post-only) must be worth the venue's marketable minimum at its limit.
+        if (not resting or (crosses and not order.post_only)) and (
+            qty <= 0 or px * qty < self.min_marketable_usdc6 * USDC10_PER_USDC6
+        ):
             return (
                 f"invalid amount for a marketable {order.side.name} order "
                 f"(${format_usdc6(notional_usdc6(px, qty))}), "
@@ -914,8 +920,9 @@ class MatchingEngine:
 
 
 def _check_tick(tick_px: Px) -> None:
-    if not 0 < tick_px < PX_ONE or PX_ONE % tick_px:
-        raise ValueError(f"invalid tick {tick_px}: must divide {PX_ONE} and be below it")
+    if tick_px not in TICKS_PX:
+        ticks = ", ".join(format_px(t) for t in TICKS_PX)
+        raise ValueError(f"invalid tick {format_px(tick_px)}: the venue's ticks are {ticks}")
 
 
 def _available(half: _Half, klimit: int, want: Qty) -> Qty:

@@ -1,10 +1,18 @@
+from pathlib import Path
+
+import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.configfile import load_config, load_struct
 from core.markets import MarketInfo
 from core.messages import Accepted, BookSnapshot, Canceled, Filled, Place, Rejected
+from core.quoting import quote_params
 from core.units import QTY_ONE, Outcome, Side
 from sim.exchange import QueueModel, SimExchange
+from sim.runner import Runner
+from sim.scenario import Scenario, scenario_tapes
 
 T = 10**18
 SHARE = QTY_ONE  # Qty of one share
@@ -48,16 +56,22 @@ def test_new_order_joins_behind_displayed_size_and_fills_after_it_trades():
 
 
 def test_risk_averse_cancels_do_not_advance_the_queue_probabilistic_do():
-    for model, expect_fill in (("risk_averse", False), ("probabilistic", True)):
+    fills_by_model = {}
+    for model in ("risk_averse", "probabilistic"):
         ex = venue(model)
-        ex.place(bid(), T)
+        ex.place(bid(), T)  # 100 shares ahead
 
         ex.on_level(Side.BUY, 4_700, 300 * SHARE, T + 1)  # 200 shares join behind us
         ex.on_level(Side.BUY, 4_700, 220 * SHARE, T + 2)  # 80 shares cancelled somewhere in the queue
-        # A second later (not the same trade's print): fewer than the 100 shares ahead at the start.
-        f = fills(ex.on_trade(Side.SELL, 4_700, 90 * SHARE, T + 2 + 1_000_000_000))
+        # A 90-share trade a second later, as the venue sends it: the level's decrease, then the print.
+        ex.on_level(Side.BUY, 4_700, 130 * SHARE, T + 10**9)
+        fills_by_model[model] = sum(
+            f.qty for f in fills(ex.on_trade(Side.SELL, 4_700, 90 * SHARE, T + 10**9))
+        )
 
-        assert bool(f) is expect_fill, model
+    # Risk-averse: the cancel came from behind, 100 still ahead, 90 traded. Probabilistic: 16 of
+    # the 80 cancelled were ahead (100^2 / (100^2 + 200^2)), 84 ahead of the 90-share trade.
+    assert fills_by_model == {"risk_averse": 0, "probabilistic": 6 * SHARE}
 
 
 def test_trade_through_our_price_fills_at_our_price():
@@ -241,3 +255,195 @@ def test_fills_come_in_any_six_decimal_size_and_carry_the_venue_cash():
         (Side.SELL, 4_900, 3_333_333, 3_333_333 - 1_699_999),
         (Side.BUY, 4_600, 3_333_333, 1_533_333),
     ]
+
+
+def snap(bids, asks, ts=T, outcome=Outcome.YES):
+    return BookSnapshot(
+        market="m",
+        outcome=outcome,
+        ts_ns=ts,
+        bids=tuple(bids),
+        asks=tuple(asks),
+        tick_px=100,
+        min_qty=5 * SHARE,
+    )
+
+
+def filled(events):
+    return sum(f.qty for f in fills(events))
+
+
+def test_a_crossing_ask_fills_once_however_many_snapshots_still_show_it():
+    ex = venue()
+    ex.place(bid(px=4_700, qty=40 * SHARE), T)
+    book = [(4_600, 50 * SHARE)], [(4_700, 10 * SHARE), (4_800, 100 * SHARE)]  # 10 shares ask at our bid
+
+    first = filled(ex.on_snapshot(snap(*book, ts=T + 1)))
+    again = filled(ex.on_snapshot(snap(*book, ts=T + 2)))
+    level = filled(ex.on_level(Side.SELL, 4_700, 10 * SHARE, T + 3))
+
+    assert (first, again, level) == (10 * SHARE, 0, 0)
+    assert ex.book.asks[4_700] == 0  # what we bought is gone for us while the data shows it
+
+
+def test_liquidity_we_used_stays_used_across_a_tick_change():
+    ex = venue()
+    ex.place(bid(px=4_700, qty=40 * SHARE), T)
+    ex.on_level(Side.SELL, 4_700, 10 * SHARE, T + 1)  # fills 10 of our 40
+
+    ex.set_tick(100)
+    again = ex.on_snapshot(snap([(4_600, 50 * SHARE)], [(4_700, 10 * SHARE)], ts=T + 2))
+
+    assert filled(again) == 0 and ex.orders["b1"].qty == 30 * SHARE
+
+
+def test_used_liquidity_is_forgotten_once_the_data_shows_the_level_at_or_below_what_is_left():
+    ex = venue()
+    ex.place(bid(px=4_700, qty=10 * SHARE), T)
+
+    assert filled(ex.on_level(Side.SELL, 4_700, 30 * SHARE, T + 1)) == 10 * SHARE  # 20 left to others
+    steps = []
+    for qty in (25, 15, 40):  # the data's own trades or cancels take the used part first
+        ex.on_level(Side.SELL, 4_700, qty * SHARE, T + 2)
+        steps.append(ex.book.asks[4_700] // SHARE)
+    ex.on_snapshot(snap([(4_600, 50 * SHARE)], [(4_700, 40 * SHARE)], ts=T + 3))
+
+    assert steps == [20, 15, 40]  # 25: 5 of ours still shown; 15: all of it gone; then 25 more joined
+    assert ex.book.asks[4_700] == 40 * SHARE
+
+
+def test_taking_uses_the_liquidity_until_the_data_shows_it_gone():
+    ex = venue()
+    take = bid(cid="t1", px=4_800, qty=10 * SHARE, tif="FAK", post_only=False)
+    assert filled(ex.place(take, T)) == 10 * SHARE
+    ex.on_snapshot(snap([(4_700, 100 * SHARE)], [(4_800, 100 * SHARE)], ts=T + 1))
+
+    more = ex.place(bid(cid="t2", px=4_800, qty=95 * SHARE, tif="FAK", post_only=False), T + 2)
+
+    assert filled(more) == 90 * SHARE
+
+
+def queue_after(model, events, place_at=0):
+    """Our 20-share bid at 0.47 behind 100 shares; ``events`` are applied in order (ours joins first)."""
+    ex = venue(model)
+    for i, ev in enumerate(events):
+        if i == place_at:
+            ex.place(bid(), T)
+        kind, *args = ev
+        if kind == "level":
+            ex.on_level(Side.BUY, 4_700, args[0] * SHARE, args[1])
+        elif kind == "trade":
+            ex.on_trade(Side.SELL, 4_700, args[0] * SHARE, args[1])
+        else:  # something at another price meanwhile
+            ex.on_level(Side.SELL, 4_900, args[0] * SHARE, args[1])
+    if place_at >= len(events):
+        ex.place(bid(), T)
+    return ex.orders["b1"].ahead // SHARE
+
+
+@pytest.mark.parametrize("model", ["risk_averse", "probabilistic"])
+@pytest.mark.parametrize("gap", [0, 1, 10**12])
+def test_a_trade_advances_the_queue_once_whichever_half_comes_first_and_however_far_apart(model, gap):
+    t2 = T + 1 + gap
+    print_first = [("trade", 30, T + 1), ("other", 7, T + 2), ("level", 70, t2)]
+    decrease_first = [("level", 70, T + 1), ("other", 7, T + 2), ("trade", 30, t2)]
+
+    assert queue_after(model, print_first) == queue_after(model, decrease_first) == 70
+
+
+@pytest.mark.parametrize("model", ["risk_averse", "probabilistic"])
+def test_the_decrease_of_the_trade_we_stand_behind_then_its_print_moves_us_by_the_trade(model):
+    # 100 ahead, 200 behind: the venue's order (decrease, then print) of a 130-share trade.
+    ex = venue(model, bid_qty=100 * SHARE)
+    ex.place(bid(), T)
+    ex.on_level(Side.BUY, 4_700, 300 * SHARE, T + 1)
+    ex.on_level(Side.BUY, 4_700, 170 * SHARE, T + 2)
+
+    got = fills(ex.on_trade(Side.SELL, 4_700, 130 * SHARE, T + 3))
+
+    assert [f.qty for f in got] == [20 * SHARE]  # 100 ahead, then all of our 20 shares
+    assert ex.orders == {}
+
+
+@pytest.mark.parametrize("model", ["risk_averse", "probabilistic"])
+def test_an_order_joining_between_a_trade_s_halves_is_not_moved_by_that_trade(model):
+    # Decrease first: we join behind the 70 left; the print is that decrease's trade.
+    assert queue_after(model, [("level", 70, T + 1), ("trade", 30, T + 2)], place_at=1) == 70
+    # Print first: the 30 printed are already gone from the 100 shown; its decrease changes nothing.
+    assert queue_after(model, [("trade", 30, T + 1), ("level", 70, T + 2)], place_at=1) == 70
+
+
+def test_a_cancel_then_a_print_is_read_as_one_trade_until_the_level_grows_in_between():
+    # The documented ambiguity: an unexplained decrease followed at its level by a print is taken
+    # as that trade's decrease and print (the venue's order).
+    taken_as_one = queue_after("risk_averse", [("level", 90, T + 1), ("trade", 10, T + 2)])
+    # If the print's own decrease then comes (a print-first feed), the position is exact again.
+    then_its_decrease = queue_after(
+        "risk_averse", [("level", 90, T + 1), ("trade", 10, T + 2), ("level", 80, T + 3)]
+    )
+    # An increase closes the level: the decrease was a cancel, the print a trade of its own.
+    closed = queue_after("risk_averse", [("level", 90, T + 1), ("level", 95, T + 2), ("trade", 10, T + 3)])
+
+    assert (taken_as_one, then_its_decrease, closed) == (90, 80, 80)
+
+
+def test_any_order_that_executes_on_arrival_must_be_worth_a_dollar():
+    ex = SimExchange(INFO)
+    ex.on_snapshot(snap([(1_000, 100 * SHARE)], [(1_500, 100 * SHARE)]))
+
+    def buy(cid, px, qty, **kw):
+        return ex.place(bid(cid=cid, px=px, qty=qty, post_only=False, **kw), T)
+
+    small_gtc = buy("g1", 1_500, 5 * SHARE)  # $0.75 and crosses: it would execute
+    small_fak = buy("f1", 1_400, 2 * SHARE, tif="FAK")  # $0.28: a market order, crossing or not
+    post_only = ex.place(bid(cid="p1", px=1_500, qty=5 * SHARE), T)  # post-only never executes
+    resting = buy("r1", 1_400, 5 * SHARE)  # $0.70 but rests: only the minimum size binds
+    enough = buy("g2", 1_500, 7 * SHARE)  # $1.05, crosses
+
+    assert [e.reason for e in small_gtc + small_fak] == [
+        "invalid amount for a marketable BUY order ($0.75), min size: $1",
+        "invalid amount for a marketable BUY order ($0.28), min size: $1",
+    ]
+    assert post_only[0].reason == "invalid post-only order: order crosses book"
+    assert isinstance(resting[0], Accepted)
+    assert filled(enough) == 7 * SHARE
+
+
+def test_maker_fills_carry_the_rebate_taker_fills_the_fee():
+    info = msgspec.structs.replace(INFO, rebate_ppm=250_000)
+    ex = SimExchange(info)
+    ex.on_snapshot(snap([(4_700, 100 * SHARE)], [(5_000, 100 * SHARE)]))
+    ex.place(bid(px=4_700, qty=10 * SHARE), T)
+    ex.place(bid(cid="t1", px=5_000, qty=10 * SHARE, tif="FAK", post_only=False), T)
+
+    ex.on_trade(Side.SELL, 4_600, 10 * SHARE, T + 1)  # through our bid: a maker fill at 0.47
+
+    # Taker: 10 * 0.04 * 0.5 * 0.5 = 0.1 USDC. Maker: a quarter of 10 * 0.04 * 0.47 * 0.53 = 0.09964.
+    assert [(f.liquidity, f.fee_usdc6, f.rebate_usdc6) for f in ex.fills] == [
+        ("taker", 100_000, 0),
+        ("maker", 0, 24_910),
+    ]
+
+
+def test_a_no_token_snapshot_is_read_as_the_yes_book():
+    ex = SimExchange(INFO)
+    # NO bids at 0.52 are YES asks at 0.48; NO asks at 0.54 are YES bids at 0.46.
+    ex.on_snapshot(snap([(5_200, 30 * SHARE)], [(5_400, 40 * SHARE)], outcome=Outcome.NO))
+
+    assert (ex.book.best_bid(), ex.book.best_ask()) == ((4_600, 40 * SHARE), (4_800, 30 * SHARE))
+
+
+def test_ws_replay_fills_no_more_from_the_crossing_burst_than_it_displayed():
+    # Acceptance of issue #9: the recorded burst's 45.83-share ask at 0.301 (message 47) arrives
+    # across our bids, and the fresh book that follows still shows it.
+    sc = load_struct(Path("configs/scenarios/ws_replay.yaml"), Scenario)
+    tapes = scenario_tapes(sc, Path("configs/scenarios"))
+    runner = Runner(
+        tapes, quote_params(load_config("configs/market_maker.yaml")), sc.settings(10**12), sc.seed
+    )
+    runner.run("inline", lambda b: None)
+    burst_ts = 1_790_658_827_000_000_000
+
+    burst = [f for f in runner.lanes[0].exchange.fills if f.ts_ns == burst_ts]
+
+    assert burst and sum(f.qty for f in burst) == 45_830_000

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -24,6 +26,7 @@ from core.units import (
     ORDER_QTY_STEP,
     PX_ONE,
     QTY_ONE,
+    TICKS_PX,
     USDC6_ONE,
     USDC10_PER_USDC6,
     Outcome,
@@ -574,6 +577,36 @@ def test_enforced_buy_minting_odd_pieces_must_cover_each_rounded_up_leg():
     assert [t.kind for t in enough.trades] == ["mint", "mint"]
     assert eng.balance("b").cash_usdc6 == 10_000_003 - 10_000_002
     assert eng.balance("b").yes_qty == 2 * ODD
+
+
+def test_marketable_minimum_holds_for_a_crossing_gtc_not_for_one_that_rests():
+    eng = _engine(min_marketable_usdc6=USDC6_ONE, tick_px=10)
+    _place(eng, "a", "a1", YES, SELL, 1500, 100 * SHARE)
+
+    crossing = _place(eng, "b", "b1", YES, BUY, 1500, 6 * SHARE)  # $0.90 would execute at once
+    gtd = _place(eng, "b", "b2", YES, BUY, 1500, 6 * SHARE, tif="GTD", expire_ns=10**12)
+    post_only = _place(eng, "b", "b3", YES, BUY, 1500, 6 * SHARE, post_only=True)
+    resting = _place(eng, "b", "b4", YES, BUY, 1490, 6 * SHARE)  # $0.894, rests
+    enough = _place(eng, "b", "b5", YES, BUY, 1500, 7 * SHARE)  # $1.05
+
+    assert [_events(r, Rejected)[0][1].reason for r in (crossing, gtd)] == [
+        "invalid amount for a marketable BUY order ($0.9), min size: $1"
+    ] * 2
+    assert _events(post_only, Rejected)[0][1].reason == REASON_POST_ONLY_CROSSES
+    assert resting.order_id and not resting.trades
+    assert [t.qty for t in enough.trades] == [7 * SHARE]
+
+
+def test_only_the_venue_s_ticks_are_accepted():
+    for tick in TICKS_PX:
+        MatchingEngine("m", tick_px=tick).set_tick(tick)
+    for bad in (0, 2, 20, 200, 500, 2_500, PX_ONE, -100):
+        with pytest.raises(
+            ValueError, match=re.escape("the venue's ticks are 0.1, 0.01, 0.005, 0.0025, 0.001, 0.0001")
+        ):
+            MatchingEngine("m", tick_px=bad)
+        with pytest.raises(ValueError, match="invalid tick"):
+            MatchingEngine("m").set_tick(bad)
 
 
 def test_marketable_minimum_compares_the_exact_notional():

@@ -189,11 +189,15 @@ class Reference:
 
     def _reason(self, owner: str, p: Place, now: int, taker: RefOrder) -> str:
         resting = p.tif in ("GTC", "GTD")
+        makers = [o for o in self.orders if _compatible(taker, o)]
         if self.resolved:
             return REASON_RESOLVED
         if resting and p.qty < MIN_QTY:
             return f"order {p.client_id} is invalid. Size ({format_qty(p.qty)}) lower than the minimum: 5"
-        if not resting and _exact_notional(p.px, p.qty) * USDC6_ONE < MIN_MARKETABLE:
+        # Whatever executes on arrival must be worth the marketable minimum: FOK/FAK, and a crossing
+        # order that is not post-only.
+        executes = not resting or (bool(makers) and not p.post_only)
+        if executes and _exact_notional(p.px, p.qty) * USDC6_ONE < MIN_MARKETABLE:
             side = "BUY" if p.side == BUY else "SELL"
             shown = format_usdc6(_floor_usdc6(_exact_notional(p.px, p.qty)))
             return (
@@ -211,7 +215,6 @@ class Reference:
             return REASON_EXPIRATION
         if any(o.owner == owner and o.cid == p.client_id for o in self.orders):
             return f"order {p.client_id} is invalid. Duplicated."
-        makers = [o for o in self.orders if _compatible(taker, o)]
         if p.post_only and makers:
             return REASON_POST_ONLY_CROSSES
         if self.enforce:
@@ -457,7 +460,7 @@ class MatchingComparison(RuleBasedStateMachine):
         assert self._cancels(report) == self.ref.expire(self.now)
         self._apply_deltas(report)
 
-    @rule(tick=st.sampled_from([10, 100]))
+    @rule(tick=st.sampled_from([10, 100]))  # both venue ticks (core.units.TICKS_PX)
     def set_tick(self, tick: int) -> None:
         self.engine.set_tick(tick)
         self.ref.tick = tick
@@ -524,6 +527,8 @@ class MatchingComparison(RuleBasedStateMachine):
             event(f"trade kind: {kind}")
         if reason:
             event("reject: " + reason.replace(cid, "<id>").split("(")[0])
+            if reason.startswith("invalid amount"):
+                event(f"marketable minimum: {tif}")
 
     @staticmethod
     def _cancels(report: Report) -> list[CancelRow]:
