@@ -30,7 +30,7 @@ it, asks round up. ``TICKS_PX`` lists every tick the venue uses.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final
 
 Px = int
 Qty = int
@@ -255,4 +255,42 @@ def maker_rebate_usdc6(px: Px, qty: Qty, rate_ppm: int, rebate_ppm: int) -> Usdc
     to 1e-6 USDC. It is an upper bound because the pool is shared and paid only above $1
     (``docs/simulation.md``).
     """
-    return qty * rate_ppm * px * (PX_ONE - px) * rebate_ppm // 10**26
+    # qty/1e6 * rate_ppm/1e6 * px/1e4 * (1e4-px)/1e4 * rebate_ppm/1e6 USDC, in 1e-6 USDC: / 1e20
+    return qty * rate_ppm * px * (PX_ONE - px) * rebate_ppm // 10**20
+
+
+# --- what the integers mean, for every JSON a person reads ------------------------------------------
+
+
+def _scale(decimals: int) -> str:
+    # 10**-decimals as an exact decimal string ("0.0001"), never a float.
+    return "0." + "0" * (decimals - 1) + "1" if decimals > 0 else "1"
+
+
+#: The integer units of polymm's JSON outputs: ``value * scale`` is the amount in ``unit``; a field
+#: named like one of ``applies_to`` (``*`` matches any prefix) is in that unit.
+UNITS: Final[dict[str, dict[str, Any]]] = {
+    "px": {"scale": _scale(PX_DECIMALS), "unit": "USDC per share", "applies_to": ["px", "*_px"]},
+    "qty": {"scale": _scale(QTY_DECIMALS), "unit": "share", "applies_to": ["qty", "*_qty"]},
+    "usdc6": {"scale": _scale(USDC6_DECIMALS), "unit": "USDC", "applies_to": ["*_usdc6"]},
+    "ns": {
+        "scale": _scale(9),
+        "unit": "second (ts_ns: since the Unix epoch; expire_ns 0: none)",
+        "applies_to": ["ts_ns", "*_ns"],
+    },
+    "permille": {"scale": "0.001", "unit": "fraction", "applies_to": ["*_permille"]},
+    "pct": {"scale": "0.01", "unit": "fraction", "applies_to": ["*_pct"]},
+}
+#: Lists of ``[px, qty]`` pairs (a ``book``'s levels).
+PAIRS: Final[dict[str, list[str]]] = {"bids": ["px", "qty"], "asks": ["px", "qty"]}
+#: Coded fields: ``side``, ``aggressor`` (a trade's taker side) and ``outcome`` values.
+CODES: Final[dict[str, dict[str, str]]] = {
+    "side": {str(s.value): s.name for s in Side},
+    "aggressor": {str(s.value): s.name for s in Side},
+    "outcome": {str(o.value): o.name for o in Outcome},
+}
+
+
+def units_header(mode: str) -> dict[str, Any]:
+    """The ``units`` description every output carries (the first record of an event log, for ``mode``)."""
+    return {"mode": mode, "units": UNITS, "pairs": PAIRS, "codes": CODES}

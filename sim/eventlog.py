@@ -2,6 +2,11 @@
 
 Lines are buffered per market (an ``EventSink``) and written by the runner in a fixed order, so the
 log is byte-identical for the same inputs and seed whatever engine or thread produced it.
+
+The log is self-describing: its first line is a ``units`` record (``units_record``) that says, for
+every integer unit the log uses, which fields carry it and what one unit is worth (``scale``, an exact
+decimal string), so a reader computes ``value * scale`` in the named unit and never hard-codes an
+internal unit.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
+from core.units import units_header
 
 _ENC = msgspec.json.Encoder()
 _HEAD_KEYS = ("kind", "ts_ns", "market")
@@ -69,3 +76,9 @@ def _register_tags() -> None:
 
 
 _register_tags()
+
+
+def units_record(ts_ns: int = 0) -> bytes:
+    """The first line of a simulation's event log: ``kind`` ``units`` (then ``ts_ns``, ``market``)."""
+    head = {"kind": "units", "ts_ns": ts_ns, "market": ""}
+    return _ENC.encode(head | units_header("sim")) + b"\n"

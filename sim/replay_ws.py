@@ -12,6 +12,11 @@ inside the message). Malformed or unknown messages are skipped with a reason (``
 
 Token ids map to ``(market, outcome)`` through the ``assets`` argument; without it, the token of the
 first ``book`` of a market is YES and the other token of that market is NO.
+
+Events keep the token they came on (the parsers are the live feed's, ``adapters.polymarket.parse``):
+a ``last_trade_price`` carries its ``transaction_hash`` as ``TradePrint.trade_id``, so the YES view
+that tapes apply (``sim.tape.MarketTape.add``, ``core.yes_view.YesView``) counts a match printed on
+both tokens once, and mirrors NO-token books and changes onto the YES book.
 """
 
 from __future__ import annotations

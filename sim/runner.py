@@ -2,13 +2,15 @@
 
 Each market is a *lane*: its tape, its ``SimExchange`` (the venue side) and its ``MarketSession``
 (our side), run as one exact discrete-event loop with feed, order-entry and response latencies.
-Lanes interact only through the global exposure budget: time is cut into intervals on a fixed grid,
-every lane runs to the end of the interval on its own, and each reads the others' exposure as of
-the interval's start. The ``actors`` engine runs each lane inside its pykka ``MarketActor`` (a
-``RunWindow`` ask per interval, then a barrier); the ``inline`` engine calls the same
-``Lane.run_until`` directly. Log lines are buffered per lane and written in lane order after each
-interval, so both engines write byte-identical logs. Randomness (latency jitter) comes from
-per-market ``random.Random`` streams seeded from the run's seed; nothing reads the wall clock.
+Lanes interact only through the exposure budgets (the global one, and each neg-risk event's for the
+markets that share a ``MarketInfo.neg_risk_market_id``; ``core.inventory.budget_rooms``): time is
+cut into intervals on a fixed grid, every lane runs to the end of the interval on its own, and each
+reads the others' exposure as of the interval's start. The ``actors`` engine runs each lane inside
+its pykka ``MarketActor`` (a ``RunWindow`` ask per interval, then a barrier); the ``inline`` engine
+calls the same ``Lane.run_until`` directly. Log lines are buffered per lane and written in lane
+order after each interval, so both engines write byte-identical logs; the log opens with its
+``units`` record (``sim.eventlog.units_record``). Randomness (latency jitter) comes from per-market
+``random.Random`` streams seeded from the run's seed; nothing reads the wall clock.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Literal
 import msgspec
 
 from actors.session import MarketSession
-from core.inventory import share_budget
+from core.inventory import budget_rooms
 from core.messages import (
     BookSnapshot,
     CancelAll,
@@ -33,7 +35,7 @@ from core.messages import (
 )
 from core.quoting import QuoteParams
 from core.units import NS_PER_MS, PX_ONE, Side
-from sim.eventlog import BufferSink
+from sim.eventlog import BufferSink, units_record
 from sim.exchange import QueueModel, SimExchange
 from sim.markouts import Markouts
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
@@ -67,8 +69,11 @@ class Latency(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How a simulation runs, independent of where its data comes from.
 
-    ``budget_interval_ms``: how often the markets share their exposure for the global cap (each
-    market reads the others' exposure as of the start of the interval).
+    ``budget_interval_ms``: how often the markets share their exposure for the global cap and their
+    neg-risk event's cap (each market reads the others' exposure as of the start of the interval).
+    ``global_ev_cap_usdc6``: the budget of all markets together (None: no such limit);
+    ``event_cap_usdc6``: the budget of the markets of one neg-risk event together
+    (``inventory.event_cap``; None: the per-market cap, that setting's default).
     """
 
     latency: Latency = msgspec.field(default_factory=Latency)
@@ -77,6 +82,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     budget_interval_ms: int = 1000
     log_inputs: bool = True
     global_ev_cap_usdc6: int | None = None
+    event_cap_usdc6: int | None = None
 
 
 class SimClock:
@@ -366,6 +372,14 @@ class Runner:
         ]
         self.window_ns = settings.budget_interval_ms * NS_PER_MS
         self.global_cap = settings.global_ev_cap_usdc6
+        # The event budget: as set, else the per-market cap (``inventory.event_cap``'s default).
+        ev_cap = settings.event_cap_usdc6
+        self.event_cap = (
+            ev_cap if ev_cap is not None else min((p.per_market_cap_usdc6 for p in plist), default=0)
+        )
+        #: Each lane's neg-risk event ("" for none): its markets share ``event_cap``.
+        self.groups = [t.info.neg_risk_market_id for t in tapes]
+        self._grouped = any(self.groups)
         self.events_total = sum(len(t) for t in tapes)
         self.windows = 0
 
@@ -400,6 +414,10 @@ class Runner:
         lanes = self.lanes
         w = self.window_ns
         exposures = [0] * len(lanes)
+        first = min((lane.next_time() for lane in lanes), default=INF)
+        write(units_record(first if first < INF else 0))
+        limited = self.global_cap is not None or self._grouped
+        groups = self.groups if self._grouped else ()
         while True:
             start = min(lane.next_time() for lane in lanes)
             if start >= INF:
@@ -407,7 +425,7 @@ class Runner:
             # Windows sit on a fixed grid, so the budget snapshots do not depend on event timing.
             end = (start // w + 1) * w
             self.windows += 1
-            rooms = share_budget(self.global_cap, exposures) if self.global_cap is not None else None
+            rooms = budget_rooms(exposures, self.global_cap, groups, self.event_cap) if limited else None
             work = [
                 (lane, None if rooms is None else rooms[lane.idx]) for lane in lanes if lane.next_time() < end
             ]

@@ -2,6 +2,9 @@
 
 A scenario is YAML decoded into ``Scenario`` (unknown keys are errors). Shipped scenarios live in
 ``configs/scenarios/``; ``polymm sim --scenario NAME`` looks there, or takes a path.
+
+``neg_risk_events`` marks markets of the source as the markets of one neg-risk event (their
+``MarketInfo.neg_risk_market_id``): the runner holds them to the event's budget together.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import msgspec
 from msgspec import Meta
 
 from core.markets import MarketInfo
+from core.messages import MarketEvent
 from core.units import ORDER_QTY_STEP, QTY_ONE, Outcome
 from sim.exchange import QueueModel
 from sim.runner import Latency, RunSettings
 from sim.sources import SourceConfig, load_tapes
-from sim.tape import MarketTape, tape_from_events
+from sim.tape import MarketTape, TickPx, tape_from_events
 
 
 class WsReplaySource(
@@ -31,9 +35,14 @@ class WsReplaySource(
 
     path: str
     yes_tokens: tuple[str, ...] = ()
-    tick_px: Annotated[int, Meta(ge=1, le=1000)] = 100
+    #: Any venue tick in Px: 1000, 100, 50, 25, 10 or 1 (0.1 ... 0.0001).
+    tick_px: TickPx = 100
     min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
+    #: Taker fee rate (0.04 style); ``MarketInfo.fee_rate_ppm`` gets ``round(fee_rate * 1e6)``.
     fee_rate: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    #: Maker rebate (``feeSchedule.rebateRate``, 0.25 style); ``MarketInfo.rebate_ppm`` gets
+    #: ``round(rebate_rate * 1e6)``.
+    rebate_rate: Annotated[float, Meta(ge=0, le=1)] = 0.0
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -47,15 +56,35 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     queue: QueueModel = msgspec.field(default_factory=QueueModel)
     timer_ms: Annotated[int, Meta(ge=10)] = 1000
     log_inputs: bool = True
+    #: Neg-risk events: event id -> the ids of its markets in the source (each in one event at most).
+    neg_risk_events: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
 
-    def settings(self, global_ev_cap_usdc6: int | None) -> RunSettings:
-        """The runner's settings for this scenario."""
+    def __post_init__(self) -> None:
+        """Check the cross-field rules."""
+        seen: dict[str, str] = {}
+        for event, markets in self.neg_risk_events.items():
+            if not event:
+                raise ValueError("neg_risk_events: an event id cannot be empty")
+            for m in markets:
+                if m in seen:
+                    raise ValueError(f"neg_risk_events: market {m!r} is in both {seen[m]!r} and {event!r}")
+                seen[m] = event
+
+    def settings(self, global_ev_cap_usdc6: int | None, event_cap_usdc6: int | None = None) -> RunSettings:
+        """The runner's settings for this scenario.
+
+        Args:
+            global_ev_cap_usdc6: The budget of all markets together (``inventory.global_ev_cap``).
+            event_cap_usdc6: The budget of one neg-risk event's markets together
+                (``inventory.event_cap``); None: the per-market cap (that setting's default).
+        """
         return RunSettings(
             latency=self.latency,
             queue=self.queue,
             timer_ms=self.timer_ms,
             log_inputs=self.log_inputs,
             global_ev_cap_usdc6=global_ev_cap_usdc6,
+            event_cap_usdc6=event_cap_usdc6,
         )
 
 
@@ -64,7 +93,8 @@ def ws_replay_tapes(src: WsReplaySource, base_dir: Path) -> list[MarketTape]:
     from sim.replay_ws import events_from_messages, infer_asset_map, load_ws_messages  # noqa: PLC0415
 
     path = (base_dir / src.path) if not Path(src.path).is_absolute() else Path(src.path)
-    msgs = load_ws_messages(path)
+    skipped: list[str] = []
+    msgs = load_ws_messages(path, skipped=skipped)
     assets = infer_asset_map(msgs)
     if src.yes_tokens:
         entries: dict[str, tuple[str, Outcome]] = {}
@@ -78,8 +108,9 @@ def ws_replay_tapes(src: WsReplaySource, base_dir: Path) -> list[MarketTape]:
         from adapters.polymarket.parse import AssetMap  # noqa: PLC0415
 
         assets = AssetMap(entries)
-    by_market: dict[str, list] = {}
-    for ev in events_from_messages(msgs, assets):
+    source: dict[str, object] = {"type": "ws_replay", "path": path.name, "skipped": skipped}
+    by_market: dict[str, list[MarketEvent]] = {}
+    for ev in events_from_messages(msgs, assets, skipped=skipped):
         by_market.setdefault(ev.market, []).append(ev)
     tapes = []
     for market in sorted(by_market):
@@ -90,8 +121,12 @@ def ws_replay_tapes(src: WsReplaySource, base_dir: Path) -> list[MarketTape]:
             tick_px=src.tick_px,
             min_qty=src.min_qty,
             fee_rate_ppm=round(src.fee_rate * 1_000_000),
+            rebate_ppm=round(src.rebate_rate * 1_000_000),
         )
-        tapes.append(tape_from_events(info, by_market[market]))
+        tape = tape_from_events(info, by_market[market])
+        tape.meta = {"data": "recorded market-channel messages, replayed as they came"}
+        tape.source = source
+        tapes.append(tape)
     return tapes
 
 
@@ -100,7 +135,27 @@ def _tokens_of(assets: object, market: str) -> list[str]:
 
 
 def scenario_tapes(sc: Scenario, base_dir: Path) -> list[MarketTape]:
-    """Load or generate the scenario's tapes (deterministic for its seed)."""
+    """Load or generate the scenario's tapes (deterministic for its seed), neg-risk events marked."""
     if isinstance(sc.source, WsReplaySource):
-        return ws_replay_tapes(sc.source, base_dir)
-    return load_tapes(sc.source, sc.seed, base_dir)
+        tapes = ws_replay_tapes(sc.source, base_dir)
+    else:
+        tapes = load_tapes(sc.source, sc.seed, base_dir)
+    return mark_neg_risk_events(tapes, sc.neg_risk_events)
+
+
+def mark_neg_risk_events(tapes: list[MarketTape], events: dict[str, tuple[str, ...]]) -> list[MarketTape]:
+    """Set ``neg_risk``/``neg_risk_market_id`` of the named markets' ``MarketInfo`` (in place).
+
+    Raises:
+        ValueError: An event names a market the tapes do not have.
+    """
+    by_market = {t.info.market: t for t in tapes}
+    for event, markets in events.items():
+        for m in markets:
+            tape = by_market.get(m)
+            if tape is None:
+                raise ValueError(
+                    f"neg_risk_events.{event}: no market {m!r} in the source ({sorted(by_market)})"
+                )
+            tape.info = msgspec.structs.replace(tape.info, neg_risk=True, neg_risk_market_id=event)
+    return tapes

@@ -5,26 +5,53 @@ venue's fills, so it does not depend on which token an order used:
 
 * ``spread_capture``: each fill's edge against the mid at the time of the fill;
 * ``fees``: taker fees paid (negative);
+* ``rebates``: maker rebates credited per maker fill (``Fill.rebate_usdc6``: the market's
+  ``rebateRate`` of the fill's fee-equivalent, an upper bound of what the venue's daily pro-rata
+  pool pays, $1 minimum payout; ``core.units.maker_rebate_usdc6``), shown apart from fees;
 * ``resolution``: the jump from the last mid to the settlement value on the position held then;
 * ``inventory_mtm``: the rest, i.e. what the mid's moves did to the inventory while it was held.
+
+``total`` is the sum of the five: the account's cash and marked position, plus the rebates (which
+the venue pays separately, so the session's own cash does not hold them).
 
 Sizes are Qty (1e-6 share). The cash is each fill's ``cash_usdc6`` (the venue's rounding, so the total
 is what the account holds, to the micro-USDC); the spread capture and markouts are exact in ``Usdc10``
 (``px * qty``), and the inventory part takes the sub-micro-USDC difference of odd fill sizes. Figures are
-rounded to 6 decimals of USDC once, when reported.
+rounded to 6 decimals of USDC once, when reported. Every summary states its units (``UNITS``) and,
+from a simulation, what its data is (``source``, and ``data`` per market: what is real, what is
+synthetic and at what rate).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from core.units import PX_ONE, QTY_ONE, USDC6_ONE, USDC10_PER_USDC6
+from core.units import PX_DECIMALS, PX_ONE, QTY_ONE, USDC6_ONE, USDC10_PER_USDC6
 from sim.exchange import SimExchange
 from sim.markouts import HORIZONS_S as MARKOUT_HORIZONS_S
 from sim.markouts import Markouts
 from sim.runner import Lane
 
 _USDC10_ONE = USDC6_ONE * USDC10_PER_USDC6
+PNL_KEYS: Final = ("total", "spread_capture", "inventory_mtm", "fees", "rebates", "resolution")
+
+#: What the numbers of a summary are: ``value * scale`` is the amount in ``unit``; a field named like
+#: one of ``applies_to`` (``*`` any prefix, ``a.*.b`` any key in between) is in that unit.
+UNITS: Final[dict[str, dict[str, Any]]] = {
+    "usdc": {
+        "scale": "1",
+        "unit": "USDC",
+        "applies_to": ["*_usdc", "pnl_usdc.*", "markouts.*.usdc"],
+    },
+    "shares": {"scale": "1", "unit": "share", "applies_to": ["*_shares", "markouts.*.shares"]},
+    "px": {
+        "scale": "0." + "0" * (PX_DECIMALS - 1) + "1",
+        "unit": "USDC per share",
+        "applies_to": ["*_px", "markouts.*.px_per_share"],
+    },
+    "fraction": {"scale": "1", "unit": "fraction of the time", "applies_to": ["quote_uptime"]},
+    "seconds": {"scale": "1", "unit": "second", "applies_to": ["wall_seconds"]},
+}
 
 
 def _usdc_half(v2_usdc10: int) -> float:
@@ -59,6 +86,7 @@ def market_summary(
     cash = 0  # YES-equivalent cash in Usdc6
     capture2 = 0  # in Usdc10 times 2, like every ``*2`` below
     fees = 0  # in Usdc6
+    rebates = 0  # in Usdc6
     volume_qty = volume_usdc10 = 0
     maker = taker = 0
     max_abs = 0
@@ -70,6 +98,7 @@ def market_summary(
         cash -= f.yes_side * f.cash_usdc6 + f.fee_usdc6
         capture2 += f.yes_side * (f.mid2 - 2 * f.yes_px) * f.qty
         fees += f.fee_usdc6
+        rebates += f.rebate_usdc6
         volume_qty += f.qty
         volume_usdc10 += f.yes_px * f.qty
         max_abs = max(max_abs, abs(net))
@@ -92,9 +121,11 @@ def market_summary(
     else:
         total2 = 2 * cash * USDC10_PER_USDC6 + net * max(final_mid2, 0)
         resolution2 = 0
+    rebates2 = 2 * rebates * USDC10_PER_USDC6
+    total2 += rebates2
     spread2 = capture2
     fees2 = -2 * fees * USDC10_PER_USDC6
-    inventory2 = total2 - spread2 - fees2 - resolution2
+    inventory2 = total2 - spread2 - fees2 - rebates2 - resolution2
     duration = max(1, ex.last_ts - ex.first_ts) if ex.first_ts >= 0 else 1
     markouts = {}
     for k, h in enumerate(MARKOUT_HORIZONS_S):
@@ -115,6 +146,7 @@ def market_summary(
             "spread_capture": _usdc_half(spread2),
             "inventory_mtm": _usdc_half(inventory2),
             "fees": _usdc_half(fees2),
+            "rebates": _usdc_half(rebates2),
             "resolution": _usdc_half(resolution2),
         },
         "max_abs_inventory_shares": max_abs / QTY_ONE,
@@ -130,13 +162,31 @@ def market_summary(
 
 
 def run_summary(lanes: list[Lane]) -> dict[str, Any]:
-    """Totals over every simulated market plus the per-market figures."""
-    return totals([lane_summary(lane) for lane in lanes])
+    """Totals over every simulated market plus the per-market figures, and what the data is.
+
+    ``source`` holds the notes of the source the tapes came from (what is real and what synthetic,
+    markets refused and why); each market's ``data`` holds its tape's ``meta`` (tick, synthetic flow
+    and its rate...).
+    """
+    per = []
+    for lane in lanes:
+        m = lane_summary(lane)
+        if lane.tape.meta:
+            m["data"] = lane.tape.meta
+        per.append(m)
+    sources: list[dict[str, object]] = []
+    for lane in lanes:
+        src = lane.tape.source
+        if src and not any(s is src for s in sources):
+            sources.append(src)
+    out = totals(per)
+    if sources:
+        out["source"] = sources[0] if len(sources) == 1 else sources
+    return out
 
 
 def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals over per-market figures (``market_summary`` results), which it includes."""
-    pnl_keys = ("total", "spread_capture", "inventory_mtm", "fees", "resolution")
     two_sided = sum(m.pop("_two_sided_ns") for m in per)
     spread_ns = sum(m.pop("_spread_px_ns") for m in per)
     duration = sum(m.pop("_duration_ns") for m in per)
@@ -159,10 +209,47 @@ def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "volume_shares": round(sum(m["volume_shares"] for m in per), 2),
         "volume_usdc": round(sum(m["volume_usdc"] for m in per), 6),
-        "pnl_usdc": {k: round(sum(m["pnl_usdc"][k] for m in per), 6) for k in pnl_keys},
+        "pnl_usdc": {k: round(sum(m["pnl_usdc"][k] for m in per), 6) for k in PNL_KEYS},
         "max_abs_inventory_shares": max((m["max_abs_inventory_shares"] for m in per), default=0.0),
         "quote_uptime": round(two_sided / duration, 6) if duration else 0.0,
         "avg_quoted_spread_px": round(spread_ns / two_sided, 2) if two_sided else None,
         "markouts": markouts,
+        "units": UNITS,
+        "notes": {
+            "pnl_usdc": "total = spread_capture + inventory_mtm + fees + rebates + resolution",
+            "rebates": "maker rebates, an upper bound: the market's rebateRate of each maker fill's "
+            "fee-equivalent; the venue pays its pool pro rata daily, $1 minimum",
+        },
         "per_market": per,
     }
+
+
+def pnl_line(pnl: dict[str, float]) -> str:
+    """The PnL and its parts for people (``pnl_usdc`` of a summary), rebates apart from fees."""
+    return (
+        f"{pnl['total']:+,.2f} USDC = spread {pnl['spread_capture']:+,.2f} + inventory "
+        f"{pnl['inventory_mtm']:+,.2f} + fees {pnl['fees']:+,.2f} + rebates {pnl['rebates']:+,.2f} "
+        f"+ resolution {pnl['resolution']:+,.2f}"
+    )
+
+
+def data_lines(s: dict[str, Any]) -> list[str]:
+    """What the simulated data is, for people: real and synthetic parts, flow rates, refusals."""
+    src = s.get("source")
+    if not isinstance(src, dict):
+        return []
+    lines = []
+    if "real" in src:
+        lines.append(f"data     real: {src['real']}")
+    if "synthetic" in src:
+        lines.append(f"         synthetic: {src['synthetic']}")
+    for m in s.get("per_market", []):
+        flow = m.get("data", {}).get("synthetic_flow")
+        if flow:
+            lines.append(
+                f"         {m['market']}: tick {m['data']['tick_px'] / PX_ONE:g} ({m['data']['tick']}), "
+                f"synthetic takers {flow['takers_per_hour']:g}/h ({flow['basis']})"
+            )
+    for r in src.get("refused", []):
+        lines.append(f"         refused {r['market']}: {r['reason']}")
+    return lines

@@ -1,7 +1,9 @@
 """A market's recorded or generated event stream in compact columns: what every sim source produces.
 
-One ``MarketTape`` per market, events in time order, on the YES book (sources mirror or drop NO-token
-book events: the venue publishes each change on both tokens). Columns are ``array``s of machine ints,
+One ``MarketTape`` per market, events in time order, on the YES book. Events of either token enter
+through ``add``, which passes them through the market's ``core.yes_view.YesView``: a NO-token event is
+mapped onto the YES book (a NO snapshot becomes the YES snapshot it mirrors) and the mirror of a
+change or trade the venue published on both tokens is counted once. Columns are ``array``s of machine ints,
 so a million events take ~25 MB and the replay loop reads plain ints with no per-event objects
 (prices in Px, 1e-4 USDC; sizes in Qty, 1e-6 share, any 6-decimal size):
 
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
+from typing import Literal, get_args
 
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, MarketEvent, MarketResolved, TickSizeChanged, TradePrint
-from core.units import PX_ONE, Outcome, Side
+from core.units import TICKS_PX, Outcome, Side
+from core.yes_view import YesView, to_yes
 
 OP_BID = 0
 OP_ASK = 1
@@ -29,11 +33,16 @@ OP_SPECIAL = 4
 
 Special = BookSnapshot | TickSizeChanged | MarketResolved
 
+#: A tick in Px for config fields: exactly the ticks the venue uses (``core.units.TICKS_PX``:
+#: 0.1, 0.01, 0.005, 0.0025, 0.001, 0.0001).
+TickPx = Literal[1000, 100, 50, 25, 10, 1]
+assert get_args(TickPx) == TICKS_PX
+
 
 class MarketTape:
     """Columns of one market's events (see the module docstring)."""
 
-    __slots__ = ("info", "op", "px", "qty", "specials", "ts")
+    __slots__ = ("_view", "info", "meta", "op", "px", "qty", "source", "specials", "ts")
 
     def __init__(self, info: MarketInfo) -> None:
         """Create an empty tape for ``info``."""
@@ -43,6 +52,12 @@ class MarketTape:
         self.px = array("i")
         self.qty = array("q")
         self.specials: dict[int, Special] = {}
+        self._view = YesView()
+        #: What this market's data is and how the source made it (tick inferred, synthetic flow and
+        #: its rate...), for the run summary; JSON-ready.
+        self.meta: dict[str, object] = {}
+        #: Notes about the whole source (shared by the tapes of one load: markets refused and why...).
+        self.source: dict[str, object] = {}
 
     def __len__(self) -> int:
         """Number of events."""
@@ -69,33 +84,30 @@ class MarketTape:
         self.qty.append(qty)
 
     def special(self, event: Special) -> None:
-        """Append a snapshot, tick change or resolution."""
+        """Append a snapshot, tick change or resolution (a NO-token one is mapped onto the YES book)."""
         self._check_ts(event.ts_ns)
-        self.specials[len(self.ts)] = event
+        yes = to_yes(event)
+        assert isinstance(yes, BookSnapshot | TickSizeChanged | MarketResolved)
+        self.specials[len(self.ts)] = yes
         self.ts.append(event.ts_ns)
         self.op.append(OP_SPECIAL)
         self.px.append(0)
         self.qty.append(0)
 
     def add(self, event: MarketEvent) -> None:
-        """Append any market event of this market, mirroring NO-token events onto the YES book."""
-        match event:
-            case BookDelta(outcome=Outcome.YES, side=side, px=px, qty=qty, ts_ns=ts):
+        """Append any market event of this market, of either token, through the market's YES view.
+
+        A mirror of what was already added from the other token (the venue publishes level changes,
+        trades and tick changes on both tokens) is dropped; everything else lands on the YES book.
+        """
+        ev = self._view.apply(event)
+        match ev:
+            case BookDelta(side=side, px=px, qty=qty, ts_ns=ts):
                 self.level(ts, side, px, qty)
-            case BookDelta(outcome=Outcome.NO):
-                # The venue publishes every change on both tokens; the YES copy is the one we keep.
-                pass
-            case TradePrint(outcome=outcome, aggressor=side, px=px, qty=qty, ts_ns=ts):
-                if outcome is Outcome.YES:
-                    self.trade(ts, side, px, qty)
-                else:  # a NO trade at q is a YES trade at 1 - q the other way round
-                    self.trade(ts, Side(-side), PX_ONE - px, qty)
-            case BookSnapshot(outcome=Outcome.YES):
-                self.special(event)
-            case BookSnapshot(outcome=Outcome.NO):
-                pass
-            case TickSizeChanged() | MarketResolved():
-                self.special(event)
+            case TradePrint(aggressor=side, px=px, qty=qty, ts_ns=ts):
+                self.trade(ts, side, px, qty)
+            case BookSnapshot() | TickSizeChanged() | MarketResolved():
+                self.special(ev)
             case _:
                 pass
 

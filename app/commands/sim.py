@@ -14,10 +14,10 @@ from adapters.files import resolve_named_yaml
 from app.configfile import ConfigFileError, load_config, load_struct
 from app.progress import Progress
 from core.quoting import quote_params
-from core.units import USDC6_ONE
+from core.units import QTY_ONE, USDC6_ONE, format_qty
 from sim.runner import Runner
 from sim.scenario import Scenario, scenario_tapes
-from sim.summary import run_summary
+from sim.summary import data_lines, pnl_line, run_summary
 
 SCENARIO_DIR = Path("configs/scenarios")
 DEFAULT_SCENARIO = "default"
@@ -87,7 +87,8 @@ def simulate(
         raise ConfigFileError(f"{scenario_path}: source: {exc}") from None
     if not tapes:
         raise ConfigFileError(f"{scenario_path}: source: no market data")
-    settings = sc.settings(round(cfg.inventory.global_ev_cap * USDC6_ONE))
+    inv = cfg.inventory
+    settings = sc.settings(round(inv.global_ev_cap * USDC6_ONE), round(inv.event_cap * USDC6_ONE))
     runner = Runner(tapes, params, settings, sc.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "events.jsonl"
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render(s: dict[str, Any], out: Path) -> str:
     """The summary for people."""
-    pnl = s["pnl_usdc"]
+    pnl = s["pnl_usdc"]  # its parts: sim.summary.pnl_line
     mk = s["markouts"]
     spread = s["avg_quoted_spread_px"]
     lines = [
@@ -143,12 +144,12 @@ def render(s: dict[str, Any], out: Path) -> str:
         f"events   {s['events_processed']:,} in {s['wall_seconds']:.2f} s ({s['events_per_s'] or 0:,}/s)",
         f"fills    {s['fills']['maker']} maker, {s['fills']['taker']} taker   "
         f"volume {s['volume_shares']:,.2f} shares / {s['volume_usdc']:,.2f} USDC",
-        f"pnl      {pnl['total']:+,.2f} USDC = spread {pnl['spread_capture']:+,.2f} + inventory "
-        f"{pnl['inventory_mtm']:+,.2f} + fees {pnl['fees']:+,.2f} + resolution {pnl['resolution']:+,.2f}",
-        f"risk     max |inventory| {s['max_abs_inventory_shares']:,.2f} shares",
+        f"pnl      {pnl_line(pnl)}",
+        f"risk     max |inventory| {format_qty(round(s['max_abs_inventory_shares'] * QTY_ONE))} shares",
         f"quoting  uptime {s['quote_uptime']:.1%}   avg spread "
         + (f"{spread / 100:.2f} cents" if spread is not None else "n/a"),
         "markouts " + "   ".join(f"+{h} {v['px_per_share'] / 100:+.2f}c/share" for h, v in mk.items()),
+        *data_lines(s),
         f"digest   {s['digest']}",
         f"wrote    {out / 'events.jsonl'}, {out / 'summary.json'}",
     ]

@@ -17,9 +17,26 @@ The real top of book drives everything:
   (``informed_fraction``) only toward the *next* poll's mid when it lies beyond the touch. A taker
   never removes the top level: what it empties is refilled at once (the real quote persists).
 
+**The taker flow is synthetic** (the dataset holds no trade prints, and its ``volume24hr`` is
+documented as unreliable). Its rate comes from the data by default (``takers_per_s: touch_moves``):
+each market gets ``takers_per_touch_move`` takers per *touch move*, where the rate of touch moves is
+estimated from the polls. With ``k`` of ``n`` poll intervals (those no longer than ``max_gap_s``)
+showing a different best bid or ask and a mean interval ``g``, and touch moves taken as a Poisson
+process, ``P(no move in g) = exp(-rate * g)``, so ``rate = -ln(1 - k/n) / g`` (``k = n`` is taken as
+``k = n - 1/2``). A touch move is the least activity the data proves: the best level was consumed or
+withdrawn at least once. A number instead of ``touch_moves`` fixes the rate for every market. Every
+tape's ``meta`` says what was used, and the run summary shows it.
+
 Gaps between usable polls longer than ``max_gap_s`` (collector outages) get no synthetic flow.
 Market ids are the slugs; token ids are ``<slug>-yes``/``<slug>-no``. The tick is inferred per
-market as the coarsest Polymarket tick (0.01, 0.001, 0.0001) on which every polled price lies.
+market as the coarsest venue tick (``core.units.TICKS_PX``: 0.1, 0.01, 0.005, 0.0025, 0.001, 0.0001)
+on which every polled price lies. That grid is always one the market's real tick allows (each
+candidate tick is a multiple of every finer one, except 0.0025 and 0.001, and prices on both of
+those grids lie on 0.005, which is tried first), so no simulated order or fill is off the real grid.
+
+Auto-selection (no ``slugs``) refuses markets whose book never moves (no touch move in any poll
+interval), besides too few, too one-sided or too wide ones; each refusal is logged with its reason
+and listed in the tapes' ``source`` notes (the run summary's ``source.refused``).
 Deterministic: each market draws from ``random.Random`` seeded from ``(seed, slug)``.
 """
 
@@ -29,6 +46,7 @@ import csv
 import gzip
 import io
 import itertools
+import logging
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -41,14 +59,28 @@ from msgspec import Meta
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot
-from core.units import NS_PER_S, ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side, parse_px
-from sim.tape import MarketTape
+from core.units import NS_PER_S, ORDER_QTY_STEP, PX_ONE, QTY_ONE, TICKS_PX, Outcome, Side, parse_px
+from sim.tape import MarketTape, TickPx
 
-__all__ = ["REQUIRED_COLUMNS", "BboCsvSource", "Poll", "PollSeries", "load", "read_polls", "select_markets"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "BboCsvSource",
+    "Poll",
+    "PollSeries",
+    "TouchMoves",
+    "infer_tick",
+    "load",
+    "read_polls",
+    "select_markets",
+    "touch_moves",
+]
+
+logger = logging.getLogger(__name__)
 
 #: Columns the reader needs (the dataset has more; extra columns are ignored).
 REQUIRED_COLUMNS = ("ts", "slug", "category", "bid", "ask")
-_TICKS = (100, 10, 1)  # Polymarket ticks 0.01, 0.001, 0.0001 in Px, coarsest first
+#: Refusals listed one by one in the source notes (the rest are counted by reason).
+_MAX_LISTED = 50
 _Frac = Annotated[float, Meta(ge=0, le=1)]
 _NonNegFloat = Annotated[float, Meta(ge=0)]
 
@@ -69,17 +101,23 @@ class BboCsvSource(
     max_median_spread_px: Annotated[int, Meta(ge=1, le=10_000)] = 300
     #: ...and at least this share of its polls is two-sided and uncrossed...
     min_two_sided_share: _Frac = 0.9
-    #: ...and it has at least this many such polls.
+    #: ...and it has at least this many such polls...
     min_polls: Annotated[int, Meta(ge=2)] = 10
+    #: ...and its best bid or ask moves between polls at least this often (a book that never moves
+    #: says nothing about flow and would make a frozen simulation).
+    min_touch_moves: Annotated[int, Meta(ge=1)] = 1
     #: No synthetic flow between polls further apart than this (outages); the book is held.
     max_gap_s: Annotated[float, Meta(gt=0)] = 600.0
     path_mode: Literal["hold", "interpolate"] = "hold"
-    #: Tick in Px; 0 infers it per market from the polled prices.
-    tick_px: Literal[0, 1, 10, 100, 1000] = 0
+    #: Tick in Px (any venue tick: 1000, 100, 50, 25, 10, 1); 0 infers it per market from the prices.
+    tick_px: Literal[0] | TickPx = 0
     #: The venue's minimum order size in Qty (1e-6 share; 5 shares = 5_000_000), on the 0.01-share grid.
     min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
     #: Taker fee rate (0.04 style); ``MarketInfo.fee_rate_ppm`` gets ``round(fee_rate * 1e6)``.
     fee_rate: _Frac = 0.0
+    #: Maker rebate (``feeSchedule.rebateRate``, 0.25 style); ``MarketInfo.rebate_ppm`` gets
+    #: ``round(rebate_rate * 1e6)``.
+    rebate_rate: _Frac = 0.0
     # --- synthetic depth and flow ---
     #: Displayed levels per side, the real top included.
     depth_levels: Annotated[int, Meta(ge=1, le=100)] = 5
@@ -87,8 +125,12 @@ class BboCsvSource(
     level_qty_mean: Annotated[int, Meta(ge=QTY_ONE)] = 200 * QTY_ONE
     #: Background level updates per second and market.
     updates_per_s: _NonNegFloat = 0.5
-    #: Taker arrivals per second and market.
-    takers_per_s: _NonNegFloat = 0.1
+    #: Synthetic taker arrivals per second and market: ``touch_moves`` derives each market's rate
+    #: from its polls (``takers_per_touch_move`` per estimated touch move, module docstring); a
+    #: number sets it for every market.
+    takers_per_s: _NonNegFloat | Literal["touch_moves"] = "touch_moves"
+    #: With ``takers_per_s: touch_moves``: synthetic takers per estimated touch move.
+    takers_per_touch_move: _NonNegFloat = 1.0
     informed_fraction: _Frac = 0.3
     #: Mean taker size in Qty (exponential, whole shares, at least one share).
     taker_qty_mean: Annotated[int, Meta(ge=QTY_ONE)] = 50 * QTY_ONE
@@ -129,13 +171,48 @@ class PollSeries:
 
 
 def load(spec: BboCsvSource, seed: int, base_dir: Path | None = None) -> list[MarketTape]:
-    """Read the CSV, select markets and synthesize their tapes (deterministic for ``seed``)."""
+    """Read the CSV, select markets and synthesize their tapes (deterministic for ``seed``).
+
+    Every tape's ``meta`` describes its market's data (tick, what is real and what synthetic, the
+    taker rate and where it comes from); all tapes share one ``source`` dict (selection, refusals).
+    """
     path = Path(spec.path)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
     markets = read_polls(path, spec.slugs or None)
-    chosen = select_markets(markets, spec)
-    return [_tape(spec, m, random.Random(f"bbo_csv:{seed}:{m.slug}")) for m in chosen]
+    refused: list[tuple[str, str]] = []
+    chosen = select_markets(markets, spec, refused)
+    source = _source_notes(spec, path, refused)
+    tapes = []
+    for m in chosen:
+        tape = _tape(spec, m, random.Random(f"bbo_csv:{seed}:{m.slug}"))
+        tape.source = source
+        tapes.append(tape)
+    return tapes
+
+
+def _source_notes(spec: BboCsvSource, path: Path, refused: list[tuple[str, str]]) -> dict[str, object]:
+    by_reason: dict[str, int] = {}
+    for _, reason in refused:
+        key = reason.split(":", 1)[0].split(" (", 1)[0]
+        by_reason[key] = by_reason.get(key, 0) + 1
+    rate = (
+        f"{spec.takers_per_touch_move:g} per touch move estimated from each market's polls"
+        if spec.takers_per_s == "touch_moves"
+        else f"{spec.takers_per_s:g}/s per market, as configured"
+    )
+    return {
+        "type": "bbo_csv",
+        "path": path.name,
+        "real": "best bid and ask polls (every ~2 min), parsed exactly",
+        "synthetic": (
+            f"depth behind the touch, and taker flow: {rate}, {spec.informed_fraction:.0%} informed, "
+            f"mean size {spec.taker_qty_mean / QTY_ONE:g} shares (the data has no trades)"
+        ),
+        "selection": "slugs" if spec.slugs else "auto",
+        "refused": [{"market": slug, "reason": reason} for slug, reason in refused[:_MAX_LISTED]],
+        "refused_by_reason": by_reason,
+    }
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -220,8 +297,57 @@ def _parse(series: PollSeries) -> list[Poll]:
     return polls
 
 
-def select_markets(markets: dict[str, PollSeries], spec: BboCsvSource) -> list[PollSeries]:
-    """The markets to replay: ``spec.slugs`` in order, else the first usable ones (module docstring)."""
+class TouchMoves(msgspec.Struct, frozen=True):
+    """How often a market's best bid or ask moved between consecutive usable polls."""
+
+    #: Poll intervals (consecutive usable polls) and those with a different best bid or ask, overall...
+    intervals_all: int
+    moves_all: int
+    #: ...and among intervals no longer than ``max_gap_s`` (those that get synthetic flow).
+    intervals: int
+    moves: int
+    #: Total length of those intervals in ns.
+    span_ns: int
+
+    def rate_per_s(self) -> float:
+        """Touch moves per second, a Poisson estimate from the share of intervals with a move.
+
+        ``P(no move in g) = exp(-rate * g)`` for the mean interval ``g``; when every interval shows
+        a move the share is taken as ``1 - 1/(2n)`` (the estimate is unbounded at 1).
+        """
+        if not self.intervals or not self.moves or not self.span_ns:
+            return 0.0
+        share = min(self.moves / self.intervals, 1.0 - 0.5 / self.intervals)
+        mean_gap_s = self.span_ns / self.intervals / NS_PER_S
+        return -math.log(1.0 - share) / mean_gap_s
+
+
+def touch_moves(polls: Sequence[Poll], max_gap_ns: int) -> TouchMoves:
+    """Count the poll intervals in which the touch moved (see ``TouchMoves``)."""
+    n_all = m_all = n = m = span = 0
+    for a, b in itertools.pairwise(polls):
+        moved = a.bid_px != b.bid_px or a.ask_px != b.ask_px
+        n_all += 1
+        m_all += moved
+        gap = b.ts_ns - a.ts_ns
+        if gap <= max_gap_ns:
+            n += 1
+            m += moved
+            span += gap
+    return TouchMoves(n_all, m_all, n, m, span)
+
+
+def select_markets(
+    markets: dict[str, PollSeries], spec: BboCsvSource, refused: list[tuple[str, str]] | None = None
+) -> list[PollSeries]:
+    """The markets to replay: ``spec.slugs`` in order, else the first usable ones (module docstring).
+
+    Args:
+        markets: The file's markets (``read_polls``).
+        spec: The source config.
+        refused: If given, receives ``(slug, reason)`` for every market auto-selection looked at
+            and refused (each is also logged).
+    """
     if spec.slugs:
         chosen = []
         for slug in spec.slugs:
@@ -233,31 +359,55 @@ def select_markets(markets: dict[str, PollSeries], spec: BboCsvSource) -> list[P
             chosen.append(m)
         return chosen
     cats = set(spec.categories)
+    max_gap_ns = round(spec.max_gap_s * NS_PER_S)
     chosen = []
     for m in markets.values():
         if cats and m.category not in cats:
-            continue
-        if m.rows < spec.min_polls:
-            continue
-        n = len(m.polls)
-        if n < spec.min_polls or n < spec.min_two_sided_share * m.rows:
-            continue
-        spreads = sorted(p.ask_px - p.bid_px for p in m.polls)
-        if spreads[n // 2] > spec.max_median_spread_px:
+            continue  # not a refusal: the config asked for other categories
+        reason = _unusable(m, spec, max_gap_ns)
+        if reason:
+            logger.info("bbo_csv: %s refused: %s", m.slug, reason)
+            if refused is not None:
+                refused.append((m.slug, reason))
             continue
         chosen.append(m)
         if len(chosen) == spec.max_markets:
             break
     if not chosen:
-        raise ValueError(f"source: no usable market in {spec.path} (see max_median_spread_px, min_polls)")
+        raise ValueError(
+            f"source: no usable market in {spec.path} (see max_median_spread_px, min_polls, "
+            "min_two_sided_share, min_touch_moves)"
+        )
     return chosen
 
 
-def _infer_tick(polls: list[Poll]) -> int:
-    for tick in _TICKS:
+def _unusable(m: PollSeries, spec: BboCsvSource, max_gap_ns: int) -> str:
+    # Why auto-selection refuses a market ("" if it does not).
+    if m.rows < spec.min_polls:
+        return f"too few polls ({m.rows} < min_polls {spec.min_polls})"
+    n = len(m.polls)
+    if n < spec.min_polls or n < spec.min_two_sided_share * m.rows:
+        return f"too few two-sided polls ({n} of {m.rows})"
+    spreads = sorted(p.ask_px - p.bid_px for p in m.polls)
+    if spreads[n // 2] > spec.max_median_spread_px:
+        limit = spec.max_median_spread_px
+        return f"median spread too wide ({spreads[n // 2]} Px > max_median_spread_px {limit})"
+    moves = touch_moves(m.polls, max_gap_ns)
+    if moves.moves_all < spec.min_touch_moves:
+        what = "book never moves" if not moves.moves_all else "book hardly moves"
+        return (
+            f"{what} ({moves.moves_all} touch moves in {moves.intervals_all} poll intervals, "
+            f"min_touch_moves {spec.min_touch_moves})"
+        )
+    return ""
+
+
+def infer_tick(polls: Sequence[Poll]) -> int:
+    """The coarsest venue tick (``TICKS_PX``) on which every polled price lies (module docstring)."""
+    for tick in TICKS_PX:
         if all(p.bid_px % tick == 0 and p.ask_px % tick == 0 for p in polls):
             return tick
-    return 1
+    return TICKS_PX[-1]
 
 
 class _Book:
@@ -305,7 +455,7 @@ class _Book:
 
 def _tape(spec: BboCsvSource, m: PollSeries, rng: random.Random) -> MarketTape:
     polls = m.polls
-    tick = spec.tick_px or _infer_tick(polls)
+    tick = spec.tick_px or infer_tick(polls)
     off = next((p for p in polls if p.bid_px % tick or p.ask_px % tick), None)
     if off is not None:
         raise ValueError(f"source.tick_px: {m.slug} has polled prices off the {tick} Px grid ({off})")
@@ -316,9 +466,37 @@ def _tape(spec: BboCsvSource, m: PollSeries, rng: random.Random) -> MarketTape:
         tick_px=tick,
         min_qty=spec.min_qty,
         fee_rate_ppm=round(spec.fee_rate * 1_000_000),
+        rebate_ppm=round(spec.rebate_rate * 1_000_000),
         question=m.slug,
     )
+    max_gap_ns = round(spec.max_gap_s * NS_PER_S)
+    moves = touch_moves(polls, max_gap_ns)
+    if spec.takers_per_s == "touch_moves":
+        touch_rate = moves.rate_per_s()
+        takers_per_s = spec.takers_per_touch_move * touch_rate
+        basis = (
+            f"{spec.takers_per_touch_move:g} per touch move; the touch moved in {moves.moves} of "
+            f"{moves.intervals} poll intervals of {moves.span_ns / max(moves.intervals, 1) / NS_PER_S:.0f} s "
+            f"on average: {touch_rate * 3600:.1f} moves/h (Poisson estimate)"
+        )
+    else:
+        takers_per_s = spec.takers_per_s
+        basis = "configured (takers_per_s)"
     tape = MarketTape(info)
+    tape.meta = {
+        "data": "real best bid/ask polls; synthetic depth and taker flow",
+        "polls": len(polls),
+        "tick_px": tick,
+        "tick": "configured" if spec.tick_px else f"inferred from {2 * len(polls)} polled prices",
+        "touch_moves": moves.moves_all,
+        "poll_intervals": moves.intervals_all,
+        "synthetic_flow": {
+            "takers_per_hour": round(takers_per_s * 3600, 2),
+            "basis": basis,
+            "informed_fraction": spec.informed_fraction,
+            "mean_size_shares": spec.taker_qty_mean / QTY_ONE,
+        },
+    }
     rand = rng.random
     log = math.log
     # Means in shares: sizes are drawn as whole shares.
@@ -347,9 +525,8 @@ def _tape(spec: BboCsvSource, m: PollSeries, rng: random.Random) -> MarketTape:
             min_qty=spec.min_qty,
         )
     )
-    rate = spec.updates_per_s + spec.takers_per_s
+    rate = spec.updates_per_s + takers_per_s
     p_update = spec.updates_per_s / rate if rate > 0 else 1.0
-    max_gap_ns = round(spec.max_gap_s * NS_PER_S)
     interpolate = spec.path_mode == "interpolate"
     for a, b in itertools.pairwise(polls):
         if rate > 0 and b.ts_ns - a.ts_ns <= max_gap_ns:

@@ -16,7 +16,8 @@ Mapping to one ``MarketTape`` (one market per file, ``MarketInfo`` from the conf
 
 * only ``EXCH_EVENT`` rows are read (the venue's view, in ``exch_ts`` order); ``local_ts`` is
   ignored, since the simulator applies its own feed latency;
-* prices must lie on the configured tick grid, else ``ValueError``; sizes (float shares) convert
+* prices must lie on the tick grid in force (the configured ``tick_px``, then each ``TICK_SIZE_EVENT``'s;
+  any venue tick, 0.1 to 0.0001, 0.005 and 0.0025 included), else ``ValueError``; sizes (float shares) convert
   exactly to ``Qty`` (1e-6 share): a size must be the float of a 6-decimal number (what writing
   ``qty / 1e6`` gives), else ``UnitError`` naming the row. Nothing is rounded;
 * a run of clear/snapshot rows at one timestamp that contains snapshot rows (or clears both sides)
@@ -40,8 +41,9 @@ from msgspec import Meta
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, Level, MarketResolved, TickSizeChanged
-from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side, UnitError
-from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, OP_SPECIAL, MarketTape
+from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, TICKS_PX, Outcome, Side, UnitError
+from core.yes_view import to_yes
+from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, OP_SPECIAL, MarketTape, TickPx
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,12 +131,16 @@ class HbtNpzSource(
     yes_token: str = ""
     no_token: str = ""
     question: str = ""
-    #: The file's tick size in Px (0.01 -> 100); every price must lie on this grid.
-    tick_px: Literal[1, 10, 100, 1000] = 100
+    #: The file's tick size in Px (0.01 -> 100, 0.005 -> 50, 0.0025 -> 25); every price must lie on
+    #: this grid (until a ``TICK_SIZE_EVENT`` changes it).
+    tick_px: TickPx = 100
     #: The venue's minimum order size in Qty (1e-6 share; 5 shares = 5_000_000), on the 0.01-share grid.
     min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
     #: Taker fee rate (0.04 style); ``MarketInfo.fee_rate_ppm`` gets ``round(fee_rate * 1e6)``.
     fee_rate: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    #: Maker rebate (``feeSchedule.rebateRate``, 0.25 style): share of the taker fees paid back to
+    #: makers; ``MarketInfo.rebate_ppm`` gets ``round(rebate_rate * 1e6)``.
+    rebate_rate: Annotated[float, Meta(ge=0, le=1)] = 0.0
     #: The array's key inside the ``.npz`` (hftbacktest's converters write ``data``).
     key: str = "data"
     #: Unit of ``exch_ts`` (hftbacktest 2.x uses ns; older collectors wrote us).
@@ -150,6 +156,7 @@ class HbtNpzSource(
             tick_px=self.tick_px,
             min_qty=self.min_qty,
             fee_rate_ppm=round(self.fee_rate * 1_000_000),
+            rebate_ppm=round(self.rebate_rate * 1_000_000),
             question=self.question,
         )
 
@@ -210,7 +217,9 @@ def load(spec: HbtNpzSource, base_dir: Path | None = None) -> list[MarketTape]:
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
     events = read_events(path, spec.key)
-    return [tape_from_events(events, spec.info(), _TS_UNIT_NS[spec.exch_ts_unit], source=path.name)]
+    tape = tape_from_events(events, spec.info(), _TS_UNIT_NS[spec.exch_ts_unit], source=path.name)
+    tape.source = {"type": "hbt_npz", "path": path.name}
+    return [tape]
 
 
 def read_events(path: Path, key: str = "data") -> npt.NDArray[Any]:
@@ -291,32 +300,37 @@ def tape_from_events(
             "exch_ts order (hftbacktest.data.correct_event_order fixes that)",
         )
 
-    # Prices and sizes of level and trade rows: exact on the grid, vectorised.
+    # Prices and sizes of level and trade rows: exact on the grid in force at each row, vectorised.
     tick_px = info.tick_px
-    tick_events = kind == TICK_SIZE_EVENT
-    finest = tick_px
-    for t in rows["px"][tick_events]:
-        finest = math.gcd(finest, _tick_from_float(float(t)))
+    tick_events = np.flatnonzero(kind == TICK_SIZE_EVENT)
+    row_tick = np.full(n, tick_px, dtype=np.int64)
+    for r in tick_events.tolist():
+        try:
+            row_tick[r:] = _tick_from_float(float(rows["px"][r]))
+        except ValueError as exc:
+            raise fail(r, str(exc)) from None
     px_f = rows["px"]
     qty_f = rows["qty"]
     with np.errstate(invalid="ignore"):
-        ticks = px_f * (PX_ONE / finest)
+        ticks = px_f * PX_ONE / row_tick
         px_i = np.rint(ticks)
         bad_px = sided & ~(np.abs(ticks - px_i) <= _PX_TOL_TICKS)
-        bad_px |= sided & ((px_i < 0) | (px_i * finest > PX_ONE))
+        bad_px |= sided & ((px_i < 0) | (px_i * row_tick > PX_ONE))
         # Exact, as qty_from_float: the size must come back from its own 6-decimal number.
         qty_i = np.rint(qty_f * float(QTY_ONE))
         bad_qty = sided & ~((qty_i >= 0) & (qty_i < _QTY_MAX) & (qty_i / float(QTY_ONE) == qty_f))
     if bad_px.any():
         i = int(np.argmax(bad_px))
-        raise fail(i, f"price {float(px_f[i])!r} is not on the {finest / PX_ONE:g} tick grid in [0, 1]")
+        raise fail(
+            i, f"price {float(px_f[i])!r} is not on the {int(row_tick[i]) / PX_ONE:g} tick grid in [0, 1]"
+        )
     if bad_qty.any():
         i = int(np.argmax(bad_qty))
         raise UnitError(
             f"{source}: row {int(index[i])}: size {float(qty_f[i])!r} is not an exact size in 1e-6 shares "
             "(finer, negative, too large or not finite)"
         )
-    px_l: list[int] = (np.where(sided, px_i, 0).astype(np.int64) * finest).tolist()
+    px_l: list[int] = (np.where(sided, px_i, 0).astype(np.int64) * row_tick).tolist()
     qty_l: list[int] = np.where(sided, qty_i, 0).astype(np.int64).tolist()
     ts_l: list[int] = ts.tolist()
     kind_l: list[int] = kind.tolist()
@@ -427,9 +441,13 @@ def tape_from_events(
 
 
 def _tick_from_float(tick_size: float) -> int:
+    if not math.isfinite(tick_size):
+        raise ValueError(f"tick size {tick_size!r} is not a Polymarket tick")
     tick = round(tick_size * PX_ONE)
-    if tick not in (1, 10, 100, 1000) or abs(tick_size * PX_ONE - tick) > _PX_TOL_TICKS:
-        raise ValueError(f"tick size {tick_size!r} is not a Polymarket tick (0.1, 0.01, 0.001, 0.0001)")
+    if tick not in TICKS_PX or abs(tick_size * PX_ONE - tick) > _PX_TOL_TICKS:
+        raise ValueError(
+            f"tick size {tick_size!r} is not a Polymarket tick (0.1, 0.01, 0.005, 0.0025, 0.001, 0.0001)"
+        )
     return tick
 
 
@@ -503,8 +521,18 @@ def tape_to_events(tape: MarketTape, tick_size: float, local_latency_ns: int = 0
     op = np.array(tape.op, dtype=np.int8)
     plain = op != OP_SPECIAL
     px = np.array(tape.px, dtype=np.int64)
-    if (px[plain] % tick_px).any():
-        raise ValueError(f"{tape.info.market}: the tape has prices off the {tick_size:g} tick grid")
+    # Prices lie on the tick in force: ``tick_size``, then each tick change's.
+    row_tick = np.full(len(tape), tick_px, dtype=np.int64)
+    for idx, ev in sorted(tape.specials.items()):
+        if isinstance(ev, TickSizeChanged):
+            row_tick[idx:] = ev.tick_px
+    off = plain & (px % row_tick != 0)
+    if off.any():
+        i = int(np.argmax(off))
+        raise ValueError(
+            f"{tape.info.market}: the tape has prices off the {int(row_tick[i]) / PX_ONE:g} tick grid "
+            f"(event {i}: {int(px[i])} Px)"
+        )
     # Indexed by the tape's op codes (OP_BID, OP_ASK, OP_BUY, OP_SELL, OP_SPECIAL).
     flags = [
         DEPTH_EVENT | BUY_EVENT,
@@ -533,11 +561,9 @@ def tape_to_events(tape: MarketTape, tick_size: float, local_latency_ns: int = 0
         t = ev.ts_ns
         rows: list[tuple[int, float, float, int]] = []  # (ev, px, qty, ival)
         if isinstance(ev, BookSnapshot):
-            if ev.outcome is Outcome.NO:
-                bids = tuple((PX_ONE - p, q) for p, q in ev.asks)
-                asks = tuple((PX_ONE - p, q) for p, q in ev.bids)
-            else:
-                bids, asks = ev.bids, ev.asks
+            yes = to_yes(ev)  # tapes hold YES snapshots; a NO one would be written as its YES mirror
+            assert isinstance(yes, BookSnapshot)
+            bids, asks = yes.bids, yes.asks
             rows.append((DEPTH_CLEAR_EVENT | BUY_EVENT, 0.0, 0.0, 0))
             rows.append((DEPTH_CLEAR_EVENT | SELL_EVENT, 1.0, 0.0, 0))
             rows += [(DEPTH_SNAPSHOT_EVENT | BUY_EVENT, p / PX_ONE, q / QTY_ONE, 0) for p, q in bids]

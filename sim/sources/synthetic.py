@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right, insort
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
@@ -37,7 +37,7 @@ from msgspec import Meta
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, MarketResolved
 from core.units import NS_PER_S, ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome
-from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, MarketTape
+from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, MarketTape, TickPx
 
 __all__ = ["DEFAULT_START_TS_NS", "SyntheticSource", "generate", "market_info", "market_name"]
 
@@ -45,7 +45,6 @@ __all__ = ["DEFAULT_START_TS_NS", "SyntheticSource", "generate", "market_info", 
 DEFAULT_START_TS_NS = 1_783_641_600 * NS_PER_S
 _STEPS_PER_SHARE = QTY_ONE // ORDER_QTY_STEP
 
-TickPx = Literal[1, 10, 100, 1000]
 _Frac = Annotated[float, Meta(ge=0, le=1)]
 _PosFloat = Annotated[float, Meta(gt=0)]
 _NonNegFloat = Annotated[float, Meta(ge=0)]
@@ -65,11 +64,15 @@ class SyntheticSource(
     #: Each market starts with its latent fair drawn uniformly on the tick grid in this range.
     start_px_min: Annotated[int, Meta(ge=1, le=9_999)] = 2_000
     start_px_max: Annotated[int, Meta(ge=1, le=9_999)] = 8_000
+    #: Tick in Px, any the venue uses: 1000, 100, 50, 25, 10 or 1 (0.1 ... 0.0001).
     tick_px: TickPx = 100
     #: The venue's minimum order size in Qty (1e-6 share; 5 shares = 5_000_000), on the 0.01-share grid.
     min_qty: Annotated[int, Meta(ge=ORDER_QTY_STEP, multiple_of=ORDER_QTY_STEP)] = 5 * QTY_ONE
     #: Taker fee rate (0.04 style); ``MarketInfo.fee_rate_ppm`` gets ``round(fee_rate * 1e6)``.
     fee_rate: _Frac = 0.0
+    #: Maker rebate (``feeSchedule.rebateRate``, 0.25 style); ``MarketInfo.rebate_ppm`` gets
+    #: ``round(rebate_rate * 1e6)``.
+    rebate_rate: _Frac = 0.0
     # --- latent fair value ---
     #: Diffusion volatility of the latent fair in Px per sqrt(second), at p = 0.5.
     vol_px_per_sqrt_s: _NonNegFloat = 3.0
@@ -124,13 +127,22 @@ def market_info(spec: SyntheticSource, index: int) -> MarketInfo:
         tick_px=spec.tick_px,
         min_qty=spec.min_qty,
         fee_rate_ppm=round(spec.fee_rate * 1_000_000),
+        rebate_ppm=round(spec.rebate_rate * 1_000_000),
         question=f"Synthetic market {index}",
     )
 
 
 def generate(spec: SyntheticSource, seed: int) -> list[MarketTape]:
     """Generate one tape per market; the same ``(spec, seed)`` always gives identical tapes."""
-    return [_market(spec, i, random.Random(f"synthetic:{seed}:{i}")) for i in range(spec.markets)]
+    tapes = [_market(spec, i, random.Random(f"synthetic:{seed}:{i}")) for i in range(spec.markets)]
+    source: dict[str, object] = {
+        "type": "synthetic",
+        "synthetic": "everything: latent fair value with jumps, makers around a lagged copy of it, "
+        f"noise and informed takers ({spec.informed_fraction:.0%} informed)",
+    }
+    for tape in tapes:
+        tape.source = source
+    return tapes
 
 
 def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape:

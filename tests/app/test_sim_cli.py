@@ -2,6 +2,7 @@ import msgspec
 import pytest
 
 from app.cli import main
+from app.commands.sim import render
 
 MM = "configs/market_maker.yaml"
 
@@ -44,9 +45,13 @@ def test_shipped_scenarios_run_and_write_a_consistent_summary(tmp_path, scenario
     ):
         assert key in s
     pnl = s["pnl_usdc"]
-    parts = pnl["spread_capture"] + pnl["inventory_mtm"] + pnl["fees"] + pnl["resolution"]
+    parts = pnl["spread_capture"] + pnl["inventory_mtm"] + pnl["fees"] + pnl["rebates"] + pnl["resolution"]
     assert abs(parts - pnl["total"]) < 1e-5
     assert set(s["markouts"]) == {"1s", "10s", "60s"}
+    text = render(s, out)  # what people read
+    assert f"rebates {pnl['rebates']:+,.2f}" in text and "resolution" in text
+    if scenario == "bbo_replay":  # the polls have no trades: the taker flow is synthetic, and says so
+        assert "synthetic takers" in text
 
 
 def test_seed_override_changes_the_synthetic_run(tmp_path):

@@ -161,9 +161,14 @@ def test_taker_fee_is_floored_to_five_decimals_and_bounded(px, qty, rate):
 @given(st.integers(0, PX_ONE), st.integers(0, 10**12), st.integers(0, 200_000), st.integers(0, 1_000_000))
 def test_maker_rebate_is_the_rebate_share_of_the_fee_equivalent(px, qty, rate, rebate):
     credit = maker_rebate_usdc6(px, qty, rate, rebate)
-    exact_1e26 = qty * rate * px * (PX_ONE - px) * rebate  # in 1e-26 USDC... times 1e6: Usdc6 units
-    assert credit * 10**26 <= exact_1e26 < (credit + 1) * 10**26
+    exact_1e20 = qty * rate * px * (PX_ONE - px) * rebate  # the rebate in 1e-26 USDC = 1e-20 Usdc6
+    assert credit * 10**20 <= exact_1e20 < (credit + 1) * 10**20
     assert credit <= taker_fee_usdc6(px, qty, rate) + 10  # never more than the fee it stands for
+
+
+def test_maker_rebate_example():
+    # 100 shares at 0.50, fee rate 0.04 (fee-equivalent 1.00 USDC), 25% rebate: 0.25 USDC.
+    assert maker_rebate_usdc6(5_000, 100 * QTY_ONE, 40_000, 250_000) == 250_000
 
 
 @given(st.text(alphabet="0123456789.eE+-", max_size=12))

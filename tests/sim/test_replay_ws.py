@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from adapters.polymarket.book_feed import BookFeed
 from adapters.polymarket.parse import AssetMap, decode_market_messages
-from core.messages import BookDelta, BookSnapshot, MarketResolved, TickSizeChanged
+from core.messages import BookDelta, BookSnapshot, MarketResolved, TickSizeChanged, TradePrint
 from core.units import QTY_ONE, Outcome, Side
 from sim.replay_ws import events_from_messages, infer_asset_map, load_ws_messages, replay_ws
+from sim.scenario import WsReplaySource, ws_replay_tapes
+from sim.tape import OP_BUY, OP_SELL
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
 STREAM_FILE = FIX / "stream_book_price_change_burst_2026-09.json"
@@ -188,3 +190,68 @@ def test_property_any_recorded_order_replays_sorted_and_stable(order):
     )
     assert events == expected
     assert len(events) == 100
+
+
+def trade_msg(asset: str, price: str, side: str, tx: str, ts_ms: int = 1790658700000) -> dict[str, Any]:
+    return {
+        "event_type": "last_trade_price",
+        "asset_id": asset,
+        "market": MARKET,
+        "price": price,
+        "side": side,
+        "size": "7.575758",
+        "fee_rate_bps": "0",
+        "timestamp": str(ts_ms),
+        "transaction_hash": tx,
+    }
+
+
+def test_replay_parses_trade_ids_from_the_transaction_hash(tmp_path):
+    path = write_jsonl(tmp_path / "rec.jsonl", [STREAM[0], trade_msg(TOKEN_A, "0.4", "BUY", "0xfeed")])
+
+    trades = [e for e in replay_ws(path) if isinstance(e, TradePrint)]
+
+    assert [(t.trade_id, t.px, t.qty) for t in trades] == [("0xfeed", 4_000, 7_575_758)]
+
+
+def test_ws_replay_source_counts_a_trade_printed_on_both_tokens_once(tmp_path):
+    # One match printed on each token (the emulator and the venue do), then a second match alike in
+    # every field but its hash: two trades, not four.
+    msgs = [
+        STREAM[0],
+        trade_msg(TOKEN_A, "0.4", "BUY", "0x01"),
+        trade_msg(TOKEN_B, "0.6", "SELL", "0x01"),
+        trade_msg(TOKEN_B, "0.6", "SELL", "0x02"),
+        trade_msg(TOKEN_A, "0.4", "BUY", "0x02"),
+    ]
+    write_jsonl(tmp_path / "rec.jsonl", msgs)
+    src = msgspec.convert({"type": "ws_replay", "path": "rec.jsonl", "tick_px": 10}, WsReplaySource)
+
+    (tape,) = ws_replay_tapes(src, tmp_path)
+
+    trades = [(tape.op[i], tape.px[i], tape.qty[i]) for i in range(len(tape)) if tape.op[i] == OP_BUY]
+    assert trades == [(OP_BUY, 4_000, 7_575_758)] * 2
+    assert not any(op == OP_SELL for op in tape.op)
+
+
+def test_ws_replay_source_mirrors_a_no_book_onto_the_yes_book(tmp_path):
+    # The recording's only book is token B's: as YES it is taken as is; with token A as YES it is
+    # the NO book, and lands on the YES book mirrored (it used to be dropped).
+    no_book = {**STREAM[0], "asset_id": TOKEN_B, "timestamp": "1790658661000"}
+    write_jsonl(tmp_path / "rec.jsonl", [no_book, STREAM[1]])
+    src = msgspec.convert(
+        {"type": "ws_replay", "path": "rec.jsonl", "tick_px": 10, "yes_tokens": [TOKEN_B]}, WsReplaySource
+    )
+    no_src = msgspec.convert(
+        {"type": "ws_replay", "path": "rec.jsonl", "tick_px": 10, "yes_tokens": [TOKEN_A]}, WsReplaySource
+    )
+
+    (as_yes,) = ws_replay_tapes(src, tmp_path)
+    (as_no,) = ws_replay_tapes(no_src, tmp_path)
+
+    yes_snap, no_snap = as_yes.specials[0], as_no.specials[0]
+    assert isinstance(yes_snap, BookSnapshot) and isinstance(no_snap, BookSnapshot)
+    assert no_snap.outcome is Outcome.YES
+    assert no_snap.bids == tuple((10_000 - p, q) for p, q in yes_snap.asks)
+    assert no_snap.asks == tuple((10_000 - p, q) for p, q in yes_snap.bids)
+    assert no_snap.bids and no_snap.asks

@@ -1,6 +1,7 @@
 import hashlib
 import heapq
 import io
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -8,9 +9,9 @@ import pytest
 from app.configfile import load_config
 from core.messages import BookSnapshot, Cancel, Place
 from core.quoting import quote_params
-from core.units import USDC10_PER_USDC6, Outcome, Side
+from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
 from sim.exchange import QueueModel
-from sim.runner import Latency, Runner, RunSettings
+from sim.runner import Latency, Runner, RunSettings, _inline_window
 from sim.summary import lane_summary, run_summary
 from tests.sim.tapes import SHARE, random_walk_tape
 
@@ -118,8 +119,9 @@ def test_summary_has_pnl_parts_that_add_up(engine):
     s = run_summary(runner.lanes)
 
     pnl = s["pnl_usdc"]
-    parts = pnl["spread_capture"] + pnl["inventory_mtm"] + pnl["fees"] + pnl["resolution"]
+    parts = pnl["spread_capture"] + pnl["inventory_mtm"] + pnl["fees"] + pnl["rebates"] + pnl["resolution"]
     assert abs(parts - pnl["total"]) < 1e-5
+    assert pnl["rebates"] == 0  # the test markets pay no rebate
     assert s["fills"]["maker"] > 0 and s["fills"]["taker"] == 0
     assert 0 < s["quote_uptime"] <= 1
     assert s["avg_quoted_spread_px"] > 0
@@ -196,3 +198,168 @@ def test_final_position_is_marked_at_the_last_two_sided_mid_not_zero():
     s = lane_summary(lane)
 
     assert s["pnl_usdc"]["total"] == 0.0  # marked at the last mid, 0.50, not at 0
+
+
+def event_peaks(tapes, settings, group=(0, 1)):
+    """Run inline; per budget window, the sum over ``group`` of each market's peak exposure."""
+    runner = Runner(tapes, PARAMS, settings, 5)
+    peak = [0] * len(tapes)
+    for lane in runner.lanes:
+        s = lane.session
+        inner = s._apply
+
+        def tracked(d, s=s, inner=inner, i=lane.idx):
+            cmds = inner(d)
+            peak[i] = max(peak[i], s.exposure_usdc6())
+            return cmds
+
+        s._apply = tracked
+    sums = []
+
+    def window(work, end, exposures):
+        peak[:] = list(exposures)  # a market's exposure at the window's start counts too
+        _inline_window(work, end, exposures)
+        sums.append(sum(max(peak[i], exposures[i]) for i in group))
+
+    runner._loop(window, lambda b: None, None)
+    return sums
+
+
+def test_two_markets_of_one_neg_risk_event_are_held_to_the_event_cap_together():
+    def tapes(event_id):
+        out = [random_walk_tape(i, 4_000, 5) for i in range(3)]
+        for t in out[:2]:
+            t.info = msgspec.structs.replace(t.info, neg_risk=bool(event_id), neg_risk_market_id=event_id)
+        return out
+
+    cap = 60_000_000  # 60 USDC for the event; each market alone may go to 100 (per-market cap)
+    settings = RunSettings(global_ev_cap_usdc6=1_000_000_000, event_cap_usdc6=cap)
+
+    grouped = event_peaks(tapes("ev-1"), settings)
+    apart = event_peaks(tapes(""), settings)
+
+    assert len(grouped) > 50
+    assert max(grouped) <= cap  # at every moment, the two markets together
+    assert max(grouped) > 0.9 * cap  # and the cap binds
+    assert max(apart) > 1.2 * cap  # without the event each market has its own 100
+
+
+def test_event_cap_without_a_global_cap_still_binds():
+    tapes = [random_walk_tape(i, 2_000, 5) for i in range(2)]
+    for t in tapes:
+        t.info = msgspec.structs.replace(t.info, neg_risk=True, neg_risk_market_id="ev")
+    cap = 50_000_000
+
+    sums = event_peaks(tapes, RunSettings(event_cap_usdc6=cap))
+
+    assert 0.9 * cap < max(sums) <= cap
+
+
+def test_event_log_opens_with_units_and_every_integer_field_has_one():
+    _, data = run(n=2_000)
+    records = lines(data)
+    head = records[0]
+    units = head["units"]
+    rules = [(name, pat) for name, u in units.items() for pat in u["applies_to"]]
+
+    def unit_of(key):
+        for name, pat in rules:
+            if key == pat or (pat.startswith("*") and key.endswith(pat[1:])):
+                return name
+        return None
+
+    # Integers that are counts or flags, not amounts (they need no unit).
+    plain = {"improved", "maker_clamped"}
+    missing = set()
+
+    def walk(obj, key=""):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, k)
+        elif isinstance(obj, list):
+            if key in head["pairs"]:
+                for pair in obj:
+                    assert [unit_of(f) for f in head["pairs"][key]] == ["px", "qty"] and len(pair) == 2
+            else:
+                for v in obj:
+                    walk(v, key)
+        elif isinstance(obj, int) and not isinstance(obj, bool):
+            known = unit_of(key) is not None or key in head["codes"] or key in plain
+            if not known:
+                missing.add(key)
+
+    assert [r["kind"] for r in records].count("units") == 1
+    assert (head["kind"], head["market"], head["mode"]) == ("units", "", "sim")
+    assert head["ts_ns"] == min(r["ts_ns"] for r in records[1:])
+    for r in records[1:]:
+        walk(r)
+    assert missing == set()
+    assert (units["px"]["scale"], units["qty"]["scale"], units["usdc6"]["scale"]) == (
+        "0.0001",
+        "0.000001",
+        "0.000001",
+    )
+    # What a reader computes from the header is the real amount: a fill's price and size.
+    fill = next(r for r in records if r["kind"] == "fill")
+    px = Decimal(fill["px"]) * Decimal(units["px"]["scale"])
+    assert px == Decimal(format_px(fill["px"]))
+    assert Decimal(fill["qty"]) * Decimal(units["qty"]["scale"]) == Decimal(format_qty(fill["qty"]))
+
+
+def test_summary_states_its_units_and_the_data_it_ran_on():
+    runner, _ = run(n=1_000)
+    for lane in runner.lanes:
+        lane.tape.meta = {"data": f"test tape {lane.idx}"}
+        lane.tape.source = {"type": "test"}
+
+    s = run_summary(runner.lanes)
+
+    assert s["units"]["usdc"]["applies_to"][:2] == ["*_usdc", "pnl_usdc.*"]
+    assert s["units"]["px"]["scale"] == "0.0001"
+    assert "*_px" in s["units"]["px"]["applies_to"]
+    assert [m["data"] for m in s["per_market"]] == [{"data": f"test tape {i}"} for i in range(3)]
+    # Three tapes with equal but separate source notes: listed each.
+    assert s["source"] == [{"type": "test"}] * 3
+    shared = {"type": "shared"}
+    for lane in runner.lanes:
+        lane.tape.source = shared
+    assert run_summary(runner.lanes)["source"] == shared
+
+
+def test_maker_rebates_are_credited_per_fill_and_shown_apart_from_fees():
+    tapes = [random_walk_tape(i, 3_000, 3) for i in range(2)]
+    for t in tapes:
+        t.info = msgspec.structs.replace(t.info, rebate_ppm=250_000)
+    runner = Runner(tapes, PARAMS, RunSettings(global_ev_cap_usdc6=500_000_000), 3)
+    runner.run("inline", lambda b: None)
+
+    s = run_summary(runner.lanes)
+
+    for lane, per in zip(runner.lanes, s["per_market"], strict=True):
+        pnl = per["pnl_usdc"]
+        fills = lane.exchange.fills
+        expected = sum(
+            maker_rebate_usdc6(f.yes_px, f.qty, 40_000, 250_000) for f in fills if f.liquidity == "maker"
+        )
+        assert expected > 0
+        assert sum(f.rebate_usdc6 for f in fills) == expected
+        assert pnl["rebates"] == round(expected / 1e6, 6)
+        assert pnl["fees"] == round(-sum(f.fee_usdc6 for f in fills) / 1e6, 6)
+        parts = sum(pnl[k] for k in ("spread_capture", "inventory_mtm", "fees", "rebates", "resolution"))
+        assert abs(parts - pnl["total"]) < 1e-5
+        # The session's cash is what the account holds; the rebates come on top (paid by the venue later).
+        assert lane.session.resolved
+        assert abs(pnl["total"] - pnl["rebates"] - lane.session.inv.cash_usdc6 / 1e6) < 1e-5
+    assert s["pnl_usdc"]["rebates"] == round(sum(m["pnl_usdc"]["rebates"] for m in s["per_market"]), 6)
+
+
+def test_event_budget_defaults_to_the_per_market_cap():
+    # inventory.event_cap's default: an event's markets share one market's budget (100 USDC here).
+    tapes = [random_walk_tape(i, 4_000, 5) for i in range(2)]
+    for t in tapes:
+        t.info = msgspec.structs.replace(t.info, neg_risk=True, neg_risk_market_id="ev")
+    cap = PARAMS.per_market_cap_usdc6
+
+    sums = event_peaks(tapes, RunSettings(global_ev_cap_usdc6=1_000_000_000))
+
+    assert 0.9 * cap < max(sums) <= cap

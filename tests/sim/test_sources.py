@@ -278,8 +278,9 @@ def test_bbo_opening_book_is_the_first_poll_exactly():
     assert isinstance(snap, BookSnapshot)
     assert (snap.bids[0][0], snap.asks[0][0]) == (4750, 4800)  # "0.475", "0.48"
     assert snap.ts_ns == 1_783_715_146 * 10**9  # 2026-07-10T20:25:46Z
-    assert tape.info.tick_px == 10  # every price on a 0.005 grid: the coarsest tick is 0.001
-    assert [p for p, _ in snap.bids] == [4750, 4740, 4730, 4720, 4710]
+    assert tape.info.tick_px == 50  # every price on a 0.005 grid: the venue tick 0.005
+    assert snap.tick_px == 50
+    assert [p for p, _ in snap.bids] == [4750, 4700, 4650, 4600, 4550]
 
 
 @pytest.mark.parametrize("mode", ["hold", "interpolate"])

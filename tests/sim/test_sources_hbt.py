@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, MarketResolved, TickSizeChanged
-from core.units import PX_ONE, QTY_ONE, Outcome, Side, UnitError
+from core.units import PX_ONE, QTY_ONE, TICKS_PX, Outcome, Side, UnitError
 from sim.sources import BboCsvSource, load_tapes
 from sim.sources.hbt_npz import (
     BUY_EVENT,
@@ -23,6 +23,7 @@ from sim.sources.hbt_npz import (
     EXCH_EVENT,
     LOCAL_EVENT,
     SELL_EVENT,
+    TICK_SIZE_EVENT,
     TRADE_EVENT,
     HbtNpzSource,
     event_dtype,
@@ -40,7 +41,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SHARE = QTY_ONE
 INFO = MarketInfo(market="m", yes_token="m-yes", no_token="m-no", tick_px=100, min_qty=5 * SHARE)
 BOTH = EXCH_EVENT | LOCAL_EVENT
-TICKS = st.sampled_from((1, 10, 100, 1000))
+TICKS = st.sampled_from(TICKS_PX)  # every venue tick, 0.005 and 0.0025 included
 
 
 def columns(tape: MarketTape) -> tuple[list[int], ...]:
@@ -88,7 +89,7 @@ def test_px_from_float_round_trips_every_price_on_the_grid(tick, data):
     assert px_from_float(float(np.float64(px) / PX_ONE), tick) == px
 
 
-@given(tick=st.sampled_from((10, 100, 1000)), data=st.data())
+@given(tick=st.sampled_from([t for t in TICKS_PX if t > 1]), data=st.data())
 def test_px_from_float_rejects_prices_off_the_grid(tick, data):
     px = data.draw(st.integers(0, PX_ONE).filter(lambda p: p % tick))
 
@@ -136,17 +137,22 @@ def test_qty_from_float_rejects_non_sizes(qty):
 
 @st.composite
 def tapes(draw: st.DrawFn) -> MarketTape:
-    """Small consistent-enough tapes with every kind of event, snapshots only as full YES books."""
+    """Small consistent-enough tapes with every kind of event, snapshots only as full YES books.
+
+    Prices lie on the tick in force: the market's, then each tick change's (as on the venue).
+    """
     tick = draw(TICKS)
     info = msgspec.structs.replace(INFO, tick_px=tick)
     tape = MarketTape(info)
     ts = draw(st.integers(0, 10**18))
-    px = st.integers(1, PX_ONE // tick - 1).map(lambda i: i * tick)
     qty = st.integers(0, 10**6 * SHARE)  # any 1e-6-share size up to a million shares
 
+    def px(tick_px: int) -> st.SearchStrategy[int]:
+        return st.integers(1, PX_ONE // tick_px - 1).map(lambda i: i * tick_px)
+
     def snapshot(at: int, tick_px: int) -> BookSnapshot:
-        bids = draw(st.dictionaries(px, st.integers(1, 10**6 * SHARE), max_size=4))
-        asks = draw(st.dictionaries(px, st.integers(1, 10**6 * SHARE), max_size=4))
+        bids = draw(st.dictionaries(px(tick_px), st.integers(1, 10**6 * SHARE), max_size=4))
+        asks = draw(st.dictionaries(px(tick_px), st.integers(1, 10**6 * SHARE), max_size=4))
         return BookSnapshot(
             market="m",
             outcome=Outcome.YES,
@@ -162,9 +168,11 @@ def tapes(draw: st.DrawFn) -> MarketTape:
     for kind in draw(st.lists(st.sampled_from("lltrsx"), max_size=30)):
         ts += draw(st.integers(1, 10**9))
         if kind == "l":
-            tape.level(ts, draw(st.sampled_from(Side)), draw(px), draw(qty))
+            tape.level(ts, draw(st.sampled_from(Side)), draw(px(current)), draw(qty))
         elif kind == "t":
-            tape.trade(ts, draw(st.sampled_from(Side)), draw(px), draw(st.integers(1, 10**6 * SHARE)))
+            tape.trade(
+                ts, draw(st.sampled_from(Side)), draw(px(current)), draw(st.integers(1, 10**6 * SHARE))
+            )
         elif kind == "r":
             tape.special(MarketResolved(market="m", ts_ns=ts, yes_won=draw(st.booleans())))
         elif kind == "s":
@@ -400,3 +408,63 @@ def test_write_npz_rejects_a_tick_the_tape_does_not_fit(tmp_path):
 
 def test_level_ops_are_the_yes_book():
     assert (OP_BID, OP_ASK) == (0, 1)
+
+
+@pytest.mark.parametrize(("tick_size", "tick_px"), [(0.005, 50), (0.0025, 25)])
+def test_the_half_and_quarter_cent_ticks_load_and_refuse_prices_off_them(tmp_path, tick_size, tick_px):
+    # Markets on a 0.005 or 0.0025 grid exist; their files must load on that grid, not a finer one.
+    on_grid = 0.4975 if tick_px == 25 else 0.495
+    good = rows(
+        (BOTH | DEPTH_EVENT | BUY_EVENT, 1, on_grid, 3.0),
+        (BOTH | DEPTH_EVENT | SELL_EVENT, 2, 0.505, 4.0),
+    )
+    np.savez(tmp_path / "good.npz", data=good)
+    info = msgspec.structs.replace(INFO, tick_px=tick_px)
+
+    (tape,) = load(spec_for(tmp_path / "good.npz", info))
+
+    assert tape.info.tick_px == tick_px
+    assert list(tape.px)[1:] == [round(on_grid * PX_ONE), 5050]
+    off = rows((BOTH | DEPTH_EVENT | BUY_EVENT, 1, on_grid + 0.001, 3.0))
+    np.savez(tmp_path / "off.npz", data=off)
+    with pytest.raises(ValueError, match=rf"row 0: price .* is not on the {tick_size:g} tick grid"):
+        load(spec_for(tmp_path / "off.npz", info))
+
+
+def test_config_tick_is_exactly_a_venue_tick():
+    for tick in TICKS_PX:
+        assert msgspec.convert({"path": "a.npz", "tick_px": tick}, HbtNpzSource).tick_px == tick
+    for bad in (0, 2, 5, 20, 500, 10_000):
+        with pytest.raises(msgspec.ValidationError, match="tick_px"):
+            msgspec.convert({"path": "a.npz", "tick_px": bad}, HbtNpzSource)
+
+
+def test_each_epoch_is_checked_against_its_own_tick(tmp_path):
+    # After a tick change to 0.0025, 0.4975 is a price; at 0.01 before it, it was not.
+    tick_row = rows((BOTH | TICK_SIZE_EVENT, 2, 0.0025, 0.0))
+    level = rows((BOTH | DEPTH_EVENT | BUY_EVENT, 3, 0.4975, 1.0))
+    np.savez(tmp_path / "a.npz", data=np.concatenate([tick_row, level]))
+    level_before = rows((BOTH | DEPTH_EVENT | BUY_EVENT, 1, 0.4975, 1.0))
+    np.savez(tmp_path / "b.npz", data=np.concatenate([level_before, tick_row]))
+
+    (tape,) = load(spec_for(tmp_path / "a.npz"))
+
+    assert list(tape.px)[-1] == 4975
+    assert [e.tick_px for e in tape.specials.values() if isinstance(e, TickSizeChanged)] == [25]
+    with pytest.raises(ValueError, match=r"row 0: price 0\.4975 is not on the 0\.01 tick grid"):
+        load(spec_for(tmp_path / "b.npz"))
+
+
+def test_a_no_snapshot_is_written_as_the_yes_book_it_mirrors(tmp_path):
+    tape = MarketTape(INFO)
+    no_book = BookSnapshot(
+        market="m", outcome=Outcome.NO, ts_ns=5, bids=((5_300, SHARE),), asks=((5_500, 2 * SHARE),)
+    )
+    tape.special(no_book)
+    write_npz(tmp_path / "a.npz", tape, 0.01)
+
+    (back,) = load(spec_for(tmp_path / "a.npz"))
+
+    snap = back.specials[0]
+    assert isinstance(snap, BookSnapshot) and snap.outcome is Outcome.YES
+    assert (snap.bids, snap.asks) == (((4_500, 2 * SHARE),), ((4_700, SHARE),))
