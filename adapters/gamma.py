@@ -213,7 +213,7 @@ class GammaClient:
         )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+        delay: float = min(self.backoff_s * 2.0 ** (attempt - 1), self.max_backoff_s)
         if retry_after is not None:
             delay = min(max(delay, retry_after), self.max_backoff_s)
         return delay

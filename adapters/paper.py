@@ -2,7 +2,11 @@
 
 * ``PaperVenue``: one pykka actor owning a ``sim.exchange.SimExchange`` per market, fed by the live
   market data. Our orders get queue positions behind the displayed size, advance on live trades and
-  deltas, and fill as in the simulator; execution reports go back to the market actors.
+  deltas, and fill as in the simulator; execution reports go back to the market actors. Market data
+  of either token goes through the market's ``core.yes_view.YesView`` first: the exchange sees YES
+  events only (a NO book snapshot as the YES snapshot it mirrors) and each venue trade once, whether
+  the feed sends raw events of both tokens or events already put on the YES book (the view passes
+  a YES-only stream unchanged).
 * ``PaperPort``: the sessions' ``ExchangePort`` in paper mode (tells the venue, never blocks).
 * ``DryRunPort``: acknowledges every command at once and sends nothing anywhere; the decisions and
   their reasons are logged by the sessions as usual.
@@ -35,7 +39,8 @@ from core.messages import (
     TradePrint,
 )
 from core.ports import Clock
-from core.units import PX_ONE, Outcome, Side
+from core.units import PX_ONE
+from core.yes_view import YesView
 from sim.exchange import QueueModel, SimExchange
 from sim.markouts import Markouts
 
@@ -61,6 +66,8 @@ class PaperMarket:
     def __init__(self, info: MarketInfo, queue: QueueModel) -> None:
         self.market = info.market
         self.exchange = SimExchange(info, queue)
+        #: This market's feed on the YES book, each happening once (``core.yes_view``).
+        self.view = YesView()
         self.markouts = Markouts()
         self.events = 0
         self.resolution: tuple[int, bool, int] | None = None
@@ -102,22 +109,20 @@ class PaperVenue(pykka.ThreadingActor):
         if pm is not None:
             self._market_event(pm, message)
 
-    def _market_event(self, pm: PaperMarket, ev: object) -> None:
+    def _market_event(self, pm: PaperMarket, raw: object) -> None:
+        if not isinstance(raw, BookDelta | TradePrint | BookSnapshot | TickSizeChanged | MarketResolved):
+            return
+        ev = pm.view.apply(raw)  # on the YES book; None: the mirror of something already applied
+        if ev is None:
+            return
         ex = pm.exchange
         out: list[ExecEvent] | None = None
-        ts = getattr(ev, "ts_ns", 0)
+        ts = ev.ts_ns
         if isinstance(ev, BookDelta):
-            if ev.outcome is not Outcome.YES:
-                return  # the venue mirrors every change on the NO book
             out = ex.on_level(ev.side, ev.px, ev.qty, ts)
         elif isinstance(ev, TradePrint):
-            if ev.outcome is Outcome.YES:
-                out = ex.on_trade(ev.aggressor, ev.px, ev.qty, ts)
-            else:
-                out = ex.on_trade(Side(-ev.aggressor), PX_ONE - ev.px, ev.qty, ts)
+            out = ex.on_trade(ev.aggressor, ev.px, ev.qty, ts)
         elif isinstance(ev, BookSnapshot):
-            if ev.outcome is not Outcome.YES:
-                return
             out = ex.on_snapshot(ev)
         elif isinstance(ev, TickSizeChanged):
             ex.set_tick(ev.tick_px)

@@ -3,7 +3,8 @@
 Served under ``/gamma`` (``GET /gamma/markets``, ``GET /gamma/events``) so that ``refresh-markets
 --gamma-url http://HOST:PORT/gamma`` runs against the emulator. As the real Gamma serves them,
 ``outcomes``, ``outcomePrices`` and ``clobTokenIds`` are JSON-encoded strings, ``volume`` and
-``liquidity`` are strings with numeric twins, and ``orderPriceMinTickSize`` is a number.
+``liquidity`` are strings with numeric twins, and ``orderPriceMinTickSize`` is a number. A neg-risk
+market carries its event's ``negRiskMarketID``; the markets of one neg-risk event share one event.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import msgspec
 
 from core.units import PX_ONE, Px, Qty, format_px, format_qty
 
-__all__ = ["GammaMarket", "event_json", "filter_markets", "iso_utc", "market_json"]
+__all__ = ["GammaMarket", "event_json", "events_json", "filter_markets", "iso_utc", "market_json"]
 
 _DEFAULT_PAGE: Final = 100
 
@@ -35,6 +36,7 @@ class GammaMarket(msgspec.Struct, frozen=True, kw_only=True):
     tick_px: Px
     min_qty: Qty
     neg_risk: bool
+    neg_risk_market_id: str
     fee_rate_ppm: int
     maker_rebate_ppm: int
     best_bid_px: Px | None
@@ -69,21 +71,36 @@ def _tag_list(m: GammaMarket) -> list[dict[str, Any]]:
     ]
 
 
-def event_json(m: GammaMarket) -> dict[str, Any]:
-    """The one-market event an emulated market belongs to."""
-    return {
+def event_json(markets: Sequence[GammaMarket]) -> dict[str, Any]:
+    """The event of ``markets`` (one event id: a market of its own, or the markets of a neg-risk event).
+
+    The event takes its slug, title and tags from its first market.
+    """
+    m = markets[0]
+    out: dict[str, Any] = {
         "id": m.event_id,
         "ticker": m.slug,
         "slug": m.slug,
         "title": m.question,
         "active": True,
-        "closed": m.closed,
+        "closed": all(x.closed for x in markets),
         "archived": False,
         "negRisk": m.neg_risk,
         "tags": _tag_list(m),
         "category": m.category,
-        "markets": [{"id": m.gamma_id, "conditionId": m.condition_id, "slug": m.slug}],
+        "markets": [{"id": x.gamma_id, "conditionId": x.condition_id, "slug": x.slug} for x in markets],
     }
+    if m.neg_risk_market_id:
+        out["negRiskMarketID"] = m.neg_risk_market_id
+    return out
+
+
+def events_json(markets: Sequence[GammaMarket]) -> list[dict[str, Any]]:
+    """Every event of ``markets``, in the order of their first market."""
+    groups: dict[str, list[GammaMarket]] = {}
+    for m in markets:
+        groups.setdefault(m.event_id, []).append(m)
+    return [event_json(g) for g in groups.values()]
 
 
 def market_json(m: GammaMarket) -> dict[str, Any]:
@@ -112,7 +129,7 @@ def market_json(m: GammaMarket) -> dict[str, Any]:
         "orderPriceMinTickSize": _num(m.tick_px),
         "orderMinSize": float(format_qty(m.min_qty)),
         "negRisk": m.neg_risk,
-        "negRiskMarketID": "",
+        "negRiskMarketID": m.neg_risk_market_id,
         "volume": f"{m.volume_24h * 7:.2f}",
         "volumeNum": m.volume_24h * 7,
         "volume24hr": m.volume_24h,

@@ -36,7 +36,9 @@ __all__ = [
     "WsDropFault",
     "WsFreezeFault",
     "derive_ids",
+    "fine_tick_px",
     "load_scenario",
+    "neg_risk_market_id",
     "resolve_scenario",
 ]
 
@@ -129,13 +131,21 @@ class MarketConfig(_Base, frozen=True, kw_only=True):
     tick_px: TickPx = 100
     min_qty: PosInt = 5 * QTY_ONE
     neg_risk: bool = False
+    #: The neg-risk event of a ``neg_risk`` market (Gamma ``negRiskMarketID``, CLOB
+    #: ``neg_risk_market_id``): markets that give the same id are one event. Empty: the market is an
+    #: event of its own, with an id derived from the slug (``0x`` + 64 hex digits, as the venue's).
+    neg_risk_market_id: str = ""
     #: Taker fee rate in millionths (0.04 -> 40_000); makers pay nothing.
     fee_rate_ppm: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
     maker_rebate_ppm: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
     #: The YES fair value the flow starts from.
     fair_px: PxInt = 5_000
-    #: When true, the tick goes from 0.01 to 0.001 once the book trades outside [0.04, 0.96].
+    #: When true, the tick goes from ``tick_px`` to ``dynamic_tick_px`` once the book trades outside
+    #: [0.04, 0.96] (the venue's rule takes 0.01 to 0.001).
     dynamic_tick: bool = True
+    #: The finer tick of ``dynamic_tick``: any venue tick that divides ``tick_px`` (0.005 or 0.0025
+    #: from 0.01, say). None: the venue's rule, 0.01 goes to 0.001 and other ticks never change.
+    dynamic_tick_px: TickPx | None = None
     initial_book: InitialBook = msgspec.field(default_factory=InitialBook)
     #: This market's flow; the scenario's ``flow`` when absent.
     flow: FlowConfig | None = None
@@ -154,6 +164,15 @@ class MarketConfig(_Base, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.tick_px not in _VALID_TICKS:
             raise ValueError(f"tick_px: {self.tick_px} is not a venue tick (1000, 100, 50, 25, 10 or 1)")
+        fine = self.dynamic_tick_px
+        if fine is not None and (fine not in _VALID_TICKS or fine > self.tick_px or self.tick_px % fine):
+            # Only a tick that divides the old one keeps every resting order on the new grid.
+            raise ValueError(
+                f"dynamic_tick_px: {fine} is not a venue tick (1000, 100, 50, 25, 10 or 1) that divides "
+                f"tick_px {self.tick_px}"
+            )
+        if self.neg_risk_market_id and not self.neg_risk:
+            raise ValueError("neg_risk_market_id: only a neg_risk market belongs to a neg-risk event")
         _check_order_qty("min_qty", self.min_qty)
         for side, levels in (("bids", self.initial_book.bids), ("asks", self.initial_book.asks)):
             for px, qty in levels:
@@ -296,6 +315,29 @@ def derive_ids(m: MarketConfig) -> tuple[str, str, str]:
     yes = m.yes_token or str(int.from_bytes(hashlib.sha256(f"{cid}:yes".encode()).digest(), "big"))
     no = m.no_token or str(int.from_bytes(hashlib.sha256(f"{cid}:no".encode()).digest(), "big"))
     return cid, yes, no
+
+
+def fine_tick_px(m: MarketConfig) -> int:
+    """The tick ``dynamic_tick`` moves the market to (its own ``tick_px`` when it never moves)."""
+    if not m.dynamic_tick:
+        return m.tick_px
+    if m.dynamic_tick_px is not None:
+        return m.dynamic_tick_px
+    return 10 if m.tick_px == 100 else m.tick_px
+
+
+def neg_risk_market_id(m: MarketConfig) -> str:
+    """The neg-risk event id of a market: as configured, derived from the slug, or "" (not neg-risk).
+
+    A derived id is ``0x`` + 62 hex digits + ``00``: the venue's neg-risk market ids end in a zero
+    byte (its question ids are the market id plus the question's index).
+    """
+    if not m.neg_risk:
+        return ""
+    return (
+        m.neg_risk_market_id
+        or "0x" + hashlib.sha256(f"polymm-emulator:negrisk:{m.slug}".encode()).hexdigest()[:62] + "00"
+    )
 
 
 def resolve_scenario(name: str) -> Path:

@@ -38,7 +38,7 @@ from websockets.sync.server import ServerConnection
 from core.ports import Clock
 from core.units import NS_PER_S, QTY_ONE, Side, format_px, parse_px, parse_qty, parse_tick
 from emulator.auth import UNAUTHORIZED, ApiCreds, AuthError, KeyStore, recover_l1_address
-from emulator.gamma import event_json, filter_markets, market_json
+from emulator.gamma import events_json, filter_markets, market_json
 from emulator.orders import OrderError, PostOrder, decode_post_order
 from emulator.scenario import Scenario, load_scenario, resolve_scenario
 from emulator.venue import MarketSub, Sink, UserSub, Venue, VenueError, WallClock
@@ -705,7 +705,7 @@ class Emulator:
 
     def _gamma_events(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
         wanted = set(q.get("id", ()))
-        events = [event_json(m) for m in self.venue.gamma_markets()]
+        events = events_json(self.venue.gamma_markets())
         return 200, [e for e in events if not wanted or e["id"] in wanted]
 
     # --- WebSocket ------------------------------------------------------------------------------------

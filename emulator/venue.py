@@ -62,7 +62,14 @@ from emulator.faults import Channel, FaultInjector
 from emulator.flow import FLOW_MAKER, FLOW_TAKER, SEED, Flow, ReplayFlow, Submit, SyntheticFlow, flow_order_id
 from emulator.gamma import GammaMarket, iso_utc
 from emulator.orders import OrderError, PostOrder, order_to_px_qty, verify_signature
-from emulator.scenario import MarketConfig, RejectFault, Scenario, derive_ids
+from emulator.scenario import (
+    MarketConfig,
+    RejectFault,
+    Scenario,
+    derive_ids,
+    fine_tick_px,
+    neg_risk_market_id,
+)
 from sim.matching import (
     REASON_BALANCE,
     REASON_FAK_NO_MATCH,
@@ -95,7 +102,7 @@ END_CURSOR: Final = "LTE="
 ALLOWANCE_MAX: Final = str(2**256 - 1)
 _KILL_REASONS: Final = frozenset((REASON_POST_ONLY_CROSSES, REASON_FOK_KILLED, REASON_FAK_NO_MATCH))
 _RESTING: Final = frozenset(("GTC", "GTD"))
-_TICK_FLIP_LO: Final = 400  # the venue moves 0.01 -> 0.001 outside [0.04, 0.96]
+_TICK_FLIP_LO: Final = 400  # the venue moves 0.01 -> 0.001 outside [0.04, 0.96] (``dynamic_tick``)
 _TICK_FLIP_HI: Final = PX_ONE - 400
 _SIDE_NAME: Final = {Side.BUY: "BUY", Side.SELL: "SELL"}
 _EXCHANGE_ADDRESSES: Final = (
@@ -171,6 +178,7 @@ class _Market:
         "gamma_id",
         "last_trade",
         "market",
+        "neg_risk_market_id",
         "no",
         "pending_books",
         "pending_levels",
@@ -185,6 +193,7 @@ class _Market:
     def __init__(self, cfg: MarketConfig, gamma_id: str, start_ns: int) -> None:
         self.cfg = cfg
         self.market, self.yes, self.no = derive_ids(cfg)
+        self.neg_risk_market_id = neg_risk_market_id(cfg)
         self.gamma_id = gamma_id
         self.start_ns = start_ns
         self.engine = MatchingEngine(
@@ -574,7 +583,7 @@ class Venue:
             "taker_base_fee": 1000 if m.cfg.fee_rate_ppm else 0,
             "notifications_enabled": False,
             "neg_risk": m.cfg.neg_risk,
-            "neg_risk_market_id": "",
+            "neg_risk_market_id": m.neg_risk_market_id,
             "neg_risk_request_id": "",
             "icon": "",
             "image": "",
@@ -630,6 +639,11 @@ class Venue:
         """What Gamma says about every market now."""
         with self.lock:
             out = []
+            # The markets of one neg-risk event are one Gamma event, under its first market's event id.
+            event_of: dict[str, str] = {}
+            for m in self._markets:
+                if m.neg_risk_market_id:
+                    event_of.setdefault(m.neg_risk_market_id, str(int(m.gamma_id) + 100_000))
             for m in self._markets:
                 eng = m.engine
                 # The resting notional in Usdc10 (px * qty, exact), reported in USDC below.
@@ -638,7 +652,7 @@ class Venue:
                 out.append(
                     GammaMarket(
                         gamma_id=m.gamma_id,
-                        event_id=str(int(m.gamma_id) + 100_000),
+                        event_id=event_of.get(m.neg_risk_market_id, str(int(m.gamma_id) + 100_000)),
                         slug=m.cfg.slug,
                         question=m.cfg.question or m.cfg.slug,
                         condition_id=m.market,
@@ -647,6 +661,7 @@ class Venue:
                         tick_px=eng.tick_px,
                         min_qty=eng.min_qty,
                         neg_risk=m.cfg.neg_risk,
+                        neg_risk_market_id=m.neg_risk_market_id,
                         fee_rate_ppm=m.cfg.fee_rate_ppm,
                         maker_rebate_ppm=m.cfg.maker_rebate_ppm,
                         best_bid_px=eng.best_bid(Outcome.YES),
@@ -1001,16 +1016,18 @@ class Venue:
     def _absorb(self, m: _Market, report: Report, now_ns: int) -> None:
         for d in report.deltas:
             m.pending_levels[(d.outcome, d.side, d.px)] = d.qty
-        if report.prints:
-            m.pending_prints.extend(report.prints)
-            m.pending_books = True
-            last = report.prints[-2] if report.prints[-1].outcome is Outcome.NO else report.prints[-1]
-            m.last_trade = (last.px, last.aggressor)
         by_engine_tid: dict[str, _Trade] = {}
         if report.trades:
             t = self._new_trade(m, report.trades, now_ns)
             for leg in report.trades:
                 by_engine_tid[leg.trade_id] = t
+            # Each match prints on both tokens; both prints carry the trade's transaction hash (as the
+            # user channel's ``transaction_hash``), unique per trade, so a reader counts the match once.
+            m.pending_prints.extend(msgspec.structs.replace(p, trade_id=t.tx_hash) for p in report.prints)
+        if report.prints:
+            m.pending_books = True
+            last = report.prints[-2] if report.prints[-1].outcome is Outcome.NO else report.prints[-1]
+            m.last_trade = (last.px, last.aggressor)
         for owner, ev in report.execs:
             user = self._users.get(owner.lower())
             if user is None:
@@ -1039,10 +1056,11 @@ class Venue:
                     pass
         if report.trades:
             self._trade_events(by_engine_tid[report.trades[0].trade_id], now_ns)
-        if m.pending_prints and m.cfg.dynamic_tick and m.engine.tick_px == 100 and m.last_trade is not None:
+        fine = fine_tick_px(m.cfg)
+        if report.prints and fine < m.cfg.tick_px == m.engine.tick_px and m.last_trade is not None:
             px = m.last_trade[0]
             if px < _TICK_FLIP_LO or px > _TICK_FLIP_HI:
-                self._change_tick(m, 10)
+                self._change_tick(m, fine)
 
     def _change_tick(self, m: _Market, tick_px: Px) -> None:
         old = m.engine.tick_px
@@ -1311,8 +1329,7 @@ class Venue:
                             "side": _SIDE_NAME[p.aggressor],
                             "fee_rate_bps": str(m.cfg.fee_rate_ppm // 100),
                             "timestamp": ts,
-                            "transaction_hash": "0x"
-                            + hashlib.sha256(f"{self.seed}:{m.market}:{ts}:{p.qty}".encode()).hexdigest(),
+                            "transaction_hash": p.trade_id,
                             "event_type": "last_trade_price",
                         },
                     )

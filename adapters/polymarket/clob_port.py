@@ -54,11 +54,18 @@ from adapters.polymarket.errors import (
     to_polymarket_error,
 )
 from adapters.polymarket.orders import POLYGON, OrderBuilderLike, order_id_of, sign_place
-from adapters.polymarket.parse import AssetMap, UserEvent, VenueOrderUpdate, VenueTrade, parse_side
+from adapters.polymarket.parse import (
+    AssetMap,
+    PayloadError,
+    UserEvent,
+    VenueOrderUpdate,
+    VenueTrade,
+    parse_side,
+)
 from core.markets import MarketInfo
 from core.messages import CancelAll, Command, Place
 from core.ports import Clock
-from core.units import Px, Side, parse_px, parse_qty
+from core.units import Outcome, Px, Side, UnitError, parse_px, parse_qty
 
 logger = logging.getLogger(__name__)
 
@@ -255,21 +262,12 @@ def _venue_order(row: object, assets: AssetMap) -> VenueOrder | None:
         return None  # another market's order, or no id: not ours to manage
     try:
         side = parse_side(str(row.get("side", "")))
-        px = parse_px(str(row.get("price", "")))
-        original = parse_qty(str(row.get("original_size", "")))
-        matched = parse_qty(str(row.get("size_matched") or "0"))
-    except ValueError as exc:  # UnitError and PayloadError are ValueErrors
-        # Still open: listing it keeps it from being declared gone; its sizes are unusable.
+        px = _row_value(parse_px, row, "price", "")
+        original = _row_value(parse_qty, row, "original_size", "")
+        matched = _row_value(parse_qty, row, "size_matched", "0")
+    except PayloadError as exc:
         logger.warning("GET /data/orders: order %s has unusable fields: %s", order_id, exc)
-        return VenueOrder(
-            order_id=order_id,
-            market=key[0],
-            outcome=key[1],
-            side=Side.BUY,
-            px=0,
-            original_qty=0,
-            matched_qty=-1,
-        )
+        return _unusable(order_id, key)
     trades = row.get("associate_trades") or []
     return VenueOrder(
         order_id=order_id,
@@ -280,6 +278,28 @@ def _venue_order(row: object, assets: AssetMap) -> VenueOrder | None:
         original_qty=original,
         matched_qty=matched,
         trade_ids=tuple(str(t) for t in trades) if isinstance(trades, list) else (),
+    )
+
+
+def _row_value(parse: Callable[[str], int], row: dict[Any, Any], field: str, default: str) -> int:
+    value = row.get(field)
+    try:
+        return parse(default if value is None or value == "" else str(value))
+    except UnitError as exc:
+        raise PayloadError(f"{field}: {exc}") from None
+
+
+def _unusable(order_id: str, key: tuple[str, Outcome]) -> VenueOrder:
+    # A bad row spoils only itself: it is still listed (an open order is never declared gone because
+    # one of its fields is unreadable), with matched_qty=-1 saying its sizes cannot be used.
+    return VenueOrder(
+        order_id=order_id,
+        market=key[0],
+        outcome=key[1],
+        side=Side.BUY,
+        px=0,
+        original_qty=0,
+        matched_qty=-1,
     )
 
 

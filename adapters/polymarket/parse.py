@@ -4,8 +4,15 @@ A malformed value raises ``PayloadError`` naming the field. ``decode_market_fram
 ``decode_user_frame`` are the tolerant entry points for whole WebSocket frames (an object or an array
 of events): they skip what they cannot use, say why in ``skipped`` and the log, and never raise.
 
+A bad entry spoils only itself, never its neighbours in the same message: a ``price_change`` level, a
+``book`` level or a trade's ``maker_orders`` leg that cannot be used is left out and reported (one
+reason per entry, ``"<event>: <field>: why"``, in ``skipped`` when the caller passes one, else in the
+log) while the message's good entries are kept. Only a message with nothing usable left raises
+``PayloadError`` (all its reasons joined), so the callers' one-reason-per-message path still holds.
+
 Token ids map to ``(market, Outcome)`` through an ``AssetMap``; events for other tokens are dropped
-silently (they are not errors: a recording may hold more markets than we trade).
+silently (they are not errors: a recording may hold more markets than we trade). A ``price_change``
+entry of a market whose two tokens we both follow, naming a third token id, is a bad entry, though.
 """
 
 from __future__ import annotations
@@ -112,7 +119,7 @@ class PayloadError(ValueError):
 class AssetMap:
     """Token id → ``(market, Outcome)`` for the markets we follow; immutable once built."""
 
-    __slots__ = ("_by_asset", "_by_key")
+    __slots__ = ("_both", "_by_asset", "_by_key")
 
     def __init__(self, entries: Mapping[str, tuple[str, Outcome]] | None = None) -> None:
         """Build from ``{token_id: (condition_id, outcome)}``."""
@@ -121,6 +128,9 @@ class AssetMap:
         for asset, (market, outcome) in (entries or {}).items():
             self._by_asset[asset] = (market, Outcome(outcome))
             self._by_key[(market, Outcome(outcome))] = asset
+        self._both = frozenset(
+            m for m, o in self._by_key if o is Outcome.YES and (m, Outcome.NO) in self._by_key
+        )
 
     @classmethod
     def from_markets(cls, markets: Iterable[MarketInfo]) -> AssetMap:
@@ -142,6 +152,10 @@ class AssetMap:
     def has_market(self, market: str) -> bool:
         """Whether any token of ``market`` is mapped."""
         return (market, Outcome.YES) in self._by_key or (market, Outcome.NO) in self._by_key
+
+    def has_both(self, market: str) -> bool:
+        """Whether both tokens of ``market`` are mapped (so a third token id in it is not a token)."""
+        return market in self._both
 
     def asset_ids(self) -> tuple[str, ...]:
         """Every mapped token id, in insertion order (the subscription list)."""
@@ -245,7 +259,7 @@ def _px(text: str | None, field: str) -> Px:
 
 
 #: ``_FRAC_SCALE[n]``: Qty per unit of an ``n``-digit fraction (``"12.5"``: 5 * 100_000).
-_FRAC_SCALE: Final = tuple(10 ** (QTY_DECIMALS - n) for n in range(QTY_DECIMALS + 1))
+_FRAC_SCALE: Final[tuple[int, ...]] = tuple(10 ** (QTY_DECIMALS - n) for n in range(QTY_DECIMALS + 1))
 
 
 def fast_qty(text: str) -> Qty:
@@ -298,28 +312,54 @@ def parse_side(text: str | None, field: str = "side") -> Side:
 # --- market channel ----------------------------------------------------------------------------------
 
 
-def _levels(raw: tuple[WireLevel, ...], field: str, descending: bool) -> tuple[Level, ...]:
+def _bad_entries(tag: str, bad: list[str], kept: int, skipped: list[str] | None) -> None:
+    """Report the bad entries of a message whose ``kept`` good entries go on; raise when none does."""
+    if not kept:
+        raise PayloadError("; ".join(bad))
+    for reason in bad:
+        if skipped is not None:
+            skipped.append(f"{tag}: {reason}")
+        else:
+            logger.warning("%s: skipped %s", tag, reason)
+
+
+def _levels(raw: tuple[WireLevel, ...], field: str, descending: bool, bad: list[str]) -> tuple[Level, ...]:
     out: list[Level] = []
     for i, lv in enumerate(raw):
-        qty = _qty(lv.size, f"{field}[{i}].size")
-        if qty > 0:
-            out.append((_px(lv.price, f"{field}[{i}].price"), qty))
+        try:
+            qty = _qty(lv.size, f"{field}[{i}].size")
+            if qty > 0:
+                out.append((_px(lv.price, f"{field}[{i}].price"), qty))
+        except PayloadError as exc:
+            bad.append(str(exc))  # this level only; its neighbours stand
     # The venue lists the best level last; sort so our snapshot is best first whatever the order.
     out.sort(reverse=descending)
     return tuple(out)
 
 
-def parse_book(raw: WireBook, market: str, outcome: Outcome) -> BookSnapshot:
-    """A REST or WebSocket book as a ``BookSnapshot`` (levels best first)."""
-    return BookSnapshot(
+def parse_book(
+    raw: WireBook, market: str, outcome: Outcome, *, skipped: list[str] | None = None
+) -> BookSnapshot:
+    """A REST or WebSocket book as a ``BookSnapshot`` (levels best first).
+
+    A level that cannot be parsed is left out and reported in ``skipped`` (else the log); a book whose
+    every level is bad raises ``PayloadError``.
+    """
+    bad: list[str] = []
+    bids = _levels(raw.bids, "bids", True, bad)
+    asks = _levels(raw.asks, "asks", False, bad)
+    snap = BookSnapshot(
         market=market or raw.market,
         outcome=outcome,
         ts_ns=ms_to_ns(raw.timestamp),
-        bids=_levels(raw.bids, "bids", descending=True),
-        asks=_levels(raw.asks, "asks", descending=False),
+        bids=bids,
+        asks=asks,
         tick_px=parse_tick_px(raw.tick_size),
         min_qty=parse_min_qty(raw.min_order_size),
     )
+    if bad:
+        _bad_entries("book", bad, len(bids) + len(asks), skipped)
+    return snap
 
 
 def decode_book(data: bytes | str) -> WireBook:
@@ -330,26 +370,37 @@ def decode_book(data: bytes | str) -> WireBook:
         raise PayloadError(f"book: {exc}") from None
 
 
-def parse_book_msg(raw: WireBook, assets: AssetMap) -> BookSnapshot | None:
+def parse_book_msg(
+    raw: WireBook, assets: AssetMap, *, skipped: list[str] | None = None
+) -> BookSnapshot | None:
     """A channel ``book`` as a ``BookSnapshot``; None for a token we do not follow."""
     key = assets.get(raw.asset_id)
     if key is None:
         return None
-    return parse_book(raw, key[0], key[1])
+    return parse_book(raw, key[0], key[1], skipped=skipped)
 
 
-def parse_price_change(raw: WirePriceChange, assets: AssetMap) -> list[BookDelta]:
+def parse_price_change(
+    raw: WirePriceChange, assets: AssetMap, *, skipped: list[str] | None = None
+) -> list[BookDelta]:
     """A ``price_change`` in any format as ``BookDelta``s (new total size per level; 0 deletes).
 
-    Entries for tokens we do not follow are dropped; the message order of entries is kept.
+    Entries for tokens we do not follow are dropped; the message order of entries is kept. An entry
+    that cannot be used (a bad price, side or size, or a token that is not one of a followed
+    market's two) is left out and reported in ``skipped`` (else the log): the other entries apply.
+    A message with no usable entry raises ``PayloadError`` naming every bad one.
     """
     ts_ns = ms_to_ns(raw.timestamp)
     out: list[BookDelta] = []
+    bad: list[str] | None = None
     if raw.price_changes is not None:
         lookup = assets._by_asset.get  # this module's class: one call less per entry
         for i, e in enumerate(raw.price_changes):
             key = lookup(e.asset_id)
             if key is None:
+                if raw.market in assets._both:  # a market we follow has no third token
+                    bad = bad or []
+                    bad.append(f"price_changes[{i}].asset_id: {e.asset_id!r} is not a token of {raw.market}")
                 continue
             # The hot path: a memoised price, a plain size, an upper-case side; anything else
             # takes the exact parsers, which also name the field when it is malformed.
@@ -358,19 +409,27 @@ def parse_price_change(raw: WirePriceChange, assets: AssetMap) -> list[BookDelta
             qty = fast_qty(e.size)
             if px is None or side is None or qty < 0:
                 f = f"price_changes[{i}]"
-                side = parse_side(e.side, f"{f}.side")
-                px = _px(e.price, f"{f}.price")
-                qty = _qty(e.size, f"{f}.size")
+                try:
+                    side = parse_side(e.side, f"{f}.side")
+                    px = _px(e.price, f"{f}.price")
+                    qty = _qty(e.size, f"{f}.size")
+                except PayloadError as exc:
+                    bad = bad or []
+                    bad.append(str(exc))
+                    continue
             out.append(BookDelta(market=key[0], outcome=key[1], ts_ns=ts_ns, side=side, px=px, qty=qty))
+        if bad:
+            _bad_entries("price_change", bad, len(out), skipped)
         return out
     key = assets.get(raw.asset_id)
     if raw.changes is not None:
         if key is None:
             return out
+        bad = []
         for i, c in enumerate(raw.changes):
             f = f"changes[{i}]"
-            out.append(
-                BookDelta(
+            try:
+                delta = BookDelta(
                     market=key[0],
                     outcome=key[1],
                     ts_ns=ts_ns,
@@ -378,7 +437,12 @@ def parse_price_change(raw: WirePriceChange, assets: AssetMap) -> list[BookDelta
                     px=_px(c.price, f"{f}.price"),
                     qty=_qty(c.size, f"{f}.size"),
                 )
-            )
+            except PayloadError as exc:
+                bad.append(str(exc))
+                continue
+            out.append(delta)
+        if bad:
+            _bad_entries("price_change", bad, len(out), skipped)
         return out
     if raw.price is None and raw.size is None and raw.side is None:
         raise PayloadError("price_change: none of price_changes, changes or price/side/size")
@@ -398,7 +462,11 @@ def parse_price_change(raw: WirePriceChange, assets: AssetMap) -> list[BookDelta
 
 
 def parse_last_trade_price(raw: WireLastTradePrice, assets: AssetMap) -> TradePrint | None:
-    """A ``last_trade_price`` as a ``TradePrint`` (``side`` is the aggressor's)."""
+    """A ``last_trade_price`` as a ``TradePrint`` (``side`` is the aggressor's).
+
+    ``trade_id`` is the message's ``transaction_hash`` ("" when absent, as in older recordings): the
+    venue prints a match on both tokens with one hash, which is how ``core.yes_view`` counts it once.
+    """
     key = assets.get(raw.asset_id)
     if key is None:
         return None
@@ -409,6 +477,7 @@ def parse_last_trade_price(raw: WireLastTradePrice, assets: AssetMap) -> TradePr
         px=_px(raw.price, "price"),
         qty=_qty(raw.size, "size"),
         aggressor=parse_side(raw.side),
+        trade_id=raw.transaction_hash,
     )
 
 
@@ -444,14 +513,20 @@ def parse_market_resolved(raw: WireMarketResolved, assets: AssetMap) -> MarketRe
     return MarketResolved(market=market, ts_ns=ms_to_ns(raw.timestamp), yes_won=yes_won)
 
 
-def parse_market_msg(msg: WireMarketMsg, assets: AssetMap) -> list[MarketEvent]:
-    """Any decoded market-channel message as zero or more ``MarketEvent``s (raises ``PayloadError``)."""
+def parse_market_msg(
+    msg: WireMarketMsg, assets: AssetMap, *, skipped: list[str] | None = None
+) -> list[MarketEvent]:
+    """Any decoded market-channel message as zero or more ``MarketEvent``s (raises ``PayloadError``).
+
+    ``skipped`` receives the bad entries of a message whose good entries are returned (see the
+    module docstring); without it they are logged.
+    """
     match msg:
         case WireBook():
-            snap = parse_book_msg(msg, assets)
+            snap = parse_book_msg(msg, assets, skipped=skipped)
             return [snap] if snap is not None else []
         case WirePriceChange():
-            return parse_price_change(msg, assets)
+            return list[MarketEvent](parse_price_change(msg, assets, skipped=skipped))
         case WireLastTradePrice():
             trade = parse_last_trade_price(msg, assets)
             return [trade] if trade is not None else []
@@ -533,9 +608,9 @@ def decode_market_frame(
     for msg in msgs:
         try:
             if type(msg) is WirePriceChange:  # nearly every message, without the pattern match
-                events.extend(parse_price_change(msg, assets))
+                events.extend(parse_price_change(msg, assets, skipped=reasons))
                 continue
-            events.extend(parse_market_msg(msg, assets))
+            events.extend(parse_market_msg(msg, assets, skipped=reasons))
         except PayloadError as exc:
             reasons.append(f"{msg.__struct_config__.tag}: {exc}")
     if reasons:
@@ -695,11 +770,12 @@ def _maker_fill(
     )
 
 
-def parse_trade(raw: WireTrade, assets: AssetMap) -> VenueTrade | None:
+def parse_trade(raw: WireTrade, assets: AssetMap, *, skipped: list[str] | None = None) -> VenueTrade | None:
     """A user-channel ``trade`` as ``VenueTrade``; None for a token we do not follow.
 
     Maker legs on tokens we do not follow are left out. When a leg has no ``side`` (older messages),
-    it is derived: the opposite of the taker's on the same token, the same across tokens.
+    it is derived: the opposite of the taker's on the same token, the same across tokens. A leg that
+    cannot be parsed is left out too and reported in ``skipped`` (else the log); the other legs stand.
     """
     key = assets.get(raw.asset_id)
     if key is None:
@@ -715,11 +791,24 @@ def parse_trade(raw: WireTrade, assets: AssetMap) -> VenueTrade | None:
         bucket = int(raw.bucket_index)
     except ValueError:
         raise PayloadError(f"bucket_index: not an integer: {raw.bucket_index!r}") from None
-    fills = tuple(
-        fill
-        for i, m in enumerate(raw.maker_orders)
-        if (fill := _maker_fill(m, i, assets, key[1], side)) is not None
-    )
+    px = _px(raw.price, "price")
+    qty = _qty(raw.size, "size")
+    fee_rate_bps = _bps(raw.fee_rate_bps, "fee_rate_bps")
+    ts_ns = venue_ts_to_ns(raw.timestamp)
+    match_ns = venue_ts_to_ns(raw.match_time, "match_time")
+    fills: list[VenueMakerFill] = []
+    for i, m in enumerate(raw.maker_orders):
+        try:
+            fill = _maker_fill(m, i, assets, key[1], side)
+        except PayloadError as exc:
+            reason = f"trade {raw.id}: {exc}"  # this leg only: the others are fills all the same
+            if skipped is not None:
+                skipped.append(reason)
+            else:
+                logger.warning("user channel: skipped %s", reason)
+            continue
+        if fill is not None:
+            fills.append(fill)
     return VenueTrade(
         trade_id=raw.id,
         status=status,
@@ -728,25 +817,30 @@ def parse_trade(raw: WireTrade, assets: AssetMap) -> VenueTrade | None:
         taker_order_id=raw.taker_order_id,
         outcome=key[1],
         side=side,
-        px=_px(raw.price, "price"),
-        qty=_qty(raw.size, "size"),
-        fee_rate_bps=_bps(raw.fee_rate_bps, "fee_rate_bps"),
+        px=px,
+        qty=qty,
+        fee_rate_bps=fee_rate_bps,
         owner=raw.owner,
-        ts_ns=venue_ts_to_ns(raw.timestamp),
-        match_ns=venue_ts_to_ns(raw.match_time, "match_time"),
+        ts_ns=ts_ns,
+        match_ns=match_ns,
         transaction_hash=raw.transaction_hash,
         bucket_index=bucket,
-        maker_fills=fills,
+        maker_fills=tuple(fills),
     )
 
 
-def parse_user_msg(msg: WireUserMsg, assets: AssetMap) -> UserEvent | None:
-    """Any decoded user-channel message as a ``UserEvent`` (raises ``PayloadError``)."""
+def parse_user_msg(
+    msg: WireUserMsg, assets: AssetMap, *, skipped: list[str] | None = None
+) -> UserEvent | None:
+    """Any decoded user-channel message as a ``UserEvent`` (raises ``PayloadError``).
+
+    ``skipped`` receives the bad maker legs of a trade whose other legs are kept; else they are logged.
+    """
     match msg:
         case WireOrder():
             return parse_order(msg, assets)
         case WireTrade():
-            return parse_trade(msg, assets)
+            return parse_trade(msg, assets, skipped=skipped)
         case _:
             assert_never(msg)
 
@@ -774,7 +868,7 @@ def decode_user_frame(
     events: list[UserEvent] = []
     for msg in msgs:
         try:
-            event = parse_user_msg(msg, assets)
+            event = parse_user_msg(msg, assets, skipped=reasons)
         except PayloadError as exc:
             reasons.append(f"{msg.__struct_config__.tag}: {exc}")
             continue

@@ -285,14 +285,18 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         if token is None:
             return
         url = self._cfg.clob_url.rstrip("/") + "/book"
+        reasons: list[str] = []  # bad levels of a book whose other levels stand
         try:
             resp = await http.get(url, params={"token_id": token})
             resp.raise_for_status()
-            snap = parse_book(decode_book(resp.content), key[0], key[1])
+            snap = parse_book(decode_book(resp.content), key[0], key[1], skipped=reasons)
         except (httpx.HTTPError, PayloadError) as exc:
             self._last_error = f"REST book {token}: {type(exc).__name__}: {exc}"
             logger.warning("market ws: %s", self._last_error)
             return
+        for reason in reasons:
+            logger.warning("market ws: REST book %s: skipped %s", token, reason)
+        self._skipped += len(reasons)
         if self._feed.is_valid(*key):
             return  # the WebSocket snapshot arrived while we waited
         logger.info("market ws: no snapshot for %s in time, seeded from REST", token)

@@ -23,6 +23,7 @@ from adapters.gamma import (
     parse_market,
     should_retry,
 )
+from adapters.market_cache import CacheEntry, load_selected_markets, write_markets_file
 from core.config import MarketSelection
 from core.units import QTY_ONE
 from tests.gamma_server import FIXTURES, GammaServer, fixture_markets, malformed_markets
@@ -88,6 +89,38 @@ def test_parse_market_politics_negrisk_fields() -> None:
     assert "politics" in m.tags
     assert "US Election" in m.tag_labels
     assert (m.active, m.closed, m.accepting_orders, m.enable_order_book) == (True, False, True, True)
+
+
+NEGRISK_EVENT = "0x2c3d7e0eee6f058be3006baabf0d54a07da254ba47fe6e3e095e7990c7814700"
+
+
+def test_negrisk_event_and_rebate_of_the_real_market_reach_market_info() -> None:
+    # feeSchedule {"rate": 0.04, "rebateRate": 0.25} and negRiskMarketID, as Gamma served them.
+    raw = load("market_politics_negrisk_live_2026-06.json")
+
+    info = parse_market(raw).to_info()
+
+    assert (info.neg_risk, info.neg_risk_market_id) == (True, NEGRISK_EVENT)
+    assert (info.fee_rate_ppm, info.rebate_ppm) == (40_000, 250_000)
+    assert (info.market, info.tick_px) == (raw["conditionId"], 10)
+
+
+def test_negrisk_event_and_rebate_survive_fetch_and_the_selection_file(
+    server: GammaServer, tmp_path: Path
+) -> None:
+    with client(server.url) as c:
+        result = fetch_all(c)
+    (entry,) = [
+        CacheEntry(market=rec, raw=raw)
+        for rec, raw in zip(result.records, result.raw, strict=True)
+        if rec.market_id == "559652"
+    ]
+    path = tmp_path / "selected.json"
+    write_markets_file(path, kind="selected_markets", entries=[entry], generated_at="t")
+
+    (info,) = [r.to_info() for r in load_selected_markets(path)]
+
+    assert (info.neg_risk_market_id, info.fee_rate_ppm, info.rebate_ppm) == (NEGRISK_EVENT, 40_000, 250_000)
 
 
 def test_parse_market_rewards_in_cents_and_shares() -> None:

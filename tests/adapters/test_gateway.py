@@ -579,6 +579,35 @@ def test_open_order_rows_with_six_decimal_sizes_are_exact():
     assert (row.original_qty, row.matched_qty, row.trade_ids) == (10 * QTY_ONE, 7_575_758, ("t-1",))
 
 
+def test_an_open_orders_page_with_one_bad_row_keeps_the_other_rows(caplog):
+    # A /data/orders page made of the recorded order (three copies, one size_matched edited to 7
+    # decimals) and a row that is not an object: only the bad rows are spoiled.
+    rec = msgspec.json.decode((FIX / "order_placement_2024-09.json").read_bytes())
+    market = MarketInfo(market=rec["market"], yes_token=rec["asset_id"], no_token="48331", tick_px=10)
+    rows = [
+        dict(rec, id="0xa", size_matched="1.5"),
+        dict(rec, id="0xb", size_matched="1.0000001"),
+        dict(rec, id="0xc", original_size="7.575758", side="SELL"),
+    ]
+    clob = FakeClob([market])
+    clob.get_open_orders = lambda *a, **k: [rows[0], "junk", rows[1], rows[2]]  # type: ignore[method-assign]
+    venue = PolymarketVenue(clob, AssetMap.from_markets([market]))
+
+    with caplog.at_level("WARNING"):
+        got = venue.open_orders()
+
+    assert [(o.order_id, o.side, o.px, o.original_qty, o.matched_qty) for o in got] == [
+        ("0xa", Side.BUY, 5130, 5 * QTY_ONE, 1_500_000),
+        ("0xb", Side.BUY, 0, 0, -1),  # still listed (so not declared gone), its sizes unusable
+        ("0xc", Side.SELL, 5130, 7_575_758, 0),
+    ]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("not an object" in w for w in warnings)
+    assert any(
+        "order 0xb" in w and "size_matched: '1.0000001' has more than 6 decimals" in w for w in warnings
+    )
+
+
 def test_user_channel_fills_with_six_decimal_sizes_reach_the_gateway_exactly():
     frame = dict(CROSS, maker_orders=[dict(CROSS["maker_orders"][0], matched_amount="7.575758")])
 

@@ -751,3 +751,200 @@ def test_property_fast_qty_is_parse_qty_where_it_answers(text):
 )
 def test_property_ms_to_ns_fast_path_agrees_with_the_general_parser(value):
     assert ms_to_ns(value) == decimal_to_int(str(value), 0) * 1_000_000
+
+
+# --- a bad entry spoils only itself ------------------------------------------------------------------
+
+#: Edits that make one price_change level unusable, and the field its reason must name.
+BAD_LEVELS = [
+    ({"price": "0.30x"}, "price"),
+    ({"price": "1.5"}, "price"),
+    ({"size": "45.1234567"}, "size"),  # 7 decimals: finer than the token's unit
+    ({"side": "HOLD"}, "side"),
+    ({"asset_id": "999"}, "asset_id"),  # neither token of a market we follow
+]
+
+
+def _burst_pair() -> dict:
+    # Two recorded burst messages as one: four levels (each with its mirror on the other token).
+    stream = msgspec.json.decode(load("stream_book_price_change_burst_2026-09.json"))
+    msg = stream[1]
+    msg["price_changes"] = stream[1]["price_changes"] + stream[2]["price_changes"]
+    return msg
+
+
+def _levels_of(events):
+    return [(e.outcome, e.side, e.px, e.qty) for e in events if isinstance(e, BookDelta)]
+
+
+@pytest.mark.parametrize(("edit", "field"), BAD_LEVELS)
+@pytest.mark.parametrize("index", [0, 2, 3])
+def test_price_change_with_one_bad_level_applies_the_others(edit, field, index):
+    msg = _burst_pair()
+    good = _levels_of(decode_market_frame(msgspec.json.encode(msg), BURST))
+    msg["price_changes"][index].update(edit)
+    skipped: list[str] = []
+
+    events = decode_market_frame(msgspec.json.encode(msg), BURST, skipped=skipped)
+
+    assert len(good) == 4
+    assert _levels_of(events) == good[:index] + good[index + 1 :]
+    assert len(skipped) == 1
+    assert skipped[0].startswith(f"price_change: price_changes[{index}].{field}: ")
+
+
+def test_price_change_whose_every_level_is_bad_is_one_skipped_message():
+    msg = _burst_pair()
+    msg["price_changes"][0]["size"] = "1.0000001"
+    msg["price_changes"][3]["price"] = "abc"
+    for entry in msg["price_changes"][1:3]:
+        entry["asset_id"] = "999"
+    skipped: list[str] = []
+
+    events = decode_market_frame(msgspec.json.encode(msg), BURST, skipped=skipped)
+
+    assert events == []
+    assert len(skipped) == 1  # one message, every reason in it
+    assert [f"price_changes[{i}]" in skipped[0] for i in range(4)] == [True] * 4
+
+
+def test_price_change_entries_of_markets_we_do_not_follow_are_not_bad():
+    # The burst market followed by one token only: the other token is not "unknown", just not ours.
+    msg = _burst_pair()
+    skipped: list[str] = []
+
+    events = decode_market_frame(
+        msgspec.json.encode(msg), AssetMap({BURST_A: (BURST_MARKET, Outcome.YES)}), skipped=skipped
+    )
+
+    assert [e.outcome for e in events] == [Outcome.YES, Outcome.YES]
+    assert skipped == []
+
+
+def test_price_change_changes_format_with_one_bad_level_keeps_the_others():
+    raw = msgspec.json.decode(load("price_change_format2_changes_2024-10.json"))
+    raw["changes"][1]["size"] = "3400.0000001"
+    skipped: list[str] = []
+
+    events = decode_market_frame(
+        msgspec.json.encode(raw), single_asset("price_change_format2_changes_2024-10.json"), skipped=skipped
+    )
+
+    assert [(e.px, e.qty) for e in events if isinstance(e, BookDelta)] == [
+        (6000, 3_300 * QTY_ONE),
+        (7000, 3_400 * QTY_ONE),
+    ]
+    assert len(skipped) == 1 and skipped[0].startswith("price_change: changes[1].size: ")
+
+
+def test_parse_price_change_without_a_skipped_list_logs_the_bad_level(caplog):
+    msg = _burst_pair()
+    good = parse_price_change(msgspec.json.decode(msgspec.json.encode(msg), type=WirePriceChange), BURST)
+    msg["price_changes"][2]["size"] = "-5"
+    wire = msgspec.json.decode(msgspec.json.encode(msg), type=WirePriceChange)
+
+    with caplog.at_level("WARNING"):
+        deltas = parse_price_change(wire, BURST)
+
+    assert deltas == [good[0], good[1], good[3]]
+    assert [r.getMessage() for r in caplog.records] == [
+        "price_change: skipped price_changes[2].size: negative size '-5'"
+    ]
+
+
+def test_book_with_one_bad_level_keeps_the_others():
+    raw = msgspec.json.decode(load("book_2026-08_captured.json"))
+    good = decode_market_frame(msgspec.json.encode(raw), single_asset("book_2026-08_captured.json"))[0]
+    raw["asks"][-1]["size"] = "93315.6300001"  # the venue's best ask is last
+    raw["bids"][0]["price"] = "0.05.1"
+    skipped: list[str] = []
+
+    (snap,) = decode_market_frame(
+        msgspec.json.encode(raw), single_asset("book_2026-08_captured.json"), skipped=skipped
+    )
+
+    assert isinstance(snap, BookSnapshot) and isinstance(good, BookSnapshot)
+    assert snap.asks == good.asks[1:]
+    assert snap.bids == good.bids[:-1]
+    assert [r.split(": ")[1] for r in skipped] == ["bids[0].price", f"asks[{len(raw['asks']) - 1}].size"]
+
+
+def test_trade_with_one_bad_maker_leg_keeps_the_other_legs():
+    raw = msgspec.json.decode(load("trade_maker_multi_fill_mined_2024-09.json"))
+    (good,) = decode_user_frame(msgspec.json.encode(raw), USER)
+    raw["maker_orders"][2]["matched_amount"] = "227.9200001"
+    skipped: list[str] = []
+
+    (trade,) = decode_user_frame(msgspec.json.encode(raw), USER, skipped=skipped)
+
+    assert isinstance(trade, VenueTrade) and isinstance(good, VenueTrade)
+    assert len(good.maker_fills) == 6
+    assert trade.maker_fills == good.maker_fills[:2] + good.maker_fills[3:]
+    assert (trade.qty, trade.trade_id) == (good.qty, good.trade_id)
+    assert len(skipped) == 1
+    assert skipped[0].startswith(f"trade {raw['id']}: maker_orders[2].matched_amount: ")
+    assert "227.9200001" in skipped[0]
+
+
+@pytest.mark.parametrize("edit", [{"price": "0.5x"}, {"side": "HOLD"}, {"fee_rate_bps": "1.5"}])
+def test_trade_bad_leg_fields_spoil_only_that_leg(edit):
+    raw = msgspec.json.decode(load("trade_maker_multi_fill_mined_2024-09.json"))
+    raw["maker_orders"][0].update(edit)
+    skipped: list[str] = []
+
+    (trade,) = decode_user_frame(msgspec.json.encode(raw), USER, skipped=skipped)
+
+    assert isinstance(trade, VenueTrade)
+    assert [f.order_id for f in trade.maker_fills] == [m["order_id"] for m in raw["maker_orders"][1:]]
+    assert len(skipped) == 1 and "maker_orders[0]." in skipped[0]
+
+
+def test_last_trade_price_carries_the_transaction_hash_as_trade_id():
+    raw = msgspec.json.decode(load("last_trade_price_2024-08.json"))
+    assets = single_asset("last_trade_price_2024-08.json")
+    tx = "0x876310b8e67cacf110abdd4106438968c55f2cce795c13c3c7a0896fc4af730d"
+
+    (old,) = decode_market_frame(msgspec.json.encode(raw), assets)
+    (new,) = decode_market_frame(msgspec.json.encode({**raw, "transaction_hash": tx}), assets)
+
+    assert isinstance(old, TradePrint) and isinstance(new, TradePrint)
+    assert old.trade_id == ""  # the 2024 format has no hash
+    assert new.trade_id == tx
+    assert msgspec.structs.replace(new, trade_id="") == old
+
+
+_ENTRY_GOOD = st.tuples(
+    st.sampled_from([BURST_A, BURST_B]),
+    st.integers(1, PX_ONE - 1),
+    st.integers(0, 10**7 * QTY_ONE),
+    st.sampled_from(Side),
+)
+_ENTRY_BAD = st.sampled_from(
+    [
+        {"price": "0.5.0"},
+        {"price": "-0.1"},
+        {"size": "1.0000001"},
+        {"size": "1,000"},
+        {"side": "buy it"},
+        {"asset_id": "42"},
+    ]
+)
+
+
+@given(entries=st.lists(st.tuples(_ENTRY_GOOD, st.none() | _ENTRY_BAD), max_size=8))
+def test_property_price_change_keeps_exactly_the_good_levels(entries):
+    # Reference: every good entry in order; one reason per bad one, or one for a message with no good.
+    wire = []
+    for (asset, px, qty, side), bad in entries:
+        entry = {"asset_id": asset, "price": format_px(px), "size": format_qty(qty), "side": side.name}
+        wire.append({**entry, **(bad or {})})
+    msg = {"event_type": "price_change", "market": BURST_MARKET, "timestamp": "1790658674035"}
+    skipped: list[str] = []
+
+    events = decode_market_frame(msgspec.json.encode({**msg, "price_changes": wire}), BURST, skipped=skipped)
+
+    outcome = {BURST_A: Outcome.YES, BURST_B: Outcome.NO}
+    want = [(outcome[a], s, px, q) for (a, px, q, s), bad in entries if bad is None]
+    n_bad = sum(bad is not None for _, bad in entries)
+    assert _levels_of(events) == want
+    assert len(skipped) == (n_bad if want else min(n_bad, 1))

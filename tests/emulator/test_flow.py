@@ -59,7 +59,15 @@ def test_replayed_trades_fill_a_better_resting_quote(tmp_path: Path):
             "asks": [{"price": "0.53", "size": "100"}, {"price": "0.52", "size": "100"}],
             "timestamp": "1000",
         },
-        {"event_type": "book", "asset_id": no, "market": cid, "bids": [], "asks": [], "timestamp": "1000"},
+        # The NO book the venue sends with it: the YES book's mirror (a NO snapshot is a YES snapshot).
+        {
+            "event_type": "book",
+            "asset_id": no,
+            "market": cid,
+            "bids": [{"price": "0.47", "size": "100"}, {"price": "0.48", "size": "100"}],
+            "asks": [{"price": "0.53", "size": "100"}, {"price": "0.52", "size": "100"}],
+            "timestamp": "1000",
+        },
         {
             "event_type": "last_trade_price",
             "asset_id": yes,

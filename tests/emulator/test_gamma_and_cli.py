@@ -19,7 +19,15 @@ from core.selection import select_candidates
 from core.units import QTY_ONE
 from emulator import Emulator
 from emulator.orders import OrderError, SignedOrder, order_to_px_qty
-from emulator.scenario import SCENARIO_DIR, InitialBook, MarketConfig, Scenario, load_scenario
+from emulator.scenario import (
+    SCENARIO_DIR,
+    FlowConfig,
+    InitialBook,
+    MarketConfig,
+    Scenario,
+    load_scenario,
+    neg_risk_market_id,
+)
 from tests.emulator.conftest import NEGRISK, QUIET, ids
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +64,63 @@ def test_gamma_markets_parse_into_tradable_records(emu: Emulator):
     assert httpx.get(f"{emu.gamma_url}/markets", params={"offset": "10"}).status_code == 422
 
 
+def test_neg_risk_markets_carry_their_event_id_to_market_info():
+    # Two markets of one neg-risk event, a neg-risk market on its own, and a plain one.
+    event = "0x" + "5e" * 31 + "00"
+    book = InitialBook(bids=((4800, 100 * QTY_ONE),), asks=((5200, 100 * QTY_ONE),))
+    sc = Scenario(
+        markets=tuple(
+            MarketConfig(slug=slug, initial_book=book, neg_risk=nr, neg_risk_market_id=eid, **kw)
+            for slug, nr, eid, kw in (
+                ("candidate-a", True, event, {"tick_px": 10}),
+                ("candidate-b", True, event, {"tick_px": 10}),
+                ("lone-negrisk", True, "", {}),
+                ("plain", False, "", {"fee_rate_ppm": 40_000, "maker_rebate_ppm": 250_000}),
+            )
+        ),
+        flow=FlowConfig(enabled=False),
+    )
+
+    with Emulator(sc, port=0) as emu:
+        with GammaClient(emu.gamma_url, retries=0) as gamma:
+            fetched = gamma.fetch_markets({}, limit=50)
+        cids = {m["slug"]: m["market"] for m in emu.venue.market_ids()}
+        clob = {s: httpx.get(f"{emu.clob_url}/markets/{c}").json() for s, c in cids.items()}
+        gamma_events = httpx.get(f"{emu.gamma_url}/events").json()
+
+    infos = {r.slug: r.to_info() for r in fetched.records}
+    lone = infos["lone-negrisk"].neg_risk_market_id
+    assert [infos[s].neg_risk_market_id for s in ("candidate-a", "candidate-b", "plain")] == [
+        event,
+        event,
+        "",
+    ]
+    assert lone.startswith("0x") and len(lone) == 66 and lone.endswith("00") and lone != event
+    assert {s: c["neg_risk_market_id"] for s, c in clob.items()} == {
+        s: i.neg_risk_market_id for s, i in infos.items()
+    }
+    assert (infos["plain"].fee_rate_ppm, infos["plain"].rebate_ppm) == (40_000, 250_000)
+    # One Gamma event holds both candidates; each other market is an event of its own.
+    by_event = {r.slug: r.event_id for r in fetched.records}
+    assert by_event["candidate-a"] == by_event["candidate-b"] != by_event["lone-negrisk"]
+    (shared,) = [e for e in gamma_events if len(e["markets"]) == 2]
+    assert (shared["negRisk"], shared["negRiskMarketID"]) == (True, event)
+    assert {m["slug"] for m in shared["markets"]} == {"candidate-a", "candidate-b"}
+    assert len(gamma_events) == 3
+
+
+def test_a_neg_risk_event_id_needs_a_neg_risk_market_and_dynamic_ticks_divide():
+    with pytest.raises(ValueError, match="neg_risk_market_id: only a neg_risk market"):
+        MarketConfig(slug="a", neg_risk_market_id="0x" + "00" * 32)
+    with pytest.raises(
+        ValueError, match=r"dynamic_tick_px: 25 is not a venue tick .* that divides tick_px 10"
+    ):
+        MarketConfig(slug="a", tick_px=10, dynamic_tick_px=25)
+    with pytest.raises(ValueError, match="dynamic_tick_px: 30 is not a venue tick"):
+        MarketConfig(slug="a", dynamic_tick_px=30)
+    assert MarketConfig(slug="a", tick_px=100, dynamic_tick_px=25).dynamic_tick_px == 25
+
+
 def test_refresh_markets_runs_against_the_emulator(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     out = tmp_path / "markets.json"
     with Emulator("default", port=0) as emu:
@@ -79,6 +144,16 @@ def test_refresh_markets_runs_against_the_emulator(tmp_path: Path, capsys: pytes
     assert code == 0, capsys.readouterr().err
     cache = load_market_cache(out)
     assert {m.condition_id for m in cache.records()} == cids
+    # The neg-risk market's event id and the fee market's rebate survive the cache into MarketInfo.
+    infos = {r.slug: r.to_info() for r in cache.records()}
+    assert infos["emulated-fed-rate-cut"].neg_risk_market_id == neg_risk_market_id(
+        next(m for m in load_scenario(REPO / SCENARIO_DIR / "default.yaml").markets if m.neg_risk)
+    )
+    assert infos["emulated-fed-rate-cut"].neg_risk_market_id.startswith("0x")
+    assert (infos["emulated-election-winner"].fee_rate_ppm, infos["emulated-election-winner"].rebate_ppm) == (
+        40_000,
+        250_000,
+    )
     assert "of these, 3 pass" in capsys.readouterr().out  # the default scenario suits the default strategy
 
 
@@ -90,6 +165,21 @@ def test_shipped_scenarios_load():
     assert {"default", "faults"} <= set(names)
     assert all(s.markets for s in scenarios)
     assert any(s.faults for s in scenarios)
+
+
+def test_the_scenario_example_in_the_docs_loads_in_the_units_it_states():
+    block = (REPO / "docs/emulator.md").read_text().split("```yaml\n")[1].split("```")[0]
+    # The example elides the flow, replay and fault lists; everything else is as written.
+    kept = [line for line in block.splitlines() if "{...}" not in line and "[...]" not in line]
+    kept = [line for line in kept if not line.lstrip().startswith("replay:")]
+
+    sc = msgspec.yaml.decode("\n".join(kept).encode(), type=Scenario)
+
+    (m,) = sc.markets
+    assert (m.min_qty, sc.flow.maker_qty, sc.flow.taker_qty_min) == (5 * QTY_ONE, 50 * QTY_ONE, 5 * QTY_ONE)
+    assert m.initial_book.bids == ((4800, 100 * QTY_ONE),)
+    assert m.outcomes == ("Yes", "No")
+    assert (m.dynamic_tick, m.dynamic_tick_px, m.neg_risk_market_id) == (True, None, "")
 
 
 def test_scenario_unknown_keys_and_bad_values_are_errors(tmp_path: Path):

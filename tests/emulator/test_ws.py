@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from py_clob_client_v2 import ClobClient
 from py_clob_client_v2.clob_types import OrderArgsV2, OrderType
 from websockets.sync.client import connect
@@ -19,8 +20,12 @@ from adapters.polymarket.parse import (
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, TickSizeChanged, TradePrint
 from core.units import QTY_ONE, Outcome, Side
+from core.yes_view import YesView
 from emulator import Emulator
+from emulator.scenario import FlowConfig, InitialBook, MarketConfig, Scenario
+from emulator.venue import MarketSub, Venue
 from tests.emulator.conftest import BUSY, QUIET, events, ids, recv_until
+from tests.fakes import FakeClock
 
 
 def _assets(emu: Emulator, *slugs: str) -> AssetMap:
@@ -206,4 +211,93 @@ def test_a_six_decimal_fill_reaches_both_channels_and_open_orders_exactly(emu: E
     assert (update.original_qty, update.matched_qty, update.status) == (10 * QTY_ONE, 7_575_758, "LIVE")
     (print_,) = [e for f in printed for e in decode_market_frame(f, assets) if isinstance(e, TradePrint)]
     assert (print_.px, print_.qty, print_.aggressor) == (4900, 7_575_758, Side.SELL)
+    assert print_.trade_id == trade.transaction_hash != ""  # the market print names the user's trade
     assert (row.order_id, row.original_qty, row.matched_qty) == (resp["orderID"], 10 * QTY_ONE, 7_575_758)
+
+
+# --- the feed in process (a fixed clock: every event of a test has the same millisecond) ------------
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def send(self, text: str) -> None:
+        self.frames.append(text)
+
+    def drop(self, abrupt: bool) -> None:
+        raise AssertionError("no faults here")
+
+
+def _venue(cfg: MarketConfig) -> tuple[Venue, AssetMap, _Sink]:
+    venue = Venue(Scenario(markets=(cfg,)), seed=5, clock=FakeClock())
+    (m,) = venue.market_ids()
+    assets = AssetMap({m["yes_token"]: (m["market"], Outcome.YES), m["no_token"]: (m["market"], Outcome.NO)})
+    sink = _Sink()
+    venue.subscribe_market(MarketSub(sink), [m["yes_token"], m["no_token"]], initial_dump=False)
+    return venue, assets, sink
+
+
+def test_each_trade_prints_on_both_tokens_with_its_own_transaction_hash():
+    lot = 100 * QTY_ONE
+    cfg = MarketConfig(
+        slug="twice",
+        initial_book=InitialBook(bids=((4800, lot),), asks=((5200, lot),)),
+        flow=FlowConfig(enabled=False),
+    )
+    venue, assets, sink = _venue(cfg)
+
+    # Two takers sell 5 shares each at the same price in the same millisecond.
+    venue.take("twice", Side.SELL, 5 * QTY_ONE)
+    venue.take("twice", Side.SELL, 5 * QTY_ONE)
+
+    raw = [e for f in sink.frames for e in events([f]) if e["event_type"] == "last_trade_price"]
+    prints = [e for f in sink.frames for e in decode_market_frame(f, assets) if isinstance(e, TradePrint)]
+    view = YesView()
+    once = [v for e in prints if (v := view.apply(e)) is not None]
+    assert [(p.outcome, p.px, p.qty, p.ts_ns) for p in prints] == [
+        (o, px, 5 * QTY_ONE, prints[0].ts_ns)
+        for _ in range(2)
+        for o, px in ((Outcome.YES, 4800), (Outcome.NO, 5200))
+    ]
+    hashes = [p.trade_id for p in prints]
+    assert hashes[0] == hashes[1] != hashes[2] == hashes[3]  # one hash per trade, on both tokens
+    assert all(h.startswith("0x") and len(h) == 66 for h in hashes)
+    assert [e["transaction_hash"] for e in raw] == hashes
+    assert [(p.outcome, p.px, p.trade_id) for p in once] == [
+        (Outcome.YES, 4800, hashes[0]),
+        (Outcome.YES, 4800, hashes[2]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tick_px", "fine", "bid", "want"),
+    [
+        (100, None, 300, 10),  # the venue's rule: 0.01 -> 0.001
+        (100, 50, 300, 50),  # 0.01 -> 0.005
+        (100, 25, 9_700, 25),  # 0.01 -> 0.0025, above 0.96
+        (50, 25, 350, 25),  # 0.005 -> 0.0025
+        (1000, 50, 9_000, 1000),  # 0.9 is inside [0.04, 0.96]: no change
+        (10, None, 300, 10),  # 0.001 stays
+    ],
+)
+def test_dynamic_tick_moves_to_the_scenarios_venue_tick(tick_px, fine, bid, want):
+    lot = 100 * QTY_ONE
+    cfg = MarketConfig(
+        slug="edge",
+        tick_px=tick_px,
+        dynamic_tick_px=fine,
+        initial_book=InitialBook(bids=((bid, lot),)),
+        flow=FlowConfig(enabled=False),
+    )
+    venue, assets, sink = _venue(cfg)
+
+    venue.take("edge", Side.SELL, 50 * QTY_ONE)  # at least $1 on either token (the marketable minimum)
+
+    evs = [e for f in sink.frames for e in decode_market_frame(f, assets)]
+    ticks = [(e.outcome, e.tick_px) for e in evs if isinstance(e, TickSizeChanged)]
+    books = [e.tick_px for e in evs if isinstance(e, BookSnapshot)]
+    (m,) = venue.market_ids()
+    assert venue.tick_size(m["yes_token"]) == want
+    assert ticks == ([] if want == tick_px else [(Outcome.YES, want), (Outcome.NO, want)])
+    assert books == [want, want]  # the fresh book of each token after the trade
