@@ -145,7 +145,7 @@ class LoopInbox:
 class LoopActor(pykka.Actor):
     """A pykka actor whose messages are handled on an ``ActorLoop`` (see the module docstring)."""
 
-    actor_inbox: LoopInbox  # type: ignore[assignment]
+    actor_inbox: LoopInbox
 
     def __init__(self, *args: Any, actor_loop: ActorLoop, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -155,7 +155,7 @@ class LoopActor(pykka.Actor):
         actor_loop.add(self)  # the loop stops its actors when it stops
 
     @staticmethod
-    def _create_actor_inbox() -> LoopInbox:  # type: ignore[override]
+    def _create_actor_inbox() -> LoopInbox:
         return LoopInbox()
 
     @staticmethod

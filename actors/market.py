@@ -115,6 +115,8 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     last_bids: tuple[tuple[int, int], ...]
     last_asks: tuple[tuple[int, int], ...]
     skewed_mid_px: int
+    #: When the pending requote is due (the session's clock; ``actors.session.NEVER``: none pending).
+    wakeup_ns: int
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
@@ -156,11 +158,11 @@ class MarketActor(pykka.ThreadingActor):
             return None
         if isinstance(message, ExecBatch):
             for ev in message.events:
-                s.on_exec(ev)
+                self._on_exec(ev)
             self._flush()
             return None
         if isinstance(message, _EXEC_EVENTS):
-            s.on_exec(message)
+            self._on_exec(message)
             self._flush()
             return None
         if isinstance(message, RunWindow):
@@ -184,6 +186,14 @@ class MarketActor(pykka.ThreadingActor):
             s.pull_quotes(message.ts_ns, message.reason)
             return None
         raise TypeError(f"{s.market}: unexpected message {type(message).__name__}")
+
+    def _on_exec(self, ev: ExecEvent) -> None:
+        s = self.session
+        if type(ev) is Filled:
+            # Live and paper fills go to the event log as the simulator logs its venue's (the
+            # simulator hands reports to the session itself, not through this actor).
+            s.sink.record("fill", ev.ts_ns, s.market, ev)
+        s.on_exec(ev)
 
     def _flush(self, force: bool = False) -> None:
         # Decide once the inbox is drained: a burst of messages leads to one decision. A throttled
@@ -210,9 +220,10 @@ class MarketActor(pykka.ThreadingActor):
         # the next actor gets them (asks go back, so pykka answers them with ActorDeadError).
         pending: list[object] = []
         asks = []
+        inbox: Any = self.actor_inbox  # a SimpleQueue, or a LoopInbox: both have get_nowait
         while True:
             try:
-                envelope = self.actor_inbox.get_nowait()
+                envelope = inbox.get_nowait()
             except queue.Empty:
                 break
             if envelope.reply_to is None:
@@ -220,7 +231,7 @@ class MarketActor(pykka.ThreadingActor):
             else:
                 asks.append(envelope)
         for envelope in asks:
-            self.actor_inbox.put(envelope)
+            inbox.put(envelope)
         if self.supervisor is not None:
             self.supervisor.tell(
                 MarketActorDied(market=market, reason=repr(exception_value), pending=tuple(pending))
@@ -233,6 +244,9 @@ class LoopMarketActor(LoopActor, MarketActor):
     On the market feed's loop, a frame is decided on the thread that decoded it: no thread
     hand-over between the feed and the decision (see ``actors.loop``).
     """
+
+    # The loop's inbox (LoopActor comes first in the MRO), said explicitly for the type checker.
+    _create_actor_inbox = staticmethod(LoopActor._create_actor_inbox)  # type: ignore[assignment]
 
 
 def status_of(s: MarketSession) -> Status:
@@ -252,6 +266,7 @@ def status_of(s: MarketSession) -> Status:
         last_bids=tuple((q.px, q.qty) for q in d.bids) if d else (),
         last_asks=tuple((q.px, q.qty) for q in d.asks) if d else (),
         skewed_mid_px=d.skewed_mid_px if d else 0,
+        wakeup_ns=s.wakeup_ns,
     )
 
 

@@ -188,6 +188,7 @@ class Supervisor(pykka.ThreadingActor):
 
     def _start(self, market: str) -> pykka.ActorRef[Any]:
         session = self.factory(market)
+        ref: pykka.ActorRef[Any]
         if self.actor_loop is not None:
             ref = LoopMarketActor.start(session, supervisor=self.actor_ref, actor_loop=self.actor_loop)
         else:

@@ -5,13 +5,17 @@
 * the market-channel WebSocket feed (``adapters.polymarket.ws_market``) → each market's actor;
 * one ``MarketActor`` per market under a ``Supervisor`` (restarts failed markets), scheduled on the
   feed's event-loop thread (``actors.loop``): a frame is decided on the thread that decoded it;
-* a ticker thread telling ``Timer`` every 100 ms and sharing the global exposure budget each second;
+* a ticker thread telling ``Timer`` every 100 ms and sharing the exposure budgets each second (the
+  global cap among all markets, each neg-risk event's cap among its markets);
 * an ``ExchangePort`` per mode: ``live`` the order gateway over py-clob-client-v2, ``paper`` the
   simulated venue fed by the live book (``adapters.paper.PaperVenue``), ``dry-run`` a port that
   acknowledges and sends nothing.
 
+Market events reach the actors through ``FrameDispatcher``: one ``core.yes_view.YesView`` per market
+maps every event of either token onto the YES book, each happening once.
+
 Decisions, orders and fills go to ``events.jsonl`` in the config's ``ops.state_dir`` (one JSON object
-per line, the simulator's format).
+per line, the simulator's format); each run starts with a ``units`` record (``core.units.units_header``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pykka
 
@@ -36,19 +40,19 @@ from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from core.config import Config
-from core.inventory import share_budget
+from core.inventory import budget_rooms
 from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, ExchangePort
 from core.quoting import quote_params
-from core.units import USDC6_ONE, Outcome
+from core.units import USDC6_ONE, Outcome, units_header
+from core.yes_view import YesView
 from sim.eventlog import BufferSink
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["live", "paper", "dry-run"]
 TICK_S = 0.1
-_NO = Outcome.NO
 BUDGET_EVERY = 10  # ticks
 
 
@@ -96,35 +100,47 @@ def _log_feed_end(done: concurrent.futures.Future[None]) -> None:
 
 
 class FrameDispatcher:
-    """Hands each feed frame to the market actors: one ``MarketBatch`` per market per frame.
+    """Hands each feed frame to the market actors: one ``MarketBatch`` of YES events per market per frame.
 
-    Runs on the feed's thread, on the tick-to-quote path. The NO book mirrors the YES book (the
-    sessions keep the YES book), so NO-book deltas go nowhere; ``listeners`` see every other event
-    (live: the gateway wants tick-size changes); in paper trading the simulated ``venue`` sees each
-    batch before the market's actor does.
+    Runs on the feed's thread, on the tick-to-quote path. Every event goes through its market's
+    ``core.yes_view.YesView`` first: the venue publishes most things on both tokens (a level change
+    and its mirror, a trade printed on each token, a book and a tick change per token), and the view
+    maps each happening onto the YES book once, so the actors (and the paper venue) see only YES
+    events. ``listeners`` see every YES event but level changes (live: the gateway wants tick-size
+    changes); in paper trading the simulated ``venue`` sees each batch before the market's actor does.
     """
 
     def __init__(self, router: Router) -> None:
         self.router = router
         self.venue: pykka.ActorRef[Any] | None = None
         self.listeners: list[Callable[[MarketEvent], None]] = []
-        #: Events handed to the market actors.
+        #: One YES view per market (its state: the last change passed on, trades awaiting their mirror).
+        self.views: dict[str, YesView] = {}
+        #: YES events handed to the market actors.
         self.events_in = 0
 
     def __call__(self, events: Sequence[MarketEvent]) -> None:
         """Dispatch one frame's events (already checked by the feed's book epochs)."""
-        listeners = self.listeners
+        listeners, views = self.listeners, self.views
         by_market: dict[str, list[MarketEvent]] = {}
-        for ev in events:
-            if type(ev) is BookDelta:
-                if ev.outcome is _NO:
-                    continue
-            else:
+        market = ""
+        apply: Callable[[MarketEvent], MarketEvent | None] | None = None
+        for raw in events:
+            if raw.market != market or apply is None:  # a frame is mostly one market's
+                market = raw.market
+                view = views.get(market)
+                if view is None:
+                    view = views[market] = YesView()
+                apply = view.apply
+            ev = apply(raw)
+            if ev is None:
+                continue  # the mirror of what this market's view already passed on
+            if type(ev) is not BookDelta:
                 for listener in listeners:
                     listener(ev)
-            evs = by_market.get(ev.market)
+            evs = by_market.get(market)
             if evs is None:
-                by_market[ev.market] = [ev]
+                by_market[market] = [ev]
             else:
                 evs.append(ev)
         venue, tell = self.venue, self.router.tell
@@ -150,7 +166,14 @@ class TradingEngine:
         state_dir: Path,
         clock: Clock | None = None,
         live_port: Any = None,
+        tick_s: float | None = TICK_S,
     ) -> None:
+        """Wire everything; nothing starts until ``start``.
+
+        ``clock`` is the sessions' clock (the receive clock, ``LiveClock``, unless a replay injects
+        one that follows the venue's timestamps); ``tick_s`` the ticker's period (None: no ticker, so
+        no timers, budget shares or feed-alive notes: whoever drives the engine tells them).
+        """
         self.cfg = cfg
         self.markets = list(markets)
         self.mode = mode
@@ -158,6 +181,7 @@ class TradingEngine:
         self.params = quote_params(cfg)
         self.router = Router()
         self.sink = JsonlFileSink(state_dir / "events.jsonl")
+        self.sink.record("units", self.clock.now_ns(), "", units_header(mode))
         self.ws_url, self.clob_url = ws_url, clob_url
         self.live_port: ExchangePort | None = live_port
         self.dry_ports: dict[str, DryRunPort] = {}
@@ -170,7 +194,11 @@ class TradingEngine:
         self.actor_loop = ActorLoop("polymm-market")
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.tick_s = tick_s
         self.global_cap_usdc6 = round(cfg.inventory.global_ev_cap * USDC6_ONE)
+        self.event_cap_usdc6 = round(cfg.inventory.event_cap * USDC6_ONE)
+        # Until the first budget share, every market gets its share of the caps with nothing used.
+        self._initial_rooms = dict(zip(self._market_ids(), self.rooms([0] * len(self.markets)), strict=True))
         #: Feed frames to market actors (its ``listeners`` are extra consumers of market events).
         self.dispatch = FrameDispatcher(self.router)
 
@@ -179,7 +207,7 @@ class TradingEngine:
     def _port(self, info: MarketInfo) -> ExchangePort:
         if self.mode == "live":
             assert self.live_port is not None, "live mode needs the gateway's port"
-            return self.live_port  # type: ignore[no-any-return]
+            return self.live_port
         if self.mode == "paper":
             assert self.venue is not None
             return PaperPort(self.venue, info.market)
@@ -204,8 +232,9 @@ class TradingEngine:
         )
         self._incarnations[market] = self._incarnations.get(market, 0) + 1
         self._sessions[market] = s
-        # Until the first budget share, an equal slice of the global cap (never "no limit").
-        s.global_room_usdc6 = self.global_cap_usdc6 // max(1, len(self.markets))
+        # Until the first budget share, an equal slice of the global cap and of its neg-risk event's cap
+        # (never "no limit").
+        s.global_room_usdc6 = self._initial_rooms[market]
         return s
 
     def start(self) -> None:
@@ -227,9 +256,10 @@ class TradingEngine:
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)
-        self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
         tune_gc_for_latency()
-        self._ticker.start()
+        if self.tick_s is not None:
+            self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
+            self._ticker.start()
 
     def _feed_lost(self, market: str, outcome: Outcome) -> None:
         # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.
@@ -238,7 +268,8 @@ class TradingEngine:
 
     def _tick(self) -> None:
         n = 0
-        while not self._stop.wait(TICK_S):
+        assert self.tick_s is not None
+        while not self._stop.wait(self.tick_s):
             now = self.clock.now_ns()
             for m in self.markets:
                 self.router.tell(m.market, Timer(market=m.market, ts_ns=now))
@@ -251,17 +282,40 @@ class TradingEngine:
                     for m in self.markets:
                         self.router.tell(m.market, FeedAlive(ts_ns=now))
 
-    def _share_budget(self) -> None:
-        # Each market keeps its exposure plus an equal share of the headroom (rooms add up to the cap).
-        # A market that does not answer counts as using its whole per-market cap.
-        statuses = self.statuses()
-        markets = [m.market for m in self.markets]
+    def _market_ids(self) -> list[str]:
+        return [m.market for m in self.markets]
+
+    def rooms(self, exposures: Sequence[int]) -> list[int]:
+        """Each market's room (Usdc6) given every market's exposure, in ``markets`` order.
+
+        The global cap is shared by all markets and each neg-risk event's cap
+        (``inventory.per_event_ev_cap``) by that event's markets (``MarketInfo.neg_risk_market_id``):
+        a market keeps its exposure plus an equal share of what its budget leaves, the smaller of the
+        two (``core.inventory.budget_rooms``).
+        """
+        rooms = budget_rooms(
+            exposures,
+            self.global_cap_usdc6,
+            [m.neg_risk_market_id for m in self.markets],
+            self.event_cap_usdc6,
+        )
+        return [self.global_cap_usdc6 if r is None else r for r in rooms]
+
+    def budget_shares(self, statuses: dict[str, Status]) -> dict[str, int]:
+        """The room of every market that answered, from everyone's exposure (see ``rooms``).
+
+        A market that does not answer counts as using its whole per-market cap.
+        """
+        markets = self._market_ids()
         exposures = [
             statuses[m].exposure_usdc6 if m in statuses else self.params.per_market_cap_usdc6 for m in markets
         ]
-        for market, room in zip(markets, share_budget(self.global_cap_usdc6, exposures), strict=True):
-            if market in statuses:
-                self.router.tell(market, SetBudget(room_usdc6=room))
+        rooms = self.rooms(exposures)
+        return {m: room for m, room in zip(markets, rooms, strict=True) if m in statuses}
+
+    def _share_budget(self) -> None:
+        for market, room in self.budget_shares(self.statuses()).items():
+            self.router.tell(market, SetBudget(room_usdc6=room))
 
     # --- control -----------------------------------------------------------------------------------
 
@@ -273,7 +327,7 @@ class TradingEngine:
             if ref is None:
                 continue
             try:
-                out[market] = ref.ask(GetStatus(), timeout=timeout)
+                out[market] = cast(Status, ref.ask(GetStatus(), timeout=timeout))
             except (pykka.ActorDeadError, pykka.Timeout):
                 log.warning("%s: no status", market)
         return out
@@ -312,4 +366,4 @@ class TradingEngine:
         """The paper venue's per-market state (for the summary)."""
         if self.venue is None:
             return {}
-        return self.venue.ask(GetPaperMarkets(), timeout=5)  # type: ignore[no-any-return]
+        return cast(dict[str, Any], self.venue.ask(GetPaperMarkets(), timeout=5))

@@ -12,11 +12,11 @@ import argparse
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 
-from actors.gateway import GatewayConfig, GetGatewayStatus, Shutdown
+from actors.gateway import GatewayConfig, GatewayStatus, GetGatewayStatus, Shutdown, ShutdownReport
 from adapters.clock import LiveClock
 from adapters.polymarket.clob_port import sdk_retry_after_probe, start_gateway
 from adapters.polymarket.parse import AssetMap
@@ -83,8 +83,8 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
         ws.start_in_thread()
 
     def shutdown() -> dict[str, Any]:
-        report = gateway.ask(Shutdown(), timeout=60)
-        status = gateway.ask(GetGatewayStatus(), timeout=10)
+        report = cast(ShutdownReport, gateway.ask(Shutdown(), timeout=60))
+        status = cast(GatewayStatus, gateway.ask(GetGatewayStatus(), timeout=10))
         gateway.stop()
         ws.stop()
         return {

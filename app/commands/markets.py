@@ -35,7 +35,7 @@ from adapters.gamma import DEFAULT_GAMMA_URL, FetchResult, GammaClient, GammaErr
 from adapters.market_cache import CacheEntry, MarketCacheError, load_market_cache, write_markets_file
 from app.configfile import ConfigFileError, load_config
 from core.config import Config
-from core.routing import Route, StrategySpec, route_markets
+from core.routing import Role, Route, StrategySpec, route_markets
 from core.selection import (
     MarketRecord,
     SelectionResult,
@@ -344,7 +344,7 @@ def _extra_hint() -> str:
 
 # --- route-markets --------------------------------------------------------------------------------------
 
-_SLOTS = (
+_SLOTS: tuple[tuple[str, str, Role], ...] = (
     ("market_maker", "market-maker", "trading"),
     ("option_seller", "option-seller", "trading"),
     ("risk_manager", "risk-manager", "risk"),

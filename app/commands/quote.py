@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -16,11 +17,12 @@ from core.inventory import Inventory
 from core.messages import BookSnapshot
 from core.quoting import Decision, decide, quote_params
 from core.units import (
+    CODES,
     ORDER_QTY_STEP,
-    PX_DECIMALS,
     PX_ONE,
     QTY_DECIMALS,
     QTY_ONE,
+    UNITS,
     Outcome,
     UnitError,
     complement_px,
@@ -29,7 +31,9 @@ from core.units import (
     format_qty,
     format_usdc6,
     notional_usdc6,
+    parse_tick,
 )
+from core.yes_view import to_yes
 
 _DEFAULT_TICK_PX = 100
 _DEFAULT_MIN_QTY = 5 * QTY_ONE
@@ -73,15 +77,8 @@ def _read_book(path: str, outcome: Outcome) -> BookSnapshot:
         snap = parse_book(decode_book(data), "", outcome)
     except PayloadError as exc:
         raise ConfigFileError(f"{path}: {exc}") from None
-    if outcome is Outcome.NO:
-        # Quotes are on the YES book: a NO bid at q is a YES ask at 1 - q.
-        snap = msgspec.structs.replace(
-            snap,
-            outcome=Outcome.YES,
-            bids=tuple((complement_px(px), q) for px, q in snap.asks),
-            asks=tuple((complement_px(px), q) for px, q in snap.bids),
-        )
-    return snap
+    # Quotes are on the YES book: a NO token's book is the YES book it mirrors.
+    return cast(BookSnapshot, to_yes(snap))
 
 
 def _arg_int(text: str, decimals: int, flag: str) -> int:
@@ -99,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     notes: list[str] = []
     tick = snap.tick_px
     if args.tick is not None:
-        tick = _arg_int(args.tick, PX_DECIMALS, "--tick")
+        try:
+            tick = parse_tick(args.tick)
+        except UnitError as exc:
+            raise ConfigFileError(f"--tick: {exc}") from None
     elif not tick:
         tick = _DEFAULT_TICK_PX
         notes.append("book has no tick_size: assuming 0.01 (--tick to change)")
@@ -112,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
     elif not min_qty:
         min_qty = _DEFAULT_MIN_QTY
         notes.append("book has no min_order_size: assuming 5 shares (--min-size to change)")
-    if tick <= 0 or tick >= PX_ONE:
-        raise ConfigFileError(f"--tick: {args.tick} is not a tick size in (0, 1)")
     book = L2Book(tick_px=tick, min_qty=min_qty)
     book.apply_snapshot(snap.bids, snap.asks, snap.ts_ns, tick, min_qty)
     view = book.view()
@@ -127,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         inv = Inventory(no_qty=-net_qty, cash_usdc6=-no_cost, no_cost_usdc6=no_cost)
     decision = decide(view, inv, VolState(), FlowState(), params, view.ts_ns)
     if args.json:
-        out = msgspec.to_builtins(decision)
+        out = {"units": UNITS, "codes": CODES} | msgspec.to_builtins(decision)
         out["market"] = snap.market
         out["tick_px"] = tick
         out["min_qty"] = min_qty
@@ -148,6 +146,15 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def _signed_px(px: int) -> str:
+    # A signed move of a price ("+0.004", "-0.01", "0").
+    return ("+" if px > 0 else "") + format_px(px)
+
+
+def _signed_usdc6(amount: int) -> str:
+    return ("+" if amount > 0 else "") + format_usdc6(amount)
 
 
 def render(
@@ -172,14 +179,22 @@ def render(
     if not d.quote:
         lines.append(f"NO QUOTE: {d.no_quote} ({r.pulled})")
         return "\n".join(lines) + "\n"
+    risk = f"risk   cap {format_usdc6(r.cap_usdc6)} USDC"
+    if r.bound_usdc6 != r.cap_usdc6:
+        # The inventory (with orders being cancelled) is already past the cap: no order may raise its
+        # worst case further, and orders that lower it still go out.
+        risk += f" (bound {format_usdc6(r.bound_usdc6)}: the worst case before quoting)"
+    risk += (
+        f"   worst-case loss if YES {_signed_usdc6(r.loss_if_yes_usdc6)}  if NO "
+        f"{_signed_usdc6(r.loss_if_no_usdc6)} USDC (negative: a gain)"
+    )
     lines += [
         f"fair   {format_px(d.fair_px)} ({r.fair_source})   inventory {format_qty(r.inventory_qty)} sh   "
-        f"skew {r.skew_px / 10_000:+.4f}   skewed mid {format_px(d.skewed_mid_px)}",
+        f"skew {_signed_px(d.skewed_mid_px - d.fair_px)}   skewed mid {format_px(d.skewed_mid_px)}",
         f"spread half {format_px(r.half_spread_px)} = base {format_px(r.base_half_spread_px)} + "
         f"vol {format_px(r.vol_widen_px)} (vol {r.vol_px} px)",
         f"flow   imbalance {r.flow_permille / 1000:+.3f}   size bid {r.bid_size_pct}%  ask {r.ask_size_pct}%",
-        f"risk   cap {format_usdc6(r.cap_usdc6)} USDC   worst case if YES {format_usdc6(r.loss_if_yes_usdc6)}"
-        f"  if NO {format_usdc6(r.loss_if_no_usdc6)}",
+        risk,
         "",
         f"{'BID size':>10} {'BID px':>8}   {'ASK px':<8} {'ASK size':<10}",
     ]

@@ -17,8 +17,8 @@ from app.bootstrap import Mode, TradingEngine
 from app.configfile import ConfigFileError, load_config
 from core.config import Config
 from core.markets import MarketInfo
-from core.units import QTY_ONE, USDC6_ONE, format_px, format_qty
-from sim.summary import market_summary, totals
+from core.units import QTY_ONE, format_px, format_qty, format_usdc6
+from sim.summary import market_summary, pnl_line, totals
 
 log = logging.getLogger("polymm")
 
@@ -115,11 +115,16 @@ def run(args: argparse.Namespace) -> int:
     if mode == "live":
         live["attach"](engine)
     for m in markets:
-        print(f"  {m.market}  tick {format_px(m.tick_px)}  min {format_qty(m.min_qty)}  {m.question[:70]}")
+        event = f"  event {m.neg_risk_market_id[:12]}" if m.neg_risk_market_id else ""
+        print(
+            f"  {m.market}  tick {format_px(m.tick_px)} USDC  min {format_qty(m.min_qty)} shares{event}"
+            f"  {m.question[:70]}"
+        )
     inv = cfg.inventory
     print(
-        f"limits: {inv.per_market_ev_cap:g} USDC worst case per market, {inv.global_ev_cap:g} global, "
-        f"maker_only {inv.maker_only}; events -> {state_dir / 'events.jsonl'}"
+        f"limits: worst-case loss {inv.per_market_ev_cap:g} USDC per market, {inv.event_cap:g} USDC per "
+        f"neg-risk event, {inv.global_ev_cap:g} USDC in all; maker_only {inv.maker_only}; "
+        f"events -> {state_dir / 'events.jsonl'}"
     )
     done = threading.Event()
 
@@ -166,7 +171,7 @@ def summarise(
     """The end-of-run summary for people."""
     decisions = sum(s.decisions for s in statuses.values())
     events = engine.dispatch.events_in
-    lines = [f"{mode}: {len(statuses)} markets, {events:,} market events, {decisions:,} decisions"]
+    lines = [f"{mode}: {len(statuses)} markets, {events:,} market events (YES book), {decisions:,} decisions"]
     if mode == "dry-run":
         lines.append("order requests sent: 0 (dry-run)")
     if paper:
@@ -182,20 +187,29 @@ def summarise(
             for m, pm in sorted(paper.items())
         ]
         t = totals(per)
-        pnl = t["pnl_usdc"]
         lines += [
             f"fills    {t['fills']['maker']} maker, {t['fills']['taker']} taker   "
-            f"volume {t['volume_shares']:,.2f} shares",
-            f"pnl      {pnl['total']:+,.2f} USDC = spread {pnl['spread_capture']:+,.2f} + inventory "
-            f"{pnl['inventory_mtm']:+,.2f} + fees {pnl['fees']:+,.2f} + resolution {pnl['resolution']:+,.2f}",
+            f"volume {_shares(t['volume_shares'])} shares / {t['volume_usdc']:,.2f} USDC",
+            f"pnl      {pnl_line(t['pnl_usdc'])}",
             f"quoting  uptime {t['quote_uptime']:.1%}   "
-            f"max |inventory| {t['max_abs_inventory_shares']:,.2f} shares",
+            f"max |inventory| {_shares(t['max_abs_inventory_shares'])} shares",
         ]
     if venue_summary:
         lines.append("venue    " + "  ".join(f"{k} {v}" for k, v in venue_summary.items()))
     for m, s in sorted(statuses.items()):
-        net = (s.yes_qty - s.no_qty) / QTY_ONE
+        # Positions are exact to the 1e-6 share (fills come in any size): every decimal is printed.
         lines.append(
-            f"  {m[:20]:<20} inventory {net:+.2f} YES  cash {s.cash_usdc6 / USDC6_ONE:+.2f}  fills {s.fills}"
+            f"  {m[:20]:<20} inventory {_signed(format_qty(s.yes_qty - s.no_qty))} shares net YES "
+            f"(YES {format_qty(s.yes_qty)}, NO {format_qty(s.no_qty)})  cash "
+            f"{_signed(format_usdc6(s.cash_usdc6))} USDC  fills {s.fills}"
         )
     return "\n".join(lines)
+
+
+def _signed(text: str) -> str:
+    return text if text.startswith("-") or text == "0" else "+" + text
+
+
+def _shares(value: float) -> str:
+    # A share count from a summary, with every decimal a size can have (1e-6 share).
+    return format_qty(round(value * QTY_ONE))

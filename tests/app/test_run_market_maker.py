@@ -2,11 +2,14 @@
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
 import pytest
 
+from actors.market import Status
 from app.cli import main
+from app.commands.run import summarise
 from emulator import Emulator
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -134,6 +137,11 @@ def test_paper_fills_on_the_live_feed_without_sending_orders(emu, tmp_path, caps
     assert "pnl" in out and "uptime" in out
     kinds = {e["kind"] for e in events(tmp_path)}
     assert {"decision", "place"} <= kinds
+    # The emulator's takers trade through our quotes within seconds: the paper venue fills them.
+    fills = next(line for line in out.splitlines() if line.startswith("fills"))
+    assert int(fills.split()[1]) > 0, out
+    held = [line for line in out.splitlines() if " inventory " in line and "net YES" in line]
+    assert any("inventory 0 shares" not in line for line in held), out
 
 
 def test_live_is_refused_while_the_config_says_dry_run(emu, tmp_path, capsys, monkeypatch):
@@ -156,3 +164,41 @@ def test_live_is_refused_while_the_config_says_dry_run(emu, tmp_path, capsys, mo
     assert code == 2
     assert "ops.dry_run: true refuses --mode live" in capsys.readouterr().err
     assert order_requests(emu) == before
+
+
+def test_the_event_log_starts_with_its_units(emu, tmp_path, capsys):
+    assert (
+        main(["run-market-maker", "--config", str(config_in(tmp_path)), "--duration", "1", *urls(emu)]) == 0
+    )
+
+    first = events(tmp_path)[0]
+    assert first["kind"] == "units" and first["mode"] == "dry-run"
+    assert first["units"]["px"]["scale"] == "0.0001" and "*_px" in first["units"]["px"]["applies_to"]
+    assert first["units"]["qty"]["scale"] == "0.000001" and first["units"]["usdc6"]["scale"] == "0.000001"
+
+
+def test_summary_prints_every_decimal_of_a_position_with_its_unit():
+    # A maker fill of 7.575758 shares (a $5 market buy at 0.66) and 5 USDC received.
+    st = Status(
+        market="0xabc",
+        book_valid=True,
+        yes_qty=0,
+        no_qty=7_575_758,
+        cash_usdc6=-4_999_999,
+        open_orders=0,
+        exposure_usdc6=0,
+        decisions=3,
+        fills=1,
+        last_quote=True,
+        last_bids=(),
+        last_asks=(),
+        skewed_mid_px=0,
+        wakeup_ns=0,
+    )
+    engine = SimpleNamespace(dispatch=SimpleNamespace(events_in=12))
+
+    text = summarise("dry-run", engine, {"0xabc": st}, {}, None)
+
+    assert "inventory -7.575758 shares net YES (YES 0, NO 7.575758)" in text
+    assert "cash -4.999999 USDC" in text
+    assert "12 market events" in text and "3 decisions" in text
