@@ -101,6 +101,9 @@ class QuotingConfig(Base, frozen=True):
 
     fair_price: Literal["mid", "microprice"] = "microprice"
     max_book_age_ms: NonNegInt = 60_000
+    #: A book whose best ask is further than this above its best bid gives no quote (e.g. 0.01/0.99
+    #: with nothing between: there is no price to stand on); null: quote any spread.
+    max_book_spread_px: Annotated[int, Meta(ge=1, le=PX_ONE)] | None = 2_000
     levels: int = 3
     half_spread_px: NonNegInt = 100
     level_spacing_px: Annotated[int, Meta(ge=1, le=PX_ONE)] = 100
@@ -176,12 +179,12 @@ class InventoryConfig(Base, frozen=True):
         _check_decimals("global_ev_cap", self.global_ev_cap, 6)
         if self.per_event_ev_cap is not None:
             _check_decimals("per_event_ev_cap", self.per_event_ev_cap, 6)
+        _check_decimals("inventory_limit_shares", self.inventory_limit_shares, 2)
 
     @property
     def event_cap(self) -> float:
         """The neg-risk event budget in USDC (``per_event_ev_cap``, else the per-market cap)."""
         return self.per_event_ev_cap if self.per_event_ev_cap is not None else self.per_market_ev_cap
-        _check_decimals("inventory_limit_shares", self.inventory_limit_shares, 2)
 
 
 class OpsConfig(Base, frozen=True):

@@ -32,6 +32,8 @@ from core.units import (
     Qty,
     Side,
     Usdc6,
+    format_px,
+    format_qty,
     usdc10_to_usdc6_ceil,
 )
 
@@ -43,6 +45,7 @@ class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
 
     fair_microprice: bool
     max_book_age_ns: int
+    max_book_spread_px: Px  # 0: off
     levels: int
     half_spread_px: Px
     level_spacing_px: Px
@@ -89,6 +92,7 @@ def quote_params(cfg: Config) -> QuoteParams:
     return QuoteParams(
         fair_microprice=q.fair_price == "microprice",
         max_book_age_ns=q.max_book_age_ms * NS_PER_MS,
+        max_book_spread_px=q.max_book_spread_px or 0,
         levels=q.levels,
         half_spread_px=q.half_spread_px,
         level_spacing_px=q.level_spacing_px,
@@ -136,7 +140,14 @@ class DesiredOrder(msgspec.Struct, frozen=True):
 
 
 NoQuoteReason = Literal[
-    "", "empty_book", "one_sided_book", "crossed_book", "stale_book", "volatility_pull", "no_room"
+    "",
+    "empty_book",
+    "one_sided_book",
+    "crossed_book",
+    "wide_book",
+    "stale_book",
+    "volatility_pull",
+    "no_room",
 ]
 
 
@@ -242,7 +253,13 @@ def decide(
         return _no_quote("one_sided_book", "no bids" if view.bid_qty <= 0 else "no asks")
     best_bid, best_ask = view.bid_px, view.ask_px
     if best_bid >= best_ask:
-        return _no_quote("crossed_book", f"best bid {best_bid} >= best ask {best_ask}")
+        return _no_quote("crossed_book", f"best bid {format_px(best_bid)} >= best ask {format_px(best_ask)}")
+    if p.max_book_spread_px and best_ask - best_bid > p.max_book_spread_px:
+        return _no_quote(
+            "wide_book",
+            f"spread {format_px(best_ask - best_bid)} ({format_px(best_bid)}/{format_px(best_ask)}) is wider "
+            f"than max_book_spread {format_px(p.max_book_spread_px)}",
+        )
     if p.max_book_age_ns and now_ns - view.ts_ns > p.max_book_age_ns:
         return _no_quote("stale_book", f"book is {(now_ns - view.ts_ns) // NS_PER_MS} ms old")
     if vol.pulled:
@@ -348,7 +365,12 @@ def decide(
         if px > hi:
             continue
         q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] * USDC10_PER_USDC6 // px  # type: ignore[index]
-        q = (q if q > min_qty else min_qty) * bid_pct // 100
+        if q < min_qty:  # never silently raised to the market's minimum
+            trims.append(
+                f"bid {format_px(px)}: {format_qty(q)} shares, below the minimum {format_qty(min_qty)}"
+            )
+            continue
+        q = q * bid_pct // 100
         q -= q % step
         if q < min_qty:
             continue
@@ -359,7 +381,7 @@ def decide(
             if fit < min_qty:
                 trims.extend(_dropped("bid", top_bid, -spacing, tick, i, levels))
                 break
-            trims.append(f"bid {px}: size {q} -> {fit} (cap)")
+            trims.append(f"bid {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (cap)")
             trims.extend(_dropped("bid", top_bid, -spacing, tick, i + 1, levels))
             q = fit
         loss_no += px * q
@@ -381,7 +403,12 @@ def decide(
             continue
         unit = PX_ONE - px  # loss per Qty if this ask fills and YES wins, in Usdc10
         q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] * USDC10_PER_USDC6 // unit  # type: ignore[index]
-        q = (q if q > min_qty else min_qty) * ask_pct // 100
+        if q < min_qty:  # never silently raised to the market's minimum
+            trims.append(
+                f"ask {format_px(px)}: {format_qty(q)} shares, below the minimum {format_qty(min_qty)}"
+            )
+            continue
+        q = q * ask_pct // 100
         q -= q % step
         if q < min_qty:
             continue
@@ -392,7 +419,7 @@ def decide(
             if fit < min_qty:
                 trims.extend(_dropped("ask", top_ask, spacing, tick, i, levels))
                 break
-            trims.append(f"ask {px}: size {q} -> {fit} (cap)")
+            trims.append(f"ask {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (cap)")
             trims.extend(_dropped("ask", top_ask, spacing, tick, i + 1, levels))
             q = fit
         if avail_yes >= q:
@@ -401,7 +428,7 @@ def decide(
         elif via_buy_no:
             orders.append(DesiredOrder(_NO, _BUY, unit, q))
         else:
-            trims.append(f"ask {px}: no YES to sell and sell_yes_via_buy_no is off")
+            trims.append(f"ask {format_px(px)}: no YES to sell and sell_yes_via_buy_no is off")
             continue
         loss_yes += unit * q
         asks.append(Quote(px, q))
@@ -453,5 +480,5 @@ def _dropped(name: str, top: Px, step: Px, tick: Px, first: int, levels: int) ->
         px = top + i * step
         px = px - px % tick if step < 0 else -((-px) // tick) * tick
         if tick <= px <= PX_ONE - tick:
-            out.append(f"{name} {px}: dropped (cap)")
+            out.append(f"{name} {format_px(px)}: dropped (cap)")
     return out

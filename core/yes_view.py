@@ -29,6 +29,8 @@ __all__ = ["YesView", "mirror_levels", "to_yes"]
 
 _YES: Final = Outcome.YES
 _NO: Final = Outcome.NO
+#: The other side (a table lookup: ``Side(-side)`` costs a microsecond on the feed's hot path).
+_FLIP: Final = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
 
 
 def mirror_levels(levels: tuple[Level, ...]) -> tuple[Level, ...]:
@@ -45,13 +47,13 @@ def to_yes(event: MarketEvent) -> MarketEvent:
             market=event.market,
             outcome=_YES,
             ts_ns=event.ts_ns,
-            side=Side(-event.side),
+            side=_FLIP[event.side],
             px=PX_ONE - event.px,
             qty=event.qty,
         )
     if type(event) is TradePrint:
         return msgspec.structs.replace(
-            event, outcome=_YES, px=PX_ONE - event.px, aggressor=Side(-event.aggressor)
+            event, outcome=_YES, px=PX_ONE - event.px, aggressor=_FLIP[event.aggressor]
         )
     if type(event) is BookSnapshot:
         return msgspec.structs.replace(

@@ -65,6 +65,7 @@ def configs(draw: st.DrawFn, skew: bool = True, cap_usdc: float | None = None) -
         quoting=QuotingConfig(
             fair_price=draw(st.sampled_from(("mid", "microprice"))),
             max_book_age_ms=0,
+            max_book_spread_px=draw(st.none() | st.integers(1, PX_ONE)),
             levels=levels,
             half_spread_px=draw(st.integers(0, 500)),
             level_spacing_px=draw(st.integers(1, 300)),

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from app.configfile import ConfigFileError, load_config
+from core.config import InventoryConfig
 
 SHIPPED = sorted(Path("configs").glob("*.yaml"))
 STRATEGIES = [p for p in SHIPPED if p.name in {"market_maker.yaml", "option_seller.yaml", "risk.yaml"}]
@@ -77,3 +78,15 @@ def test_cli_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{path}: quoting.levels: 5 is not in 2..4"
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_inventory_limit_finer_than_a_cent_of_a_share_is_refused():
+    with pytest.raises(ValueError, match="inventory_limit_shares"):
+        InventoryConfig(inventory_limit_shares=10.001)
+
+
+def test_event_cap_defaults_to_the_per_market_cap_and_may_not_exceed_the_global_one():
+    assert InventoryConfig(per_market_ev_cap=50.0).event_cap == 50.0
+    assert InventoryConfig(per_event_ev_cap=200.0).event_cap == 200.0
+    with pytest.raises(ValueError, match="per_event_ev_cap"):
+        InventoryConfig(per_event_ev_cap=5_000.0)

@@ -9,7 +9,16 @@ from core.book import BookView
 from core.estimators import FlowState, VolState
 from core.inventory import Inventory, worst_case_losses, worst_case_losses_usdc10
 from core.quoting import decide, quote_params
-from core.units import PX_ONE, QTY_ONE, USDC10_PER_USDC6, Outcome, Side, notional_usdc6
+from core.units import (
+    ORDER_QTY_STEP,
+    PX_ONE,
+    QTY_ONE,
+    USDC10_PER_USDC6,
+    Outcome,
+    Side,
+    format_px,
+    notional_usdc6,
+)
 from tests.strategies import book_views, inventories, orders, params
 
 SHARE = QTY_ONE
@@ -122,7 +131,9 @@ def test_decide_cap_trims_deepest_bid_first_and_keeps_asks():
     assert len(d.asks) == 3
     # 85.5 + 4.5 + 8.8 = 98.8 if NO wins; the 40-share level would not fit under the 100 USDC cap.
     assert [q.qty for q in d.bids] == [10 * SHARE, 20 * SHARE]
-    assert d.reasons.trims == (f"bid {d.bids[1].px - 100}: dropped (cap)",)
+    assert d.reasons.trims == (
+        f"bid {format_px(d.bids[1].px - 100)}: dropped (cap)",
+    )  # prices as people read them
     assert max(worst_case_losses(inv, [(o.outcome, o.side, o.px, o.qty) for o in d.orders])) <= 100_000_000
     assert d.reasons.loss_if_no_usdc6 == 98_800_000
 
@@ -236,7 +247,7 @@ def test_caps_hold_against_brute_force_settlement_of_every_fill_combination(v, i
     # max(cap, the worst case before the ladder); decide reports the worst case it leaves per outcome.
     after = _brute_force_worst_usdc10(inv, [*inflight, *new[:6]])
     assert after <= max(cap * USDC10_PER_USDC6, before)
-    if len(new) <= 6:
+    if d.no_quote in ("", "no_room") and len(new) <= 6:
         loss_yes, loss_no = worst_case_losses_usdc10(inv, [*inflight, *new])
         assert d.reasons.loss_if_yes_usdc6 == -(-loss_yes // USDC10_PER_USDC6)
         assert d.reasons.loss_if_no_usdc6 == -(-loss_no // USDC10_PER_USDC6)
@@ -296,6 +307,7 @@ def test_skew_is_monotone_more_inventory_never_raises_a_price(v, p, net_a, delta
 def test_flat_generous_cap_quotes_both_sides(v, p):
     p = msgspec.structs.replace(p, sell_yes_via_buy_no=True)  # flat: the ask can only go out as a BUY NO
 
+    v = msgspec.structs.replace(v, min_qty=ORDER_QTY_STEP)  # every configured size meets the minimum
     d = decide(v, Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
 
     r = d.reasons
@@ -333,4 +345,26 @@ def test_orders_mirror_the_yes_ladder(v, inv, p):
 def test_pull_regime_never_quotes(v, inv, p, vol_px):
     d = decide(v, inv, VolState(vol_px=vol_px, pulled=True), NEUTRAL_FLOW, p, NOW)
 
-    assert not d.quote and d.orders == () and d.no_quote == "volatility_pull"
+    assert not d.quote and d.orders == ()
+    assert d.no_quote in ("volatility_pull", "wide_book")  # a book too wide to quote is refused first
+
+
+def test_decide_wide_book_gives_no_quote_unless_configured_off():
+    absurd = view(bid=100, ask=9_900)  # 0.01/0.99 with nothing between
+
+    d = decide(absurd, Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+    off = decide(
+        absurd, Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, msgspec.structs.replace(MM, max_book_spread_px=0), NOW
+    )
+
+    assert not d.quote and d.no_quote == "wide_book" and "0.98" in d.reasons.pulled
+    assert off.quote
+
+
+def test_decide_reports_a_level_below_the_market_minimum_instead_of_raising_it():
+    small = msgspec.structs.replace(MM, level_sizes_qty=(2 * SHARE, 10 * SHARE, 20 * SHARE))
+
+    d = decide(view(min_qty=5 * SHARE), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, small, NOW)
+
+    assert [q.qty for q in d.bids] == [10 * SHARE, 20 * SHARE]  # never silently raised to 5 shares
+    assert "bid 0.46: 2 shares, below the minimum 5" in d.reasons.trims
