@@ -10,7 +10,7 @@ default:
 install:
     python -m pip install -q -e '.[dev,classify]'
 
-# lint (ruff), format check, strict type check of core/
+# lint (ruff), format check, strict type check of every package
 lint:
     ruff check .
     ruff format --check .
