@@ -9,7 +9,7 @@ update the book and estimators, call ``core.quoting.decide`` when its inputs cha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import assert_never
+from typing import assert_never, cast
 
 import msgspec
 
@@ -19,6 +19,7 @@ from core.inventory import Inventory, OrderLike, apply_fill, settle, worst_case_
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
+    Adopted,
     BookDelta,
     BookSnapshot,
     Cancel,
@@ -39,6 +40,7 @@ from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
 from core.reconcile import Tolerance, admit, reconcile
 from core.units import PX_ONE, Outcome, Side
+from core.yes_view import to_yes
 
 NEVER = 1 << 62
 _YES = Outcome.YES
@@ -135,27 +137,27 @@ class MarketSession:
     def on_event(self, ev: MarketEvent) -> None:
         """Handle one market-data event (the live path; the simulator calls the typed handlers).
 
-        The session's time is its clock's (the receive time), not the venue's timestamp: a venue
-        clock running ahead must not delay requotes, nor one running behind age the book.
+        Events come on the YES book, each happening once (the feed's ``core.yes_view.YesView``); an
+        event still on the NO token is mapped with ``core.yes_view.to_yes``. The session's time is
+        its clock's (the receive time), not the venue's timestamp: a venue clock running ahead must
+        not delay requotes, nor one running behind age the book.
         """
         now = self.clock.now_ns()
         if type(ev) is BookDelta:  # the common case, without the pattern match
-            if ev.outcome is _YES:
-                self.on_level(ev.side, ev.px, ev.qty, now)
+            if ev.outcome is not _YES:
+                ev = cast(BookDelta, to_yes(ev))
+            self.on_level(ev.side, ev.px, ev.qty, now)
             return
         self._on_other(ev, now)
 
     def _on_other(self, ev: MarketEvent, now: int) -> None:
+        if getattr(ev, "outcome", _YES) is not _YES:
+            ev = to_yes(ev)
         match ev:
-            case BookDelta(outcome=Outcome.YES):
-                self.on_level(ev.side, ev.px, ev.qty, now)
             case BookDelta():
-                pass  # the venue mirrors every change on the NO book; we keep the YES book
+                self.on_level(ev.side, ev.px, ev.qty, now)
             case TradePrint():
-                if ev.outcome is Outcome.YES:
-                    self.on_trade(ev.aggressor, ev.px, ev.qty, now)
-                else:
-                    self.on_trade(Side(-ev.aggressor), PX_ONE - ev.px, ev.qty, now)
+                self.on_trade(ev.aggressor, ev.px, ev.qty, now)
             case BookSnapshot():
                 self.on_snapshot(ev, now)
             case TickSizeChanged():
@@ -168,7 +170,7 @@ class MarketSession:
                 assert_never(ev)
 
     def on_batch(self, events: Sequence[MarketEvent]) -> None:
-        """The events of one feed frame, received now: one clock read, one top-of-book check.
+        """The YES events of one feed frame, received now: one clock read, one top-of-book check.
 
         Equivalent to ``on_event`` per event, except that a run of YES deltas is judged once, on the
         book it leaves (the decision comes after the whole frame either way).
@@ -178,7 +180,8 @@ class MarketSession:
         moved = False
         for ev in events:
             if type(ev) is BookDelta:
-                if ev.outcome is _YES and book.set_level(ev.side, ev.px, ev.qty, now):
+                d = ev if ev.outcome is _YES else cast(BookDelta, to_yes(ev))
+                if book.set_level(d.side, d.px, d.qty, now):
                     moved = True
                 continue
             if moved:
@@ -190,13 +193,13 @@ class MarketSession:
             self._top_changed(now)
 
     def on_snapshot(self, ev: BookSnapshot, ts_ns: int) -> None:
-        """A full book received at ``ts_ns``: the only way out of a tick-size epoch or a reconnect."""
-        if ev.outcome is Outcome.NO:
-            bids = tuple((PX_ONE - px, q) for px, q in ev.asks)
-            asks = tuple((PX_ONE - px, q) for px, q in ev.bids)
-        else:
-            bids, asks = ev.bids, ev.asks
-        self.book.apply_snapshot(bids, asks, ts_ns, ev.tick_px, ev.min_qty)
+        """A full book received at ``ts_ns``: the only way out of a tick-size epoch or a reconnect.
+
+        A NO token's book is the YES book it mirrors (``core.yes_view.to_yes``).
+        """
+        if ev.outcome is not _YES:
+            ev = cast(BookSnapshot, to_yes(ev))
+        self.book.apply_snapshot(ev.bids, ev.asks, ts_ns, ev.tick_px, ev.min_qty)
         self.book_valid = True
         self.dirty = True
         self._maybe_requote(ts_ns, urgent=True)
@@ -291,8 +294,8 @@ class MarketSession:
         urgent = not (0 <= book.bid_px < book.ask_px <= PX_ONE) or (
             last is not None
             and (
-                (last.bids and last.bids[0].px >= book.ask_px)
-                or (last.asks and last.asks[0].px <= book.bid_px)
+                (len(last.bids) > 0 and last.bids[0].px >= book.ask_px)
+                or (len(last.asks) > 0 and last.asks[0].px <= book.bid_px)
             )
         )
         self._maybe_requote(ts_ns, urgent=urgent)
@@ -336,6 +339,21 @@ class MarketSession:
                 self.stats.rejects += 1
                 self.sink.record("rejected", ev.ts_ns, self.market, ev)
                 self._changed()
+            case Adopted():
+                # An earlier run's order, kept with its queue place: ours from now on, like any other
+                # (the next reconcile keeps it if it is what we want, or cancels it).
+                if ev.client_id not in self.orders:
+                    self.orders[ev.client_id] = OrderRecord(
+                        client_id=ev.client_id,
+                        outcome=ev.outcome,
+                        side=ev.side,
+                        px=ev.px,
+                        qty=ev.qty,
+                        status=LIVE,
+                    )
+                    self.orders_version += 1
+                    self.sink.record("adopted", ev.ts_ns, self.market, ev)
+                    self._changed()
             case _:
                 assert_never(ev)
 
@@ -365,11 +383,16 @@ class MarketSession:
             rec.qty = ev.leaves_qty
             if ev.leaves_qty <= 0:
                 del self.orders[ev.client_id]
-        # Our maker fill is a taker's trade the other way: it is flow too (YES-equivalent side).
-        yes_side = ev.side if ev.outcome is Outcome.YES else Side(-ev.side)
-        taker_side = Side(-yes_side) if ev.liquidity == "maker" else yes_side
+        # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill.
+        taker = ev.side if ev.liquidity == "taker" else Side(-ev.side)
+        trade = to_yes(
+            TradePrint(
+                market=ev.market, outcome=ev.outcome, ts_ns=ev.ts_ns, px=ev.px, qty=ev.qty, aggressor=taker
+            )
+        )
+        assert type(trade) is TradePrint
         now = self.clock.now_ns()
-        self.flow = update_flow(self.flow, taker_side, ev.qty, now, self.params.flow_halflife_s)
+        self.flow = update_flow(self.flow, trade.aggressor, ev.qty, now, self.params.flow_halflife_s)
         self.dirty = True
         if self.book_valid:
             # Not urgent: the caps already counted this order as filled; the new skew can wait for

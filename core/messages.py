@@ -174,4 +174,20 @@ class Canceled(_Msg, frozen=True, tag="canceled"):
     reason: str = ""
 
 
-ExecEvent = Accepted | Rejected | Filled | Canceled
+class Adopted(_Msg, frozen=True, tag="adopted"):
+    """An order of ours found resting at the venue at start (an earlier run's), kept with its queue place.
+
+    The session takes it as one of its own live orders under ``client_id``; ``qty`` is what is left.
+    """
+
+    market: str
+    client_id: str
+    order_id: str
+    ts_ns: int
+    outcome: Outcome
+    side: Side
+    px: Px
+    qty: Qty
+
+
+ExecEvent = Accepted | Rejected | Filled | Canceled | Adopted

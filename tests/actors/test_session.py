@@ -7,6 +7,7 @@ from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
+    Adopted,
     BookDelta,
     BookSnapshot,
     CancelAll,
@@ -14,6 +15,7 @@ from core.messages import (
     Filled,
     MarketResolved,
     TickSizeChanged,
+    TradePrint,
 )
 from core.quoting import quote_params
 from core.units import PX_ONE, QTY_ONE, Outcome, Side, parse_qty
@@ -317,3 +319,83 @@ def test_session_feed_lost_after_a_pull_sends_no_second_cancel():
     s.on_feed_lost(T0 + 2)  # the feed closing at shutdown
 
     assert len(port.commands) == n and not s.book_valid
+
+
+def test_a_raw_no_token_event_is_taken_as_the_yes_event_it_mirrors():
+    # The feed hands the session YES events (core.yes_view); one still on the NO token is mapped.
+    yes, no = new_session()[0], new_session()[0]
+    yes_book = snapshot()
+    no_book = BookSnapshot(
+        market="m1",
+        outcome=Outcome.NO,
+        ts_ns=T0,
+        bids=((PX_ONE - 4_800, 100 * SHARE),),
+        asks=((PX_ONE - 4_700, 100 * SHARE),),
+        tick_px=100,
+        min_qty=5 * SHARE,
+    )
+    yes.on_event(yes_book)
+    no.on_event(no_book)
+    assert (no.book.bid_px, no.book.ask_px, no.book.bids, no.book.asks) == (
+        yes.book.bid_px,
+        yes.book.ask_px,
+        yes.book.bids,
+        yes.book.asks,
+    )
+
+    # A NO seller at 0.53 is a YES buyer at 0.47: the same flow as the YES print.
+    yes.on_event(
+        TradePrint(market="m1", outcome=Outcome.YES, ts_ns=T0, px=4_700, qty=60 * SHARE, aggressor=Side.BUY)
+    )
+    no.on_event(
+        TradePrint(market="m1", outcome=Outcome.NO, ts_ns=T0, px=5_300, qty=60 * SHARE, aggressor=Side.SELL)
+    )
+    assert no.flow == yes.flow and yes.flow.buy_qty > 0 and yes.flow.sell_qty == 0
+
+    yes.on_batch([BookDelta(market="m1", outcome=Outcome.YES, ts_ns=T0, side=Side.SELL, px=4_750, qty=SHARE)])
+    no.on_batch([BookDelta(market="m1", outcome=Outcome.NO, ts_ns=T0, side=Side.BUY, px=5_250, qty=SHARE)])
+    assert no.book.ask_px == yes.book.ask_px == 4_750
+
+
+def test_our_maker_fills_count_as_the_takers_flow_on_the_yes_book():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    yes_bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+    no_bid = next(p for p in port.places if p.outcome is Outcome.NO and p.side is Side.BUY)
+
+    s.on_exec(fill_of(yes_bid, ts=T0 + 1))  # a taker sold YES into our bid
+    assert s.flow.sell_qty == yes_bid.qty and s.flow.buy_qty == 0
+    s.on_exec(fill_of(no_bid, ts=T0 + 1, trade_id="t2"))  # a taker sold NO: a YES buyer
+    assert s.flow.buy_qty == no_bid.qty and s.flow.sell_qty == yes_bid.qty
+
+
+def test_adopted_order_is_kept_when_wanted_and_cancelled_when_not():
+    # An earlier run's orders, found resting at start: one is exactly what we would quote (its queue
+    # place is kept), the other is not (cancelled like any order of ours we no longer want).
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    wanted = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+    s2, port2, sink2 = new_session()
+    for cid, px, qty in (("m1-adopted-1", wanted.px, wanted.qty), ("m1-adopted-2", 1_000, 50 * SHARE)):
+        s2.on_exec(
+            Adopted(
+                market="m1",
+                client_id=cid,
+                order_id="0x" + cid,
+                ts_ns=T0,
+                outcome=Outcome.YES,
+                side=Side.BUY,
+                px=px,
+                qty=qty,
+            )
+        )
+
+    s2.on_event(snapshot())
+
+    assert "m1-adopted-1" in s2.orders and "m1-adopted-2" not in {p.client_id for p in port2.places}
+    assert [c.client_id for c in port2.cancels] == ["m1-adopted-2"]
+    assert not any(
+        p.px == wanted.px and p.side is Side.BUY and p.outcome is Outcome.YES for p in port2.places
+    )
+    assert len(sink2.kinds("adopted")) == 2
