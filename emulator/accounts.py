@@ -14,6 +14,7 @@ from core.units import (
     PX_ONE,
     USDC10_PER_USDC6,
     Outcome,
+    Qty,
     Side,
 )
 from emulator.auth import ApiCreds
@@ -52,14 +53,26 @@ class Accounts(Channels):
                 c["orders"] += n_orders
 
     def _free_cash(self, user: Account) -> int:
-        total = user.cash0
+        total = user.cash0 + user.adj_cash_usdc6
         for m in self._markets:
             b = m.engine.balance(user.address)
             total += b.cash_usdc6 - b.locked_cash_usdc6
         return total
 
     def _total_cash(self, user: Account) -> int:
-        return user.cash0 + sum(m.engine.balance(user.address).cash_usdc6 for m in self._markets)
+        return (
+            user.cash0
+            + user.adj_cash_usdc6
+            + sum(m.engine.balance(user.address).cash_usdc6 for m in self._markets)
+        )
+
+    def _shares(self, user: Account, m: MarketState, outcome: Outcome) -> tuple[Qty, Qty]:
+        """``(held, locked)`` shares of one token: the engine's, plus what FAILED trades gave back."""
+        b = m.engine.balance(user.address)
+        adj = user.adj_qty.get((m.market, outcome), 0)
+        if outcome is Outcome.YES:
+            return b.yes_qty + adj, b.locked_yes_qty
+        return b.no_qty + adj, b.locked_no_qty
 
     def _balance_reason(self, m: MarketState, user: Account, p: Place) -> str:
         # Collateral is shared by every market, so the venue checks it across engines. Checks the
@@ -86,9 +99,8 @@ class Accounts(Channels):
             fee = fee_bound_usdc6(p.px, p.qty, eng.fee_rate_ppm) if crosses else 0
             need = p.px * p.qty + fee * USDC10_PER_USDC6
             return REASON_BALANCE if need > self._free_cash(user) * USDC10_PER_USDC6 else ""
-        b = eng.balance(user.address)
-        held = b.yes_qty - b.locked_yes_qty if p.outcome is Outcome.YES else b.no_qty - b.locked_no_qty
-        return REASON_BALANCE if p.qty > held else ""
+        held, locked = self._shares(user, m, p.outcome)
+        return REASON_BALANCE if p.qty > held - locked else ""
 
     def balance_allowance(self, creds: ApiCreds, asset_type: str, token_id: str) -> dict[str, Any]:
         """``GET /balance-allowance``: collateral or one token's shares, in 6-decimal units."""
@@ -99,8 +111,7 @@ class Accounts(Channels):
                     balance = self._total_cash(user)
                 case "CONDITIONAL":
                     m, outcome = self._find(token_id)
-                    b = m.engine.balance(user.address)
-                    balance = b.yes_qty if outcome is Outcome.YES else b.no_qty  # Qty is the token unit
+                    balance = self._shares(user, m, outcome)[0]  # Qty is the token unit
                 case _:
                     raise VenueError(400, f"invalid asset_type {asset_type!r}")
             return {"balance": str(balance), "allowances": dict.fromkeys(EXCHANGE_ADDRESSES, ALLOWANCE_MAX)}

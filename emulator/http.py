@@ -8,8 +8,10 @@ socket and all, to ``App.serve_ws``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -58,8 +60,9 @@ class HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(self, address: tuple[str, int], app: App, body_timeout_s: float = 2.0) -> None:
         self.app = app
+        self.body_timeout_s = body_timeout_s
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         super().__init__(address, Handler)
@@ -68,6 +71,14 @@ class HTTPServer(ThreadingHTTPServer):
         with self.sockets_lock:
             self.open_sockets.add(request)
         super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-reply is routine; anything else is a bug worth one log line.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            logger.debug("emulator: connection from %s ended: %s", client_address, exc)
+        else:
+            logger.exception("emulator: request from %s failed", client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self.sockets_lock:
@@ -150,16 +161,60 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _fail(self, status: int, message: str) -> None:
+        # A request we cannot frame: answer it, then close (the rest of the stream is not trusted).
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self._send(status, {"error": message}, {"Connection": "close"})
+
+    def _body_length(self) -> int | None:
+        # The one Content-Length, as digits only; None (after answering 400/413) when it is unusable.
+        values = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding"):
+            self._fail(400, "Transfer-Encoding is not supported: send a Content-Length")
+            return None
+        if not values:
+            return 0
+        texts = {v.strip() for v in values}
+        if len(texts) != 1:
+            self._fail(400, "conflicting Content-Length headers")
+            return None
+        (text,) = texts
+        if not text.isascii() or not text.isdigit():
+            self._fail(400, f"invalid Content-Length: {text[:20]!r}")
+            return None
+        if len(text) > 12 or int(text) > MAX_BODY:
+            self._fail(413, f"payload too large: at most {MAX_BODY} bytes")
+            return None
+        return int(text)
+
+    def _read_body(self, length: int) -> bytes | None:
+        # Read exactly ``length`` bytes within the body timeout; None (after a 400) when they do not come.
+        if not length:
+            return b""
+        self.connection.settimeout(self.server.body_timeout_s)
+        try:
+            body = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            body = b""
+        finally:
+            with contextlib.suppress(OSError):
+                self.connection.settimeout(self.timeout)
+        if len(body) != length:
+            self._fail(400, f"the body is shorter than its Content-Length ({length} bytes)")
+            return None
+        return body
+
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send(413, {"error": "payload too large"})
-            self.close_connection = True
+        length = self._body_length()
+        if length is None:
             return
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body(length)
+        if body is None:
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply = self.server.app.handle(method, path, query, headers, body)
         self._send(reply.status, reply.payload, reply.headers)

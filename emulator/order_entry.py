@@ -17,9 +17,12 @@ from core.units import (
     NS_PER_MS,
     NS_PER_S,
     PX_ONE,
+    USDC10_PER_USDC6,
     Outcome,
     Px,
+    Qty,
     Side,
+    complement_notional_usdc6,
     format_qty,
     format_usdc6,
     notional_usdc6,
@@ -27,7 +30,7 @@ from core.units import (
 from emulator.auth import ApiCreds
 from emulator.flow import Submit
 from emulator.market_data import MarketData
-from emulator.orders import OrderError, PostOrder, order_to_px_qty, verify_signature
+from emulator.orders import OrderError, PostOrder, SignedOrder, order_to_px_qty, verify_signature
 from emulator.scenario import (
     RejectFault,
     fine_tick_px,
@@ -98,18 +101,26 @@ class OrderEntry(MarketData):
             return self._reject("the order owner has to be the owner of the API KEY", kill=False)
         try:
             order_id = verify_signature(o, neg_risk=m.cfg.neg_risk, owner_address=creds.address)
-            px, qty = order_to_px_qty(o)
         except OrderError as exc:
             return self._reject(str(exc), kill=False)
+        user = self._user(creds.address)
+        try:
+            budget = 0
+            if po.order_type in ("FOK", "FAK"):
+                px, qty, budget = self._market_order_px_qty(m, outcome, o)
+            else:
+                px, qty = order_to_px_qty(o)
+        except OrderError as exc:
+            return self._refuse(user, order_id, m, str(exc), kill=False, now_ns=now_ns)
         if rule is not None:
-            return self._reject(rule.message, kill=rule.status == 200)
+            return self._refuse(user, order_id, m, rule.message, kill=rule.status == 200, now_ns=now_ns)
         if order_id in self._orders:
             return self._reject(f"order {order_id} is invalid. Duplicated.", kill=False)
         now_s = now_ns // NS_PER_S
         expire_ns = 0
         if po.order_type == "GTD":
             if o.expiration_s < now_s + self.scenario.gtd_min_lead_s:
-                return self._reject("invalid expiration", kill=False)
+                return self._refuse(user, order_id, m, "invalid expiration", kill=False, now_ns=now_ns)
             expire_ns = o.expiration_s * NS_PER_S
         place = Place(
             market=m.market,
@@ -122,19 +133,23 @@ class OrderEntry(MarketData):
             tif=po.order_type,
             expire_ns=expire_ns,
         )
-        user = self._user(creds.address)
         reason = self._balance_reason(m, user, place)
         if reason:
-            return self._reject(reason, kill=False)
+            return self._refuse(user, order_id, m, reason, kill=False, now_ns=now_ns)
         rec = OrderRecord(order_id, creds, o.maker, m, place, po, now_s)
+        rec.budget_usdc6 = budget
         self._orders[order_id] = rec
         user.orders[order_id] = rec
+        user.live[order_id] = rec
         report = self._submit(m, user.address, place, now_ns)
         for _, ev in report.execs:
             if isinstance(ev, Rejected) and ev.client_id == order_id:
                 del self._orders[order_id]
                 del user.orders[order_id]
-                return self._reject(ev.reason, kill=ev.reason in KILL_REASONS)
+                user.live.pop(order_id, None)
+                return self._refuse(
+                    user, order_id, m, ev.reason, kill=ev.reason in KILL_REASONS, now_ns=now_ns
+                )
         fills, rec.taker_fills = rec.taker_fills, []
         shares = sum(q for _, q in fills)
         usdc = sum(notional_usdc6(p, q) for p, q in fills)
@@ -157,6 +172,60 @@ class OrderEntry(MarketData):
                 "tradeIDs": trade_ids,
             }
         )
+
+    def _refuse(
+        self, user: Account, order_id: str, m: MarketState, reason: str, *, kill: bool, now_ns: int
+    ) -> PlaceResult:
+        # A signed order of ``user`` that the venue refused: kept for ``/emulator/orders``.
+        user.rejected.append(
+            {
+                "id": order_id,
+                "market": m.market,
+                "status": "REJECTED",
+                "reason": reason,
+                "ts_ms": now_ns // NS_PER_MS,
+            }
+        )
+        return self._reject(reason, kill=kill)
+
+    def _market_order_px_qty(self, m: MarketState, outcome: Outcome, o: SignedOrder) -> tuple[Px, Qty, int]:
+        """Limit, size and budget of a FOK/FAK order, whose amounts are the venue's market-order amounts.
+
+        A BUY spends ``makerAmount`` pUSD (its budget) at prices up to ``makerAmount / takerAmount``
+        (rounded down to the tick): the size is what the budget buys from the book, each level at
+        its own price, the last one rounded to the nearest 1e-6 share (a $5 BUY at 0.66 buys
+        7.575758); a budget the book cannot spend counts at the limit, so FOK kills and FAK cancels
+        it. A SELL sells ``makerAmount`` shares at prices down to ``takerAmount / makerAmount``
+        (rounded up to the tick). Neither needs whole 0.01 shares.
+        """
+        tick = m.engine.tick_px
+        if o.maker_amount <= 0 or o.taker_amount <= 0:
+            raise OrderError("invalid order: amounts must be positive")
+        if o.side is Side.BUY:
+            limit = o.maker_amount * PX_ONE // o.taker_amount // tick * tick
+            if not tick <= limit <= PX_ONE - tick:
+                raise OrderError("invalid order price: outside (0, 1)")
+            return limit, self._budget_qty(m, outcome, limit, o.maker_amount), o.maker_amount
+        limit = -(-o.taker_amount * PX_ONE // o.maker_amount)
+        limit = -(-limit // tick) * tick
+        if not tick <= limit <= PX_ONE - tick:
+            raise OrderError("invalid order price: outside (0, 1)")
+        return limit, o.maker_amount, 0
+
+    def _budget_qty(self, m: MarketState, outcome: Outcome, limit_px: Px, budget_usdc6: int) -> Qty:
+        # Shares ``budget_usdc6`` buys on ``outcome``'s asks up to ``limit_px`` (see _market_order_px_qty).
+        left = budget_usdc6 * USDC10_PER_USDC6  # exact, in 1e-10 USDC (px * qty)
+        qty = 0
+        for px, level_qty in m.engine.depth(outcome, Side.SELL):
+            if px > limit_px or not left:
+                break
+            if px * level_qty <= left:
+                qty += level_qty
+                left -= px * level_qty
+            else:
+                qty += (2 * left + px) // (2 * px)
+                left = 0
+        return qty + left // limit_px
 
     def _trade_taker(self, trade_id: str) -> str:
         return self._trades_by_id[trade_id].legs[0].taker_client_id
@@ -188,9 +257,7 @@ class OrderEntry(MarketData):
             now_ns = self.now_ns()
             user = self._users.get(creds.address.lower())
             canceled: list[str] = []
-            for rec in list(user.orders.values()) if user is not None else ():
-                if rec.status != "LIVE":
-                    continue
+            for rec in list(user.live.values()) if user is not None else ():
                 if market and rec.market.market != market:
                     continue
                 if asset_id and rec.market.token(rec.outcome) != asset_id:
@@ -199,6 +266,17 @@ class OrderEntry(MarketData):
                 canceled.append(rec.id)
             self._flush(now_ns)
             return {"canceled": canceled, "not_canceled": {}}
+
+    def count_open(self, creds: ApiCreds, market: str = "", asset_id: str = "") -> int:
+        """How many open orders a cancel-all (or cancel-market-orders) of ``creds`` would cancel."""
+        with self.lock:
+            user = self._users.get(creds.address.lower())
+            return sum(
+                1
+                for rec in (user.live.values() if user is not None else ())
+                if (not market or rec.market.market == market)
+                and (not asset_id or rec.market.token(rec.outcome) == asset_id)
+            )
 
     def cancel_all(self, creds: ApiCreds) -> dict[str, Any]:
         """Cancel every open order of the key's account."""
@@ -213,9 +291,7 @@ class OrderEntry(MarketData):
         with self.lock:
             user = self._users.get(creds.address.lower())
             items = []
-            for rec in user.orders.values() if user is not None else ():
-                if rec.status != "LIVE":
-                    continue
+            for rec in user.live.values() if user is not None else ():
                 if query.get("id") and rec.id != query["id"]:
                     continue
                 if query.get("market") and rec.market.market != query["market"]:
@@ -310,9 +386,11 @@ class OrderEntry(MarketData):
                         rec.taker_fills.append((ev.px, ev.qty))
                     if not ev.leaves_qty:
                         rec.status = "MATCHED"
+                        user.live.pop(rec.id, None)
                     self._order_event(rec, "UPDATE", now_ns)
                 case Canceled():
                     rec.status = "CANCELED"
+                    user.live.pop(rec.id, None)
                     self._order_event(rec, "CANCELLATION", now_ns)
                 case Rejected():
                     pass
@@ -360,15 +438,71 @@ class OrderEntry(MarketData):
                 parties.append((leg.maker_owner, "MAKER"))
         for owner, role in parties:
             self._users[owner.lower()].trades.append((t, role))
-        sc = self.scenario
+        if parties:
+            t.will_fail = self._next_trade_fails()
         heapq.heappush(
-            self._status_heap, (now_ns + sc.trade_mined_ms * NS_PER_MS, self._trade_seq * 2, "MINED", t)
+            self._status_heap, (now_ns + self.mined_ms * NS_PER_MS, self._trade_seq * 2, "MINED", t)
         )
         heapq.heappush(
             self._status_heap,
-            (now_ns + sc.trade_confirmed_ms * NS_PER_MS, self._trade_seq * 2 + 1, "CONFIRMED", t),
+            (now_ns + self.confirmed_ms * NS_PER_MS, self._trade_seq * 2 + 1, "CONFIRMED", t),
         )
         return t
+
+    def _next_trade_fails(self) -> bool:
+        # Whether the next trade with one of our accounts in it ends FAILED (scenario or run-time rule).
+        self._account_trades += 1
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return True
+        if self.fail_every_n and self._account_trades % self.fail_every_n == 0:
+            return True
+        return bool(self.fail_probability) and self._fail_rng.random() < self.fail_probability
+
+    def fail_trades(self, trade_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Make these trades end FAILED; only a trade still ``MATCHED`` can (the others are refused)."""
+        with self.lock:
+            marked: list[str] = []
+            refused: list[str] = []
+            for tid in trade_ids:
+                t = self._trades_by_id.get(tid)
+                if t is None or t.status != "MATCHED":
+                    refused.append(tid)
+                else:
+                    t.will_fail = True
+                    marked.append(tid)
+            return {"marked": marked, "refused": refused}
+
+    def _set_trade_status(self, t: TradeRecord, status: str, now_ns: int) -> None:
+        # One step of a trade's life cycle: MINED, CONFIRMED, or FAILED for a trade chosen to fail.
+        if t.status == "FAILED":
+            return
+        if t.will_fail:
+            self._void_trade(t)
+            status = "FAILED"
+        t.status = status
+        t.last_update_s = now_ns // NS_PER_S
+        self._trade_events(t, now_ns)
+
+    def _void_trade(self, t: TradeRecord) -> None:
+        # A FAILED trade did not settle: give each of our accounts in it back what each leg moved.
+        # The orders stay as matched (the venue does not put them back on the book).
+        m = t.market
+        for leg in t.legs:
+            m_cash = notional_usdc6(leg.maker_px, leg.qty)
+            taker = self._users.get(leg.taker_owner.lower())
+            if taker is not None:
+                t_cash = (
+                    m_cash if leg.kind == "transfer" else complement_notional_usdc6(leg.maker_px, leg.qty)
+                )
+                taker.adj_cash_usdc6 += leg.taker_side * t_cash + leg.taker_fee_usdc6
+                key = (m.market, leg.taker_outcome)
+                taker.adj_qty[key] = taker.adj_qty.get(key, 0) - leg.taker_side * leg.qty
+            maker = self._users.get(leg.maker_owner.lower())
+            if maker is not None:
+                maker.adj_cash_usdc6 += leg.maker_side * m_cash
+                key = (m.market, leg.maker_outcome)
+                maker.adj_qty[key] = maker.adj_qty.get(key, 0) - leg.maker_side * leg.qty
 
     def _party_key(self, owner: str, order_id: str) -> tuple[str, str]:
         rec = self._orders.get(order_id)
@@ -390,12 +524,14 @@ class OrderEntry(MarketData):
         self._user_out.append((rec.address, rec.market.market, ev))
 
     def _trade_events(self, t: TradeRecord, now_ns: int) -> None:
-        for user_key in {owner.lower() for owner in (t.taker_owner, *(x.maker_owner for x in t.legs))}:
+        taker = t.taker_owner.lower()
+        makers = {x.maker_owner.lower() for x in t.legs}
+        for user_key in {taker} | makers:
             user = self._users.get(user_key)
             if user is None:
                 continue
-            for tt, role in user.trades:
-                if tt is t:
-                    ev = trade_json(t, user.address, role, self._party_key)
-                    ev.update({"event_type": "trade", "type": "TRADE", "timestamp": str(now_ns // NS_PER_MS)})
-                    self._user_out.append((user.address, t.market.market, ev))
+            roles = ("TAKER",) * (user_key == taker) + ("MAKER",) * (user_key in makers)
+            for role in roles:
+                ev = trade_json(t, user.address, role, self._party_key)
+                ev.update({"event_type": "trade", "type": "TRADE", "timestamp": str(now_ns // NS_PER_MS)})
+                self._user_out.append((user.address, t.market.market, ev))

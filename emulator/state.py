@@ -8,6 +8,7 @@ background stepper call in from their own threads.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -31,6 +32,7 @@ from emulator.auth import ApiCreds
 from emulator.faults import FaultInjector
 from emulator.flow import Flow
 from emulator.orders import PostOrder
+from emulator.ratelimit import RateLimiter
 from emulator.scenario import (
     MarketConfig,
     Scenario,
@@ -157,6 +159,7 @@ class OrderRecord:
     __slots__ = (
         "address",
         "api_key",
+        "budget_usdc6",
         "created_s",
         "expiration_s",
         "id",
@@ -192,6 +195,7 @@ class OrderRecord:
         self.side = place.side
         self.px = place.px
         self.orig_qty = place.qty
+        self.budget_usdc6 = 0  # a market BUY's (FOK/FAK) pUSD budget, its ``original_size``
         self.matched_qty = 0
         self.status = "LIVE"
         self.order_type = po.order_type
@@ -215,6 +219,7 @@ class TradeRecord:
         "status",
         "taker_owner",
         "tx_hash",
+        "will_fail",
     )
 
     def __init__(
@@ -230,17 +235,36 @@ class TradeRecord:
         self.taker_owner = legs[0].taker_owner
         self.qty = sum(leg.qty for leg in legs)
         self.fee_usdc6 = sum(leg.taker_fee_usdc6 for leg in legs)
+        self.will_fail = False  # ends FAILED instead of MINED/CONFIRMED
 
 
 class Account:
     """One address's account: its orders, trades and heartbeat switch."""
 
-    __slots__ = ("address", "cash0", "fills", "hb_armed", "hb_id", "hb_last_ns", "orders", "trades")
+    __slots__ = (
+        "address",
+        "adj_cash_usdc6",
+        "adj_qty",
+        "cash0",
+        "fills",
+        "hb_armed",
+        "hb_id",
+        "hb_last_ns",
+        "live",
+        "orders",
+        "rejected",
+        "trades",
+    )
 
     def __init__(self, address: str, cash0: int) -> None:
         self.address = address
         self.cash0 = cash0
         self.orders: dict[str, OrderRecord] = {}  # every order, in arrival order
+        self.live: dict[str, OrderRecord] = {}  # the LIVE ones, in arrival order
+        self.rejected: list[dict[str, Any]] = []  # signed orders the venue refused, with the reason
+        # What FAILED trades gave back, on top of the engines' balances: cash, and shares per token.
+        self.adj_cash_usdc6 = 0
+        self.adj_qty: dict[tuple[str, Outcome], int] = {}
         self.trades: list[tuple[TradeRecord, str]] = []  # (trade, "TAKER" | "MAKER")
         self.fills = 0
         self.hb_armed = False
@@ -272,6 +296,17 @@ class VenueState:
         self.start_ns = clock.now_ns()
         self.rng = random.Random(seed)
         self.faults = FaultInjector(scenario.faults, random.Random(self.rng.getrandbits(64)))
+        self.limits = RateLimiter(scenario.rate_limits)
+        # Settings the scenario starts with and ``/emulator/*`` controls may change at run time.
+        self.hb_timeout_ms = scenario.heartbeat_timeout_ms
+        self.mined_ms = scenario.trade_mined_ms
+        self.confirmed_ms = scenario.trade_confirmed_ms
+        self.fail_every_n = scenario.trade_failures.every_n
+        self.fail_probability = scenario.trade_failures.probability
+        self.fail_next = 0
+        self._account_trades = 0  # trades with one of our accounts in them, for ``fail_every_n``
+        # Its own stream, so failures never shift the flow's or the faults' draws.
+        self._fail_rng = random.Random(hashlib.sha256(f"{seed}:trade-failures".encode()).digest())
         self._markets: list[MarketState] = []
         self._by_cid: dict[str, MarketState] = {}
         self._tokens: dict[str, tuple[MarketState, Outcome]] = {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,13 @@ from core.units import (
     Side,
     format_px,
     format_qty,
+    format_usdc6,
 )
 from emulator.channels import MarketSub, Sink, UserSub
 from emulator.flow import FLOW_MAKER, FLOW_TAKER, SEED, ReplayFlow, SyntheticFlow, flow_order_id
+from emulator.gamma import iso_utc
 from emulator.order_entry import OrderEntry
+from emulator.positions import Fill, basis_from_fills, position_row
 from emulator.scenario import (
     MarketConfig,
     Scenario,
@@ -58,6 +62,7 @@ from emulator.state import (
     ALLOWANCE_MAX,
     END_CURSOR,
     FIRST_CURSOR,
+    SIDE_NAME,
     MarketState,
     OrderRecord,
     PlaceResult,
@@ -142,20 +147,19 @@ class Venue(OrderEntry):
                 report = m.engine.expire(now_ns)
                 if report.execs or report.deltas:
                     self._absorb(m, report, now_ns)
-            timeout_ns = self.scenario.heartbeat_timeout_ms * NS_PER_MS
+            timeout_ns = self.hb_timeout_ms * NS_PER_MS
             for user in self._users.values():
                 if user.hb_armed and now_ns - user.hb_last_ns > timeout_ns:
+                    # The dead-man switch: every open order of the account is cancelled (CANCELLATION
+                    # events on the user channel) and the switch disarms until the next heartbeat.
                     user.hb_armed = False
                     user.hb_id = ""
-                    for rec in list(user.orders.values()):
-                        if rec.status == "LIVE":
-                            self._submit(rec.market, rec.address, cancel_command(rec), now_ns)
+                    for rec in list(user.live.values()):
+                        self._submit(rec.market, rec.address, cancel_command(rec), now_ns)
                     self._requests.setdefault(user.address.lower(), Counter())["heartbeat_expired"] += 1
             while self._status_heap and self._status_heap[0][0] <= now_ns:
                 _, _, status, t = heapq.heappop(self._status_heap)
-                t.status = status
-                t.last_update_s = now_ns // NS_PER_S
-                self._trade_events(t, now_ns)
+                self._set_trade_status(t, status, now_ns)
             for m in self._markets:
                 if m.flow is not None and m.engine.resolved is None:
                     m.flow.step(now_ns, m.engine, self._submitter(m, now_ns))
@@ -176,8 +180,15 @@ class Venue(OrderEntry):
 
     # --- test and ops helpers ----------------------------------------------------------------------
 
-    def take(self, market: str, side: Side, qty: Qty, limit_px: Px | None = None) -> Report:
-        """Send one taker order of the flow now (YES side ``side``, FAK at ``limit_px`` or the touch)."""
+    def take(
+        self, market: str, side: Side, qty: Qty, limit_px: Px | None = None, *, amount_usdc6: int = 0
+    ) -> Report:
+        """Send one taker order of the flow now (YES side ``side``, FAK at ``limit_px`` or the touch).
+
+        ``amount_usdc6`` (BUY only) makes it a market BUY by pUSD amount, as the venue's FOK/FAK BUYs
+        are: it buys what the amount buys up to the limit, each level at its price (a $5 BUY at 0.66
+        fills 7.575758 shares); ``qty`` is then ignored.
+        """
         with self.lock:
             m = self._market(market)
             now_ns = self.now_ns()
@@ -187,6 +198,10 @@ class Venue(OrderEntry):
                 if best is None:
                     raise VenueError(400, "nothing to take")
                 limit_px = best
+            if amount_usdc6:
+                if side is not Side.BUY:
+                    raise VenueError(400, "an amount in pUSD is for a BUY; a SELL takes a size in shares")
+                qty = self._budget_qty(m, Outcome.YES, limit_px, amount_usdc6)
             outcome, px = (Outcome.YES, limit_px) if side is Side.BUY else (Outcome.NO, PX_ONE - limit_px)
             self._take_seq += 1
             cid = flow_order_id(self.seed, "take", self._take_seq)
@@ -207,6 +222,190 @@ class Venue(OrderEntry):
             )
             self._flush(now_ns)
             return report
+
+    def configure(
+        self,
+        *,
+        heartbeat_timeout_ms: int | None = None,
+        trade_mined_ms: int | None = None,
+        trade_confirmed_ms: int | None = None,
+        fail_next: int | None = None,
+        fail_every_n: int | None = None,
+        fail_probability: float | None = None,
+    ) -> dict[str, Any]:
+        """Change run-time settings (``/emulator/settings``, ``/emulator/fail-trades``); returns them all."""
+        with self.lock:
+            if heartbeat_timeout_ms is not None:
+                self.hb_timeout_ms = heartbeat_timeout_ms
+            if trade_mined_ms is not None:
+                self.mined_ms = trade_mined_ms
+            if trade_confirmed_ms is not None:
+                self.confirmed_ms = trade_confirmed_ms
+            if fail_next is not None:
+                self.fail_next = fail_next
+            if fail_every_n is not None:
+                self.fail_every_n = fail_every_n
+            if fail_probability is not None:
+                self.fail_probability = fail_probability
+            return {
+                "heartbeat_timeout_ms": self.hb_timeout_ms,
+                "trade_mined_ms": self.mined_ms,
+                "trade_confirmed_ms": self.confirmed_ms,
+                "fail_next": self.fail_next,
+                "fail_every_n": self.fail_every_n,
+                "fail_probability": self.fail_probability,
+            }
+
+    def account_orders(self, address: str) -> list[dict[str, Any]]:
+        """Every order the venue received from ``address`` (``GET /emulator/orders``), in arrival order.
+
+        Accepted orders with their final (or current) state; signed orders the venue refused follow,
+        with ``status`` ``REJECTED`` and the reason.
+        """
+        with self.lock:
+            user = self._users.get(address.lower())
+            if user is None:
+                return []
+            out = []
+            for rec in user.orders.values():
+                m = rec.market
+                out.append(
+                    {
+                        "id": rec.id,
+                        "market": m.market,
+                        "asset_id": m.token(rec.outcome),
+                        "outcome": m.cfg.outcomes[rec.outcome],
+                        "side": SIDE_NAME[rec.side],
+                        "price": format_px(rec.px),
+                        "original_size": format_qty(rec.orig_qty),
+                        "budget_usdc": format_usdc6(rec.budget_usdc6) if rec.budget_usdc6 else None,
+                        "size_matched": format_qty(rec.matched_qty),
+                        "status": rec.status,
+                        "order_type": rec.order_type,
+                        "created_at": rec.created_s,
+                        "associate_trades": list(rec.trade_ids),
+                    }
+                )
+            return out + [dict(r) for r in user.rejected]
+
+    def account_trades(self, address: str) -> list[dict[str, Any]]:
+        """Every trade leg of ``address``'s orders (``GET /emulator/trades``), in match order.
+
+        One row per (trade, our order): trade id, status, role, our order's side, price (in its own
+        token), size and the fee it paid (takers only).
+        """
+        with self.lock:
+            user = self._users.get(address.lower())
+            if user is None:
+                return []
+            key = address.lower()
+            out = []
+            for t, role in user.trades:
+                m = t.market
+                for leg in t.legs:
+                    if role == "TAKER" and leg.taker_owner.lower() == key:
+                        oid, outcome, side, px, fee = (
+                            leg.taker_client_id,
+                            leg.taker_outcome,
+                            leg.taker_side,
+                            leg.taker_px,
+                            leg.taker_fee_usdc6,
+                        )
+                    elif role == "MAKER" and leg.maker_owner.lower() == key:
+                        oid, outcome, side, px, fee = (
+                            leg.maker_client_id,
+                            leg.maker_outcome,
+                            leg.maker_side,
+                            leg.maker_px,
+                            0,
+                        )
+                    else:
+                        continue
+                    out.append(
+                        {
+                            "trade_id": t.id,
+                            "status": t.status,
+                            "market": m.market,
+                            "asset_id": m.token(outcome),
+                            "order_id": oid,
+                            "role": role,
+                            "side": SIDE_NAME[side],
+                            "price": format_px(px),
+                            "size": format_qty(leg.qty),
+                            "fee_usdc": format_usdc6(fee),
+                            "transaction_hash": t.tx_hash,
+                            "match_time": t.match_ns // NS_PER_S,
+                        }
+                    )
+            return out
+
+    def positions(self, address: str, condition_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """``address``'s positions with shares held, as Data API v2 rows (``emulator.positions``)."""
+        with self.lock:
+            user = self._users.get(address.lower())
+            if user is None:
+                return []
+            fills: dict[tuple[str, Outcome], list[Fill]] = {}
+            key = address.lower()
+            for t, role in user.trades:
+                if t.status == "FAILED":
+                    continue
+                ts_s = t.match_ns // NS_PER_S
+                for leg in t.legs:
+                    if role == "TAKER" and leg.taker_owner.lower() == key:
+                        f = Fill(
+                            leg.taker_outcome,
+                            leg.taker_side,
+                            leg.taker_px,
+                            leg.qty,
+                            leg.taker_fee_usdc6,
+                            ts_s,
+                        )
+                    elif role == "MAKER" and leg.maker_owner.lower() == key:
+                        f = Fill(leg.maker_outcome, leg.maker_side, leg.maker_px, leg.qty, 0, ts_s)
+                    else:
+                        continue
+                    fills.setdefault((t.market.market, f.outcome), []).append(f)
+            rows = []
+            wanted = set(condition_ids)
+            for m in self._markets:
+                if wanted and m.market not in wanted:
+                    continue
+                held = {o: self._shares(user, m, o)[0] for o in (Outcome.YES, Outcome.NO)}
+                for o in (Outcome.YES, Outcome.NO):
+                    if held[o] <= 0:
+                        continue
+                    other = Outcome.NO if o is Outcome.YES else Outcome.YES
+                    basis = basis_from_fills(self.scenario.account.shares_qty, fills.get((m.market, o), ()))
+                    bid, ask = m.engine.best_bid(o), m.engine.best_ask(o)
+                    if bid is not None and ask is not None:
+                        price = (bid + ask) // 2
+                    elif m.last_trade is not None:
+                        price = m.last_trade[0] if o is Outcome.YES else PX_ONE - m.last_trade[0]
+                    else:
+                        price = PX_ONE // 2
+                    end_ns = m.start_ns + int(m.cfg.end_in_days * 86_400) * NS_PER_S
+                    rows.append(
+                        position_row(
+                            wallet=user.address,
+                            condition_id=m.market,
+                            token_id=m.token(o),
+                            opposite_token_id=m.token(other),
+                            outcome=m.cfg.outcomes[o],
+                            opposite_outcome=m.cfg.outcomes[other],
+                            outcome_index=int(o),
+                            size_qty=held[o],
+                            mergeable=held[other] > 0,
+                            basis=basis,
+                            price_px=price,
+                            title=m.cfg.question or m.cfg.slug,
+                            slug=m.cfg.slug,
+                            event_id=str(int(m.gamma_id) + 100_000),
+                            neg_risk=m.cfg.neg_risk,
+                            end_date=iso_utc(end_ns)[:10],
+                        )
+                    )
+            return rows
 
     def status(self) -> dict[str, Any]:
         """Counters, open orders and fills per user, and per-market state (``GET /emulator/status``)."""

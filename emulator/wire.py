@@ -22,6 +22,7 @@ from core.units import (
     Side,
     format_px,
     format_qty,
+    format_usdc6,
 )
 from emulator.gamma import iso_utc
 from emulator.state import (
@@ -196,7 +197,7 @@ def order_json(rec: OrderRecord) -> dict[str, Any]:
         "market": m.market,
         "asset_id": m.token(rec.outcome),
         "side": SIDE_NAME[rec.side],
-        "original_size": format_qty(rec.orig_qty),
+        "original_size": format_usdc6(rec.budget_usdc6) if rec.budget_usdc6 else format_qty(rec.orig_qty),
         "size_matched": format_qty(rec.matched_qty),
         "price": format_px(rec.px),
         "outcome": m.cfg.outcomes[rec.outcome],
