@@ -8,8 +8,10 @@ venue and maps its errors to statuses. It never raises: an unexpected error is l
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -17,12 +19,25 @@ from typing import Any, Final
 import msgspec
 
 from core.ports import Clock
-from core.units import NS_PER_S, QTY_ONE, Side, format_px, parse_px, parse_qty, parse_tick
+from core.units import (
+    NS_PER_MS,
+    NS_PER_S,
+    QTY_ONE,
+    Side,
+    UnitError,
+    format_px,
+    format_qty,
+    parse_px,
+    parse_qty,
+    parse_tick,
+    parse_usdc6,
+)
 from emulator.auth import ApiCreds, AuthError, KeyStore, recover_l1_address
 from emulator.gamma import events_json, filter_markets, market_json
 from emulator.http import Response, q1
 from emulator.orders import OrderError, PostOrder, decode_post_order
-from emulator.scenario import Scenario
+from emulator.ratelimit import Bucket
+from emulator.scenario import FaultRule, Scenario
 from emulator.venue import Venue, VenueError
 
 __all__ = ["RestRoutes"]
@@ -48,13 +63,56 @@ _FAULT_TEXT: Final = {
 }
 
 
+#: Deepest JSON nesting accepted in a request body (an order is 2 deep, a batch 3).
+MAX_JSON_DEPTH: Final = 32
+_OPENERS: Final = frozenset(b"[{")
+
+
+def _json_depth(body: bytes) -> int:
+    # Maximum nesting of arrays and objects outside strings, without recursion.
+    depth = deepest = 0
+    in_str = escaped = False
+    for byte in body:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_str = False
+        elif byte == 0x22:
+            in_str = True
+        elif byte in _OPENERS:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 def _decode(body: bytes) -> Any:
+    """A request body as JSON; anything else (or too deep, or numbers out of range) is a 400.
+
+    Depth is checked before decoding, so the decoder's recursion never depends on the process's
+    recursion limit (which imported libraries may raise).
+    """
     if not body:
         return None
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _json_depth(body) > MAX_JSON_DEPTH:
+        raise VenueError(400, f"Invalid payload: JSON nested deeper than {MAX_JSON_DEPTH}")
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, ValueError):
         raise VenueError(400, "Invalid payload: not JSON") from None
+
+
+def _batch_len(body: bytes) -> int:
+    # Orders in a POST /orders body, for the counters (0 when it is not a JSON array).
+    try:
+        raw = _decode(body)
+    except VenueError:
+        return 0
+    return len(raw) if isinstance(raw, list) else 0
 
 
 class RestRoutes:
@@ -65,6 +123,21 @@ class RestRoutes:
     venue: Venue
     keys: KeyStore
     _routes: dict[tuple[str, str], Callable[..., tuple[int, Any]]]
+    #: Headers a handler adds to its reply (rate-limit headers), per serving thread.
+    _reply_headers: threading.local
+
+    def _limit(self, creds: ApiCreds, bucket: Bucket, cost: int) -> None:
+        """Charge ``cost`` tokens of ``creds``' bucket; the reply carries the headers, a refusal is 429."""
+        decision = self.venue.limits.charge(creds.address, bucket, cost, self.venue.now_ns())
+        if decision is None:
+            return
+        self._reply_headers.extra = decision.headers
+        if not decision.allowed:
+            tier = decision.headers["Poly-RateLimit-Tier"]
+            raise VenueError(
+                429,
+                f"Too Many Requests: {bucket} rate limit of tier {tier} exceeded (this request costs {cost})",
+            )
 
     def status(self) -> dict[str, Any]:
         """What ``GET /emulator/status`` serves."""
@@ -79,9 +152,7 @@ class RestRoutes:
         if kind is not None:
             n = 1 if kind == "post_order" else 0
             if kind == "post_orders":
-                with contextlib.suppress(msgspec.DecodeError):
-                    raw = msgspec.json.decode(body)
-                    n = len(raw) if isinstance(raw, list) else 0
+                n = _batch_len(body)
             venue.count_request(headers.get("poly_address", ""), kind, n)
         if not path.startswith("/emulator/"):
             now_ms = venue.elapsed_ms()
@@ -94,6 +165,7 @@ class RestRoutes:
                 return Response(
                     fault.status, {"error": fault.message or _FAULT_TEXT.get(fault.status, "error")}, extra
                 )
+        self._reply_headers.extra = {}
         try:
             status, payload = self.route(method, path, query, headers, body)
         except VenueError as exc:
@@ -105,7 +177,8 @@ class RestRoutes:
         except Exception:
             logger.exception("emulator: %s %s failed", method, path)
             status, payload = 500, {"error": "internal error"}
-        return Response(status, payload)
+        added: dict[str, str] = self._reply_headers.extra
+        return Response(status, payload, added)
 
     # --- REST routing ---------------------------------------------------------------------------------
 
@@ -181,10 +254,7 @@ class RestRoutes:
             ("POST", "/orders"): self._post_orders,
             ("DELETE", "/order"): self._cancel_order,
             ("DELETE", "/orders"): self._cancel_orders,
-            ("DELETE", "/cancel-all"): lambda q, h, b: (
-                200,
-                v.cancel_all(self._l2(h, "DELETE", "/cancel-all", b)),
-            ),
+            ("DELETE", "/cancel-all"): self._cancel_all,
             ("DELETE", "/cancel-market-orders"): self._cancel_market,
             ("GET", "/data/orders"): lambda q, h, b: (
                 200,
@@ -215,6 +285,18 @@ class RestRoutes:
             ),
             ("GET", "/emulator/status"): lambda q, h, b: (200, self.status()),
             ("POST", "/emulator/take"): self._take,
+            ("GET", "/emulator/orders"): lambda q, h, b: (200, v.account_orders(_address(q))),
+            ("GET", "/emulator/trades"): lambda q, h, b: (200, v.account_trades(_address(q))),
+            ("GET", "/emulator/faults"): lambda q, h, b: (200, v.faults.rules()),
+            ("POST", "/emulator/faults"): self._add_fault,
+            ("DELETE", "/emulator/faults"): self._remove_faults,
+            ("GET", "/emulator/rate-limits"): lambda q, h, b: (200, v.limits.state()),
+            ("POST", "/emulator/rate-limits"): self._rate_limits,
+            ("POST", "/emulator/fail-trades"): self._fail_trades,
+            ("GET", "/emulator/settings"): lambda q, h, b: (200, v.configure()),
+            ("POST", "/emulator/settings"): self._settings,
+            ("POST", "/emulator/clock"): self._advance_clock,
+            ("GET", "/data-api/v2/positions"): self._positions,
             ("POST", "/emulator/tick"): self._set_tick,
             ("GET", "/gamma/markets"): self._gamma_markets,
             ("GET", "/gamma/events"): self._gamma_events,
@@ -281,6 +363,7 @@ class RestRoutes:
 
     def _post_order(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
         creds = self._l2(h, "POST", "/order", b)
+        self._limit(creds, "orders", 1)
         po = decode_post_order(_decode(b))
         rule = self.venue.faults.reject("POST", "/order", self.venue.elapsed_ms())
         result = self.venue.place(creds, [po], [rule])[0]
@@ -299,6 +382,7 @@ class RestRoutes:
             raise VenueError(
                 400, f"Too many orders in payload: {len(raw)}, max allowed: {self.scenario.max_batch}"
             )
+        self._limit(creds, "orders", len(raw))
         orders: list[PostOrder | None] = []
         errors: dict[int, str] = {}
         for i, x in enumerate(raw):
@@ -348,6 +432,7 @@ class RestRoutes:
         oid = raw.get("orderID") or raw.get("orderId") if isinstance(raw, dict) else None
         if not isinstance(oid, str) or not oid:
             raise VenueError(400, "Invalid payload: orderID is required")
+        self._limit(creds, "cancels", 1)
         return 200, self.venue.cancel(creds, [oid])
 
     def _cancel_orders(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
@@ -357,6 +442,7 @@ class RestRoutes:
             raise VenueError(400, "Invalid payload: expected a JSON array of order ids")
         if len(raw) > 1000:
             raise VenueError(400, f"Too many order ids in payload: {len(raw)}, max allowed: 1000")
+        self._limit(creds, "cancels", len(raw))
         return 200, self.venue.cancel(creds, raw)
 
     def _cancel_market(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
@@ -364,15 +450,26 @@ class RestRoutes:
         raw = _decode(b) or {}
         if not isinstance(raw, dict):
             raise VenueError(400, "Invalid payload: expected {market, asset_id}")
-        return 200, self.venue.cancel_market(
-            creds, str(raw.get("market") or ""), str(raw.get("asset_id") or "")
-        )
+        market, asset_id = str(raw.get("market") or ""), str(raw.get("asset_id") or "")
+        with self.venue.lock:  # the cost is 1 + what it cancels: count and cancel in one go
+            self._limit(creds, "cancels", 1 + self.venue.count_open(creds, market, asset_id))
+            return 200, self.venue.cancel_market(creds, market, asset_id)
+
+    def _cancel_all(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        creds = self._l2(h, "DELETE", "/cancel-all", b)
+        with self.venue.lock:
+            self._limit(creds, "cancels", 1 + self.venue.count_open(creds))
+            return 200, self.venue.cancel_all(creds)
 
     def _heartbeat(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
         creds = self._l2(h, "POST", "/v1/heartbeats", b)
         raw = _decode(b) or {}
-        hb = raw.get("heartbeat_id") if isinstance(raw, dict) else None
-        return 200, self.venue.heartbeat(creds, hb if isinstance(hb, str) else None)
+        if not isinstance(raw, dict):
+            raise VenueError(400, 'Invalid payload: expected {"heartbeat_id": ...}')
+        hb = raw.get("heartbeat_id")
+        if hb is not None and not isinstance(hb, str):
+            raise VenueError(400, "Invalid payload: heartbeat_id must be a string")
+        return 200, self.venue.heartbeat(creds, hb)
 
     def _take(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
         raw = _decode(b)
@@ -380,12 +477,123 @@ class RestRoutes:
             raise VenueError(400, 'expected {"market", "side", "size"[, "price"]}')
         side = Side.BUY if str(raw.get("side", "")).upper() == "BUY" else Side.SELL
         try:
-            qty = parse_qty(str(raw.get("size", "")))
+            amount = parse_usdc6(str(raw["amount"])) if raw.get("amount") is not None else 0
+            qty = 0 if amount else parse_qty(str(raw.get("size", "")))
             px = parse_px(str(raw["price"])) if raw.get("price") is not None else None
+        except (ValueError, UnitError) as exc:
+            raise VenueError(400, f"bad take: {exc}") from None
+        if amount <= 0 and qty <= 0:
+            raise VenueError(400, "bad take: size (shares) or amount (pUSD, BUY only) must be positive")
+        report = self.venue.take(str(raw.get("market", "")), side, qty, px, amount_usdc6=amount)
+        filled = sum(t.qty for t in report.trades)
+        return 200, {
+            "trades": len(report.trades),
+            "filled": filled / QTY_ONE,
+            "filled_size": format_qty(filled),
+        }
+
+    # --- run-time controls (/emulator/*) ---------------------------------------------------------------
+
+    def _positions(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        user = q1(q, "user")
+        if not user:
+            raise VenueError(400, "user is required")
+        cids = [c for c in q1(q, "condition_id").split(",") if c]
+        try:
+            limit = int(q1(q, "limit") or 100)
+            start = int(base64.b64decode(q1(q, "cursor")).decode()) if q1(q, "cursor") else 0
+        except ValueError:
+            raise VenueError(400, "limit must be an integer and cursor one this API gave") from None
+        if not 1 <= limit <= 1000 or start < 0:
+            raise VenueError(400, "limit must be in [1, 1000]")
+        rows = self.venue.positions(user, cids)
+        page = rows[start : start + limit]
+        more = start + limit < len(rows)
+        cursor = base64.b64encode(str(start + limit).encode()).decode() if more else None
+        return 200, {"data": page, "pagination": {"has_more": more, "next_cursor": cursor}}
+
+    def _add_fault(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        try:
+            rule = msgspec.convert(_decode(b), FaultRule)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise VenueError(400, f"bad fault rule: {exc}") from None
+        rule_id = self.venue.faults.add(rule, self.venue.elapsed_ms())
+        return 200, {"id": rule_id}
+
+    def _remove_faults(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        text = q1(q, "id")
+        if text and not text.isdigit():
+            raise VenueError(400, "id must be a fault rule id")
+        return 200, {"removed": self.venue.faults.remove(int(text) if text else None)}
+
+    def _rate_limits(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        raw = _decode(b) or {}
+        if not isinstance(raw, dict) or set(raw) - _RATE_LIMIT_KEYS:
+            raise VenueError(400, f"expected an object with some of {sorted(_RATE_LIMIT_KEYS)}")
+        accounts = raw.get("accounts", {})
+        enabled, mode, tier = raw.get("enabled"), raw.get("mode"), raw.get("default_tier")
+        retry = raw.get("retry_after_s", "keep")
+        if (
+            not isinstance(accounts, dict)
+            or not all(isinstance(k, str) and isinstance(x, str) for k, x in accounts.items())
+            or (enabled is not None and not isinstance(enabled, bool))
+            or mode not in (None, "enforce", "warn")
+            or (tier is not None and not isinstance(tier, str))
+            or not (retry in ("keep", None) or (type(retry) is int and 0 <= retry <= 86_400))
+        ):
+            raise VenueError(400, "bad rate-limit settings (see docs/emulator.md)")
+        try:
+            self.venue.limits.configure(
+                enabled=enabled, mode=mode, default_tier=tier, retry_after_s=retry, account_tiers=accounts
+            )
         except ValueError as exc:
             raise VenueError(400, str(exc)) from None
-        report = self.venue.take(str(raw.get("market", "")), side, qty, px)
-        return 200, {"trades": len(report.trades), "filled": sum(t.qty for t in report.trades) / QTY_ONE}
+        return 200, self.venue.limits.state()
+
+    def _fail_trades(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        raw = _decode(b)
+        if not isinstance(raw, dict) or not raw or set(raw) - {"trade_ids", "next", "every_n", "probability"}:
+            raise VenueError(
+                400, 'expected {"trade_ids": [...]} or {"next": N} or {"every_n": N} or {"probability": p}'
+            )
+        out: dict[str, Any] = {}
+        ids = raw.get("trade_ids", [])
+        if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+            raise VenueError(400, "trade_ids must be a list of trade ids")
+        for key in ("next", "every_n"):
+            if key in raw and (type(raw[key]) is not int or not 0 <= raw[key] <= 1_000_000):
+                raise VenueError(400, f"{key} must be an integer in [0, 1000000]")
+        p = raw.get("probability")
+        if p is not None and (type(p) not in (int, float) or not 0 <= p <= 1):
+            raise VenueError(400, "probability must be in [0, 1]")
+        if ids:
+            out.update(self.venue.fail_trades(ids))
+        settings = self.venue.configure(
+            fail_next=raw.get("next"), fail_every_n=raw.get("every_n"), fail_probability=p
+        )
+        return 200, {**out, **settings}
+
+    def _settings(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        raw = _decode(b) or {}
+        keys = {"heartbeat_timeout_ms", "trade_mined_ms", "trade_confirmed_ms"}
+        if not isinstance(raw, dict) or set(raw) - keys:
+            raise VenueError(400, f"expected an object with some of {sorted(keys)}")
+        for k, x in raw.items():
+            if type(x) is not int or not 1 <= x <= 86_400_000:
+                raise VenueError(400, f"{k} must be an integer number of ms in [1, 86400000]")
+        return 200, self.venue.configure(**raw)
+
+    def _advance_clock(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        raw = _decode(b)
+        advance = getattr(self.clock, "advance", None)
+        if advance is None:
+            raise VenueError(400, "the emulator runs on the wall clock (start it with a ManualClock)")
+        ms = raw.get("advance_ms") if isinstance(raw, dict) else None
+        if type(ms) is not int or not 0 <= ms <= 86_400_000:
+            raise VenueError(400, 'expected {"advance_ms": N} with N in [0, 86400000]')
+        advance(ms * NS_PER_MS)
+        self.venue.step()
+        return 200, {"now_ms": self.clock.now_ns() // NS_PER_MS, "elapsed_ms": self.venue.elapsed_ms()}
 
     def _set_tick(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
         raw = _decode(b)
@@ -408,6 +616,16 @@ class RestRoutes:
         wanted = set(q.get("id", ()))
         events = events_json(self.venue.gamma_markets())
         return 200, [e for e in events if not wanted or e["id"] in wanted]
+
+
+_RATE_LIMIT_KEYS: Final = frozenset(("enabled", "mode", "default_tier", "retry_after_s", "accounts"))
+
+
+def _address(query: Mapping[str, list[str]]) -> str:
+    address = q1(query, "address")
+    if not address:
+        raise VenueError(400, "address is required")
+    return address
 
 
 def _list(raw: Any) -> list[Any]:

@@ -65,7 +65,7 @@ class Emulator(RestRoutes, WebSockets):
         self.clock: Clock = clock or WallClock()
         self.venue = Venue(scenario, self.seed, self.clock, base_dir)
         self.keys = KeyStore(hashlib.sha256(f"polymm-emulator-keys:{self.seed}".encode()).digest())
-        self._httpd = HTTPServer((host, port), self)
+        self._httpd = HTTPServer((host, port), self, scenario.body_timeout_ms / 1000)
         self.host = str(self._httpd.server_address[0])
         self.port = int(self._httpd.server_address[1])
         self._stop = threading.Event()
@@ -75,6 +75,7 @@ class Emulator(RestRoutes, WebSockets):
         self._threads: list[threading.Thread] = []
         self._started = False
         self._routes = self._build_routes()
+        self._reply_headers = threading.local()
 
     # --- life cycle ---------------------------------------------------------------------------------
 

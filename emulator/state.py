@@ -56,6 +56,7 @@ __all__ = [
     "RESTING",
     "SIDE_NAME",
     "Account",
+    "ManualClock",
     "MarketState",
     "OrderRecord",
     "PlaceResult",
@@ -86,6 +87,31 @@ class WallClock:
     def now_ns(self) -> int:
         """Current time in ns since the epoch."""
         return time.time_ns()
+
+
+class ManualClock:
+    """A clock that moves only when told: ``advance`` (tests, ``POST /emulator/clock``). Thread-safe.
+
+    Starts at the wall clock's now by default, so the clients' signed timestamps stay within the
+    venue's ``auth_max_skew_s`` while the test moves time by minutes.
+    """
+
+    def __init__(self, now_ns: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._now_ns = time.time_ns() if now_ns is None else now_ns
+
+    def now_ns(self) -> int:
+        """The current (set) time in ns since the epoch."""
+        with self._lock:
+            return self._now_ns
+
+    def advance(self, ns: int) -> int:
+        """Move forward by ``ns`` (>= 0); returns the new time."""
+        if ns < 0:
+            raise ValueError("a clock does not go back")
+        with self._lock:
+            self._now_ns += ns
+            return self._now_ns
 
 
 class VenueError(Exception):
