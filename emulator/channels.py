@@ -71,7 +71,9 @@ class Channels(VenueState):
         super().__init__(scenario, seed, clock)
         self._market_subs: list[MarketSub] = []
         self._user_subs: list[UserSub] = []
-        self._user_out: list[tuple[str, str, dict[str, Any]]] = []  # (address, market, event)
+        # (address, market, event, when it happened): an event that happened while the user channel was
+        # frozen is dropped, even when it is flushed after the freeze (a trade status due mid-freeze).
+        self._user_out: list[tuple[str, str, dict[str, Any], int]] = []
         self._frozen_market = False  # as of the last step, to resend books when a freeze ends
 
     def _is_frozen(self, channel: Channel, now_ns: int | None = None) -> bool:
@@ -212,9 +214,10 @@ class Channels(VenueState):
                     elif asset in sub.assets:
                         sub.sink.send(ENCODER.encode(ev).decode())
         out, self._user_out = self._user_out, []
-        if self._is_frozen("user", now_ns):
-            return
-        for address, market, ev in out:
+        frozen_now = self._is_frozen("user", now_ns)
+        for address, market, ev, at_ns in out:
+            if frozen_now if at_ns == now_ns else self._is_frozen("user", at_ns):
+                continue
             text = ""
             for us in self._user_subs:
                 if us.address.lower() == address.lower() and (not us.markets or market in us.markets):

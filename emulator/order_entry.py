@@ -521,7 +521,7 @@ class OrderEntry(MarketData):
             }
         )
         ev["created_at"] = str(rec.created_s)
-        self._user_out.append((rec.address, rec.market.market, ev))
+        self._user_out.append((rec.address, rec.market.market, ev, now_ns))
 
     def _trade_events(self, t: TradeRecord, now_ns: int) -> None:
         taker = t.taker_owner.lower()
@@ -534,4 +534,4 @@ class OrderEntry(MarketData):
             for role in roles:
                 ev = trade_json(t, user.address, role, self._party_key)
                 ev.update({"event_type": "trade", "type": "TRADE", "timestamp": str(now_ns // NS_PER_MS)})
-                self._user_out.append((user.address, t.market.market, ev))
+                self._user_out.append((user.address, t.market.market, ev, now_ns))

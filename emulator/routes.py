@@ -484,6 +484,8 @@ class RestRoutes:
             raise VenueError(400, f"bad take: {exc}") from None
         if amount <= 0 and qty <= 0:
             raise VenueError(400, "bad take: size (shares) or amount (pUSD, BUY only) must be positive")
+        if qty > _MAX_TAKE_QTY or amount > _MAX_TAKE_QTY:
+            raise VenueError(400, "bad take: size or amount beyond 1e9")
         report = self.venue.take(str(raw.get("market", "")), side, qty, px, amount_usdc6=amount)
         filled = sum(t.qty for t in report.trades)
         return 200, {
@@ -618,6 +620,8 @@ class RestRoutes:
         return 200, [e for e in events if not wanted or e["id"] in wanted]
 
 
+#: Largest size (shares) or amount (pUSD) ``/emulator/take`` takes, in 1e-6 units.
+_MAX_TAKE_QTY: Final = 10**9 * QTY_ONE
 _RATE_LIMIT_KEYS: Final = frozenset(("enabled", "mode", "default_tier", "retry_after_s", "accounts"))
 
 

@@ -158,8 +158,8 @@ class Venue(OrderEntry):
                         self._submit(rec.market, rec.address, cancel_command(rec), now_ns)
                     self._requests.setdefault(user.address.lower(), Counter())["heartbeat_expired"] += 1
             while self._status_heap and self._status_heap[0][0] <= now_ns:
-                _, _, status, t = heapq.heappop(self._status_heap)
-                self._set_trade_status(t, status, now_ns)
+                due_ns, _, status, t = heapq.heappop(self._status_heap)
+                self._set_trade_status(t, status, due_ns)  # as of when it was due (freezes drop it)
             for m in self._markets:
                 if m.flow is not None and m.engine.resolved is None:
                     m.flow.step(now_ns, m.engine, self._submitter(m, now_ns))
