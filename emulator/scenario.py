@@ -23,6 +23,7 @@ from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, TICKS_PX, USDC6_ONE
 
 __all__ = [
     "SCENARIO_DIR",
+    "VENUE_TIERS",
     "AccountConfig",
     "FaultRule",
     "FlowConfig",
@@ -267,6 +268,10 @@ class WsFreezeFault(_Window, frozen=True, kw_only=True, tag="ws_freeze", tag_fie
 FaultRule = HttpFault | LatencyFault | RejectFault | WsDropFault | WsFreezeFault
 
 
+#: The venue's rate-limit tiers, lowest first (``emulator.ratelimit.TIERS`` has their numbers).
+VENUE_TIERS: Final = ("standard", "copper", "bronze", "silver", "gold")
+
+
 class TierConfig(_Base, frozen=True, kw_only=True):
     """One rate-limit tier: token-bucket rates per second and bursts (bucket sizes)."""
 
@@ -291,6 +296,17 @@ class RateLimitConfig(_Base, frozen=True, kw_only=True):
     accounts: dict[str, str] = msgspec.field(default_factory=dict)
     custom_tiers: dict[str, TierConfig] = msgspec.field(default_factory=dict)
     retry_after_s: NonNegInt | None = None
+
+    def __post_init__(self) -> None:
+        known = {*VENUE_TIERS, *self.custom_tiers}
+        for where, name in (
+            ("default_tier", self.default_tier),
+            *(("accounts", t) for t in self.accounts.values()),
+        ):
+            if name not in known:
+                raise ValueError(
+                    f"{where}: unknown rate-limit tier {name!r}; known: {', '.join(sorted(known))}"
+                )
 
 
 class TradeFailureConfig(_Base, frozen=True, kw_only=True):
