@@ -92,6 +92,8 @@ class RateLimiter:
         default_tier: str | None = None,
         retry_after_s: int | Literal["keep"] | None = "keep",
         account_tiers: dict[str, str] | None = None,
+        drain: tuple[str, ...] = (),
+        now_ns: int = 0,
     ) -> None:
         """Change the limits at run time (``/emulator/rate-limits``); unknown tiers raise ValueError."""
         with self._lock:
@@ -111,6 +113,10 @@ class RateLimiter:
                 # A new tier starts from a full bucket, as a fresh signer would.
                 self._buckets.pop((address.lower(), "orders"), None)
                 self._buckets.pop((address.lower(), "cancels"), None)
+            for address in drain:
+                # Empty both buckets now: the next order or cancel request of the address is a 429.
+                for bucket in ("orders", "cancels"):
+                    self._buckets[(address.lower(), bucket)] = _State(0.0, now_ns)
 
     def state(self) -> dict[str, object]:
         """The limiter's settings and every bucket's tokens (``GET /emulator/rate-limits``)."""

@@ -535,8 +535,11 @@ class RestRoutes:
         accounts = raw.get("accounts", {})
         enabled, mode, tier = raw.get("enabled"), raw.get("mode"), raw.get("default_tier")
         retry = raw.get("retry_after_s", "keep")
+        drain = raw.get("drain", [])
         if (
-            not isinstance(accounts, dict)
+            not isinstance(drain, list)
+            or not all(isinstance(x, str) for x in drain)
+            or not isinstance(accounts, dict)
             or not all(isinstance(k, str) and isinstance(x, str) for k, x in accounts.items())
             or (enabled is not None and not isinstance(enabled, bool))
             or mode not in (None, "enforce", "warn")
@@ -546,7 +549,13 @@ class RestRoutes:
             raise VenueError(400, "bad rate-limit settings (see docs/emulator.md)")
         try:
             self.venue.limits.configure(
-                enabled=enabled, mode=mode, default_tier=tier, retry_after_s=retry, account_tiers=accounts
+                enabled=enabled,
+                mode=mode,
+                default_tier=tier,
+                retry_after_s=retry,
+                account_tiers=accounts,
+                drain=tuple(drain),
+                now_ns=self.venue.now_ns(),
             )
         except ValueError as exc:
             raise VenueError(400, str(exc)) from None
@@ -622,7 +631,7 @@ class RestRoutes:
 
 #: Largest size (shares) or amount (pUSD) ``/emulator/take`` takes, in 1e-6 units.
 _MAX_TAKE_QTY: Final = 10**9 * QTY_ONE
-_RATE_LIMIT_KEYS: Final = frozenset(("enabled", "mode", "default_tier", "retry_after_s", "accounts"))
+_RATE_LIMIT_KEYS: Final = frozenset(("enabled", "mode", "default_tier", "retry_after_s", "accounts", "drain"))
 
 
 def _address(query: Mapping[str, list[str]]) -> str:

@@ -451,6 +451,7 @@ class Venue(OrderEntry):
                 ],
                 "subscriptions": {"market": len(self._market_subs), "user": len(self._user_subs)},
                 "faults": dict(self.faults.counts),
+                "rate_limited": self.limits.refused,
                 "frozen": {ch: self._is_frozen(ch, now_ns) for ch in ("market", "user")},
             }
 

@@ -107,6 +107,26 @@ def test_tier_per_account_warn_mode_and_switching_off_at_run_time():
         assert unknown == 400
 
 
+def test_a_drained_bucket_answers_the_next_order_with_a_long_retry_after():
+    # What the acceptance test of #10 needs: a definite 429 (with the headers) saying Retry-After: 300.
+    limits = RateLimitConfig(enabled=True, retry_after_s=300)
+    with Emulator(make_scenario(rate_limits=limits), port=0, clock=ManualClock()) as emu:
+        client = make_client(emu)
+        token = ids(emu, QUIET)["yes_token"]
+        control(emu, "POST", "/emulator/rate-limits", {"drain": [client.get_address()]})
+
+        refused = l2_request(emu, client, "POST", "/order", order_body(client, token, 0.30, 5))
+        cancel = l2_request(emu, client, "DELETE", "/cancel-all")
+        control(emu, "POST", "/emulator/clock", {"advance_ms": 1_000})
+        later = l2_request(emu, client, "POST", "/order", order_body(client, token, 0.30, 5))
+        st = control(emu, "GET", "/emulator/status")
+
+        assert _rl(refused) == (429, "0", "standard", "300")
+        assert _rl(cancel) == (429, "0", "standard", "300")
+        assert _rl(later) == (200, "39", "standard", None)  # 40 tokens back after 1 s, one spent
+        assert st["rate_limited"] == 2
+
+
 def control_status(emu: Emulator, body: dict[str, object]) -> int:
     import httpx  # noqa: PLC0415
 
