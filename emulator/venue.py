@@ -6,7 +6,8 @@ taker fees, TIF, post-only). The venue adds what the real CLOB adds around it:
 * accounts per address (the API key's signer), with collateral shared by every market: the engines
   keep per-market cash deltas, and the venue checks free collateral across them before an order;
 * venue order ids (the EIP-712 digest) and trade ids, ``/data/orders`` and ``/data/trades`` records,
-  and trade statuses MATCHED → MINED → CONFIRMED on a timer;
+  and trade statuses MATCHED → MINED → CONFIRMED on a timer (or MATCHED → FAILED, balances given back);
+* per-signer rate limits (``emulator.ratelimit``) and Data API v2 positions (``emulator.positions``);
 * the heartbeat dead-man switch: once a user sends heartbeats, missing one for
   ``heartbeat_timeout_ms`` cancels all of its orders;
 * the market channel (``book``, ``price_change``, ``last_trade_price``, ``tick_size_change``) and the
