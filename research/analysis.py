@@ -139,6 +139,12 @@ def analyse_market(run: Run, m: MarketLog, grid: I64, edges: I64) -> MarketAnaly
     sm = _summary_market(run, m.market)
     rebate_total = sm["pnl_usdc"]["rebates"] if sm else None
     mts, mid2 = mid2_steps(m.top)
+    if not (m.deltas or m.trades) and m.fill_mid2 is not None and len(f):
+        # No market data between snapshots in the log: mark at the venue's mid at each of our fills.
+        mts = np.concatenate((mts, f.ts_ns))
+        mid2 = np.concatenate((mid2, m.fill_mid2))
+        order = np.argsort(mts, kind="stable")
+        mts, mid2 = mts[order], mid2[order]
     # Cumulative positions and cash after each fill (index 0: before any fill).
     signed_qty = f.yes_side * f.qty
     net = np.concatenate(([0], np.cumsum(signed_qty)))
@@ -263,8 +269,9 @@ def analyse(run: Run, grid_points: int = GRID_POINTS, buckets: int = BUCKETS) ->
         a.notes.append("no summary.json: maker rebates are not in the log and count as 0 here")
     if not run.inputs_logged:
         a.notes.append(
-            "the log holds no market data (a run with --no-input-log, or a session that does not log its "
-            "feed): PnL is marked at 0 and market lines are missing"
+            "the log holds no market data between book snapshots (a run with --no-input-log, or a session "
+            "that does not log its feed): marks are the venue's mid at our fills where the run has them, "
+            "and the market's lines are mostly missing"
         )
     return a
 

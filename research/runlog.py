@@ -152,6 +152,8 @@ class MarketLog:
     #: (time, YES won) when the market resolved during the run.
     resolved: tuple[int, bool] | None
     inputs: int
+    #: Level changes and trades logged: none means the market data between snapshots is missing.
+    deltas: int
     trades: int
     places: int
     cancels: int
@@ -178,7 +180,7 @@ class Run:
     end_ns: int
     #: ``summary.json`` of a simulation (None for a run without one, e.g. paper trading).
     summary: dict[str, Any] | None
-    #: Whether the log holds the market data (a simulation run with ``--no-input-log`` has none).
+    #: Whether the log holds the market data between snapshots (``--no-input-log`` leaves it out).
     inputs_logged: bool
 
     def digest(self) -> str:
@@ -252,7 +254,7 @@ class _Market:
         self.last_dec_ts = -1
         self.seq = 0
         self.resolved: tuple[int, bool] | None = None
-        self.inputs = self.trades = self.places = self.cancels = self.rejects = 0
+        self.inputs = self.deltas = self.trades = self.places = self.cancels = self.rejects = 0
         self.keep_actions = keep_actions
         self.actions: list[dict[str, Any]] = []
         self.in_hash = hashlib.sha256() if keep_actions else None
@@ -323,6 +325,7 @@ class _Market:
             decisions=self.decisions,
             resolved=self.resolved,
             inputs=self.inputs,
+            deltas=self.deltas,
             trades=self.trades,
             places=self.places,
             cancels=self.cancels,
@@ -384,7 +387,6 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     markets: dict[str, _Market] = {}
     mode = ""
     start = end = -1
-    inputs_logged = False
     source = str(log)
     with log.open("rb") as f:
         for n, line in enumerate(f, 1):
@@ -404,7 +406,7 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
                     d = _dec_delta.decode(line)
                     m = markets.get(d.market) or markets.setdefault(d.market, _Market(d.market, actions))
                     m.inputs += 1
-                    inputs_logged = True
+                    m.deltas += 1
                     if m.in_hash is not None:
                         m.in_hash.update(line)
                     if d.outcome == 0:
@@ -454,7 +456,6 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
                     b = _dec_book.decode(line)
                     m = markets.get(b.market) or markets.setdefault(b.market, _Market(b.market, actions))
                     m.inputs += 1
-                    inputs_logged = True
                     if m.in_hash is not None:
                         m.in_hash.update(line)
                     m.book.clear()
@@ -471,7 +472,6 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
                     m = markets.get(h.market) or markets.setdefault(h.market, _Market(h.market, actions))
                     if kind in INPUT_KINDS:
                         m.inputs += 1
-                        inputs_logged = True
                         if m.in_hash is not None:
                             m.in_hash.update(line)
                         if kind == "trade":
@@ -493,6 +493,7 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
         raise RunFormatError(f"{source}: empty log")
     markets.pop("", None)
     done = {k: v.finish() for k, v in markets.items()}
+    inputs_logged = any(m.deltas or m.trades for m in done.values())
     _read_marks(path, done)
     return Run(
         path=path,
