@@ -14,6 +14,9 @@ from app.configfile import ConfigFileError
 _COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.quote",
     "app.commands.sim",
+    "app.commands.report",
+    "app.commands.diff",
+    "app.commands.sweep",
     "app.commands.markets",
     "app.commands.run",
     "app.commands.emulator",
@@ -25,6 +28,7 @@ polymm: a Polymarket market-making engine.
 
 Typical flow:
   polymm sim --config configs/market_maker.yaml --out runs/default        simulate (shipped data)
+  polymm diff RUN_A RUN_B / polymm report RUN_DIR / polymm sweep ...      compare, picture, tune
   polymm quote --config configs/market_maker.yaml --book BOOK.json        one decision, with reasons
   polymm refresh-markets --config configs/market_maker.yaml               market cache from Gamma
   polymm route-markets --source-config ... --market-maker-config ...      split it between strategies

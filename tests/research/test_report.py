@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 
+import msgspec
+
 from app.cli import main
 from research.report import REPORT_NAME, write_report, write_session_report
 
@@ -26,8 +28,6 @@ def test_sim_writes_a_self_contained_report_with_data_in_every_chart(tiny_run):
 
 
 def test_the_table_shows_the_summary_figures(tiny_run):
-    import msgspec
-
     html = (tiny_run / REPORT_NAME).read_text()
     s = msgspec.json.decode((tiny_run / "summary.json").read_bytes())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import msgspec
+import numpy as np
 import pytest
 
 from research.analysis import analyse, consistency, integral, share_in_buckets
@@ -64,7 +65,7 @@ def test_marks_that_do_not_match_the_log_are_refused(tiny_run, tmp_path):
     marks["markets"][first]["fill_mid2"].pop()
     (copy / MARKS_NAME).write_bytes(msgspec.json.encode(marks))
 
-    with pytest.raises(RunFormatError, match=f"market {first}: .* fill marks for"):
+    with pytest.raises(RunFormatError, match=rf"market {first}: .* fill marks for"):
         read_run(copy)
 
 
@@ -72,7 +73,7 @@ def test_unreadable_runs_are_one_line_errors(tiny_run, tmp_path):
     with pytest.raises(RunFormatError, match="no such run directory"):
         read_run(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RunFormatError, match="no events.jsonl"):
+    with pytest.raises(RunFormatError, match=r"no events\.jsonl"):
         read_run(tmp_path / "empty")
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -90,8 +91,6 @@ def test_unreadable_runs_are_one_line_errors(tiny_run, tmp_path):
 
 
 def test_step_integrals_and_bucket_shares():
-    import numpy as np
-
     ts = np.asarray([10, 20, 40], np.int64)
     on = np.asarray([1, 0, 1], np.int64)
 
