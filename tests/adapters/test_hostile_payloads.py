@@ -8,14 +8,17 @@ refused with a short reason; what is good next to it still goes through.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
+from websockets.asyncio.server import serve
 
 from adapters.gamma import GammaClient, GammaError
 from adapters.market_cache import CacheEntry, MarketCacheError, read_markets_file, write_markets_file
@@ -35,6 +38,7 @@ from adapters.polymarket.parse import (
     decode_user_frame,
     parse_book,
 )
+from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from app.process import restore_default_recursion_limit
 from core.messages import BookDelta, BookSnapshot
 from core.units import Outcome
@@ -436,3 +440,64 @@ def test_a_tick_the_venue_does_not_use_is_refused_from_a_markets_file(tmp_path):
 
     with pytest.raises(MarketCacheError, match=r"markets\[0\] \(1\): tick_px 3 is not a tick the venue uses"):
         read_markets_file(path)
+
+
+# --- over a real WebSocket: the market client keeps its connection -------------------------------------
+
+
+def test_the_market_client_skips_hostile_frames_without_dropping_the_connection():
+    # Before, the deep frame raised RecursionError and the 5,000-digit size int()'s ValueError out of
+    # the frame handler: the session ended and the client reconnected (or, at py_ecc's recursion
+    # limit, the process died).
+    events: list[Any] = []
+    got_last = threading.Event()
+
+    def on_event(ev: Any) -> None:
+        events.append(ev)
+        if isinstance(ev, BookDelta) and ev.px == 4700:
+            got_last.set()
+
+    frames = [
+        encode(book()),
+        DEEP,
+        encode(price_change(size=DIGITS)),
+        encode(price_change(side=HUGE)),
+        with_raw(book(), "timestamp", DIGITS),
+        encode(price_change(price="0.47")),
+    ]
+
+    async def handler(ws: Any) -> None:
+        await ws.recv()  # the subscription
+        for frame in frames:
+            await ws.send(frame)
+        async for msg in ws:
+            if msg == "PING":
+                await ws.send("PONG")
+
+    ready, stop, port = threading.Event(), threading.Event(), []
+
+    async def serve_forever() -> None:
+        async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            await asyncio.to_thread(stop.wait)
+
+    server_thread = threading.Thread(target=asyncio.run, args=(serve_forever(),), daemon=True)
+    server_thread.start()
+    try:
+        assert ready.wait(10)
+        config = MarketWsConfig(url=f"ws://127.0.0.1:{port[0]}", clob_url="http://clob.test", proxy=None,
+                                snapshot_timeout_s=None)  # fmt: skip
+        client = MarketWsClient(ASSETS, on_event, config=config)
+        client.start_in_thread()
+        try:
+            assert got_last.wait(20), events
+            status = client.status()
+        finally:
+            client.stop()
+    finally:
+        stop.set()
+        server_thread.join(10)
+
+    assert status.connects == 1 and status.skipped == 4, status
+    assert [type(e).__name__ for e in events] == ["BookSnapshot", "BookDelta"]
