@@ -151,3 +151,22 @@ def test_main_restores_the_default_recursion_limit_after_building_the_parser(cap
         assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT
     finally:
         sys.setrecursionlimit(before)
+
+
+@pytest.mark.parametrize(
+    ("flag", "ops", "expected"),
+    [
+        (["--state-dir", "/dev/null/x"], "", "--state-dir: cannot write to /dev/null/x: Not a directory"),
+        ([], "state_dir: /dev/null/x", "CONFIG: ops.state_dir: cannot write to /dev/null/x: Not a directory"),
+    ],
+    ids=["flag", "config"],
+)
+def test_a_state_dir_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsys, flag, ops, expected):
+    cfg = tmp_path / "mm.yaml"
+    cfg.write_text(f"ops:\n  {ops}\n" if ops else "strategy: market_maker\n")
+
+    code = main(["run-market-maker", "--config", str(cfg), "--gamma-url", "http://127.0.0.1:9", *flag])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == expected.replace("CONFIG", str(cfg)) + "\n"
