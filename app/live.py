@@ -26,6 +26,7 @@ from adapters.polymarket.secrets import (
     install_log_redaction,
     load_api_credentials,
     load_private_key,
+    verify_credentials,
 )
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import ConfigFileError
@@ -52,6 +53,7 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
     wallet = Account.from_key(key.reveal()).address
     client, creds = build_clob_client(args.clob_url, key, load_api_credentials(os.environ))
     install_log_redaction([key, *creds.secret_values()])
+    verify_credentials(client)  # bad credentials stop the run here (one line, exit 2: app.commands.run)
     print(f"LIVE trading as wallet {wallet} on {args.clob_url} ({len(markets)} markets)")
     holder: dict[str, Callable[[str, object], object]] = {}
 
@@ -94,4 +96,17 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
             "open_orders": status.open_orders,
         }
 
-    return {"port": port, "attach": attach, "shutdown": shutdown, "wallet": wallet}
+    def cancel_all_now() -> bool:
+        # A forced exit (a second signal, app.commands.run): one cancel-all and one listing, from any
+        # thread. True when the venue lists no open order of ours afterwards.
+        client.cancel_all()
+        rows = client.get_open_orders()
+        return isinstance(rows, list) and not rows
+
+    return {
+        "port": port,
+        "attach": attach,
+        "shutdown": shutdown,
+        "wallet": wallet,
+        "cancel_all_now": cancel_all_now,
+    }
