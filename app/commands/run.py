@@ -58,6 +58,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--user-ws-url", default=None, help="user channel [the market channel URL with /user]")
     p.add_argument(
+        "--data-api-url",
+        default=os.environ.get("POLYMM_DATA_API_URL"),
+        help="Data API, for positions (live) [production's; the CLOB URL + /data-api for another CLOB]",
+    )
+    p.add_argument(
         "--key-file", default=None, help="file holding the private key (live; else POLYMM_PRIVATE_KEY)"
     )
     p.add_argument("--state-dir", default=None, help="where events.jsonl goes [ops.state_dir]")
@@ -111,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         clob_url=args.clob_url,
         state_dir=state_dir,
         live_port=live.get("port"),
+        inventory=live.get("inventory"),
     )
     if mode == "live":
         live["attach"](engine)
@@ -157,8 +163,23 @@ def run(args: argparse.Namespace) -> int:
                 paper = engine.paper_markets()
             finally:
                 engine.close()
+    report = venue_summary.pop("report", None) if venue_summary else None
     print(summarise(mode, engine, statuses, paper, venue_summary))
-    return 0
+    return shutdown_exit_code(report)
+
+
+def shutdown_exit_code(report: Any) -> int:
+    """0 when every order of ours is confirmed gone; 1, naming the orders that may remain, when not."""
+    if report is None or report.confirmed:
+        return 0
+    print(
+        f"shutdown NOT confirmed: {len(report.remaining)} orders of ours may still be open at the venue"
+        " (its heartbeat switch cancels them about 10 s after our last heartbeat):",
+        file=sys.stderr,
+    )
+    for line in report.described or report.remaining:
+        print(f"  {line}", file=sys.stderr)
+    return 1
 
 
 def summarise(
