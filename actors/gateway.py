@@ -398,7 +398,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class _Timer(msgspec.Struct, frozen=True):
-    # Self-told: "flush", "resume", "periodic" or "rl_pull".
+    # Self-told: "flush" (now), "flush_at" (when tokens or a pause allow), "resume", "periodic", "rl_pull".
     what: str
     generation: int
 
@@ -820,17 +820,16 @@ class OrderGatewayActor(pykka.ThreadingActor):
         if self._flush_timer_ns and self._flush_timer_ns <= due:
             return
         self._flush_timer_ns = due
-        self._after(delay_ns / NS_PER_S, "flush")
+        self._after(delay_ns / NS_PER_S, "flush_at")
 
     def _flush(self) -> None:
         self._flush_pending = False
         if self._stopping:
             return
         now = self.clock.now_ns()
-        if self._flush_timer_ns and self._flush_timer_ns <= now:
-            self._flush_timer_ns = 0
         if self._paused_until_ns > now:
-            return  # the "resume" timer flushes
+            self._flush_in(self._paused_until_ns - now)  # a timer may fire a hair early
+            return
         if self._reconcile_reasons and not self._reconcile():
             return
         if self._queries and not self._run_queries():
@@ -1341,9 +1340,10 @@ class OrderGatewayActor(pykka.ThreadingActor):
         match t.what:
             case "flush":
                 self._flush()
+            case "flush_at":
+                self._flush_timer_ns = 0
+                self._flush()
             case "resume":
-                if self._paused_until_ns <= self.clock.now_ns():
-                    self._paused_until_ns = 0
                 self._flush()
             case "periodic":
                 self._check_positions = True

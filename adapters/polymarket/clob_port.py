@@ -365,8 +365,9 @@ def _venue_order(row: object, assets: AssetMap) -> VenueOrderView | None:
     asset = str(row.get("asset_id", ""))
     key = assets.get(asset)
     if key is None:
-        # A market we do not trade: still ours, so it is listed (and cancelled) under its condition id.
-        return _unusable(order_id, (str(row.get("market") or f"asset:{asset}"), Outcome.YES))
+        # A token we do not trade: still our order, so it is listed (and cancelled), under a market
+        # name that can never be one we trade.
+        return _unusable(order_id, (f"{row.get('market') or '?'} (token {asset[:16]})", Outcome.YES))
     try:
         side = parse_side(str(row.get("side", "")))
         px = _row_value(parse_px, row, "price", "")
