@@ -74,27 +74,26 @@ def tier_spec(name: str) -> TierSpec | None:
 class Bucket:
     """One token bucket (mutable; owned by a ``RateLimiter``)."""
 
-    __slots__ = ("spec", "tokens_micro", "ts_ns")
+    __slots__ = ("frac", "spec", "tokens_micro", "ts_ns")
 
     def __init__(self, spec: BucketSpec, now_ns: int) -> None:
         self.spec = spec
         self.tokens_micro = spec.burst * MICRO
         self.ts_ns = now_ns
+        self.frac = 0  # what the last refill earned below one micro-token, in micro-token * ns
 
     def refill(self, now_ns: int) -> None:
-        """Add what ``rate_per_s`` earned since the last refill (time never runs backwards here)."""
+        """Add what ``rate_per_s`` earned since the last refill, exactly (time never runs backwards here)."""
         if now_ns <= self.ts_ns:
             return
-        earned = (now_ns - self.ts_ns) * self.spec.rate_per_s * MICRO // _NS_PER_S
+        earned, self.frac = divmod(
+            (now_ns - self.ts_ns) * self.spec.rate_per_s * MICRO + self.frac, _NS_PER_S
+        )
+        self.ts_ns = now_ns
         cap = self.spec.burst * MICRO
-        if earned > 0:
-            self.tokens_micro = min(cap, self.tokens_micro + earned)
-            # Keep the remainder of the division: advance the time by what the earned tokens cost.
-            self.ts_ns = (
-                now_ns
-                if self.tokens_micro == cap
-                else self.ts_ns + earned * _NS_PER_S // (self.spec.rate_per_s * MICRO)
-            )
+        self.tokens_micro += earned
+        if self.tokens_micro >= cap:
+            self.tokens_micro, self.frac = cap, 0
 
     def wait_ns(self, n: int, now_ns: int) -> int:
         """0 when ``n`` tokens are there now, else the time until they are (``n`` within the burst)."""
@@ -113,7 +112,7 @@ class Bucket:
         """The venue says ``remaining`` tokens are left: that is the truth, within the burst."""
         self.refill(now_ns)
         self.tokens_micro = max(0, min(remaining, self.spec.burst)) * MICRO
-        self.ts_ns = now_ns
+        self.ts_ns, self.frac = now_ns, 0
 
 
 class RateLimiter:
@@ -190,7 +189,7 @@ class RateLimiter:
         bucket = self.buckets[kind]
         bucket.refill(now_ns)
         bucket.tokens_micro = min(bucket.tokens_micro, 0)
-        bucket.ts_ns = now_ns
+        bucket.ts_ns, bucket.frac = now_ns, 0
         if kind == "cancel":
             return now_ns + bucket.wait_ns(1, now_ns)
         until = now_ns + max(retry_after_ns or 0, bucket.wait_ns(1, now_ns))
