@@ -92,6 +92,7 @@ __all__ = [
     "GatewayConfig",
     "GatewayStatus",
     "GetGatewayStatus",
+    "GetOpenOrderIds",
     "GetPositions",
     "HeartbeatLoop",
     "HeartbeatLost",
@@ -289,6 +290,10 @@ class SetSink(msgspec.Struct, frozen=True):
 
 class GetPositions(msgspec.Struct, frozen=True):
     """Control plane (ask): the ledger's position per market (``dict[str, Inventory]``)."""
+
+
+class GetOpenOrderIds(msgspec.Struct, frozen=True):
+    """Control plane (ask): the venue ids of every order the ledger believes may rest or fill."""
 
 
 class Startup(msgspec.Struct, frozen=True):
@@ -664,6 +669,8 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 self.sink = message.sink
             case GetPositions():
                 return {m: self.ledger.position(m) for m in self.ledger.markets}
+            case GetOpenOrderIds():
+                return frozenset(o.order_id for o in self.ledger.open_orders() if o.order_id)
             case Startup():
                 return self._startup()
             case GetGatewayStatus():
