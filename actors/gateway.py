@@ -665,6 +665,9 @@ class OrderGatewayActor(pykka.ThreadingActor):
             case AddMarket():
                 self.ledger.add_market(message.info)
                 self._ticks[message.info.market] = message.info.tick_px
+                follow = getattr(self.venue, "add_market", None)
+                if follow is not None:
+                    follow(message.info)  # the venue reads listings by token
             case SetSink():
                 self.sink = message.sink
             case GetPositions():

@@ -182,10 +182,10 @@ def _snapshot(m: MarketInfo, book: Any) -> BookSnapshot:
     from core.units import parse_px  # noqa: PLC0415
 
     def levels(raw: Any) -> tuple[tuple[int, int], ...]:
-        return tuple((parse_px(x.price), parse_qty(x.size)) for x in raw)
+        return tuple((parse_px(x["price"]), parse_qty(x["size"])) for x in raw)
 
-    bids = tuple(sorted(levels(book.bids), reverse=True))
-    asks = tuple(sorted(levels(book.asks)))
+    bids = tuple(sorted(levels(book["bids"]), reverse=True))
+    asks = tuple(sorted(levels(book["asks"])))
     return BookSnapshot(
         market=m.market,
         outcome=Outcome.YES,
