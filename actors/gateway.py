@@ -377,6 +377,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     heartbeat_retry_s: float = 1.0
     #: The venue cancels every order of ours after this long without a heartbeat.
     heartbeat_window_s: float = 10.0
+    #: One message handled for longer than this means the gateway hangs: heartbeats stop, so the
+    #: venue's switch cancels orders nobody manages any more.
+    stall_s: float = 60.0
     #: Periodic reconcile (open orders, trades, positions); None: only at start and on demand.
     reconcile_interval_s: float | None = 30.0
     #: Orders accepted this recently are not declared gone by a reconcile (the venue's list may lag).
@@ -418,6 +421,10 @@ class HeartbeatLoop:
     ``start()`` runs it on a daemon thread until ``stop()``. A gap between two heartbeats that reached
     the venue longer than ``window_s`` (or failures lasting that long) means the venue cancelled every
     order of ours: ``on_lost(ts_ns, gap_s)`` is called once per such gap.
+
+    The switch must still fire when the order gateway hangs (orders nobody manages must not be kept
+    alive): ``healthy()`` (the gateway's "no message has taken longer than its stall limit") is asked
+    before each beat, and no heartbeat is sent while it says no.
     """
 
     def __init__(
@@ -429,8 +436,10 @@ class HeartbeatLoop:
         interval_s: float = 5.0,
         retry_s: float = 1.0,
         window_s: float = 10.0,
+        healthy: Callable[[], bool] | None = None,
     ) -> None:
         self.venue = venue
+        self.healthy = healthy
         self.clock = clock
         self.on_lost = on_lost
         self.interval_s = interval_s
@@ -451,6 +460,14 @@ class HeartbeatLoop:
     def beat(self) -> float:
         """Send one heartbeat; the delay (s) until the next one."""
         sent_ns = self.clock.now_ns()
+        if self.healthy is not None and not self.healthy():
+            with self._lock:
+                self.failures += 1
+                self.last_error = (
+                    "the order gateway is stuck: no heartbeat (the venue will cancel our orders)"
+                )
+            log.error("heartbeat withheld: the order gateway has been stuck on one message too long")
+            return self.retry_s
         try:
             self.heartbeat_id = self.venue.heartbeat(self.heartbeat_id)
         except Exception as exc:
@@ -600,7 +617,9 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 interval_s=cfg.heartbeat_interval_s,
                 retry_s=cfg.heartbeat_retry_s,
                 window_s=cfg.heartbeat_window_s,
+                healthy=self._healthy,
             )
+        self._busy_since_ns = 0  # when the message being handled arrived (0: idle); any thread reads it
         self._n = dict.fromkeys(
             (
                 "post_requests",
@@ -642,8 +661,19 @@ class OrderGatewayActor(pykka.ThreadingActor):
 
     # --- dispatch ----------------------------------------------------------------------------------
 
+    def _healthy(self) -> bool:
+        busy = self._busy_since_ns
+        return busy == 0 or self.clock.now_ns() - busy < self.cfg.stall_s * NS_PER_S
+
     def on_receive(self, message: Any) -> Any:
         """Commands and venue events by ``tell``; start-up, status and shutdown by ``ask``."""
+        self._busy_since_ns = self.clock.now_ns()
+        try:
+            return self._receive(message)
+        finally:
+            self._busy_since_ns = 0
+
+    def _receive(self, message: Any) -> Any:
         match message:
             case Submit():
                 self._on_submit(message.commands)

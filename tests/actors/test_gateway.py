@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from actors.gateway import (
+    GatewayConfig,
     GetPositions,
     HeartbeatLoop,
     HeartbeatLost,
+    OrderGatewayActor,
     PlaceResult,
     RateLimitInfo,
     Reconcile,
@@ -29,7 +31,7 @@ from app.commands.run import shutdown_exit_code
 from core.markets import MarketInfo
 from core.messages import Accepted, Adopted, Cancel, CancelAll, Canceled, Filled, Rejected
 from core.units import QTY_ONE, Outcome, Side
-from tests.actors.venue_fake import FakeVenue, MutableClock, Rig, fault, make_rig, place
+from tests.actors.venue_fake import FakeVenue, MutableClock, Rig, Routed, fault, make_rig, place
 
 M1 = MarketInfo(market="0xm1", yes_token="11", no_token="12", tick_px=100)
 M2 = MarketInfo(market="0xm2", yes_token="21", no_token="22", tick_px=100)
@@ -434,3 +436,24 @@ def test_adopted_positions_and_venue_positions_agree_after_a_restart_in_the_midd
     assert venue.open_ids() == {"0xb"}  # M1's order was cancelled: we no longer trade M1
     second.ref.stop()
     first.ref.stop()
+
+
+def test_no_heartbeat_while_the_gateway_is_stuck_on_one_message():
+    # Orders nobody manages must not be kept alive: a gateway stuck past its stall limit lets the
+    # venue's switch fire.
+    clock = MutableClock()
+    venue = FakeVenue(clock)
+    gw = OrderGatewayActor(
+        venue, MARKETS, Routed(), clock, config=GatewayConfig(heartbeat_interval_s=5.0, stall_s=60)
+    )
+    assert gw.heartbeats is not None
+    gw.heartbeats.beat()
+
+    gw._busy_since_ns = clock.now_ns()  # a message being handled...
+    clock.advance(30)
+    gw.heartbeats.beat()  # ...for 30 s: still beating
+    clock.advance(31)
+    delay = gw.heartbeats.beat()  # 61 s: stuck
+
+    assert venue.called("heartbeat") == ["", "hb-1"]
+    assert delay == 1.0 and "stuck" in gw.heartbeats.last_error
