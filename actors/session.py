@@ -146,6 +146,7 @@ class MarketSession:
         #: Post-only refusals for crossing the book in a row, and until when no new order is placed.
         self.cross_rejects = 0
         self.places_blocked_until_ns = 0
+        self._places_blocked = False
 
     # --- market data -------------------------------------------------------------------------------
 
@@ -384,11 +385,9 @@ class MarketSession:
         self.cross_rejects += 1
         delay = min(CROSS_BACKOFF_MAX_NS, CROSS_BACKOFF_INITIAL_NS << min(self.cross_rejects - 1, 20))
         self.places_blocked_until_ns = now + delay
+        # (The backoff says how many refusals in a row: 0.5 s doubled per refusal.)
         self.sink.record(
-            "post_only_backoff",
-            now,
-            self.market,
-            {"rejects_in_a_row": self.cross_rejects, "backoff_ns": delay},
+            "post_only_backoff", now, self.market, {"backoff_ns": delay, "until_ns": now + delay}
         )
         if self.book_resync is not None:
             self.book_resync(self.market)
@@ -485,8 +484,8 @@ class MarketSession:
         key = (d.orders, self.orders_version, self.global_room_usdc6)
         cmds: list[Command] = []
         if key != self._applied_key:
-            blocked = ts_ns < self.places_blocked_until_ns
-            cmds = self._apply(d, places_allowed=not blocked)
+            blocked = self._places_blocked = ts_ns < self.places_blocked_until_ns
+            cmds = self._apply(d)
             if blocked:
                 # New orders wait for the end of the post-only backoff: decide again then.
                 self.dirty = True
@@ -500,10 +499,10 @@ class MarketSession:
         for c in cmds:
             self.sink.record("place" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
 
-    def _apply(self, d: Decision, places_allowed: bool = True) -> list[Command]:
+    def _apply(self, d: Decision) -> list[Command]:
         orders = self.orders
         plan = reconcile(d.orders, orders.values(), self.tolerance)
-        cancels, places = plan.cancels, plan.places if places_allowed else ()
+        cancels, places = plan.cancels, () if self._places_blocked else plan.places
         if not cancels and not places:
             return []
         market = self.market
