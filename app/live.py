@@ -41,6 +41,7 @@ from adapters.polymarket.secrets import (
     install_log_redaction,
     load_api_credentials,
     load_private_key,
+    verify_credentials,
 )
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import ConfigFileError
@@ -125,7 +126,8 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
     """Build the gateway, load the venue's truth, prepare the user channel.
 
     Returns ``port``, ``inventory`` (each market's position at start), ``attach(engine)`` and
-    ``shutdown()`` (a dict for the summary, with the ``ShutdownReport`` under ``report``).
+    ``shutdown()`` (a dict for the summary; ``confirmed`` and ``may_remain`` give the exit code), and
+    ``cancel_all_now()`` (a forced exit's one cancel-all).
     """
     try:
         key = load_private_key(os.environ, key_file=args.key_file)
@@ -135,6 +137,7 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
     wallet = Account.from_key(key.reveal()).address
     client, creds = build_clob_client(args.clob_url, key, load_api_credentials(os.environ))
     install_log_redaction([key, *creds.secret_values()])
+    verify_credentials(client)  # bad credentials stop the run here (one line, exit 2: app.commands.run)
     data_url = data_api_url(args)
     print(
         f"LIVE trading as wallet {wallet} on {args.clob_url} ({len(markets)} markets);"
@@ -189,8 +192,15 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
             "still_open": len(rep.remaining),
             "confirmed": rep.confirmed,
             "heartbeat_max_gap_s": round(status.heartbeat_max_gap_s, 2),
-            "report": rep,
+            "may_remain": rep.described,
         }
+
+    def cancel_all_now() -> bool:
+        # A forced exit (a second signal, app.commands.run): one cancel-all and one listing, from any
+        # thread. True when the venue lists no open order of ours afterwards.
+        client.cancel_all()
+        rows = client.get_open_orders()
+        return isinstance(rows, list) and not rows
 
     return {
         "port": port,
@@ -198,6 +208,7 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
         "shutdown": shutdown,
         "wallet": wallet,
         "inventory": dict(report.positions),
+        "cancel_all_now": cancel_all_now,
     }
 
 

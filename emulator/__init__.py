@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from emulator.scenario import Scenario, load_scenario, resolve_scenario
 from emulator.server import Emulator
+from emulator.state import ManualClock
 from emulator.venue import Venue, WallClock
 
-__all__ = ["Emulator", "Scenario", "Venue", "WallClock", "load_scenario", "resolve_scenario"]
+__all__ = [
+    "Emulator",
+    "ManualClock",
+    "Scenario",
+    "Venue",
+    "WallClock",
+    "load_scenario",
+    "resolve_scenario",
+]

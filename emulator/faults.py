@@ -12,6 +12,8 @@ import random
 import threading
 from typing import Literal
 
+import msgspec
+
 from emulator.scenario import FaultRule, HttpFault, LatencyFault, RejectFault, WsDropFault, WsFreezeFault
 
 __all__ = ["Channel", "FaultInjector", "route_matches"]
@@ -52,11 +54,45 @@ class FaultInjector:
     """
 
     def __init__(self, rules: tuple[FaultRule, ...], rng: random.Random) -> None:
-        self._rules = rules
+        self._rules: list[FaultRule] = list(rules)
         self._rng = rng
         self._lock = threading.Lock()
         self._state = [_State(r.start_ms if isinstance(r, WsDropFault | WsFreezeFault) else 0) for r in rules]
+        self._ids: list[int] = [0] * len(rules)  # 0: from the scenario; run-time rules get 1, 2, ...
+        self._next_id = 1
         self.counts: dict[str, int] = {}
+
+    def add(self, rule: FaultRule, now_ms: int) -> int:
+        """Add a rule at run time, its ``start_ms``/``end_ms`` counted from ``now_ms``; returns its id."""
+        end = None if rule.end_ms is None else rule.end_ms + now_ms
+        shifted = msgspec.structs.replace(rule, start_ms=rule.start_ms + now_ms, end_ms=end)
+        with self._lock:
+            rule_id = self._next_id
+            self._next_id += 1
+            self._rules.append(shifted)
+            self._state.append(
+                _State(shifted.start_ms if isinstance(shifted, WsDropFault | WsFreezeFault) else 0)
+            )
+            self._ids.append(rule_id)
+        return rule_id
+
+    def remove(self, rule_id: int | None = None) -> list[int]:
+        """Remove the run-time rule ``rule_id`` (None: every run-time rule); returns the ids removed."""
+        with self._lock:
+            keep = [i for i, x in enumerate(self._ids) if x == 0 or (rule_id is not None and x != rule_id)]
+            gone = [x for i, x in enumerate(self._ids) if i not in set(keep)]
+            self._rules = [self._rules[i] for i in keep]
+            self._state = [self._state[i] for i in keep]
+            self._ids = [self._ids[i] for i in keep]
+        return gone
+
+    def rules(self) -> list[dict[str, object]]:
+        """Every rule with its id (0: the scenario's) and fire count, times since the emulator started."""
+        with self._lock:
+            return [
+                {"id": i, "fired": st.fired, **msgspec.to_builtins(r)}
+                for r, st, i in zip(self._rules, self._state, self._ids, strict=True)
+            ]
 
     def _count(self, rule: FaultRule) -> None:
         kind = str(rule.__struct_config__.tag)

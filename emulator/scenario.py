@@ -23,6 +23,7 @@ from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, TICKS_PX, USDC6_ONE
 
 __all__ = [
     "SCENARIO_DIR",
+    "VENUE_TIERS",
     "AccountConfig",
     "FaultRule",
     "FlowConfig",
@@ -30,9 +31,12 @@ __all__ = [
     "InitialBook",
     "LatencyFault",
     "MarketConfig",
+    "RateLimitConfig",
     "RejectFault",
     "ReplayConfig",
     "Scenario",
+    "TierConfig",
+    "TradeFailureConfig",
     "WsDropFault",
     "WsFreezeFault",
     "derive_ids",
@@ -264,6 +268,58 @@ class WsFreezeFault(_Window, frozen=True, kw_only=True, tag="ws_freeze", tag_fie
 FaultRule = HttpFault | LatencyFault | RejectFault | WsDropFault | WsFreezeFault
 
 
+#: The venue's rate-limit tiers, lowest first (``emulator.ratelimit.TIERS`` has their numbers).
+VENUE_TIERS: Final = ("standard", "copper", "bronze", "silver", "gold")
+
+
+class TierConfig(_Base, frozen=True, kw_only=True):
+    """One rate-limit tier: token-bucket rates per second and bursts (bucket sizes)."""
+
+    orders_per_s: Annotated[float, Meta(gt=0)]
+    order_burst: PosInt
+    cancels_per_s: Annotated[float, Meta(gt=0)]
+    cancel_burst: PosInt
+
+
+class RateLimitConfig(_Base, frozen=True, kw_only=True):
+    """Per-signer rate limits (``emulator.ratelimit``): off unless ``enabled``.
+
+    ``default_tier`` and the tiers of ``accounts`` (address -> tier) name one of the venue's tiers
+    (``standard``, ``copper``, ``bronze``, ``silver``, ``gold``) or one of ``custom_tiers``.
+    ``retry_after_s`` fixes the 429's ``Retry-After`` (None: the time until the request would pass).
+    ``mode`` ``warn`` serves every request and marks the ones it would refuse.
+    """
+
+    enabled: bool = False
+    mode: Literal["enforce", "warn"] = "enforce"
+    default_tier: str = "standard"
+    accounts: dict[str, str] = msgspec.field(default_factory=dict)
+    custom_tiers: dict[str, TierConfig] = msgspec.field(default_factory=dict)
+    retry_after_s: NonNegInt | None = None
+
+    def __post_init__(self) -> None:
+        known = {*VENUE_TIERS, *self.custom_tiers}
+        for where, name in (
+            ("default_tier", self.default_tier),
+            *(("accounts", t) for t in self.accounts.values()),
+        ):
+            if name not in known:
+                raise ValueError(
+                    f"{where}: unknown rate-limit tier {name!r}; known: {', '.join(sorted(known))}"
+                )
+
+
+class TradeFailureConfig(_Base, frozen=True, kw_only=True):
+    """Trades of our accounts that end ``FAILED`` (MATCHED, then FAILED at ``trade_mined_ms``).
+
+    ``every_n``: every n-th trade with an account in it fails; ``probability``: each one fails with
+    this chance. Both 0: none (``/emulator/fail-trades`` picks them at run time).
+    """
+
+    every_n: NonNegInt = 0
+    probability: Probability = 0.0
+
+
 class Scenario(_Base, frozen=True, kw_only=True):
     """One emulator scenario."""
 
@@ -294,6 +350,11 @@ class Scenario(_Base, frozen=True, kw_only=True):
     #: HTTP status of invalid orders: bad signature, tick, size, balance.
     invalid_reject_status: Literal[200, 400] = 400
     faults: tuple[FaultRule, ...] = ()
+    rate_limits: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    trade_failures: TradeFailureConfig = msgspec.field(default_factory=TradeFailureConfig)
+    #: How long a request body may take to arrive after its headers; a shorter body than its
+    #: ``Content-Length`` is answered 400 after this long, never waited for.
+    body_timeout_ms: Annotated[int, Meta(ge=10, le=30_000)] = 2_000
 
     def __post_init__(self) -> None:
         if not self.markets:

@@ -153,15 +153,23 @@ def is_ambiguous(exc: BaseException) -> bool:
     return status is None or status >= 500
 
 
+#: A venue's error text is cut to this (a hostile reply may carry megabytes).
+MAX_ERROR_CHARS: Final = 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
 def error_message(body: object) -> str:
-    """The human part of a venue error body (``{"error": ...}``, ``{"error_msg": ...}`` or text)."""
+    """The human part of a venue error body (``{"error": ...}``, ``{"error_msg": ...}``, text), cut short."""
     if isinstance(body, Mapping):
         for key in ("error", "error_msg", "errorMsg", "message"):
             value = body.get(key)
             if value:
-                return str(value)
-        return str(dict(body))
-    return str(body)
+                return _cut(str(value) if not isinstance(value, str) else value)
+        return _cut(str(dict(body)))
+    return _cut(str(body))
 
 
 def parse_retry_after(value: str | None, now_s: float) -> float | None:
@@ -170,9 +178,11 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf" would pause forever
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -235,7 +245,7 @@ def parse_place_reply(item: object) -> PlaceReply:
     if not isinstance(item, Mapping):
         return PlaceReply(ok=False, error=f"unusable reply item: {item!r}"[:300], unknown=True)
     order_id = str(item.get("orderID") or item.get("orderId") or "")
-    reason = str(item.get("errorMsg") or item.get("error_msg") or item.get("error") or "")
+    reason = _cut(str(item.get("errorMsg") or item.get("error_msg") or item.get("error") or ""))
     status = str(item.get("status") or "")
     if not item.get("success", False):
         return PlaceReply(ok=False, order_id=order_id, status=status, error=reason or "rejected")

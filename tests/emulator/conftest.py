@@ -155,3 +155,54 @@ def status(e: Emulator) -> dict[str, Any]:
     import httpx  # noqa: PLC0415
 
     return json.loads(httpx.get(f"{e.clob_url}/emulator/status", timeout=5).text)
+
+
+def l2_request(
+    e: Emulator,
+    client: ClobClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+) -> Any:
+    """One L2-signed request, as the client would send it, answered with its headers (an httpx Response)."""
+    import httpx  # noqa: PLC0415
+
+    from emulator.auth import l2_signature  # noqa: PLC0415
+
+    creds = client.creds
+    text = "" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    ts = str(e.clock.now_ns() // 1_000_000_000)
+    headers = {
+        "POLY_ADDRESS": client.get_address(),
+        "POLY_API_KEY": creds.api_key,
+        "POLY_PASSPHRASE": creds.api_passphrase,
+        "POLY_TIMESTAMP": ts,
+        "POLY_SIGNATURE": l2_signature(creds.api_secret, ts, method, path, text),
+        "Content-Type": "application/json",
+    }
+    return httpx.request(
+        method, f"{e.clob_url}{path}", headers=headers, content=text, params=params, timeout=5
+    )
+
+
+def order_body(
+    client: ClobClient, token: str, price: float, size: float, side: str = "BUY"
+) -> dict[str, Any]:
+    """The JSON body of one post-only GTC limit order, signed by ``client``."""
+    from py_clob_client_v2.clob_types import OrderArgsV2, OrderType, PartialCreateOrderOptions  # noqa: PLC0415
+    from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2  # noqa: PLC0415
+
+    opts = PartialCreateOrderOptions(tick_size="0.01", neg_risk=False)
+    signed = client.create_order(OrderArgsV2(token_id=token, price=price, size=size, side=side), opts)
+    body: dict[str, Any] = order_to_json_v2(signed, client.creds.api_key, OrderType.GTC, True, False)
+    return body
+
+
+def control(e: Emulator, method: str, path: str, body: Any = None, **params: str) -> Any:
+    """One ``/emulator/*`` control request; returns the decoded JSON (fails the test on a non-200)."""
+    import httpx  # noqa: PLC0415
+
+    r = httpx.request(method, f"{e.clob_url}{path}", json=body, params=params or None, timeout=5)
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()

@@ -25,7 +25,7 @@ from py_clob_client_v2.clob_types import (
 )
 from py_clob_client_v2.exceptions import PolyApiException
 
-from emulator import Emulator
+from emulator import Emulator, ManualClock
 from emulator.auth import l2_signature
 from tests.emulator.conftest import (
     BUSY,
@@ -37,7 +37,6 @@ from tests.emulator.conftest import (
     make_client,
     make_scenario,
     status,
-    wait_for,
 )
 
 POST_ONLY = {"order_type": OrderType.GTC, "post_only": True}
@@ -271,19 +270,23 @@ def test_order_of_the_wrong_version_is_refused():
 
 
 def test_heartbeats_that_stop_cancel_the_users_orders():
-    with Emulator(make_scenario(heartbeat_timeout_ms=300), port=0) as emu:
+    clock = ManualClock()
+    with Emulator(make_scenario(heartbeat_timeout_ms=300), port=0, clock=clock) as emu:
         client = make_client(emu)
         m = ids(emu, QUIET)
         client.create_and_post_order(_buy(m["yes_token"], 0.45, 10), **POST_ONLY)
-        time.sleep(0.4)
+        clock.advance(400 * 1_000_000)
+        emu.venue.step()
         assert len(client.get_open_orders()) == 1  # not armed yet: no heartbeat was ever sent
 
         first = client.post_heartbeat("")
         second = client.post_heartbeat(first["heartbeat_id"])
         with pytest.raises(PolyApiException) as stale:
             client.post_heartbeat(first["heartbeat_id"])
-        wait_for(lambda: client.get_open_orders() == [], timeout=3)
+        clock.advance(301 * 1_000_000)
+        emu.venue.step()
 
+        assert client.get_open_orders() == []
         assert second["heartbeat_id"] != first["heartbeat_id"]
         assert stale.value.status_code == 400
         assert stale.value.error_msg["heartbeat_id"] == second["heartbeat_id"]

@@ -162,7 +162,7 @@ def test_shipped_scenarios_load():
 
     scenarios = [load_scenario(REPO / SCENARIO_DIR / f"{n}.yaml") for n in names]
 
-    assert {"default", "faults"} <= set(names)
+    assert {"default", "faults", "venue-faults"} <= set(names)
     assert all(s.markets for s in scenarios)
     assert any(s.faults for s in scenarios)
 
@@ -192,8 +192,13 @@ def test_scenario_unknown_keys_and_bad_values_are_errors(tmp_path: Path):
     odd_size = tmp_path / "odd_size.yaml"
     odd_size.write_text("markets: [{slug: a}]\nflow: {maker_qty: 3000}\n")
 
+    bad_tier = tmp_path / "bad_tier.yaml"
+    bad_tier.write_text("markets: [{slug: a}]\nrate_limits: {enabled: true, default_tier: platinum}\n")
+
     with pytest.raises(ConfigFileError, match="flowz: unknown key"):
         load_struct(unknown, Scenario)
+    with pytest.raises(ConfigFileError, match="unknown rate-limit tier 'platinum'"):
+        load_struct(bad_tier, Scenario)
     with pytest.raises(ConfigFileError, match="off the tick grid"):
         load_struct(off_grid, Scenario)
     with pytest.raises(ConfigFileError, match=r"min_qty: 500 is not a whole number of 0\.01 shares"):

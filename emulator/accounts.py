@@ -1,0 +1,138 @@
+"""The venue's accounts: opening them, collateral shared across markets, balance checks, the
+``/balance-allowance`` view, heartbeats (the dead-man switch) and request counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from typing import Any
+
+from core.messages import Place
+from core.units import (
+    PX_ONE,
+    USDC10_PER_USDC6,
+    Outcome,
+    Qty,
+    Side,
+)
+from emulator.auth import ApiCreds
+from emulator.channels import Channels
+from emulator.state import (
+    ALLOWANCE_MAX,
+    EXCHANGE_ADDRESSES,
+    RESTING,
+    Account,
+    MarketState,
+    VenueError,
+)
+from sim.matching import (
+    REASON_BALANCE,
+    fee_bound_usdc6,
+)
+
+__all__ = ["Accounts"]
+
+
+class Accounts(Channels):
+    """Accounts, collateral and heartbeats (see the module docstring)."""
+
+    def register(self, creds: ApiCreds) -> None:
+        """Open the account of a key's address (on key creation or derivation)."""
+        with self.lock:
+            self._user(creds.address)
+
+    def count_request(self, address: str, kind: str, n_orders: int = 0) -> None:
+        """Count one order request (place, batch, cancel…) for the address it claims to come from."""
+        with self.lock:
+            c = self._requests.setdefault(address.lower() or "?", Counter())
+            c[kind] += 1
+            c["total"] += 1
+            if n_orders:
+                c["orders"] += n_orders
+
+    def _free_cash(self, user: Account) -> int:
+        total = user.cash0 + user.adj_cash_usdc6
+        for m in self._markets:
+            b = m.engine.balance(user.address)
+            total += b.cash_usdc6 - b.locked_cash_usdc6
+        return total
+
+    def _total_cash(self, user: Account) -> int:
+        return (
+            user.cash0
+            + user.adj_cash_usdc6
+            + sum(m.engine.balance(user.address).cash_usdc6 for m in self._markets)
+        )
+
+    def _shares(self, user: Account, m: MarketState, outcome: Outcome) -> tuple[Qty, Qty]:
+        """``(held, locked)`` shares of one token: the engine's, plus what FAILED trades gave back."""
+        b = m.engine.balance(user.address)
+        adj = user.adj_qty.get((m.market, outcome), 0)
+        if outcome is Outcome.YES:
+            return b.yes_qty + adj, b.locked_yes_qty
+        return b.no_qty + adj, b.locked_no_qty
+
+    def _balance_reason(self, m: MarketState, user: Account, p: Place) -> str:
+        # Collateral is shared by every market, so the venue checks it across engines. Checks the
+        # engine makes first (tick, size, TIF, post-only cross) are left to the engine and its words.
+        eng = m.engine
+        tick = eng.tick_px
+        resting = p.tif in RESTING
+        if p.px % tick or not tick <= p.px <= PX_ONE - tick or (p.post_only and not resting):
+            return ""
+        if resting and p.qty < eng.min_qty:
+            return ""
+        if not resting and p.px * p.qty < eng.min_marketable_usdc6 * USDC10_PER_USDC6:  # exact, in Usdc10
+            return ""
+        if p.side is Side.BUY:
+            best = eng.best_ask(p.outcome)
+            crosses = best is not None and best <= p.px
+        else:
+            best = eng.best_bid(p.outcome)
+            crosses = best is not None and best >= p.px
+        if p.post_only and crosses:
+            return ""
+        if p.side is Side.BUY:
+            # Exact in Usdc10 (a user's order is on the 0.01-share grid, so its cash is a whole Usdc6).
+            fee = fee_bound_usdc6(p.px, p.qty, eng.fee_rate_ppm) if crosses else 0
+            need = p.px * p.qty + fee * USDC10_PER_USDC6
+            return REASON_BALANCE if need > self._free_cash(user) * USDC10_PER_USDC6 else ""
+        held, locked = self._shares(user, m, p.outcome)
+        return REASON_BALANCE if p.qty > held - locked else ""
+
+    def balance_allowance(self, creds: ApiCreds, asset_type: str, token_id: str) -> dict[str, Any]:
+        """``GET /balance-allowance``: collateral or one token's shares, in 6-decimal units."""
+        with self.lock:
+            user = self._user(creds.address)
+            match asset_type.upper():
+                case "COLLATERAL" | "":
+                    balance = self._total_cash(user)
+                case "CONDITIONAL":
+                    m, outcome = self._find(token_id)
+                    balance = self._shares(user, m, outcome)[0]  # Qty is the token unit
+                case _:
+                    raise VenueError(400, f"invalid asset_type {asset_type!r}")
+            return {"balance": str(balance), "allowances": dict.fromkeys(EXCHANGE_ADDRESSES, ALLOWANCE_MAX)}
+
+    def heartbeat(self, creds: ApiCreds, heartbeat_id: str | None) -> dict[str, Any]:
+        """``POST /v1/heartbeats``: arm or feed the dead-man switch; a stale id is refused."""
+        with self.lock:
+            user = self._user(creds.address)
+            if heartbeat_id and user.hb_armed and heartbeat_id != user.hb_id:
+                raise VenueError(
+                    400,
+                    "Invalid Heartbeat ID",
+                    {
+                        "error": "Invalid Heartbeat ID",
+                        "error_msg": "Invalid Heartbeat ID",
+                        "heartbeat_id": user.hb_id,
+                    },
+                )
+            self._hb_seq += 1
+            digest = hashlib.sha256(f"{self.seed}:heartbeat:{self._hb_seq}".encode()).digest()
+            user.hb_id = str(uuid.UUID(bytes=digest[:16], version=4))
+            user.hb_armed = True
+            user.hb_last_ns = self.now_ns()
+            return {"status": "ok", "heartbeat_id": user.hb_id}
