@@ -223,6 +223,10 @@ def test_fills_while_the_user_channel_is_silent_are_applied_exactly_once(key: st
             emu.venue.take(BUSY, Side.SELL, 7_575_758, 4900)
             emu.venue.take(BUSY, Side.SELL, 1_000_001, 4900)
             wait_for(lambda: ws.status().reconnects >= 1, timeout=SILENCE_S + 30, what="silence noticed")
+            end_ms = 2_000 + SILENCE_S * 1000 + 500
+            wait_for(
+                lambda: emu.venue.elapsed_ms() >= end_ms, timeout=SILENCE_S + 30, what="the silence over"
+            )
 
             def ledger_matches_venue() -> bool:
                 led = gw.ask(GetPositions(), timeout=5)[busy.market]
