@@ -25,7 +25,7 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -40,7 +40,7 @@ from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from core.config import Config
-from core.inventory import budget_rooms
+from core.inventory import Inventory, budget_rooms
 from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, ExchangePort
@@ -167,12 +167,14 @@ class TradingEngine:
         clock: Clock | None = None,
         live_port: Any = None,
         tick_s: float | None = TICK_S,
+        inventory: Mapping[str, Inventory] | None = None,
     ) -> None:
         """Wire everything; nothing starts until ``start``.
 
         ``clock`` is the sessions' clock (the receive clock, ``LiveClock``, unless a replay injects
         one that follows the venue's timestamps); ``tick_s`` the ticker's period (None: no ticker, so
-        no timers, budget shares or feed-alive notes: whoever drives the engine tells them).
+        no timers, budget shares or feed-alive notes: whoever drives the engine tells them);
+        ``inventory`` what each market holds at start (live: the venue's positions, through the ledger).
         """
         self.cfg = cfg
         self.markets = list(markets)
@@ -186,6 +188,7 @@ class TradingEngine:
         self.live_port: ExchangePort | None = live_port
         self.dry_ports: dict[str, DryRunPort] = {}
         self._sessions: dict[str, MarketSession] = {}
+        self._start_inventory: dict[str, Inventory] = dict(inventory or {})
         self._incarnations: dict[str, int] = {}
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
@@ -227,8 +230,9 @@ class TradingEngine:
             self._port(info),
             self.clock,
             self.sink,
-            inventory=previous.inv if previous is not None else None,
+            inventory=previous.inv if previous is not None else self._start_inventory.get(market),
             incarnation=self._incarnations.get(market, 0),
+            book_resync=self.request_book_resync,
         )
         self._incarnations[market] = self._incarnations.get(market, 0) + 1
         self._sessions[market] = s
@@ -260,6 +264,18 @@ class TradingEngine:
         if self.tick_s is not None:
             self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
             self._ticker.start()
+
+    def request_book_resync(self, market: str) -> None:
+        """A session's order crossed the venue's book (post-only refused): the feed should fetch it afresh.
+
+        Called on the market actors' loop thread. The feed's ``request_book_resync(market)``, when it
+        has one, does it; otherwise this is a no-op (the session's post-only backoff still applies).
+        """
+        hook = getattr(self.feed, "request_book_resync", None)
+        if hook is not None:
+            hook(market)
+        else:
+            log.debug("%s: book resync requested (the feed has no resync)", market)
 
     def _feed_lost(self, market: str, outcome: Outcome) -> None:
         # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.

@@ -223,6 +223,15 @@ class OpsConfig(Base, frozen=True):
     markets_chroma_dir: str = "local_state/chroma"
     state_dir: str = "local_state/market_maker"
     log_path: str = "local_state/market_maker/polymm.log"
+    #: Live: open orders of ours found at start in the markets we trade are kept with their queue
+    #: place (``adopt``) or cancelled, the cancel confirmed (``cancel``); elsewhere always cancelled.
+    on_start: Literal["adopt", "cancel"] = "adopt"
+    #: Live: how often our orders, trades and positions are compared with the venue's.
+    reconcile_interval_s: Annotated[float, Meta(ge=1, le=3600)] = 30.0
+    #: Live: the longest a 429 may hold new orders before every quote is pulled (until they may go).
+    max_rate_limit_pause_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
+    #: Live: the venue's rate-limit tier assumed until its ``Poly-RateLimit-Tier`` header says one.
+    rate_limit_tier: Literal["standard", "copper", "bronze", "silver", "gold"] = "standard"
     #: The routed markets file is used only when its markets were fetched from Gamma at most this
     #: long ago, and from the Gamma the run points at (``docs/trading.md``, "Which markets").
     selected_markets_max_age_s: Annotated[float, Meta(gt=0, le=365 * 86_400.0)] = 86_400.0

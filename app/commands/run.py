@@ -6,6 +6,7 @@ import argparse
 import logging
 import math
 import os
+import sys
 import time
 import types
 from collections.abc import Callable
@@ -73,6 +74,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="retries on Gamma 429/5xx/network errors when selecting markets [4]",
     )
     p.add_argument("--user-ws-url", default=None, help="user channel [the market channel URL with /user]")
+    p.add_argument(
+        "--data-api-url",
+        default=os.environ.get("POLYMM_DATA_API_URL"),
+        help="Data API, for positions (live) [production's; the CLOB URL + /data-api for another CLOB]",
+    )
     p.add_argument(
         "--key-file", default=None, help="file holding the private key (live; else POLYMM_PRIVATE_KEY)"
     )
@@ -196,9 +202,21 @@ def _start_live(args: argparse.Namespace, cfg: Config, markets: list[MarketInfo]
 
 
 def shutdown_exit_code(venue_summary: dict[str, Any] | None) -> int:
-    """0 when every order is known cancelled (or none was ever sent), else ``EXIT_ORDERS_MAY_REMAIN``."""
+    """0 when every order is known cancelled (or none was ever sent), else ``EXIT_ORDERS_MAY_REMAIN``.
+
+    When cancels could not be confirmed, every order that may remain is named on stderr (the
+    gateway's ``ShutdownReport``: venue id, market, our client id).
+    """
     if venue_summary is None or venue_summary.get("confirmed", True):
         return 0
+    named = venue_summary.get("may_remain") or ()
+    print(
+        f"shutdown NOT confirmed: {venue_summary.get('still_open', len(named))} orders of ours may still be"
+        " open at the venue (its heartbeat switch cancels them about 10 s after our last heartbeat):",
+        file=sys.stderr,
+    )
+    for line in named:
+        print(f"  {line}", file=sys.stderr)
     return EXIT_ORDERS_MAY_REMAIN
 
 
@@ -235,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         clob_url=args.clob_url,
         state_dir=state_dir,
         live_port=live.get("port"),
+        inventory=live.get("inventory"),
     )
     if mode == "live":
         live["attach"](engine)
@@ -319,7 +338,8 @@ def summarise(
             f"max |inventory| {_shares(t['max_abs_inventory_shares'])} shares",
         ]
     if venue_summary:
-        lines.append("venue    " + "  ".join(f"{k} {v}" for k, v in venue_summary.items()))
+        shown = {k: v for k, v in venue_summary.items() if k != "may_remain"}
+        lines.append("venue    " + "  ".join(f"{k} {v}" for k, v in shown.items()))
     for m, s in sorted(statuses.items()):
         # Positions are exact to the 1e-6 share (fills come in any size): every decimal is printed.
         lines.append(
