@@ -273,6 +273,18 @@ class TradingEngine:
             self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
             self._ticker.start()
 
+    def request_book_resync(self, market: str) -> None:
+        """A session's order crossed the venue's book (post-only refused): the feed should fetch it afresh.
+
+        Called on the market actors' loop thread. The feed's ``request_book_resync(market)``, when it
+        has one, does it; otherwise this is a no-op (the session's post-only backoff still applies).
+        """
+        hook = getattr(self.feed, "request_book_resync", None)
+        if hook is not None:
+            hook(market)
+        else:
+            log.debug("%s: book resync requested (the feed has no resync)", market)
+
     def _feed_lost(self, market: str, outcome: Outcome) -> None:
         # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.
         if outcome is Outcome.YES:
@@ -283,14 +295,6 @@ class TradingEngine:
         now = self.clock.now_ns()
         self.sink.record("book_resync", now, market, {"reason": reason})
         self.router.tell(market, FeedLost(ts_ns=now))
-
-    def request_book_resync(self, market: str) -> None:
-        """Audit ``market``'s book against REST ``/book`` now (any thread): a post-only order crossed.
-
-        A differing book is resynced as the periodic audit does (quotes pulled until a fresh snapshot).
-        """
-        if self.feed is not None:
-            self.feed.request_audit(market)
 
     def _tick(self) -> None:
         n = 0

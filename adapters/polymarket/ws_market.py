@@ -22,7 +22,7 @@ Connection life cycle (docs/polymarket-api.md §7.1; the shared part is ``ws_cha
   (``book_audit.BookAuditor`` decides; this client fetches and acts): a market whose book the feed
   stopped updating is resynced (its books invalidated, ``on_resync`` told, its tokens unsubscribed
   and subscribed again so the venue sends fresh books), and a connection that looks frozen as a
-  whole is dropped and reopened (``FrozenFeedError``). ``request_audit(market)`` audits one market
+  whole is dropped and reopened (``FrozenFeedError``). ``request_book_resync(market)`` audits one market
   at once (a post-only order of it was refused as crossing: our book may be wrong).
 
 Malformed frames are skipped and counted; they never end the connection. Stop with ``stop()`` from
@@ -233,7 +233,7 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             frozen_reconnects=self._frozen_reconnects,
         )
 
-    def request_audit(self, market: str) -> None:
+    def request_book_resync(self, market: str) -> None:
         """Audit ``market``'s book against REST ``/book`` now (any thread; no-op without an audit).
 
         For a post-only order refused as crossing: the book we priced it on may not be the venue's.

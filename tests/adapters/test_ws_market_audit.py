@@ -190,7 +190,7 @@ def test_one_frozen_market_among_flowing_ones_is_resubscribed_alone():
     asyncio.run(scenario())
 
 
-def test_request_audit_checks_one_market_at_once():
+def test_request_book_resync_audits_one_market_at_once():
     rest = FakeRest({TOKEN_A: moved(FIRST_BOOK)})  # our book is already behind the venue's
 
     async def then_silent(ws: ServerConnection, venue: FakeVenue) -> None:
@@ -215,8 +215,8 @@ def test_request_audit_checks_one_market_at_once():
             await rec.until(lambda ev: len(snapshots(ev)) == 1)
             assert client.status().audits == 0  # nothing due for ten minutes
             # From another thread, as a market session would after a post-only rejection.
-            await asyncio.to_thread(client.request_audit, MARKET)
-            await asyncio.to_thread(client.request_audit, MARKET)  # at most once per recheck_s
+            await asyncio.to_thread(client.request_book_resync, MARKET)
+            await asyncio.to_thread(client.request_book_resync, MARKET)  # at most once per recheck_s
             assert await asyncio.to_thread(invalidated.wait, WAIT_S)
             status = client.status()
 
