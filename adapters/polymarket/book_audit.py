@@ -200,6 +200,8 @@ class BookAuditor:
         urgent, self._urgent = self._urgent, []
         for i, market in enumerate([*urgent, *(m for _, m in scheduled)]):
             is_urgent = i < len(urgent)
+            if market not in self._next:
+                continue  # retired since it was asked for
             if market in self._open or market in out:
                 if not is_urgent:
                     self._next[market] = now_s + self.period_s

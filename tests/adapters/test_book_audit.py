@@ -241,6 +241,16 @@ def test_reset_and_retire():
 
     assert not aud.is_open("m")
     assert aud.due(10.0, always(A)) == ["m"]
+    assert not aud.request("n", 10.0)
+
+
+def test_a_market_retired_after_its_request_is_not_audited():
+    aud = BookAuditor(["m"], AuditConfig(period_s=60.0), now_s=0.0)
+    assert aud.request("m", 0.0)
+
+    aud.retire("m")
+
+    assert aud.due(0.0, always(A)) == [] and aud.due(120.0, always(A)) == []
 
 
 def test_top_of_compares_tick_and_levels():
