@@ -45,12 +45,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from itertools import compress, count, islice
 
 import msgspec
 
+from core.book import L2Book
 from core.messages import Level
+from core.units import PX_ONE
 
-__all__ = ["AuditConfig", "BookAuditor", "BookTop", "Reconnect", "Resync", "top_of"]
+__all__ = ["AuditConfig", "BookAuditor", "BookTop", "Reconnect", "Resync", "book_top", "top_of"]
 
 
 class AuditConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -102,6 +105,36 @@ def top_of(bids: Sequence[Level], asks: Sequence[Level], tick_px: int, levels: i
         bids=tuple((int(p), int(q)) for p, q in bids[:levels]),
         asks=tuple((int(p), int(q)) for p, q in asks[:levels]),
     )
+
+
+def book_top(book: L2Book, levels: int) -> BookTop:
+    """``top_of`` an ``L2Book``, read off its per-price arrays a chunk at a time.
+
+    An open audit takes one after every frame of its market: a price-by-price scan of a sparse book
+    (``L2Book.levels``) costs tens of microseconds on the tick-to-quote path; slices and
+    ``itertools.compress`` skip the empty prices in C.
+    """
+    step = book.scan_step
+    return BookTop(
+        tick_px=book.tick_px,
+        bids=_scan(book.bids, book.bid_px, -step, levels),
+        asks=_scan(book.asks, book.ask_px, step, levels),
+    )
+
+
+_CHUNK = 128  # prices per slice
+
+
+def _scan(sizes: list[int], start: int, step: int, n: int) -> tuple[Level, ...]:
+    # The first ``n`` non-empty prices from ``start`` in steps of ``step`` (negative: downwards).
+    out: list[Level] = []
+    px = start
+    while 0 <= px <= PX_ONE and len(out) < n:
+        stop = px + step * _CHUNK
+        window = sizes[px : stop if stop >= 0 else None : step]
+        out.extend((px + step * i, window[i]) for i in islice(compress(count(), window), n - len(out)))
+        px = stop
+    return tuple(out)
 
 
 class Resync(msgspec.Struct, frozen=True):

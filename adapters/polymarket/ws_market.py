@@ -42,14 +42,14 @@ from typing import Any, Final, Literal
 import httpx
 import msgspec
 
-from adapters.polymarket.book_audit import AuditConfig, BookAuditor, BookTop, Reconnect, top_of
+from adapters.polymarket.book_audit import AuditConfig, BookAuditor, BookTop, Reconnect, book_top, top_of
 from adapters.polymarket.book_feed import BookFeed, BookKey
 from adapters.polymarket.parse import AssetMap, PayloadError, decode_book, decode_market_frame, parse_book
 from adapters.polymarket.schemas import JSON_ENCODER, WireMarketSubscribe
 from adapters.polymarket.ws_channel import ChannelClient, StaleConnectionError, backoff_delay_s
 from core.book import L2Book
 from core.messages import BookDelta, BookSnapshot, MarketEvent, MarketResolved, TickSizeChanged
-from core.units import Outcome, Side
+from core.units import Outcome
 
 __all__ = [
     "DEFAULT_CLOB_URL",
@@ -421,8 +421,7 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         book = self._feed.book(*self._audit_key(market))
         if book is None or cfg is None or market in self._resolved:
             return None
-        n = cfg.levels
-        return top_of(book.levels(Side.BUY, n), book.levels(Side.SELL, n), book.tick_px, n)
+        return book_top(book, cfg.levels)
 
     def _request_audit(self, market: str) -> None:
         auditor, wake = self._auditor, self._audit_wake

@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.polymarket.book_audit import AuditConfig, BookAuditor, BookTop, Reconnect, Resync, top_of
+from adapters.polymarket.book_audit import (
+    AuditConfig,
+    BookAuditor,
+    BookTop,
+    Reconnect,
+    Resync,
+    book_top,
+    top_of,
+)
+from core.book import L2Book
+from core.units import PX_ONE, TICKS_PX, Side
 
 TICK = 100
 S = 1_000_000_000  # ns per s
@@ -261,6 +271,25 @@ def test_top_of_compares_tick_and_levels():
     assert ours.matches(top_of([(4800, 5), (4700, 5), (4600, 5)], [(5200, 5)], 0, 3))  # REST said no tick
     assert not ours.matches(top_of([(4800, 5), (4700, 5), (4600, 5)], [(5200, 5)], 10, 3))  # tick changed
     assert not ours.matches(top_of([(4800, 6), (4700, 5), (4600, 5)], [(5200, 5)], 100, 3))  # a size
+
+
+@given(
+    tick=st.sampled_from(TICKS_PX),
+    bids=st.lists(st.tuples(st.integers(0, PX_ONE), st.integers(1, 10**9)), max_size=30),
+    asks=st.lists(st.tuples(st.integers(0, PX_ONE), st.integers(1, 10**9)), max_size=30),
+    changes=st.lists(
+        st.tuples(st.sampled_from(Side), st.integers(0, PX_ONE), st.integers(0, 10**9)), max_size=20
+    ),
+    levels=st.integers(1, 12),
+)
+def test_property_book_top_reads_the_same_levels_as_the_book(tick, bids, asks, changes, levels):
+    book = L2Book(tick_px=tick)
+    book.apply_snapshot(tuple(bids), tuple(asks), 0, tick)
+    for side, px, qty in changes:
+        book.set_level(side, px, qty, 0)
+
+    expected = top_of(book.levels(Side.BUY, levels), book.levels(Side.SELL, levels), tick, levels)
+    assert book_top(book, levels) == expected
 
 
 @pytest.mark.parametrize(
