@@ -37,6 +37,7 @@ from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
 from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
+from adapters.polymarket.book_audit import AuditConfig
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from core.config import Config
@@ -97,6 +98,16 @@ def _log_feed_end(done: concurrent.futures.Future[None]) -> None:
     # and the quotes are pulled by max_book_age_ms).
     if not done.cancelled() and (exc := done.exception()) is not None:
         log.error("market feed stopped: %r", exc, exc_info=exc)
+
+
+def audit_config(cfg: Config) -> AuditConfig | None:
+    """The feed's book audit from ``ops.book_audit_*`` (None when ``book_audit_s`` is 0)."""
+    ops = cfg.ops
+    if ops.book_audit_s <= 0:
+        return None
+    return AuditConfig(
+        period_s=ops.book_audit_s, levels=ops.book_audit_levels, max_requests_per_s=ops.book_audit_max_rps
+    )
 
 
 class FrameDispatcher:
@@ -254,9 +265,10 @@ class TradingEngine:
         self.feed = MarketWsClient(
             AssetMap.from_markets(self.markets),
             lambda ev: self.dispatch((ev,)),
-            config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url),
+            config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url, audit=audit_config(self.cfg)),
             on_invalidate=self._feed_lost,
             on_batch=self.dispatch,
+            on_resync=self._book_resync,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)
@@ -281,6 +293,12 @@ class TradingEngine:
         # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.
         if outcome is Outcome.YES:
             self.router.tell(market, FeedLost(ts_ns=self.clock.now_ns()))
+
+    def _book_resync(self, market: str, reason: str) -> None:
+        # The audit found the feed's book of ``market`` behind the venue's: a feed loss for that market.
+        now = self.clock.now_ns()
+        self.sink.record("book_resync", now, market, {"reason": reason})
+        self.router.tell(market, FeedLost(ts_ns=now))
 
     def _tick(self) -> None:
         n = 0

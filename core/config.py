@@ -218,6 +218,13 @@ class OpsConfig(Base, frozen=True):
     """Where state lives, and whether orders may be sent at all."""
 
     dry_run: bool = True
+    #: Audit each market's book against REST ``GET /book`` once per this many seconds, the markets
+    #: spread over the period (docs/trading.md, "A feed that stops"); 0 turns the audit off.
+    book_audit_s: Annotated[float, Meta(ge=0, le=3600)] = 5.0
+    #: Price levels per side the audit compares (with the tick).
+    book_audit_levels: Annotated[int, Meta(ge=1, le=100)] = 3
+    #: REST ``/book`` requests per second the audit makes at most (the venue allows 1,500 per 10 s).
+    book_audit_max_rps: Annotated[float, Meta(gt=0, le=140)] = 50.0
     selected_markets_path: str = "local_state/market_maker/selected_markets.json"
     markets_json_path: str = "local_state/markets.json"
     markets_chroma_dir: str = "local_state/chroma"
