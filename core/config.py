@@ -5,8 +5,9 @@ Pure: no I/O. The loader (``app.configfile``) reads the file and reports errors 
 ``ValueError("key: message")`` so the loader can name the exact key.
 
 Units in YAML are named by the key: ``_px`` is 1e-4 of a dollar per share (``150`` = 1.5 cents),
-``_shares`` and ``_usdc`` are plain decimals converted exactly (at most 2 and 6 decimals), ``_cents``,
-``_s`` and ``_ms`` are what they say.
+``_shares`` and ``_usdc`` (``_usd`` in the ``risk`` section: USDC too) are plain decimals converted
+exactly (at most 2 and 6 decimals), ``_cents`` (at most 2 decimals: 0.01 cent is one ``_px``), ``_s``
+and ``_ms`` are what they say.
 """
 
 from __future__ import annotations
@@ -268,6 +269,69 @@ _OPS_PATHS: Final = (
 _OPS_FILES: Final = ("selected_markets_path", "markets_json_path", "log_path")
 
 
+# Bounds of the risk section: no real config reaches them; they keep every value finite and convertible.
+_RiskUsd = Annotated[float, Meta(gt=0, le=1e9)]
+_RiskCents = Annotated[float, Meta(gt=0, le=100)]
+_RiskShares = Annotated[float, Meta(gt=0, le=1e9)]
+
+
+class RiskConfig(Base, frozen=True):
+    """Risk rules (``core.risk``): loss stops, fast moves, a hard inventory limit, breakers.
+
+    Each rule sets a trading state for its market or the whole book (``ACTIVE < REDUCE_ONLY < PAUSED
+    < HALTED``; a HALT stays until an operator resumes). Loss and move limits fire when reached, the
+    error rate and the ages when exceeded. The defaults leave quoting as it is unless a limit is hit:
+    the loss stops default to the exposure caps, the rest to limits no orderly market reaches.
+    """
+
+    #: Marked loss of the whole book since 00:00 UTC that halts the book; null: ``inventory.global_ev_cap``.
+    daily_loss_stop_usd: _RiskUsd | None = None
+    #: Marked loss of one market since 00:00 UTC that halts it; null: ``inventory.per_market_ev_cap``.
+    market_daily_loss_stop_usd: _RiskUsd | None = None
+    #: What a market's loss stop halts: that ``market``, or the whole ``book``.
+    halt_scope: Literal["market", "book"] = "market"
+    #: Fall of the book's marked PnL from the day's peak (0 at 00:00 UTC) that halts the book; null: off.
+    max_drawdown_usd: _RiskUsd | None = None
+    #: A mid move this large within ``fast_move_window_s`` widens the market's half-spread; null: off.
+    fast_move_cents: _RiskCents | None = 3.0
+    fast_move_window_s: Annotated[float, Meta(ge=1, le=3600)] = 10.0
+    #: What a fast move adds to the half-spread (on top of the volatility widening).
+    widen_action_addon_cents: Annotated[float, Meta(ge=0, le=100)] = 1.0
+    #: A mid move this large within the window pauses the market until the move leaves it; null: off.
+    pause_move_cents: _RiskCents | None = 10.0
+    #: At this net position (YES minus NO shares, either way) the market only reduces it; null: off.
+    inventory_hard_limit_shares: _RiskShares | None = None
+    #: More rejects and venue errors than this in a minute pause the market (the book for errors not
+    #: tied to one market); null: off.
+    max_errors_per_min: Annotated[int, Meta(ge=0, le=10_000)] | None = 30
+    #: A market whose data is older than this is paused until it is current again; null: off.
+    max_feed_age_s: Annotated[float, Meta(gt=0, le=86_400)] | None = 60.0
+    #: With the venue's dead-man switch (live), a last acknowledged heartbeat older than this pauses
+    #: the book (heartbeats go every 5 s; the venue cancels everything after 10 s); null: off.
+    max_heartbeat_age_s: Annotated[float, Meta(gt=0, le=3600)] | None = 8.0
+
+    def __post_init__(self) -> None:
+        for name in ("daily_loss_stop_usd", "market_daily_loss_stop_usd", "max_drawdown_usd"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_decimals(name, value, 6)
+        for name in ("fast_move_cents", "pause_move_cents", "widen_action_addon_cents"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_decimals(name, value, 2)
+        if self.inventory_hard_limit_shares is not None:
+            _check_decimals("inventory_hard_limit_shares", self.inventory_hard_limit_shares, 2)
+        if (
+            self.fast_move_cents is not None
+            and self.pause_move_cents is not None
+            and self.pause_move_cents <= self.fast_move_cents
+        ):
+            raise ValueError(
+                f"pause_move_cents: {self.pause_move_cents} must be above fast_move_cents "
+                f"{self.fast_move_cents} (a larger move pauses)"
+            )
+
+
 class Config(Base, frozen=True):
     """One strategy's whole configuration file."""
 
@@ -278,3 +342,4 @@ class Config(Base, frozen=True):
     )
     inventory: InventoryConfig = msgspec.field(default_factory=InventoryConfig)
     ops: OpsConfig = msgspec.field(default_factory=OpsConfig)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
