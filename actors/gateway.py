@@ -1,35 +1,41 @@
-"""OrderGatewayActor: the only actor that talks to the venue's blocking order API.
+"""OrderGatewayActor: the thin I/O shell around ``core.ledger.OrderLedger``; it alone talks to the venue.
 
-Market actors never block on the network: their ``ExchangePort`` (``ClobExchangePort`` in
-``adapters.polymarket.clob_port``) only tells this actor ``Submit(commands)``. The gateway:
+The ledger decides every order's fate and every fill; the gateway does the I/O, batching, retries
+and timers, and carries out the ledger's effects:
 
-* **batches**: everything submitted before its ``Flush`` turn goes out together, cancels first
-  (``Venue.cancel`` by venue id, ``Venue.cancel_market`` for ``CancelAll``), then places in batches
-  of ``venue.max_batch`` (15 on Polymarket). Only post-only GTC/GTD orders are sent;
-* **maps ids**: our client ids ↔ venue order ids (known before sending: the EIP-712 digest), and
-  tells ``Accepted``/``Rejected``/``Canceled``/``Filled`` to the owning market actor via ``route``.
-  Each order gets at most one terminal report (``Rejected``, ``Canceled`` or the last ``Filled``);
-* **keeps the dead-man switch armed**: a heartbeat every ``heartbeat_interval_s``, each carrying the
-  id the previous one returned. Heartbeats go through this actor's mailbox on purpose: if the
-  gateway hangs or dies they stop, and the venue cancels every order (~10 s);
-* **retries** on 429/425/5xx/no reply with exponential backoff (Retry-After respected): sending
-  pauses and a scheduled ``Resume`` message ends the pause; nothing sleeps. A post whose outcome is
-  unknown (no reply, 5xx) is resolved by a reconcile before it is sent again;
-* **counts fills once** per (trade, order) from the user channel: the first status that is not
-  FAILED is the fill, later statuses only move settlement; FAILED reverses a counted fill (logged);
-* **reconciles** against the venue's open orders at start, periodically, after a user-channel
-  reconnect and when a cancel is refused. Orders the venue no longer has are reported ``Canceled``
-  (fills missed while the user channel was down are not recovered for those; matched size of
-  orders still open is, as ``Filled``). Open orders in our markets that we do not know are
-  **cancelled, not adopted**: a session only learns of orders it placed (``Place`` → ``Accepted``),
-  so an adopted order would be exposure outside its inventory and caps. They are leftovers of an
-  earlier run, or orders whose placement we reported ``Rejected`` after an unknown outcome;
-* on stop, **cancels every order it placed** and checks that the venue no longer lists them.
+* ``Report`` → the market's session (``route``); ``CancelVenueOrders`` → cancels by venue id;
+  ``QueryOrders`` → ``Venue.order`` per id, answered with ``ledger.order_status``; ``ResendOrder`` →
+  the same signed order posted again; ``PullMarket``/``ResumeMarket`` → the session holds or releases
+  its quotes (``HoldQuotes``/``ReleaseQuotes``); ``Audit`` → the event log (``ledger`` records).
+
+What it does itself:
+
+* **start-up** (``Startup``, asked once before the sessions exist): the venue's positions seed the
+  ledger (cost basis included), recent trades are registered as already held, and every open order of
+  ours on any market goes through the ledger's first reconcile: adopted or cancelled per ``on_start``
+  (a cancel is confirmed by listing again); orders on markets we do not trade are always cancelled;
+* **batching**: everything submitted before its flush goes out together, cancels first (by venue id,
+  or ``cancel_market`` for a ``CancelAll``), then places in batches of ``venue.max_batch``. Orders are
+  signed when submitted (post-only GTC/GTD only), so a retry sends the same signed order;
+* **rate limits** (``core.ratelimit.RateLimiter``, per signer): each request is charged before it
+  goes (a batch per order; a cancel larger than the burst is split); cancels go before any new order;
+  a 429 holds new orders for its Retry-After, never cancels, and a hold longer than
+  ``max_rate_limit_pause_s`` pulls every market's quotes until new orders may go again;
+* **retries**: 425/5xx/no reply back off exponentially (Retry-After respected) and a post whose
+  outcome is unknown is settled by a reconcile (the ledger says whether to send it again);
+* **reconciles** at start, periodically (``reconcile_interval_s``, with the venue's positions), after
+  a user-channel (re)subscription, a lost heartbeat, a refused cancel or an unknown outcome: open
+  orders are listed first, then trades are backfilled from ``ledger.trade_cursor_ns``;
+* **heartbeats** run on a thread of their own (``HeartbeatLoop``), never through this mailbox, so order
+  work cannot starve them; a gap longer than the venue's window means the venue cancelled every order
+  of ours (``ledger.heartbeat_lost``: the markets requote from scratch);
+* **shutdown** cancels every order of ours and lists again until the venue shows none; the
+  ``ShutdownReport`` names what may remain.
 
 Venue-neutral: the ``Venue`` protocol below takes and returns our Structs; the Polymarket
-implementation (signing, the client, its errors) is ``adapters.polymarket.clob_port.PolymarketVenue``.
-Time comes from the injected ``Clock``, timers from ``schedule(delay_s, fn)`` (tests fire them by
-hand) and the shutdown's bounded waits from ``wait(delay_s)``.
+implementation is ``adapters.polymarket.clob_port.PolymarketVenue``. Time comes from the injected
+``Clock``, timers from ``schedule(delay_s, fn)`` (tests fire them by hand) and the bounded waits of
+start-up and shutdown from ``wait(delay_s)``.
 """
 
 from __future__ import annotations
@@ -39,27 +45,43 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 import pykka
 
+from actors.market import HoldQuotes, ReleaseQuotes
+from core.inventory import Inventory
+from core.ledger import (
+    Audit,
+    CancelVenueOrders,
+    Effect,
+    OnStart,
+    OrderLedger,
+    PullMarket,
+    QueryOrders,
+    Report,
+    ResendOrder,
+    ResumeMarket,
+    VenueOrderView,
+    VenuePosition,
+    VenueTrade,
+)
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
     Cancel,
     CancelAll,
-    Canceled,
     Command,
     ExecEvent,
     Filled,
-    Liquidity,
     Place,
     Rejected,
     TickSizeChanged,
 )
-from core.ports import Clock
-from core.units import NS_PER_S, PX_ONE, TICKS_PX, Outcome, Px, Qty, Side, format_qty, taker_fee_usdc6
+from core.ports import Clock, EventSink
+from core.ratelimit import Kind, RateLimiter
+from core.units import NS_PER_S, TICKS_PX, Px
 
 log = logging.getLogger(__name__)
 
@@ -70,29 +92,39 @@ __all__ = [
     "GatewayConfig",
     "GatewayStatus",
     "GetGatewayStatus",
+    "GetOpenOrderIds",
+    "GetPositions",
+    "HeartbeatLoop",
+    "HeartbeatLost",
+    "HeartbeatStatus",
     "OrderGatewayActor",
     "PlaceResult",
     "PreparedOrder",
+    "RateLimitInfo",
     "Reconcile",
     "Route",
     "Schedule",
+    "SetSink",
     "Shutdown",
     "ShutdownReport",
+    "Startup",
+    "StartupReport",
     "Submit",
-    "UserFill",
     "UserOrderUpdate",
     "Venue",
-    "VenueOrder",
+    "VenueOrderStatus",
 ]
 
-#: Tell an execution report to the market actor of ``market`` (``Router.tell`` fits).
-Route = Callable[[str, ExecEvent], object]
+#: Tell a message (an execution report, ``HoldQuotes``/``ReleaseQuotes``) to the actor of ``market``.
+Route = Callable[[str, object], object]
 #: Run ``fn`` after ``delay_s`` seconds on some thread (``threading.Timer`` live, recorded in tests).
 Schedule = Callable[[float, Callable[[], None]], None]
 
 # Coarsest first (core.units.TICKS_PX): when a price is off the market's known tick, the coarsest
 # finer tick it sits on.
 _VENUE_TICKS_PX: Final = TICKS_PX
+_RATE_LIMIT_HOLD: Final = "rate_limit"
+_DRIFT_HOLD: Final = "position_drift"
 
 
 # --- the venue port --------------------------------------------------------------------------------
@@ -107,12 +139,16 @@ class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PlaceResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The venue's answer for one posted order: accepted under ``order_id``, refused, or ``unknown``."""
+    """The venue's answer for one posted order: accepted under ``order_id``, refused, or ``unknown``.
+
+    ``status`` is the venue's for an accepted order: ``live``, ``matched``, ``delayed`` or ``unmatched``.
+    """
 
     client_id: str
     order_id: str = ""
     error: str = ""
     unknown: bool = False
+    status: str = "live"
 
 
 class CancelResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,30 +158,39 @@ class CancelResult(msgspec.Struct, frozen=True, kw_only=True):
     not_canceled: tuple[tuple[str, str], ...] = ()
 
 
-class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """One open order as the venue lists it (``matched_qty`` is -1 when the venue's value was unusable)."""
+class VenueOrderStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One order looked up by id (``GET /data/order/{id}``): its venue status (``LIVE``, ``MATCHED``...)."""
 
     order_id: str
-    market: str
-    outcome: Outcome
-    side: Side
-    px: Px
-    original_qty: Qty
-    matched_qty: Qty
-    trade_ids: tuple[str, ...] = ()
+    status: str
+
+
+class RateLimitInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A reply's ``Poly-RateLimit-*`` headers (``remaining`` tokens, ``reset`` unix s, ``tier``)."""
+
+    remaining: int | None = None
+    reset_s: float | None = None
+    tier: str = ""
+    warning: bool = False
 
 
 class Failure(msgspec.Struct, frozen=True, kw_only=True):
-    """What a failed venue call means: retry it (after ``retry_after_s``)? might it have taken effect?"""
+    """What a failed venue call means: retry it (after ``retry_after_s``)? might it have taken effect?
+
+    ``rate_limited``: a 429 (``ambiguous`` too when it came without the venue's rate-limit headers,
+    i.e. from a CDN, so whether the request arrived is unknown). ``not_found``: a 404.
+    """
 
     reason: str
     retry: bool
     ambiguous: bool = False
     retry_after_s: float | None = None
+    rate_limited: bool = False
+    not_found: bool = False
 
 
 class Venue(Protocol):
-    """The blocking order API, called only from the gateway's thread."""
+    """The blocking order API. Called from the gateway's thread, and ``heartbeat`` from the heartbeat's."""
 
     #: Most orders per ``post`` call.
     max_batch: int
@@ -169,11 +214,30 @@ class Venue(Protocol):
         ...
 
     def heartbeat(self, heartbeat_id: str) -> str:
-        """Send a heartbeat chained on ``heartbeat_id`` ("" first); return the next id."""
+        """Send a heartbeat chained on ``heartbeat_id`` ("" first); return the next id.
+
+        A stale id is resynced from the id the venue's refusal names (one more call).
+        """
         ...
 
-    def open_orders(self) -> list[VenueOrder]:
-        """Every open order of ours in the markets we follow. Raises on a failed request."""
+    def open_orders(self) -> list[VenueOrderView]:
+        """Every open order of ours, on any market (a market we do not trade keeps its condition id)."""
+        ...
+
+    def trades(self, after_ns: int) -> list[VenueTrade]:
+        """Our trades matched at or after ``after_ns`` (venue time), each with its latest status."""
+        ...
+
+    def order(self, order_id: str) -> VenueOrderStatus | None:
+        """One order of ours by venue id, whatever its status; None when the venue never had it."""
+        ...
+
+    def positions(self) -> list[VenuePosition] | None:
+        """Every position of ours in the markets we trade; None when the venue offers no listing."""
+        ...
+
+    def rate_limit(self) -> RateLimitInfo | None:
+        """The rate-limit headers of the last reply on this thread (then forgotten); None if none."""
         ...
 
     def describe_failure(self, exc: Exception) -> Failure:
@@ -196,36 +260,56 @@ class AddMarket(msgspec.Struct, frozen=True):
     info: MarketInfo
 
 
-class UserFill(msgspec.Struct, frozen=True, kw_only=True):
-    """One leg of a venue trade that may be ours, from the user channel.
-
-    ``outcome/side/px`` are the leg's own token, side and price as the venue reports them.
-    """
-
-    trade_id: str
-    status: str
-    order_id: str
-    outcome: Outcome
-    side: Side
-    px: Px
-    qty: Qty
-    liquidity: Liquidity
-    fee_rate_bps: int = 0
-
-
 class UserOrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
     """A user-channel order event: ``kind`` is PLACEMENT, UPDATE or CANCELLATION."""
 
     order_id: str
     kind: str
     status: str = ""
-    matched_qty: Qty = 0
+    matched_qty: int = 0
 
 
 class Reconcile(msgspec.Struct, frozen=True):
-    """Compare our orders with the venue's open orders now (e.g. the user channel reconnected)."""
+    """Compare our orders with the venue's now (e.g. the user channel reconnected)."""
 
     reason: str
+
+
+class HeartbeatLost(msgspec.Struct, frozen=True, kw_only=True):
+    """From the heartbeat thread: no heartbeat reached the venue for ``gap_s`` (beyond its window)."""
+
+    ts_ns: int
+    gap_s: float
+
+
+class SetSink(msgspec.Struct, frozen=True):
+    """Where the gateway records orders sent, reconciles, ledger audits and faults (the event log)."""
+
+    sink: Any
+
+
+class GetPositions(msgspec.Struct, frozen=True):
+    """Control plane (ask): the ledger's position per market (``dict[str, Inventory]``)."""
+
+
+class GetOpenOrderIds(msgspec.Struct, frozen=True):
+    """Control plane (ask): the venue ids of every order the ledger believes may rest or fill."""
+
+
+class Startup(msgspec.Struct, frozen=True):
+    """Control plane (ask, once, before the sessions exist): load the venue's truth; a ``StartupReport``."""
+
+
+class StartupReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What start-up found: positions per market, adopted and cancelled orders, what could not be done."""
+
+    positions: dict[str, Inventory]
+    positions_loaded: bool
+    pre_start_trades: int
+    adopted: int
+    canceled: int
+    unconfirmed: tuple[str, ...]
+    errors: tuple[str, ...]
 
 
 class GetGatewayStatus(msgspec.Struct, frozen=True):
@@ -233,15 +317,29 @@ class GetGatewayStatus(msgspec.Struct, frozen=True):
 
 
 class Shutdown(msgspec.Struct, frozen=True):
-    """Control plane (ask): cancel every order placed and confirm; returns a ``ShutdownReport``."""
+    """Control plane (ask): cancel every order of ours and confirm; returns a ``ShutdownReport``."""
 
 
 class ShutdownReport(msgspec.Struct, frozen=True, kw_only=True):
-    """Orders cancelled at shutdown, venue ids still open when we gave up, and whether confirmed."""
+    """Orders cancelled at shutdown, venue ids still open when we gave up, and whether confirmed.
+
+    ``described`` names each remaining order (venue id, market, our client id when known).
+    """
 
     canceled: int
     remaining: tuple[str, ...]
     confirmed: bool
+    described: tuple[str, ...] = ()
+
+
+class HeartbeatStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Counters of the heartbeat thread."""
+
+    heartbeats: int
+    failures: int
+    heartbeat_id: str
+    max_gap_s: float
+    losses: int
 
 
 class GatewayStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -259,81 +357,191 @@ class GatewayStatus(msgspec.Struct, frozen=True, kw_only=True):
     heartbeats: int
     heartbeat_failures: int
     heartbeat_id: str
+    heartbeat_max_gap_s: float
+    heartbeat_losses: int
     reconciles: int
     unknown_cancelled: int
     retries: int
+    rate_limited: int
     paused: bool
+    quotes_held: bool
     last_error: str
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Gateway timings and limits (seconds)."""
 
-    #: The venue cancels everything ~10 s after a missed heartbeat once they started; None: never start.
+    #: Heartbeat period; None: no heartbeat thread (tests, or a venue without the switch).
     heartbeat_interval_s: float | None = 5.0
-    #: Retry a failed heartbeat this soon (the switch fires at ~10 s).
+    #: Retry a failed heartbeat this soon.
     heartbeat_retry_s: float = 1.0
-    #: Periodic reconcile against ``GET /data/orders``; None: only at start and on demand.
+    #: The venue cancels every order of ours after this long without a heartbeat.
+    heartbeat_window_s: float = 10.0
+    #: One message handled for longer than this means the gateway hangs: heartbeats stop, so the
+    #: venue's switch cancels orders nobody manages any more.
+    stall_s: float = 60.0
+    #: Periodic reconcile (open orders, trades, positions); None: only at start and on demand.
     reconcile_interval_s: float | None = 30.0
     #: Orders accepted this recently are not declared gone by a reconcile (the venue's list may lag).
     reconcile_grace_s: float = 2.0
+    #: Backfills ask for trades from this long before the newest trade applied (statuses move late).
+    trade_overlap_s: float = 120.0
+    #: At start, trades this recent are registered as already in the positions listed.
+    pre_start_trades_s: float = 3600.0
+    #: What to do at start with open orders of ours in the markets we trade.
+    on_start: OnStart = "adopt"
+    #: A position difference (1e-6 shares) the periodic comparison tolerates.
+    drift_tolerance_qty: int = 0
+    #: The volume tier assumed until the venue's ``Poly-RateLimit-Tier`` header names one.
+    rate_limit_tier: str = "standard"
+    #: New orders held by a 429 longer than this: every quote is pulled until they may go again.
+    max_rate_limit_pause_s: float = 10.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     #: Give up on a place (``Rejected``) after this many failed sends.
     max_place_attempts: int = 5
+    startup_attempts: int = 3
     shutdown_attempts: int = 5
     shutdown_backoff_s: float = 0.5
-    #: Finished orders kept for late fills (the oldest are forgotten beyond this).
-    max_closed: int = 100_000
 
 
 class _Timer(msgspec.Struct, frozen=True):
-    # Self-told: "flush", "heartbeat", "resume" or "reconcile" (periodic).
+    # Self-told: "flush" (now), "flush_at" (when tokens or a pause allow), "resume", "periodic", "rl_pull".
     what: str
     generation: int
 
 
-_State = Literal["queued", "in_doubt", "live", "canceling", "closed"]
+# --- the heartbeat thread ----------------------------------------------------------------------------
 
 
-class _Order:
-    # Our view of one order; owned by the gateway thread.
-    __slots__ = (
-        "accepted_ns",
-        "attempts",
-        "cancel_wanted",
-        "counted",
-        "filled_qty",
-        "final_told",
-        "place",
-        "prepared",
-        "seen",
-        "state",
-    )
+class HeartbeatLoop:
+    """Heartbeats on a thread of their own: the ``heartbeat_id`` chain, gaps measured, loss reported.
 
-    def __init__(self, place: Place) -> None:
-        self.place = place
-        self.state: _State = "queued"
-        self.prepared: PreparedOrder | None = None
-        self.attempts = 0
-        self.filled_qty = 0
-        self.counted: dict[str, int] = {}  # trade id → qty counted (-1: counted by a reconcile catch-up)
-        self.final_told = False
-        self.cancel_wanted = False
-        self.seen = False  # the venue has shown it (reply, user channel or open-orders list)
-        self.accepted_ns = 0
+    ``beat()`` sends one heartbeat and returns the delay to the next (tests call it by hand);
+    ``start()`` runs it on a daemon thread until ``stop()``. A gap between two heartbeats that reached
+    the venue longer than ``window_s`` (or failures lasting that long) means the venue cancelled every
+    order of ours: ``on_lost(ts_ns, gap_s)`` is called once per such gap.
 
-    @property
-    def order_id(self) -> str:
-        return self.prepared.order_id if self.prepared is not None else ""
+    The switch must still fire when the order gateway hangs (orders nobody manages must not be kept
+    alive): ``healthy()`` (the gateway's "no message has taken longer than its stall limit") is asked
+    before each beat, and no heartbeat is sent while it says no.
+    """
 
-    @property
-    def leaves_qty(self) -> Qty:
-        return max(self.place.qty - self.filled_qty, 0)
+    def __init__(
+        self,
+        venue: Venue,
+        clock: Clock,
+        on_lost: Callable[[int, float], object],
+        *,
+        interval_s: float = 5.0,
+        retry_s: float = 1.0,
+        window_s: float = 10.0,
+        healthy: Callable[[], bool] | None = None,
+    ) -> None:
+        self.venue = venue
+        self.healthy = healthy
+        self.clock = clock
+        self.on_lost = on_lost
+        self.interval_s = interval_s
+        self.retry_s = min(retry_s, interval_s)
+        self.window_ns = int(window_s * NS_PER_S)
+        self.heartbeat_id = ""
+        self.beats = 0
+        self.failures = 0
+        self.losses = 0
+        self.max_gap_ns = 0
+        self.last_ok_ns = 0
+        self.last_error = ""
+        self._lost_told = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def beat(self) -> float:
+        """Send one heartbeat; the delay (s) until the next one."""
+        sent_ns = self.clock.now_ns()
+        if self.healthy is not None and not self.healthy():
+            with self._lock:
+                self.failures += 1
+                self.last_error = (
+                    "the order gateway is stuck: no heartbeat (the venue will cancel our orders)"
+                )
+            log.error("heartbeat withheld: the order gateway has been stuck on one message too long")
+            return self.retry_s
+        try:
+            self.heartbeat_id = self.venue.heartbeat(self.heartbeat_id)
+        except Exception as exc:
+            reason = self.venue.describe_failure(exc).reason
+            with self._lock:
+                self.failures += 1
+                self.last_error = reason
+            log.warning("heartbeat failed: %s", reason)
+            now = self.clock.now_ns()
+            if self.last_ok_ns and now - self.last_ok_ns > self.window_ns:
+                self._lost(now, now - self.last_ok_ns)
+            return self.retry_s
+        with self._lock:
+            self.beats += 1
+            if self.last_ok_ns:
+                gap = sent_ns - self.last_ok_ns
+                self.max_gap_ns = max(self.max_gap_ns, gap)
+                if gap > self.window_ns:
+                    self._lost(sent_ns, gap)
+            self.last_ok_ns = sent_ns
+            self._lost_told = False
+        return self.interval_s
+
+    def _lost(self, ts_ns: int, gap_ns: int) -> None:
+        if self._lost_told:
+            return
+        self._lost_told = True
+        self.losses += 1
+        log.error("heartbeat gap of %.1f s: the venue has cancelled every order of ours", gap_ns / NS_PER_S)
+        try:
+            self.on_lost(ts_ns, gap_ns / NS_PER_S)
+        except Exception:
+            log.exception("heartbeat: reporting the loss failed")
+
+    def status(self) -> HeartbeatStatus:
+        """A snapshot of the counters (any thread)."""
+        with self._lock:
+            return HeartbeatStatus(
+                heartbeats=self.beats,
+                failures=self.failures,
+                heartbeat_id=self.heartbeat_id,
+                max_gap_s=self.max_gap_ns / NS_PER_S,
+                losses=self.losses,
+            )
+
+    def start(self) -> None:
+        """Beat now, then every ``interval_s`` on a daemon thread."""
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            delay = 0.0
+            while not self._stop.wait(delay):
+                try:
+                    delay = self.beat()
+                except Exception:  # never let the switch die silently
+                    log.exception("heartbeat loop")
+                    delay = self.retry_s
+
+        self._thread = threading.Thread(target=run, name="polymm-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop beating (the venue then cancels whatever of ours is still open after its window)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+
+# --- the actor ---------------------------------------------------------------------------------------
 
 
 class OrderGatewayActor(pykka.ThreadingActor):
-    """Owns the venue client; see the module docstring."""
+    """Owns the venue client and the ledger; see the module docstring."""
 
     def __init__(
         self,
@@ -345,43 +553,73 @@ class OrderGatewayActor(pykka.ThreadingActor):
         config: GatewayConfig | None = None,
         schedule: Schedule | None = None,
         wait: Callable[[float], object] | None = None,
+        sink: EventSink | None = None,
     ) -> None:
         """Set up the gateway; no I/O here (pykka runs ``__init__`` on the caller's thread).
 
         Args:
-            venue: The blocking order API; only this actor calls it.
+            venue: The blocking order API; only this actor (and its heartbeat thread) calls it.
             markets: Markets we trade (tokens, tick, neg-risk); more via ``AddMarket``.
-            route: Where execution reports go (``Router.tell``).
-            clock: Timestamps of execution reports.
+            route: Where execution reports and quote holds go (``Router.tell``).
+            clock: Timestamps and the rate limiter's time.
             config: Timings and limits.
             schedule: Timer service; ``threading.Timer`` when None.
-            wait: Blocking wait used only by the shutdown's retries; ``threading.Event().wait`` when None.
+            wait: Blocking wait used by start-up and shutdown retries; ``threading.Event().wait`` when None.
+            sink: The event log (or later by ``SetSink``).
         """
         super().__init__()
         self.venue = venue
         self.route = route
         self.clock = clock
-        self.cfg = config or GatewayConfig()
+        self.cfg = cfg = config or GatewayConfig()
+        self.sink = sink
         self._schedule = schedule or _thread_timer
         self._wait = wait or threading.Event().wait
-        self._markets: dict[str, MarketInfo] = {m.market: m for m in markets}
-        self._ticks: dict[str, Px] = {m.market: m.tick_px for m in self._markets.values()}
-        self._by_client: dict[str, _Order] = {}
-        self._by_venue: dict[str, _Order] = {}
-        self._closed: OrderedDict[str, None] = OrderedDict()
-        self._place_queue: list[_Order] = []
-        self._cancel_queue: OrderedDict[str, _Order | None] = OrderedDict()
+        markets = list(markets)
+        self.ledger = OrderLedger(
+            markets,
+            on_start=cfg.on_start,
+            reconcile_grace_ns=int(cfg.reconcile_grace_s * NS_PER_S),
+            drift_tolerance_qty=cfg.drift_tolerance_qty,
+        )
+        self._ticks: dict[str, Px] = {m.market: m.tick_px for m in markets}
+        self.limiter = RateLimiter(
+            cfg.rate_limit_tier,
+            max_pause_ns=int(cfg.max_rate_limit_pause_s * NS_PER_S),
+            now_ns=clock.now_ns(),
+        )
+        self._prepared: dict[str, PreparedOrder] = {}
+        self._attempts: dict[str, int] = {}
+        self._place_queue: list[str] = []
+        self._cancel_queue: OrderedDict[str, str] = OrderedDict()  # venue id -> why
         self._market_cancels: list[str] = []
-        self._flush_pending = False
+        self._queries: list[str] = []
         self._reconcile_reasons: list[str] = []
-        self._paused = False
+        self._check_positions = False
+        self._positions_available = True
+        self._flush_pending = False
+        self._flush_timer_ns = 0  # when the earliest scheduled flush fires (0: none)
+        self._paused_until_ns = 0  # venue unavailable (425/5xx/no reply): nothing is sent before
         self._failures = 0
+        self._held: set[str] = set()  # markets whose quotes the rate limiter pulled
+        self._rl_pull_scheduled = False
         self._generation = 0
         self._stopping = False
+        self._started = False
         self._shutdown_report: ShutdownReport | None = None
-        self._hb_id = ""
         self._tick_warned: set[str] = set()
-        # Counters.
+        self.heartbeats: HeartbeatLoop | None = None
+        if cfg.heartbeat_interval_s is not None:
+            self.heartbeats = HeartbeatLoop(
+                venue,
+                clock,
+                self._on_heartbeat_lost,
+                interval_s=cfg.heartbeat_interval_s,
+                retry_s=cfg.heartbeat_retry_s,
+                window_s=cfg.heartbeat_window_s,
+                healthy=self._healthy,
+            )
+        self._busy_since_ns = 0  # when the message being handled arrived (0: idle); any thread reads it
         self._n = dict.fromkeys(
             (
                 "post_requests",
@@ -390,11 +628,10 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 "rejects",
                 "fills",
                 "reversals",
-                "heartbeats",
-                "heartbeat_failures",
                 "reconciles",
                 "unknown_cancelled",
                 "retries",
+                "rate_limited",
             ),
             0,
         )
@@ -403,16 +640,12 @@ class OrderGatewayActor(pykka.ThreadingActor):
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        """Reconcile with the venue first (leftover orders), then start the heartbeat and timers."""
-        self._reconcile_reasons.append("startup")
-        self._tell_self("reconcile_now")
-        if self.cfg.heartbeat_interval_s is not None:
-            self._tell_self("heartbeat")
-        if self.cfg.reconcile_interval_s is not None:
-            self._after(self.cfg.reconcile_interval_s, "reconcile")
+        """Start the heartbeat thread: orders adopted at start-up must stay alive."""
+        if self.heartbeats is not None:
+            self.heartbeats.start()
 
     def on_stop(self) -> None:
-        """Cancel everything we placed (if ``Shutdown`` was not asked already)."""
+        """Cancel every order (if ``Shutdown`` was not asked already)."""
         if self._shutdown_report is None:
             self._shutdown()
 
@@ -421,27 +654,58 @@ class OrderGatewayActor(pykka.ThreadingActor):
         with contextlib.suppress(Exception):
             self._shutdown()
 
+    def _on_heartbeat_lost(self, ts_ns: int, gap_s: float) -> None:
+        # On the heartbeat thread: hand it to the actor.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(HeartbeatLost(ts_ns=ts_ns, gap_s=gap_s))
+
     # --- dispatch ----------------------------------------------------------------------------------
 
+    def _healthy(self) -> bool:
+        busy = self._busy_since_ns
+        return busy == 0 or self.clock.now_ns() - busy < self.cfg.stall_s * NS_PER_S
+
     def on_receive(self, message: Any) -> Any:
-        """Commands and user events by ``tell``; status and shutdown by ``ask``."""
+        """Commands and venue events by ``tell``; start-up, status and shutdown by ``ask``."""
+        self._busy_since_ns = self.clock.now_ns()
+        try:
+            return self._receive(message)
+        finally:
+            self._busy_since_ns = 0
+
+    def _receive(self, message: Any) -> Any:
         match message:
             case Submit():
                 self._on_submit(message.commands)
             case _Timer():
                 self._on_timer(message)
-            case UserFill():
-                self._on_user_fill(message)
+            case VenueTrade():
+                self._apply(self.ledger.trade(message, self.clock.now_ns()))
+                self._want_flush()
             case UserOrderUpdate():
-                self._on_user_order(message)
+                self._apply(self.ledger.order_update(message.order_id, message.kind, self.clock.now_ns()))
+                self._want_flush()
             case Reconcile():
                 self._request_reconcile(message.reason)
+            case HeartbeatLost():
+                self._on_heartbeat_lost_msg(message)
             case TickSizeChanged():
                 if message.market in self._ticks:
                     self._ticks[message.market] = message.tick_px
             case AddMarket():
-                self._markets[message.info.market] = message.info
+                self.ledger.add_market(message.info)
                 self._ticks[message.info.market] = message.info.tick_px
+                follow = getattr(self.venue, "add_market", None)
+                if follow is not None:
+                    follow(message.info)  # the venue reads listings by token
+            case SetSink():
+                self.sink = message.sink
+            case GetPositions():
+                return {m: self.ledger.position(m) for m in self.ledger.markets}
+            case GetOpenOrderIds():
+                return frozenset(o.order_id for o in self.ledger.open_orders() if o.order_id)
+            case Startup():
+                return self._startup()
             case GetGatewayStatus():
                 self._flush()
                 return self._status()
@@ -451,6 +715,62 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 raise TypeError(f"gateway: unexpected message {type(message).__name__}")
         return None
 
+    # --- effects -----------------------------------------------------------------------------------
+
+    def _apply(self, effects: Iterable[Effect]) -> None:
+        for e in effects:
+            match e:
+                case Report():
+                    self._report(e.market, e.event)
+                case CancelVenueOrders():
+                    for oid in e.order_ids:
+                        if oid not in self._cancel_queue:
+                            self._n["unknown_cancelled"] += 1
+                            self._cancel_queue[oid] = e.reason
+                    log.warning("cancelling %d open orders of ours: %s", len(e.order_ids), e.reason)
+                    self._record(
+                        "cancel_unaccounted", "", {"order_ids": list(e.order_ids), "reason": e.reason}
+                    )
+                case QueryOrders():
+                    self._queries.extend(oid for oid in e.order_ids if oid not in self._queries)
+                case ResendOrder():
+                    if e.client_id in self._prepared and e.client_id not in self._place_queue:
+                        self._place_queue.append(e.client_id)
+                case PullMarket():
+                    log.error("%s: quotes pulled: %s", e.market, e.reason)
+                    self.route(e.market, HoldQuotes(key=_DRIFT_HOLD, reason=e.reason))
+                case ResumeMarket():
+                    log.info("%s: positions agree again; quoting resumes", e.market)
+                    self.route(e.market, ReleaseQuotes(key=_DRIFT_HOLD))
+                case Audit():
+                    self._record("ledger", e.market, {"event": e.kind, **e.detail})
+
+    def _report(self, market: str, ev: ExecEvent) -> None:
+        match ev:
+            case Accepted():
+                self._n["accepted"] += 1
+                self._record("accepted", market, ev)
+            case Rejected():
+                self._n["rejects"] += 1
+            case Filled():
+                self._n["reversals" if ev.trade_id.endswith(":failed") else "fills"] += 1
+            case _:
+                pass
+        if not isinstance(ev, Filled) or ev.leaves_qty == 0:
+            cid = ev.client_id
+            o = self.ledger.order(cid)
+            if o is not None and not o.open:
+                self._prepared.pop(cid, None)
+                self._attempts.pop(cid, None)
+        self.route(market, ev)
+
+    def _record(self, kind: str, market: str, payload: object) -> None:
+        if self.sink is not None:
+            try:
+                self.sink.record(kind, self.clock.now_ns(), market, payload)
+            except Exception:
+                log.exception("event log: could not record %s", kind)
+
     # --- commands ----------------------------------------------------------------------------------
 
     def _on_submit(self, commands: Sequence[Command]) -> None:
@@ -459,50 +779,73 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 case Place():
                     self._on_place(cmd)
                 case Cancel():
-                    self._on_cancel(cmd)
+                    self._on_cancel(cmd.client_id)
                 case CancelAll():
                     self._on_cancel_all(cmd.market)
         self._want_flush()
 
+    def _reject_locally(self, place: Place, reason: str) -> None:
+        self._n["rejects"] += 1
+        log.warning("%s: rejected %s: %s", place.market, place.client_id, reason)
+        ev = Rejected(
+            market=place.market, client_id=place.client_id, ts_ns=self.clock.now_ns(), reason=reason
+        )
+        self.route(place.market, ev)
+
     def _on_place(self, place: Place) -> None:
+        if self.ledger.order(place.client_id) is not None:
+            self._reject_locally(place, "duplicate client id")
+            return
         if self._stopping:
-            self._reject_place(place, "gateway is stopping")
+            self._reject_locally(place, "gateway is stopping")
             return
-        if place.client_id in self._by_client:
-            self._reject_place(place, "duplicate client id")
-            return
-        if place.market not in self._markets:
-            self._reject_place(place, "unknown market")
+        info = self.ledger.markets.get(place.market)
+        if info is None:
+            self._reject_locally(place, "unknown market")
             return
         if not place.post_only or place.tif not in ("GTC", "GTD"):
-            self._reject_place(place, "the live gateway sends post-only GTC/GTD orders only")
+            self._reject_locally(place, "the live gateway sends post-only GTC/GTD orders only")
             return
-        o = _Order(place)
-        self._by_client[place.client_id] = o
-        self._place_queue.append(o)
+        now = self.clock.now_ns()
+        try:
+            prepared = self.venue.prepare(place, info, self._tick_for(place))
+        except Exception as exc:
+            log.warning("%s: refused to send %s: %s", place.market, place.client_id, exc)
+            self.ledger.submitted(place, "")
+            self._apply(self.ledger.post_rejected(place.client_id, f"refused: {exc}", now))
+            return
+        self.ledger.submitted(place, prepared.order_id)
+        self._prepared[place.client_id] = prepared
+        self._place_queue.append(place.client_id)
 
-    def _on_cancel(self, cmd: Cancel) -> None:
-        o = self._by_client.get(cmd.client_id)
-        if o is None or o.state == "closed":
-            log.debug("%s: cancel of unknown or finished order %s", cmd.market, cmd.client_id)
+    def _on_cancel(self, client_id: str) -> None:
+        o = self.ledger.cancel_requested(client_id)
+        if o is None:
+            log.debug("cancel of unknown or finished order %s", client_id)
             return
-        o.cancel_wanted = True
-        if o.state == "queued":
-            self._finish(o, "canceled before it was sent")
-        elif o.order_id and o.state != "canceling":
-            o.state = "canceling"
-            self._cancel_queue[o.order_id] = o
+        if o.state == "pending":
+            if client_id in self._place_queue:
+                self._place_queue.remove(client_id)
+            self._apply(self.ledger.unsent(client_id, "canceled before it was sent", self.clock.now_ns()))
+        elif o.order_id and o.order_id not in self._cancel_queue:
+            self._cancel_queue[o.order_id] = "requested"
 
     def _on_cancel_all(self, market: str) -> None:
-        for o in list(self._by_client.values()):
-            if o.place.market == market and o.state != "closed":
-                o.cancel_wanted = True
-                if o.state == "queued":
-                    self._finish(o, "canceled before it was sent")
-                else:
-                    o.state = "canceling"
-                    self._cancel_queue.pop(o.order_id, None)  # the market cancel covers it
-        if market not in self._market_cancels:
+        ids = []
+        for o in self.ledger.open_orders(market):
+            if o.state == "pending":
+                self._on_cancel(o.client_id)
+            else:
+                self.ledger.cancel_requested(o.client_id)
+                if o.order_id:
+                    ids.append(o.order_id)
+        # cancel-market-orders costs 1 + the orders it cancels: past the burst, cancel by id in chunks.
+        if len(ids) + 1 > self.limiter.burst("cancel"):
+            for oid in ids:
+                self._cancel_queue.setdefault(oid, "cancel all")
+        elif market not in self._market_cancels:
+            for oid in ids:
+                self._cancel_queue.pop(oid, None)  # the market cancel covers them
             self._market_cancels.append(market)
 
     # --- sending -----------------------------------------------------------------------------------
@@ -512,45 +855,87 @@ class OrderGatewayActor(pykka.ThreadingActor):
             self._flush_pending = True
             self._tell_self("flush")
 
+    def _flush_in(self, delay_ns: int) -> None:
+        due = self.clock.now_ns() + delay_ns
+        if self._flush_timer_ns and self._flush_timer_ns <= due:
+            return
+        self._flush_timer_ns = due
+        self._after(delay_ns / NS_PER_S, "flush_at")
+
     def _flush(self) -> None:
         self._flush_pending = False
-        if self._paused or self._stopping:
+        if self._stopping:
+            return
+        now = self.clock.now_ns()
+        if self._paused_until_ns > now:
+            self._flush_in(self._paused_until_ns - now)  # a timer may fire a hair early
             return
         if self._reconcile_reasons and not self._reconcile():
+            return
+        if self._queries and not self._run_queries():
             return
         if self._send_market_cancels() and self._send_cancels():
             self._send_places()
 
+    def _charge(self, kind: Kind, n: int) -> bool:
+        """Take ``n`` tokens of ``kind`` now, or schedule a flush for when they are there."""
+        now = self.clock.now_ns()
+        wait = self.limiter.wait_ns(kind, n, now)
+        if wait > 0:
+            self._flush_in(wait)
+            return False
+        self.limiter.take(kind, n, now)
+        return True
+
+    def _observe(self, kind: Kind) -> None:
+        info = self.venue.rate_limit()
+        if info is None:
+            return
+        if self.limiter.observe(
+            kind, self.clock.now_ns(), remaining=info.remaining, tier=info.tier, warning=info.warning
+        ):
+            log.info("rate limits: the venue says tier %s", info.tier)
+
     def _send_market_cancels(self) -> bool:
         while self._market_cancels:
             market = self._market_cancels[0]
+            n = 1 + sum(1 for o in self.ledger.open_orders(market) if o.state != "pending")
+            if not self._charge("cancel", n):
+                return False
             try:
                 self._n["cancel_requests"] += 1
                 result = self.venue.cancel_market(market)
             except Exception as exc:
-                return self._on_request_failure(
+                self._observe("cancel")
+                return self._on_cancel_failure(
                     exc, f"cancel market {market}", lambda: self._market_cancels.pop(0)
                 )
+            self._observe("cancel")
             self._market_cancels.pop(0)
             self._ok()
-            done = self._apply_cancel_result(result)
-            for o in self._by_client.values():
-                if o.place.market == market and o.state == "canceling" and o.order_id not in done:
+            done = self._apply_cancel_result(result, "canceled")
+            for o in self.ledger.open_orders(market):
+                if o.state == "canceling" and o.order_id not in done:
                     self._request_reconcile(f"cancel of market {market} did not list {o.order_id}")
         return True
 
     def _send_cancels(self) -> bool:
         while self._cancel_queue:
-            ids = list(self._cancel_queue)[: self.venue.max_cancel_batch]
+            batch = min(self.venue.max_cancel_batch, self.limiter.burst("cancel"))
+            ids = list(self._cancel_queue)[:batch]
+            if not self._charge("cancel", len(ids)):
+                return False
             try:
                 self._n["cancel_requests"] += 1
                 result = self.venue.cancel(ids)
             except Exception as exc:
-                return self._on_request_failure(exc, f"cancel {len(ids)} orders", self._dropper(ids))
+                self._observe("cancel")
+                return self._on_cancel_failure(exc, f"cancel {len(ids)} orders", self._dropper(ids))
+            self._observe("cancel")
             self._ok()
             for oid in ids:
                 self._cancel_queue.pop(oid, None)
-            done = self._apply_cancel_result(result)
+            done = self._apply_cancel_result(result, "canceled")
             refused = dict(result.not_canceled)
             for oid in ids:
                 if oid not in done:
@@ -564,50 +949,65 @@ class OrderGatewayActor(pykka.ThreadingActor):
 
         return drop
 
-    def _apply_cancel_result(self, result: CancelResult) -> set[str]:
-        done = set(result.canceled)
+    def _apply_cancel_result(self, result: CancelResult, reason: str) -> set[str]:
+        now = self.clock.now_ns()
         for oid in result.canceled:
-            o = self._by_venue.get(oid)
-            if o is None:
-                log.info("venue cancelled order %s, which this gateway did not place", oid)
-            else:
-                self._finish(o, "canceled")
-        return done
+            self._apply(self.ledger.canceled(oid, reason, now))
+        return set(result.canceled)
 
     def _send_places(self) -> None:
-        ready: list[_Order] = []
+        now = self.clock.now_ns()
+        if self.limiter.paused(now):
+            # Quotes that cannot be moved rest only so long: the pull is due at the cap.
+            self._schedule_rate_limit_pull()
+            self._flush_in(self.limiter.paused_until_ns - now)
+            return
+        if self.limiter.resume(now):
+            self._release_rate_limit_holds()
+        if not self._place_queue:
+            return
         queue, self._place_queue = self._place_queue, []
-        for o in queue:
-            if o.state != "queued":
-                continue
-            if o.prepared is None and not self._prepare(o):
-                continue
-            ready.append(o)
-        step = self.venue.max_batch
+        ready = [cid for cid in queue if self._sendable(cid)]
+        step = min(self.venue.max_batch, self.limiter.burst("order"))
         for i in range(0, len(ready), step):
             batch = ready[i : i + step]
+            if not self._charge("order", len(batch)):
+                self._place_queue = ready[i:] + self._place_queue
+                return
+            prepared = [self._prepared[cid] for cid in batch]
+            self._record_sent(prepared)
             try:
                 self._n["post_requests"] += 1
-                results = self.venue.post([o.prepared for o in batch if o.prepared is not None], True)
+                results = self.venue.post(prepared, True)
             except Exception as exc:
+                self._observe("order")
                 self._place_queue = ready[i + step :] + self._place_queue
                 self._on_post_failure(batch, exc)
                 return
+            self._observe("order")
             self._ok()
             self._on_post_results(batch, results)
 
-    def _prepare(self, o: _Order) -> bool:
-        place = o.place
-        info = self._markets[place.market]
-        try:
-            o.prepared = self.venue.prepare(place, info, self._tick_for(place))
-        except Exception as exc:
-            log.warning("%s: refused to send %s: %s", place.market, place.client_id, exc)
-            self._finish(o, f"refused: {exc}", rejected=True)
-            return False
-        if o.order_id:
-            self._by_venue[o.order_id] = o
-        return True
+    def _record_sent(self, prepared: Sequence[PreparedOrder]) -> None:
+        # The venue order id of every order we post, next to our client id (the log reconciles).
+        for p in prepared:
+            o = self.ledger.order(p.client_id)
+            if o is not None:
+                pl = o.place
+                detail = {
+                    "client_id": p.client_id,
+                    "order_id": p.order_id,
+                    "outcome": pl.outcome,
+                    "side": pl.side,
+                    "px": pl.px,
+                    "qty": pl.qty,
+                    "attempt": self._attempts.get(p.client_id, 0) + 1,
+                }
+                self._record("order_sent", pl.market, detail)
+
+    def _sendable(self, cid: str) -> bool:
+        o = self.ledger.order(cid)
+        return o is not None and o.state == "pending" and cid in self._prepared
 
     def _tick_for(self, place: Place) -> Px:
         tick = self._ticks[place.market]
@@ -622,58 +1022,117 @@ class OrderGatewayActor(pykka.ThreadingActor):
             )
         return finer
 
-    def _on_post_results(self, batch: Sequence[_Order], results: Sequence[PlaceResult]) -> None:
+    def _on_post_results(self, batch: Sequence[str], results: Sequence[PlaceResult]) -> None:
         by_client = {r.client_id: r for r in results}
-        for o in batch:
-            r = by_client.get(o.place.client_id)
+        now = self.clock.now_ns()
+        for cid in batch:
+            r = by_client.get(cid)
             if r is None or r.unknown:
-                o.state = "in_doubt"
-                self._request_reconcile(f"no reply for {o.place.client_id}")
+                self.ledger.post_unknown(cid)
+                self._request_reconcile(f"no reply for {cid}")
             elif r.error:
-                self._finish(o, r.error, rejected=True)
+                self._apply(self.ledger.post_rejected(cid, r.error, now))
             else:
-                if r.order_id and o.prepared is not None and r.order_id != o.order_id:
-                    log.warning("%s: venue id %s, expected %s", o.place.client_id, r.order_id, o.order_id)
-                    self._by_venue.pop(o.order_id, None)
-                    o.prepared = msgspec.structs.replace(o.prepared, order_id=r.order_id)
-                    self._by_venue[r.order_id] = o
-                self._mark_live(o)
+                self._apply(self.ledger.post_accepted(cid, r.order_id, r.status, now))
 
-    def _on_post_failure(self, batch: Sequence[_Order], exc: Exception) -> None:
+    def _on_post_failure(self, batch: Sequence[str], exc: Exception) -> None:
         f = self.venue.describe_failure(exc)
-        for o in batch:
-            o.attempts += 1
+        now = self.clock.now_ns()
+        for cid in batch:
+            self._attempts[cid] = self._attempts.get(cid, 0) + 1
+        self._last_error = f"post {len(batch)} orders: {f.reason}"
         if not f.retry:
             log.warning("post of %d orders failed: %s", len(batch), f.reason)
-            self._last_error = f.reason
-            for o in batch:
-                self._finish(o, f.reason, rejected=True)
+            for cid in batch:
+                self._apply(self.ledger.post_rejected(cid, f.reason, now))
             return
         if f.ambiguous:
-            # The venue may have them: the reconcile decides (accept, or send again).
-            for o in batch:
-                o.state = "in_doubt"
+            # The venue may have them: a reconcile decides (accept, or send the same order again).
+            for cid in batch:
+                self.ledger.post_unknown(cid)
             self._request_reconcile(f"post outcome unknown: {f.reason}")
         else:
-            for o in reversed(batch):
-                if o.attempts >= self.cfg.max_place_attempts:
-                    self._finish(o, f"gave up after {o.attempts} attempts: {f.reason}", rejected=True)
+            for cid in reversed(batch):
+                if self._attempts[cid] >= self.cfg.max_place_attempts:
+                    reason = f"gave up after {self._attempts[cid]} attempts: {f.reason}"
+                    self._apply(self.ledger.post_rejected(cid, reason, now))
                 else:
-                    self._place_queue.insert(0, o)
-        self._pause(f, f"post {len(batch)} orders")
+                    self._place_queue.insert(0, cid)
+        if f.rate_limited:
+            self._on_rate_limited("order", f)
+        else:
+            self._pause(f, f"post {len(batch)} orders")
 
-    def _on_request_failure(self, exc: Exception, what: str, drop: Callable[[], object]) -> bool:
-        # Retryable: pause and keep the request queued. Otherwise drop it and let a reconcile say
-        # what is still open (a cancel the venue refuses as sent would be refused again).
+    def _on_cancel_failure(self, exc: Exception, what: str, drop: Callable[[], object]) -> bool:
+        # Retryable: keep the request queued. Otherwise drop it and let a reconcile say what is still
+        # open (a cancel the venue refuses as sent would be refused again).
         f = self.venue.describe_failure(exc)
+        self._last_error = f"{what}: {f.reason}"
+        if f.rate_limited:
+            self._on_rate_limited("cancel", f)
+            return False
         if f.retry:
             self._pause(f, what)
             return False
         log.error("%s failed: %s", what, f.reason)
-        self._last_error = f"{what}: {f.reason}"
         drop()
         self._request_reconcile(f"{what} failed")
         return True
+
+    def _on_rate_limited(self, kind: Kind, f: Failure) -> None:
+        self._n["rate_limited"] += 1
+        now = self.clock.now_ns()
+        retry_ns = int(f.retry_after_s * NS_PER_S) if f.retry_after_s is not None else None
+        until = self.limiter.rate_limited(kind, retry_ns, now)
+        self._record("fault", "", {"fault": "rate_limited", "kind": kind, "retry_after_s": f.retry_after_s})
+        if kind == "cancel":
+            # Cancels are never held by a Retry-After: only until their bucket has a token again.
+            delay = max(until - now, int(self.cfg.backoff_initial_s * NS_PER_S))
+            log.warning("cancel rate-limited (%s); retrying in %.2f s", f.reason, delay / NS_PER_S)
+            self._flush_in(delay)
+            return
+        log.warning(
+            "new orders rate-limited (%s); holding them %.2f s (cancels go on)",
+            f.reason,
+            (until - now) / NS_PER_S,
+        )
+        self._schedule_rate_limit_pull()
+        self._flush_in(until - now)
+
+    def _schedule_rate_limit_pull(self) -> None:
+        due = self.limiter.pull_due_ns()
+        if due is None or self._rl_pull_scheduled or self._held:
+            return
+        self._rl_pull_scheduled = True
+        self._after(max(0, due - self.clock.now_ns()) / NS_PER_S, "rl_pull")
+
+    def _rate_limit_pull(self) -> None:
+        self._rl_pull_scheduled = False
+        now = self.clock.now_ns()
+        due = self.limiter.pull_due_ns()
+        if not self.limiter.paused(now) or due is None:
+            return
+        if due > now:
+            self._schedule_rate_limit_pull()
+            return
+        reason = (
+            f"new orders held by the venue's rate limit for {self.cfg.max_rate_limit_pause_s:g} s"
+            f" (until {(self.limiter.paused_until_ns - now) / NS_PER_S:.0f} s from now)"
+        )
+        log.error("pulling every quote: %s", reason)
+        self._flush_in(max(0, self.limiter.paused_until_ns - now))
+        self._record("fault", "", {"fault": "rate_limit_pull", "reason": reason})
+        for market in self.ledger.markets:
+            self._held.add(market)
+            self.route(market, HoldQuotes(key=_RATE_LIMIT_HOLD, reason=reason))
+
+    def _release_rate_limit_holds(self) -> None:
+        if not self._held:
+            return
+        log.info("new orders may go again: %d markets quote again", len(self._held))
+        for market in sorted(self._held):
+            self.route(market, ReleaseQuotes(key=_RATE_LIMIT_HOLD))
+        self._held.clear()
 
     def _pause(self, f: Failure, what: str) -> None:
         self._failures += 1
@@ -682,7 +1141,10 @@ class OrderGatewayActor(pykka.ThreadingActor):
         backoff = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** (self._failures - 1))
         delay = max(backoff, f.retry_after_s or 0.0)
         log.warning("%s failed (%s); pausing %.2f s", what, f.reason, delay)
-        self._paused = True
+        self._record(
+            "fault", "", {"fault": "venue_unavailable", "what": what, "reason": f.reason, "pause_s": delay}
+        )
+        self._paused_until_ns = self.clock.now_ns() + int(delay * NS_PER_S)
         self._after(delay, "resume")
 
     def _ok(self) -> None:
@@ -692,15 +1154,20 @@ class OrderGatewayActor(pykka.ThreadingActor):
 
     def _request_reconcile(self, reason: str) -> None:
         if not self._reconcile_reasons:
-            self._tell_self("reconcile_now")
+            self._want_flush()
         self._reconcile_reasons.append(reason)
 
+    def _backfill_from_ns(self) -> int:
+        cursor = self.ledger.trade_cursor_ns
+        return max(0, cursor - int(self.cfg.trade_overlap_s * NS_PER_S)) if cursor else 0
+
     def _reconcile(self) -> bool:
-        if self._paused or self._stopping:
-            return False
         reasons = self._reconcile_reasons
         try:
-            venue_orders = self.venue.open_orders()
+            # Open orders first: every trade of an order missing from this listing happened before it,
+            # so the backfill that follows has them all.
+            listed = self.venue.open_orders()
+            trades = self.venue.trades(self._backfill_from_ns())
         except Exception as exc:
             f = self.venue.describe_failure(exc)
             self._last_error = f"reconcile: {f.reason}"
@@ -710,248 +1177,185 @@ class OrderGatewayActor(pykka.ThreadingActor):
             log.error("reconcile failed: %s", f.reason)
             self._reconcile_reasons = []
             return True
-        # A successful read does not reset the backoff: the venue may serve reads and refuse writes.
         self._reconcile_reasons = []
         self._n["reconciles"] += 1
-        log.debug("reconcile (%s): the venue lists %d open orders", "; ".join(reasons[:3]), len(venue_orders))
-        listed = {v.order_id: v for v in venue_orders}
         now = self.clock.now_ns()
-        grace_ns = int(self.cfg.reconcile_grace_s * NS_PER_S)
-        requeued = False
-        for o in list(self._by_client.values()):
-            if o.state == "closed" or not o.order_id:
-                continue  # finished orders still listed are cancelled below, as unknown ones are
-            v = listed.pop(o.order_id, None)
-            if v is not None:
-                self._reconcile_listed(o, v)
-            elif o.state == "queued":
-                continue  # waiting to be sent (again)
-            elif o.state == "in_doubt":
-                requeued |= self._resolve_missing_in_doubt(o)
-            elif o.state == "canceling" or now - o.accepted_ns >= grace_ns:
-                if o.state == "live":
-                    log.warning(
-                        "%s: order %s is no longer open on the venue; reporting it canceled"
-                        " (a fill missed while the user channel was down would not be counted)",
-                        o.place.market,
-                        o.place.client_id,
-                    )
-                self._finish(o, "not open on the venue (reconcile)")
-        for v in listed.values():
-            self._on_unknown_order(v)
-        if requeued or self._cancel_queue:
-            self._want_flush()
+        before = len(self.ledger.open_orders())
+        effects = self.ledger.reconcile(listed, trades, now)
+        self._record(
+            "reconcile",
+            "",
+            {
+                "reasons": reasons[:5],
+                "venue_open": len(listed),
+                "trades": len(trades),
+                "ledger_open_before": before,
+                "ledger_open_after": len(self.ledger.open_orders()),
+                "effects": _effect_counts(effects),
+            },
+        )
+        log.debug(
+            "reconcile (%s): %d open at the venue, %d trades",
+            "; ".join(reasons[:3]),
+            len(listed),
+            len(trades),
+        )
+        self._apply(effects)
+        if self._check_positions:
+            self._check_positions = False
+            self._compare_positions()
         return True
 
-    def _reconcile_listed(self, o: _Order, v: VenueOrder) -> None:
-        o.seen = True
-        if o.state in ("in_doubt", "queued"):
-            if o.cancel_wanted:
-                o.state = "canceling"
-            else:
-                self._mark_live(o)
-        if o.state == "canceling" and o.order_id not in self._cancel_queue:
-            self._cancel_queue[o.order_id] = o
-        if v.matched_qty > o.filled_qty:
-            # Fills we did not hear about (user channel down): report the difference once, and count
-            # the venue's trade ids so their late user-channel messages are not counted again.
-            missed = v.matched_qty - o.filled_qty
-            for tid in v.trade_ids:
-                o.counted.setdefault(tid, -1)
-            log.warning(
-                "%s: %s matched %s shares more than we heard; reporting it",
-                o.place.market,
-                o.order_id,
-                format_qty(missed),
-            )
-            self._report_fill(o, f"reconcile:{o.order_id}:{v.matched_qty}", o.place.px, missed, "maker", 0)
-        elif 0 <= v.matched_qty < o.filled_qty:
-            log.warning(
-                "%s: %s venue matched %s < our %s shares",
-                o.place.market,
-                o.order_id,
-                format_qty(v.matched_qty),
-                format_qty(o.filled_qty),
-            )
+    def _compare_positions(self) -> None:
+        if not self._positions_available:
+            return
+        try:
+            positions = self.venue.positions()
+        except Exception as exc:
+            f = self.venue.describe_failure(exc)
+            self._last_error = f"positions: {f.reason}"
+            log.warning("listing positions failed: %s", f.reason)
+            return
+        if positions is None:
+            self._positions_available = False
+            return
+        self._apply(self.ledger.positions(positions, self.clock.now_ns()))
 
-    def _resolve_missing_in_doubt(self, o: _Order) -> bool:
-        if o.cancel_wanted or o.seen or o.counted:
-            self._finish(o, "not open on the venue (reconcile)")
-            return False
-        if o.attempts >= self.cfg.max_place_attempts:
-            self._finish(o, f"gave up after {o.attempts} attempts (outcome unknown)", rejected=True)
-            return False
-        # Never reached the venue: send the same signed order again (same id, so never twice).
-        o.state = "queued"
-        self._place_queue.append(o)
+    def _run_queries(self) -> bool:
+        while self._queries:
+            oid = self._queries[0]
+            try:
+                found = self.venue.order(oid)
+            except Exception as exc:
+                f = self.venue.describe_failure(exc)
+                if f.retry:
+                    self._pause(f, f"look up order {oid}")
+                    return False
+                log.error("looking up order %s failed: %s", oid, f.reason)
+                self._queries.pop(0)
+                continue
+            self._queries.pop(0)
+            now = self.clock.now_ns()
+            self._apply(self.ledger.order_status(oid, found is not None, found.status if found else "", now))
         return True
 
-    def _on_unknown_order(self, v: VenueOrder) -> None:
-        if v.market not in self._markets or v.order_id in self._cancel_queue:
-            return
-        known = self._by_venue.get(v.order_id)
-        why = "finished here" if known is not None else "not placed by this gateway"
-        log.warning(
-            "%s: cancelling open order %s (%s): no session accounts for it", v.market, v.order_id, why
+    def _on_heartbeat_lost_msg(self, m: HeartbeatLost) -> None:
+        self._record("fault", "", {"fault": "heartbeat_lost", "gap_s": round(m.gap_s, 3)})
+        self._apply(self.ledger.heartbeat_lost(self.clock.now_ns()))
+        # The venue may have cancelled them before or after our last orders: the listing tells.
+        self._request_reconcile(f"heartbeat gap of {m.gap_s:.1f} s")
+
+    # --- start-up ----------------------------------------------------------------------------------
+
+    def _startup(self) -> StartupReport:
+        errors: list[str] = []
+        now = self.clock.now_ns()
+        positions = self._with_retries("list positions", self.venue.positions, errors)
+        loaded = isinstance(positions, list)
+        if loaded:
+            self._apply(self.ledger.seed_positions(positions))
+        elif "list positions" not in " ".join(errors):
+            self._positions_available = False
+            log.warning("the venue offers no positions listing: every market starts from zero shares")
+        since = max(0, now - int(self.cfg.pre_start_trades_s * NS_PER_S))
+        trades = self._with_retries("list trades", lambda: self.venue.trades(since), errors) or []
+        self.ledger.pre_start_trades(trades)
+        # Later backfills start from here: older trades are in the positions just listed.
+        floor = since + int(self.cfg.trade_overlap_s * NS_PER_S)
+        self.ledger.trade_cursor_ns = max(self.ledger.trade_cursor_ns, floor)
+        adopted = canceled = 0
+        unconfirmed: tuple[str, ...] = ()
+        listed = self._with_retries("list open orders", self.venue.open_orders, errors)
+        if listed is not None:
+            effects = self.ledger.reconcile(listed, [], self.clock.now_ns())
+            adopted = sum(1 for e in effects if isinstance(e, Audit) and e.kind == "adopted")
+            leftovers = [oid for e in effects if isinstance(e, CancelVenueOrders) for oid in e.order_ids]
+            self._apply(e for e in effects if not isinstance(e, CancelVenueOrders))
+            canceled, unconfirmed = self._cancel_confirmed(leftovers, errors)
+        self._started = True
+        if self.cfg.reconcile_interval_s is not None:
+            self._after(self.cfg.reconcile_interval_s, "periodic")
+        report = StartupReport(
+            positions={m: self.ledger.position(m) for m in self.ledger.markets},
+            positions_loaded=loaded,
+            pre_start_trades=len(trades),
+            adopted=adopted,
+            canceled=canceled,
+            unconfirmed=unconfirmed,
+            errors=tuple(errors),
         )
-        self._n["unknown_cancelled"] += 1
-        self._cancel_queue[v.order_id] = None
-
-    # --- user channel ------------------------------------------------------------------------------
-
-    def _on_user_fill(self, leg: UserFill) -> None:
-        o = self._by_venue.get(leg.order_id)
-        if o is None:
-            return
-        o.seen = True
-        status = leg.status.upper()
-        if status == "FAILED":
-            self._on_failed_trade(o, leg)
-            return
-        if leg.trade_id in o.counted:
-            return  # MINED/CONFIRMED/RETRYING of a fill already counted: settlement only
-        if o.state in ("in_doubt", "queued"):
-            self._mark_live(o)
-        px = leg.px if leg.outcome is o.place.outcome else PX_ONE - leg.px
-        if leg.side is not o.place.side and leg.outcome is o.place.outcome:
-            log.warning(
-                "%s: trade %s reports side %s for our %s order",
-                o.place.market,
-                leg.trade_id,
-                leg.side,
-                o.place.side,
-            )
-        fee = taker_fee_usdc6(px, leg.qty, leg.fee_rate_bps * 100) if leg.liquidity == "taker" else 0
-        o.counted[leg.trade_id] = leg.qty
-        self._report_fill(o, leg.trade_id, px, leg.qty, leg.liquidity, fee)
-
-    def _report_fill(
-        self, o: _Order, trade_id: str, px: Px, qty: Qty, liquidity: Liquidity, fee: int
-    ) -> None:
-        o.filled_qty += qty
-        self._n["fills"] += 1
-        ev = Filled(
-            market=o.place.market,
-            client_id=o.place.client_id,
-            ts_ns=self.clock.now_ns(),
-            outcome=o.place.outcome,
-            side=o.place.side,
-            px=px,
-            qty=qty,
-            fee_usdc6=fee,
-            liquidity=liquidity,
-            trade_id=trade_id,
-            leaves_qty=o.leaves_qty,
+        self._record(
+            "startup", "", {k: v for k, v in msgspec.structs.asdict(report).items() if k != "positions"}
         )
-        self.route(o.place.market, ev)
-        if o.leaves_qty == 0 and o.state != "closed":
-            o.final_told = True  # the last fill is the terminal report
-            self._close(o, None)
+        self._want_flush()
+        return report
 
-    def _on_failed_trade(self, o: _Order, leg: UserFill) -> None:
-        counted = o.counted.pop(leg.trade_id, None)
-        if counted is None:
-            log.info("%s: trade %s FAILED before we counted it", o.place.market, leg.trade_id)
-            return
-        qty = leg.qty if counted < 0 else counted
-        log.warning(
-            "%s: trade %s FAILED on chain; reversing its fill of %s shares on %s",
-            o.place.market,
-            leg.trade_id,
-            format_qty(qty),
-            o.place.client_id,
-        )
-        o.filled_qty -= qty
-        self._n["reversals"] += 1
-        reversal = Filled(
-            market=o.place.market,
-            client_id=o.place.client_id,
-            ts_ns=self.clock.now_ns(),
-            outcome=o.place.outcome,
-            side=Side(-o.place.side),
-            px=o.place.px,
-            qty=qty,
-            fee_usdc6=0,
-            liquidity="maker",
-            trade_id=f"{leg.trade_id}:failed",
-            leaves_qty=o.leaves_qty,
-        )
-        self.route(o.place.market, reversal)
-        self._request_reconcile(f"trade {leg.trade_id} failed")
+    def _with_retries(self, what: str, fn: Callable[[], Any], errors: list[str]) -> Any:
+        for attempt in range(self.cfg.startup_attempts):
+            try:
+                return fn()
+            except Exception as exc:
+                f = self.venue.describe_failure(exc)
+                log.warning("start-up: %s failed: %s", what, f.reason)
+                if not f.retry or attempt == self.cfg.startup_attempts - 1:
+                    errors.append(f"{what}: {f.reason}")
+                    return None
+                self._wait(max(self.cfg.backoff_initial_s * 2**attempt, f.retry_after_s or 0.0))
+        return None
 
-    def _on_user_order(self, ev: UserOrderUpdate) -> None:
-        o = self._by_venue.get(ev.order_id)
-        if o is None:
-            return
-        o.seen = True
-        kind = ev.kind.upper()
-        if kind == "CANCELLATION":
-            if o.state != "closed":
-                self._finish(o, f"venue: {ev.status or 'canceled'}")
-        elif o.state in ("in_doubt", "queued"):
-            self._mark_live(o)
+    def _cancel_confirmed(self, order_ids: Sequence[str], errors: list[str]) -> tuple[int, tuple[str, ...]]:
+        """Cancel ``order_ids`` and list again until the venue shows none of them (bounded)."""
+        targets = set(order_ids)
+        canceled = 0
+        for attempt in range(self.cfg.shutdown_attempts):
+            if not targets:
+                break
+            ids = sorted(targets)
+            for size in self.limiter.chunks("cancel", len(ids)):
+                chunk, ids = ids[:size], ids[size:]
+                now = self.clock.now_ns()
+                wait = self.limiter.wait_ns("cancel", len(chunk), now)
+                if wait:
+                    self._wait(wait / NS_PER_S)
+                self.limiter.take("cancel", len(chunk), self.clock.now_ns())
+                try:
+                    self._n["cancel_requests"] += 1
+                    result = self.venue.cancel(chunk)
+                except Exception as exc:
+                    log.warning("cancel failed: %s", self.venue.describe_failure(exc).reason)
+                    continue
+                self._apply_cancel_result(result, "canceled")
+            try:
+                open_ids = {v.order_id for v in self.venue.open_orders()}
+            except Exception as exc:
+                log.warning("listing open orders failed: %s", self.venue.describe_failure(exc).reason)
+                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+                continue
+            gone = targets - open_ids
+            canceled += len(gone)
+            targets &= open_ids
+            if targets:
+                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+        if targets:
+            errors.append(f"{len(targets)} orders could not be cancelled: {', '.join(sorted(targets)[:10])}")
+        return canceled, tuple(sorted(targets))
 
-    # --- reporting ---------------------------------------------------------------------------------
-
-    def _mark_live(self, o: _Order) -> None:
-        o.seen = True
-        o.accepted_ns = self.clock.now_ns()
-        if o.cancel_wanted:
-            o.state = "canceling"
-            self._cancel_queue[o.order_id] = o
-            self._want_flush()
-        else:
-            o.state = "live"
-        self._n["accepted"] += 1
-        self.route(
-            o.place.market,
-            Accepted(
-                market=o.place.market, client_id=o.place.client_id, order_id=o.order_id, ts_ns=o.accepted_ns
-            ),
-        )
-
-    def _finish(self, o: _Order, reason: str, *, rejected: bool = False) -> None:
-        ts = self.clock.now_ns()
-        p = o.place
-        if rejected:
-            self._n["rejects"] += 1
-            ev: ExecEvent = Rejected(market=p.market, client_id=p.client_id, ts_ns=ts, reason=reason)
-        else:
-            ev = Canceled(market=p.market, client_id=p.client_id, ts_ns=ts, reason=reason)
-        self._close(o, ev)
-
-    def _close(self, o: _Order, ev: ExecEvent | None) -> None:
-        o.state = "closed"
-        self._cancel_queue.pop(o.order_id, None)
-        if ev is not None and not o.final_told:
-            o.final_told = True
-            self.route(o.place.market, ev)
-        cid = o.place.client_id
-        self._closed[cid] = None
-        while len(self._closed) > self.cfg.max_closed:
-            old, _ = self._closed.popitem(last=False)
-            gone = self._by_client.pop(old, None)
-            if gone is not None:
-                self._by_venue.pop(gone.order_id, None)
-
-    def _reject_place(self, place: Place, reason: str) -> None:
-        self._n["rejects"] += 1
-        log.warning("%s: rejected %s: %s", place.market, place.client_id, reason)
-        self.route(
-            place.market,
-            Rejected(
-                market=place.market, client_id=place.client_id, ts_ns=self.clock.now_ns(), reason=reason
-            ),
-        )
+    # --- status ------------------------------------------------------------------------------------
 
     def _status(self) -> GatewayStatus:
-        states = [o.state for o in self._by_client.values()]
+        states = [o.state for o in self.ledger.open_orders()]
+        hb = self.heartbeats.status() if self.heartbeats is not None else None
         return GatewayStatus(
-            open_orders=sum(1 for s in states if s in ("live", "canceling")),
-            queued=sum(1 for s in states if s == "queued"),
+            open_orders=sum(1 for s in states if s in ("live", "canceling", "delayed")),
+            queued=sum(1 for s in states if s == "pending"),
             in_doubt=sum(1 for s in states if s == "in_doubt"),
-            heartbeat_id=self._hb_id,
-            paused=self._paused,
+            heartbeats=hb.heartbeats if hb else 0,
+            heartbeat_failures=hb.failures if hb else 0,
+            heartbeat_id=hb.heartbeat_id if hb else "",
+            heartbeat_max_gap_s=hb.max_gap_s if hb else 0.0,
+            heartbeat_losses=hb.losses if hb else 0,
+            paused=self._paused_until_ns > self.clock.now_ns() or self.limiter.paused(self.clock.now_ns()),
+            quotes_held=bool(self._held),
             last_error=self._last_error,
             **self._n,
         )
@@ -976,35 +1380,20 @@ class OrderGatewayActor(pykka.ThreadingActor):
         match t.what:
             case "flush":
                 self._flush()
-            case "heartbeat":
-                self._heartbeat()
-            case "resume":
-                self._paused = False
+            case "flush_at":
+                self._flush_timer_ns = 0
                 self._flush()
-            case "reconcile":
+            case "resume":
+                self._flush()
+            case "periodic":
+                self._check_positions = True
                 self._request_reconcile("periodic")
                 if self.cfg.reconcile_interval_s is not None:
-                    self._after(self.cfg.reconcile_interval_s, "reconcile")
-            case "reconcile_now":
-                self._flush()
+                    self._after(self.cfg.reconcile_interval_s, "periodic")
+            case "rl_pull":
+                self._rate_limit_pull()
             case _:
                 raise AssertionError(f"unknown timer {t.what!r}")
-
-    def _heartbeat(self) -> None:
-        interval = self.cfg.heartbeat_interval_s
-        if interval is None:
-            return
-        try:
-            self._hb_id = self.venue.heartbeat(self._hb_id)
-            self._n["heartbeats"] += 1
-            delay = interval
-        except Exception as exc:
-            f = self.venue.describe_failure(exc)
-            self._n["heartbeat_failures"] += 1
-            self._last_error = f"heartbeat: {f.reason}"
-            log.warning("heartbeat failed: %s", f.reason)
-            delay = min(self.cfg.heartbeat_retry_s, interval)
-        self._after(delay, "heartbeat")
 
     # --- shutdown ----------------------------------------------------------------------------------
 
@@ -1013,55 +1402,74 @@ class OrderGatewayActor(pykka.ThreadingActor):
             return self._shutdown_report
         self._stopping = True
         self._generation += 1  # timers already scheduled are ignored from now on
-        for o in self._place_queue:
-            if o.state == "queued":
-                self._finish(o, "gateway stopped before sending")
+        now = self.clock.now_ns()
+        for cid in self._place_queue:
+            self._apply(self.ledger.unsent(cid, "gateway stopped before sending", now))
         self._place_queue = []
-        targets = {o.order_id: o for o in self._by_client.values() if o.order_id and o.state != "queued"}
-        targets = {oid: o for oid, o in targets.items() if o.state != "closed"}
+        for o in self.ledger.open_orders():
+            self.ledger.cancel_requested(o.client_id)
+        targets = {o.order_id for o in self.ledger.open_orders() if o.order_id and o.state != "pending"}
+        targets |= set(self._cancel_queue)
         canceled = 0
         confirmed = False
         for attempt in range(self.cfg.shutdown_attempts):
-            ids = list(targets)
-            for i in range(0, len(ids), self.venue.max_cancel_batch):
-                chunk = ids[i : i + self.venue.max_cancel_batch]
+            ids = sorted(targets)
+            batch = max(1, min(self.venue.max_cancel_batch, self.limiter.burst("cancel")))
+            for i in range(0, len(ids), batch):
+                chunk = ids[i : i + batch]
                 try:
                     self._n["cancel_requests"] += 1
                     result = self.venue.cancel(chunk)
                 except Exception as exc:
                     log.warning("shutdown: cancel failed: %s", self.venue.describe_failure(exc).reason)
                     continue
-                for oid in result.canceled:
-                    if oid in targets:
-                        canceled += 1
-                        self._finish(targets.pop(oid), "gateway shutdown")
+                canceled += sum(1 for oid in result.canceled if oid in targets)
+                self._apply_cancel_result(result, "gateway shutdown")
             try:
-                open_ids = {v.order_id for v in self.venue.open_orders()}
+                listed = self.venue.open_orders()
+                trades = self.venue.trades(self._backfill_from_ns())
             except Exception as exc:
-                log.warning(
-                    "shutdown: listing open orders failed: %s", self.venue.describe_failure(exc).reason
-                )
+                log.warning("shutdown: listing failed: %s", self.venue.describe_failure(exc).reason)
                 self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
                 continue
-            for oid in list(targets):
-                if oid not in open_ids:
-                    self._finish(targets.pop(oid), "gateway shutdown (not open on the venue)")
-            for oid in open_ids:
-                mine = self._by_venue.get(oid)
-                if mine is not None and oid not in targets:
-                    targets[oid] = mine  # ours, finished here but still open there: cancel it too
+            # The ledger settles what is gone (filled or cancelled, from its trades); every order of
+            # ours still listed, on any market, is cancelled again.
+            self._apply(
+                e
+                for e in self.ledger.reconcile(listed, trades, self.clock.now_ns())
+                if not isinstance(e, (CancelVenueOrders, QueryOrders, ResendOrder))
+            )
+            targets = {v.order_id for v in listed}
             if not targets:
                 confirmed = True
                 break
             self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+        described = tuple(self._describe(oid) for oid in sorted(targets))
         if not confirmed:
-            log.error("shutdown: %d orders may still be open: %s", len(targets), sorted(targets)[:10])
+            log.error("shutdown: %d orders may still be open: %s", len(targets), "; ".join(described[:10]))
         else:
             log.info("shutdown: cancelled %d orders; the venue lists none of ours", canceled)
         self._shutdown_report = ShutdownReport(
-            canceled=canceled, remaining=tuple(sorted(targets)), confirmed=confirmed
+            canceled=canceled, remaining=tuple(sorted(targets)), confirmed=confirmed, described=described
         )
+        self._record("shutdown", "", self._shutdown_report)
+        if self.heartbeats is not None:
+            self.heartbeats.stop()
         return self._shutdown_report
+
+    def _describe(self, order_id: str) -> str:
+        o = self.ledger.venue_order(order_id)
+        if o is None:
+            return f"{order_id} (not placed by this run)"
+        return f"{order_id} (market {o.place.market}, {o.client_id})"
+
+
+def _effect_counts(effects: Sequence[Effect]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in effects:
+        name = type(e.event).__name__ if isinstance(e, Report) else type(e).__name__
+        out[name] = out.get(name, 0) + 1
+    return out
 
 
 def _thread_timer(delay_s: float, fn: Callable[[], None]) -> None:

@@ -24,6 +24,7 @@ from actors.loop import LoopActor
 from actors.session import MarketSession
 from core.messages import (
     Accepted,
+    Adopted,
     BookDelta,
     BookSnapshot,
     Canceled,
@@ -85,6 +86,23 @@ class FeedLost(msgspec.Struct, frozen=True, kw_only=True):
     ts_ns: int
 
 
+class HoldQuotes(msgspec.Struct, frozen=True, kw_only=True):
+    """Live: stop quoting and pull this market's quotes until ``ReleaseQuotes`` with the same ``key``.
+
+    The order gateway holds a market while its position disagrees with the venue's
+    (``position_drift``) or while the venue's rate limit holds new orders too long (``rate_limit``).
+    """
+
+    key: str
+    reason: str
+
+
+class ReleaseQuotes(msgspec.Struct, frozen=True, kw_only=True):
+    """Live: the hold ``key`` is over; the market quotes again once no hold is left."""
+
+    key: str
+
+
 class SetBudget(msgspec.Struct, frozen=True, kw_only=True):
     """What the global exposure cap leaves this market (live: shared by the ticker each second)."""
 
@@ -120,7 +138,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
-_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted)
 
 
 class MarketActor(pykka.ThreadingActor):
@@ -180,6 +198,13 @@ class MarketActor(pykka.ThreadingActor):
             return None
         if isinstance(message, SetBudget):
             s.set_global_room(message.room_usdc6)
+            self._flush()
+            return None
+        if isinstance(message, HoldQuotes):
+            s.hold(message.key, message.reason, s.clock.now_ns())
+            return None
+        if isinstance(message, ReleaseQuotes):
+            s.release(message.key, s.clock.now_ns())
             self._flush()
             return None
         if isinstance(message, PullQuotes):

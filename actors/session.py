@@ -8,8 +8,8 @@ update the book and estimators, call ``core.quoting.decide`` when its inputs cha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import assert_never, cast
+from collections.abc import Callable, Sequence
+from typing import Final, assert_never, cast
 
 import msgspec
 
@@ -43,6 +43,10 @@ from core.units import PX_ONE, Outcome, Side
 from core.yes_view import to_yes
 
 NEVER = 1 << 62
+#: After a post-only order is refused for crossing the book, no new order for this long, doubling
+#: with every refusal in a row up to the max: our book was wrong, and re-sending would cross again.
+CROSS_BACKOFF_INITIAL_NS: Final = 500_000_000
+CROSS_BACKOFF_MAX_NS: Final = 30_000_000_000
 _YES = Outcome.YES
 PENDING_NEW = 0
 LIVE = 1
@@ -95,8 +99,13 @@ class MarketSession:
         quoting_enabled: bool = True,
         inventory: Inventory | None = None,
         incarnation: int = 0,
+        book_resync: Callable[[str], object] | None = None,
     ) -> None:
-        """Create a session; no I/O here (pykka runs ``__init__`` on the caller's thread)."""
+        """Create a session; no I/O here (pykka runs ``__init__`` on the caller's thread).
+
+        ``inventory`` is what the market holds at start (live: the venue's positions through the
+        ledger); ``book_resync(market)`` asks the feed for a fresh book (after a post-only cross).
+        """
         self.info = info
         self.market = info.market
         self.params = params
@@ -131,6 +140,13 @@ class MarketSession:
         self.wakeup_ns = NEVER
         self._applied_key: tuple[object, ...] | None = None
         self._flow_pct = (100, 100)
+        #: Why quoting is held (key -> reason; live: the order gateway's position drift or rate limit).
+        self.holds: dict[str, str] = {}
+        self.book_resync = book_resync
+        #: Post-only refusals for crossing the book in a row, and until when no new order is placed.
+        self.cross_rejects = 0
+        self.places_blocked_until_ns = 0
+        self._places_blocked = False
 
     # --- market data -------------------------------------------------------------------------------
 
@@ -326,6 +342,8 @@ class MarketSession:
                 rec = self.orders.get(ev.client_id)
                 if rec is not None and rec.status == PENDING_NEW:
                     rec.status = LIVE
+                if self.cross_rejects and self.clock.now_ns() >= self.places_blocked_until_ns:
+                    self.cross_rejects = 0  # an order sent after the backoff rested: the book is right again
             case Filled():
                 self._on_fill(ev)
             case Canceled():
@@ -338,6 +356,8 @@ class MarketSession:
                 self.orders_version += 1
                 self.stats.rejects += 1
                 self.sink.record("rejected", ev.ts_ns, self.market, ev)
+                if is_post_only_cross(ev.reason):
+                    self._on_cross(self.clock.now_ns())
                 self._changed()
             case Adopted():
                 # An earlier run's order, kept with its queue place: ours from now on, like any other
@@ -356,6 +376,38 @@ class MarketSession:
                     self._changed()
             case _:
                 assert_never(ev)
+
+    def _on_cross(self, now: int) -> None:
+        # Our book said the price was free; the venue's was not. Back off (no new order until the
+        # block ends, doubling per refusal in a row) and ask the feed for a fresh book.
+        if now < self.places_blocked_until_ns:
+            return  # the same batch, or the backoff already runs
+        self.cross_rejects += 1
+        delay = min(CROSS_BACKOFF_MAX_NS, CROSS_BACKOFF_INITIAL_NS << min(self.cross_rejects - 1, 20))
+        self.places_blocked_until_ns = now + delay
+        # (The backoff says how many refusals in a row: 0.5 s doubled per refusal.)
+        self.sink.record(
+            "post_only_backoff", now, self.market, {"backoff_ns": delay, "until_ns": now + delay}
+        )
+        if self.book_resync is not None:
+            self.book_resync(self.market)
+
+    def hold(self, key: str, reason: str, ts_ns: int) -> None:
+        """Stop quoting for ``key`` (pull every quote) until ``release(key)``."""
+        if key in self.holds:
+            return
+        self.holds[key] = reason
+        self.sink.record("hold", ts_ns, self.market, {"key": key, "reason": reason})
+        self.wakeup_ns = NEVER
+        self._pull_all(ts_ns, f"hold: {reason}")
+
+    def release(self, key: str, ts_ns: int) -> None:
+        """The hold ``key`` is over; quote again once no hold is left."""
+        if self.holds.pop(key, None) is None:
+            return
+        self.sink.record("release", ts_ns, self.market, {"key": key, "holds_left": sorted(self.holds)})
+        if not self.holds:
+            self._changed()
 
     def _changed(self) -> None:
         # Something our decision depends on changed: requote when the throttle allows.
@@ -410,7 +462,7 @@ class MarketSession:
         self.dirty = False
         self.last_requote_ns = ts_ns
         self.wakeup_ns = NEVER
-        if not self.quoting_enabled or self.resolved or not self.book_valid:
+        if not self.quoting_enabled or self.resolved or not self.book_valid or self.holds:
             return
         orders = self.orders.values()
         pending = [(r.outcome, r.side, r.px, r.qty) for r in orders if r.status == CANCEL_PENDING]
@@ -432,8 +484,14 @@ class MarketSession:
         key = (d.orders, self.orders_version, self.global_room_usdc6)
         cmds: list[Command] = []
         if key != self._applied_key:
+            blocked = self._places_blocked = ts_ns < self.places_blocked_until_ns
             cmds = self._apply(d)
-            self._applied_key = (d.orders, self.orders_version, self.global_room_usdc6)
+            if blocked:
+                # New orders wait for the end of the post-only backoff: decide again then.
+                self.dirty = True
+                self.wakeup_ns = min(self.wakeup_ns, self.places_blocked_until_ns)
+            else:
+                self._applied_key = (d.orders, self.orders_version, self.global_room_usdc6)
         # Logged after the hand-over, so encoding never delays an order (the log keeps the order).
         if last is None or d.orders != last.orders or d.no_quote != last.no_quote:
             self.stats.decisions += 1
@@ -444,7 +502,7 @@ class MarketSession:
     def _apply(self, d: Decision) -> list[Command]:
         orders = self.orders
         plan = reconcile(d.orders, orders.values(), self.tolerance)
-        cancels, places = plan.cancels, plan.places
+        cancels, places = plan.cancels, () if self._places_blocked else plan.places
         if not cancels and not places:
             return []
         market = self.market
@@ -506,3 +564,9 @@ class MarketSession:
         self.quoting_enabled = False
         self.wakeup_ns = NEVER
         self._pull_all(ts_ns, reason)
+
+
+def is_post_only_cross(reason: str) -> bool:
+    """Whether a rejection says a post-only order would have crossed the book."""
+    text = reason.lower()
+    return "crosses book" in text or "would_cross" in text or "would cross" in text

@@ -19,9 +19,17 @@ import msgspec
 import pykka
 
 from actors.loop import ActorLoop
-from actors.market import ExecBatch, LoopMarketActor, MarketActor, MarketActorDied, PullQuotes
+from actors.market import (
+    ExecBatch,
+    HoldQuotes,
+    LoopMarketActor,
+    MarketActor,
+    MarketActorDied,
+    PullQuotes,
+    ReleaseQuotes,
+)
 from actors.session import MarketSession
-from core.messages import Accepted, Canceled, Filled, Rejected
+from core.messages import Accepted, Adopted, Canceled, Filled, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +65,9 @@ class _Pending:
 def _is_report(message: object) -> bool:
     # Execution reports change inventory: they must reach the next actor. Market data does not: the
     # new session waits for a fresh snapshot anyway.
-    return isinstance(message, (Accepted, Rejected, Filled, Canceled, ExecBatch))
+    return isinstance(
+        message, (Accepted, Rejected, Filled, Canceled, Adopted, ExecBatch, HoldQuotes, ReleaseQuotes)
+    )
 
 
 class Router:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -207,6 +208,8 @@ class GammaClient:
                 return msgspec.json.decode(resp.content)
             except msgspec.DecodeError:
                 raise GammaError(f"{what}: the response is not JSON") from None
+            except RecursionError:
+                raise GammaError(f"{what}: the response is JSON nested too deeply") from None
         raise GammaUnavailable(
             f"Gamma API at {self.base_url} is unavailable: {what} failed {self.retries + 1} times "
             f"(last: {last}); try again later or pass --gamma-url"
@@ -323,10 +326,16 @@ def _event_id(obj: Any) -> str:
 # --- parsing ---------------------------------------------------------------------------------------
 
 
+def _show(value: Any) -> str:
+    # A served value in a message: its repr, cut short (a hostile reply may hold megabytes).
+    text = repr(value) if not isinstance(value, (dict, list)) else f"a JSON {type(value).__name__}"
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 def _num_text(field: str, value: Any) -> str:
     # Gamma serves numbers as JSON numbers or strings; repr of a float is its shortest exact decimal.
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise MalformedMarket(f"{field}: expected a number, got {value!r}")
+        raise MalformedMarket(f"{field}: expected a number, got {_show(value)}")
     return value if isinstance(value, str) else repr(value)
 
 
@@ -357,9 +366,12 @@ def _float(raw: Mapping[str, Any], *fields: str) -> float:
         if value is None or value == "":
             continue
         try:
-            return float(_num_text(field, value))
+            number = float(_num_text(field, value))
         except ValueError:
-            raise MalformedMarket(f"{field}: not a number: {value!r}") from None
+            raise MalformedMarket(f"{field}: not a number: {_show(value)}") from None
+        if not math.isfinite(number):
+            raise MalformedMarket(f"{field}: not a finite number: {_show(value)}")
+        return number
     return 0.0
 
 
@@ -381,10 +393,10 @@ def _str_list(raw: Mapping[str, Any], field: str) -> tuple[str, ...]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
-            raise MalformedMarket(f"{field}: not a JSON-encoded array: {value[:60]!r}") from None
+        except (ValueError, RecursionError):
+            raise MalformedMarket(f"{field}: not a JSON-encoded array: {_show(value)}") from None
     if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
-        raise MalformedMarket(f"{field}: expected an array of strings, got {value!r}"[:160])
+        raise MalformedMarket(f"{field}: expected an array of strings, got {_show(value)}")
     return tuple(str(v) for v in value)
 
 
@@ -393,7 +405,7 @@ def _bool(raw: Mapping[str, Any], field: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise MalformedMarket(f"{field}: expected true/false, got {value!r}")
+        raise MalformedMarket(f"{field}: expected true/false, got {_show(value)}")
     return value
 
 
@@ -410,7 +422,7 @@ def _end_ns(raw: Mapping[str, Any]) -> tuple[str, int | None]:
         try:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise MalformedMarket(f"{field}: not an ISO date: {text!r}") from None
+            raise MalformedMarket(f"{field}: not an ISO date: {_show(text)}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         delta = dt - datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,13 +7,16 @@ Both files are a ``MarketsFile``::
       "kind": "market_cache" | "selected_markets",
       "generated_at": "2026-11-24T03:38:21Z",
       "strategy": "",                       # selected_markets: market_maker | option_seller | risk_manager
-      "source": {...},                      # where the markets came from (Gamma URL, config, cache path)
+      "source": {...},                      # where the markets came from: "gamma_url" (both kinds),
+                                            #   "fetched_at" (selected_markets: the cache's generated_at)
       "summary": {...},                     # counts: fetched, skipped, rejected per reason, ...
       "markets": [{"market": {MarketRecord fields}, "raw": {the Gamma object as served}}, ...]
     }
 
 Writes go to a temporary file in the same directory, are fsynced, then ``os.replace``d over the
-target, so a reader sees the old file or the new one, never half of one.
+target, so a reader sees the old file or the new one, never half of one. A file read back is checked
+(every tick one the venue uses, sizes not negative), and ``selection_problem`` says whether a routed
+file may be traded: its markets fetched recently enough, from the Gamma the run points at.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import msgspec
 
 from core.selection import MarketRecord
+from core.units import TICKS_PX
 
 #: 2: sizes (``min_qty``, ``rewards_min_qty``) in 1e-6 shares; version 1 had them in 0.01 shares.
 SCHEMA_VERSION: Final = 2
@@ -120,7 +125,7 @@ def read_markets_file(path: str | Path) -> MarketsFile:
         raise MarketCacheError(f"{p}: cannot read: {exc.strerror}") from None
     try:
         version = msgspec.json.decode(data, type=_Version).schema_version
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise MarketCacheError(
             f"{p}: not a polymm markets file (invalid JSON or no schema_version)"
         ) from None
@@ -130,9 +135,21 @@ def read_markets_file(path: str | Path) -> MarketsFile:
             "run `polymm refresh-markets` again"
         )
     try:
-        return _DECODER.decode(data)
+        doc = _DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MarketCacheError(f"{p}: {exc}") from None
+        raise MarketCacheError(f"{p}: {' '.join(str(exc).split())[:300]}") from None
+    except RecursionError:
+        raise MarketCacheError(f"{p}: nested too deeply") from None
+    for i, entry in enumerate(doc.markets):
+        m = entry.market
+        if m.tick_px is not None and m.tick_px not in TICKS_PX:
+            raise MarketCacheError(
+                f"{p}: markets[{i}] ({m.market_id}): tick_px {m.tick_px} is not a tick the venue uses "
+                f"({', '.join(map(str, TICKS_PX))} in 1e-4 USDC)"
+            )
+        if m.min_qty < 0 or m.rewards_min_qty < 0:
+            raise MarketCacheError(f"{p}: markets[{i}] ({m.market_id}): a negative size")
+    return doc
 
 
 def load_market_cache(path: str | Path) -> MarketsFile:
@@ -146,3 +163,69 @@ def load_selected_markets(path: str | Path) -> list[MarketRecord]:
     Use ``record.to_info()`` for what the quoting path needs.
     """
     return read_markets_file(path).records()
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+
+
+def parse_utc(text: str) -> int | None:
+    """An ISO 8601 time (``2026-11-24T03:38:21Z``; naive is UTC) as ns since the epoch; None if not one."""
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1_000
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7_200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3_600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
+def fetched_at(doc: MarketsFile) -> str:
+    """When the file's markets were fetched from Gamma (``source.fetched_at``, else ``generated_at``)."""
+    value = doc.source.get("fetched_at")
+    return value if isinstance(value, str) and value else doc.generated_at
+
+
+def selection_problem(doc: MarketsFile, *, gamma_url: str, now_ns: int, max_age_s: float) -> str | None:
+    """Why a routed markets file must not be traded by a run on ``gamma_url`` at ``now_ns``; None if it may.
+
+    It may when it names the Gamma its markets came from (``source.gamma_url``, written by
+    ``refresh-markets`` and carried by ``route-markets``), that is the run's, and they were fetched at
+    most ``max_age_s`` ago (not in the future either: a clock skew of 5 minutes is tolerated).
+    """
+    source = doc.source.get("gamma_url")
+    if not isinstance(source, str) or not source:
+        return "it does not say which Gamma its markets came from (route them again: polymm route-markets)"
+    if not _same_url(source, gamma_url):
+        return f"its markets came from {source}, and this run points at {gamma_url}"
+    when = fetched_at(doc)
+    ts_ns = parse_utc(when)
+    if ts_ns is None:
+        return f"its fetch time {when[:40]!r} is not a UTC time"
+    age_s = (now_ns - ts_ns) / 1e9
+    if age_s < -300:
+        return f"its fetch time {when} is in the future"
+    if age_s > max_age_s:
+        return (
+            f"its markets were fetched {_age(age_s)} ago ({when}), more than ops.selected_markets_max_age_s "
+            f"({max_age_s:g} s)"
+        )
+    return None
+
+
+def describe_source(doc: MarketsFile, now_ns: int) -> str:
+    """``fetched from URL 3 min ago`` for people."""
+    when = fetched_at(doc)
+    ts_ns = parse_utc(when)
+    age = f" {_age(max((now_ns - ts_ns) / 1e9, 0.0))} ago" if ts_ns is not None else ""
+    return f"fetched from {doc.source.get('gamma_url', '?')}{age}"

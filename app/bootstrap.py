@@ -25,7 +25,7 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -37,10 +37,11 @@ from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
 from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
+from adapters.polymarket.book_audit import AuditConfig
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from core.config import Config
-from core.inventory import budget_rooms
+from core.inventory import Inventory, budget_rooms
 from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, ExchangePort
@@ -97,6 +98,16 @@ def _log_feed_end(done: concurrent.futures.Future[None]) -> None:
     # and the quotes are pulled by max_book_age_ms).
     if not done.cancelled() and (exc := done.exception()) is not None:
         log.error("market feed stopped: %r", exc, exc_info=exc)
+
+
+def audit_config(cfg: Config) -> AuditConfig | None:
+    """The feed's book audit from ``ops.book_audit_*`` (None when ``book_audit_s`` is 0)."""
+    ops = cfg.ops
+    if ops.book_audit_s <= 0:
+        return None
+    return AuditConfig(
+        period_s=ops.book_audit_s, levels=ops.book_audit_levels, max_requests_per_s=ops.book_audit_max_rps
+    )
 
 
 class FrameDispatcher:
@@ -167,12 +178,14 @@ class TradingEngine:
         clock: Clock | None = None,
         live_port: Any = None,
         tick_s: float | None = TICK_S,
+        inventory: Mapping[str, Inventory] | None = None,
     ) -> None:
         """Wire everything; nothing starts until ``start``.
 
         ``clock`` is the sessions' clock (the receive clock, ``LiveClock``, unless a replay injects
         one that follows the venue's timestamps); ``tick_s`` the ticker's period (None: no ticker, so
-        no timers, budget shares or feed-alive notes: whoever drives the engine tells them).
+        no timers, budget shares or feed-alive notes: whoever drives the engine tells them);
+        ``inventory`` what each market holds at start (live: the venue's positions, through the ledger).
         """
         self.cfg = cfg
         self.markets = list(markets)
@@ -186,6 +199,7 @@ class TradingEngine:
         self.live_port: ExchangePort | None = live_port
         self.dry_ports: dict[str, DryRunPort] = {}
         self._sessions: dict[str, MarketSession] = {}
+        self._start_inventory: dict[str, Inventory] = dict(inventory or {})
         self._incarnations: dict[str, int] = {}
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
@@ -227,8 +241,9 @@ class TradingEngine:
             self._port(info),
             self.clock,
             self.sink,
-            inventory=previous.inv if previous is not None else None,
+            inventory=previous.inv if previous is not None else self._start_inventory.get(market),
             incarnation=self._incarnations.get(market, 0),
+            book_resync=self.request_book_resync,
         )
         self._incarnations[market] = self._incarnations.get(market, 0) + 1
         self._sessions[market] = s
@@ -250,9 +265,10 @@ class TradingEngine:
         self.feed = MarketWsClient(
             AssetMap.from_markets(self.markets),
             lambda ev: self.dispatch((ev,)),
-            config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url),
+            config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url, audit=audit_config(self.cfg)),
             on_invalidate=self._feed_lost,
             on_batch=self.dispatch,
+            on_resync=self._book_resync,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)
@@ -261,10 +277,28 @@ class TradingEngine:
             self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
             self._ticker.start()
 
+    def request_book_resync(self, market: str) -> None:
+        """A session's order crossed the venue's book (post-only refused): the feed should fetch it afresh.
+
+        Called on the market actors' loop thread. The feed's ``request_book_resync(market)``, when it
+        has one, does it; otherwise this is a no-op (the session's post-only backoff still applies).
+        """
+        hook = getattr(self.feed, "request_book_resync", None)
+        if hook is not None:
+            hook(market)
+        else:
+            log.debug("%s: book resync requested (the feed has no resync)", market)
+
     def _feed_lost(self, market: str, outcome: Outcome) -> None:
         # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.
         if outcome is Outcome.YES:
             self.router.tell(market, FeedLost(ts_ns=self.clock.now_ns()))
+
+    def _book_resync(self, market: str, reason: str) -> None:
+        # The audit found the feed's book of ``market`` behind the venue's: a feed loss for that market.
+        now = self.clock.now_ns()
+        self.sink.record("book_resync", now, market, {"reason": reason})
+        self.router.tell(market, FeedLost(ts_ns=now))
 
     def _tick(self) -> None:
         n = 0

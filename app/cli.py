@@ -1,4 +1,10 @@
-"""The ``polymm`` command line: one subcommand per workflow, each in ``app/commands/``."""
+"""The ``polymm`` command line: one subcommand per workflow, each in ``app/commands/``.
+
+Only the module of the command that runs is imported (``app.commands.COMMANDS``): ``polymm --help``
+imports none, and a command never imports another's dependencies. Mistakes in the input (flags, a
+config, credentials) exit 2 with one line; a service that cannot be reached at start exits 1 with
+one line; never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,54 +12,74 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from app.configfile import ConfigFileError
-
-# Subcommand modules, in the order `polymm --help` lists them. Each module defines
-# `register(subparsers) -> None` (adding its parser with `set_defaults(run=...)`).
-_COMMAND_MODULES: tuple[str, ...] = (
-    "app.commands.quote",
-    "app.commands.sim",
-    "app.commands.report",
-    "app.commands.diff",
-    "app.commands.sweep",
-    "app.commands.markets",
-    "app.commands.run",
-    "app.commands.emulator",
-    "app.commands.demo",
-)
+from app.commands import COMMANDS
+from app.configfile import ConfigFileError, ServiceUnavailable
+from app.process import keep_default_recursion_limit
 
 _DESCRIPTION = """\
 polymm: a Polymarket market-making engine.
 
 Typical flow:
   polymm sim --config configs/market_maker.yaml --out runs/default        simulate (shipped data)
-  polymm diff RUN_A RUN_B / polymm report RUN_DIR / polymm sweep ...      compare, picture, tune
   polymm quote --config configs/market_maker.yaml --book BOOK.json        one decision, with reasons
   polymm refresh-markets --config configs/market_maker.yaml               market cache from Gamma
   polymm route-markets --source-config ... --market-maker-config ...      split it between strategies
   polymm run-market-maker --config configs/market_maker.yaml --mode paper trade on paper (or dry-run/live)
   polymm emulator / polymm demo-live                                      the venue on 127.0.0.1
 
-Every command has --help; docs/ explains each part. Config mistakes exit 2 with one line.
+Every command has --help; docs/ explains each part. Input mistakes exit 2 with one line.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``polymm quote: the following arguments are
+    required: --config (see polymm quote --help)``) and exit 2, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line and exit 2."""
+        self.exit(2, f"{self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    # The top-level parser takes no option with a value, so the first word is the command.
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with the full options of the command ``argv`` names (every command when None).
+
+    Commands other than the one named get a one-line entry for ``polymm --help`` and nothing is
+    imported for them.
+    """
+    parser = OneLineParser(
         prog="polymm", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    names = {name for name, _module, _help in COMMANDS}
+    wanted = _command_of(argv) if argv is not None else None
+    if argv is None:
+        modules = {module for _name, module, _help in COMMANDS}
+    else:
+        modules = {module for name, module, _help in COMMANDS if name == wanted and wanted in names}
+    registered: set[str] = set()
+    for name, module, text in COMMANDS:
+        if module in modules:
+            if module not in registered:
+                registered.add(module)
+                importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; configuration mistakes exit 2 with one line, never a traceback."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the CLI: exit 2 for bad input and 1 for a service unavailable at start, each one line."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    with keep_default_recursion_limit():
+        parser = build_parser(args_in)
+    args = parser.parse_args(args_in)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
@@ -62,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigFileError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except ServiceUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -1,9 +1,15 @@
-"""Live trading wiring: the key, the CLOB client, the order gateway and the user channel.
+"""Live trading wiring: the key, the CLOB client, the order gateway and its ledger, the user channel.
 
 Imported only by ``run-market-maker --mode live``. The key comes from ``POLYMM_PRIVATE_KEY`` or a key
 file (``--key-file`` / ``POLYMM_PRIVATE_KEY_FILE``), API credentials from ``POLYMM_API_KEY``,
 ``POLYMM_API_SECRET`` and ``POLYMM_API_PASSPHRASE`` or derived with the key (L1). Every secret is
 registered with the log redaction filter before anything is logged.
+
+Start-up order (``start_live``): the gateway starts (and its heartbeat thread, so orders of an
+earlier run that we adopt stay alive), then its ``Startup`` loads the venue's truth (positions with
+their cost, recent trades, every open order of ours on any market: adopted or cancelled), and only
+then are the sessions created, each with its market's true position (``inventory``). Reports and
+event-log records from before the engine exists are kept and handed over by ``attach``.
 """
 
 from __future__ import annotations
@@ -11,14 +17,23 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from eth_account import Account
 
-from actors.gateway import GatewayConfig, GatewayStatus, GetGatewayStatus, Shutdown, ShutdownReport
+from actors.gateway import (
+    GatewayConfig,
+    GatewayStatus,
+    GetGatewayStatus,
+    Shutdown,
+    ShutdownReport,
+    Startup,
+    StartupReport,
+)
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import sdk_retry_after_probe, start_gateway
+from adapters.polymarket.clob_port import DataApiPositions, sdk_retry_after_probe, start_gateway
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.secrets import (
     SecretError,
@@ -26,14 +41,23 @@ from adapters.polymarket.secrets import (
     install_log_redaction,
     load_api_credentials,
     load_private_key,
+    verify_credentials,
 )
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import ConfigFileError
 from core.config import Config
 from core.markets import MarketInfo
 from core.messages import TickSizeChanged
+from core.units import format_qty
 
 log = logging.getLogger("polymm.live")
+
+DEFAULT_DATA_API_URL = "https://data-api.polymarket.com"
+PRODUCTION_CLOB_URL = "https://clob.polymarket.com"
+
+
+class LiveStartError(ConfigFileError):
+    """Live trading could not start safely (one line, exit 2)."""
 
 
 def user_ws_url(market_ws_url: str) -> str:
@@ -42,8 +66,69 @@ def user_ws_url(market_ws_url: str) -> str:
     return base[: -len("/market")] + "/user" if base.endswith("/market") else base + "/user"
 
 
+def data_api_url(args: argparse.Namespace) -> str:
+    """``--data-api-url``; else production's for production, the CLOB's ``/data-api`` otherwise."""
+    given = getattr(args, "data_api_url", None)
+    if given:
+        return str(given)
+    clob = str(args.clob_url).rstrip("/")
+    return DEFAULT_DATA_API_URL if clob == PRODUCTION_CLOB_URL else clob + "/data-api"
+
+
+def gateway_config(cfg: Config) -> GatewayConfig:
+    """The gateway's settings from the strategy config's ``ops``."""
+    ops = cfg.ops
+    return GatewayConfig(
+        on_start=ops.on_start,
+        reconcile_interval_s=ops.reconcile_interval_s,
+        max_rate_limit_pause_s=ops.max_rate_limit_pause_s,
+        rate_limit_tier=ops.rate_limit_tier,
+    )
+
+
+class _Held:
+    """Messages and event-log records from before the engine exists, handed over once it does."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tell: Callable[[str, object], object] | None = None
+        self._sink: Any = None
+        self._messages: list[tuple[str, object]] = []
+        self._records: list[tuple[str, int, str, object]] = []
+
+    def route(self, market: str, message: object) -> object:
+        with self._lock:
+            if self._tell is None:
+                self._messages.append((market, message))
+                return None
+            tell = self._tell
+        return tell(market, message)
+
+    def record(self, kind: str, ts_ns: int, market: str, payload: object) -> None:
+        with self._lock:
+            if self._sink is None:
+                self._records.append((kind, ts_ns, market, payload))
+                return
+            sink = self._sink
+        sink.record(kind, ts_ns, market, payload)
+
+    def attach(self, tell: Callable[[str, object], object], sink: Any) -> None:
+        with self._lock:
+            for rec in self._records:
+                sink.record(*rec)
+            for market, message in self._messages:
+                tell(market, message)
+            self._records, self._messages = [], []
+            self._tell, self._sink = tell, sink
+
+
 def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketInfo]) -> dict[str, Any]:
-    """Build the gateway and the user channel; returns ``port``, ``attach(engine)`` and ``shutdown()``."""
+    """Build the gateway, load the venue's truth, prepare the user channel.
+
+    Returns ``port``, ``inventory`` (each market's position at start), ``attach(engine)`` and
+    ``shutdown()`` (a dict for the summary; ``confirmed`` and ``may_remain`` give the exit code), and
+    ``cancel_all_now()`` (a forced exit's one cancel-all).
+    """
     try:
         key = load_private_key(os.environ, key_file=args.key_file)
     except SecretError as exc:
@@ -52,27 +137,40 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
     wallet = Account.from_key(key.reveal()).address
     client, creds = build_clob_client(args.clob_url, key, load_api_credentials(os.environ))
     install_log_redaction([key, *creds.secret_values()])
-    print(f"LIVE trading as wallet {wallet} on {args.clob_url} ({len(markets)} markets)")
-    holder: dict[str, Callable[[str, object], object]] = {}
-
-    def route(market: str, message: object) -> object:
-        deliver = holder.get("tell")
-        return deliver(market, message) if deliver is not None else None
-
-    clock = LiveClock()
-    gateway, port, bridge = start_gateway(
-        client, markets, route, clock, config=GatewayConfig(), retry_after=sdk_retry_after_probe()
+    verify_credentials(client)  # bad credentials stop the run here (one line, exit 2: app.commands.run)
+    data_url = data_api_url(args)
+    print(
+        f"LIVE trading as wallet {wallet} on {args.clob_url} ({len(markets)} markets);"
+        f" positions from {data_url}"
     )
+    held = _Held()
+    gateway, port, bridge = start_gateway(
+        client,
+        markets,
+        held.route,
+        LiveClock(),
+        config=gateway_config(cfg),
+        retry_after=sdk_retry_after_probe(),
+        positions=DataApiPositions(data_url, wallet),
+        sink=held,
+    )
+    report = cast(StartupReport, gateway.ask(Startup(), timeout=300))
+    _print_startup(report, cfg)
+    if not report.positions_loaded and any(e.startswith("list positions") for e in report.errors):
+        gateway.ask(Shutdown(), timeout=120)
+        gateway.stop()
+        raise LiveStartError(f"live: cannot start without the venue's positions: {report.errors[0]}")
     ws = UserWsClient(
         AssetMap.from_markets(markets),
         creds,
         bridge.on_event,
         on_reconnect=bridge.on_reconnect,
+        on_subscribed=bridge.on_subscribed,
         config=UserWsConfig(url=getattr(args, "user_ws_url", None) or user_ws_url(args.ws_url)),
     )
 
     def attach(engine: Any) -> None:
-        holder["tell"] = engine.router.tell
+        held.attach(engine.router.tell, engine.sink)
 
         def tick_listener(ev: object) -> None:
             # The gateway signs with the market's current tick: tell it about every change.
@@ -83,15 +181,48 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
         ws.start_in_thread()
 
     def shutdown() -> dict[str, Any]:
-        report = cast(ShutdownReport, gateway.ask(Shutdown(), timeout=60))
-        status = cast(GatewayStatus, gateway.ask(GetGatewayStatus(), timeout=10))
-        gateway.stop()
-        ws.stop()
+        try:
+            rep = cast(ShutdownReport, gateway.ask(Shutdown(), timeout=120))
+            status = cast(GatewayStatus, gateway.ask(GetGatewayStatus(), timeout=10))
+        finally:
+            gateway.stop()
+            ws.stop()
         return {
-            "canceled": report.canceled,
-            "still_open": len(report.remaining),
-            "confirmed": report.confirmed,
-            "open_orders": status.open_orders,
+            "canceled": rep.canceled,
+            "still_open": len(rep.remaining),
+            "confirmed": rep.confirmed,
+            "heartbeat_max_gap_s": round(status.heartbeat_max_gap_s, 2),
+            "may_remain": rep.described,
         }
 
-    return {"port": port, "attach": attach, "shutdown": shutdown, "wallet": wallet}
+    def cancel_all_now() -> bool:
+        # A forced exit (a second signal, app.commands.run): one cancel-all and one listing, from any
+        # thread. True when the venue lists no open order of ours afterwards.
+        client.cancel_all()
+        rows = client.get_open_orders()
+        return isinstance(rows, list) and not rows
+
+    return {
+        "port": port,
+        "attach": attach,
+        "shutdown": shutdown,
+        "wallet": wallet,
+        "inventory": dict(report.positions),
+        "cancel_all_now": cancel_all_now,
+    }
+
+
+def _print_startup(report: StartupReport, cfg: Config) -> None:
+    held = {m: inv for m, inv in report.positions.items() if inv.yes_qty or inv.no_qty}
+    if report.positions_loaded:
+        print(f"positions: {len(held)} of our markets hold shares (the venue's, with their cost)")
+    else:
+        print("positions: the venue lists none for this wallet (every market starts from zero)")
+    for m, inv in sorted(held.items()):
+        print(f"  {m[:20]:<20} YES {format_qty(inv.yes_qty)}  NO {format_qty(inv.no_qty)}")
+    print(
+        f"open orders of ours at start: {report.adopted} adopted (ops.on_start: {cfg.ops.on_start}), "
+        f"{report.canceled} cancelled; {report.pre_start_trades} recent trades already in the positions"
+    )
+    for err in report.errors:
+        print(f"  start-up: {err}")

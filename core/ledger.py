@@ -276,6 +276,13 @@ class OrderLedger:
             self.by_venue[order_id] = o
         return o
 
+    def unsent(self, client_id: str, reason: str, ts_ns: int) -> list[Effect]:
+        """An order that was never posted (cancelled before sending, or refused): it is finished."""
+        o = self.by_client.get(client_id)
+        if o is None or not o.open or o.state != "pending":
+            return []
+        return self._finish(o, reason, ts_ns)
+
     def cancel_requested(self, client_id: str) -> LedgerOrder | None:
         """We asked to cancel ``client_id``; returns the order if a cancel must be sent."""
         o = self.by_client.get(client_id)

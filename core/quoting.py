@@ -4,9 +4,10 @@ Pure: no I/O, clock, randomness or logging; time comes in as ``now_ns``. Every k
 ``QuoteParams`` (compiled once from the YAML ``Config`` by ``quote_params``). Quotes are expressed on
 the YES book; ``orders`` says how each quote is sent (a YES ask may go out as a BUY NO at 1 - p).
 
-Pipeline: fair price → inventory skew → half-spread (+ volatility widening) → ladder (bids floored,
-asks ceiled to the tick) → maker-only clamp (and optional join/improve) → sizes (min size, flow
-shrink) → exposure trim (per-market and global caps, resting orders included) → YES/NO routing.
+Pipeline: risk gate (``core.risk``: paused or halted quotes nothing) → fair price → inventory skew →
+half-spread (+ volatility widening, + the fast-move add-on) → ladder (bids floored, asks ceiled to
+the tick) → maker-only clamp (and optional join/improve) → sizes (min size, flow shrink, reduce-only
+room) → exposure trim (per-market and global caps, resting orders included) → YES/NO routing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from core.book import BookView
 from core.config import Config
 from core.estimators import FlowState, VolParams, VolState, flow_imbalance_permille
 from core.inventory import Inventory, OrderLike, worst_case_losses_usdc10
+from core.risk import ACTIVE_GATE, STATE_NAMES, RiskGate, TradingState
 from core.units import (
     NS_PER_MS,
     ORDER_QTY_STEP,
@@ -38,6 +40,7 @@ from core.units import (
 )
 
 _YES, _NO, _BUY, _SELL = Outcome.YES, Outcome.NO, Side.BUY, Side.SELL
+_REDUCE_ONLY, _PAUSED, _HALTED = TradingState.REDUCE_ONLY, TradingState.PAUSED, TradingState.HALTED
 
 
 class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,6 +151,9 @@ NoQuoteReason = Literal[
     "stale_book",
     "volatility_pull",
     "no_room",
+    "risk_reduce_only",
+    "risk_paused",
+    "risk_halted",
 ]
 
 
@@ -172,6 +178,9 @@ class Reasons(msgspec.Struct, frozen=True, kw_only=True):
     loss_if_no_usdc6: Usdc6 = 0
     trims: tuple[str, ...] = ()
     pulled: str = ""
+    risk_state: str = "active"  # core.risk.STATE_NAMES: the market's trading state
+    risk_rule: str = ""  # the rule that set it (or that widened the half-spread)
+    risk_widen_px: Px = 0  # the fast-move add-on included in half_spread_px
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -214,9 +223,24 @@ def flow_size_pcts(flow: FlowState, now_ns: int, p: QuoteParams) -> tuple[int, i
     return flow_pm, pct, 100  # sellers hit our bids
 
 
-def _no_quote(reason: NoQuoteReason, detail: str, reasons: Reasons | None = None) -> Decision:
+def _no_quote(
+    reason: NoQuoteReason, detail: str, reasons: Reasons | None = None, risk: RiskGate = ACTIVE_GATE
+) -> Decision:
     r = reasons if reasons is not None else Reasons()
-    return Decision(quote=False, no_quote=reason, reasons=msgspec.structs.replace(r, pulled=detail))
+    r = msgspec.structs.replace(r, pulled=detail) if risk is ACTIVE_GATE else _with_risk(r, risk, detail)
+    return Decision(quote=False, no_quote=reason, reasons=r)
+
+
+def _with_risk(r: Reasons, risk: RiskGate, pulled: str | None = None) -> Reasons:
+    # The gate's state and rule in the reasons (only when a rule restricts or widens: ACTIVE_GATE
+    # leaves the defaults, so the common path allocates nothing more).
+    return msgspec.structs.replace(
+        r,
+        pulled=r.pulled if pulled is None else pulled,
+        risk_state=STATE_NAMES[risk.state],
+        risk_rule=risk.rule,
+        risk_widen_px=risk.widen_px,
+    )
 
 
 def decide(
@@ -229,6 +253,7 @@ def decide(
     *,
     global_room_usdc6: Usdc6 | None = None,
     inflight: tuple[OrderLike, ...] = (),
+    risk: RiskGate = ACTIVE_GATE,
 ) -> Decision:
     """Decide the quotes for one market.
 
@@ -241,33 +266,49 @@ def decide(
         now_ns: Current time (the caller's clock; simulated or live).
         global_room_usdc6: What the global exposure budget still allows this market (None: no limit).
         inflight: Our orders whose cancel is in flight: they can still fill, so they count for the caps.
+        risk: The market's trading state from ``core.risk`` and the fast-move add-on to the
+            half-spread. REDUCE_ONLY quotes only the side that lowers the net position (long: asks;
+            short: bids; flat: nothing), in all (with the orders in flight) no more than the
+            position; PAUSED and HALTED quote nothing.
 
     Returns:
         A ``Decision`` with the ladder, the orders to rest and every reason that went into it.
     """
     tick = view.tick_px
+    # --- 0. the risk gate: paused or halted quotes nothing; reduce-only has nothing to do flat ----
+    state = risk.state
+    if state:
+        if state >= _PAUSED:
+            return _no_quote("risk_halted" if state is _HALTED else "risk_paused", risk.detail, None, risk)
+        if inv.yes_qty == inv.no_qty:
+            return _no_quote("risk_reduce_only", f"{risk.detail}; flat: nothing to reduce", None, risk)
     # --- 1. fair price, or a reasoned refusal (never an invented price) ---------------------------
     if view.bid_qty <= 0 and view.ask_qty <= 0:
-        return _no_quote("empty_book", "no bids and no asks")
+        return _no_quote("empty_book", "no bids and no asks", None, risk)
     if view.bid_qty <= 0 or view.ask_qty <= 0:
-        return _no_quote("one_sided_book", "no bids" if view.bid_qty <= 0 else "no asks")
+        return _no_quote("one_sided_book", "no bids" if view.bid_qty <= 0 else "no asks", None, risk)
     best_bid, best_ask = view.bid_px, view.ask_px
     if best_bid >= best_ask:
-        return _no_quote("crossed_book", f"best bid {format_px(best_bid)} >= best ask {format_px(best_ask)}")
+        return _no_quote(
+            "crossed_book", f"best bid {format_px(best_bid)} >= best ask {format_px(best_ask)}", None, risk
+        )
     if p.max_book_spread_px and best_ask - best_bid > p.max_book_spread_px:
         return _no_quote(
             "wide_book",
             f"spread {format_px(best_ask - best_bid)} ({format_px(best_bid)}/{format_px(best_ask)}) is wider "
             f"than max_book_spread {format_px(p.max_book_spread_px)}",
+            None,
+            risk,
         )
     if p.max_book_age_ns and now_ns - view.ts_ns > p.max_book_age_ns:
-        return _no_quote("stale_book", f"book is {(now_ns - view.ts_ns) // NS_PER_MS} ms old")
+        return _no_quote("stale_book", f"book is {(now_ns - view.ts_ns) // NS_PER_MS} ms old", None, risk)
     if vol.pulled:
         return _no_quote(
             "volatility_pull",
             f"vol {vol.vol_px} px above pull threshold {p.vol.pull_threshold_px} (resume below "
             f"{p.vol.resume_threshold_px})",
             Reasons(vol_px=vol.vol_px),
+            risk,
         )
     if p.fair_microprice:
         bq, aq = view.bid_qty, view.ask_qty
@@ -286,11 +327,11 @@ def decide(
     elif skewed > PX_ONE - tick:
         skewed = float(PX_ONE - tick)
 
-    # --- 3. half-spread, widened in proportion to volatility above the threshold ------------------
+    # --- 3. half-spread, widened in proportion to volatility above the threshold, and on a fast move
     widen = (
         int((vol.vol_px - p.widen_threshold_px) * p.widen_per_px) if vol.vol_px > p.widen_threshold_px else 0
     )
-    half = p.half_spread_px + widen
+    half = p.half_spread_px + widen + risk.widen_px
 
     # --- 4. ladder on the tick grid; bids floor, asks ceil; spacing at least one tick -------------
     spacing = p.level_spacing_px if p.level_spacing_px > tick else tick
@@ -351,12 +392,29 @@ def decide(
     sizes_qty = p.level_sizes_qty
     sizes_usdc6 = p.level_sizes_usdc6
     levels = p.levels
+    # Reduce-only: only the side that lowers |net|, and no more than it, counting the orders in
+    # flight on that side (they may still fill), so no combination of fills flips the position.
+    reduce_only = state is _REDUCE_ONLY
+    bid_room = ask_room = 0
+    bid_levels = ask_levels = levels
+    if reduce_only:
+        for o, s, _, q in inflight:
+            if (o is _YES) == (s is _BUY):
+                bid_room -= q
+            else:
+                ask_room -= q
+        if net > 0:
+            ask_room += net
+            bid_levels = 0
+        else:
+            bid_room -= net
+            ask_levels = 0
     trims: list[str] = []
     bids: list[Quote] = []
     asks: list[Quote] = []
     orders: list[DesiredOrder] = []
     via_sell_no = p.buy_yes_via_sell_no
-    for i in range(levels):
+    for i in range(bid_levels):
         # Deeper levels stay on the grid even when the spacing is not a multiple of the tick.
         px = top_bid - i * spacing
         px -= px % tick
@@ -374,6 +432,13 @@ def decide(
         q -= q % step
         if q < min_qty:
             continue
+        if reduce_only and q > bid_room:
+            fit = bid_room - bid_room % step
+            if fit < min_qty:
+                trims.extend(_dropped("bid", top_bid, -spacing, tick, i, levels, "reduce-only"))
+                break
+            trims.append(f"bid {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (reduce-only)")
+            q = fit
         last = loss_no + px * q > bound
         if last:
             fit = (bound - loss_no) // px
@@ -385,6 +450,7 @@ def decide(
             trims.extend(_dropped("bid", top_bid, -spacing, tick, i + 1, levels))
             q = fit
         loss_no += px * q
+        bid_room -= q
         bids.append(Quote(px, q))
         if via_sell_no and avail_no >= q:
             orders.append(DesiredOrder(_NO, _SELL, PX_ONE - px, q))
@@ -394,7 +460,7 @@ def decide(
         if last:
             break
     via_buy_no = p.sell_yes_via_buy_no
-    for i in range(levels):
+    for i in range(ask_levels):
         px = top_ask + i * spacing
         px = -((-px) // tick) * tick
         if px > hi:
@@ -412,6 +478,13 @@ def decide(
         q -= q % step
         if q < min_qty:
             continue
+        if reduce_only and q > ask_room:
+            fit = ask_room - ask_room % step
+            if fit < min_qty:
+                trims.extend(_dropped("ask", top_ask, spacing, tick, i, levels, "reduce-only"))
+                break
+            trims.append(f"ask {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (reduce-only)")
+            q = fit
         last = loss_yes + unit * q > bound
         if last:
             fit = (bound - loss_yes) // unit
@@ -431,6 +504,7 @@ def decide(
             trims.append(f"ask {format_px(px)}: no YES to sell and sell_yes_via_buy_no is off")
             continue
         loss_yes += unit * q
+        ask_room -= q
         asks.append(Quote(px, q))
         if last:
             break
@@ -454,13 +528,20 @@ def decide(
         loss_if_no_usdc6=usdc10_to_usdc6_ceil(loss_no),
         trims=tuple(trims),
     )
+    if risk is not ACTIVE_GATE:
+        reasons = _with_risk(reasons, risk)
     if not bids and not asks:
         return Decision(
             quote=False,
-            no_quote="no_room",
+            no_quote="risk_reduce_only" if reduce_only else "no_room",
             fair_px=round(fair),
             skewed_mid_px=round(skewed),
-            reasons=msgspec.structs.replace(reasons, pulled="no level fits the size and exposure limits"),
+            reasons=msgspec.structs.replace(
+                reasons,
+                pulled=f"{risk.detail}; no reducing level fits the size and exposure limits"
+                if reduce_only
+                else "no level fits the size and exposure limits",
+            ),
         )
     return Decision(
         quote=True,
@@ -473,12 +554,12 @@ def decide(
     )
 
 
-def _dropped(name: str, top: Px, step: Px, tick: Px, first: int, levels: int) -> list[str]:
-    # Trim notes for the levels from ``first`` on (rare: only when the cap binds).
+def _dropped(name: str, top: Px, step: Px, tick: Px, first: int, levels: int, why: str = "cap") -> list[str]:
+    # Trim notes for the levels from ``first`` on (rare: only when the cap or the reduce-only room binds).
     out = []
     for i in range(first, levels):
         px = top + i * step
         px = px - px % tick if step < 0 else -((-px) // tick) * tick
         if tick <= px <= PX_ONE - tick:
-            out.append(f"{name} {format_px(px)}: dropped (cap)")
+            out.append(f"{name} {format_px(px)}: dropped ({why})")
     return out

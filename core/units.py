@@ -70,6 +70,10 @@ class Outcome(IntEnum):
     NO = 1
 
 
+#: The longest decimal text ``decimal_to_int`` reads (a venue number is a few dozen characters).
+_MAX_NUMBER_CHARS: Final = 100
+
+
 class UnitError(ValueError):
     """A value that does not fit its integer unit exactly."""
 
@@ -91,6 +95,9 @@ def decimal_to_int(text: str, decimals: int) -> int:
     s = text.strip()
     if not s:
         raise UnitError("empty number")
+    if len(s) > _MAX_NUMBER_CHARS:
+        # No price, size or amount is this long; int() of thousands of digits is slow, then refused.
+        raise UnitError(f"not a number of at most {_MAX_NUMBER_CHARS} characters: {s[:20]!r}… ({len(s)})")
     if "e" in s or "E" in s:
         return _scientific_to_int(s, decimals)
     negative = s[0] == "-"

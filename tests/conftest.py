@@ -10,6 +10,8 @@ import pykka
 import pytest
 from hypothesis import HealthCheck, settings
 
+from app.process import restore_default_recursion_limit
+
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile(
     "ci", max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -29,3 +31,11 @@ def fixtures_dir() -> Path:
 def _stop_all_actors() -> Iterator[None]:
     yield
     pykka.ActorRegistry.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _default_recursion_limit() -> Iterator[None]:
+    # Importing the emulator or the venue SDK pulls in py_ecc, which raises the recursion limit to
+    # 100,000; the trading process puts it back (app.process), so every test runs as it would.
+    restore_default_recursion_limit()
+    yield

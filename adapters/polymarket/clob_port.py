@@ -6,13 +6,18 @@
   ``py_clob_client_v2.ClobClient``, or a fake in tests): signing with our per-market tick and
   neg-risk flag (``orders.sign_place``: no tick/neg-risk/version lookups), ``POST /orders`` batches,
   ``DELETE /orders``, ``DELETE /cancel-market-orders``, ``POST /v1/heartbeats`` with the id chained
-  (a stale id is replaced by the one the venue returns) and ``GET /data/orders``. Replies go
-  through ``errors.check_*``; exceptions are mapped onto ``errors`` and classified for the gateway.
-* ``UserChannelBridge`` turns parsed user-channel events (``parse.VenueTrade``/``VenueOrderUpdate``)
-  into gateway messages, and a reconnect into a ``Reconcile``.
+  (a stale id is replaced by the one the venue returns), ``GET /data/orders`` (every market),
+  ``GET /data/trades`` (backfills), ``GET /data/order/{id}`` and the Data API's ``/v2/positions``
+  (``DataApiPositions``, over httpx). Replies go through ``errors.check_*``; exceptions are mapped
+  onto ``errors`` and classified for the gateway; the ``Poly-RateLimit-*`` headers of every reply are
+  read by the ``RetryAfterProbe`` hook and handed to the gateway's rate limiter.
+* ``UserChannelBridge`` turns parsed user-channel events into gateway messages (a trade becomes the
+  ledger's ``VenueTrade``), and every (re)subscription into a ``Reconcile``.
 * ``start_gateway`` wires the three (the composition root calls it).
 
-Blocking calls happen only on the gateway's thread.
+Only this module and ``orders``/``errors``/``secrets`` know the client library: moving to another
+client changes them, not the gateway or the ledger. Blocking calls happen on the gateway's thread
+(and ``heartbeat`` on the heartbeat thread).
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
+import httpx
 import msgspec
 import pykka
-from py_clob_client_v2.clob_types import OrderMarketCancelParams, PostOrdersV2Args
+from py_clob_client_v2.clob_types import OrderMarketCancelParams, PostOrdersV2Args, TradeParams
 from py_clob_client_v2.http_helpers import helpers as clob_http
 
 from actors.gateway import (
@@ -34,22 +41,27 @@ from actors.gateway import (
     OrderGatewayActor,
     PlaceResult,
     PreparedOrder,
+    RateLimitInfo,
     Reconcile,
     Route,
     Schedule,
     Submit,
-    UserFill,
     UserOrderUpdate,
-    VenueOrder,
+    VenueOrderStatus,
 )
 from adapters.polymarket.errors import (
+    BadResponse,
     PolymarketError,
+    RateLimited,
+    RequestRejected,
     RetryAfterProbe,
+    TransportFailed,
     check_batch_response,
     check_cancel_response,
     check_response,
     error_message,
     is_ambiguous,
+    parse_retry_after,
     should_retry,
     to_polymarket_error,
 )
@@ -59,13 +71,16 @@ from adapters.polymarket.parse import (
     PayloadError,
     UserEvent,
     VenueOrderUpdate,
-    VenueTrade,
     parse_side,
+    parse_trade,
 )
+from adapters.polymarket.parse import VenueTrade as ParsedTrade
+from adapters.polymarket.schemas import WireTrade
+from core.ledger import TradeLeg, VenueOrderView, VenuePosition, VenueTrade
 from core.markets import MarketInfo
 from core.messages import CancelAll, Command, Place
-from core.ports import Clock
-from core.units import Outcome, Px, Side, UnitError, parse_px, parse_qty
+from core.ports import Clock, EventSink
+from core.units import NS_PER_S, PX_ONE, QTY_ONE, Outcome, Px, Side, UnitError, parse_px, parse_qty
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +89,15 @@ __all__ = [
     "MAX_POST_BATCH",
     "ClobExchangePort",
     "ClobLike",
+    "DataApiPositions",
     "PolymarketVenue",
+    "PositionsSource",
     "UserChannelBridge",
+    "ledger_trade",
+    "positions_from_rows",
     "sdk_retry_after_probe",
     "start_gateway",
+    "trades_from_rows",
     "user_event_messages",
 ]
 
@@ -85,6 +105,7 @@ __all__ = [
 MAX_POST_BATCH: Final = 15
 #: ``DELETE /orders`` takes at most 1000 ids (since 2026-06-15).
 MAX_CANCEL_BATCH: Final = 1000
+STATUS_NOT_FOUND: Final = 404
 
 
 class ClobLike(Protocol):
@@ -114,6 +135,24 @@ class ClobLike(Protocol):
         """``GET /data/orders``, every page."""
         ...
 
+    def get_trades(
+        self, params: Any = None, only_first_page: bool = False, next_cursor: str | None = None
+    ) -> Any:
+        """``GET /data/trades``, every page."""
+        ...
+
+    def get_order(self, order_id: str) -> Any:
+        """``GET /data/order/{id}``."""
+        ...
+
+
+class PositionsSource(Protocol):
+    """Where the wallet's positions are listed (the Data API: ``DataApiPositions``)."""
+
+    def rows(self) -> list[Any]:
+        """Every position row (raises ``PolymarketError``)."""
+        ...
+
 
 class _Signed(msgspec.Struct, frozen=True):
     # What PreparedOrder.payload carries: the client's signed order and its order type.
@@ -135,22 +174,29 @@ class PolymarketVenue:
         chain_id: int = POLYGON,
         retry_after: RetryAfterProbe | None = None,
         now_s: Callable[[], float] = time.time,
+        positions: PositionsSource | None = None,
     ) -> None:
         """Wrap ``clob``; ``assets`` maps token ids of the markets we trade.
 
         Args:
             clob: The client (its ``builder`` signs; its HTTP methods are called on the gateway thread).
-            assets: Token id → (market, outcome), to read ``GET /data/orders``.
+            assets: Token id → (market, outcome), to read listings and trades.
             chain_id: Signing domain (137: Polygon).
-            retry_after: Reads Retry-After of failed replies (``sdk_retry_after_probe()`` for the real
-                client); None: Retry-After is not available.
+            retry_after: Reads Retry-After and the rate-limit headers of replies
+                (``sdk_retry_after_probe()`` for the real client); None: not available.
             now_s: Wall clock for HTTP-date Retry-After values.
+            positions: The wallet's positions (Data API); None: the venue offers no listing.
         """
         self._clob = clob
         self._assets = assets
         self._chain_id = chain_id
         self._probe = retry_after
         self._now_s = now_s
+        self._positions = positions
+
+    def add_market(self, info: MarketInfo) -> None:
+        """Follow the tokens of one more market."""
+        self._assets = AssetMap({**dict(self._assets.items()), **dict(AssetMap.from_markets([info]).items())})
 
     # --- Venue -------------------------------------------------------------------------------------
 
@@ -172,7 +218,11 @@ class PolymarketVenue:
         replies = check_batch_response(resp, len(orders))
         return [
             PlaceResult(
-                client_id=p.client_id, order_id=r.order_id if r.ok else "", error=r.error, unknown=r.unknown
+                client_id=p.client_id,
+                order_id=r.order_id if r.ok else "",
+                error=r.error,
+                unknown=r.unknown,
+                status=r.status or "live",
             )
             for p, r in zip(orders, replies, strict=True)
         ]
@@ -199,34 +249,87 @@ class PolymarketVenue:
             resp = self._call(self._clob.post_heartbeat, current)
         return str(check_response(resp).get("heartbeat_id") or "")
 
-    def open_orders(self) -> list[VenueOrder]:
-        """Every open order of this API key in the markets of ``assets``."""
+    def open_orders(self) -> list[VenueOrderView]:
+        """Every open order of this API key, on any market (ours to manage even where we do not trade)."""
         rows = self._call(self._clob.get_open_orders)
         if not isinstance(rows, list):
             check_response(rows)
-            raise PolymarketError(f"GET /data/orders: expected a list, got {type(rows).__name__}")
-        out: list[VenueOrder] = []
+            raise BadResponse(f"GET /data/orders: expected a list, got {type(rows).__name__}")
+        out: list[VenueOrderView] = []
         for row in rows:
             order = _venue_order(row, self._assets)
             if order is not None:
                 out.append(order)
         return out
 
+    def trades(self, after_ns: int) -> list[VenueTrade]:
+        """``GET /data/trades`` matched from ``after_ns`` on (whole seconds, one second early), every page."""
+        params = TradeParams(after=max(after_ns // NS_PER_S - 1, 0)) if after_ns > 0 else None
+        rows = self._call(self._clob.get_trades, params)
+        if not isinstance(rows, list):
+            check_response(rows)
+            raise BadResponse(f"GET /data/trades: expected a list, got {type(rows).__name__}")
+        return trades_from_rows(rows, self._assets)
+
+    def order(self, order_id: str) -> VenueOrderStatus | None:
+        """``GET /data/order/{id}``; None when the venue says it has no such order (404 or an empty reply)."""
+        try:
+            row = self._call(self._clob.get_order, order_id)
+        except RequestRejected as exc:
+            if exc.status_code == STATUS_NOT_FOUND:
+                return None
+            raise
+        if not row:
+            return None
+        body = check_response(row)
+        return VenueOrderStatus(
+            order_id=str(body.get("id") or order_id), status=str(body.get("status") or "")
+        )
+
+    def positions(self) -> list[VenuePosition] | None:
+        """The wallet's positions in our markets (Data API); None when there is no listing (404)."""
+        if self._positions is None:
+            return None
+        try:
+            rows = self._positions.rows()
+        except RequestRejected as exc:
+            if exc.status_code == STATUS_NOT_FOUND:
+                logger.warning("the Data API has no positions endpoint (404): %s", exc)
+                return None
+            raise
+        return positions_from_rows(rows, self._assets)
+
+    def rate_limit(self) -> RateLimitInfo | None:
+        """The ``Poly-RateLimit-*`` headers of the last reply on this thread (then forgotten)."""
+        h = self._probe.take_rate_limit() if self._probe is not None else None
+        if h is None:
+            return None
+        return RateLimitInfo(remaining=h.remaining, reset_s=h.reset_s, tier=h.tier, warning=h.warning)
+
     def describe_failure(self, exc: Exception) -> Failure:
-        """Retry on 429/425/5xx/no reply; ambiguous when no reply or 5xx."""
+        """Retry on 429/425/5xx/no reply; ambiguous: no reply, a 5xx, or a 429 without the venue's headers."""
         err = self._error(exc)
+        limited = isinstance(err, RateLimited)
         return Failure(
             reason=f"{type(err).__name__}: {err}",
             retry=should_retry(err),
-            ambiguous=is_ambiguous(err),
+            ambiguous=is_ambiguous(err) or (limited and not getattr(err, "definite", True)),
             retry_after_s=getattr(err, "retry_after_s", None),
+            rate_limited=limited,
+            not_found=getattr(err, "status_code", None) == STATUS_NOT_FOUND,
         )
 
     # --- helpers -----------------------------------------------------------------------------------
 
     def _error(self, exc: BaseException) -> PolymarketError:
+        if isinstance(exc, PolymarketError):
+            return exc
         retry_after = self._probe.take(self._now_s()) if self._probe is not None else None
-        return to_polymarket_error(exc, retry_after)
+        err = to_polymarket_error(exc, retry_after)
+        if isinstance(err, RateLimited):
+            # Classified now, while the probe still holds this reply's headers.
+            err.definite = self._probe is not None and self._probe.peek_rate_limit() is not None
+        return err
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -247,19 +350,24 @@ def _current_heartbeat_id(exc: BaseException) -> str | None:
     body = getattr(exc, "error_msg", None)
     if getattr(exc, "status_code", None) == 400 and isinstance(body, dict):
         current = body.get("heartbeat_id")
-        if isinstance(current, str) and current and "heartbeat" in error_message(body).lower():
+        if isinstance(current, str) and "heartbeat" in error_message(body).lower():
             return current
     return None
 
 
-def _venue_order(row: object, assets: AssetMap) -> VenueOrder | None:
+def _venue_order(row: object, assets: AssetMap) -> VenueOrderView | None:
     if not isinstance(row, dict):
         logger.warning("GET /data/orders: skipped a row that is not an object")
         return None
-    key = assets.get(str(row.get("asset_id", "")))
     order_id = str(row.get("id") or "")
-    if key is None or not order_id:
-        return None  # another market's order, or no id: not ours to manage
+    if not order_id:
+        return None  # no id: nothing we could cancel
+    asset = str(row.get("asset_id", ""))
+    key = assets.get(asset)
+    if key is None:
+        # A token we do not trade: still our order, so it is listed (and cancelled), under a market
+        # name that can never be one we trade.
+        return _unusable(order_id, (f"{row.get('market') or '?'} (token {asset[:16]})", Outcome.YES))
     try:
         side = parse_side(str(row.get("side", "")))
         px = _row_value(parse_px, row, "price", "")
@@ -268,8 +376,7 @@ def _venue_order(row: object, assets: AssetMap) -> VenueOrder | None:
     except PayloadError as exc:
         logger.warning("GET /data/orders: order %s has unusable fields: %s", order_id, exc)
         return _unusable(order_id, key)
-    trades = row.get("associate_trades") or []
-    return VenueOrder(
+    return VenueOrderView(
         order_id=order_id,
         market=key[0],
         outcome=key[1],
@@ -277,7 +384,6 @@ def _venue_order(row: object, assets: AssetMap) -> VenueOrder | None:
         px=px,
         original_qty=original,
         matched_qty=matched,
-        trade_ids=tuple(str(t) for t in trades) if isinstance(trades, list) else (),
     )
 
 
@@ -289,10 +395,10 @@ def _row_value(parse: Callable[[str], int], row: dict[Any, Any], field: str, def
         raise PayloadError(f"{field}: {exc}") from None
 
 
-def _unusable(order_id: str, key: tuple[str, Outcome]) -> VenueOrder:
+def _unusable(order_id: str, key: tuple[str, Outcome]) -> VenueOrderView:
     # A bad row spoils only itself: it is still listed (an open order is never declared gone because
     # one of its fields is unreadable), with matched_qty=-1 saying its sizes cannot be used.
-    return VenueOrder(
+    return VenueOrderView(
         order_id=order_id,
         market=key[0],
         outcome=key[1],
@@ -303,47 +409,179 @@ def _unusable(order_id: str, key: tuple[str, Outcome]) -> VenueOrder:
     )
 
 
+# --- trades and positions ------------------------------------------------------------------------------
+
+
+def ledger_trade(ev: ParsedTrade) -> VenueTrade:
+    """A parsed venue trade as the ledger takes it: the legs that may be ours, each on its own token.
+
+    Every maker leg (the ledger keeps those whose order ids are ours), and the taker order's when we
+    were the taker. The trade's time is its match time (backfills ask for trades by it).
+    """
+    legs = [
+        TradeLeg(
+            order_id=m.order_id,
+            outcome=m.outcome,
+            side=m.side,
+            px=m.px,
+            qty=m.qty,
+            liquidity="maker",
+            fee_rate_bps=m.fee_rate_bps,
+        )
+        for m in ev.maker_fills
+    ]
+    if ev.trader_side == "TAKER":
+        legs.append(
+            TradeLeg(
+                order_id=ev.taker_order_id,
+                outcome=ev.outcome,
+                side=ev.side,
+                px=ev.px,
+                qty=ev.qty,
+                liquidity="taker",
+                fee_rate_bps=ev.fee_rate_bps,
+            )
+        )
+    return VenueTrade(
+        trade_id=ev.trade_id,
+        market=ev.market,
+        status=ev.status,
+        ts_ns=ev.match_ns or ev.ts_ns,
+        legs=tuple(legs),
+    )
+
+
+def trades_from_rows(rows: Sequence[object], assets: AssetMap) -> list[VenueTrade]:
+    """``GET /data/trades`` rows (the user channel's ``trade`` shape) in our markets, as ledger trades.
+
+    A row that cannot be read is skipped and logged: the periodic position comparison shows what it
+    would have changed.
+    """
+    out: list[VenueTrade] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            logger.warning("GET /data/trades: skipped a row that is not an object")
+            continue
+        try:
+            raw = msgspec.convert({**row, "event_type": "trade"}, WireTrade, strict=False)
+            ev = parse_trade(raw, assets)
+        except (msgspec.ValidationError, PayloadError) as exc:
+            logger.warning("GET /data/trades: skipped trade %s: %s", str(row.get("id", "?"))[:80], exc)
+            continue
+        if ev is not None:
+            out.append(ledger_trade(ev))
+    return out
+
+
+_QTY_QUANTUM: Final = Decimal("0.000001")
+_PX_QUANTUM: Final = Decimal("0.0001")
+
+
+def positions_from_rows(rows: Sequence[object], assets: AssetMap) -> list[VenuePosition]:
+    """Data API ``/v2/positions`` rows of our markets as ``VenuePosition``s (other markets are left out).
+
+    Sizes are exact to the 1e-6 share; the average price is rounded to 1e-4 (it is a cost basis, not
+    an order price). A row of one of our markets that cannot be read raises ``BadResponse``: a
+    position believed zero is exactly the error this listing exists to prevent.
+    """
+    out: list[VenuePosition] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise BadResponse("positions: a row is not an object")
+        token = str(row.get("token_id") or row.get("asset") or row.get("asset_id") or "")
+        key = assets.get(token)
+        if key is None:
+            continue
+        size = row.get("current_size", row.get("size"))
+        avg = row.get("avg_price", row.get("avgPrice", "0"))
+        try:
+            qty_d = Decimal(str(size)).quantize(_QTY_QUANTUM, rounding=ROUND_HALF_EVEN)
+            px_d = Decimal(str(avg if avg is not None else "0")).quantize(
+                _PX_QUANTUM, rounding=ROUND_HALF_EVEN
+            )
+            if not qty_d.is_finite() or not px_d.is_finite() or abs(qty_d) > _MAX_SHARES:
+                raise InvalidOperation
+        except (InvalidOperation, ValueError) as exc:
+            raise BadResponse(
+                f"positions: token {token[:20]}: unusable size {size!r} or price {avg!r}"
+            ) from exc
+        qty = int(qty_d * QTY_ONE)
+        px = min(max(int(px_d * PX_ONE), 0), PX_ONE)
+        out.append(VenuePosition(market=key[0], outcome=key[1], qty=max(qty, 0), avg_px=px))
+    return out
+
+
+_MAX_SHARES: Final = Decimal(10) ** 15
+
+
+class DataApiPositions:
+    """The wallet's positions from the Data API: ``GET {url}/v2/positions?user=`` (keyset pages)."""
+
+    def __init__(
+        self,
+        url: str,
+        wallet: str,
+        *,
+        http: httpx.Client | None = None,
+        page_size: int = 500,
+        max_pages: int = 200,
+        now_s: Callable[[], float] = time.time,
+    ) -> None:
+        """``url``: the Data API base (``https://data-api.polymarket.com``, the emulator's ``/data-api``)."""
+        self.url = url.rstrip("/")
+        self.wallet = wallet
+        self._http = http or httpx.Client(timeout=10.0)
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._now_s = now_s
+
+    def rows(self) -> list[Any]:
+        """Every row, following ``pagination.next_cursor``."""
+        out: list[Any] = []
+        cursor: str | None = None
+        for _ in range(self._max_pages):
+            params: dict[str, str | int] = {"user": self.wallet, "limit": self._page_size}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                resp = self._http.get(f"{self.url}/v2/positions", params=params)
+            except httpx.HTTPError as exc:
+                raise TransportFailed(f"{type(exc).__name__}: {exc}") from None
+            if resp.status_code != 200:
+                retry = parse_retry_after(resp.headers.get("retry-after"), self._now_s())
+                raise to_polymarket_error(_HttpStatus(resp.status_code, resp.text[:300]), retry)
+            try:
+                body = resp.json()
+            except ValueError:
+                raise BadResponse(f"positions: not JSON: {resp.text[:200]!r}") from None
+            if isinstance(body, list):
+                return out + body  # an unpaged listing
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise BadResponse(f"positions: expected {{data, pagination}}, got {str(body)[:200]}")
+            out += body["data"]
+            page = body.get("pagination")
+            cursor = page.get("next_cursor") if isinstance(page, dict) and page.get("has_more") else None
+            if not cursor:
+                return out
+        raise BadResponse(f"positions: more than {self._max_pages} pages")
+
+
+class _HttpStatus(Exception):
+    # A non-200 reply in the shape ``to_polymarket_error`` reads (status_code, error_msg).
+    def __init__(self, status_code: int, body: str) -> None:
+        super().__init__(body)
+        self.status_code = status_code
+        self.error_msg = body
+
+
 # --- user channel → gateway ----------------------------------------------------------------------------
 
 
-def user_event_messages(ev: UserEvent) -> list[UserFill | UserOrderUpdate]:
-    """Gateway messages for one user-channel event.
-
-    A trade gives one ``UserFill`` per maker leg (on the maker's own token; a maker fill of ours may
-    sit on the complementary token of the taker's at 1 − p) and, for our taker trades, one for the
-    taker order. The gateway keeps the legs whose order ids are ours.
-    """
+def user_event_messages(ev: UserEvent) -> list[VenueTrade | UserOrderUpdate]:
+    """Gateway messages for one user-channel event: a ledger trade, or an order update."""
     match ev:
-        case VenueTrade():
-            legs = [
-                UserFill(
-                    trade_id=ev.trade_id,
-                    status=ev.status,
-                    order_id=m.order_id,
-                    outcome=m.outcome,
-                    side=m.side,
-                    px=m.px,
-                    qty=m.qty,
-                    liquidity="maker",
-                    fee_rate_bps=m.fee_rate_bps,
-                )
-                for m in ev.maker_fills
-            ]
-            if ev.trader_side == "TAKER":
-                legs.append(
-                    UserFill(
-                        trade_id=ev.trade_id,
-                        status=ev.status,
-                        order_id=ev.taker_order_id,
-                        outcome=ev.outcome,
-                        side=ev.side,
-                        px=ev.px,
-                        qty=ev.qty,
-                        liquidity="taker",
-                        fee_rate_bps=ev.fee_rate_bps,
-                    )
-                )
-            return list(legs)
+        case ParsedTrade():
+            return [ledger_trade(ev)]
         case VenueOrderUpdate():
             return [
                 UserOrderUpdate(
@@ -369,6 +607,10 @@ class UserChannelBridge:
     def on_reconnect(self) -> None:
         """Events during the outage are lost: ask for a REST reconcile."""
         self._gateway.tell(Reconcile("user channel reconnected"))
+
+    def on_subscribed(self) -> None:
+        """Every subscription (the first too): what happened before it was not heard, so reconcile."""
+        self._gateway.tell(Reconcile("user channel subscribed"))
 
 
 # --- the port --------------------------------------------------------------------------------------------
@@ -414,14 +656,25 @@ def start_gateway(
     wait: Callable[[float], object] | None = None,
     retry_after: RetryAfterProbe | None = None,
     chain_id: int = POLYGON,
+    positions: PositionsSource | None = None,
+    sink: EventSink | None = None,
 ) -> tuple[pykka.ActorRef[Any], ClobExchangePort, UserChannelBridge]:
-    """Start the gateway over ``clob`` for ``markets``.
+    """Start the gateway over ``clob`` for ``markets`` (its heartbeat thread starts with it).
 
     Returns:
-        The gateway's ref (``ask(Shutdown())`` / ``stop()`` cancels everything), the port to give
-        every market session, and the bridge whose ``on_event``/``on_reconnect`` go to ``UserWsClient``.
+        The gateway's ref (``ask(Startup())`` once before quoting; ``ask(Shutdown())`` / ``stop()``
+        cancels everything), the port to give every market session, and the bridge whose
+        ``on_event``/``on_reconnect``/``on_subscribed`` go to ``UserWsClient``.
     """
     markets = list(markets)
-    venue = PolymarketVenue(clob, AssetMap.from_markets(markets), chain_id=chain_id, retry_after=retry_after)
-    ref = OrderGatewayActor.start(venue, markets, route, clock, config=config, schedule=schedule, wait=wait)
+    venue = PolymarketVenue(
+        clob,
+        AssetMap.from_markets(markets),
+        chain_id=chain_id,
+        retry_after=retry_after,
+        positions=positions,
+    )
+    ref = OrderGatewayActor.start(
+        venue, markets, route, clock, config=config, schedule=schedule, wait=wait, sink=sink
+    )
     return ref, ClobExchangePort(ref), UserChannelBridge(ref)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
@@ -44,6 +45,7 @@ __all__ = [
     "OrderRefused",
     "PlaceReply",
     "PolymarketError",
+    "RateLimitHeaders",
     "RateLimited",
     "RequestFailed",
     "RequestRejected",
@@ -56,6 +58,7 @@ __all__ = [
     "error_message",
     "is_ambiguous",
     "parse_place_reply",
+    "parse_rate_limit_headers",
     "parse_retry_after",
     "should_retry",
     "to_polymarket_error",
@@ -84,7 +87,12 @@ class TransportFailed(RequestFailed):
 
 
 class RateLimited(RequestFailed):
-    """429 Too Many Requests."""
+    """429 Too Many Requests; ``definite`` when the venue's rate-limit headers came with it.
+
+    A 429 without them came from a CDN in front of the venue: whether the request arrived is unknown.
+    """
+
+    definite = True
 
 
 class VenueUnavailable(RequestFailed):
@@ -145,15 +153,23 @@ def is_ambiguous(exc: BaseException) -> bool:
     return status is None or status >= 500
 
 
+#: A venue's error text is cut to this (a hostile reply may carry megabytes).
+MAX_ERROR_CHARS: Final = 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
 def error_message(body: object) -> str:
-    """The human part of a venue error body (``{"error": ...}``, ``{"error_msg": ...}`` or text)."""
+    """The human part of a venue error body (``{"error": ...}``, ``{"error_msg": ...}``, text), cut short."""
     if isinstance(body, Mapping):
         for key in ("error", "error_msg", "errorMsg", "message"):
             value = body.get(key)
             if value:
-                return str(value)
-        return str(dict(body))
-    return str(body)
+                return _cut(str(value) if not isinstance(value, str) else value)
+        return _cut(str(dict(body)))
+    return _cut(str(body))
 
 
 def parse_retry_after(value: str | None, now_s: float) -> float | None:
@@ -162,9 +178,11 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf" would pause forever
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -227,7 +245,7 @@ def parse_place_reply(item: object) -> PlaceReply:
     if not isinstance(item, Mapping):
         return PlaceReply(ok=False, error=f"unusable reply item: {item!r}"[:300], unknown=True)
     order_id = str(item.get("orderID") or item.get("orderId") or "")
-    reason = str(item.get("errorMsg") or item.get("error_msg") or item.get("error") or "")
+    reason = _cut(str(item.get("errorMsg") or item.get("error_msg") or item.get("error") or ""))
     status = str(item.get("status") or "")
     if not item.get("success", False):
         return PlaceReply(ok=False, order_id=order_id, status=status, error=reason or "rejected")
@@ -278,11 +296,53 @@ def check_cancel_response(resp: object) -> CancelReply:
     )
 
 
+class RateLimitHeaders(msgspec.Struct, frozen=True, kw_only=True):
+    """A reply's ``Poly-RateLimit-*`` headers: tokens left, when the bucket is full again (unix s), tier."""
+
+    remaining: int | None = None
+    reset_s: float | None = None
+    tier: str = ""
+    warning: bool = False
+
+
+def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitHeaders | None:
+    """The ``Poly-RateLimit-*`` headers of a reply (any case); None when it carries none.
+
+    A 429 without them came from a CDN in front of the venue: whether the request arrived is unknown.
+    Unreadable values are left out (never raised: a header must not fail an order).
+    """
+    lower = {k.lower(): v for k, v in headers.items() if k.lower().startswith("poly-ratelimit-")}
+    if not lower:
+        return None
+    remaining: int | None = None
+    reset: float | None = None
+    text = lower.get("poly-ratelimit-remaining", "").strip()
+    try:
+        remaining = max(0, int(float(text))) if text else None
+    except (ValueError, OverflowError):
+        remaining = None
+    text = lower.get("poly-ratelimit-reset", "").strip()
+    try:
+        reset = float(text) if text else None
+    except ValueError:
+        reset = None
+    if reset is not None and not math.isfinite(reset):
+        reset = None
+    warning = lower.get("poly-ratelimit-warning", "").strip().lower() in ("1", "true", "yes")
+    return RateLimitHeaders(
+        remaining=remaining,
+        reset_s=reset,
+        tier=lower.get("poly-ratelimit-tier", "").strip()[:32],
+        warning=warning,
+    )
+
+
 class RetryAfterProbe:
-    """Remember the Retry-After of the last 429/425/503 reply seen on each thread.
+    """Remember the Retry-After and the rate-limit headers of the last reply seen on each thread.
 
     The client's ``PolyApiException`` keeps the status and body but drops the headers, so an httpx
-    response hook records Retry-After where the gateway can read it right after the failed call.
+    response hook records Retry-After (of a 429/425/503) and the ``Poly-RateLimit-*`` headers (of any
+    reply) where the gateway can read them right after the call.
     """
 
     def __init__(self) -> None:
@@ -307,6 +367,18 @@ class RetryAfterProbe:
             self._local.value = response.headers.get("retry-after")
         else:
             self._local.value = None
+        self._local.rate = parse_rate_limit_headers(response.headers)
+        self._local.status = response.status_code
+
+    def take_rate_limit(self) -> RateLimitHeaders | None:
+        """The rate-limit headers of the last reply on this thread (then forgotten); None if it had none."""
+        value: RateLimitHeaders | None = getattr(self._local, "rate", None)
+        self._local.rate = None
+        return value
+
+    def peek_rate_limit(self) -> RateLimitHeaders | None:
+        """The same, without forgetting it (to classify a 429 before the gateway reads the headers)."""
+        return getattr(self._local, "rate", None)
 
     def take(self, now_s: float) -> float | None:
         """Seconds to wait per the last reply on this thread (then forget it); None if none was sent."""

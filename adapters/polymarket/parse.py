@@ -10,6 +10,12 @@ reason per entry, ``"<event>: <field>: why"``, in ``skipped`` when the caller pa
 log) while the message's good entries are kept. Only a message with nothing usable left raises
 ``PayloadError`` (all its reasons joined), so the callers' one-reason-per-message path still holds.
 
+Hostile or broken payloads are bad entries like any other, never a crash: JSON nested deeper than the
+decoder goes (``RecursionError``) is a malformed frame, a number of more than ``MAX_NUMBER_CHARS``
+characters a bad field (the exact parsers would spend quadratic time on thousands of digits), and
+every reason quotes at most ``MAX_REASON_CHARS`` of what was received (a 10 MB string stays out of
+the log).
+
 Token ids map to ``(market, Outcome)`` through an ``AssetMap``; events for other tokens are dropped
 silently (they are not errors: a recording may hold more markets than we trade). A ``price_change``
 entry of a market whose two tokens we both follow, naming a third token id, is a bad entry, though.
@@ -113,6 +119,27 @@ class PayloadError(ValueError):
     """A venue payload we cannot use; the message names the field."""
 
 
+#: A number field longer than this is refused before any conversion (the venue's are < 40).
+MAX_NUMBER_CHARS: Final = 64
+#: Skip reasons are cut to this length (they may quote what was received).
+MAX_REASON_CHARS: Final = 300
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
+
+
+def _show(value: object) -> str:
+    # A received value in a message: its repr, cut short.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _too_long(text: str, field: str) -> None:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise PayloadError(f"{field}: a number of {len(text)} characters")
+
+
 # --- asset ids ---------------------------------------------------------------------------------------
 
 
@@ -178,9 +205,11 @@ class AssetMap:
 # --- scalar fields -----------------------------------------------------------------------------------
 
 
-def _num_text(value: WireNum) -> str:
+def _num_text(value: WireNum, field: str = "number") -> str:
     # Gamma and some REST fields are JSON numbers; repr of a float is the shortest exact decimal.
-    return value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else repr(value)
+    _too_long(text, field)
+    return text
 
 
 def parse_tick_px(value: WireNum | None, field: str = "tick_size") -> int:
@@ -191,7 +220,7 @@ def parse_tick_px(value: WireNum | None, field: str = "tick_size") -> int:
     if value is None or value == "":
         return 0
     try:
-        return parse_tick(_num_text(value))
+        return parse_tick(_num_text(value, field))
     except UnitError as exc:
         raise PayloadError(f"{field}: {exc}") from None
 
@@ -201,17 +230,19 @@ def parse_min_qty(value: WireNum | None) -> int:
     if value is None or value == "":
         return 0
     try:
-        return parse_qty(_num_text(value))
+        return parse_qty(_num_text(value, "min_order_size"))
     except UnitError as exc:
         raise PayloadError(f"min_order_size: {exc}") from None
 
 
 def ms_to_ns(value: WireTs, field: str = "timestamp") -> int:
     """Venue millisecond timestamps (string or int) to ns."""
-    if type(value) is str and value.isdigit() and value.isascii():
+    if type(value) is str and len(value) <= 19 and value.isdigit() and value.isascii():
         return int(value) * NS_PER_MS  # the usual form, without the general parser
+    text = str(value)
+    _too_long(text, field)
     try:
-        return decimal_to_int(str(value), 0) * NS_PER_MS
+        return decimal_to_int(text, 0) * NS_PER_MS
     except UnitError as exc:
         raise PayloadError(f"{field}: {exc}") from None
 
@@ -222,12 +253,14 @@ def venue_ts_to_ns(value: WireTs, field: str = "timestamp") -> int:
     The user channel mixes seconds (``match_time``, ``created_at``) and ms (``timestamp``), and the
     venue docs show seconds where captures show ms. Any date after 1973 is unambiguous.
     """
+    text = str(value)
+    _too_long(text, field)
     try:
-        n = decimal_to_int(str(value), 0)
+        n = decimal_to_int(text, 0)
     except UnitError as exc:
         raise PayloadError(f"{field}: {exc}") from None
     if n < 0:
-        raise PayloadError(f"{field}: negative timestamp {value!r}")
+        raise PayloadError(f"{field}: negative timestamp {_show(value)}")
     if n < 10**11:
         return n * NS_PER_S
     if n < 10**14:
@@ -249,6 +282,7 @@ def _px(text: str | None, field: str) -> Px:
         return px
     if text is None:
         raise PayloadError(f"{field}: missing")
+    _too_long(text, field)
     try:
         px = parse_px(text)
     except UnitError as exc:
@@ -268,6 +302,8 @@ def fast_qty(text: str) -> Qty:
     Exactly ``parse_qty`` where it answers; anything else (exponents, signs, more than 6 decimals,
     non-ASCII digits) is left to the exact parser, which also names what is wrong.
     """
+    if len(text) > MAX_NUMBER_CHARS:
+        return -1
     if text.isdigit() and text.isascii():
         return int(text) * QTY_ONE
     whole, dot, frac = text.partition(".")
@@ -282,6 +318,7 @@ def _qty(text: str | None, field: str) -> Qty:
     qty = fast_qty(text)
     if qty >= 0:
         return qty
+    _too_long(text, field)
     try:
         return parse_qty(text)
     except UnitError as exc:
@@ -290,7 +327,7 @@ def _qty(text: str | None, field: str) -> Qty:
 
 def _bps(value: WireNum, field: str) -> int:
     try:
-        return decimal_to_int(_num_text(value), 0)
+        return decimal_to_int(_num_text(value, field), 0)
     except UnitError as exc:
         raise PayloadError(f"{field}: {exc}") from None
 
@@ -306,7 +343,7 @@ def parse_side(text: str | None, field: str = "side") -> Side:
         case "SELL":
             return Side.SELL
         case _:
-            raise PayloadError(f"{field}: not BUY or SELL: {text!r}")
+            raise PayloadError(f"{field}: not BUY or SELL: {_show(text)}")
 
 
 # --- market channel ----------------------------------------------------------------------------------
@@ -367,7 +404,9 @@ def decode_book(data: bytes | str) -> WireBook:
     try:
         return BOOK_DECODER.decode(data)
     except msgspec.DecodeError as exc:
-        raise PayloadError(f"book: {exc}") from None
+        raise PayloadError(_short(f"book: {exc}")) from None
+    except RecursionError:
+        raise PayloadError("book: nested too deeply") from None
 
 
 def parse_book_msg(
@@ -400,7 +439,8 @@ def parse_price_change(
             if key is None:
                 if raw.market in assets._both:  # a market we follow has no third token
                     bad = bad or []
-                    bad.append(f"price_changes[{i}].asset_id: {e.asset_id!r} is not a token of {raw.market}")
+                    token, market = _show(e.asset_id), _show(raw.market)
+                    bad.append(f"price_changes[{i}].asset_id: {token} is not a token of {market}")
                 continue
             # The hot path: a memoised price, a plain size, an upper-case side; anything else
             # takes the exact parsers, which also name the field when it is malformed.
@@ -509,7 +549,9 @@ def parse_market_resolved(raw: WireMarketResolved, assets: AssetMap) -> MarketRe
             case "no":
                 yes_won = False
             case _:
-                raise PayloadError(f"winning_asset_id: {raw.winning_asset_id!r} is not a token of {market}")
+                raise PayloadError(
+                    f"winning_asset_id: {_show(raw.winning_asset_id)} is not a token of {_show(market)}"
+                )
     return MarketResolved(market=market, ts_ns=ms_to_ns(raw.timestamp), yes_won=yes_won)
 
 
@@ -546,12 +588,12 @@ def _skip_reason(raw: bytes | str | msgspec.Raw, exc: msgspec.DecodeError) -> st
     # Name the event type when the payload has one, so "unknown type" reads differently from "bad field".
     try:
         env = ENVELOPE_DECODER.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return f"malformed: {exc}"
     if env.event_type is None:
         return f"no event_type: {exc}"
     if env.event_type not in MARKET_EVENT_TYPES:
-        return f"unknown event_type {env.event_type!r}"
+        return f"unknown event_type {_show(env.event_type)}"
     return f"{env.event_type}: {exc}"
 
 
@@ -571,7 +613,7 @@ def decode_market_messages(data: bytes | str) -> tuple[list[WireMarketMsg], list
     """
     try:
         decoded = MARKET_FRAME_DECODER.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         pass
     else:
         return (decoded if isinstance(decoded, list) else [decoded]), []
@@ -579,14 +621,18 @@ def decode_market_messages(data: bytes | str) -> tuple[list[WireMarketMsg], list
     try:
         raws = _split_frame(data)
     except msgspec.DecodeError as exc:
-        return [], [f"malformed JSON: {exc}"]
+        return [], [_short(f"malformed JSON: {exc}")]
+    except RecursionError:
+        return [], ["malformed JSON: nested too deeply"]
     msgs: list[WireMarketMsg] = []
     reasons: list[str] = []
     for raw in raws:
         try:
             msgs.append(MARKET_MSG_DECODER.decode(raw))
         except msgspec.DecodeError as exc:
-            reasons.append(_skip_reason(raw, exc))
+            reasons.append(_short(_skip_reason(raw, exc)))
+        except RecursionError:
+            reasons.append("malformed: nested too deeply")
     return msgs, reasons
 
 
@@ -612,8 +658,9 @@ def decode_market_frame(
                 continue
             events.extend(parse_market_msg(msg, assets, skipped=reasons))
         except PayloadError as exc:
-            reasons.append(f"{msg.__struct_config__.tag}: {exc}")
+            reasons.append(_short(f"{msg.__struct_config__.tag}: {exc}"))
     if reasons:
+        reasons = [_short(r) for r in reasons]
         for reason in reasons:
             logger.warning("market frame: skipped %s", reason)
         if skipped is not None:
@@ -724,7 +771,7 @@ def parse_order(raw: WireOrder, assets: AssetMap) -> VenueOrderUpdate | None:
         return None
     kind = _ORDER_TYPES.get(raw.type.upper())
     if kind is None:
-        raise PayloadError(f"type: not PLACEMENT, UPDATE or CANCELLATION: {raw.type!r}")
+        raise PayloadError(f"type: not PLACEMENT, UPDATE or CANCELLATION: {_show(raw.type)}")
     return VenueOrderUpdate(
         type=kind,
         order_id=raw.id,
@@ -782,15 +829,17 @@ def parse_trade(raw: WireTrade, assets: AssetMap, *, skipped: list[str] | None =
         return None
     status = _TRADE_STATUSES.get(raw.status.upper())
     if status is None:
-        raise PayloadError(f"status: unknown trade status {raw.status!r}")
+        raise PayloadError(f"status: unknown trade status {_show(raw.status)}")
     trader_side = _TRADER_SIDES.get(raw.trader_side.upper())
     if trader_side is None:
-        raise PayloadError(f"trader_side: not TAKER or MAKER: {raw.trader_side!r}")
+        raise PayloadError(f"trader_side: not TAKER or MAKER: {_show(raw.trader_side)}")
     side = parse_side(raw.side)
     try:
+        if isinstance(raw.bucket_index, str):
+            _too_long(raw.bucket_index, "bucket_index")
         bucket = int(raw.bucket_index)
     except ValueError:
-        raise PayloadError(f"bucket_index: not an integer: {raw.bucket_index!r}") from None
+        raise PayloadError(f"bucket_index: not an integer: {_show(raw.bucket_index)}") from None
     px = _px(raw.price, "price")
     qty = _qty(raw.size, "size")
     fee_rate_bps = _bps(raw.fee_rate_bps, "fee_rate_bps")
@@ -801,7 +850,7 @@ def parse_trade(raw: WireTrade, assets: AssetMap, *, skipped: list[str] | None =
         try:
             fill = _maker_fill(m, i, assets, key[1], side)
         except PayloadError as exc:
-            reason = f"trade {raw.id}: {exc}"  # this leg only: the others are fills all the same
+            reason = f"trade {raw.id[:80]}: {exc}"  # this leg only: the others are fills all the same
             if skipped is not None:
                 skipped.append(reason)
             else:
@@ -854,17 +903,22 @@ def decode_user_frame(
     try:
         decoded = USER_FRAME_DECODER.decode(data)
         msgs = decoded if isinstance(decoded, list) else [decoded]
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         try:
             raws = _split_frame(data)
         except msgspec.DecodeError as exc:
             raws = []
             reasons.append(f"malformed JSON: {exc}")
+        except RecursionError:
+            raws = []
+            reasons.append("malformed JSON: nested too deeply")
         for raw in raws:
             try:
                 msgs.append(USER_MSG_DECODER.decode(raw))
             except msgspec.DecodeError as exc:
                 reasons.append(f"user message: {exc}")
+            except RecursionError:
+                reasons.append("user message: nested too deeply")
     events: list[UserEvent] = []
     for msg in msgs:
         try:
@@ -875,6 +929,7 @@ def decode_user_frame(
         if event is not None:
             events.append(event)
     if reasons:
+        reasons = [_short(r) for r in reasons]
         for reason in reasons:
             logger.warning("user frame: skipped %s", reason)
         if skipped is not None:

@@ -4,6 +4,12 @@
   ``POLYMM_PRIVATE_KEY_FILE`` (one hex line; a warning if other users can read it).
 * API credentials come from ``POLYMM_API_KEY``/``POLYMM_API_SECRET``/``POLYMM_API_PASSPHRASE``, or are
   derived with the key (L1: ``POST /auth/api-key``, falling back to ``GET /auth/derive-api-key``).
+* ``verify_credentials`` asks the venue once (an authenticated read) whether it accepts them, so a
+  run with bad credentials stops at start instead of posting orders into 401s.
+
+Every value is checked before use (a key of the wrong length, not hex or outside the curve's range;
+a secret that is not base64; a key or passphrase that could not go in an HTTP header): the error
+names the variable, never the value.
 
 ``Secret`` and ``ApiCredentials`` print as ``Secret('***')``; the raw value is only returned by
 ``reveal()``, at the two places that need it (the client constructor and the user-channel subscribe
@@ -14,6 +20,8 @@ values out of every log record (the HTTP/2 header encoder logs header values at 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import stat
@@ -43,6 +51,7 @@ __all__ = [
     "load_api_credentials",
     "load_private_key",
     "redact",
+    "verify_credentials",
 ]
 
 ENV_PRIVATE_KEY: Final = "POLYMM_PRIVATE_KEY"
@@ -51,6 +60,9 @@ ENV_API_KEY: Final = "POLYMM_API_KEY"
 ENV_API_SECRET: Final = "POLYMM_API_SECRET"  # noqa: S105  # a variable name, not a value
 ENV_API_PASSPHRASE: Final = "POLYMM_API_PASSPHRASE"  # noqa: S105  # a variable name, not a value
 MASK: Final = "***"
+#: secp256k1's group order: a private key is an integer in [1, n - 1].
+_SECP256K1_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_MAX_CREDENTIAL_CHARS: Final = 256
 
 
 class SecretError(ValueError):
@@ -125,8 +137,29 @@ def _check_key(text: str, source: str) -> Secret:
     key = text.strip()
     hex_part = key.removeprefix("0x")
     if len(hex_part) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hex_part):
-        raise SecretError(f"{source}: not a 32-byte hex private key")
+        raise SecretError(f"{source}: not a 32-byte hex private key (64 hex digits, 0x optional)")
+    if not 0 < int(hex_part, 16) < _SECP256K1_N:
+        raise SecretError(f"{source}: not a valid secp256k1 private key (zero or past the curve order)")
     return Secret(key)
+
+
+def _check_header_value(name: str, value: str) -> None:
+    # Sent as HTTP header values (POLY_API_KEY, POLY_PASSPHRASE): printable ASCII without spaces.
+    if len(value) > _MAX_CREDENTIAL_CHARS:
+        raise SecretError(f"{name}: longer than {_MAX_CREDENTIAL_CHARS} characters")
+    if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
+        raise SecretError(f"{name}: must be printable ASCII without spaces")
+
+
+def _check_secret(name: str, value: str) -> None:
+    # The HMAC key is the URL-safe base64 decoding of the secret (py_clob_client_v2 signing.hmac).
+    _check_header_value(name, value)
+    try:
+        raw = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise SecretError(f"{name}: not URL-safe base64") from None
+    if not raw:
+        raise SecretError(f"{name}: decodes to nothing")
 
 
 def load_private_key(env: Mapping[str, str] | None = None, *, key_file: str | Path | None = None) -> Secret:
@@ -160,12 +193,20 @@ def load_api_credentials(env: Mapping[str, str] | None = None) -> ApiCredentials
         SecretError: Only some of the three variables are set.
     """
     env = os.environ if env is None else env
-    values = [env.get(ENV_API_KEY), env.get(ENV_API_SECRET), env.get(ENV_API_PASSPHRASE)]
+    names = (ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE)
+    values = [(env.get(n) or "").strip() for n in names]
     if not any(values):
         return None
-    if not all(values):
-        raise SecretError(f"set all of {ENV_API_KEY}, {ENV_API_SECRET} and {ENV_API_PASSPHRASE}, or none")
-    key, secret, passphrase = (v or "" for v in values)
+    missing = [n for n, v in zip(names, values, strict=True) if not v]
+    if missing:
+        raise SecretError(
+            f"{' and '.join(missing)} not set: set all of {ENV_API_KEY}, {ENV_API_SECRET} and "
+            f"{ENV_API_PASSPHRASE}, or none (to derive them with the private key)"
+        )
+    key, secret, passphrase = values
+    _check_header_value(ENV_API_KEY, key)
+    _check_secret(ENV_API_SECRET, secret)
+    _check_header_value(ENV_API_PASSPHRASE, passphrase)
     return ApiCredentials(key, Secret(secret), Secret(passphrase))
 
 
@@ -212,6 +253,22 @@ def build_clob_client(
         logger.info("derived API credentials for key id %s…", creds.api_key[:4])
     client.set_api_creds(creds.to_clob())
     return client, creds
+
+
+def verify_credentials(client: Any) -> None:
+    """Ask the venue once whether it accepts the client's credentials (``GET /auth/api-keys``, L2).
+
+    The venue checks the API key, the passphrase, the HMAC made with the secret, and that the
+    address signing (the private key's) owns the key.
+
+    Raises:
+        AuthFailed: 401 or 403: the credentials (or the private key they belong to) are refused.
+        PolymarketError: the venue could not be asked (no reply, 5xx...) or answered something else.
+    """
+    try:
+        client.get_api_keys()
+    except Exception as exc:
+        raise to_polymarket_error(exc) from None
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

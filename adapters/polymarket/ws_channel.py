@@ -119,7 +119,11 @@ class ChannelClient(abc.ABC, Generic[_C]):
         self._stop_requested = False
         self._thread: threading.Thread | None = None
         self._last_rx = 0.0
+        #: When the last data frame (not a PONG) arrived: a connection may answer pings and send nothing.
+        self._last_data_rx = 0.0
         self._got_frame = False
+        #: The open connection, for subclasses that send more than the subscribe frame.
+        self._ws: ClientConnection | None = None
         # Counters.
         self._connected = False
         self._connects = 0
@@ -254,10 +258,11 @@ class ChannelClient(abc.ABC, Generic[_C]):
         ) as ws:
             self._connects += 1
             self._connected = True
-            self._last_rx = now = asyncio.get_running_loop().time()
+            self._last_rx = self._last_data_rx = now = asyncio.get_running_loop().time()
             self._on_connect(now)
             await ws.send(self._subscribe_text())
             self._on_subscribed()
+            self._ws = ws
             tasks = [asyncio.ensure_future(self._receive(ws)), asyncio.ensure_future(self._keepalive(ws))]
             tasks.extend(asyncio.ensure_future(coro) for coro in self._session_tasks())
             try:
@@ -266,6 +271,7 @@ class ChannelClient(abc.ABC, Generic[_C]):
                 await ws.close()  # stop(): a normal closure (1000) rather than 1011
                 raise
             finally:
+                self._ws = None
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -301,4 +307,5 @@ class ChannelClient(abc.ABC, Generic[_C]):
             self._pongs += 1
             return
         self._messages += 1
+        self._last_data_rx = self._last_rx
         self._on_message(frame)

@@ -13,7 +13,17 @@ Connection life cycle (docs/polymarket-api.md §7.1; the shared part is ``ws_cha
   fresh ``book`` arrives; reconnect with exponential backoff plus jitter from an injected
   ``random.Random``, and subscribe again (the venue sends a ``book`` per token);
 * if a book is still invalid ``snapshot_timeout_s`` after (re)subscribing or after a tick-size
-  change, fetch ``GET {clob_url}/book?token_id=`` and use it as the snapshot.
+  change, fetch ``GET {clob_url}/book?token_id=`` and use it as the snapshot of our replica. A REST
+  book is data as old as its timestamp, kept current only by the feed: it is *held* (not handed to
+  the consumers, so nothing quotes on it) until the connection delivers data for its market, and
+  then passed on just before that data. A connection that answers pings but delivers nothing never
+  gets a market quoted on one frozen REST snapshot;
+* with ``audit`` set, every market's book is checked against REST ``/book`` once per period
+  (``book_audit.BookAuditor`` decides; this client fetches and acts): a market whose book the feed
+  stopped updating is resynced (its books invalidated, ``on_resync`` told, its tokens unsubscribed
+  and subscribed again so the venue sends fresh books), and a connection that looks frozen as a
+  whole is dropped and reopened (``FrozenFeedError``). ``request_book_resync(market)`` audits one market
+  at once (a post-only order of it was refused as crossing: our book may be wrong).
 
 Malformed frames are skipped and counted; they never end the connection. Stop with ``stop()`` from
 any thread; ``start_in_thread()`` runs the client on a background thread with its own loop.
@@ -22,6 +32,7 @@ any thread; ``start_in_thread()`` runs the client on a background thread with it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -31,6 +42,7 @@ from typing import Any, Final, Literal
 import httpx
 import msgspec
 
+from adapters.polymarket.book_audit import AuditConfig, BookAuditor, BookTop, Reconnect, book_top, top_of
 from adapters.polymarket.book_feed import BookFeed, BookKey
 from adapters.polymarket.parse import AssetMap, PayloadError, decode_book, decode_market_frame, parse_book
 from adapters.polymarket.schemas import JSON_ENCODER, WireMarketSubscribe
@@ -42,6 +54,7 @@ from core.units import Outcome
 __all__ = [
     "DEFAULT_CLOB_URL",
     "DEFAULT_WS_URL",
+    "FrozenFeedError",
     "MarketWsClient",
     "MarketWsConfig",
     "MarketWsStatus",
@@ -73,6 +86,8 @@ class MarketWsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     backoff_jitter: float = 0.25
     #: REST ``/book`` fallback when no snapshot arrives in time; None disables it.
     snapshot_timeout_s: float | None = 5.0
+    #: Audit the books against REST ``/book`` (``book_audit``); None: no audit.
+    audit: AuditConfig | None = None
     rest_timeout_s: float = 5.0
     open_timeout_s: float = 10.0
     close_timeout_s: float = 2.0
@@ -99,6 +114,21 @@ class MarketWsStatus(msgspec.Struct, frozen=True, kw_only=True):
     callback_errors: int
     books_valid: int
     last_error: str
+    #: Books seeded from REST and held until the feed delivers their market's data.
+    rest_held: int
+    #: REST audits sent, found equal, found different (after their grace), failed (HTTP or payload).
+    audits: int
+    audit_matches: int
+    audit_differs: int
+    audit_errors: int
+    #: Markets resynced by the audit, immediate audits asked for, reconnects of a frozen connection.
+    audit_resyncs: int
+    audit_requests: int
+    frozen_reconnects: int
+
+
+class FrozenFeedError(Exception):
+    """The connection answers but delivers nothing while the venue's books move: reopen it."""
 
 
 class MarketWsClient(ChannelClient[MarketWsConfig]):
@@ -114,6 +144,7 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         on_invalidate: Callable[[str, Outcome], None] | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
         on_batch: Callable[[list[MarketEvent]], None] | None = None,
+        on_resync: Callable[[str, str], None] | None = None,
     ) -> None:
         """Set up the client; nothing connects until ``run()`` or ``start_in_thread()``.
 
@@ -128,12 +159,15 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             http_transport: httpx transport for the REST fallback (``httpx.MockTransport`` in tests).
             on_batch: When given, called once per frame with its events (instead of ``on_event``
                 per event), so a consumer can hand a frame's changes over in one message.
+            on_resync: Told ``(market, reason)`` when the audit drops a market's books until a fresh
+                snapshot (else ``on_invalidate`` is told, as for a drop).
         """
         super().__init__(config or MarketWsConfig(), rng, label="market ws", logger=logger)
         self._assets = assets
         self._on_event = on_event
         self._on_batch = on_batch
         self._on_invalidate = on_invalidate
+        self._on_resync = on_resync
         self._http_transport = http_transport
         self._http: httpx.AsyncClient | None = None
         self._feed = BookFeed()
@@ -148,6 +182,13 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         self._invalid_since: dict[BookKey, float] = {}
         self._resolved: set[str] = set()
         self._rest_snapshots = 0
+        #: REST snapshots applied to our replica but not passed on yet (see the module docstring).
+        self._held: dict[BookKey, BookSnapshot] = {}
+        self._markets = sorted({market for _, (market, _) in assets.items()})
+        self._auditor: BookAuditor | None = None
+        self._audit_wake: asyncio.Event | None = None
+        self._audit_requests = 0
+        self._frozen_reconnects = 0
 
     # --- control ---------------------------------------------------------------------------------
 
@@ -156,9 +197,11 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         cfg = self._cfg
         self._http = http = (
             httpx.AsyncClient(transport=self._http_transport, timeout=cfg.rest_timeout_s)
-            if cfg.snapshot_timeout_s is not None
+            if cfg.snapshot_timeout_s is not None or cfg.audit is not None
             else None
         )
+        if cfg.audit is not None:
+            self._auditor = BookAuditor(self._markets, cfg.audit, asyncio.get_running_loop().time())
         try:
             await super().run()
         finally:
@@ -174,12 +217,33 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
 
     def status(self) -> MarketWsStatus:
         """A snapshot of the counters."""
+        a = self._auditor
         return MarketWsStatus(
             **self._counters(),
             dropped_deltas=self._feed.dropped_deltas,
             rest_snapshots=self._rest_snapshots,
             books_valid=len(self._feed.valid_keys()),
+            rest_held=len(self._held),
+            audits=a.sent if a else 0,
+            audit_matches=a.matched if a else 0,
+            audit_differs=a.differed if a else 0,
+            audit_errors=a.errors if a else 0,
+            audit_resyncs=a.resyncs if a else 0,
+            audit_requests=self._audit_requests,
+            frozen_reconnects=self._frozen_reconnects,
         )
+
+    def request_book_resync(self, market: str) -> None:
+        """Audit ``market``'s book against REST ``/book`` now (any thread; no-op without an audit).
+
+        For a post-only order refused as crossing: the book we priced it on may not be the venue's.
+        Asked again within the audit's ``recheck_s``, or while connecting, it does nothing.
+        """
+        loop = self._loop
+        if loop is None or self._cfg.audit is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to audit
+            loop.call_soon_threadsafe(self._request_audit, market)
 
     def book(self, market: str, outcome: Outcome) -> L2Book | None:
         """The client's book of a token while valid (read it on the loop thread, or when quiet)."""
@@ -201,11 +265,17 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
 
     def _session_tasks(self) -> list[Coroutine[Any, Any, None]]:
         http, timeout_s = self._http, self._cfg.snapshot_timeout_s
-        if http is None or timeout_s is None:
+        if http is None:
             return []
-        return [self._snapshot_watchdog(http, timeout_s)]
+        tasks = [] if timeout_s is None else [self._snapshot_watchdog(http, timeout_s)]
+        if self._auditor is not None:
+            tasks.append(self._audit_loop(http, self._auditor))
+        return tasks
 
     def _on_disconnect(self) -> None:
+        self._held.clear()
+        if self._auditor is not None:
+            self._auditor.reset()
         for market, outcome in self._feed.invalidate_all():
             if self._on_invalidate is not None:
                 try:
@@ -220,30 +290,51 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         reasons: list[str] = []
         events = decode_market_frame(frame, self._assets, skipped=reasons)
         self._skipped += len(reasons)
+        # REST snapshots held for a market are passed on before the first data of that market.
+        released = self._release_held(events) if self._held else []
         if self._on_batch is None:
+            for snap in released:
+                self._events += 1
+                self._call_on_event(snap)
             for event in events:
                 self._handle(event)
-            return
-        apply = self._feed.apply
-        # Book deltas (nearly every event) need only the replica's epoch check.
-        accepted = [e for e in events if (apply(e) if type(e) is BookDelta else self._track(e))]
-        self._events += len(accepted)
-        if accepted:
-            try:
-                self._on_batch(accepted)
-            except Exception:
-                self._callback_errors += 1
-                logger.exception("market ws: on_batch failed")
+        else:
+            apply = self._feed.apply
+            # Book deltas (nearly every event) need only the replica's epoch check.
+            accepted = [e for e in events if (apply(e) if type(e) is BookDelta else self._track(e))]
+            if released:
+                accepted[:0] = released
+            self._events += len(accepted)
+            if accepted:
+                try:
+                    self._on_batch(accepted)
+                except Exception:
+                    self._callback_errors += 1
+                    logger.exception("market ws: on_batch failed")
+        auditor = self._auditor
+        if auditor is not None and auditor.watching and events:
+            # An open audit compares the REST book with every state the feed passes through.
+            for market in {e.market for e in events}:
+                if auditor.is_open(market):
+                    auditor.on_data(market, self._audit_top(market))
 
-    def _handle(self, event: MarketEvent) -> None:
-        if not self._track(event):
-            return
-        self._events += 1
+    def _release_held(self, events: list[MarketEvent]) -> list[BookSnapshot]:
+        markets = {e.market for e in events}
+        keys = [key for key in self._held if key[0] in markets]
+        return [self._held.pop(key) for key in keys]
+
+    def _call_on_event(self, event: MarketEvent) -> None:
         try:
             self._on_event(event)
         except Exception:
             self._callback_errors += 1
             logger.exception("market ws: on_event failed for %s", type(event).__name__)
+
+    def _handle(self, event: MarketEvent) -> None:
+        if not self._track(event):
+            return
+        self._events += 1
+        self._call_on_event(event)
 
     def _track(self, event: MarketEvent) -> bool:
         # Keep our own replica of the books (REST fallback, epochs); False drops the event.
@@ -258,6 +349,8 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
                 self._resolved.add(event.market)
                 for outcome in Outcome:
                     self._invalid_since.pop((event.market, outcome), None)
+                if self._auditor is not None:
+                    self._auditor.retire(event.market)
             case _:
                 pass
         return True
@@ -280,10 +373,13 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             if due:
                 await asyncio.gather(*(self._fetch_book(http, key) for key in due))
 
-    async def _fetch_book(self, http: httpx.AsyncClient, key: BookKey) -> None:
+    async def _rest_book(
+        self, http: httpx.AsyncClient, key: BookKey, quiet: bool = False
+    ) -> BookSnapshot | None:
+        # GET /book of one token; None (logged, unless quiet) when it fails.
         token = self._assets.token(*key)
         if token is None:
-            return
+            return None
         url = self._cfg.clob_url.rstrip("/") + "/book"
         reasons: list[str] = []  # bad levels of a book whose other levels stand
         try:
@@ -292,13 +388,135 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             snap = parse_book(decode_book(resp.content), key[0], key[1], skipped=reasons)
         except (httpx.HTTPError, PayloadError) as exc:
             self._last_error = f"REST book {token}: {type(exc).__name__}: {exc}"
-            logger.warning("market ws: %s", self._last_error)
-            return
+            if not quiet:
+                logger.warning("market ws: %s", self._last_error)
+            return None
         for reason in reasons:
             logger.warning("market ws: REST book %s: skipped %s", token, reason)
         self._skipped += len(reasons)
-        if self._feed.is_valid(*key):
-            return  # the WebSocket snapshot arrived while we waited
-        logger.info("market ws: no snapshot for %s in time, seeded from REST", token)
+        return snap
+
+    async def _fetch_book(self, http: httpx.AsyncClient, key: BookKey) -> None:
+        snap = await self._rest_book(http, key)
+        if snap is None or self._feed.is_valid(*key):
+            return  # failed, or the WebSocket snapshot arrived while we waited
+        # Our replica takes it (deltas apply on it from now on); the consumers get it with the first
+        # data of its market: a REST book alone is never quoted (see the module docstring).
+        logger.info("market ws: no snapshot for %s in time, seeded from REST until the feed sends data", key)
         self._rest_snapshots += 1
-        self._handle(snap)
+        self._feed.apply(snap)
+        self._invalid_since.pop(key, None)
+        self._held[key] = snap
+
+    # --- audit -----------------------------------------------------------------------------------
+
+    def _audit_key(self, market: str) -> BookKey:
+        # The YES token's book (the NO book mirrors it), or the NO token's if we follow only that.
+        yes = self._assets.token(market, Outcome.YES) is not None
+        return (market, Outcome.YES if yes else Outcome.NO)
+
+    def _audit_top(self, market: str) -> BookTop | None:
+        # Our replica's top of the audited token (None: not valid, nothing to audit).
+        cfg = self._cfg.audit
+        book = self._feed.book(*self._audit_key(market))
+        if book is None or cfg is None or market in self._resolved:
+            return None
+        return book_top(book, cfg.levels)
+
+    def _request_audit(self, market: str) -> None:
+        auditor, wake = self._auditor, self._audit_wake
+        if auditor is None or wake is None:
+            return  # not connected: every book waits for a fresh snapshot anyway
+        if auditor.request(market, asyncio.get_running_loop().time()):
+            self._audit_requests += 1
+            wake.set()
+
+    async def _audit_loop(self, http: httpx.AsyncClient, auditor: BookAuditor) -> None:
+        loop = asyncio.get_running_loop()
+        self._audit_wake = wake = asyncio.Event()
+        fetches: set[asyncio.Future[None]] = set()
+        try:
+            while True:
+                now = loop.time()
+                for effect in auditor.expire(now, self._last_data_rx):
+                    if isinstance(effect, Reconnect):
+                        self._frozen_reconnects += 1
+                        raise FrozenFeedError(effect.reason)
+                    await self._resync(effect.market, effect.reason)
+                for market in auditor.due(now, self._audit_top):
+                    fetch = asyncio.ensure_future(self._audit_fetch(http, auditor, market, wake))
+                    fetches.add(fetch)
+                    fetch.add_done_callback(fetches.discard)
+                delay = auditor.next_wakeup_s(now) - loop.time()
+                wake.clear()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), delay)
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            self._audit_wake = None
+            for unfinished in list(fetches):
+                unfinished.cancel()
+            await asyncio.gather(*fetches, return_exceptions=True)
+
+    async def _audit_fetch(
+        self, http: httpx.AsyncClient, auditor: BookAuditor, market: str, wake: asyncio.Event
+    ) -> None:
+        cfg = self._cfg.audit
+        assert cfg is not None
+        key = self._audit_key(market)
+        # REST failures are the venue's or the network's, not the feed's: counted, logged sparingly.
+        snap = await self._rest_book(http, key, quiet=True)
+        if snap is None:
+            auditor.on_error(market)
+            if auditor.errors in (1, 10, 100) or auditor.errors % 1000 == 0:
+                logger.warning(
+                    "market ws: book audit failed (%d so far): %s", auditor.errors, self._last_error
+                )
+            return
+        book = self._feed.book(*key)
+        if book is None:
+            auditor.forget(market)
+            return
+        rest = top_of(snap.bids, snap.asks, snap.tick_px, cfg.levels)
+        auditor.on_reply(market, asyncio.get_running_loop().time(), rest, snap.ts_ns, book.ts_ns)
+        wake.set()  # the grace deadline is new
+
+    async def _resync(self, market: str, reason: str) -> None:
+        # Treat it as a feed loss for this market: invalidate, tell, and ask the venue for fresh books.
+        logger.warning("market ws: %s: %s: quotes pulled until a fresh snapshot", market, reason)
+        now = asyncio.get_running_loop().time()
+        tokens: list[str] = []
+        for outcome in Outcome:
+            token = self._assets.token(market, outcome)
+            if token is None:
+                continue
+            tokens.append(token)
+            self._held.pop((market, outcome), None)
+            self._feed.invalidate(market, outcome)
+            if market not in self._resolved:
+                self._invalid_since[(market, outcome)] = now
+        if self._auditor is not None:
+            self._auditor.forget(market)
+        try:
+            if self._on_resync is not None:
+                self._on_resync(market, reason)
+            elif self._on_invalidate is not None:
+                self._on_invalidate(market, Outcome.YES)
+        except Exception:
+            self._callback_errors += 1
+            logger.exception("market ws: on_resync failed")
+        ws = self._ws
+        if ws is not None and tokens:
+            # Unsubscribe first: the venue sends books only for tokens newly subscribed.
+            await ws.send(JSON_ENCODER.encode({"assets_ids": tokens, "operation": "unsubscribe"}).decode())
+            await ws.send(
+                JSON_ENCODER.encode(
+                    {
+                        "assets_ids": tokens,
+                        "operation": "subscribe",
+                        "custom_feature_enabled": self._cfg.custom_feature_enabled,
+                    }
+                ).decode()
+            )

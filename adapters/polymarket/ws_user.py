@@ -12,7 +12,8 @@ Connection life cycle (docs/polymarket-api.md §7.2, clob-emulator-spec.md §8; 
   frame at all for ``stale_after_s`` is dropped;
 * on any drop, reconnect with exponential backoff plus jitter and subscribe again. Events sent
   during the outage are lost (no replay), so every connection after the first calls
-  ``on_reconnect`` and the gateway reconciles against ``GET /data/orders``.
+  ``on_reconnect``, and every subscription (the first too) calls ``on_subscribed``: the gateway
+  reconciles (open orders, then the trades since the last one it applied).
 
 The subscribe frame carries the API secret: it is built at send time and never logged, and the
 ``websockets`` frame logger is a child of this module's logger held at INFO, so a DEBUG log
@@ -95,6 +96,7 @@ class UserWsClient(ChannelClient[UserWsConfig]):
         on_event: Callable[[UserEvent], None],
         *,
         on_reconnect: Callable[[], None] | None = None,
+        on_subscribed: Callable[[], None] | None = None,
         markets: Sequence[str] | None = None,
         config: UserWsConfig | None = None,
         rng: random.Random | None = None,
@@ -106,6 +108,8 @@ class UserWsClient(ChannelClient[UserWsConfig]):
             creds: API credentials for the subscribe frame.
             on_event: Called on the client's loop thread with every parsed event.
             on_reconnect: Called after every re-subscription (not the first): ask for a reconcile.
+            on_subscribed: Called after every subscription, the first too (what happened before it
+                was not heard).
             markets: Condition ids to subscribe to; every market of ``assets`` when None.
             config: Connection settings.
             rng: Source of reconnect jitter; a fresh unseeded ``random.Random()`` when None (live only).
@@ -117,6 +121,7 @@ class UserWsClient(ChannelClient[UserWsConfig]):
         self._creds = creds
         self._on_event = on_event
         self._on_reconnect = on_reconnect
+        self._on_subscribed_cb = on_subscribed
         if markets is None:
             markets = list(dict.fromkeys(market for _, (market, _) in assets.items()))
         self._markets = tuple(markets)
@@ -140,12 +145,17 @@ class UserWsClient(ChannelClient[UserWsConfig]):
 
     def _on_subscribed(self) -> None:
         logger.info("user ws: subscribed to %d markets at %s", len(self._markets), self._cfg.url)
-        if self._connects > 1 and self._on_reconnect is not None:
+        callbacks = [self._on_subscribed_cb]
+        if self._connects > 1:
+            callbacks.append(self._on_reconnect)
+        for cb in callbacks:
+            if cb is None:
+                continue
             try:
-                self._on_reconnect()
+                cb()
             except Exception:
                 self._callback_errors += 1
-                logger.exception("user ws: on_reconnect failed")
+                logger.exception("user ws: subscription callback failed")
 
     # --- frames ----------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import httpx
 import msgspec
 from eth_account import Account
 
+from app.commands import HELP
 from app.commands import run as run_cmd
 
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``demo-live`` subcommand."""
     p = sub.add_parser(
         "demo-live",
-        help="run the market maker live against the local exchange emulator and check it cleans up",
+        help=HELP["demo-live"],
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

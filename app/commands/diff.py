@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app.commands import HELP
 from research.diff import diff_paths
 from research.runlog import RunFormatError
 
@@ -13,7 +14,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``diff`` subcommand."""
     p = sub.add_parser(
         "diff",
-        help="compare two runs: the first divergent decision with both sides' reasons, then the figures",
+        help=HELP["diff"],
         description=(
             "Compare two runs of the same input (different code or config). Prints the first decision on "
             "which they part, with both sides' reasons field by field (decisions aligned per market by "

@@ -9,6 +9,7 @@ import threading
 
 import msgspec
 
+from app.commands import HELP
 from app.configfile import ConfigFileError, load_struct
 from emulator import Emulator
 from emulator.scenario import SCENARIO_DIR, Scenario, resolve_scenario
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``emulator`` subcommand."""
     p = sub.add_parser(
         "emulator",
-        help="serve an emulated Polymarket CLOB (REST, WebSocket, Gamma) on 127.0.0.1",
+        help=HELP["emulator"],
         description=(
             "Serve the CLOB REST API (L1/L2 auth, signed V2 orders, books, cancels, heartbeats), the "
             "market and user WebSocket channels and a Gamma /markets for the scenario's markets, all on "

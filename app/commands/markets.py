@@ -32,7 +32,14 @@ from adapters.classify import (
     classify_markets,
 )
 from adapters.gamma import DEFAULT_GAMMA_URL, FetchResult, GammaClient, GammaError, market_query
-from adapters.market_cache import CacheEntry, MarketCacheError, load_market_cache, write_markets_file
+from adapters.market_cache import (
+    CacheEntry,
+    MarketCacheError,
+    fetched_at,
+    load_market_cache,
+    write_markets_file,
+)
+from app.commands import HELP
 from app.configfile import ConfigFileError, load_config
 from core.config import Config
 from core.routing import Role, Route, StrategySpec, route_markets
@@ -207,7 +214,7 @@ def _print_counts(title: str, counts: dict[str, int], out: TextIO) -> None:
 def _register_refresh(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "refresh-markets",
-        help="fetch markets from Gamma into the market cache and the search index",
+        help=HELP["refresh-markets"],
         description=(
             "Fetch markets from Gamma (ordered by market_selection.order_by), classify them, keep the "
             "best LIMIT tradable ones in the market cache (ops.markets_json_path, written atomically) and "
@@ -354,7 +361,7 @@ _SLOTS: tuple[tuple[str, str, Role], ...] = (
 def _register_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "route-markets",
-        help="split the market cache between the strategies (one selected_markets.json each)",
+        help=HELP["route-markets"],
         description=(
             "Give each strategy the cached markets that pass its own filters, up to its limit, by a snake "
             "draft between the trading strategies (no market to two of them unless --allow-overlap); the "
@@ -449,11 +456,19 @@ def run_route(args: argparse.Namespace) -> int:
     print(
         f"routing {len(records)} cached markets from {cache_path} (generated {cache.generated_at})", file=out
     )
+    # Where the markets came from, so a run trades them only from the same Gamma, and only while fresh.
+    origin_source = {"gamma_url": str(cache.source.get("gamma_url") or ""), "fetched_at": fetched_at(cache)}
     for route in routing.routes:
         path = outputs[route.name]
         try:
             _write_route(
-                route, path, raw=raw, cache_path=cache_path, generated_at=generated_at, now_ns=now_ns
+                route,
+                path,
+                raw=raw,
+                cache_path=cache_path,
+                generated_at=generated_at,
+                now_ns=now_ns,
+                origin=origin_source,
             )
         except OSError as exc:
             flag = next(f for n, f, _ in _SLOTS if n == route.name)
@@ -479,6 +494,7 @@ def _write_route(
     cache_path: Path,
     generated_at: str,
     now_ns: int,
+    origin: dict[str, str],
 ) -> None:
     write_markets_file(
         path,
@@ -486,7 +502,7 @@ def _write_route(
         strategy=route.name,
         entries=[CacheEntry(market=m, raw=raw.get(m.market_id, {})) for m in route.markets],
         generated_at=generated_at,
-        source={"market_cache": str(cache_path)},
+        source={"market_cache": str(cache_path), **origin},
         summary={
             "role": route.role,
             "limit": route.limit,
@@ -503,7 +519,7 @@ def _write_route(
 
 
 def _register_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("markets", help="query the market index built by refresh-markets")
+    p = sub.add_parser("markets", help=HELP["markets"])
     msub = p.add_subparsers(dest="markets_command", metavar="SUBCOMMAND")
     s = msub.add_parser(
         "search",

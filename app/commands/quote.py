@@ -10,12 +10,13 @@ from typing import cast
 import msgspec
 
 from adapters.polymarket.parse import PayloadError, decode_book, parse_book
+from app.commands import HELP
 from app.configfile import ConfigFileError, load_config
 from core.book import L2Book
 from core.estimators import FlowState, VolState
 from core.inventory import Inventory
 from core.messages import BookSnapshot
-from core.quoting import Decision, decide, quote_params
+from core.quoting import Decision, QuoteParams, decide, quote_params
 from core.units import (
     CODES,
     ORDER_QTY_STEP,
@@ -23,6 +24,7 @@ from core.units import (
     QTY_DECIMALS,
     QTY_ONE,
     UNITS,
+    USDC10_PER_USDC6,
     Outcome,
     UnitError,
     complement_px,
@@ -43,7 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``quote`` subcommand."""
     p = sub.add_parser(
         "quote",
-        help="show the quote decision for one Polymarket book",
+        help=HELP["quote"],
         description=(
             "Read a Polymarket book (REST /book or WebSocket `book` message; the venue lists the best "
             "level LAST) and print the ladder polymm would quote, with every reason. Prices in the "
@@ -66,6 +68,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
     p.set_defaults(run=run)
+
+
+def levels_below_minimum(params: QuoteParams, min_qty: int) -> str | None:
+    """Which configured levels a market whose minimum order is ``min_qty`` cannot take (None: all can).
+
+    ``decide`` never raises a level to the minimum (it drops it, with a trim); this says so before
+    the first decision. Sizes in USDC buy fewer shares at higher prices: such a level is below the
+    minimum for bids above some price (and asks below one minus it).
+    """
+    if min_qty <= 0:
+        return None
+    minimum = f"the minimum order of {format_qty(min_qty)} shares"
+    if params.level_sizes_qty is not None:
+        sizes = params.level_sizes_qty
+        below = [i + 1 for i, q in enumerate(sizes) if q < min_qty]
+        if not below:
+            return None
+        shown = ", ".join(format_qty(sizes[i - 1]) for i in below)
+        if len(below) == len(sizes):
+            return f"every level ({shown} shares) is below {minimum}: no order can be placed"
+        which = "level " + ", ".join(map(str, below))
+        return f"{which} of {len(sizes)} ({shown} shares) below {minimum}: not quoted"
+    parts = []
+    for i, usdc6 in enumerate(params.level_sizes_usdc6 or ()):
+        # A bid at px buys usdc6 * 1e4 // px shares: at least min_qty up to this price.
+        max_px = usdc6 * USDC10_PER_USDC6 // min_qty
+        if max_px >= PX_ONE:
+            continue
+        parts.append(
+            f"level {i + 1} ({format_usdc6(usdc6)} USDC) for bids above {format_px(max_px)} and asks below "
+            f"{format_px(PX_ONE - max_px)}"
+        )
+    if not parts:
+        return None
+    return "below " + minimum + ": " + "; ".join(parts)
 
 
 def _read_book(path: str, outcome: Outcome) -> BookSnapshot:
@@ -112,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
     elif not min_qty:
         min_qty = _DEFAULT_MIN_QTY
         notes.append("book has no min_order_size: assuming 5 shares (--min-size to change)")
+    small = levels_below_minimum(params, min_qty)
+    if small is not None:
+        notes.append(f"cannot quote as configured: {small}")
     book = L2Book(tick_px=tick, min_qty=min_qty)
     book.apply_snapshot(snap.bids, snap.asks, snap.ts_ns, tick, min_qty)
     view = book.view()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app.commands import HELP
 from research.report import REPORT_NAME, write_report
 from research.runlog import RunFormatError
 
@@ -13,7 +14,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``report`` subcommand."""
     p = sub.add_parser(
         "report",
-        help="write RUN_DIR/report.html: PnL parts, inventory, quotes vs market, markouts, uptime",
+        help=HELP["report"],
         description=(
             "Write one self-contained HTML file about a run (simulation, paper or dry-run): PnL over time "
             "split into spread capture, inventory mark-to-market, fees, rebates and resolution; inventory "

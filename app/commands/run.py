@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
-import signal
 import sys
-import threading
 import time
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.market_cache import MarketCacheError, load_selected_markets
+from adapters.gamma import GammaClient, GammaError
+from adapters.market_cache import MarketCacheError, describe_source, read_markets_file, selection_problem
 from app.bootstrap import Mode, TradingEngine
-from app.configfile import ConfigFileError, load_config
+from app.commands import HELP
+from app.commands.quote import levels_below_minimum
+from app.configfile import ConfigFileError, ServiceUnavailable, load_config
+from app.process import restore_default_recursion_limit
+from app.signals import EXIT_ORDERS_MAY_REMAIN, ShutdownSignals
 from core.config import Config
 from core.markets import MarketInfo
+from core.quoting import quote_params
 from core.units import QTY_ONE, format_px, format_qty, format_usdc6
 from sim.summary import market_summary, pnl_line, totals
 
@@ -31,20 +38,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run-market-maker`` subcommand."""
     p = sub.add_parser(
         "run-market-maker",
-        help="quote the selected markets: live, paper (simulated fills on the live book) or dry-run",
+        help=HELP["run-market-maker"],
         description=(
             "Quote the markets routed to this strategy (ops.selected_markets_path) or, when that file does "
             "not exist, markets selected fresh from Gamma. --mode dry-run (the default) decides and logs "
             "every decision with its reasons and sends nothing; --mode paper fills against the live book "
             "with the simulator's queue model and reports PnL; --mode live sends post-only orders through "
             "py-clob-client-v2, needs ops.dry_run: false in the config and a key (POLYMM_PRIVATE_KEY or "
-            "--key-file). On SIGINT/SIGTERM or "
-            "after --duration every order is cancelled before exit."
+            "--key-file). On SIGINT/SIGTERM or after --duration every order is cancelled and confirmed "
+            "before exit; a second signal forces an exit within 5 s after one cancel-all. Exit codes: 0 "
+            "done, 1 Gamma or the venue unreachable at start, 2 bad input (config, flags, credentials), "
+            "3 orders of ours may remain open (cancels not confirmed), 130/143 forced by a second "
+            "signal with every order cancelled."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
     p.add_argument("--mode", choices=("live", "paper", "dry-run"), default="dry-run", help="[dry-run]")
-    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--duration", type=duration_s, default=None, help="seconds to run (default: until Ctrl-C)")
     p.add_argument(
         "--clob-url",
         default=os.environ.get("POLYMM_CLOB_URL", DEFAULT_CLOB_URL),
@@ -56,7 +66,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=os.environ.get("POLYMM_GAMMA_URL", DEFAULT_GAMMA_URL),
         help="Gamma API [production]",
     )
+    p.add_argument(
+        "--gamma-retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="retries on Gamma 429/5xx/network errors when selecting markets [4]",
+    )
     p.add_argument("--user-ws-url", default=None, help="user channel [the market channel URL with /user]")
+    p.add_argument(
+        "--data-api-url",
+        default=os.environ.get("POLYMM_DATA_API_URL"),
+        help="Data API, for positions (live) [production's; the CLOB URL + /data-api for another CLOB]",
+    )
     p.add_argument(
         "--key-file", default=None, help="file holding the private key (live; else POLYMM_PRIVATE_KEY)"
     )
@@ -64,21 +86,138 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(run=run)
 
 
-def choose_markets(cfg: Config, gamma_url: str, config_path: str) -> tuple[list[MarketInfo], str]:
-    """Routed markets when the selection file exists, else a fresh selection; says which."""
+#: Longest --duration: ten years (a bound the OS timers take; "until Ctrl-C" is no --duration).
+MAX_DURATION_S = 10 * 365 * 86_400.0
+
+
+def duration_s(text: str) -> float:
+    """``--duration``: finite seconds, at least 0 and at most ten years."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and {MAX_DURATION_S:g} seconds")
+    return value
+
+
+def choose_markets(
+    cfg: Config, gamma_url: str, config_path: str, now_ns: int | None = None, *, gamma_retries: int = 4
+) -> tuple[list[MarketInfo], str]:
+    """Routed markets when the selection file may be traded, else a fresh selection; says which and why.
+
+    The routed file (``ops.selected_markets_path``) is used only when its markets came from the Gamma
+    this run points at and were fetched at most ``ops.selected_markets_max_age_s`` ago; otherwise
+    markets are selected fresh, or the run stops (``ops.stale_selection: stop``).
+    """
+    now_ns = time.time_ns() if now_ns is None else now_ns
     path = Path(cfg.ops.selected_markets_path)
     if path.exists():
         try:
-            records = load_selected_markets(path)
+            doc = read_markets_file(path)
         except MarketCacheError as exc:
             raise ConfigFileError(f"{config_path}: ops.selected_markets_path: {exc}") from None
-        return [r.to_info() for r in records], f"using {len(records)} routed markets from {path}"
+        problem = selection_problem(
+            doc, gamma_url=gamma_url, now_ns=now_ns, max_age_s=cfg.ops.selected_markets_max_age_s
+        )
+        if problem is None:
+            try:
+                infos = [e.market.to_info() for e in doc.markets]
+            except ValueError as exc:
+                raise ConfigFileError(f"{config_path}: ops.selected_markets_path: {path}: {exc}") from None
+            return infos, f"using {len(infos)} routed markets from {path} ({describe_source(doc, now_ns)})"
+        if cfg.ops.stale_selection == "stop":
+            raise ConfigFileError(
+                f"{config_path}: ops.stale_selection: stop: routed markets at {path} not used: {problem}"
+            )
+        how = f"routed markets at {path} not used: {problem}; selected"
+    else:
+        how = f"no routed markets at {path} (ops.selected_markets_path): selected"
     from app.commands.markets import discover_markets  # noqa: PLC0415 (Gamma only when needed)
 
-    found = discover_markets(cfg, now_ns=time.time_ns(), gamma_url=gamma_url)
+    try:
+        with GammaClient(gamma_url, retries=max(gamma_retries, 0)) as client:
+            found = discover_markets(cfg, now_ns=now_ns, gamma_url=gamma_url, client=client)
+    except GammaError as exc:
+        raise ServiceUnavailable(f"polymm run-market-maker: cannot select markets: {exc}") from None
     chosen = list(found.selection.selected)
-    how = f"no routed markets at {path} (ops.selected_markets_path): selected {len(chosen)} fresh"
-    return [r.to_info() for r in chosen], f"{how} from {gamma_url}"
+    return [r.to_info() for r in chosen], f"{how} {len(chosen)} fresh from {gamma_url}"
+
+
+def size_warnings(cfg: Config, markets: list[MarketInfo]) -> list[str]:
+    """One line per market whose minimum order size leaves configured levels unquoted."""
+    params = quote_params(cfg)
+    out = []
+    for m in markets:
+        problem = levels_below_minimum(params, m.min_qty)
+        if problem is not None:
+            out.append(f"  cannot quote {m.market} as configured: {problem}")
+    return out
+
+
+def _state_dir(path: Path, flag: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".polymm-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigFileError(f"{flag}: cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def import_live() -> types.ModuleType:
+    """``app.live`` (py-clob-client-v2 only when trading), with the recursion limit kept at its default.
+
+    The SDK imports py_ecc, which raises the limit to 100,000: ``app.process`` says why that must not
+    stay.
+    """
+    import app.live  # noqa: PLC0415
+
+    restore_default_recursion_limit()
+    return app.live
+
+
+def _start_live(args: argparse.Namespace, cfg: Config, markets: list[MarketInfo]) -> dict[str, Any]:
+    """The live wiring (key, credentials checked with the venue, gateway); bad input exits 2, one line."""
+    start_live: Callable[..., dict[str, Any]] = import_live().start_live
+    from adapters.polymarket.errors import AuthFailed, PolymarketError  # noqa: PLC0415 (live only)
+    from adapters.polymarket.secrets import SecretError  # noqa: PLC0415
+
+    try:
+        return start_live(args, cfg, markets)
+    except SecretError as exc:
+        raise ConfigFileError(f"--mode live: {exc}") from None
+    except AuthFailed as exc:
+        why = " ".join(str(exc).split())[:120]
+        raise ConfigFileError(
+            f"--mode live: {args.clob_url} refused the credentials ({why}): check "
+            "POLYMM_API_KEY, POLYMM_API_SECRET, POLYMM_API_PASSPHRASE and the private key they belong to"
+        ) from None
+    except PolymarketError as exc:
+        raise ServiceUnavailable(
+            f"polymm run-market-maker: cannot start live trading on {args.clob_url}: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        ) from None
+
+
+def shutdown_exit_code(venue_summary: dict[str, Any] | None) -> int:
+    """0 when every order is known cancelled (or none was ever sent), else ``EXIT_ORDERS_MAY_REMAIN``.
+
+    When cancels could not be confirmed, every order that may remain is named on stderr (the
+    gateway's ``ShutdownReport``: venue id, market, our client id).
+    """
+    if venue_summary is None or venue_summary.get("confirmed", True):
+        return 0
+    named = venue_summary.get("may_remain") or ()
+    print(
+        f"shutdown NOT confirmed: {venue_summary.get('still_open', len(named))} orders of ours may still be"
+        " open at the venue (its heartbeat switch cancels them about 10 s after our last heartbeat):",
+        file=sys.stderr,
+    )
+    for line in named:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_ORDERS_MAY_REMAIN
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,17 +231,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigFileError(
             f"{args.config}: ops.dry_run: true refuses --mode live; set it to false in your own copy"
         )
-    markets, how = choose_markets(cfg, args.gamma_url, args.config)
+    state_dir = _state_dir(
+        Path(args.state_dir or cfg.ops.state_dir),
+        "--state-dir" if args.state_dir else f"{args.config}: ops.state_dir",
+    )
+    markets, how = choose_markets(
+        cfg, args.gamma_url, args.config, gamma_retries=getattr(args, "gamma_retries", 4)
+    )
     print(f"mode {mode}: {how}")
     if not markets:
         print("no markets to quote; nothing to do")
         return 0
-    state_dir = Path(args.state_dir or cfg.ops.state_dir)
     live: dict[str, Any] = {}
     if mode == "live":
-        from app.live import start_live  # noqa: PLC0415 (py-clob-client-v2 only when trading)
-
-        live = start_live(args, cfg, markets)
+        live = _start_live(args, cfg, markets)
     engine = TradingEngine(
         cfg,
         markets,
@@ -111,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         clob_url=args.clob_url,
         state_dir=state_dir,
         live_port=live.get("port"),
+        inventory=live.get("inventory"),
     )
     if mode == "live":
         live["attach"](engine)
@@ -120,45 +263,45 @@ def run(args: argparse.Namespace) -> int:
             f"  {m.market}  tick {format_px(m.tick_px)} USDC  min {format_qty(m.min_qty)} shares{event}"
             f"  {m.question[:70]}"
         )
+    for line in size_warnings(cfg, markets):
+        print(line)
     inv = cfg.inventory
     print(
         f"limits: worst-case loss {inv.per_market_ev_cap:g} USDC per market, {inv.event_cap:g} USDC per "
         f"neg-risk event, {inv.global_ev_cap:g} USDC in all; maker_only {inv.maker_only}; "
         f"events -> {state_dir / 'events.jsonl'}"
     )
-    done = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        print(f"\n{signal.Signals(signum).name}: cancelling every order", file=sys.stderr)
-        done.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # A first SIGINT/SIGTERM shuts down in order; a second forces an exit within 5 s (app.signals).
+    # The handlers stay until the shutdown below is over.
+    signals = ShutdownSignals(cancel_all_now=live.get("cancel_all_now"))
+    signals.install()
     statuses: dict[str, Any] = {}
     venue_summary: dict[str, Any] | None = None
     paper: dict[str, Any] = {}
     try:
-        engine.start()
-        done.wait(args.duration)
-    finally:
-        # Whatever happened above, every order is cancelled before we exit: each step is guarded
-        # so a failing status query cannot skip the gateway's shutdown.
-        for s, h in previous.items():
-            signal.signal(s, h)
         try:
-            statuses = engine.statuses()
-        except Exception:
-            log.exception("status before shutdown failed")
-        try:
-            engine.stop()
+            engine.start()
+            signals.requested.wait(args.duration)
         finally:
-            if mode == "live":
-                venue_summary = live["shutdown"]()
+            # Whatever happened above, every order is cancelled before we exit: each step is guarded
+            # so a failing status query cannot skip the gateway's shutdown.
             try:
-                paper = engine.paper_markets()
+                statuses = engine.statuses()
+            except Exception:
+                log.exception("status before shutdown failed")
+            try:
+                engine.stop()
             finally:
-                engine.close()
+                if mode == "live":
+                    venue_summary = live["shutdown"]()
+                try:
+                    paper = engine.paper_markets()
+                finally:
+                    engine.close()
+    finally:
+        signals.restore()
     print(summarise(mode, engine, statuses, paper, venue_summary))
-    return 0
+    return shutdown_exit_code(venue_summary)
 
 
 def summarise(
@@ -195,7 +338,8 @@ def summarise(
             f"max |inventory| {_shares(t['max_abs_inventory_shares'])} shares",
         ]
     if venue_summary:
-        lines.append("venue    " + "  ".join(f"{k} {v}" for k, v in venue_summary.items()))
+        shown = {k: v for k, v in venue_summary.items() if k != "may_remain"}
+        lines.append("venue    " + "  ".join(f"{k} {v}" for k, v in shown.items()))
     for m, s in sorted(statuses.items()):
         # Positions are exact to the 1e-6 share (fills come in any size): every decimal is printed.
         lines.append(

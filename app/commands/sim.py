@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from adapters.files import resolve_named_yaml
+from app.commands import HELP
 from app.configfile import ConfigFileError, load_config, load_struct
 from app.progress import Progress
 from core.config import Config
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``sim`` subcommand."""
     p = sub.add_parser(
         "sim",
-        help="run a deterministic simulation and write events.jsonl, summary.json and report.html",
+        help=HELP["sim"],
         description=(
             "Replay a scenario (synthetic, recorded WebSocket, BBO polls or hftbacktest .npz data) through "
             "the market sessions with a simulated venue: queue position, latency, fees and resolution. "

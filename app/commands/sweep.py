@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from app.commands import HELP
 from app.commands.sim import resolve_scenario, simulate
 from app.configfile import ConfigFileError, format_validation_error, load_struct
 from core.config import Config
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``sweep`` subcommand."""
     p = sub.add_parser(
         "sweep",
-        help="search parameters with Optuna (TPE or grid): each trial a simulation; local processes or Ray",
+        help=HELP["sweep"],
         description=(
             "Run a parameter sweep described by SPACE.yaml (parameters as dotted config keys, the objective "
             "and constraints as figures of the run summary, the sampler and its seed; see docs/research.md). "

@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from actors.session import CANCEL_PENDING, NEVER, MarketSession
 from app.configfile import load_config
+from core.inventory import Inventory
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -14,6 +15,7 @@ from core.messages import (
     Canceled,
     Filled,
     MarketResolved,
+    Rejected,
     TickSizeChanged,
     TradePrint,
 )
@@ -399,3 +401,75 @@ def test_adopted_order_is_kept_when_wanted_and_cancelled_when_not():
         p.px == wanted.px and p.side is Side.BUY and p.outcome is Outcome.YES for p in port2.places
     )
     assert len(sink2.kinds("adopted")) == 2
+
+
+# --- live: holds, post-only backoff, the first decision's inventory ------------------------------------
+
+
+def test_a_hold_pulls_every_quote_and_quoting_resumes_when_the_last_hold_is_released():
+    s, port, sink = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    placed = len(port.places)
+
+    s.hold("position_drift", "drift", T0)
+    s.hold("rate_limit", "429", T0)
+    s.on_event(snapshot(bid=4_600, ask=4_700))  # a new book: still nothing is placed
+    assert isinstance(port.commands[placed], CancelAll) and len(port.places) == placed
+    for r in list(s.orders.values()):
+        s.on_exec(Canceled(market="m1", client_id=r.client_id, ts_ns=T0))
+
+    s.release("position_drift", T0)
+    s.clock.t += 1_000_000_000  # past the requote throttle
+    s.flush(s.clock.now_ns())
+    assert len(port.places) == placed  # one hold is left
+    s.release("rate_limit", T0)
+    s.clock.t += 1_000_000_000
+    s.flush(s.clock.now_ns())
+
+    assert len(port.places) > placed
+    assert [p["key"] for p in sink.kinds("hold")] == ["position_drift", "rate_limit"]
+
+
+def test_post_only_crosses_back_off_exponentially_and_ask_for_a_fresh_book():
+    resyncs: list[str] = []
+    port, sink = FakeExchangePort(), ListSink()
+    clock = FakeClock(T0)
+    s = SteppedSession(INFO, PARAMS, port, clock, sink, book_resync=resyncs.append)
+    s.on_event(snapshot())
+    first = port.places[0]
+
+    s.on_exec(
+        Rejected(
+            market="m1",
+            client_id=first.client_id,
+            ts_ns=T0,
+            reason="invalid post-only order: order crosses book",
+        )
+    )
+    sent = len(port.places)
+    clock.t += 100_000_000  # 0.1 s: inside the 0.5 s backoff
+    s.on_event(snapshot(ts=clock.t, bid=4_650, ask=4_800))
+    assert len(port.places) == sent  # no new order while backing off
+    assert resyncs == ["m1"]
+
+    clock.t = s.places_blocked_until_ns
+    s.flush(clock.t)
+    assert len(port.places) > sent  # the backoff is over: the decision is placed
+    again = port.places[-1]
+    s.on_exec(Rejected(market="m1", client_id=again.client_id, ts_ns=clock.t, reason="post_only_would_cross"))
+
+    backoffs = [b["backoff_ns"] for b in sink.kinds("post_only_backoff")]
+    assert backoffs == [500_000_000, 1_000_000_000]
+    assert resyncs == ["m1", "m1"]
+
+
+def test_a_session_starts_from_the_inventory_it_is_given():
+    port, sink = FakeExchangePort(), ListSink()
+    inv = Inventory(yes_qty=154_575_758, cash_usdc6=-70_000_000, yes_cost_usdc6=70_000_000)
+    s = SteppedSession(INFO, PARAMS, port, FakeClock(), sink, inventory=inv)
+
+    s.on_event(snapshot())
+
+    (decision,) = sink.kinds("decision")
+    assert decision.reasons.inventory_qty == 154_575_758

@@ -1,9 +1,11 @@
 """OrderGatewayActor over PolymarketVenue over a fake ClobLike (real signing, fake HTTP).
 
-The fake keeps an order book of "open orders" like the venue's ``/data/orders``, answers like the
-client does (dicts, or ``PolyApiException`` built from an httpx response so Retry-After flows
-through the probe), and records every call. Timers are fired by hand; tests synchronise with
-``ask(GetGatewayStatus())``, which flushes pending work first.
+The fake keeps an order book of "open orders" like the venue's ``/data/orders`` and trade rows like
+``/data/trades``, answers like the client does (dicts, or ``PolyApiException`` built from an httpx
+response so Retry-After and the rate-limit headers flow through the probe), and records every call.
+Timers are fired by hand (the clock moves to the latest of them); tests synchronise with
+``ask(GetGatewayStatus())``, which flushes pending work first. The gateway's rules themselves are
+tested against a venue model in ``tests/actors/test_gateway.py``.
 """
 
 from __future__ import annotations
@@ -27,26 +29,42 @@ from py_clob_client_v2.signer import Signer
 from actors.gateway import (
     GatewayConfig,
     GetGatewayStatus,
+    HeartbeatLoop,
+    RateLimitInfo,
     Reconcile,
     Shutdown,
     ShutdownReport,
-    UserFill,
+    Startup,
     UserOrderUpdate,
 )
 from adapters.polymarket.clob_port import (
     ClobExchangePort,
+    DataApiPositions,
     PolymarketVenue,
     UserChannelBridge,
+    positions_from_rows,
     start_gateway,
+    trades_from_rows,
     user_event_messages,
 )
-from adapters.polymarket.errors import RetryAfterProbe
+from adapters.polymarket.errors import BadResponse, RetryAfterProbe
 from adapters.polymarket.orders import order_id_of
 from adapters.polymarket.parse import AssetMap, decode_user_frame
+from core.ledger import TradeLeg, VenueTrade
 from core.markets import MarketInfo
-from core.messages import Accepted, Cancel, CancelAll, Canceled, Filled, Place, Rejected, TickSizeChanged
+from core.messages import (
+    Accepted,
+    Adopted,
+    Cancel,
+    CancelAll,
+    Canceled,
+    Filled,
+    Place,
+    Rejected,
+    TickSizeChanged,
+)
 from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side, format_px, format_qty
-from tests.fakes import FakeClock
+from tests.actors.venue_fake import MutableClock
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
 KEY = Account.create().key.hex()
@@ -75,6 +93,8 @@ class FakeClob:
         self.item_replies: list[dict[str, Any] | None] = []  # per posted order; None: accept
         self.failures: dict[str, list[tuple[int | None, dict[str, Any], bool]]] = defaultdict(list)
         self.hb = 0
+        self.trade_rows: list[dict[str, Any]] = []
+        self.closed: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.http = httpx.Client(transport=httpx.MockTransport(self._respond))
         if probe is not None:
@@ -89,10 +109,10 @@ class FakeClob:
         *,
         retry_after: str = "",
         applied: bool = False,
+        headers: dict[str, str] | None = None,
     ):
-        self.failures[method].append(
-            (status, {"body": body or {"error": "scripted"}, "retry_after": retry_after}, applied)
-        )
+        spec = {"body": body or {"error": "scripted"}, "retry_after": retry_after, "headers": headers or {}}
+        self.failures[method].append((status, spec, applied))
 
     def called(self, method: str) -> list[Any]:
         return [args for m, args in self.calls if m == method]
@@ -100,6 +120,7 @@ class FakeClob:
     def _respond(self, request: httpx.Request) -> httpx.Response:
         spec = json.loads(request.headers["x-spec"])
         headers = {"Retry-After": spec["retry_after"]} if spec["retry_after"] else {}
+        headers.update(spec.get("headers") or {})
         return httpx.Response(int(request.headers["x-status"]), headers=headers, json=spec["body"])
 
     def _run(self, method: str, effect: Callable[[], Any]) -> Any:
@@ -154,7 +175,9 @@ class FakeClob:
 
         def effect() -> dict[str, Any]:
             with self.lock:
-                done = [i for i in order_hashes if self.open.pop(i, None) is not None]
+                done = [i for i in order_hashes if i in self.open]
+                for i in done:
+                    self.closed[i] = dict(self.open.pop(i), status="CANCELED")
             return {
                 "canceled": done,
                 "not_canceled": {i: "order not found" for i in order_hashes if i not in done},
@@ -191,6 +214,22 @@ class FakeClob:
             rows = [dict(o) for o in self.open.values()]
         return self._run("get_open_orders", lambda: rows)
 
+    def get_trades(
+        self, params: Any = None, only_first_page: bool = False, next_cursor: str | None = None
+    ) -> Any:
+        self.calls.append(("get_trades", params.after if params is not None else None))
+        with self.lock:
+            rows = [dict(t) for t in self.trade_rows]
+        return self._run("get_trades", lambda: rows)
+
+    def get_order(self, order_id: str) -> Any:
+        self.calls.append(("get_order", order_id))
+        with self.lock:
+            row = self.open.get(order_id) or self.closed.get(order_id)
+        if row is None:
+            self.fail_next("get_order", 404, {"error": "order not found"})
+        return self._run("get_order", lambda: dict(row or {}, status=(row or {}).get("status", "LIVE")))
+
 
 class Routed:
     """The route callable: records (market, event)."""
@@ -206,16 +245,18 @@ class Routed:
 
 
 class ManualSchedule:
-    """Timers recorded, fired by the test."""
+    """Timers recorded, fired by the test: the clock moves to the latest of them first."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: MutableClock) -> None:
         self.pending: list[tuple[float, Callable[[], None]]] = []
+        self.clock = clock
 
     def __call__(self, delay_s: float, fn: Callable[[], None]) -> None:
         self.pending.append((delay_s, fn))
 
     def fire_all(self) -> None:
         pending, self.pending = self.pending, []
+        self.clock.advance(max((d for d, _ in pending), default=0.0))
         for _, fn in pending:
             fn()
 
@@ -256,18 +297,20 @@ class Rig:
 def make_rig(clob: FakeClob | None = None, probe: RetryAfterProbe | None = None, **cfg: Any) -> Rig:
     probe = probe or RetryAfterProbe()
     clob = clob or FakeClob(MARKETS, probe)
-    routed, schedule, waits = Routed(), ManualSchedule(), []
+    clock = MutableClock()
+    routed, schedule, waits = Routed(), ManualSchedule(clock), []
     config = GatewayConfig(**{"heartbeat_interval_s": None, "reconcile_interval_s": None, **cfg})
     ref, port, bridge = start_gateway(
         clob,
         MARKETS,
         routed,
-        FakeClock(),
+        clock,
         config=config,
         schedule=schedule,
         wait=waits.append,
         retry_after=probe,
     )
+    ref.ask(Startup(), timeout=5)
     return Rig(clob, routed, schedule, ref, port, bridge, waits)
 
 
@@ -432,13 +475,19 @@ def test_a_price_on_a_finer_tick_than_known_is_signed_with_that_tick(rig):
 # --- retries -------------------------------------------------------------------------------------------
 
 
+RATE_HEADERS = {"Poly-RateLimit-Remaining": "0", "Poly-RateLimit-Tier": "Standard"}
+
+
 def test_429_pauses_for_retry_after_then_resends_the_same_signed_orders(rig):
-    rig.clob.fail_next("post_orders", 429, {"error": "Too Many Requests"}, retry_after="7")
+    # The venue's own 429 (its rate-limit headers came with it): the orders were definitely refused.
+    rig.clob.fail_next(
+        "post_orders", 429, {"error": "Too Many Requests"}, retry_after="7", headers=RATE_HEADERS
+    )
 
     rig.port.submit(rig.place(2))
     status = rig.sync()
 
-    assert status.paused
+    assert status.paused and status.in_doubt == 0
     assert rig.routed.of(Accepted) == []
     assert [d for d, _ in rig.schedule.pending] == [7.0]
 
@@ -449,24 +498,39 @@ def test_429_pauses_for_retry_after_then_resends_the_same_signed_orders(rig):
     assert [o.salt for o, _ in first] == [o.salt for o, _ in second]  # not signed again
     assert len(rig.routed.of(Accepted)) == 2
     assert not status.paused
-    assert status.retries == 1
+    assert status.rate_limited == 1
+    assert rig.clob.called("get_order") == []  # no doubt: nothing to ask
 
 
-def test_backoff_grows_without_retry_after(rig):
+def test_a_429_without_rate_limit_headers_leaves_the_outcome_to_the_venue(rig):
+    # A CDN's 429: whether the orders arrived is unknown; the venue is asked before sending again.
+    rig.clob.fail_next("post_orders", 429, {"error": "Too Many Requests"}, retry_after="2", applied=True)
+
+    rig.port.submit(rig.place(2))
+    rig.sync()
+    rig.schedule.fire_all()
+    rig.sync()
+
+    assert len(rig.clob.called("post_orders")) == 1  # they had arrived: listed, never sent again
+    assert len(rig.routed.of(Accepted)) == 2
+
+
+def test_backoff_grows_without_retry_after(rig, caplog):
     for _ in range(3):
         rig.clob.fail_next("post_orders", 503, {"error": "Trading is currently disabled"})
     rig.clob.fail_next("post_orders", 425, {"error": "too early"})
 
-    rig.port.submit(rig.place(1))
-    rig.sync()
-    delays = []
-    for _ in range(4):
-        delays += [d for d, _ in rig.schedule.pending]
-        rig.schedule.fire_all()
+    with caplog.at_level("WARNING"):
+        rig.port.submit(rig.place(1))
         rig.sync()
+        for _ in range(4):
+            rig.schedule.fire_all()
+            rig.sync()
 
-    assert delays == [0.5, 1.0, 2.0, 4.0]
+    pauses = [r.getMessage().rsplit("pausing ", 1)[1] for r in caplog.records if "pausing" in r.getMessage()]
+    assert pauses == ["0.50 s", "1.00 s", "2.00 s", "4.00 s"]
     assert len(rig.routed.of(Accepted)) == 1
+    assert len(rig.clob.open) == 1  # sent five times (a 503's outcome is asked first), rests once
 
 
 def test_a_lost_reply_is_resolved_by_reconcile_not_by_sending_twice(rig):
@@ -500,47 +564,67 @@ def test_a_post_that_never_arrived_is_sent_again_after_reconcile(rig):
 # --- heartbeats ----------------------------------------------------------------------------------------
 
 
-def test_heartbeats_chain_the_returned_id_and_recover_a_stale_one():
-    r = make_rig(heartbeat_interval_s=5.0)
-    r.sync()
-    r.schedule.fire_all()
-    r.sync()
-    r.clob.fail_next(
-        "post_heartbeat", 400, {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": "hb-current"}
-    )
-    r.schedule.fire_all()
-    status = r.sync()
+def test_heartbeats_chain_the_returned_id_and_resync_a_stale_one():
+    clob = FakeClob(MARKETS)
+    venue = PolymarketVenue(clob, AssetMap.from_markets(MARKETS))
+    hb = HeartbeatLoop(venue, MutableClock(), lambda *_: None, interval_s=5.0)
+    hb.beat()
+    hb.beat()
+    clob.fail_next("post_heartbeat", 400, {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": "hb-current"})
 
-    assert r.clob.called("post_heartbeat") == ["", "hb-1", "hb-2", "hb-current"]
-    assert status.heartbeat_id == "hb-3"
-    assert [d for d, _ in r.schedule.pending] == [5.0]
+    delay = hb.beat()
+
+    assert clob.called("post_heartbeat") == ["", "hb-1", "hb-2", "hb-current"]
+    assert hb.status().heartbeat_id == "hb-3" and delay == 5.0
 
 
 def test_a_failed_heartbeat_is_retried_soon():
     clob = FakeClob(MARKETS)
     clob.fail_next("post_heartbeat", None)
-    r = make_rig(clob=clob, heartbeat_interval_s=5.0, heartbeat_retry_s=1.0)
+    hb = HeartbeatLoop(PolymarketVenue(clob, AssetMap.from_markets(MARKETS)), MutableClock(), lambda *_: None)
 
-    status = r.sync()
-
-    assert status.heartbeat_failures == 1
-    assert [d for d, _ in r.schedule.pending] == [1.0]
+    assert hb.beat() == 1.0
+    assert hb.status().failures == 1
 
 
 # --- reconcile -----------------------------------------------------------------------------------------
 
 
-def test_reconcile_reports_vanished_orders_catches_up_fills_and_cancels_unknown_ones():
+def maker_trade_row(
+    trade_id: str, order_id: str, p: Place, qty: int, status: str = "MATCHED"
+) -> dict[str, Any]:
+    """A ``/data/trades`` row in which our order ``p`` was the maker (the venue's shape)."""
+    info = next(m for m in MARKETS if m.market == p.market)
+    token = info.token(p.outcome)
+    taker_side = "SELL" if p.side is Side.BUY else "BUY"
+    return {
+        "id": trade_id, "taker_order_id": "0xtaker", "market": p.market, "asset_id": token,
+        "side": taker_side, "size": format_qty(qty), "fee_rate_bps": "0", "price": format_px(p.px),
+        "status": status, "match_time": "1800000000", "last_update": "1800000000", "outcome": "Yes",
+        "bucket_index": 0, "owner": "k", "maker_address": "0xme", "trader_side": "MAKER",
+        "transaction_hash": "0xtx",
+        "maker_orders": [{
+            "order_id": order_id, "owner": "k", "maker_address": "0xme", "matched_amount": format_qty(qty),
+            "price": format_px(p.px), "fee_rate_bps": "0", "asset_id": token, "outcome": "Yes",
+            "side": "BUY" if p.side is Side.BUY else "SELL",
+        }],
+    }  # fmt: skip
+
+
+def test_reconcile_resolves_vanished_orders_from_trades_and_cancels_unknown_ones():
     r = make_rig(reconcile_grace_s=0.0)
     places = r.place(3)
     r.port.submit(places)
     r.sync()
     ids = {a.client_id: a.order_id for a in r.routed.of(Accepted)}
-    # While the user channel was down: one order was cancelled by the venue, one matched 2 shares,
-    # and an order we never placed appeared in one of our markets.
+    # While the user channel was down: one order was cancelled by the venue, one matched 2 shares and
+    # one filled in full (both shown by /data/trades), and an order we never placed appeared.
     del r.clob.open[ids[places[0].client_id]]
     r.clob.open[ids[places[1].client_id]].update(size_matched="2", associate_trades=["t-9"])
-    r.clob.open["0xstranger"] = {**r.clob.open[ids[places[2].client_id]], "id": "0xstranger"}
+    r.clob.trade_rows.append(maker_trade_row("t-9", ids[places[1].client_id], places[1], 2 * QTY_ONE))
+    full = dict(r.clob.open.pop(ids[places[2].client_id]))
+    r.clob.trade_rows.append(maker_trade_row("t-10", ids[places[2].client_id], places[2], places[2].qty))
+    r.clob.open["0xstranger"] = {**full, "id": "0xstranger"}
 
     r.bridge.on_reconnect()
     status = r.sync()
@@ -548,20 +632,110 @@ def test_reconcile_reports_vanished_orders_catches_up_fills_and_cancels_unknown_
     (gone,) = r.routed.of(Canceled)
     assert gone.client_id == places[0].client_id
     assert gone.reason == "not open on the venue (reconcile)"
-    (fill,) = r.routed.of(Filled)
-    assert (fill.client_id, fill.qty, fill.px, fill.leaves_qty) == (
-        places[1].client_id,
-        2 * QTY_ONE,
-        places[1].px,
-        places[1].qty - 2 * QTY_ONE,
-    )
+    fills = {f.client_id: f for f in r.routed.of(Filled)}
+    assert (fills[places[1].client_id].qty, fills[places[1].client_id].px) == (2 * QTY_ONE, places[1].px)
+    assert fills[places[1].client_id].leaves_qty == places[1].qty - 2 * QTY_ONE
+    assert fills[places[2].client_id].leaves_qty == 0  # filled, never taken for cancelled
     assert r.clob.called("cancel_orders") == [["0xstranger"]]
     assert status.unknown_cancelled == 1
 
     # The lost trade's late user-channel message is not counted again.
-    r.ref.tell(_fill_leg("t-9", ids[places[1].client_id], places[1], "MATCHED", 2 * QTY_ONE))
+    for ev in decode_user_frame(
+        json.dumps(
+            dict(maker_trade_row("t-9", ids[places[1].client_id], places[1], 2 * QTY_ONE), event_type="trade")
+        ),
+        AssetMap.from_markets(MARKETS),
+    ):
+        r.bridge.on_event(ev)
     r.sync()
-    assert len(r.routed.of(Filled)) == 1
+    assert len(r.routed.of(Filled)) == 2
+
+
+def test_trade_rows_and_position_rows_are_read_exactly():
+    p = Place(market=M1.market, client_id="x", outcome=Outcome.YES, side=Side.BUY, px=6600, qty=10 * QTY_ONE)
+    rows = [maker_trade_row("t-1", "0xo", p, 7_575_758), {"id": "junk"}, "not an object"]
+
+    (t,) = trades_from_rows(rows, AssetMap.from_markets(MARKETS))
+    (leg,) = t.legs
+    assert (t.trade_id, t.status, t.ts_ns) == ("t-1", "MATCHED", 1_800_000_000 * 10**9)
+    assert (leg.order_id, leg.px, leg.qty, leg.liquidity, leg.side) == (
+        "0xo",
+        6600,
+        7_575_758,
+        "maker",
+        Side.BUY,
+    )
+
+    positions = positions_from_rows(
+        [
+            {"token_id": M1.yes_token, "current_size": "154.575758", "avg_price": "0.48333333"},
+            {"token_id": M2.no_token, "current_size": 7.5, "avg_price": 0.3},
+            {"token_id": "not ours", "current_size": "1", "avg_price": "0.5"},
+        ],
+        AssetMap.from_markets(MARKETS),
+    )
+    assert [(x.market, x.outcome, x.qty, x.avg_px) for x in positions] == [
+        (M1.market, Outcome.YES, 154_575_758, 4833),
+        (M2.market, Outcome.NO, 7_500_000, 3000),
+    ]
+    with pytest.raises(BadResponse, match="unusable size"):
+        positions_from_rows(
+            [{"token_id": M1.yes_token, "current_size": "1e999999", "avg_price": "0.5"}],
+            AssetMap.from_markets(MARKETS),
+        )
+
+
+def test_data_api_positions_follow_pages_and_a_404_means_no_listing():
+    pages = {
+        "": {"data": [{"token_id": M1.yes_token, "current_size": "5", "avg_price": "0.5"}],
+             "pagination": {"has_more": True, "next_cursor": "c2"}},
+        "c2": {"data": [{"token_id": M1.no_token, "current_size": "2.25", "avg_price": "0.4"}],
+               "pagination": {"has_more": False, "next_cursor": None}},
+    }  # fmt: skip
+    seen: list[dict[str, str]] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.url.params))
+        if request.url.path != "/data-api/v2/positions":
+            return httpx.Response(404, json={"error": "no route"})
+        return httpx.Response(200, json=pages[request.url.params.get("cursor", "")])
+
+    http = httpx.Client(transport=httpx.MockTransport(respond))
+    src = DataApiPositions("http://venue.test/data-api", "0xWALLET", http=http)
+    venue = PolymarketVenue(FakeClob(MARKETS), AssetMap.from_markets(MARKETS), positions=src)
+
+    got = venue.positions()
+
+    assert [(p.outcome, p.qty) for p in got or []] == [(Outcome.YES, 5 * QTY_ONE), (Outcome.NO, 2_250_000)]
+    assert [q.get("user") for q in seen] == ["0xWALLET", "0xWALLET"] and seen[1]["cursor"] == "c2"
+    missing = DataApiPositions("http://venue.test/elsewhere", "0xWALLET", http=http)
+    assert (
+        PolymarketVenue(FakeClob(MARKETS), AssetMap.from_markets(MARKETS), positions=missing).positions()
+        is None
+    )
+
+
+def test_rate_limit_headers_are_read_from_every_reply_and_a_404_order_is_not_found():
+    probe = RetryAfterProbe()
+    clob = FakeClob(MARKETS, probe)
+    venue = PolymarketVenue(clob, AssetMap.from_markets(MARKETS), retry_after=probe)
+    headers = {
+        "Poly-RateLimit-Remaining": "0",
+        "Poly-RateLimit-Tier": "Copper",
+        "Poly-RateLimit-Reset": "1800000010.5",
+        "Poly-RateLimit-Warning": "true",
+    }
+    clob.fail_next("post_orders", 429, {"error": "slow down"}, retry_after="3", headers=headers)
+
+    with pytest.raises(Exception) as caught:
+        venue.post([], True)
+    failure = venue.describe_failure(caught.value)
+    info = venue.rate_limit()
+
+    assert failure.rate_limited and failure.retry and not failure.ambiguous and failure.retry_after_s == 3.0
+    assert info == RateLimitInfo(remaining=0, reset_s=1800000010.5, tier="Copper", warning=True)
+    assert venue.rate_limit() is None  # taken once
+    assert venue.order("0xnever") is None
 
 
 def test_open_order_rows_with_six_decimal_sizes_are_exact():
@@ -576,7 +750,7 @@ def test_open_order_rows_with_six_decimal_sizes_are_exact():
     (row,) = venue.open_orders()
 
     assert (row.order_id, row.outcome, row.side, row.px) == ("0xpartly", Outcome.NO, Side.SELL, 6600)
-    assert (row.original_qty, row.matched_qty, row.trade_ids) == (10 * QTY_ONE, 7_575_758, ("t-1",))
+    assert (row.original_qty, row.matched_qty) == (10 * QTY_ONE, 7_575_758)
 
 
 def test_an_open_orders_page_with_one_bad_row_keeps_the_other_rows(caplog):
@@ -612,13 +786,14 @@ def test_user_channel_fills_with_six_decimal_sizes_reach_the_gateway_exactly():
     frame = dict(CROSS, maker_orders=[dict(CROSS["maker_orders"][0], matched_amount="7.575758")])
 
     (trade,) = decode_user_frame(json.dumps(frame), AssetMap.from_markets(MARKETS))
-    (leg,) = user_event_messages(trade)
+    (msg,) = user_event_messages(trade)
 
-    assert isinstance(leg, UserFill)
+    assert isinstance(msg, VenueTrade)
+    (leg,) = msg.legs
     assert (leg.liquidity, leg.px, leg.qty) == ("maker", 5130, 7_575_758)
 
 
-def test_startup_reconcile_cancels_leftovers_of_an_earlier_run():
+def test_startup_adopts_our_leftovers_and_cancels_those_of_markets_we_do_not_trade():
     clob = FakeClob(MARKETS)
     clob.open["0xleft"] = {
         "id": "0xleft", "asset_id": M1.yes_token, "market": M1.market, "side": "BUY", "price": "0.4",
@@ -629,18 +804,18 @@ def test_startup_reconcile_cancels_leftovers_of_an_earlier_run():
     r = make_rig(clob=clob)
     r.sync()
 
-    assert r.clob.called("cancel_orders") == [["0xleft"]]
-    assert list(r.clob.open) == ["0xother"]  # other markets are left alone
+    assert r.clob.called("cancel_orders") == [["0xother"]]  # nothing of ours stays open elsewhere
+    assert list(r.clob.open) == ["0xleft"]  # kept with its queue place
+    (adopted,) = r.routed.of(Adopted)
+    assert (adopted.order_id, adopted.px, adopted.qty) == ("0xleft", 4000, 5 * QTY_ONE)
 
 
 # --- fills from the user channel -----------------------------------------------------------------------
 
 
 def _fill_leg(trade_id: str, order_id: str, p: Place, status: str, qty: int) -> Any:
-    return UserFill(
-        trade_id=trade_id, status=status, order_id=order_id, outcome=p.outcome, side=p.side, px=p.px, qty=qty,
-        liquidity="maker",
-    )  # fmt: skip
+    leg = TradeLeg(order_id=order_id, outcome=p.outcome, side=p.side, px=p.px, qty=qty, liquidity="maker")
+    return VenueTrade(trade_id=trade_id, market=p.market, status=status, ts_ns=1, legs=(leg,))
 
 
 def test_maker_fill_on_the_complementary_token_is_counted_once_and_failed_reverses_it(rig):
@@ -702,7 +877,7 @@ def test_a_venue_cancellation_event_reports_canceled(rig):
     rig.ref.tell(UserOrderUpdate(order_id=acc.order_id, kind="CANCELLATION", status="CANCELED"))
     rig.sync()
 
-    assert [c.reason for c in rig.routed.of(Canceled)] == ["venue: CANCELED"]
+    assert [c.reason for c in rig.routed.of(Canceled)] == ["canceled"]
 
 
 # --- shutdown ------------------------------------------------------------------------------------------
@@ -739,8 +914,8 @@ def test_reconcile_message_is_accepted(rig):
 
     status = rig.sync()
 
-    assert status.reconciles == 2  # startup + manual
-    assert rig.clob.called("get_open_orders") == [None, None]
+    assert status.reconciles == 1
+    assert rig.clob.called("get_open_orders") == [None, None]  # startup + manual
 
 
 def test_cancel_all_on_a_stopped_gateway_does_not_raise(rig):

@@ -16,10 +16,11 @@ import pytest
 from eth_account import Account
 from py_clob_client_v2.http_helpers import helpers as clob_http
 
-from actors.gateway import GatewayConfig, GetGatewayStatus, Shutdown
+from actors.gateway import GatewayConfig, GetGatewayStatus, Shutdown, Startup
 from actors.market import GetStatus, MarketActor
 from actors.session import MarketSession, OrderRecord
 from actors.supervisor import Router
+from adapters.clock import LiveClock
 from adapters.polymarket.clob_port import sdk_retry_after_probe, start_gateway
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.secrets import Secret, build_clob_client
@@ -85,11 +86,12 @@ def test_live_path_against_the_emulator(emu: Emulator, caplog: pytest.LogCapture
             client,
             markets,
             router.tell,
-            FakeClock(),
+            LiveClock(),
             config=GatewayConfig(heartbeat_interval_s=0.2, reconcile_interval_s=None),
             retry_after=probe,
         )
         refs.append(gateway)
+        gateway.ask(Startup(), timeout=10)
         fill_order = Place(
             market=busy.market,
             client_id="busy-1",
@@ -192,13 +194,14 @@ def test_rate_limited_post_waits_for_retry_after_then_succeeds(caplog: pytest.Lo
                 client,
                 [quiet],
                 router.tell,
-                FakeClock(),
+                LiveClock(),  # the gateway times its pauses
                 config=GatewayConfig(
                     heartbeat_interval_s=None, reconcile_interval_s=None, backoff_initial_s=0.05
                 ),
                 retry_after=probe,
             )
             refs.append(gateway)
+            gateway.ask(Startup(), timeout=10)
             place = Place(
                 market=quiet.market,
                 client_id="q-1",
@@ -219,6 +222,8 @@ def test_rate_limited_post_waits_for_retry_after_then_succeeds(caplog: pytest.Lo
             ref.stop()
         probe.uninstall(clob_http._http_client)
 
-    assert status.retries == 1 and status.post_requests == 2
+    # The emulator's 429 carries no rate-limit headers (a CDN's, as far as we can tell): the venue is
+    # asked whether the order arrived before the same signed order is sent again, after Retry-After.
+    assert status.rate_limited == 1 and status.post_requests == 2
     assert waited >= 1.0  # Retry-After, not the 0.05 s backoff
-    assert "pausing 1.00 s" in caplog.text
+    assert "holding them 1.00 s" in caplog.text

@@ -74,6 +74,100 @@ def test_api_credentials_from_env_all_or_nothing():
         load_api_credentials({"POLYMM_API_KEY": "k"})
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"POLYMM_API_KEY": "k-1234"},
+            "POLYMM_API_SECRET and POLYMM_API_PASSPHRASE not set: set all of POLYMM_API_KEY",
+        ),
+        (
+            {"POLYMM_API_SECRET": SECRET, "POLYMM_API_PASSPHRASE": PASSPHRASE},
+            "POLYMM_API_KEY not set: set all of",
+        ),
+        (
+            {"POLYMM_API_KEY": "k-1234", "POLYMM_API_SECRET": "  ", "POLYMM_API_PASSPHRASE": PASSPHRASE},
+            "POLYMM_API_SECRET not set",
+        ),
+        (
+            {
+                "POLYMM_API_KEY": "k-1",
+                "POLYMM_API_SECRET": "not base64!",
+                "POLYMM_API_PASSPHRASE": PASSPHRASE,
+            },
+            "POLYMM_API_SECRET: must be printable ASCII without spaces",
+        ),
+        (
+            {"POLYMM_API_KEY": "k-1234", "POLYMM_API_SECRET": "abc", "POLYMM_API_PASSPHRASE": PASSPHRASE},
+            "POLYMM_API_SECRET: not URL-safe base64",
+        ),
+        (
+            {"POLYMM_API_KEY": "k-1234", "POLYMM_API_SECRET": "!!!!", "POLYMM_API_PASSPHRASE": PASSPHRASE},
+            "POLYMM_API_SECRET: not URL-safe base64",
+        ),
+        (
+            {"POLYMM_API_KEY": "kéy", "POLYMM_API_SECRET": SECRET, "POLYMM_API_PASSPHRASE": PASSPHRASE},
+            "POLYMM_API_KEY: must be printable ASCII without spaces",
+        ),
+        (
+            {"POLYMM_API_KEY": "k" * 300, "POLYMM_API_SECRET": SECRET, "POLYMM_API_PASSPHRASE": PASSPHRASE},
+            "POLYMM_API_KEY: longer than 256 characters",
+        ),
+        (
+            {"POLYMM_API_KEY": "k-1234", "POLYMM_API_SECRET": SECRET, "POLYMM_API_PASSPHRASE": "a\nb"},
+            "POLYMM_API_PASSPHRASE: must be printable ASCII without spaces",
+        ),
+    ],
+    ids=[
+        "only-key",
+        "no-key",
+        "blank-secret",
+        "secret-space",
+        "secret-padding",
+        "secret-chars",
+        "key-unicode",
+        "key-long",
+        "passphrase-newline",
+    ],
+)
+def test_partial_or_malformed_api_credentials_name_the_variable_never_the_value(env, message):
+    with pytest.raises(SecretError) as info:
+        load_api_credentials(env)
+
+    assert str(info.value).startswith(message), info.value
+    for value in env.values():
+        if len(value.strip()) >= 4:
+            assert value not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("0x" + "11" * 31, "not a 32-byte hex private key"),
+        ("0x" + "11" * 33, "not a 32-byte hex private key"),
+        ("0x" + "zz" * 32, "not a 32-byte hex private key"),
+        ("0x" + "00" * 32, "not a valid secp256k1 private key"),
+        ("0x" + "ff" * 32, "not a valid secp256k1 private key"),
+        (
+            "0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141",
+            "not a valid secp256k1 private key",
+        ),
+    ],
+    ids=["short", "long", "not-hex", "zero", "past-order", "order"],
+)
+def test_a_private_key_of_wrong_length_or_out_of_range_is_refused(key, message):
+    with pytest.raises(SecretError, match=message) as info:
+        load_private_key({"POLYMM_PRIVATE_KEY": key})
+
+    assert key.removeprefix("0x") not in str(info.value)
+
+
+def test_the_largest_valid_private_key_is_accepted():
+    n_minus_1 = "0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364140"
+
+    assert load_private_key({"POLYMM_PRIVATE_KEY": n_minus_1}).reveal() == n_minus_1
+
+
 def test_secrets_are_not_picklable():
     with pytest.raises(TypeError):
         pickle.dumps(Secret("x"))

@@ -302,8 +302,9 @@ def test_client_in_thread_skips_malformed_frames_and_keeps_going():
         loop.close()
 
 
-def test_client_rest_fallback_seeds_books_when_no_snapshot_arrives():
+def test_client_rest_fallback_seeds_books_and_passes_them_on_only_with_their_markets_data():
     requests: list[str] = []
+    seeded = asyncio.Event()
 
     def clob(request: httpx.Request) -> httpx.Response:
         token = request.url.params["token_id"]
@@ -316,6 +317,8 @@ def test_client_rest_fallback_seeds_books_when_no_snapshot_arrives():
 
     async def no_book(ws: ServerConnection, venue: FakeVenue) -> None:
         await send(ws, DELTAS[0])  # a delta without a snapshot is held back
+        await seeded.wait()
+        await send(ws, DELTAS[1])  # the market's data: the feed delivers it
         await venue.answer_pings(ws)
 
     async def scenario() -> None:
@@ -331,19 +334,33 @@ def test_client_rest_fallback_seeds_books_when_no_snapshot_arrives():
             )
 
         async with running(venue, make) as client:
-            await rec.until(lambda ev: len(snapshots(ev)) == 2)
+            async with asyncio.timeout(WAIT_S):
+                while client.status().rest_snapshots < 2:
+                    await asyncio.sleep(0.01)
+            held = client.status()
+            seen_while_held = list(rec.events)
+            seeded.set()
+            await rec.until(lambda ev: len(snapshots(ev)) == 2 and len(yes_deltas(ev)) == 1)
             status = client.status()
             book = client.book(MARKET, Outcome.YES)
             assert book is not None
             bids = book.levels(Side.BUY)
 
+        # A REST book alone is never passed on: nothing could be quoted on it.
+        assert held.rest_held == 2 and held.books_valid == 2
+        assert seen_while_held == []
         assert sorted(requests) == sorted([TOKEN_A, TOKEN_A, TOKEN_B])
-        assert status.rest_snapshots == 2 and status.books_valid == 2
+        assert status.rest_snapshots == 2 and status.rest_held == 0
         assert status.dropped_deltas == 2
         assert "500" in status.last_error
-        assert [s.outcome for s in snapshots(rec.events)] == [Outcome.NO, Outcome.YES]  # YES after a retry
-        assert not yes_deltas(rec.events)
-        assert bids == snapshots_of(FIRST_BOOK).bids
+        # Passed on just before the first data of their market, in the order they were seeded.
+        kinds = [(type(e).__name__, e.outcome) for e in rec.events]
+        assert kinds[:2] == [("BookSnapshot", Outcome.NO), ("BookSnapshot", Outcome.YES)]
+        assert {k[0] for k in kinds[2:]} == {"BookDelta"}
+        (delta,) = yes_deltas(rec.events)
+        assert delta == yes_deltas(decode_market_frame(msgspec.json.encode(DELTAS[1]), ASSETS))[0]
+        assert delta.side is Side.BUY
+        assert dict(bids) == dict(snapshots_of(FIRST_BOOK).bids) | {delta.px: delta.qty}
 
     asyncio.run(scenario())
 

@@ -14,11 +14,12 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection, serve
 
-from actors.gateway import Reconcile, UserFill, UserOrderUpdate
+from actors.gateway import Reconcile, UserOrderUpdate
 from adapters.polymarket.clob_port import UserChannelBridge
 from adapters.polymarket.parse import AssetMap, UserEvent, VenueOrderUpdate, VenueTrade
 from adapters.polymarket.secrets import ApiCredentials, Secret
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig, backoff_delay_s
+from core.ledger import VenueTrade as LedgerTrade
 from core.units import QTY_ONE, Outcome, Side
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
@@ -155,9 +156,9 @@ def test_drop_and_reconnect_resubscribes_with_auth_and_requests_a_reconcile(capl
     asyncio.run(scenario())
 
     assert [type(e) for e in events.items] == [VenueOrderUpdate, VenueTrade, VenueTrade]
-    assert [type(m) for m in gateway.told] == [UserOrderUpdate, UserFill, Reconcile, UserFill]
+    assert [type(m) for m in gateway.told] == [UserOrderUpdate, LedgerTrade, Reconcile, LedgerTrade]
     assert gateway.told[2] == Reconcile("user channel reconnected")
-    leg = gateway.told[1]
+    (leg,) = gateway.told[1].legs
     assert (leg.outcome, leg.side, leg.px, leg.qty, leg.liquidity) == (
         Outcome.YES,
         Side.BUY,

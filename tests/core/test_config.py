@@ -2,10 +2,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from app.configfile import ConfigFileError, load_config
-from core.config import InventoryConfig
+from core.config import Config, InventoryConfig
 
 SHIPPED = sorted(Path("configs").glob("*.yaml"))
 STRATEGIES = [p for p in SHIPPED if p.name in {"market_maker.yaml", "option_seller.yaml", "risk.yaml"}]
@@ -90,3 +91,52 @@ def test_event_cap_defaults_to_the_per_market_cap_and_may_not_exceed_the_global_
     assert InventoryConfig(per_event_ev_cap=200.0).event_cap == 200.0
     with pytest.raises(ValueError, match="per_event_ev_cap"):
         InventoryConfig(per_event_ev_cap=5_000.0)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_float_that_is_not_finite_is_refused_even_when_built_in_python(value):
+    # The decoder's bounds catch .inf from YAML; __post_init__ also catches it from code.
+    with pytest.raises(ValueError, match="is not a finite number"):
+        InventoryConfig(inventory_limit_shares=value)
+
+
+def test_every_config_float_is_bounded_or_checked_finite():
+    # A new float field without an upper bound still gets the finite check (Base.__post_init__), and
+    # one with a bound refuses .inf by the bound.
+    for value in (".inf", "-.inf", ".nan"):
+        for text in (
+            f"market_selection:\n  min_volume_24h: {value}\n",
+            f"quoting:\n  level_sizes_shares: [10, 20, {value}]\n",
+            f"inventory:\n  per_event_ev_cap: {value}\n",
+        ):
+            with pytest.raises(msgspec.ValidationError):
+                msgspec.yaml.decode(text, type=Config)
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected"),
+    [
+        ("state_dir: ''", "ops.state_dir: must name a file or directory"),
+        ("markets_json_path: /", "ops.markets_json_path: '/' names a directory, not a file"),
+        ("log_path: logs/", "ops.log_path: 'logs/' names a directory, not a file"),
+        ("selected_markets_path: a/..", "ops.selected_markets_path: 'a/..' names a directory, not a file"),
+        ('state_dir: "x\\0y"', "ops.state_dir: contains a NUL character"),
+        ("selected_markets_max_age_s: 0", "ops.selected_markets_max_age_s: expected `float` > 0.0"),
+        ("stale_selection: never", "ops.stale_selection: invalid enum value 'never'"),
+    ],
+)
+def test_ops_paths_and_selection_policy_are_checked(tmp_path, ops, expected):
+    path = tmp_path / "ops.yaml"
+    path.write_text(f"ops:\n  {ops}\n")
+
+    with pytest.raises(ConfigFileError) as err:
+        load_config(path)
+
+    assert str(err.value) == f"{path}: {expected}"
+
+
+def test_a_routed_file_policy_defaults_to_a_day_and_selecting_fresh():
+    cfg = load_config("configs/market_maker.yaml")
+
+    assert cfg.ops.selected_markets_max_age_s == 86_400.0
+    assert cfg.ops.stale_selection == "select"

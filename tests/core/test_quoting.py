@@ -9,6 +9,7 @@ from core.book import BookView
 from core.estimators import FlowState, VolState
 from core.inventory import Inventory, worst_case_losses, worst_case_losses_usdc10
 from core.quoting import decide, quote_params
+from core.risk import ACTIVE_GATE, RiskGate, TradingState
 from core.units import (
     ORDER_QTY_STEP,
     PX_ONE,
@@ -368,3 +369,180 @@ def test_decide_reports_a_level_below_the_market_minimum_instead_of_raising_it()
 
     assert [q.qty for q in d.bids] == [10 * SHARE, 20 * SHARE]  # never silently raised to 5 shares
     assert "bid 0.46: 2 shares, below the minimum 5" in d.reasons.trims
+
+
+# --- the risk gate (core.risk) ----------------------------------------------------------------------
+
+REDUCE = RiskGate(
+    state=TradingState.REDUCE_ONLY,
+    rule="inventory_hard_limit",
+    detail="reduce_only by inventory_hard_limit [m]: 600 shares >= 500 shares",
+)
+
+
+def long_no(shares, px=5_250):
+    qty = shares * SHARE
+    cost = notional_usdc6(px, qty)
+    return Inventory(no_qty=qty, cash_usdc6=-cost, no_cost_usdc6=cost)
+
+
+def test_decide_reduce_only_long_yes_sells_only_and_never_more_than_held():
+    # Long 15 YES, ladder 10/20/40: the first ask sells 10, the second the last 5, the third is dropped.
+    d = decide(view(), long_yes(15), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=REDUCE)
+
+    assert d.quote and d.bids == ()
+    assert [q.qty for q in d.asks] == [10 * SHARE, 5 * SHARE]
+    assert all(o.outcome is Outcome.YES and o.side is Side.SELL for o in d.orders)
+    assert d.reasons.risk_state == "reduce_only" and d.reasons.risk_rule == "inventory_hard_limit"
+    assert d.reasons.trims == ("ask 0.5: 20 -> 5 shares (reduce-only)", "ask 0.51: dropped (reduce-only)")
+
+
+def test_decide_reduce_only_short_buys_only_by_selling_the_no_it_holds():
+    d = decide(view(), long_no(100), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=REDUCE)
+
+    assert d.asks == () and sum(q.qty for q in d.bids) == 70 * SHARE
+    assert all(o.outcome is Outcome.NO and o.side is Side.SELL for o in d.orders)
+
+
+def test_decide_reduce_only_flat_quotes_nothing_and_says_why():
+    d = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=REDUCE)
+
+    assert not d.quote and d.no_quote == "risk_reduce_only" and d.orders == ()
+    assert d.reasons.pulled == f"{REDUCE.detail}; flat: nothing to reduce"
+
+
+def test_decide_reduce_only_counts_the_sells_in_flight():
+    # 30 YES held, 25 of them offered by an ask whose cancel is in flight: 5 are left to offer.
+    inflight = ((Outcome.YES, Side.SELL, 4_900, 25 * SHARE),)
+
+    d = decide(view(), long_yes(30), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, inflight=inflight, risk=REDUCE)
+
+    assert [q.qty for q in d.asks] == [5 * SHARE]
+
+
+def test_decide_reduce_only_position_below_the_minimum_size_cannot_be_offered():
+    d = decide(view(min_qty=5 * SHARE), long_yes(3), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=REDUCE)
+
+    assert not d.quote and d.no_quote == "risk_reduce_only" and d.orders == ()
+    assert d.reasons.pulled.startswith(REDUCE.detail)
+
+
+def test_decide_paused_and_halted_quote_nothing_and_name_the_rule():
+    paused = RiskGate(
+        state=TradingState.PAUSED, rule="fast_move", detail="paused by fast_move [m]: 0.11 >= 0.1"
+    )
+    halted = RiskGate(state=TradingState.HALTED, rule="daily_loss_stop", detail="halted by daily_loss_stop")
+
+    p = decide(view(), long_yes(50), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=paused)
+    h = decide(view(bid_qty=0, ask_qty=0), long_yes(50), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=halted)
+
+    assert (p.quote, p.no_quote, p.orders, p.reasons.pulled) == (False, "risk_paused", (), paused.detail)
+    assert (p.reasons.risk_state, p.reasons.risk_rule) == ("paused", "fast_move")
+    assert (h.no_quote, h.reasons.risk_state, h.reasons.risk_rule) == (
+        "risk_halted",
+        "halted",
+        "daily_loss_stop",
+    )
+
+
+def test_decide_fast_move_addon_widens_the_half_spread():
+    gate = RiskGate(widen_px=100, rule="fast_move", detail="active by fast_move")
+
+    calm = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+    fast = decide(view(), Inventory(), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=gate)
+
+    assert fast.reasons.half_spread_px == calm.reasons.half_spread_px + 100 == 200
+    assert fast.reasons.risk_widen_px == 100 and fast.reasons.risk_rule == "fast_move"
+    assert [q.px for q in fast.bids] == [q.px - 100 for q in calm.bids]
+    assert [q.px for q in fast.asks] == [q.px + 100 for q in calm.asks]
+    assert calm.reasons.risk_state == "active" and calm.reasons.risk_rule == ""
+
+
+def test_decide_reasons_name_the_risk_state_on_book_refusals_too():
+    d = decide(view(ask_qty=0), long_yes(10), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW, risk=REDUCE)
+
+    assert d.no_quote == "one_sided_book" and d.reasons.risk_state == "reduce_only"
+
+
+def _net_after(net, fills):
+    for outcome, side, _, qty in fills:
+        net += side * qty if outcome is Outcome.YES else -side * qty
+    return net
+
+
+def _is_bid_on_yes(order):
+    outcome, side, _, _ = order
+    return (outcome is Outcome.YES) == (side is Side.BUY)
+
+
+@given(book_views(), inventories(max_qty=200 * SHARE), params(), st.lists(orders, max_size=3))
+@example(
+    v=BookView(
+        bid_px=4_700, bid_qty=SHARE, ask_px=4_800, ask_qty=SHARE, tick_px=100, min_qty=SHARE, ts_ns=NOW
+    ),
+    inv=long_yes(15),
+    p=MM,
+    inflight=[(Outcome.YES, Side.SELL, 4_900, 10 * SHARE)],
+)
+def test_reduce_only_never_adds_exposure_brute_force(v, inv, p, inflight):
+    d = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, inflight=tuple(inflight), risk=REDUCE)
+
+    net = inv.yes_qty - inv.no_qty
+    new = [(o.outcome, o.side, o.px, o.qty) for o in d.orders]
+    if net == 0:
+        assert not d.quote and d.no_quote == "risk_reduce_only"
+    assert all(_is_bid_on_yes(o) == (net < 0) for o in new)  # only the side that lowers |net|
+    # The worst case over every combination of fills, settled in both outcomes, never grows.
+    assert _brute_force_worst_usdc10(inv, [*inflight, *new]) <= _brute_force_worst_usdc10(inv, inflight)
+    assert max(worst_case_losses(inv, [*inflight, *new])) <= max(worst_case_losses(inv, inflight))
+    # With the reducing orders in flight, they offer at most |net|: no combination of fills of them
+    # and these orders flips the position or grows it.
+    reducing = [o for o in inflight if net and _is_bid_on_yes(o) == (net < 0)]
+    offered = sum(q for *_, q in reducing)
+    assert sum(o.qty for o in d.orders) <= max(0, abs(net) - offered)
+    if offered <= abs(net):
+        candidates = [*reducing, *new]
+        for k in range(len(candidates) + 1):
+            for subset in combinations(candidates, k):
+                after = _net_after(net, subset)
+                assert min(0, net) <= after <= max(0, net)
+
+
+@given(
+    book_views(),
+    inventories(),
+    params(),
+    st.sampled_from((TradingState.PAUSED, TradingState.HALTED)),
+    st.integers(0, 500),
+)
+def test_paused_or_halted_never_quotes(v, inv, p, state, widen):
+    gate = RiskGate(state=state, widen_px=widen, rule="drift", detail="paused by drift")
+
+    d = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, risk=gate)
+
+    assert not d.quote and d.orders == () and d.bids == () and d.asks == ()
+    assert d.no_quote == ("risk_paused" if state is TradingState.PAUSED else "risk_halted")
+    assert d.reasons.pulled == "paused by drift" and d.reasons.risk_rule == "drift"
+
+
+@given(book_views(), inventories(), params(), st.lists(orders, max_size=2))
+def test_an_active_gate_changes_nothing(v, inv, p, inflight):
+    plain = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, inflight=tuple(inflight))
+
+    assert (
+        decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, inflight=tuple(inflight), risk=ACTIVE_GATE) == plain
+    )
+    assert (
+        decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, inflight=tuple(inflight), risk=RiskGate()) == plain
+    )
+
+
+@given(book_views(), inventories(), params(), st.integers(1, 500))
+def test_the_fast_move_addon_never_tightens_a_quote(v, inv, p, widen):
+    calm = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW)
+    fast = decide(v, inv, NEUTRAL_VOL, NEUTRAL_FLOW, p, NOW, risk=RiskGate(widen_px=widen, rule="fast_move"))
+
+    assume(calm.quote and fast.quote)
+    assert fast.reasons.half_spread_px == calm.reasons.half_spread_px + widen
+    assert all(f.px <= c.px for f, c in zip(fast.bids, calm.bids, strict=False))
+    assert all(f.px >= c.px for f, c in zip(fast.asks, calm.asks, strict=False))
