@@ -14,8 +14,11 @@ from adapters.files import resolve_named_yaml
 from app.commands import HELP
 from app.configfile import ConfigFileError, load_config, load_struct
 from app.progress import Progress
+from core.config import Config
 from core.quoting import quote_params
 from core.units import QTY_ONE, USDC6_ONE, format_qty
+from research.report import write_report
+from research.runlog import write_venue_marks
 from sim.runner import Runner
 from sim.scenario import Scenario, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
@@ -32,8 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Replay a scenario (synthetic, recorded WebSocket, BBO polls or hftbacktest .npz data) through "
             "the market sessions with a simulated venue: queue position, latency, fees and resolution. "
-            "Writes OUT/events.jsonl (one JSON object per line with a `kind`) and OUT/summary.json; the "
-            "same inputs and seed always give the same `digest`, with either engine."
+            "Writes OUT/events.jsonl (one JSON object per line with a `kind`), OUT/summary.json and "
+            "OUT/report.html (see `polymm report`; --no-report skips it); the same inputs and seed "
+            "always give the same `digest`, with either engine."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
@@ -54,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-input-log", action="store_true", help="leave input market events out of events.jsonl"
     )
     p.add_argument("--quiet", action="store_true", help="print only the digest")
+    p.add_argument("--no-report", action="store_true", help="skip OUT/report.html (see `polymm report`)")
     p.set_defaults(run=run)
 
 
@@ -73,11 +78,18 @@ def simulate(
     out_dir: Path,
     log_inputs: bool = True,
     progress: bool = True,
+    *,
+    config: Config | None = None,
+    scenario: Scenario | None = None,
 ) -> dict[str, Any]:
-    """Run one simulation; returns the summary (also written to ``out_dir/summary.json``)."""
-    cfg = load_config(config_path)
+    """Run one simulation; returns the summary (also written to ``out_dir/summary.json``).
+
+    ``config``/``scenario``, when given, are used instead of reading ``config_path`` (then only a
+    label) and ``scenario_path`` (then only where the scenario's relative data paths start).
+    """
+    cfg = config if config is not None else load_config(config_path)
     params = quote_params(cfg)
-    sc = load_struct(scenario_path, Scenario)
+    sc = scenario if scenario is not None else load_struct(scenario_path, Scenario)
     if seed is not None:
         sc = msgspec.structs.replace(sc, seed=seed)
     if not log_inputs:
@@ -103,6 +115,7 @@ def simulate(
 
         runner.run(engine, write, Progress(f"sim {sc.name or scenario_path.stem}") if progress else None)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
+    write_venue_marks(out_dir, runner.lanes)
     summary = run_summary(runner.lanes)
     head = {
         "scenario": sc.name or scenario_path.stem,
@@ -128,10 +141,13 @@ def run(args: argparse.Namespace) -> int:
     s = simulate(
         args.config, scenario_path, args.seed, args.engine, out, not args.no_input_log, not args.quiet
     )
+    report = None if args.no_report else write_report(out)
     if args.quiet:
         print(s["digest"])
         return 0
     print(render(s, out))
+    if report is not None:
+        print(f"         {report}")
     return 0
 
 
