@@ -2,7 +2,8 @@
 
 * **The human log** (``ops.log_path``): Python logging at INFO and up, with UTC timestamps, rolled
   over past ``ops.log_rotate_mb`` (``HUMAN_LOG_BACKUPS`` old files kept: ``polymm.log.1`` ...).
-  It spans runs; each run's first line names its run directory.
+  It spans runs; each run's first line names its run directory. The logging thread only queues a
+  record; a listener thread writes the file and stderr.
 * **stderr**: warnings and errors only (not the venue SDK's own per-request errors: polymm retries or
   reports those in its own words; they are in the file).
 * **stdout**: what the command prints (the start-up lines, the summary) and, every
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import queue
 import sys
 import threading
 import time
@@ -67,17 +69,22 @@ def setup_logging(
     screen.setLevel(logging.WARNING)
     screen.setFormatter(logging.Formatter(STDERR_FORMAT))
     screen.addFilter(_not_file_only)
+    # The thread that logs only queues the record: the file (and stderr) are written by a listener
+    # thread, so a trading thread never waits on the disk or on a roll-over.
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    enqueue = logging.handlers.QueueHandler(records)
+    listener = logging.handlers.QueueListener(records, file_handler, screen, respect_handler_level=True)
     root = logging.getLogger()
     levels = {name: logging.getLogger(name).level for name in ("", *QUIET_LOGGERS)}
     root.setLevel(logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    root.addHandler(file_handler)
-    root.addHandler(screen)
+    listener.start()
+    root.addHandler(enqueue)
 
     def restore() -> None:
-        for h in (file_handler, screen):
-            root.removeHandler(h)
+        root.removeHandler(enqueue)
+        listener.stop()  # writes what is queued first
         file_handler.close()
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
