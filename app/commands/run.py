@@ -387,7 +387,10 @@ def _trade(
                 try:
                     paper = engine.paper_markets()
                     # Again once every order is gone: fills that came during the shutdown count.
-                    statuses = {**statuses, **engine.statuses()}
+                    try:
+                        statuses = {**statuses, **engine.statuses()}
+                    except Exception:
+                        log.exception("status after shutdown failed")
                 finally:
                     engine.close()
     finally:
