@@ -753,7 +753,11 @@ class OrderGatewayActor(pykka.ThreadingActor):
             case Rejected():
                 self._n["rejects"] += 1
             case Filled():
-                self._n["reversals" if ev.trade_id.endswith(":failed") else "fills"] += 1
+                if ev.trade_id.endswith(":failed"):
+                    self._n["reversals"] += 1  # the ledger's trade_failed audit says which leg
+                else:
+                    self._n["fills"] += 1
+                    self._record_fill(market, ev)
             case _:
                 pass
         if not isinstance(ev, Filled) or ev.leaves_qty == 0:
@@ -763,6 +767,28 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 self._prepared.pop(cid, None)
                 self._attempts.pop(cid, None)
         self.route(market, ev)
+
+    def _record_fill(self, market: str, ev: Filled) -> None:
+        # The venue's side of a fill the ledger applied: its trade id, our venue order id and the
+        # trade's status when it applied (MINED/CONFIRMED follow as trade_status, FAILED as
+        # trade_failed), so the log reconciles with the venue's trades leg by leg.
+        o = self.ledger.order(ev.client_id)
+        trade = self.ledger.trades.get(ev.trade_id)
+        detail = {
+            "event": "fill",
+            "trade_id": ev.trade_id,
+            "order_id": o.order_id if o is not None else "",
+            "client_id": ev.client_id,
+            "status": trade.status if trade is not None else "",
+            "outcome": ev.outcome,
+            "side": ev.side,
+            "px": ev.px,
+            "qty": ev.qty,
+            "liquidity": ev.liquidity,
+            "fee_usdc6": ev.fee_usdc6,
+            "leaves_qty": ev.leaves_qty,
+        }
+        self._record("ledger", market, detail)
 
     def _record(self, kind: str, market: str, payload: object) -> None:
         if self.sink is not None:

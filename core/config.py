@@ -229,8 +229,15 @@ class OpsConfig(Base, frozen=True):
     selected_markets_path: str = "local_state/market_maker/selected_markets.json"
     markets_json_path: str = "local_state/markets.json"
     markets_chroma_dir: str = "local_state/chroma"
+    #: ``run-market-maker`` makes a run directory per session under ``<state_dir>/runs/``.
     state_dir: str = "local_state/market_maker"
+    #: The human-readable log (Python logging, INFO and up) of ``run-market-maker``, across runs.
     log_path: str = "local_state/market_maker/polymm.log"
+    #: Size in MiB past which a run's event log starts a new segment (the old one is gzipped) and
+    #: the human log rolls over.
+    log_rotate_mb: Annotated[float, Meta(ge=0.01, le=100_000)] = 100.0
+    #: ``run-market-maker`` prints one status line per market on stdout this often; 0: never.
+    status_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 10.0
     #: Live: open orders of ours found at start in the markets we trade are kept with their queue
     #: place (``adopt``) or cancelled, the cancel confirmed (``cancel``); elsewhere always cancelled.
     on_start: Literal["adopt", "cancel"] = "adopt"

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 from eth_account import Account
 
+from adapters.runlog import latest_run_dir, read_events
 from app.commands import HELP
 from app.commands import run as run_cmd
 
@@ -36,11 +36,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(run=run)
 
 
-def skew_check(events_path: Path) -> dict[str, int]:
+def skew_check(run_dir: Path | None) -> dict[str, int]:
     """How logged decisions moved with inventory: long must lower the skewed mid, short raise it."""
     long_lower = long_not = short_higher = short_not = 0
-    for line in events_path.read_bytes().splitlines():
-        e = msgspec.json.decode(line)
+    for e in read_events(run_dir) if run_dir is not None else ():
         if e.get("kind") != "decision" or not e.get("quote"):
             continue
         inv = e["reasons"]["inventory_qty"]
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         code = run_cmd.run(ns)
         status: dict[str, Any] = httpx.get(f"{emu.clob_url}/emulator/status", timeout=10).json()
     me = next((u for u in status["users"].values() if u["address"].lower() == acct.address.lower()), None)
-    skew = skew_check(out / "events.jsonl")
+    skew = skew_check(latest_run_dir(out))  # this run's directory (runs/<time>-live-<id>/)
     print(
         f"emulator says: bot orders placed {me['orders'] if me else 0}, fills {me['fills'] if me else 0}, "
         f"open orders after shutdown {me['open_orders'] if me else 0}"
