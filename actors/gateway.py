@@ -1084,7 +1084,9 @@ class OrderGatewayActor(pykka.ThreadingActor):
         now = self.clock.now_ns()
         retry_ns = int(f.retry_after_s * NS_PER_S) if f.retry_after_s is not None else None
         until = self.limiter.rate_limited(kind, retry_ns, now)
-        self._record("fault", "", {"fault": "rate_limited", "kind": kind, "retry_after_s": f.retry_after_s})
+        # "request", not "kind": the event log's head key "kind" would drop it.
+        rec = {"fault": "rate_limited", "request": kind, "retry_after_s": f.retry_after_s}
+        self._record("fault", "", rec)
         if kind == "cancel":
             # Cancels are never held by a Retry-After: only until their bucket has a token again.
             delay = max(until - now, int(self.cfg.backoff_initial_s * NS_PER_S))
