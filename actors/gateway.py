@@ -1331,13 +1331,13 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 open_ids = {v.order_id for v in self.venue.open_orders()}
             except Exception as exc:
                 log.warning("listing open orders failed: %s", self.venue.describe_failure(exc).reason)
-                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+                self._backoff(attempt)
                 continue
             gone = targets - open_ids
             canceled += len(gone)
             targets &= open_ids
             if targets:
-                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+                self._backoff(attempt)
         if targets:
             errors.append(f"{len(targets)} orders could not be cancelled: {', '.join(sorted(targets)[:10])}")
         return canceled, tuple(sorted(targets))
@@ -1432,7 +1432,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 trades = self.venue.trades(self._backfill_from_ns())
             except Exception as exc:
                 log.warning("shutdown: listing failed: %s", self.venue.describe_failure(exc).reason)
-                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+                self._backoff(attempt)
                 continue
             # The ledger settles what is gone (filled or cancelled, from its trades); every order of
             # ours still listed, on any market, is cancelled again.
@@ -1445,7 +1445,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
             if not targets:
                 confirmed = True
                 break
-            self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+            self._backoff(attempt)
         described = tuple(self._describe(oid) for oid in sorted(targets))
         if not confirmed:
             log.error("shutdown: %d orders may still be open: %s", len(targets), "; ".join(described[:10]))
@@ -1458,6 +1458,12 @@ class OrderGatewayActor(pykka.ThreadingActor):
         if self.heartbeats is not None:
             self.heartbeats.stop()
         return self._shutdown_report
+
+    def _backoff(self, attempt: int) -> None:
+        # Between cancel-and-list attempts (start-up, shutdown); none after the last: nothing follows
+        # it but the report, and a shutdown the venue refuses should say so without idling first.
+        if attempt + 1 < self.cfg.shutdown_attempts:
+            self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
 
     def _describe(self, order_id: str) -> str:
         o = self.ledger.venue_order(order_id)
