@@ -157,15 +157,14 @@ class EmulatorControl:
     def trades(self) -> list[dict[str, Any]]:
         return list(self._json("GET", f"/emulator/trades?address={self.address}"))
 
-    def net_positions(self) -> dict[str, int]:
-        """Net YES position per condition id (1e-6 shares), from the Data API v2 positions."""
+    def shares(self) -> dict[str, tuple[int, int]]:
+        """YES and NO shares held per condition id (1e-6 shares), from the Data API v2 positions."""
         rows = self._json("GET", f"/data-api/v2/positions?user={self.address}&limit=500")["data"]
-        net: dict[str, int] = {}
+        held: dict[str, list[int]] = {}
         for r in rows:
             qty = round(float(r["current_size"]) * 1_000_000)
-            sign = 1 if r["outcome_index"] == 0 else -1
-            net[r["condition_id"]] = net.get(r["condition_id"], 0) + sign * qty
-        return net
+            held.setdefault(r["condition_id"], [0, 0])[int(r["outcome_index"])] += qty
+        return {cid: (yes, no) for cid, (yes, no) in held.items()}
 
     def take(self, market: str, side: str, price: str, *, size: str = "", amount: str = "") -> dict[str, Any]:
         body: dict[str, Any] = {"market": market, "side": side, "price": price}

@@ -177,8 +177,8 @@ def test_a_restart_after_kill_9_with_another_selection_knows_the_truth(emu, tmp_
         run1.kill9()
         left = venue.live_orders()
         assert {m1, m2} <= set(left.values()), "the killed run left orders on both markets"
-        truth = venue.net_positions()
-        assert (truth[m1], truth[m2]) == (5 * QTY_ONE, -filled_m2)
+        held = venue.shares()
+        assert (held[m1], held[m2]) == ((5 * QTY_ONE, 0), (0, filled_m2))
 
         # Run 2 quotes m2 and m3 (m1 is no longer selected).
         _, m3 = route(cache, ["m2", "m3"], emu.gamma_url, selected_markets_path(tmp_path))
@@ -206,11 +206,17 @@ def test_a_restart_after_kill_9_with_another_selection_knows_the_truth(emu, tmp_
             assert (startup["adopted"], startup["canceled"]) == (len(kept), len(left) - len(kept))
         else:
             assert (startup["adopted"], startup["canceled"]) == (0, len(left))
-        # The first decision of every market shows the venue's inventory.
+        # The positions loaded at start are the venue's, and the first decision of every market
+        # shows them (net YES).
+        loaded = {
+            r["market"]: (r["yes_qty"], r["no_qty"]) for r in records if r.get("event") == "position_loaded"
+        }
+        assert loaded == {m: held[m] for m in (m2, m3) if m in held}
         first = first_decisions(records)
         assert set(first) == {m2, m3}
-        assert first[m2]["reasons"]["inventory_qty"] == truth[m2]
-        assert first[m3]["reasons"]["inventory_qty"] == truth.get(m3, 0) == 0
+        for m in (m2, m3):
+            yes, no = held.get(m, (0, 0))
+            assert first[m]["reasons"]["inventory_qty"] == yes - no
     finally:
         for p in procs:
             p.close()
