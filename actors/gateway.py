@@ -1110,7 +1110,9 @@ class OrderGatewayActor(pykka.ThreadingActor):
         now = self.clock.now_ns()
         retry_ns = int(f.retry_after_s * NS_PER_S) if f.retry_after_s is not None else None
         until = self.limiter.rate_limited(kind, retry_ns, now)
-        self._record("fault", "", {"fault": "rate_limited", "kind": kind, "retry_after_s": f.retry_after_s})
+        # "request", not "kind": the event log's head key "kind" would drop it.
+        rec = {"fault": "rate_limited", "request": kind, "retry_after_s": f.retry_after_s}
+        self._record("fault", "", rec)
         if kind == "cancel":
             # Cancels are never held by a Retry-After: only until their bucket has a token again.
             delay = max(until - now, int(self.cfg.backoff_initial_s * NS_PER_S))
@@ -1355,13 +1357,13 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 open_ids = {v.order_id for v in self.venue.open_orders()}
             except Exception as exc:
                 log.warning("listing open orders failed: %s", self.venue.describe_failure(exc).reason)
-                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+                self._backoff(attempt)
                 continue
             gone = targets - open_ids
             canceled += len(gone)
             targets &= open_ids
             if targets:
-                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+                self._backoff(attempt)
         if targets:
             errors.append(f"{len(targets)} orders could not be cancelled: {', '.join(sorted(targets)[:10])}")
         return canceled, tuple(sorted(targets))
@@ -1456,7 +1458,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 trades = self.venue.trades(self._backfill_from_ns())
             except Exception as exc:
                 log.warning("shutdown: listing failed: %s", self.venue.describe_failure(exc).reason)
-                self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+                self._backoff(attempt)
                 continue
             # The ledger settles what is gone (filled or cancelled, from its trades); every order of
             # ours still listed, on any market, is cancelled again.
@@ -1469,7 +1471,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
             if not targets:
                 confirmed = True
                 break
-            self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
+            self._backoff(attempt)
         described = tuple(self._describe(oid) for oid in sorted(targets))
         if not confirmed:
             log.error("shutdown: %d orders may still be open: %s", len(targets), "; ".join(described[:10]))
@@ -1482,6 +1484,12 @@ class OrderGatewayActor(pykka.ThreadingActor):
         if self.heartbeats is not None:
             self.heartbeats.stop()
         return self._shutdown_report
+
+    def _backoff(self, attempt: int) -> None:
+        # Between cancel-and-list attempts (start-up, shutdown); none after the last: nothing follows
+        # it but the report, and a shutdown the venue refuses should say so without idling first.
+        if attempt + 1 < self.cfg.shutdown_attempts:
+            self._wait(self.cfg.shutdown_backoff_s * 2**attempt)
 
     def _describe(self, order_id: str) -> str:
         o = self.ledger.venue_order(order_id)

@@ -134,5 +134,6 @@ class Accounts(Channels):
             digest = hashlib.sha256(f"{self.seed}:heartbeat:{self._hb_seq}".encode()).digest()
             user.hb_id = str(uuid.UUID(bytes=digest[:16], version=4))
             user.hb_armed = True
+            user.hb_count += 1
             user.hb_last_ns = self.now_ns()
             return {"status": "ok", "heartbeat_id": user.hb_id}

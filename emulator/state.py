@@ -274,6 +274,7 @@ class Account:
         "cash0",
         "fills",
         "hb_armed",
+        "hb_count",
         "hb_id",
         "hb_last_ns",
         "live",
@@ -294,6 +295,7 @@ class Account:
         self.trades: list[tuple[TradeRecord, str]] = []  # (trade, "TAKER" | "MAKER")
         self.fills = 0
         self.hb_armed = False
+        self.hb_count = 0  # heartbeats accepted
         self.hb_id = ""
         self.hb_last_ns = 0
 

@@ -408,6 +408,19 @@ def test_shutdown_with_the_venue_refusing_cancels_names_the_orders_and_exits_non
     assert "NOT confirmed" in err and "0xa (market 0xm1, a)" in err
 
 
+def test_a_shutdown_the_venue_refuses_gives_up_after_its_last_attempt_without_waiting_again(rig):
+    submit(rig, place(M1, "a"))
+    for _ in range(5):
+        rig.venue.fail_next("cancel", fault("425 restarting"))
+    before = len(rig.waits)
+
+    report = rig.ref.ask(Shutdown(), timeout=5)
+
+    assert not report.confirmed
+    # Five attempts, a backoff between each two: 0.5 + 1 + 2 + 4 s, not another 8 s after the last.
+    assert rig.waits[before:] == [0.5, 1.0, 2.0, 4.0]
+
+
 def test_post_only_cross_rejections_reach_the_session(rig):
     rig.venue.replies.append(PlaceResult(client_id="", error="invalid post-only order: order crosses book"))
 
