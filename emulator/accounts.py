@@ -164,3 +164,16 @@ class Accounts(Channels):
             user.hb_armed = True
             user.hb_last_ns = self.now_ns()
             return {"status": "ok", "heartbeat_id": user.hb_id}
+
+    def legacy_heartbeat(self, creds: ApiCreds) -> dict[str, Any]:
+        """``POST /heartbeats`` (the venue's legacy, unchained beat): arms or feeds the switch.
+
+        Answers ``{"status": "ok"}``; the ``/v1`` chain restarts, so the id the next ``/v1`` beat must
+        send is "" (a stale one is told so by the mismatch reply).
+        """
+        with self.lock:
+            user = self._user(creds.address)
+            user.hb_id = ""
+            user.hb_armed = True
+            user.hb_last_ns = self.now_ns()
+            return {"status": "ok"}

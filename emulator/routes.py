@@ -275,6 +275,10 @@ class RestRoutes:
                 {},
             ),
             ("POST", "/v1/heartbeats"): self._heartbeat,
+            ("POST", "/heartbeats"): lambda q, h, b: (
+                200,
+                self.venue.legacy_heartbeat(self._l2(h, "POST", "/heartbeats", b)),
+            ),
             ("GET", "/order-scoring"): lambda q, h, b: (
                 self._authed(h, "GET", "/order-scoring", b),
                 {"scoring": False},
