@@ -98,7 +98,7 @@ def test_a_limit_order_rests_fills_and_a_second_one_cancels(
     control(emu, "POST", "/emulator/take", {"market": slug, "side": "SELL", "size": "10", "price": bid})
     filled = sdk.get_order(order_id=accepted.order_id)
     balance = sdk.get_balance_allowance(asset_type=asset_type, token_id=token)
-    (position,) = sdk.list_positions(user=ADDRESS_A).first_page().items
+    (position,) = sdk.list_positions(user=ADDRESS_A, condition_id=[m["market"]]).first_page().items
     (trade,) = sdk.list_account_trades(market=m["market"]).first_page().items
     second = sdk.post_order(
         sdk.create_limit_order(token_id=token, price=next_bid, size="10", side="BUY", post_only=True)
