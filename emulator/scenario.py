@@ -254,10 +254,13 @@ class HttpFault(_RequestRule, frozen=True, kw_only=True, tag="http_status", tag_
     """Answer matching REST requests with ``status`` instead of serving them.
 
     429 carries ``Retry-After: retry_after_s``; 425 is the venue's "matching engine restarting".
+    ``code`` adds the venue's machine-readable ``code`` to the body: a 503 with ``post_only_mode`` is
+    the post-only window after a restart (the official client's ``restriction="post_only"``).
     """
 
     status: Annotated[int, Meta(ge=400, le=599)]
     message: str = ""
+    code: str = ""
     retry_after_s: NonNegInt = 1
 
 

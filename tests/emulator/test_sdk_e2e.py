@@ -298,3 +298,36 @@ def test_the_sdk_decides_the_protocol_from_the_emulators_ids_as_the_emulator_doe
     assert ids(emu, V2_MARKET)["market"].startswith("0x01") and ids(emu, V2_NEGRISK)["market"].startswith(
         "0x02"
     )
+
+
+@pytest.mark.parametrize(
+    ("fault", "restriction"),
+    [
+        pytest.param({"status": 425}, "restarting", id="425-restarting"),
+        pytest.param(
+            {"status": 503, "message": "post-only mode", "code": "post_only_mode"},
+            "post_only",
+            id="503-post-only",
+        ),
+        pytest.param(
+            {"status": 503, "message": "Trading is in cancel-only mode"}, "cancel_only", id="503-cancel-only"
+        ),
+    ],
+)
+def test_trading_restrictions_reach_the_sdk_as_the_venue_sends_them(
+    emu: Emulator, sdk: SecureClient, fault: dict[str, Any], restriction: str
+):
+    token = ids(emu, V1_MARKET)["yes_token"]
+    signed = sdk.create_limit_order(token_id=token, price="0.45", size="10", side="BUY", post_only=True)
+    control(
+        emu,
+        "POST",
+        "/emulator/faults",
+        {"kind": "http_status", "routes": ["POST /order"], "max_count": 1, **fault},
+    )
+
+    with pytest.raises(RequestRejectedError) as refused:
+        sdk.post_order(signed)
+
+    assert (refused.value.status, refused.value.restriction) == (fault["status"], restriction)
+    assert sdk.post_order(signed).status == "live"  # once the window is over
