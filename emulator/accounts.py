@@ -152,11 +152,7 @@ class Accounts(Channels):
                 raise VenueError(
                     400,
                     "Invalid Heartbeat ID",
-                    {
-                        "error": "Invalid Heartbeat ID",
-                        "error_msg": "Invalid Heartbeat ID",
-                        "heartbeat_id": user.hb_id,
-                    },
+                    {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": user.hb_id},  # the venue's body
                 )
             self._hb_seq += 1
             digest = hashlib.sha256(f"{self.seed}:heartbeat:{self._hb_seq}".encode()).digest()
