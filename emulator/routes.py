@@ -162,10 +162,10 @@ class RestRoutes:
             fault = venue.faults.http_fault(method, path, now_ms)
             if fault is not None:
                 extra = {"Retry-After": str(fault.retry_after_s)} if fault.status == 429 else {}
-                body = {"error": fault.message or _FAULT_TEXT.get(fault.status, "error")}
+                reply = {"error": fault.message or _FAULT_TEXT.get(fault.status, "error")}
                 if fault.code:
-                    body["code"] = fault.code
-                return Response(fault.status, body, extra)
+                    reply["code"] = fault.code
+                return Response(fault.status, reply, extra)
         self._reply_headers.extra = {}
         try:
             status, payload = self.route(method, path, query, headers, body)
