@@ -378,10 +378,17 @@ class VenueState:
         return m
 
     def market_ids(self) -> list[dict[str, str]]:
-        """``{slug, market, yes_token, no_token}`` of every market."""
+        """``{slug, version, market, yes_token, no_token}`` of every market (a v2 market's tokens are
+        its position ids)."""
         with self.lock:
             return [
-                {"slug": m.cfg.slug, "market": m.market, "yes_token": m.yes, "no_token": m.no}
+                {
+                    "slug": m.cfg.slug,
+                    "version": m.cfg.version,
+                    "market": m.market,
+                    "yes_token": m.yes,
+                    "no_token": m.no,
+                }
                 for m in self._markets
             ]
 

@@ -439,6 +439,7 @@ class Venue(OrderEntry):
                 "markets": [
                     {
                         "slug": m.cfg.slug,
+                        "version": m.cfg.version,
                         "market": m.market,
                         "yes_token": m.yes,
                         "no_token": m.no,
