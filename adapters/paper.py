@@ -1,6 +1,6 @@
 """Paper trading and dry-run: the live feed in, no order out.
 
-* ``PaperVenue``: one pykka actor owning a ``sim.exchange.SimExchange`` per market, fed by the live
+* ``PaperVenue``: one pykka actor owning a ``venue.exchange.SimExchange`` per market, fed by the live
   market data. Our orders get queue positions behind the displayed size, advance on live trades and
   deltas, and fill as in the simulator; execution reports go back to the market actors. Market data
   of either token goes through the market's ``core.yes_view.YesView`` first: the exchange sees YES
@@ -41,8 +41,8 @@ from core.messages import (
 from core.ports import Clock
 from core.units import PX_ONE
 from core.yes_view import YesView
-from sim.exchange import QueueModel, SimExchange
-from sim.markouts import Markouts
+from venue.exchange import QueueModel, SimExchange
+from venue.markouts import Markouts
 
 log = logging.getLogger(__name__)
 

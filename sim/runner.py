@@ -36,9 +36,9 @@ from core.messages import (
 from core.quoting import QuoteParams
 from core.units import NS_PER_MS, PX_ONE, Side
 from sim.eventlog import BufferSink, units_record
-from sim.exchange import QueueModel, SimExchange
-from sim.markouts import Markouts
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
+from venue.exchange import QueueModel, SimExchange
+from venue.markouts import Markouts
 
 INF = 1 << 62
 
