@@ -15,7 +15,7 @@ import logging
 import queue
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 import pykka
@@ -40,9 +40,6 @@ from core.messages import (
 )
 from core.units import PX_ONE
 
-if TYPE_CHECKING:
-    from sim.runner import Lane
-
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +48,20 @@ class RunWindow(msgspec.Struct, frozen=True):
 
     end_ns: int
     room_usdc6: int | None
+
+
+class Driver(Protocol):
+    """Simulation: what a ``MarketActor`` runs on ``RunWindow`` (the simulator's ``sim.runner.Lane``).
+
+    A protocol, so that ``actors`` never imports the simulator that drives it.
+    """
+
+    idx: int
+    session: MarketSession
+
+    def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
+        """Process the lane's events before ``end_ns``; return the session's exposure (micro-USDC)."""
+        ...
 
 
 class MarketBatch(msgspec.Struct, frozen=True):
@@ -162,7 +173,7 @@ class MarketActor(pykka.ThreadingActor):
         session: MarketSession,
         *,
         supervisor: pykka.ActorRef[Any] | None = None,
-        driver: Lane | None = None,
+        driver: Driver | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -338,7 +349,7 @@ def _state(s: MarketSession) -> str:
 class ActorWindowRunner:
     """The simulator's ``actors`` engine: one ``MarketActor`` per market, a barrier per window."""
 
-    def __init__(self, lanes: Sequence[Lane]) -> None:
+    def __init__(self, lanes: Sequence[Driver]) -> None:
         self.refs = [MarketActor.start(lane.session, driver=lane) for lane in lanes]
 
     def run_window(self, work: list[Any], end: int, exposures: list[int]) -> None:
