@@ -29,9 +29,10 @@ from core.messages import (
     BookDelta,
     BookSnapshot,
     Canceled,
+    ExecBatch,
     ExecEvent,
     Filled,
-    MarketEvent,
+    MarketBatch,
     MarketResolved,
     Rejected,
     TickSizeChanged,
@@ -62,18 +63,6 @@ class Driver(Protocol):
     def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
         """Process the lane's events before ``end_ns``; return the session's exposure (micro-USDC)."""
         ...
-
-
-class MarketBatch(msgspec.Struct, frozen=True):
-    """Several market events of one market from one feed frame: one message, one decision after them."""
-
-    events: tuple[MarketEvent, ...]
-
-
-class ExecBatch(msgspec.Struct, frozen=True):
-    """Several execution reports of one market at once (one message, one decision after them)."""
-
-    events: tuple[ExecEvent, ...]
 
 
 class GetStatus(msgspec.Struct, frozen=True):

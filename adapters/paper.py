@@ -21,7 +21,6 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors.market import ExecBatch, MarketBatch
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -31,8 +30,10 @@ from core.messages import (
     CancelAll,
     Canceled,
     Command,
+    ExecBatch,
     ExecEvent,
     Filled,
+    MarketBatch,
     MarketResolved,
     Place,
     TickSizeChanged,

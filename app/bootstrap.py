@@ -33,7 +33,7 @@ from typing import Any, Literal, cast
 import pykka
 
 from actors.loop import ActorLoop
-from actors.market import FeedAlive, FeedLost, GetStatus, MarketBatch, PullQuotes, SetBudget, Status
+from actors.market import FeedAlive, FeedLost, GetStatus, PullQuotes, SetBudget, Status
 from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
@@ -45,7 +45,7 @@ from adapters.runlog import JsonlFileSink
 from core.config import Config
 from core.inventory import Inventory, budget_rooms
 from core.markets import MarketInfo
-from core.messages import BookDelta, MarketEvent, Timer
+from core.messages import BookDelta, MarketBatch, MarketEvent, Timer
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import quote_params
 from core.units import USDC6_ONE, Outcome, units_header

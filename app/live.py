@@ -33,7 +33,7 @@ from actors.gateway import (
     StartupReport,
 )
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import DataApiPositions, sdk_retry_after_probe, start_gateway
+from adapters.polymarket.clob_port import DataApiPositions, sdk_retry_after_probe
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.secrets import (
     SecretError,
@@ -45,6 +45,7 @@ from adapters.polymarket.secrets import (
 )
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import ConfigFileError
+from app.gateway import start_gateway
 from core.config import Config
 from core.markets import MarketInfo
 from core.messages import TickSizeChanged

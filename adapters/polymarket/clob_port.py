@@ -13,7 +13,8 @@
   read by the ``RetryAfterProbe`` hook and handed to the gateway's rate limiter.
 * ``UserChannelBridge`` turns parsed user-channel events into gateway messages (a trade becomes the
   ledger's ``VenueTrade``), and every (re)subscription into a ``Reconcile``.
-* ``start_gateway`` wires the three (the composition root calls it).
+* ``app.gateway.start_gateway`` wires the three with the gateway actor (the composition root's part:
+  this module implements the gateway's ports and never imports ``actors``).
 
 Only this module and ``orders``/``errors``/``secrets`` know the client library: moving to another
 client changes them, not the gateway or the ledger. Blocking calls happen on the gateway's thread
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
@@ -34,21 +35,6 @@ import pykka
 from py_clob_client_v2.clob_types import OrderMarketCancelParams, PostOrdersV2Args, TradeParams
 from py_clob_client_v2.http_helpers import helpers as clob_http
 
-from actors.gateway import (
-    CancelResult,
-    Failure,
-    GatewayConfig,
-    OrderGatewayActor,
-    PlaceResult,
-    PreparedOrder,
-    RateLimitInfo,
-    Reconcile,
-    Route,
-    Schedule,
-    Submit,
-    UserOrderUpdate,
-    VenueOrderStatus,
-)
 from adapters.polymarket.errors import (
     BadResponse,
     PolymarketError,
@@ -78,8 +64,15 @@ from adapters.polymarket.parse import VenueTrade as ParsedTrade
 from adapters.polymarket.schemas import WireTrade
 from core.ledger import TradeLeg, VenueOrderView, VenuePosition, VenueTrade
 from core.markets import MarketInfo
-from core.messages import CancelAll, Command, Place
-from core.ports import Clock, EventSink
+from core.messages import CancelAll, Command, Place, Reconcile, Submit, UserOrderUpdate
+from core.ports import (
+    CancelResult,
+    Failure,
+    PlaceResult,
+    PreparedOrder,
+    RateLimitInfo,
+    VenueOrderStatus,
+)
 from core.units import NS_PER_S, PX_ONE, QTY_ONE, Outcome, Px, Side, UnitError, parse_px, parse_qty
 
 logger = logging.getLogger(__name__)
@@ -96,7 +89,6 @@ __all__ = [
     "ledger_trade",
     "positions_from_rows",
     "sdk_retry_after_probe",
-    "start_gateway",
     "trades_from_rows",
     "user_event_messages",
 ]
@@ -643,38 +635,3 @@ def sdk_retry_after_probe() -> RetryAfterProbe:
     """The probe installed on the client's module-level httpx client (shared by every ``ClobClient``)."""
     _SDK_PROBE.install(clob_http._http_client)
     return _SDK_PROBE
-
-
-def start_gateway(
-    clob: ClobLike,
-    markets: Iterable[MarketInfo],
-    route: Route,
-    clock: Clock,
-    *,
-    config: GatewayConfig | None = None,
-    schedule: Schedule | None = None,
-    wait: Callable[[float], object] | None = None,
-    retry_after: RetryAfterProbe | None = None,
-    chain_id: int = POLYGON,
-    positions: PositionsSource | None = None,
-    sink: EventSink | None = None,
-) -> tuple[pykka.ActorRef[Any], ClobExchangePort, UserChannelBridge]:
-    """Start the gateway over ``clob`` for ``markets`` (its heartbeat thread starts with it).
-
-    Returns:
-        The gateway's ref (``ask(Startup())`` once before quoting; ``ask(Shutdown())`` / ``stop()``
-        cancels everything), the port to give every market session, and the bridge whose
-        ``on_event``/``on_reconnect``/``on_subscribed`` go to ``UserWsClient``.
-    """
-    markets = list(markets)
-    venue = PolymarketVenue(
-        clob,
-        AssetMap.from_markets(markets),
-        chain_id=chain_id,
-        retry_after=retry_after,
-        positions=positions,
-    )
-    ref = OrderGatewayActor.start(
-        venue, markets, route, clock, config=config, schedule=schedule, wait=wait, sink=sink
-    )
-    return ref, ClobExchangePort(ref), UserChannelBridge(ref)

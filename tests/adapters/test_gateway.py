@@ -44,13 +44,13 @@ from adapters.polymarket.clob_port import (
     PolymarketVenue,
     UserChannelBridge,
     positions_from_rows,
-    start_gateway,
     trades_from_rows,
     user_event_messages,
 )
 from adapters.polymarket.errors import BadResponse, RetryAfterProbe
 from adapters.polymarket.orders import order_id_of
 from adapters.polymarket.parse import AssetMap, decode_user_frame
+from app.gateway import start_gateway
 from core.ledger import TradeLeg, VenueTrade
 from core.markets import MarketInfo
 from core.messages import (

@@ -21,11 +21,12 @@ from actors.market import GetStatus, MarketActor
 from actors.session import MarketSession, OrderRecord
 from actors.supervisor import Router
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import sdk_retry_after_probe, start_gateway
+from adapters.polymarket.clob_port import sdk_retry_after_probe
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.secrets import Secret, build_clob_client
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import load_config
+from app.gateway import start_gateway
 from core.markets import MarketInfo
 from core.messages import Cancel, Place
 from core.quoting import quote_params

@@ -21,8 +21,8 @@ from eth_account import Account
 
 from actors.gateway import GatewayConfig, GetGatewayStatus, Shutdown, Startup
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import start_gateway
 from adapters.polymarket.secrets import Secret, build_clob_client
+from app.gateway import start_gateway
 from core.markets import MarketInfo
 from core.messages import Cancel, Place
 from core.units import QTY_ONE, Outcome, Side

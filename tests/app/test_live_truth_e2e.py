@@ -34,11 +34,12 @@ from py_clob_client_v2.clob_types import AssetType, BalanceAllowanceParams, Trad
 from actors.gateway import GatewayConfig, GetOpenOrderIds, GetPositions, Shutdown, Startup
 from actors.session import MarketSession
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import DataApiPositions, start_gateway
+from adapters.polymarket.clob_port import DataApiPositions
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.secrets import Secret, build_clob_client
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import load_config
+from app.gateway import start_gateway
 from core.markets import MarketInfo
 from core.messages import Adopted, BookSnapshot, Filled, Place
 from core.quoting import quote_params
