@@ -32,6 +32,7 @@ from core.messages import (
     Filled,
     MarketEvent,
     MarketResolved,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     Timer,
@@ -138,7 +139,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
-_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync)
 
 
 class MarketActor(pykka.ThreadingActor):
