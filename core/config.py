@@ -236,10 +236,10 @@ class OpsConfig(Base, frozen=True):
     on_start: Literal["adopt", "cancel"] = "adopt"
     #: Live: how often our orders, trades and positions are compared with the venue's.
     reconcile_interval_s: Annotated[float, Meta(ge=1, le=3600)] = 30.0
-    #: Live: a position drift that shows the same difference in this many position listings in a
-    #: row, over at least ``drift_resync_min_s``, with no trade of that market settling and no order
-    #: of it in doubt, is resolved by adopting the venue's position (``docs/trading.md``, "The
-    #: ledger"); null: the market stays held until a listing agrees.
+    #: Live: a position drift that shows the same two positions (the venue's and ours) in this many
+    #: listings in a row, over at least ``drift_resync_min_s``, with no trade of that market settling
+    #: and no order of it in doubt, is resolved by adopting the venue's position (``docs/trading.md``,
+    #: "The ledger"); null: the market stays held until a listing agrees.
     drift_resync_listings: Annotated[int, Meta(ge=2, le=1000)] | None = 3
     #: Live: the least time between the first and the last of those listings; above how far the
     #: venue's positions listing may lag its trades.
