@@ -33,6 +33,7 @@ from core.messages import (
     Filled,
     MarketEvent,
     MarketResolved,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     Timer,
@@ -151,7 +152,7 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
-_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync)
 
 
 class MarketActor(pykka.ThreadingActor):

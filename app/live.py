@@ -83,6 +83,8 @@ def gateway_config(cfg: Config) -> GatewayConfig:
         reconcile_interval_s=ops.reconcile_interval_s,
         max_rate_limit_pause_s=ops.max_rate_limit_pause_s,
         rate_limit_tier=ops.rate_limit_tier,
+        drift_resync_listings=ops.drift_resync_listings,
+        drift_resync_min_s=ops.drift_resync_min_s,
     )
 
 
