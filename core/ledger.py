@@ -339,6 +339,9 @@ class OrderLedger:
         self._forgotten: dict[str, tuple[bool, int, tuple[str, ...]]] = {}
         #: Venue time of the newest trade applied: backfills ask for trades from here on.
         self.trade_cursor_ns = 0
+        #: The cursor when the user channel last had a gap (``user_gap``), until a reconcile's
+        #: backfill covered it: trades heard after the gap must not move a backfill past it.
+        self._gap_cursor_ns: int | None = None
         self.started = False  # the first reconcile (adopt or cancel leftovers) has run
         self.pulled: dict[str, str] = {}  # market -> why its quotes are pulled (drift)
         self._drift_seen: set[str] = set()  # markets whose last listing disagreed
@@ -371,9 +374,20 @@ class OrderLedger:
         return self.by_venue.get(order_id)
 
     def backfill_from_ns(self) -> int:
-        """Venue time a backfill asks trades from: the newest seen minus the overlap (0: everything)."""
-        cursor = self.trade_cursor_ns
+        """Venue time a backfill asks trades from: the newest seen minus the overlap (0: everything).
+
+        After a user-channel gap (``user_gap``) and until a reconcile ran, "the newest seen" is the
+        newest seen *before* the gap: a trade the reopened channel delivers must not move the
+        backfill past the trades the gap lost, however long the gap was.
+        """
+        cursor = self.trade_cursor_ns if self._gap_cursor_ns is None else self._gap_cursor_ns
         return max(0, cursor - self.backfill_overlap_ns) if cursor else 0
+
+    def user_gap(self) -> None:
+        """The user channel may have missed trades since the newest one applied (it reconnected or
+        was silent): the next reconcile backfills from before the gap. Idempotent until then."""
+        if self._gap_cursor_ns is None:
+            self._gap_cursor_ns = self.trade_cursor_ns
 
     def retained(self) -> Retained:
         """How many orders, trade records and forgotten trades' keys the ledger keeps."""
@@ -651,6 +665,7 @@ class OrderLedger:
         self.started = True
         self._reconciled_ns = ts_ns
         self._last_listed = frozenset(listed)
+        self._gap_cursor_ns = None  # this reconcile's backfill started before the gap
         return out
 
     def order_status(self, order_id: str, found: bool, status: str, ts_ns: int) -> list[Effect]:

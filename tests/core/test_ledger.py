@@ -291,6 +291,33 @@ def test_a_forgotten_trade_still_counts_once_while_a_backfill_may_return_it():
     assert ledger.prune(T0 + 500 * S).trade_keys == 1  # t1 forgotten for good, t2 keyed
 
 
+def test_after_a_user_channel_gap_a_backfill_starts_before_it_whatever_the_channel_delivers_next():
+    # A gap longer than the overlap: the first trade the reopened channel delivers must not move the
+    # backfill past the trades the gap lost (they would never be applied).
+    ledger = OrderLedger([INFO], backfill_overlap_ns=120 * S)
+    p = live_order(ledger, "a", "0x1", T0)
+    seen = VenueTrade(trade_id="t1", market=M, status="MATCHED", ts_ns=T0, legs=(leg("0x1", p, SHARE),))
+    ledger.trade(seen, T0)
+    ledger.user_gap()  # the channel went quiet; reconnected 600 s later
+    lost = VenueTrade(
+        trade_id="t2", market=M, status="MATCHED", ts_ns=T0 + 300 * S, legs=(leg("0x1", p, 2 * SHARE),)
+    )
+    after = VenueTrade(
+        trade_id="t3", market=M, status="MATCHED", ts_ns=T0 + 600 * S, legs=(leg("0x1", p, SHARE),)
+    )
+    ledger.trade(after, T0 + 600 * S)  # heard on the new connection before the reconcile runs
+    ledger.user_gap()  # a second notice of the same gap changes nothing
+
+    from_ns = ledger.backfill_from_ns()
+
+    assert from_ns == T0 - 120 * S <= lost.ts_ns
+    backfill = [t for t in (seen, lost, after) if t.ts_ns >= from_ns]
+    ledger.reconcile([_view("0x1", p, 4 * SHARE)], backfill, T0 + 601 * S)
+    assert ledger.position(M).yes_qty == 4 * SHARE  # each fill once, the lost one included
+    # The gap is covered: the cursor follows the newest trade again.
+    assert ledger.backfill_from_ns() == T0 + 480 * S
+
+
 def test_a_forgotten_trade_brought_back_applies_only_legs_never_applied():
     ledger = OrderLedger([INFO], retention_ns=0, backfill_overlap_ns=300 * S)
     p = live_order(ledger, "a", "0x1", T0)
