@@ -231,6 +231,9 @@ class OpsConfig(Base, frozen=True):
     markets_chroma_dir: str = "local_state/chroma"
     state_dir: str = "local_state/market_maker"
     log_path: str = "local_state/market_maker/polymm.log"
+    #: Record the session's market feed (every frame as received, its receive time, the engine's own
+    #: inputs) beside its event log, for ``polymm sim --replay`` (docs/research.md).
+    record_market_data: bool = True
     #: Live: open orders of ours found at start in the markets we trade are kept with their queue
     #: place (``adopt``) or cancelled, the cancel confirmed (``cancel``); elsewhere always cancelled.
     on_start: Literal["adopt", "cancel"] = "adopt"
