@@ -321,7 +321,8 @@ def replay_session(
 
     infos = list(markets) if markets is not None else recording.markets()
     if not infos:
-        raise RecordingError(f"{recording.path}: no manifest names the markets: a dry-run replay needs one")
+        why = "has no manifest to name its markets" if recording.manifest is None else "names no market"
+        raise RecordingError(f"{recording.path}: {why}: a dry-run replay needs them")
     records = list(recording.records())
     start = next((r.recv_ns for r in records), 0)
     sink = BufferSink()

@@ -1,8 +1,9 @@
-"""The recording format: what the recorder writes, how it rotates, drops instead of blocking, and reads back."""
+"""The recording format: what the recorder writes, how it rotates, drops rather than blocks, reads back."""
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_every_kind_of_record_round_trips_exactly_and_in_order(tmp_path):
     assert [type(x) for x in got] == [FileHeader, Connect, Frame, Frame, RestBook, Resync, Input, Gap]
     assert got[2].data() == text and got[3].data() == b"\x00binary\xff"
     assert got[6].room_usdc6 == 5_000_000 and got[6].input == "budget"
-    assert all(a.recv_ns < b.recv_ns for a, b in zip(got[1:], got[2:], strict=False))
+    assert all(a.recv_ns < b.recv_ns for a, b in itertools.pairwise(got[1:]))
     assert m.closed and m.frames == 2 and m.gaps == 1 and m.connects == 1 and m.dropped_frames == 0
     assert r.markets() == [INFO] and r.truncated == []
     on_disk = msgspec.json.decode((tmp_path / "r" / MANIFEST).read_bytes())
@@ -164,7 +165,7 @@ def test_a_corrupt_file_is_one_line_naming_it(tmp_path, content, message):
 def test_what_is_not_a_recording_is_said_in_one_line(tmp_path):
     with pytest.raises(RecordingError, match="no such file or directory"):
         open_recording(tmp_path / "missing")
-    with pytest.raises(RecordingError, match="no manifest.json"):
+    with pytest.raises(RecordingError, match=r"no manifest\.json"):
         open_recording(tmp_path)
     (tmp_path / MANIFEST).write_text("{nope")
     with pytest.raises(RecordingError, match="not a recording manifest"):

@@ -20,6 +20,7 @@ dry-run ``run-market-maker`` session, which records its own feed (``ops.record_m
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def test_polymm_record_then_sim_replay_with_no_hand_written_file(recorded, capsy
     assert rec.manifest.gaps == 0 and rec.manifest.dropped_frames == 0
     frames = list(rec.frames())
     assert len(frames) == rec.manifest.frames
-    assert all(a.recv_ns < b.recv_ns for a, b in zip(frames, frames[1:], strict=False))
+    assert all(a.recv_ns < b.recv_ns for a, b in itertools.pairwise(frames))
     out = recorded["tmp"] / "sim"
 
     code = main(
