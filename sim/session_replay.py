@@ -74,6 +74,8 @@ __all__ = ["ReplayClock", "SessionReplay", "replay_session"]
 #: The live engine's ticker period and how many ticks apart it shares the budget (app.bootstrap).
 TICK_NS: Final = 100_000_000
 BUDGET_EVERY: Final = 10
+#: What a dry-run replay writes beside its events.jsonl.
+REPLAY_SUMMARY: Final = "replay.json"
 
 
 class ReplayClock:
@@ -310,7 +312,8 @@ def replay_session(
     Args:
         recording: An opened recording (its manifest names the markets unless ``markets`` does).
         params: The strategy's quoting parameters.
-        out_dir: Where ``events.jsonl`` and ``summary.json`` go (created).
+        out_dir: Where ``events.jsonl`` and ``replay.json`` go (created; no ``summary.json``: a dry
+            run has no fills or PnL, and ``polymm report``/``diff`` read it as they read a live run).
         global_cap_usdc6: ``inventory.global_ev_cap``; event_cap_usdc6: ``inventory.event_cap``.
         markets: The markets and their rules (default: the recording's manifest).
 
@@ -358,7 +361,7 @@ def replay_session(
         "notes": replay.notes,
         "digest": hashlib.sha256(data).hexdigest(),
     }
-    (out_dir / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
+    (out_dir / REPLAY_SUMMARY).write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
     return summary
 
 

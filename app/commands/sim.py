@@ -178,6 +178,7 @@ def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
         )
     except RecordingError as exc:
         raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    report = None if args.no_report else write_report(out)
     if args.quiet:
         print(s["digest"])
         return 0
@@ -194,7 +195,9 @@ def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
     for note in s["notes"]:
         print(f"note     {note}")
     print(f"digest   {s['digest']}")
-    print(f"wrote    {out / 'events.jsonl'}, {out / 'summary.json'}")
+    print(f"wrote    {out / 'events.jsonl'}, {out / 'replay.json'}")
+    if report is not None:
+        print(f"         {report}")
     return 0
 
 

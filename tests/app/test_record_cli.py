@@ -72,7 +72,7 @@ def test_a_dropped_connection_is_a_gap_record_and_the_recording_goes_on(emu, tmp
         )
         == 0
     )
-    summary = msgspec.json.decode((tmp_path / "dry" / "summary.json").read_bytes())
+    summary = msgspec.json.decode((tmp_path / "dry" / "replay.json").read_bytes())
     assert summary["counts"]["gaps"] == 1 and summary["engine_inputs"].startswith("a ticker")
     assert sum(summary["decisions"].values()) > 0
 
