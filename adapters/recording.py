@@ -481,7 +481,7 @@ class Recorder:
                     self._write_manifest()
                 self._wake.wait(0.05)
                 self._wake.clear()
-        except OSError as exc:
+        except Exception as exc:  # a full disk (OSError), or a bug: say so, drop from now on
             self._failed = f"{type(exc).__name__}: {exc}"
             self.manifest.write_error = self._failed
             log.error("recorder %s: cannot write: %s; every further record is dropped", self.dir, exc)

@@ -188,12 +188,12 @@ def resolve_markets(
     return list(out.values()), source
 
 
-def _markets_of_config(args: argparse.Namespace) -> tuple[list[RecordedMarket], str, str]:
+def _markets_of_config(args: argparse.Namespace) -> tuple[list[RecordedMarket], str]:
     from app.commands.run import choose_markets  # noqa: PLC0415 (the trading command's own choice)
 
     cfg = load_config(args.config)
     infos, how = choose_markets(cfg, args.gamma_url, args.config)
-    return [RecordedMarket.from_info(i) for i in infos], how, cfg.ops.markets_json_path
+    return [RecordedMarket.from_info(i) for i in infos], how
 
 
 class _Stop:
@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rotate_s <= 0 or args.rotate_mb <= 0:
         raise ConfigFileError("polymm record: --rotate-s and --rotate-mb must be positive")
     if args.config:
-        markets, source, _ = _markets_of_config(args)
+        markets, source = _markets_of_config(args)
     else:
         markets, source = resolve_markets(args.markets, args.gamma_url, args.markets_json or _DEFAULT_CACHE)
     if not markets:

@@ -192,3 +192,21 @@ def test_the_manifest_says_a_recording_was_not_closed(tmp_path):
     assert m is not None and not m.closed and m.started_utc.endswith("Z")
     rec.close()
     assert open_recording(Path(tmp_path / "r")).manifest.closed
+
+
+def test_a_disk_that_fails_is_said_and_every_later_frame_counted_as_dropped(tmp_path):
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    rec = Recorder(tmp_path / "r", manifest(), clock=StepClock())
+    rec.before_write = full_disk
+    rec.start()
+    rec.on_frame("lost")
+    deadline = time.monotonic() + 5
+    while not rec.status()["write_error"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rec.on_frame("also lost")
+    m = rec.close()
+
+    assert "No space left on device" in m.write_error
+    assert m.dropped_frames >= 1 and m.frames == 2
