@@ -40,7 +40,7 @@ from adapters.clock import LiveClock
 from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
 from adapters.polymarket.book_audit import AuditConfig
 from adapters.polymarket.parse import AssetMap
-from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
+from adapters.polymarket.ws_market import MarketFeedTap, MarketWsClient, MarketWsConfig
 from adapters.runlog import JsonlFileSink
 from core.config import Config
 from core.inventory import Inventory, budget_rooms
@@ -187,6 +187,8 @@ class TradingEngine:
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.feed: MarketWsClient | None = None
+        #: Sees the feed's frames as received (``app.session_recording``: ``ops.record_market_data``).
+        self.feed_tap: MarketFeedTap | None = None
         self._feed_done: concurrent.futures.Future[None] | None = None
         self.actor_loop = ActorLoop("polymm-market")
         self._stop = threading.Event()
@@ -252,6 +254,7 @@ class TradingEngine:
             on_invalidate=self._feed_lost,
             on_batch=self.dispatch,
             on_resync=self._book_resync,
+            tap=self.feed_tap,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)

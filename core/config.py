@@ -238,6 +238,9 @@ class OpsConfig(Base, frozen=True):
     log_rotate_mb: Annotated[float, Meta(ge=0.01, le=100_000)] = 100.0
     #: ``run-market-maker`` prints one status line per market on stdout this often; 0: never.
     status_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 10.0
+    #: Record the session's market feed (every frame as received, its receive time, the engine's own
+    #: inputs) beside its event log, for ``polymm sim --replay`` (docs/research.md).
+    record_market_data: bool = True
     #: Live: open orders of ours found at start in the markets we trade are kept with their queue
     #: place (``adopt``) or cancelled, the cancel confirmed (``cancel``); elsewhere always cancelled.
     on_start: Literal["adopt", "cancel"] = "adopt"
