@@ -53,7 +53,9 @@ def check_yaml_shape(data: bytes, source: str) -> None:
                     raise ConfigFileError(
                         f"{source}: (syntax): more than {MAX_CONFIG_ALIASES} YAML aliases (*name)"
                     )
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # PyYAML >= 6.0.4 caps nesting in its scanner
+            raise ConfigFileError(f"{source}: (syntax): nested deeper than {MAX_CONFIG_DEPTH} levels") from None
         return  # a syntax error: the decoder reports it with its position
 
 
