@@ -14,7 +14,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adapters.market_cache import MarketsFile, read_markets_file, selection_problem, write_markets_file
+from adapters.market_cache import (
+    SCHEMA_VERSION,
+    MarketsFile,
+    read_markets_file,
+    selection_problem,
+    write_markets_file,
+)
 from app.cli import main
 from emulator import Emulator
 from tests.gamma_server import GammaServer
@@ -28,7 +34,9 @@ GAMMA = "http://127.0.0.1:8080/gamma"
 
 
 def doc(**source: str) -> MarketsFile:
-    return MarketsFile(schema_version=2, kind="selected_markets", generated_at=NOW, markets=(), source=source)
+    return MarketsFile(
+        schema_version=SCHEMA_VERSION, kind="selected_markets", generated_at=NOW, markets=(), source=source
+    )
 
 
 @pytest.mark.parametrize(
