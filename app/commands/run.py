@@ -167,10 +167,10 @@ def _state_dir(path: Path, flag: str) -> Path:
 
 
 def import_live() -> types.ModuleType:
-    """``app.live`` (py-clob-client-v2 only when trading), with the recursion limit kept at its default.
+    """``app.live`` (the venue's SDK only when trading), with the recursion limit kept at its default.
 
-    The SDK imports py_ecc, which raises the limit to 100,000: ``app.process`` says why that must not
-    stay.
+    The SDK's eth-* dependencies may import py_ecc, which raises the limit to 100,000: ``app.process``
+    says why that must not stay.
     """
     import app.live  # noqa: PLC0415
 
@@ -245,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
     live: dict[str, Any] = {}
     if mode == "live":
         live = _start_live(args, cfg, markets)
+        markets = live.get("markets", markets)  # a market whose ids disagree with its version is left out
     engine = TradingEngine(
         cfg,
         markets,

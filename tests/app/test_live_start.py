@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from adapters.polymarket.sdk import environment_for
 from adapters.polymarket.secrets import Secret, build_clob_client
 from app.cli import main
 from app.process import DEFAULT_RECURSION_LIMIT
@@ -121,12 +122,13 @@ def test_api_credentials_the_venue_does_not_know_exit_2_before_any_order(emu, tm
     assert "check POLYMM_API_KEY, POLYMM_API_SECRET, POLYMM_API_PASSPHRASE" in line
     assert order_requests(emu) == before
     assert "LIVE trading" not in out
-    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT  # after importing py-clob-client-v2
+    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT  # after importing polymarket-client
 
 
 def test_credentials_of_another_wallet_than_the_private_key_exit_2(emu, tmp_path, capsys, monkeypatch):
     owner = Account.create().key.hex()
-    _client, creds = build_clob_client(emu.clob_url, Secret(owner))  # the owner's real credentials
+    client, creds = build_clob_client(environment_for(emu.clob_url), Secret(owner))  # the owner's, real
+    client.close()
     monkeypatch.setenv("POLYMM_API_KEY", creds.api_key)
     monkeypatch.setenv("POLYMM_API_SECRET", creds.secret.reveal())
     monkeypatch.setenv("POLYMM_API_PASSPHRASE", creds.passphrase.reveal())
