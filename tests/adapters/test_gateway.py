@@ -59,7 +59,7 @@ from adapters.polymarket.clob_port import (
     trades_from_rows,
     user_event_messages,
 )
-from adapters.polymarket.errors import BadResponse, RateLimitListener
+from adapters.polymarket.errors import BadResponse, OrderRefused, RateLimitListener
 from adapters.polymarket.orders import OrderSigner
 from adapters.polymarket.parse import AssetMap, decode_user_frame
 from core.ledger import TradeLeg, VenueTrade
@@ -1194,3 +1194,42 @@ def test_a_venue_id_other_than_the_digest_is_adopted_for_later_cancels(rig):
 
     assert [a.order_id for a in rig.routed.of(Accepted)] == ["0xvenue-said"]
     assert rig.clob.called("cancel_orders") == [["0xvenue-said"]]
+
+
+# --- protocol versions ---------------------------------------------------------------------------------
+
+
+def test_v2_orders_are_signed_for_exchange_v3_and_v1_orders_for_their_exchange(rig):
+    p1, p4 = rig.place(1, M1)[0], rig.place(1, M4)[0]
+
+    rig.port.submit([p1, p4])
+    rig.sync()
+
+    posted = {o.token_id: o for o, _ in rig.clob.called("post_orders")[0]}
+    v2 = posted[M4.yes_token]
+    ids = {a.client_id: a.order_id for a in rig.routed.of(Accepted)}
+    assert ids[p4.client_id] == SIGNER.order_id(v2, neg_risk=False, protocol="v2")
+    assert ids[p4.client_id] != SIGNER.order_id(v2, neg_risk=False, protocol="v1")
+    assert ids[p1.client_id] == SIGNER.order_id(posted[M1.yes_token], neg_risk=False, protocol="v1")
+
+
+@pytest.mark.parametrize(
+    ("market", "says"),
+    [
+        (msgspec.structs.replace(M1, version="v2"), "v2"),
+        (msgspec.structs.replace(M4, version="v1"), "v1"),
+    ],
+    ids=["v2-with-token-ids", "v1-with-position-ids"],
+)
+def test_a_market_whose_ids_disagree_with_its_version_is_refused_before_signing(market, says):
+    v = PolymarketVenue(FakeSdk([market]), SIGNER, [market])
+    place = Place(
+        market=market.market, client_id="c", outcome=Outcome.YES, side=Side.BUY, px=4000, qty=5 * QTY_ONE
+    )
+
+    with pytest.raises(OrderRefused, match=f"Gamma says version {says} but its YES id"):
+        v.prepare(place, market, 100)
+
+    assert v.refused()[market.market].endswith("not traded")
+    v.add_market(msgspec.structs.replace(market, version="v1" if says == "v2" else "v2"))  # Gamma corrected
+    assert v.prepare(place, market, 100).order_id.startswith("0x")
