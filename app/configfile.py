@@ -55,7 +55,8 @@ def check_yaml_shape(data: bytes, source: str) -> None:
                     )
     except yaml.YAMLError as exc:
         if "maximum nesting depth" in str(exc):  # PyYAML >= 6.0.4 caps nesting in its scanner
-            raise ConfigFileError(f"{source}: (syntax): nested deeper than {MAX_CONFIG_DEPTH} levels") from None
+            too_deep = f"{source}: (syntax): nested deeper than {MAX_CONFIG_DEPTH} levels"
+            raise ConfigFileError(too_deep) from None
         return  # a syntax error: the decoder reports it with its position
 
 
