@@ -8,7 +8,7 @@ default:
 
 # install with every extra the test suite needs
 install:
-    python -m pip install -q -e '.[dev,classify]'
+    python -m pip install -q -e '.[dev,classify,research]'
 
 # lint (ruff), format check, strict type check of every package
 lint:
@@ -35,6 +35,78 @@ quote BOOK="tests/fixtures/polymarket/book_2026-08_captured.json" CONFIG="config
 # run a simulation: just sim [SCENARIO] [ENGINE]   (scenarios: configs/scenarios/*.yaml)
 sim SCENARIO="default" ENGINE="inline" CONFIG="configs/market_maker.yaml" *ARGS:
     polymm sim --config {{CONFIG}} --scenario {{SCENARIO}} --engine {{ENGINE}} --out runs/{{SCENARIO}} {{ARGS}}
+
+# record the market channel for DURATION s into OUT: the markets CONFIG would quote (production by default;
+# ARGS: --ws-url URL --gamma-url URL for another venue). `polymm record --markets ID...` picks them by hand
+record OUT="runs/rec" DURATION="60" CONFIG="configs/market_maker.yaml" *ARGS:
+    polymm record --config {{CONFIG}} --duration {{DURATION}} --out {{OUT}} {{ARGS}}
+
+# offline: start the exchange emulator on PORT, record its three markets for DURATION s into OUT, stop it
+record-emulator OUT="runs/rec-emulator" DURATION="30" PORT="8089":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+    polymm emulator --port {{PORT}} > /dev/null 2>&1 &
+    emu=$!
+    trap 'kill $emu 2> /dev/null || true' EXIT
+    for _ in $(seq 100); do
+        python -c "import httpx; httpx.get('http://127.0.0.1:{{PORT}}/ok', timeout=1).raise_for_status()" 2> /dev/null && break
+        sleep 0.2
+    done
+    polymm record --markets will-it-rain-in-lisbon-tomorrow emulated-election-winner emulated-fed-rate-cut \
+        --ws-url ws://127.0.0.1:{{PORT}}/ws/market --gamma-url http://127.0.0.1:{{PORT}}/gamma \
+        --duration {{DURATION}} --out {{OUT}}
+
+# replay a recording (no scenario file): the simulator on it; ARGS --dry-run: as the dry-run session that ran it
+replay REC="runs/rec" OUT="runs/replay" CONFIG="configs/market_maker.yaml" *ARGS:
+    polymm sim --config {{CONFIG}} --replay {{REC}} --out {{OUT}} {{ARGS}}
+
+# the shipped scenarios against their stored baselines (tests/baselines/): exits 1 on any difference
+regress OUT="runs/regress" CONFIG="configs/market_maker.yaml":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    fail=0
+    for f in configs/scenarios/*.yaml; do
+        s=$(basename "$f" .yaml)
+        polymm sim --config {{CONFIG}} --scenario "$s" --out "{{OUT}}/$s" --quiet --no-report > /dev/null
+        echo "== regress $s"
+        polymm diff "tests/baselines/$s" "{{OUT}}/$s" || fail=1
+    done
+    if [ "$fail" = 0 ]; then echo "regress: every scenario matches its baseline"; else echo "regress: FAILED (just regress-diff SCENARIO shows the first divergent decision)"; fi
+    exit "$fail"
+
+# refresh the stored baselines after an intended change (commit tests/baselines/ with the change)
+regress-update OUT="runs/regress" CONFIG="configs/market_maker.yaml":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for f in configs/scenarios/*.yaml; do
+        s=$(basename "$f" .yaml)
+        polymm sim --config {{CONFIG}} --scenario "$s" --out "{{OUT}}/$s" --quiet --no-report > /dev/null
+        python -m research.diff --write-baseline "{{OUT}}/$s" "tests/baselines/$s"
+    done
+
+# the first divergent decision of SCENARIO between the code at REF (default: the last commit) and the work tree
+regress-diff SCENARIO="default" REF="HEAD" CONFIG="configs/market_maker.yaml":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    base=$(mktemp -d)
+    trap 'git worktree remove --force "$base/src" > /dev/null 2>&1 || true; rm -rf "$base"' EXIT
+    git worktree add --detach "$base/src" {{REF}} > /dev/null
+    (cd "$base/src" && PYTHONPATH="$base/src" python -m app.cli sim --config {{CONFIG}} --scenario {{SCENARIO}} --out "$base/run" --quiet --no-report > /dev/null)
+    polymm sim --config {{CONFIG}} --scenario {{SCENARIO}} --out runs/regress/{{SCENARIO}} --quiet --no-report > /dev/null
+    polymm diff "$base/run" runs/regress/{{SCENARIO}}
+
+# compare two runs: the first divergent decision with both sides' reasons, then the figures (exit 1: they differ)
+diff RUN_A RUN_B:
+    polymm diff {{RUN_A}} {{RUN_B}}
+
+# write RUN_DIR/report.html (polymm sim writes it by default)
+report RUN_DIR="runs/default":
+    polymm report {{RUN_DIR}}
+
+# a parameter sweep: just sweep configs/sweeps/spread_skew.yaml [--trials N --workers N | --ray ADDRESS]
+sweep SPACE="configs/sweeps/spread_skew.yaml" CONFIG="configs/market_maker.yaml" SCENARIO="default" *ARGS:
+    polymm sweep --config {{CONFIG}} --scenario {{SCENARIO}} --space {{SPACE}} --out runs/sweep/$(basename {{SPACE}} .yaml) {{ARGS}}
 
 # benchmarks: writes bench/results.json and prints it (several minutes)
 bench *ARGS:

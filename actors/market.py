@@ -22,6 +22,7 @@ import pykka
 
 from actors.loop import LoopActor
 from actors.session import MarketSession
+from core.inventory import marked_pnl_usdc6
 from core.messages import (
     Accepted,
     Adopted,
@@ -32,11 +33,13 @@ from core.messages import (
     Filled,
     MarketEvent,
     MarketResolved,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     Timer,
     TradePrint,
 )
+from core.units import PX_ONE
 
 if TYPE_CHECKING:
     from sim.runner import Lane
@@ -135,10 +138,21 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     skewed_mid_px: int
     #: When the pending requote is due (the session's clock; ``actors.session.NEVER``: none pending).
     wakeup_ns: int
+    #: The YES book's best bid and ask (None: that side is empty or the book is not valid).
+    best_bid_px: int | None = None
+    best_ask_px: int | None = None
+    #: How old the book's data is (the feed vouches for a quiet book each second); None: no book.
+    book_age_ns: int | None = None
+    #: PnL against the cost basis, shares marked at the mid (``core.inventory.marked_pnl_usdc6``);
+    #: None without a two-sided book.
+    pnl_usdc6: int | None = None
+    #: ``quoting``, ``quoting (reduce_only)``, the decision's ``no_quote`` reason, ``held: <keys>``,
+    #: ``no_book``, ``starting`` (no decision yet) or ``resolved``.
+    state: str = ""
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
-_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync)
 
 
 class MarketActor(pykka.ThreadingActor):
@@ -277,6 +291,10 @@ class LoopMarketActor(LoopActor, MarketActor):
 def status_of(s: MarketSession) -> Status:
     """A status snapshot of a session."""
     d = s.last_decision
+    book = s.book
+    bid = book.bid_px if s.book_valid and 0 <= book.bid_px <= PX_ONE else None
+    ask = book.ask_px if s.book_valid and 0 <= book.ask_px <= PX_ONE else None
+    pnl = marked_pnl_usdc6(s.inv, (bid + ask) // 2) if bid is not None and ask is not None else None
     return Status(
         market=s.market,
         book_valid=s.book_valid,
@@ -292,7 +310,30 @@ def status_of(s: MarketSession) -> Status:
         last_asks=tuple((q.px, q.qty) for q in d.asks) if d else (),
         skewed_mid_px=d.skewed_mid_px if d else 0,
         wakeup_ns=s.wakeup_ns,
+        best_bid_px=bid,
+        best_ask_px=ask,
+        book_age_ns=max(0, s.clock.now_ns() - book.ts_ns) if s.book_valid else None,
+        pnl_usdc6=pnl,
+        state=_state(s),
     )
+
+
+def _state(s: MarketSession) -> str:
+    d = s.last_decision
+    if s.resolved:
+        return "resolved"
+    if not s.quoting_enabled:
+        return "stopped"
+    if s.holds:
+        return "held: " + ", ".join(sorted(s.holds))
+    if not s.book_valid:
+        return "no_book"
+    if d is None:
+        return "starting"
+    if d.quote:
+        risk = d.reasons.risk_state
+        return "quoting" if risk == "active" else f"quoting ({risk})"
+    return d.no_quote or "no_quote"
 
 
 class ActorWindowRunner:

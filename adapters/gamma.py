@@ -193,14 +193,15 @@ class GammaClient:
                 resp = self._http.get(path, params=dict(params))
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                log.warning("%s: %s (attempt %d of %d)", what, last, attempt + 1, self.retries + 1)
+                # A retry is no error yet (INFO: the log file); giving up raises GammaError, one line.
+                log.info("%s: %s (attempt %d of %d)", what, last, attempt + 1, self.retries + 1)
                 continue
             if resp.status_code == 422:
                 return None
             if should_retry(resp.status_code):
                 last = f"HTTP {resp.status_code}"
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
-                log.warning("%s: %s (attempt %d of %d)", what, last, attempt + 1, self.retries + 1)
+                log.info("%s: %s (attempt %d of %d)", what, last, attempt + 1, self.retries + 1)
                 continue
             if resp.status_code >= 400:
                 body = " ".join(resp.text.split())[:200]

@@ -14,8 +14,9 @@
 Market events reach the actors through ``FrameDispatcher``: one ``core.yes_view.YesView`` per market
 maps every event of either token onto the YES book, each happening once.
 
-Decisions, orders and fills go to ``events.jsonl`` in the config's ``ops.state_dir`` (one JSON object
-per line, the simulator's format); each run starts with a ``units`` record (``core.units.units_header``).
+Decisions, orders and fills go to an event log (one JSON object per line, the simulator's format):
+``run-market-maker`` gives each session a run directory of its own (``adapters.runlog``); the log
+holds a ``units`` record (``core.units.units_header``) before anything else the engine writes.
 """
 
 from __future__ import annotations
@@ -39,16 +40,16 @@ from adapters.clock import LiveClock
 from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
 from adapters.polymarket.book_audit import AuditConfig
 from adapters.polymarket.parse import AssetMap
-from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
+from adapters.polymarket.ws_market import MarketFeedTap, MarketWsClient, MarketWsConfig
+from adapters.runlog import JsonlFileSink
 from core.config import Config
 from core.inventory import Inventory, budget_rooms
 from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
-from core.ports import Clock, ExchangePort
+from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import quote_params
 from core.units import USDC6_ONE, Outcome, units_header
 from core.yes_view import YesView
-from sim.eventlog import BufferSink
 
 log = logging.getLogger(__name__)
 
@@ -69,28 +70,6 @@ def tune_gc_for_latency() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-
-
-class JsonlFileSink:
-    """A thread-safe ``EventSink`` appending the simulator's JSON lines to a file."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = path.open("ab")
-        self._lock = threading.Lock()
-        self._buf = BufferSink()
-        self.path = path
-
-    def record(self, kind: str, ts_ns: int, market: str, payload: object) -> None:
-        """Encode and append one line."""
-        with self._lock:
-            self._buf.record(kind, ts_ns, market, payload)
-            self._f.write(self._buf.lines.pop())
-
-    def close(self) -> None:
-        """Flush and close the file."""
-        with self._lock:
-            self._f.close()
 
 
 def _log_feed_end(done: concurrent.futures.Future[None]) -> None:
@@ -179,13 +158,16 @@ class TradingEngine:
         live_port: Any = None,
         tick_s: float | None = TICK_S,
         inventory: Mapping[str, Inventory] | None = None,
+        sink: EventSink | None = None,
     ) -> None:
         """Wire everything; nothing starts until ``start``.
 
         ``clock`` is the sessions' clock (the receive clock, ``LiveClock``, unless a replay injects
         one that follows the venue's timestamps); ``tick_s`` the ticker's period (None: no ticker, so
         no timers, budget shares or feed-alive notes: whoever drives the engine tells them);
-        ``inventory`` what each market holds at start (live: the venue's positions, through the ledger).
+        ``inventory`` what each market holds at start (live: the venue's positions, through the ledger);
+        ``sink`` the event log (``run-market-maker``: its run directory's, which it closes itself),
+        else ``state_dir/events.jsonl``, closed by ``close``.
         """
         self.cfg = cfg
         self.markets = list(markets)
@@ -193,7 +175,8 @@ class TradingEngine:
         self.clock = clock or LiveClock()
         self.params = quote_params(cfg)
         self.router = Router()
-        self.sink = JsonlFileSink(state_dir / "events.jsonl")
+        self._own_sink = sink is None
+        self.sink: Any = JsonlFileSink(state_dir / "events.jsonl") if sink is None else sink
         self.sink.record("units", self.clock.now_ns(), "", units_header(mode))
         self.ws_url, self.clob_url = ws_url, clob_url
         self.live_port: ExchangePort | None = live_port
@@ -204,6 +187,8 @@ class TradingEngine:
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.feed: MarketWsClient | None = None
+        #: Sees the feed's frames as received (``app.session_recording``: ``ops.record_market_data``).
+        self.feed_tap: MarketFeedTap | None = None
         self._feed_done: concurrent.futures.Future[None] | None = None
         self.actor_loop = ActorLoop("polymm-market")
         self._stop = threading.Event()
@@ -269,6 +254,7 @@ class TradingEngine:
             on_invalidate=self._feed_lost,
             on_batch=self.dispatch,
             on_resync=self._book_resync,
+            tap=self.feed_tap,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)
@@ -394,7 +380,8 @@ class TradingEngine:
         if self.venue is not None:
             self.venue.stop()
         self.actor_loop.stop()
-        self.sink.close()
+        if self._own_sink:
+            self.sink.close()
 
     def paper_markets(self) -> dict[str, Any]:
         """The paper venue's per-market state (for the summary)."""

@@ -229,13 +229,31 @@ class OpsConfig(Base, frozen=True):
     selected_markets_path: str = "local_state/market_maker/selected_markets.json"
     markets_json_path: str = "local_state/markets.json"
     markets_chroma_dir: str = "local_state/chroma"
+    #: ``run-market-maker`` makes a run directory per session under ``<state_dir>/runs/``.
     state_dir: str = "local_state/market_maker"
+    #: The human-readable log (Python logging, INFO and up) of ``run-market-maker``, across runs.
     log_path: str = "local_state/market_maker/polymm.log"
+    #: Size in MiB past which a run's event log starts a new segment (the old one is gzipped) and
+    #: the human log rolls over.
+    log_rotate_mb: Annotated[float, Meta(ge=0.01, le=100_000)] = 100.0
+    #: ``run-market-maker`` prints one status line per market on stdout this often; 0: never.
+    status_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 10.0
+    #: Record the session's market feed (every frame as received, its receive time, the engine's own
+    #: inputs) beside its event log, for ``polymm sim --replay`` (docs/research.md).
+    record_market_data: bool = True
     #: Live: open orders of ours found at start in the markets we trade are kept with their queue
     #: place (``adopt``) or cancelled, the cancel confirmed (``cancel``); elsewhere always cancelled.
     on_start: Literal["adopt", "cancel"] = "adopt"
     #: Live: how often our orders, trades and positions are compared with the venue's.
     reconcile_interval_s: Annotated[float, Meta(ge=1, le=3600)] = 30.0
+    #: Live: a position drift that shows the same two positions (the venue's and ours) in this many
+    #: listings in a row, over at least ``drift_resync_min_s``, with no trade of that market settling
+    #: and no order of it in doubt, is resolved by adopting the venue's position (``docs/trading.md``,
+    #: "The ledger"); null: the market stays held until a listing agrees.
+    drift_resync_listings: Annotated[int, Meta(ge=2, le=1000)] | None = 3
+    #: Live: the least time between the first and the last of those listings; above how far the
+    #: venue's positions listing may lag its trades.
+    drift_resync_min_s: Annotated[float, Meta(ge=0, le=86_400)] = 120.0
     #: Live: the longest a 429 may hold new orders before every quote is pulled (until they may go).
     max_rate_limit_pause_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
     #: Live: the venue's rate-limit tier assumed until its ``Poly-RateLimit-Tier`` header says one.

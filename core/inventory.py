@@ -117,6 +117,17 @@ def mark_to_market(inv: Inventory, yes_mid_px: Px) -> Usdc6:
     return inv.cash_usdc6 + marked_usdc10 // USDC10_PER_USDC6
 
 
+def marked_pnl_usdc6(inv: Inventory, yes_mid_px: Px) -> Usdc6:
+    """PnL against the cost basis with the shares marked at the YES mid (NO at ``1 - mid``), fees paid.
+
+    Realized PnL, less fees, plus what the shares held are worth at the mid less what they cost: for
+    an inventory that started flat, the same as ``mark_to_market``; for one that started with the
+    venue's positions (live), PnL since those positions' cost.
+    """
+    marked_usdc6 = (inv.yes_qty * yes_mid_px + inv.no_qty * (PX_ONE - yes_mid_px)) // USDC10_PER_USDC6
+    return inv.realized_usdc6 - inv.fees_usdc6 + marked_usdc6 - inv.yes_cost_usdc6 - inv.no_cost_usdc6
+
+
 def order_losses_usdc10(outcome: Outcome, side: Side, px: Px, qty: Qty) -> tuple[Usdc10, Usdc10]:
     """What one order adds to the loss if it fills, under (YES wins, NO wins); 0 where it would help.
 

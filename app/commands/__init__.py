@@ -13,7 +13,31 @@ from typing import Final
 #: ``(name, module, help)`` in the order ``polymm --help`` lists them.
 COMMANDS: Final[tuple[tuple[str, str, str], ...]] = (
     ("quote", "app.commands.quote", "show the quote decision for one Polymarket book"),
-    ("sim", "app.commands.sim", "run a deterministic simulation and write events.jsonl + summary.json"),
+    (
+        "sim",
+        "app.commands.sim",
+        "run a deterministic simulation and write events.jsonl, summary.json and report.html",
+    ),
+    (
+        "record",
+        "app.commands.record",
+        "record the market channel of some markets (every frame, its receive time) for replay",
+    ),
+    (
+        "report",
+        "app.commands.report",
+        "write a run's self-contained HTML report (PnL, inventory, quotes, markouts)",
+    ),
+    (
+        "diff",
+        "app.commands.diff",
+        "compare two runs: the first divergent decision, then the figures (exit 1: differ)",
+    ),
+    (
+        "sweep",
+        "app.commands.sweep",
+        "a parameter search (Optuna) over seeded simulations, on processes or Ray",
+    ),
     (
         "refresh-markets",
         "app.commands.markets",

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 from eth_account import Account
 
+from adapters.runlog import latest_run_dir, read_events
 from app.commands import HELP
 from app.commands import run as run_cmd
 
@@ -38,11 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(run=run)
 
 
-def skew_check(events_path: Path) -> dict[str, int]:
+def skew_check(run_dir: Path | None) -> dict[str, int]:
     """How logged decisions moved with inventory: long must lower the skewed mid, short raise it."""
     long_lower = long_not = short_higher = short_not = 0
-    for line in events_path.read_bytes().splitlines():
-        e = msgspec.json.decode(line)
+    for e in read_events(run_dir) if run_dir is not None else ():
         if e.get("kind") != "decision" or not e.get("quote"):
             continue
         inv = e["reasons"]["inventory_qty"]
@@ -60,12 +59,11 @@ def skew_check(events_path: Path) -> dict[str, int]:
     }
 
 
-def protocol_summary(events_path: Path, versions: dict[str, str]) -> dict[str, dict[str, int]]:
-    """Markets traded, orders accepted, fills and cancels per protocol version, from the event log."""
+def protocol_summary(run_dir: Path | None, versions: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Markets traded, orders accepted, fills and cancels per protocol version, from the run's log."""
     out = {v: {"markets": 0, "accepted": 0, "fills": 0, "canceled": 0} for v in ("v1", "v2")}
     traded: set[str] = set()
-    for line in events_path.read_bytes().splitlines():
-        e = msgspec.json.decode(line)
+    for e in read_events(run_dir) if run_dir is not None else ():
         kind, market = e.get("kind"), e.get("market", "")
         if kind not in ("accepted", "fill", "canceled") or market not in versions:
             continue
@@ -126,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         status: dict[str, Any] = httpx.get(f"{emu.clob_url}/emulator/status", timeout=10).json()
         versions = gamma_versions(emu.gamma_url)
     me = next((u for u in status["users"].values() if u["address"].lower() == acct.address.lower()), None)
-    skew = skew_check(out / "events.jsonl")
+    run_dir = latest_run_dir(out)  # this run's directory (runs/<time>-live-<id>/)
+    skew = skew_check(run_dir)
     print(
         f"emulator says: bot orders placed {me['orders'] if me else 0}, fills {me['fills'] if me else 0}, "
         f"open orders after shutdown {me['open_orders'] if me else 0}"
@@ -136,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     )
     short_part = f"{skew['short_higher']} short and quoting higher ({skew['short_wrong_way']} the wrong way)"
     print(f"skew: {long_part}, {short_part}")
-    for version, c in protocol_summary(out / "events.jsonl", versions).items():
+    for version, c in protocol_summary(run_dir, versions).items():
         name = "V1 (token ids)" if version == "v1" else "Protocol V2 (position ids)"
         print(
             f"{name}: {c['markets']} markets traded, {c['accepted']} orders accepted, "

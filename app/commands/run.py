@@ -13,13 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.clock import LiveClock
 from adapters.gamma import GammaClient, GammaError
 from adapters.market_cache import MarketCacheError, describe_source, read_markets_file, selection_problem
+from adapters.runlog import BYTES_PER_MB, RunDirError, RunLog, run_header, source_commit
 from app.bootstrap import Mode, TradingEngine
 from app.commands import HELP
 from app.commands.quote import levels_below_minimum
 from app.configfile import ConfigFileError, ServiceUnavailable, load_config
+from app.console import setup_logging, status_lines, wait_reporting
 from app.process import restore_default_recursion_limit
+from app.session_recording import record_session
 from app.signals import EXIT_ORDERS_MAY_REMAIN, ShutdownSignals
 from core.config import Config
 from core.markets import MarketInfo
@@ -82,7 +86,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--key-file", default=None, help="file holding the private key (live; else POLYMM_PRIVATE_KEY)"
     )
-    p.add_argument("--state-dir", default=None, help="where events.jsonl goes [ops.state_dir]")
+    p.add_argument(
+        "--state-dir",
+        default=None,
+        help="where each session's run directory goes (runs/<UTC time>-<mode>-<id>/) [ops.state_dir]",
+    )
     p.set_defaults(run=run)
 
 
@@ -222,7 +230,6 @@ def shutdown_exit_code(venue_summary: dict[str, Any] | None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run until the duration ends or a signal arrives, then cancel everything and summarise."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config)
     mode: Mode = args.mode
     if cfg.strategy == "risk_manager":
@@ -235,6 +242,32 @@ def run(args: argparse.Namespace) -> int:
         Path(args.state_dir or cfg.ops.state_dir),
         "--state-dir" if args.state_dir else f"{args.config}: ops.state_dir",
     )
+    human_log = Path(cfg.ops.log_path)
+    try:
+        restore_logging = setup_logging(human_log, rotate_bytes(cfg))
+    except OSError as exc:
+        raise ConfigFileError(
+            f"{args.config}: ops.log_path: cannot write to {human_log}: {exc.strerror or exc}"
+        ) from None
+    try:
+        return _run(args, cfg, mode, state_dir, human_log)
+    finally:
+        restore_logging()
+
+
+def rotate_bytes(cfg: Config) -> int:
+    """``ops.log_rotate_mb`` in bytes."""
+    return max(1, round(cfg.ops.log_rotate_mb * BYTES_PER_MB))
+
+
+def _open_run_log(state_dir: Path, mode: Mode, cfg: Config, flag: str) -> RunLog:
+    try:
+        return RunLog.create(state_dir, mode, cfg, start_ns=time.time_ns(), rotate_bytes=rotate_bytes(cfg))
+    except RunDirError as exc:
+        raise ConfigFileError(f"{flag}: {exc}") from None
+
+
+def _run(args: argparse.Namespace, cfg: Config, mode: Mode, state_dir: Path, human_log: Path) -> int:
     markets, how = choose_markets(
         cfg, args.gamma_url, args.config, gamma_retries=getattr(args, "gamma_retries", 4)
     )
@@ -242,22 +275,74 @@ def run(args: argparse.Namespace) -> int:
     if not markets:
         print("no markets to quote; nothing to do")
         return 0
+    run_log = _open_run_log(
+        state_dir, mode, cfg, "--state-dir" if args.state_dir else f"{args.config}: ops.state_dir"
+    )
+    try:
+        return _trade(args, cfg, mode, markets, run_log, human_log)
+    finally:
+        run_log.close()
+
+
+def _trade(
+    args: argparse.Namespace,
+    cfg: Config,
+    mode: Mode,
+    markets: list[MarketInfo],
+    run_log: RunLog,
+    human_log: Path,
+) -> int:
+    clock = LiveClock()
+    sink = run_log.sink
+    log.info("run %s: mode %s, pid %d, config %s", run_log.directory, mode, os.getpid(), args.config)
+
+    def header(wallet: str | None) -> None:
+        urls = {
+            "clob": args.clob_url,
+            "ws_market": args.ws_url,
+            "ws_user": getattr(args, "user_ws_url", None),
+            "gamma": args.gamma_url,
+            "data_api": getattr(args, "data_api_url", None),
+        }
+        head = run_header(
+            mode=mode,
+            run_dir=run_log.directory,
+            config_path=args.config,
+            cfg=cfg,
+            markets=markets,
+            wallet=wallet,
+            urls=urls,
+            human_log=human_log.resolve(),
+            commit=source_commit(),
+        )
+        sink.record("run", clock.now_ns(), "", head)
+
     live: dict[str, Any] = {}
     if mode == "live":
-        live = _start_live(args, cfg, markets)
+        try:
+            live = _start_live(args, cfg, markets)
+        except (ConfigFileError, ServiceUnavailable) as exc:
+            header(None)
+            sink.record("run_end", clock.now_ns(), "", {"exit": "start_failed", "error": str(exc)})
+            raise
         markets = live.get("markets", markets)  # a market whose ids disagree with its version is left out
+    header(live.get("wallet"))
     engine = TradingEngine(
         cfg,
         markets,
         mode,
         ws_url=args.ws_url,
         clob_url=args.clob_url,
-        state_dir=state_dir,
+        state_dir=run_log.directory,
+        clock=clock,
         live_port=live.get("port"),
         inventory=live.get("inventory"),
+        sink=sink,
     )
     if mode == "live":
         live["attach"](engine)
+    if cfg.ops.record_market_data:  # the feed as received, beside the events (docs/research.md)
+        record_session(engine, run_log.directory, args.config)
     for m in markets:
         event = f"  event {m.neg_risk_market_id[:12]}" if m.neg_risk_market_id else ""
         print(
@@ -270,8 +355,16 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"limits: worst-case loss {inv.per_market_ev_cap:g} USDC per market, {inv.event_cap:g} USDC per "
         f"neg-risk event, {inv.global_ev_cap:g} USDC in all; maker_only {inv.maker_only}; "
-        f"events -> {state_dir / 'events.jsonl'}"
+        f"events -> {run_log.directory / 'events.jsonl'}"
     )
+    print(f"log -> {human_log} (warnings and errors here too); status every {cfg.ops.status_interval_s:g} s")
+
+    def report_status() -> None:
+        lines = status_lines(engine.statuses().values(), clock.now_ns())
+        print("\n".join(lines), flush=True)
+        for line in lines[1:]:
+            log.info("status %s", line.strip())
+
     # A first SIGINT/SIGTERM shuts down in order; a second forces an exit within 5 s (app.signals).
     # The handlers stay until the shutdown below is over.
     signals = ShutdownSignals(cancel_all_now=live.get("cancel_all_now"))
@@ -282,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             engine.start()
-            signals.requested.wait(args.duration)
+            wait_reporting(signals.requested, args.duration, cfg.ops.status_interval_s, report_status)
         finally:
             # Whatever happened above, every order is cancelled before we exit: each step is guarded
             # so a failing status query cannot skip the gateway's shutdown.
@@ -297,12 +390,39 @@ def run(args: argparse.Namespace) -> int:
                     venue_summary = live["shutdown"]()
                 try:
                     paper = engine.paper_markets()
+                    # Again once every order is gone: fills that came during the shutdown count.
+                    try:
+                        statuses = {**statuses, **engine.statuses()}
+                    except Exception:
+                        log.exception("status after shutdown failed")
                 finally:
                     engine.close()
     finally:
         signals.restore()
     print(summarise(mode, engine, statuses, paper, venue_summary))
-    return shutdown_exit_code(venue_summary)
+    code = shutdown_exit_code(venue_summary)
+    sink.record("run_end", clock.now_ns(), "", run_end(code, statuses, venue_summary))
+    return code
+
+
+def run_end(code: int, statuses: dict[str, Any], venue_summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The last record of a run's event log: the exit code, each market's position and counts."""
+    return {
+        "exit_code": code,
+        "venue": venue_summary,
+        "markets": {
+            m: {
+                "yes_qty": s.yes_qty,
+                "no_qty": s.no_qty,
+                "cash_usdc6": s.cash_usdc6,
+                "pnl_usdc6": s.pnl_usdc6,
+                "fills": s.fills,
+                "decisions": s.decisions,
+                "open_orders": s.open_orders,
+            }
+            for m, s in sorted(statuses.items())
+        },
+    }
 
 
 def summarise(

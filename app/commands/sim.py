@@ -11,13 +11,17 @@ from typing import Any
 import msgspec
 
 from adapters.files import resolve_named_yaml
+from adapters.recording import RecordingError, open_recording
 from app.commands import HELP
 from app.configfile import ConfigFileError, load_config, load_struct
 from app.progress import Progress
+from core.config import Config
 from core.quoting import quote_params
 from core.units import QTY_ONE, USDC6_ONE, format_qty
+from research.report import write_report
+from research.runlog import write_venue_marks
 from sim.runner import Runner
-from sim.scenario import Scenario, scenario_tapes
+from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
 
 SCENARIO_DIR = Path("configs/scenarios")
@@ -32,15 +36,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Replay a scenario (synthetic, recorded WebSocket, BBO polls or hftbacktest .npz data) through "
             "the market sessions with a simulated venue: queue position, latency, fees and resolution. "
-            "Writes OUT/events.jsonl (one JSON object per line with a `kind`) and OUT/summary.json; the "
-            "same inputs and seed always give the same `digest`, with either engine."
+            "Writes OUT/events.jsonl (one JSON object per line with a `kind`), OUT/summary.json and "
+            "OUT/report.html (see `polymm report`; --no-report skips it); the same inputs and seed "
+            "always give the same `digest`, with either engine."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
-    p.add_argument(
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--scenario",
-        default=DEFAULT_SCENARIO,
+        default=None,
         help=f"scenario name in {SCENARIO_DIR}/ or a YAML path [{DEFAULT_SCENARIO}]",
+    )
+    which.add_argument(
+        "--replay",
+        metavar="REC",
+        default=None,
+        help="a recording (`polymm record`, or a session's market_data/...): its directory or one of its "
+        "files, with no scenario file: markets, ticks, sizes and fees from its manifest",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --replay: replay as a dry-run session ran it (receive times, the session's own timers, "
+        "the live engine's code, no fills): a dry-run session's recording gives its decisions again",
     )
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument(
@@ -54,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-input-log", action="store_true", help="leave input market events out of events.jsonl"
     )
     p.add_argument("--quiet", action="store_true", help="print only the digest")
+    p.add_argument("--no-report", action="store_true", help="skip OUT/report.html (see `polymm report`)")
     p.set_defaults(run=run)
 
 
@@ -73,11 +93,18 @@ def simulate(
     out_dir: Path,
     log_inputs: bool = True,
     progress: bool = True,
+    *,
+    config: Config | None = None,
+    scenario: Scenario | None = None,
 ) -> dict[str, Any]:
-    """Run one simulation; returns the summary (also written to ``out_dir/summary.json``)."""
-    cfg = load_config(config_path)
+    """Run one simulation; returns the summary (also written to ``out_dir/summary.json``).
+
+    ``config``/``scenario``, when given, are used instead of reading ``config_path`` (then only a
+    label) and ``scenario_path`` (then only where the scenario's relative data paths start).
+    """
+    cfg = config if config is not None else load_config(config_path)
     params = quote_params(cfg)
-    sc = load_struct(scenario_path, Scenario)
+    sc = scenario if scenario is not None else load_struct(scenario_path, Scenario)
     if seed is not None:
         sc = msgspec.structs.replace(sc, seed=seed)
     if not log_inputs:
@@ -103,6 +130,7 @@ def simulate(
 
         runner.run(engine, write, Progress(f"sim {sc.name or scenario_path.stem}") if progress else None)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
+    write_venue_marks(out_dir, runner.lanes)
     summary = run_summary(runner.lanes)
     head = {
         "scenario": sc.name or scenario_path.stem,
@@ -121,17 +149,90 @@ def simulate(
     return full
 
 
+def replay_scenario(path: Path) -> Scenario:
+    """A scenario replaying the recording at ``path`` (no YAML): the venue simulated as by default."""
+    try:
+        rec = open_recording(path)
+    except RecordingError as exc:
+        raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    name = f"replay-{rec.name}"
+    return Scenario(
+        name=name, description=f"the recording {path}", source=WsReplaySource(path=str(path.resolve()))
+    )
+
+
+def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
+    """``--replay REC --dry-run``: the recording through the live engine's pieces, as a dry-run session."""
+    from sim.session_replay import replay_session  # noqa: PLC0415
+
+    cfg = load_config(args.config)
+    inv = cfg.inventory
+    try:
+        rec = open_recording(path)
+        s = replay_session(
+            rec,
+            quote_params(cfg),
+            out,
+            global_cap_usdc6=round(inv.global_ev_cap * USDC6_ONE),
+            event_cap_usdc6=round(inv.event_cap * USDC6_ONE),
+        )
+    except RecordingError as exc:
+        raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    report = None if args.no_report else write_report(out)
+    if args.quiet:
+        print(s["digest"])
+        return 0
+    counts = s["counts"]
+    print(
+        f"replay   {path} as a dry-run session ({s['markets']} markets, {s['seconds']:,.1f} s, "
+        f"engine inputs {s['engine_inputs']})"
+    )
+    print(
+        f"input    {counts.get('frames', 0):,} frames, {s['events_in']:,} market events (YES book), "
+        f"{counts.get('gaps', 0)} gaps, {s['skipped']} malformed"
+    )
+    print(f"decided  {sum(s['decisions'].values()):,} decisions; orders acknowledged, none filled (dry-run)")
+    for note in s["notes"]:
+        print(f"note     {note}")
+    print(f"digest   {s['digest']}")
+    print(f"wrote    {out / 'events.jsonl'}, {out / 'replay.json'}")
+    if report is not None:
+        print(f"         {report}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the simulation and print a readable summary."""
-    scenario_path = resolve_scenario(args.scenario)
     out = Path(args.out)
+    scenario: Scenario | None = None
+    if args.replay is not None:
+        scenario_path = Path(args.replay)
+        if not scenario_path.exists():
+            raise ConfigFileError(f"polymm sim: --replay: {scenario_path}: no such file or directory")
+        if args.dry_run:
+            return dry_run_replay(args, scenario_path, out)
+        scenario = replay_scenario(scenario_path)
+    elif args.dry_run:
+        raise ConfigFileError("polymm sim: --dry-run replays a recording: give --replay REC")
+    else:
+        scenario_path = resolve_scenario(args.scenario or DEFAULT_SCENARIO)
     s = simulate(
-        args.config, scenario_path, args.seed, args.engine, out, not args.no_input_log, not args.quiet
+        args.config,
+        scenario_path,
+        args.seed,
+        args.engine,
+        out,
+        not args.no_input_log,
+        not args.quiet,
+        scenario=scenario,
     )
+    report = None if args.no_report else write_report(out)
     if args.quiet:
         print(s["digest"])
         return 0
     print(render(s, out))
+    if report is not None:
+        print(f"         {report}")
     return 0
 
 

@@ -43,6 +43,7 @@ from actors.gateway import (
     HeartbeatLoop,
     RateLimitInfo,
     Reconcile,
+    SetSink,
     Shutdown,
     ShutdownReport,
     Startup,
@@ -77,6 +78,7 @@ from core.messages import (
 )
 from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome, Side, format_px, format_qty
 from tests.actors.venue_fake import MutableClock
+from tests.fakes import ListSink
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
 KEY = "0x" + "3c" * 32
@@ -1091,6 +1093,42 @@ def test_maker_fill_on_the_complementary_token_is_counted_once_and_failed_revers
     assert (reversal.side, reversal.qty, reversal.leaves_qty) == (Side.SELL, 5 * QTY_ONE, 10 * QTY_ONE)
     assert reversal.trade_id == f"{CROSS['id']}:failed"
     assert status.reversals == 1
+
+
+def test_the_event_log_has_each_fill_with_its_venue_ids_and_every_status_change(rig):
+    # What the run's audit log needs to reconcile with the venue's trades, leg by leg.
+    sink = ListSink()
+    rig.ref.ask(SetSink(sink), timeout=5)
+    (p,) = rig.place(1, qty=10 * QTY_ONE)
+    rig.port.submit([p])
+    rig.sync()
+    (acc,) = rig.routed.of(Accepted)
+
+    for status in ("MATCHED", "MINED", "CONFIRMED"):
+        rig.ref.tell(_fill_leg("t-1", acc.order_id, p, status, 7_575_758))
+    rig.ref.tell(_fill_leg("t-2", acc.order_id, p, "MATCHED", 1_000_000))
+    rig.ref.tell(_fill_leg("t-2", acc.order_id, p, "FAILED", 1_000_000))
+    rig.sync()
+
+    sent = [d for k, _, _, d in sink.records if k == "order_sent"]
+    assert [(d["client_id"], d["order_id"]) for d in sent] == [(p.client_id, acc.order_id)]
+    assert [a.order_id for a in sink.kinds("accepted")] == [acc.order_id]
+    ledger = [d for k, _, _, d in sink.records if k == "ledger"]
+    fills = [d for d in ledger if d["event"] == "fill"]
+    assert [
+        (f["trade_id"], f["order_id"], f["client_id"], f["status"], f["qty"], f["px"]) for f in fills
+    ] == [
+        ("t-1", acc.order_id, p.client_id, "MATCHED", 7_575_758, p.px),
+        ("t-2", acc.order_id, p.client_id, "MATCHED", 1_000_000, p.px),
+    ]
+    assert (fills[0]["liquidity"], fills[0]["fee_usdc6"], fills[0]["leaves_qty"]) == ("maker", 0, 2_424_242)
+    assert [(d["trade_id"], d["status"]) for d in ledger if d["event"] == "trade_status"] == [
+        ("t-1", "MINED"),
+        ("t-1", "CONFIRMED"),
+    ]
+    assert [(d["trade_id"], d["order_id"], d["qty"]) for d in ledger if d["event"] == "trade_failed"] == [
+        ("t-2", acc.order_id, 1_000_000)
+    ]
 
 
 def test_a_full_fill_is_terminal_and_a_later_cancel_is_not_reported(rig):

@@ -177,3 +177,14 @@ def test_a_state_dir_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2
     assert err == expected.replace("CONFIG", str(cfg)) + "\n"
+
+
+def test_a_log_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "mm.yaml"
+    cfg.write_text(f"ops:\n  state_dir: {tmp_path / 'state'}\n  log_path: /dev/null/x/polymm.log\n")
+
+    code = main(["run-market-maker", "--config", str(cfg), "--gamma-url", "http://127.0.0.1:9"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"{cfg}: ops.log_path: cannot write to /dev/null/x/polymm.log: Not a directory\n"

@@ -4,10 +4,10 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-import msgspec
 import pytest
 
 from actors.market import Status
+from adapters.runlog import latest_run_dir, read_events
 from app.cli import main
 from app.commands.run import summarise
 from emulator import Emulator
@@ -39,8 +39,9 @@ def order_requests(emu) -> int:
 
 
 def events(tmp_path):
-    path = tmp_path / "local_state" / "market_maker" / "events.jsonl"
-    return [msgspec.json.decode(line) for line in path.read_bytes().splitlines()]
+    run_dir = latest_run_dir(tmp_path / "local_state" / "market_maker")
+    assert run_dir is not None
+    return list(read_events(run_dir))
 
 
 def test_dry_run_selects_fresh_decides_with_reasons_and_sends_no_order_request(emu, tmp_path, capsys):
@@ -171,7 +172,8 @@ def test_the_event_log_starts_with_its_units(emu, tmp_path, capsys):
         main(["run-market-maker", "--config", str(config_in(tmp_path)), "--duration", "1", *urls(emu)]) == 0
     )
 
-    first = events(tmp_path)[0]
+    header, first = events(tmp_path)[:2]
+    assert header["kind"] == "run" and header["mode"] == "dry-run"
     assert first["kind"] == "units" and first["mode"] == "dry-run"
     assert first["units"]["px"]["scale"] == "0.0001" and "*_px" in first["units"]["px"]["applies_to"]
     assert first["units"]["qty"]["scale"] == "0.000001" and first["units"]["usdc6"]["scale"] == "0.000001"

@@ -9,6 +9,7 @@ from core.inventory import (
     apply_fill,
     budget_rooms,
     mark_to_market,
+    marked_pnl_usdc6,
     order_losses_usdc10,
     settle,
     share_budget,
@@ -119,6 +120,39 @@ def test_mark_to_market_lies_between_resolution_values(inv, mid):
     lo, hi = sorted((value_if(inv, True), value_if(inv, False)))
 
     assert lo <= mark_to_market(inv, mid) <= hi
+
+
+fills = st.lists(
+    st.tuples(
+        st.sampled_from(Outcome),
+        st.sampled_from(Side),
+        st.integers(1, PX_ONE - 1),
+        st.integers(1, 1_000 * QTY_ONE),
+        st.integers(0, 1_000_000),
+    ),
+    max_size=12,
+)
+
+
+@given(fills, st.integers(0, PX_ONE))
+def test_marked_pnl_from_flat_is_the_mark_to_market(seq, mid):
+    # Started flat, PnL against the cost basis is the marked value of cash and shares: the status
+    # line's PnL in paper and dry-run is the simulator's mark.
+    inv = Inventory()
+    for outcome, side, px, qty, fee in seq:
+        inv = apply_fill(inv, outcome, side, px, qty, fee)
+
+    assert marked_pnl_usdc6(inv, mid) == mark_to_market(inv, mid)
+
+
+def test_marked_pnl_of_positions_held_at_start_counts_from_their_cost():
+    # Live starts with the venue's positions and their cost (no cash): 100 YES bought at 0.40.
+    held = Inventory(yes_qty=100 * SHARE, yes_cost_usdc6=40_000_000)
+
+    assert marked_pnl_usdc6(held, 4_000) == 0
+    assert marked_pnl_usdc6(held, 4_500) == 5_000_000
+    sold = apply_fill(held, Outcome.YES, Side.SELL, 4_500, 50 * SHARE, 100_000)
+    assert marked_pnl_usdc6(sold, 4_500) == 5_000_000 - 100_000  # half realized, half marked, fee paid
 
 
 class InventoryMachine(RuleBasedStateMachine):
