@@ -175,10 +175,10 @@ def _state_dir(path: Path, flag: str) -> Path:
 
 
 def import_live() -> types.ModuleType:
-    """``app.live`` (py-clob-client-v2 only when trading), with the recursion limit kept at its default.
+    """``app.live`` (the venue's SDK only when trading), with the recursion limit kept at its default.
 
-    The SDK imports py_ecc, which raises the limit to 100,000: ``app.process`` says why that must not
-    stay.
+    The SDK's eth-* dependencies may import py_ecc, which raises the limit to 100,000: ``app.process``
+    says why that must not stay.
     """
     import app.live  # noqa: PLC0415
 
@@ -325,6 +325,7 @@ def _trade(
             header(None)
             sink.record("run_end", clock.now_ns(), "", {"exit": "start_failed", "error": str(exc)})
             raise
+        markets = live.get("markets", markets)  # a market whose ids disagree with its version is left out
     header(live.get("wallet"))
     engine = TradingEngine(
         cfg,
