@@ -169,6 +169,9 @@ class MarketSession:
         self._book_seen_ns = -1
         #: Tick-to-quote latencies (``actors.market.LatencyHistogram``), kept by the market's actor.
         self.quote_latency: Any = None
+        #: Live: the feed's book shows our own resting orders (the simulator's and the paper venue's
+        #: books do not); the risk manager's mark leaves them out.
+        self.own_orders_in_book = False
 
     # --- market data -------------------------------------------------------------------------------
 
@@ -460,8 +463,7 @@ class MarketSession:
         if report is None:
             return
         book = self.book
-        two_sided = self.book_valid and 0 <= book.bid_px < book.ask_px <= PX_ONE
-        mid = (book.bid_px + book.ask_px) // 2 if two_sided else -1
+        mid = self.market_mid_px()
         if self.book_valid and book.ts_ns > self._book_seen_ns:
             self._book_seen_ns = book.ts_ns
         d = self.last_decision
@@ -504,6 +506,32 @@ class MarketSession:
         )
         if gate is not None:
             self.set_risk_gate(gate, ts_ns)
+
+    def market_mid_px(self) -> int:
+        """The YES mid of the market without our own orders (-1: no two-sided book).
+
+        Where the book shows our resting orders (live), a quote of ours at the touch would be the
+        market's price: its fill or cancel would move the mid, and a fast move, by itself.
+        """
+        book = self.book
+        if not self.book_valid:
+            return -1
+        bid, ask = book.bid_px, book.ask_px
+        if self.own_orders_in_book and self.orders:
+            own_bids: dict[int, int] = {}
+            own_asks: dict[int, int] = {}
+            for r in self.orders.values():
+                if r.status == PENDING_NEW:
+                    continue  # not on the venue's book yet
+                yes_px = r.px if r.outcome is _YES else PX_ONE - r.px
+                own = own_bids if (r.outcome is _YES) == (r.side is Side.BUY) else own_asks
+                own[yes_px] = own.get(yes_px, 0) + r.qty
+            step = book.scan_step
+            while bid >= 0 and book.bids[bid] <= own_bids.get(bid, 0):
+                bid -= step
+            while ask <= PX_ONE and book.asks[ask] <= own_asks.get(ask, 0):
+                ask += step
+        return (bid + ask) // 2 if 0 <= bid < ask <= PX_ONE else -1
 
     def _changed(self) -> None:
         # Something our decision depends on changed: requote when the throttle allows.

@@ -255,6 +255,7 @@ class TradingEngine:
             risk_report=self._risk_report,
         )
         s.quote_latency = self.quote_latency
+        s.own_orders_in_book = self.mode == "live"  # (paper orders rest in the simulated venue only)
         self._incarnations[market] = self._incarnations.get(market, 0) + 1
         self._sessions[market] = s
         # Until the first budget share, an equal slice of the global cap and of its neg-risk event's cap

@@ -341,7 +341,6 @@ def _trade(
             raise
     header(live.get("wallet"))
     monitor = risk.monitor(sink)
-    sink.record("risk_start", clock.now_ns(), "", risk.record(monitor))
     engine = TradingEngine(
         cfg,
         markets,
@@ -356,6 +355,7 @@ def _trade(
         risk=monitor,
         risk_store=risk.store,
     )
+    sink.record("risk_start", clock.now_ns(), "", risk.record(monitor))  # (after the units record)
     if mode == "live":
         live["attach"](engine)
     for m in markets:

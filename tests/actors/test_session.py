@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.risk import MarketSample
-from actors.session import CANCEL_PENDING, NEVER, MarketSession
+from actors.session import CANCEL_PENDING, NEVER, MarketSession, OrderRecord
 from app.configfile import load_config
 from core.inventory import Inventory
 from core.markets import MarketInfo
@@ -532,3 +532,30 @@ def test_a_session_reports_fills_at_once_and_other_news_on_its_timer():
     assert urgent and last.inv == s.inv and last.rejects == 1 and last.fills == 1
     assert s.risk_gate is halt  # the answer is applied at once
     assert s.last_decision is not None and s.last_decision.no_quote == "risk_halted"
+
+
+def test_the_risk_mark_leaves_our_own_orders_out_of_a_live_book():
+    s, port, _ = new_session()
+    s.on_event(snapshot(bid=4_700, ask=4_800))
+    accept_all(s, port)
+    assert s.market_mid_px() == 4_750  # our quotes are not in this book (the simulator's, paper's)
+
+    # Live, the feed shows our orders: a bid of ours alone at 0.49 and one joining 0.47's queue.
+    s.own_orders_in_book = True
+    s.orders.clear()
+    s.orders["b1"] = OrderRecord(
+        client_id="b1", outcome=Outcome.YES, side=Side.BUY, px=4_900, qty=10 * SHARE, status=1
+    )
+    s.orders["b2"] = OrderRecord(
+        client_id="b2", outcome=Outcome.YES, side=Side.BUY, px=4_700, qty=10 * SHARE, status=1
+    )
+    # A YES ask of ours as a BUY NO at 0.48 (YES 0.52), still pending: not on the book yet.
+    s.orders["a1"] = OrderRecord(client_id="a1", outcome=Outcome.NO, side=Side.BUY, px=4_800, qty=10 * SHARE)
+    s.on_level(Side.BUY, 4_900, 10 * SHARE, T0 + 1)
+    s.on_level(Side.SELL, 5_200, 10 * SHARE, T0 + 1)
+
+    assert s.market_mid_px() == (4_700 + 4_800) // 2  # 0.49 was ours alone; 0.47 holds others too
+    s.orders["a1"].status = 1  # now it rests: the 0.52 ask was ours, 0.48 is the market's
+    assert s.market_mid_px() == (4_700 + 4_800) // 2
+    s.on_level(Side.SELL, 4_800, 0, T0 + 2)  # the market's ask leaves: no ask but ours
+    assert s.market_mid_px() == -1
