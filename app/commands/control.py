@@ -285,9 +285,10 @@ def _command(name: str, r: dict[str, Any]) -> str:
     verb = {"pause": "paused", "resume": "resumed", "reduce-only": "reduce-only"}[name]
     tail = ""
     if "open_orders" in r:
+        whose = "its" if r.get("market") else "their"
         tail = (
-            f"; its orders pulled ({r['open_orders']} open)"
+            f"; {whose} orders pulled ({r['open_orders']} open)"
             if r.get("pulled")
-            else (f"; {r['open_orders']} orders still open (cancels in flight)")
+            else f"; {r['open_orders']} orders still open (cancels in flight)"
         )
     return f"{verb} {where}{tail}{book}"
