@@ -35,6 +35,7 @@ from core.messages import (
     Filled,
     MarketEvent,
     MarketResolved,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     Timer,
@@ -196,7 +197,7 @@ class LatencyHistogram:
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
-_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync)
 
 
 class MarketActor(pykka.ThreadingActor):

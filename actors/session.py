@@ -32,6 +32,7 @@ from core.messages import (
     MarketEvent,
     MarketResolved,
     Place,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     Timer,
@@ -405,6 +406,8 @@ class MarketSession:
                     self.orders_version += 1
                     self.sink.record("adopted", ev.ts_ns, self.market, ev)
                     self._changed()
+            case PositionResync():
+                self._on_resync(ev)
             case _:
                 assert_never(ev)
 
@@ -544,6 +547,18 @@ class MarketSession:
         if room_usdc6 != self.global_room_usdc6:
             self.global_room_usdc6 = room_usdc6
             self._changed()
+
+    def _on_resync(self, ev: PositionResync) -> None:
+        # The venue's position replaces ours (live: the ledger's resync rule), booked as the ledger
+        # books it: each outcome's difference as one fill without fee.
+        for outcome, side, px, qty in ev.fills():
+            self.inv = apply_fill(self.inv, outcome, side, px, qty, 0)
+        if self.resolved_yes is not None:
+            self.inv = settle(self.inv, self.resolved_yes)
+        net = abs(self.inv.yes_qty - self.inv.no_qty)
+        self.stats.max_abs_inventory_qty = max(net, self.stats.max_abs_inventory_qty)
+        self.sink.record("position_resync", ev.ts_ns, self.market, ev)
+        self._changed()
 
     def _on_fill(self, ev: Filled) -> None:
         self.inv = apply_fill(self.inv, ev.outcome, ev.side, ev.px, ev.qty, ev.fee_usdc6)

@@ -52,7 +52,7 @@ from adapters.clock import LiveClock
 from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
 from adapters.polymarket.book_audit import AuditConfig
 from adapters.polymarket.parse import AssetMap
-from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
+from adapters.polymarket.ws_market import MarketFeedTap, MarketWsClient, MarketWsConfig
 from adapters.runlog import JsonlFileSink
 from core.config import Config
 from core.inventory import Inventory, budget_rooms
@@ -60,7 +60,7 @@ from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import quote_params
-from core.risk import RiskGate, risk_limits
+from core.risk import ACTIVE_GATE, RiskGate, risk_limits
 from core.units import USDC6_ONE, Outcome, units_header
 from core.yes_view import YesView
 
@@ -204,6 +204,8 @@ class TradingEngine:
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.feed: MarketWsClient | None = None
+        #: Sees the feed's frames as received (``app.session_recording``: ``ops.record_market_data``).
+        self.feed_tap: MarketFeedTap | None = None
         self._feed_done: concurrent.futures.Future[None] | None = None
         self.actor_loop = ActorLoop("polymm-market")
         self._stop = threading.Event()
@@ -270,13 +272,16 @@ class TradingEngine:
             self.dispatch.venue = self.venue
         # The risk manager first: every market starts in the state it is in (a HALT from before a
         # restart is in force before the first decision).
-        self.risk_monitor.start_gates()
+        gates = self.risk_monitor.start_gates()
         self.risk = RiskActor.start(self.risk_monitor, self._tell_gate, self.clock, store=self.risk_store)
         # The market actors and the feed share one loop thread: a frame is decided where it was decoded.
         self.actor_loop.start()
         self.supervisor = Supervisor.start(self._session, self.router, actor_loop=self.actor_loop)
         for m in self.markets:
             self.supervisor.ask(StartMarket(m.market), timeout=10)
+        for market, gate in gates.items():
+            if gate is not ACTIVE_GATE:  # (the session has it already: told so a recording notes it)
+                self._tell_gate(market, gate)
         self.feed = MarketWsClient(
             AssetMap.from_markets(self.markets),
             lambda ev: self.dispatch((ev,)),
@@ -284,6 +289,7 @@ class TradingEngine:
             on_invalidate=self._feed_lost,
             on_batch=self.dispatch,
             on_resync=self._book_resync,
+            tap=self.feed_tap,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)

@@ -53,7 +53,13 @@ def check_yaml_shape(data: bytes, source: str) -> None:
                     raise ConfigFileError(
                         f"{source}: (syntax): more than {MAX_CONFIG_ALIASES} YAML aliases (*name)"
                     )
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        # PyYAML >= 6.0.4 has its own flow-depth limit (~1000), which its scanner may reach before
+        # this loop sees level 33: the same mistake, reported as ours.
+        if "nesting depth" in str(exc):
+            raise ConfigFileError(
+                f"{source}: (syntax): nested deeper than {MAX_CONFIG_DEPTH} levels"
+            ) from None
         return  # a syntax error: the decoder reports it with its position
 
 

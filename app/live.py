@@ -83,6 +83,8 @@ def gateway_config(cfg: Config) -> GatewayConfig:
         reconcile_interval_s=ops.reconcile_interval_s,
         max_rate_limit_pause_s=ops.max_rate_limit_pause_s,
         rate_limit_tier=ops.rate_limit_tier,
+        drift_resync_listings=ops.drift_resync_listings,
+        drift_resync_min_s=ops.drift_resync_min_s,
     )
 
 
@@ -195,12 +197,21 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
             "may_remain": rep.described,
         }
 
-    def cancel_all_now() -> bool:
+    def cancel_all_now() -> list[str]:
         # A forced exit (a second signal, app.commands.run): one cancel-all and one listing, from any
-        # thread. True when the venue lists no open order of ours afterwards.
-        client.cancel_all()
+        # thread; the venue ids of our orders still listed (empty: none). The listing is read even
+        # when the cancel-all is refused (a venue answering 425), so the exit names what remains.
+        try:
+            client.cancel_all()
+        except Exception as exc:
+            log.warning(
+                "forced exit: the cancel-all failed: %s",
+                " ".join(f"{type(exc).__name__}: {exc}".split())[:200],
+            )
         rows = client.get_open_orders()
-        return isinstance(rows, list) and not rows
+        if not isinstance(rows, list):
+            raise TypeError(f"the venue's open orders came as {type(rows).__name__}, not a list")
+        return [str(r.get("id", "?")) if isinstance(r, dict) else "?" for r in rows]
 
     return {
         "port": port,

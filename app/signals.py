@@ -8,7 +8,8 @@ open orders on a thread of their own, given at most ``budget_s``, then ``os._exi
 
 Exit codes of a forced exit: ``128 + signal`` (130 for SIGINT, 143 for SIGTERM) when the venue
 listed no open order after the cancel-all, else ``EXIT_ORDERS_MAY_REMAIN`` (3), with one line saying
-orders may remain open. Without a venue (dry-run, paper) there is nothing to cancel: ``128 + signal``.
+orders may remain open, then one line per order the venue still lists (its venue order id). Without a
+venue (dry-run, paper) there is nothing to cancel: ``128 + signal``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Final, TextIO
 
@@ -37,7 +38,8 @@ class ShutdownSignals:
 
     Args:
         cancel_all_now: The forced exit's one cancel-all (live only; may be set after
-            construction): returns True when the venue lists no open order of ours afterwards.
+            construction): returns the venue ids of our orders the venue still lists afterwards
+            (empty: none), or raises when it cannot tell.
         exit_now: Ends the process (``os._exit``; tests pass a recorder).
         budget_s: How long the forced exit waits for ``cancel_all_now``.
         stream: Where the one-line messages go.
@@ -45,7 +47,7 @@ class ShutdownSignals:
 
     def __init__(
         self,
-        cancel_all_now: Callable[[], bool] | None = None,
+        cancel_all_now: Callable[[], Sequence[str]] | None = None,
         *,
         exit_now: Callable[[int], object] = os._exit,
         budget_s: float = CANCEL_BUDGET_S,
@@ -107,28 +109,33 @@ class ShutdownSignals:
         cancel = self.cancel_all_now
         if cancel is None:
             return 128 + signum
-        outcome: list[bool | BaseException] = []
+        outcome: list[tuple[str, ...] | BaseException] = []
 
         def attempt() -> None:
             try:
-                outcome.append(bool(cancel()))
+                outcome.append(tuple(cancel()))
             except BaseException as exc:  # reported below; the process is exiting
                 outcome.append(exc)
 
         worker = threading.Thread(target=attempt, name="polymm-cancel-all", daemon=True)
         worker.start()
         worker.join(self._budget_s)
-        if outcome and outcome[0] is True:
+        result = outcome[0] if outcome else None
+        if result == ():
             self._say("forced exit: cancel-all done; the venue lists no open order of ours")
             return 128 + signum
-        if not outcome:
+        remaining: tuple[str, ...] = ()
+        if result is None:
             why = f"no answer within {self._budget_s:g} s"
-        elif outcome[0] is False:
-            why = "the venue still lists open orders"
+        elif isinstance(result, tuple):
+            remaining = result
+            why = f"the venue still lists {len(remaining)} open orders of ours"
         else:
-            exc = outcome[0]
-            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            why = " ".join(f"{type(result).__name__}: {result}".split())[:200]
         self._say(
             f"forced exit: cancel-all not confirmed ({why}): orders of ours may remain open on the venue"
+            + (":" if remaining else "")
         )
+        for order_id in remaining:
+            self._say(f"  {order_id}")
         return EXIT_ORDERS_MAY_REMAIN

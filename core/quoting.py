@@ -275,39 +275,42 @@ def decide(
         A ``Decision`` with the ladder, the orders to rest and every reason that went into it.
     """
     tick = view.tick_px
+    net = inv.yes_qty - inv.no_qty
+    # A refusal says what the market holds too: the decision log shows the inventory whatever it decided.
+    held = Reasons(inventory_qty=net) if net else None
     # --- 0. the risk gate: paused or halted quotes nothing; reduce-only has nothing to do flat ----
     state = risk.state
     if state:
         if state >= _PAUSED:
-            return _no_quote("risk_halted" if state is _HALTED else "risk_paused", risk.detail, None, risk)
+            return _no_quote("risk_halted" if state is _HALTED else "risk_paused", risk.detail, held, risk)
         if inv.yes_qty == inv.no_qty:
-            return _no_quote("risk_reduce_only", f"{risk.detail}; flat: nothing to reduce", None, risk)
+            return _no_quote("risk_reduce_only", f"{risk.detail}; flat: nothing to reduce", held, risk)
     # --- 1. fair price, or a reasoned refusal (never an invented price) ---------------------------
     if view.bid_qty <= 0 and view.ask_qty <= 0:
-        return _no_quote("empty_book", "no bids and no asks", None, risk)
+        return _no_quote("empty_book", "no bids and no asks", held, risk)
     if view.bid_qty <= 0 or view.ask_qty <= 0:
-        return _no_quote("one_sided_book", "no bids" if view.bid_qty <= 0 else "no asks", None, risk)
+        return _no_quote("one_sided_book", "no bids" if view.bid_qty <= 0 else "no asks", held, risk)
     best_bid, best_ask = view.bid_px, view.ask_px
     if best_bid >= best_ask:
         return _no_quote(
-            "crossed_book", f"best bid {format_px(best_bid)} >= best ask {format_px(best_ask)}", None, risk
+            "crossed_book", f"best bid {format_px(best_bid)} >= best ask {format_px(best_ask)}", held, risk
         )
     if p.max_book_spread_px and best_ask - best_bid > p.max_book_spread_px:
         return _no_quote(
             "wide_book",
             f"spread {format_px(best_ask - best_bid)} ({format_px(best_bid)}/{format_px(best_ask)}) is wider "
             f"than max_book_spread {format_px(p.max_book_spread_px)}",
-            None,
+            held,
             risk,
         )
     if p.max_book_age_ns and now_ns - view.ts_ns > p.max_book_age_ns:
-        return _no_quote("stale_book", f"book is {(now_ns - view.ts_ns) // NS_PER_MS} ms old", None, risk)
+        return _no_quote("stale_book", f"book is {(now_ns - view.ts_ns) // NS_PER_MS} ms old", held, risk)
     if vol.pulled:
         return _no_quote(
             "volatility_pull",
             f"vol {vol.vol_px} px above pull threshold {p.vol.pull_threshold_px} (resume below "
             f"{p.vol.resume_threshold_px})",
-            Reasons(vol_px=vol.vol_px),
+            Reasons(vol_px=vol.vol_px, inventory_qty=net),
             risk,
         )
     if p.fair_microprice:
@@ -319,7 +322,6 @@ def decide(
         fair_source = "mid"
 
     # --- 2. inventory skew: long inventory moves every quote down ---------------------------------
-    net = inv.yes_qty - inv.no_qty
     skew = p.skew_px * net / p.inventory_limit_qty if net else 0.0
     skewed = fair - skew
     if skewed < tick:

@@ -19,6 +19,7 @@ from core.units import (
 )
 from emulator.auth import ApiCreds
 from emulator.channels import Channels
+from emulator.protocol import EXCHANGE_V3, V2_ASSET_TYPE
 from emulator.state import (
     ALLOWANCE_MAX,
     EXCHANGE_ADDRESSES,
@@ -103,36 +104,73 @@ class Accounts(Channels):
         return REASON_BALANCE if p.qty > held - locked else ""
 
     def balance_allowance(self, creds: ApiCreds, asset_type: str, token_id: str) -> dict[str, Any]:
-        """``GET /balance-allowance``: collateral or one token's shares, in 6-decimal units."""
+        """``GET /balance-allowance``: collateral or one token's shares, in 6-decimal units.
+
+        ``CONDITIONAL`` asks about a V1 (CTF) token, ``CONDITIONAL-V2`` about a Protocol V2 position
+        (held in PositionManager, approved to ExchangeV3); asking with the other protocol's type is a
+        400 that names the right one (the venue's reply to it is not documented).
+        """
         with self.lock:
             user = self._user(creds.address)
-            match asset_type.upper():
+            kind = asset_type.upper()
+            match kind:
                 case "COLLATERAL" | "":
                     balance = self._total_cash(user)
-                case "CONDITIONAL":
+                    spenders: tuple[str, ...] = (*EXCHANGE_ADDRESSES, EXCHANGE_V3)
+                case "CONDITIONAL" | "CONDITIONAL-V2":
+                    if not token_id:
+                        raise VenueError(400, f"token_id is required for asset_type {kind}")
                     m, outcome = self._find(token_id)
+                    v2 = m.cfg.version == "v2"
+                    if v2 != (kind == V2_ASSET_TYPE):
+                        raise VenueError(
+                            400,
+                            f"invalid asset_type {kind} for token id {token_id}: "
+                            + (
+                                f"a Protocol V2 position uses {V2_ASSET_TYPE}"
+                                if v2
+                                else "a V1 (CTF) token uses CONDITIONAL"
+                            ),
+                        )
                     balance = self._shares(user, m, outcome)[0]  # Qty is the token unit
+                    spenders = (EXCHANGE_V3,) if v2 else EXCHANGE_ADDRESSES
                 case _:
                     raise VenueError(400, f"invalid asset_type {asset_type!r}")
-            return {"balance": str(balance), "allowances": dict.fromkeys(EXCHANGE_ADDRESSES, ALLOWANCE_MAX)}
+            return {"balance": str(balance), "allowances": dict.fromkeys(spenders, ALLOWANCE_MAX)}
 
     def heartbeat(self, creds: ApiCreds, heartbeat_id: str | None) -> dict[str, Any]:
-        """``POST /v1/heartbeats``: arm or feed the dead-man switch; a stale id is refused."""
+        """``POST /v1/heartbeats``: arm or feed the dead-man switch; a stale id is refused.
+
+        The first beat sends ``""`` (or null) and gets an id; each next one sends the last id. A stale
+        id is a 400 ``{"error_msg": "Invalid Heartbeat ID", "heartbeat_id": <current>}`` (the official
+        client raises ``OrderHeartbeatMismatchError`` with it; the current id is "" after a legacy beat).
+        An empty id is always accepted and starts a new chain.
+        """
         with self.lock:
             user = self._user(creds.address)
             if heartbeat_id and user.hb_armed and heartbeat_id != user.hb_id:
                 raise VenueError(
                     400,
                     "Invalid Heartbeat ID",
-                    {
-                        "error": "Invalid Heartbeat ID",
-                        "error_msg": "Invalid Heartbeat ID",
-                        "heartbeat_id": user.hb_id,
-                    },
+                    {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": user.hb_id},  # the venue's body
                 )
             self._hb_seq += 1
             digest = hashlib.sha256(f"{self.seed}:heartbeat:{self._hb_seq}".encode()).digest()
             user.hb_id = str(uuid.UUID(bytes=digest[:16], version=4))
             user.hb_armed = True
+            user.hb_count += 1
             user.hb_last_ns = self.now_ns()
             return {"status": "ok", "heartbeat_id": user.hb_id}
+
+    def legacy_heartbeat(self, creds: ApiCreds) -> dict[str, Any]:
+        """``POST /heartbeats`` (the venue's legacy, unchained beat): arms or feeds the switch.
+
+        Answers ``{"status": "ok"}``; the ``/v1`` chain restarts, so the id the next ``/v1`` beat must
+        send is "" (a stale one is told so by the mismatch reply).
+        """
+        with self.lock:
+            user = self._user(creds.address)
+            user.hb_id = ""
+            user.hb_armed = True
+            user.hb_last_ns = self.now_ns()
+            return {"status": "ok"}

@@ -5,10 +5,18 @@ Served under ``/gamma`` (``GET /gamma/markets``, ``GET /gamma/events``) so that 
 ``outcomes``, ``outcomePrices`` and ``clobTokenIds`` are JSON-encoded strings, ``volume`` and
 ``liquidity`` are strings with numeric twins, and ``orderPriceMinTickSize`` is a number. A neg-risk
 market carries its event's ``negRiskMarketID``; the markets of one neg-risk event share one event.
+Every market says its protocol in ``version``: a ``"v1"`` market lists its CTF token ids in
+``clobTokenIds``, a ``"v2"`` market its position ids in ``positionIds`` (a plain array of decimal
+strings) and has no ``clobTokenIds``.
+
+Besides ``GET /markets`` (offset pages), the official client's paths are served: ``GET
+/markets/keyset`` (``{"markets", "next_cursor"}``, cursor ``after_cursor``) and ``GET
+/markets/slug/<slug>``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,9 +26,18 @@ import msgspec
 
 from core.units import PX_ONE, Px, Qty, format_px, format_qty
 
-__all__ = ["GammaMarket", "event_json", "events_json", "filter_markets", "iso_utc", "market_json"]
+__all__ = [
+    "GammaMarket",
+    "event_json",
+    "events_json",
+    "filter_markets",
+    "iso_utc",
+    "keyset_page",
+    "market_json",
+]
 
 _DEFAULT_PAGE: Final = 100
+_KEYSET_MAX: Final = 1000
 
 
 class GammaMarket(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,6 +45,7 @@ class GammaMarket(msgspec.Struct, frozen=True, kw_only=True):
 
     gamma_id: str
     event_id: str
+    version: str
     slug: str
     question: str
     condition_id: str
@@ -112,6 +130,7 @@ def market_json(m: GammaMarket) -> dict[str, Any]:
     prices = [f"{yes_px:.4f}".rstrip("0").rstrip("."), f"{1 - yes_px:.4f}".rstrip("0").rstrip(".")]
     obj: dict[str, Any] = {
         "id": m.gamma_id,
+        "version": m.version,
         "question": m.question,
         "conditionId": m.condition_id,
         "questionID": "0x" + m.condition_id[2:][::-1],
@@ -119,7 +138,6 @@ def market_json(m: GammaMarket) -> dict[str, Any]:
         "description": f"Emulated market {m.slug}.",
         "outcomes": json.dumps(list(m.outcomes)),
         "outcomePrices": json.dumps(prices),
-        "clobTokenIds": json.dumps(list(m.token_ids)),
         "active": True,
         "closed": m.closed,
         "archived": False,
@@ -165,6 +183,10 @@ def market_json(m: GammaMarket) -> dict[str, Any]:
         "tags": _tag_list(m),
         "events": [{"id": m.event_id, "ticker": m.slug, "slug": m.slug, "title": m.question}],
     }
+    if m.version == "v2":
+        obj["positionIds"] = list(m.token_ids)
+    else:
+        obj["clobTokenIds"] = json.dumps(list(m.token_ids))
     if m.fee_rate_ppm:
         obj["feeType"] = "emulator_fees"
         obj["feeSchedule"] = {
@@ -190,28 +212,27 @@ def _truthy(values: Sequence[str]) -> bool | None:
     return values[-1].lower() == "true"
 
 
-def filter_markets(
-    markets: Sequence[GammaMarket], query: Mapping[str, Sequence[str]]
-) -> list[dict[str, Any]] | None:
-    """``GET /markets`` over the emulated markets: filters, order, ``limit``/``offset``.
-
-    Supports ``active``, ``closed``, ``archived``, ``id``, ``slug``, ``condition_ids``, ``clob_token_ids``,
-    ``order`` (``volume24hr``, ``liquidity``, ...), ``ascending``, ``limit`` (capped at 100) and
-    ``offset``. Returns None (HTTP 422, as Gamma does) when ``offset`` is past the end.
-    """
+def _select(markets: Sequence[GammaMarket], query: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    # The filters and order shared by both listings.
     out = [market_json(m) for m in markets]
     closed = _truthy(query.get("closed", ()))
     closed = False if closed is None else closed
     out = [o for o in out if o["closed"] == closed]
     if _truthy(query.get("archived", ())) is True or _truthy(query.get("active", ())) is False:
         out = []
-    for key, field in (("id", "id"), ("slug", "slug"), ("condition_ids", "conditionId")):
+    for key, field in (
+        ("id", "id"),
+        ("slug", "slug"),
+        ("condition_ids", "conditionId"),
+        ("version", "version"),
+    ):
         wanted = set(query.get(key, ()))
         if wanted:
             out = [o for o in out if o[field] in wanted]
-    tokens = set(query.get("clob_token_ids", ()))
-    if tokens:
-        out = [o for o in out if tokens & set(json.loads(o["clobTokenIds"]))]
+    for key in ("clob_token_ids", "position_ids"):
+        tokens = set(query.get(key, ()))
+        if tokens:
+            out = [o for o in out if tokens & set(_asset_ids(o))]
     order = (query.get("order") or [""])[-1]
     if order:
         asc = _truthy(query.get("ascending", ())) is True
@@ -219,11 +240,63 @@ def filter_markets(
             (o for o in out if o.get(order) is not None), key=lambda o: o[order], reverse=not asc
         )
         out = present + [o for o in out if o.get(order) is None]
+    return out
+
+
+def _asset_ids(obj: Mapping[str, Any]) -> list[str]:
+    if "positionIds" in obj:
+        return list(obj["positionIds"])
+    return list(json.loads(obj["clobTokenIds"]))
+
+
+def _limit(query: Mapping[str, Sequence[str]], cap: int) -> int:
     try:
-        limit = min(int((query.get("limit") or [str(_DEFAULT_PAGE)])[-1]), _DEFAULT_PAGE)
+        return max(min(int((query.get("limit") or [str(_DEFAULT_PAGE)])[-1]), cap), 0)
+    except ValueError:
+        return _DEFAULT_PAGE
+
+
+def filter_markets(
+    markets: Sequence[GammaMarket], query: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]] | None:
+    """``GET /markets`` over the emulated markets: filters, order, ``limit``/``offset``.
+
+    Supports ``active``, ``closed``, ``archived``, ``id``, ``slug``, ``condition_ids``, ``clob_token_ids``,
+    ``position_ids``, ``version``, ``order`` (``volume24hr``, ``liquidity``, ...), ``ascending``,
+    ``limit`` (capped at 100) and ``offset``. Returns None (HTTP 422, as Gamma does) when ``offset`` is
+    past the end.
+    """
+    out = _select(markets, query)
+    limit = _limit(query, _DEFAULT_PAGE)
+    try:
         offset = int((query.get("offset") or ["0"])[-1])
     except ValueError:
         limit, offset = _DEFAULT_PAGE, 0
     if offset and offset >= len(out):
         return None
-    return out[offset : offset + max(limit, 0)]
+    return out[offset : offset + limit]
+
+
+def keyset_page(markets: Sequence[GammaMarket], query: Mapping[str, Sequence[str]]) -> dict[str, Any] | None:
+    """``GET /markets/keyset``: the same filters, ``limit`` (up to 1000) and ``after_cursor``.
+
+    Returns ``{"markets": [...], "next_cursor": <opaque>}`` with ``next_cursor`` absent on the last
+    page, or None (HTTP 400) for ``offset`` or a cursor this API did not give.
+    """
+    if query.get("offset"):
+        return None
+    out = _select(markets, query)
+    cursor = (query.get("after_cursor") or [""])[-1]
+    start = 0
+    if cursor:
+        try:
+            start = int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("offset:"))
+        except ValueError:
+            return None
+        if start < 0:
+            return None
+    limit = _limit(query, _KEYSET_MAX)
+    page: dict[str, Any] = {"markets": out[start : start + limit]}
+    if start + limit < len(out):
+        page["next_cursor"] = base64.urlsafe_b64encode(f"offset:{start + limit}".encode()).decode()
+    return page

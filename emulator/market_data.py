@@ -144,6 +144,7 @@ class MarketData(Accounts):
                     GammaMarket(
                         gamma_id=m.gamma_id,
                         event_id=event_of.get(m.neg_risk_market_id, str(int(m.gamma_id) + 100_000)),
+                        version=m.cfg.version,
                         slug=m.cfg.slug,
                         question=m.cfg.question or m.cfg.slug,
                         condition_id=m.market,

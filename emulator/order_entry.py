@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -30,7 +31,16 @@ from core.units import (
 from emulator.auth import ApiCreds
 from emulator.flow import Submit
 from emulator.market_data import MarketData
-from emulator.orders import OrderError, PostOrder, SignedOrder, order_to_px_qty, verify_signature
+from emulator.orders import (
+    OrderError,
+    PostOrder,
+    SignedOrder,
+    domain_of,
+    order_digest,
+    order_to_px_qty,
+    verify_signature,
+    wrong_domain_hint,
+)
 from emulator.scenario import (
     RejectFault,
     fine_tick_px,
@@ -59,6 +69,8 @@ from sim.matching import (
 )
 
 __all__ = ["OrderEntry"]
+
+logger = logging.getLogger("emulator.server")
 
 
 _TICK_FLIP_LO: Final = 400  # the venue moves 0.01 -> 0.001 outside [0.04, 0.96] (``dynamic_tick``)
@@ -99,9 +111,26 @@ class OrderEntry(MarketData):
             )
         if po.owner != creds.api_key:
             return self._reject("the order owner has to be the owner of the API KEY", kill=False)
+        domain = domain_of(o.version, neg_risk=m.cfg.neg_risk, protocol=m.cfg.version)
         try:
-            order_id = verify_signature(o, neg_risk=m.cfg.neg_risk, owner_address=creds.address)
+            order_id = verify_signature(o, domain=domain, owner_address=creds.address)
         except OrderError as exc:
+            hint = wrong_domain_hint(o, domain, creds.address) if str(exc) == "invalid signature" else ""
+            if not hint:
+                return self._reject(str(exc), kill=False)
+            # Signed for the other protocol (or exchange): the venue's answer is a plain "invalid
+            # signature"; the emulator's record and log say which domain it was and which it needed.
+            logger.info("emulator: order refused, invalid signature: %s", hint)
+            user = self._user(creds.address)
+            user.rejected.append(
+                {
+                    "id": order_digest(o, domain),
+                    "market": m.market,
+                    "status": "REJECTED",
+                    "reason": f"invalid signature: {hint}",
+                    "ts_ms": now_ns // NS_PER_MS,
+                }
+            )
             return self._reject(str(exc), kill=False)
         user = self._user(creds.address)
         try:

@@ -8,8 +8,10 @@ Both order versions are understood (a V2 order carries ``timestamp``):
 * V1 signs ``Order(salt, maker, signer, taker, tokenId, makerAmount, takerAmount, expiration, nonce,
   feeRateBps, side, signatureType)`` in version ``"1"``.
 
-The verifying contract is the exchange or, for neg-risk markets, the neg-risk exchange; the server
-decides which from its own market, so an order signed for the wrong one fails to recover. The order
+The verifying contract is the exchange or, for neg-risk markets, the neg-risk exchange; a Protocol V2
+market's orders (V2 struct) are signed for ExchangeV3 with domain version ``"3"`` instead
+(``emulator.protocol``). The server decides the domain from its own market, so an order signed for the
+wrong exchange or protocol fails to recover (``invalid signature``, as the venue answers). The order
 id is the EIP-712 digest. Amounts are 6-decimal integers: a BUY pays ``makerAmount`` USDC for
 ``takerAmount`` shares, a SELL the reverse. A share amount is a ``Qty`` as it stands (both are 1e-6
 shares); the price must land exactly on the 1e-4 grid and the size on the venue's 0.01-share grid
@@ -28,15 +30,20 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, Px, Qty, Side
+from emulator.protocol import EXCHANGE_V3, ProtocolVersion
 
 __all__ = [
     "EXCHANGES",
+    "Domain",
     "OrderError",
     "PostOrder",
     "SignedOrder",
     "decode_post_order",
+    "domain_of",
+    "order_digest",
     "order_to_px_qty",
     "verify_signature",
+    "wrong_domain_hint",
 ]
 
 #: Verifying contracts by (order version, neg risk) on Polygon (chain 137).
@@ -102,6 +109,30 @@ OrderType = Literal["GTC", "GTD", "FOK", "FAK"]
 
 class OrderError(Exception):
     """An order the venue refuses before matching; ``str(err)`` is the venue's message."""
+
+
+class Domain(msgspec.Struct, frozen=True):
+    """The EIP-712 domain an order is signed in: its version and verifying contract (chain 137)."""
+
+    version: str
+    contract: str
+
+    def describe(self) -> str:
+        """``domain "3" (ExchangeV3 0xe333…)``-style text for messages."""
+        name = {
+            EXCHANGE_V3: "ExchangeV3",
+            EXCHANGES[(2, False)]: "CTF Exchange V2",
+            EXCHANGES[(2, True)]: "Neg Risk CTF Exchange V2",
+        }.get(self.contract, "exchange")
+        return f'domain "{self.version}" ({name} {self.contract})'
+
+
+def domain_of(order_version: int, *, neg_risk: bool, protocol: ProtocolVersion) -> Domain:
+    """The domain the venue verifies an order in: ExchangeV3 "3" for Protocol V2 markets, else the
+    (neg-risk) CTF exchange of the order's struct version."""
+    if protocol == "v2":
+        return Domain("3", EXCHANGE_V3)
+    return Domain(str(order_version), EXCHANGES[(order_version, neg_risk)])
 
 
 class SignedOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -245,21 +276,21 @@ def decode_post_order(raw: Any) -> PostOrder:
     )
 
 
-def _typed_data(order: SignedOrder, neg_risk: bool) -> dict[str, Any]:
+def _typed_data(order: SignedOrder, domain: Domain) -> dict[str, Any]:
     return {
         "primaryType": "Order",
         "types": {"EIP712Domain": _DOMAIN_FIELDS, "Order": _V2_FIELDS if order.version == 2 else _V1_FIELDS},
         "domain": {
             "name": _DOMAIN_NAME,
-            "version": str(order.version),
+            "version": domain.version,
             "chainId": _CHAIN_ID,
-            "verifyingContract": EXCHANGES[(order.version, neg_risk)],
+            "verifyingContract": domain.contract,
         },
         "message": order.fields,
     }
 
 
-def _poly_1271_signer(order: SignedOrder, neg_risk: bool, order_hash: bytes) -> str:
+def _poly_1271_signer(order: SignedOrder, domain: Domain, order_hash: bytes) -> str:
     # signature = inner ECDSA (65) ‖ app domain separator (32) ‖ contents hash (32) ‖ type ‖ len (2).
     sig = bytes.fromhex(order.signature.removeprefix("0x"))
     if len(sig) < 65 + 64 + 2:
@@ -276,9 +307,9 @@ def _poly_1271_signer(order: SignedOrder, neg_risk: bool, order_hash: bytes) -> 
                     text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
                 ),
                 keccak(text=_DOMAIN_NAME),
-                keccak(text="2"),
+                keccak(text=domain.version),
                 _CHAIN_ID,
-                EXCHANGES[(2, neg_risk)],
+                domain.contract,
             ],
         )
     )
@@ -303,8 +334,32 @@ def _poly_1271_signer(order: SignedOrder, neg_risk: bool, order_hash: bytes) -> 
     return str(Account._recover_hash(digest, signature=sig[:65]))
 
 
-def verify_signature(order: SignedOrder, *, neg_risk: bool, owner_address: str) -> str:
-    """Check the order's signature; return the order id (the EIP-712 digest, ``0x`` + 64 hex).
+def _digest(order: SignedOrder, domain: Domain) -> tuple[Any, bytes]:
+    try:
+        encoded = encode_typed_data(full_message=_typed_data(order, domain))
+    except Exception:
+        raise OrderError("invalid order: a field does not fit its EIP-712 type") from None
+    return encoded, keccak(b"\x19" + encoded.version + encoded.header + encoded.body)
+
+
+def order_digest(order: SignedOrder, domain: Domain) -> str:
+    """The order's id in ``domain``: its EIP-712 digest, ``0x`` + 64 hex."""
+    return "0x" + _digest(order, domain)[1].hex()
+
+
+def _recovered(order: SignedOrder, domain: Domain) -> str:
+    # The address the signature recovers to in ``domain`` ("" when it recovers to nothing).
+    encoded, digest = _digest(order, domain)
+    try:
+        if order.signature_type == _SIG_POLY_1271 and order.version == 2:
+            return _poly_1271_signer(order, domain, digest)
+        return str(Account.recover_message(encoded, signature=order.signature))
+    except Exception:
+        return ""
+
+
+def verify_signature(order: SignedOrder, *, domain: Domain, owner_address: str) -> str:
+    """Check the order's signature in ``domain``; return the order id (the EIP-712 digest, ``0x`` + 64 hex).
 
     EOA, proxy and Safe orders (types 0-2) must be signed by ``signer``, which must be the API key's
     address; a type-0 order's maker is its signer. Deposit-wallet orders (type 3) carry an ERC-1271
@@ -313,31 +368,44 @@ def verify_signature(order: SignedOrder, *, neg_risk: bool, owner_address: str) 
     Raises:
         OrderError: ``invalid signature`` (the venue's words) or a maker/signer mismatch.
     """
-    try:
-        encoded = encode_typed_data(full_message=_typed_data(order, neg_risk))
-    except Exception:
-        raise OrderError("invalid order: a field does not fit its EIP-712 type") from None
-    digest = keccak(b"\x19" + encoded.version + encoded.header + encoded.body)
+    _, digest = _digest(order, domain)
     order_id = "0x" + digest.hex()
-    if order.signature_type == _SIG_POLY_1271 and order.version == 2:
-        recovered = _poly_1271_signer(order, neg_risk, digest)
-    else:
+    if not (order.signature_type == _SIG_POLY_1271 and order.version == 2):
         if order.signature_type > _SIG_POLY_1271:
             raise OrderError(f"invalid signature type {order.signature_type}")
         if order.signer.lower() != owner_address.lower():
             raise OrderError("invalid order: the signer is not the API key's address")
         if order.signature_type == _SIG_EOA and order.maker != order.signer:
             raise OrderError("invalid order: an EOA order's maker must be its signer")
-        try:
-            recovered = Account.recover_message(encoded, signature=order.signature)
-        except Exception:
-            raise OrderError("invalid signature") from None
-        if recovered.lower() != order.signer.lower():
-            raise OrderError("invalid signature")
-        return order_id
-    if recovered.lower() != owner_address.lower():
+        owner_address = order.signer
+    if _recovered(order, domain).lower() != owner_address.lower():
         raise OrderError("invalid signature")
     return order_id
+
+
+def wrong_domain_hint(order: SignedOrder, expected: Domain, owner_address: str) -> str:
+    """Why an order that failed ``verify_signature`` in ``expected`` failed, when it is a wrong domain.
+
+    Tries the other domains the venue knows (both protocols, both CTF exchanges); when the signature
+    recovers to the order's signer in one of them, says which one it was made for and which one the
+    market needs. "" when none fits (a plain bad signature).
+    """
+    if order.version != 2:
+        return ""
+    for other in (
+        Domain("3", EXCHANGE_V3),
+        Domain("2", EXCHANGES[(2, False)]),
+        Domain("2", EXCHANGES[(2, True)]),
+    ):
+        if other == expected:
+            continue
+        try:
+            signer = _recovered(order, other)
+        except OrderError:
+            continue
+        if signer and signer.lower() == owner_address.lower():
+            return f"signed in {other.describe()}, but token {order.token_id} needs {expected.describe()}"
+    return ""
 
 
 def order_to_px_qty(order: SignedOrder) -> tuple[Px, Qty]:

@@ -33,7 +33,7 @@ from core.units import (
     parse_usdc6,
 )
 from emulator.auth import ApiCreds, AuthError, KeyStore, recover_l1_address
-from emulator.gamma import events_json, filter_markets, market_json
+from emulator.gamma import events_json, filter_markets, keyset_page, market_json
 from emulator.http import Response, q1
 from emulator.orders import OrderError, PostOrder, decode_post_order
 from emulator.ratelimit import Bucket
@@ -162,9 +162,10 @@ class RestRoutes:
             fault = venue.faults.http_fault(method, path, now_ms)
             if fault is not None:
                 extra = {"Retry-After": str(fault.retry_after_s)} if fault.status == 429 else {}
-                return Response(
-                    fault.status, {"error": fault.message or _FAULT_TEXT.get(fault.status, "error")}, extra
-                )
+                reply = {"error": fault.message or _FAULT_TEXT.get(fault.status, "error")}
+                if fault.code:
+                    reply["code"] = fault.code
+                return Response(fault.status, reply, extra)
         self._reply_headers.extra = {}
         try:
             status, payload = self.route(method, path, query, headers, body)
@@ -275,6 +276,10 @@ class RestRoutes:
                 {},
             ),
             ("POST", "/v1/heartbeats"): self._heartbeat,
+            ("POST", "/heartbeats"): lambda q, h, b: (
+                200,
+                self.venue.legacy_heartbeat(self._l2(h, "POST", "/heartbeats", b)),
+            ),
             ("GET", "/order-scoring"): lambda q, h, b: (
                 self._authed(h, "GET", "/order-scoring", b),
                 {"scoring": False},
@@ -299,6 +304,7 @@ class RestRoutes:
             ("GET", "/data-api/v2/positions"): self._positions,
             ("POST", "/emulator/tick"): self._set_tick,
             ("GET", "/gamma/markets"): self._gamma_markets,
+            ("GET", "/gamma/markets/keyset"): self._gamma_keyset,
             ("GET", "/gamma/events"): self._gamma_events,
         }
 
@@ -326,11 +332,14 @@ class RestRoutes:
                     creds = self._l2(headers, method, path, body)
                     return 200, v.order(creds, rest.removeprefix("order/"))
                 case "gamma" if rest.startswith("markets/"):
+                    # ``/markets/slug/<slug>`` (the official client's) or ``/markets/<id|slug|cid>``.
                     key = rest.removeprefix("markets/")
+                    by_slug = key.startswith("slug/")
+                    key = key.removeprefix("slug/") if by_slug else key
                     found = [
                         market_json(m)
                         for m in v.gamma_markets()
-                        if key in (m.gamma_id, m.slug, m.condition_id)
+                        if (key == m.slug if by_slug else key in (m.gamma_id, m.slug, m.condition_id))
                     ]
                     if not found:
                         raise VenueError(404, "market not found")
@@ -621,6 +630,12 @@ class RestRoutes:
         page = filter_markets(self.venue.gamma_markets(), q)
         if page is None:
             return 422, {"error": "offset is past the end of the listing"}
+        return 200, page
+
+    def _gamma_keyset(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        page = keyset_page(self.venue.gamma_markets(), q)
+        if page is None:
+            return 400, {"error": "keyset pages take after_cursor (a next_cursor they gave), not offset"}
         return 200, page
 
     def _gamma_events(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:

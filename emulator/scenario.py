@@ -20,6 +20,7 @@ from msgspec import Meta
 
 from adapters.files import resolve_named_yaml
 from core.units import ORDER_QTY_STEP, PX_ONE, QTY_ONE, TICKS_PX, USDC6_ONE
+from emulator.protocol import ProtocolVersion, is_v2_position_id, v2_market_ids
 
 __all__ = [
     "SCENARIO_DIR",
@@ -124,9 +125,15 @@ class ReplayConfig(_Base, frozen=True, kw_only=True):
 
 
 class MarketConfig(_Base, frozen=True, kw_only=True):
-    """One binary market. Ids are derived from ``slug`` when not given."""
+    """One binary market. Ids are derived from ``slug`` when not given.
+
+    ``version`` is the market's protocol, as Gamma's ``version`` says it: ``v1`` trades CTF token ids
+    (orders signed for the CTF exchanges, domain "2"), ``v2`` Protocol V2 position ids (orders signed
+    for ExchangeV3, domain "3"; balances as ``CONDITIONAL-V2``). See ``emulator.protocol``.
+    """
 
     slug: str
+    version: ProtocolVersion = "v1"
     question: str = ""
     condition_id: str = ""
     yes_token: str = ""
@@ -177,12 +184,41 @@ class MarketConfig(_Base, frozen=True, kw_only=True):
             )
         if self.neg_risk_market_id and not self.neg_risk:
             raise ValueError("neg_risk_market_id: only a neg_risk market belongs to a neg-risk event")
+        self._check_ids()
         _check_order_qty("min_qty", self.min_qty)
         for side, levels in (("bids", self.initial_book.bids), ("asks", self.initial_book.asks)):
             for px, qty in levels:
                 if px % self.tick_px or not self.tick_px <= px <= PX_ONE - self.tick_px:
                     raise ValueError(f"initial_book.{side}: price {px} is off the tick grid {self.tick_px}")
                 _check_order_qty(f"initial_book.{side}", qty)
+
+    def _check_ids(self) -> None:
+        # The official client picks the protocol from the id alone, so an id in the other protocol's
+        # namespace would be signed for the wrong exchange: refuse it here, not at the first order.
+        v2 = self.version == "v2"
+        for field in ("yes_token", "no_token"):
+            token = getattr(self, field)
+            if not token:
+                continue
+            if not token.isdigit() or int(token) >= 1 << 256:
+                raise ValueError(f"{field}: {token!r} is not a uint256 decimal string")
+            if is_v2_position_id(token) != v2:
+                raise ValueError(
+                    f"{field}: {token} is "
+                    + (
+                        "not a Protocol V2 position id (module byte, 16 hash bytes, 14 zero bytes, outcome)"
+                        if v2
+                        else "in the Protocol V2 position namespace; a v1 market needs a CTF token id"
+                    )
+                )
+        cid = self.condition_id
+        if v2 and cid:
+            raw = bytes.fromhex(cid[2:]) if len(cid) == 66 and cid.startswith("0x") else b""
+            if len(raw) != 32 or raw[0] not in (1, 2) or any(raw[17:]):
+                raise ValueError(
+                    f"condition_id: {cid!r} is not a Protocol V2 market id: 0x, a module byte (01 or 02), "
+                    "16 hash bytes and 15 zero bytes"
+                )
 
 
 class AccountConfig(_Base, frozen=True, kw_only=True):
@@ -218,10 +254,13 @@ class HttpFault(_RequestRule, frozen=True, kw_only=True, tag="http_status", tag_
     """Answer matching REST requests with ``status`` instead of serving them.
 
     429 carries ``Retry-After: retry_after_s``; 425 is the venue's "matching engine restarting".
+    ``code`` adds the venue's machine-readable ``code`` to the body: a 503 with ``post_only_mode`` is
+    the post-only window after a restart (the official client's ``restriction="post_only"``).
     """
 
     status: Annotated[int, Meta(ge=400, le=599)]
     message: str = ""
+    code: str = ""
     retry_after_s: NonNegInt = 1
 
 
@@ -364,14 +403,24 @@ class Scenario(_Base, frozen=True, kw_only=True):
             raise ValueError("markets: slugs must be unique")
         if self.trade_confirmed_ms < self.trade_mined_ms:
             raise ValueError("trade_confirmed_ms: must be >= trade_mined_ms")
+        if self.order_version == 1 and any(m.version == "v2" for m in self.markets):
+            raise ValueError("order_version: 1 cannot trade Protocol V2 markets (their orders are V2 orders)")
 
 
 def derive_ids(m: MarketConfig) -> tuple[str, str, str]:
     """``(condition_id, yes_token, no_token)``: as configured, else derived from the slug.
 
     A derived condition id is ``0x`` + 64 hex digits; token ids are uint256 decimal strings, as the
-    venue's are.
+    venue's are. A ``v2`` market's are in the Protocol V2 layout (``emulator.protocol``): its positions
+    follow from its condition id.
     """
+    if m.version == "v2":
+        cid, yes, no = v2_market_ids(f"polymm-emulator:{m.slug}", neg_risk=m.neg_risk)
+        if m.condition_id:
+            cid = m.condition_id.lower()
+            structural = int(cid[2:64], 16) << 8
+            yes, no = str(structural), str(structural | 1)
+        return cid, m.yes_token or yes, m.no_token or no
     cid = m.condition_id or "0x" + hashlib.sha256(f"polymm-emulator:{m.slug}".encode()).hexdigest()
     yes = m.yes_token or str(int.from_bytes(hashlib.sha256(f"{cid}:yes".encode()).digest(), "big"))
     no = m.no_token or str(int.from_bytes(hashlib.sha256(f"{cid}:no".encode()).digest(), "big"))

@@ -274,6 +274,7 @@ class Account:
         "cash0",
         "fills",
         "hb_armed",
+        "hb_count",
         "hb_id",
         "hb_last_ns",
         "live",
@@ -294,6 +295,7 @@ class Account:
         self.trades: list[tuple[TradeRecord, str]] = []  # (trade, "TAKER" | "MAKER")
         self.fills = 0
         self.hb_armed = False
+        self.hb_count = 0  # heartbeats accepted
         self.hb_id = ""
         self.hb_last_ns = 0
 
@@ -376,10 +378,17 @@ class VenueState:
         return m
 
     def market_ids(self) -> list[dict[str, str]]:
-        """``{slug, market, yes_token, no_token}`` of every market."""
+        """``{slug, version, market, yes_token, no_token}`` of every market (a v2 market's tokens are
+        its position ids)."""
         with self.lock:
             return [
-                {"slug": m.cfg.slug, "market": m.market, "yes_token": m.yes, "no_token": m.no}
+                {
+                    "slug": m.cfg.slug,
+                    "version": m.cfg.version,
+                    "market": m.market,
+                    "yes_token": m.yes,
+                    "no_token": m.no,
+                }
                 for m in self._markets
             ]
 

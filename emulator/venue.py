@@ -425,6 +425,7 @@ class Venue(OrderEntry):
                     "cash_usdc6": self._total_cash(user) if user else 0,
                     "free_cash_usdc6": self._free_cash(user) if user else 0,
                     "heartbeat_armed": user.hb_armed if user else False,
+                    "heartbeats": user.hb_count if user else 0,
                 }
             totals: Counter[str] = Counter()
             for c in self._requests.values():
@@ -438,6 +439,7 @@ class Venue(OrderEntry):
                 "markets": [
                     {
                         "slug": m.cfg.slug,
+                        "version": m.cfg.version,
                         "market": m.market,
                         "yes_token": m.yes,
                         "no_token": m.no,

@@ -8,6 +8,7 @@ and a writer thread draining a queue (``WsSink``), so the venue never blocks on 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import queue
 import socket
@@ -24,6 +25,11 @@ from emulator.auth import UNAUTHORIZED, AuthError, KeyStore
 from emulator.venue import MarketSub, Sink, UserSub, Venue
 
 __all__ = ["ShutdownFlag", "WebSockets", "WsSink"]
+
+#: websockets >= 16 gives ``ServerConnection`` its server as the third positional argument (asked
+#: during the handshake whether it is closing); 15 (what polymarket-client 0.14.0 pins) has no such
+#: parameter.
+_TAKES_SERVER: Final = "server" in inspect.signature(ServerConnection.__init__).parameters
 
 
 class ShutdownFlag:
@@ -91,7 +97,7 @@ class WebSockets:
         conn = ServerConnection(
             sock,
             protocol,
-            self._ws_flag,  # type: ignore[arg-type]
+            *((self._ws_flag,) if _TAKES_SERVER else ()),
             ping_interval=20,
             ping_timeout=20,
             close_timeout=1,

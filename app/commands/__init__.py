@@ -19,6 +19,11 @@ COMMANDS: Final[tuple[tuple[str, str, str], ...]] = (
         "run a deterministic simulation and write events.jsonl, summary.json and report.html",
     ),
     (
+        "record",
+        "app.commands.record",
+        "record the market channel of some markets (every frame, its receive time) for replay",
+    ),
+    (
         "report",
         "app.commands.report",
         "write a run's self-contained HTML report (PnL, inventory, quotes, markouts)",

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  Gamma      {emu.gamma_url}   (polymm refresh-markets --gamma-url {emu.gamma_url})")
         print(f"  status     {emu.clob_url}/emulator/status")
         for m in emu.venue.market_ids():
-            print(f"  market {m['slug']}: {m['market']}")
+            print(f"  market {m['slug']} ({m['version']}): {m['market']}")
             print(f"    YES {m['yes_token']}")
             print(f"    NO  {m['no_token']}")
         sys.stdout.flush()

@@ -30,6 +30,7 @@ from app.configfile import (
 from app.console import setup_logging, status_lines, wait_reporting
 from app.operations import OpsPlane, RiskSetup
 from app.process import restore_default_recursion_limit
+from app.session_recording import record_session
 from app.signals import EXIT_ORDERS_MAY_REMAIN, ShutdownSignals
 from core.config import Config
 from core.markets import MarketInfo
@@ -358,6 +359,8 @@ def _trade(
     sink.record("risk_start", clock.now_ns(), "", risk.record(monitor))  # (after the units record)
     if mode == "live":
         live["attach"](engine)
+    if cfg.ops.record_market_data:  # the feed as received, beside the events (docs/research.md)
+        record_session(engine, run_log.directory, args.config)
     for m in markets:
         event = f"  event {m.neg_risk_market_id[:12]}" if m.neg_risk_market_id else ""
         print(

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from adapters.files import resolve_named_yaml
+from adapters.recording import RecordingError, open_recording
 from app.commands import HELP
 from app.configfile import (
     ConfigFileError,
@@ -28,7 +29,7 @@ from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, format_qty
 from research.report import write_report
 from research.runlog import write_venue_marks
 from sim.runner import Runner
-from sim.scenario import Scenario, scenario_tapes
+from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
 
 SCENARIO_DIR = Path("configs/scenarios")
@@ -54,10 +55,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="a risk_manager config (configs/risk.yaml) whose risk limits apply [--config's risk section]",
     )
-    p.add_argument(
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--scenario",
-        default=DEFAULT_SCENARIO,
+        default=None,
         help=f"scenario name in {SCENARIO_DIR}/ or a YAML path [{DEFAULT_SCENARIO}]",
+    )
+    which.add_argument(
+        "--replay",
+        metavar="REC",
+        default=None,
+        help="a recording (`polymm record`, or a session's market_data/...): its directory or one of its "
+        "files, with no scenario file: markets, ticks, sizes and fees from its manifest",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --replay: replay as a dry-run session ran it (receive times, the session's own timers, "
+        "the live engine's code, no fills): a dry-run session's recording gives its decisions again",
     )
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument(
@@ -153,10 +168,73 @@ def simulate(
     return full
 
 
+def replay_scenario(path: Path) -> Scenario:
+    """A scenario replaying the recording at ``path`` (no YAML): the venue simulated as by default."""
+    try:
+        rec = open_recording(path)
+    except RecordingError as exc:
+        raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    name = f"replay-{rec.name}"
+    return Scenario(
+        name=name, description=f"the recording {path}", source=WsReplaySource(path=str(path.resolve()))
+    )
+
+
+def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
+    """``--replay REC --dry-run``: the recording through the live engine's pieces, as a dry-run session."""
+    from sim.session_replay import replay_session  # noqa: PLC0415
+
+    cfg = load_config(args.config)
+    inv = cfg.inventory
+    try:
+        rec = open_recording(path)
+        s = replay_session(
+            rec,
+            quote_params(cfg),
+            out,
+            global_cap_usdc6=round(inv.global_ev_cap * USDC6_ONE),
+            event_cap_usdc6=round(inv.event_cap * USDC6_ONE),
+        )
+    except RecordingError as exc:
+        raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    report = None if args.no_report else write_report(out)
+    if args.quiet:
+        print(s["digest"])
+        return 0
+    counts = s["counts"]
+    print(
+        f"replay   {path} as a dry-run session ({s['markets']} markets, {s['seconds']:,.1f} s, "
+        f"engine inputs {s['engine_inputs']})"
+    )
+    print(
+        f"input    {counts.get('frames', 0):,} frames, {s['events_in']:,} market events (YES book), "
+        f"{counts.get('gaps', 0)} gaps, {s['skipped']} malformed"
+    )
+    print(f"decided  {sum(s['decisions'].values()):,} decisions; orders acknowledged, none filled (dry-run)")
+    for note in s["notes"]:
+        print(f"note     {note}")
+    print(f"digest   {s['digest']}")
+    print(f"wrote    {out / 'events.jsonl'}, {out / 'replay.json'}")
+    if report is not None:
+        print(f"         {report}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the simulation and print a readable summary."""
-    scenario_path = resolve_scenario(args.scenario)
     out = Path(args.out)
+    scenario: Scenario | None = None
+    if args.replay is not None:
+        scenario_path = Path(args.replay)
+        if not scenario_path.exists():
+            raise ConfigFileError(f"polymm sim: --replay: {scenario_path}: no such file or directory")
+        if args.dry_run:
+            return dry_run_replay(args, scenario_path, out)
+        scenario = replay_scenario(scenario_path)
+    elif args.dry_run:
+        raise ConfigFileError("polymm sim: --dry-run replays a recording: give --replay REC")
+    else:
+        scenario_path = resolve_scenario(args.scenario or DEFAULT_SCENARIO)
     s = simulate(
         args.config,
         scenario_path,
@@ -165,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         out,
         not args.no_input_log,
         not args.quiet,
+        scenario=scenario,
         risk_config=args.risk_config,
     )
     report = None if args.no_report else write_report(out)

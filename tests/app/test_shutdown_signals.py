@@ -51,7 +51,7 @@ def test_the_first_signal_asks_for_an_orderly_shutdown_and_nothing_more():
 
 def test_a_second_signal_cancels_all_and_exits_128_plus_signal_when_nothing_remains():
     out, exits, calls = io.StringIO(), Recorder(), []
-    s = ShutdownSignals(lambda: calls.append("cancel_all") or True, exit_now=exits, stream=out)
+    s = ShutdownSignals(lambda: calls.append("cancel_all") or [], exit_now=exits, stream=out)
 
     s._on_signal(signal.SIGINT, None)
     s._on_signal(signal.SIGTERM, None)
@@ -66,30 +66,39 @@ def test_a_second_signal_cancels_all_and_exits_128_plus_signal_when_nothing_rema
     ]
 
 
-@pytest.mark.parametrize(
-    ("cancel", "why"),
-    [
-        (lambda: False, "the venue still lists open orders"),
-        (lambda: (_ for _ in ()).throw(ConnectionError("venue gone")), "ConnectionError: venue gone"),
-    ],
-    ids=["still-open", "error"],
-)
-def test_a_forced_exit_whose_cancel_all_is_not_confirmed_exits_3_saying_so(cancel, why):
+def test_a_forced_exit_whose_cancel_all_leaves_orders_exits_3_naming_each():
     out = io.StringIO()
-    s = ShutdownSignals(cancel, exit_now=Recorder(), stream=out)
+    s = ShutdownSignals(lambda: ["0xaa", "0xbb"], exit_now=Recorder(), stream=out)
+
+    code = s.forced_exit_code(signal.SIGINT)
+
+    assert code == EXIT_ORDERS_MAY_REMAIN
+    assert out.getvalue().splitlines() == [
+        "forced exit: cancel-all not confirmed (the venue still lists 2 open orders of ours): orders of"
+        " ours may remain open on the venue:",
+        "  0xaa",
+        "  0xbb",
+    ]
+
+
+def test_a_forced_exit_that_cannot_reach_the_venue_exits_3_saying_why():
+    out = io.StringIO()
+    gone = ConnectionError("venue gone")
+    s = ShutdownSignals(lambda: (_ for _ in ()).throw(gone), exit_now=Recorder(), stream=out)
 
     code = s.forced_exit_code(signal.SIGINT)
 
     assert code == EXIT_ORDERS_MAY_REMAIN
     assert out.getvalue() == (
-        f"forced exit: cancel-all not confirmed ({why}): orders of ours may remain open on the venue\n"
+        "forced exit: cancel-all not confirmed (ConnectionError: venue gone): orders of ours may remain"
+        " open on the venue\n"
     )
 
 
 def test_a_cancel_all_that_does_not_answer_within_the_budget_is_not_waited_for():
     release = threading.Event()
     out = io.StringIO()
-    s = ShutdownSignals(lambda: release.wait() and True, exit_now=Recorder(), stream=out, budget_s=0)
+    s = ShutdownSignals(lambda: release.wait() and [], exit_now=Recorder(), stream=out, budget_s=0)
     try:
         code = s.forced_exit_code(signal.SIGINT)
     finally:

@@ -93,6 +93,23 @@ def test_decide_empty_one_sided_crossed_and_stale_books_give_reasoned_no_quote()
         assert d.reasons.pulled
 
 
+@given(book_views(), inventories(), params(), st.booleans(), st.sampled_from(list(TradingState)))
+def test_every_decision_says_what_the_market_holds_refusals_too(v, inv, p, vol_pulled, state):
+    # The decision log is where a restart shows the inventory it starts from: a refusal (a stale or
+    # wide book, a volatility pull, a risk pause) must not read as flat.
+    gate = ACTIVE_GATE if state is TradingState.ACTIVE else RiskGate(state=state, rule="r", detail="d")
+    vol = VolState(vol_px=500 if vol_pulled else 0, pulled=vol_pulled)
+    d = decide(v, inv, vol, NEUTRAL_FLOW, p, NOW, risk=gate)
+
+    assert d.reasons.inventory_qty == inv.yes_qty - inv.no_qty
+
+
+def test_decide_a_refusal_reports_the_inventory():
+    d = decide(view(ask_qty=0), long_yes(50), NEUTRAL_VOL, NEUTRAL_FLOW, MM, NOW)
+
+    assert (d.no_quote, d.reasons.inventory_qty) == ("one_sided_book", 50 * SHARE)
+
+
 def test_decide_volatility_widens_then_pulls():
     calm = decide(view(), Inventory(), VolState(vol_px=50), NEUTRAL_FLOW, MM, NOW)
     wild = decide(view(), Inventory(), VolState(vol_px=250), NEUTRAL_FLOW, MM, NOW)

@@ -89,6 +89,43 @@ def make_scenario(faults: tuple[FaultRule, ...] = (), **overrides: Any) -> Scena
     return Scenario(**base)
 
 
+V1_MARKET = "v1-market"
+V2_MARKET = "v2-market"
+V2_NEGRISK = "v2-negrisk-market"
+
+
+def mixed_scenario(**overrides: Any) -> Scenario:
+    """One V1 market and two Protocol V2 markets (one neg-risk, tick 0.001), static books, no flow.
+
+    Books: bids 0.48/0.47, asks 0.52/0.53, 100 shares each; nothing moves them but the test.
+    """
+    lot = 100 * QTY_ONE
+    book = InitialBook(bids=((4800, lot), (4700, lot)), asks=((5200, lot), (5300, lot)))
+    off = FlowConfig(enabled=False)
+    base: dict[str, Any] = {
+        "name": "protocol-tests",
+        "seed": 11,
+        "markets": (
+            MarketConfig(slug=V1_MARKET, question="V1?", initial_book=book, flow=off),
+            MarketConfig(slug=V2_MARKET, version="v2", question="V2?", initial_book=book, flow=off),
+            MarketConfig(
+                slug=V2_NEGRISK,
+                version="v2",
+                question="V2 neg risk?",
+                tick_px=10,
+                neg_risk=True,
+                initial_book=book,
+                flow=off,
+            ),
+        ),
+        "heartbeat_timeout_ms": 10_000,
+        "trade_mined_ms": 50,
+        "trade_confirmed_ms": 120,
+    }
+    base.update(overrides)
+    return Scenario(**base)
+
+
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     with Emulator(make_scenario(), port=0) as e:
@@ -96,7 +133,7 @@ def emu() -> Iterator[Emulator]:
 
 
 def ids(e: Emulator, slug: str) -> dict[str, str]:
-    """``{slug, market, yes_token, no_token}`` of one market."""
+    """``{slug, version, market, yes_token, no_token}`` of one market."""
     return next(m for m in e.venue.market_ids() if m["slug"] == slug)
 
 

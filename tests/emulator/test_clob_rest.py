@@ -290,7 +290,9 @@ def test_heartbeats_that_stop_cancel_the_users_orders():
         assert second["heartbeat_id"] != first["heartbeat_id"]
         assert stale.value.status_code == 400
         assert stale.value.error_msg["heartbeat_id"] == second["heartbeat_id"]
-        assert status(emu)["users"][client.get_address().lower()]["requests"]["heartbeat_expired"] == 1
+        mine = status(emu)["users"][client.get_address().lower()]
+        assert mine["requests"]["heartbeat_expired"] == 1
+        assert mine["heartbeats"] == 2  # accepted ones: the stale id was refused
 
 
 def test_balance_allowance_follows_fills(emu: Emulator, client: ClobClient):

@@ -9,11 +9,11 @@ from pathlib import Path
 from py_clob_client_v2.clob_types import OrderArgsV2, OrderType
 
 from core.units import QTY_ONE, Outcome, Side
-from emulator import Emulator
+from emulator import Emulator, ManualClock
 from emulator.flow import FLOW_MAKER, SyntheticFlow
 from emulator.scenario import FlowConfig, MarketConfig, ReplayConfig, Scenario
 from sim.matching import MatchingEngine
-from tests.emulator.conftest import ids, make_client, wait_for
+from tests.emulator.conftest import control, ids, make_client
 
 
 def _run_flow(seed: int) -> tuple[object, ...]:
@@ -85,8 +85,9 @@ def test_replayed_trades_fill_a_better_resting_quote(tmp_path: Path):
         step_ms=10,
     )
 
-    with Emulator(sc, port=0) as emu:
+    with Emulator(sc, port=0, clock=ManualClock()) as emu:
         client = make_client(emu)
+        me = client.get_address().lower()
         token = ids(emu, "replayed")["yes_token"]
         assert client.get_order_book(token)["bids"][-1] == {"price": "0.48", "size": "100"}
         client.create_and_post_order(
@@ -95,5 +96,9 @@ def test_replayed_trades_fill_a_better_resting_quote(tmp_path: Path):
             post_only=True,
         )
 
-        wait_for(lambda: emu.status()["users"][client.get_address().lower()]["fills"], timeout=5)
+        # The recorded trade comes 1.5 s after the book, on the replay's (fake) clock.
+        control(emu, "POST", "/emulator/clock", {"advance_ms": 1_499})
+        before = emu.status()["users"][me]["fills"]
+        control(emu, "POST", "/emulator/clock", {"advance_ms": 1})
+        assert (before, emu.status()["users"][me]["fills"]) == (0, 1)
         assert client.get_order_book(token)["bids"][-1] == {"price": "0.48", "size": "100"}

@@ -140,10 +140,14 @@ def test_refresh_markets_runs_against_the_emulator(tmp_path: Path, capsys: pytes
             ]
         )
         cids = {m["market"] for m in emu.venue.market_ids()}
+        v1_cids = {m["market"] for m in emu.venue.market_ids() if m["version"] == "v1"}
 
     assert code == 0, capsys.readouterr().err
     cache = load_market_cache(out)
-    assert {m.condition_id for m in cache.records()} == cids
+    cached = {m.condition_id for m in cache.records()}
+    # Every V1 market is cached; the Protocol V2 ones too once the market cache reads `positionIds`
+    # (issue #11; until then they are refused as "not two tokens", never cached with wrong ids).
+    assert v1_cids <= cached <= cids
     # The neg-risk market's event id and the fee market's rebate survive the cache into MarketInfo.
     infos = {r.slug: r.to_info() for r in cache.records()}
     assert infos["emulated-fed-rate-cut"].neg_risk_market_id == neg_risk_market_id(
@@ -154,7 +158,8 @@ def test_refresh_markets_runs_against_the_emulator(tmp_path: Path, capsys: pytes
         40_000,
         250_000,
     )
-    assert "of these, 3 pass" in capsys.readouterr().out  # the default scenario suits the default strategy
+    # The default scenario suits the default strategy: every cached market passes its filters.
+    assert f"of these, {len(cached)} pass" in capsys.readouterr().out
 
 
 def test_shipped_scenarios_load():
@@ -255,7 +260,7 @@ def test_cli_starts_serves_and_stops(capsys: pytest.CaptureFixture[str]):
     assert "CLOB REST  http://127.0.0.1:" in out
     assert "(seed 5)" in out
     summary = json.loads(out.strip().splitlines()[-1])
-    assert len(summary["markets"]) == 3
+    assert len(summary["markets"]) == 5
 
 
 def test_cli_unknown_scenario_is_a_config_error():

@@ -21,10 +21,20 @@ from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, TickSizeChanged, TradePrint
 from core.units import QTY_ONE, Outcome, Side
 from core.yes_view import YesView
-from emulator import Emulator
+from emulator import Emulator, ManualClock
 from emulator.scenario import FlowConfig, InitialBook, MarketConfig, Scenario
 from emulator.venue import MarketSub, Venue
-from tests.emulator.conftest import BUSY, QUIET, events, ids, recv_until
+from tests.emulator.conftest import (
+    BUSY,
+    QUIET,
+    control,
+    events,
+    ids,
+    make_client,
+    make_scenario,
+    recv_until,
+    status,
+)
 from tests.fakes import FakeClock
 
 
@@ -126,27 +136,38 @@ def test_ping_gets_pong_on_both_channels(emu: Emulator, client: ClobClient):
         assert user.recv(timeout=5) == "PONG"
 
 
-def test_flow_fill_reaches_the_user_channel(emu: Emulator, client: ClobClient):
-    m = ids(emu, BUSY)
-    assets = _assets(emu, BUSY)
-    creds = client.creds
-    auth = {"apiKey": creds.api_key, "secret": creds.api_secret, "passphrase": creds.api_passphrase}
+def test_flow_fill_reaches_the_user_channel():
+    # The flow's takers and the trade statuses follow the fake clock: the test moves it until the
+    # emulator's sellers have hit the bid, then past the CONFIRMED delay. No waiting on the wall clock.
+    with Emulator(make_scenario(), port=0, clock=ManualClock()) as emu:
+        client = make_client(emu)
+        me = client.get_address().lower()
+        m = ids(emu, BUSY)
+        assets = _assets(emu, BUSY)
+        creds = client.creds
+        auth = {"apiKey": creds.api_key, "secret": creds.api_secret, "passphrase": creds.api_passphrase}
 
-    with connect(emu.ws_user_url) as ws:
-        ws.send(json.dumps({"auth": auth, "markets": [m["market"]], "type": "user"}))
-        ws.send("PING")
-        assert ws.recv(timeout=5) == "PONG"  # frames are handled in order: the subscription is in place
-        # Improve the best bid (0.48): the emulator's sellers hit it next.
-        resp = client.create_and_post_order(
-            OrderArgsV2(token_id=m["yes_token"], price=0.49, size=5, side="BUY"),
-            order_type=OrderType.GTC,
-            post_only=True,
-        )
-        frames = recv_until(
-            ws,
-            lambda fs: any(e.get("status") == "CONFIRMED" for e in events(fs) if e["event_type"] == "trade"),
-            timeout=10,
-        )
+        with connect(emu.ws_user_url) as ws:
+            ws.send(json.dumps({"auth": auth, "markets": [m["market"]], "type": "user"}))
+            ws.send("PING")
+            assert ws.recv(timeout=5) == "PONG"  # frames are handled in order: the subscription is in place
+            # Improve the best bid (0.48): the emulator's sellers hit it next.
+            resp = client.create_and_post_order(
+                OrderArgsV2(token_id=m["yes_token"], price=0.49, size=5, side="BUY"),
+                order_type=OrderType.GTC,
+                post_only=True,
+            )
+            for _ in range(100):  # 8 takers/s, half of them sellers: filled within a few fake seconds
+                if status(emu)["users"][me]["fills"]:
+                    break
+                control(emu, "POST", "/emulator/clock", {"advance_ms": 100})
+            control(emu, "POST", "/emulator/clock", {"advance_ms": 120})  # past trade_confirmed_ms
+            frames = recv_until(
+                ws,
+                lambda fs: any(
+                    e.get("status") == "CONFIRMED" for e in events(fs) if e["event_type"] == "trade"
+                ),
+            )
 
     evs = [ev for f in frames for ev in decode_user_frame(f, assets)]
     trades = [e for e in evs if isinstance(e, VenueTrade)]
