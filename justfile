@@ -128,9 +128,9 @@ paper DURATION="300" CONFIG="configs/market_maker.yaml" *ARGS:
 dry-run DURATION="300" CONFIG="configs/market_maker.yaml" *ARGS:
     polymm run-market-maker --config {{CONFIG}} --mode dry-run --duration {{DURATION}} {{ARGS}}
 
-# refresh the market cache from Gamma, then route it between the strategies
+# refresh the market cache from Gamma (configs/markets.yaml: enough for every route), then route it
 markets *ARGS:
-    polymm refresh-markets --config configs/market_maker.yaml {{ARGS}}
+    polymm refresh-markets --config configs/markets.yaml {{ARGS}}
     polymm route-markets --source-config configs/market_maker.yaml --market-maker-config configs/market_maker.yaml --market-maker-limit 5 --market-maker-output local_state/market_maker/selected_markets.json --option-seller-config configs/option_seller.yaml --option-seller-limit 10 --option-seller-output local_state/option_seller/selected_markets.json --risk-manager-config configs/risk.yaml --risk-manager-limit 15 --risk-manager-output local_state/risk_manager/selected_markets.json
 
 # format the code

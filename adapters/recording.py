@@ -56,6 +56,7 @@ from adapters.clock import LiveClock
 from adapters.market_cache import atomic_write_bytes
 from core.markets import MarketInfo
 from core.ports import Clock
+from core.risk import RiskGate
 
 __all__ = [
     "FORMAT",
@@ -267,13 +268,15 @@ class Input(msgspec.Struct, frozen=True, kw_only=True, tag="input", tag_field="k
 
     ``input``: ``timer`` (the ticker's ``Timer``), ``budget`` (``SetBudget`` with ``room_usdc6``),
     ``alive`` (``FeedAlive``), ``status`` (every market asked for its status; ``market`` empty),
-    ``pull`` (the shutdown's ``PullQuotes``; ``market`` empty).
+    ``pull`` (the shutdown's ``PullQuotes``; ``market`` empty), ``risk`` (the risk manager's
+    ``SetRiskGate``, with ``risk_gate``).
     """
 
     recv_ns: int
-    input: Literal["timer", "budget", "alive", "status", "pull"]
+    input: Literal["timer", "budget", "alive", "status", "pull", "risk"]
     market: str = ""
     room_usdc6: int | None = None
+    risk_gate: RiskGate | None = None
 
 
 Record = FileHeader | Frame | Connect | Gap | Dropped | RestBook | Resync | Input
@@ -377,9 +380,11 @@ class Recorder:
         """The audit dropped a market's books."""
         self._put(_RESYNC, market, reason)
 
-    def on_input(self, kind: str, market: str = "", room_usdc6: int | None = None) -> None:
+    def on_input(
+        self, kind: str, market: str = "", room_usdc6: int | None = None, gate: RiskGate | None = None
+    ) -> None:
         """A trading engine's own input to a market session (``Input``)."""
-        self._put(_INPUT, (kind, market), room_usdc6)
+        self._put(_INPUT, (kind, market, gate), room_usdc6)
 
     def _put(self, tag: int, a: Any, b: Any) -> None:
         with self._lock:
@@ -499,8 +504,11 @@ class Recorder:
             else:
                 line = b'{"kind":"frame","recv_ns":%d,"frame_b64":"%s"}\n' % (ns, base64.b64encode(a))
         elif tag == _INPUT:
-            kind, market = a
-            line = _ENC.encode(Input(recv_ns=ns, input=kind, market=market, room_usdc6=b)) + b"\n"
+            kind, market, gate = a
+            line = (
+                _ENC.encode(Input(recv_ns=ns, input=kind, market=market, room_usdc6=b, risk_gate=gate))
+                + b"\n"
+            )
         elif tag == _CONNECT:
             line = _ENC.encode(Connect(recv_ns=ns, url=a)) + b"\n"
         elif tag == _GAP:

@@ -7,6 +7,8 @@
   feed's event-loop thread (``actors.loop``): a frame is decided on the thread that decoded it;
 * a ticker thread telling ``Timer`` every 100 ms and sharing the exposure budgets each second (the
   global cap among all markets, each neg-risk event's cap among its markets);
+* the risk manager (``actors.risk.RiskActor``): the sessions tell it their samples, the ticker a
+  ``RiskTick`` each second, and it tells each market actor its trading state (``SetRiskGate``);
 * an ``ExchangePort`` per mode: ``live`` the order gateway over py-clob-client-v2, ``paper`` the
   simulated venue fed by the live book (``adapters.paper.PaperVenue``), ``dry-run`` a port that
   acknowledges and sends nothing.
@@ -33,7 +35,17 @@ from typing import Any, Literal, cast
 import pykka
 
 from actors.loop import ActorLoop
-from actors.market import FeedAlive, FeedLost, GetStatus, MarketBatch, PullQuotes, SetBudget, Status
+from actors.market import (
+    FeedAlive,
+    FeedLost,
+    GetStatus,
+    LatencyHistogram,
+    MarketBatch,
+    PullQuotes,
+    SetBudget,
+    Status,
+)
+from actors.risk import MarketSample, RiskActor, RiskMonitor, RiskStore, RiskTick, SetRiskGate
 from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
@@ -48,6 +60,7 @@ from core.markets import MarketInfo
 from core.messages import BookDelta, MarketEvent, Timer
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import quote_params
+from core.risk import ACTIVE_GATE, RiskGate, risk_limits
 from core.units import USDC6_ONE, Outcome, units_header
 from core.yes_view import YesView
 
@@ -159,6 +172,8 @@ class TradingEngine:
         tick_s: float | None = TICK_S,
         inventory: Mapping[str, Inventory] | None = None,
         sink: EventSink | None = None,
+        risk: RiskMonitor | None = None,
+        risk_store: RiskStore | None = None,
     ) -> None:
         """Wire everything; nothing starts until ``start``.
 
@@ -167,7 +182,9 @@ class TradingEngine:
         no timers, budget shares or feed-alive notes: whoever drives the engine tells them);
         ``inventory`` what each market holds at start (live: the venue's positions, through the ledger);
         ``sink`` the event log (``run-market-maker``: its run directory's, which it closes itself),
-        else ``state_dir/events.jsonl``, closed by ``close``.
+        else ``state_dir/events.jsonl``, closed by ``close``; ``risk`` the risk manager's monitor
+        (restored from ``risk_store``, where it saves; None: the config's own ``risk`` limits, nothing
+        saved).
         """
         self.cfg = cfg
         self.markets = list(markets)
@@ -200,6 +217,13 @@ class TradingEngine:
         self._initial_rooms = dict(zip(self._market_ids(), self.rooms([0] * len(self.markets)), strict=True))
         #: Feed frames to market actors (its ``listeners`` are extra consumers of market events).
         self.dispatch = FrameDispatcher(self.router)
+        self.risk_monitor = risk or RiskMonitor(risk_limits(cfg), self._market_ids(), book_sink=self.sink)
+        self.risk_store = risk_store
+        self.risk: pykka.ActorRef[Any] | None = None
+        #: Live: ``() -> (heartbeat age in ns or None, venue errors so far)`` for the risk rules.
+        self.book_health: Callable[[], tuple[int | None, int]] | None = None
+        #: Tick-to-quote latencies of every market (the metrics endpoint reads them).
+        self.quote_latency = LatencyHistogram()
 
     # --- wiring ------------------------------------------------------------------------------------
 
@@ -229,7 +253,11 @@ class TradingEngine:
             inventory=previous.inv if previous is not None else self._start_inventory.get(market),
             incarnation=self._incarnations.get(market, 0),
             book_resync=self.request_book_resync,
+            risk_gate=self.risk_monitor.gate(market),
+            risk_report=self._risk_report,
         )
+        s.quote_latency = self.quote_latency
+        s.own_orders_in_book = self.mode == "live"  # (paper orders rest in the simulated venue only)
         self._incarnations[market] = self._incarnations.get(market, 0) + 1
         self._sessions[market] = s
         # Until the first budget share, an equal slice of the global cap and of its neg-risk event's cap
@@ -242,11 +270,18 @@ class TradingEngine:
         if self.mode == "paper":
             self.venue = PaperVenue.start(self.markets, self.router.tell, self.clock)
             self.dispatch.venue = self.venue
+        # The risk manager first: every market starts in the state it is in (a HALT from before a
+        # restart is in force before the first decision).
+        gates = self.risk_monitor.start_gates()
+        self.risk = RiskActor.start(self.risk_monitor, self._tell_gate, self.clock, store=self.risk_store)
         # The market actors and the feed share one loop thread: a frame is decided where it was decoded.
         self.actor_loop.start()
         self.supervisor = Supervisor.start(self._session, self.router, actor_loop=self.actor_loop)
         for m in self.markets:
             self.supervisor.ask(StartMarket(m.market), timeout=10)
+        for market, gate in gates.items():
+            if gate is not ACTIVE_GATE:  # (the session has it already: told so a recording notes it)
+                self._tell_gate(market, gate)
         self.feed = MarketWsClient(
             AssetMap.from_markets(self.markets),
             lambda ev: self.dispatch((ev,)),
@@ -262,6 +297,17 @@ class TradingEngine:
         if self.tick_s is not None:
             self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
             self._ticker.start()
+
+    def _risk_report(self, sample: MarketSample, urgent: bool) -> RiskGate | None:
+        # On the market actors' thread: hand the sample over; the gate comes back by SetRiskGate.
+        risk = self.risk
+        if risk is not None:
+            with contextlib.suppress(pykka.ActorDeadError):  # stopping
+                risk.tell(sample)
+        return None
+
+    def _tell_gate(self, market: str, gate: RiskGate) -> None:
+        self.router.tell(market, SetRiskGate(gate))
 
     def request_book_resync(self, market: str) -> None:
         """A session's order crossed the venue's book (post-only refused): the feed should fetch it afresh.
@@ -296,11 +342,20 @@ class TradingEngine:
             n += 1
             if n % BUDGET_EVERY == 0:
                 self._share_budget()
+                self.risk_tick(now)
                 # A connected feed (it drops the connection after 30 s without a frame or a PONG)
                 # vouches for books that simply did not change: max_book_age_ms is about the feed.
                 if self.feed is not None and self.feed.status().connected:
                     for m in self.markets:
                         self.router.tell(m.market, FeedAlive(ts_ns=now))
+
+    def risk_tick(self, now_ns: int) -> None:
+        """Tell the risk manager to evaluate everything (the ticker does, each second)."""
+        if self.risk is None:
+            return
+        heartbeat_age, venue_errors = self.book_health() if self.book_health is not None else (None, 0)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.risk.tell(RiskTick(ts_ns=now_ns, heartbeat_age_ns=heartbeat_age, venue_errors=venue_errors))
 
     def _market_ids(self) -> list[str]:
         return [m.market for m in self.markets]
@@ -377,6 +432,8 @@ class TradingEngine:
         """Stop the actors and close the event log (after ``stop`` and any venue shutdown)."""
         if self.supervisor is not None:
             self.supervisor.stop()
+        if self.risk is not None:
+            self.risk.stop()  # (saves the risk state one last time)
         if self.venue is not None:
             self.venue.stop()
         self.actor_loop.stop()

@@ -244,6 +244,7 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
         "wallet": wallet,
         "inventory": dict(report.positions),
         "cancel_all_now": cancel_all_now,
+        "gateway": gateway,  # the control plane's watch and cancel-all confirmation (app.control)
     }
 
 

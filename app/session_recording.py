@@ -8,13 +8,13 @@ reads it like any recording; ``--dry-run`` replays it as the session ran (``sim.
 Besides the feed's frames (the feed's tap, ``TradingEngine.feed_tap``), the recording notes the
 engine's own inputs to the market sessions, because a session's decisions depend on them as much as
 on the market data: the ticker's ``Timer``s, the budget shares (``SetBudget``, with the room), the
-feed-alive notes, the status asks (a pending requote that is due is made when asked) and the
-shutdown's pull. They are taken where the engine hands them over (its router's ``tell``, its
-``statuses`` and its ``stop``) and noted on the actors' loop thread just before the actor handles
-them (a timer told by the ticker thread reaches its actor through one loop callback that notes it
-and tells it), each stamped with the engine's own clock: a replay applies them in the order and at
-the times the sessions handled them, within microseconds. Nothing here waits on the disk: the
-recorder only stamps and enqueues.
+feed-alive notes, the risk manager's gates (``SetRiskGate``), the status asks (a pending requote
+that is due is made when asked) and the shutdown's pull. They are taken where the engine hands them
+over (its router's ``tell``, its ``statuses`` and its ``stop``) and noted on the actors' loop thread
+just before the actor handles them (a timer told by the ticker thread reaches its actor through one
+loop callback that notes it and tells it), each stamped with the engine's own clock: a replay
+applies them in the order and at the times the sessions handled them, within microseconds. Nothing
+here waits on the disk: the recorder only stamps and enqueues.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.market import ExecBatch, FeedAlive, MarketBatch, SetBudget
+from actors.risk import SetRiskGate
 from adapters.recording import Manifest, RecordedMarket, Recorder
 from app.bootstrap import TradingEngine
 from core.messages import Timer
@@ -63,7 +64,7 @@ def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Re
 
     def on_loop(kind: str, market: str, room: int | None, message: object) -> None:
         # On the actors' loop: the note is stamped when the actor is about to handle the message.
-        rec.on_input(kind, market, room)
+        rec.on_input(kind, market, room, message.gate if isinstance(message, SetRiskGate) else None)
         tell(market, message)
 
     def tapped_tell(market: str, message: object) -> bool:
@@ -76,6 +77,8 @@ def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Re
             note = "budget"
         elif kind is FeedAlive:
             note = "alive"
+        elif kind is SetRiskGate:
+            note = "risk"
         else:
             return tell(market, message)
         room = message.room_usdc6 if isinstance(message, SetBudget) else None

@@ -238,6 +238,11 @@ class OpsConfig(Base, frozen=True):
     log_rotate_mb: Annotated[float, Meta(ge=0.01, le=100_000)] = 100.0
     #: ``run-market-maker`` prints one status line per market on stdout this often; 0: never.
     status_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 10.0
+    #: The control plane's port on 127.0.0.1 (``polymm status``, ``pause``, ...; docs/operations.md):
+    #: 0 picks a free one (the run's ``control.json`` says which); null: no control plane.
+    control_port: Annotated[int, Meta(ge=0, le=65_535)] | None = 0
+    #: The Prometheus metrics' port on 127.0.0.1 (``/metrics``): 0 picks a free one; null: none.
+    metrics_port: Annotated[int, Meta(ge=0, le=65_535)] | None = 0
     #: Record the session's market feed (every frame as received, its receive time, the engine's own
     #: inputs) beside its event log, for ``polymm sim --replay`` (docs/research.md).
     record_market_data: bool = True

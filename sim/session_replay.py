@@ -10,7 +10,8 @@ it saw it, through the very code a ``run-market-maker --mode dry-run`` session r
   decides; orders go to a ``DryRunPort``, acknowledged at once, never filled;
 * the sessions' clock is the recorded receive time of the input being handled;
 * the engine's own inputs come where they came: a session recording (``ops.record_market_data``)
-  holds its ticker's ``Timer``s, budget shares, feed-alive notes, status asks and the shutdown's pull;
+  holds its ticker's ``Timer``s, budget shares, feed-alive notes, the risk manager's gates, status
+  asks and the shutdown's pull;
   for a ``polymm record`` recording the ticker is reconstructed (every ``tick_s`` from the first
   record, a budget share and a feed-alive note every tenth tick, a pull at the end);
 * messages are handled as the actors' loop handles them (``actors.loop``): a frame's batch at once,
@@ -44,6 +45,7 @@ from actors.market import (
     SetBudget,
     Status,
 )
+from actors.risk import SetRiskGate
 from actors.session import MarketSession
 from actors.supervisor import Router
 from adapters.paper import DryRunPort
@@ -66,6 +68,7 @@ from core.inventory import budget_rooms
 from core.markets import MarketInfo
 from core.messages import Timer
 from core.quoting import QuoteParams
+from core.risk import RiskGate
 from core.units import NS_PER_S, units_header
 from sim.eventlog import BufferSink
 
@@ -233,7 +236,7 @@ class SessionReplay:
                 self.feed.replay_frame(rec.data())
             case Input():
                 self.counts[f"input_{rec.input}"] += 1
-                self.engine_input(rec.input, rec.market, rec.room_usdc6)
+                self.engine_input(rec.input, rec.market, rec.room_usdc6, rec.risk_gate)
             case Connect():
                 self.counts["connects"] += 1
                 self.connected = True
@@ -257,7 +260,9 @@ class SessionReplay:
             case FileHeader():
                 pass
 
-    def engine_input(self, kind: str, market: str, room_usdc6: int | None = None) -> None:
+    def engine_input(
+        self, kind: str, market: str, room_usdc6: int | None = None, gate: RiskGate | None = None
+    ) -> None:
         """One of the engine's own inputs (``adapters.recording.Input``), now."""
         now = self.clock.now_ns()
         loop = self.loop
@@ -269,6 +274,9 @@ class SessionReplay:
                     loop.tell(market, SetBudget(room_usdc6=room_usdc6))
             case "alive":
                 loop.tell(market, FeedAlive(ts_ns=now))
+            case "risk":
+                if gate is not None:
+                    loop.tell(market, SetRiskGate(gate))
             case "status":
                 self.statuses()
             case "pull":
