@@ -36,6 +36,31 @@ quote BOOK="tests/fixtures/polymarket/book_2026-08_captured.json" CONFIG="config
 sim SCENARIO="default" ENGINE="inline" CONFIG="configs/market_maker.yaml" *ARGS:
     polymm sim --config {{CONFIG}} --scenario {{SCENARIO}} --engine {{ENGINE}} --out runs/{{SCENARIO}} {{ARGS}}
 
+# record the market channel for DURATION s into OUT: the markets CONFIG would quote (production by default;
+# ARGS: --ws-url URL --gamma-url URL for another venue). `polymm record --markets ID...` picks them by hand
+record OUT="runs/rec" DURATION="60" CONFIG="configs/market_maker.yaml" *ARGS:
+    polymm record --config {{CONFIG}} --duration {{DURATION}} --out {{OUT}} {{ARGS}}
+
+# offline: start the exchange emulator on PORT, record its three markets for DURATION s into OUT, stop it
+record-emulator OUT="runs/rec-emulator" DURATION="30" PORT="8089":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+    polymm emulator --port {{PORT}} > /dev/null 2>&1 &
+    emu=$!
+    trap 'kill $emu 2> /dev/null || true' EXIT
+    for _ in $(seq 100); do
+        python -c "import httpx; httpx.get('http://127.0.0.1:{{PORT}}/ok', timeout=1).raise_for_status()" 2> /dev/null && break
+        sleep 0.2
+    done
+    polymm record --markets will-it-rain-in-lisbon-tomorrow emulated-election-winner emulated-fed-rate-cut \
+        --ws-url ws://127.0.0.1:{{PORT}}/ws/market --gamma-url http://127.0.0.1:{{PORT}}/gamma \
+        --duration {{DURATION}} --out {{OUT}}
+
+# replay a recording (no scenario file): the simulator on it; ARGS --dry-run: as the dry-run session that ran it
+replay REC="runs/rec" OUT="runs/replay" CONFIG="configs/market_maker.yaml" *ARGS:
+    polymm sim --config {{CONFIG}} --replay {{REC}} --out {{OUT}} {{ARGS}}
+
 # the shipped scenarios against their stored baselines (tests/baselines/): exits 1 on any difference
 regress OUT="runs/regress" CONFIG="configs/market_maker.yaml":
     #!/usr/bin/env bash
@@ -103,9 +128,9 @@ paper DURATION="300" CONFIG="configs/market_maker.yaml" *ARGS:
 dry-run DURATION="300" CONFIG="configs/market_maker.yaml" *ARGS:
     polymm run-market-maker --config {{CONFIG}} --mode dry-run --duration {{DURATION}} {{ARGS}}
 
-# refresh the market cache from Gamma, then route it between the strategies
+# refresh the market cache from Gamma (configs/markets.yaml: enough for every route), then route it
 markets *ARGS:
-    polymm refresh-markets --config configs/market_maker.yaml {{ARGS}}
+    polymm refresh-markets --config configs/markets.yaml {{ARGS}}
     polymm route-markets --source-config configs/market_maker.yaml --market-maker-config configs/market_maker.yaml --market-maker-limit 5 --market-maker-output local_state/market_maker/selected_markets.json --option-seller-config configs/option_seller.yaml --option-seller-limit 10 --option-seller-output local_state/option_seller/selected_markets.json --risk-manager-config configs/risk.yaml --risk-manager-limit 15 --risk-manager-output local_state/risk_manager/selected_markets.json
 
 # format the code

@@ -6,7 +6,8 @@ and timers, and carries out the ledger's effects:
 * ``Report`` → the market's session (``route``); ``CancelVenueOrders`` → cancels by venue id;
   ``QueryOrders`` → ``Venue.order`` per id, answered with ``ledger.order_status``; ``ResendOrder`` →
   the same signed order posted again; ``PullMarket``/``ResumeMarket`` → the session holds or releases
-  its quotes (``HoldQuotes``/``ReleaseQuotes``); ``Audit`` → the event log (``ledger`` records).
+  its quotes (``HoldQuotes``/``ReleaseQuotes``); ``Audit`` → the event log (``ledger`` records). A
+  ``PositionResync`` report (the venue's position adopted) is also a ``fault`` record.
 
 What it does itself:
 
@@ -25,7 +26,8 @@ What it does itself:
   outcome is unknown is settled by a reconcile (the ledger says whether to send it again);
 * **reconciles** at start, periodically (``reconcile_interval_s``, with the venue's positions), after
   a user-channel (re)subscription, a lost heartbeat, a refused cancel or an unknown outcome: open
-  orders are listed first, then trades are backfilled from ``ledger.trade_cursor_ns``;
+  orders are listed first, then trades are backfilled from ``ledger.backfill_from_ns()``; after each
+  periodic one the ledger forgets what can no longer change (``ledger.prune``);
 * **heartbeats** run on a thread of their own (``HeartbeatLoop``), never through this mailbox, so order
   work cannot starve them; a gap longer than the venue's window means the venue cancelled every order
   of ours (``ledger.heartbeat_lost``: the markets requote from scratch);
@@ -74,6 +76,7 @@ from core.messages import (
     ExecEvent,
     Filled,
     Place,
+    PositionResync,
     Reconcile,
     Rejected,
     Submit,
@@ -261,6 +264,12 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     on_start: OnStart = "adopt"
     #: A position difference (1e-6 shares) the periodic comparison tolerates.
     drift_tolerance_qty: int = 0
+    #: The same drift in this many listings in a row, over at least ``drift_resync_min_s``, with
+    #: nothing settling and no order in doubt, adopts the venue's position; None: never.
+    drift_resync_listings: int | None = 3
+    drift_resync_min_s: float = 120.0
+    #: Finished orders and settled trades are kept in full this long (``core.ledger``, "Memory").
+    ledger_retention_s: float = 120.0
     #: The volume tier assumed until the venue's ``Poly-RateLimit-Tier`` header names one.
     rate_limit_tier: str = "standard"
     #: New orders held by a 429 longer than this: every quote is pulled until they may go again.
@@ -450,6 +459,10 @@ class OrderGatewayActor(pykka.ThreadingActor):
             on_start=cfg.on_start,
             reconcile_grace_ns=int(cfg.reconcile_grace_s * NS_PER_S),
             drift_tolerance_qty=cfg.drift_tolerance_qty,
+            resync_listings=cfg.drift_resync_listings,
+            resync_min_ns=int(cfg.drift_resync_min_s * NS_PER_S),
+            retention_ns=int(cfg.ledger_retention_s * NS_PER_S),
+            backfill_overlap_ns=int(cfg.trade_overlap_s * NS_PER_S),
         )
         self._ticks: dict[str, Px] = {m.market: m.tick_px for m in markets}
         self.limiter = RateLimiter(
@@ -555,6 +568,9 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 self._apply(self.ledger.order_update(message.order_id, message.kind, self.clock.now_ns()))
                 self._want_flush()
             case Reconcile():
+                # The user channel reconnected or (re)subscribed: it may have missed trades. Trades
+                # the new connection delivers before the reconcile runs must not hide them.
+                self.ledger.user_gap()
                 self._request_reconcile(message.reason)
             case HeartbeatLost():
                 self._on_heartbeat_lost_msg(message)
@@ -615,6 +631,11 @@ class OrderGatewayActor(pykka.ThreadingActor):
                     self._record("ledger", e.market, {"event": e.kind, **e.detail})
 
     def _report(self, market: str, ev: ExecEvent) -> None:
+        if isinstance(ev, PositionResync):
+            log.error("%s: %s", market, ev.reason)
+            self._record("fault", market, {"fault": "position_resync", **msgspec.structs.asdict(ev)})
+            self.route(market, ev)
+            return
         match ev:
             case Accepted():
                 self._n["accepted"] += 1
@@ -1055,8 +1076,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
         self._reconcile_reasons.append(reason)
 
     def _backfill_from_ns(self) -> int:
-        cursor = self.ledger.trade_cursor_ns
-        return max(0, cursor - int(self.cfg.trade_overlap_s * NS_PER_S)) if cursor else 0
+        return self.ledger.backfill_from_ns()
 
     def _reconcile(self) -> bool:
         reasons = self._reconcile_reasons
@@ -1101,6 +1121,10 @@ class OrderGatewayActor(pykka.ThreadingActor):
         if self._check_positions:
             self._check_positions = False
             self._compare_positions()
+            kept = self.ledger.prune(self.clock.now_ns())
+            log.debug(
+                "ledger keeps %d orders, %d trades, %d trade keys", kept.orders, kept.trades, kept.trade_keys
+            )
         return True
 
     def _compare_positions(self) -> None:

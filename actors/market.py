@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from bisect import bisect_left
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ import msgspec
 import pykka
 
 from actors.loop import LoopActor
+from actors.risk import SetRiskGate
 from actors.session import MarketSession
 from core.inventory import marked_pnl_usdc6
 from core.messages import (
@@ -34,11 +36,13 @@ from core.messages import (
     Filled,
     MarketBatch,
     MarketResolved,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     Timer,
     TradePrint,
 )
+from core.risk import STATE_NAMES, TradingState
 from core.units import PX_ONE
 
 log = logging.getLogger(__name__)
@@ -148,10 +152,52 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     #: ``quoting``, ``quoting (reduce_only)``, the decision's ``no_quote`` reason, ``held: <keys>``,
     #: ``no_book``, ``starting`` (no decision yet) or ``resolved``.
     state: str = ""
+    #: The market's trading state from the risk manager (``core.risk.STATE_NAMES``), the rule and why.
+    risk_state: str = "active"
+    risk_rule: str = ""
+    risk_detail: str = ""
+    #: The last decision's ``no_quote`` reason ("" while quoting) and why quotes were pulled or trimmed.
+    no_quote: str = ""
+    pulled: str = ""
+    fair_px: int = 0
+    half_spread_px: int = 0
+
+
+class LatencyHistogram:
+    """Counts of tick-to-quote latencies in fixed buckets (the metrics endpoint reads them).
+
+    One writer (the market actors' thread), any reader: a reader may see a count a moment before its
+    sum, never a torn number. ``BOUNDS_NS`` are the buckets' upper bounds (inclusive).
+    """
+
+    BOUNDS_NS: tuple[int, ...] = (
+        10_000,
+        25_000,
+        50_000,
+        100_000,
+        250_000,
+        500_000,
+        1_000_000,
+        2_500_000,
+        5_000_000,
+        10_000_000,
+        25_000_000,
+        100_000_000,
+        1_000_000_000,
+    )
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BOUNDS_NS) + 1)  # the last: above every bound
+        self.sum_ns = 0
+
+    def observe(self, ns: int) -> None:
+        """Count one latency."""
+        self.counts[bisect_left(self.BOUNDS_NS, ns)] += 1
+        self.sum_ns += ns
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
-_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync)
 
 
 class MarketActor(pykka.ThreadingActor):
@@ -180,8 +226,18 @@ class MarketActor(pykka.ThreadingActor):
         """Dispatch one message to the session (``tell`` on the hot path, ``ask`` for control)."""
         s = self.session
         if type(message) is MarketBatch:
+            latency = s.quote_latency
+            if latency is None:
+                s.on_batch(message.events)
+                self._flush()
+                return None
+            # Tick to quote: from handling the frame's events to handing over the orders they caused.
+            t0 = s.clock.now_ns()
+            sent = s.stats.places + s.stats.cancels
             s.on_batch(message.events)
             self._flush()
+            if s.stats.places + s.stats.cancels != sent:
+                latency.observe(s.clock.now_ns() - t0)
             return None
         if isinstance(message, _MARKET_EVENTS):
             s.on_event(message)
@@ -222,6 +278,10 @@ class MarketActor(pykka.ThreadingActor):
             return None
         if isinstance(message, PullQuotes):
             s.pull_quotes(message.ts_ns, message.reason)
+            return None
+        if isinstance(message, SetRiskGate):
+            s.set_risk_gate(message.gate, s.clock.now_ns())
+            self._flush()
             return None
         raise TypeError(f"{s.market}: unexpected message {type(message).__name__}")
 
@@ -314,6 +374,13 @@ def status_of(s: MarketSession) -> Status:
         book_age_ns=max(0, s.clock.now_ns() - book.ts_ns) if s.book_valid else None,
         pnl_usdc6=pnl,
         state=_state(s),
+        risk_state=STATE_NAMES[s.risk_gate.state],
+        risk_rule=s.risk_gate.rule,
+        risk_detail=s.risk_gate.detail,
+        no_quote=d.no_quote if d else "",
+        pulled=d.reasons.pulled if d else "",
+        fair_px=d.fair_px if d else 0,
+        half_spread_px=d.reasons.half_spread_px if d else 0,
     )
 
 
@@ -325,6 +392,8 @@ def _state(s: MarketSession) -> str:
         return "stopped"
     if s.holds:
         return "held: " + ", ".join(sorted(s.holds))
+    if s.risk_gate.state >= TradingState.PAUSED:
+        return f"risk_{STATE_NAMES[s.risk_gate.state]}"
     if not s.book_valid:
         return "no_book"
     if d is None:

@@ -9,10 +9,11 @@ update the book and estimators, call ``core.quoting.decide`` when its inputs cha
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final, assert_never, cast
+from typing import Any, Final, assert_never, cast
 
 import msgspec
 
+from actors.risk import RISK_SAMPLE_MAX_GAP_NS, MarketSample
 from core.book import L2Book
 from core.estimators import FlowState, VolState, decay_vol, update_flow, update_vol
 from core.inventory import Inventory, OrderLike, apply_fill, settle, worst_case_losses
@@ -31,6 +32,7 @@ from core.messages import (
     MarketEvent,
     MarketResolved,
     Place,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     Timer,
@@ -39,6 +41,7 @@ from core.messages import (
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
 from core.reconcile import Tolerance, admit, reconcile
+from core.risk import ACTIVE_GATE, RiskGate
 from core.units import PX_ONE, Outcome, Side
 from core.yes_view import to_yes
 
@@ -51,6 +54,12 @@ _YES = Outcome.YES
 PENDING_NEW = 0
 LIVE = 1
 CANCEL_PENDING = 2
+#: The position-drift hold of the order gateway (``actors.gateway``): the risk rule ``drift`` reads it.
+DRIFT_HOLD = "position_drift"
+
+#: Where a session's ``MarketSample`` goes (``actors.risk``); ``urgent`` (a fill): assess it now. A
+#: gate returned is applied at once (the simulator's monitor answers inline; the risk actor tells).
+RiskReport = Callable[[MarketSample, bool], RiskGate | None]
 
 
 class OrderRecord(msgspec.Struct, kw_only=True):
@@ -100,11 +109,15 @@ class MarketSession:
         inventory: Inventory | None = None,
         incarnation: int = 0,
         book_resync: Callable[[str], object] | None = None,
+        risk_gate: RiskGate = ACTIVE_GATE,
+        risk_report: RiskReport | None = None,
     ) -> None:
         """Create a session; no I/O here (pykka runs ``__init__`` on the caller's thread).
 
         ``inventory`` is what the market holds at start (live: the venue's positions through the
-        ledger); ``book_resync(market)`` asks the feed for a fresh book (after a post-only cross).
+        ledger); ``book_resync(market)`` asks the feed for a fresh book (after a post-only cross);
+        ``risk_gate`` the market's trading state at start and ``risk_report`` where its samples go
+        (``actors.risk``; None: no risk manager).
         """
         self.info = info
         self.market = info.market
@@ -147,6 +160,19 @@ class MarketSession:
         self.cross_rejects = 0
         self.places_blocked_until_ns = 0
         self._places_blocked = False
+        #: The market's trading state from the risk manager: ``decide`` honours it.
+        self.risk_gate = risk_gate
+        self.risk_report = risk_report
+        #: Refused orders so far, post-only crosses excepted (the risk rule ``error_rate`` counts them).
+        self.counted_rejects = 0
+        self._risk_key: tuple[object, ...] | None = None
+        self._risk_sent_ns = -NEVER
+        self._book_seen_ns = -1
+        #: Tick-to-quote latencies (``actors.market.LatencyHistogram``), kept by the market's actor.
+        self.quote_latency: Any = None
+        #: Live: the feed's book shows our own resting orders (the simulator's and the paper venue's
+        #: books do not); the risk manager's mark leaves them out.
+        self.own_orders_in_book = False
 
     # --- market data -------------------------------------------------------------------------------
 
@@ -258,6 +284,8 @@ class MarketSession:
         self.resolved_yes = yes_won
         self.inv = settle(self.inv, yes_won)
         self.sink.record("settlement", ts_ns, self.market, {"yes_won": yes_won, "inventory": self.inv})
+        if self.risk_report is not None:
+            self.report_risk(ts_ns, urgent=True)  # the settlement is the market's last mark
 
     def on_feed_alive(self, ts_ns: int) -> None:
         """The market feed is connected and current at ``ts_ns``: a quiet book is not a stale one."""
@@ -293,6 +321,8 @@ class MarketSession:
             self.dirty = True
         if self.dirty:
             self._maybe_requote(ts_ns, urgent=False)
+        if self.risk_report is not None:
+            self.report_risk(ts_ns, urgent=False)
 
     def _check_flow(self, ts_ns: int) -> None:
         # The flow feeds the decision only through the size multipliers: requote when they change.
@@ -358,6 +388,8 @@ class MarketSession:
                 self.sink.record("rejected", ev.ts_ns, self.market, ev)
                 if is_post_only_cross(ev.reason):
                     self._on_cross(self.clock.now_ns())
+                else:
+                    self.counted_rejects += 1  # the next sample tells the risk manager
                 self._changed()
             case Adopted():
                 # An earlier run's order, kept with its queue place: ours from now on, like any other
@@ -374,6 +406,8 @@ class MarketSession:
                     self.orders_version += 1
                     self.sink.record("adopted", ev.ts_ns, self.market, ev)
                     self._changed()
+            case PositionResync():
+                self._on_resync(ev)
             case _:
                 assert_never(ev)
 
@@ -409,6 +443,99 @@ class MarketSession:
         if not self.holds:
             self._changed()
 
+    # --- risk ------------------------------------------------------------------------------------------
+
+    def set_risk_gate(self, gate: RiskGate, ts_ns: int) -> None:
+        """The market's trading state from the risk manager: acted on at once (a pause pulls now)."""
+        old = self.risk_gate
+        if gate.state == old.state and gate.widen_px == old.widen_px and gate.rule == old.rule:
+            self.risk_gate = gate  # (the same state; keep the newer detail)
+            return
+        self.risk_gate = gate
+        self.dirty = True
+        if self.book_valid and not self.resolved:
+            self._maybe_requote(ts_ns, urgent=True)
+
+    def report_risk(self, ts_ns: int, urgent: bool) -> None:
+        """Tell the risk manager what changed (``urgent``: a fill; else at most once per timer).
+
+        A sample goes when anything the rules read changed, and at least once a second (the feed's
+        age moves on by itself; the counters are refreshed then).
+        """
+        report = self.risk_report
+        if report is None:
+            return
+        book = self.book
+        mid = self.market_mid_px()
+        if self.book_valid and book.ts_ns > self._book_seen_ns:
+            self._book_seen_ns = book.ts_ns
+        d = self.last_decision
+        quoting = d is not None and d.quote and not self.holds and self.quoting_enabled
+        st = self.stats
+        drift = self.holds.get(DRIFT_HOLD, "")
+        key = (
+            mid,
+            self.inv,
+            self.counted_rejects,
+            drift,
+            self.book_valid,
+            len(self.orders),
+            quoting,
+            self.resolved,
+        )
+        if not urgent and key == self._risk_key and ts_ns - self._risk_sent_ns < RISK_SAMPLE_MAX_GAP_NS:
+            return
+        self._risk_key = key
+        self._risk_sent_ns = ts_ns
+        gate = report(
+            MarketSample(
+                market=self.market,
+                ts_ns=ts_ns,
+                inv=self.inv,
+                mid_px=mid,
+                book_ts_ns=self._book_seen_ns,
+                book_valid=self.book_valid,
+                rejects=self.counted_rejects,
+                drift=drift,
+                open_orders=len(self.orders),
+                quoting=quoting,
+                resolved=self.resolved,
+                fills=st.fills,
+                decisions=st.decide_calls,
+                places=st.places,
+                cancels=st.cancels,
+            ),
+            urgent,
+        )
+        if gate is not None:
+            self.set_risk_gate(gate, ts_ns)
+
+    def market_mid_px(self) -> int:
+        """The YES mid of the market without our own orders (-1: no two-sided book).
+
+        Where the book shows our resting orders (live), a quote of ours at the touch would be the
+        market's price: its fill or cancel would move the mid, and a fast move, by itself.
+        """
+        book = self.book
+        if not self.book_valid:
+            return -1
+        bid, ask = book.bid_px, book.ask_px
+        if self.own_orders_in_book and self.orders:
+            own_bids: dict[int, int] = {}
+            own_asks: dict[int, int] = {}
+            for r in self.orders.values():
+                if r.status == PENDING_NEW:
+                    continue  # not on the venue's book yet
+                yes_px = r.px if r.outcome is _YES else PX_ONE - r.px
+                own = own_bids if (r.outcome is _YES) == (r.side is Side.BUY) else own_asks
+                own[yes_px] = own.get(yes_px, 0) + r.qty
+            step = book.scan_step
+            while bid >= 0 and book.bids[bid] <= own_bids.get(bid, 0):
+                bid -= step
+            while ask <= PX_ONE and book.asks[ask] <= own_asks.get(ask, 0):
+                ask += step
+        return (bid + ask) // 2 if 0 <= bid < ask <= PX_ONE else -1
+
     def _changed(self) -> None:
         # Something our decision depends on changed: requote when the throttle allows.
         self.dirty = True
@@ -420,6 +547,18 @@ class MarketSession:
         if room_usdc6 != self.global_room_usdc6:
             self.global_room_usdc6 = room_usdc6
             self._changed()
+
+    def _on_resync(self, ev: PositionResync) -> None:
+        # The venue's position replaces ours (live: the ledger's resync rule), booked as the ledger
+        # books it: each outcome's difference as one fill without fee.
+        for outcome, side, px, qty in ev.fills():
+            self.inv = apply_fill(self.inv, outcome, side, px, qty, 0)
+        if self.resolved_yes is not None:
+            self.inv = settle(self.inv, self.resolved_yes)
+        net = abs(self.inv.yes_qty - self.inv.no_qty)
+        self.stats.max_abs_inventory_qty = max(net, self.stats.max_abs_inventory_qty)
+        self.sink.record("position_resync", ev.ts_ns, self.market, ev)
+        self._changed()
 
     def _on_fill(self, ev: Filled) -> None:
         self.inv = apply_fill(self.inv, ev.outcome, ev.side, ev.px, ev.qty, ev.fee_usdc6)
@@ -450,6 +589,8 @@ class MarketSession:
             # Not urgent: the caps already counted this order as filled; the new skew can wait for
             # the throttle like any other input.
             self._maybe_requote(now, urgent=False)
+        if self.risk_report is not None:
+            self.report_risk(now, urgent=True)  # a loss stop acts on the fill that reaches it
 
     # --- decide and apply --------------------------------------------------------------------------
 
@@ -477,6 +618,7 @@ class MarketSession:
             ts_ns,
             global_room_usdc6=self.global_room_usdc6,
             inflight=inflight,
+            risk=self.risk_gate,
         )
         last = self.last_decision
         self.last_decision = d

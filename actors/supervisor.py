@@ -28,7 +28,7 @@ from actors.market import (
     ReleaseQuotes,
 )
 from actors.session import MarketSession
-from core.messages import Accepted, Adopted, Canceled, ExecBatch, Filled, Rejected
+from core.messages import Accepted, Adopted, Canceled, ExecBatch, Filled, PositionResync, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def _is_report(message: object) -> bool:
     # Execution reports change inventory: they must reach the next actor. Market data does not: the
     # new session waits for a fresh snapshot anyway.
     return isinstance(
-        message, (Accepted, Rejected, Filled, Canceled, Adopted, ExecBatch, HoldQuotes, ReleaseQuotes)
+        message,
+        (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync, ExecBatch, HoldQuotes, ReleaseQuotes),
     )
 
 

@@ -26,6 +26,7 @@ import httpx
 import msgspec
 
 from core.config import MarketSelection
+from core.markets import ProtocolVersion
 from core.selection import MarketRecord
 from core.units import UnitError, decimal_to_int, parse_px, parse_qty, parse_tick
 
@@ -387,7 +388,8 @@ def _decimal(raw: Mapping[str, Any], field: str, decimals: int, default: int = 0
 
 
 def _str_list(raw: Mapping[str, Any], field: str) -> tuple[str, ...]:
-    # `outcomes`, `outcomePrices` and `clobTokenIds` are JSON arrays encoded as strings.
+    # `outcomes`, `outcomePrices` and `clobTokenIds` are JSON arrays encoded as strings; `positionIds` is a
+    # plain array (either form is read).
     value = raw.get(field)
     if value is None or value == "":
         return ()
@@ -458,6 +460,27 @@ def _rewards(raw: Mapping[str, Any]) -> float:
     return total
 
 
+def _version(raw: Mapping[str, Any]) -> tuple[ProtocolVersion, str]:
+    """Gamma's ``version`` and the field of the ids it trades by (venue-2026-12.md §1).
+
+    ``v1``: ``clobTokenIds``; ``v2`` (Protocol V2): ``positionIds``, even when both are served. An
+    unknown version is refused. A market without ``version`` is one listed before Protocol V2 (the
+    recorded fixtures, older mirrors): V1 by its ``clobTokenIds`` if it serves no ``positionIds``,
+    refused if it does (which ids it trades by would be a guess). The live adapter checks the ids
+    against the SDK's own V1/V2 test before signing anything.
+    """
+    version = raw.get("version")
+    if version is None or version == "":
+        if raw.get("positionIds") not in (None, "", []):
+            raise MalformedMarket("version: missing, and positionIds are served: V1 or V2 is unknown")
+        return "v1", "clobTokenIds"
+    if version == "v1":
+        return "v1", "clobTokenIds"
+    if version == "v2":
+        return "v2", "positionIds"
+    raise MalformedMarket(f"version: {_show(version)} is not a protocol polymm trades (v1, v2)")
+
+
 def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> MarketRecord:
     """Parse one Gamma market object (and optionally its full event, for tags) into a ``MarketRecord``.
 
@@ -471,9 +494,10 @@ def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None)
     if not isinstance(condition_id, str) or not condition_id:
         raise MalformedMarket("conditionId: missing")
     outcomes = _str_list(raw, "outcomes")
-    token_ids = _str_list(raw, "clobTokenIds")
+    version, ids_field = _version(raw)
+    token_ids = _str_list(raw, ids_field)
     if outcomes and token_ids and len(outcomes) != len(token_ids):
-        raise MalformedMarket(f"clobTokenIds: {len(token_ids)} ids for {len(outcomes)} outcomes")
+        raise MalformedMarket(f"{ids_field}: {len(token_ids)} ids for {len(outcomes)} outcomes")
     tick = _opt_tick(raw, "orderPriceMinTickSize")
     try:
         min_qty = parse_qty(_num_text("orderMinSize", raw["orderMinSize"])) if raw.get("orderMinSize") else 0
@@ -500,6 +524,7 @@ def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None)
         description=_text(raw, "description"),
         outcomes=outcomes,
         token_ids=token_ids,
+        version=version,
         tick_px=tick,
         min_qty=min_qty,
         neg_risk=_bool(raw, "negRisk"),

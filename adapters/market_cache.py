@@ -3,7 +3,7 @@
 Both files are a ``MarketsFile``::
 
     {
-      "schema_version": 2,
+      "schema_version": 3,
       "kind": "market_cache" | "selected_markets",
       "generated_at": "2026-11-24T03:38:21Z",
       "strategy": "",                       # selected_markets: market_maker | option_seller | risk_manager
@@ -33,8 +33,10 @@ import msgspec
 from core.selection import MarketRecord
 from core.units import TICKS_PX
 
-#: 2: sizes (``min_qty``, ``rewards_min_qty``) in 1e-6 shares; version 1 had them in 0.01 shares.
-SCHEMA_VERSION: Final = 2
+#: 3: each market carries Gamma's protocol ``version`` and the ids it trades by (``positionIds`` for a
+#: Protocol V2 market); 2 had ``clobTokenIds`` only. 2: sizes (``min_qty``, ``rewards_min_qty``) in 1e-6
+#: shares; version 1 had them in 0.01 shares.
+SCHEMA_VERSION: Final = 3
 
 Kind = Literal["market_cache", "selected_markets"]
 

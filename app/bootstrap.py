@@ -7,12 +7,15 @@
   feed's event-loop thread (``actors.loop``): a frame is decided on the thread that decoded it;
 * a ticker thread telling ``Timer`` every 100 ms and sharing the exposure budgets each second (the
   global cap among all markets, each neg-risk event's cap among its markets);
+* the risk manager (``actors.risk.RiskActor``): the sessions tell it their samples, the ticker a
+  ``RiskTick`` each second, and it tells each market actor its trading state (``SetRiskGate``);
 * an ``ExchangePort`` per mode: ``live`` the order gateway over py-clob-client-v2, ``paper`` the
   simulated venue fed by the live book (``adapters.paper.PaperVenue``), ``dry-run`` a port that
   acknowledges and sends nothing.
 
-Market events reach the actors through ``FrameDispatcher``: one ``core.yes_view.YesView`` per market
-maps every event of either token onto the YES book, each happening once.
+Market events reach the actors through ``actors.dispatch.FrameDispatcher``: one
+``core.yes_view.YesView`` per market maps every event of either token onto the YES book, each
+happening once.
 
 Decisions, orders and fills go to an event log (one JSON object per line, the simulator's format):
 ``run-market-maker`` gives each session a run directory of its own (``adapters.runlog``); the log
@@ -32,24 +35,34 @@ from typing import Any, Literal, cast
 
 import pykka
 
+from actors.dispatch import FrameDispatcher
 from actors.loop import ActorLoop
-from actors.market import FeedAlive, FeedLost, GetStatus, PullQuotes, SetBudget, Status
+from actors.market import (
+    FeedAlive,
+    FeedLost,
+    GetStatus,
+    LatencyHistogram,
+    PullQuotes,
+    SetBudget,
+    Status,
+)
+from actors.risk import MarketSample, RiskActor, RiskMonitor, RiskStore, RiskTick, SetRiskGate
 from actors.session import MarketSession
 from actors.supervisor import Router, StartMarket, Supervisor
 from adapters.clock import LiveClock
 from adapters.paper import DryRunPort, GetPaperMarkets, PaperPort, PaperVenue
 from adapters.polymarket.book_audit import AuditConfig
 from adapters.polymarket.parse import AssetMap
-from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
+from adapters.polymarket.ws_market import MarketFeedTap, MarketWsClient, MarketWsConfig
 from adapters.runlog import JsonlFileSink
 from core.config import Config
 from core.inventory import Inventory, budget_rooms
 from core.markets import MarketInfo
-from core.messages import BookDelta, MarketBatch, MarketEvent, Timer
+from core.messages import Timer
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import quote_params
+from core.risk import ACTIVE_GATE, RiskGate, risk_limits
 from core.units import USDC6_ONE, Outcome, units_header
-from core.yes_view import YesView
 
 log = logging.getLogger(__name__)
 
@@ -89,59 +102,6 @@ def audit_config(cfg: Config) -> AuditConfig | None:
     )
 
 
-class FrameDispatcher:
-    """Hands each feed frame to the market actors: one ``MarketBatch`` of YES events per market per frame.
-
-    Runs on the feed's thread, on the tick-to-quote path. Every event goes through its market's
-    ``core.yes_view.YesView`` first: the venue publishes most things on both tokens (a level change
-    and its mirror, a trade printed on each token, a book and a tick change per token), and the view
-    maps each happening onto the YES book once, so the actors (and the paper venue) see only YES
-    events. ``listeners`` see every YES event but level changes (live: the gateway wants tick-size
-    changes); in paper trading the simulated ``venue`` sees each batch before the market's actor does.
-    """
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.venue: pykka.ActorRef[Any] | None = None
-        self.listeners: list[Callable[[MarketEvent], None]] = []
-        #: One YES view per market (its state: the last change passed on, trades awaiting their mirror).
-        self.views: dict[str, YesView] = {}
-        #: YES events handed to the market actors.
-        self.events_in = 0
-
-    def __call__(self, events: Sequence[MarketEvent]) -> None:
-        """Dispatch one frame's events (already checked by the feed's book epochs)."""
-        listeners, views = self.listeners, self.views
-        by_market: dict[str, list[MarketEvent]] = {}
-        market = ""
-        apply: Callable[[MarketEvent], MarketEvent | None] | None = None
-        for raw in events:
-            if raw.market != market or apply is None:  # a frame is mostly one market's
-                market = raw.market
-                view = views.get(market)
-                if view is None:
-                    view = views[market] = YesView()
-                apply = view.apply
-            ev = apply(raw)
-            if ev is None:
-                continue  # the mirror of what this market's view already passed on
-            if type(ev) is not BookDelta:
-                for listener in listeners:
-                    listener(ev)
-            evs = by_market.get(market)
-            if evs is None:
-                by_market[market] = [ev]
-            else:
-                evs.append(ev)
-        venue, tell = self.venue, self.router.tell
-        for market, evs in by_market.items():
-            self.events_in += len(evs)
-            batch = MarketBatch(tuple(evs))
-            if venue is not None:
-                venue.tell(batch)  # paper: the simulated venue sees the book first
-            tell(market, batch)
-
-
 class TradingEngine:
     """Everything that trades (or pretends to) for one strategy config; see the module docstring."""
 
@@ -159,6 +119,8 @@ class TradingEngine:
         tick_s: float | None = TICK_S,
         inventory: Mapping[str, Inventory] | None = None,
         sink: EventSink | None = None,
+        risk: RiskMonitor | None = None,
+        risk_store: RiskStore | None = None,
     ) -> None:
         """Wire everything; nothing starts until ``start``.
 
@@ -167,7 +129,9 @@ class TradingEngine:
         no timers, budget shares or feed-alive notes: whoever drives the engine tells them);
         ``inventory`` what each market holds at start (live: the venue's positions, through the ledger);
         ``sink`` the event log (``run-market-maker``: its run directory's, which it closes itself),
-        else ``state_dir/events.jsonl``, closed by ``close``.
+        else ``state_dir/events.jsonl``, closed by ``close``; ``risk`` the risk manager's monitor
+        (restored from ``risk_store``, where it saves; None: the config's own ``risk`` limits, nothing
+        saved).
         """
         self.cfg = cfg
         self.markets = list(markets)
@@ -187,6 +151,8 @@ class TradingEngine:
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.feed: MarketWsClient | None = None
+        #: Sees the feed's frames as received (``app.session_recording``: ``ops.record_market_data``).
+        self.feed_tap: MarketFeedTap | None = None
         self._feed_done: concurrent.futures.Future[None] | None = None
         self.actor_loop = ActorLoop("polymm-market")
         self._stop = threading.Event()
@@ -198,6 +164,13 @@ class TradingEngine:
         self._initial_rooms = dict(zip(self._market_ids(), self.rooms([0] * len(self.markets)), strict=True))
         #: Feed frames to market actors (its ``listeners`` are extra consumers of market events).
         self.dispatch = FrameDispatcher(self.router)
+        self.risk_monitor = risk or RiskMonitor(risk_limits(cfg), self._market_ids(), book_sink=self.sink)
+        self.risk_store = risk_store
+        self.risk: pykka.ActorRef[Any] | None = None
+        #: Live: ``() -> (heartbeat age in ns or None, venue errors so far)`` for the risk rules.
+        self.book_health: Callable[[], tuple[int | None, int]] | None = None
+        #: Tick-to-quote latencies of every market (the metrics endpoint reads them).
+        self.quote_latency = LatencyHistogram()
 
     # --- wiring ------------------------------------------------------------------------------------
 
@@ -227,7 +200,11 @@ class TradingEngine:
             inventory=previous.inv if previous is not None else self._start_inventory.get(market),
             incarnation=self._incarnations.get(market, 0),
             book_resync=self.request_book_resync,
+            risk_gate=self.risk_monitor.gate(market),
+            risk_report=self._risk_report,
         )
+        s.quote_latency = self.quote_latency
+        s.own_orders_in_book = self.mode == "live"  # (paper orders rest in the simulated venue only)
         self._incarnations[market] = self._incarnations.get(market, 0) + 1
         self._sessions[market] = s
         # Until the first budget share, an equal slice of the global cap and of its neg-risk event's cap
@@ -240,11 +217,18 @@ class TradingEngine:
         if self.mode == "paper":
             self.venue = PaperVenue.start(self.markets, self.router.tell, self.clock)
             self.dispatch.venue = self.venue
+        # The risk manager first: every market starts in the state it is in (a HALT from before a
+        # restart is in force before the first decision).
+        gates = self.risk_monitor.start_gates()
+        self.risk = RiskActor.start(self.risk_monitor, self._tell_gate, self.clock, store=self.risk_store)
         # The market actors and the feed share one loop thread: a frame is decided where it was decoded.
         self.actor_loop.start()
         self.supervisor = Supervisor.start(self._session, self.router, actor_loop=self.actor_loop)
         for m in self.markets:
             self.supervisor.ask(StartMarket(m.market), timeout=10)
+        for market, gate in gates.items():
+            if gate is not ACTIVE_GATE:  # (the session has it already: told so a recording notes it)
+                self._tell_gate(market, gate)
         self.feed = MarketWsClient(
             AssetMap.from_markets(self.markets),
             lambda ev: self.dispatch((ev,)),
@@ -252,6 +236,7 @@ class TradingEngine:
             on_invalidate=self._feed_lost,
             on_batch=self.dispatch,
             on_resync=self._book_resync,
+            tap=self.feed_tap,
         )
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)
@@ -259,6 +244,17 @@ class TradingEngine:
         if self.tick_s is not None:
             self._ticker = threading.Thread(target=self._tick, name="polymm-ticker", daemon=True)
             self._ticker.start()
+
+    def _risk_report(self, sample: MarketSample, urgent: bool) -> RiskGate | None:
+        # On the market actors' thread: hand the sample over; the gate comes back by SetRiskGate.
+        risk = self.risk
+        if risk is not None:
+            with contextlib.suppress(pykka.ActorDeadError):  # stopping
+                risk.tell(sample)
+        return None
+
+    def _tell_gate(self, market: str, gate: RiskGate) -> None:
+        self.router.tell(market, SetRiskGate(gate))
 
     def request_book_resync(self, market: str) -> None:
         """A session's order crossed the venue's book (post-only refused): the feed should fetch it afresh.
@@ -293,11 +289,20 @@ class TradingEngine:
             n += 1
             if n % BUDGET_EVERY == 0:
                 self._share_budget()
+                self.risk_tick(now)
                 # A connected feed (it drops the connection after 30 s without a frame or a PONG)
                 # vouches for books that simply did not change: max_book_age_ms is about the feed.
                 if self.feed is not None and self.feed.status().connected:
                     for m in self.markets:
                         self.router.tell(m.market, FeedAlive(ts_ns=now))
+
+    def risk_tick(self, now_ns: int) -> None:
+        """Tell the risk manager to evaluate everything (the ticker does, each second)."""
+        if self.risk is None:
+            return
+        heartbeat_age, venue_errors = self.book_health() if self.book_health is not None else (None, 0)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.risk.tell(RiskTick(ts_ns=now_ns, heartbeat_age_ns=heartbeat_age, venue_errors=venue_errors))
 
     def _market_ids(self) -> list[str]:
         return [m.market for m in self.markets]
@@ -374,6 +379,8 @@ class TradingEngine:
         """Stop the actors and close the event log (after ``stop`` and any venue shutdown)."""
         if self.supervisor is not None:
             self.supervisor.stop()
+        if self.risk is not None:
+            self.risk.stop()  # (saves the risk state one last time)
         if self.venue is not None:
             self.venue.stop()
         self.actor_loop.stop()

@@ -27,6 +27,7 @@ Typical flow:
   polymm refresh-markets --config configs/market_maker.yaml               market cache from Gamma
   polymm route-markets --source-config ... --market-maker-config ...      split it between strategies
   polymm run-market-maker --config configs/market_maker.yaml --mode paper trade on paper (or dry-run/live)
+  polymm status / pause / resume / cancel-all / halt                     operate the running bot
   polymm emulator / polymm demo-live                                      the venue on 127.0.0.1
 
 Every command has --help; docs/ explains each part. Input mistakes exit 2 with one line.

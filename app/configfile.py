@@ -119,3 +119,22 @@ def _one_line(text: str, limit: int = 300) -> str:
 def load_config(path: str | Path) -> Config:
     """Load a strategy config (``configs/market_maker.yaml`` and friends)."""
     return load_struct(path, Config)
+
+
+def refuse_risk_manager(cfg: Config, path: str | Path) -> None:
+    """A risk_manager config places no quotes: commands that quote refuse it with one line."""
+    if cfg.strategy == "risk_manager":
+        raise ConfigFileError(
+            f"{path}: strategy: a risk_manager config places no quotes; give a trading config as --config "
+            "(it may take this one as --risk-config)"
+        )
+
+
+def load_risk_config(path: str | Path) -> Config:
+    """``--risk-config``: a risk_manager config (``configs/risk.yaml``) whose ``risk`` limits apply."""
+    cfg = load_config(path)
+    if cfg.strategy != "risk_manager":
+        raise ConfigFileError(
+            f"{path}: strategy: {cfg.strategy}: --risk-config takes a risk_manager config (configs/risk.yaml)"
+        )
+    return cfg

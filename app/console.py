@@ -31,9 +31,10 @@ from core.units import NS_PER_S, format_px, format_qty
 
 #: Libraries whose INFO lines are per request: WARNING and up only, on screen and in the file.
 QUIET_LOGGERS: Final = ("httpx", "httpcore", "urllib3", "websockets", "hpack", "h2")
-#: Libraries that log every failed request as an ERROR although polymm handles it (retries, or says
-#: what went wrong in its own words): to the file only, never on stderr.
-FILE_ONLY_LOGGERS: Final = ("py_clob_client_v2",)
+#: Libraries that log failed requests as errors although polymm handles them (retries, or says what
+#: went wrong in its own words): to the file only, never on stderr. The venue's SDK logs requests only
+#: to a logger it is given (polymm gives none); its stream modules log to ``polymarket.*``.
+FILE_ONLY_LOGGERS: Final = ("polymarket",)
 #: Rolled-over human logs kept next to ``ops.log_path``.
 HUMAN_LOG_BACKUPS: Final = 10
 FILE_FORMAT: Final = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s [%(threadName)s]: %(message)s"

@@ -17,12 +17,10 @@ from adapters.polymarket.clob_port import (
     ClobExchangePort,
     ClobLike,
     PolymarketVenue,
-    PositionsSource,
     UserChannelBridge,
 )
-from adapters.polymarket.errors import RetryAfterProbe
-from adapters.polymarket.orders import POLYGON
-from adapters.polymarket.parse import AssetMap
+from adapters.polymarket.errors import RateLimitListener
+from adapters.polymarket.orders import OrderSigner
 from core.markets import MarketInfo
 from core.ports import Clock, EventSink, Route, Schedule
 
@@ -31,6 +29,7 @@ __all__ = ["start_gateway"]
 
 def start_gateway(
     clob: ClobLike,
+    signer: OrderSigner,
     markets: Iterable[MarketInfo],
     route: Route,
     clock: Clock,
@@ -38,12 +37,13 @@ def start_gateway(
     config: GatewayConfig | None = None,
     schedule: Schedule | None = None,
     wait: Callable[[float], object] | None = None,
-    retry_after: RetryAfterProbe | None = None,
-    chain_id: int = POLYGON,
-    positions: PositionsSource | None = None,
+    rate_limits: RateLimitListener | None = None,
+    positions: bool = True,
     sink: EventSink | None = None,
 ) -> tuple[pykka.ActorRef[Any], ClobExchangePort, UserChannelBridge]:
     """Start the gateway over ``clob`` for ``markets`` (its heartbeat thread starts with it).
+
+    ``rate_limits`` is the listener the client was created with (``on_rate_limit_update``).
 
     Returns:
         The gateway's ref (``ask(Startup())`` once before quoting; ``ask(Shutdown())`` / ``stop()``
@@ -51,13 +51,7 @@ def start_gateway(
         ``on_event``/``on_reconnect``/``on_subscribed`` go to ``UserWsClient``.
     """
     markets = list(markets)
-    venue = PolymarketVenue(
-        clob,
-        AssetMap.from_markets(markets),
-        chain_id=chain_id,
-        retry_after=retry_after,
-        positions=positions,
-    )
+    venue = PolymarketVenue(clob, signer, markets, rate_limits=rate_limits, positions=positions)
     ref = OrderGatewayActor.start(
         venue, markets, route, clock, config=config, schedule=schedule, wait=wait, sink=sink
     )

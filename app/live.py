@@ -1,9 +1,13 @@
-"""Live trading wiring: the key, the CLOB client, the order gateway and its ledger, the user channel.
+"""Live trading wiring: the key, the venue's SDK client, the order gateway and its ledger, the user channel.
 
 Imported only by ``run-market-maker --mode live``. The key comes from ``POLYMM_PRIVATE_KEY`` or a key
 file (``--key-file`` / ``POLYMM_PRIVATE_KEY_FILE``), API credentials from ``POLYMM_API_KEY``,
-``POLYMM_API_SECRET`` and ``POLYMM_API_PASSPHRASE`` or derived with the key (L1). Every secret is
-registered with the log redaction filter before anything is logged.
+``POLYMM_API_SECRET`` and ``POLYMM_API_PASSPHRASE`` (checked with the venue before anything else) or
+derived with the key (L1). Every secret is registered with the log redaction filter before anything
+is logged. The client is ``polymarket-client``'s ``SecureClient`` for the key's own address, on
+``PRODUCTION`` or, for any other CLOB, on an environment pointed at it (``adapters.polymarket.sdk``).
+Each market trades by the protocol Gamma names (V1 token ids or Protocol V2 position ids); a market
+whose ids the SDK classifies otherwise is left out with one line.
 
 Start-up order (``start_live``): the gateway starts (and its heartbeat thread, so orders of an
 earlier run that we adopt stay alive), then its ``Startup`` loads the venue's truth (positions with
@@ -21,8 +25,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from eth_account import Account
-
 from actors.gateway import (
     GatewayConfig,
     GatewayStatus,
@@ -33,15 +35,14 @@ from actors.gateway import (
     StartupReport,
 )
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import DataApiPositions, sdk_retry_after_probe
+from adapters.polymarket import sdk
+from adapters.polymarket.clob_port import connect_venue, market_protocol_problem
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.secrets import (
     SecretError,
-    build_clob_client,
     install_log_redaction,
     load_api_credentials,
     load_private_key,
-    verify_credentials,
 )
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import ConfigFileError
@@ -84,6 +85,8 @@ def gateway_config(cfg: Config) -> GatewayConfig:
         reconcile_interval_s=ops.reconcile_interval_s,
         max_rate_limit_pause_s=ops.max_rate_limit_pause_s,
         rate_limit_tier=ops.rate_limit_tier,
+        drift_resync_listings=ops.drift_resync_listings,
+        drift_resync_min_s=ops.drift_resync_min_s,
     )
 
 
@@ -127,32 +130,55 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
     """Build the gateway, load the venue's truth, prepare the user channel.
 
     Returns ``port``, ``inventory`` (each market's position at start), ``attach(engine)`` and
-    ``shutdown()`` (a dict for the summary; ``confirmed`` and ``may_remain`` give the exit code), and
-    ``cancel_all_now()`` (a forced exit's one cancel-all).
+    ``shutdown()`` (a dict for the summary; ``confirmed`` and ``may_remain`` give the exit code),
+    ``cancel_all_now()`` (a forced exit's one cancel-all) and ``markets`` (those traded: a market
+    whose ids disagree with its protocol version is left out).
     """
     try:
         key = load_private_key(os.environ, key_file=args.key_file)
     except SecretError as exc:
         raise ConfigFileError(f"--key-file / POLYMM_PRIVATE_KEY: {exc}") from None
     install_log_redaction([key])
-    wallet = Account.from_key(key.reveal()).address
-    client, creds = build_clob_client(args.clob_url, key, load_api_credentials(os.environ))
-    install_log_redaction([key, *creds.secret_values()])
-    verify_credentials(client)  # bad credentials stop the run here (one line, exit 2: app.commands.run)
+    creds_given = load_api_credentials(os.environ)
+    if creds_given is not None:
+        install_log_redaction([key, *creds_given.secret_values()])
+    market_ws = str(getattr(args, "ws_url", "") or "") or None
     data_url = data_api_url(args)
+    environment = sdk.environment_for(
+        args.clob_url,
+        data_url=data_url,
+        gamma_url=getattr(args, "gamma_url", None),
+        market_ws_url=market_ws,
+        user_ws_url=getattr(args, "user_ws_url", None) or (user_ws_url(market_ws) if market_ws else None),
+    )
+    # Bad credentials stop the run here (one line, exit 2: app.commands.run).
+    client, signer, creds, rate_limits = connect_venue(environment, key, creds_given)
+    install_log_redaction([key, *creds.secret_values()])
+    wallet = signer.address
+    traded: list[MarketInfo] = []
+    for m in markets:
+        problem = market_protocol_problem(m)
+        if problem is not None:
+            print(f"  refused: {problem}")
+        else:
+            traded.append(m)
+    if not traded:
+        client.close()
+        raise LiveStartError(f"live: none of the {len(markets)} markets can be traded (see the lines above)")
+    v2 = sum(1 for m in traded if m.version == "v2")
     print(
-        f"LIVE trading as wallet {wallet} on {args.clob_url} ({len(markets)} markets);"
-        f" positions from {data_url}"
+        f"LIVE trading as wallet {wallet} on {args.clob_url} ({len(traded)} markets: {len(traded) - v2} V1,"
+        f" {v2} Protocol V2) through polymarket-client {sdk.sdk_version()}; positions from {data_url}"
     )
     held = _Held()
     gateway, port, bridge = start_gateway(
         client,
-        markets,
+        signer,
+        traded,
         held.route,
         LiveClock(),
         config=gateway_config(cfg),
-        retry_after=sdk_retry_after_probe(),
-        positions=DataApiPositions(data_url, wallet),
+        rate_limits=rate_limits,
         sink=held,
     )
     report = cast(StartupReport, gateway.ask(Startup(), timeout=300))
@@ -160,9 +186,10 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
     if not report.positions_loaded and any(e.startswith("list positions") for e in report.errors):
         gateway.ask(Shutdown(), timeout=120)
         gateway.stop()
+        client.close()
         raise LiveStartError(f"live: cannot start without the venue's positions: {report.errors[0]}")
     ws = UserWsClient(
-        AssetMap.from_markets(markets),
+        AssetMap.from_markets(traded),
         creds,
         bridge.on_event,
         on_reconnect=bridge.on_reconnect,
@@ -188,6 +215,7 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
         finally:
             gateway.stop()
             ws.stop()
+            client.close()
         return {
             "canceled": rep.canceled,
             "still_open": len(rep.remaining),
@@ -207,18 +235,17 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
                 "forced exit: the cancel-all failed: %s",
                 " ".join(f"{type(exc).__name__}: {exc}".split())[:200],
             )
-        rows = client.get_open_orders()
-        if not isinstance(rows, list):
-            raise TypeError(f"the venue's open orders came as {type(rows).__name__}, not a list")
-        return [str(r.get("id", "?")) if isinstance(r, dict) else "?" for r in rows]
+        return [str(o.id) for page in client.list_open_orders() for o in page.items]
 
     return {
+        "markets": traded,
         "port": port,
         "attach": attach,
         "shutdown": shutdown,
         "wallet": wallet,
         "inventory": dict(report.positions),
         "cancel_all_now": cancel_all_now,
+        "gateway": gateway,  # the control plane's watch and cancel-all confirmation (app.control)
     }
 
 

@@ -9,7 +9,11 @@ happens in a fresh subprocess so its peak RSS is its own. Workloads are fixed an
 * ``decide``: ``decide()`` timed call by call on inputs captured from a simulation run;
 * ``tick_to_quote``: 50 markets at 5,000 messages/s over a loopback WebSocket, from decoding a
   message to the orders it causes handed to the gateway (``bench/tick_to_quote.py``);
-* ``sign``: one V2 order signed by py-clob-client-v2 with coincurve, amounts checked;
+* ``sign``: one order built and signed per call, coincurve installed, in fresh processes taking turns:
+  polymm's path (our EIP-712 digest, coincurve ``sign_recoverable``, the SDK's ``SignedOrder``, the
+  amount check; V1, neg-risk V1 and V2 in turn) against polymarket-client's own
+  ``SecureClient.create_limit_order`` (its metadata cache warmed once against a loopback emulator, so
+  no request is timed). The load average is recorded with the figures: the machines are shared.
 * ``w1m``: issue #13's W1M workload (``bench/w1m.py``: 1,000,000 rows in hftbacktest's event format,
   generated once, seed 7, and cached in ``bench/out/``): the ``.npz`` load alone (time, peak RSS),
   then polymm's inline engine on it (events/s, order actions, fills, peak RSS), and hftbacktest on
@@ -21,7 +25,8 @@ Results go to ``bench/out/results.json`` (git-ignored) unless ``--out`` says oth
 ``bench/results.json`` holds the reference figures the README quotes, refreshed on purpose with
 ``--out bench/results.json``.
 
-Usage: ``python bench/bench.py [--repeat N] [--out FILE] [--only w1m] [--peer-python PYTHON]``.
+Usage: ``python bench/bench.py [--repeat N] [--out FILE] [--only sign|w1m] [--peer-python PYTHON]``;
+``--only sign`` runs the signing figures alone, ``--only w1m`` the W1M ones, and updates them in the file.
 """
 
 from __future__ import annotations
@@ -186,6 +191,99 @@ def bench_decide(n_inputs: int = 2_000, rounds: int = 20) -> dict[str, Any]:
     }
 
 
+SIGN_ORDERS = 3_000
+
+
+def bench_sdk_create_limit_order(n: int) -> dict[str, Any]:
+    """polymarket-client's ``create_limit_order`` per order, public API only (called in a subprocess).
+
+    A loopback emulator without flow serves the two metadata reads the SDK makes per market (cached
+    for 10 minutes); one warm-up order per market fills the cache, so the timed calls make no request.
+    """
+    from eth_account import Account
+    from polymarket import SecureClient
+
+    from adapters.polymarket.sdk import environment_for
+    from emulator import Emulator
+    from emulator.scenario import FlowConfig, MarketConfig, Scenario
+
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    off = FlowConfig(enabled=False)
+    scenario = Scenario(
+        name="sign-bench",
+        markets=(
+            MarketConfig(slug="plain", question="Plain?", flow=off),
+            MarketConfig(slug="negrisk", question="Neg risk?", tick_px=10, neg_risk=True, flow=off),
+        ),
+    )
+    key = Account.create().key.hex()
+    with Emulator(scenario, port=0) as emu:
+        client = SecureClient.create(
+            private_key=key, wallet=Account.from_key(key).address, environment=environment_for(emu.clob_url)
+        )
+        tokens = [m["yes_token"] for m in emu.venue.market_ids()]
+        for token in tokens:
+            client.create_limit_order(token_id=token, price="0.45", size="5", side="BUY", post_only=True)
+        us: list[float] = []
+        for i in range(n):
+            size = f"{5 + i * 0.01:.2f}"
+            price = f"{(100 + (i * 100) % 9_800) / 10_000:.2f}"
+            t0 = time.perf_counter()
+            client.create_limit_order(
+                token_id=tokens[i % 2],
+                price=price,
+                size=size,
+                side="BUY" if i % 2 else "SELL",
+                post_only=True,
+            )
+            us.append((time.perf_counter() - t0) * 1e6)
+        client.close()
+    us.sort()
+    return {
+        "n": n,
+        "median_us": round(statistics.median(us), 1),
+        "p90_us": round(us[int(0.9 * (n - 1))], 1),
+        "min_us": round(us[0], 1),
+        "path": "polymarket-client SecureClient.create_limit_order (V1 and neg-risk V1; metadata cached)",
+    }
+
+
+def bench_sign(repeat: int) -> dict[str, Any]:
+    """Both signing paths in fresh processes, taking turns; medians of the runs' medians."""
+    load_before = os.getloadavg()
+    rounds = []
+    for _ in range(repeat):
+        rounds.append({"ours": _sub(["--sign", "ours"]), "sdk": _sub(["--sign", "sdk"])})
+    load_after = os.getloadavg()
+
+    def summary(kind: str) -> dict[str, Any]:
+        runs = [r[kind] for r in rounds]
+        return {
+            "median_us": statistics.median(r["median_us"] for r in runs),
+            "min_us": min(r["min_us"] for r in runs),
+            "path": runs[0]["path"],
+            "runs": runs,
+        }
+
+    ours, sdk = summary("ours"), summary("sdk")
+    return {
+        "orders_per_run": SIGN_ORDERS,
+        "ours": ours,
+        "sdk_create_limit_order": sdk,
+        "sdk_over_ours": round(sdk["median_us"] / ours["median_us"], 2),
+        "load_average_1m": [round(load_before[0], 2), round(load_after[0], 2)],
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _sign_keys(sign: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sign_order_us_median": sign["ours"]["median_us"],
+        "sdk_create_limit_order_us_median": sign["sdk_create_limit_order"]["median_us"],
+    }
+
+
 def _sub(args: list[str]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True, check=True, cwd=ROOT
@@ -287,13 +385,35 @@ def main() -> int:
         "--out", default=str(OUT_DIR / "results.json"), help="[bench/out/results.json, git-ignored]"
     )
     p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
-    p.add_argument("--only", choices=("w1m",), help="run only these figures and update them in --out")
+    p.add_argument("--only", choices=("sign", "w1m"), help="run only these figures and update them in --out")
     p.add_argument("--peer-python", help="an interpreter with hftbacktest for the W1M peer figure")
     p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
     p.add_argument(
         "--tick-to-quote", nargs=3, metavar=("CHANGES", "ACTORS", "SIGNING"), help=argparse.SUPPRESS
     )
+    p.add_argument("--sign", choices=("ours", "sdk"), help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.sign:
+        from adapters.polymarket.orders import bench_sign_orders
+
+        print(
+            json.dumps(
+                bench_sign_orders(SIGN_ORDERS)
+                if a.sign == "ours"
+                else bench_sdk_create_limit_order(SIGN_ORDERS)
+            )
+        )
+        return 0
+    if a.only == "sign":
+        sign = bench_sign(a.repeat)
+        path = Path(a.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        results = json.loads(path.read_text()) if path.exists() else {}
+        results |= _sign_keys(sign)
+        results.setdefault("details", {})["sign"] = sign
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(sign, indent=2))
+        return 0
     if a.tick_to_quote:
         from tick_to_quote import run as ttq_run  # bench/ is on sys.path when run as a script
 
@@ -333,9 +453,7 @@ def main() -> int:
         "thread_per_actor": _sub(["--tick-to-quote", "1", "threads", "0"]),
         "four_changes_per_message": _sub(["--tick-to-quote", "4", "loop", "0"]),
     }
-    from adapters.polymarket.orders import bench_sign_orders
-
-    sign = bench_sign_orders(1_000)
+    sign = bench_sign(a.repeat)
     w1m = bench_w1m(a.repeat, a.peer_python)
     results |= {
         "inline_events_per_s": inline["events_per_s"],
@@ -347,7 +465,7 @@ def main() -> int:
         "inline_events_per_s_with_input_log": inline_full["events_per_s"],
         "tick_to_quote_us_median": ttq["median_us"],
         "tick_to_quote_us_p99": ttq["p99_us"],
-        "sign_order_us_median": round(sign["median_us"], 1),
+        **_sign_keys(sign),
         **_w1m_keys(w1m),
         "workloads": {
             "engine": ENGINE_WORKLOAD | {"source": "synthetic", "config": "configs/market_maker.yaml"},

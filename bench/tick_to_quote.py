@@ -38,20 +38,20 @@ from typing import Any
 
 import msgspec
 import pykka
-from eth_account import Account
-from py_clob_client_v2.order_builder.builder import OrderBuilder
-from py_clob_client_v2.signer import Signer
+from polymarket import PRODUCTION
 
+from actors.dispatch import FrameDispatcher
 from actors.loop import ActorLoop
 from actors.market import GetStatus, LoopMarketActor, MarketActor
 from actors.session import MarketSession
 from actors.supervisor import Router
 from adapters.clock import LiveClock
 from adapters.paper import DryRunPort
-from adapters.polymarket.orders import POLYGON, sign_place
+from adapters.polymarket import sdk
+from adapters.polymarket.orders import OrderSigner
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
-from app.bootstrap import FrameDispatcher, JsonlFileSink, tune_gc_for_latency
+from app.bootstrap import JsonlFileSink, tune_gc_for_latency
 from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import Command, Place
@@ -89,11 +89,11 @@ class TimedPort(DryRunPort):
 
 
 class SigningGateway(pykka.ThreadingActor):
-    """The live gateway's CPU work without its network: signs every order it is handed (V2, checked)."""
+    """The live gateway's CPU work without its network: signs every order it is handed (checked)."""
 
     def __init__(self, tokens: dict[str, str]) -> None:
         super().__init__()
-        self.builder = OrderBuilder(Signer(Account.create().key.hex(), POLYGON))
+        self.signer = OrderSigner("0x" + "2b" * 32, sdk.contracts(PRODUCTION))
         self.tokens = tokens
         self.signed = 0
 
@@ -103,7 +103,7 @@ class SigningGateway(pykka.ThreadingActor):
         for c in message:
             if isinstance(c, Place):
                 token = self.tokens[c.market] if c.outcome is Outcome.YES else self.tokens["NO " + c.market]
-                sign_place(self.builder, c, token, 10, neg_risk=False)
+                self.signer.sign(c, token, 10, neg_risk=False, protocol="v1")
                 self.signed += 1
         return None
 

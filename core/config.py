@@ -238,11 +238,27 @@ class OpsConfig(Base, frozen=True):
     log_rotate_mb: Annotated[float, Meta(ge=0.01, le=100_000)] = 100.0
     #: ``run-market-maker`` prints one status line per market on stdout this often; 0: never.
     status_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 10.0
+    #: The control plane's port on 127.0.0.1 (``polymm status``, ``pause``, ...; docs/operations.md):
+    #: 0 picks a free one (the run's ``control.json`` says which); null: no control plane.
+    control_port: Annotated[int, Meta(ge=0, le=65_535)] | None = 0
+    #: The Prometheus metrics' port on 127.0.0.1 (``/metrics``): 0 picks a free one; null: none.
+    metrics_port: Annotated[int, Meta(ge=0, le=65_535)] | None = 0
+    #: Record the session's market feed (every frame as received, its receive time, the engine's own
+    #: inputs) beside its event log, for ``polymm sim --replay`` (docs/research.md).
+    record_market_data: bool = True
     #: Live: open orders of ours found at start in the markets we trade are kept with their queue
     #: place (``adopt``) or cancelled, the cancel confirmed (``cancel``); elsewhere always cancelled.
     on_start: Literal["adopt", "cancel"] = "adopt"
     #: Live: how often our orders, trades and positions are compared with the venue's.
     reconcile_interval_s: Annotated[float, Meta(ge=1, le=3600)] = 30.0
+    #: Live: a position drift that shows the same two positions (the venue's and ours) in this many
+    #: listings in a row, over at least ``drift_resync_min_s``, with no trade of that market settling
+    #: and no order of it in doubt, is resolved by adopting the venue's position (``docs/trading.md``,
+    #: "The ledger"); null: the market stays held until a listing agrees.
+    drift_resync_listings: Annotated[int, Meta(ge=2, le=1000)] | None = 3
+    #: Live: the least time between the first and the last of those listings; above how far the
+    #: venue's positions listing may lag its trades.
+    drift_resync_min_s: Annotated[float, Meta(ge=0, le=86_400)] = 120.0
     #: Live: the longest a 429 may hold new orders before every quote is pulled (until they may go).
     max_rate_limit_pause_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
     #: Live: the venue's rate-limit tier assumed until its ``Poly-RateLimit-Tier`` header says one.

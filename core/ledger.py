@@ -29,20 +29,70 @@ The rules:
   market requotes from scratch.
 * **Positions** listed by the venue are compared with ours (``positions``); a difference beyond
   ``drift_tolerance_qty`` that persists over two listings with no trade of that market still
-  settling pulls the market's quotes until a listing agrees.
+  settling pulls the market's quotes until a listing agrees, or until the resync rule adopts the
+  venue's position.
+* **Resync: the venue's position wins.** A drift no trade will ever explain (shares moved outside
+  the bot, a fill older than any backfill, a listing that lagged at start) must not hold a market
+  forever. When the same two positions (the venue's and ours) differ in ``resync_listings``
+  listings in a row, spanning at least ``resync_min_ns``, with no trade of that market settling and
+  no order of it in doubt or delayed, the ledger adopts the venue's shares: it reports a
+  ``PositionResync`` (old and new shares per outcome) and resumes the market. Each outcome's
+  difference is booked as one fill without fee: a BUY at the venue's average price when the venue
+  holds more (our average cost when the listing has none, else 0), a SELL at our average cost when
+  it holds less. The shares we kept keep our cost basis, the correction realizes nothing, and cash
+  moves as ``seed_positions`` books the shares found at start. Neither position may move during the
+  run of listings: ours moving means fills still arriving (a listing that trails steady fills can
+  show a constant difference), the venue's moving means its listing is catching up; either starts
+  the count again. A held market stops trading, so a real difference does come to rest.
+  ``resync_min_ns`` must exceed how far the venue's listing may lag its trades.
+* **Memory is bounded: ``prune(ts_ns)``** (the shell calls it on its reconcile timer, never
+  implicitly) forgets what can no longer change, so a run of days keeps only a window of history:
+
+  - a finished order once it finished at least ``retention_ns`` ago, a reconcile ran after it
+    finished and did not list it (so every trade of it came in that reconcile's backfill, or is
+    older than any backfill), and no trade it is in is still settling (a ``FAILED`` must find it);
+  - a trade's record once it settled (``CONFIRMED`` or ``FAILED``) at least ``retention_ns`` ago
+    (or, when nothing of ours was applied from it and it did not fail, once last heard of that long
+    ago: a new record would act the same). Its keys (trade id, failed or not, the venue order ids
+    applied) are kept, compactly, until its match time falls before ``backfill_from_ns()``: no
+    backfill can return it after that. A message of a forgotten trade is answered from its keys (a
+    duplicate changes nothing); the record comes back only for a leg of ours never applied. The
+    keys are bounded by age, not count: a count would break exactly-once in a burst, while age
+    bounds them by the trade rate times the horizon.
+
+  The horizon this relies on: the venue re-delivers a trade on the user channel only within
+  ``retention_ns`` of its last status change (each status is sent once, as it happens; duplicates
+  follow within seconds), and a backfill returns only trades matched since ``backfill_from_ns()``
+  (the newest trade seen minus ``backfill_overlap_ns``). A late ``FAILED`` for a forgotten trade is
+  impossible by the retention rule: only a settled trade is forgotten, a ``FAILED`` one ignores every
+  later message as before, and a ``CONFIRMED`` one is final by the venue's life cycle (``FAILED``
+  follows ``MATCHED``, ``MINED`` or ``RETRYING`` only). Should the venue send one anyway, the ledger
+  audits it (``failed_after_forgotten``) and the position check resyncs to the venue.
+  A stale status never moves a trade back: once ``CONFIRMED`` or ``FAILED``, a late ``MATCHED`` or
+  ``MINED`` duplicate changes nothing (it would mark the market settling again, hiding any drift).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
 from core.inventory import Inventory, apply_fill
 from core.markets import MarketInfo
-from core.messages import Accepted, Adopted, Canceled, ExecEvent, Filled, Liquidity, Place, Rejected
-from core.units import PX_ONE, Outcome, Px, Qty, Side, notional_usdc6, taker_fee_usdc6
+from core.messages import (
+    Accepted,
+    Adopted,
+    Canceled,
+    ExecEvent,
+    Filled,
+    Liquidity,
+    Place,
+    PositionResync,
+    Rejected,
+)
+from core.units import NS_PER_S, PX_ONE, Outcome, Px, Qty, Side, notional_usdc6, taker_fee_usdc6
 
 __all__ = [
     "Audit",
@@ -55,6 +105,7 @@ __all__ = [
     "Report",
     "ResendOrder",
     "ResumeMarket",
+    "Retained",
     "TradeLeg",
     "VenueOrderView",
     "VenuePosition",
@@ -162,6 +213,17 @@ Effect = Report | CancelVenueOrders | QueryOrders | ResendOrder | PullMarket | R
 OnStart = Literal["adopt", "cancel"]
 OrderState = Literal["pending", "in_doubt", "delayed", "live", "canceling", "done"]
 _SETTLING = frozenset({"MATCHED", "RETRYING"})
+#: What a leg applied before its trade was forgotten holds once a late message brings the record
+#: back: the amounts are gone (a ``FAILED`` then cannot reverse it; see the module docstring).
+_FORGOTTEN: Final = (-1, 0, 0)
+
+
+class Retained(msgspec.Struct, frozen=True, kw_only=True):
+    """How much the ledger keeps: orders, trade records, compact keys of forgotten trades."""
+
+    orders: int
+    trades: int
+    trade_keys: int
 
 
 class LedgerOrder:
@@ -174,6 +236,7 @@ class LedgerOrder:
         "client_id",
         "filled_qty",
         "final_told",
+        "finished_ns",
         "order_id",
         "place",
         "seen",
@@ -190,6 +253,7 @@ class LedgerOrder:
         self.final_told = False
         self.seen = False  # the venue has shown it (a reply, the user channel or a listing)
         self.accepted_ns = 0
+        self.finished_ns = 0  # when it became done (``prune`` forgets it a while after)
         self.adopted = adopted
 
     @property
@@ -204,14 +268,33 @@ class LedgerOrder:
 
 
 class _Trade:
-    __slots__ = ("applied", "failed", "market", "status")
+    __slots__ = ("applied", "failed", "market", "seen_ns", "settled_ns", "status", "ts_ns")
 
-    def __init__(self, market: str) -> None:
+    def __init__(self, market: str, ts_ns: int) -> None:
         self.market = market
+        self.ts_ns = ts_ns  # the venue's match time (backfills select by it)
         self.status = ""
         self.failed = False
+        self.settled_ns = 0  # when it became CONFIRMED or FAILED here (0: not settled)
+        self.seen_ns = 0  # when we last heard of it
         # venue order id -> (qty, px in that order's token, fee) applied for it
         self.applied: dict[str, tuple[Qty, Px, int]] = {}
+
+    @property
+    def settled(self) -> bool:
+        """Final at the venue: ``CONFIRMED`` (finality) or ``FAILED`` (not retried)."""
+        return self.failed or self.status == "CONFIRMED"
+
+
+class _Streak(msgspec.Struct):
+    """Consecutive listings showing one drift of one market (the resync rule).
+
+    ``key``: the venue's YES and NO shares, then ours, all unchanged over the streak.
+    """
+
+    key: tuple[Qty, Qty, Qty, Qty]
+    listings: int
+    first_ns: int
 
 
 class OrderLedger:
@@ -224,21 +307,47 @@ class OrderLedger:
         on_start: OnStart = "adopt",
         reconcile_grace_ns: int = 2_000_000_000,
         drift_tolerance_qty: Qty = 0,
+        resync_listings: int | None = 3,
+        resync_min_ns: int = 120_000_000_000,
+        retention_ns: int = 120_000_000_000,
+        backfill_overlap_ns: int = 120_000_000_000,
     ) -> None:
-        """Create an empty ledger for the markets we trade (more with ``add_market``)."""
+        """Create an empty ledger for the markets we trade (more with ``add_market``).
+
+        ``resync_listings`` None never adopts the venue's position (a drift holds its market until a
+        listing agrees). ``retention_ns`` and ``backfill_overlap_ns`` are the horizons ``prune``
+        relies on (module docstring); the shell backfills from ``backfill_from_ns()``.
+        """
+        if resync_listings is not None and resync_listings < 2:
+            raise ValueError(f"resync_listings: {resync_listings} is below 2 (one listing may race a fill)")
+        if min(resync_min_ns, retention_ns, backfill_overlap_ns) < 0:
+            raise ValueError("resync_min_ns, retention_ns and backfill_overlap_ns must not be negative")
         self.markets: dict[str, MarketInfo] = {m.market: m for m in markets}
         self.on_start: OnStart = on_start
         self.grace_ns = reconcile_grace_ns
         self.drift_tolerance_qty = drift_tolerance_qty
+        self.resync_listings = resync_listings
+        self.resync_min_ns = resync_min_ns
+        self.retention_ns = retention_ns
+        self.backfill_overlap_ns = backfill_overlap_ns
         self.by_client: dict[str, LedgerOrder] = {}
         self.by_venue: dict[str, LedgerOrder] = {}
         self.inventory: dict[str, Inventory] = {m: Inventory() for m in self.markets}
         self.trades: dict[str, _Trade] = {}
+        #: Keys of trades whose records ``prune`` dropped: trade id -> (failed, match time, venue order
+        #: ids applied); kept while a backfill may still return the trade.
+        self._forgotten: dict[str, tuple[bool, int, tuple[str, ...]]] = {}
         #: Venue time of the newest trade applied: backfills ask for trades from here on.
         self.trade_cursor_ns = 0
+        #: The cursor when the user channel last had a gap (``user_gap``), until a reconcile's
+        #: backfill covered it: trades heard after the gap must not move a backfill past it.
+        self._gap_cursor_ns: int | None = None
         self.started = False  # the first reconcile (adopt or cancel leftovers) has run
         self.pulled: dict[str, str] = {}  # market -> why its quotes are pulled (drift)
         self._drift_seen: set[str] = set()  # markets whose last listing disagreed
+        self._streaks: dict[str, _Streak] = {}  # markets whose listings show one lasting drift
+        self._reconciled_ns = -1  # when the last reconcile ran (-1: never)
+        self._last_listed: frozenset[str] = frozenset()  # venue ids that reconcile listed
         self._adopted = 0
 
     # --- markets and queries ------------------------------------------------------------------------
@@ -263,6 +372,26 @@ class OrderLedger:
     def venue_order(self, order_id: str) -> LedgerOrder | None:
         """The order with venue id ``order_id``, if it is ours."""
         return self.by_venue.get(order_id)
+
+    def backfill_from_ns(self) -> int:
+        """Venue time a backfill asks trades from: the newest seen minus the overlap (0: everything).
+
+        After a user-channel gap (``user_gap``) and until a reconcile ran, "the newest seen" is the
+        newest seen *before* the gap: a trade the reopened channel delivers must not move the
+        backfill past the trades the gap lost, however long the gap was.
+        """
+        cursor = self.trade_cursor_ns if self._gap_cursor_ns is None else self._gap_cursor_ns
+        return max(0, cursor - self.backfill_overlap_ns) if cursor else 0
+
+    def user_gap(self) -> None:
+        """The user channel may have missed trades since the newest one applied (it reconnected or
+        was silent): the next reconcile backfills from before the gap. Idempotent until then."""
+        if self._gap_cursor_ns is None:
+            self._gap_cursor_ns = self.trade_cursor_ns
+
+    def retained(self) -> Retained:
+        """How many orders, trade records and forgotten trades' keys the ledger keeps."""
+        return Retained(orders=len(self.by_client), trades=len(self.trades), trade_keys=len(self._forgotten))
 
     # --- our side ----------------------------------------------------------------------------------
 
@@ -358,23 +487,31 @@ class OrderLedger:
         """A venue trade from the user channel or a backfill; each leg of ours applies exactly once."""
         rec = self.trades.get(t.trade_id)
         if rec is None:
-            rec = self.trades[t.trade_id] = _Trade(t.market)
+            keys = self._forgotten.get(t.trade_id)
+            if keys is not None and not self._news(t, keys):
+                # A forgotten trade heard again (a backfill's overlap, a duplicate): its keys answer.
+                if not keys[0]:
+                    self.trade_cursor_ns = max(self.trade_cursor_ns, t.ts_ns)
+                return []
+            rec = self.trades[t.trade_id] = self._record_back(t, ts_ns)
+        rec.seen_ns = ts_ns
         status = t.status.upper()
         out: list[Effect] = []
         if status == "FAILED":
             if not rec.failed:
                 rec.failed = True
                 rec.status = status
+                rec.settled_ns = ts_ns
                 # Every leg of ours this trade applied is void, whether or not this message lists it.
                 for order_id in list(rec.applied):
-                    o = self.by_venue.get(order_id)
-                    if o is not None:
-                        out += self._void_applied(rec, t.trade_id, o, ts_ns)
+                    out += self._void_applied(rec, t.trade_id, order_id, ts_ns)
             return out
         if rec.failed:
             return out  # a late MATCHED of a trade the venue already reported FAILED
-        if rec.status != status:
+        if rec.status not in (status, "CONFIRMED"):  # CONFIRMED is final: later statuses are stale
             rec.status = status
+            if status == "CONFIRMED":
+                rec.settled_ns = ts_ns
             if rec.applied and status in ("MINED", "CONFIRMED"):
                 out.append(Audit("trade_status", t.market, {"trade_id": t.trade_id, "status": status}))
         for leg in t.legs:
@@ -388,12 +525,34 @@ class OrderLedger:
     def pre_start_trades(self, trades: Iterable[VenueTrade]) -> None:
         """Trades from before this process: the positions listed at start already hold them."""
         for t in trades:
-            rec = self.trades.setdefault(t.trade_id, _Trade(t.market))
+            rec = self.trades.setdefault(t.trade_id, _Trade(t.market, t.ts_ns))
             rec.status = t.status.upper()
             rec.failed = rec.status == "FAILED"
             for leg in t.legs:
                 rec.applied.setdefault(leg.order_id, (0, leg.px, 0))
             self.trade_cursor_ns = max(self.trade_cursor_ns, t.ts_ns)
+
+    def _news(self, t: VenueTrade, keys: tuple[bool, int, tuple[str, ...]]) -> bool:
+        # Whether a message of a forgotten trade needs its record: a FAILED trade ignores everything,
+        # a CONFIRMED one only a FAILED (audited) or a leg of a known order never applied.
+        failed, _, order_ids = keys
+        if failed:
+            return False
+        if t.status.upper() == "FAILED":
+            return True
+        return any(leg.order_id not in order_ids and leg.order_id in self.by_venue for leg in t.legs)
+
+    def _record_back(self, t: VenueTrade, ts_ns: int) -> _Trade:
+        # A new record, or a forgotten trade's brought back from its keys: settled, its legs applied.
+        rec = _Trade(t.market, t.ts_ns)
+        keys = self._forgotten.pop(t.trade_id, None)
+        if keys is not None:
+            failed, rec.ts_ns, order_ids = keys
+            rec.failed = failed
+            rec.status = "FAILED" if failed else "CONFIRMED"
+            rec.settled_ns = ts_ns
+            rec.applied = dict.fromkeys(order_ids, _FORGOTTEN)
+        return rec
 
     def _apply_leg(
         self, rec: _Trade, trade_id: str, o: LedgerOrder, leg: TradeLeg, ts_ns: int
@@ -427,12 +586,19 @@ class OrderLedger:
         out.append(Report(p.market, ev))
         if o.leaves_qty == 0 and o.open:
             o.state = "done"
+            o.finished_ns = ts_ns
             o.final_told = True  # the last fill is the terminal report
         return out
 
-    def _void_applied(self, rec: _Trade, trade_id: str, o: LedgerOrder, ts_ns: int) -> list[Effect]:
-        applied = rec.applied.pop(o.order_id, None)
-        if applied is None:
+    def _void_applied(self, rec: _Trade, trade_id: str, order_id: str, ts_ns: int) -> list[Effect]:
+        applied = rec.applied.pop(order_id)
+        if applied == _FORGOTTEN:
+            # CONFIRMED, forgotten, then FAILED: the venue's life cycle has no such path. The amounts
+            # are gone: the position check resyncs to the venue.
+            detail: dict[str, object] = {"trade_id": trade_id, "order_id": order_id}
+            return [Audit("failed_after_forgotten", rec.market, detail)]
+        o = self.by_venue.get(order_id)
+        if o is None:
             return []
         qty, px, fee = applied
         p = o.place
@@ -497,6 +663,9 @@ class OrderLedger:
         if query:
             out.append(QueryOrders(tuple(query)))
         self.started = True
+        self._reconciled_ns = ts_ns
+        self._last_listed = frozenset(listed)
+        self._gap_cursor_ns = None  # this reconcile's backfill started before the gap
         return out
 
     def order_status(self, order_id: str, found: bool, status: str, ts_ns: int) -> list[Effect]:
@@ -541,6 +710,7 @@ class OrderLedger:
         # Its trades (all applied by now) decide: filled in full, or cancelled with what they show.
         if o.filled_qty >= o.place.qty:
             o.state = "done"
+            o.finished_ns = ts_ns
             return []
         detail: dict[str, object] = {
             "client_id": o.client_id,
@@ -623,27 +793,37 @@ class OrderLedger:
         return out
 
     def positions(self, positions: Iterable[VenuePosition], ts_ns: int) -> list[Effect]:
-        """Compare the venue's positions with ours; a lasting difference pulls the market's quotes."""
+        """Compare the venue's positions with ours; a lasting difference pulls the market's quotes.
+
+        The shell calls it right after a reconcile (so every trade a backfill can show is applied).
+        A difference that lasts by the resync rule (module docstring) is resolved the venue's way.
+        """
         out: list[Effect] = []
-        venue: dict[str, dict[Outcome, Qty]] = {m: {} for m in self.inventory}
+        venue: dict[str, dict[Outcome, tuple[Qty, Px]]] = {m: {} for m in self.inventory}
         for p in positions:
-            venue.setdefault(p.market, {})[p.outcome] = p.qty
+            venue.setdefault(p.market, {})[p.outcome] = (p.qty, p.avg_px)
         settling = {t.market for t in self.trades.values() if t.applied and t.status in _SETTLING}
+        doubtful = {o.place.market for o in self.by_client.values() if o.state in ("in_doubt", "delayed")}
         for market, held in venue.items():
             if market not in self.markets:
                 continue
             inv = self.position(market)
-            diff_yes = held.get(Outcome.YES, 0) - inv.yes_qty
-            diff_no = held.get(Outcome.NO, 0) - inv.no_qty
+            yes_qty, yes_px = held.get(Outcome.YES, (0, 0))
+            no_qty, no_px = held.get(Outcome.NO, (0, 0))
+            diff_yes, diff_no = yes_qty - inv.yes_qty, no_qty - inv.no_qty
             drift = max(abs(diff_yes), abs(diff_no)) > self.drift_tolerance_qty
             if drift and market not in settling:
                 detail: dict[str, object] = {
-                    "venue_yes_qty": held.get(Outcome.YES, 0),
-                    "venue_no_qty": held.get(Outcome.NO, 0),
+                    "venue_yes_qty": yes_qty,
+                    "venue_no_qty": no_qty,
                     "ledger_yes_qty": inv.yes_qty,
                     "ledger_no_qty": inv.no_qty,
                 }
                 out.append(Audit("drift", market, detail))
+                key = (yes_qty, no_qty, inv.yes_qty, inv.no_qty)
+                if self._lasting(market, key, market in doubtful, ts_ns):
+                    out += self._resync(market, inv, (yes_qty, yes_px), (no_qty, no_px), ts_ns)
+                    continue
                 if market in self._drift_seen and market not in self.pulled:
                     reason = (
                         f"position drift: venue YES {diff_yes:+d} NO {diff_no:+d} (1e-6 shares) vs ledger"
@@ -653,10 +833,109 @@ class OrderLedger:
                 self._drift_seen.add(market)
             else:
                 self._drift_seen.discard(market)
+                self._streaks.pop(market, None)
                 if not drift and market in self.pulled:
                     del self.pulled[market]
                     out.append(ResumeMarket(market))
         return out
+
+    def _lasting(self, market: str, key: tuple[Qty, Qty, Qty, Qty], in_doubt: bool, ts_ns: int) -> bool:
+        # One more listing of this drift: does it now meet the resync rule?
+        if self.resync_listings is None or in_doubt:
+            self._streaks.pop(market, None)  # an order in doubt may explain it: start again after
+            return False
+        streak = self._streaks.get(market)
+        if streak is None or streak.key != key:
+            streak = self._streaks[market] = _Streak(key=key, listings=0, first_ns=ts_ns)
+        streak.listings += 1
+        return streak.listings >= self.resync_listings and ts_ns - streak.first_ns >= self.resync_min_ns
+
+    def _resync(
+        self,
+        market: str,
+        inv: Inventory,
+        yes: tuple[Qty, Px],
+        no: tuple[Qty, Px],
+        ts_ns: int,
+    ) -> list[Effect]:
+        streak = self._streaks.pop(market)
+        self._drift_seen.discard(market)
+
+        def px(outcome: Outcome, ours: Qty, venue: Qty, venue_avg_px: Px) -> Px:
+            # More shares at the venue: its average price, else our average cost (0 if we hold none);
+            # fewer: our average cost, so the shares we keep keep their cost and nothing is realized.
+            return venue_avg_px if venue > ours and venue_avg_px > 0 else inv.avg_cost_px(outcome)
+
+        ev = PositionResync(
+            market=market,
+            ts_ns=ts_ns,
+            yes_old_qty=inv.yes_qty,
+            yes_new_qty=yes[0],
+            no_old_qty=inv.no_qty,
+            no_new_qty=no[0],
+            yes_px=px(Outcome.YES, inv.yes_qty, *yes),
+            no_px=px(Outcome.NO, inv.no_qty, *no),
+            reason=(
+                f"the venue's position differed by YES {yes[0] - inv.yes_qty:+d} NO {no[0] - inv.no_qty:+d} "
+                f"(1e-6 shares) in {streak.listings} listings over "
+                f"{(ts_ns - streak.first_ns) / NS_PER_S:.0f} s with nothing settling: adopted"
+            ),
+        )
+        for outcome, side, fill_px, qty in ev.fills():
+            self._book_fill(market, outcome, side, fill_px, qty, 0)
+        detail: dict[str, object] = {
+            "yes_old_qty": ev.yes_old_qty,
+            "yes_new_qty": ev.yes_new_qty,
+            "no_old_qty": ev.no_old_qty,
+            "no_new_qty": ev.no_new_qty,
+            "yes_px": ev.yes_px,
+            "no_px": ev.no_px,
+            "listings": streak.listings,
+            "span_ns": ts_ns - streak.first_ns,
+        }
+        out: list[Effect] = [Report(market, ev), Audit("position_resync", market, detail)]
+        if self.pulled.pop(market, None) is not None:
+            out.append(ResumeMarket(market))
+        return out
+
+    # --- memory ------------------------------------------------------------------------------------
+
+    def prune(self, ts_ns: int) -> Retained:
+        """Forget what can no longer change (module docstring, "Memory"); returns what is kept.
+
+        Explicit, never implicit: the shell calls it on its reconcile timer, after the reconcile.
+        """
+        horizon_ns = ts_ns - self.retention_ns
+        from_ns = self.backfill_from_ns()
+        unsettled: set[str] = set()  # venue ids of orders a trade still settling applied to
+        for trade_id, rec in list(self.trades.items()):
+            if not rec.settled:
+                if rec.applied:
+                    unsettled.update(rec.applied)
+                elif rec.seen_ns <= horizon_ns:
+                    del self.trades[trade_id]  # nothing of ours applied: a new record acts the same
+                continue
+            if rec.settled_ns > horizon_ns:
+                continue
+            del self.trades[trade_id]
+            if rec.ts_ns >= from_ns:
+                self._forgotten[trade_id] = (rec.failed, rec.ts_ns, tuple(rec.applied))
+        for trade_id, (_, match_ns, _) in list(self._forgotten.items()):
+            if match_ns < from_ns:
+                del self._forgotten[trade_id]  # no backfill can return it any more
+        for client_id, o in list(self.by_client.items()):
+            if (
+                o.state != "done"
+                or o.finished_ns > horizon_ns
+                or o.finished_ns >= self._reconciled_ns
+                or o.order_id in self._last_listed
+                or o.order_id in unsettled
+            ):
+                continue
+            del self.by_client[client_id]
+            if o.order_id and self.by_venue.get(o.order_id) is o:
+                del self.by_venue[o.order_id]
+        return self.retained()
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -672,6 +951,8 @@ class OrderLedger:
         ]
 
     def _finish(self, o: LedgerOrder, reason: str, ts_ns: int, *, rejected: bool = False) -> list[Effect]:
+        if o.state != "done":
+            o.finished_ns = ts_ns
         o.state = "done"
         if o.final_told:
             return []

@@ -5,17 +5,30 @@ Pure data. Discovery (``adapters.gamma``) builds richer records and reduces them
 
 from __future__ import annotations
 
+from typing import Final, Literal
+
 import msgspec
 
 from core.units import QTY_ONE, Outcome, Px, Qty
 
+#: The venue's two order protocols, as Gamma's ``version`` names them: ``v1`` markets trade CTF token
+#: ids (``clobTokenIds``) on the CTF exchanges, ``v2`` (Protocol V2) markets trade position ids
+#: (``positionIds``) on ExchangeV3.
+ProtocolVersion = Literal["v1", "v2"]
+PROTOCOL_VERSIONS: Final = ("v1", "v2")
+
 
 class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """Identity and trading rules of one binary market (condition id and its two tokens)."""
+    """Identity and trading rules of one binary market (condition id and its two tokens).
+
+    ``yes_token``/``no_token`` are the ids the market trades by: CTF token ids for a ``v1`` market,
+    Protocol V2 position ids for a ``v2`` one.
+    """
 
     market: str
     yes_token: str
     no_token: str
+    version: ProtocolVersion = "v1"
     tick_px: Px = 100
     min_qty: Qty = 5 * QTY_ONE
     neg_risk: bool = False

@@ -5,7 +5,8 @@ Prices are always those of the token named by ``outcome`` (a NO order at 3_000 i
 
 * ``MarketEvent``: what the market data feed (live, replay or simulator) tells a market actor.
 * ``Command``: what a market actor asks of its ``ExchangePort``.
-* ``ExecEvent``: what the exchange port tells back about our orders.
+* ``ExecEvent``: what the exchange port tells back about our orders (``OrderEvent``) and, live, a
+  position the ledger adopted from the venue (``PositionResync``).
 
 Also the mail that adapters send to the actors (``MarketBatch``/``ExecBatch`` to a market actor;
 ``Submit``, ``UserOrderUpdate`` and ``Reconcile`` to the order gateway), so an adapter never imports
@@ -230,4 +231,36 @@ class Adopted(_Msg, frozen=True, tag="adopted"):
     qty: Qty
 
 
-ExecEvent = Accepted | Rejected | Filled | Canceled | Adopted
+class PositionResync(_Msg, frozen=True, tag="position_resync"):
+    """The venue's position in ``market`` replaces ours: a drift no trade explains outlasted the rule.
+
+    Per outcome, ``*_old_qty`` is what we held and ``*_new_qty`` what the venue holds. Each difference
+    is booked as one fill without fee at ``*_px`` (``fills()``): a BUY when the venue holds more, a
+    SELL when it holds less, so cash and cost basis move as for any trade (``core.ledger``, resync).
+    """
+
+    market: str
+    ts_ns: int
+    yes_old_qty: Qty
+    yes_new_qty: Qty
+    no_old_qty: Qty
+    no_new_qty: Qty
+    yes_px: Px = 0
+    no_px: Px = 0
+    reason: str = ""
+
+    def fills(self) -> tuple[tuple[Outcome, Side, Px, Qty], ...]:
+        """(outcome, side, px, qty) of the fill that books each outcome's difference (none if equal)."""
+        out: list[tuple[Outcome, Side, Px, Qty]] = []
+        for outcome, old, new, px in (
+            (Outcome.YES, self.yes_old_qty, self.yes_new_qty, self.yes_px),
+            (Outcome.NO, self.no_old_qty, self.no_new_qty, self.no_px),
+        ):
+            if new != old:
+                out.append((outcome, Side.BUY if new > old else Side.SELL, px, abs(new - old)))
+        return tuple(out)
+
+
+#: What the venue says about one order of ours (each carries its ``client_id``).
+OrderEvent = Accepted | Rejected | Filled | Canceled | Adopted
+ExecEvent = OrderEvent | PositionResync

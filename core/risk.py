@@ -94,6 +94,7 @@ __all__ = [
     "TradingState",
     "assess_book",
     "assess_market",
+    "bound_by_book",
     "describe",
     "evaluate",
     "events_last_minute",
@@ -765,6 +766,15 @@ def assess_book(
     if state is _ACTIVE:
         return RiskVerdict(book=book, markets=tuple(markets))
     return RiskVerdict(book=book, markets=tuple(_bounded(m, book) for m in markets))
+
+
+def bound_by_book(m: MarketRisk, book: BookRisk) -> MarketRisk:
+    """``m`` (from ``assess_market``) bounded by a verdict of the book made earlier.
+
+    What ``assess_book`` does to every market, for a market assessed again between two assessments
+    of the book (a risk actor assesses the market that changed at once, the book on its timer).
+    """
+    return m if book.state is _ACTIVE and book.halt is None else _bounded(m, book)
 
 
 def _bounded(m: MarketRisk, book: BookRisk) -> MarketRisk:

@@ -15,7 +15,7 @@ from typing import Final
 import msgspec
 
 from core.config import Config, MarketSelection
-from core.markets import MarketInfo
+from core.markets import MarketInfo, ProtocolVersion
 from core.units import NS_PER_S, PX_ONE, QTY_ONE, Px, Qty
 
 #: The categories a market can be given (``classify: true``); ``other`` is the catch-all.
@@ -27,8 +27,9 @@ NS_PER_HOUR: Final = 3_600 * NS_PER_S
 class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One Gamma market as the selection sees it; prices in Px, sizes in Qty, volumes in USDC floats.
 
-    ``token_ids[i]`` is the CLOB token of ``outcomes[i]``; index 0 is YES (or Up, or the first team).
-    Fields a market does not serve are ``None`` (prices, tick, end) or empty.
+    ``token_ids[i]`` is the id ``outcomes[i]`` trades by; index 0 is YES (or Up, or the first team).
+    Which ids those are follows ``version`` (Gamma's): ``clobTokenIds`` for ``v1``, ``positionIds``
+    for ``v2``. Fields a market does not serve are ``None`` (prices, tick, end) or empty.
     """
 
     market_id: str
@@ -38,6 +39,7 @@ class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     outcomes: tuple[str, ...] = ()
     token_ids: tuple[str, ...] = ()
+    version: ProtocolVersion = "v1"
     tick_px: Px | None = None
     min_qty: Qty = 0
     neg_risk: bool = False
@@ -101,6 +103,7 @@ class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
             market=self.condition_id,
             yes_token=self.token_ids[0],
             no_token=self.token_ids[1],
+            version=self.version,
             tick_px=self.tick_px,
             min_qty=self.min_qty,
             neg_risk=self.neg_risk,

@@ -6,6 +6,9 @@ events. Files hold messages exactly as the venue sent them:
 * JSON: one message, or an array of messages;
 * JSONL (``.jsonl``/``.ndjson``, or any file that is not one JSON document): one message or one
   array of messages per line.
+* a ``polymm record`` recording (``adapters.recording``): its directory or one of its
+  ``.jsonl.gz`` files; every recorded frame, in the order received (``recording_messages``). Its
+  manifest names each market's tokens and rules (``sim.scenario.ws_replay_tapes`` uses them).
 
 Events come out sorted by venue timestamp, stable for equal timestamps (file order, then order
 inside the message). Malformed or unknown messages are skipped with a reason (``skipped``).
@@ -34,10 +37,18 @@ from adapters.polymarket.schemas import (
     WirePriceChange,
     WireTickSizeChange,
 )
+from adapters.recording import SUFFIX, Recording, open_recording
 from core.messages import MarketEvent
 from core.units import Outcome
 
-__all__ = ["events_from_messages", "infer_asset_map", "load_ws_messages", "replay_ws"]
+__all__ = [
+    "events_from_messages",
+    "infer_asset_map",
+    "is_recording",
+    "load_ws_messages",
+    "recording_messages",
+    "replay_ws",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +78,42 @@ def _report(where: str, reasons: list[str], skipped: list[str] | None) -> None:
             skipped.append(f"{where}: {reason}")
 
 
+def is_recording(path: str | Path) -> bool:
+    """Whether ``path`` is a ``polymm record`` recording (its directory, or one of its files)."""
+    p = Path(path)
+    return p.is_dir() or p.name.endswith(SUFFIX)
+
+
+def recording_messages(recording: Recording, *, skipped: list[str] | None = None) -> list[WireMarketMsg]:
+    """Every message of every recorded frame, in the order received.
+
+    Raises:
+        RecordingError: A file of the recording is corrupt.
+    """
+    out: list[WireMarketMsg] = []
+    for frame in recording.frames():
+        msgs, reasons = decode_market_messages(frame.data())
+        out.extend(msgs)
+        _report(f"{recording.name}@{frame.recv_ns}", reasons, skipped)
+    return out
+
+
 def load_ws_messages(path: str | Path, *, skipped: list[str] | None = None) -> list[WireMarketMsg]:
     """Read a recording into wire messages, in file order.
 
     Args:
-        path: A JSON or JSONL file of market-channel messages.
+        path: A JSON or JSONL file of market-channel messages, or a ``polymm record`` recording.
         skipped: If given, receives one reason per message that could not be decoded.
 
     Returns:
         The decoded messages (unknown event types and malformed messages left out).
+
+    Raises:
+        RecordingError: A recording that cannot be read (a ``ValueError``).
     """
     p = Path(path)
+    if is_recording(p):
+        return recording_messages(open_recording(p), skipped=skipped)
     return _decode_documents(p.name, p.read_bytes(), p.suffix.lower() in _JSONL_SUFFIXES, skipped)
 
 

@@ -11,6 +11,13 @@ calls the same ``Lane.run_until`` directly. Log lines are buffered per lane and 
 order after each interval, so both engines write byte-identical logs; the log opens with its
 ``units`` record (``core.eventlog.units_record``). Randomness (latency jitter) comes from per-market
 ``random.Random`` streams seeded from the run's seed; nothing reads the wall clock.
+
+The risk rules run here as live (``actors.risk.RiskMonitor``, the risk actor's own): each session
+reports its samples to the monitor inline (a fill is assessed at once, touching only that market's
+part of the monitor), and the monitor assesses every market and the book at each interval's barrier
+(the book's loss stop and drawdown, the time-based rules); a changed gate reaches the session at once.
+Risk records go to the market's lane log (the book's after the lanes'), so both engines still write
+the same bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Literal
 
 import msgspec
 
+from actors.risk import MarketSample, RiskMonitor
 from actors.session import MarketSession
 from core.eventlog import BufferSink, units_record
 from core.inventory import budget_rooms
@@ -35,6 +43,7 @@ from core.messages import (
     TickSizeChanged,
 )
 from core.quoting import QuoteParams
+from core.risk import RiskGate, RiskLimits
 from core.units import NS_PER_MS, PX_ONE, Side
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
 from venue.exchange import QueueModel, SimExchange
@@ -365,11 +374,26 @@ class Runner:
         params: QuoteParams | Sequence[QuoteParams],
         settings: RunSettings,
         seed: int,
+        risk: RiskLimits | None = None,
     ) -> None:
+        """``risk``: the risk rules' limits (``core.risk.risk_limits``); None: no risk manager."""
         plist = [params] * len(tapes) if isinstance(params, QuoteParams) else list(params)
         self.lanes = [
             Lane(i, t, p, settings, seed) for i, (t, p) in enumerate(zip(tapes, plist, strict=True))
         ]
+        #: The risk manager's monitor (its ``history`` lists every change of state), None without one.
+        self.risk: RiskMonitor | None = None
+        self.risk_sink = BufferSink()
+        if risk is not None:
+            self.risk = RiskMonitor(
+                risk,
+                [lane.market for lane in self.lanes],
+                sinks={lane.market: lane.sink for lane in self.lanes},
+                book_sink=self.risk_sink,
+                keep_history=True,
+            )
+            for lane in self.lanes:
+                lane.session.risk_report = _inline_report(self.risk)
         self.window_ns = settings.budget_interval_ms * NS_PER_MS
         self.global_cap = settings.global_ev_cap_usdc6
         # The event budget: as set, else the per-market cap (``inventory.event_cap``'s default).
@@ -430,10 +454,15 @@ class Runner:
                 (lane, None if rooms is None else rooms[lane.idx]) for lane in lanes if lane.next_time() < end
             ]
             run_window(work, end, exposures)
+            if self.risk is not None:
+                self._risk_barrier(end)
             for lane in lanes:
                 if lane.sink.lines:
                     write(b"".join(lane.sink.lines))
                     lane.sink.lines.clear()
+            if self.risk_sink.lines:
+                write(b"".join(self.risk_sink.lines))
+                self.risk_sink.lines.clear()
             if progress is not None and self.windows % 16 == 0:
                 progress(self.events_done(), self.events_total)
         end_ts = max((lane.exchange.last_ts for lane in lanes), default=0)
@@ -441,6 +470,23 @@ class Runner:
             lane.exchange.close_stats(max(end_ts, lane.tape.ts[-1] if len(lane.tape) else 0))
         if progress is not None:
             progress(self.events_done(), self.events_total)
+
+    def _risk_barrier(self, ts_ns: int) -> None:
+        # Every market and the book, as of the end of the interval; a changed gate acts at once.
+        assert self.risk is not None
+        changed = self.risk.evaluate(ts_ns)
+        if changed:
+            for lane in self.lanes:
+                gate = changed.get(lane.market)
+                if gate is not None:
+                    lane.session.set_risk_gate(gate, ts_ns)
+
+
+def _inline_report(monitor: RiskMonitor) -> Callable[[MarketSample, bool], RiskGate | None]:
+    def report(sample: MarketSample, urgent: bool) -> RiskGate | None:
+        return monitor.observe(sample, assess=urgent)
+
+    return report
 
 
 def _inline_window(work: list[tuple[Lane, int | None]], end: int, exposures: list[int]) -> None:

@@ -31,6 +31,10 @@ class WsReplaySource(
 
     ``yes_tokens`` names the YES token of each market; by default the asset of a market's first
     ``book`` is YES. ``tick_px``/``min_qty`` (Qty: 1e-6 share) apply until a ``book`` says otherwise.
+
+    ``path`` may also be a ``polymm record`` recording (its directory or one of its files): then its
+    manifest says each market's tokens, tick, minimum size, fees and neg-risk event, and the fields
+    below are not used.
     """
 
     path: str
@@ -90,10 +94,17 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 def ws_replay_tapes(src: WsReplaySource, base_dir: Path) -> list[MarketTape]:
     """Tapes from a recorded market-channel file."""
-    from sim.replay_ws import events_from_messages, infer_asset_map, load_ws_messages  # noqa: PLC0415
+    from sim.replay_ws import (  # noqa: PLC0415
+        events_from_messages,
+        infer_asset_map,
+        is_recording,
+        load_ws_messages,
+    )
 
     path = (base_dir / src.path) if not Path(src.path).is_absolute() else Path(src.path)
     skipped: list[str] = []
+    if is_recording(path):
+        return _recording_tapes(path, skipped)
     msgs = load_ws_messages(path, skipped=skipped)
     assets = infer_asset_map(msgs)
     if src.yes_tokens:
@@ -125,6 +136,41 @@ def ws_replay_tapes(src: WsReplaySource, base_dir: Path) -> list[MarketTape]:
         )
         tape = tape_from_events(info, by_market[market])
         tape.meta = {"data": "recorded market-channel messages, replayed as they came"}
+        tape.source = source
+        tapes.append(tape)
+    return tapes
+
+
+def _recording_tapes(path: Path, skipped: list[str]) -> list[MarketTape]:
+    # A ``polymm record`` recording: the markets and their rules from its manifest (or inferred, for a
+    # lone file without one), events in venue-time order as for any recorded stream.
+    from adapters.polymarket.parse import AssetMap  # noqa: PLC0415
+    from adapters.recording import open_recording  # noqa: PLC0415
+    from sim.replay_ws import events_from_messages, infer_asset_map, recording_messages  # noqa: PLC0415
+
+    rec = open_recording(path)
+    msgs = recording_messages(rec, skipped=skipped)
+    infos = {m.market: m for m in rec.markets()}
+    assets = AssetMap.from_markets(infos.values()) if infos else infer_asset_map(msgs)
+    by_market: dict[str, list[MarketEvent]] = {}
+    for ev in events_from_messages(msgs, assets, skipped=skipped):
+        by_market.setdefault(ev.market, []).append(ev)
+    source: dict[str, object] = {
+        "type": "recording",
+        "path": rec.name,
+        "files": [p.name for p in rec.files],
+        "truncated": rec.truncated,
+        "skipped": skipped,
+    }
+    tapes = []
+    for market in sorted(by_market):
+        info = infos.get(market) or MarketInfo(
+            market=market,
+            yes_token=assets.token(market, Outcome.YES) or "",
+            no_token=assets.token(market, Outcome.NO) or "",
+        )
+        tape = tape_from_events(info, by_market[market])
+        tape.meta = {"data": "a polymm recording of the market channel, replayed at the venue's timestamps"}
         tape.source = source
         tapes.append(tape)
     return tapes

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from actors.risk import RiskMonitor
+from core.risk import STATE_NAMES
 from core.units import PX_DECIMALS, PX_ONE, QTY_ONE, USDC6_ONE, USDC10_PER_USDC6
 from sim.runner import Lane
 from venue.exchange import SimExchange
@@ -161,12 +163,13 @@ def market_summary(
     }
 
 
-def run_summary(lanes: list[Lane]) -> dict[str, Any]:
+def run_summary(lanes: list[Lane], risk: RiskMonitor | None = None) -> dict[str, Any]:
     """Totals over every simulated market plus the per-market figures, and what the data is.
 
     ``source`` holds the notes of the source the tapes came from (what is real and what synthetic,
     markets refused and why); each market's ``data`` holds its tape's ``meta`` (tick, synthetic flow
-    and its rate...).
+    and its rate...). With the risk manager's ``risk`` monitor: ``risk`` (``risk_summary``) and each
+    market's ``risk_state``, ``halted_at_ns`` and ``halt``.
     """
     per = []
     for lane in lanes:
@@ -174,12 +177,21 @@ def run_summary(lanes: list[Lane]) -> dict[str, Any]:
         if lane.tape.meta:
             m["data"] = lane.tape.meta
         per.append(m)
+    risk_part = risk_summary(risk) if risk is not None else None
+    if risk_part is not None:
+        for m in per:
+            first = next((h for h in risk_part["halts"] if h["market"] == m["market"]), None)
+            m["risk_state"] = risk_part["final"].get(m["market"], "active")
+            m["halted_at_ns"] = first["ts_ns"] if first is not None else None
+            m["halt"] = first["text"] if first is not None else ""
     sources: list[dict[str, object]] = []
     for lane in lanes:
         src = lane.tape.source
         if src and not any(s is src for s in sources):
             sources.append(src)
     out = totals(per)
+    if risk_part is not None:
+        out["risk"] = risk_part
     if sources:
         out["source"] = sources[0] if len(sources) == 1 else sources
     return out
@@ -221,6 +233,46 @@ def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
             "fee-equivalent; the venue pays its pool pro rata daily, $1 minimum",
         },
         "per_market": per,
+    }
+
+
+def risk_summary(monitor: RiskMonitor) -> dict[str, Any]:
+    """What the risk manager did in a run: its final states, every HALT and PAUSE with its numbers.
+
+    ``halts`` and ``pauses`` list each change into that state (``ts_ns``, ``market`` ("" the book),
+    ``rule``, ``observed``/``limit`` in ``unit``, ``text``); ``counts`` counts every change by the
+    state it went to (``widened``: a fast move widening the spread of an active market).
+    """
+    history = sorted(monitor.history or (), key=lambda h: (h.ts_ns, h.market))
+
+    def entry(h: Any) -> dict[str, Any]:
+        return {
+            "ts_ns": h.ts_ns,
+            "market": h.market,
+            "from": h.from_state,
+            "rule": h.rule,
+            "observed": h.observed,
+            "limit": h.limit,
+            "unit": h.unit,
+            "text": h.text,
+        }
+
+    counts = dict.fromkeys(STATE_NAMES, 0)
+    counts["widened"] = 0
+    for h in history:
+        counts["widened" if h.state == "active" and h.rule == "fast_move" else h.state] += 1
+    view = monitor.view(monitor.last_ts_ns)
+    return {
+        "book_state": view.book_state,
+        "final": {m.market: m.state for m in view.markets},
+        "halts": [entry(h) for h in history if h.state == "halted"],
+        "pauses": [entry(h) for h in history if h.state == "paused"],
+        "counts": counts,
+        "limits": {
+            "daily_loss_stop_usdc": monitor.limits.daily_loss_stop_usdc6 / USDC6_ONE,
+            "market_daily_loss_stop_usdc": monitor.limits.market_daily_loss_stop_usdc6 / USDC6_ONE,
+            "halt_scope": "book" if monitor.limits.halt_book_on_market_loss else "market",
+        },
     }
 
 

@@ -47,9 +47,9 @@ from core.messages import (
     CancelAll,
     Canceled,
     Command,
-    ExecEvent,
     Filled,
     Level,
+    OrderEvent,
     Place,
     Rejected,
     TimeInForce,
@@ -116,7 +116,7 @@ REASON_RESOLVED: Final = "market resolved"
 REASON_NOT_CANCELED: Final = "already canceled or matched"
 
 #: An exec event addressed to the owner (account) of the order.
-OwnedExec = tuple[str, ExecEvent]
+OwnedExec = tuple[str, OrderEvent]
 
 # Heap key of an empty book side. Keys are ``+px`` for asks and ``-px`` for bids, and a limit crosses
 # when ``best_key <= key(limit)``; no limit in [0, 1] reaches PX_ONE + 1.

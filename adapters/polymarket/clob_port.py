@@ -1,57 +1,60 @@
-"""The live exchange port: ``ClobExchangePort`` → ``OrderGatewayActor`` → ``PolymarketVenue`` → client.
+"""The live exchange port: ``ClobExchangePort`` → ``OrderGatewayActor`` → ``PolymarketVenue`` → the SDK.
 
 * ``ClobExchangePort`` implements ``core.ports.ExchangePort`` for market actors: ``submit`` only
   tells the gateway (never blocks on the network).
-* ``PolymarketVenue`` implements the gateway's ``Venue`` protocol over a ``ClobLike`` (the real
-  ``py_clob_client_v2.ClobClient``, or a fake in tests): signing with our per-market tick and
-  neg-risk flag (``orders.sign_place``: no tick/neg-risk/version lookups), ``POST /orders`` batches,
-  ``DELETE /orders``, ``DELETE /cancel-market-orders``, ``POST /v1/heartbeats`` with the id chained
-  (a stale id is replaced by the one the venue returns), ``GET /data/orders`` (every market),
-  ``GET /data/trades`` (backfills), ``GET /data/order/{id}`` and the Data API's ``/v2/positions``
-  (``DataApiPositions``, over httpx). Replies go through ``errors.check_*``; exceptions are mapped
-  onto ``errors`` and classified for the gateway; the ``Poly-RateLimit-*`` headers of every reply are
-  read by the ``RetryAfterProbe`` hook and handed to the gateway's rate limiter.
+* ``PolymarketVenue`` implements the gateway's ``Venue`` protocol over a ``ClobLike``: the venue's
+  official SDK's sync ``polymarket.SecureClient`` (or a fake in tests). Orders are signed here
+  (``orders.OrderSigner``: V1 markets for the CTF exchanges, domain "2"; Protocol V2 markets for
+  ExchangeV3, domain "3"; no network) and posted with ``post_orders`` (``POST /orders``, never
+  ``place_limit_order``, whose allowance recovery sends on-chain approvals). Cancels go by id
+  (``cancel_orders``) or by market (``cancel_market_orders``); heartbeats by
+  ``send_order_heartbeat`` (``POST /v1/heartbeats``, the id chained; a stale id is replaced by the
+  one the venue's refusal names); the reconcile reads ``list_open_orders`` (every market),
+  ``list_account_trades`` (backfills), ``get_order`` and the Data API's ``list_positions``. SDK errors
+  are mapped onto ``errors`` and classified for the gateway; the ``Poly-RateLimit-*`` state of every
+  reply comes through the SDK's ``on_rate_limit_update`` (``errors.RateLimitListener``) and is handed
+  to the gateway's rate limiter.
 * ``UserChannelBridge`` turns parsed user-channel events into gateway messages (a trade becomes the
   ledger's ``VenueTrade``), and every (re)subscription into a ``Reconcile``.
 * ``app.gateway.start_gateway`` wires the three with the gateway actor (the composition root's part:
   this module implements the gateway's ports and never imports ``actors``).
 
-Only this module and ``orders``/``errors``/``secrets`` know the client library: moving to another
-client changes them, not the gateway or the ledger. Blocking calls happen on the gateway's thread
-(and ``heartbeat`` on the heartbeat thread).
+Each market trades by the ids of its protocol (``MarketInfo.version``: Gamma's ``version``); a
+market whose ids the SDK's ``is_v2_position_id`` does not classify the same way is refused (every
+order on it is rejected before signing, with one line saying why).
+
+Only this module and ``orders``/``errors``/``secrets``/``sdk`` know the client library: moving to
+another client changes them, not the gateway or the ledger. Blocking calls happen on the gateway's
+thread (and ``heartbeat`` on the heartbeat thread); the SDK's sync client is safe to share.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
-import httpx
 import msgspec
 import pykka
-from py_clob_client_v2.clob_types import OrderMarketCancelParams, PostOrdersV2Args, TradeParams
-from py_clob_client_v2.http_helpers import helpers as clob_http
+from polymarket import OrderHeartbeatMismatchError
 
+from adapters.polymarket import sdk
 from adapters.polymarket.errors import (
     BadResponse,
+    OrderRefused,
     PolymarketError,
     RateLimited,
+    RateLimitListener,
     RequestRejected,
-    RetryAfterProbe,
-    TransportFailed,
-    check_batch_response,
-    check_cancel_response,
-    check_response,
-    error_message,
     is_ambiguous,
-    parse_retry_after,
+    place_replies,
     should_retry,
     to_polymarket_error,
 )
-from adapters.polymarket.orders import POLYGON, OrderBuilderLike, order_id_of, sign_place
+from adapters.polymarket.orders import OrderSigner
+from adapters.polymarket.orders import Protocol as OrderProtocol
 from adapters.polymarket.parse import (
     AssetMap,
     PayloadError,
@@ -62,6 +65,7 @@ from adapters.polymarket.parse import (
 )
 from adapters.polymarket.parse import VenueTrade as ParsedTrade
 from adapters.polymarket.schemas import WireTrade
+from adapters.polymarket.secrets import ApiCredentials, Secret, build_clob_client
 from core.ledger import TradeLeg, VenueOrderView, VenuePosition, VenueTrade
 from core.markets import MarketInfo
 from core.messages import CancelAll, Command, Place, Reconcile, Submit, UserOrderUpdate
@@ -73,7 +77,7 @@ from core.ports import (
     RateLimitInfo,
     VenueOrderStatus,
 )
-from core.units import NS_PER_S, PX_ONE, QTY_ONE, Outcome, Px, Side, UnitError, parse_px, parse_qty
+from core.units import NS_PER_S, PX_ONE, QTY_ONE, Outcome, Px, Qty, Side, UnitError, parse_px, parse_qty
 
 logger = logging.getLogger(__name__)
 
@@ -82,74 +86,87 @@ __all__ = [
     "MAX_POST_BATCH",
     "ClobExchangePort",
     "ClobLike",
-    "DataApiPositions",
     "PolymarketVenue",
-    "PositionsSource",
     "UserChannelBridge",
+    "VenueConnection",
+    "connect_venue",
     "ledger_trade",
+    "market_protocol_problem",
     "positions_from_rows",
-    "sdk_retry_after_probe",
+    "trade_row",
     "trades_from_rows",
     "user_event_messages",
 ]
 
-#: ``POST /orders`` takes at most 15 orders (raised from 5 on 2025-08-21).
+#: ``POST /orders`` takes at most 15 orders (raised from 5 on 2025-08-21; the SDK refuses more).
 MAX_POST_BATCH: Final = 15
-#: ``DELETE /orders`` takes at most 1000 ids (since 2026-06-15).
+#: ``DELETE /orders`` takes at most 1000 ids (since 2026-06-15; the SDK's own cap is 3000).
 MAX_CANCEL_BATCH: Final = 1000
+#: Pages read from one listing before giving up (a venue that never ends a listing).
+MAX_PAGES: Final = 200
+POSITIONS_PAGE_SIZE: Final = 500
 STATUS_NOT_FOUND: Final = 404
 
 
 class ClobLike(Protocol):
-    """The part of ``py_clob_client_v2.ClobClient`` the gateway uses (L2 auth already set)."""
+    """The part of ``polymarket.SecureClient`` the gateway uses (credentials already in place)."""
 
-    builder: OrderBuilderLike
-
-    def post_orders(self, args: list[Any], post_only: bool = False, defer_exec: bool = False) -> Any:
-        """``POST /orders``: one reply per order."""
+    def post_orders(self, signed_orders: Sequence[Any]) -> Sequence[Any]:
+        """``POST /orders``: one ``AcceptedOrder``/``RejectedOrder`` per order."""
         ...
 
-    def cancel_orders(self, order_hashes: list[str]) -> Any:
-        """``DELETE /orders``."""
+    def cancel_orders(self, *, order_ids: Sequence[str]) -> Any:
+        """``DELETE /orders``: ``CancelOrdersResponse``."""
         ...
 
-    def cancel_market_orders(self, payload: Any) -> Any:
-        """``DELETE /cancel-market-orders``."""
+    def cancel_market_orders(self, *, market: str | None = None) -> Any:
+        """``DELETE /cancel-market-orders``: ``CancelOrdersResponse``."""
         ...
 
-    def post_heartbeat(self, heartbeat_id: str = "") -> Any:
-        """``POST /v1/heartbeats``."""
+    def cancel_all(self) -> Any:
+        """``DELETE /cancel-all``."""
         ...
 
-    def get_open_orders(
-        self, params: Any = None, only_first_page: bool = False, next_cursor: str | None = None
-    ) -> Any:
-        """``GET /data/orders``, every page."""
+    def send_order_heartbeat(self, *, heartbeat_id: str = "") -> Any:
+        """``POST /v1/heartbeats``: ``OrderHeartbeat(heartbeat_id)``."""
         ...
 
-    def get_trades(
-        self, params: Any = None, only_first_page: bool = False, next_cursor: str | None = None
-    ) -> Any:
-        """``GET /data/trades``, every page."""
+    def list_open_orders(self) -> Iterable[Any]:
+        """``GET /data/orders``: pages of ``OpenOrder``."""
         ...
 
-    def get_order(self, order_id: str) -> Any:
-        """``GET /data/order/{id}``."""
+    def list_account_trades(self, *, after: str | None = None) -> Iterable[Any]:
+        """``GET /data/trades``: pages of ``ClobTrade``."""
+        ...
+
+    def get_order(self, *, order_id: str) -> Any:
+        """``GET /data/order/{id}``: ``OpenOrder``."""
+        ...
+
+    def list_positions(self, *, page_size: int = 100) -> Iterable[Any]:
+        """Data API ``GET /v2/positions?user=<wallet>``: pages of ``Position``."""
+        ...
+
+    def get_balance_allowance(self, *, asset_type: Any, token_id: str | None = None) -> Any:
+        """``GET /balance-allowance``: ``BalanceAllowance(balance, allowances)``."""
         ...
 
 
-class PositionsSource(Protocol):
-    """Where the wallet's positions are listed (the Data API: ``DataApiPositions``)."""
+def market_protocol_problem(info: MarketInfo) -> str | None:
+    """Why ``info`` cannot be traded as its ``version`` says (one line), or None when its ids agree.
 
-    def rows(self) -> list[Any]:
-        """Every position row (raises ``PolymarketError``)."""
-        ...
-
-
-class _Signed(msgspec.Struct, frozen=True):
-    # What PreparedOrder.payload carries: the client's signed order and its order type.
-    order: Any
-    order_type: str
+    Gamma's ``version`` chooses the ids (``clobTokenIds`` for v1, ``positionIds`` for v2); the SDK's
+    ``is_v2_position_id`` decides how an id is signed. They must agree on both tokens.
+    """
+    want_v2 = info.version == "v2"
+    for outcome, token in (("YES", info.yes_token), ("NO", info.no_token)):
+        if sdk.is_v2_position_id(token) != want_v2:
+            kind = "a Protocol V2 position id" if not want_v2 else "not a Protocol V2 position id"
+            return (
+                f"market {info.market}: Gamma says version {info.version} but its {outcome} id "
+                f"{token[:24]}… is {kind} (the SDK would sign it for the other exchange): not traded"
+            )
+    return None
 
 
 class PolymarketVenue:
@@ -161,53 +178,70 @@ class PolymarketVenue:
     def __init__(
         self,
         clob: ClobLike,
-        assets: AssetMap,
+        signer: OrderSigner,
+        markets: Iterable[MarketInfo],
         *,
-        chain_id: int = POLYGON,
-        retry_after: RetryAfterProbe | None = None,
-        now_s: Callable[[], float] = time.time,
-        positions: PositionsSource | None = None,
+        rate_limits: RateLimitListener | None = None,
+        positions: bool = True,
     ) -> None:
-        """Wrap ``clob``; ``assets`` maps token ids of the markets we trade.
+        """Wrap ``clob``; ``markets`` are the markets we trade (their ids, version, neg-risk flag).
 
         Args:
-            clob: The client (its ``builder`` signs; its HTTP methods are called on the gateway thread).
-            assets: Token id → (market, outcome), to read listings and trades.
-            chain_id: Signing domain (137: Polygon).
-            retry_after: Reads Retry-After and the rate-limit headers of replies
-                (``sdk_retry_after_probe()`` for the real client); None: not available.
-            now_s: Wall clock for HTTP-date Retry-After values.
-            positions: The wallet's positions (Data API); None: the venue offers no listing.
+            clob: The SDK client (its HTTP methods are called on the gateway thread).
+            signer: Signs our orders (the same key as the client's).
+            markets: Markets we trade; more via ``add_market``.
+            rate_limits: The listener given to the client as ``on_rate_limit_update``; None: the
+                venue's rate-limit headers are not read.
+            positions: Whether the venue lists positions (the Data API); False: ``positions()`` is None.
         """
         self._clob = clob
-        self._assets = assets
-        self._chain_id = chain_id
-        self._probe = retry_after
-        self._now_s = now_s
+        self._signer = signer
+        self._assets = AssetMap()
+        self._protocols: dict[str, OrderProtocol] = {}
+        self._refused: dict[str, str] = {}
+        self._listener = rate_limits
         self._positions = positions
+        for info in markets:
+            self.add_market(info)
 
     def add_market(self, info: MarketInfo) -> None:
-        """Follow the tokens of one more market."""
+        """Follow the ids of one more market; one whose ids disagree with its version is refused."""
+        problem = market_protocol_problem(info)
+        if problem is not None:
+            logger.error("%s", problem)
+            self._refused[info.market] = problem
+        else:
+            self._refused.pop(info.market, None)
+            self._protocols[info.market] = "v2" if info.version == "v2" else "v1"
         self._assets = AssetMap({**dict(self._assets.items()), **dict(AssetMap.from_markets([info]).items())})
+
+    def refused(self) -> dict[str, str]:
+        """Markets refused (condition id → the one-line reason)."""
+        return dict(self._refused)
 
     # --- Venue -------------------------------------------------------------------------------------
 
     def prepare(self, place: Place, info: MarketInfo, tick_px: Px) -> PreparedOrder:
-        """Sign locally and compute the venue id; raises ``OrderRefused`` (e.g. ``AmountMismatch``)."""
-        token = info.token(place.outcome)
-        signed = sign_place(self._clob.builder, place, token, tick_px, info.neg_risk)
-        return PreparedOrder(
-            client_id=place.client_id,
-            order_id=order_id_of(signed, info.neg_risk, self._chain_id),
-            payload=_Signed(signed, place.tif),
+        """Sign locally (the venue id is the order digest); raises ``OrderRefused`` or ``AmountMismatch``."""
+        protocol = self._protocols.get(info.market)
+        if protocol is None:
+            raise OrderRefused(self._refused.get(info.market) or f"market {info.market} is not followed")
+        signed = self._signer.sign(
+            place, info.token(place.outcome), tick_px, neg_risk=info.neg_risk, protocol=protocol
         )
+        return PreparedOrder(client_id=place.client_id, order_id=signed.order_id, payload=signed.order)
 
     def post(self, orders: Sequence[PreparedOrder], post_only: bool) -> list[PlaceResult]:
-        """One ``POST /orders``; ``success: true`` with an empty ``orderID`` is a rejection."""
-        args = [PostOrdersV2Args(order=p.payload.order, orderType=p.payload.order_type) for p in orders]
-        # defer_exec=False: post-only orders never trade on arrival, so the client never polls trades.
-        resp = self._call(self._clob.post_orders, args, post_only)
-        replies = check_batch_response(resp, len(orders))
+        """One ``POST /orders`` (post-only is part of each signed order).
+
+        A reply the SDK cannot read leaves every order of the batch unknown (the venue is asked).
+        """
+        try:
+            responses = self._call(self._clob.post_orders, [p.payload for p in orders])
+        except BadResponse as exc:
+            logger.warning("POST /orders: unreadable reply (%s); asking the venue what rests", exc)
+            return [PlaceResult(client_id=p.client_id, error=str(exc), unknown=True) for p in orders]
+        replies = place_replies(list(responses), len(orders))
         return [
             PlaceResult(
                 client_id=p.client_id,
@@ -220,70 +254,72 @@ class PolymarketVenue:
         ]
 
     def cancel(self, order_ids: Sequence[str]) -> CancelResult:
-        """One ``DELETE /orders``."""
-        return _cancel_result(self._call(self._clob.cancel_orders, list(order_ids)))
+        """One ``DELETE /orders``; an id in neither list of the reply is left to a reconcile."""
+        return _cancel_result(self._call(self._clob.cancel_orders, order_ids=list(order_ids)))
 
     def cancel_market(self, market: str) -> CancelResult:
         """``DELETE /cancel-market-orders`` for one condition id."""
-        return _cancel_result(
-            self._call(self._clob.cancel_market_orders, OrderMarketCancelParams(market=market))
-        )
+        return _cancel_result(self._call(self._clob.cancel_market_orders, market=market))
 
     def heartbeat(self, heartbeat_id: str) -> str:
         """Post a heartbeat chained on ``heartbeat_id``; a stale id is replaced by the venue's current one."""
         try:
-            resp = self._clob.post_heartbeat(heartbeat_id)
-        except Exception as exc:
-            current = _current_heartbeat_id(exc)
-            if current is None or current == heartbeat_id:
-                raise self._error(exc) from None
+            reply = self._call(self._clob.send_order_heartbeat, heartbeat_id=heartbeat_id)
+        except _StaleHeartbeat as stale:
+            if stale.current == heartbeat_id:
+                raise self._error(stale.cause) from None
             logger.info("heartbeat id was stale; continuing the venue's chain")
-            resp = self._call(self._clob.post_heartbeat, current)
-        return str(check_response(resp).get("heartbeat_id") or "")
+            try:
+                reply = self._call(self._clob.send_order_heartbeat, heartbeat_id=stale.current)
+            except _StaleHeartbeat as again:
+                raise self._error(again.cause) from None
+        return str(getattr(reply, "heartbeat_id", "") or "")
 
     def open_orders(self) -> list[VenueOrderView]:
         """Every open order of this API key, on any market (ours to manage even where we do not trade)."""
-        rows = self._call(self._clob.get_open_orders)
-        if not isinstance(rows, list):
-            check_response(rows)
-            raise BadResponse(f"GET /data/orders: expected a list, got {type(rows).__name__}")
         out: list[VenueOrderView] = []
-        for row in rows:
-            order = _venue_order(row, self._assets)
+        for row in self._items(self._clob.list_open_orders, "GET /data/orders"):
+            order = _venue_order(_open_order_row(row), self._assets)
             if order is not None:
                 out.append(order)
         return out
 
     def trades(self, after_ns: int) -> list[VenueTrade]:
         """``GET /data/trades`` matched from ``after_ns`` on (whole seconds, one second early), every page."""
-        params = TradeParams(after=max(after_ns // NS_PER_S - 1, 0)) if after_ns > 0 else None
-        rows = self._call(self._clob.get_trades, params)
-        if not isinstance(rows, list):
-            check_response(rows)
-            raise BadResponse(f"GET /data/trades: expected a list, got {type(rows).__name__}")
+        after = str(max(after_ns // NS_PER_S - 1, 0)) if after_ns > 0 else None
+        rows = [
+            trade_row(t) for t in self._items(self._clob.list_account_trades, "GET /data/trades", after=after)
+        ]
         return trades_from_rows(rows, self._assets)
 
     def order(self, order_id: str) -> VenueOrderStatus | None:
-        """``GET /data/order/{id}``; None when the venue says it has no such order (404 or an empty reply)."""
+        """``GET /data/order/{id}``; None when the venue does not have it (404, or an empty reply).
+
+        The venue answers only for orders still open (a filled or cancelled one is an empty reply),
+        which the SDK cannot read as an order: an unreadable reply means the same here.
+        """
         try:
-            row = self._call(self._clob.get_order, order_id)
+            row = self._call(self._clob.get_order, order_id=order_id)
         except RequestRejected as exc:
             if exc.status_code == STATUS_NOT_FOUND:
                 return None
             raise
-        if not row:
+        except BadResponse as exc:
+            logger.info("GET /data/order/%s: no order in the reply (%s)", order_id[:80], exc)
             return None
-        body = check_response(row)
         return VenueOrderStatus(
-            order_id=str(body.get("id") or order_id), status=str(body.get("status") or "")
+            order_id=str(getattr(row, "id", "") or order_id), status=str(getattr(row, "status", "") or "")
         )
 
     def positions(self) -> list[VenuePosition] | None:
         """The wallet's positions in our markets (Data API); None when there is no listing (404)."""
-        if self._positions is None:
+        if not self._positions:
             return None
         try:
-            rows = self._positions.rows()
+            rows = [
+                {"token_id": p.asset_id, "current_size": p.current_size, "avg_price": p.avg_price}
+                for p in self._items(self._clob.list_positions, "positions", page_size=POSITIONS_PAGE_SIZE)
+            ]
         except RequestRejected as exc:
             if exc.status_code == STATUS_NOT_FOUND:
                 logger.warning("the Data API has no positions endpoint (404): %s", exc)
@@ -291,9 +327,24 @@ class PolymarketVenue:
             raise
         return positions_from_rows(rows, self._assets)
 
+    def balance_qty(self, info: MarketInfo, outcome: Outcome) -> Qty:
+        """Shares of ``outcome`` the wallet holds, from ``/balance-allowance``.
+
+        The asset type is ``CONDITIONAL`` for a V1 token and ``CONDITIONAL-V2`` for a Protocol V2
+        position; balances come in the token's 6-decimal base unit, i.e. a ``Qty``.
+        """
+        asset_type = "CONDITIONAL-V2" if info.version == "v2" else "CONDITIONAL"
+        reply = self._call(
+            self._clob.get_balance_allowance, asset_type=asset_type, token_id=info.token(outcome)
+        )
+        try:
+            return int(reply.balance)
+        except (AttributeError, TypeError, ValueError):
+            raise BadResponse(f"balance of {info.token(outcome)[:24]}: unreadable reply") from None
+
     def rate_limit(self) -> RateLimitInfo | None:
-        """The ``Poly-RateLimit-*`` headers of the last reply on this thread (then forgotten)."""
-        h = self._probe.take_rate_limit() if self._probe is not None else None
+        """The ``Poly-RateLimit-*`` state of the last reply on this thread (then forgotten)."""
+        h = self._listener.take_rate_limit() if self._listener is not None else None
         if h is None:
             return None
         return RateLimitInfo(remaining=h.remaining, reset_s=h.reset_s, tier=h.tier, warning=h.warning)
@@ -301,50 +352,139 @@ class PolymarketVenue:
     def describe_failure(self, exc: Exception) -> Failure:
         """Retry on 429/425/5xx/no reply; ambiguous: no reply, a 5xx, or a 429 without the venue's headers."""
         err = self._error(exc)
-        limited = isinstance(err, RateLimited)
         return Failure(
             reason=f"{type(err).__name__}: {err}",
             retry=should_retry(err),
-            ambiguous=is_ambiguous(err) or (limited and not getattr(err, "definite", True)),
+            ambiguous=is_ambiguous(err),
             retry_after_s=getattr(err, "retry_after_s", None),
-            rate_limited=limited,
+            rate_limited=isinstance(err, RateLimited),
             not_found=getattr(err, "status_code", None) == STATUS_NOT_FOUND,
         )
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    def _error(self, exc: BaseException) -> PolymarketError:
-        if isinstance(exc, PolymarketError):
-            return exc
-        retry_after = self._probe.take(self._now_s()) if self._probe is not None else None
-        err = to_polymarket_error(exc, retry_after)
-        if isinstance(err, RateLimited):
-            # Classified now, while the probe still holds this reply's headers.
-            err.definite = self._probe is not None and self._probe.peek_rate_limit() is not None
-        return err
+    @staticmethod
+    def _error(exc: BaseException) -> PolymarketError:
+        return to_polymarket_error(exc)
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._listener is not None:
+            self._listener.clear()  # only this call's reply may set it
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except PolymarketError:
             raise
+        except OrderHeartbeatMismatchError as exc:
+            raise _StaleHeartbeat(exc) from None
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise to_polymarket_error(exc) from exc
+
+    def _items(self, listing: Callable[..., Iterable[Any]], what: str, **kwargs: Any) -> Iterator[Any]:
+        pages = iter(self._call(listing, **kwargs))  # a paginator: each page is fetched by ``next``
+        for _ in range(MAX_PAGES):
+            page = self._call(next, pages, _END)
+            if page is _END:
+                return
+            yield from page.items
+        raise BadResponse(f"{what}: more than {MAX_PAGES} pages")
+
+
+_END: Final = object()
+
+
+class _StaleHeartbeat(PolymarketError):
+    # The SDK's OrderHeartbeatMismatchError, carried out of ``_call``: ``current`` is the venue's id.
+    def __init__(self, cause: OrderHeartbeatMismatchError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.current = str(cause.heartbeat_id or "")
 
 
 def _cancel_result(resp: object) -> CancelResult:
-    r = check_cancel_response(resp)
-    return CancelResult(canceled=r.canceled, not_canceled=r.not_canceled)
+    # The SDK reads ``canceled`` and ``not_canceled`` (a ``notCanceled`` key is dropped): an id in
+    # neither list is unknown, and the gateway reconciles it.
+    canceled = getattr(resp, "canceled", None)
+    not_canceled = getattr(resp, "not_canceled", None)
+    if not isinstance(canceled, (tuple, list)) or not isinstance(not_canceled, dict):
+        raise BadResponse(f"unusable cancel reply: {type(resp).__name__}")
+    return CancelResult(
+        canceled=tuple(str(i) for i in canceled),
+        not_canceled=tuple((str(k), str(v)[:300]) for k, v in not_canceled.items()),
+    )
 
 
-def _current_heartbeat_id(exc: BaseException) -> str | None:
-    # A stale id: 400 {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": "<current>"}.
-    body = getattr(exc, "error_msg", None)
-    if getattr(exc, "status_code", None) == 400 and isinstance(body, dict):
-        current = body.get("heartbeat_id")
-        if isinstance(current, str) and "heartbeat" in error_message(body).lower():
-            return current
-    return None
+_MAX_EXPONENT: Final = 40
+
+
+def _text(value: object) -> str:
+    # An SDK Decimal as plain digits, exactly (``format(..., "f")`` never rounds and never writes an
+    # exponent; ``normalize`` would round to 28 digits), trailing fractional zeros dropped.
+    if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value.adjusted()) > _MAX_EXPONENT:
+            return str(value)  # exponent notation: refused by our parsers, never expanded to gigabytes
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return "" if value is None else str(value)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ns_text(value: object) -> str:
+    if not isinstance(value, datetime):
+        return _text(value) or "0"
+    dt = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return str((dt - _EPOCH) // timedelta(microseconds=1) * 1_000)
+
+
+def _open_order_row(o: Any) -> dict[str, Any]:
+    # An SDK ``OpenOrder`` in the ``/data/orders`` row shape ``_venue_order`` reads.
+    return {
+        "id": str(getattr(o, "id", "") or ""),
+        "asset_id": str(getattr(o, "asset_id", "") or ""),
+        "market": str(getattr(o, "market", "") or ""),
+        "side": str(getattr(o, "side", "") or ""),
+        "price": _text(getattr(o, "price", None)),
+        "original_size": _text(getattr(o, "original_size", None)),
+        "size_matched": _text(getattr(o, "size_matched", None)),
+    }
+
+
+def trade_row(t: Any) -> dict[str, Any]:
+    """An SDK ``ClobTrade`` in the user channel's ``trade`` shape, so one parser reads both."""
+    return {
+        "id": str(t.id),
+        "taker_order_id": str(t.taker_order_id),
+        "market": str(t.market),
+        "asset_id": str(t.asset_id),
+        "side": str(t.side),
+        "size": _text(t.size),
+        "price": _text(t.price),
+        "status": str(t.status),
+        "fee_rate_bps": _text(t.fee_rate_bps) or "0",
+        "match_time": _ns_text(t.matched_at),
+        "last_update": _ns_text(t.updated_at),
+        "outcome": str(t.outcome),
+        "owner": str(t.owner),
+        "maker_address": str(t.maker_address),
+        "transaction_hash": str(t.transaction_hash or ""),
+        "bucket_index": int(t.bucket_index),
+        "trader_side": str(t.trader_side),
+        "maker_orders": [
+            {
+                "order_id": str(m.order_id),
+                "asset_id": str(m.asset_id),
+                "maker_address": str(m.maker_address),
+                "owner": str(m.owner),
+                "side": str(m.side),
+                "price": _text(m.price),
+                "matched_amount": _text(m.matched_amount),
+                "outcome": str(m.outcome),
+                "fee_rate_bps": _text(m.fee_rate_bps) or "0",
+            }
+            for m in t.maker_orders
+        ],
+    }
 
 
 def _venue_order(row: object, assets: AssetMap) -> VenueOrderView | None:
@@ -506,66 +646,6 @@ def positions_from_rows(rows: Sequence[object], assets: AssetMap) -> list[VenueP
 _MAX_SHARES: Final = Decimal(10) ** 15
 
 
-class DataApiPositions:
-    """The wallet's positions from the Data API: ``GET {url}/v2/positions?user=`` (keyset pages)."""
-
-    def __init__(
-        self,
-        url: str,
-        wallet: str,
-        *,
-        http: httpx.Client | None = None,
-        page_size: int = 500,
-        max_pages: int = 200,
-        now_s: Callable[[], float] = time.time,
-    ) -> None:
-        """``url``: the Data API base (``https://data-api.polymarket.com``, the emulator's ``/data-api``)."""
-        self.url = url.rstrip("/")
-        self.wallet = wallet
-        self._http = http or httpx.Client(timeout=10.0)
-        self._page_size = page_size
-        self._max_pages = max_pages
-        self._now_s = now_s
-
-    def rows(self) -> list[Any]:
-        """Every row, following ``pagination.next_cursor``."""
-        out: list[Any] = []
-        cursor: str | None = None
-        for _ in range(self._max_pages):
-            params: dict[str, str | int] = {"user": self.wallet, "limit": self._page_size}
-            if cursor:
-                params["cursor"] = cursor
-            try:
-                resp = self._http.get(f"{self.url}/v2/positions", params=params)
-            except httpx.HTTPError as exc:
-                raise TransportFailed(f"{type(exc).__name__}: {exc}") from None
-            if resp.status_code != 200:
-                retry = parse_retry_after(resp.headers.get("retry-after"), self._now_s())
-                raise to_polymarket_error(_HttpStatus(resp.status_code, resp.text[:300]), retry)
-            try:
-                body = resp.json()
-            except ValueError:
-                raise BadResponse(f"positions: not JSON: {resp.text[:200]!r}") from None
-            if isinstance(body, list):
-                return out + body  # an unpaged listing
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise BadResponse(f"positions: expected {{data, pagination}}, got {str(body)[:200]}")
-            out += body["data"]
-            page = body.get("pagination")
-            cursor = page.get("next_cursor") if isinstance(page, dict) and page.get("has_more") else None
-            if not cursor:
-                return out
-        raise BadResponse(f"positions: more than {self._max_pages} pages")
-
-
-class _HttpStatus(Exception):
-    # A non-200 reply in the shape ``to_polymarket_error`` reads (status_code, error_msg).
-    def __init__(self, status_code: int, body: str) -> None:
-        super().__init__(body)
-        self.status_code = status_code
-        self.error_msg = body
-
-
 # --- user channel → gateway ----------------------------------------------------------------------------
 
 
@@ -628,10 +708,22 @@ class ClobExchangePort:
             logger.warning("%s: cancel_all after the gateway stopped", market)
 
 
-_SDK_PROBE = RetryAfterProbe()
+class VenueConnection(NamedTuple):
+    """A live venue connection: the SDK client, the order signer, the credentials, the rate-limit listener."""
+
+    client: Any  # polymarket.SecureClient
+    signer: OrderSigner
+    creds: ApiCredentials
+    rate_limits: RateLimitListener
 
 
-def sdk_retry_after_probe() -> RetryAfterProbe:
-    """The probe installed on the client's module-level httpx client (shared by every ``ClobClient``)."""
-    _SDK_PROBE.install(clob_http._http_client)
-    return _SDK_PROBE
+def connect_venue(environment: Any, key: Secret, creds: ApiCredentials | None = None) -> VenueConnection:
+    """The SDK client for ``key``'s own address on ``environment`` (credentials verified or derived).
+
+    Raises:
+        AuthFailed: The venue refused the credentials.
+        PolymarketError: The venue could not be reached or answered something unusable.
+    """
+    rate_limits = RateLimitListener()
+    client, creds = build_clob_client(environment, key, creds, rate_limits=rate_limits)
+    return VenueConnection(client, OrderSigner(key.reveal(), sdk.contracts(environment)), creds, rate_limits)

@@ -3,36 +3,55 @@
 * The private key comes from ``POLYMM_PRIVATE_KEY`` or from the file named by
   ``POLYMM_PRIVATE_KEY_FILE`` (one hex line; a warning if other users can read it).
 * API credentials come from ``POLYMM_API_KEY``/``POLYMM_API_SECRET``/``POLYMM_API_PASSPHRASE``, or are
-  derived with the key (L1: ``POST /auth/api-key``, falling back to ``GET /auth/derive-api-key``).
-* ``verify_credentials`` asks the venue once (an authenticated read) whether it accepts them, so a
-  run with bad credentials stops at start instead of posting orders into 401s.
+  derived with the key when the SDK's client is created (L1: ``POST /auth/api-key``, falling back to
+  ``GET /auth/derive-api-key``).
+* ``build_clob_client`` creates the venue SDK's ``SecureClient`` for the key's own address
+  (``wallet=`` the EOA: signature type 0, and the SDK never asks the relayer for a deposit wallet).
+  Given credentials are checked first by ``verify_credentials`` (one authenticated read,
+  ``GET /auth/api-keys``, signed here): the SDK, on a 401, silently creates or derives *new*
+  credentials instead, so a run with bad credentials would quietly trade under other ones. A
+  replacement that still happens (a refusal between our check and the SDK's) is detected and refused.
 
 Every value is checked before use (a key of the wrong length, not hex or outside the curve's range;
 a secret that is not base64; a key or passphrase that could not go in an HTTP header): the error
 names the variable, never the value.
 
 ``Secret`` and ``ApiCredentials`` print as ``Secret('***')``; the raw value is only returned by
-``reveal()``, at the two places that need it (the client constructor and the user-channel subscribe
-frame). The client's own ``ApiCreds`` dataclass prints its secret, so it is built at the last moment
-and never logged. ``install_log_redaction`` is a process-wide backstop that scrubs known secret
-values out of every log record (the HTTP/2 header encoder logs header values at DEBUG).
+``reveal()``, at the places that need it (the client, the credential check's HMAC and the user-channel
+subscribe frame). ``install_log_redaction`` is a process-wide backstop that scrubs known secret values
+out of every log record, and ``sdk.guard_transport_loggers`` keeps the HTTP/2 header encoder (which
+logs header values at DEBUG) below DEBUG.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from py_clob_client_v2.client import ClobClient
-from py_clob_client_v2.clob_types import ApiCreds
+import httpx
 
-from adapters.polymarket.errors import AuthFailed, to_polymarket_error
+from adapters.polymarket import sdk
+from adapters.polymarket.errors import (
+    AuthFailed,
+    BadResponse,
+    RequestRejected,
+    TransportFailed,
+    VenueUnavailable,
+    error_message,
+    to_polymarket_error,
+)
+
+if TYPE_CHECKING:
+    from polymarket import ApiKeyCreds, Environment, SecureClient
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +65,6 @@ __all__ = [
     "Secret",
     "SecretError",
     "build_clob_client",
-    "derive_api_credentials",
     "install_log_redaction",
     "load_api_credentials",
     "load_private_key",
@@ -106,11 +124,11 @@ class ApiCredentials:
         self.secret = secret
         self.passphrase = passphrase
 
-    def to_clob(self) -> ApiCreds:
-        """The client's ``ApiCreds`` (its repr shows the secret: hand it over, do not keep or log it)."""
-        return ApiCreds(
-            api_key=self.api_key, api_secret=self.secret.reveal(), api_passphrase=self.passphrase.reveal()
-        )
+    def to_sdk(self) -> ApiKeyCreds:
+        """The SDK's ``ApiKeyCreds`` (its repr is redacted; hand it over, do not keep it)."""
+        from polymarket import ApiKeyCreds  # noqa: PLC0415
+
+        return ApiKeyCreds(key=self.api_key, secret=self.secret.reveal(), passphrase=self.passphrase.reveal())
 
     def ws_auth(self) -> dict[str, str]:
         """The ``auth`` object of the user-channel subscribe frame."""
@@ -152,7 +170,7 @@ def _check_header_value(name: str, value: str) -> None:
 
 
 def _check_secret(name: str, value: str) -> None:
-    # The HMAC key is the URL-safe base64 decoding of the secret (py_clob_client_v2 signing.hmac).
+    # The HMAC key is the URL-safe base64 decoding of the secret (the venue's L2 signature).
     _check_header_value(name, value)
     try:
         raw = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
@@ -210,65 +228,118 @@ def load_api_credentials(env: Mapping[str, str] | None = None) -> ApiCredentials
     return ApiCredentials(key, Secret(secret), Secret(passphrase))
 
 
-def derive_api_credentials(client: Any) -> ApiCredentials:
-    """Create or derive the API key with the client's L1 signer (two HTTP calls at most).
+def _l2_headers(address: str, creds: ApiCredentials, method: str, path: str, now_s: int) -> dict[str, str]:
+    # The venue's L2 authentication: HMAC-SHA256 of "<timestamp><METHOD><path>" keyed by the
+    # URL-safe base64 decoding of the secret, URL-safe base64 encoded.
+    secret = creds.secret.reveal()
+    key = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+    digest = hmac.new(key, f"{now_s}{method}{path}".encode(), hashlib.sha256).digest()
+    return {
+        "POLY_ADDRESS": address,
+        "POLY_API_KEY": creds.api_key,
+        "POLY_PASSPHRASE": creds.passphrase.reveal(),
+        "POLY_SIGNATURE": base64.urlsafe_b64encode(digest).decode(),
+        "POLY_TIMESTAMP": str(now_s),
+    }
+
+
+def verify_credentials(
+    clob_url: str,
+    address: str,
+    creds: ApiCredentials,
+    *,
+    http: httpx.Client | None = None,
+    now_s: Callable[[], float] = time.time,
+) -> None:
+    """Ask the venue once whether it accepts ``creds`` for ``address`` (``GET /auth/api-keys``, L2).
+
+    The venue checks the API key, the passphrase, the HMAC made with the secret, and that the
+    address owns the key; the key must also be among those it lists (the SDK's own test).
 
     Raises:
-        AuthFailed: The venue gave no usable credentials.
+        AuthFailed: 401 or 403, or the key is not listed: the credentials (or the private key they
+            belong to) are refused.
+        PolymarketError: the venue could not be asked (no reply, 5xx...) or answered something else.
     """
+    path = "/auth/api-keys"
+    client = http or httpx.Client(timeout=10.0)
     try:
-        creds = client.create_or_derive_api_key()
-    except Exception as exc:
-        raise to_polymarket_error(exc) from None
-    if not creds or not creds.api_key or not creds.api_secret or not creds.api_passphrase:
-        raise AuthFailed("the venue returned no API credentials")
-    return ApiCredentials(creds.api_key, Secret(creds.api_secret), Secret(creds.api_passphrase))
+        resp = client.get(
+            clob_url.rstrip("/") + path, headers=_l2_headers(address, creds, "GET", path, int(now_s()))
+        )
+    except httpx.HTTPError as exc:
+        raise TransportFailed(error_message(f"{type(exc).__name__}: {exc}")) from None
+    finally:
+        if http is None:
+            client.close()
+    try:
+        body: Any = resp.json()
+    except ValueError:
+        body = resp.text[:1200]
+    if resp.status_code in (401, 403):
+        raise AuthFailed(error_message(body), resp.status_code)
+    if resp.status_code == 425 or resp.status_code >= 500:
+        raise VenueUnavailable(error_message(body), resp.status_code)
+    if resp.status_code != 200:
+        raise RequestRejected(error_message(body), resp.status_code)
+    keys = body.get("apiKeys") if isinstance(body, dict) else None
+    if not isinstance(keys, list):
+        raise BadResponse(f"GET {path}: expected {{apiKeys: [...]}}, got {error_message(body)}")
+    if creds.api_key not in keys:
+        raise AuthFailed("the venue does not list this API key for the private key's address", 401)
 
 
 def build_clob_client(
-    host: str,
+    environment: Environment,
     key: Secret,
     creds: ApiCredentials | None = None,
     *,
-    chain_id: int = 137,
-    signature_type: int | None = None,
-    funder: str | None = None,
-    client_factory: Callable[..., Any] | None = None,
-) -> tuple[Any, ApiCredentials]:
-    """A ready ``ClobClient`` (L2) and its credentials; derives them when ``creds`` is None.
+    rate_limits: Callable[[Any], None] | None = None,
+) -> tuple[SecureClient, ApiCredentials]:
+    """The venue SDK's ``SecureClient`` for ``key``'s own address, and the credentials it uses.
 
-    Building the client makes no network call; deriving credentials makes one or two.
-    """
-    client = (client_factory or ClobClient)(
-        host,
-        chain_id=chain_id,
-        key=key.reveal(),
-        signature_type=signature_type,
-        funder=funder,
-        # We retry ourselves (backoff, Retry-After); the client's own retry sleeps 30 ms and resends.
-        retry_on_error=False,
-    )
-    if creds is None:
-        creds = derive_api_credentials(client)
-        logger.info("derived API credentials for key id %s…", creds.api_key[:4])
-    client.set_api_creds(creds.to_clob())
-    return client, creds
+    Without ``creds`` the SDK derives them (one or two HTTP calls). With ``creds`` they are verified
+    first (``verify_credentials``); the SDK checks them again and, should it find them refused,
+    would replace them silently: then the client is closed and ``AuthFailed`` raised.
 
-
-def verify_credentials(client: Any) -> None:
-    """Ask the venue once whether it accepts the client's credentials (``GET /auth/api-keys``, L2).
-
-    The venue checks the API key, the passphrase, the HMAC made with the secret, and that the
-    address signing (the private key's) owns the key.
+    Args:
+        environment: Where the venue is (``sdk.environment_for``).
+        key: The signer's private key.
+        creds: API credentials, or None to derive them.
+        rate_limits: The SDK's ``on_rate_limit_update`` listener (``errors.RateLimitListener``).
 
     Raises:
-        AuthFailed: 401 or 403: the credentials (or the private key they belong to) are refused.
-        PolymarketError: the venue could not be asked (no reply, 5xx...) or answered something else.
+        AuthFailed: The venue refused the credentials.
+        PolymarketError: The venue could not be reached or answered something unusable.
     """
+    from eth_account import Account  # noqa: PLC0415
+    from polymarket import SecureClient  # noqa: PLC0415
+
+    sdk.guard_transport_loggers()
+    address = str(Account.from_key(key.reveal()).address)
+    if creds is not None:
+        verify_credentials(sdk.clob_url_of(environment), address, creds)
     try:
-        client.get_api_keys()
+        client = SecureClient.create(
+            private_key=key.reveal(),
+            wallet=address,
+            environment=environment,
+            credentials=creds.to_sdk() if creds is not None else None,
+            on_rate_limit_update=rate_limits,
+        )
     except Exception as exc:
         raise to_polymarket_error(exc) from None
+    used = client.credentials
+    if creds is not None and used.key != creds.api_key:
+        client.close()
+        raise AuthFailed("the venue refused them when the client was created (new ones were issued)", 401)
+    if creds is None:
+        if not used.key or not used.secret or not used.passphrase:
+            client.close()
+            raise AuthFailed("the venue returned no API credentials")
+        creds = ApiCredentials(used.key, Secret(used.secret), Secret(used.passphrase))
+        logger.info("derived API credentials for key id %s…", creds.api_key[:4])
+    return client, creds
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

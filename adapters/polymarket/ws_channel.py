@@ -12,6 +12,10 @@ A subclass (``ws_market.MarketWsClient``, ``ws_user.UserWsClient``) says what to
 what to do with data frames, and may hook the moments after connecting, after subscribing and after
 a disconnect, or run tasks of its own alongside a session. Everything but ``stop()`` runs on the
 client's event-loop thread; ``start_in_thread()`` gives the client a thread and a loop of its own.
+
+A ``FeedTap`` (``tap=``) sees every data frame exactly as received, before anything decodes it, and
+each connect and disconnect: ``adapters.recording.Recorder`` writes them to a recording. It is
+called on the loop thread and must not block (the recorder only stamps and enqueues).
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ from typing import Any, Final, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
-__all__ = ["ChannelClient", "ChannelConfig", "ChannelCounters", "StaleConnectionError", "backoff_delay_s"]
+__all__ = [
+    "ChannelClient",
+    "ChannelConfig",
+    "ChannelCounters",
+    "FeedTap",
+    "StaleConnectionError",
+    "backoff_delay_s",
+]
 
 _PONG: Final = frozenset(("PONG", b"PONG"))
 
@@ -74,6 +85,19 @@ class ChannelCounters(TypedDict):
     last_error: str
 
 
+class FeedTap(Protocol):
+    """Sees what a channel receives, on the client's loop thread; must return at once, never raise."""
+
+    def on_frame(self, frame: str | bytes) -> None:
+        """A data frame (not a PONG), exactly as received, before it is decoded."""
+
+    def on_connect(self, url: str) -> None:
+        """Connected to ``url``; the subscribe frame goes next."""
+
+    def on_disconnect(self, reason: str) -> None:
+        """The connection is gone (frames until the next connect are missed)."""
+
+
 class StaleConnectionError(Exception):
     """No frame arrived for ``stale_after_s``: the connection is dropped and reopened."""
 
@@ -98,6 +122,7 @@ class ChannelClient(abc.ABC, Generic[_C]):
         label: str,
         logger: logging.Logger,
         wire_logger: logging.Logger | None = None,
+        tap: FeedTap | None = None,
     ) -> None:
         """Set up the connection state; nothing connects until ``run()`` or ``start_in_thread()``.
 
@@ -107,12 +132,14 @@ class ChannelClient(abc.ABC, Generic[_C]):
             label: Prefix of log messages, e.g. ``"market ws"``.
             logger: The subclass module's logger, so log configuration stays per channel.
             wire_logger: websockets' frame logger; its default (``websockets.client``) when None.
+            tap: Told every data frame as received, and each connect and disconnect (a recorder).
         """
         self._cfg = config
         self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
         self._label = label
         self._log = logger
         self._wire_logger = wire_logger
+        self._tap = tap
         # Loop-thread state.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -173,7 +200,9 @@ class ChannelClient(abc.ABC, Generic[_C]):
         try:
             while not stop_event.is_set():
                 healthy = await self._run_session(stop_event)
-                self._connected = False
+                was_connected, self._connected = self._connected, False
+                if self._tap is not None and was_connected and not stop_event.is_set():
+                    self._tap.on_disconnect(self._last_error)
                 self._on_disconnect()
                 if stop_event.is_set():
                     break
@@ -259,6 +288,8 @@ class ChannelClient(abc.ABC, Generic[_C]):
             self._connects += 1
             self._connected = True
             self._last_rx = self._last_data_rx = now = asyncio.get_running_loop().time()
+            if self._tap is not None:
+                self._tap.on_connect(cfg.url)
             self._on_connect(now)
             await ws.send(self._subscribe_text())
             self._on_subscribed()
@@ -308,4 +339,6 @@ class ChannelClient(abc.ABC, Generic[_C]):
             return
         self._messages += 1
         self._last_data_rx = self._last_rx
+        if self._tap is not None:
+            self._tap.on_frame(frame)
         self._on_message(frame)

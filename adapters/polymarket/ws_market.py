@@ -27,6 +27,11 @@ Connection life cycle (docs/polymarket-api.md §7.1; the shared part is ``ws_cha
 
 Malformed frames are skipped and counted; they never end the connection. Stop with ``stop()`` from
 any thread; ``start_in_thread()`` runs the client on a background thread with its own loop.
+
+Recording and replay: a ``MarketFeedTap`` (``tap=``) sees every frame as received, each connect and
+disconnect, every REST book used as a snapshot and every audit resync; ``replay_frame``,
+``replay_disconnect``, ``replay_rest_book`` and ``replay_resync`` feed those back through the same
+code with no connection (``sim.session_replay``), on the caller's thread.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import httpx
 import msgspec
@@ -46,7 +51,7 @@ from adapters.polymarket.book_audit import AuditConfig, BookAuditor, BookTop, Re
 from adapters.polymarket.book_feed import BookFeed, BookKey
 from adapters.polymarket.parse import AssetMap, PayloadError, decode_book, decode_market_frame, parse_book
 from adapters.polymarket.schemas import JSON_ENCODER, WireMarketSubscribe
-from adapters.polymarket.ws_channel import ChannelClient, StaleConnectionError, backoff_delay_s
+from adapters.polymarket.ws_channel import ChannelClient, FeedTap, StaleConnectionError, backoff_delay_s
 from core.book import L2Book
 from core.messages import BookDelta, BookSnapshot, MarketEvent, MarketResolved, TickSizeChanged
 from core.units import Outcome
@@ -55,6 +60,7 @@ __all__ = [
     "DEFAULT_CLOB_URL",
     "DEFAULT_WS_URL",
     "FrozenFeedError",
+    "MarketFeedTap",
     "MarketWsClient",
     "MarketWsConfig",
     "MarketWsStatus",
@@ -127,6 +133,16 @@ class MarketWsStatus(msgspec.Struct, frozen=True, kw_only=True):
     frozen_reconnects: int
 
 
+class MarketFeedTap(FeedTap, Protocol):
+    """A ``FeedTap`` that also sees the REST books the client uses and the markets it resyncs."""
+
+    def on_rest_book(self, token: str, body: bytes) -> None:
+        """``GET /book`` of ``token`` answered ``body``, which the client now uses as its snapshot."""
+
+    def on_resync(self, market: str, reason: str) -> None:
+        """The audit dropped ``market``'s books until a fresh snapshot."""
+
+
 class FrozenFeedError(Exception):
     """The connection answers but delivers nothing while the venue's books move: reopen it."""
 
@@ -145,6 +161,7 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         http_transport: httpx.AsyncBaseTransport | None = None,
         on_batch: Callable[[list[MarketEvent]], None] | None = None,
         on_resync: Callable[[str, str], None] | None = None,
+        tap: MarketFeedTap | None = None,
     ) -> None:
         """Set up the client; nothing connects until ``run()`` or ``start_in_thread()``.
 
@@ -161,8 +178,10 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
                 per event), so a consumer can hand a frame's changes over in one message.
             on_resync: Told ``(market, reason)`` when the audit drops a market's books until a fresh
                 snapshot (else ``on_invalidate`` is told, as for a drop).
+            tap: Sees frames as received, connects, disconnects, REST books used and resyncs (a recorder).
         """
-        super().__init__(config or MarketWsConfig(), rng, label="market ws", logger=logger)
+        super().__init__(config or MarketWsConfig(), rng, label="market ws", logger=logger, tap=tap)
+        self._market_tap = tap
         self._assets = assets
         self._on_event = on_event
         self._on_batch = on_batch
@@ -248,6 +267,36 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
     def book(self, market: str, outcome: Outcome) -> L2Book | None:
         """The client's book of a token while valid (read it on the loop thread, or when quiet)."""
         return self._feed.book(market, outcome)
+
+    # --- replay (no connection: sim.session_replay feeds a recording through the same code) ---------
+
+    def replay_frame(self, frame: str | bytes) -> None:
+        """Handle a recorded data frame as if it had just been received."""
+        self._messages += 1
+        self._on_message(frame)
+
+    def replay_disconnect(self) -> None:
+        """A recorded gap: every book is invalid until its next snapshot, as after a drop."""
+        self._connected = False
+        self._on_disconnect()
+
+    def replay_rest_book(self, token: str, body: bytes) -> None:
+        """A recorded REST book that the live client used as a snapshot (``_fetch_book``)."""
+        key = self._assets.get(token)
+        if key is None:
+            return
+        reasons: list[str] = []
+        try:
+            snap = parse_book(decode_book(body), key[0], key[1], skipped=reasons)
+        except PayloadError:
+            return
+        self._skipped += len(reasons)
+        if not self._feed.is_valid(*key):
+            self._use_rest_snapshot(key, snap)
+
+    def replay_resync(self, market: str, reason: str) -> None:
+        """A recorded audit resync of ``market`` (its books dropped until a fresh snapshot)."""
+        self._drop_market(market, reason, 0.0)
 
     # --- connection hooks ------------------------------------------------------------------------
 
@@ -344,7 +393,7 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             case BookSnapshot():
                 self._invalid_since.pop((event.market, event.outcome), None)
             case TickSizeChanged():
-                self._invalid_since[(event.market, event.outcome)] = asyncio.get_running_loop().time()
+                self._invalid_since[(event.market, event.outcome)] = _loop_time()
             case MarketResolved():
                 self._resolved.add(event.market)
                 for outcome in Outcome:
@@ -377,6 +426,13 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         self, http: httpx.AsyncClient, key: BookKey, quiet: bool = False
     ) -> BookSnapshot | None:
         # GET /book of one token; None (logged, unless quiet) when it fails.
+        got = await self._rest_book_body(http, key, quiet)
+        return None if got is None else got[0]
+
+    async def _rest_book_body(
+        self, http: httpx.AsyncClient, key: BookKey, quiet: bool = False
+    ) -> tuple[BookSnapshot, bytes] | None:
+        # The book and the body it came from (a recorder keeps the body of a book the client uses).
         token = self._assets.token(*key)
         if token is None:
             return None
@@ -394,15 +450,21 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         for reason in reasons:
             logger.warning("market ws: REST book %s: skipped %s", token, reason)
         self._skipped += len(reasons)
-        return snap
+        return snap, resp.content
 
     async def _fetch_book(self, http: httpx.AsyncClient, key: BookKey) -> None:
-        snap = await self._rest_book(http, key)
-        if snap is None or self._feed.is_valid(*key):
+        got = await self._rest_book_body(http, key)
+        if got is None or self._feed.is_valid(*key):
             return  # failed, or the WebSocket snapshot arrived while we waited
+        snap, body = got
+        logger.info("market ws: no snapshot for %s in time, seeded from REST until the feed sends data", key)
+        if self._market_tap is not None:
+            self._market_tap.on_rest_book(self._assets.token(*key) or "", body)
+        self._use_rest_snapshot(key, snap)
+
+    def _use_rest_snapshot(self, key: BookKey, snap: BookSnapshot) -> None:
         # Our replica takes it (deltas apply on it from now on); the consumers get it with the first
         # data of its market: a REST book alone is never quoted (see the module docstring).
-        logger.info("market ws: no snapshot for %s in time, seeded from REST until the feed sends data", key)
         self._rest_snapshots += 1
         self._feed.apply(snap)
         self._invalid_since.pop(key, None)
@@ -486,7 +548,25 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
     async def _resync(self, market: str, reason: str) -> None:
         # Treat it as a feed loss for this market: invalidate, tell, and ask the venue for fresh books.
         logger.warning("market ws: %s: %s: quotes pulled until a fresh snapshot", market, reason)
-        now = asyncio.get_running_loop().time()
+        if self._market_tap is not None:
+            self._market_tap.on_resync(market, reason)
+        tokens = self._drop_market(market, reason, asyncio.get_running_loop().time())
+        ws = self._ws
+        if ws is not None and tokens:
+            # Unsubscribe first: the venue sends books only for tokens newly subscribed.
+            await ws.send(JSON_ENCODER.encode({"assets_ids": tokens, "operation": "unsubscribe"}).decode())
+            await ws.send(
+                JSON_ENCODER.encode(
+                    {
+                        "assets_ids": tokens,
+                        "operation": "subscribe",
+                        "custom_feature_enabled": self._cfg.custom_feature_enabled,
+                    }
+                ).decode()
+            )
+
+    def _drop_market(self, market: str, reason: str, now: float) -> list[str]:
+        # Invalidate the market's books and tell the consumers; returns its tokens.
         tokens: list[str] = []
         for outcome in Outcome:
             token = self._assets.token(market, outcome)
@@ -507,16 +587,12 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         except Exception:
             self._callback_errors += 1
             logger.exception("market ws: on_resync failed")
-        ws = self._ws
-        if ws is not None and tokens:
-            # Unsubscribe first: the venue sends books only for tokens newly subscribed.
-            await ws.send(JSON_ENCODER.encode({"assets_ids": tokens, "operation": "unsubscribe"}).decode())
-            await ws.send(
-                JSON_ENCODER.encode(
-                    {
-                        "assets_ids": tokens,
-                        "operation": "subscribe",
-                        "custom_feature_enabled": self._cfg.custom_feature_enabled,
-                    }
-                ).decode()
-            )
+        return tokens
+
+
+def _loop_time() -> float:
+    # The running loop's clock; 0.0 in a replay, which runs outside any loop (nothing there waits on it).
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return 0.0

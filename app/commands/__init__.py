@@ -19,6 +19,11 @@ COMMANDS: Final[tuple[tuple[str, str, str], ...]] = (
         "run a deterministic simulation and write events.jsonl, summary.json and report.html",
     ),
     (
+        "record",
+        "app.commands.record",
+        "record the market channel of some markets (every frame, its receive time) for replay",
+    ),
+    (
         "report",
         "app.commands.report",
         "write a run's self-contained HTML report (PnL, inventory, quotes, markouts)",
@@ -49,6 +54,21 @@ COMMANDS: Final[tuple[tuple[str, str, str], ...]] = (
         "app.commands.run",
         "quote the selected markets: live, paper (simulated fills on the live book) or dry-run",
     ),
+    ("status", "app.commands.control", "a running bot: each market's risk state, position, PnL, orders"),
+    ("positions", "app.commands.control", "a running bot's positions, cash and marked PnL per market"),
+    ("pause", "app.commands.control", "a running bot: stop quoting one market (--market) or all, now"),
+    (
+        "resume",
+        "app.commands.control",
+        "a running bot: lift pauses, reduce-only and HALTs (one market or all)",
+    ),
+    ("reduce-only", "app.commands.control", "a running bot: quote only what lowers each position"),
+    (
+        "cancel-all",
+        "app.commands.control",
+        "a running bot: pause every market, cancel every order, confirm none is open",
+    ),
+    ("halt", "app.commands.control", "a running bot: HALT the book until resumed, across restarts"),
     (
         "emulator",
         "app.commands.emulator",

@@ -1,8 +1,10 @@
 """``polymm demo-live``: the market maker trading live against the loopback exchange emulator.
 
 Starts the emulator in this process, runs ``run-market-maker --mode live`` against it with a fresh
-throwaway key (the emulator credits every new wallet), and after shutdown reads the emulator's own
-REST status: the bot's open orders must be zero. Nothing leaves 127.0.0.1.
+throwaway key (the emulator credits every new wallet) through the venue's official client
+(polymarket-client), and after shutdown reads the emulator's own REST status: the bot's open orders
+must be zero. Orders accepted, filled and cancelled are counted per protocol (V1 token ids, Protocol
+V2 position ids, as the emulator's Gamma lists each market). Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -57,6 +59,38 @@ def skew_check(run_dir: Path | None) -> dict[str, int]:
     }
 
 
+def protocol_summary(run_dir: Path | None, versions: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Markets traded, orders accepted, fills and cancels per protocol version, from the run's log."""
+    out = {v: {"markets": 0, "accepted": 0, "fills": 0, "canceled": 0} for v in ("v1", "v2")}
+    traded: set[str] = set()
+    for e in read_events(run_dir) if run_dir is not None else ():
+        kind, market = e.get("kind"), e.get("market", "")
+        if kind not in ("accepted", "fill", "canceled") or market not in versions:
+            continue
+        counts = out[versions[market]]
+        counts["fills" if kind == "fill" else kind] += 1
+        if market not in traded:
+            traded.add(market)
+            counts["markets"] += 1
+    return out
+
+
+def gamma_versions(gamma_url: str) -> dict[str, str]:
+    """Condition id -> protocol version of every market the Gamma at ``gamma_url`` lists."""
+    from adapters.gamma import GammaClient, MalformedMarket, parse_market  # noqa: PLC0415
+
+    versions: dict[str, str] = {}
+    with GammaClient(gamma_url, retries=1) as gamma:
+        for _, page in gamma.iter_market_pages({}, limit=1_000):
+            for raw in page:
+                try:
+                    record = parse_market(raw)
+                except MalformedMarket:
+                    continue
+                versions[record.condition_id] = record.version
+    return versions
+
+
 def run(args: argparse.Namespace) -> int:
     """Emulator up, live run, emulator status check."""
     from emulator import Emulator  # noqa: PLC0415 (the emulator is only needed here)
@@ -88,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
         )
         code = run_cmd.run(ns)
         status: dict[str, Any] = httpx.get(f"{emu.clob_url}/emulator/status", timeout=10).json()
+        versions = gamma_versions(emu.gamma_url)
     me = next((u for u in status["users"].values() if u["address"].lower() == acct.address.lower()), None)
-    skew = skew_check(latest_run_dir(out))  # this run's directory (runs/<time>-live-<id>/)
+    run_dir = latest_run_dir(out)  # this run's directory (runs/<time>-live-<id>/)
+    skew = skew_check(run_dir)
     print(
         f"emulator says: bot orders placed {me['orders'] if me else 0}, fills {me['fills'] if me else 0}, "
         f"open orders after shutdown {me['open_orders'] if me else 0}"
@@ -99,5 +135,11 @@ def run(args: argparse.Namespace) -> int:
     )
     short_part = f"{skew['short_higher']} short and quoting higher ({skew['short_wrong_way']} the wrong way)"
     print(f"skew: {long_part}, {short_part}")
+    for version, c in protocol_summary(run_dir, versions).items():
+        name = "V1 (token ids)" if version == "v1" else "Protocol V2 (position ids)"
+        print(
+            f"{name}: {c['markets']} markets traded, {c['accepted']} orders accepted, "
+            f"{c['fills']} fills, {c['canceled']} cancelled"
+        )
     ok = code == 0 and me is not None and me["open_orders"] == 0
     return 0 if ok else 1

@@ -11,7 +11,7 @@ import msgspec
 
 from adapters.polymarket.parse import PayloadError, decode_book, parse_book
 from app.commands import HELP
-from app.configfile import ConfigFileError, load_config
+from app.configfile import ConfigFileError, load_config, refuse_risk_manager
 from core.book import L2Book
 from core.estimators import FlowState, VolState
 from core.inventory import Inventory
@@ -128,6 +128,7 @@ def _arg_int(text: str, decimals: int, flag: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Decide once and print the decision."""
     cfg = load_config(args.config)
+    refuse_risk_manager(cfg, args.config)
     params = quote_params(cfg)
     snap = _read_book(args.book, Outcome.YES if args.outcome == "yes" else Outcome.NO)
     notes: list[str] = []

@@ -20,9 +20,17 @@ from adapters.runlog import BYTES_PER_MB, RunDirError, RunLog, run_header, sourc
 from app.bootstrap import Mode, TradingEngine
 from app.commands import HELP
 from app.commands.quote import levels_below_minimum
-from app.configfile import ConfigFileError, ServiceUnavailable, load_config
+from app.configfile import (
+    ConfigFileError,
+    ServiceUnavailable,
+    load_config,
+    load_risk_config,
+    refuse_risk_manager,
+)
 from app.console import setup_logging, status_lines, wait_reporting
+from app.operations import OpsPlane, RiskSetup
 from app.process import restore_default_recursion_limit
+from app.session_recording import record_session
 from app.signals import EXIT_ORDERS_MAY_REMAIN, ShutdownSignals
 from core.config import Config
 from core.markets import MarketInfo
@@ -89,6 +97,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--state-dir",
         default=None,
         help="where each session's run directory goes (runs/<UTC time>-<mode>-<id>/) [ops.state_dir]",
+    )
+    p.add_argument(
+        "--risk-config",
+        default=None,
+        help="a risk_manager config (configs/risk.yaml) whose risk limits apply [--config's risk section]",
     )
     p.set_defaults(run=run)
 
@@ -174,10 +187,10 @@ def _state_dir(path: Path, flag: str) -> Path:
 
 
 def import_live() -> types.ModuleType:
-    """``app.live`` (py-clob-client-v2 only when trading), with the recursion limit kept at its default.
+    """``app.live`` (the venue's SDK only when trading), with the recursion limit kept at its default.
 
-    The SDK imports py_ecc, which raises the limit to 100,000: ``app.process`` says why that must not
-    stay.
+    The SDK's eth-* dependencies may import py_ecc, which raises the limit to 100,000: ``app.process``
+    says why that must not stay.
     """
     import app.live  # noqa: PLC0415
 
@@ -231,8 +244,9 @@ def run(args: argparse.Namespace) -> int:
     """Run until the duration ends or a signal arrives, then cancel everything and summarise."""
     cfg = load_config(args.config)
     mode: Mode = args.mode
-    if cfg.strategy == "risk_manager":
-        raise ConfigFileError(f"{args.config}: strategy: a risk_manager config places no quotes")
+    refuse_risk_manager(cfg, args.config)
+    if getattr(args, "risk_config", None):
+        load_risk_config(args.risk_config)  # a wrong file stops the run here, before anything starts
     if mode == "live" and cfg.ops.dry_run:
         raise ConfigFileError(
             f"{args.config}: ops.dry_run: true refuses --mode live; set it to false in your own copy"
@@ -274,11 +288,12 @@ def _run(args: argparse.Namespace, cfg: Config, mode: Mode, state_dir: Path, hum
     if not markets:
         print("no markets to quote; nothing to do")
         return 0
+    risk = RiskSetup.load(args, cfg, mode, state_dir, markets)
     run_log = _open_run_log(
         state_dir, mode, cfg, "--state-dir" if args.state_dir else f"{args.config}: ops.state_dir"
     )
     try:
-        return _trade(args, cfg, mode, markets, run_log, human_log)
+        return _trade(args, cfg, mode, markets, run_log, human_log, risk)
     finally:
         run_log.close()
 
@@ -290,6 +305,7 @@ def _trade(
     markets: list[MarketInfo],
     run_log: RunLog,
     human_log: Path,
+    risk: RiskSetup,
 ) -> int:
     clock = LiveClock()
     sink = run_log.sink
@@ -324,7 +340,9 @@ def _trade(
             header(None)
             sink.record("run_end", clock.now_ns(), "", {"exit": "start_failed", "error": str(exc)})
             raise
+        markets = live.get("markets", markets)  # a market whose ids disagree with its version is left out
     header(live.get("wallet"))
+    monitor = risk.monitor(sink)
     engine = TradingEngine(
         cfg,
         markets,
@@ -336,9 +354,14 @@ def _trade(
         live_port=live.get("port"),
         inventory=live.get("inventory"),
         sink=sink,
+        risk=monitor,
+        risk_store=risk.store,
     )
+    sink.record("risk_start", clock.now_ns(), "", risk.record(monitor))  # (after the units record)
     if mode == "live":
         live["attach"](engine)
+    if cfg.ops.record_market_data:  # the feed as received, beside the events (docs/research.md)
+        record_session(engine, run_log.directory, args.config)
     for m in markets:
         event = f"  event {m.neg_risk_market_id[:12]}" if m.neg_risk_market_id else ""
         print(
@@ -354,6 +377,8 @@ def _trade(
         f"events -> {run_log.directory / 'events.jsonl'}"
     )
     print(f"log -> {human_log} (warnings and errors here too); status every {cfg.ops.status_interval_s:g} s")
+    for line in risk.lines(monitor):
+        print(line)
 
     def report_status() -> None:
         lines = status_lines(engine.statuses().values(), clock.now_ns())
@@ -368,13 +393,16 @@ def _trade(
     statuses: dict[str, Any] = {}
     venue_summary: dict[str, Any] | None = None
     paper: dict[str, Any] = {}
+    ops = OpsPlane(args, cfg, mode, engine, run_log.directory, clock, live.get("gateway"))
     try:
         try:
             engine.start()
+            ops.start()
             wait_reporting(signals.requested, args.duration, cfg.ops.status_interval_s, report_status)
         finally:
             # Whatever happened above, every order is cancelled before we exit: each step is guarded
             # so a failing status query cannot skip the gateway's shutdown.
+            ops.stop()  # no command while shutting down
             try:
                 statuses = engine.statuses()
             except Exception:

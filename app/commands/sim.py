@@ -5,22 +5,31 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from adapters.files import resolve_named_yaml
+from adapters.recording import RecordingError, open_recording
 from app.commands import HELP
-from app.configfile import ConfigFileError, load_config, load_struct
+from app.configfile import (
+    ConfigFileError,
+    load_config,
+    load_risk_config,
+    load_struct,
+    refuse_risk_manager,
+)
 from app.progress import Progress
 from core.config import Config
 from core.quoting import quote_params
-from core.units import QTY_ONE, USDC6_ONE, format_qty
+from core.risk import risk_limits
+from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, format_qty
 from research.report import write_report
 from research.runlog import write_venue_marks
 from sim.runner import Runner
-from sim.scenario import Scenario, scenario_tapes
+from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
 
 SCENARIO_DIR = Path("configs/scenarios")
@@ -42,9 +51,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
     p.add_argument(
+        "--risk-config",
+        default=None,
+        help="a risk_manager config (configs/risk.yaml) whose risk limits apply [--config's risk section]",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--scenario",
-        default=DEFAULT_SCENARIO,
+        default=None,
         help=f"scenario name in {SCENARIO_DIR}/ or a YAML path [{DEFAULT_SCENARIO}]",
+    )
+    which.add_argument(
+        "--replay",
+        metavar="REC",
+        default=None,
+        help="a recording (`polymm record`, or a session's market_data/...): its directory or one of its "
+        "files, with no scenario file: markets, ticks, sizes and fees from its manifest",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --replay: replay as a dry-run session ran it (receive times, the session's own timers, "
+        "the live engine's code, no fills): a dry-run session's recording gives its decisions again",
     )
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument(
@@ -81,13 +109,18 @@ def simulate(
     *,
     config: Config | None = None,
     scenario: Scenario | None = None,
+    risk_config: str | None = None,
 ) -> dict[str, Any]:
     """Run one simulation; returns the summary (also written to ``out_dir/summary.json``).
 
     ``config``/``scenario``, when given, are used instead of reading ``config_path`` (then only a
-    label) and ``scenario_path`` (then only where the scenario's relative data paths start).
+    label) and ``scenario_path`` (then only where the scenario's relative data paths start). The risk
+    rules run with the limits of ``risk_config`` (a risk_manager config), else of the config's own
+    ``risk`` section.
     """
     cfg = config if config is not None else load_config(config_path)
+    refuse_risk_manager(cfg, config_path)
+    risk_cfg = load_risk_config(risk_config) if risk_config else cfg
     params = quote_params(cfg)
     sc = scenario if scenario is not None else load_struct(scenario_path, Scenario)
     if seed is not None:
@@ -102,7 +135,7 @@ def simulate(
         raise ConfigFileError(f"{scenario_path}: source: no market data")
     inv = cfg.inventory
     settings = sc.settings(round(inv.global_ev_cap * USDC6_ONE), round(inv.event_cap * USDC6_ONE))
-    runner = Runner(tapes, params, settings, sc.seed)
+    runner = Runner(tapes, params, settings, sc.seed, risk=risk_limits(risk_cfg))
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "events.jsonl"
     digest = hashlib.sha256()
@@ -116,10 +149,11 @@ def simulate(
         runner.run(engine, write, Progress(f"sim {sc.name or scenario_path.stem}") if progress else None)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
     write_venue_marks(out_dir, runner.lanes)
-    summary = run_summary(runner.lanes)
+    summary = run_summary(runner.lanes, runner.risk)
     head = {
         "scenario": sc.name or scenario_path.stem,
         "config": config_path,
+        "risk_config": risk_config,
         "strategy": cfg.strategy,
         "seed": sc.seed,
         "engine": engine,
@@ -134,12 +168,83 @@ def simulate(
     return full
 
 
+def replay_scenario(path: Path) -> Scenario:
+    """A scenario replaying the recording at ``path`` (no YAML): the venue simulated as by default."""
+    try:
+        rec = open_recording(path)
+    except RecordingError as exc:
+        raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    name = f"replay-{rec.name}"
+    return Scenario(
+        name=name, description=f"the recording {path}", source=WsReplaySource(path=str(path.resolve()))
+    )
+
+
+def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
+    """``--replay REC --dry-run``: the recording through the live engine's pieces, as a dry-run session."""
+    from sim.session_replay import replay_session  # noqa: PLC0415
+
+    cfg = load_config(args.config)
+    inv = cfg.inventory
+    try:
+        rec = open_recording(path)
+        s = replay_session(
+            rec,
+            quote_params(cfg),
+            out,
+            global_cap_usdc6=round(inv.global_ev_cap * USDC6_ONE),
+            event_cap_usdc6=round(inv.event_cap * USDC6_ONE),
+        )
+    except RecordingError as exc:
+        raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    report = None if args.no_report else write_report(out)
+    if args.quiet:
+        print(s["digest"])
+        return 0
+    counts = s["counts"]
+    print(
+        f"replay   {path} as a dry-run session ({s['markets']} markets, {s['seconds']:,.1f} s, "
+        f"engine inputs {s['engine_inputs']})"
+    )
+    print(
+        f"input    {counts.get('frames', 0):,} frames, {s['events_in']:,} market events (YES book), "
+        f"{counts.get('gaps', 0)} gaps, {s['skipped']} malformed"
+    )
+    print(f"decided  {sum(s['decisions'].values()):,} decisions; orders acknowledged, none filled (dry-run)")
+    for note in s["notes"]:
+        print(f"note     {note}")
+    print(f"digest   {s['digest']}")
+    print(f"wrote    {out / 'events.jsonl'}, {out / 'replay.json'}")
+    if report is not None:
+        print(f"         {report}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the simulation and print a readable summary."""
-    scenario_path = resolve_scenario(args.scenario)
     out = Path(args.out)
+    scenario: Scenario | None = None
+    if args.replay is not None:
+        scenario_path = Path(args.replay)
+        if not scenario_path.exists():
+            raise ConfigFileError(f"polymm sim: --replay: {scenario_path}: no such file or directory")
+        if args.dry_run:
+            return dry_run_replay(args, scenario_path, out)
+        scenario = replay_scenario(scenario_path)
+    elif args.dry_run:
+        raise ConfigFileError("polymm sim: --dry-run replays a recording: give --replay REC")
+    else:
+        scenario_path = resolve_scenario(args.scenario or DEFAULT_SCENARIO)
     s = simulate(
-        args.config, scenario_path, args.seed, args.engine, out, not args.no_input_log, not args.quiet
+        args.config,
+        scenario_path,
+        args.seed,
+        args.engine,
+        out,
+        not args.no_input_log,
+        not args.quiet,
+        scenario=scenario,
+        risk_config=args.risk_config,
     )
     report = None if args.no_report else write_report(out)
     if args.quiet:
@@ -149,6 +254,23 @@ def run(args: argparse.Namespace) -> int:
     if report is not None:
         print(f"         {report}")
     return 0
+
+
+def risk_lines(s: dict[str, Any]) -> list[str]:
+    """The risk manager's HALTs and the count of its pauses, for people."""
+    r = s.get("risk")
+    if not r:
+        return []
+    lines = []
+    for h in r["halts"]:
+        when = datetime.fromtimestamp(h["ts_ns"] // NS_PER_S, UTC).strftime("%H:%M:%SZ")
+        lines.append(f"         HALTED {h['market'] or 'the book'} at {when}: {h['text']}")
+    counts = r["counts"]
+    lines.append(
+        f"         book {r['book_state']}; {counts['halted']} halted, {counts['paused']} paused, "
+        f"{counts['reduce_only']} reduce-only, {counts['widened']} widened by a fast move"
+    )
+    return lines
 
 
 def render(s: dict[str, Any], out: Path) -> str:
@@ -163,6 +285,7 @@ def render(s: dict[str, Any], out: Path) -> str:
         f"volume {s['volume_shares']:,.2f} shares / {s['volume_usdc']:,.2f} USDC",
         f"pnl      {pnl_line(pnl)}",
         f"risk     max |inventory| {format_qty(round(s['max_abs_inventory_shares'] * QTY_ONE))} shares",
+        *risk_lines(s),
         f"quoting  uptime {s['quote_uptime']:.1%}   avg spread "
         + (f"{spread / 100:.2f} cents" if spread is not None else "n/a"),
         "markouts " + "   ".join(f"+{h} {v['px_per_share'] / 100:+.2f}c/share" for h, v in mk.items()),

@@ -21,6 +21,12 @@ of events the previous action emitted divided by ``events_per_s``, so a tape hol
 events per second on average. Takers are ``taker_share`` of actions, cancels ``cancel_share`` of the
 rest. An informed taker who sees no edge does nothing.
 
+Crashes (``crashes``): from a given time the latent fair of one market moves by a given amount, at
+once or evenly over a given time (a crash, a slide, or a spike); the makers follow with their lag
+and the informed takers trade into every quote left behind, as after any jump. A crash draws
+nothing from the random stream, so a market's tape is the same with or without another market's
+crash.
+
 Deterministic: every market draws from its own ``random.Random`` seeded from ``(seed, index)``.
 """
 
@@ -39,7 +45,7 @@ from core.messages import BookSnapshot, MarketResolved
 from core.units import NS_PER_S, ORDER_QTY_STEP, PX_ONE, QTY_ONE, Outcome
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, MarketTape, TickPx
 
-__all__ = ["DEFAULT_START_TS_NS", "SyntheticSource", "generate", "market_info", "market_name"]
+__all__ = ["DEFAULT_START_TS_NS", "Crash", "SyntheticSource", "generate", "market_info", "market_name"]
 
 #: 2026-07-10T00:00:00Z, the default start of synthetic tapes (any fixed instant would do).
 DEFAULT_START_TS_NS = 1_783_641_600 * NS_PER_S
@@ -48,6 +54,19 @@ _STEPS_PER_SHARE = QTY_ONE // ORDER_QTY_STEP
 _Frac = Annotated[float, Meta(ge=0, le=1)]
 _PosFloat = Annotated[float, Meta(gt=0)]
 _NonNegFloat = Annotated[float, Meta(ge=0)]
+
+
+class Crash(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A sudden move of one market's latent fair price: ``move_px`` (negative: down) at ``at_s``."""
+
+    #: The market's index (``syn-01`` is 1).
+    market: Annotated[int, Meta(ge=0, le=9_999)]
+    #: Seconds after the tape's start.
+    at_s: _NonNegFloat
+    #: The move of the latent fair in Px (-3000: 30 cents down); the fair stays within one tick of 0 and 1.
+    move_px: Annotated[int, Meta(ge=-10_000, le=10_000)]
+    #: Over how long the move is spread evenly (0: all at once).
+    over_s: _NonNegFloat = 0.0
 
 
 class SyntheticSource(
@@ -102,9 +121,14 @@ class SyntheticSource(
     max_sweep_levels: Annotated[int, Meta(ge=1, le=100)] = 3
     #: End each market with ``MarketResolved``: YES wins with probability final fair / 1.
     resolve: bool = False
+    #: Sudden moves of the latent fair (see the module docstring).
+    crashes: tuple[Crash, ...] = ()
 
     def __post_init__(self) -> None:
         """Check the cross-field rules."""
+        for c in self.crashes:
+            if c.market >= self.markets:
+                raise ValueError(f"crashes: market {c.market} is not among the {self.markets} markets")
         if self.start_px_min > self.start_px_max:
             raise ValueError("start_px_min: must be <= start_px_max")
         lo = -(-self.start_px_min // self.tick_px) * self.tick_px
@@ -224,6 +248,8 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
     max_sweep = spec.max_sweep_levels
     lo_f, hi_f = float(tk), float(top)
     next_jump = -log(1.0 - rand()) / jump_rate if jump_rate > 0 else math.inf
+    crashes = [c for c in spec.crashes if c.market == index]
+    crashed = [0.0] * len(crashes)  # how much of each crash has happened
 
     t = 0.0
     n_prev = 1
@@ -243,6 +269,11 @@ def _market(spec: SyntheticSource, index: int, rng: random.Random) -> MarketTape
             size = -jump_mean * 4.0 * p * (1.0 - p) * log(1.0 - rand())
             fair += size if rand() < 0.5 else -size
             next_jump += -log(1.0 - rand()) / jump_rate
+        for k, c in enumerate(crashes):
+            if t >= c.at_s and crashed[k] != c.move_px:
+                done = c.move_px * (min(1.0, (t - c.at_s) / c.over_s) if c.over_s > 0 else 1.0)
+                fair += done - crashed[k]
+                crashed[k] = done
         fair = lo_f if fair < lo_f else hi_f if fair > hi_f else fair
         ref = fair if lag == 0 else ref + (fair - ref) * (1.0 - exp(-dt / lag))
         bb = bid_pxs[-1]

@@ -29,9 +29,21 @@ from actors.gateway import (
 from actors.market import HoldQuotes, ReleaseQuotes
 from app.commands.run import shutdown_exit_code
 from core.markets import MarketInfo
-from core.messages import Accepted, Adopted, Cancel, CancelAll, Canceled, Filled, Rejected
+from core.messages import (
+    Accepted,
+    Adopted,
+    BookSnapshot,
+    Cancel,
+    CancelAll,
+    Canceled,
+    Filled,
+    PositionResync,
+    Rejected,
+)
 from core.units import QTY_ONE, Outcome, Side
+from tests.actors.test_session import PARAMS, SteppedSession
 from tests.actors.venue_fake import FakeVenue, MutableClock, Rig, Routed, fault, make_rig, place
+from tests.fakes import FakeClock, FakeExchangePort, ListSink
 
 M1 = MarketInfo(market="0xm1", yes_token="11", no_token="12", tick_px=100)
 M2 = MarketInfo(market="0xm2", yes_token="21", no_token="22", tick_px=100)
@@ -246,6 +258,61 @@ def test_a_lasting_position_drift_holds_that_market_until_it_agrees():
 
     assert [x.key for x in r.routed.of(ReleaseQuotes, M1.market)] == ["position_drift"]
     r.ref.stop()
+
+
+def test_a_market_held_by_a_drift_no_trade_explains_resumes_with_the_venues_position():
+    # Shares reach the wallet outside the bot (a transfer, a merge): no trade will ever show them.
+    # The market is held at the second listing, and once the same two positions have shown for
+    # three listings over a minute, the venue's position is adopted and the market quotes again.
+    venue = FakeVenue(MutableClock())
+    r = make_rig(MARKETS, venue, reconcile_interval_s=30.0, drift_resync_listings=3, drift_resync_min_s=60.0)
+    r.ref.ask(Startup(), timeout=5)
+    session = SteppedSession(M1, PARAMS, FakeExchangePort(), FakeClock(), ListSink())
+    session.on_event(_book(M1))
+    submit(r, place(M1, "a"))
+    r.tell(venue.fill("0xa", 2 * QTY_ONE, status="CONFIRMED"))  # a fill we hear: the position moves
+    venue.held[(M1.market, Outcome.YES)] = 5 * QTY_ONE
+
+    r.advance(30)  # 1st listing: may race a fill
+    r.advance(30)  # 2nd: held
+    assert [h.key for h in r.routed.of(HoldQuotes, M1.market)] == ["position_drift"]
+    assert r.routed.of(PositionResync) == []
+    r.advance(30)  # 3rd, a minute after the 1st: adopted
+
+    (ev,) = r.routed.of(PositionResync, M1.market)
+    assert (ev.yes_old_qty, ev.yes_new_qty, ev.yes_px) == (2 * QTY_ONE, 7 * QTY_ONE, 5_000)
+    assert [x.key for x in r.routed.of(ReleaseQuotes, M1.market)] == ["position_drift"]
+    assert ledger_positions(r)[M1.market].yes_qty == venue.position(M1.market, Outcome.YES) == 7 * QTY_ONE
+    assert r.routed.of(HoldQuotes, M2.market) == r.routed.of(PositionResync, M2.market) == []
+    (fault_rec,) = [p for k, _, m, p in r.sink.records if k == "fault" and p["fault"] == "position_resync"]
+    assert (fault_rec["yes_old_qty"], fault_rec["yes_new_qty"]) == (2 * QTY_ONE, 7 * QTY_ONE)
+    # The market's session, fed what the gateway routed, holds what the venue holds and quotes again.
+    for market, msg in r.routed.events:
+        if market != M1.market:
+            continue
+        if isinstance(msg, HoldQuotes):
+            session.hold(msg.key, msg.reason, session.clock.now_ns())
+        elif isinstance(msg, ReleaseQuotes):
+            session.release(msg.key, session.clock.now_ns())
+        else:
+            session.on_exec(msg)
+    session.flush(session.wakeup_ns)
+    assert session.inv == ledger_positions(r)[M1.market]
+    assert not session.holds and session.last_decision is not None and session.last_decision.bids
+    r.advance(30)
+    assert len(r.routed.of(PositionResync)) == 1  # agrees now: once
+    r.ref.stop()
+
+
+def _book(info: MarketInfo) -> BookSnapshot:
+    return BookSnapshot(
+        market=info.market,
+        outcome=Outcome.YES,
+        ts_ns=0,
+        bids=((4_700, 100 * QTY_ONE),),
+        asks=((4_800, 100 * QTY_ONE),),
+        tick_px=100,
+    )
 
 
 # --- rate limits -----------------------------------------------------------------------------------

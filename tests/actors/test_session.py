@@ -2,9 +2,10 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.session import CANCEL_PENDING, NEVER, MarketSession
+from actors.risk import MarketSample
+from actors.session import CANCEL_PENDING, NEVER, MarketSession, OrderRecord
 from app.configfile import load_config
-from core.inventory import Inventory
+from core.inventory import Inventory, apply_fill
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -15,11 +16,13 @@ from core.messages import (
     Canceled,
     Filled,
     MarketResolved,
+    PositionResync,
     Rejected,
     TickSizeChanged,
     TradePrint,
 )
 from core.quoting import quote_params
+from core.risk import ACTIVE_GATE, RiskGate, TradingState
 from core.units import PX_ONE, QTY_ONE, Outcome, Side, parse_qty
 from tests.fakes import FakeClock, FakeExchangePort, ListSink
 
@@ -202,6 +205,44 @@ def test_session_fill_reported_after_resolution_settles_at_once():
 
     assert s.inv.yes_qty == 0 and s.inv.no_qty == 0  # no phantom shares after settlement
     assert s.inv.cash_usdc6 == -bid.px * bid.qty // PX_ONE  # the YES bought lost everything: NO won
+
+
+def test_session_position_resync_moves_the_inventory_as_the_ledger_books_it_and_requotes():
+    s, port, sink = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    bid = next(p for p in port.places if p.outcome is Outcome.YES and p.side is Side.BUY)
+    s.on_exec(fill_of(bid, ts=T0 + 1, qty=10 * SHARE, trade_id="t1"))
+    s.flush(s.wakeup_ns)
+    before = s.last_decision
+    # The venue holds 40 YES where we hold 10 (30 more at its average 0.50), and 3 NO we never had.
+    ev = PositionResync(
+        market="m1",
+        ts_ns=T0 + 2,
+        yes_old_qty=10 * SHARE,
+        yes_new_qty=40 * SHARE,
+        no_old_qty=0,
+        no_new_qty=3 * SHARE,
+        yes_px=5_000,
+        no_px=0,
+    )
+
+    s.on_exec(ev)
+
+    expected = apply_fill(
+        apply_fill(Inventory(), Outcome.YES, Side.BUY, bid.px, 10 * SHARE, 0),
+        Outcome.YES,
+        Side.BUY,
+        5_000,
+        30 * SHARE,
+        0,
+    )
+    expected = apply_fill(expected, Outcome.NO, Side.BUY, 0, 3 * SHARE, 0)
+    assert s.inv == expected
+    assert (s.inv.yes_qty, s.inv.no_qty) == (40 * SHARE, 3 * SHARE)
+    assert sink.kinds("position_resync") == [ev]
+    s.flush(s.wakeup_ns)
+    assert s.last_decision.skewed_mid_px < before.skewed_mid_px  # longer YES: the quotes skew down
 
 
 def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_flight():
@@ -473,3 +514,87 @@ def test_a_session_starts_from_the_inventory_it_is_given():
 
     (decision,) = sink.kinds("decision")
     assert decision.reasons.inventory_qty == 154_575_758
+
+
+# --- the risk gate ----------------------------------------------------------------------------------
+
+
+def test_a_risk_pause_pulls_every_quote_at_once_and_a_release_quotes_again():
+    s, port, _ = new_session()
+    s.on_event(snapshot())
+    accept_all(s, port)
+    placed = {p.client_id for p in port.places}
+    assert placed
+
+    s.set_risk_gate(RiskGate(state=TradingState.PAUSED, rule="operator", detail="paused by operator"), T0)
+    s.flush(T0)  # urgent: no throttle
+
+    assert {c.client_id for c in port.cancels} == placed
+    d = s.last_decision
+    assert d is not None and d.no_quote == "risk_paused" and d.reasons.risk_rule == "operator"
+    for cid in placed:
+        s.on_exec(Canceled(market="m1", client_id=cid, ts_ns=T0))
+    n = len(port.places)
+    s.set_risk_gate(ACTIVE_GATE, T0 + 1)
+    s.flush(T0 + 1)
+    assert len(port.places) > n
+    s.set_risk_gate(RiskGate(state=TradingState.PAUSED, rule="operator", detail="again"), T0 + 2)
+    s.set_risk_gate(RiskGate(state=TradingState.PAUSED, rule="operator", detail="newer words"), T0 + 3)
+    assert s.risk_gate.detail == "newer words"
+
+
+def test_a_session_reports_fills_at_once_and_other_news_on_its_timer():
+    samples: list[tuple[MarketSample, bool]] = []
+    halt = RiskGate(state=TradingState.HALTED, rule="market_daily_loss_stop", detail="stop")
+
+    def report(sample: MarketSample, urgent: bool) -> RiskGate | None:
+        samples.append((sample, urgent))
+        return halt if urgent else None  # the simulator's monitor answers inline
+
+    port, sink = FakeExchangePort(), ListSink()
+    s = SteppedSession(INFO, PARAMS, port, FakeClock(T0), sink, risk_report=report)
+    s.on_event(snapshot())
+    s.on_timer(T0 + 1)
+    assert [(x.mid_px, urgent) for x, urgent in samples] == [(4_750, False)]
+    s.on_timer(T0 + 2)  # nothing changed, within the second: nothing sent
+    assert len(samples) == 1
+    s.on_timer(T0 + 1 + 1_000_000_000)  # a second on: sent all the same
+    assert len(samples) == 2
+
+    bid = next(p for p in port.places if p.side is Side.BUY)
+    s.on_exec(Accepted(market="m1", client_id=bid.client_id, order_id="v1", ts_ns=T0))
+    s.on_exec(Rejected(market="m1", client_id="x", ts_ns=T0, reason="order crosses book"))
+    s.on_exec(Rejected(market="m1", client_id="y", ts_ns=T0, reason="not enough balance"))
+    s.on_exec(fill_of(bid, T0 + 5))
+
+    last, urgent = samples[-1]
+    assert urgent and last.inv == s.inv and last.rejects == 1 and last.fills == 1
+    assert s.risk_gate is halt  # the answer is applied at once
+    assert s.last_decision is not None and s.last_decision.no_quote == "risk_halted"
+
+
+def test_the_risk_mark_leaves_our_own_orders_out_of_a_live_book():
+    s, port, _ = new_session()
+    s.on_event(snapshot(bid=4_700, ask=4_800))
+    accept_all(s, port)
+    assert s.market_mid_px() == 4_750  # our quotes are not in this book (the simulator's, paper's)
+
+    # Live, the feed shows our orders: a bid of ours alone at 0.49 and one joining 0.47's queue.
+    s.own_orders_in_book = True
+    s.orders.clear()
+    s.orders["b1"] = OrderRecord(
+        client_id="b1", outcome=Outcome.YES, side=Side.BUY, px=4_900, qty=10 * SHARE, status=1
+    )
+    s.orders["b2"] = OrderRecord(
+        client_id="b2", outcome=Outcome.YES, side=Side.BUY, px=4_700, qty=10 * SHARE, status=1
+    )
+    # A YES ask of ours as a BUY NO at 0.48 (YES 0.52), still pending: not on the book yet.
+    s.orders["a1"] = OrderRecord(client_id="a1", outcome=Outcome.NO, side=Side.BUY, px=4_800, qty=10 * SHARE)
+    s.on_level(Side.BUY, 4_900, 10 * SHARE, T0 + 1)
+    s.on_level(Side.SELL, 5_200, 10 * SHARE, T0 + 1)
+
+    assert s.market_mid_px() == (4_700 + 4_800) // 2  # 0.49 was ours alone; 0.47 holds others too
+    s.orders["a1"].status = 1  # now it rests: the 0.52 ask was ours, 0.48 is the market's
+    assert s.market_mid_px() == (4_700 + 4_800) // 2
+    s.on_level(Side.SELL, 4_800, 0, T0 + 2)  # the market's ask leaves: no ask but ours
+    assert s.market_mid_px() == -1

@@ -1,189 +1,267 @@
-"""Error classification and reply checks of the Polymarket order API: data in, data out."""
+"""The SDK's errors and order responses as the gateway reads them: data in, data out.
+
+Errors are produced by the SDK's own HTTP transport from crafted replies (``SyncTransport`` over an
+``httpx.MockTransport``), so the mapping is checked against what the pinned SDK really raises.
+"""
 
 from __future__ import annotations
 
-import email.utils
+import threading
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from py_clob_client_v2.exceptions import PolyApiException
+from polymarket import RateLimitUpdate
+from polymarket._internal.actions.orders.post import parse_order_responses
+from polymarket.clients._transport import SyncTransport
+from polymarket.errors import (
+    OrderHeartbeatMismatchError,
+    RateLimitError,
+    RequestRejectedError,
+    SigningError,
+    TransportError,
+    UnexpectedResponseError,
+    UserInputError,
+)
 
 from adapters.polymarket.errors import (
     AmountMismatch,
     AuthFailed,
     BadResponse,
-    CancelReply,
     OrderRefused,
     PlaceReply,
+    PolymarketError,
     RateLimited,
+    RateLimitHeaders,
+    RateLimitListener,
     RequestRejected,
-    RetryAfterProbe,
     TransportFailed,
     VenueUnavailable,
-    check_batch_response,
-    check_cancel_response,
-    check_response,
     is_ambiguous,
-    parse_place_reply,
-    parse_retry_after,
+    place_replies,
+    place_reply,
+    rate_limit_headers,
     should_retry,
     to_polymarket_error,
 )
 
-
-def api_error(status: int, body: object = None) -> PolyApiException:
-    return PolyApiException(httpx.Response(status, json=body if body is not None else {"error": "x"}))
-
-
-@pytest.mark.parametrize(
-    ("exc", "retry"),
-    [
-        (RateLimited("slow down", 429), True),
-        (VenueUnavailable("engine restart", 425), True),
-        (VenueUnavailable("boom", 500), True),
-        (VenueUnavailable("trading disabled", 503), True),
-        (TransportFailed("timeout"), True),
-        (RequestRejected("invalid order", 400), False),
-        (AuthFailed("bad key", 401), False),
-        (RequestRejected("not found", 404), False),
-        (BadResponse("text"), False),
-        (OrderRefused("off tick"), False),
-        (AmountMismatch("#142"), False),
-        (ValueError("a bug"), False),
-        (api_error(429), True),
-        (api_error(425), True),
-        (api_error(502), True),
-        (api_error(400), False),
-        (api_error(401), False),
-        (PolyApiException(error_msg="Request exception!"), True),
-        (httpx.ConnectError("refused"), True),
-        (httpx.ReadTimeout("slow"), True),
-    ],
-    ids=lambda v: type(v).__name__ if not isinstance(v, bool) else str(v),
-)
-def test_should_retry_table(exc, retry):
-    assert should_retry(exc) is retry
+RATE_HEADERS = {
+    "Poly-RateLimit-Remaining": "0",
+    "Poly-RateLimit-Reset": "1800000010.5",
+    "Poly-RateLimit-Tier": "Copper",
+    "Poly-RateLimit-Warning": "true",
+}
 
 
-@given(st.integers(100, 599))
-def test_should_retry_status_rule(status):
-    assert should_retry(api_error(status)) is (status in (425, 429) or status >= 500)
+def sdk_raises(status: int, body: Any = None, headers: dict[str, str] | None = None, path: str = "/orders"):
+    """What the SDK's transport raises for this reply (and what its rate-limit listener heard)."""
+    heard: list[Any] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if status == 0:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(
+            status, headers=headers or {}, json=body if body is not None else {"error": "x"}
+        )
+
+    http = httpx.Client(base_url="http://venue.test", transport=httpx.MockTransport(respond))
+    transport = SyncTransport(base_url="http://venue.test", client=http, on_rate_limit_update=heard.append)
+    with pytest.raises(Exception) as caught:
+        transport.post_json(path, json={})
+    return caught.value, heard
 
 
 @pytest.mark.parametrize(
-    ("exc", "ambiguous"),
+    ("status", "body", "headers", "kind", "code", "retry", "ambiguous"),
     [
-        (api_error(429), False),
-        (api_error(425), False),
-        (api_error(500), True),
-        (PolyApiException(error_msg="Request exception!"), True),
-        (api_error(400), False),
-        (OrderRefused("no"), False),
+        (0, None, None, TransportFailed, None, True, True),
+        (429, {"error": "slow down"}, RATE_HEADERS | {"Retry-After": "3"}, RateLimited, 429, True, False),
+        (429, {"error": "slow down"}, {"Retry-After": "3"}, RateLimited, 429, True, True),  # a CDN's
+        (425, {"error": "restarting"}, {"Retry-After": "9"}, VenueUnavailable, 425, True, False),
+        (500, {"error": "boom"}, None, VenueUnavailable, 500, True, True),
+        (503, {"error": "Trading is currently disabled"}, None, VenueUnavailable, 503, True, True),
+        (503, {"error": "cancel-only mode"}, None, VenueUnavailable, 503, True, True),
+        (401, {"error": "Unauthorized/Invalid api key"}, None, AuthFailed, 401, False, False),
+        (403, {"error": "forbidden"}, None, AuthFailed, 403, False, False),
+        (400, {"error": "invalid signature"}, None, RequestRejected, 400, False, False),
+        (404, {"error": "order not found"}, None, RequestRejected, 404, False, False),
+    ],
+    ids=[
+        "no-reply",
+        "429-venue",
+        "429-cdn",
+        "425",
+        "500",
+        "503",
+        "503-cancel-only",
+        "401",
+        "403",
+        "400",
+        "404",
     ],
 )
-def test_is_ambiguous_only_when_the_request_may_have_landed(exc, ambiguous):
-    assert is_ambiguous(exc) is ambiguous
+def test_sdk_errors_map_onto_ours(status, body, headers, kind, code, retry, ambiguous):
+    exc, _ = sdk_raises(status, body, headers)
 
-
-@pytest.mark.parametrize(
-    ("exc", "kind", "status"),
-    [
-        (api_error(429, {"error": "rate limited"}), RateLimited, 429),
-        (api_error(425), VenueUnavailable, 425),
-        (api_error(503), VenueUnavailable, 503),
-        (api_error(401), AuthFailed, 401),
-        (api_error(400, {"error": "invalid signature"}), RequestRejected, 400),
-        (PolyApiException(error_msg="Request exception!"), TransportFailed, None),
-        (httpx.ConnectError("refused"), TransportFailed, None),
-    ],
-)
-def test_to_polymarket_error_maps_status(exc, kind, status):
-    err = to_polymarket_error(exc, retry_after_s=2.0)
+    err = to_polymarket_error(exc)
 
     assert type(err) is kind
-    assert getattr(err, "status_code", None) == status
+    assert getattr(err, "status_code", None) == code
+    assert should_retry(err) is retry
+    assert is_ambiguous(err) is ambiguous
 
 
-def test_to_polymarket_error_keeps_the_message_and_retry_after():
-    err = to_polymarket_error(api_error(429, {"error": "too many requests"}), retry_after_s=3.0)
+def test_a_venue_429_is_definite_and_carries_retry_after_and_the_rate_limit_state():
+    exc, heard = sdk_raises(429, {"error": "too many requests"}, RATE_HEADERS | {"Retry-After": "3"})
 
-    assert str(err) == "too many requests"
-    assert isinstance(err, RateLimited)
-    assert err.retry_after_s == 3.0
+    err = to_polymarket_error(exc)
 
-
-def test_check_response_refuses_text_and_error_objects():
-    assert check_response({"heartbeat_id": "1"}) == {"heartbeat_id": "1"}
-    with pytest.raises(BadResponse, match=r"^expected a JSON object, got text"):
-        check_response("<html>")
-    with pytest.raises(BadResponse, match=r"^trading disabled$"):
-        check_response({"error": "trading disabled"})
-    with pytest.raises(BadResponse):
-        check_response([1])
+    assert isinstance(exc, RateLimitError) and exc.rate_limit is not None
+    assert isinstance(err, RateLimited) and err.definite and err.retry_after_s == 3.0
+    assert str(err) == "Request to http://venue.test/orders was rate limited"
+    # The listener heard the reply before the SDK raised: the gateway reads the state after a 429 too.
+    assert [rate_limit_headers(u) for u in heard] == [
+        RateLimitHeaders(remaining=0, reset_s=1800000010.5, tier="Copper", warning=True)
+    ]
 
 
-def test_place_reply_success_with_empty_order_id_is_a_rejection():
-    reply = parse_place_reply({"success": True, "orderID": "", "errorMsg": "not enough balance / allowance"})
+def test_a_425_and_a_cancel_only_503_keep_their_retry_after_and_say_what_they_are():
+    restarting = to_polymarket_error(sdk_raises(425, {"error": "restarting"}, {"Retry-After": "9"})[0])
+    cancel_only = to_polymarket_error(sdk_raises(503, {"error": "cancel-only mode"})[0])
 
-    assert reply == PlaceReply(ok=False, error="not enough balance / allowance")
-
-
-def test_place_reply_success_false_and_ok():
-    bad = parse_place_reply({"success": False, "errorMsg": "invalid post-only order: order crosses book"})
-    good = parse_place_reply({"success": True, "orderID": "0xab", "status": "live", "errorMsg": ""})
-
-    assert not bad.ok
-    assert bad.error == "invalid post-only order: order crosses book"
-    assert good == PlaceReply(ok=True, order_id="0xab", status="live")
+    assert isinstance(restarting, VenueUnavailable) and restarting.retry_after_s == 9.0
+    assert str(cancel_only).startswith("cancel-only: ")
 
 
-def test_batch_reply_shorter_than_the_batch_leaves_the_rest_unknown():
-    replies = check_batch_response([{"success": True, "orderID": "0x1"}], 3)
+@given(st.integers(400, 599))
+def test_should_retry_status_rule(status):
+    err = to_polymarket_error(RequestRejectedError("x", status=status))
 
-    assert [r.ok for r in replies] == [True, False, False]
-    assert [r.unknown for r in replies] == [False, True, True]
-
-
-def test_batch_reply_that_is_not_a_list_raises():
-    with pytest.raises(BadResponse, match=r"^boom$"):
-        check_batch_response({"error": "boom"}, 2)
-    with pytest.raises(BadResponse, match=r"^expected a list"):
-        check_batch_response({"weird": 1}, 2)
+    assert should_retry(err) is (status in (425, 429) or status >= 500)
 
 
-def test_cancel_reply_accepts_both_spellings():
-    a = check_cancel_response({"canceled": ["0x1"], "not_canceled": {"0x2": "already canceled or matched"}})
-    b = check_cancel_response({"canceled": [], "notCanceled": {"0x2": "gone"}})
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (UnexpectedResponseError("post-orders response did not match expected shape"), BadResponse),
+        (UserInputError("signed_orders cannot exceed 15 entries."), PolymarketError),
+        (SigningError("no key"), PolymarketError),
+        (RecursionError("maximum recursion depth exceeded while decoding a JSON array"), PolymarketError),
+        (ValueError("x" * 10_000_000), PolymarketError),
+        (TransportError("timed out"), TransportFailed),
+        (OrderHeartbeatMismatchError("hb-9"), RequestRejected),
+    ],
+)
+def test_everything_else_is_final_and_short(exc, kind):
+    err = to_polymarket_error(exc)
 
-    assert a == CancelReply(canceled=("0x1",), not_canceled=(("0x2", "already canceled or matched"),))
-    assert b.not_canceled == (("0x2", "gone"),)
+    assert type(err) is kind
+    assert len(str(err)) <= 300
+    assert should_retry(err) is (kind is TransportFailed)
 
 
-def test_parse_retry_after_seconds_date_and_garbage():
-    now = 1_800_000_000.0
-    date = email.utils.formatdate(now + 30, usegmt=True)
-
-    assert parse_retry_after("2", now) == 2.0
-    assert parse_retry_after("0.5", now) == 0.5
-    assert parse_retry_after(date, now) == pytest.approx(30.0, abs=1.0)
-    assert parse_retry_after("soon", now) is None
-    assert parse_retry_after(None, now) is None
+@pytest.mark.parametrize(
+    "err",
+    [BadResponse("text"), OrderRefused("off tick"), AmountMismatch("1 micro short"), ValueError("a bug")],
+)
+def test_our_refusals_and_bugs_are_never_retried_or_ambiguous(err):
+    assert not should_retry(err) and not is_ambiguous(err)
+    assert to_polymarket_error(OrderRefused("x")).args == ("x",)
 
 
-def test_retry_after_probe_reads_the_header_of_the_failed_reply():
-    probe = RetryAfterProbe()
-    client = httpx.Client(
-        transport=httpx.MockTransport(lambda req: httpx.Response(429, headers={"Retry-After": "7"}))
+# --- order responses -------------------------------------------------------------------------------
+
+
+def replies(*items: dict[str, Any]) -> tuple[Any, ...]:
+    """The SDK's parse of a ``POST /orders`` reply (missing amounts filled in as the venue sends them)."""
+    base = {
+        "errorMsg": "",
+        "makingAmount": "",
+        "takingAmount": "",
+        "orderID": "",
+        "status": "",
+        "success": False,
+    }
+    return parse_order_responses([base | i for i in items])
+
+
+def test_accepted_rejected_and_success_with_an_empty_order_id():
+    got = [
+        place_reply(r)
+        for r in replies(
+            {"success": True, "orderID": "0xab", "status": "live"},
+            {"success": False, "errorMsg": "invalid post-only order: order crosses book"},
+            {"success": True, "orderID": "", "errorMsg": "not enough balance / allowance"},
+            {"success": True, "orderID": "0xcd", "status": "delayed"},
+        )
+    ]
+
+    assert got == [
+        PlaceReply(ok=True, order_id="0xab", status="live"),
+        PlaceReply(ok=False, error="invalid post-only order: order crosses book"),
+        PlaceReply(ok=False, error="not enough balance / allowance"),
+        PlaceReply(ok=True, order_id="0xcd", status="delayed"),
+    ]
+
+
+def test_unmatched_loses_its_id_in_the_sdk_and_is_unknown_here_never_refused():
+    # "unmatched": the taker delay ended and the order rests. The SDK makes it a RejectedOrder without
+    # the id; our digest identifies it, and the venue's listing says whether it rests.
+    (r,) = replies({"success": True, "orderID": "0xab", "status": "unmatched"})
+
+    reply = place_reply(r)
+
+    assert (r.ok, r.code) == (False, "unmatched")
+    assert reply.unknown and not reply.ok and reply.status == "unmatched"
+
+
+def test_a_reply_shorter_than_the_batch_leaves_the_rest_unknown():
+    got = place_replies(replies({"success": True, "orderID": "0x1", "status": "live"}), 3)
+
+    assert [r.ok for r in got] == [True, False, False]
+    assert [r.unknown for r in got] == [False, True, True]
+
+
+def test_an_unusable_reply_item_is_unknown():
+    assert place_reply(object()).unknown
+    assert place_reply(type("Accepted", (), {"ok": True, "order_id": ""})()).unknown
+
+
+def test_a_huge_rejection_message_is_cut():
+    (r,) = replies({"success": False, "errorMsg": "x" * 1_000_000})
+
+    assert len(place_reply(r).error) <= 300
+
+
+# --- rate-limit state -----------------------------------------------------------------------------------
+
+
+def test_the_listener_keeps_the_last_state_per_thread_and_hands_it_out_once():
+    listener = RateLimitListener()
+    listener(RateLimitUpdate(remaining=57.0, reset=1796590712.5, tier="Copper", warning=True))
+    other: list[Any] = []
+
+    def elsewhere() -> None:
+        other.append(listener.take_rate_limit())
+        listener(RateLimitUpdate(remaining=1.0, reset=None, tier=None, warning=False))
+
+    t = threading.Thread(target=elsewhere)
+    t.start()
+    t.join()
+
+    assert other == [None]  # another thread's replies never mix in
+    assert listener.take_rate_limit() == RateLimitHeaders(
+        remaining=57, reset_s=1796590712.5, tier="Copper", warning=True
     )
-    probe.install(client)
-    probe.install(client)  # idempotent
+    assert listener.take_rate_limit() is None
+    listener(RateLimitUpdate(remaining=None, reset=float("inf"), tier=None, warning=False))
+    listener.clear()
+    assert listener.take_rate_limit() is None
 
-    client.get("http://venue.test/orders")
 
-    assert probe.take(0.0) == 7.0
-    assert probe.take(0.0) is None
-    assert len(client.event_hooks["response"]) == 1
-    probe.uninstall(client)
-    assert client.event_hooks["response"] == []
+def test_unusable_rate_limit_values_are_left_out():
+    h = rate_limit_headers(RateLimitUpdate(remaining=float("nan"), reset=-5.0, tier="T" * 100, warning=False))
+
+    assert h == RateLimitHeaders(remaining=None, reset_s=0.0, tier="T" * 32, warning=False)

@@ -181,6 +181,78 @@ def test_parse_market_every_fixture_market_parses() -> None:
     assert all(len(m.token_ids) == 2 for m in parsed)
 
 
+# --- protocol version (venue-2026-12.md §1) -------------------------------------------------------------
+
+V1_IDS = ["71321045679252212594626385532706912750332728571942532289631379312455583992563", "1234567890123"]
+V2_IDS = [str(int("01" + "c3" * 16 + "00" * 14 + outcome, 16)) for outcome in ("00", "01")]
+
+
+def btc(**fields: Any) -> dict[str, Any]:
+    return {**load("market_btc_updown_5m_2026-03.json"), **fields}
+
+
+def test_a_v2_market_trades_by_its_position_ids_even_when_clob_token_ids_are_served() -> None:
+    m = parse_market(btc(version="v2", positionIds=V2_IDS, clobTokenIds=json.dumps(V1_IDS)))
+
+    assert (m.version, m.token_ids) == ("v2", tuple(V2_IDS))
+    info = m.to_info()
+    assert (info.version, info.yes_token, info.no_token) == ("v2", V2_IDS[0], V2_IDS[1])
+
+
+def test_a_v1_market_trades_by_its_clob_token_ids_even_when_position_ids_are_served() -> None:
+    m = parse_market(btc(version="v1", positionIds=V2_IDS, clobTokenIds=json.dumps(V1_IDS)))
+
+    assert (m.version, m.token_ids, m.to_info().version) == ("v1", tuple(V1_IDS), "v1")
+
+
+def test_position_ids_as_a_json_encoded_string_are_read_too() -> None:
+    assert parse_market(btc(version="v2", positionIds=json.dumps(V2_IDS))).token_ids == tuple(V2_IDS)
+
+
+def test_a_market_listed_before_protocol_v2_has_no_version_and_is_v1() -> None:
+    m = parse_market(load("market_btc_updown_5m_2026-03.json"))  # recorded 2026-03: no version field
+
+    assert m.version == "v1" and len(m.token_ids) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"version": "v3"}, r"version: 'v3' is not a protocol polymm trades"),
+        ({"version": 2}, r"version: 2 is not a protocol polymm trades"),
+        ({"positionIds": V2_IDS}, r"version: missing, and positionIds are served"),
+        ({"version": "v2", "positionIds": [V2_IDS[0]], "outcomes": '["Up", "Down"]'}, r"positionIds: 1 ids"),
+    ],
+    ids=["unknown", "not-a-string", "missing-with-position-ids", "one-position-id"],
+)
+def test_an_unknown_or_ambiguous_version_is_refused(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(MalformedMarket, match=message):
+        parse_market(btc(**fields))
+
+
+def test_a_v2_market_without_position_ids_cannot_trade() -> None:
+    m = parse_market({k: v for k, v in btc(version="v2").items() if k != "clobTokenIds"})
+
+    assert m.token_ids == ()
+    with pytest.raises(ValueError, match="needs two tokens"):
+        m.to_info()
+
+
+def test_the_version_and_position_ids_survive_the_selection_file(tmp_path: Path) -> None:
+    raw = btc(version="v2", positionIds=V2_IDS)
+    path = tmp_path / "selected.json"
+    write_markets_file(
+        path,
+        kind="selected_markets",
+        entries=[CacheEntry(market=parse_market(raw), raw=raw)],
+        generated_at="t",
+    )
+
+    (record,) = load_selected_markets(path)
+
+    assert (record.version, record.to_info().yes_token) == ("v2", V2_IDS[0])
+
+
 @pytest.mark.parametrize(
     ("index", "field"),
     [

@@ -47,7 +47,7 @@ def test_cache_file_is_readable_json_with_raw_gamma_fields(tmp_path: Path) -> No
     )
     data = json.loads(path.read_text())
 
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["strategy"] == "market_maker"
     assert data["markets"][0]["market"]["token_ids"][0] == data["markets"][0]["market"]["token_ids"][0]
     assert isinstance(data["markets"][0]["raw"]["clobTokenIds"], str)  # as Gamma serves it
@@ -108,6 +108,27 @@ def test_a_version_1_file_with_sizes_in_cents_is_refused(tmp_path: Path) -> None
         read_markets_file(path)
 
 
+def test_a_version_2_file_without_protocol_versions_is_refused(tmp_path: Path) -> None:
+    # Version 2 kept clobTokenIds whatever the market's protocol: a Protocol V2 market would be traded
+    # by the wrong ids.
+    path = tmp_path / "markets.json"
+    path.write_bytes(msgspec.json.encode({"schema_version": 2, "kind": "market_cache", "markets": []}))
+
+    with pytest.raises(
+        MarketCacheError, match=r"schema_version 2 is not supported \(expected 3\).*refresh-markets"
+    ):
+        read_markets_file(path)
+
+
+def test_a_record_with_an_unknown_protocol_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "markets.json"
+    write_markets_file(path, kind="market_cache", entries=entries()[:1], generated_at="t")
+    path.write_text(path.read_text().replace('"version": "v1"', '"version": "v9"'))
+
+    with pytest.raises(MarketCacheError, match="v9"):
+        read_markets_file(path)
+
+
 def test_read_garbage_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "markets.json"
     path.write_text("{not json")
@@ -122,7 +143,7 @@ def test_read_garbage_is_a_one_line_error(tmp_path: Path) -> None:
 def test_read_wrong_shape_names_the_field(tmp_path: Path) -> None:
     path = tmp_path / "markets.json"
     path.write_text(
-        json.dumps({"schema_version": 2, "kind": "market_cache", "generated_at": "t", "markets": [1]})
+        json.dumps({"schema_version": 3, "kind": "market_cache", "generated_at": "t", "markets": [1]})
     )
 
     with pytest.raises(MarketCacheError, match=r"markets\[0\]"):

@@ -1,11 +1,13 @@
-"""OrderGatewayActor over PolymarketVenue over a fake ClobLike (real signing, fake HTTP).
+"""OrderGatewayActor over PolymarketVenue over a fake SDK client (real signing, fake HTTP).
 
 The fake keeps an order book of "open orders" like the venue's ``/data/orders`` and trade rows like
-``/data/trades``, answers like the client does (dicts, or ``PolyApiException`` built from an httpx
-response so Retry-After and the rate-limit headers flow through the probe), and records every call.
-Timers are fired by hand (the clock moves to the latest of them); tests synchronise with
-``ask(GetGatewayStatus())``, which flushes pending work first. The gateway's rules themselves are
-tested against a venue model in ``tests/actors/test_gateway.py``.
+``/data/trades``, and answers like ``polymarket.SecureClient`` does: the venue's wire shapes parsed by
+the SDK's own models (``OpenOrder``, ``ClobTrade``, ``AcceptedOrder``/``RejectedOrder``...), failures
+raised by the SDK's own transport code from a crafted HTTP reply (so Retry-After, trading restrictions
+and the ``Poly-RateLimit-*`` headers flow exactly as they would), listings through the SDK's
+``Paginator``; it records every call. Timers are fired by hand (the clock moves to the latest of
+them); tests synchronise with ``ask(GetGatewayStatus())``, which flushes pending work first. The
+gateway's rules themselves are tested against a venue model in ``tests/actors/test_gateway.py``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from eth_account import Account
-from py_clob_client_v2.exceptions import PolyApiException
-from py_clob_client_v2.order_builder.builder import OrderBuilder
-from py_clob_client_v2.signer import Signer
+from polymarket import (
+    PRODUCTION,
+    CancelOrdersResponse,
+    ClobTrade,
+    OpenOrder,
+    OrderHeartbeat,
+    Page,
+    Paginator,
+    Position,
+)
+from polymarket._internal.actions.orders.post import parse_order_responses
+from polymarket.clients._transport import _notify_rate_limit_update, _raise_for_response_status
+from polymarket.errors import TransportError
 
 from actors.gateway import (
     GatewayConfig,
@@ -38,17 +49,18 @@ from actors.gateway import (
     Startup,
     UserOrderUpdate,
 )
+from adapters.polymarket import sdk
 from adapters.polymarket.clob_port import (
     ClobExchangePort,
-    DataApiPositions,
     PolymarketVenue,
     UserChannelBridge,
     positions_from_rows,
+    trade_row,
     trades_from_rows,
     user_event_messages,
 )
-from adapters.polymarket.errors import BadResponse, RetryAfterProbe
-from adapters.polymarket.orders import order_id_of
+from adapters.polymarket.errors import BadResponse, OrderRefused, RateLimitListener
+from adapters.polymarket.orders import OrderSigner
 from adapters.polymarket.parse import AssetMap, decode_user_frame
 from app.gateway import start_gateway
 from core.ledger import TradeLeg, VenueTrade
@@ -69,38 +81,83 @@ from tests.actors.venue_fake import MutableClock
 from tests.fakes import ListSink
 
 FIX = Path(__file__).parents[1] / "fixtures" / "polymarket"
-KEY = Account.create().key.hex()
-BUILDER = OrderBuilder(Signer(KEY, 137))
-M1 = MarketInfo(market="0xm1", yes_token="111", no_token="112", tick_px=100)
-M2 = MarketInfo(market="0xm2", yes_token="221", no_token="222", tick_px=10, neg_risk=True)
+KEY = "0x" + "3c" * 32
+SIGNER = OrderSigner(KEY, sdk.contracts(PRODUCTION))
+WALLET = SIGNER.address
+
+
+def token(n: int) -> str:
+    """A V1 (CTF) token id: bits 40..103 set, as every real one (a small number is a V2 position id)."""
+    return str((0x5EED << 96) + n)
+
+
+def position(n: int, outcome: int) -> str:
+    """A Protocol V2 position id: module 01, 16 hash bytes, 14 zero bytes, the outcome byte."""
+    return str(int("01" + f"{n:032x}" + "00" * 14 + f"{outcome:02x}", 16))
+
+
+M1 = MarketInfo(market="0xm1", yes_token=token(111), no_token=token(112), tick_px=100)
+M2 = MarketInfo(market="0xm2", yes_token=token(221), no_token=token(222), tick_px=10, neg_risk=True)
 # The cross-asset trade fixture: our maker order is the BUY YES leg at 0.513.
 CROSS = msgspec.json.decode((FIX / "trade_maker_cross_asset_2025-11_edited.json").read_bytes())
 M3 = MarketInfo(
-    market=CROSS["market"], yes_token=CROSS["maker_orders"][0]["asset_id"], no_token="999", tick_px=10
+    market=CROSS["market"], yes_token=CROSS["maker_orders"][0]["asset_id"], no_token=token(999), tick_px=10
 )
-MARKETS = [M1, M2, M3]
+M4 = MarketInfo(market="0xm4", yes_token=position(4, 0), no_token=position(4, 1), tick_px=100, version="v2")
+MARKETS = [M1, M2, M3, M4]
 
 
-class FakeClob:
-    """A fake and a spy of ``py_clob_client_v2.ClobClient`` (see the module docstring)."""
+def sdk_error(method: str, status: int, body: Any, headers: dict[str, str], listener: Any) -> Exception:
+    """What the SDK's transport raises (after telling its rate-limit listener) for this reply."""
+    path = {"send_order_heartbeat": "/v1/heartbeats", "post_orders": "/orders"}.get(method, f"/{method}")
+    request = httpx.Request("POST", "http://venue.test" + path)
+    response = httpx.Response(status, headers=headers, json=body, request=request)
+    _notify_rate_limit_update(listener, None, response)
+    try:
+        _raise_for_response_status(response, path=path)
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"status {status} raised nothing")
 
-    def __init__(
-        self, markets: list[MarketInfo], probe: RetryAfterProbe | None = None, builder: Any = BUILDER
-    ):
-        self.builder = builder
-        self.neg_risk = {t: m.neg_risk for m in markets for t in (m.yes_token, m.no_token)}
-        self.market_of = {t: m.market for m in markets for t in (m.yes_token, m.no_token)}
+
+def pages(items: list[Any], per_page: int = 2) -> Paginator[Any]:
+    """The SDK's own paginator over ``items`` (``per_page`` a page, like a venue that pages)."""
+
+    def fetch(cursor: str | None) -> Page[Any]:
+        start = int(cursor or 0)
+        chunk = tuple(items[start : start + per_page])
+        more = start + per_page < len(items)
+        return Page(items=chunk, has_more=more, next_cursor=str(start + per_page) if more else None)
+
+    return Paginator(fetch=fetch)
+
+
+OPEN_ROW_DEFAULTS = {
+    "owner": "k",
+    "maker_address": "0xme",
+    "outcome": "Yes",
+    "order_type": "GTC",
+    "status": "LIVE",
+    "created_at": 1_800_000_000,
+    "associate_trades": [],
+}
+
+
+class FakeSdk:
+    """A fake and a spy of ``polymarket.SecureClient`` (see the module docstring)."""
+
+    def __init__(self, markets: list[MarketInfo], listener: RateLimitListener | None = None):
+        self.listener = listener
+        self.info = {t: m for m in markets for t in (m.yes_token, m.no_token)}
         self.calls: list[tuple[str, Any]] = []
         self.open: dict[str, dict[str, Any]] = {}
         self.item_replies: list[dict[str, Any] | None] = []  # per posted order; None: accept
         self.failures: dict[str, list[tuple[int | None, dict[str, Any], bool]]] = defaultdict(list)
         self.hb = 0
         self.trade_rows: list[dict[str, Any]] = []
+        self.position_rows: list[dict[str, Any]] = []
         self.closed: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        self.http = httpx.Client(transport=httpx.MockTransport(self._respond))
-        if probe is not None:
-            probe.install(self.http)
 
     # scripting
     def fail_next(
@@ -113,17 +170,14 @@ class FakeClob:
         applied: bool = False,
         headers: dict[str, str] | None = None,
     ):
-        spec = {"body": body or {"error": "scripted"}, "retry_after": retry_after, "headers": headers or {}}
+        headers = dict(headers or {})
+        if retry_after:
+            headers["Retry-After"] = retry_after
+        spec = {"body": body or {"error": "scripted"}, "headers": headers}
         self.failures[method].append((status, spec, applied))
 
     def called(self, method: str) -> list[Any]:
         return [args for m, args in self.calls if m == method]
-
-    def _respond(self, request: httpx.Request) -> httpx.Response:
-        spec = json.loads(request.headers["x-spec"])
-        headers = {"Retry-After": spec["retry_after"]} if spec["retry_after"] else {}
-        headers.update(spec.get("headers") or {})
-        return httpx.Response(int(request.headers["x-status"]), headers=headers, json=spec["body"])
 
     def _run(self, method: str, effect: Callable[[], Any]) -> Any:
         if self.failures[method]:
@@ -131,106 +185,138 @@ class FakeClob:
             if applied:
                 effect()  # the venue did it, but the reply is lost
             if status is None:
-                raise PolyApiException(error_msg="Request exception!")
-            resp = self.http.get(
-                "http://venue.test/", headers={"x-status": str(status), "x-spec": json.dumps(spec)}
-            )
-            raise PolyApiException(resp)
+                raise TransportError("timed out")
+            raise sdk_error(method, status, spec["body"], spec["headers"], self.listener)
         return effect()
 
-    # the ClobLike surface
-    def post_orders(self, args: list[Any], post_only: bool = False, defer_exec: bool = False) -> Any:
-        self.calls.append(("post_orders", [(a.order, a.orderType) for a in args]))
-        assert post_only and not defer_exec
+    def _open_order(self, row: dict[str, Any]) -> OpenOrder:
+        return OpenOrder.parse_response(OPEN_ROW_DEFAULTS | row)
 
-        def effect() -> list[dict[str, Any]]:
+    # the SecureClient surface
+    def post_orders(self, signed_orders: list[Any]) -> Any:
+        self.calls.append(("post_orders", [(o, o.order_type) for o in signed_orders]))
+        assert all(o.post_only for o in signed_orders)
+
+        def effect() -> Any:
             out = []
-            for a in args:
+            for o in signed_orders:
                 scripted = self.item_replies.pop(0) if self.item_replies else None
                 if scripted is not None:
-                    out.append(scripted)
+                    out.append(
+                        {"errorMsg": "", "makingAmount": "", "takingAmount": "", "status": "", "orderID": ""}
+                        | scripted
+                    )
                     continue
-                o = a.order
-                oid = order_id_of(o, self.neg_risk[o.tokenId])
-                buy = int(o.side) == 0
-                maker, taker = int(o.makerAmount), int(o.takerAmount)
-                qty = taker if buy else maker  # the share amount is a Qty (1e-6 shares)
-                px = (maker if buy else taker) * PX_ONE // qty
+                info = self.info[o.token_id]
+                oid = SIGNER.order_id(o, neg_risk=info.neg_risk, protocol=info.version)
+                buy = o.side == "BUY"
+                qty = o.taker_amount if buy else o.maker_amount  # the share amount is a Qty (1e-6 shares)
+                px = (o.maker_amount if buy else o.taker_amount) * PX_ONE // qty
                 with self.lock:
                     self.open[oid] = {
                         "id": oid,
-                        "asset_id": o.tokenId,
-                        "market": self.market_of[o.tokenId],
-                        "side": "BUY" if buy else "SELL",
+                        "asset_id": o.token_id,
+                        "market": info.market,
+                        "side": o.side,
                         "price": format_px(px),
                         "original_size": format_qty(qty),
                         "size_matched": "0",
-                        "associate_trades": [],
                     }
-                out.append({"success": True, "orderID": oid, "status": "live", "errorMsg": ""})
-            return out
+                out.append(
+                    {"success": True, "orderID": oid, "status": "live", "errorMsg": "",
+                     "makingAmount": "0", "takingAmount": "0"}
+                )  # fmt: skip
+            return parse_order_responses(out)
 
         return self._run("post_orders", effect)
 
-    def cancel_orders(self, order_hashes: list[str]) -> Any:
-        self.calls.append(("cancel_orders", list(order_hashes)))
+    def cancel_orders(self, *, order_ids: list[str]) -> Any:
+        self.calls.append(("cancel_orders", list(order_ids)))
 
-        def effect() -> dict[str, Any]:
+        def effect() -> Any:
             with self.lock:
-                done = [i for i in order_hashes if i in self.open]
+                done = [i for i in order_ids if i in self.open]
                 for i in done:
                     self.closed[i] = dict(self.open.pop(i), status="CANCELED")
-            return {
-                "canceled": done,
-                "not_canceled": {i: "order not found" for i in order_hashes if i not in done},
-            }
+            return CancelOrdersResponse.parse_response(
+                {"canceled": done, "not_canceled": {i: "order not found" for i in order_ids if i not in done}}
+            )
 
         return self._run("cancel_orders", effect)
 
-    def cancel_market_orders(self, payload: Any) -> Any:
-        self.calls.append(("cancel_market_orders", payload.market))
+    def cancel_market_orders(self, *, market: str | None = None) -> Any:
+        self.calls.append(("cancel_market_orders", market))
 
-        def effect() -> dict[str, Any]:
+        def effect() -> Any:
             with self.lock:
-                done = [i for i, o in self.open.items() if o["market"] == payload.market]
+                done = [i for i, o in self.open.items() if o["market"] == market]
                 for i in done:
                     del self.open[i]
-            return {"canceled": done, "not_canceled": {}}
+            return CancelOrdersResponse.parse_response({"canceled": done, "not_canceled": {}})
 
         return self._run("cancel_market_orders", effect)
 
-    def post_heartbeat(self, heartbeat_id: str = "") -> Any:
-        self.calls.append(("post_heartbeat", heartbeat_id))
-
-        def effect() -> dict[str, Any]:
-            self.hb += 1
-            return {"heartbeat_id": f"hb-{self.hb}"}
-
-        return self._run("post_heartbeat", effect)
-
-    def get_open_orders(
-        self, params: Any = None, only_first_page: bool = False, next_cursor: str | None = None
-    ) -> Any:
-        self.calls.append(("get_open_orders", None))
+    def cancel_all(self) -> Any:
+        self.calls.append(("cancel_all", None))
         with self.lock:
-            rows = [dict(o) for o in self.open.values()]
-        return self._run("get_open_orders", lambda: rows)
+            done, self.open = list(self.open), {}
+        return CancelOrdersResponse.parse_response({"canceled": done, "not_canceled": {}})
 
-    def get_trades(
-        self, params: Any = None, only_first_page: bool = False, next_cursor: str | None = None
-    ) -> Any:
-        self.calls.append(("get_trades", params.after if params is not None else None))
+    def send_order_heartbeat(self, *, heartbeat_id: str = "") -> Any:
+        self.calls.append(("send_order_heartbeat", heartbeat_id))
+
+        def effect() -> Any:
+            self.hb += 1
+            return OrderHeartbeat.parse_response({"heartbeat_id": f"hb-{self.hb}"})
+
+        return self._run("send_order_heartbeat", effect)
+
+    def list_open_orders(self) -> Any:
+        self.calls.append(("list_open_orders", None))
+
+        def fetch(cursor: str | None) -> Any:
+            with self.lock:
+                rows = [dict(o) for o in self.open.values()]
+            return self._run("list_open_orders", lambda: [self._open_order(r) for r in rows])
+
+        return pages_of(fetch)
+
+    def list_account_trades(self, *, after: str | None = None) -> Any:
+        self.calls.append(("list_account_trades", after))
         with self.lock:
             rows = [dict(t) for t in self.trade_rows]
-        return self._run("get_trades", lambda: rows)
+        return pages(self._run("list_account_trades", lambda: [ClobTrade.parse_response(r) for r in rows]))
 
-    def get_order(self, order_id: str) -> Any:
+    def get_order(self, *, order_id: str) -> Any:
         self.calls.append(("get_order", order_id))
         with self.lock:
             row = self.open.get(order_id) or self.closed.get(order_id)
         if row is None:
             self.fail_next("get_order", 404, {"error": "order not found"})
-        return self._run("get_order", lambda: dict(row or {}, status=(row or {}).get("status", "LIVE")))
+        return self._run("get_order", lambda: self._open_order(dict(row or {})))
+
+    def list_positions(self, *, page_size: int = 100) -> Any:
+        self.calls.append(("list_positions", page_size))
+        return pages(
+            self._run("list_positions", lambda: [Position.parse_response(r) for r in self.position_rows])
+        )
+
+    def get_balance_allowance(self, *, asset_type: Any, token_id: str | None = None) -> Any:
+        self.calls.append(("get_balance_allowance", (asset_type, token_id)))
+        return type("BalanceAllowance", (), {"balance": 7_000_000, "allowances": {}})()
+
+
+def pages_of(fetch_all: Callable[[str | None], list[Any]], per_page: int = 2) -> Paginator[Any]:
+    """A paginator whose every page fetch asks ``fetch_all`` (so a scripted failure hits mid-listing)."""
+
+    def fetch(cursor: str | None) -> Page[Any]:
+        items = fetch_all(cursor)
+        start = int(cursor or 0)
+        chunk = tuple(items[start : start + per_page])
+        more = start + per_page < len(items)
+        return Page(items=chunk, has_more=more, next_cursor=str(start + per_page) if more else None)
+
+    return Paginator(fetch=fetch)
 
 
 class Routed:
@@ -265,7 +351,7 @@ class ManualSchedule:
 
 @dataclasses.dataclass
 class Rig:
-    clob: FakeClob
+    clob: FakeSdk
     routed: Routed
     schedule: ManualSchedule
     ref: Any
@@ -296,21 +382,22 @@ class Rig:
         return out
 
 
-def make_rig(clob: FakeClob | None = None, probe: RetryAfterProbe | None = None, **cfg: Any) -> Rig:
-    probe = probe or RetryAfterProbe()
-    clob = clob or FakeClob(MARKETS, probe)
+def make_rig(clob: FakeSdk | None = None, signer: OrderSigner = SIGNER, **cfg: Any) -> Rig:
+    listener = clob.listener if clob is not None and clob.listener is not None else RateLimitListener()
+    clob = clob or FakeSdk(MARKETS, listener)
     clock = MutableClock()
     routed, schedule, waits = Routed(), ManualSchedule(clock), []
     config = GatewayConfig(**{"heartbeat_interval_s": None, "reconcile_interval_s": None, **cfg})
     ref, port, bridge = start_gateway(
         clob,
+        signer,
         MARKETS,
         routed,
         clock,
         config=config,
         schedule=schedule,
         wait=waits.append,
-        retry_after=probe,
+        rate_limits=listener,
     )
     ref.ask(Startup(), timeout=5)
     return Rig(clob, routed, schedule, ref, port, bridge, waits)
@@ -348,7 +435,7 @@ def test_places_from_several_markets_share_a_batch(rig):
     rig.sync()
 
     assert [len(p) for p in rig.clob.called("post_orders")] == [6]
-    neg = [o for o, _ in rig.clob.called("post_orders")[0] if o.tokenId == M2.yes_token]
+    neg = [o for o, _ in rig.clob.called("post_orders")[0] if o.token_id == M2.yes_token]
     assert len(neg) == 3  # signed for the neg-risk exchange: the fake's ids (neg-risk domain) match ours
     assert len(rig.routed.of(Accepted)) == 6
 
@@ -439,16 +526,16 @@ def test_non_post_only_unknown_market_and_duplicates_are_rejected_locally(rig):
     assert [len(p) for p in rig.clob.called("post_orders")] == [1]
 
 
-class SkewedBuilder:
-    """Signs one micro-unit short: the gateway must refuse to send it."""
+class SkewedSigner(OrderSigner):
+    """Puts one micro-unit less into the order it signs: the gateway must refuse to send it."""
 
-    def build_order(self, order_args, options, version=2, fee_rate_bps=None):
-        signed = BUILDER.build_order(order_args, options, version, fee_rate_bps)
-        return dataclasses.replace(signed, makerAmount=str(int(signed.makerAmount) - 1))
+    def _amounts(self, place: Place) -> tuple[int, int]:
+        maker, taker = super()._amounts(place)
+        return maker - 1, taker
 
 
 def test_signed_amount_mismatch_is_rejected_and_never_sent():
-    r = make_rig(clob=FakeClob(MARKETS, builder=SkewedBuilder()))
+    r = make_rig(signer=SkewedSigner(KEY, sdk.contracts(PRODUCTION)))
 
     r.port.submit(r.place(2))
     r.sync()
@@ -566,24 +653,55 @@ def test_a_post_that_never_arrived_is_sent_again_after_reconcile(rig):
 # --- heartbeats ----------------------------------------------------------------------------------------
 
 
+def venue(clob: FakeSdk | None = None, **kw: Any) -> PolymarketVenue:
+    clob = clob or FakeSdk(MARKETS)
+    return PolymarketVenue(clob, SIGNER, MARKETS, rate_limits=clob.listener, **kw)
+
+
 def test_heartbeats_chain_the_returned_id_and_resync_a_stale_one():
-    clob = FakeClob(MARKETS)
-    venue = PolymarketVenue(clob, AssetMap.from_markets(MARKETS))
-    hb = HeartbeatLoop(venue, MutableClock(), lambda *_: None, interval_s=5.0)
+    clob = FakeSdk(MARKETS)
+    hb = HeartbeatLoop(venue(clob), MutableClock(), lambda *_: None, interval_s=5.0)
     hb.beat()
     hb.beat()
-    clob.fail_next("post_heartbeat", 400, {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": "hb-current"})
+    # The venue's 400 names the id it expects: the SDK raises OrderHeartbeatMismatchError with it.
+    clob.fail_next(
+        "send_order_heartbeat", 400, {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": "hb-current"}
+    )
 
     delay = hb.beat()
 
-    assert clob.called("post_heartbeat") == ["", "hb-1", "hb-2", "hb-current"]
+    assert clob.called("send_order_heartbeat") == ["", "hb-1", "hb-2", "hb-current"]
     assert hb.status().heartbeat_id == "hb-3" and delay == 5.0
 
 
+def test_a_stale_heartbeat_resyncs_to_an_empty_id_after_a_legacy_beat():
+    clob = FakeSdk(MARKETS)
+    hb = HeartbeatLoop(venue(clob), MutableClock(), lambda *_: None)
+    hb.beat()
+    clob.fail_next("send_order_heartbeat", 400, {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": ""})
+
+    hb.beat()
+
+    assert clob.called("send_order_heartbeat") == ["", "hb-1", ""]
+    assert hb.status().heartbeat_id == "hb-2" and hb.status().failures == 0
+
+
+def test_a_heartbeat_refused_for_the_id_it_sent_is_a_failure_not_a_loop():
+    clob = FakeSdk(MARKETS)
+    hb = HeartbeatLoop(venue(clob), MutableClock(), lambda *_: None)
+    hb.beat()
+    clob.fail_next("send_order_heartbeat", 400, {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": "hb-1"})
+
+    assert hb.beat() == 1.0
+
+    assert clob.called("send_order_heartbeat") == ["", "hb-1"]
+    assert hb.status().failures == 1 and "Invalid Heartbeat ID" in hb.last_error
+
+
 def test_a_failed_heartbeat_is_retried_soon():
-    clob = FakeClob(MARKETS)
-    clob.fail_next("post_heartbeat", None)
-    hb = HeartbeatLoop(PolymarketVenue(clob, AssetMap.from_markets(MARKETS)), MutableClock(), lambda *_: None)
+    clob = FakeSdk(MARKETS)
+    clob.fail_next("send_order_heartbeat", None)
+    hb = HeartbeatLoop(venue(clob), MutableClock(), lambda *_: None)
 
     assert hb.beat() == 1.0
     assert hb.status().failures == 1
@@ -687,40 +805,60 @@ def test_trade_rows_and_position_rows_are_read_exactly():
         )
 
 
-def test_data_api_positions_follow_pages_and_a_404_means_no_listing():
-    pages = {
-        "": {"data": [{"token_id": M1.yes_token, "current_size": "5", "avg_price": "0.5"}],
-             "pagination": {"has_more": True, "next_cursor": "c2"}},
-        "c2": {"data": [{"token_id": M1.no_token, "current_size": "2.25", "avg_price": "0.4"}],
-               "pagination": {"has_more": False, "next_cursor": None}},
+def position_row(token_id: str, size: Any, avg: Any) -> dict[str, Any]:
+    """A Data API ``/v2/positions`` row (every field the SDK's ``Position`` requires)."""
+    return {
+        "proxy_wallet": WALLET, "token_id": token_id, "condition_id": "0x" + "ab" * 32,
+        "current_size": size, "avg_price": avg, "entry_cost_usdc": 0, "entry_fees_usdc": 0,
+        "total_cost_usdc": 0, "current_price": 0.5, "current_value": 0, "total_size": size,
+        "realized_pnl": 0, "unrealized_pnl": 0, "total_pnl": 0, "percent_pnl": 0,
+        "percent_realized_pnl": 0, "status": "OPEN", "redeemable": False, "mergeable": False,
+        "negative_risk": False, "archived": False, "verified": False,
     }  # fmt: skip
-    seen: list[dict[str, str]] = []
 
-    def respond(request: httpx.Request) -> httpx.Response:
-        seen.append(dict(request.url.params))
-        if request.url.path != "/data-api/v2/positions":
-            return httpx.Response(404, json={"error": "no route"})
-        return httpx.Response(200, json=pages[request.url.params.get("cursor", "")])
 
-    http = httpx.Client(transport=httpx.MockTransport(respond))
-    src = DataApiPositions("http://venue.test/data-api", "0xWALLET", http=http)
-    venue = PolymarketVenue(FakeClob(MARKETS), AssetMap.from_markets(MARKETS), positions=src)
+def test_positions_come_from_every_page_of_the_sdks_listing_for_both_protocols():
+    clob = FakeSdk(MARKETS)
+    clob.position_rows = [
+        position_row(M1.yes_token, "5", "0.5"),
+        position_row(token(5555), "9", "0.5"),  # a market we do not trade
+        position_row(M1.no_token, "2.25", "0.4"),
+        position_row(M4.no_token, "7.575758", "0.33"),  # a Protocol V2 position
+    ]
 
-    got = venue.positions()
+    got = venue(clob).positions()
 
-    assert [(p.outcome, p.qty) for p in got or []] == [(Outcome.YES, 5 * QTY_ONE), (Outcome.NO, 2_250_000)]
-    assert [q.get("user") for q in seen] == ["0xWALLET", "0xWALLET"] and seen[1]["cursor"] == "c2"
-    missing = DataApiPositions("http://venue.test/elsewhere", "0xWALLET", http=http)
-    assert (
-        PolymarketVenue(FakeClob(MARKETS), AssetMap.from_markets(MARKETS), positions=missing).positions()
-        is None
-    )
+    assert [(p.market, p.outcome, p.qty, p.avg_px) for p in got or []] == [
+        (M1.market, Outcome.YES, 5 * QTY_ONE, 5000),
+        (M1.market, Outcome.NO, 2_250_000, 4000),
+        (M4.market, Outcome.NO, 7_575_758, 3300),
+    ]
+    assert clob.called("list_positions") == [500]
+
+
+def test_a_404_positions_listing_means_none_and_no_source_means_none():
+    clob = FakeSdk(MARKETS)
+    clob.fail_next("list_positions", 404, {"error": "no route for GET /v2/positions"})
+
+    assert venue(clob).positions() is None
+    assert venue(positions=False).positions() is None
+
+
+def test_balances_use_the_asset_type_of_the_markets_protocol():
+    clob = FakeSdk(MARKETS)
+    v = venue(clob)
+
+    assert v.balance_qty(M1, Outcome.NO) == 7 * QTY_ONE
+    assert v.balance_qty(M4, Outcome.YES) == 7 * QTY_ONE
+    assert clob.called("get_balance_allowance") == [
+        ("CONDITIONAL", M1.no_token),
+        ("CONDITIONAL-V2", M4.yes_token),
+    ]
 
 
 def test_rate_limit_headers_are_read_from_every_reply_and_a_404_order_is_not_found():
-    probe = RetryAfterProbe()
-    clob = FakeClob(MARKETS, probe)
-    venue = PolymarketVenue(clob, AssetMap.from_markets(MARKETS), retry_after=probe)
+    clob = FakeSdk(MARKETS, RateLimitListener())
+    v = venue(clob)
     headers = {
         "Poly-RateLimit-Remaining": "0",
         "Poly-RateLimit-Tier": "Copper",
@@ -730,58 +868,161 @@ def test_rate_limit_headers_are_read_from_every_reply_and_a_404_order_is_not_fou
     clob.fail_next("post_orders", 429, {"error": "slow down"}, retry_after="3", headers=headers)
 
     with pytest.raises(Exception) as caught:
-        venue.post([], True)
-    failure = venue.describe_failure(caught.value)
-    info = venue.rate_limit()
+        v.post([], True)
+    failure = v.describe_failure(caught.value)
+    info = v.rate_limit()
 
     assert failure.rate_limited and failure.retry and not failure.ambiguous and failure.retry_after_s == 3.0
     assert info == RateLimitInfo(remaining=0, reset_s=1800000010.5, tier="Copper", warning=True)
-    assert venue.rate_limit() is None  # taken once
-    assert venue.order("0xnever") is None
+    assert v.rate_limit() is None  # taken once
+    assert v.order("0xnever") is None
+
+
+def test_a_post_reply_the_sdk_cannot_read_leaves_the_whole_batch_unknown():
+    clob = FakeSdk(MARKETS)
+    clob.item_replies = [{"success": True, "orderID": "0x1", "status": "live", "makingAmount": None}]
+    v = venue(clob)
+    bids = [
+        Place(
+            market=M1.market, client_id=f"b{i}", outcome=Outcome.YES, side=Side.BUY, px=4000, qty=5 * QTY_ONE
+        )
+        for i in range(2)
+    ]
+    prepared = [v.prepare(p, M1, 100) for p in bids]
+
+    results = v.post(prepared, True)
+
+    assert [(r.unknown, r.order_id) for r in results] == [(True, ""), (True, "")]
+
+
+def test_an_empty_order_lookup_is_not_found():
+    # GET /data/order/{id} answers only for open orders: an empty reply for the rest, which the SDK
+    # cannot read as an order.
+    clob = FakeSdk(MARKETS)
+    clob.get_order = lambda *, order_id: OpenOrder.parse_response("")  # type: ignore[method-assign]
+
+    assert venue(clob).order("0xgone") is None
+
+
+def test_a_cancel_reply_naming_neither_list_leaves_the_id_to_a_reconcile(rig):
+    # The SDK reads ``not_canceled`` only: a ``notCanceled`` key is dropped, so the id is in neither.
+    (p,) = rig.place(1)
+    rig.port.submit([p])
+    rig.sync()
+    (acc,) = rig.routed.of(Accepted)
+    original = rig.clob.cancel_orders
+
+    def drops(*, order_ids: list[str]) -> Any:
+        rig.clob.calls.append(("cancel_orders", list(order_ids)))
+        return CancelOrdersResponse.parse_response({"canceled": [], "notCanceled": {order_ids[0]: "busy"}})
+
+    rig.clob.cancel_orders = drops  # type: ignore[method-assign]
+    rig.port.submit([Cancel(market=p.market, client_id=p.client_id)])
+    rig.sync()  # the cancel goes out, and asks for a reconcile
+    status = rig.sync()
+    rig.clob.cancel_orders = original  # type: ignore[method-assign]
+
+    assert rig.clob.called("cancel_orders") == [[acc.order_id]]
+    assert rig.routed.of(Canceled) == []  # not taken for cancelled...
+    assert status.reconciles == 1  # ...the venue's listing was asked instead (it still lists it)
+
+
+def test_unmatched_is_in_doubt_and_the_listing_finds_it_resting(rig):
+    # "unmatched": the taker delay is over and the order rests. The SDK drops the id; our digest is
+    # the id, and the reconcile finds it listed.
+    rig.clob.item_replies = [{"success": True, "orderID": "", "status": "unmatched"}]
+    (p,) = rig.place(1)
+
+    def post_and_rest(signed_orders: list[Any]) -> Any:
+        reply = FakeSdk.post_orders(rig.clob, signed_orders)  # scripted: "unmatched", nothing listed
+        o = signed_orders[0]
+        oid = SIGNER.order_id(o, neg_risk=False, protocol="v1")
+        rig.clob.open[oid] = {
+            "id": oid, "asset_id": o.token_id, "market": M1.market, "side": "BUY",
+            "price": format_px(p.px), "original_size": format_qty(p.qty), "size_matched": "0",
+        }  # fmt: skip
+        return reply
+
+    rig.clob.post_orders = post_and_rest  # type: ignore[method-assign]
+    rig.port.submit([p])
+    rig.sync()  # posted: in doubt, a reconcile asked for
+    status = rig.sync()
+
+    (acc,) = rig.routed.of(Accepted)
+    assert acc.client_id == p.client_id and acc.order_id in rig.clob.open
+    assert rig.routed.of(Rejected) == [] and status.reconciles == 1 and status.in_doubt == 0
 
 
 def test_open_order_rows_with_six_decimal_sizes_are_exact():
     # A /data/orders row of ours after a $5 market BUY at 0.66 took 7.575758 of its 10 shares.
-    clob = FakeClob(MARKETS)
+    clob = FakeSdk(MARKETS)
     clob.open["0xpartly"] = {
         "id": "0xpartly", "asset_id": M1.no_token, "market": M1.market, "side": "SELL", "price": "0.66",
         "original_size": "10", "size_matched": "7.575758", "associate_trades": ["t-1"],
     }  # fmt: skip
-    venue = PolymarketVenue(clob, AssetMap.from_markets(MARKETS))
 
-    (row,) = venue.open_orders()
+    (row,) = venue(clob).open_orders()
 
     assert (row.order_id, row.outcome, row.side, row.px) == ("0xpartly", Outcome.NO, Side.SELL, 6600)
     assert (row.original_qty, row.matched_qty) == (10 * QTY_ONE, 7_575_758)
 
 
-def test_an_open_orders_page_with_one_bad_row_keeps_the_other_rows(caplog):
-    # A /data/orders page made of the recorded order (three copies, one size_matched edited to 7
-    # decimals) and a row that is not an object: only the bad rows are spoiled.
+def test_open_orders_are_read_from_every_page_and_a_bad_row_spoils_only_itself(caplog):
+    # The recorded order (three copies, one size_matched edited to 7 decimals) over two pages: the
+    # SDK reads them all; the row whose size we cannot take exactly is listed but unusable.
     rec = msgspec.json.decode((FIX / "order_placement_2024-09.json").read_bytes())
-    market = MarketInfo(market=rec["market"], yes_token=rec["asset_id"], no_token="48331", tick_px=10)
-    rows = [
+    market = MarketInfo(market=rec["market"], yes_token=rec["asset_id"], no_token=token(48331), tick_px=10)
+    clob = FakeSdk([market])
+    rec = dict(rec, associate_trades=[])  # a user-channel order; the REST listing serves a list here
+    for row in (
         dict(rec, id="0xa", size_matched="1.5"),
         dict(rec, id="0xb", size_matched="1.0000001"),
         dict(rec, id="0xc", original_size="7.575758", side="SELL"),
-    ]
-    clob = FakeClob([market])
-    clob.get_open_orders = lambda *a, **k: [rows[0], "junk", rows[1], rows[2]]  # type: ignore[method-assign]
-    venue = PolymarketVenue(clob, AssetMap.from_markets([market]))
+    ):
+        clob.open[row["id"]] = row
 
     with caplog.at_level("WARNING"):
-        got = venue.open_orders()
+        got = PolymarketVenue(clob, SIGNER, [market]).open_orders()
 
     assert [(o.order_id, o.side, o.px, o.original_qty, o.matched_qty) for o in got] == [
         ("0xa", Side.BUY, 5130, 5 * QTY_ONE, 1_500_000),
         ("0xb", Side.BUY, 0, 0, -1),  # still listed (so not declared gone), its sizes unusable
         ("0xc", Side.SELL, 5130, 7_575_758, 0),
     ]
-    warnings = [r.getMessage() for r in caplog.records]
-    assert any("not an object" in w for w in warnings)
     assert any(
-        "order 0xb" in w and "size_matched: '1.0000001' has more than 6 decimals" in w for w in warnings
+        "order 0xb" in r.getMessage()
+        and "size_matched: '1.0000001' has more than 6 decimals" in r.getMessage()
+        for r in caplog.records
     )
+
+
+def test_a_page_the_sdk_cannot_read_fails_the_listing_as_a_bad_response():
+    clob = FakeSdk(MARKETS)
+    clob.open["0xa"] = {"id": "0xa", "asset_id": M1.yes_token, "market": M1.market}  # no side, price...
+
+    with pytest.raises(BadResponse):
+        venue(clob).open_orders()
+
+
+def test_sdk_trades_read_back_exactly_as_the_wire_rows_they_came_from():
+    p = Place(market=M1.market, client_id="x", outcome=Outcome.YES, side=Side.BUY, px=6600, qty=10 * QTY_ONE)
+    wire = [maker_trade_row("t-1", "0xo", p, 7_575_758), dict(CROSS, match_time="1800000000123")]
+    assets = AssetMap.from_markets(MARKETS)
+
+    via_sdk = trades_from_rows([trade_row(ClobTrade.parse_response(w)) for w in wire], assets)
+
+    assert via_sdk == trades_from_rows(wire, assets)
+    assert [t.ts_ns for t in via_sdk] == [1_800_000_000 * 10**9, 1_800_000_000_123 * 10**6]
+
+
+def test_trades_are_asked_from_one_second_before_the_cursor():
+    clob = FakeSdk(MARKETS)
+    v = venue(clob)
+
+    v.trades(1_800_000_000_700_000_000)
+    v.trades(0)
+
+    assert clob.called("list_account_trades") == ["1799999999", None]
 
 
 def test_user_channel_fills_with_six_decimal_sizes_reach_the_gateway_exactly():
@@ -796,12 +1037,12 @@ def test_user_channel_fills_with_six_decimal_sizes_reach_the_gateway_exactly():
 
 
 def test_startup_adopts_our_leftovers_and_cancels_those_of_markets_we_do_not_trade():
-    clob = FakeClob(MARKETS)
+    clob = FakeSdk(MARKETS, RateLimitListener())
     clob.open["0xleft"] = {
         "id": "0xleft", "asset_id": M1.yes_token, "market": M1.market, "side": "BUY", "price": "0.4",
         "original_size": "5", "size_matched": "0", "associate_trades": [],
     }  # fmt: skip
-    clob.open["0xother"] = {**clob.open["0xleft"], "id": "0xother", "asset_id": "not-ours"}
+    clob.open["0xother"] = {**clob.open["0xleft"], "id": "0xother", "asset_id": token(5555)}
 
     r = make_rig(clob=clob)
     r.sync()
@@ -953,7 +1194,7 @@ def test_reconcile_message_is_accepted(rig):
     status = rig.sync()
 
     assert status.reconciles == 1
-    assert rig.clob.called("get_open_orders") == [None, None]  # startup + manual
+    assert rig.clob.called("list_open_orders") == [None, None]  # startup + manual
 
 
 def test_cancel_all_on_a_stopped_gateway_does_not_raise(rig):
@@ -991,3 +1232,42 @@ def test_a_venue_id_other_than_the_digest_is_adopted_for_later_cancels(rig):
 
     assert [a.order_id for a in rig.routed.of(Accepted)] == ["0xvenue-said"]
     assert rig.clob.called("cancel_orders") == [["0xvenue-said"]]
+
+
+# --- protocol versions ---------------------------------------------------------------------------------
+
+
+def test_v2_orders_are_signed_for_exchange_v3_and_v1_orders_for_their_exchange(rig):
+    p1, p4 = rig.place(1, M1)[0], rig.place(1, M4)[0]
+
+    rig.port.submit([p1, p4])
+    rig.sync()
+
+    posted = {o.token_id: o for o, _ in rig.clob.called("post_orders")[0]}
+    v2 = posted[M4.yes_token]
+    ids = {a.client_id: a.order_id for a in rig.routed.of(Accepted)}
+    assert ids[p4.client_id] == SIGNER.order_id(v2, neg_risk=False, protocol="v2")
+    assert ids[p4.client_id] != SIGNER.order_id(v2, neg_risk=False, protocol="v1")
+    assert ids[p1.client_id] == SIGNER.order_id(posted[M1.yes_token], neg_risk=False, protocol="v1")
+
+
+@pytest.mark.parametrize(
+    ("market", "says"),
+    [
+        (msgspec.structs.replace(M1, version="v2"), "v2"),
+        (msgspec.structs.replace(M4, version="v1"), "v1"),
+    ],
+    ids=["v2-with-token-ids", "v1-with-position-ids"],
+)
+def test_a_market_whose_ids_disagree_with_its_version_is_refused_before_signing(market, says):
+    v = PolymarketVenue(FakeSdk([market]), SIGNER, [market])
+    place = Place(
+        market=market.market, client_id="c", outcome=Outcome.YES, side=Side.BUY, px=4000, qty=5 * QTY_ONE
+    )
+
+    with pytest.raises(OrderRefused, match=f"Gamma says version {says} but its YES id"):
+        v.prepare(place, market, 100)
+
+    assert v.refused()[market.market].endswith("not traded")
+    v.add_market(msgspec.structs.replace(market, version="v1" if says == "v2" else "v2"))  # Gamma corrected
+    assert v.prepare(place, market, 100).order_id.startswith("0x")

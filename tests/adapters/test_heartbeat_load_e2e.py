@@ -21,7 +21,9 @@ from eth_account import Account
 
 from actors.gateway import GatewayConfig, GetGatewayStatus, Shutdown, Startup
 from adapters.clock import LiveClock
-from adapters.polymarket.secrets import Secret, build_clob_client
+from adapters.polymarket.clob_port import connect_venue
+from adapters.polymarket.sdk import environment_for
+from adapters.polymarket.secrets import Secret
 from app.gateway import start_gateway
 from core.markets import MarketInfo
 from core.messages import Cancel, Place
@@ -50,7 +52,9 @@ def test_heartbeats_at_150_markets_never_gap_beyond_the_window_under_load():
         heartbeat_timeout_ms=int(WINDOW_S * 1000),
     )
     with Emulator(scenario, port=0) as emu:
-        client, _ = build_clob_client(emu.clob_url, Secret(str(Account.create().key.hex())))
+        client, signer, _, rate_limits = connect_venue(
+            environment_for(emu.clob_url), Secret(str(Account.create().key.hex()))
+        )
         markets = [
             MarketInfo(market=m["market"], yes_token=m["yes_token"], no_token=m["no_token"], tick_px=100)
             for m in emu.venue.market_ids()
@@ -61,7 +65,9 @@ def test_heartbeats_at_150_markets_never_gap_beyond_the_window_under_load():
             reconcile_interval_s=5.0,
             rate_limit_tier="gold",
         )
-        gateway, port, _ = start_gateway(client, markets, Routed(), LiveClock(), config=config)
+        gateway, port, _ = start_gateway(
+            client, signer, markets, Routed(), LiveClock(), config=config, rate_limits=rate_limits
+        )
         stop = threading.Event()
         sent = [0]
 
@@ -96,12 +102,11 @@ def test_heartbeats_at_150_markets_never_gap_beyond_the_window_under_load():
             driver.join(10)
             status = gateway.ask(GetGatewayStatus(), timeout=120)
             report = gateway.ask(Shutdown(), timeout=120)
-            expired = emu.status()["users"][client.get_address().lower()]["requests"].get(
-                "heartbeat_expired", 0
-            )
+            expired = emu.status()["users"][signer.address.lower()]["requests"].get("heartbeat_expired", 0)
         finally:
             stop.set()
             gateway.stop()
+            client.close()
 
     print(
         f"\nheartbeats at {N_MARKETS} markets over {LOAD_S:g} s of load: {status.heartbeats} beats, "

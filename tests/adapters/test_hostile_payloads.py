@@ -13,22 +13,21 @@ import json
 import sys
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
+from polymarket._internal.actions.orders.post import parse_order_responses
 from websockets.asyncio.server import serve
 
 from adapters.gamma import GammaClient, GammaError
 from adapters.market_cache import CacheEntry, MarketCacheError, read_markets_file, write_markets_file
+from adapters.polymarket import sdk
 from adapters.polymarket.clob_port import PolymarketVenue
-from adapters.polymarket.errors import (
-    PolymarketError,
-    check_batch_response,
-    error_message,
-    parse_retry_after,
-)
+from adapters.polymarket.errors import BadResponse, PolymarketError, error_message, place_replies
+from adapters.polymarket.orders import OrderSigner
 from adapters.polymarket.parse import (
     MAX_REASON_CHARS,
     AssetMap,
@@ -40,11 +39,13 @@ from adapters.polymarket.parse import (
 )
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from app.process import restore_default_recursion_limit
+from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot
 from core.units import Outcome
+from tests.adapters.sdk_offline import offline_client
 
 MARKET = "0xmarket"
-YES, NO = "111", "222"
+YES, NO = str((7 << 96) + 111), str((7 << 96) + 222)  # V1 token ids
 ASSETS = AssetMap({YES: (MARKET, Outcome.YES), NO: (MARKET, Outcome.NO)})
 
 
@@ -243,39 +244,66 @@ def test_a_good_rest_book_still_parses():
 # --- CLOB REST replies (clob_port / errors) ----------------------------------------------------------
 
 
-class HostileClob:
-    """Answers every call with what it is given (or raises it)."""
+class HostileVenue:
+    """A loopback HTTP server answering every request with one scripted body (JSON or text)."""
 
-    builder: Any = None
+    def __init__(self) -> None:
+        self.status = 200
+        self.body: bytes = b"[]"
+        self.content_type = "application/json"
+        owner = self
 
-    def __init__(self, reply: Any) -> None:
-        self.reply = reply
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.send_response(owner.status)
+                self.send_header("Content-Type", owner.content_type)
+                self.send_header("Content-Length", str(len(owner.body)))
+                self.end_headers()
+                self.wfile.write(owner.body)
 
-    def _answer(self) -> Any:
-        if isinstance(self.reply, BaseException):
-            raise self.reply
-        return self.reply
+            do_GET = do_POST = do_DELETE = _answer
 
-    def get_open_orders(
-        self, params: Any = None, only_first_page: bool = False, next_cursor: Any = None
-    ) -> Any:
-        return self._answer()
+            def log_message(self, *args: Any) -> None:
+                pass
 
-    def post_orders(self, args: Any, post_only: bool = False, defer_exec: bool = False) -> Any:
-        return self._answer()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def cancel_orders(self, order_hashes: Any) -> Any:
-        return self._answer()
+    def reply(self, body: Any, *, status: int = 200) -> None:
+        """Serve ``body``: bytes as raw JSON, a str as HTML, anything else JSON-encoded."""
+        self.status = status
+        if isinstance(body, bytes):
+            self.body, self.content_type = body, "application/json"
+        elif isinstance(body, str):
+            self.body, self.content_type = body.encode(), "text/html"
+        else:
+            self.body, self.content_type = json.dumps(body).encode(), "application/json"
 
-    def cancel_market_orders(self, payload: Any) -> Any:
-        return self._answer()
 
-    def post_heartbeat(self, heartbeat_id: str = "") -> Any:
-        return self._answer()
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[tuple[HostileVenue, PolymarketVenue]]:
+    """The real SDK client (its HTTP, its parsers) against ``HostileVenue``, under our venue adapter."""
+    server = HostileVenue()
+    key = "0x" + "77" * 32
+    env = sdk.environment_for(server.url)
+    client = offline_client(key, env)
+    info = MarketInfo(market=MARKET, yes_token=YES, no_token=NO)
+    yield server, PolymarketVenue(client, OrderSigner(key, sdk.contracts(env)), [info])
+    client.close()
+    server.server.shutdown()
 
 
 def row(**fields: Any) -> dict[str, Any]:
-    return {"id": "0xo1", "asset_id": YES, "side": "BUY", "price": "0.5", "original_size": "10"} | fields
+    return {
+        "id": "0xo1", "market": MARKET, "asset_id": YES, "side": "BUY", "price": "0.5", "original_size": "10",
+        "size_matched": "0", "owner": "k", "maker_address": "0xme", "outcome": "Yes", "order_type": "GTC",
+        "status": "LIVE", "created_at": "1725842520",
+    } | fields  # fmt: skip
+
+
+def page(*rows: Any) -> dict[str, Any]:
+    return {"data": list(rows), "next_cursor": "LTE=", "limit": 100, "count": len(rows)}
 
 
 @pytest.mark.parametrize(
@@ -283,15 +311,15 @@ def row(**fields: Any) -> dict[str, Any]:
     [
         row(price="0." + DIGITS),
         row(original_size=DIGITS),
-        row(size_matched=HUGE),
-        row(side=HUGE),
-        row(price=[1, 2]),
-        row(size_matched={"a": 1}),
+        row(size_matched="1e999999999"),
+        row(price="-0.5"),
+        row(original_size="1e-999999999"),
     ],
-    ids=["price", "size", "matched", "side", "price-list", "matched-object"],
+    ids=["price-digits", "size-digits", "matched-exponent", "negative-price", "tiny-exponent"],
 )
-def test_an_open_order_row_with_hostile_fields_stays_listed_as_unusable(bad):
-    venue = PolymarketVenue(HostileClob([bad, row(id="0xo2")]), ASSETS)
+def test_an_open_order_row_the_sdk_reads_but_we_cannot_use_stays_listed_as_unusable(hostile, bad):
+    server, venue = hostile
+    server.reply(page(bad, row(id="0xo2")))
 
     listed = venue.open_orders()
 
@@ -299,18 +327,36 @@ def test_an_open_order_row_with_hostile_fields_stays_listed_as_unusable(bad):
 
 
 @pytest.mark.parametrize(
-    "reply",
-    [
-        RecursionError("maximum recursion depth exceeded while decoding a JSON array"),
-        ValueError("Exceeds the limit (4300 digits) for integer string conversion"),
-        {"error": HUGE},
-        "<html>" + HUGE,
-        42,
-    ],
-    ids=["deep", "digits", "error-10MB", "text-10MB", "number"],
+    "bad",
+    [row(side=HUGE), row(price=[1, 2]), row(size_matched={"a": 1}), "not an object"],
+    ids=["side-10MB", "price-list", "matched-object", "not-an-object"],
 )
-def test_a_hostile_open_orders_reply_is_a_polymarket_error_with_a_short_message(reply):
-    venue = PolymarketVenue(HostileClob(reply), ASSETS)
+def test_an_open_orders_page_the_sdk_cannot_read_is_a_short_bad_response(hostile, bad):
+    server, venue = hostile
+    server.reply(page(bad, row(id="0xo2")))
+
+    with pytest.raises(BadResponse) as err:
+        venue.open_orders()
+
+    assert len(str(err.value)) <= 300
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        (DEEP.encode(), 200),
+        (json.dumps(page(row())).replace('"0.5"', DIGITS).encode(), 200),  # a 5,000-digit number
+        ({"error": HUGE}, 200),
+        ({"error": HUGE}, 400),
+        ("<html>" + HUGE, 200),
+        ("<html>" + HUGE, 502),
+        (42, 200),
+    ],
+    ids=["deep", "digits", "error-10MB", "400-10MB", "text-10MB", "502-html", "number"],
+)
+def test_a_hostile_open_orders_reply_is_a_polymarket_error_with_a_short_message(hostile, reply, status):
+    server, venue = hostile
+    server.reply(reply, status=status)
 
     with pytest.raises(PolymarketError) as err:
         venue.open_orders()
@@ -319,21 +365,22 @@ def test_a_hostile_open_orders_reply_is_a_polymarket_error_with_a_short_message(
 
 
 def test_batch_replies_with_hostile_items_are_rejections_with_short_reasons():
-    items = [{"success": False, "errorMsg": HUGE}, json.loads("[" * 500 + "]" * 500), {"success": True}]
+    base = {"makingAmount": "", "takingAmount": "", "orderID": "", "status": ""}
+    items = parse_order_responses(
+        [base | {"success": False, "errorMsg": HUGE}, base | {"success": True, "errorMsg": HUGE}]
+    )
 
-    replies = check_batch_response(items, 4)
+    replies = place_replies(items, 4)
 
     assert [r.ok for r in replies] == [False, False, False, False]
-    assert [r.unknown for r in replies] == [False, True, False, True]
+    assert [r.unknown for r in replies] == [False, False, True, True]
     assert all(len(r.error) <= 300 for r in replies)
 
 
-def test_error_messages_and_retry_after_are_bounded():
+def test_error_messages_are_bounded():
     assert len(error_message({"error": HUGE})) <= 300
-    assert parse_retry_after("inf", 0.0) is None
-    assert parse_retry_after("nan", 0.0) is None
-    assert parse_retry_after("1e999", 0.0) is None
-    assert parse_retry_after("2.5", 0.0) == 2.5
+    assert len(error_message(HUGE)) <= 300
+    assert len(error_message(ValueError(HUGE))) <= 300
 
 
 # --- Gamma ---------------------------------------------------------------------------------------------

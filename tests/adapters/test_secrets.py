@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import pickle
+import secrets
+import uuid
+from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
-from py_clob_client_v2.clob_types import ApiCreds
 
+from adapters.polymarket import secrets as secrets_mod
+from adapters.polymarket.errors import AuthFailed, TransportFailed
+from adapters.polymarket.sdk import environment_for
 from adapters.polymarket.secrets import (
     ApiCredentials,
     Secret,
@@ -19,7 +25,12 @@ from adapters.polymarket.secrets import (
     load_api_credentials,
     load_private_key,
     redact,
+    verify_credentials,
 )
+from emulator import Emulator
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
 KEY = Account.create().key.hex()
 SECRET = "c2VjcmV0LXZhbHVlLW5vdC10by1iZS1sb2dnZWQtMTIzNA=="
@@ -67,7 +78,9 @@ def test_api_credentials_from_env_all_or_nothing():
     creds = load_api_credentials(env)
 
     assert creds is not None
-    assert creds.to_clob().api_secret == SECRET
+    sdk_creds = creds.to_sdk()
+    assert (sdk_creds.key, sdk_creds.secret, sdk_creds.passphrase) == ("k-1234", SECRET, PASSPHRASE)
+    assert SECRET not in repr(sdk_creds) and PASSPHRASE not in repr(sdk_creds)
     assert SECRET not in repr(creds) and PASSPHRASE not in repr(creds)
     assert load_api_credentials({}) is None
     with pytest.raises(SecretError, match="or none"):
@@ -175,28 +188,80 @@ def test_secrets_are_not_picklable():
         pickle.dumps(ApiCredentials("k", Secret("s"), Secret("p")))
 
 
-class FakeClient:
-    def __init__(self, host, chain_id, key, signature_type, funder, retry_on_error):
-        self.host, self.key, self.retry_on_error = host, key, retry_on_error
-        self.creds = None
-
-    def create_or_derive_api_key(self):
-        return ApiCreds(api_key="derived-key-1", api_secret=SECRET, api_passphrase=PASSPHRASE)
-
-    def set_api_creds(self, creds):
-        self.creds = creds
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    with Emulator("default", seed=5, port=0) as e:
+        yield e
 
 
-def test_build_clob_client_derives_credentials_without_logging_them(caplog):
+def random_credentials() -> ApiCredentials:
+    return ApiCredentials(
+        str(uuid.uuid4()),
+        Secret(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()),
+        Secret(secrets.token_hex(16)),
+    )
+
+
+def test_the_client_derives_credentials_for_the_keys_own_address_without_logging_them(emu, caplog):
     caplog.set_level(logging.DEBUG)
+    key = Account.create().key.hex()
 
-    client, creds = build_clob_client("http://venue.test", Secret(KEY), client_factory=FakeClient)
+    client, creds = build_clob_client(environment_for(emu.clob_url), Secret(key))
+    try:
+        assert client.wallet == client.signer == Account.from_key(key).address
+        assert client.wallet_type == "EOA"  # signature type 0: the relayer is never asked
+        assert client.credentials.key == creds.api_key
+        assert emu.keys.keys_of(client.wallet) == (creds.api_key,)
+    finally:
+        client.close()
+    for value in (creds.secret.reveal(), creds.passphrase.reveal(), key, key.removeprefix("0x")):
+        assert value not in caplog.text
+    assert f"{creds.api_key[:4]}…" in caplog.text  # the key id prefix only
 
-    assert client.key == KEY and client.retry_on_error is False
-    assert client.creds.api_secret == SECRET
-    assert creds.api_key == "derived-key-1"
-    assert SECRET not in caplog.text and PASSPHRASE not in caplog.text and KEY not in caplog.text
-    assert "deri…" in caplog.text  # the key id prefix only
+
+def test_given_credentials_are_verified_and_used_as_they_are(emu):
+    key = Secret(Account.create().key.hex())
+    first, creds = build_clob_client(environment_for(emu.clob_url), key)
+    first.close()
+
+    client, used = build_clob_client(environment_for(emu.clob_url), key, creds)
+    try:
+        assert used is creds and client.credentials.key == creds.api_key
+    finally:
+        client.close()
+
+
+def test_credentials_the_venue_refuses_stop_before_the_sdk_can_replace_them(emu):
+    key = Secret(Account.create().key.hex())
+    address = Account.from_key(key.reveal()).address
+
+    with pytest.raises(AuthFailed, match=r"^Unauthorized/Invalid api key$"):
+        build_clob_client(environment_for(emu.clob_url), key, random_credentials())
+
+    assert emu.keys.keys_of(address) == ()  # the SDK never got to create or derive new ones
+
+
+def test_a_replacement_by_the_sdk_is_detected_and_refused(emu, monkeypatch):
+    # Should the venue accept our check and refuse the SDK's a moment later, the SDK would derive new
+    # credentials silently; the run must not trade under credentials nobody configured.
+    monkeypatch.setattr(secrets_mod, "verify_credentials", lambda *a, **k: None)
+    key = Secret(Account.create().key.hex())
+
+    with pytest.raises(AuthFailed, match="refused them when the client was created"):
+        build_clob_client(environment_for(emu.clob_url), key, random_credentials())
+
+
+def test_the_credential_check_names_a_key_the_venue_does_not_list_and_an_unreachable_venue(emu):
+    key = Secret(Account.create().key.hex())
+    client, creds = build_clob_client(environment_for(emu.clob_url), key)
+    client.close()
+    address = Account.from_key(key.reveal()).address
+
+    verify_credentials(emu.clob_url, address, creds)  # accepted
+    with pytest.raises(AuthFailed):
+        verify_credentials(emu.clob_url, Account.create().address, creds)  # another address
+    with pytest.raises(TransportFailed):
+        verify_credentials("http://127.0.0.1:9", address, creds)
 
 
 def test_log_redaction_scrubs_known_values(caplog):

@@ -27,6 +27,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from adapters.polymarket.sdk import environment_for
 from adapters.polymarket.secrets import Secret, build_clob_client
 from adapters.runlog import CONFIG_FILE, latest_run_dir, read_events
 from app.cli import main
@@ -203,7 +204,8 @@ def test_the_live_event_log_reconciles_with_the_emulators_record(tmp_path, capsy
         emu_orders = driver.get("/emulator/orders")
         emu_legs = driver.legs()
         market = emu.venue.market_ids()[0]
-        _, creds = build_clob_client(emu.clob_url, Secret(key))  # the API credentials the run derived
+        client, creds = build_clob_client(environment_for(emu.clob_url), Secret(key))  # the run's, derived
+        client.close()
 
     run_dir = latest_run_dir(state_dir)
     assert run_dir is not None

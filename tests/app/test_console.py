@@ -153,7 +153,7 @@ def test_the_human_log_takes_info_stderr_takes_warnings_and_http_lines_go_nowher
         for name in QUIET_LOGGERS:
             logging.getLogger(name).info('HTTP Request: POST http://127.0.0.1/order "HTTP/1.1 200 OK"')
         logging.getLogger("httpx").warning("connection pool full")
-        logging.getLogger("py_clob_client_v2.http_helpers.helpers").error("request error status=401")
+        logging.getLogger("polymarket.streams").error("stream connection lost")
     finally:
         restore()
     logging.getLogger("polymm.live").warning("after restore")
@@ -166,7 +166,7 @@ def test_the_human_log_takes_info_stderr_takes_warnings_and_http_lines_go_nowher
         "WARNING polymm.live: cancelling 2 open orders of ours",
         "WARNING httpx: connection pool full",
     ]
-    assert "ERROR py_clob_client_v2.http_helpers.helpers [MainThread]: request error status=401" in text
+    assert "ERROR polymarket.streams [MainThread]: stream connection lost" in text
     assert "after restore" not in text
     assert {n: logging.getLogger(n).level for n in before} == before
 

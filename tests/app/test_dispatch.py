@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.bootstrap import FrameDispatcher
+from actors.dispatch import FrameDispatcher
 from core.messages import BookDelta, BookSnapshot, MarketBatch, TickSizeChanged, TradePrint
 from core.units import PX_ONE, QTY_ONE, Outcome, Side
 

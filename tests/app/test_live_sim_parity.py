@@ -22,7 +22,11 @@ How the live run is made comparable, by the composition root and never by patchi
 * the server sends the next frame only once the engine has handled the previous one and everything
   it caused (the dry-run port's acknowledgements), as the simulator handles an instant whole at zero
   latency; messages of one venue instant go in one frame, since the simulator decides once per
-  instant and the live actor once per frame.
+  instant and the live actor once per frame;
+* the risk rules are the same functions on both paths (``actors.risk.RiskMonitor``) but not at the
+  same instants: the simulator assesses at its interval barriers, the live risk actor when a sample
+  reaches its thread. The burst's moves would widen the quotes (``risk.fast_move_cents``) at
+  different instants, so the config turns the fast-move rule off; every rule left stays ACTIVE here.
 """
 
 from __future__ import annotations
@@ -143,6 +147,7 @@ def config(tmp_path: Path) -> Path:
     ):
         assert old in text
         text = text.replace(old, new)
+    text += "\nrisk:\n  fast_move_cents: null\n  pause_move_cents: null\n"
     path = tmp_path / "mm.yaml"
     path.write_text(text)
     return path

@@ -14,15 +14,20 @@ import os
 import secrets
 import socket
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
+from adapters.market_cache import CacheEntry, write_markets_file
+from adapters.polymarket.sdk import environment_for
 from adapters.polymarket.secrets import Secret, build_clob_client
 from app.cli import main
 from app.process import DEFAULT_RECURSION_LIMIT
+from core.selection import MarketRecord
+from core.units import QTY_ONE
 from emulator import Emulator
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -121,12 +126,13 @@ def test_api_credentials_the_venue_does_not_know_exit_2_before_any_order(emu, tm
     assert "check POLYMM_API_KEY, POLYMM_API_SECRET, POLYMM_API_PASSPHRASE" in line
     assert order_requests(emu) == before
     assert "LIVE trading" not in out
-    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT  # after importing py-clob-client-v2
+    assert sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT  # after importing polymarket-client
 
 
 def test_credentials_of_another_wallet_than_the_private_key_exit_2(emu, tmp_path, capsys, monkeypatch):
     owner = Account.create().key.hex()
-    _client, creds = build_clob_client(emu.clob_url, Secret(owner))  # the owner's real credentials
+    client, creds = build_clob_client(environment_for(emu.clob_url), Secret(owner))  # the owner's, real
+    client.close()
     monkeypatch.setenv("POLYMM_API_KEY", creds.api_key)
     monkeypatch.setenv("POLYMM_API_SECRET", creds.secret.reveal())
     monkeypatch.setenv("POLYMM_API_PASSPHRASE", creds.passphrase.reveal())
@@ -201,3 +207,59 @@ def test_gamma_unreachable_at_start_exits_1_with_one_line(tmp_path, capsys):
     line = one_line(err)
     assert line.startswith("polymm run-market-maker: cannot select markets: Gamma API at "), line
     assert "unavailable" in line and nowhere in line
+
+
+def routed_file(tmp_path: Path, emu: Emulator, records: list[MarketRecord]) -> None:
+    """A fresh selected_markets.json from this emulator's Gamma, as route-markets writes it."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_markets_file(
+        tmp_path / "local_state" / "market_maker" / "selected_markets.json",
+        kind="selected_markets",
+        strategy="market_maker",
+        entries=[CacheEntry(market=r) for r in records],
+        generated_at=now,
+        source={"gamma_url": emu.gamma_url, "fetched_at": now},
+    )
+
+
+def record(emu: Emulator, index: int, version: str) -> MarketRecord:
+    m = emu.venue.market_ids()[index]
+    return MarketRecord(
+        market_id=str(index),
+        condition_id=m["market"],
+        token_ids=(m["yes_token"], m["no_token"]),
+        version=version,  # type: ignore[arg-type]
+        tick_px=100,
+        min_qty=5 * QTY_ONE,
+    )
+
+
+def test_a_market_whose_ids_disagree_with_its_gamma_version_is_left_out_with_one_line(
+    emu, tmp_path, capsys, monkeypatch
+):
+    # Gamma says v2, but the ids are CTF token ids: the official client would sign them for the V1
+    # exchange. That market is refused, the other one trades.
+    monkeypatch.setenv("POLYMM_PRIVATE_KEY", Account.create().key.hex())
+    bad, good = record(emu, 0, "v2"), record(emu, 1, "v1")
+    routed_file(tmp_path, emu, [bad, good])
+
+    code, out, _err = run_live(tmp_path, emu, capsys)
+
+    refused = [line for line in out.splitlines() if "refused:" in line]
+    assert code == 0, out
+    assert len(refused) == 1 and bad.condition_id in refused[0]
+    assert "Gamma says version v2 but its YES id" in refused[0] and refused[0].endswith("not traded")
+    assert "(1 markets: 1 V1, 0 Protocol V2)" in out
+
+
+def test_no_tradable_market_left_exits_2_with_one_line(emu, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("POLYMM_PRIVATE_KEY", Account.create().key.hex())
+    routed_file(tmp_path, emu, [record(emu, 0, "v2")])
+    before = order_requests(emu)
+
+    code, out, err = run_live(tmp_path, emu, capsys)
+
+    assert code == 2
+    assert one_line(err).startswith("live: none of the 1 markets can be traded"), err
+    assert "refused:" in out and "LIVE trading" not in out
+    assert order_requests(emu) == before

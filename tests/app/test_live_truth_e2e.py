@@ -1,10 +1,9 @@
 """The ledger is the venue's truth, end to end against the exchange emulator on 127.0.0.1.
 
-Real ``ClobClient``, real gateway and ledger, real user channel, the emulator's takers filling our
-bids. The venue's truth is read from the emulator itself: its balances (``/balance-allowance``), its
-trades (``/data/trades``), its open orders, and its Data API positions when it serves them
-(``GET /data-api/v2/positions``: the part that needs that endpoint is skipped, saying so, when the
-emulator answers 404).
+The venue's SDK client (``polymarket-client``), real gateway and ledger, real user channel, the
+emulator's takers filling our bids. The venue's truth is read from the emulator itself: its balances
+(``/balance-allowance``, asset type ``CONDITIONAL``), its trades (``/data/trades``), its open orders,
+and its Data API positions (``GET /data-api/v2/positions``, read raw).
 
 (a) a run that dies without cleaning up (kill -9: no cancels, no more heartbeats), then a restart
     with a different market selection: the start-up positions and each session's first decision
@@ -28,15 +27,16 @@ import pytest
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
+import httpx
 from eth_account import Account
-from py_clob_client_v2.clob_types import AssetType, BalanceAllowanceParams, TradeParams
 
 from actors.gateway import GatewayConfig, GetOpenOrderIds, GetPositions, Shutdown, Startup
 from actors.session import MarketSession
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import DataApiPositions
+from adapters.polymarket.clob_port import VenueConnection, connect_venue
 from adapters.polymarket.parse import AssetMap
-from adapters.polymarket.secrets import Secret, build_clob_client
+from adapters.polymarket.sdk import environment_for
+from adapters.polymarket.secrets import Secret
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import load_config
 from app.gateway import start_gateway
@@ -74,32 +74,42 @@ def info(emu: Emulator, slug: str, tick_px: int = 100, neg_risk: bool = False) -
 
 
 def venue_shares(client: Any, m: MarketInfo) -> tuple[int, int]:
-    """YES and NO shares the venue holds for us (1e-6 share)."""
+    """YES and NO shares the venue holds for us (1e-6 share): V1 tokens are ``CONDITIONAL`` assets."""
     out = []
     for token in (m.yes_token, m.no_token):
-        bal = client.get_balance_allowance(
-            BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token)
-        )
-        out.append(int(bal["balance"]))
+        out.append(int(client.get_balance_allowance(asset_type="CONDITIONAL", token_id=token).balance))
     return out[0], out[1]
 
 
+def open_orders(client: Any) -> list[Any]:
+    return [o for page in client.list_open_orders() for o in page.items]
+
+
 def data_api_rows(emu: Emulator, wallet: str) -> list[Any] | None:
-    """The emulator's Data API positions, or None when it does not serve them yet."""
-    from adapters.polymarket.errors import RequestRejected  # noqa: PLC0415
-
-    try:
-        return DataApiPositions(emu.clob_url + "/data-api", wallet).rows()
-    except RequestRejected as exc:
-        if exc.status_code == 404:
+    """The emulator's Data API positions (read raw, every page), or None when it does not serve them."""
+    rows: list[Any] = []
+    cursor = ""
+    while True:
+        params = {"user": wallet, "limit": "500"} | ({"cursor": cursor} if cursor else {})
+        resp = httpx.get(emu.clob_url + "/data-api/v2/positions", params=params, timeout=10)
+        if resp.status_code == 404:
             return None
-        raise
+        body = resp.json()
+        rows += body["data"]
+        cursor = body["pagination"]["next_cursor"] if body["pagination"]["has_more"] else ""
+        if not cursor:
+            return rows
 
 
-def gateway(client: Any, markets: list[MarketInfo], routed: Routed, emu: Emulator, wallet: str, **cfg: Any):
+def connect(emu: Emulator, key: str) -> VenueConnection:
+    return connect_venue(environment_for(emu.clob_url), Secret(key))
+
+
+def gateway(conn: VenueConnection, markets: list[MarketInfo], routed: Routed, **cfg: Any):
     config = GatewayConfig(**{"heartbeat_interval_s": 1.0, "reconcile_interval_s": None, **cfg})
-    positions = DataApiPositions(emu.clob_url + "/data-api", wallet)
-    return start_gateway(client, markets, routed, LiveClock(), config=config, positions=positions)
+    return start_gateway(
+        conn.client, conn.signer, markets, routed, LiveClock(), config=config, rate_limits=conn.rate_limits
+    )
 
 
 def bid(m: MarketInfo, cid: str, px: int, qty: int = 10 * QTY_ONE) -> Place:
@@ -113,13 +123,13 @@ def key() -> str:
 
 def test_a_restart_after_kill_with_another_selection_knows_the_true_inventory(key: str):
     with Emulator(make_scenario(), port=0) as emu:
-        client, _ = build_clob_client(emu.clob_url, Secret(key))
-        wallet = client.get_address()
+        conn = connect(emu, key)
+        client, wallet = conn.client, conn.signer.address
         quiet, busy, neg = info(emu, QUIET), info(emu, BUSY), info(emu, NEGRISK, tick_px=10, neg_risk=True)
         if data_api_rows(emu, wallet) is None:
             pytest.skip("the emulator serves no GET /data-api/v2/positions yet (the emulator branch adds it)")
         routed1 = Routed()
-        gw1, port1, _ = gateway(client, [quiet, busy], routed1, emu, wallet)
+        gw1, port1, _ = gateway(conn, [quiet, busy], routed1)
         refs = [gw1]
         try:
             gw1.ask(Startup(), timeout=30)
@@ -134,14 +144,14 @@ def test_a_restart_after_kill_with_another_selection_knows_the_true_inventory(ke
                 ]
             )
             wait_for(lambda: venue_shares(client, busy)[0] == 5 * QTY_ONE, what="run 1 filled on BUSY")
-            wait_for(lambda: len(client.get_open_orders()) == 3, what="run 1's resting orders")
-            deep = next(o["id"] for o in client.get_open_orders() if o["market"] == busy.market)
+            wait_for(lambda: len(open_orders(client)) == 3, what="run 1's resting orders")
+            deep = next(o.id for o in open_orders(client) if o.market == busy.market)
             # kill -9: no cancels, no more heartbeats, never heard from again.
             gw1.proxy().heartbeats.get().stop()
 
             # Run 2: BUSY and NEGRISK (QUIET is no longer selected).
             routed2 = Routed()
-            gw2, _, _ = gateway(client, [busy, neg], routed2, emu, wallet)
+            gw2, _, _ = gateway(conn, [busy, neg], routed2)
             refs.append(gw2)
             truth_busy = venue_shares(client, busy)
             started = time.monotonic()
@@ -156,7 +166,7 @@ def test_a_restart_after_kill_with_another_selection_knows_the_true_inventory(ke
             session = MarketSession(
                 busy, PARAMS, FakeExchangePort(), FakeClock(), sink := ListSink(), inventory=ledger_busy
             )
-            book = client.get_order_book(busy.yes_token)
+            book = httpx.get(emu.clob_url + "/book", params={"token_id": busy.yes_token}, timeout=10).json()
             session.on_snapshot(_snapshot(busy, book), FakeClock().now_ns())
             session.flush(FakeClock().now_ns())
             first = sink.kinds("decision")[0]
@@ -167,17 +177,18 @@ def test_a_restart_after_kill_with_another_selection_knows_the_true_inventory(ke
 
             # Within 10 s no order of ours is open that the new ledger does not know.
             def all_known() -> bool:
-                venue_ids = {o["id"] for o in client.get_open_orders()}
+                venue_ids = {o.id for o in open_orders(client)}
                 return venue_ids <= gw2.ask(GetOpenOrderIds(), timeout=5)
 
             wait_for(all_known, timeout=10, what="every open order known to the ledger")
             assert time.monotonic() - started < 10 + 5
-            assert not any(o["market"] == quiet.market for o in client.get_open_orders())
+            assert not any(o.market == quiet.market for o in open_orders(client))
             report2 = gw2.ask(Shutdown(), timeout=30)
-            assert report2.confirmed and client.get_open_orders() == []
+            assert report2.confirmed and open_orders(client) == []
         finally:
             for ref in refs:
                 ref.stop()
+            client.close()
 
 
 def _snapshot(m: MarketInfo, book: Any) -> BookSnapshot:
@@ -201,11 +212,11 @@ def _snapshot(m: MarketInfo, book: Any) -> BookSnapshot:
 def test_fills_while_the_user_channel_is_silent_are_applied_exactly_once(key: str):
     freeze = WsFreezeFault(channel="user", start_ms=2_000, duration_ms=int(SILENCE_S * 1000), pong=False)
     with Emulator(make_scenario(faults=(freeze,)), port=0) as emu:
-        client, creds = build_clob_client(emu.clob_url, Secret(key))
-        wallet = client.get_address()
+        conn = connect(emu, key)
+        client, creds, wallet = conn.client, conn.creds, conn.signer.address
         busy = info(emu, BUSY)
         routed = Routed()
-        gw, port, bridge = gateway(client, [busy], routed, emu, wallet)
+        gw, port, bridge = gateway(conn, [busy], routed)
         ws = UserWsClient(
             AssetMap.from_markets([busy]),
             creds,
@@ -243,10 +254,11 @@ def test_fills_while_the_user_channel_is_silent_are_applied_exactly_once(key: st
             for f in routed.of(Filled):
                 ours[f.trade_id.removesuffix(":failed")] += f.qty if f.side is Side.BUY else -f.qty
             venue: dict[str, int] = defaultdict(int)
-            for t in client.get_trades(TradeParams(market=busy.market)):
-                for mo in t["maker_orders"]:
-                    if mo["maker_address"].lower() == wallet.lower():
-                        venue[t["id"]] += parse_qty(mo["matched_amount"])
+            for page in client.list_account_trades(market=busy.market):
+                for t in page.items:
+                    for mo in t.maker_orders:
+                        if mo.maker_address.lower() == wallet.lower():
+                            venue[t.id] += parse_qty(format(mo.matched_amount, "f"))
             assert ours == venue
             assert any(q % 10_000 for q in venue.values())  # 6-decimal fills were among them
             rows = data_api_rows(emu, wallet)
@@ -257,3 +269,4 @@ def test_fills_while_the_user_channel_is_silent_are_applied_exactly_once(key: st
         finally:
             ws.stop()
             gw.stop()
+            client.close()

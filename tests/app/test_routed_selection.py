@@ -14,7 +14,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adapters.market_cache import MarketsFile, read_markets_file, selection_problem, write_markets_file
+from adapters.market_cache import (
+    SCHEMA_VERSION,
+    MarketsFile,
+    read_markets_file,
+    selection_problem,
+    write_markets_file,
+)
 from app.cli import main
 from emulator import Emulator
 from tests.gamma_server import GammaServer
@@ -28,7 +34,9 @@ GAMMA = "http://127.0.0.1:8080/gamma"
 
 
 def doc(**source: str) -> MarketsFile:
-    return MarketsFile(schema_version=2, kind="selected_markets", generated_at=NOW, markets=(), source=source)
+    return MarketsFile(
+        schema_version=SCHEMA_VERSION, kind="selected_markets", generated_at=NOW, markets=(), source=source
+    )
 
 
 @pytest.mark.parametrize(
@@ -166,7 +174,8 @@ def test_a_stale_file_is_not_traded(emu, tmp_path, capsys):
 
     assert code == 0, err
     assert f"routed markets at {selected} not used: its markets were fetched " in out
-    assert "more than ops.selected_markets_max_age_s (86400 s); selected 3 fresh from" in out
+    n = len(emu.venue.market_ids())  # every market of the default scenario, V1 and Protocol V2 alike
+    assert f"more than ops.selected_markets_max_age_s (86400 s); selected {n} fresh from" in out
 
 
 def test_stale_selection_stop_exits_2_with_one_line(emu, tmp_path, capsys):

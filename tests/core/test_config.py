@@ -126,6 +126,10 @@ def test_every_config_float_is_bounded_or_checked_finite():
         ("log_rotate_mb: 0", "ops.log_rotate_mb: expected `float` >= 0.01"),
         ("log_rotate_mb: .inf", "ops.log_rotate_mb: expected `float` <= 100000.0"),
         ("status_interval_s: -1", "ops.status_interval_s: expected `float` >= 0.0"),
+        ("drift_resync_listings: 1", "ops.drift_resync_listings: expected `int` >= 2"),
+        ("drift_resync_listings: 2.5", "ops.drift_resync_listings: expected `int | null`, got `float`"),
+        ("drift_resync_min_s: .inf", "ops.drift_resync_min_s: expected `float` <= 86400.0"),
+        ("drift_resync_min_s: -1", "ops.drift_resync_min_s: expected `float` >= 0.0"),
     ],
 )
 def test_ops_paths_and_selection_policy_are_checked(tmp_path, ops, expected):

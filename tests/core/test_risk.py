@@ -417,7 +417,7 @@ def test_risk_limits_default_loss_stops_are_the_exposure_caps_and_the_rest_docum
 def test_shipped_risk_config_has_a_real_risk_section():
     lim = risk_limits(load_config("configs/risk.yaml"))
 
-    assert lim.daily_loss_stop_usdc6 == 400 * USD and lim.market_daily_loss_stop_usdc6 == 100 * USD
+    assert lim.daily_loss_stop_usdc6 == 400 * USD and lim.market_daily_loss_stop_usdc6 == 25 * USD
     assert lim.max_drawdown_usdc6 == 300 * USD and lim.inventory_hard_limit_qty == 1_000 * SHARE
 
 

@@ -9,7 +9,7 @@ from py_clob_client_v2 import ClobClient
 from py_clob_client_v2.clob_types import OrderArgsV2, OrderType
 from websockets.sync.client import connect
 
-from adapters.polymarket.clob_port import PolymarketVenue
+from adapters.polymarket.clob_port import PolymarketVenue, connect_venue
 from adapters.polymarket.parse import (
     AssetMap,
     VenueOrderUpdate,
@@ -17,6 +17,8 @@ from adapters.polymarket.parse import (
     decode_market_frame,
     decode_user_frame,
 )
+from adapters.polymarket.sdk import environment_for
+from adapters.polymarket.secrets import Secret
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, TickSizeChanged, TradePrint
 from core.units import QTY_ONE, Outcome, Side
@@ -26,6 +28,7 @@ from emulator.scenario import FlowConfig, InitialBook, MarketConfig, Scenario
 from emulator.venue import MarketSub, Venue
 from tests.emulator.conftest import (
     BUSY,
+    KEY_A,
     QUIET,
     control,
     events,
@@ -38,13 +41,16 @@ from tests.emulator.conftest import (
 from tests.fakes import FakeClock
 
 
-def _assets(emu: Emulator, *slugs: str) -> AssetMap:
-    infos = [
+def _infos(emu: Emulator, *slugs: str) -> list[MarketInfo]:
+    return [
         MarketInfo(market=m["market"], yes_token=m["yes_token"], no_token=m["no_token"])
         for s in slugs
         for m in [ids(emu, s)]
     ]
-    return AssetMap.from_markets(infos)
+
+
+def _assets(emu: Emulator, *slugs: str) -> AssetMap:
+    return AssetMap.from_markets(_infos(emu, *slugs))
 
 
 def _subscribe_market(ws, *tokens: str) -> None:
@@ -222,7 +228,12 @@ def test_a_six_decimal_fill_reaches_both_channels_and_open_orders_exactly(emu: E
         printed = recv_until(
             market, lambda fs: any(e["event_type"] == "last_trade_price" for e in events(fs))
         )
-        (row,) = PolymarketVenue(client, assets).open_orders()
+        # polymm's own reading of the listing, through the official client (the same key's API key).
+        conn = connect_venue(environment_for(emu.clob_url), Secret(KEY_A))
+        try:
+            (row,) = PolymarketVenue(conn.client, conn.signer, _infos(emu, QUIET)).open_orders()
+        finally:
+            conn.client.close()
 
     evs = [ev for f in frames for ev in decode_user_frame(f, assets)]
     (trade,) = [e for e in evs if isinstance(e, VenueTrade)]

@@ -1,0 +1,123 @@
+"""A trading session records its own market feed (``ops.record_market_data``, on by default).
+
+``record_session(engine, run_dir, config_path)``, called once before ``engine.start()``, writes a
+recording (``adapters.recording``) of everything the session's market feed received, beside the
+session's ``events.jsonl``, in ``RUN_DIR/market_data/<UTC start>-<mode>/``. ``polymm sim --replay``
+reads it like any recording; ``--dry-run`` replays it as the session ran (``sim.session_replay``).
+
+Besides the feed's frames (the feed's tap, ``TradingEngine.feed_tap``), the recording notes the
+engine's own inputs to the market sessions, because a session's decisions depend on them as much as
+on the market data: the ticker's ``Timer``s, the budget shares (``SetBudget``, with the room), the
+feed-alive notes, the risk manager's gates (``SetRiskGate``), the status asks (a pending requote
+that is due is made when asked) and the shutdown's pull. They are taken where the engine hands them
+over (its router's ``tell``, its ``statuses`` and its ``stop``) and noted on the actors' loop thread
+just before the actor handles them (a timer told by the ticker thread reaches its actor through one
+loop callback that notes it and tells it), each stamped with the engine's own clock: a replay
+applies them in the order and at the times the sessions handled them, within microseconds. Nothing
+here waits on the disk: the recorder only stamps and enqueues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from actors.market import FeedAlive, SetBudget
+from actors.risk import SetRiskGate
+from adapters.recording import Manifest, RecordedMarket, Recorder
+from app.bootstrap import TradingEngine
+from core.messages import ExecBatch, MarketBatch, Timer
+
+log = logging.getLogger("polymm")
+
+#: Below the run directory: one recording per session.
+RECORDINGS_DIR = "market_data"
+
+
+def session_recording_dir(run_dir: Path, mode: str, start_ns: int) -> Path:
+    """``RUN_DIR/market_data/<UTC start>-<mode>`` (a new name for every session)."""
+    stamp = datetime.fromtimestamp(start_ns / 1e9, tz=UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return run_dir / RECORDINGS_DIR / f"{stamp}-{mode}"
+
+
+def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Recorder:
+    """Record ``engine``'s market feed and its inputs to the sessions; call before ``engine.start()``.
+
+    The recording closes when the engine stops (``engine.stop()``).
+    """
+    out = session_recording_dir(run_dir, engine.mode, engine.clock.now_ns())
+    manifest = Manifest(
+        kind="session",
+        ws_url=engine.ws_url,
+        clob_url=engine.clob_url,
+        source=f"the markets of a {engine.mode} session of {config_path}",
+        markets=tuple(RecordedMarket.from_info(m) for m in engine.markets),
+        session={"mode": engine.mode, "config": config_path, "tick_s": engine.tick_s},
+    )
+    rec = Recorder(out, manifest, clock=engine.clock).start()
+    engine.feed_tap = rec
+    tell = engine.router.tell
+    loop = engine.actor_loop
+
+    def on_loop(kind: str, market: str, room: int | None, message: object) -> None:
+        # On the actors' loop: the note is stamped when the actor is about to handle the message.
+        rec.on_input(kind, market, room, message.gate if isinstance(message, SetRiskGate) else None)
+        tell(market, message)
+
+    def tapped_tell(market: str, message: object) -> bool:
+        kind = type(message)
+        if kind is MarketBatch or kind is ExecBatch:  # the hot path: no note
+            return tell(market, message)
+        if kind is Timer:
+            note = "timer"
+        elif kind is SetBudget:
+            note = "budget"
+        elif kind is FeedAlive:
+            note = "alive"
+        elif kind is SetRiskGate:
+            note = "risk"
+        else:
+            return tell(market, message)
+        room = message.room_usdc6 if isinstance(message, SetBudget) else None
+        try:
+            loop.call_soon(lambda: on_loop(note, market, room, message))
+        except RuntimeError:  # the loop has stopped: nothing will handle it
+            return tell(market, message)
+        return True
+
+    statuses = engine.statuses
+
+    def tapped_statuses(timeout: float = 2.0) -> Any:
+        # Noted on the loop, just before it handles the first status ask.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon(lambda: rec.on_input("status"))
+        return statuses(timeout)
+
+    stop = engine.stop
+    stopped: list[bool] = []
+
+    def tapped_stop() -> None:
+        if not stopped:
+            stopped.append(True)
+            rec.on_input("pull")
+        try:
+            stop()
+        finally:
+            m = rec.close()
+            log.info(
+                "market data: %d frames, %d gaps, %d dropped, recorded in %s",
+                m.frames,
+                m.gaps,
+                m.dropped_frames,
+                out,
+            )
+
+    # The engine's own attributes, so every caller (its ticker included) goes through the taps.
+    setattr(engine.router, "tell", tapped_tell)  # noqa: B010
+    setattr(engine, "statuses", tapped_statuses)  # noqa: B010
+    setattr(engine, "stop", tapped_stop)  # noqa: B010
+    log.info("recording the market feed to %s", out)
+    return rec

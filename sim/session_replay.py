@@ -1,0 +1,391 @@
+"""Replay a recording as a dry-run trading session would have run it: the live engine's own pieces.
+
+``polymm sim --replay REC --dry-run``. Where the simulator (``sim.runner``) replays the venue's
+timestamps through a simulated venue that fills our orders, this replays what the *process* saw, when
+it saw it, through the very code a ``run-market-maker --mode dry-run`` session runs:
+
+* each recorded frame goes through ``MarketWsClient`` (its decoding, its book epochs, REST snapshots
+  held until their market's data, resyncs) and the engine's ``FrameDispatcher`` (its YES view), to one
+  ``MarketActor`` per market (``on_receive``, the live actor's handler), whose ``MarketSession``
+  decides; orders go to a ``DryRunPort``, acknowledged at once, never filled;
+* the sessions' clock is the recorded receive time of the input being handled;
+* the engine's own inputs come where they came: a session recording (``ops.record_market_data``)
+  holds its ticker's ``Timer``s, budget shares, feed-alive notes, the risk manager's gates, status
+  asks and the shutdown's pull;
+  for a ``polymm record`` recording the ticker is reconstructed (every ``tick_s`` from the first
+  record, a budget share and a feed-alive note every tenth tick, a pull at the end);
+* messages are handled as the actors' loop handles them (``actors.loop``): a frame's batch at once,
+  the acknowledgements it causes right after it, in order; a requote waits for the inbox to drain.
+
+A dry-run session replayed from its own recording makes the same decisions, in the same order, with
+the same content (``tests/app/test_record_replay.py``). One thing cannot be the same: the time a
+decision is stamped with. Live, a session reads the running clock while it handles an input, some
+microseconds (a few milliseconds on a loaded machine) after the recorder stamped that input; the replay
+has only the stamp. Every decision is therefore stamped at or a little before its live time, and a
+live input that arrived within that margin of a time boundary (the 250 ms requote throttle, the
+volatility sampling period) could fall on the other side of it in a replay.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, cast
+
+import msgspec
+
+from actors.dispatch import FrameDispatcher
+from actors.market import (
+    FeedAlive,
+    FeedLost,
+    GetStatus,
+    MarketActor,
+    PullQuotes,
+    SetBudget,
+    Status,
+)
+from actors.risk import SetRiskGate
+from actors.session import MarketSession
+from actors.supervisor import Router
+from adapters.paper import DryRunPort
+from adapters.polymarket.parse import AssetMap
+from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
+from adapters.recording import (
+    Connect,
+    Dropped,
+    FileHeader,
+    Frame,
+    Gap,
+    Input,
+    Record,
+    Recording,
+    RestBook,
+    Resync,
+)
+from core.eventlog import BufferSink
+from core.inventory import budget_rooms
+from core.markets import MarketInfo
+from core.messages import Timer
+from core.quoting import QuoteParams
+from core.risk import RiskGate
+from core.units import NS_PER_S, units_header
+
+__all__ = ["ReplayClock", "SessionReplay", "replay_session"]
+
+#: The live engine's ticker period and how many ticks apart it shares the budget (app.bootstrap).
+TICK_NS: Final = 100_000_000
+BUDGET_EVERY: Final = 10
+#: What a dry-run replay writes beside its events.jsonl.
+REPLAY_SUMMARY: Final = "replay.json"
+
+
+class ReplayClock:
+    """The sessions' clock: the recorded time of the input being handled."""
+
+    __slots__ = ("t",)
+
+    def __init__(self, t: int = 0) -> None:
+        self.t = t
+
+    def now_ns(self) -> int:
+        """The current input's time."""
+        return self.t
+
+
+class _Inbox(collections.deque[Any]):
+    """The actor's mailbox (``empty`` is what ``MarketActor`` asks before it requotes)."""
+
+    def empty(self) -> bool:
+        return not self
+
+
+class _ReplayActor(MarketActor):
+    """A ``MarketActor`` handled synchronously by ``_Loop`` (never started as a pykka actor)."""
+
+    actor_inbox: _Inbox  # type: ignore[assignment]
+
+    @staticmethod
+    def _create_actor_inbox() -> _Inbox:  # type: ignore[override]
+        return _Inbox()
+
+
+class _Loop:
+    """The actors' event loop, on one thread, in order (``actors.loop.LoopActor``'s rules).
+
+    A message told while nothing is being handled is handled at once (the feed's frame); one told
+    while an actor handles another (its acknowledgements) waits in the inbox, and is handled right
+    after by the same drain.
+    """
+
+    def __init__(self) -> None:
+        self.actors: dict[str, _ReplayActor] = {}
+        self.draining = False
+        self._due: collections.deque[_ReplayActor] = collections.deque()
+
+    def tell(self, market: str, message: object) -> bool:
+        actor = self.actors.get(market)
+        if actor is None:
+            return False
+        actor.actor_inbox.append(message)
+        if self.draining:
+            self._due.append(actor)
+            return True
+        self._drain(actor)
+        while self._due:
+            self._drain(self._due.popleft())
+        return True
+
+    def ask(self, market: str, message: object) -> Any:
+        # An ask is a message like any other, answered when handled (nothing else waits here).
+        actor = self.actors[market]
+        self.draining = True
+        try:
+            answer = actor.on_receive(message)
+        finally:
+            self.draining = False
+        self._drain(actor)
+        return answer
+
+    def _drain(self, actor: _ReplayActor) -> None:
+        inbox = actor.actor_inbox
+        self.draining = True
+        try:
+            while inbox:
+                actor.on_receive(inbox.popleft())
+        finally:
+            self.draining = False
+
+
+class SessionReplay:
+    """One dry-run session over a recording (see the module docstring)."""
+
+    def __init__(
+        self,
+        markets: Sequence[MarketInfo],
+        params: QuoteParams,
+        sink: BufferSink,
+        *,
+        global_cap_usdc6: int,
+        event_cap_usdc6: int,
+        start_ns: int,
+    ) -> None:
+        self.markets = list(markets)
+        self.params = params
+        self.sink = sink
+        self.clock = ReplayClock(start_ns)
+        self.loop = _Loop()
+        self.global_cap = global_cap_usdc6
+        self.event_cap = event_cap_usdc6
+        self.sessions: dict[str, MarketSession] = {}
+        # The live engine's own dispatcher, telling our loop instead of its router.
+        self.dispatch = FrameDispatcher(cast(Router, self.loop))
+        self.feed = MarketWsClient(
+            AssetMap.from_markets(self.markets),
+            lambda ev: self.dispatch((ev,)),
+            config=MarketWsConfig(snapshot_timeout_s=None),
+            on_invalidate=self._feed_lost,
+            on_batch=self.dispatch,
+            on_resync=self._book_resync,
+        )
+        self.counts: collections.Counter[str] = collections.Counter()
+        #: Records that make the replay differ from what was live (frames the recorder dropped).
+        self.notes: list[str] = []
+        self.connected = False
+        sink.record("units", start_ns, "", units_header("dry-run"))
+        rooms = self.rooms([0] * len(self.markets))
+        for info, room in zip(self.markets, rooms, strict=True):
+            port = DryRunPort(info.market, self.loop.tell, self.clock)
+            s = MarketSession(info, params, port, self.clock, sink, book_resync=lambda _m: None)
+            s.global_room_usdc6 = room
+            self.sessions[info.market] = s
+            self.loop.actors[info.market] = _ReplayActor(s)
+
+    def rooms(self, exposures: Sequence[int]) -> list[int]:
+        """Each market's share of the budgets (``app.bootstrap.TradingEngine.rooms``)."""
+        cap = self.global_cap
+        rooms = budget_rooms(exposures, cap, [m.neg_risk_market_id for m in self.markets], self.event_cap)
+        return [cap if r is None else r for r in rooms]
+
+    # --- the feed's callbacks (as app.bootstrap.TradingEngine's) -----------------------------------
+
+    def _feed_lost(self, market: str, outcome: object) -> None:
+        from core.units import Outcome  # noqa: PLC0415
+
+        if outcome is Outcome.YES:
+            self.loop.tell(market, FeedLost(ts_ns=self.clock.now_ns()))
+
+    def _book_resync(self, market: str, reason: str) -> None:
+        now = self.clock.now_ns()
+        self.sink.record("book_resync", now, market, {"reason": reason})
+        self.loop.tell(market, FeedLost(ts_ns=now))
+
+    # --- inputs ------------------------------------------------------------------------------------
+
+    def at(self, t: int) -> None:
+        """Move the clock to ``t`` (never back)."""
+        self.clock.t = max(self.clock.t, t)
+
+    def record(self, rec: Record) -> None:
+        """Apply one recorded record at its time."""
+        self.at(rec.recv_ns)
+        match rec:
+            case Frame():
+                self.counts["frames"] += 1
+                self.feed.replay_frame(rec.data())
+            case Input():
+                self.counts[f"input_{rec.input}"] += 1
+                self.engine_input(rec.input, rec.market, rec.room_usdc6, rec.risk_gate)
+            case Connect():
+                self.counts["connects"] += 1
+                self.connected = True
+            case Gap():
+                self.counts["gaps"] += 1
+                self.connected = False
+                self.feed.replay_disconnect()
+            case Dropped():
+                self.counts["dropped_frames"] += rec.frames
+                self.notes.append(
+                    f"{rec.frames} frames from {rec.since_ns} were not recorded (the disk was behind): "
+                    "replayed as a gap, so the decisions until the next snapshots differ from the live ones"
+                )
+                self.feed.replay_disconnect()
+            case RestBook():
+                self.counts["rest_books"] += 1
+                self.feed.replay_rest_book(rec.token, rec.body.encode())
+            case Resync():
+                self.counts["resyncs"] += 1
+                self.feed.replay_resync(rec.market, rec.reason)
+            case FileHeader():
+                pass
+
+    def engine_input(
+        self, kind: str, market: str, room_usdc6: int | None = None, gate: RiskGate | None = None
+    ) -> None:
+        """One of the engine's own inputs (``adapters.recording.Input``), now."""
+        now = self.clock.now_ns()
+        loop = self.loop
+        match kind:
+            case "timer":
+                loop.tell(market, Timer(market=market, ts_ns=now))
+            case "budget":
+                if room_usdc6 is not None:
+                    loop.tell(market, SetBudget(room_usdc6=room_usdc6))
+            case "alive":
+                loop.tell(market, FeedAlive(ts_ns=now))
+            case "risk":
+                if gate is not None:
+                    loop.tell(market, SetRiskGate(gate))
+            case "status":
+                self.statuses()
+            case "pull":
+                for m in sorted(loop.actors):
+                    loop.ask(m, PullQuotes(ts_ns=now, reason="shutdown"))
+
+    def statuses(self) -> dict[str, Status]:
+        """Every market's status (what the engine asks: a pending requote that is due is made)."""
+        return {m: self.loop.ask(m, GetStatus()) for m in sorted(self.loop.actors)}
+
+    def tick(self, n: int) -> None:
+        """The live ticker's ``n``-th tick (1-based), now: timers, and every tenth a budget share."""
+        now = self.clock.now_ns()
+        for m in self.markets:
+            self.engine_input("timer", m.market)
+        if n % BUDGET_EVERY:
+            return
+        statuses = self.statuses()
+        exposures = [
+            statuses[m.market].exposure_usdc6 if m.market in statuses else self.params.per_market_cap_usdc6
+            for m in self.markets
+        ]
+        for m, room in zip(self.markets, self.rooms(exposures), strict=True):
+            self.engine_input("budget", m.market, room)
+        if self.connected:
+            for m in self.markets:
+                self.loop.tell(m.market, FeedAlive(ts_ns=now))
+
+
+def replay_session(
+    recording: Recording,
+    params: QuoteParams,
+    out_dir: Path,
+    *,
+    global_cap_usdc6: int,
+    event_cap_usdc6: int,
+    markets: Sequence[MarketInfo] | None = None,
+) -> dict[str, Any]:
+    """Replay ``recording`` as a dry-run session into ``out_dir/events.jsonl``; returns the summary.
+
+    Args:
+        recording: An opened recording (its manifest names the markets unless ``markets`` does).
+        params: The strategy's quoting parameters.
+        out_dir: Where ``events.jsonl`` and ``replay.json`` go (created; no ``summary.json``: a dry
+            run has no fills or PnL, and ``polymm report``/``diff`` read it as they read a live run).
+        global_cap_usdc6: ``inventory.global_ev_cap``; event_cap_usdc6: ``inventory.event_cap``.
+        markets: The markets and their rules (default: the recording's manifest).
+
+    Raises:
+        RecordingError: The recording is corrupt or names no market.
+    """
+    from adapters.recording import RecordingError  # noqa: PLC0415
+
+    infos = list(markets) if markets is not None else recording.markets()
+    if not infos:
+        why = "has no manifest to name its markets" if recording.manifest is None else "names no market"
+        raise RecordingError(f"{recording.path}: {why}: a dry-run replay needs them")
+    records = list(recording.records())
+    start = next((r.recv_ns for r in records), 0)
+    sink = BufferSink()
+    replay = SessionReplay(
+        infos,
+        params,
+        sink,
+        global_cap_usdc6=global_cap_usdc6,
+        event_cap_usdc6=event_cap_usdc6,
+        start_ns=start,
+    )
+    session_recording = recording.manifest is not None and recording.manifest.kind == "session"
+    _run(replay, records, session_recording)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = b"".join(sink.lines)
+    (out_dir / "events.jsonl").write_bytes(data)
+    decisions = collections.Counter(
+        msgspec.json.decode(line)["market"] for line in sink.lines if line.startswith(b'{"kind":"decision"')
+    )
+    summary: dict[str, Any] = {
+        "replay": str(recording.path),
+        "mode": "dry-run",
+        "markets": len(infos),
+        "engine_inputs": "recorded" if session_recording else f"a ticker every {TICK_NS // 1_000_000} ms",
+        "from_ns": start,
+        "to_ns": replay.clock.t,
+        "seconds": round((replay.clock.t - start) / NS_PER_S, 3),
+        "counts": dict(sorted(replay.counts.items())),
+        "events_in": replay.dispatch.events_in,
+        "skipped": replay.feed.status().skipped,
+        "decisions": {m.market: decisions.get(m.market, 0) for m in infos},
+        "truncated_files": recording.truncated,
+        "notes": replay.notes,
+        "digest": hashlib.sha256(data).hexdigest(),
+    }
+    (out_dir / REPLAY_SUMMARY).write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
+    return summary
+
+
+def _run(replay: SessionReplay, records: Iterable[Record], session_recording: bool) -> None:
+    if session_recording:
+        for rec in records:
+            replay.record(rec)
+        return
+    # A plain recording: the ticker is reconstructed between the records, then the shutdown's pull.
+    n = 0
+    next_tick = replay.clock.t + TICK_NS
+    for rec in records:
+        while next_tick <= rec.recv_ns:
+            replay.at(next_tick)
+            n += 1
+            replay.tick(n)
+            next_tick += TICK_NS
+        replay.record(rec)
+    replay.engine_input("pull", "")
