@@ -108,7 +108,7 @@ report RUN_DIR="runs/default":
 sweep SPACE="configs/sweeps/spread_skew.yaml" CONFIG="configs/market_maker.yaml" SCENARIO="default" *ARGS:
     polymm sweep --config {{CONFIG}} --scenario {{SCENARIO}} --space {{SPACE}} --out runs/sweep/$(basename {{SPACE}} .yaml) {{ARGS}}
 
-# benchmarks: writes bench/results.json and prints it (several minutes)
+# benchmarks: writes bench/out/results.json (git-ignored) and prints it (several minutes); --only w1m, --peer-python ENV/bin/python, --out FILE
 bench *ARGS:
     python bench/bench.py {{ARGS}}
 

@@ -47,7 +47,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import msgspec
 import pykka
@@ -65,8 +65,6 @@ from core.ledger import (
     Report,
     ResendOrder,
     ResumeMarket,
-    VenueOrderView,
-    VenuePosition,
     VenueTrade,
 )
 from core.markets import MarketInfo
@@ -79,10 +77,25 @@ from core.messages import (
     Filled,
     Place,
     PositionResync,
+    Reconcile,
     Rejected,
+    Submit,
     TickSizeChanged,
+    UserOrderUpdate,
 )
-from core.ports import Clock, EventSink
+from core.ports import (
+    CancelResult,
+    Clock,
+    EventSink,
+    Failure,
+    PlaceResult,
+    PreparedOrder,
+    RateLimitInfo,
+    Route,
+    Schedule,
+    Venue,
+    VenueOrderStatus,
+)
 from core.ratelimit import Kind, RateLimiter
 from core.units import NS_PER_S, TICKS_PX, Px
 
@@ -118,11 +131,6 @@ __all__ = [
     "VenueOrderStatus",
 ]
 
-#: Tell a message (an execution report, ``HoldQuotes``/``ReleaseQuotes``) to the actor of ``market``.
-Route = Callable[[str, object], object]
-#: Run ``fn`` after ``delay_s`` seconds on some thread (``threading.Timer`` live, recorded in tests).
-Schedule = Callable[[float, Callable[[], None]], None]
-
 # Coarsest first (core.units.TICKS_PX): when a price is off the market's known tick, the coarsest
 # finer tick it sits on.
 _VENUE_TICKS_PX: Final = TICKS_PX
@@ -130,152 +138,13 @@ _RATE_LIMIT_HOLD: Final = "rate_limit"
 _DRIFT_HOLD: Final = "position_drift"
 
 
-# --- the venue port --------------------------------------------------------------------------------
-
-
-class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """A signed order ready to post; ``order_id`` is the id the venue will give it ("" if unknown)."""
-
-    client_id: str
-    order_id: str
-    payload: Any
-
-
-class PlaceResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The venue's answer for one posted order: accepted under ``order_id``, refused, or ``unknown``.
-
-    ``status`` is the venue's for an accepted order: ``live``, ``matched``, ``delayed`` or ``unmatched``.
-    """
-
-    client_id: str
-    order_id: str = ""
-    error: str = ""
-    unknown: bool = False
-    status: str = "live"
-
-
-class CancelResult(msgspec.Struct, frozen=True, kw_only=True):
-    """Venue ids cancelled, and ``(id, reason)`` of those the venue did not cancel."""
-
-    canceled: tuple[str, ...] = ()
-    not_canceled: tuple[tuple[str, str], ...] = ()
-
-
-class VenueOrderStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """One order looked up by id (``GET /data/order/{id}``): its venue status (``LIVE``, ``MATCHED``...)."""
-
-    order_id: str
-    status: str
-
-
-class RateLimitInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """A reply's ``Poly-RateLimit-*`` headers (``remaining`` tokens, ``reset`` unix s, ``tier``)."""
-
-    remaining: int | None = None
-    reset_s: float | None = None
-    tier: str = ""
-    warning: bool = False
-
-
-class Failure(msgspec.Struct, frozen=True, kw_only=True):
-    """What a failed venue call means: retry it (after ``retry_after_s``)? might it have taken effect?
-
-    ``rate_limited``: a 429 (``ambiguous`` too when it came without the venue's rate-limit headers,
-    i.e. from a CDN, so whether the request arrived is unknown). ``not_found``: a 404.
-    """
-
-    reason: str
-    retry: bool
-    ambiguous: bool = False
-    retry_after_s: float | None = None
-    rate_limited: bool = False
-    not_found: bool = False
-
-
-class Venue(Protocol):
-    """The blocking order API. Called from the gateway's thread, and ``heartbeat`` from the heartbeat's."""
-
-    #: Most orders per ``post`` call.
-    max_batch: int
-    #: Most ids per ``cancel`` call.
-    max_cancel_batch: int
-
-    def prepare(self, place: Place, info: MarketInfo, tick_px: Px) -> PreparedOrder:
-        """Sign ``place`` locally (no network); raise to refuse it (the message is the reason)."""
-        ...
-
-    def post(self, orders: Sequence[PreparedOrder], post_only: bool) -> list[PlaceResult]:
-        """Post one batch; one result per order, in order. Raises on a failed request."""
-        ...
-
-    def cancel(self, order_ids: Sequence[str]) -> CancelResult:
-        """Cancel orders by venue id. Raises on a failed request."""
-        ...
-
-    def cancel_market(self, market: str) -> CancelResult:
-        """Cancel every order of ours in ``market``. Raises on a failed request."""
-        ...
-
-    def heartbeat(self, heartbeat_id: str) -> str:
-        """Send a heartbeat chained on ``heartbeat_id`` ("" first); return the next id.
-
-        A stale id is resynced from the id the venue's refusal names (one more call).
-        """
-        ...
-
-    def open_orders(self) -> list[VenueOrderView]:
-        """Every open order of ours, on any market (a market we do not trade keeps its condition id)."""
-        ...
-
-    def trades(self, after_ns: int) -> list[VenueTrade]:
-        """Our trades matched at or after ``after_ns`` (venue time), each with its latest status."""
-        ...
-
-    def order(self, order_id: str) -> VenueOrderStatus | None:
-        """One order of ours by venue id, whatever its status; None when the venue never had it."""
-        ...
-
-    def positions(self) -> list[VenuePosition] | None:
-        """Every position of ours in the markets we trade; None when the venue offers no listing."""
-        ...
-
-    def rate_limit(self) -> RateLimitInfo | None:
-        """The rate-limit headers of the last reply on this thread (then forgotten); None if none."""
-        ...
-
-    def describe_failure(self, exc: Exception) -> Failure:
-        """Classify an exception raised by the calls above."""
-        ...
-
-
 # --- messages --------------------------------------------------------------------------------------
-
-
-class Submit(msgspec.Struct, frozen=True):
-    """Commands from a market actor (told by ``ClobExchangePort.submit``)."""
-
-    commands: tuple[Command, ...]
 
 
 class AddMarket(msgspec.Struct, frozen=True):
     """Start trading ``info.market`` (its tokens, tick and neg-risk flag)."""
 
     info: MarketInfo
-
-
-class UserOrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
-    """A user-channel order event: ``kind`` is PLACEMENT, UPDATE or CANCELLATION."""
-
-    order_id: str
-    kind: str
-    status: str = ""
-    matched_qty: int = 0
-
-
-class Reconcile(msgspec.Struct, frozen=True):
-    """Compare our orders with the venue's now (e.g. the user channel reconnected)."""
-
-    reason: str
 
 
 class HeartbeatLost(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,7 +16,7 @@ import queue
 from bisect import bisect_left
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 import pykka
@@ -31,9 +31,10 @@ from core.messages import (
     BookDelta,
     BookSnapshot,
     Canceled,
+    ExecBatch,
     ExecEvent,
     Filled,
-    MarketEvent,
+    MarketBatch,
     MarketResolved,
     PositionResync,
     Rejected,
@@ -43,9 +44,6 @@ from core.messages import (
 )
 from core.risk import STATE_NAMES, TradingState
 from core.units import PX_ONE
-
-if TYPE_CHECKING:
-    from sim.runner import Lane
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +55,18 @@ class RunWindow(msgspec.Struct, frozen=True):
     room_usdc6: int | None
 
 
-class MarketBatch(msgspec.Struct, frozen=True):
-    """Several market events of one market from one feed frame: one message, one decision after them."""
+class Driver(Protocol):
+    """Simulation: what a ``MarketActor`` runs on ``RunWindow`` (the simulator's ``sim.runner.Lane``).
 
-    events: tuple[MarketEvent, ...]
+    A protocol, so that ``actors`` never imports the simulator that drives it.
+    """
 
+    idx: int
+    session: MarketSession
 
-class ExecBatch(msgspec.Struct, frozen=True):
-    """Several execution reports of one market at once (one message, one decision after them)."""
-
-    events: tuple[ExecEvent, ...]
+    def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
+        """Process the lane's events before ``end_ns``; return the session's exposure (micro-USDC)."""
+        ...
 
 
 class GetStatus(msgspec.Struct, frozen=True):
@@ -208,7 +208,7 @@ class MarketActor(pykka.ThreadingActor):
         session: MarketSession,
         *,
         supervisor: pykka.ActorRef[Any] | None = None,
-        driver: Lane | None = None,
+        driver: Driver | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -407,7 +407,7 @@ def _state(s: MarketSession) -> str:
 class ActorWindowRunner:
     """The simulator's ``actors`` engine: one ``MarketActor`` per market, a barrier per window."""
 
-    def __init__(self, lanes: Sequence[Lane]) -> None:
+    def __init__(self, lanes: Sequence[Driver]) -> None:
         self.refs = [MarketActor.start(lane.session, driver=lane) for lane in lanes]
 
     def run_window(self, work: list[Any], end: int, exposures: list[int]) -> None:

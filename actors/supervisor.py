@@ -20,7 +20,6 @@ import pykka
 
 from actors.loop import ActorLoop
 from actors.market import (
-    ExecBatch,
     HoldQuotes,
     LoopMarketActor,
     MarketActor,
@@ -29,7 +28,7 @@ from actors.market import (
     ReleaseQuotes,
 )
 from actors.session import MarketSession
-from core.messages import Accepted, Adopted, Canceled, Filled, PositionResync, Rejected
+from core.messages import Accepted, Adopted, Canceled, ExecBatch, Filled, PositionResync, Rejected
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Paper trading and dry-run: the live feed in, no order out.
 
-* ``PaperVenue``: one pykka actor owning a ``sim.exchange.SimExchange`` per market, fed by the live
+* ``PaperVenue``: one pykka actor owning a ``venue.exchange.SimExchange`` per market, fed by the live
   market data. Our orders get queue positions behind the displayed size, advance on live trades and
   deltas, and fill as in the simulator; execution reports go back to the market actors. Market data
   of either token goes through the market's ``core.yes_view.YesView`` first: the exchange sees YES
@@ -21,7 +21,6 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors.market import ExecBatch, MarketBatch
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -31,8 +30,10 @@ from core.messages import (
     CancelAll,
     Canceled,
     Command,
+    ExecBatch,
     ExecEvent,
     Filled,
+    MarketBatch,
     MarketResolved,
     Place,
     TickSizeChanged,
@@ -41,8 +42,8 @@ from core.messages import (
 from core.ports import Clock
 from core.units import PX_ONE
 from core.yes_view import YesView
-from sim.exchange import QueueModel, SimExchange
-from sim.markouts import Markouts
+from venue.exchange import QueueModel, SimExchange
+from venue.markouts import Markouts
 
 log = logging.getLogger(__name__)
 

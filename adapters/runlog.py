@@ -12,7 +12,7 @@ Every ``run-market-maker`` session gets a directory of its own, never reused or 
 The name is the start time (UTC, to the second), the mode and a random id; a name that exists is
 never reused (``create_run_dir`` takes another id).
 
-The event log is the simulator's format (``sim.eventlog``: one JSON object per line, ``kind``,
+The event log is the simulator's format (``core.eventlog``: one JSON object per line, ``kind``,
 ``ts_ns`` and ``market`` first). Its first record is the run's header (``kind`` ``run``:
 ``run_header``), then the ``units`` record. Writing never blocks the caller on the disk: a record
 is encoded on the caller's thread and queued; a writer thread of its own appends it to a buffered
@@ -46,8 +46,8 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from core.config import Config
+from core.eventlog import BufferSink
 from core.markets import MarketInfo
-from sim.eventlog import BufferSink
 
 log = logging.getLogger(__name__)
 

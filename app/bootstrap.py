@@ -13,8 +13,9 @@
   simulated venue fed by the live book (``adapters.paper.PaperVenue``), ``dry-run`` a port that
   acknowledges and sends nothing.
 
-Market events reach the actors through ``FrameDispatcher``: one ``core.yes_view.YesView`` per market
-maps every event of either token onto the YES book, each happening once.
+Market events reach the actors through ``actors.dispatch.FrameDispatcher``: one
+``core.yes_view.YesView`` per market maps every event of either token onto the YES book, each
+happening once.
 
 Decisions, orders and fills go to an event log (one JSON object per line, the simulator's format):
 ``run-market-maker`` gives each session a run directory of its own (``adapters.runlog``); the log
@@ -34,13 +35,13 @@ from typing import Any, Literal, cast
 
 import pykka
 
+from actors.dispatch import FrameDispatcher
 from actors.loop import ActorLoop
 from actors.market import (
     FeedAlive,
     FeedLost,
     GetStatus,
     LatencyHistogram,
-    MarketBatch,
     PullQuotes,
     SetBudget,
     Status,
@@ -57,12 +58,11 @@ from adapters.runlog import JsonlFileSink
 from core.config import Config
 from core.inventory import Inventory, budget_rooms
 from core.markets import MarketInfo
-from core.messages import BookDelta, MarketEvent, Timer
+from core.messages import Timer
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import quote_params
 from core.risk import ACTIVE_GATE, RiskGate, risk_limits
 from core.units import USDC6_ONE, Outcome, units_header
-from core.yes_view import YesView
 
 log = logging.getLogger(__name__)
 
@@ -100,59 +100,6 @@ def audit_config(cfg: Config) -> AuditConfig | None:
     return AuditConfig(
         period_s=ops.book_audit_s, levels=ops.book_audit_levels, max_requests_per_s=ops.book_audit_max_rps
     )
-
-
-class FrameDispatcher:
-    """Hands each feed frame to the market actors: one ``MarketBatch`` of YES events per market per frame.
-
-    Runs on the feed's thread, on the tick-to-quote path. Every event goes through its market's
-    ``core.yes_view.YesView`` first: the venue publishes most things on both tokens (a level change
-    and its mirror, a trade printed on each token, a book and a tick change per token), and the view
-    maps each happening onto the YES book once, so the actors (and the paper venue) see only YES
-    events. ``listeners`` see every YES event but level changes (live: the gateway wants tick-size
-    changes); in paper trading the simulated ``venue`` sees each batch before the market's actor does.
-    """
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.venue: pykka.ActorRef[Any] | None = None
-        self.listeners: list[Callable[[MarketEvent], None]] = []
-        #: One YES view per market (its state: the last change passed on, trades awaiting their mirror).
-        self.views: dict[str, YesView] = {}
-        #: YES events handed to the market actors.
-        self.events_in = 0
-
-    def __call__(self, events: Sequence[MarketEvent]) -> None:
-        """Dispatch one frame's events (already checked by the feed's book epochs)."""
-        listeners, views = self.listeners, self.views
-        by_market: dict[str, list[MarketEvent]] = {}
-        market = ""
-        apply: Callable[[MarketEvent], MarketEvent | None] | None = None
-        for raw in events:
-            if raw.market != market or apply is None:  # a frame is mostly one market's
-                market = raw.market
-                view = views.get(market)
-                if view is None:
-                    view = views[market] = YesView()
-                apply = view.apply
-            ev = apply(raw)
-            if ev is None:
-                continue  # the mirror of what this market's view already passed on
-            if type(ev) is not BookDelta:
-                for listener in listeners:
-                    listener(ev)
-            evs = by_market.get(market)
-            if evs is None:
-                by_market[market] = [ev]
-            else:
-                evs.append(ev)
-        venue, tell = self.venue, self.router.tell
-        for market, evs in by_market.items():
-            self.events_in += len(evs)
-            batch = MarketBatch(tuple(evs))
-            if venue is not None:
-                venue.tell(batch)  # paper: the simulated venue sees the book first
-            tell(market, batch)
 
 
 class TradingEngine:

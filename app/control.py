@@ -55,6 +55,7 @@ import pykka
 from actors.market import Status
 from actors.risk import GetRisk, Operate, OperateResult, RiskView
 from core.markets import MarketInfo
+from core.messages import Reconcile
 from core.ports import Clock, EventSink
 
 log = logging.getLogger(__name__)
@@ -603,7 +604,7 @@ class GatewayWatch:
 
 def venue_open_orders(gateway: pykka.ActorRef[Any]) -> Callable[[], int]:
     """Live: our open orders as the venue lists them now (a reconcile, then the gateway's count)."""
-    from actors.gateway import GetGatewayStatus, Reconcile  # noqa: PLC0415 (live only)
+    from actors.gateway import GetGatewayStatus  # noqa: PLC0415 (live only)
 
     def count() -> int:
         gateway.tell(Reconcile("operator cancel-all: confirm with the venue"))

@@ -36,7 +36,7 @@ from actors.gateway import (
 )
 from adapters.clock import LiveClock
 from adapters.polymarket import sdk
-from adapters.polymarket.clob_port import connect_venue, market_protocol_problem, start_gateway
+from adapters.polymarket.clob_port import connect_venue, market_protocol_problem
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.secrets import (
     SecretError,
@@ -46,6 +46,7 @@ from adapters.polymarket.secrets import (
 )
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import ConfigFileError
+from app.gateway import start_gateway
 from core.config import Config
 from core.markets import MarketInfo
 from core.messages import TickSizeChanged

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from actors.market import ExecBatch, FeedAlive, MarketBatch, SetBudget
+from actors.market import FeedAlive, SetBudget
 from actors.risk import SetRiskGate
 from adapters.recording import Manifest, RecordedMarket, Recorder
 from app.bootstrap import TradingEngine
-from core.messages import Timer
+from core.messages import ExecBatch, MarketBatch, Timer
 
 log = logging.getLogger("polymm")
 

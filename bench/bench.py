@@ -14,9 +14,19 @@ happens in a fresh subprocess so its peak RSS is its own. Workloads are fixed an
   amount check; V1, neg-risk V1 and V2 in turn) against polymarket-client's own
   ``SecureClient.create_limit_order`` (its metadata cache warmed once against a loopback emulator, so
   no request is timed). The load average is recorded with the figures: the machines are shared.
+* ``w1m``: issue #13's W1M workload (``bench/w1m.py``: 1,000,000 rows in hftbacktest's event format,
+  generated once, seed 7, and cached in ``bench/out/``): the ``.npz`` load alone (time, peak RSS),
+  then polymm's inline engine on it (events/s, order actions, fills, peak RSS), and hftbacktest on
+  the same file when an interpreter with it is at hand (``--peer-python``, ``bench/peer_hftbacktest.py``),
+  with the ratio. Each figure is the median of ``--repeat`` fresh processes and carries the CPU
+  model and the load average around it.
 
-Usage: ``python bench/bench.py [--repeat N] [--out bench/results.json]``;
-``python bench/bench.py --only sign`` runs the signing figures alone and updates them in the file.
+Results go to ``bench/out/results.json`` (git-ignored) unless ``--out`` says otherwise; the committed
+``bench/results.json`` holds the reference figures the README quotes, refreshed on purpose with
+``--out bench/results.json``.
+
+Usage: ``python bench/bench.py [--repeat N] [--out FILE] [--only sign|w1m] [--peer-python PYTHON]``;
+``--only sign`` runs the signing figures alone, ``--only w1m`` the W1M ones, and updates them in the file.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CONFIG = ROOT / "configs" / "market_maker.yaml"
+OUT_DIR = ROOT / "bench" / "out"
 ENGINE_WORKLOAD = {"markets": 10, "events": 1_000_000, "events_per_s": 200}
 HBT_EVENTS = 1_000_000
 
@@ -59,6 +70,13 @@ def machine() -> dict[str, Any]:
             if line.startswith("MemTotal"):
                 mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
+        pass
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        cpu = next(
+            (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), cpu
+        )
+    except (OSError, subprocess.CalledProcessError):
         pass
     return {
         "python": platform.python_version(),
@@ -285,17 +303,95 @@ def _median_runs(args: list[str], repeat: int) -> dict[str, Any]:
     return best
 
 
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _median_of(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda r: r[key])
+    out = dict(ordered[len(ordered) // 2])
+    out[f"{key}_runs"] = [r[key] for r in runs]
+    out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def _timed(args: list[str], repeat: int, key: str, python: str = sys.executable) -> dict[str, Any]:
+    """``repeat`` fresh processes of ``args`` taking turns; the median by ``key``, with the load around it."""
+    before = _load_average()
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run([python, *args], capture_output=True, text=True, check=True, cwd=ROOT)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return _median_of(runs, key) | {"load_average_1m_5m_15m": {"before": before, "after": _load_average()}}
+
+
+def _peer_python(requested: str | None) -> tuple[str | None, str]:
+    """An interpreter that imports hftbacktest, or None and why not."""
+    python = requested or os.environ.get("POLYMM_PEER_PYTHON") or sys.executable
+    probe = subprocess.run(
+        [python, "-c", "import hftbacktest, numba"], capture_output=True, text=True, cwd="/", check=False
+    )
+    if probe.returncode == 0:
+        return python, ""
+    return None, (
+        f"hftbacktest is not installed for {python}: not measured (pip install -e '.[peers]' in an "
+        "environment of its own, it pins NumPy < 2.3; then --peer-python ENV/bin/python)"
+    )
+
+
+def bench_w1m(repeat: int, peer_python: str | None) -> dict[str, Any]:
+    """The W1M figures (see the module docstring)."""
+    w1m = str(ROOT / "bench" / "w1m.py")
+    path = OUT_DIR / "w1m.npz"
+    subprocess.run([sys.executable, w1m, "generate", str(path)], check=True, cwd=ROOT, capture_output=True)
+    load = _timed([w1m, "load", str(path)], repeat, "load_s")
+    polymm = _timed([w1m, "inline", str(path)], repeat, "events_per_s")
+    python, why = _peer_python(peer_python)
+    peer: dict[str, Any] = {"note": why}
+    if python is not None:
+        peer = _timed(
+            [str(ROOT / "bench" / "peer_hftbacktest.py"), str(path)], repeat, "events_per_s", python
+        )
+    out = {
+        "file": str(path.relative_to(ROOT)),
+        "cpu": machine()["cpu"],
+        "load": load,
+        "polymm_inline": polymm,
+        "hftbacktest": peer,
+    }
+    if python is not None:
+        out["polymm_over_hftbacktest"] = round(polymm["events_per_s"] / peer["events_per_s"], 3)
+    return out
+
+
+def _w1m_keys(w: dict[str, Any]) -> dict[str, Any]:
+    peer = w["hftbacktest"]
+    return {
+        "w1m_load_s": w["load"]["load_s"],
+        "w1m_load_peak_rss_mb": w["load"]["peak_rss_mb"],
+        "w1m_events_per_s": w["polymm_inline"]["events_per_s"],
+        "w1m_order_actions": w["polymm_inline"]["order_actions"],
+        "w1m_fills": w["polymm_inline"]["fills"],
+        "w1m_peak_rss_mb": w["polymm_inline"]["peak_rss_mb"],
+        "w1m_hftbacktest_events_per_s": peer.get("events_per_s", peer.get("note")),
+        "w1m_polymm_over_hftbacktest": w.get("polymm_over_hftbacktest"),
+    }
+
+
 def main() -> int:
     """Run every benchmark and write the results JSON."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    p.add_argument(
+        "--out", default=str(OUT_DIR / "results.json"), help="[bench/out/results.json, git-ignored]"
+    )
     p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
+    p.add_argument("--only", choices=("sign", "w1m"), help="run only these figures and update them in --out")
+    p.add_argument("--peer-python", help="an interpreter with hftbacktest for the W1M peer figure")
     p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
     p.add_argument(
         "--tick-to-quote", nargs=3, metavar=("CHANGES", "ACTORS", "SIGNING"), help=argparse.SUPPRESS
     )
     p.add_argument("--sign", choices=("ours", "sdk"), help=argparse.SUPPRESS)
-    p.add_argument("--only", choices=("sign",), help="run only these figures and update them in --out")
     a = p.parse_args()
     if a.sign:
         from adapters.polymarket.orders import bench_sign_orders
@@ -311,6 +407,7 @@ def main() -> int:
     if a.only == "sign":
         sign = bench_sign(a.repeat)
         path = Path(a.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
         results = json.loads(path.read_text()) if path.exists() else {}
         results |= _sign_keys(sign)
         results.setdefault("details", {})["sign"] = sign
@@ -326,6 +423,16 @@ def main() -> int:
     if a.child:
         engine, source, input_log = a.child
         print(json.dumps(run_engine(engine, source, input_log == "1")))
+        return 0
+    out_path = Path(a.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if a.only == "w1m":
+        w = bench_w1m(a.repeat, a.peer_python)
+        results = json.loads(out_path.read_text()) if out_path.exists() else {}
+        results |= _w1m_keys(w)
+        results.setdefault("details", {})["w1m"] = w
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(w, indent=2))
         return 0
     results: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%d")}
     inline = _median_runs(["--child", "inline", "synthetic", "0"], a.repeat)
@@ -347,6 +454,7 @@ def main() -> int:
         "four_changes_per_message": _sub(["--tick-to-quote", "4", "loop", "0"]),
     }
     sign = bench_sign(a.repeat)
+    w1m = bench_w1m(a.repeat, a.peer_python)
     results |= {
         "inline_events_per_s": inline["events_per_s"],
         "actors_events_per_s": actors["events_per_s"],
@@ -358,9 +466,16 @@ def main() -> int:
         "tick_to_quote_us_median": ttq["median_us"],
         "tick_to_quote_us_p99": ttq["p99_us"],
         **_sign_keys(sign),
+        **_w1m_keys(w1m),
         "workloads": {
             "engine": ENGINE_WORKLOAD | {"source": "synthetic", "config": "configs/market_maker.yaml"},
             "hbt": {"markets": 1, "events": HBT_EVENTS, "events_per_s": 2_000, "format": "hftbacktest npz"},
+            "w1m": {
+                "markets": 1,
+                "events": 1_000_000,
+                "format": "hftbacktest npz (bench/w1m.py, seed 7)",
+                "config": "configs/market_maker.yaml, volatility pull off, zero latency, inputs not logged",
+            },
             "tick_to_quote": {
                 "markets": 50,
                 "messages_per_s": 5_000,
@@ -377,9 +492,10 @@ def main() -> int:
             "decide": dec,
             "tick_to_quote": ttq,
             "sign": sign,
+            "w1m": w1m,
         },
     }
-    Path(a.out).write_text(json.dumps(results, indent=2) + "\n")
+    out_path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 

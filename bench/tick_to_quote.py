@@ -40,6 +40,7 @@ import msgspec
 import pykka
 from polymarket import PRODUCTION
 
+from actors.dispatch import FrameDispatcher
 from actors.loop import ActorLoop
 from actors.market import GetStatus, LoopMarketActor, MarketActor
 from actors.session import MarketSession
@@ -50,7 +51,7 @@ from adapters.polymarket import sdk
 from adapters.polymarket.orders import OrderSigner
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
-from app.bootstrap import FrameDispatcher, JsonlFileSink, tune_gc_for_latency
+from app.bootstrap import JsonlFileSink, tune_gc_for_latency
 from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import Command, Place

@@ -7,6 +7,10 @@ Prices are always those of the token named by ``outcome`` (a NO order at 3_000 i
 * ``Command``: what a market actor asks of its ``ExchangePort``.
 * ``ExecEvent``: what the exchange port tells back about our orders (``OrderEvent``) and, live, a
   position the ledger adopted from the venue (``PositionResync``).
+
+Also the mail that adapters send to the actors (``MarketBatch``/``ExecBatch`` to a market actor;
+``Submit``, ``UserOrderUpdate`` and ``Reconcile`` to the order gateway), so an adapter never imports
+``actors``.
 """
 
 from __future__ import annotations
@@ -126,6 +130,42 @@ class CancelAll(_Msg, frozen=True, tag="cancel_all"):
 
 
 Command = Place | Cancel | CancelAll
+
+# --- mail between adapters and actors (untagged: never logged as such) -----------------------------
+
+
+class MarketBatch(msgspec.Struct, frozen=True):
+    """Several market events of one market from one feed frame: one message, one decision after them."""
+
+    events: tuple[MarketEvent, ...]
+
+
+class ExecBatch(msgspec.Struct, frozen=True):
+    """Several execution reports of one market at once (one message, one decision after them)."""
+
+    events: tuple[ExecEvent, ...]
+
+
+class Submit(msgspec.Struct, frozen=True):
+    """Commands from a market actor to the order gateway (told by the live port's ``submit``)."""
+
+    commands: tuple[Command, ...]
+
+
+class UserOrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """To the order gateway: a user-channel order event; ``kind`` is PLACEMENT, UPDATE or CANCELLATION."""
+
+    order_id: str
+    kind: str
+    status: str = ""
+    matched_qty: int = 0
+
+
+class Reconcile(msgspec.Struct, frozen=True):
+    """To the order gateway: compare our orders with the venue's now (e.g. the user channel reconnected)."""
+
+    reason: str
+
 
 # --- execution reports -----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """A loopback Polymarket exchange emulator: CLOB REST, WebSocket channels and Gamma over a simulated market.
 
 The official clients run against it unmodified (``docs/emulator.md``). It does real I/O and reads the
-wall clock, so it lives outside ``sim/``; the matching itself is ``sim.matching.MatchingEngine``.
+wall clock, so it lives outside ``venue/`` and ``sim/``; the matching itself is
+``venue.matching.MatchingEngine``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from emulator.state import (
     MarketState,
     VenueError,
 )
-from sim.matching import (
+from venue.matching import (
     REASON_BALANCE,
     fee_bound_usdc6,
 )

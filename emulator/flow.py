@@ -19,8 +19,8 @@ from typing import Final, Protocol
 from core.messages import BookSnapshot, Cancel, Command, Place
 from core.units import PX_ONE, QTY_ONE, Outcome, Px, Qty, Side, ceil_to_tick, floor_to_tick
 from emulator.scenario import FlowConfig
-from sim.matching import MatchingEngine, Report
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SELL, OP_SPECIAL, MarketTape
+from venue.matching import MatchingEngine, Report
 
 __all__ = [
     "FLOW_MAKER",

@@ -63,7 +63,7 @@ from emulator.wire import (
     reject_reply,
     trade_json,
 )
-from sim.matching import (
+from venue.matching import (
     Report,
     Trade,
 )

@@ -39,7 +39,7 @@ from emulator.scenario import (
     derive_ids,
     neg_risk_market_id,
 )
-from sim.matching import (
+from venue.matching import (
     REASON_FAK_NO_MATCH,
     REASON_FOK_KILLED,
     REASON_POST_ONLY_CROSSES,

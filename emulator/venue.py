@@ -1,6 +1,6 @@
 """The emulated venue: markets, accounts, orders, trades, heartbeats, feeds and counters.
 
-One ``sim.matching.MatchingEngine`` per market does the matching (YES/NO on one book, mint and merge,
+One ``venue.matching.MatchingEngine`` per market does the matching (YES/NO on one book, mint and merge,
 taker fees, TIF, post-only). The venue adds what the real CLOB adds around it:
 
 * accounts per address (the API key's signer), with collateral shared by every market: the engines
@@ -74,11 +74,11 @@ from emulator.state import (
 from emulator.wire import (
     book_hash,
 )
-from sim.matching import (
-    Report,
-)
 from sim.replay_ws import events_from_messages, infer_asset_map, load_ws_messages
 from sim.tape import tape_from_events
+from venue.matching import (
+    Report,
+)
 
 __all__ = [
     "ALLOWANCE_MAX",

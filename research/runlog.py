@@ -93,7 +93,7 @@ class Fills:
 
     ``yes_side`` +1 bought YES-equivalent (a YES buy or a NO sell), -1 sold; ``yes_px`` the
     YES-equivalent price; ``cash_usdc6`` what the fill moved before fees with the venue's rounding
-    (as ``sim.exchange.Fill``); ``maker`` whether we provided the liquidity.
+    (as ``venue.exchange.Fill``); ``maker`` whether we provided the liquidity.
     """
 
     ts_ns: I64

@@ -10,15 +10,13 @@ import math
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import numpy as np
 
+from research.space import Space
 from research.svg import CSS as CHART_CSS
 from research.svg import Dots, Line, chart
-
-if TYPE_CHECKING:
-    from research.sweep import Space
 
 SWEEP_REPORT_NAME: Final = "sweep.html"
 _CSS: Final = """

@@ -1,1 +1,1 @@
-"""Simulation: the deterministic matching engine behind the simulator and the exchange emulator."""
+"""Simulation: tapes and their sources, the lockstep runner and its summary, over ``venue``."""

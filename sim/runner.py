@@ -9,7 +9,7 @@ reads the others' exposure as of the interval's start. The ``actors`` engine run
 its pykka ``MarketActor`` (a ``RunWindow`` ask per interval, then a barrier); the ``inline`` engine
 calls the same ``Lane.run_until`` directly. Log lines are buffered per lane and written in lane
 order after each interval, so both engines write byte-identical logs; the log opens with its
-``units`` record (``sim.eventlog.units_record``). Randomness (latency jitter) comes from per-market
+``units`` record (``core.eventlog.units_record``). Randomness (latency jitter) comes from per-market
 ``random.Random`` streams seeded from the run's seed; nothing reads the wall clock.
 
 The risk rules run here as live (``actors.risk.RiskMonitor``, the risk actor's own): each session
@@ -31,6 +31,7 @@ import msgspec
 
 from actors.risk import MarketSample, RiskMonitor
 from actors.session import MarketSession
+from core.eventlog import BufferSink, units_record
 from core.inventory import budget_rooms
 from core.messages import (
     BookSnapshot,
@@ -44,10 +45,9 @@ from core.messages import (
 from core.quoting import QuoteParams
 from core.risk import RiskGate, RiskLimits
 from core.units import NS_PER_MS, PX_ONE, Side
-from sim.eventlog import BufferSink, units_record
-from sim.exchange import QueueModel, SimExchange
-from sim.markouts import Markouts
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
+from venue.exchange import QueueModel, SimExchange
+from venue.markouts import Markouts
 
 INF = 1 << 62
 

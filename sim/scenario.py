@@ -18,10 +18,10 @@ from msgspec import Meta
 from core.markets import MarketInfo
 from core.messages import MarketEvent
 from core.units import ORDER_QTY_STEP, QTY_ONE, Outcome
-from sim.exchange import QueueModel
 from sim.runner import Latency, RunSettings
 from sim.sources import SourceConfig, load_tapes
 from sim.tape import MarketTape, TickPx, tape_from_events
+from venue.exchange import QueueModel
 
 
 class WsReplaySource(

@@ -36,6 +36,7 @@ from typing import Any, Final, cast
 
 import msgspec
 
+from actors.dispatch import FrameDispatcher
 from actors.market import (
     FeedAlive,
     FeedLost,
@@ -63,14 +64,13 @@ from adapters.recording import (
     RestBook,
     Resync,
 )
-from app.bootstrap import FrameDispatcher
+from core.eventlog import BufferSink
 from core.inventory import budget_rooms
 from core.markets import MarketInfo
 from core.messages import Timer
 from core.quoting import QuoteParams
 from core.risk import RiskGate
 from core.units import NS_PER_S, units_header
-from sim.eventlog import BufferSink
 
 __all__ = ["ReplayClock", "SessionReplay", "replay_session"]
 

@@ -29,10 +29,10 @@ from typing import Any, Final
 from actors.risk import RiskMonitor
 from core.risk import STATE_NAMES
 from core.units import PX_DECIMALS, PX_ONE, QTY_ONE, USDC6_ONE, USDC10_PER_USDC6
-from sim.exchange import SimExchange
-from sim.markouts import HORIZONS_S as MARKOUT_HORIZONS_S
-from sim.markouts import Markouts
 from sim.runner import Lane
+from venue.exchange import SimExchange
+from venue.markouts import HORIZONS_S as MARKOUT_HORIZONS_S
+from venue.markouts import Markouts
 
 _USDC10_ONE = USDC6_ONE * USDC10_PER_USDC6
 PNL_KEYS: Final = ("total", "spread_capture", "inventory_mtm", "fees", "rebates", "resolution")

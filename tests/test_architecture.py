@@ -1,15 +1,17 @@
-"""The layering rules, enforced on the source: a pure core and no ambient time or randomness."""
+"""The layering rules, enforced on the source: a pure core and venue model, no ambient time or randomness,
+imports only in the allowed directions between the top-level packages, and no import cycle."""
 
 from __future__ import annotations
 
 import ast
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE_ALLOWED_THIRD_PARTY = {"msgspec", "sortedcontainers", "core"}
+CORE_ALLOWED_THIRD_PARTY = {"msgspec", "sortedcontainers", "core", "venue"}
 # Standard-library modules that would let the core do I/O, read the clock or draw randomness.
 CORE_BANNED_STDLIB = {
     "asyncio",
@@ -97,15 +99,17 @@ def ambient_reads(tree: ast.AST) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("path", sources("core"), ids=lambda p: p.name)
-def test_core_is_pure(path):
+@pytest.mark.parametrize("path", sources("core") + sources("venue"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_and_venue_model_are_pure(path):
     tree = ast.parse(path.read_text(), str(path))
 
-    assert not core_violations(tree), f"{path.name}: {core_violations(tree)}"
+    assert not core_violations(tree), f"{path.relative_to(ROOT)}: {core_violations(tree)}"
 
 
 @pytest.mark.parametrize(
-    "path", sources("core") + sources("actors") + sources("sim"), ids=lambda p: str(p.relative_to(ROOT))
+    "path",
+    sources("core") + sources("venue") + sources("actors") + sources("sim"),
+    ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_no_ambient_clock_or_randomness(path):
     tree = ast.parse(path.read_text(), str(path))
@@ -153,3 +157,227 @@ def test_core_check_allows_msgspec_and_pure_stdlib():
     assert (
         core_violations(ast.parse("import msgspec\nfrom math import gcd\nfrom typing import Final\n")) == []
     )
+
+
+# --- the import graph ------------------------------------------------------------------------------
+#
+# Which top-level package may import which (docs/architecture.md, "Layers"). Every import counts: at
+# module level, inside a function, or under ``TYPE_CHECKING`` (a type is a dependency too).
+ALLOWED: dict[str, frozenset[str]] = {
+    "core": frozenset(),
+    "venue": frozenset({"core"}),
+    "actors": frozenset({"core"}),
+    "adapters": frozenset({"core", "venue"}),
+    "sim": frozenset({"core", "venue", "actors", "adapters"}),
+    "emulator": frozenset({"core", "venue", "adapters", "sim"}),
+    "research": frozenset({"core", "venue", "sim"}),
+    "app": frozenset({"core", "venue", "actors", "adapters", "sim", "emulator", "research"}),
+    "bench": frozenset({"core", "venue", "actors", "adapters", "sim", "emulator", "research", "app"}),
+    "tests": frozenset(
+        {"core", "venue", "actors", "adapters", "sim", "emulator", "research", "app", "bench"}
+    ),
+}
+PACKAGES = tuple(ALLOWED)
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(source: str, module: str, is_package: bool = False) -> list[tuple[int, str, tuple[str, ...]]]:
+    """``(line, module, names)`` of every import in ``source`` (``names`` of a ``from`` import, which
+    may be submodules), relative imports resolved against ``module``."""
+    pkg = module.split(".") if is_package else module.split(".")[:-1]
+    out: list[tuple[int, str, tuple[str, ...]]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name, ()) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join([*up, *([node.module] if node.module else [])])
+            out.append((node.lineno, base, tuple(a.name for a in node.names)))
+    return out
+
+
+def import_graph(files: dict[str, tuple[str, bool, str]]) -> dict[str, dict[str, tuple[str, int]]]:
+    """module -> {imported module of ours: (where, line)}, from ``{module: (source, is_package, where)}``.
+
+    ``from m import n`` is an import of the submodule ``m.n`` when there is one, else of ``m``.
+    """
+
+    def resolve(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, dict[str, tuple[str, int]]] = {}
+    for mod, (source, is_package, where) in files.items():
+        edges = graph.setdefault(mod, {})
+        for line, base, names in imports_of(source, mod, is_package):
+            subs = [f"{base}.{n}" for n in names if f"{base}.{n}" in files]
+            targets = subs if subs and len(subs) == len(names) else [*subs, resolve(base)]
+            for target in targets:
+                if target is not None and target != mod and target not in edges:
+                    edges[target] = (where, line)
+    return graph
+
+
+def backward_arrows(graph: dict[str, dict[str, tuple[str, int]]]) -> list[str]:
+    """Every import between top-level packages that ``ALLOWED`` does not allow, named."""
+    bad = []
+    for mod, edges in sorted(graph.items()):
+        src = mod.split(".")[0]
+        for target, (where, line) in sorted(edges.items()):
+            dst = target.split(".")[0]
+            if src in ALLOWED and dst != src and dst not in ALLOWED[src]:
+                may = ", ".join(sorted(ALLOWED[src])) or "nothing of ours"
+                bad.append(f"{where}:{line} imports {target} ({src} may import: {may})")
+    return bad
+
+
+def cycles(graph: dict[str, dict[str, tuple[str, int]]]) -> list[str]:
+    """Each import cycle between modules, as the chain of imports that closes it (Tarjan's SCCs)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:  # recursion depth is bounded by the number of modules
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    out = []
+    for comp in found:
+        members = set(comp)
+        # One closed walk through the component from its first module, each step an import.
+        path, seen = [comp[0]], {comp[0]}
+        while True:
+            nxt = sorted(w for w in graph[path[-1]] if w in members)
+            step = next((w for w in nxt if w not in seen), None) or next(w for w in nxt if w in path)
+            path.append(step)
+            if step in seen:
+                break
+            seen.add(step)
+        walk = path[path.index(path[-1]) :]
+        out.append(
+            "cycle: "
+            + " -> ".join(f"{graph[a][b][0]}:{graph[a][b][1]} imports {b}" for a, b in pairwise(walk))
+        )
+    return out
+
+
+def project_files(root: Path = ROOT) -> dict[str, tuple[str, bool, str]]:
+    files = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            where = str(path.relative_to(root))
+            files[module_name(path, root)] = (path.read_text(), path.name == "__init__.py", where)
+    return files
+
+
+def test_imports_go_only_in_the_allowed_directions():
+    bad = backward_arrows(import_graph(project_files()))
+
+    assert not bad, "backward imports:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles():
+    found = cycles(import_graph(project_files()))
+
+    assert not found, "import cycles:\n" + "\n".join(found)
+
+
+def test_every_top_level_package_has_its_directions():
+    ours = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+
+    assert ours <= set(ALLOWED), f"add {sorted(ours - set(ALLOWED))} to ALLOWED (and to docs/architecture.md)"
+
+
+# The graph checks must be able to fail: the arrows and the cycle that issue #13 removed are caught,
+# each named by the import that makes it.
+def _graph(modules: dict[str, str]) -> dict[str, dict[str, tuple[str, int]]]:
+    files = {}
+    for mod, source in modules.items():
+        is_package = mod.endswith(".__init__")
+        name = mod.removesuffix(".__init__")
+        files[name] = (source, is_package, name.replace(".", "/") + ("/__init__.py" if is_package else ".py"))
+    return import_graph(files)
+
+
+def test_a_backward_arrow_is_named():
+    graph = _graph(
+        {
+            "adapters.paper": "from actors.market import ExecBatch\nfrom venue.exchange import SimExchange\n",
+            "actors.market": "if TYPE_CHECKING:\n    from sim.runner import Lane\n",
+            "sim.runner": "from actors.session import MarketSession\n",
+            "actors.session": "",
+            "venue.exchange": "",
+        }
+    )
+
+    assert backward_arrows(graph) == [
+        "actors/market.py:2 imports sim.runner (actors may import: core)",
+        "adapters/paper.py:1 imports actors.market (adapters may import: core, venue)",
+    ]
+
+
+def test_a_cycle_is_named_with_its_imports():
+    graph = _graph(
+        {
+            "actors.market": "import logging\nfrom sim.runner import Lane\n",
+            "sim.runner": "def run():\n    from actors.market import ActorWindowRunner\n",
+            "sim.tape": "from . import runner\n",
+        }
+    )
+
+    assert cycles(graph) == [
+        "cycle: actors/market.py:2 imports sim.runner -> sim/runner.py:2 imports actors.market"
+    ]
+
+
+def test_relative_and_package_imports_resolve():
+    graph = _graph(
+        {
+            "sim.__init__": "from .tape import MarketTape\n",
+            "sim.tape": "from . import runner\n",
+            "sim.runner": "from sim import tape, X\nimport core.units\n",
+            "core.__init__": "",
+            "core.units": "",
+        }
+    )
+
+    assert graph == {
+        "sim": {"sim.tape": ("sim/__init__.py", 1)},
+        "sim.tape": {"sim.runner": ("sim/tape.py", 1)},
+        "sim.runner": {
+            "sim.tape": ("sim/runner.py", 1),
+            "sim": ("sim/runner.py", 1),
+            "core.units": ("sim/runner.py", 2),
+        },
+        "core": {},
+        "core.units": {},
+    }

@@ -16,7 +16,8 @@
   to the gateway's rate limiter.
 * ``UserChannelBridge`` turns parsed user-channel events into gateway messages (a trade becomes the
   ledger's ``VenueTrade``), and every (re)subscription into a ``Reconcile``.
-* ``start_gateway`` wires the three (the composition root calls it).
+* ``app.gateway.start_gateway`` wires the three with the gateway actor (the composition root's part:
+  this module implements the gateway's ports and never imports ``actors``).
 
 Each market trades by the ids of its protocol (``MarketInfo.version``: Gamma's ``version``); a
 market whose ids the SDK's ``is_v2_position_id`` does not classify the same way is refused (every
@@ -39,21 +40,6 @@ import msgspec
 import pykka
 from polymarket import OrderHeartbeatMismatchError
 
-from actors.gateway import (
-    CancelResult,
-    Failure,
-    GatewayConfig,
-    OrderGatewayActor,
-    PlaceResult,
-    PreparedOrder,
-    RateLimitInfo,
-    Reconcile,
-    Route,
-    Schedule,
-    Submit,
-    UserOrderUpdate,
-    VenueOrderStatus,
-)
 from adapters.polymarket import sdk
 from adapters.polymarket.errors import (
     BadResponse,
@@ -82,8 +68,15 @@ from adapters.polymarket.schemas import WireTrade
 from adapters.polymarket.secrets import ApiCredentials, Secret, build_clob_client
 from core.ledger import TradeLeg, VenueOrderView, VenuePosition, VenueTrade
 from core.markets import MarketInfo
-from core.messages import CancelAll, Command, Place
-from core.ports import Clock, EventSink
+from core.messages import CancelAll, Command, Place, Reconcile, Submit, UserOrderUpdate
+from core.ports import (
+    CancelResult,
+    Failure,
+    PlaceResult,
+    PreparedOrder,
+    RateLimitInfo,
+    VenueOrderStatus,
+)
 from core.units import NS_PER_S, PX_ONE, QTY_ONE, Outcome, Px, Qty, Side, UnitError, parse_px, parse_qty
 
 logger = logging.getLogger(__name__)
@@ -100,7 +93,6 @@ __all__ = [
     "ledger_trade",
     "market_protocol_problem",
     "positions_from_rows",
-    "start_gateway",
     "trade_row",
     "trades_from_rows",
     "user_event_messages",
@@ -735,34 +727,3 @@ def connect_venue(environment: Any, key: Secret, creds: ApiCredentials | None = 
     rate_limits = RateLimitListener()
     client, creds = build_clob_client(environment, key, creds, rate_limits=rate_limits)
     return VenueConnection(client, OrderSigner(key.reveal(), sdk.contracts(environment)), creds, rate_limits)
-
-
-def start_gateway(
-    clob: ClobLike,
-    signer: OrderSigner,
-    markets: Iterable[MarketInfo],
-    route: Route,
-    clock: Clock,
-    *,
-    config: GatewayConfig | None = None,
-    schedule: Schedule | None = None,
-    wait: Callable[[float], object] | None = None,
-    rate_limits: RateLimitListener | None = None,
-    positions: bool = True,
-    sink: EventSink | None = None,
-) -> tuple[pykka.ActorRef[Any], ClobExchangePort, UserChannelBridge]:
-    """Start the gateway over ``clob`` for ``markets`` (its heartbeat thread starts with it).
-
-    ``rate_limits`` is the listener the client was created with (``on_rate_limit_update``).
-
-    Returns:
-        The gateway's ref (``ask(Startup())`` once before quoting; ``ask(Shutdown())`` / ``stop()``
-        cancels everything), the port to give every market session, and the bridge whose
-        ``on_event``/``on_reconnect``/``on_subscribed`` go to ``UserWsClient``.
-    """
-    markets = list(markets)
-    venue = PolymarketVenue(clob, signer, markets, rate_limits=rate_limits, positions=positions)
-    ref = OrderGatewayActor.start(
-        venue, markets, route, clock, config=config, schedule=schedule, wait=wait, sink=sink
-    )
-    return ref, ClobExchangePort(ref), UserChannelBridge(ref)

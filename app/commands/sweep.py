@@ -19,8 +19,8 @@ from app.configfile import ConfigFileError, format_validation_error, load_struct
 from core.config import Config
 from research.report import build_report
 from research.runlog import LOG_NAME, read_run
+from research.space import Space
 from research.sweep import (
-    Space,
     SweepError,
     TrialResult,
     TrialSpec,

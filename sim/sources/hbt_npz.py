@@ -27,14 +27,20 @@ Mapping to one ``MarketTape`` (one market per file, ``MarketInfo`` from the conf
   cannot express: ``RESOLVED_EVENT`` (``ival`` 1 if YES won) and ``TICK_SIZE_EVENT`` (``px`` is the
   new tick size). ``DEPTH_BBO_EVENT`` and L3 (market-by-order) events are rejected.
 
-NumPy is imported lazily: it is needed only when a file is actually read or written.
+Reading is vectorised and streamed: ``load`` reads the array in chunks straight from the file
+(``CHUNK_ROWS`` rows at a time), converts each with NumPy and appends runs of level and trade rows to
+the tape's columns whole; only clear, snapshot and user-defined rows are handled one by one. Memory
+holds the tape and one chunk (a 1M-row file: ~0.1 s and ~50 MB above the interpreter, against ~0.7 s
+and ~380 MB for the row-by-row loop it replaces). NumPy is imported lazily: it is needed only when a
+file is actually read or written.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import IO, TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta
@@ -212,12 +218,18 @@ def qty_from_float(qty: float) -> int:
 
 
 def load(spec: HbtNpzSource, base_dir: Path | None = None) -> list[MarketTape]:
-    """Read the file into one tape (see the module docstring)."""
+    """Read the file into one tape (see the module docstring).
+
+    The file is read in chunks of ``CHUNK_ROWS`` rows, each converted with NumPy and appended to the
+    tape's columns, so memory holds the tape and one chunk, never the whole event array.
+    """
     path = Path(spec.path)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    events = read_events(path, spec.key)
-    tape = tape_from_events(events, spec.info(), _TS_UNIT_NS[spec.exch_ts_unit], source=path.name)
+    builder = _TapeBuilder(spec.info(), _TS_UNIT_NS[spec.exch_ts_unit], path.name)
+    for rows, index, last in _read_chunks(path, spec.key):
+        builder.feed(rows, index, final=last)
+    tape = builder.finish()
     tape.source = {"type": "hbt_npz", "path": path.name}
     return [tape]
 
@@ -241,22 +253,82 @@ def read_events(path: Path, key: str = "data") -> npt.NDArray[Any]:
     return arr
 
 
+#: Rows converted at a time by ``load`` (64 bytes each: 8 MiB of file per chunk).
+CHUNK_ROWS: Final = 1 << 17
+
+
+def _read_chunks(path: Path, key: str) -> Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any], bool]]:
+    """The checked event array of an ``.npz`` (``key``) or ``.npy``, in chunks of whole rows, with each
+    row's number in the file and whether it is the last; read straight from the file (decompressed
+    on the way for a compressed ``.npz``), never whole in memory."""
+    import zipfile  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    def header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(f)
+        raise ValueError(f"unsupported .npy format version {version}")
+
+    def rows_of(f: IO[bytes]) -> Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any], bool]]:
+        try:
+            shape, _fortran, dtype = header(f)  # a 1-D array reads the same in either order
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: cannot read as .npz/.npy: {exc}") from None
+        _check_dtype(dtype, shape, path.name)
+        n = shape[0]
+        done = 0
+        while done < n:
+            count = min(CHUNK_ROWS, n - done)
+            buf = f.read(count * dtype.itemsize)
+            if len(buf) != count * dtype.itemsize:
+                raise ValueError(f"{path.name}: cannot read as .npz/.npy: the file ends inside the array")
+            index = np.arange(done, done + count, dtype=np.int64)
+            done += count
+            yield np.frombuffer(buf, dtype=dtype), index, done == n
+
+    try:
+        is_zip = zipfile.is_zipfile(path)
+        if not is_zip:
+            with path.open("rb") as npy:
+                if npy.read(6) != b"\x93NUMPY":
+                    raise ValueError(f"{path.name}: cannot read as .npz/.npy: not a NumPy file")
+                npy.seek(0)
+                yield from rows_of(npy)
+            return
+        with zipfile.ZipFile(path) as z:
+            names = [n.removesuffix(".npy") for n in z.namelist()]
+            if key not in names:
+                raise ValueError(f"{path.name}: no array {key!r} in the .npz (it has {names})")
+            with z.open(key + ".npy") as f:
+                yield from rows_of(f)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path.name}: cannot read as .npz/.npy: {exc}") from None
+
+
 def check_dtype(arr: npt.NDArray[Any], where: str = "events") -> None:
     """Raise ``ValueError`` unless ``arr`` is a 1-D array of hftbacktest's ``event_dtype`` fields."""
-    names = arr.dtype.names
+    _check_dtype(arr.dtype, arr.shape, where)
+
+
+def _check_dtype(dtype: np.dtype[Any], shape: tuple[int, ...], where: str) -> None:
+    names = dtype.names
     if names is None:
         hint = ""
-        if arr.ndim == 2 and arr.shape[1] == 6:
+        if len(shape) == 2 and shape[1] == 6:
             hint = " (it looks like the pre-2.0 6-column format; convert it with hftbacktest's migration2)"
         raise ValueError(
-            f"{where}: expected a structured array of hftbacktest's event_dtype, got {arr.dtype}{hint}"
+            f"{where}: expected a structured array of hftbacktest's event_dtype, got {dtype}{hint}"
         )
-    fields: dict[str, Any] = dict(arr.dtype.fields or {})
+    fields: dict[str, Any] = dict(dtype.fields or {})
     got = tuple((n, fields[n][0].str[1:]) for n in names)
     if got != EVENT_FIELDS:
         raise ValueError(f"{where}: wrong dtype, expected fields {list(EVENT_FIELDS)}, got {list(got)}")
-    if arr.ndim != 1:
-        raise ValueError(f"{where}: expected a 1-D event array, got shape {arr.shape}")
+    if len(shape) != 1:
+        raise ValueError(f"{where}: expected a 1-D event array, got shape {shape}")
 
 
 def tape_from_events(
@@ -265,179 +337,303 @@ def tape_from_events(
     """Convert a checked ``event_dtype`` array into a tape of ``info``'s market (module docstring)."""
     import numpy as np  # noqa: PLC0415
 
-    exch = (events["ev"] & np.uint64(EXCH_EVENT)) != 0
-    rows = events[exch]
-    index = np.flatnonzero(exch)  # row numbers in the file, for error messages
-    n = len(rows)
-    ev = rows["ev"]
-    kind = (ev & np.uint64(_KIND_MASK)).astype(np.int64)
-    buy = (ev & np.uint64(BUY_EVENT)) != 0
-    sell = (ev & np.uint64(SELL_EVENT)) != 0
-    ts = rows["exch_ts"].astype(np.int64) * ts_unit_ns
+    builder = _TapeBuilder(info, ts_unit_ns, source)
+    builder.feed(events, np.arange(len(events), dtype=np.int64), final=True)
+    return builder.finish()
 
-    def fail(i: int, msg: str) -> ValueError:
-        return ValueError(f"{source}: row {int(index[i])}: {msg}")
 
-    # Kinds: reject what we cannot represent, before converting anything.
-    user = kind >= _USER_MIN
-    bad_kind = ~np.isin(kind, (DEPTH_EVENT, TRADE_EVENT, DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT)) & ~user
-    if bad_kind.any():
-        i = int(np.argmax(bad_kind))
-        k = int(kind[i])
-        what = _UNSUPPORTED.get(k, "an unknown event kind")
-        raise fail(
-            i, f"event kind {k} is {what}; only L2 depth, trade, clear and snapshot rows are supported"
-        )
-    sided = np.isin(kind, (DEPTH_EVENT, TRADE_EVENT, DEPTH_SNAPSHOT_EVENT))
-    bad_side = sided & (buy == sell)
-    if bad_side.any():
-        raise fail(int(np.argmax(bad_side)), "needs exactly one of BUY_EVENT and SELL_EVENT")
-    if n and (np.diff(ts) < 0).any():
-        i = int(np.argmax(np.diff(ts) < 0)) + 1
-        raise fail(
-            i,
-            f"exch_ts goes backwards ({int(ts[i])} after {int(ts[i - 1])}); EXCH_EVENT rows must be in "
-            "exch_ts order (hftbacktest.data.correct_event_order fixes that)",
-        )
+_BOOK_KINDS = (DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT)
 
-    # Prices and sizes of level and trade rows: exact on the grid in force at each row, vectorised.
-    tick_px = info.tick_px
-    tick_events = np.flatnonzero(kind == TICK_SIZE_EVENT)
-    row_tick = np.full(n, tick_px, dtype=np.int64)
-    for r in tick_events.tolist():
-        try:
-            row_tick[r:] = _tick_from_float(float(rows["px"][r]))
-        except ValueError as exc:
-            raise fail(r, str(exc)) from None
-    px_f = rows["px"]
-    qty_f = rows["qty"]
-    with np.errstate(invalid="ignore"):
-        ticks = px_f * PX_ONE / row_tick
-        px_i = np.rint(ticks)
-        bad_px = sided & ~(np.abs(ticks - px_i) <= _PX_TOL_TICKS)
-        bad_px |= sided & ((px_i < 0) | (px_i * row_tick > PX_ONE))
-        # Exact, as qty_from_float: the size must come back from its own 6-decimal number.
-        qty_i = np.rint(qty_f * float(QTY_ONE))
-        bad_qty = sided & ~((qty_i >= 0) & (qty_i < _QTY_MAX) & (qty_i / float(QTY_ONE) == qty_f))
-    if bad_px.any():
-        i = int(np.argmax(bad_px))
-        raise fail(
-            i, f"price {float(px_f[i])!r} is not on the {int(row_tick[i]) / PX_ONE:g} tick grid in [0, 1]"
-        )
-    if bad_qty.any():
-        i = int(np.argmax(bad_qty))
-        raise UnitError(
-            f"{source}: row {int(index[i])}: size {float(qty_f[i])!r} is not an exact size in 1e-6 shares "
-            "(finer, negative, too large or not finite)"
-        )
-    px_l: list[int] = (np.where(sided, px_i, 0).astype(np.int64) * row_tick).tolist()
-    qty_l: list[int] = np.where(sided, qty_i, 0).astype(np.int64).tolist()
-    ts_l: list[int] = ts.tolist()
-    kind_l: list[int] = kind.tolist()
-    buy_l: list[bool] = buy.tolist()
-    sell_l: list[bool] = sell.tolist()
 
-    tape = MarketTape(info)
-    market = info.market
-    bids: dict[int, int] = {}
-    asks: dict[int, int] = {}
-    t_ts, t_op, t_px, t_qty = tape.ts.append, tape.op.append, tape.px.append, tape.qty.append
+class _TapeBuilder:
+    """Appends event rows to one tape, chunk by chunk (see the module docstring for the mapping).
 
-    def special(ev: BookSnapshot | TickSizeChanged | MarketResolved) -> None:
+    Each chunk is checked and converted with NumPy; runs of level and trade rows are appended to the
+    tape's columns whole. Only clear, snapshot and user-defined rows are handled one by one. The book
+    that snapshots need is brought up to date from the tape's own columns when one is due.
+    """
+
+    def __init__(self, info: MarketInfo, ts_unit_ns: int, source: str) -> None:
+        self.info = info
+        self.market = info.market
+        self.unit = ts_unit_ns
+        self.where = source
+        self.tape = MarketTape(info)
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.book_from = 0  # tape rows from here on are not in bids/asks yet
+        self.cur_tick: int = info.tick_px  # the tick of snapshots
+        self.row_tick: int = info.tick_px  # the grid prices are checked on
+        self.opened = False
+        self.last_ts: int | None = None
+        self.carry: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None
+
+    def fail(self, index: npt.NDArray[Any], i: int, msg: str) -> ValueError:
+        return ValueError(f"{self.where}: row {int(index[i])}: {msg}")
+
+    def feed(self, events: npt.NDArray[Any], index: npt.NDArray[Any], *, final: bool = False) -> None:
+        """Check and append ``events`` (rows numbered ``index`` in the file).
+
+        Unless ``final``, a run of clear/snapshot rows at the chunk's end waits for the next chunk (it
+        may go on there).
+        """
+        import numpy as np  # noqa: PLC0415
+
+        exch = (events["ev"] & np.uint64(EXCH_EVENT)) != 0
+        if not exch.all():
+            events, index = events[exch], index[exch]
+        if self.carry is not None:
+            events = np.concatenate([self.carry[0], events])
+            index = np.concatenate([self.carry[1], index])
+            self.carry = None
+        n = len(events)
+        if not n:
+            return
+        kind = (events["ev"] & np.uint64(_KIND_MASK)).astype(np.int64)
+        if not final and int(kind[-1]) in _BOOK_KINDS:
+            ts = events["exch_ts"]
+            cut = n - 1
+            while cut > 0 and int(kind[cut - 1]) in _BOOK_KINDS and ts[cut - 1] == ts[n - 1]:
+                cut -= 1
+            self.carry = (events[cut:].copy(), index[cut:].copy())
+            events, index, kind = events[:cut], index[:cut], kind[:cut]
+            if not cut:
+                return
+        self._convert(events, index, kind)
+
+    def finish(self) -> MarketTape:
+        """The tape, once every row was fed."""
+        if self.carry is not None:
+            events, index = self.carry
+            self.carry = None
+            import numpy as np  # noqa: PLC0415
+
+            self._convert(events, index, (events["ev"] & np.uint64(_KIND_MASK)).astype(np.int64))
+        if not self.opened:
+            raise ValueError(f"{self.where}: no EXCH_EVENT rows to replay")
+        return self.tape
+
+    def _convert(self, rows: npt.NDArray[Any], index: npt.NDArray[Any], kind: npt.NDArray[Any]) -> None:
+        import numpy as np  # noqa: PLC0415
+
+        n = len(rows)
+        ev = rows["ev"]
+        buy = (ev & np.uint64(BUY_EVENT)) != 0
+        sell = (ev & np.uint64(SELL_EVENT)) != 0
+        ts = rows["exch_ts"].astype(np.int64)
+        if self.unit != 1:
+            ts *= self.unit
+
+        # Kinds: reject what we cannot represent, before converting anything.
+        user = kind >= _USER_MIN
+        bad_kind = ~np.isin(kind, (DEPTH_EVENT, TRADE_EVENT, DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT)) & ~user
+        if bad_kind.any():
+            i = int(np.argmax(bad_kind))
+            k = int(kind[i])
+            what = _UNSUPPORTED.get(k, "an unknown event kind")
+            raise self.fail(
+                index,
+                i,
+                f"event kind {k} is {what}; only L2 depth, trade, clear and snapshot rows are supported",
+            )
+        sided = np.isin(kind, (DEPTH_EVENT, TRADE_EVENT, DEPTH_SNAPSHOT_EVENT))
+        bad_side = sided & (buy == sell)
+        if bad_side.any():
+            raise self.fail(index, int(np.argmax(bad_side)), "needs exactly one of BUY_EVENT and SELL_EVENT")
+        prev = ts[:-1] if self.last_ts is None else np.concatenate(([self.last_ts], ts[:-1]))
+        back = ts[n - len(prev) :] < prev
+        if back.any():
+            j = int(np.argmax(back))
+            i = j + (n - len(prev))
+            raise self.fail(
+                index,
+                i,
+                f"exch_ts goes backwards ({int(ts[i])} after {int(prev[j])}); EXCH_EVENT rows must be in "
+                "exch_ts order (hftbacktest.data.correct_event_order fixes that)",
+            )
+
+        # Prices and sizes of level and trade rows: exact on the grid in force at each row, vectorised.
+        px_f = rows["px"]
+        qty_f = rows["qty"]
+        tick_rows = np.flatnonzero(kind == TICK_SIZE_EVENT).tolist()
+        if tick_rows:
+            row_tick = np.full(n, self.row_tick, dtype=np.int64)
+            for r in tick_rows:
+                try:
+                    row_tick[r:] = _tick_from_float(float(px_f[r]))
+                except ValueError as exc:
+                    raise self.fail(index, r, str(exc)) from None
+            self.row_tick = int(row_tick[-1])
+            grid: Any = row_tick
+        else:
+            grid = self.row_tick
+        with np.errstate(invalid="ignore"):
+            ticks = px_f * PX_ONE / grid
+            px_i = np.rint(ticks)
+            bad_px = ~(np.abs(ticks - px_i) <= _PX_TOL_TICKS)
+            bad_px |= (px_i < 0) | (px_i * grid > PX_ONE)
+            bad_px &= sided
+            # Exact, as qty_from_float: the size must come back from its own 6-decimal number.
+            qty_i = np.rint(qty_f * float(QTY_ONE))
+            bad_qty = sided & ~((qty_i >= 0) & (qty_i < _QTY_MAX) & (qty_i / float(QTY_ONE) == qty_f))
+        if bad_px.any():
+            i = int(np.argmax(bad_px))
+            tick_i = int(grid[i]) if tick_rows else self.row_tick
+            raise self.fail(
+                index, i, f"price {float(px_f[i])!r} is not on the {tick_i / PX_ONE:g} tick grid in [0, 1]"
+            )
+        if bad_qty.any():
+            i = int(np.argmax(bad_qty))
+            raise UnitError(
+                f"{self.where}: row {int(index[i])}: size {float(qty_f[i])!r} is not an exact size in 1e-6 "
+                "shares (finer, negative, too large or not finite)"
+            )
+        del ticks, bad_px, bad_qty
+        px_c = np.where(sided, px_i, 0).astype(np.int64) * grid
+        qty_c = np.where(sided, qty_i, 0).astype(np.int64)
+        del px_i, qty_i
+        op = np.where(
+            kind == DEPTH_EVENT, np.where(buy, OP_BID, OP_ASK), np.where(buy, OP_BUY, OP_SELL)
+        ).astype(np.int8)
+        self.last_ts = int(ts[-1])
+
+        tape = self.tape
+        i = 0
+        if not self.opened and int(kind[0]) not in _BOOK_KINDS:
+            self._special(self._snapshot(int(ts[0])))  # no leading snapshot: start from an empty book
+            self.opened = True
+        # Rows handled one by one: clears, snapshots and user-defined kinds; the rest go in runs.
+        for r in np.flatnonzero((kind != DEPTH_EVENT) & (kind != TRADE_EVENT)).tolist():
+            if r < i:
+                continue  # part of a block already handled
+            if r > i:
+                self._append(ts[i:r], op[i:r], px_c[i:r], qty_c[i:r])
+            k = int(kind[r])
+            t = int(ts[r])
+            if k in _BOOK_KINDS:
+                j = r
+                while j < n and int(ts[j]) == t and int(kind[j]) in _BOOK_KINDS:
+                    j += 1
+                self._book_block(
+                    t,
+                    kind[r:j].tolist(),
+                    buy[r:j].tolist(),
+                    sell[r:j].tolist(),
+                    px_f[r:j],
+                    px_c[r:j].tolist(),
+                    qty_c[r:j].tolist(),
+                )
+                i = j
+                continue
+            if k == RESOLVED_EVENT:
+                self._special(MarketResolved(market=self.market, ts_ns=t, yes_won=bool(rows["ival"][r])))
+            elif k == TICK_SIZE_EVENT:
+                self.cur_tick = _tick_from_float(float(px_f[r]))
+                self.bids.clear()
+                self.asks.clear()
+                self.book_from = len(tape)
+                self._special(
+                    TickSizeChanged(market=self.market, outcome=Outcome.YES, ts_ns=t, tick_px=self.cur_tick)
+                )
+            # other user-defined events carry nothing for us
+            i = r + 1
+        if i < n:
+            self._append(ts[i:], op[i:], px_c[i:], qty_c[i:])
+
+    def _append(
+        self, ts: npt.NDArray[Any], op: npt.NDArray[Any], px: npt.NDArray[Any], qty: npt.NDArray[Any]
+    ) -> None:
+        import numpy as np  # noqa: PLC0415
+
+        tape = self.tape
+        tape.ts.frombytes(ts.tobytes())
+        tape.op.frombytes(op.tobytes())
+        tape.px.frombytes(px.astype(np.int32).tobytes())
+        tape.qty.frombytes(qty.tobytes())
+
+    def _special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved) -> None:
+        tape = self.tape
         tape.specials[len(tape.ts)] = ev
-        t_ts(ev.ts_ns)
-        t_op(OP_SPECIAL)
-        t_px(0)
-        t_qty(0)
+        tape.ts.append(ev.ts_ns)
+        tape.op.append(OP_SPECIAL)
+        tape.px.append(0)
+        tape.qty.append(0)
 
-    cur_tick = tick_px
+    def _sync_book(self) -> None:
+        # Bring bids/asks up to the tape's end: the last size each level got since book_from.
+        import numpy as np  # noqa: PLC0415
 
-    def snapshot(at: int) -> BookSnapshot:
+        tape = self.tape
+        start = self.book_from
+        self.book_from = len(tape)
+        if start >= len(tape):
+            return
+        op = np.frombuffer(tape.op, dtype=np.int8)[start:]
+        levels = np.flatnonzero(op <= OP_ASK)
+        if not len(levels):
+            return
+        side = op[levels].astype(np.int64)
+        px = np.frombuffer(tape.px, dtype=np.int32)[start:][levels].astype(np.int64)
+        qty = np.frombuffer(tape.qty, dtype=np.int64)[start:][levels]
+        del op
+        keys = (side * (PX_ONE + 1) + px)[::-1]
+        uniq, first = np.unique(keys, return_index=True)
+        last_qty = qty[::-1][first]
+        for key, q in zip(uniq.tolist(), last_qty.tolist(), strict=True):
+            book = self.asks if key > PX_ONE else self.bids
+            p = key - PX_ONE - 1 if key > PX_ONE else key
+            if q:
+                book[p] = q
+            else:
+                book.pop(p, None)
+
+    def _snapshot(self, at: int) -> BookSnapshot:
+        self._sync_book()
         return BookSnapshot(
-            market=market,
+            market=self.market,
             outcome=Outcome.YES,
             ts_ns=at,
-            bids=_best_first(bids, reverse=True),
-            asks=_best_first(asks, reverse=False),
-            tick_px=cur_tick,
-            min_qty=info.min_qty,
+            bids=_best_first(self.bids, reverse=True),
+            asks=_best_first(self.asks, reverse=False),
+            tick_px=self.cur_tick,
+            min_qty=self.info.min_qty,
         )
 
-    i = 0
-    opened = False
-    while i < n:
-        k = kind_l[i]
-        t = ts_l[i]
-        if not opened and k not in (DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT):
-            special(snapshot(t))  # the file does not open with a snapshot: start from an empty book
-            opened = True
-        if k == DEPTH_EVENT:
-            q = qty_l[i]
-            p = px_l[i]
-            if buy_l[i]:
-                if q:
-                    bids[p] = q
+    def _book_block(
+        self,
+        t: int,
+        kinds: list[int],
+        buys: list[bool],
+        sells: list[bool],
+        px_f: npt.NDArray[Any],
+        px_l: list[int],
+        qty_l: list[int],
+    ) -> None:
+        # A run of clear/snapshot rows at one timestamp: a full snapshot, or level deletions.
+        self._sync_book()
+        bids, asks = self.bids, self.asks
+        full = _is_snapshot_block(kinds, buys, sells, px_f, 0, len(kinds))
+        cleared: list[tuple[Side, int]] = []
+        for r, k in enumerate(kinds):
+            if k == DEPTH_SNAPSHOT_EVENT:
+                book = bids if buys[r] else asks
+                if qty_l[r]:
+                    book[px_l[r]] = qty_l[r]
                 else:
-                    bids.pop(p, None)
-                op = OP_BID
+                    book.pop(px_l[r], None)
             else:
-                if q:
-                    asks[p] = q
-                else:
-                    asks.pop(p, None)
-                op = OP_ASK
-        elif k == TRADE_EVENT:
-            op = OP_BUY if buy_l[i] else OP_SELL
-            q = qty_l[i]
-            p = px_l[i]
-        elif k in (DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT):
-            j = i
-            while j < n and ts_l[j] == t and kind_l[j] in (DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT):
-                j += 1
-            full = _is_snapshot_block(kind_l, buy_l, sell_l, rows["px"], i, j)
-            cleared: list[tuple[Side, int]] = []
-            for r in range(i, j):
-                if kind_l[r] == DEPTH_SNAPSHOT_EVENT:
-                    book = bids if buy_l[r] else asks
-                    if qty_l[r]:
-                        book[px_l[r]] = qty_l[r]
-                    else:
-                        book.pop(px_l[r], None)
-                else:
-                    cleared += _clear(bids, asks, buy_l[r], sell_l[r], float(rows["px"][r]))
-            if full or not opened:
-                special(snapshot(t))
-            else:
-                for side, p in cleared:
-                    t_ts(t)
-                    t_op(OP_BID if side is Side.BUY else OP_ASK)
-                    t_px(p)
-                    t_qty(0)
-            opened = True
-            i = j
-            continue
-        elif k == RESOLVED_EVENT:
-            special(MarketResolved(market=market, ts_ns=t, yes_won=bool(rows["ival"][i])))
-            i += 1
-            continue
-        elif k == TICK_SIZE_EVENT:
-            cur_tick = _tick_from_float(float(rows["px"][i]))
-            bids.clear()
-            asks.clear()
-            special(TickSizeChanged(market=market, outcome=Outcome.YES, ts_ns=t, tick_px=cur_tick))
-            i += 1
-            continue
-        else:  # other user-defined events carry nothing for us
-            i += 1
-            continue
-        t_ts(t)
-        t_op(op)
-        t_px(p)
-        t_qty(q)
-        i += 1
-    if not opened:
-        raise ValueError(f"{source}: no EXCH_EVENT rows to replay")
-    return tape
+                cleared += _clear(bids, asks, buys[r], sells[r], float(px_f[r]))
+        if full or not self.opened:
+            self._special(self._snapshot(t))
+        else:
+            tape = self.tape
+            for side, p in cleared:
+                tape.ts.append(t)
+                tape.op.append(OP_BID if side is Side.BUY else OP_ASK)
+                tape.px.append(p)
+                tape.qty.append(0)
+        self.book_from = len(self.tape)
+        self.opened = True
 
 
 def _tick_from_float(tick_size: float) -> int:

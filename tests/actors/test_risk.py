@@ -27,10 +27,10 @@ from actors.risk import (
     RiskView,
 )
 from adapters.risk_state import RiskStateError, RiskStateFile, state_path
+from core.eventlog import BufferSink
 from core.inventory import Inventory, apply_fill
 from core.risk import ACTIVE_GATE, NS_PER_DAY, RiskLimits, TradingState
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, Outcome, Side
-from sim.eventlog import BufferSink
 
 USD = USDC6_ONE
 SHARE = QTY_ONE

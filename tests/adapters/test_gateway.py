@@ -55,7 +55,6 @@ from adapters.polymarket.clob_port import (
     PolymarketVenue,
     UserChannelBridge,
     positions_from_rows,
-    start_gateway,
     trade_row,
     trades_from_rows,
     user_event_messages,
@@ -63,6 +62,7 @@ from adapters.polymarket.clob_port import (
 from adapters.polymarket.errors import BadResponse, OrderRefused, RateLimitListener
 from adapters.polymarket.orders import OrderSigner
 from adapters.polymarket.parse import AssetMap, decode_user_frame
+from app.gateway import start_gateway
 from core.ledger import TradeLeg, VenueTrade
 from core.markets import MarketInfo
 from core.messages import (

@@ -24,12 +24,13 @@ from actors.session import MarketSession, OrderRecord
 from actors.supervisor import Router
 from adapters.clock import LiveClock
 from adapters.gamma import parse_market
-from adapters.polymarket.clob_port import PolymarketVenue, VenueConnection, connect_venue, start_gateway
+from adapters.polymarket.clob_port import PolymarketVenue, VenueConnection, connect_venue
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.sdk import environment_for
 from adapters.polymarket.secrets import Secret
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import load_config
+from app.gateway import start_gateway
 from core.markets import MarketInfo
 from core.messages import Cancel, Place
 from core.quoting import quote_params

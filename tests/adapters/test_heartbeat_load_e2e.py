@@ -21,9 +21,10 @@ from eth_account import Account
 
 from actors.gateway import GatewayConfig, GetGatewayStatus, Shutdown, Startup
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import connect_venue, start_gateway
+from adapters.polymarket.clob_port import connect_venue
 from adapters.polymarket.sdk import environment_for
 from adapters.polymarket.secrets import Secret
+from app.gateway import start_gateway
 from core.markets import MarketInfo
 from core.messages import Cancel, Place
 from core.units import QTY_ONE, Outcome, Side

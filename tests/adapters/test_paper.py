@@ -4,7 +4,6 @@ import threading
 
 import msgspec
 
-from actors.market import MarketBatch
 from adapters.paper import DryRunPort, GetPaperMarkets, PaperMarket, PaperPort, PaperVenue
 from adapters.polymarket.parse import AssetMap, decode_market_frame
 from core.markets import MarketInfo
@@ -14,6 +13,7 @@ from core.messages import (
     BookSnapshot,
     Canceled,
     Filled,
+    MarketBatch,
     MarketEvent,
     Place,
     TradePrint,

@@ -25,11 +25,11 @@ from app.cli import main
 from app.control import CONTROL_FILE, TOKEN_FILE, ControlPlane, Operations, token_id
 from app.metrics import EngineCollector, MetricsServer
 from core.config import Config
+from core.eventlog import BufferSink
 from core.inventory import Inventory
 from core.markets import MarketInfo
 from core.risk import TradingState, risk_limits
 from core.units import NS_PER_S, QTY_ONE
-from sim.eventlog import BufferSink
 
 A = "0x" + "a1" * 32
 B = "0x" + "b2" * 32

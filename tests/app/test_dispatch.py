@@ -3,9 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.market import MarketBatch
-from app.bootstrap import FrameDispatcher
-from core.messages import BookDelta, BookSnapshot, TickSizeChanged, TradePrint
+from actors.dispatch import FrameDispatcher
+from core.messages import BookDelta, BookSnapshot, MarketBatch, TickSizeChanged, TradePrint
 from core.units import PX_ONE, QTY_ONE, Outcome, Side
 
 YES, NO = Outcome.YES, Outcome.NO

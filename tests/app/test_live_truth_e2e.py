@@ -33,12 +33,13 @@ from eth_account import Account
 from actors.gateway import GatewayConfig, GetOpenOrderIds, GetPositions, Shutdown, Startup
 from actors.session import MarketSession
 from adapters.clock import LiveClock
-from adapters.polymarket.clob_port import VenueConnection, connect_venue, start_gateway
+from adapters.polymarket.clob_port import VenueConnection, connect_venue
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.sdk import environment_for
 from adapters.polymarket.secrets import Secret
 from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import load_config
+from app.gateway import start_gateway
 from core.markets import MarketInfo
 from core.messages import Adopted, BookSnapshot, Filled, Place
 from core.quoting import quote_params

@@ -12,8 +12,8 @@ from core.units import QTY_ONE, Outcome, Side
 from emulator import Emulator, ManualClock
 from emulator.flow import FLOW_MAKER, SyntheticFlow
 from emulator.scenario import FlowConfig, MarketConfig, ReplayConfig, Scenario
-from sim.matching import MatchingEngine
 from tests.emulator.conftest import control, ids, make_client
+from venue.matching import MatchingEngine
 
 
 def _run_flow(seed: int) -> tuple[object, ...]:

@@ -10,12 +10,9 @@ import msgspec
 import pytest
 
 from app.cli import main
+from research.space import Constraint, Objective, Param, Space
 from research.sweep import (
     JOURNAL_NAME,
-    Constraint,
-    Objective,
-    Param,
-    Space,
     SweepError,
     TrialResult,
     TrialSpec,

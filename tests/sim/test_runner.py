@@ -10,10 +10,10 @@ from app.configfile import load_config
 from core.messages import BookSnapshot, Cancel, Place
 from core.quoting import quote_params
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
-from sim.exchange import QueueModel
 from sim.runner import Latency, Runner, RunSettings, _inline_window
 from sim.summary import lane_summary, run_summary
 from tests.sim.tapes import SHARE, random_walk_tape
+from venue.exchange import QueueModel
 
 T = 10**18
 PARAMS = quote_params(load_config("configs/market_maker.yaml"))

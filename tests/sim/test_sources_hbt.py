@@ -217,6 +217,31 @@ def test_write_npz_then_load_gives_the_same_bbo_tape(tmp_path):
     assert back.specials == tape.specials
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 7, 1 << 17])
+def test_load_in_chunks_gives_the_tape_of_the_whole_array(tmp_path, monkeypatch, chunk_rows):
+    # Snapshots, resolution, a partial clear and a tick change, wherever the chunk edges fall.
+    (tape,) = generate(SyntheticSource(markets=1, duration_s=60, resolve=True), 5)
+    events = tape_to_events(tape, 0.01)
+    t = int(events["exch_ts"][-1])
+    extra = rows(
+        (BOTH | DEPTH_EVENT | BUY_EVENT, t, 0.47, 1.0),
+        (BOTH | DEPTH_CLEAR_EVENT | BUY_EVENT, t + 1, 0.46, 0.0),
+        (BOTH | DEPTH_CLEAR_EVENT | SELL_EVENT, t + 1, 0.99, 0.0),
+        (BOTH | TICK_SIZE_EVENT, t + 2, 0.001, 0.0),
+        (BOTH | DEPTH_EVENT | SELL_EVENT, t + 3, 0.471, 2.0),
+    )
+    events = np.concatenate([events, extra])
+    np.savez_compressed(tmp_path / "c.npz", data=events)
+    whole = tape_from_events(events, INFO)
+    monkeypatch.setattr("sim.sources.hbt_npz.CHUNK_ROWS", chunk_rows)
+
+    (back,) = load(spec_for(tmp_path / "c.npz"))
+
+    assert columns(back) == columns(whole)
+    assert back.specials == whole.specials
+    assert any(isinstance(ev, TickSizeChanged) for ev in back.specials.values())
+
+
 def test_written_rows_follow_hftbacktest_conventions():
     tape = MarketTape(INFO)
     snap = BookSnapshot(

@@ -1,4 +1,4 @@
-"""Example and property tests of the matching engine (``sim/matching.py``)."""
+"""Example and property tests of the matching engine (``venue/matching.py``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from core.units import (
     Side,
     taker_fee_usdc6,
 )
-from sim.matching import (
+from venue.matching import (
     REASON_BALANCE,
     REASON_EXPIRATION,
     REASON_EXPIRED,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 
 from core.units import NS_PER_S, PX_ONE
-from sim.exchange import SimExchange
+from venue.exchange import SimExchange
 
 HORIZONS_S = (1, 10, 60)
 NEVER = 1 << 62

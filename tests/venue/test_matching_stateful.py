@@ -48,7 +48,7 @@ from core.units import (
     format_qty,
     format_usdc6,
 )
-from sim.matching import (
+from venue.matching import (
     REASON_BALANCE,
     REASON_EXPIRATION,
     REASON_EXPIRED,

@@ -6,7 +6,7 @@ as the mirrored NO book), liquidity arriving across our orders, and trades sent 
 
 The reference keeps, per order, the list of everything that happened at its price since it joined
 (or last filled) and replays it from scratch for every question, reading each decrease with what
-later prints explained of it as a trade then a cancel (the module docstring of ``sim/exchange.py``).
+later prints explained of it as a trade then a cancel (the module docstring of ``venue/exchange.py``).
 It shares no code with the exchange's running bounds. After every step both must agree on every
 fill and report, on each order's queue position, on the book we can trade and on our shares.
 Invariants besides: no print, crossing level or snapshot fills us more than it traded or showed, at
@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from core.markets import MarketInfo
 from core.messages import Accepted, BookSnapshot, Canceled, ExecEvent, Filled, Place, Rejected, TimeInForce
 from core.units import PX_ONE, QTY_ONE, USDC6_ONE, Outcome, Side, format_qty, format_usdc6, notional_usdc6
-from sim.exchange import QueueModel, SimExchange
+from venue.exchange import QueueModel, SimExchange
 
 YES, NO = Outcome.YES, Outcome.NO
 BUY, SELL = Side.BUY, Side.SELL

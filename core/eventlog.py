@@ -1,7 +1,9 @@
-"""The simulation's event log: one JSON object per line with ``kind``, ``ts_ns`` and ``market`` first.
+"""The event log's records: one JSON object per line with ``kind``, ``ts_ns`` and ``market`` first.
 
-Lines are buffered per market (an ``EventSink``) and written by the runner in a fixed order, so the
-log is byte-identical for the same inputs and seed whatever engine or thread produced it.
+``BufferSink`` is the ``core.ports.EventSink`` that encodes each record into its line and keeps the
+lines in memory: the simulator buffers them per market and writes them in a fixed order (so its log
+is byte-identical whatever engine or thread produced it), and a live session's run directory
+(``adapters.runlog``) hands them to its writer thread. Pure: encoding only, no I/O.
 
 The log is self-describing: its first line is a ``units`` record (``units_record``) that says, for
 every integer unit the log uses, which fields carry it and what one unit is worth (``scale``, an exact

@@ -10,9 +10,9 @@ from core.markets import MarketInfo
 from core.messages import Accepted, BookSnapshot, Canceled, Filled, Place, Rejected
 from core.quoting import quote_params
 from core.units import QTY_ONE, Outcome, Side
-from sim.exchange import QueueModel, SimExchange
 from sim.runner import Runner
 from sim.scenario import Scenario, scenario_tapes
+from venue.exchange import QueueModel, SimExchange
 
 T = 10**18
 SHARE = QTY_ONE  # Qty of one share
