@@ -41,6 +41,7 @@ from core.messages import (
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
 from core.reconcile import Tolerance, admit, reconcile
+from core.rewards import adjusted_mid2_px
 from core.risk import ACTIVE_GATE, RiskGate
 from core.units import PX_ONE, Outcome, Side
 from core.yes_view import to_yes
@@ -50,6 +51,9 @@ NEVER = 1 << 62
 #: with every refusal in a row up to the max: our book was wrong, and re-sending would cross again.
 CROSS_BACKOFF_INITIAL_NS: Final = 500_000_000
 CROSS_BACKOFF_MAX_NS: Final = 30_000_000_000
+#: Levels per side scanned for the size-cutoff-adjusted mid (the first big-enough level is near the touch).
+_REWARD_MID_DEPTH: Final = 50
+_NO_ARGS: Final[dict[str, Any]] = {}
 _YES = Outcome.YES
 PENDING_NEW = 0
 LIVE = 1
@@ -127,6 +131,9 @@ class MarketSession:
         self.sink = sink
         self.quoting_enabled = quoting_enabled
         self.book = L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
+        #: The market's reward terms when rewards-aware quoting is on and the market has a program.
+        rewards = info.reward_params()
+        self.rewards = rewards if params.rewards_enabled and rewards.active else None
         self.book_valid = False
         self.resolved = False
         self.resolved_yes: bool | None = None
@@ -598,6 +605,17 @@ class MarketSession:
         """Worst-case loss at resolution with every order of ours that could still fill."""
         return max(worst_case_losses(self.inv, [r.as_order() for r in self.orders.values()]))
 
+    def _reward_args(self) -> dict[str, Any]:
+        # Rewards-aware quoting only: the market's terms and the size-cutoff-adjusted mid of the book.
+        rw = self.rewards
+        if rw is None:
+            return {}
+        book = self.book
+        mid2 = adjusted_mid2_px(
+            book.levels(Side.BUY, _REWARD_MID_DEPTH), book.levels(Side.SELL, _REWARD_MID_DEPTH), rw.min_qty
+        )
+        return {"rewards": rw, "reward_mid2_px": mid2}
+
     def requote(self, ts_ns: int) -> None:
         """Gather → decide → reconcile → submit."""
         self.dirty = False
@@ -619,6 +637,7 @@ class MarketSession:
             global_room_usdc6=self.global_room_usdc6,
             inflight=inflight,
             risk=self.risk_gate,
+            **(_NO_ARGS if self.rewards is None else self._reward_args()),
         )
         last = self.last_decision
         self.last_decision = d

@@ -355,6 +355,21 @@ class RiskConfig(Base, frozen=True):
             )
 
 
+class RewardsConfig(Base, frozen=True):
+    """Rewards-aware quoting (``docs/rewards.md``): hold one level per side in the liquidity-rewards band.
+
+    Off by default. On, and in a market with a rewards program, ``core.quoting.decide`` moves a side's
+    ladder toward the size-cutoff-adjusted mid when its best level is outside the band, and raises that
+    level to the reward minimum size; never past the maker-only clamp, our own fair price, the exposure
+    caps, the volatility pull or the risk gate.
+    """
+
+    enabled: bool = False
+    #: A moved level sits at most this percentage of the max spread from the adjusted mid (strictly
+    #: inside the band: the edge scores 0); 50 scores at least a quarter of the size per sample.
+    band_pct: Annotated[int, Meta(ge=1, le=99)] = 50
+
+
 class Config(Base, frozen=True):
     """One strategy's whole configuration file."""
 
@@ -366,3 +381,4 @@ class Config(Base, frozen=True):
     inventory: InventoryConfig = msgspec.field(default_factory=InventoryConfig)
     ops: OpsConfig = msgspec.field(default_factory=OpsConfig)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    rewards: RewardsConfig = msgspec.field(default_factory=RewardsConfig)

@@ -9,7 +9,8 @@ from typing import Final, Literal
 
 import msgspec
 
-from core.units import QTY_ONE, Outcome, Px, Qty
+from core.rewards import RewardParams
+from core.units import QTY_ONE, Outcome, Px, Qty, Usdc6
 
 #: The venue's two order protocols, as Gamma's ``version`` names them: ``v1`` markets trade CTF token
 #: ids (``clobTokenIds``) on the CTF exchanges, ``v2`` (Protocol V2) markets trade position ids
@@ -38,6 +39,20 @@ class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: Share of the taker fees paid back to makers (``feeSchedule.rebateRate``), in millionths.
     rebate_ppm: int = 0
     question: str = ""
+    #: Liquidity rewards (Gamma ``rewardsMaxSpread`` in Px: 4.5 cents = 450; 0: no program).
+    rewards_max_spread_px: Px = 0
+    #: Gamma ``rewardsMinSize``: smaller orders do not score.
+    rewards_min_qty: Qty = 0
+    #: The market's daily pool (Gamma ``clobRewards[].rewardsDailyRate`` summed), micro-USDC.
+    rewards_daily_usdc6: Usdc6 = 0
+
+    def reward_params(self) -> RewardParams:
+        """The market's reward terms as ``core.rewards`` and ``core.quoting.decide`` take them."""
+        return RewardParams(
+            max_spread_px=self.rewards_max_spread_px,
+            min_qty=self.rewards_min_qty,
+            daily_usdc6=self.rewards_daily_usdc6,
+        )
 
     def token(self, outcome: Outcome) -> str:
         """Token id of ``outcome``."""

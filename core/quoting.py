@@ -21,6 +21,7 @@ from core.book import BookView
 from core.config import Config
 from core.estimators import FlowState, VolParams, VolState, flow_imbalance_permille
 from core.inventory import Inventory, OrderLike, worst_case_losses_usdc10
+from core.rewards import NO_REWARDS, RewardParams
 from core.risk import ACTIVE_GATE, STATE_NAMES, RiskGate, TradingState
 from core.units import (
     NS_PER_MS,
@@ -72,6 +73,9 @@ class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
     requote_qty_tolerance_pct: float
     min_requote_ns: int
     vol_sample_ns: int
+    #: Rewards-aware quoting (``docs/rewards.md``): off leaves every decision as it was.
+    rewards_enabled: bool = False
+    rewards_band_pct: int = 50
 
 
 def _shares(value: float) -> Qty:
@@ -123,6 +127,8 @@ def quote_params(cfg: Config) -> QuoteParams:
         requote_qty_tolerance_pct=q.requote_qty_tolerance_pct,
         min_requote_ns=q.min_requote_ms * NS_PER_MS,
         vol_sample_ns=q.volatility.sample_ms * NS_PER_MS,
+        rewards_enabled=cfg.rewards.enabled,
+        rewards_band_pct=cfg.rewards.band_pct,
     )
 
 
@@ -254,6 +260,8 @@ def decide(
     global_room_usdc6: Usdc6 | None = None,
     inflight: tuple[OrderLike, ...] = (),
     risk: RiskGate = ACTIVE_GATE,
+    rewards: RewardParams = NO_REWARDS,
+    reward_mid2_px: int = 0,
 ) -> Decision:
     """Decide the quotes for one market.
 
@@ -270,6 +278,9 @@ def decide(
             half-spread. REDUCE_ONLY quotes only the side that lowers the net position (long: asks;
             short: bids; flat: nothing), in all (with the orders in flight) no more than the
             position; PAUSED and HALTED quote nothing.
+        rewards: The market's liquidity-rewards terms; used only with ``p.rewards_enabled``.
+        reward_mid2_px: Twice the size-cutoff-adjusted mid (``core.rewards.adjusted_mid2_px``);
+            0: the touch of ``view``.
 
     Returns:
         A ``Decision`` with the ladder, the orders to rest and every reason that went into it.
@@ -363,6 +374,46 @@ def decide(
             top_ask = want_ask
             improved += 1
 
+    # --- 4b. rewards: hold the best level of each side inside the reward band ------------------------
+    # Moves a side's ladder toward the adjusted mid when its best level scores nothing, but never past
+    # the maker-only clamp or our own (skewed) fair price; sizes are raised in the loop below, before
+    # the flow shrink, the reduce-only room and the caps, which all still apply.
+    notes: list[str] = []
+    rw_bid_qty = rw_ask_qty = 0  # the reward minimum for level 0 of a side inside the band; 0: none
+    if p.rewards_enabled and rewards.max_spread_px > 0:
+        mid2 = reward_mid2_px if reward_mid2_px > 0 else best_bid + best_ask
+        v2 = 2 * rewards.max_spread_px
+        reach = v2 * p.rewards_band_pct  # the target distance, times 200
+        rmin = rewards.min_qty + (-rewards.min_qty) % ORDER_QTY_STEP
+        if 2 * top_bid <= mid2 - v2:
+            limit = ceil(skewed / tick) * tick - tick
+            if p.maker_only and limit >= best_ask:
+                limit = best_ask - tick
+            new = min(-((reach - 100 * mid2) // (200 * tick)) * tick, limit)
+            if new > top_bid and 2 * new > mid2 - v2 and new >= tick:
+                notes.append(
+                    f"bids moved {format_px(top_bid)} -> {format_px(new)} into the reward band (rewards)"
+                )
+                top_bid = new
+            else:
+                notes.append(f"bid {format_px(top_bid)}: outside the reward band, cannot move in (rewards)")
+        if 2 * top_bid > mid2 - v2:
+            rw_bid_qty = rmin
+        if 2 * top_ask >= mid2 + v2:
+            limit = floor(skewed / tick) * tick + tick
+            if p.maker_only and limit <= best_bid:
+                limit = best_bid + tick
+            new = max((100 * mid2 + reach) // (200 * tick) * tick, limit)
+            if new < top_ask and 2 * new < mid2 + v2 and new <= PX_ONE - tick:
+                notes.append(
+                    f"asks moved {format_px(top_ask)} -> {format_px(new)} into the reward band (rewards)"
+                )
+                top_ask = new
+            else:
+                notes.append(f"ask {format_px(top_ask)}: outside the reward band, cannot move in (rewards)")
+        if 2 * top_ask < mid2 + v2:
+            rw_ask_qty = rmin
+
     # --- 5-7. per side, best level first: size (min size, flow shrink), exposure cap, YES/NO route ---
     # Bids only add loss if NO wins and asks only if YES wins, so each side is trimmed for its own
     # exposure: deepest levels go first and a side is never emptied merely by list order.
@@ -411,7 +462,7 @@ def decide(
         else:
             bid_room -= net
             ask_levels = 0
-    trims: list[str] = []
+    trims: list[str] = notes
     bids: list[Quote] = []
     asks: list[Quote] = []
     orders: list[DesiredOrder] = []
@@ -425,6 +476,9 @@ def decide(
         if px > hi:
             continue
         q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] * USDC10_PER_USDC6 // px  # type: ignore[index]
+        if i == 0 and q < rw_bid_qty:
+            trims.append(f"bid {format_px(px)}: {format_qty(q)} -> {format_qty(rw_bid_qty)} shares (rewards)")
+            q = rw_bid_qty
         if q < min_qty:  # never silently raised to the market's minimum
             trims.append(
                 f"bid {format_px(px)}: {format_qty(q)} shares, below the minimum {format_qty(min_qty)}"
@@ -471,6 +525,9 @@ def decide(
             continue
         unit = PX_ONE - px  # loss per Qty if this ask fills and YES wins, in Usdc10
         q = sizes_qty[i] if sizes_qty is not None else sizes_usdc6[i] * USDC10_PER_USDC6 // unit  # type: ignore[index]
+        if i == 0 and q < rw_ask_qty:
+            trims.append(f"ask {format_px(px)}: {format_qty(q)} -> {format_qty(rw_ask_qty)} shares (rewards)")
+            q = rw_ask_qty
         if q < min_qty:  # never silently raised to the market's minimum
             trims.append(
                 f"ask {format_px(px)}: {format_qty(q)} shares, below the minimum {format_qty(min_qty)}"

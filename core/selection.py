@@ -16,7 +16,7 @@ import msgspec
 
 from core.config import Config, MarketSelection
 from core.markets import MarketInfo, ProtocolVersion
-from core.units import NS_PER_S, PX_ONE, QTY_ONE, Px, Qty
+from core.units import NS_PER_S, PX_ONE, QTY_ONE, USDC6_ONE, Px, Qty
 
 #: The categories a market can be given (``classify: true``); ``other`` is the catch-all.
 CATEGORIES: Final = ("politics", "crypto", "sports", "finance", "tech", "science", "entertainment", "other")
@@ -111,6 +111,9 @@ class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
             fee_rate_ppm=self.fee_rate_ppm,
             rebate_ppm=self.maker_rebate_ppm,
             question=self.question,
+            rewards_max_spread_px=self.rewards_max_spread_px,
+            rewards_min_qty=self.rewards_min_qty,
+            rewards_daily_usdc6=round(self.rewards_daily_usdc * USDC6_ONE),
         )
 
 

@@ -283,6 +283,15 @@ def test_market_record_to_info_keeps_trading_rules() -> None:
     )
 
 
+def test_market_record_to_info_carries_the_reward_terms_to_quoting() -> None:
+    m = tradable(7, rewards_min_qty=20_000_000, rewards_max_spread_px=450, rewards_daily_usdc=12.5)
+
+    rp = m.to_info().reward_params()
+
+    assert (rp.max_spread_px, rp.min_qty, rp.daily_usdc6, rp.active) == (450, 20_000_000, 12_500_000, True)
+    assert not tradable(8).to_info().reward_params().active
+
+
 def test_market_record_to_info_refuses_untradable() -> None:
     with pytest.raises(ValueError, match="two tokens"):
         tradable(token_ids=()).to_info()
