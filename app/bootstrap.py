@@ -1,6 +1,8 @@
-"""Composition root of live, paper and dry-run trading: one decision path, three ways to execute.
+"""The trading engine of live, paper and dry-run trading: one decision path, three ways to execute.
 
-``TradingEngine`` wires the same pieces for every mode:
+The composition root is ``app.compose.bootstrap``: it builds this engine with its dependencies
+(clock, event log, feed, risk state store, live venue, operator's plane). ``TradingEngine`` wires
+the same pieces for every mode:
 
 * the market-channel WebSocket feed (``adapters.polymarket.ws_market``) → each market's actor;
 * one ``MarketActor`` per market under a ``Supervisor`` (restarts failed markets), scheduled on the
@@ -31,7 +33,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import pykka
 
@@ -69,6 +71,36 @@ log = logging.getLogger(__name__)
 Mode = Literal["live", "paper", "dry-run"]
 TICK_S = 0.1
 BUDGET_EVERY = 10  # ticks
+
+
+class MarketFeed(Protocol):
+    """What the engine needs of its market feed (``MarketWsClient``; a test's fake)."""
+
+    async def run(self) -> None:
+        """Deliver market events until ``stop``."""
+
+    def stop(self) -> None:
+        """End ``run``."""
+
+    def status(self) -> Any:
+        """Its state; ``connected`` vouches for books that did not change (``FeedAlive``)."""
+
+
+#: Builds an engine's market feed when it starts (after the market actors).
+FeedFactory = Callable[["TradingEngine"], MarketFeed]
+
+
+def market_ws_feed(engine: TradingEngine) -> MarketFeed:
+    """The production feed: the market channel WebSocket, delivering to the engine's dispatcher."""
+    return MarketWsClient(
+        AssetMap.from_markets(engine.markets),
+        lambda ev: engine.dispatch((ev,)),
+        config=MarketWsConfig(url=engine.ws_url, clob_url=engine.clob_url, audit=audit_config(engine.cfg)),
+        on_invalidate=engine.feed_lost,
+        on_batch=engine.dispatch,
+        on_resync=engine.book_resync,
+        tap=engine.feed_tap,
+    )
 
 
 def tune_gc_for_latency() -> None:
@@ -121,6 +153,7 @@ class TradingEngine:
         sink: EventSink | None = None,
         risk: RiskMonitor | None = None,
         risk_store: RiskStore | None = None,
+        feed: FeedFactory | None = None,
     ) -> None:
         """Wire everything; nothing starts until ``start``.
 
@@ -131,7 +164,7 @@ class TradingEngine:
         ``sink`` the event log (``run-market-maker``: its run directory's, which it closes itself),
         else ``state_dir/events.jsonl``, closed by ``close``; ``risk`` the risk manager's monitor
         (restored from ``risk_store``, where it saves; None: the config's own ``risk`` limits, nothing
-        saved).
+        saved); ``feed`` builds the market feed at ``start`` (None: ``market_ws_feed``).
         """
         self.cfg = cfg
         self.markets = list(markets)
@@ -150,7 +183,8 @@ class TradingEngine:
         self._incarnations: dict[str, int] = {}
         self.venue: pykka.ActorRef[Any] | None = None
         self.supervisor: pykka.ActorRef[Any] | None = None
-        self.feed: MarketWsClient | None = None
+        self._feed_factory: FeedFactory = feed or market_ws_feed
+        self.feed: MarketFeed | None = None
         #: Sees the feed's frames as received (``app.session_recording``: ``ops.record_market_data``).
         self.feed_tap: MarketFeedTap | None = None
         self._feed_done: concurrent.futures.Future[None] | None = None
@@ -229,15 +263,7 @@ class TradingEngine:
         for market, gate in gates.items():
             if gate is not ACTIVE_GATE:  # (the session has it already: told so a recording notes it)
                 self._tell_gate(market, gate)
-        self.feed = MarketWsClient(
-            AssetMap.from_markets(self.markets),
-            lambda ev: self.dispatch((ev,)),
-            config=MarketWsConfig(url=self.ws_url, clob_url=self.clob_url, audit=audit_config(self.cfg)),
-            on_invalidate=self._feed_lost,
-            on_batch=self.dispatch,
-            on_resync=self._book_resync,
-            tap=self.feed_tap,
-        )
+        self.feed = self._feed_factory(self)
         self._feed_done = self.actor_loop.run_coroutine(self.feed.run())
         self._feed_done.add_done_callback(_log_feed_end)
         tune_gc_for_latency()
@@ -268,12 +294,12 @@ class TradingEngine:
         else:
             log.debug("%s: book resync requested (the feed has no resync)", market)
 
-    def _feed_lost(self, market: str, outcome: Outcome) -> None:
+    def feed_lost(self, market: str, outcome: Outcome) -> None:
         # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.
         if outcome is Outcome.YES:
             self.router.tell(market, FeedLost(ts_ns=self.clock.now_ns()))
 
-    def _book_resync(self, market: str, reason: str) -> None:
+    def book_resync(self, market: str, reason: str) -> None:
         # The audit found the feed's book of ``market`` behind the venue's: a feed loss for that market.
         now = self.clock.now_ns()
         self.sink.record("book_resync", now, market, {"reason": reason})

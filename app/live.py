@@ -13,7 +13,8 @@ Start-up order (``start_live``): the gateway starts (and its heartbeat thread, s
 earlier run that we adopt stay alive), then its ``Startup`` loads the venue's truth (positions with
 their cost, recent trades, every open order of ours on any market: adopted or cancelled), and only
 then are the sessions created, each with its market's true position (``inventory``). Reports and
-event-log records from before the engine exists are kept and handed over by ``attach``.
+event-log records from before the engine exists are kept and handed over by ``attach``. It returns a
+``LiveConnection``; ``app.compose.bootstrap`` builds the engine around it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
+
+import pykka
 
 from actors.gateway import (
     GatewayConfig,
@@ -48,8 +52,10 @@ from adapters.polymarket.ws_user import UserWsClient, UserWsConfig
 from app.configfile import ConfigFileError
 from app.gateway import start_gateway
 from core.config import Config
+from core.inventory import Inventory
 from core.markets import MarketInfo
 from core.messages import TickSizeChanged
+from core.ports import ExchangePort
 from core.units import format_qty
 
 log = logging.getLogger("polymm.live")
@@ -126,14 +132,73 @@ class _Held:
             self._tell, self._sink = tell, sink
 
 
-def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketInfo]) -> dict[str, Any]:
-    """Build the gateway, load the venue's truth, prepare the user channel.
+@dataclass(frozen=True, eq=False)
+class LiveConnection:
+    """A started live venue: the gateway with the venue's truth loaded, the user channel ready.
 
-    Returns ``port``, ``inventory`` (each market's position at start), ``attach(engine)`` and
-    ``shutdown()`` (a dict for the summary; ``confirmed`` and ``may_remain`` give the exit code),
-    ``cancel_all_now()`` (a forced exit's one cancel-all) and ``markets`` (those traded: a market
-    whose ids disagree with its protocol version is left out).
+    ``markets`` are those traded (a market whose ids disagree with its protocol version is left
+    out), ``port`` the exchange port every market session sends through, ``wallet`` the key's
+    address, ``inventory`` each market's position at start (the venue's), ``gateway`` the order
+    gateway's ref (the control plane's watch and cancel-all confirmation, ``app.control``).
     """
+
+    markets: list[MarketInfo]
+    port: ExchangePort
+    wallet: str
+    inventory: dict[str, Inventory]
+    gateway: pykka.ActorRef[Any]
+    _held: _Held = field(repr=False)
+    _ws: UserWsClient = field(repr=False)
+    _client: Any = field(repr=False)
+
+    def attach(self, engine: Any) -> None:
+        """Hand the engine what came before it; tell the gateway tick changes; start the user channel."""
+        self._held.attach(engine.router.tell, engine.sink)
+        gateway = self.gateway
+
+        def tick_listener(ev: object) -> None:
+            # The gateway signs with the market's current tick: tell it about every change.
+            if isinstance(ev, TickSizeChanged):
+                gateway.tell(ev)
+
+        engine.dispatch.listeners.append(tick_listener)
+        self._ws.start_in_thread()
+
+    def shutdown(self) -> dict[str, Any]:
+        """Cancel every order and stop; for the summary (``confirmed``, ``may_remain``: the exit code)."""
+        try:
+            rep = cast(ShutdownReport, self.gateway.ask(Shutdown(), timeout=120))
+            status = cast(GatewayStatus, self.gateway.ask(GetGatewayStatus(), timeout=10))
+        finally:
+            self.gateway.stop()
+            self._ws.stop()
+            self._client.close()
+        return {
+            "canceled": rep.canceled,
+            "still_open": len(rep.remaining),
+            "confirmed": rep.confirmed,
+            "heartbeat_max_gap_s": round(status.heartbeat_max_gap_s, 2),
+            "may_remain": rep.described,
+        }
+
+    def cancel_all_now(self) -> list[str]:
+        """A forced exit's one cancel-all and one listing, from any thread: our venue ids still listed.
+
+        (A second signal, ``app.commands.run``.) The listing is read even when the cancel-all is
+        refused (a venue answering 425), so the exit names what remains; empty: none.
+        """
+        try:
+            self._client.cancel_all()
+        except Exception as exc:
+            log.warning(
+                "forced exit: the cancel-all failed: %s",
+                " ".join(f"{type(exc).__name__}: {exc}".split())[:200],
+            )
+        return [str(o.id) for page in self._client.list_open_orders() for o in page.items]
+
+
+def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketInfo]) -> LiveConnection:
+    """Build the gateway, load the venue's truth, prepare the user channel (``LiveConnection``)."""
     try:
         key = load_private_key(os.environ, key_file=args.key_file)
     except SecretError as exc:
@@ -197,56 +262,16 @@ def start_live(args: argparse.Namespace, cfg: Config, markets: Sequence[MarketIn
         config=UserWsConfig(url=getattr(args, "user_ws_url", None) or user_ws_url(args.ws_url)),
     )
 
-    def attach(engine: Any) -> None:
-        held.attach(engine.router.tell, engine.sink)
-
-        def tick_listener(ev: object) -> None:
-            # The gateway signs with the market's current tick: tell it about every change.
-            if isinstance(ev, TickSizeChanged):
-                gateway.tell(ev)
-
-        engine.dispatch.listeners.append(tick_listener)
-        ws.start_in_thread()
-
-    def shutdown() -> dict[str, Any]:
-        try:
-            rep = cast(ShutdownReport, gateway.ask(Shutdown(), timeout=120))
-            status = cast(GatewayStatus, gateway.ask(GetGatewayStatus(), timeout=10))
-        finally:
-            gateway.stop()
-            ws.stop()
-            client.close()
-        return {
-            "canceled": rep.canceled,
-            "still_open": len(rep.remaining),
-            "confirmed": rep.confirmed,
-            "heartbeat_max_gap_s": round(status.heartbeat_max_gap_s, 2),
-            "may_remain": rep.described,
-        }
-
-    def cancel_all_now() -> list[str]:
-        # A forced exit (a second signal, app.commands.run): one cancel-all and one listing, from any
-        # thread; the venue ids of our orders still listed (empty: none). The listing is read even
-        # when the cancel-all is refused (a venue answering 425), so the exit names what remains.
-        try:
-            client.cancel_all()
-        except Exception as exc:
-            log.warning(
-                "forced exit: the cancel-all failed: %s",
-                " ".join(f"{type(exc).__name__}: {exc}".split())[:200],
-            )
-        return [str(o.id) for page in client.list_open_orders() for o in page.items]
-
-    return {
-        "markets": traded,
-        "port": port,
-        "attach": attach,
-        "shutdown": shutdown,
-        "wallet": wallet,
-        "inventory": dict(report.positions),
-        "cancel_all_now": cancel_all_now,
-        "gateway": gateway,  # the control plane's watch and cancel-all confirmation (app.control)
-    }
+    return LiveConnection(
+        markets=traded,
+        port=port,
+        wallet=wallet,
+        inventory=dict(report.positions),
+        gateway=gateway,
+        _held=held,
+        _ws=ws,
+        _client=client,
+    )
 
 
 def _print_startup(report: StartupReport, cfg: Config) -> None:

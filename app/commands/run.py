@@ -8,10 +8,9 @@ import math
 import os
 import sys
 import time
-import types
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.clock import LiveClock
 from adapters.gamma import GammaClient, GammaError
@@ -20,6 +19,7 @@ from adapters.runlog import BYTES_PER_MB, RunDirError, RunLog, run_header, sourc
 from app.bootstrap import Mode, TradingEngine
 from app.commands import HELP
 from app.commands.quote import levels_below_minimum
+from app.compose import Deps, bootstrap
 from app.configfile import (
     ConfigFileError,
     ServiceUnavailable,
@@ -28,15 +28,16 @@ from app.configfile import (
     refuse_risk_manager,
 )
 from app.console import setup_logging, status_lines, wait_reporting
-from app.operations import OpsPlane, RiskSetup
-from app.process import restore_default_recursion_limit
-from app.session_recording import record_session
+from app.operations import RiskSetup
 from app.signals import EXIT_ORDERS_MAY_REMAIN, ShutdownSignals
 from core.config import Config
 from core.markets import MarketInfo
 from core.quoting import quote_params
 from core.units import QTY_ONE, format_px, format_qty, format_usdc6
 from sim.summary import market_summary, pnl_line, totals
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger("polymm")
 
@@ -186,41 +187,6 @@ def _state_dir(path: Path, flag: str) -> Path:
     return path
 
 
-def import_live() -> types.ModuleType:
-    """``app.live`` (the venue's SDK only when trading), with the recursion limit kept at its default.
-
-    The SDK's eth-* dependencies may import py_ecc, which raises the limit to 100,000: ``app.process``
-    says why that must not stay.
-    """
-    import app.live  # noqa: PLC0415
-
-    restore_default_recursion_limit()
-    return app.live
-
-
-def _start_live(args: argparse.Namespace, cfg: Config, markets: list[MarketInfo]) -> dict[str, Any]:
-    """The live wiring (key, credentials checked with the venue, gateway); bad input exits 2, one line."""
-    start_live: Callable[..., dict[str, Any]] = import_live().start_live
-    from adapters.polymarket.errors import AuthFailed, PolymarketError  # noqa: PLC0415 (live only)
-    from adapters.polymarket.secrets import SecretError  # noqa: PLC0415
-
-    try:
-        return start_live(args, cfg, markets)
-    except SecretError as exc:
-        raise ConfigFileError(f"--mode live: {exc}") from None
-    except AuthFailed as exc:
-        why = " ".join(str(exc).split())[:120]
-        raise ConfigFileError(
-            f"--mode live: {args.clob_url} refused the credentials ({why}): check "
-            "POLYMM_API_KEY, POLYMM_API_SECRET, POLYMM_API_PASSPHRASE and the private key they belong to"
-        ) from None
-    except PolymarketError as exc:
-        raise ServiceUnavailable(
-            f"polymm run-market-maker: cannot start live trading on {args.clob_url}: "
-            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-        ) from None
-
-
 def shutdown_exit_code(venue_summary: dict[str, Any] | None) -> int:
     """0 when every order is known cancelled (or none was ever sent), else ``EXIT_ORDERS_MAY_REMAIN``.
 
@@ -311,7 +277,7 @@ def _trade(
     sink = run_log.sink
     log.info("run %s: mode %s, pid %d, config %s", run_log.directory, mode, os.getpid(), args.config)
 
-    def header(wallet: str | None) -> None:
+    def header(wallet: str | None, markets: Sequence[MarketInfo]) -> None:
         urls = {
             "clob": args.clob_url,
             "ws_market": args.ws_url,
@@ -332,36 +298,17 @@ def _trade(
         )
         sink.record("run", clock.now_ns(), "", head)
 
-    live: dict[str, Any] = {}
-    if mode == "live":
-        try:
-            live = _start_live(args, cfg, markets)
-        except (ConfigFileError, ServiceUnavailable) as exc:
-            header(None)
-            sink.record("run_end", clock.now_ns(), "", {"exit": "start_failed", "error": str(exc)})
-            raise
-        markets = live.get("markets", markets)  # a market whose ids disagree with its version is left out
-    header(live.get("wallet"))
-    monitor = risk.monitor(sink)
-    engine = TradingEngine(
+    built = bootstrap(
         cfg,
-        markets,
         mode,
-        ws_url=args.ws_url,
-        clob_url=args.clob_url,
-        state_dir=run_log.directory,
-        clock=clock,
-        live_port=live.get("port"),
-        inventory=live.get("inventory"),
-        sink=sink,
-        risk=monitor,
-        risk_store=risk.store,
+        markets,
+        deps=Deps(clock=clock, sink=sink, risk=risk),
+        args=args,
+        run_dir=run_log.directory,
+        announce=header,
     )
-    sink.record("risk_start", clock.now_ns(), "", risk.record(monitor))  # (after the units record)
-    if mode == "live":
-        live["attach"](engine)
-    if cfg.ops.record_market_data:  # the feed as received, beside the events (docs/research.md)
-        record_session(engine, run_log.directory, args.config)
+    markets, engine, monitor = built.markets, built.trading, built.monitor
+    assert monitor is not None  # (a run always has its risk setup)
     for m in markets:
         event = f"  event {m.neg_risk_market_id[:12]}" if m.neg_risk_market_id else ""
         print(
@@ -388,41 +335,18 @@ def _trade(
 
     # A first SIGINT/SIGTERM shuts down in order; a second forces an exit within 5 s (app.signals).
     # The handlers stay until the shutdown below is over.
-    signals = ShutdownSignals(cancel_all_now=live.get("cancel_all_now"))
+    signals = ShutdownSignals(cancel_all_now=built.cancel_all_now)
     signals.install()
-    statuses: dict[str, Any] = {}
-    venue_summary: dict[str, Any] | None = None
-    paper: dict[str, Any] = {}
-    ops = OpsPlane(args, cfg, mode, engine, run_log.directory, clock, live.get("gateway"))
     try:
         try:
-            engine.start()
-            ops.start()
+            built.start()
             wait_reporting(signals.requested, args.duration, cfg.ops.status_interval_s, report_status)
         finally:
-            # Whatever happened above, every order is cancelled before we exit: each step is guarded
-            # so a failing status query cannot skip the gateway's shutdown.
-            ops.stop()  # no command while shutting down
-            try:
-                statuses = engine.statuses()
-            except Exception:
-                log.exception("status before shutdown failed")
-            try:
-                engine.stop()
-            finally:
-                if mode == "live":
-                    venue_summary = live["shutdown"]()
-                try:
-                    paper = engine.paper_markets()
-                    # Again once every order is gone: fills that came during the shutdown count.
-                    try:
-                        statuses = {**statuses, **engine.statuses()}
-                    except Exception:
-                        log.exception("status after shutdown failed")
-                finally:
-                    engine.close()
+            # Whatever happened above, every order is cancelled before we exit (Engine.shutdown).
+            stopped = built.shutdown()
     finally:
         signals.restore()
+    statuses, paper, venue_summary = stopped.statuses, stopped.paper, stopped.venue_summary
     print(summarise(mode, engine, statuses, paper, venue_summary))
     code = shutdown_exit_code(venue_summary)
     sink.record("run_end", clock.now_ns(), "", run_end(code, statuses, venue_summary))

@@ -14,6 +14,7 @@ import msgspec
 from adapters.files import resolve_named_yaml
 from adapters.recording import RecordingError, open_recording
 from app.commands import HELP
+from app.compose import Deps, SimInputs, bootstrap
 from app.configfile import (
     ConfigFileError,
     load_config,
@@ -28,7 +29,6 @@ from core.risk import risk_limits
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, format_qty
 from research.report import write_report
 from research.runlog import write_venue_marks
-from sim.runner import Runner
 from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
 
@@ -121,7 +121,6 @@ def simulate(
     cfg = config if config is not None else load_config(config_path)
     refuse_risk_manager(cfg, config_path)
     risk_cfg = load_risk_config(risk_config) if risk_config else cfg
-    params = quote_params(cfg)
     sc = scenario if scenario is not None else load_struct(scenario_path, Scenario)
     if seed is not None:
         sc = msgspec.structs.replace(sc, seed=seed)
@@ -135,7 +134,8 @@ def simulate(
         raise ConfigFileError(f"{scenario_path}: source: no market data")
     inv = cfg.inventory
     settings = sc.settings(round(inv.global_ev_cap * USDC6_ONE), round(inv.event_cap * USDC6_ONE))
-    runner = Runner(tapes, params, settings, sc.seed, risk=risk_limits(risk_cfg))
+    sim = SimInputs(settings, sc.seed, risk_limits(risk_cfg))
+    runner = bootstrap(cfg, "sim", tapes, deps=Deps(), sim=sim)  # (app.compose: the one composition root)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "events.jsonl"
     digest = hashlib.sha256()

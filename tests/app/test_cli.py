@@ -77,7 +77,7 @@ def test_live_trading_imports_the_venue_sdk_and_keeps_the_default_recursion_limi
         """
         import json, sys
         import msgspec
-        from app.commands.run import import_live
+        from app.compose import import_live
         try:
             import py_ecc  # noqa: F401  (raises the limit when installed)
         except ImportError:

@@ -95,10 +95,10 @@ def test_a_frozen_feed_that_answers_pings_pulls_quotes_within_one_audit_period_a
     live = start_live(args, cfg, [info])
     engine = TradingEngine(
         cfg, [info], "live", ws_url=emu.ws_market_url, clob_url=emu.clob_url, state_dir=tmp_path,
-        live_port=live["port"],
+        live_port=live.port,
     )  # fmt: skip
-    live["attach"](engine)
-    wallet = live["wallet"].lower()
+    live.attach(engine)
+    wallet = live.wallet.lower()
 
     def ours_open() -> int:
         users = emu.status()["users"].values()
@@ -149,7 +149,7 @@ def test_a_frozen_feed_that_answers_pings_pulls_quotes_within_one_audit_period_a
         fresh = status()
     finally:
         engine.stop()
-        live["shutdown"]()
+        live.shutdown()
         engine.close()
 
     assert pulled_s <= AUDIT_S + GRACE_S + 2.0, pulled_s  # one audit period, its grace, and slack
