@@ -200,3 +200,18 @@ def test_rewards_aware_quoting_scores_more_minutes_and_stays_maker_only(tmp_path
             places += 1
             assert rec["post_only"] is True
     assert decisions and places
+
+
+@pytest.mark.slow
+def test_the_report_splits_out_rewards_as_the_summary_does(tmp_path):
+    from research.analysis import analyse, consistency  # noqa: PLC0415
+    from research.report import write_report  # noqa: PLC0415
+    from research.runlog import read_run  # noqa: PLC0415
+
+    s = _run(tmp_path, MM, "inline", "run")
+    run = read_run(tmp_path / "run")
+    assert sum(len(m.reward_ts) for m in run.markets.values()) == s["rewards"]["samples"]
+    gaps = consistency(analyse(run))
+    assert gaps["rewards"] < 1e-6 and gaps["total"] < 1e-5
+    html = write_report(tmp_path / "run").read_text()
+    assert "rewards <b" in html and "reward samples scored" in html
