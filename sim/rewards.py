@@ -122,7 +122,7 @@ class RewardAccrual:
             self.scored += 1
             self.exact += ours / total * ex.info.rewards_daily_usdc6 / MINUTES_PER_DAY
         sink.lines.append(
-            f'{{"kind":"reward","ts_ns":{ts},"market":"{self.market}","score":{int(ours)},'
-            f'"score_total":{int(total)},"accrued_usdc6":{int(self.exact)},'
+            f'{{"kind":"reward","ts_ns":{ts},"market":"{self.market}","score_qty":{int(ours)},'
+            f'"score_total_qty":{int(total)},"accrued_usdc6":{int(self.exact)},'
             f'"scoring":{"true" if ours > 0 else "false"}}}\n'.encode()
         )

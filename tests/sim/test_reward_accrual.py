@@ -112,8 +112,8 @@ def test_two_sided_score_and_share_by_hand():
         "kind": "reward",
         "ts_ns": T0,
         "market": "m",
-        "score": 44_444_444,
-        "score_total": 55_555_555,
+        "score_qty": 44_444_444,
+        "score_total_qty": 55_555_555,
         "accrued_usdc6": 800_000,
         "scoring": True,
     }
