@@ -29,7 +29,7 @@ from research.runlog import I64, NO_PX, MarketLog, Run, Steps
 F64 = npt.NDArray[np.float64]
 #: Markout horizons of the report's curves, in seconds (0: the edge at the fill itself).
 MARKOUT_HORIZONS_S: Final = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-PNL_PARTS: Final = ("spread_capture", "inventory_mtm", "fees", "rebates", "resolution")
+PNL_PARTS: Final = ("spread_capture", "inventory_mtm", "fees", "rebates", "rewards", "resolution")
 GRID_POINTS: Final = 1200
 BUCKETS: Final = 120
 
@@ -160,6 +160,7 @@ def analyse_market(run: Run, m: MarketLog, grid: I64, edges: I64) -> MarketAnaly
     edge2 = f.yes_side * (fill_mid2 - 2 * f.yes_px) * f.qty  # Usdc10 x 2, exact
     capture2 = np.concatenate(([0], np.cumsum(edge2)))
     usdc10 = float(USDC6_ONE * 10_000)
+    reward_acc = m.reward_accrued_usdc6 if len(m.reward_ts) else np.zeros(1, np.int64)
 
     def pnl_at(when: I64) -> dict[str, F64]:
         k = np.searchsorted(f.ts_ns, when, side="right")
@@ -179,7 +180,10 @@ def analyse_market(run: Run, m: MarketLog, grid: I64, edges: I64) -> MarketAnaly
             jump = net[k_res] * (value2 - before) / (2 * usdc10) if before >= 0 else 0.0
             mark2 = np.where(after, value2, mark2)
             res = np.where(after, jump, 0.0)
-        total = cash[k] / USDC6_ONE + net[k] * mark2 / (2 * usdc10) + rebates[k] / USDC6_ONE
+        # Rewards accrued by the samples up to ``when`` (each ``reward`` record holds the running sum).
+        kr = np.searchsorted(m.reward_ts, when, side="right")
+        rew = np.where(kr > 0, reward_acc[np.maximum(kr - 1, 0)], 0) / USDC6_ONE
+        total = cash[k] / USDC6_ONE + net[k] * mark2 / (2 * usdc10) + rebates[k] / USDC6_ONE + rew
         spread = capture2[k] / (2 * usdc10)
         fee = fees[k] / USDC6_ONE
         reb = rebates[k] / USDC6_ONE
@@ -188,8 +192,9 @@ def analyse_market(run: Run, m: MarketLog, grid: I64, edges: I64) -> MarketAnaly
             "spread_capture": spread,
             "fees": fee,
             "rebates": reb,
+            "rewards": rew,
             "resolution": res,
-            "inventory_mtm": total - spread - fee - reb - res,
+            "inventory_mtm": total - spread - fee - reb - rew - res,
         }
 
     pnl = pnl_at(grid)
@@ -286,5 +291,5 @@ def consistency(a: Analysis) -> dict[str, float]:
         if not sm:
             continue
         for k, v in m.pnl_final.items():
-            gaps[k] = max(gaps.get(k, 0.0), abs(v - float(sm["pnl_usdc"][k])))
+            gaps[k] = max(gaps.get(k, 0.0), abs(v - float(sm["pnl_usdc"].get(k, 0.0))))
     return gaps

@@ -41,6 +41,7 @@ _PART_LABEL: Final = {
     "inventory_mtm": "inventory mark-to-market",
     "fees": "fees",
     "rebates": "rebates",
+    "rewards": "rewards",
     "resolution": "resolution",
 }
 _PART_COLOR: Final = {
@@ -49,6 +50,7 @@ _PART_COLOR: Final = {
     "inventory_mtm": "#E69F00",
     "fees": "#D55E00",
     "rebates": "#009E73",
+    "rewards": "#56B4E9",
     "resolution": "#CC79A7",
 }
 
@@ -137,7 +139,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     mk_keys = list(rows[0]["markouts"]) if rows else []
     head = (
         "<tr><th>market</th><th>fills maker/taker</th><th>fills/h</th><th>volume sh</th><th>PnL</th>"
-        "<th>spread</th><th>inventory</th><th>fees</th><th>rebates</th><th>resolution</th>"
+        "<th>spread</th><th>inventory</th><th>fees</th><th>rebates</th><th>rewards</th><th>resolution</th>"
         "<th>max |inv| sh</th><th>final inv sh</th><th>uptime</th><th>at caps</th><th>no quote</th>"
         "<th>avg spread c</th>"
         + "".join(f"<th>markout +{k} c/sh</th>" for k in mk_keys)
@@ -151,10 +153,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"<td>{r['maker']:,} / {r['taker']:,}</td>",
             f"<td>{r['fills_per_hour']:,.1f}</td>",
             f"<td>{r['volume_shares']:,.2f}</td>",
-            *(
-                f'<td class="{_cls(p[k])}">{_usdc(p[k])}</td>'
-                for k in ("total", "spread_capture", "inventory_mtm", "fees", "rebates", "resolution")
-            ),
+            *(f'<td class="{_cls(p[k])}">{_usdc(p[k])}</td>' for k in ("total", *PNL_PARTS)),
             f"<td>{r['max_inv']:,.2f}</td>",
             f"<td>{r['final_inv']:,.2f}</td>",
             f"<td>{_pct(r['uptime'])}</td>",
@@ -209,11 +208,20 @@ def _headline(a: Analysis, rows: list[dict[str, Any]]) -> str:
         fills = {"maker": sum(r["maker"] for r in rows), "taker": sum(r["taker"] for r in rows)}
         max_inv = max((r["max_inv"] for r in rows), default=0.0)
         uptime = float(np.mean([r["uptime"] for r in rows])) if rows else 0.0
-    parts = " ".join(f'{_PART_LABEL[k]} <b class="{_cls(pnl[k])}">{_usdc(pnl[k])}</b>' for k in PNL_PARTS)
+    parts = " ".join(
+        f'{_PART_LABEL[k]} <b class="{_cls(pnl.get(k, 0.0))}">{_usdc(pnl.get(k, 0.0))}</b>' for k in PNL_PARTS
+    )
+    rw = s.get("rewards") if s else None
+    scoring = (
+        f" &middot; reward samples scored {_pct(rw['scoring_fraction'])} "
+        f"({rw['scored']:,} of {rw['samples']:,})"
+        if rw
+        else ""
+    )
     return (
         f'<p>PnL <b class="{_cls(pnl["total"])}" style="font-size:18px">{_usdc(pnl["total"])} USDC</b> = '
         f"{parts}<br>fills {fills['maker']:,} maker, {fills['taker']:,} taker &middot; max |inventory| "
-        f"{max_inv:,.2f} shares &middot; quote uptime {_pct(uptime)}</p>"
+        f"{max_inv:,.2f} shares &middot; quote uptime {_pct(uptime)}{scoring}</p>"
     )
 
 

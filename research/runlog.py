@@ -87,6 +87,13 @@ class _Head(msgspec.Struct):
     ts_ns: int = 0
 
 
+class _Reward(msgspec.Struct):
+    market: str
+    ts_ns: int
+    accrued_usdc6: int
+    scoring: bool
+
+
 @dataclass(frozen=True)
 class Fills:
     """Our fills of one market, in log order, on the YES-equivalent book.
@@ -167,6 +174,11 @@ class MarketLog:
     final_mid2: int | None = None
     #: The sha256 of this market's input records in order (only when read with ``actions=True``).
     inputs_sha256: str = ""
+    #: Liquidity-rewards samples (``reward`` records, sim.rewards): their times, the reward accrued
+    #: by each (micro-USDC, floored) and whether our orders scored.
+    reward_ts: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    reward_accrued_usdc6: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    reward_scored: int = 0
 
 
 @dataclass
@@ -254,6 +266,9 @@ class _Market:
         self.last_dec_ts = -1
         self.seq = 0
         self.resolved: tuple[int, bool] | None = None
+        self.r_ts: list[int] = []
+        self.r_acc: list[int] = []
+        self.r_scored = 0
         self.inputs = self.deltas = self.trades = self.places = self.cancels = self.rejects = 0
         self.keep_actions = keep_actions
         self.actions: list[dict[str, Any]] = []
@@ -332,6 +347,9 @@ class _Market:
             rejects=self.rejects,
             actions=self.actions,
             inputs_sha256=self.in_hash.hexdigest() if self.in_hash is not None else "",
+            reward_ts=np.asarray(self.r_ts, i64),
+            reward_accrued_usdc6=np.asarray(self.r_acc, i64),
+            reward_scored=self.r_scored,
         )
 
 
@@ -339,6 +357,7 @@ _dec_delta = msgspec.json.Decoder(_Delta)
 _dec_book = msgspec.json.Decoder(_Book)
 _dec_order = msgspec.json.Decoder(_Order)
 _dec_head = msgspec.json.Decoder(_Head)
+_dec_reward = msgspec.json.Decoder(_Reward)
 _dec_any = msgspec.json.Decoder()
 _PREFIX = b'{"kind":"'
 _HEAD_KEYS = ("kind", "ts_ns", "market")
@@ -452,6 +471,13 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
                     else:
                         m.last_dec_ts, m.seq = ts, 0
                     m.decisions.append(Decision(ts, m.seq, _body(rec)))
+                elif kind == "reward":
+                    r = _dec_reward.decode(line)
+                    m = markets.get(r.market) or markets.setdefault(r.market, _Market(r.market, actions))
+                    ts = r.ts_ns
+                    m.r_ts.append(ts)
+                    m.r_acc.append(r.accrued_usdc6)
+                    m.r_scored += r.scoring
                 elif kind == "book":
                     b = _dec_book.decode(line)
                     m = markets.get(b.market) or markets.setdefault(b.market, _Market(b.market, actions))

@@ -45,6 +45,7 @@ from core.messages import (
 from core.quoting import QuoteParams
 from core.risk import RiskGate, RiskLimits
 from core.units import NS_PER_MS, PX_ONE, Side
+from sim.rewards import RewardAccrual
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
 from venue.exchange import QueueModel, SimExchange
 from venue.markouts import Markouts
@@ -180,6 +181,8 @@ class Lane:
         self.log_inputs = settings.log_inputs
         self.markouts = Markouts()
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
+        #: Liquidity-rewards samples (``sim.rewards``): a side computation, never read by a decision.
+        self.rewards = RewardAccrual(info, seed, tape.ts[0] if n else 0, tape.ts[-1] if n else -1)
 
     def _delivery(self, j: int, prev: int) -> int:
         ts = self.tape.ts
@@ -225,6 +228,7 @@ class Lane:
         feed = self.feed_ns
         timer_ns = self.timer_ns
         next_timer = self.next_timer if j < n else INF
+        rewards = self.rewards
         while True:
             # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
             t = cmd_heap[0][0] if cmd_heap else INF
@@ -240,6 +244,8 @@ class Lane:
                 t, k = next_timer, 4
             if s.wakeup_ns < t:
                 t, k = s.wakeup_ns, 5
+            if rewards.next_ts < t:  # reward samples due: the venue as of every event up to them
+                rewards.until(min(t, end_ns), ex, self.sink)
             if t >= end_ns:
                 break
             if k == 1:  # --- the venue sees a tape event

@@ -3,6 +3,9 @@
 A scenario is YAML decoded into ``Scenario`` (unknown keys are errors). Shipped scenarios live in
 ``configs/scenarios/``; ``polymm sim --scenario NAME`` looks there, or takes a path.
 
+``rewards`` gives markets of the source a liquidity-rewards program (``MarketInfo.rewards_*``): the
+simulator then samples and accrues our share of its pool (``sim.rewards``, ``docs/rewards.md``).
+
 ``neg_risk_events`` marks markets of the source as the markets of one neg-risk event (their
 ``MarketInfo.neg_risk_market_id``): the runner holds them to the event's budget together.
 """
@@ -17,7 +20,7 @@ from msgspec import Meta
 
 from core.markets import MarketInfo
 from core.messages import MarketEvent
-from core.units import ORDER_QTY_STEP, QTY_ONE, Outcome
+from core.units import ORDER_QTY_STEP, QTY_ONE, USDC6_ONE, Outcome
 from sim.runner import Latency, RunSettings
 from sim.sources import SourceConfig, load_tapes
 from sim.tape import MarketTape, TickPx, tape_from_events
@@ -49,6 +52,31 @@ class WsReplaySource(
     rebate_rate: Annotated[float, Meta(ge=0, le=1)] = 0.0
 
 
+class RewardTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A liquidity-rewards program for markets of a scenario (Gamma's ``rewardsMaxSpread``,
+    ``rewardsMinSize`` and ``clobRewards[].rewardsDailyRate``).
+
+    ``markets``: the ids it applies to; empty: every market of the source.
+    """
+
+    #: Max distance from the adjusted mid that scores, in cents (Gamma ``rewardsMaxSpread``: 4.5 = 450 Px).
+    max_spread_cents: Annotated[float, Meta(gt=0, le=100)]
+    #: Gamma ``rewardsMinSize``: smaller orders do not score (whole shares, up to 2 decimals).
+    min_shares: Annotated[float, Meta(ge=0)] = 0.0
+    #: The market's daily pool in USDC.
+    daily_usdc: Annotated[float, Meta(ge=0)] = 0.0
+    markets: tuple[str, ...] = ()
+
+    def apply(self, info: MarketInfo) -> MarketInfo:
+        """``info`` with these terms."""
+        return msgspec.structs.replace(
+            info,
+            rewards_max_spread_px=round(self.max_spread_cents * 100),
+            rewards_min_qty=round(self.min_shares * QTY_ONE),
+            rewards_daily_usdc6=round(self.daily_usdc * USDC6_ONE),
+        )
+
+
 class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One simulation scenario."""
 
@@ -62,6 +90,8 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_inputs: bool = True
     #: Neg-risk events: event id -> the ids of its markets in the source (each in one event at most).
     neg_risk_events: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    #: A liquidity-rewards program for the source's markets (None: none).
+    rewards: RewardTerms | None = None
 
     def __post_init__(self) -> None:
         """Check the cross-field rules."""
@@ -186,7 +216,25 @@ def scenario_tapes(sc: Scenario, base_dir: Path) -> list[MarketTape]:
         tapes = ws_replay_tapes(sc.source, base_dir)
     else:
         tapes = load_tapes(sc.source, sc.seed, base_dir)
+    if sc.rewards is not None:
+        mark_rewards(tapes, sc.rewards)
     return mark_neg_risk_events(tapes, sc.neg_risk_events)
+
+
+def mark_rewards(tapes: list[MarketTape], terms: RewardTerms) -> list[MarketTape]:
+    """Give the named markets (all when none named) the reward terms (in place).
+
+    Raises:
+        ValueError: ``terms.markets`` names a market the tapes do not have.
+    """
+    names = {t.info.market for t in tapes}
+    missing = [m for m in terms.markets if m not in names]
+    if missing:
+        raise ValueError(f"rewards.markets: no market {missing[0]!r} in the source ({sorted(names)})")
+    for tape in tapes:
+        if not terms.markets or tape.info.market in terms.markets:
+            tape.info = terms.apply(tape.info)
+    return tapes
 
 
 def mark_neg_risk_events(tapes: list[MarketTape], events: dict[str, tuple[str, ...]]) -> list[MarketTape]:

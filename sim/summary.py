@@ -8,11 +8,15 @@ venue's fills, so it does not depend on which token an order used:
 * ``rebates``: maker rebates credited per maker fill (``Fill.rebate_usdc6``: the market's
   ``rebateRate`` of the fill's fee-equivalent, an upper bound of what the venue's daily pro-rata
   pool pays, $1 minimum payout; ``core.units.maker_rebate_usdc6``), shown apart from fees;
+* ``rewards``: liquidity rewards accrued by the once-a-minute samples (``sim.rewards``), floored to
+  the micro-USDC; 0 in markets without a rewards program;
 * ``resolution``: the jump from the last mid to the settlement value on the position held then;
 * ``inventory_mtm``: the rest, i.e. what the mid's moves did to the inventory while it was held.
 
-``total`` is the sum of the five: the account's cash and marked position, plus the rebates (which
-the venue pays separately, so the session's own cash does not hold them).
+``total`` is the sum of the six: the account's cash and marked position, plus the rebates and the
+rewards (which the venue pays separately, so the session's own cash does not hold them). With a rewards
+program a market also reports ``rewards``: its samples, those where our orders scored and their
+``scoring_fraction``; the totals add them over the markets with a program.
 
 Sizes are Qty (1e-6 share). The cash is each fill's ``cash_usdc6`` (the venue's rounding, so the total
 is what the account holds, to the micro-USDC); the spread capture and markouts are exact in ``Usdc10``
@@ -29,13 +33,14 @@ from typing import Any, Final
 from actors.risk import RiskMonitor
 from core.risk import STATE_NAMES
 from core.units import PX_DECIMALS, PX_ONE, QTY_ONE, USDC6_ONE, USDC10_PER_USDC6
+from sim.rewards import RewardAccrual
 from sim.runner import Lane
 from venue.exchange import SimExchange
 from venue.markouts import HORIZONS_S as MARKOUT_HORIZONS_S
 from venue.markouts import Markouts
 
 _USDC10_ONE = USDC6_ONE * USDC10_PER_USDC6
-PNL_KEYS: Final = ("total", "spread_capture", "inventory_mtm", "fees", "rebates", "resolution")
+PNL_KEYS: Final = ("total", "spread_capture", "inventory_mtm", "fees", "rebates", "rewards", "resolution")
 
 #: What the numbers of a summary are: ``value * scale`` is the amount in ``unit``; a field named like
 #: one of ``applies_to`` (``*`` any prefix, ``a.*.b`` any key in between) is in that unit.
@@ -52,6 +57,11 @@ UNITS: Final[dict[str, dict[str, Any]]] = {
         "applies_to": ["*_px", "markouts.*.px_per_share"],
     },
     "fraction": {"scale": "1", "unit": "fraction of the time", "applies_to": ["quote_uptime"]},
+    "samples": {
+        "scale": "1",
+        "unit": "fraction of the reward samples",
+        "applies_to": ["rewards.scoring_fraction", "per_market.*.rewards.scoring_fraction"],
+    },
     "seconds": {"scale": "1", "unit": "second", "applies_to": ["wall_seconds"]},
 }
 
@@ -71,6 +81,7 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
         lane.markouts,
         lane.resolution,
         {"decisions": st.decisions, "orders": st.places, "cancels": st.cancels, "rejects": st.rejects},
+        lane.rewards,
     )
 
 
@@ -81,8 +92,12 @@ def market_summary(
     mk: Markouts,
     res: tuple[int, bool, int] | None,
     counts: dict[str, int],
+    rewards: RewardAccrual | None = None,
 ) -> dict[str, Any]:
-    """Figures for one market from its simulated venue (simulation or paper trading)."""
+    """Figures for one market from its simulated venue (simulation or paper trading).
+
+    ``rewards``: the market's reward samples (``sim.rewards``); None or no program: no reward income.
+    """
     fills = ex.fills
     net = 0  # YES-equivalent position in Qty
     cash = 0  # YES-equivalent cash in Usdc6
@@ -124,11 +139,15 @@ def market_summary(
         total2 = 2 * cash * USDC10_PER_USDC6 + net * max(final_mid2, 0)
         resolution2 = 0
     rebates2 = 2 * rebates * USDC10_PER_USDC6
-    total2 += rebates2
+    rewards2 = 2 * rewards.accrued_usdc6 * USDC10_PER_USDC6 if rewards is not None else 0
+    total2 += rebates2 + rewards2
     spread2 = capture2
     fees2 = -2 * fees * USDC10_PER_USDC6
-    inventory2 = total2 - spread2 - fees2 - rebates2 - resolution2
+    inventory2 = total2 - spread2 - fees2 - rebates2 - rewards2 - resolution2
     duration = max(1, ex.last_ts - ex.first_ts) if ex.first_ts >= 0 else 1
+    rewards_part = (
+        {"rewards": reward_figures(rewards.samples, rewards.scored)} if rewards and rewards.samples else {}
+    )
     markouts = {}
     for k, h in enumerate(MARKOUT_HORIZONS_S):
         q = mk.qty[k]
@@ -149,6 +168,7 @@ def market_summary(
             "inventory_mtm": _usdc_half(inventory2),
             "fees": _usdc_half(fees2),
             "rebates": _usdc_half(rebates2),
+            "rewards": _usdc_half(rewards2),
             "resolution": _usdc_half(resolution2),
         },
         "max_abs_inventory_shares": max_abs / QTY_ONE,
@@ -157,10 +177,17 @@ def market_summary(
         "avg_quoted_spread_px": round(ex.spread_px_ns / ex.two_sided_ns, 2) if ex.two_sided_ns else None,
         "markouts": markouts,
         **counts,
+        **rewards_part,
         "_two_sided_ns": ex.two_sided_ns,
         "_spread_px_ns": ex.spread_px_ns,
         "_duration_ns": duration,
     }
+
+
+def reward_figures(samples: int, scored: int) -> dict[str, Any]:
+    """Reward samples, those where our orders scored, and the fraction that scored."""
+    fraction = round(scored / samples, 6) if samples else 0.0
+    return {"samples": samples, "scored": scored, "scoring_fraction": fraction}
 
 
 def run_summary(lanes: list[Lane], risk: RiskMonitor | None = None) -> dict[str, Any]:
@@ -212,6 +239,12 @@ def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
             "px_per_share": round(usdc / shares * PX_ONE, 2) if shares else 0.0,
             "shares": shares,
         }
+    rewarded = [m["rewards"] for m in per if "rewards" in m]
+    reward_part = (
+        {"rewards": reward_figures(sum(r["samples"] for r in rewarded), sum(r["scored"] for r in rewarded))}
+        if rewarded
+        else {}
+    )
     return {
         "markets": len(per),
         "events_processed": sum(m["events"] for m in per),
@@ -226,9 +259,12 @@ def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
         "quote_uptime": round(two_sided / duration, 6) if duration else 0.0,
         "avg_quoted_spread_px": round(spread_ns / two_sided, 2) if two_sided else None,
         "markouts": markouts,
+        **reward_part,
         "units": UNITS,
         "notes": {
-            "pnl_usdc": "total = spread_capture + inventory_mtm + fees + rebates + resolution",
+            "pnl_usdc": "total = spread_capture + inventory_mtm + fees + rebates + rewards + resolution",
+            "rewards": "liquidity rewards: our share of each market's pool at one sample a simulated minute "
+            "(seeded second), against the displayed book as one competing maker (docs/rewards.md)",
             "rebates": "maker rebates, an upper bound: the market's rebateRate of each maker fill's "
             "fee-equivalent; the venue pays its pool pro rata daily, $1 minimum",
         },
@@ -281,7 +317,7 @@ def pnl_line(pnl: dict[str, float]) -> str:
     return (
         f"{pnl['total']:+,.2f} USDC = spread {pnl['spread_capture']:+,.2f} + inventory "
         f"{pnl['inventory_mtm']:+,.2f} + fees {pnl['fees']:+,.2f} + rebates {pnl['rebates']:+,.2f} "
-        f"+ resolution {pnl['resolution']:+,.2f}"
+        f"+ rewards {pnl.get('rewards', 0.0):+,.2f} + resolution {pnl['resolution']:+,.2f}"
     )
 
 

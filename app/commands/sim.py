@@ -273,6 +273,19 @@ def risk_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def reward_lines(s: dict[str, Any]) -> list[str]:
+    """The liquidity-reward samples for people: the fraction where our orders scored, per market."""
+    r = s.get("rewards")
+    if not r:
+        return []
+    rewarded = [m for m in s.get("per_market", []) if "rewards" in m]
+    per = ", ".join(f"{m['market']} {m['rewards']['scoring_fraction']:.1%}" for m in rewarded)
+    return [
+        f"rewards  {s['pnl_usdc'].get('rewards', 0.0):+,.2f} USDC; our orders scored in "
+        f"{r['scoring_fraction']:.1%} of {r['samples']:,} minute samples ({per})"
+    ]
+
+
 def render(s: dict[str, Any], out: Path) -> str:
     """The summary for people."""
     pnl = s["pnl_usdc"]  # its parts: sim.summary.pnl_line
@@ -284,6 +297,7 @@ def render(s: dict[str, Any], out: Path) -> str:
         f"fills    {s['fills']['maker']} maker, {s['fills']['taker']} taker   "
         f"volume {s['volume_shares']:,.2f} shares / {s['volume_usdc']:,.2f} USDC",
         f"pnl      {pnl_line(pnl)}",
+        *reward_lines(s),
         f"risk     max |inventory| {format_qty(round(s['max_abs_inventory_shares'] * QTY_ONE))} shares",
         *risk_lines(s),
         f"quoting  uptime {s['quote_uptime']:.1%}   avg spread "

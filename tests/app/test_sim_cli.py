@@ -73,4 +73,4 @@ def test_bad_scenario_is_one_line_exit_2(tmp_path, capsys):
 def test_unknown_scenario_name_lists_the_known_ones(tmp_path, capsys):
     assert main(["sim", "--config", MM, "--scenario", "nope", "--out", str(tmp_path / "o")]) == 2
 
-    assert "known: bbo_replay, crash, default, hbt_npz, ws_replay" in capsys.readouterr().err
+    assert "known: bbo_replay, crash, default, hbt_npz, rewards, ws_replay" in capsys.readouterr().err

@@ -72,7 +72,7 @@ def test_bbo_replay_summary_names_its_synthetic_flow_and_its_rates(tmp_path):
     written = msgspec.json.decode((tmp_path / "summary.json").read_bytes())
     assert written["source"] == src
     assert written["units"]["px"]["scale"] == "0.0001"
-    parts = {"total", "spread_capture", "inventory_mtm", "fees", "rebates", "resolution"}
+    parts = {"total", "spread_capture", "inventory_mtm", "fees", "rebates", "rewards", "resolution"}
     assert set(written["pnl_usdc"]) == parts
     text = "\n".join(data_lines(summary))
     assert "synthetic: depth behind the touch, and taker flow" in text
@@ -81,18 +81,20 @@ def test_bbo_replay_summary_names_its_synthetic_flow_and_its_rates(tmp_path):
     assert "synthetic takers" in text and "per touch move" in text
 
 
-def test_pnl_line_shows_rebates_apart_and_adds_up():
+def test_pnl_line_shows_rebates_and_rewards_apart_and_adds_up():
     pnl = {
-        "total": 10.5,
+        "total": 10.75,
         "spread_capture": 8.0,
         "inventory_mtm": -1.0,
         "fees": -0.25,
         "rebates": 0.75,
+        "rewards": 0.25,
         "resolution": 3.0,
     }
 
     assert pnl_line(pnl) == (
-        "+10.50 USDC = spread +8.00 + inventory -1.00 + fees -0.25 + rebates +0.75 + resolution +3.00"
+        "+10.75 USDC = spread +8.00 + inventory -1.00 + fees -0.25 + rebates +0.75 + rewards +0.25 "
+        "+ resolution +3.00"
     )
 
 
