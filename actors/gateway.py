@@ -1331,6 +1331,9 @@ class OrderGatewayActor(pykka.ThreadingActor):
             self.ledger.cancel_requested(o.client_id)
         targets = {o.order_id for o in self.ledger.open_orders() if o.order_id and o.state != "pending"}
         targets |= set(self._cancel_queue)
+        # Taken for cancelled by a lost heartbeat but never shown gone by a listing (the venue may be
+        # unreachable, not down): cancelled again, and named if nothing confirms.
+        targets |= self.ledger.unverified_gone
         canceled = 0
         confirmed = False
         for attempt in range(self.cfg.shutdown_attempts):

@@ -342,6 +342,9 @@ class OrderLedger:
         #: The cursor when the user channel last had a gap (``user_gap``), until a reconcile's
         #: backfill covered it: trades heard after the gap must not move a backfill past it.
         self._gap_cursor_ns: int | None = None
+        #: Venue ids a lost heartbeat took for cancelled by the venue's switch, until a listing shows
+        #: it: a shutdown that cannot list still names them as orders that may remain.
+        self.unverified_gone: set[str] = set()
         self.started = False  # the first reconcile (adopt or cancel leftovers) has run
         self.pulled: dict[str, str] = {}  # market -> why its quotes are pulled (drift)
         self._drift_seen: set[str] = set()  # markets whose last listing disagreed
@@ -477,6 +480,8 @@ class OrderLedger:
         out: list[Effect] = []
         for o in list(self.by_client.values()):
             if o.open and o.state != "pending":
+                if o.order_id:
+                    self.unverified_gone.add(o.order_id)
                 out += self._finish(o, "heartbeat expired: the venue cancelled every order", ts_ns)
         out.append(Audit("heartbeat_lost", "", {"orders_gone": sum(1 for e in out if isinstance(e, Report))}))
         return out
@@ -666,6 +671,7 @@ class OrderLedger:
         self._reconciled_ns = ts_ns
         self._last_listed = frozenset(listed)
         self._gap_cursor_ns = None  # this reconcile's backfill started before the gap
+        self.unverified_gone.clear()  # the listing showed which are gone (the rest: leftovers)
         return out
 
     def order_status(self, order_id: str, found: bool, status: str, ts_ns: int) -> list[Effect]:

@@ -204,6 +204,10 @@ def test_heartbeat_loss_marks_every_sent_order_gone():
 
     assert [e.client_id for e in reports(effects, Canceled)] == ["a"]
     assert [o.client_id for o in ledger.open_orders()] == ["b"]
+    # Until a listing shows it gone, a shutdown that cannot list still names it as maybe open.
+    assert ledger.unverified_gone == {"0x1"}
+    ledger.reconcile([], [], T0 + 10 * 10**9)
+    assert ledger.unverified_gone == set()
 
 
 S = 10**9  # ns per second
