@@ -568,9 +568,8 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 self._apply(self.ledger.order_update(message.order_id, message.kind, self.clock.now_ns()))
                 self._want_flush()
             case Reconcile():
-                # The user channel reconnected or (re)subscribed: it may have missed trades. Trades
-                # the new connection delivers before the reconcile runs must not hide them.
-                self.ledger.user_gap()
+                # The user channel reconnected or (re)subscribed: it may have missed trades. The
+                # backfill starts where the last reconcile left it, before whatever it missed.
                 self._request_reconcile(message.reason)
             case HeartbeatLost():
                 self._on_heartbeat_lost_msg(message)

@@ -63,7 +63,7 @@ The rules:
   The horizon this relies on: the venue re-delivers a trade on the user channel only within
   ``retention_ns`` of its last status change (each status is sent once, as it happens; duplicates
   follow within seconds), and a backfill returns only trades matched since ``backfill_from_ns()``
-  (the newest trade seen minus ``backfill_overlap_ns``). A late ``FAILED`` for a forgotten trade is
+  (the newest trade seen when the last reconcile ran, minus ``backfill_overlap_ns``). A late ``FAILED`` for a forgotten trade is
   impossible by the retention rule: only a settled trade is forgotten, a ``FAILED`` one ignores every
   later message as before, and a ``CONFIRMED`` one is final by the venue's life cycle (``FAILED``
   follows ``MATCHED``, ``MINED`` or ``RETRYING`` only). Should the venue send one anyway, the ledger
@@ -337,11 +337,10 @@ class OrderLedger:
         #: Keys of trades whose records ``prune`` dropped: trade id -> (failed, match time, venue order
         #: ids applied); kept while a backfill may still return the trade.
         self._forgotten: dict[str, tuple[bool, int, tuple[str, ...]]] = {}
-        #: Venue time of the newest trade applied: backfills ask for trades from here on.
+        #: Venue time of the newest trade applied.
         self.trade_cursor_ns = 0
-        #: The cursor when the user channel last had a gap (``user_gap``), until a reconcile's
-        #: backfill covered it: trades heard after the gap must not move a backfill past it.
-        self._gap_cursor_ns: int | None = None
+        #: ``trade_cursor_ns`` as the last reconcile left it (0: none ran): backfills start there.
+        self._reconciled_cursor_ns = 0
         #: Venue ids a lost heartbeat took for cancelled by the venue's switch, until a listing shows
         #: it: a shutdown that cannot list still names them as orders that may remain.
         self.unverified_gone: set[str] = set()
@@ -377,20 +376,17 @@ class OrderLedger:
         return self.by_venue.get(order_id)
 
     def backfill_from_ns(self) -> int:
-        """Venue time a backfill asks trades from: the newest seen minus the overlap (0: everything).
+        """Venue time a backfill asks trades from: the newest trade seen when the last reconcile ran,
+        minus the overlap (0, everything, before the first reconcile).
 
-        After a user-channel gap (``user_gap``) and until a reconcile ran, "the newest seen" is the
-        newest seen *before* the gap: a trade the reopened channel delivers must not move the
-        backfill past the trades the gap lost, however long the gap was.
+        Not the newest seen now: the user channel can lose a trade without a sign (or reconnect
+        after a gap) and then deliver later ones, and reconciles can fail for longer than the
+        overlap (the venue unreachable). Anchored at the last reconcile, every trade matched since
+        is in the next backfill whatever the channel delivered meanwhile, so no trade falls out of
+        every backfill's window; the price is a window longer by the time between reconciles.
         """
-        cursor = self.trade_cursor_ns if self._gap_cursor_ns is None else self._gap_cursor_ns
+        cursor = self._reconciled_cursor_ns
         return max(0, cursor - self.backfill_overlap_ns) if cursor else 0
-
-    def user_gap(self) -> None:
-        """The user channel may have missed trades since the newest one applied (it reconnected or
-        was silent): the next reconcile backfills from before the gap. Idempotent until then."""
-        if self._gap_cursor_ns is None:
-            self._gap_cursor_ns = self.trade_cursor_ns
 
     def retained(self) -> Retained:
         """How many orders, trade records and forgotten trades' keys the ledger keeps."""
@@ -640,8 +636,9 @@ class OrderLedger:
     ) -> list[Effect]:
         """Compare our orders with the venue's open orders, after applying the trades backfilled since.
 
-        The shell lists the open orders first, then backfills trades from ``trade_cursor_ns``: every
-        trade of an order missing from the listing happened before it, so the backfill has them all.
+        The shell lists the open orders first, then backfills trades from ``backfill_from_ns()``:
+        every trade of an order missing from the listing happened before it, so the backfill has them
+        all.
         """
         out: list[Effect] = []
         for t in sorted(trades, key=lambda t: t.ts_ns):
@@ -670,7 +667,7 @@ class OrderLedger:
         self.started = True
         self._reconciled_ns = ts_ns
         self._last_listed = frozenset(listed)
-        self._gap_cursor_ns = None  # this reconcile's backfill started before the gap
+        self._reconciled_cursor_ns = self.trade_cursor_ns  # the backfill covered everything to here
         self.unverified_gone.clear()  # the listing showed which are gone (the rest: leftovers)
         return out
 

@@ -291,18 +291,21 @@ def test_a_forgotten_trade_still_counts_once_while_a_backfill_may_return_it():
         trade_id="t2", market=M, status="CONFIRMED", ts_ns=T0 + 400 * S, legs=(leg("0x1", p, SHARE),)
     )
     ledger.trade(t2, T0 + 400 * S)
+    assert ledger.backfill_from_ns() == T0 - 300 * S  # until a reconcile's backfill covered it
+    ledger.reconcile([_view("0x1", p, 2 * SHARE)], [t2], T0 + 401 * S)
     assert ledger.backfill_from_ns() == T0 + 100 * S
     assert ledger.prune(T0 + 500 * S).trade_keys == 1  # t1 forgotten for good, t2 keyed
 
 
 def test_after_a_user_channel_gap_a_backfill_starts_before_it_whatever_the_channel_delivers_next():
-    # A gap longer than the overlap: the first trade the reopened channel delivers must not move the
-    # backfill past the trades the gap lost (they would never be applied).
+    # A gap longer than the overlap (the channel lost trades, with or without a sign, or the venue
+    # could not be listed): a trade delivered after it must not move the backfill past the trades
+    # lost (they would never be applied).
     ledger = OrderLedger([INFO], backfill_overlap_ns=120 * S)
     p = live_order(ledger, "a", "0x1", T0)
     seen = VenueTrade(trade_id="t1", market=M, status="MATCHED", ts_ns=T0, legs=(leg("0x1", p, SHARE),))
     ledger.trade(seen, T0)
-    ledger.user_gap()  # the channel went quiet; reconnected 600 s later
+    ledger.reconcile([_view("0x1", p, SHARE)], [seen], T0 + S)  # the last reconcile before the gap
     lost = VenueTrade(
         trade_id="t2", market=M, status="MATCHED", ts_ns=T0 + 300 * S, legs=(leg("0x1", p, 2 * SHARE),)
     )
@@ -310,7 +313,6 @@ def test_after_a_user_channel_gap_a_backfill_starts_before_it_whatever_the_chann
         trade_id="t3", market=M, status="MATCHED", ts_ns=T0 + 600 * S, legs=(leg("0x1", p, SHARE),)
     )
     ledger.trade(after, T0 + 600 * S)  # heard on the new connection before the reconcile runs
-    ledger.user_gap()  # a second notice of the same gap changes nothing
 
     from_ns = ledger.backfill_from_ns()
 
