@@ -63,11 +63,12 @@ The rules:
   The horizon this relies on: the venue re-delivers a trade on the user channel only within
   ``retention_ns`` of its last status change (each status is sent once, as it happens; duplicates
   follow within seconds), and a backfill returns only trades matched since ``backfill_from_ns()``
-  (the newest trade seen when the last reconcile ran, minus ``backfill_overlap_ns``). A late ``FAILED`` for a forgotten trade is
-  impossible by the retention rule: only a settled trade is forgotten, a ``FAILED`` one ignores every
-  later message as before, and a ``CONFIRMED`` one is final by the venue's life cycle (``FAILED``
-  follows ``MATCHED``, ``MINED`` or ``RETRYING`` only). Should the venue send one anyway, the ledger
-  audits it (``failed_after_forgotten``) and the position check resyncs to the venue.
+  (the newest trade seen when the last reconcile ran, minus ``backfill_overlap_ns``). A late
+  ``FAILED`` for a forgotten trade is impossible by the retention rule: only a settled trade is
+  forgotten, a ``FAILED`` one ignores every later message as before, and a ``CONFIRMED`` one is final
+  by the venue's life cycle (``FAILED`` follows ``MATCHED``, ``MINED`` or ``RETRYING`` only). Should
+  the venue send one anyway, the ledger audits it (``failed_after_forgotten``) and the position check
+  resyncs to the venue.
   A stale status never moves a trade back: once ``CONFIRMED`` or ``FAILED``, a late ``MATCHED`` or
   ``MINED`` duplicate changes nothing (it would mark the market settling again, hiding any drift).
 """
