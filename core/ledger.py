@@ -312,6 +312,7 @@ class OrderLedger:
         resync_min_ns: int = 120_000_000_000,
         retention_ns: int = 120_000_000_000,
         backfill_overlap_ns: int = 120_000_000_000,
+        settle_timeout_ns: int = 600_000_000_000,
     ) -> None:
         """Create an empty ledger for the markets we trade (more with ``add_market``).
 
@@ -331,6 +332,10 @@ class OrderLedger:
         self.resync_min_ns = resync_min_ns
         self.retention_ns = retention_ns
         self.backfill_overlap_ns = backfill_overlap_ns
+        #: A trade still MATCHED/RETRYING this long after its match time no longer hides a drift in
+        #: its market (its CONFIRMED may have been lost, older than any backfill): the position
+        #: check and the resync rule then go the venue's way.
+        self.settle_timeout_ns = settle_timeout_ns
         self.by_client: dict[str, LedgerOrder] = {}
         self.by_venue: dict[str, LedgerOrder] = {}
         self.inventory: dict[str, Inventory] = {m: Inventory() for m in self.markets}
@@ -806,7 +811,11 @@ class OrderLedger:
         venue: dict[str, dict[Outcome, tuple[Qty, Px]]] = {m: {} for m in self.inventory}
         for p in positions:
             venue.setdefault(p.market, {})[p.outcome] = (p.qty, p.avg_px)
-        settling = {t.market for t in self.trades.values() if t.applied and t.status in _SETTLING}
+        settling = {
+            t.market
+            for t in self.trades.values()
+            if t.applied and t.status in _SETTLING and ts_ns - t.ts_ns < self.settle_timeout_ns
+        }
         doubtful = {o.place.market for o in self.by_client.values() if o.state in ("in_doubt", "delayed")}
         for market, held in venue.items():
             if market not in self.markets:

@@ -974,3 +974,22 @@ LedgerMachine.TestCase.settings = settings(
     deadline=None,
 )
 TestLedgerMachine = LedgerMachine.TestCase
+
+
+def test_a_trade_stuck_in_matched_hides_a_drift_only_until_the_settle_timeout():
+    # Its CONFIRMED was lost and it is older than any backfill: it must not hold the check forever.
+    ledger = resync_ledger(resync_listings=2, resync_min_ns=0, settle_timeout_ns=600 * S)
+    p = live_order(ledger, "a", "0x1", T0, qty=100 * SHARE)
+    stuck = VenueTrade(trade_id="t1", market=M, status="MATCHED", ts_ns=T0, legs=(leg("0x1", p, SHARE),))
+    ledger.trade(stuck, T0)
+    venue = listing(yes=3 * SHARE)  # the venue holds 2 shares more than the fill shows
+
+    hidden = ledger.positions(venue, T0 + 60 * S) + ledger.positions(venue, T0 + 120 * S)
+    assert not [e for e in hidden if isinstance(e, (Audit, PullMarket, PositionResync))]
+
+    later = ledger.positions(venue, T0 + 600 * S) + ledger.positions(venue, T0 + 660 * S)
+
+    assert [e.kind for e in later if isinstance(e, Audit)][:1] == ["drift"]
+    (ev,) = resyncs(later)
+    assert (ev.yes_old_qty, ev.yes_new_qty) == (SHARE, 3 * SHARE)
+    assert ledger.position(M).yes_qty == 3 * SHARE
