@@ -17,7 +17,9 @@ from sim.summary import run_summary
 from tests.sim.tapes import random_walk_tape
 
 MERGING = msgspec.structs.replace(
-    quote_params(load_config("configs/market_maker.yaml")), merge_enabled=True, merge_min_pairs_qty=5 * QTY_ONE
+    quote_params(load_config("configs/market_maker.yaml")),
+    merge_enabled=True,
+    merge_min_pairs_qty=5 * QTY_ONE,
 )
 SETTINGS = RunSettings(global_ev_cap_usdc6=500_000_000)
 
