@@ -104,14 +104,16 @@ class Accounts(Channels):
         return REASON_BALANCE if p.qty > held - locked else ""
 
     def token_balance(self, address: str, token_id: str) -> Qty:
-        """Shares of ``token_id`` held by ``address`` (the on-chain ``balanceOf``; 0 for an unknown token)."""
+        """Shares of ``token_id`` held by ``address`` (the on-chain ``balanceOf``; 0 for an unknown token).
+
+        Every address has an account on chain: asking opens it (funded as the scenario says).
+        """
         with self.lock:
             found = self._tokens.get(token_id)
-            user = self._users.get(address.lower())
-            if found is None or user is None:
+            if found is None:
                 return 0
             m, outcome = found
-            return self._shares(user, m, outcome)[0]
+            return self._shares(self._user(address), m, outcome)[0]
 
     def market_of_condition(self, prefix: str) -> tuple[str, str, bool] | None:
         """``(condition id, version, neg_risk)`` of the market whose condition id starts with ``prefix``."""
