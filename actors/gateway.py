@@ -738,6 +738,11 @@ class OrderGatewayActor(pykka.ThreadingActor):
         now = self.clock.now_ns()
         info = self.ledger.markets.get(cmd.market)
         reason = "gateway is stopping" if self._stopping else "unknown market" if info is None else ""
+        if not reason and any(
+            m.market == cmd.market and m.state != "done" for m in self.ledger.merges.values()
+        ):
+            # (A restarted session does not know its predecessor's merge: one at a time per market.)
+            reason = "a merge of this market is in flight"
         if reason or info is None:
             self._n["merge_failures"] += 1
             ev = MergeFailed(market=cmd.market, merge_id=cmd.merge_id, ts_ns=now, qty=cmd.qty, reason=reason)

@@ -598,7 +598,9 @@ class MarketSession:
         if self.merging is not None and self.merging.merge_id == ev.merge_id:
             self.merging = None
         if self.resolved_yes is None:
-            self.inv = apply_merge(self.inv, ev.qty)
+            inv = self.inv
+            # The venue's figure; never more than the pairs we hold (the ledger books the same).
+            self.inv = apply_merge(inv, max(0, min(ev.qty, inv.yes_qty, inv.no_qty)))
         self.stats.merges += 1
         self.stats.merged_qty += ev.qty
         self.sink.record("merged", ev.ts_ns, self.market, ev)
