@@ -11,8 +11,9 @@ the SDK does not offer publicly live here and nowhere else:
   reads balances and broadcasts through it) at ``{clob_url}/rpc`` (the emulator serves it), and
   every service polymm never calls (relayer, RFQ, perps, builder gateway, collateral return and
   their streams) points at a dead loopback port, so a call we did not mean (``create(wallet=None)``
-  asks the relayer for a deposit wallet) fails fast instead of reaching production. Chain id and contract addresses
-  stay PRODUCTION's (the emulator verifies against them). Production itself uses ``PRODUCTION``.
+  asks the relayer for a deposit wallet) fails fast instead of reaching production. Chain id and
+  contract addresses stay PRODUCTION's (the emulator verifies against them). Production itself uses
+  ``PRODUCTION``.
 * **The Protocol V2 id test** ``is_v2_position_id`` (``polymarket._internal.protocol``): the SDK
   signs an id whose bits 40..103 are zero for ExchangeV3 (domain "3"), every other id as V1. Our
   markets carry Gamma's ``version``; the adapter refuses a market where the two disagree.
