@@ -264,7 +264,7 @@ def _usdc(amount_usdc6: int) -> str:
 
 _INCOME_HEADER = (
     f"  {'rank':>4}  {'market':>10}  {'reward':>12}  {'rebate':>12}  {'spread':>12}  {'adverse':>12}  "
-    f"{'net':>12}  {'pool':>10}  {'density':>9}  {'move':>13}  question"
+    f"{'net':>12}  {'pool':>10}  {'density':>10}  {'move':>13}  question"
 )
 
 

@@ -228,7 +228,7 @@ def test_refresh_ranks_by_expected_income_and_prints_every_term(
 
     assert rc == 0, err
     cached = [m.market_id for m in load_market_cache("local_state/markets.json").records()]
-    # By net USDC a day: the pool nobody competes for; Newsom (rebates, a 1w move); Smith (a wide
+    # By net USDC a day: the pool nobody competes for; Newsom (rebates, a 1w move); Smith (the most
     # volume, a 1d move); Whitmer; the BTC 5m market (no change served: spread and adverse cancel);
     # the TWAP market has no quote. By 24h volume (the default) it is 559657, 559659, 559652, ...
     assert cached == ["1812085", "559652", "559657", "559659", "1557558", "3763487"]
