@@ -25,6 +25,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
+from adapters.http_retry import backoff_s, retry_after_s, should_retry
 from core.config import MarketSelection
 from core.markets import ProtocolVersion
 from core.selection import MarketRecord
@@ -92,11 +93,6 @@ class FetchResult(msgspec.Struct, frozen=True, kw_only=True):
     skipped: tuple[SkippedRecord, ...] = ()
     pages: int = 0
     requests: int = 0
-
-
-def should_retry(status: int | None) -> bool:
-    """Retry on no response (``None``), 429 and 5xx."""
-    return status is None or status == 429 or status >= 500
 
 
 def _iso(ns: int) -> str:
@@ -200,7 +196,7 @@ class GammaClient:
                 return None
             if should_retry(resp.status_code):
                 last = f"HTTP {resp.status_code}"
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_s(resp.headers.get("Retry-After"))
                 log.info("%s: %s (attempt %d of %d)", what, last, attempt + 1, self.retries + 1)
                 continue
             if resp.status_code >= 400:
@@ -218,10 +214,7 @@ class GammaClient:
         )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay: float = min(self.backoff_s * 2.0 ** (attempt - 1), self.max_backoff_s)
-        if retry_after is not None:
-            delay = min(max(delay, retry_after), self.max_backoff_s)
-        return delay
+        return backoff_s(attempt, retry_after, first_s=self.backoff_s, max_s=self.max_backoff_s)
 
     def iter_market_pages(self, params: Mapping[str, str], *, limit: int) -> Iterator[tuple[int, list[Any]]]:
         """Yield ``(offset, page)`` of raw market objects until ``limit``, a short page, or 422."""
@@ -300,15 +293,6 @@ class GammaClient:
             pages=pages,
             requests=self.requests,
         )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None
 
 
 def _event_id(obj: Any) -> str:

@@ -28,6 +28,12 @@ MAX_USDC: Final = 1e9
 MAX_HALFLIFE_S: Final = 7 * 86_400.0
 MAX_MS: Final = 86_400_000
 MAX_HOURS: Final = 100 * 8_766.0
+#: ``market_selection.income.book_candidates``: the default is this many books per market kept, at most
+#: ``DEFAULT_MAX_BOOK_CANDIDATES``; no setting may ask for more than ``MAX_BOOK_CANDIDATES`` (a third of
+#: the venue's 1,500 ``/book`` requests per 10 s per IP).
+BOOK_CANDIDATES_PER_KEPT: Final = 3
+DEFAULT_MAX_BOOK_CANDIDATES: Final = 100
+MAX_BOOK_CANDIDATES: Final = 500
 
 
 class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -70,10 +76,20 @@ class IncomeConfig(Base, frozen=True):
     #: How long a fill is held before it is unwound, hours: the adverse move is the market's recent
     #: move scaled to this horizon.
     holding_hours: Annotated[float, Meta(gt=0, le=MAX_HOURS)] = 1.0
+    #: ``refresh-markets`` fetches the CLOB order book of this many markets, the best by the Gamma-only
+    #: estimate, and ranks them by their book instead. ``None``: 3 times the markets kept, at most
+    #: ``DEFAULT_MAX_BOOK_CANDIDATES``; 0: no books (Gamma only).
+    book_candidates: Annotated[int, Meta(ge=0, le=MAX_BOOK_CANDIDATES)] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_decimals("quote_shares", self.quote_shares, 2)
+
+    def book_count(self, keep: int) -> int:
+        """How many books to fetch when ``keep`` markets are kept (``book_candidates``' rule)."""
+        if self.book_candidates is not None:
+            return self.book_candidates
+        return min(BOOK_CANDIDATES_PER_KEPT * max(keep, 0), DEFAULT_MAX_BOOK_CANDIDATES)
 
 
 class MarketSelection(Base, frozen=True):

@@ -61,6 +61,14 @@ def test_shipped_configs_load_and_default_to_dry_run(path):
             "market_selection:\n  income:\n    holding_hours: -1\n",
             "market_selection.income.holding_hours: expected `float` > 0.0",
         ),
+        (
+            "market_selection:\n  income:\n    book_candidates: 501\n",
+            "market_selection.income.book_candidates: expected `int` <= 500",
+        ),
+        (
+            "market_selection:\n  income:\n    book_candidates: -1\n",
+            "market_selection.income.book_candidates: expected `int` >= 0",
+        ),
         ("market_selection:\n  income:\n    quote: 5\n", "market_selection.income.quote: unknown key"),
         ("a: [\n", "(syntax):"),
         ("- 1\n", "(top level): expected `object`, got `array`"),
