@@ -91,7 +91,7 @@ def test_the_status_lines_show_which_of_our_live_orders_score_and_what_they_earn
     assert "rewards: tracking 2 rewarded markets every 1 s (the venue" in out
     rows = [m.groups() for line in out.splitlines() if (m := LINE.match(line))]
     assert {r[0] for r in rows} == {m[:12] for m in rewarded}, out
-    for market, scoring, orders, scoring_qty, qty, share, est, pool, earned in rows:
+    for _market, scoring, orders, scoring_qty, qty, share, est, pool, _earned in rows:
         assert 0 <= int(scoring) <= int(orders) and float(scoring_qty) <= float(qty)
         assert float(pool) in (50.0, 30.0) and float(est) <= float(pool) and 0 <= float(share) <= 100
     # The rewards maker keeps a level per side in the band at the reward size: its orders score.
