@@ -90,7 +90,7 @@ class VenueRewards:
         return out
 
     def books(self, markets: Sequence[MarketInfo]) -> dict[str, tuple[Levels, Levels]]:
-        """Each market's YES book as the venue shows it now: ``{market: (bids, asks)}``."""
+        """Each market's YES book as the venue shows it now: ``{market: (bids, asks)}``, best first."""
         by_token = {m.yes_token: m.market for m in markets}
         tokens = list(by_token)
         out: dict[str, tuple[Levels, Levels]] = {}
@@ -98,7 +98,8 @@ class VenueRewards:
             for book in self._call(self._client.get_order_books, token_ids=tokens[i : i + MAX_BOOKS_BATCH]):
                 market = by_token.get(str(book.asset_id))
                 if market is not None:
-                    out[market] = (_levels(book.bids), _levels(book.asks))
+                    bids, asks = _levels(book.bids), _levels(book.asks)
+                    out[market] = (tuple(sorted(bids, reverse=True)), tuple(sorted(asks)))
         return out
 
     def earnings(self, day: str) -> dict[str, int]:
