@@ -245,9 +245,11 @@ class RewardTracker:
         self._thread = threading.Thread(target=self._run, name="polymm-rewards", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop checking (a round in flight finishes on its own)."""
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop checking; waits (up to ``timeout_s``) for a round in flight, so none outlives the venue."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -257,7 +259,7 @@ class RewardTracker:
         if isinstance(exc, RateLimited):
             retry_s = getattr(exc, "retry_after_s", None) or 0.0
             self._not_before_ns = self.clock.now_ns() + int(max(retry_s, self.interval_s) * NS_PER_S)
-        if what not in self._failing:
+        if what not in self._failing and not self._stop.is_set():  # (a shutdown's failures are not news)
             self._failing.add(what)
             why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
             log.warning("reward tracking: %s failed (%s); trading goes on, retried each round", what, why)
