@@ -28,7 +28,7 @@ import msgspec
 from core.config import MarketSelection
 from core.markets import ProtocolVersion
 from core.selection import MarketRecord
-from core.units import UnitError, decimal_to_int, parse_px, parse_qty, parse_tick
+from core.units import PX_ONE, UnitError, decimal_to_int, parse_px, parse_qty, parse_tick
 
 __all__ = [
     "DEFAULT_GAMMA_URL",
@@ -351,6 +351,18 @@ def _opt_px(raw: Mapping[str, Any], field: str) -> int | None:
         raise MalformedMarket(f"{field}: {exc}") from None
 
 
+def _opt_change_px(raw: Mapping[str, Any], field: str) -> int | None:
+    # A price change (``oneHourPriceChange``...): signed, within [-1, 1], rounded to the 1e-4 grid (it is
+    # a statistic, not a price an order uses: Gamma may serve it finer than a tick).
+    value = raw.get(field)
+    if value is None or value == "":
+        return None
+    change = _float(raw, field)
+    if not -1 <= change <= 1:
+        raise MalformedMarket(f"{field}: {_show(value)} is not a price change in [-1, 1]")
+    return round(change * PX_ONE)
+
+
 def _opt_tick(raw: Mapping[str, Any], field: str) -> int | None:
     # Only the ticks the venue uses (core.units.TICKS_PX); 0.0025 and 0.005 are among them.
     value = raw.get(field)
@@ -549,6 +561,9 @@ def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None)
         fee_rate_ppm=_decimal(fee, "rate", _PPM_DECIMALS),
         fee_exponent=_decimal(fee, "exponent", 0, default=1),
         maker_rebate_ppm=_decimal(fee, "rebateRate", _PPM_DECIMALS),
+        change_1h_px=_opt_change_px(raw, "oneHourPriceChange"),
+        change_1d_px=_opt_change_px(raw, "oneDayPriceChange"),
+        change_1w_px=_opt_change_px(raw, "oneWeekPriceChange"),
         event_id=str(ev0.get("id") or ev.get("id") or ""),
         event_slug=_text(ev, "slug") or _text(ev0, "slug"),
         event_title=_text(ev, "title") or _text(ev0, "title"),

@@ -62,6 +62,20 @@ def _check_decimals(key: str, value: float, decimals: int) -> None:
         raise ValueError(f"{key}: {value} has more than {decimals} decimals")
 
 
+class IncomeConfig(Base, frozen=True):
+    """The reference quote ``rank_by: expected_income`` prices a market for (``docs/rewards.md``)."""
+
+    #: Size of the reference bid and ask, shares; raised to the market's ``rewardsMinSize``.
+    quote_shares: Shares = 100.0
+    #: How long a fill is held before it is unwound, hours: the adverse move is the market's recent
+    #: move scaled to this horizon.
+    holding_hours: Annotated[float, Meta(gt=0, le=MAX_HOURS)] = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_decimals("quote_shares", self.quote_shares, 2)
+
+
 class MarketSelection(Base, frozen=True):
     """Which Gamma markets are worth making (see ``docs/selection.md``)."""
 
@@ -76,7 +90,8 @@ class MarketSelection(Base, frozen=True):
     include_categories: tuple[str, ...] = ()
     exclude_categories: tuple[str, ...] = ()
     min_hours_to_end: Annotated[float, Meta(ge=0, le=MAX_HOURS)] = 0.0
-    rank_by: Literal["volume_24h", "reward_density", "liquidity"] = "volume_24h"
+    rank_by: Literal["volume_24h", "reward_density", "liquidity", "expected_income"] = "volume_24h"
+    income: IncomeConfig = msgspec.field(default_factory=IncomeConfig)
     order_by: str = "volume24hr"
     ascending: bool = False
 

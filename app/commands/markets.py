@@ -41,11 +41,13 @@ from adapters.market_cache import (
 )
 from app.commands import HELP
 from app.configfile import ConfigFileError, load_config
-from core.config import Config
+from core.config import Config, IncomeConfig
+from core.income import IncomeEstimate
 from core.routing import Role, Route, StrategySpec, route_markets
 from core.selection import (
     MarketRecord,
     SelectionResult,
+    income,
     select_candidates,
     select_markets,
     select_markets_for,
@@ -242,8 +244,71 @@ def _register_refresh(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--gamma-retries", type=int, default=4, metavar="N", help="retries on 429/5xx/network errors [4]"
     )
     p.add_argument("--as-of", help="judge end dates as of this UTC time (ISO 8601) instead of now")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        metavar="N",
+        help="print the expected income of the first N cached markets, term by term (0: none) [10]",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="list every rejected market with its reason")
     p.set_defaults(run=run_refresh)
+
+
+def _usdc(amount_usdc6: int) -> str:
+    # Micro-USDC as a fixed 6-decimal USDC amount, exactly (no float rounding).
+    sign = "-" if amount_usdc6 < 0 else ""
+    whole, frac = divmod(abs(amount_usdc6), 1_000_000)
+    return f"{sign}{whole:,}.{frac:06d}"
+
+
+_INCOME_HEADER = (
+    f"  {'rank':>4}  {'market':>10}  {'reward':>12}  {'rebate':>12}  {'spread':>12}  {'adverse':>12}  "
+    f"{'net':>12}  {'pool':>10}  {'density':>10}  {'move':>13}  question"
+)
+
+
+def _income_row(rank: int, m: MarketRecord, est: IncomeEstimate) -> str:
+    if not est.priced:
+        return f"  {rank:>4}  {m.market_id:>10}  {'unpriced: no two-sided quote':<81}  {m.question[:50]}"
+    density = f"{est.density_usdc_per_share:.3g}" if est.pool_usdc6_per_day else "-"
+    move = f"{est.adverse_move_px / 10_000:.4f} {est.move_source}"
+    terms = (
+        est.reward_usdc6_per_day,
+        est.rebate_usdc6_per_day,
+        est.spread_usdc6_per_day,
+        est.adverse_usdc6_per_day,
+        est.net_usdc6_per_day,
+    )
+    cells = "  ".join(f"{_usdc(t):>12}" for t in terms)
+    return (
+        f"  {rank:>4}  {m.market_id:>10}  {cells}  {_usdc(est.pool_usdc6_per_day):>10}  {density:>10}  "
+        f"{move:>13}  {m.question[:50]}"
+    )
+
+
+def print_income_table(
+    markets: Sequence[MarketRecord], cfg: IncomeConfig, rank_by: str, top: int, out: TextIO
+) -> None:
+    """The expected income of the first ``top`` of ``markets``, one row each, every term in USDC/day."""
+    shown = markets[: max(top, 0)]
+    if not shown:
+        return
+    print(
+        f"expected income of the first {len(shown)} cached markets (ranked by {rank_by}), USDC/day: "
+        f"reward + rebate + spread - adverse = net, for a {cfg.quote_shares:g}-share bid and ask at the "
+        f"touch (at least rewardsMinSize), fills held {cfg.holding_hours:g} h (docs/rewards.md)",
+        file=out,
+    )
+    print(_INCOME_HEADER, file=out)
+    for rank, m in enumerate(shown, start=1):
+        print(_income_row(rank, m, income(m, cfg)), file=out)
+    print(
+        "  pool: the daily reward pool, USDC/day; density: pool per competing scored share, USDC/day "
+        "(-: no pool, inf: no competition); move: the adverse price move per filled share, USDC, and "
+        "its source (Gamma's 1h/1d/1w price change, or the half-spread when none is served)",
+        file=out,
+    )
 
 
 def run_refresh(args: argparse.Namespace) -> int:
@@ -297,6 +362,7 @@ def run_refresh(args: argparse.Namespace) -> int:
     own = select_markets(result.selected, sel, now_ns=now_ns, limit=None)
     print(f"  of these, {len(own.selected)} pass {args.config}'s own filters", file=out)
     _print_counts("the rest fail", own.reason_counts(), out)
+    print_income_table(result.selected, sel.income, result.rank_by, args.top, out)
 
     generated_at = _utc_iso(time.time_ns())
     summary: dict[str, Any] = {

@@ -212,6 +212,56 @@ def test_refresh_skips_malformed_records_and_reports_them(
 
 
 @pytest.mark.usefixtures("workdir")
+def test_refresh_ranks_by_expected_income_and_prints_every_term(
+    gamma: GammaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The real ceasefire market (a 30 USDC/day pool, no liquidity served) as if it were still open.
+    ceasefire = next(m for m in gamma.markets if str(m.get("id")) == "1812085")
+    ceasefire["closed"] = False
+    write_config(Path("income.yaml"), "  rank_by: expected_income\n  income:\n    quote_shares: 100")
+
+    rc, out, err = run(
+        ["refresh-markets", "--config", "income.yaml", "--skip-classify", "--skip-index",
+         "--gamma-url", gamma.url, "--as-of", AS_OF, "--top", "3"],
+        capsys,
+    )  # fmt: skip
+
+    assert rc == 0, err
+    cached = [m.market_id for m in load_market_cache("local_state/markets.json").records()]
+    # By net USDC a day: the pool nobody competes for; Newsom (rebates, a 1w move); Smith (the most
+    # volume, a 1d move); Whitmer; the BTC 5m market (no change served: spread and adverse cancel);
+    # the TWAP market has no quote. By 24h volume (the default) it is 559657, 559659, 559652, ...
+    assert cached == ["1812085", "559652", "559657", "559659", "1557558", "3763487"]
+    assert "cache: selected 6 of 6 by expected_income" in out
+    assert "USDC/day: reward + rebate + spread - adverse = net, for a 100-share bid and ask" in out
+    rows = [line.split() for line in out.splitlines() if line[:6].strip().isdigit()]
+    assert len(rows) == 3  # --top 3
+    # rank, market, reward, rebate, spread, adverse, net, pool, density, move, source
+    assert rows[0][:11] == ["1", "1812085", "30.000000", "0.000000", "0.000000", "0.000000", "30.000000",
+                            "30.000000", "inf", "0.0276", "1d"]  # fmt: skip
+    # (its move: the day's 0.135 over an hour, 0.135 / sqrt(24) = 0.0276, above the hour's 0.01)
+    # Newsom, by hand: mid 0.2325, competition 230,438.23 / 0.2325 = 991,132 shares, fills 9,066.55 /
+    # 0.2325 * 200 / 991,332 = 7.867 shares a day: rebate 7.867 * 0.04 * 0.25 * 0.2325 * 0.7675 =
+    # 0.014039, spread 7.867 * 0.0005 = 0.003934, adverse 7.867 * 0.019 / sqrt(168) = 0.011533.
+    assert rows[1][:11] == ["2", "559652", "0.000000", "0.014039", "0.003934", "0.011533", "0.006440",
+                            "0.000000", "-", "0.0015", "1w"]  # fmt: skip
+    assert rows[2][:2] == ["3", "559657"]
+
+
+@pytest.mark.usefixtures("workdir")
+def test_refresh_refuses_an_unknown_rank_by_in_one_line(
+    gamma: GammaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(Path("bad.yaml"), "  rank_by: income")
+
+    rc, _, err = run(["refresh-markets", "--config", "bad.yaml", "--gamma-url", gamma.url], capsys)
+
+    assert rc == 2
+    assert err.strip().splitlines() == ["bad.yaml: market_selection.rank_by: invalid enum value 'income'"]
+    assert not gamma.requests
+
+
+@pytest.mark.usefixtures("workdir")
 def test_refresh_when_gamma_stays_down_is_one_clear_line(
     gamma: GammaServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

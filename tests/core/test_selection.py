@@ -357,7 +357,7 @@ def selections(draw: st.DrawFn) -> MarketSelection:
         include_categories=tuple(draw(st.sampled_from(((), (), ("politics", "sports"))))),
         exclude_categories=tuple(draw(st.sampled_from(((), ("crypto",))))),
         min_hours_to_end=float(draw(st.sampled_from((0, 0, 24, 100)))),
-        rank_by=draw(st.sampled_from(("volume_24h", "liquidity", "reward_density"))),
+        rank_by=draw(st.sampled_from(("volume_24h", "liquidity", "reward_density", "expected_income"))),
     )
 
 
