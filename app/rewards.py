@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 Levels = tuple[tuple[Px, Qty], ...]
+#: The parts of a live round that may fail alone (named so in the log).
+SCORING = "order scoring (POST /orders-scoring)"
+EARNINGS = "earnings (GET /rewards/user)"
+READING = "reading orders and books"
 
 
 class MarketRead(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,13 +131,23 @@ def market_rewards(info: MarketInfo, read: MarketRead, ts_ns: int, earned_usdc6:
     )
 
 
+class Parts(Protocol):
+    """How a source says which optional part of a round worked (``ok``) or not (``failed``)."""
+
+    def ok(self, what: str) -> None:
+        """``what`` worked."""
+        ...
+
+    def failed(self, what: str, exc: Exception) -> None:
+        """``what`` failed with ``exc`` (its data is left out of the round)."""
+        ...
+
+
 class RewardSource(Protocol):
     """Where a round's reads come from (``LiveRewardSource``, ``PaperRewardSource``, a test's fake)."""
 
-    def read(
-        self, markets: Sequence[MarketInfo], day: str, failed: Callable[[str, Exception], None]
-    ) -> RewardRead:
-        """Read every market; ``failed(what, exc)`` for a part that could not be read (then left out).
+    def read(self, markets: Sequence[MarketInfo], day: str, parts: Parts) -> RewardRead:
+        """Read every market; an optional part that could not be read is told to ``parts`` and left out.
 
         Raises when nothing usable could be read (the round is skipped).
         """
@@ -147,9 +161,7 @@ class LiveRewardSource:
         """``venue``: a ``VenueRewards`` over the run's SDK client."""
         self.venue = venue
 
-    def read(
-        self, markets: Sequence[MarketInfo], day: str, failed: Callable[[str, Exception], None]
-    ) -> RewardRead:
+    def read(self, markets: Sequence[MarketInfo], day: str, parts: Parts) -> RewardRead:
         """Our resting orders and the books (both needed), the venue's scoring and earnings (optional)."""
         wanted = {m.market for m in markets}
         resting = [r for r in self.venue.resting() if r[1] in wanted]
@@ -159,14 +171,16 @@ class LiveRewardSource:
         if ids:
             try:
                 scoring = self.venue.scoring(ids)
+                parts.ok(SCORING)
             except Exception as exc:
-                failed("order scoring (POST /orders-scoring)", exc)
+                parts.failed(SCORING, exc)
                 scoring = None
         earned: dict[str, int] | None
         try:
             earned = self.venue.earnings(day)
+            parts.ok(EARNINGS)
         except Exception as exc:
-            failed("earnings (GET /rewards/user)", exc)
+            parts.failed(EARNINGS, exc)
             earned = None
         out: dict[str, MarketRead] = {}
         for m in markets:
@@ -192,9 +206,7 @@ class PaperRewardSource:
         self.venue = venue
         self.timeout_s = timeout_s
 
-    def read(
-        self, markets: Sequence[MarketInfo], day: str, failed: Callable[[str, Exception], None]
-    ) -> RewardRead:
+    def read(self, markets: Sequence[MarketInfo], day: str, parts: Parts) -> RewardRead:
         """One ask of the paper venue; scoring decided locally, no earnings (the venue never saw us)."""
         from adapters.paper import GetRewardBooks  # noqa: PLC0415 (pykka: not for the CLI)
 
@@ -255,7 +267,8 @@ class RewardTracker:
         while not self._stop.wait(self.interval_s):
             self.check()
 
-    def _failed(self, what: str, exc: Exception) -> None:
+    def failed(self, what: str, exc: Exception) -> None:
+        """``what`` failed: logged the first time (a 429 also puts the next round off)."""
         if isinstance(exc, RateLimited):
             retry_s = getattr(exc, "retry_after_s", None) or 0.0
             self._not_before_ns = self.clock.now_ns() + int(max(retry_s, self.interval_s) * NS_PER_S)
@@ -264,7 +277,8 @@ class RewardTracker:
             why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
             log.warning("reward tracking: %s failed (%s); trading goes on, retried each round", what, why)
 
-    def _ok(self, what: str) -> None:
+    def ok(self, what: str) -> None:
+        """``what`` worked: logged once if it had failed."""
         if what in self._failing:
             self._failing.discard(what)
             log.info("reward tracking: %s works again", what)
@@ -282,20 +296,12 @@ class RewardTracker:
         if now < self._not_before_ns or self.held():
             return False
         day = datetime.fromtimestamp(now // NS_PER_S, UTC).date().isoformat()
-        failed: set[str] = set()
-
-        def note(what: str, exc: Exception) -> None:
-            failed.add(what)
-            self._failed(what, exc)
-
         try:
-            read = self.source.read(self.markets, day, note)
+            read = self.source.read(self.markets, day, self)
         except Exception as exc:
-            self._failed("reading orders and books", exc)
+            self.failed(READING, exc)
             return False
-        for what in list(self._failing):
-            if what not in failed:
-                self._ok(what)
+        self.ok(READING)
         latest = {
             m.market: market_rewards(
                 m,

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from core.inventory import OrderLike
 from core.rewards import MINUTES_PER_DAY, RewardParams, adjusted_mid2_px, maker_q, order_scoring
-from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, Outcome, Side, format_qty
+from core.units import NS_PER_S, PX_ONE, QTY_ONE, USDC6_ONE, Outcome, Side, format_qty
 from emulator.state import END_CURSOR, MarketState, VenueError
 from sim.rewards import SAMPLE_PERIOD_NS, sample_ts
 
@@ -178,7 +178,7 @@ class RewardPools:
 
     def _tokens(self, m: MarketState) -> list[dict[str, Any]]:
         bid, ask = m.engine.best_bid(Outcome.YES), m.engine.best_ask(Outcome.YES)
-        yes = (bid + ask) / 2 / 10_000 if bid is not None and ask is not None else 0.5
+        yes = (bid + ask) / 2 / PX_ONE if bid is not None and ask is not None else 0.5
         return [
             {"token_id": m.yes, "outcome": m.cfg.outcomes[0], "price": round(yes, 4)},
             {"token_id": m.no, "outcome": m.cfg.outcomes[1], "price": round(1 - yes, 4)},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -25,10 +25,13 @@ from app.commands.control import reward_text
 from app.console import status_lines
 from app.metrics import EngineCollector
 from app.rewards import (
+    EARNINGS,
+    SCORING,
     LiveRewardSource,
     MarketRead,
     MarketRewards,
     PaperRewardSource,
+    Parts,
     RewardRead,
     RewardTracker,
     market_rewards,
@@ -72,6 +75,19 @@ class Clock:
         return self.t
 
 
+class Recorder:
+    """``Parts`` that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def ok(self, what: str) -> None:
+        self.seen.append(("ok", what))
+
+    def failed(self, what: str, exc: Exception) -> None:
+        self.seen.append(("failed", what))
+
+
 class Source:
     """A ``RewardSource`` that answers ``READ`` (or raises what it is told to), counting its reads."""
 
@@ -81,16 +97,15 @@ class Source:
         self.part_fails: Exception | None = None
         self.earned: dict[str, int] | None = {A: 1_234_567}
 
-    def read(
-        self, markets: Sequence[MarketInfo], day: str, failed: Callable[[str, Exception], None]
-    ) -> RewardRead:
+    def read(self, markets: Sequence[MarketInfo], day: str, parts: Parts) -> RewardRead:
         self.reads += 1
         assert [m.market for m in markets] == [A] and day == "2027-01-15"
         if self.fail is not None:
             raise self.fail
         if self.part_fails is not None:
-            failed("earnings (GET /rewards/user)", self.part_fails)
+            parts.failed(EARNINGS, self.part_fails)
             return RewardRead(markets={A: READ})
+        parts.ok(EARNINGS)
         return RewardRead(markets={A: READ}, earned_usdc6=self.earned)
 
 
@@ -150,9 +165,16 @@ def test_an_optional_part_that_fails_leaves_the_rest_and_is_named_once(caplog):
     caplog.set_level(logging.INFO, logger="polymm.rewards")
 
     assert tracker.check() and tracker.check()
-
     assert tracker.snapshot()[A].earned_today_usdc6 is None and tracker.snapshot()[A].orders == 2
-    assert [r.getMessage()[:40] for r in caplog.records] == ["reward tracking: earnings (GET /rewards/"]
+    source.part_fails = None
+    assert tracker.check() and tracker.check()
+
+    assert tracker.snapshot()[A].earned_today_usdc6 == 1_234_567
+    assert [r.getMessage() for r in caplog.records] == [
+        "reward tracking: earnings (GET /rewards/user) failed (RequestRejected: 404); trading goes on, "
+        "retried each round",
+        "reward tracking: earnings (GET /rewards/user) works again",
+    ]
 
 
 def test_a_429_waits_its_retry_after_and_a_gateway_holding_orders_skips_the_round():
@@ -253,7 +275,9 @@ def test_live_tracking_reads_the_venues_scoring_books_and_earnings(emu):
         books = venue.books([info])
         day = day_of(emu.clock.now_ns())
         earned = venue.earnings(day)
-        read = LiveRewardSource(venue).read([info], day, lambda what, exc: pytest.fail(f"{what}: {exc}"))
+        parts = Recorder()
+        read = LiveRewardSource(venue).read([info], day, parts)
+        assert parts.seen == [("ok", SCORING), ("ok", EARNINGS)]
     finally:
         sdk.close()
 
