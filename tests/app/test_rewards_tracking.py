@@ -355,3 +355,33 @@ def test_the_metrics_have_the_reward_series():
     assert "polymm_reward_orders" not in {
         f.name for f in EngineCollector(lambda: monitor.view(T0), LatencyHistogram()).collect()
     }
+
+
+def test_polymm_status_shows_a_tracked_markets_rewards_under_it(tmp_path):
+    from actors.risk import RiskActor  # noqa: PLC0415
+    from app.commands.control import render  # noqa: PLC0415
+    from app.control import Operations  # noqa: PLC0415
+
+    monitor = RiskMonitor(risk_limits(Config()), [A, B])
+    monitor.start_gates()
+    risk = RiskActor.start(monitor, lambda m, g: None, Clock())
+    try:
+        ops = Operations(
+            markets=[REWARDED, PLAIN],
+            risk=risk,
+            statuses=lambda: {A: status(market=A), B: status(market=B)},
+            clock=Clock(),
+            mode="live",
+            run_dir=tmp_path,
+            rewards=lambda: {A: FIGURES},
+        )
+        reply = ops.status()
+    finally:
+        risk.stop()
+
+    rows = {m["market"]: m for m in reply["markets"]}
+    assert rows[A]["rewards"] == msgspec.to_builtins(FIGURES) and rows[B]["rewards"] is None
+    text = render("status", reply, tmp_path).splitlines()
+    at = next(i for i, line in enumerate(text) if line.startswith(f"  {A[:12]}"))
+    assert text[at + 1] == "      " + reward_text(rows[A]["rewards"])
+    assert sum("rewards" in line for line in text) == 1
