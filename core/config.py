@@ -399,6 +399,11 @@ class RewardsConfig(Base, frozen=True):
     #: A moved level sits at most this percentage of the max spread from the adjusted mid (strictly
     #: inside the band: the edge scores 0); 50 scores at least a quarter of the size per sample.
     band_pct: Annotated[int, Meta(ge=1, le=99)] = 50
+    #: Live and paper: every this many seconds, ask which of our resting orders score (live: the
+    #: venue's ``POST /orders-scoring``; paper: ``core.rewards`` on the paper venue) and what the
+    #: venue reports we earned today, for the status output (``app.rewards``); 0 never asks. Off the
+    #: trading path; independent of ``enabled``.
+    track_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 60.0
 
 
 class Config(Base, frozen=True):
