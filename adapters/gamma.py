@@ -25,10 +25,11 @@ from typing import Any, Final
 import httpx
 import msgspec
 
+from adapters.http_retry import backoff_s, retry_after_s, should_retry
 from core.config import MarketSelection
 from core.markets import ProtocolVersion
 from core.selection import MarketRecord
-from core.units import UnitError, decimal_to_int, parse_px, parse_qty, parse_tick
+from core.units import PX_ONE, UnitError, decimal_to_int, parse_px, parse_qty, parse_tick
 
 __all__ = [
     "DEFAULT_GAMMA_URL",
@@ -92,11 +93,6 @@ class FetchResult(msgspec.Struct, frozen=True, kw_only=True):
     skipped: tuple[SkippedRecord, ...] = ()
     pages: int = 0
     requests: int = 0
-
-
-def should_retry(status: int | None) -> bool:
-    """Retry on no response (``None``), 429 and 5xx."""
-    return status is None or status == 429 or status >= 500
 
 
 def _iso(ns: int) -> str:
@@ -200,7 +196,7 @@ class GammaClient:
                 return None
             if should_retry(resp.status_code):
                 last = f"HTTP {resp.status_code}"
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_s(resp.headers.get("Retry-After"))
                 log.info("%s: %s (attempt %d of %d)", what, last, attempt + 1, self.retries + 1)
                 continue
             if resp.status_code >= 400:
@@ -218,10 +214,7 @@ class GammaClient:
         )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay: float = min(self.backoff_s * 2.0 ** (attempt - 1), self.max_backoff_s)
-        if retry_after is not None:
-            delay = min(max(delay, retry_after), self.max_backoff_s)
-        return delay
+        return backoff_s(attempt, retry_after, first_s=self.backoff_s, max_s=self.max_backoff_s)
 
     def iter_market_pages(self, params: Mapping[str, str], *, limit: int) -> Iterator[tuple[int, list[Any]]]:
         """Yield ``(offset, page)`` of raw market objects until ``limit``, a short page, or 422."""
@@ -302,15 +295,6 @@ class GammaClient:
         )
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None
-
-
 def _event_id(obj: Any) -> str:
     if not isinstance(obj, dict):
         return ""
@@ -349,6 +333,18 @@ def _opt_px(raw: Mapping[str, Any], field: str) -> int | None:
         return parse_px(_num_text(field, value))
     except UnitError as exc:
         raise MalformedMarket(f"{field}: {exc}") from None
+
+
+def _opt_change_px(raw: Mapping[str, Any], field: str) -> int | None:
+    # A price change (``oneHourPriceChange``...): signed, within [-1, 1], rounded to the 1e-4 grid (it is
+    # a statistic, not a price an order uses: Gamma may serve it finer than a tick).
+    value = raw.get(field)
+    if value is None or value == "":
+        return None
+    change = _float(raw, field)
+    if not -1 <= change <= 1:
+        raise MalformedMarket(f"{field}: {_show(value)} is not a price change in [-1, 1]")
+    return round(change * PX_ONE)
 
 
 def _opt_tick(raw: Mapping[str, Any], field: str) -> int | None:
@@ -549,6 +545,9 @@ def parse_market(raw: Mapping[str, Any], event: Mapping[str, Any] | None = None)
         fee_rate_ppm=_decimal(fee, "rate", _PPM_DECIMALS),
         fee_exponent=_decimal(fee, "exponent", 0, default=1),
         maker_rebate_ppm=_decimal(fee, "rebateRate", _PPM_DECIMALS),
+        change_1h_px=_opt_change_px(raw, "oneHourPriceChange"),
+        change_1d_px=_opt_change_px(raw, "oneDayPriceChange"),
+        change_1w_px=_opt_change_px(raw, "oneWeekPriceChange"),
         event_id=str(ev0.get("id") or ev.get("id") or ""),
         event_slug=_text(ev, "slug") or _text(ev0, "slug"),
         event_title=_text(ev, "title") or _text(ev0, "title"),

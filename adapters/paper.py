@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import pykka
 
+from core.inventory import OrderLike
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -33,6 +34,7 @@ from core.messages import (
     ExecBatch,
     ExecEvent,
     Filled,
+    Level,
     MarketBatch,
     MarketResolved,
     Merge,
@@ -42,7 +44,7 @@ from core.messages import (
     TradePrint,
 )
 from core.ports import Clock
-from core.units import PX_ONE
+from core.units import PX_ONE, Outcome, Side
 from core.yes_view import YesView
 from venue.exchange import QueueModel, SimExchange
 from venue.markouts import Markouts
@@ -61,6 +63,14 @@ class Submit(msgspec.Struct, frozen=True):
 
 class GetPaperMarkets(msgspec.Struct, frozen=True):
     """Ask for the per-market venue state (exchange, markouts, event count) for the summary."""
+
+
+class GetRewardBooks(msgspec.Struct, frozen=True):
+    """Ask (reward tracking, ``app.rewards``) for each market's resting paper orders and displayed book.
+
+    The answer: ``{market: (orders, bids, asks)}``, ``orders`` as ``(client id, (outcome, side, own
+    price, unfilled size))`` and ``bids``/``asks`` the displayed YES levels (which never hold them).
+    """
 
 
 class PaperMarket:
@@ -99,6 +109,8 @@ class PaperVenue(pykka.ThreadingActor):
             return None
         if isinstance(message, GetPaperMarkets):
             return dict(self.markets)
+        if isinstance(message, GetRewardBooks):
+            return {m: _reward_book(pm.exchange) for m, pm in self.markets.items()}
         if isinstance(message, MarketBatch):
             for ev in message.events:
                 self._route(ev)
@@ -154,6 +166,17 @@ class PaperVenue(pykka.ThreadingActor):
                     "%s: paper fill %s %s %s @ %s", pm.market, ev.side.name, ev.outcome.name, ev.qty, ev.px
                 )
         self.deliver(pm.market, ExecBatch(tuple(out)))
+
+
+def _reward_book(
+    ex: SimExchange,
+) -> tuple[tuple[tuple[str, OrderLike], ...], tuple[Level, ...], tuple[Level, ...]]:
+    orders = tuple(
+        (cid, (o.outcome, o.side, o.yes_px if o.outcome is Outcome.YES else PX_ONE - o.yes_px, o.qty))
+        for cid, o in ex.orders.items()
+        if o.qty > 0
+    )
+    return orders, ex.book.levels(Side.BUY), ex.book.levels(Side.SELL)
 
 
 class PaperPort:

@@ -205,6 +205,11 @@ class TradingEngine:
         self.book_health: Callable[[], tuple[int | None, int]] | None = None
         #: Tick-to-quote latencies of every market (the metrics endpoint reads them).
         self.quote_latency = LatencyHistogram()
+        #: Live: the venue's reward reads (``adapters.polymarket.rewards.VenueRewards``, set by
+        #: ``LiveConnection.attach``); the operator's plane tracks rewards with it (``app.rewards``).
+        self.rewards_venue: Any = None
+        #: Reward tracking (``app.rewards.RewardTracker``) once the operator's plane started one.
+        self.reward_tracker: Any = None
 
     # --- wiring ------------------------------------------------------------------------------------
 

@@ -21,12 +21,15 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
+
+import msgspec
 
 from actors.market import Status
+from app.commands.control import reward_text
 from core.units import NS_PER_S, format_px, format_qty
 
 #: Libraries whose INFO lines are per request: WARNING and up only, on screen and in the file.
@@ -129,11 +132,24 @@ def status_line(st: Status, *, market_chars: int = 12) -> str:
     )
 
 
-def status_lines(statuses: Iterable[Status], now_ns: int) -> list[str]:
-    """A status block: a time line (UTC), then one line per market, in market order."""
+def status_lines(
+    statuses: Iterable[Status], now_ns: int, rewards: Mapping[str, Any] | None = None
+) -> list[str]:
+    """A status block: a time line (UTC), then one line per market, in market order.
+
+    ``rewards`` (``app.rewards.RewardTracker.snapshot``): a tracked market's line ends with its
+    reward tracking (``app.commands.control.reward_text``).
+    """
     stamp = datetime.fromtimestamp(now_ns // NS_PER_S, UTC).strftime("%H:%M:%SZ")
     rows = sorted(statuses, key=lambda s: s.market)
-    return [f"status {stamp}: {len(rows)} markets", *("  " + status_line(s) for s in rows)]
+    tracked = rewards or {}
+    lines = [f"status {stamp}: {len(rows)} markets"]
+    for s in rows:
+        r = tracked.get(s.market)
+        lines.append(
+            "  " + status_line(s) + ("" if r is None else "  " + reward_text(msgspec.to_builtins(r)))
+        )
+    return lines
 
 
 def wait_reporting(

@@ -44,7 +44,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final, cast
@@ -107,9 +107,11 @@ class Operations:
         mode: str,
         run_dir: Path,
         venue_open_orders: Callable[[], int] | None = None,
+        rewards: Callable[[], Mapping[str, Any]] | None = None,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
-        """``venue_open_orders()`` (live): our orders the venue still lists, after asking it afresh."""
+        """``venue_open_orders()`` (live): our orders the venue still lists, after asking it afresh;
+        ``rewards()``: the latest reward tracking per market (``app.rewards.MarketRewards``)."""
         self.markets = list(markets)
         self.risk = risk
         self.statuses = statuses
@@ -117,6 +119,7 @@ class Operations:
         self.mode = mode
         self.run_dir = run_dir
         self.venue_open_orders = venue_open_orders
+        self.rewards = rewards
         self.sleep = sleep
 
     # --- reading -------------------------------------------------------------------------------------
@@ -150,11 +153,14 @@ class Operations:
         view = self.risk_view()
         statuses = self.statuses()
         risk_by = {m.market: m for m in view.markets}
+        rewards = self.rewards() if self.rewards is not None else {}
         rows = []
         for info in self.markets:
             st = statuses.get(info.market)
             r = risk_by.get(info.market)
             rows.append(_market_row(info, st, r))
+            tracked = rewards.get(info.market)
+            rows[-1]["rewards"] = msgspec.to_builtins(tracked) if tracked is not None else None
         by_state: dict[str, int] = {}
         for row in rows:
             by_state[row["state"]] = by_state.get(row["state"], 0) + 1

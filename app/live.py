@@ -42,6 +42,7 @@ from adapters.clock import LiveClock
 from adapters.polymarket import sdk
 from adapters.polymarket.clob_port import connect_venue, market_protocol_problem
 from adapters.polymarket.parse import AssetMap
+from adapters.polymarket.rewards import VenueRewards
 from adapters.polymarket.secrets import (
     SecretError,
     install_log_redaction,
@@ -154,6 +155,7 @@ class LiveConnection:
     def attach(self, engine: Any) -> None:
         """Hand the engine what came before it; tell the gateway tick changes; start the user channel."""
         self._held.attach(engine.router.tell, engine.sink)
+        engine.rewards_venue = VenueRewards(self._client, self.markets)  # (reward tracking, app.rewards)
         gateway = self.gateway
 
         def tick_listener(ev: object) -> None:

@@ -27,7 +27,7 @@ Series (``market`` is the condition id; money in USDC, sizes in shares, times in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -55,11 +55,13 @@ class EngineCollector(Collector):
         *,
         events_in: Callable[[], int] = lambda: 0,
         venue_errors: Callable[[], int | None] = lambda: None,
+        rewards: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.risk_view = risk_view
         self.latency = latency
         self.events_in = events_in
         self.venue_errors = venue_errors
+        self.rewards = rewards
 
     def collect(self) -> Iterator[Any]:
         """Every series now (``prometheus_client`` calls this on each scrape)."""
@@ -144,7 +146,40 @@ class EngineCollector(Collector):
         yield CounterMetricFamily(
             "polymm_market_events", "Market events handed to the actors", value=self.events_in()
         )
+        if self.rewards is not None:
+            yield from self._rewards(self.rewards())
         yield self._latency()
+
+    @staticmethod
+    def _rewards(tracked: Mapping[str, Any]) -> Iterator[Any]:
+        # ``app.rewards.MarketRewards`` per market: the latest round of reward tracking.
+        orders = GaugeMetricFamily(
+            "polymm_reward_orders", "Our resting orders in a rewarded market", labels=["market", "scoring"]
+        )
+        ratio = GaugeMetricFamily(
+            "polymm_reward_scoring_ratio",
+            "Fraction of our resting orders that score",
+            labels=["market", "by"],
+        )
+        est = GaugeMetricFamily(
+            "polymm_reward_estimate_usdc_per_day",
+            "Our share of the pool against the displayed book, times the daily pool",
+            labels=["market"],
+        )
+        earned = GaugeMetricFamily(
+            "polymm_reward_earned_today_usdc",
+            "What the venue reports we earned today (UTC)",
+            labels=["market"],
+        )
+        for market, r in sorted(tracked.items()):
+            orders.add_metric([market, "yes"], r.scoring_orders)
+            orders.add_metric([market, "no"], r.orders - r.scoring_orders)
+            ratio.add_metric([market, "count"], r.scoring_orders / r.orders if r.orders else 0.0)
+            ratio.add_metric([market, "size"], r.scoring_qty / r.qty if r.qty else 0.0)
+            est.add_metric([market], r.est_daily_usdc6 / USDC6_ONE)
+            if r.earned_today_usdc6 is not None:
+                earned.add_metric([market], r.earned_today_usdc6 / USDC6_ONE)
+        yield from (orders, ratio, est, earned)
 
     def _latency(self) -> HistogramMetricFamily:
         h = self.latency

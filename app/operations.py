@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from app.bootstrap import Mode, TradingEngine
     from app.control import ControlPlane, GatewayWatch
     from app.metrics import MetricsServer
+    from app.rewards import RewardTracker
 
 log = logging.getLogger("polymm")
 
@@ -157,6 +158,7 @@ class OpsPlane:
         self.watch: GatewayWatch | None = None
         self.control: ControlPlane | None = None
         self.metrics: MetricsServer | None = None
+        self.rewards: RewardTracker | None = None
 
     def start(self) -> None:
         """After ``engine.start``: the gateway's watch, the metrics, then the control plane."""
@@ -169,6 +171,7 @@ class OpsPlane:
             watch.poll()
             watch.start()
             engine.book_health = watch.health
+        rewards = self.rewards = self._reward_tracker(watch)
         assert engine.risk is not None
         ops = Operations(
             markets=engine.markets,
@@ -178,6 +181,7 @@ class OpsPlane:
             mode=self.mode,
             run_dir=self.run_dir,
             venue_open_orders=venue_open_orders(self.gateway) if self.gateway is not None else None,
+            rewards=rewards.snapshot if rewards is not None else None,
         )
         metrics_url = None
         if ops_cfg.metrics_port is not None:
@@ -188,6 +192,7 @@ class OpsPlane:
                 engine.quote_latency,
                 events_in=lambda: engine.dispatch.events_in,
                 venue_errors=(lambda: watch.health()[1]) if watch is not None else (lambda: None),
+                rewards=rewards.snapshot if rewards is not None else None,
             )
             self.metrics = MetricsServer(collector, ops_cfg.metrics_port)
             metrics_url = self._listen("metrics_port", ops_cfg.metrics_port, self.metrics.start)
@@ -206,6 +211,35 @@ class OpsPlane:
                 f"control: {url} (token in {self.run_dir / 'control.token'}): polymm status, pause, resume..."
             )
 
+    def _reward_tracker(self, watch: GatewayWatch | None) -> RewardTracker | None:
+        """Live and paper: reward tracking (``app.rewards``) every ``rewards.track_interval_s``, started."""
+        from app.rewards import LiveRewardSource, PaperRewardSource, RewardTracker  # noqa: PLC0415
+
+        engine, interval = self.engine, self.cfg.rewards.track_interval_s
+        source: LiveRewardSource | PaperRewardSource
+        if self.mode == "live" and engine.rewards_venue is not None:
+            source = LiveRewardSource(engine.rewards_venue)
+        elif self.mode == "paper" and engine.venue is not None:
+            source = PaperRewardSource(engine.venue)
+        else:
+            return None
+        tracker = RewardTracker(
+            engine.markets,
+            source,
+            self.clock,
+            interval,
+            held=lambda: bool(watch is not None and watch.status is not None and watch.status.paused),
+        )
+        if not tracker.markets or interval <= 0:
+            return None
+        tracker.start()
+        engine.reward_tracker = tracker
+        print(
+            f"rewards: tracking {len(tracker.markets)} rewarded markets every {interval:g} s "
+            f"({'the venue' if self.mode == 'live' else 'the paper venue'}; rewards.track_interval_s)"
+        )
+        return tracker
+
     def _listen(self, key: str, port: int, start: Any) -> str:
         try:
             return str(start())
@@ -216,7 +250,8 @@ class OpsPlane:
 
     def stop(self) -> None:
         """Stop serving (idempotent)."""
-        parts: list[Any] = [self.control, self.metrics, self.watch]
+        parts: list[Any] = [self.rewards, self.control, self.metrics, self.watch]
+        self.rewards = None
         self.control = self.metrics = self.watch = None
         for part in parts:
             if part is not None:

@@ -28,6 +28,12 @@ MAX_USDC: Final = 1e9
 MAX_HALFLIFE_S: Final = 7 * 86_400.0
 MAX_MS: Final = 86_400_000
 MAX_HOURS: Final = 100 * 8_766.0
+#: ``market_selection.income.book_candidates``: the default is this many books per market kept, at most
+#: ``DEFAULT_MAX_BOOK_CANDIDATES``; no setting may ask for more than ``MAX_BOOK_CANDIDATES`` (a third of
+#: the venue's 1,500 ``/book`` requests per 10 s per IP).
+BOOK_CANDIDATES_PER_KEPT: Final = 3
+DEFAULT_MAX_BOOK_CANDIDATES: Final = 100
+MAX_BOOK_CANDIDATES: Final = 500
 
 
 class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -62,6 +68,30 @@ def _check_decimals(key: str, value: float, decimals: int) -> None:
         raise ValueError(f"{key}: {value} has more than {decimals} decimals")
 
 
+class IncomeConfig(Base, frozen=True):
+    """The reference quote ``rank_by: expected_income`` prices a market for (``docs/rewards.md``)."""
+
+    #: Size of the reference bid and ask, shares; raised to the market's ``rewardsMinSize``.
+    quote_shares: Shares = 100.0
+    #: How long a fill is held before it is unwound, hours: the adverse move is the market's recent
+    #: move scaled to this horizon.
+    holding_hours: Annotated[float, Meta(gt=0, le=MAX_HOURS)] = 1.0
+    #: ``refresh-markets`` fetches the CLOB order book of this many markets, the best by the Gamma-only
+    #: estimate, and ranks them by their book instead. ``None``: 3 times the markets kept, at most
+    #: ``DEFAULT_MAX_BOOK_CANDIDATES``; 0: no books (Gamma only).
+    book_candidates: Annotated[int, Meta(ge=0, le=MAX_BOOK_CANDIDATES)] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_decimals("quote_shares", self.quote_shares, 2)
+
+    def book_count(self, keep: int) -> int:
+        """How many books to fetch when ``keep`` markets are kept (``book_candidates``' rule)."""
+        if self.book_candidates is not None:
+            return self.book_candidates
+        return min(BOOK_CANDIDATES_PER_KEPT * max(keep, 0), DEFAULT_MAX_BOOK_CANDIDATES)
+
+
 class MarketSelection(Base, frozen=True):
     """Which Gamma markets are worth making (see ``docs/selection.md``)."""
 
@@ -76,7 +106,8 @@ class MarketSelection(Base, frozen=True):
     include_categories: tuple[str, ...] = ()
     exclude_categories: tuple[str, ...] = ()
     min_hours_to_end: Annotated[float, Meta(ge=0, le=MAX_HOURS)] = 0.0
-    rank_by: Literal["volume_24h", "reward_density", "liquidity"] = "volume_24h"
+    rank_by: Literal["volume_24h", "reward_density", "liquidity", "expected_income"] = "volume_24h"
+    income: IncomeConfig = msgspec.field(default_factory=IncomeConfig)
     order_by: str = "volume24hr"
     ascending: bool = False
 
@@ -368,6 +399,11 @@ class RewardsConfig(Base, frozen=True):
     #: A moved level sits at most this percentage of the max spread from the adjusted mid (strictly
     #: inside the band: the edge scores 0); 50 scores at least a quarter of the size per sample.
     band_pct: Annotated[int, Meta(ge=1, le=99)] = 50
+    #: Live and paper: every this many seconds, ask which of our resting orders score (live: the
+    #: venue's ``POST /orders-scoring``; paper: ``core.rewards`` on the paper venue) and what the
+    #: venue reports we earned today, for the status output (``app.rewards``); 0 never asks. Off the
+    #: trading path; independent of ``enabled``.
+    track_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 60.0
 
 
 class MergeConfig(Base, frozen=True):

@@ -16,6 +16,11 @@ Pure: no I/O, clock or randomness. Rules and sources in ``docs/rewards.md``
 
 Arithmetic is exact: scores are ``Fraction`` in Qty units (1e-6 share-points); nothing rounds here. A
 money amount made from a share (deliverable 3) is floored to the micro-USDC by ``reward_usdc6``.
+
+Shared by the simulator, the emulator and live tracking (``docs/rewards.md``): ``book_scores`` scores
+our orders against a displayed book that does not hold them (the competition taken as one maker),
+``order_scoring`` says which single orders score, ``yes_levels_without`` takes our orders out of a
+book that shows them, and ``estimate`` sums one market's tracking figures.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import msgspec
 from core.inventory import OrderLike
 from core.units import PX_ONE, Outcome, Px, Qty, Side, Usdc6
 
+#: Samples a day (one a minute): a sample pays ``share * daily pool / MINUTES_PER_DAY``.
+MINUTES_PER_DAY: Final = 1440
 #: The venue's single-sided scaling factor c ("currently 3.0 on all markets").
 SINGLE_SIDED_DIVISOR: Final = 3
 #: The mid band (inclusive, in Px) inside which single-sided quoting scores at 1/c.
@@ -150,3 +157,108 @@ def pool_share(ours: Fraction, others: Iterable[Fraction]) -> Fraction:
 def reward_usdc6(share: Fraction, pool_usdc6: Usdc6) -> Usdc6:
     """``share`` of a pool in micro-USDC, floored (the venue pays no fraction of a unit)."""
     return int(share * pool_usdc6)
+
+
+def order_scoring(orders: Sequence[OrderLike], mid2_px: int, rp: RewardParams) -> tuple[bool, ...]:
+    """Whether each of one maker's orders scores: its own ``S > 0`` and the maker's ``Q_min > 0``.
+
+    ``S > 0`` is the size and distance rule. The second condition is the two-sided rule seen from one
+    order: outside the [0.10, 0.90] mid band a maker quoting one side only has ``Q_min = 0``, so none
+    of its orders earns and none is reported scoring (inside the band one side earns its third, so an
+    order with ``S > 0`` always scores there).
+    """
+    scores = [
+        order_score(rp.max_spread_px, 2 * yes_book_px(o, px) - mid2_px, qty, rp.min_qty)
+        for o, _side, px, qty in orders
+    ]
+    if not any(scores) or maker_q(orders, mid2_px, rp) <= 0:
+        return tuple(False for _ in orders)
+    return tuple(s > 0 for s in scores)
+
+
+def book_scores(
+    ours: Sequence[OrderLike],
+    bids: Iterable[tuple[Px, Qty]],
+    asks: Iterable[tuple[Px, Qty]],
+    rp: RewardParams,
+) -> tuple[Fraction, Fraction, int]:
+    """``(our Q_min, everyone's Q_min, twice the adjusted mid)`` of one sample.
+
+    ``bids``/``asks`` are the displayed YES book's levels *without* our orders. The adjusted mid is
+    taken on that book with our orders added to their levels (ours are in the book the venue sees).
+    The competition is the displayed levels taken as one maker's orders (bids buy YES, asks sell YES),
+    scored with the same ``maker_q``: the public book shows levels, not makers (an assumption,
+    ``docs/rewards.md``). No two-sided book: ``(0, 0, 0)``.
+    """
+    bid_levels: dict[Px, Qty] = {}
+    ask_levels: dict[Px, Qty] = {}
+    for px, qty in bids:
+        bid_levels[px] = bid_levels.get(px, 0) + qty
+    for px, qty in asks:
+        ask_levels[px] = ask_levels.get(px, 0) + qty
+    theirs: list[OrderLike] = [(Outcome.YES, Side.BUY, px, q) for px, q in bid_levels.items()]
+    theirs += [(Outcome.YES, Side.SELL, px, q) for px, q in ask_levels.items()]
+    for outcome, side, px, qty in ours:
+        if qty <= 0:
+            continue
+        levels = bid_levels if (outcome is Outcome.YES) == (side is Side.BUY) else ask_levels
+        ypx = yes_book_px(outcome, px)
+        levels[ypx] = levels.get(ypx, 0) + qty
+    mid2 = adjusted_mid2_px(bid_levels.items(), ask_levels.items(), rp.min_qty)
+    if mid2 <= 0:
+        return _ZERO, _ZERO, 0
+    q_ours = maker_q(ours, mid2, rp)
+    return q_ours, q_ours + maker_q(theirs, mid2, rp), mid2
+
+
+def yes_levels_without(
+    levels: Iterable[tuple[Px, Qty]], ours: Iterable[OrderLike], *, bids: bool
+) -> tuple[tuple[Px, Qty], ...]:
+    """One side of a displayed YES book with our resting orders taken out (a level never below 0).
+
+    For a book that shows our orders (the venue's): ``bids`` True takes out our YES bids and NO asks,
+    False our YES asks and NO bids, each at its place on the YES book.
+    """
+    out: dict[Px, Qty] = {}
+    for px, qty in levels:
+        out[px] = out.get(px, 0) + qty
+    for outcome, side, px, qty in ours:
+        if ((outcome is Outcome.YES) == (side is Side.BUY)) != bids:
+            continue
+        ypx = yes_book_px(outcome, px)
+        if ypx in out:
+            out[ypx] = max(0, out[ypx] - qty)
+    return tuple((px, q) for px, q in out.items() if q > 0)
+
+
+class RewardEstimate(msgspec.Struct, frozen=True, kw_only=True):
+    """One market's reward tracking figures at one moment (``estimate``).
+
+    ``orders``/``qty``: our resting orders and their unfilled size; ``scoring_*`` those that score;
+    ``share``: our fraction of the sample (``Q_min`` ours / everyone's) as a ppm integer;
+    ``daily_usdc6``: the estimated accrual if the book stayed so all day (share x daily pool).
+    """
+
+    orders: int
+    scoring_orders: int
+    qty: Qty
+    scoring_qty: Qty
+    share_ppm: int
+    daily_usdc6: Usdc6
+
+
+def estimate(
+    ours: Sequence[OrderLike], scoring: Sequence[bool], q_ours: Fraction, q_total: Fraction, rp: RewardParams
+) -> RewardEstimate:
+    """Sum one market's tracking figures: ``scoring[i]`` says whether ``ours[i]`` scores (the venue's
+    answer live, ``order_scoring`` on paper); the share is ``q_ours / q_total`` of ``book_scores``."""
+    share = pool_share(q_ours, [q_total - q_ours]) if q_total > 0 else _ZERO
+    live = [(o, s) for o, s in zip(ours, scoring, strict=True) if o[3] > 0]
+    return RewardEstimate(
+        orders=len(live),
+        scoring_orders=sum(1 for _, s in live if s),
+        qty=sum(o[3] for o, _ in live),
+        scoring_qty=sum(o[3] for o, s in live if s),
+        share_ppm=int(share * 1_000_000),
+        daily_usdc6=reward_usdc6(share, rp.daily_usdc6),
+    )

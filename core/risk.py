@@ -306,6 +306,25 @@ def events_last_minute(w: EventWindow, ts_ns: int) -> int:
     return sum(count for idx, count in w.buckets if idx >= first)
 
 
+def _error_rate(limits: RiskLimits, errors: EventWindow, ts_ns: int, market: str | None) -> RiskReason | None:
+    """The error-rate rule for one market's errors, or (``market`` None) for errors tied to none."""
+    max_errors = limits.max_errors_per_min
+    if max_errors is None or not errors.buckets:
+        return None
+    n = events_last_minute(errors, ts_ns)
+    if n <= max_errors:
+        return None
+    return RiskReason(
+        rule="error_rate",
+        state=_PAUSED,
+        scope="book" if market is None else "market",
+        market=market or "",
+        observed=n,
+        limit=max_errors,
+        unit="per_min",
+    )
+
+
 # --- limits ----------------------------------------------------------------------------------------
 
 
@@ -602,21 +621,8 @@ def assess_market(obs: MarketObs, carry: MarketCarry, limits: RiskLimits, ts_ns:
                     unit="qty",
                 )
             )
-    max_errors = limits.max_errors_per_min
-    if max_errors is not None and obs.errors.buckets:
-        n = events_last_minute(obs.errors, ts_ns)
-        if n > max_errors:
-            fired.append(
-                RiskReason(
-                    rule="error_rate",
-                    state=_PAUSED,
-                    scope="market",
-                    market=market,
-                    observed=n,
-                    limit=max_errors,
-                    unit="per_min",
-                )
-            )
+    if (reason := _error_rate(limits, obs.errors, ts_ns, market)) is not None:
+        fired.append(reason)
     max_age = limits.max_feed_age_ns
     if max_age is not None and obs.feed_age_ns is not None and obs.feed_age_ns > max_age:
         fired.append(
@@ -712,20 +718,8 @@ def assess_book(
                 detail=f"peak {format_usdc6(peak)} USDC today",
             )
         )
-    max_errors = limits.max_errors_per_min
-    if max_errors is not None and obs.errors.buckets:
-        n = events_last_minute(obs.errors, ts_ns)
-        if n > max_errors:
-            fired.append(
-                RiskReason(
-                    rule="error_rate",
-                    state=_PAUSED,
-                    scope="book",
-                    observed=n,
-                    limit=max_errors,
-                    unit="per_min",
-                )
-            )
+    if (reason := _error_rate(limits, obs.errors, ts_ns, None)) is not None:
+        fired.append(reason)
     max_hb = limits.max_heartbeat_age_ns
     if max_hb is not None and obs.heartbeat_age_ns is not None and obs.heartbeat_age_ns > max_hb:
         fired.append(

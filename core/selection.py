@@ -8,14 +8,18 @@ into ``MarketRecord``; ``select_markets`` keeps the markets that pass every filt
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Final
 
 import msgspec
 
-from core.config import Config, MarketSelection
+from core.config import Config, IncomeConfig, MarketSelection
+from core.income import IncomeEstimate, IncomeInputs, expected_income
 from core.markets import MarketInfo, ProtocolVersion
+from core.messages import BookSnapshot
+from core.rewards import RewardParams
 from core.units import NS_PER_S, PX_ONE, QTY_ONE, USDC6_ONE, Px, Qty
 
 #: The categories a market can be given (``classify: true``); ``other`` is the catch-all.
@@ -64,6 +68,10 @@ class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
     fee_rate_ppm: int = 0
     fee_exponent: int = 1
     maker_rebate_ppm: int = 0
+    #: Gamma's ``oneHourPriceChange``, ``oneDayPriceChange``, ``oneWeekPriceChange`` (signed, Px).
+    change_1h_px: Px | None = None
+    change_1d_px: Px | None = None
+    change_1w_px: Px | None = None
     event_id: str = ""
     event_slug: str = ""
     event_title: str = ""
@@ -94,6 +102,27 @@ class MarketRecord(msgspec.Struct, frozen=True, kw_only=True):
         if self.best_bid_px is None or self.best_ask_px is None:
             return None
         return self.best_ask_px - self.best_bid_px
+
+    def income_inputs(self, book: BookSnapshot | None = None) -> IncomeInputs:
+        """What ``core.income.expected_income`` reads: Gamma's fields, and ``book`` (YES) when given."""
+        return IncomeInputs(
+            best_bid_px=self.best_bid_px,
+            best_ask_px=self.best_ask_px,
+            volume_24h_usdc=self.volume_24h,
+            liquidity_usdc=self.liquidity,
+            reward=RewardParams(
+                max_spread_px=self.rewards_max_spread_px,
+                min_qty=self.rewards_min_qty,
+                daily_usdc6=round(self.rewards_daily_usdc * USDC6_ONE),
+            ),
+            fee_rate_ppm=self.fee_rate_ppm,
+            rebate_ppm=self.maker_rebate_ppm,
+            change_1h_px=self.change_1h_px,
+            change_1d_px=self.change_1d_px,
+            change_1w_px=self.change_1w_px,
+            bids=None if book is None else book.bids,
+            asks=None if book is None else book.asks,
+        )
 
     def to_info(self) -> MarketInfo:
         """Reduce to what the quoting path needs; raise ``ValueError`` for a market that cannot trade."""
@@ -298,8 +327,32 @@ def reward_density(m: MarketRecord) -> float:
     return m.rewards_daily_usdc / max(m.liquidity + min_notional, 1.0)
 
 
-def score(m: MarketRecord, rank_by: str) -> float:
-    """The ranking score: 24h volume (default), liquidity, or ``reward_density``."""
+#: YES order books by Gamma market id (``MarketRecord.market_id``), for ``rank_by: expected_income``.
+Books = Mapping[str, BookSnapshot]
+
+
+def income(
+    m: MarketRecord, cfg: IncomeConfig | None = None, book: BookSnapshot | None = None
+) -> IncomeEstimate:
+    """``core.income.expected_income`` of ``m`` (``cfg`` default: the config's).
+
+    With ``book`` (its YES book) the competition is the book's (``source`` "book"); without, Gamma's
+    fields stand in (``source`` "gamma").
+    """
+    return expected_income(m.income_inputs(book), cfg if cfg is not None else IncomeConfig())
+
+
+def score(
+    m: MarketRecord, rank_by: str, income_cfg: IncomeConfig | None = None, book: BookSnapshot | None = None
+) -> float:
+    """The ranking score: 24h volume (default), liquidity, ``reward_density``, or ``expected_income``.
+
+    ``expected_income`` is the net USDC a day (``core.income``, from ``book`` when given); a market it
+    cannot price (no two-sided quote) scores minus infinity, after every priced one.
+    """
+    if rank_by == "expected_income":
+        est = income(m, income_cfg, book)
+        return est.net_usdc6_per_day / USDC6_ONE if est.priced else -math.inf
     if rank_by == "reward_density":
         return reward_density(m)
     if rank_by == "liquidity":
@@ -307,9 +360,15 @@ def score(m: MarketRecord, rank_by: str) -> float:
     return m.volume_24h
 
 
-def _rank(passed: Iterable[MarketRecord], rank_by: str) -> list[tuple[float, MarketRecord]]:
+def _rank(
+    passed: Iterable[MarketRecord],
+    rank_by: str,
+    income_cfg: IncomeConfig | None = None,
+    books: Books | None = None,
+) -> list[tuple[float, MarketRecord]]:
     # Ties break on 24h volume, then on the Gamma id, so the order never depends on the input order.
-    scored = [(score(m, rank_by), m) for m in passed]
+    got = books or {}
+    scored = [(score(m, rank_by, income_cfg, got.get(m.market_id)), m) for m in passed]
     scored.sort(key=lambda sm: (-sm[0], -sm[1].volume_24h, sm[1].market_id))
     return scored
 
@@ -327,6 +386,7 @@ def _select(
     limit: int | None,
     *,
     filters: bool,
+    books: Books | None,
 ) -> SelectionResult:
     c = criteria(sel)
     seen: set[str] = set()
@@ -342,10 +402,11 @@ def _select(
             rejected.append(_reject(m, *why))
         else:
             passed.append(m)
-    ranked = _rank(passed, sel.rank_by)
+    ranked = _rank(passed, sel.rank_by, sel.income, books)
     cut = len(ranked) if limit is None else max(limit, 0)
     for position, (value, m) in enumerate(ranked[cut:], start=cut + 1):
-        rejected.append(_reject(m, Reason.BELOW_LIMIT, f"rank {position}, {sel.rank_by} {value:g}"))
+        shown = f"{value:g}" if math.isfinite(value) else "unpriced"
+        rejected.append(_reject(m, Reason.BELOW_LIMIT, f"rank {position}, {sel.rank_by} {shown}"))
     kept = ranked[:cut]
     return SelectionResult(
         selected=tuple(m for _, m in kept),
@@ -356,7 +417,12 @@ def _select(
 
 
 def select_markets(
-    records: Sequence[MarketRecord], sel: MarketSelection, *, now_ns: int, limit: int | None = -1
+    records: Sequence[MarketRecord],
+    sel: MarketSelection,
+    *,
+    now_ns: int,
+    limit: int | None = -1,
+    books: Books | None = None,
 ) -> SelectionResult:
     """Keep the tradable markets that pass every filter of ``sel``, best ``limit`` first.
 
@@ -365,21 +431,28 @@ def select_markets(
         sel: The strategy's ``market_selection``.
         now_ns: Wall-clock time for the end-date filters.
         limit: How many to keep; ``-1`` (default) means ``sel.limit``, ``None`` means all that pass.
+        books: YES books by market id: ``expected_income`` prices these markets from their book (the
+            filters still read Gamma's fields); the others from Gamma alone.
 
     Returns:
         The selection; each market not selected has one reason (``below_limit`` past the limit).
     """
-    return _select(records, sel, now_ns, sel.limit if limit == -1 else limit, filters=True)
+    return _select(records, sel, now_ns, sel.limit if limit == -1 else limit, filters=True, books=books)
 
 
 def select_candidates(
-    records: Sequence[MarketRecord], sel: MarketSelection, *, now_ns: int, limit: int | None = -1
+    records: Sequence[MarketRecord],
+    sel: MarketSelection,
+    *,
+    now_ns: int,
+    limit: int | None = -1,
+    books: Books | None = None,
 ) -> SelectionResult:
-    """Keep the tradable markets only (no strategy filters), ranked by ``sel.rank_by``.
+    """Keep the tradable markets only (no strategy filters), ranked by ``sel.rank_by`` (``books`` as above).
 
     This is what ``polymm refresh-markets`` caches: every strategy then applies its own filters.
     """
-    return _select(records, sel, now_ns, sel.limit if limit == -1 else limit, filters=False)
+    return _select(records, sel, now_ns, sel.limit if limit == -1 else limit, filters=False, books=books)
 
 
 def select_markets_for(

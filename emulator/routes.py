@@ -38,6 +38,7 @@ from emulator.gamma import events_json, filter_markets, keyset_page, market_json
 from emulator.http import Response, q1
 from emulator.orders import OrderError, PostOrder, decode_post_order
 from emulator.ratelimit import Bucket
+from emulator.rewards import check_day
 from emulator.scenario import FaultRule, Scenario
 from emulator.venue import Venue, VenueError
 
@@ -282,14 +283,12 @@ class RestRoutes:
                 200,
                 self.venue.legacy_heartbeat(self._l2(h, "POST", "/heartbeats", b)),
             ),
-            ("GET", "/order-scoring"): lambda q, h, b: (
-                self._authed(h, "GET", "/order-scoring", b),
-                {"scoring": False},
-            ),
-            ("POST", "/orders-scoring"): lambda q, h, b: (
-                self._authed(h, "POST", "/orders-scoring", b),
-                dict.fromkeys(_list(_decode(b)), False),
-            ),
+            ("GET", "/order-scoring"): self._order_scoring,
+            ("POST", "/orders-scoring"): self._orders_scoring,
+            ("GET", "/rewards/markets/current"): lambda q, h, b: (200, v.reward_listing("current")),
+            ("GET", "/rewards/user"): self._user_rewards("user", "/rewards/user"),
+            ("GET", "/rewards/user/total"): self._user_rewards("total", "/rewards/user/total"),
+            ("GET", "/rewards/user/markets"): self._user_rewards("user_markets", "/rewards/user/markets"),
             ("GET", "/emulator/status"): lambda q, h, b: (200, self.status()),
             ("POST", "/emulator/take"): self._take,
             ("GET", "/emulator/orders"): lambda q, h, b: (200, v.account_orders(_address(q))),
@@ -331,6 +330,8 @@ class RestRoutes:
                     return 200, {"condition_id": cid}
                 case "tick-size":
                     return 200, {"minimum_tick_size": float(format_px(v.tick_size(rest)))}
+                case "rewards" if rest.startswith("markets/"):
+                    return 200, v.reward_listing("market", cid=rest.removeprefix("markets/"))
                 case "data" if rest.startswith("order/"):
                     creds = self._l2(headers, method, path, body)
                     return 200, v.order(creds, rest.removeprefix("order/"))
@@ -482,6 +483,33 @@ class RestRoutes:
         if hb is not None and not isinstance(hb, str):
             raise VenueError(400, "Invalid payload: heartbeat_id must be a string")
         return 200, self.venue.heartbeat(creds, hb)
+
+    def _order_scoring(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        creds = self._l2(h, "GET", "/order-scoring", b)
+        oid = q1(q, "order_id")
+        if not oid:
+            raise VenueError(400, "order_id is required")
+        return 200, {"scoring": self.venue.order_scoring(creds, [oid])[oid]}
+
+    def _orders_scoring(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+        creds = self._l2(h, "POST", "/orders-scoring", b)
+        ids = _list(_decode(b))
+        if not all(isinstance(x, str) and x for x in ids):
+            raise VenueError(400, "Invalid payload: expected a JSON array of order ids")
+        if len(ids) > _MAX_SCORING_IDS:
+            raise VenueError(
+                400, f"Too many order ids in payload: {len(ids)}, max allowed: {_MAX_SCORING_IDS}"
+            )
+        return 200, self.venue.order_scoring(creds, ids)
+
+    def _user_rewards(self, what: str, path: str) -> Callable[..., tuple[int, Any]]:
+        # ``GET /rewards/user[/total|/markets]?date=YYYY-MM-DD``: the account's earnings of that UTC day.
+        def handle(q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
+            creds = self._l2(h, "GET", path, b)
+            day = check_day(q1(q, "date"))
+            return 200, self.venue.reward_listing(what, creds, day=day)
+
+        return handle
 
     def _take(self, q: Mapping[str, list[str]], h: Mapping[str, str], b: bytes) -> tuple[int, Any]:
         raw = _decode(b)
@@ -647,6 +675,8 @@ class RestRoutes:
         return 200, [e for e in events if not wanted or e["id"] in wanted]
 
 
+#: Most ids one ``POST /orders-scoring`` takes (the venue's limit is not documented; DELETE /orders' 1000).
+_MAX_SCORING_IDS: Final = 1000
 #: Largest size (shares) or amount (pUSD) ``/emulator/take`` takes, in 1e-6 units.
 _MAX_TAKE_QTY: Final = 10**9 * QTY_ONE
 _RATE_LIMIT_KEYS: Final = frozenset(("enabled", "mode", "default_tier", "retry_after_s", "accounts", "drain"))

@@ -50,11 +50,13 @@ from core.units import (
     format_qty,
     format_usdc6,
 )
+from emulator.auth import ApiCreds
 from emulator.channels import MarketSub, Sink, UserSub
 from emulator.flow import FLOW_MAKER, FLOW_TAKER, SEED, ReplayFlow, SyntheticFlow, flow_order_id
 from emulator.gamma import iso_utc
 from emulator.order_entry import OrderEntry
 from emulator.positions import Fill, basis_from_fills, position_row
+from emulator.rewards import RewardPools
 from emulator.scenario import (
     MarketConfig,
     Scenario,
@@ -110,6 +112,8 @@ class Venue(OrderEntry):
         for m in self._markets:
             self._seed_market(m, random.Random(self.rng.getrandbits(64)), base_dir)
         self._flush(self.start_ns)
+        #: The liquidity-rewards program (``emulator.rewards``): samples each step, listings on request.
+        self.rewards = RewardPools(seed, self._markets, self.start_ns)
 
     # --- setup -------------------------------------------------------------------------------------
 
@@ -144,6 +148,7 @@ class Venue(OrderEntry):
         """Advance the venue to now: expiries, heartbeats, trade statuses, flow, scheduled faults."""
         with self.lock:
             now_ns = self.now_ns() if now_ns is None else now_ns
+            self.rewards.until(now_ns, self._users)  # (the book as it stood, before this step moves it)
             for m in self._markets:
                 report = m.engine.expire(now_ns)
                 if report.execs or report.deltas:
@@ -178,6 +183,37 @@ class Venue(OrderEntry):
             if was and not self._frozen_market:
                 for sub in self._market_subs:
                     self._send_books(sub, sub.assets, now_ns)
+
+    # --- liquidity rewards (emulator.rewards) ------------------------------------------------------
+
+    def order_scoring(self, creds: ApiCreds, order_ids: Sequence[str]) -> dict[str, bool]:
+        """``{id: scoring}``: whether each of the account's resting orders scores now."""
+        with self.lock:
+            user = self._users.get(creds.address.lower())
+            live = [user.live[i] for i in order_ids if user is not None and i in user.live]
+            markets = {rec.market.market: rec.market for rec in live}
+            return self.rewards.scoring(creds.address, order_ids, markets.values())
+
+    def reward_listing(self, what: str, creds: ApiCreds | None = None, day: str = "", cid: str = "") -> Any:
+        """A reward listing (``current``, ``market``, ``user``, ``total``, ``user_markets``), samples
+        due until now taken first."""
+        with self.lock:
+            self.rewards.until(self.now_ns(), self._users)
+            r = self.rewards
+            match what:
+                case "current":
+                    return r.current()
+                case "market":
+                    return r.market(cid)
+            assert creds is not None
+            address = self._user(creds.address).address
+            match what:
+                case "user":
+                    return r.user(address, day)
+                case "total":
+                    return r.total(address, day)
+                case _:
+                    return r.user_markets(address, day)
 
     # --- test and ops helpers ----------------------------------------------------------------------
 

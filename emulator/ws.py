@@ -13,7 +13,8 @@ import logging
 import queue
 import socket
 import threading
-from typing import Final
+from collections.abc import Iterator
+from typing import Any, Final
 
 import msgspec
 from websockets.exceptions import ConnectionClosed
@@ -22,6 +23,7 @@ from websockets.server import ServerProtocol
 from websockets.sync.server import ServerConnection
 
 from emulator.auth import UNAUTHORIZED, AuthError, KeyStore
+from emulator.faults import Channel
 from emulator.venue import MarketSub, Sink, UserSub, Venue
 
 __all__ = ["ShutdownFlag", "WebSockets", "WsSink"]
@@ -135,21 +137,26 @@ class WebSockets:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    def _requests(self, conn: ServerConnection, sink: Sink, channel: Channel) -> Iterator[dict[str, Any]]:
+        """The client's JSON object messages; a ``PING`` is answered (when the venue's faults allow)
+        and anything else that is not a JSON object is ignored, as the venue does."""
+        for msg in conn:
+            text = msg if isinstance(msg, str) else msg.decode(errors="replace")
+            if text.strip() == "PING":
+                if self.venue.pong_allowed(channel):
+                    sink.send("PONG")
+                continue
+            try:
+                raw = msgspec.json.decode(text)
+            except msgspec.DecodeError:
+                continue
+            if isinstance(raw, dict):
+                yield raw
+
     def _market_channel(self, conn: ServerConnection, sink: WsSink) -> None:
         sub = MarketSub(sink)
         try:
-            for msg in conn:
-                text = msg if isinstance(msg, str) else msg.decode(errors="replace")
-                if text.strip() == "PING":
-                    if self.venue.pong_allowed("market"):
-                        sink.send("PONG")
-                    continue
-                try:
-                    raw = msgspec.json.decode(text)
-                except msgspec.DecodeError:
-                    continue
-                if not isinstance(raw, dict):
-                    continue
+            for raw in self._requests(conn, sink, "market"):
                 assets = [str(a) for a in raw.get("assets_ids") or raw.get("asset_ids") or []]
                 op = str(raw.get("operation", "subscribe")).lower()
                 if op == "unsubscribe":
@@ -164,18 +171,7 @@ class WebSockets:
     def _user_channel(self, conn: ServerConnection, sink: Sink) -> None:
         sub: UserSub | None = None
         try:
-            for msg in conn:
-                text = msg if isinstance(msg, str) else msg.decode(errors="replace")
-                if text.strip() == "PING":
-                    if self.venue.pong_allowed("user"):
-                        sink.send("PONG")
-                    continue
-                try:
-                    raw = msgspec.json.decode(text)
-                except msgspec.DecodeError:
-                    continue
-                if not isinstance(raw, dict):
-                    continue
+            for raw in self._requests(conn, sink, "user"):
                 markets = [str(x) for x in raw.get("markets") or []]
                 if sub is None:
                     auth = raw.get("auth")

@@ -33,7 +33,7 @@ from typing import Final
 from core.eventlog import BufferSink
 from core.inventory import OrderLike
 from core.markets import MarketInfo
-from core.rewards import adjusted_mid2_px, maker_q
+from core.rewards import book_scores as core_book_scores
 from core.units import NS_PER_S, PX_ONE, Outcome, Side
 from venue.exchange import SimExchange
 
@@ -53,25 +53,19 @@ def sample_ts(seed: int, market: str, minute: int) -> int:
 
 
 def book_scores(ex: SimExchange) -> tuple[Fraction, Fraction, int]:
-    """``(our Q_min, everyone's Q_min, twice the adjusted mid)`` of the venue as it stands."""
-    rp = ex.info.reward_params()
-    bids = dict(ex.book.levels(Side.BUY))
-    asks = dict(ex.book.levels(Side.SELL))
-    theirs: list[OrderLike] = [(Outcome.YES, Side.BUY, px, q) for px, q in bids.items()]
-    theirs += [(Outcome.YES, Side.SELL, px, q) for px, q in asks.items()]
-    ours: list[OrderLike] = []
-    for o in ex.orders.values():
-        if o.qty <= 0:
-            continue
-        px = o.yes_px if o.outcome is Outcome.YES else PX_ONE - o.yes_px
-        ours.append((o.outcome, o.side, px, o.qty))
-        levels = bids if o.yes_side is Side.BUY else asks
-        levels[o.yes_px] = levels.get(o.yes_px, 0) + o.qty
-    mid2 = adjusted_mid2_px(bids.items(), asks.items(), rp.min_qty)
-    if mid2 <= 0:
-        return Fraction(0), Fraction(0), 0
-    q_ours = maker_q(ours, mid2, rp)
-    return q_ours, q_ours + maker_q(theirs, mid2, rp), mid2
+    """``(our Q_min, everyone's Q_min, twice the adjusted mid)`` of the venue as it stands.
+
+    ``core.rewards.book_scores`` of our resting orders against the displayed book (which never holds
+    them): the emulator and live tracking score with the same function.
+    """
+    ours: list[OrderLike] = [
+        (o.outcome, o.side, o.yes_px if o.outcome is Outcome.YES else PX_ONE - o.yes_px, o.qty)
+        for o in ex.orders.values()
+        if o.qty > 0
+    ]
+    return core_book_scores(
+        ours, ex.book.levels(Side.BUY), ex.book.levels(Side.SELL), ex.info.reward_params()
+    )
 
 
 class RewardAccrual:

@@ -3,6 +3,8 @@
 ``GET /markets`` honours ``limit`` (capped at 100), ``offset``, ``order``, ``ascending``, ``active``,
 ``closed``, ``archived``, ``end_date_min`` and ``liquidity_num_min``, and answers HTTP 422 once ``offset``
 runs past the end, as Gamma does. ``GET /events`` returns the events whose ``id`` is asked for.
+``GET /book?token_id=`` serves ``books[token_id]`` (a JSON value, or ``bytes`` sent as they are), and
+the venue's 404 for a token without one, so the server can stand in for the CLOB's REST books too.
 ``fail(status, times)`` queues error answers (429, 500, ...) before the next real ones. Every request is
 recorded in ``requests``. The server only ever binds the loopback address.
 """
@@ -88,6 +90,7 @@ class GammaServer:
         self.markets = fixture_markets() if markets is None else markets
         self.events = fixture_events() if events is None else events
         self.filter_markets = filter_markets
+        self.books: dict[str, Any] = {}
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self._faults: deque[tuple[str, int, dict[str, str]]] = deque()
         self._lock = threading.Lock()
@@ -166,7 +169,7 @@ class GammaServer:
                 pass
 
             def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -195,6 +198,12 @@ class GammaServer:
                 elif parts.path == "/events":
                     ids = set(q.get("id", []))
                     self._send(200, [e for e in server.events if not ids or str(e.get("id")) in ids])
+                elif parts.path == "/book":
+                    book = server.books.get(q.get("token_id", [""])[-1])
+                    if book is None:
+                        self._send(404, {"error": "No orderbook exists for the requested token id"})
+                    else:
+                        self._send(200, book)
                 else:
                     self._send(404, {"error": "not found"})
 

@@ -97,6 +97,7 @@ __all__ = [
     "trade_row",
     "trades_from_rows",
     "user_event_messages",
+    "venue_order_view",
 ]
 
 #: ``POST /orders`` takes at most 15 orders (raised from 5 on 2025-08-21; the SDK refuses more).
@@ -549,6 +550,14 @@ def _venue_order(row: object, assets: AssetMap) -> VenueOrderView | None:
         original_qty=original,
         matched_qty=matched,
     )
+
+
+def venue_order_view(order: Any, assets: AssetMap) -> VenueOrderView | None:
+    """An SDK ``OpenOrder`` (``list_open_orders``) as a ``VenueOrderView``; None without an id.
+
+    A token we do not trade, or unreadable sizes, give ``matched_qty`` -1 (see ``open_orders``).
+    """
+    return _venue_order(_open_order_row(order), assets)
 
 
 def _row_value(parse: Callable[[str], int], row: dict[Any, Any], field: str, default: str) -> int:

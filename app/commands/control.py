@@ -239,6 +239,8 @@ def _status(s: dict[str, Any], run_dir: Path) -> str:
         )
         if m["state"] != "active" or m["rule"]:
             lines.append(f"      why: {m['detail'] or m['rule']}")
+        if m.get("rewards"):
+            lines.append(f"      {reward_text(m['rewards'])}")
         d = m["last_decision"]
         if d and d["pulled"]:
             lines.append(f"      last decision: {d['no_quote'] or 'quoted'}: {d['pulled']}")
@@ -249,6 +251,23 @@ def _status(s: dict[str, Any], run_dir: Path) -> str:
         f"{_usdc(t['marked_pnl_usdc6'])} USDC"
     )
     return "\n".join(lines)
+
+
+def reward_text(r: dict[str, Any]) -> str:
+    """One market's reward tracking for people (``app.rewards.MarketRewards`` as builtins), with units.
+
+    ``rewards 2/3 orders scoring (60 of 90 shares, venue), share 41.2%, est 4.12 USDC/day of a
+    10.00 USDC pool, earned 0.35 USDC today``; ``venue``: the venue said which score (``local``:
+    ``core.rewards`` decided); ``earned`` only where the venue reports it (live).
+    """
+    earned = r.get("earned_today_usdc6")
+    tail = "" if earned is None else f", earned {earned / 1e6:.2f} USDC today"
+    return (
+        f"rewards {r['scoring_orders']}/{r['orders']} orders scoring "
+        f"({r['scoring_qty'] / 1e6:g} of {r['qty'] / 1e6:g} shares, {r['scoring_by']}), "
+        f"share {r['share_ppm'] / 1e4:.1f}%, est {r['est_daily_usdc6'] / 1e6:.2f} USDC/day of a "
+        f"{r['daily_pool_usdc6'] / 1e6:.2f} USDC pool{tail}"
+    )
 
 
 def _positions(s: dict[str, Any], run_dir: Path) -> str:

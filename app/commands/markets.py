@@ -1,7 +1,8 @@
 """``polymm refresh-markets``, ``polymm route-markets`` and ``polymm markets search``.
 
-The flow: ``refresh-markets`` fetches markets from Gamma, classifies them, keeps the best tradable
-``limit`` as the market cache (``ops.markets_json_path``) and indexes them in Chroma
+The flow: ``refresh-markets`` fetches markets from Gamma, classifies them (with ``rank_by:
+expected_income``, reads the order books of the best candidates), keeps the best tradable ``limit`` as
+the market cache (``ops.markets_json_path``) and indexes them in Chroma
 (``ops.markets_chroma_dir``); ``route-markets`` splits the cache between the strategies, each into its
 own ``selected_markets.json``; ``markets search`` queries the index. See ``docs/selection.md``.
 
@@ -39,13 +40,18 @@ from adapters.market_cache import (
     load_market_cache,
     write_markets_file,
 )
+from adapters.polymarket.rest_book import DEFAULT_CLOB_URL, BookUnavailable, RestBookClient
 from app.commands import HELP
 from app.configfile import ConfigFileError, load_config
-from core.config import Config
+from core.config import Config, IncomeConfig
+from core.income import IncomeEstimate
+from core.messages import BookSnapshot
 from core.routing import Role, Route, StrategySpec, route_markets
 from core.selection import (
+    Books,
     MarketRecord,
     SelectionResult,
+    income,
     select_candidates,
     select_markets,
     select_markets_for,
@@ -56,6 +62,7 @@ __all__ = ["Discovery", "discover_markets", "register", "select_markets_for"]
 log = logging.getLogger("polymm.selection")
 
 GAMMA_URL_ENV = "POLYMM_GAMMA_URL"
+CLOB_URL_ENV = "POLYMM_CLOB_URL"
 
 
 # --- shared helpers -----------------------------------------------------------------------------------
@@ -218,8 +225,10 @@ def _register_refresh(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Fetch markets from Gamma (ordered by market_selection.order_by), classify them, keep the "
             "best LIMIT tradable ones in the market cache (ops.markets_json_path, written atomically) and "
-            "upsert them into the Chroma index (ops.markets_chroma_dir). Each strategy's own filters "
-            "apply later, in route-markets."
+            "upsert them into the Chroma index (ops.markets_chroma_dir). With rank_by expected_income, "
+            "the order books of the best market_selection.income.book_candidates markets are read from "
+            "the CLOB (--clob-url) and those markets ranked by them. Each strategy's own filters apply "
+            "later, in route-markets."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
@@ -241,9 +250,197 @@ def _register_refresh(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--gamma-retries", type=int, default=4, metavar="N", help="retries on 429/5xx/network errors [4]"
     )
+    p.add_argument(
+        "--clob-url",
+        help=f"CLOB REST root the order books are read from (rank_by: expected_income) [${CLOB_URL_ENV} or "
+        f"{DEFAULT_CLOB_URL}]",
+        metavar="URL",
+    )
+    p.add_argument(
+        "--book-retries",
+        type=int,
+        default=1,
+        metavar="N",
+        help="retries of one book on 429/5xx/network errors [1]",
+    )
+    p.add_argument(
+        "--skip-books",
+        action="store_true",
+        help="read no order books (rank_by expected_income then prices every market from Gamma alone)",
+    )
     p.add_argument("--as-of", help="judge end dates as of this UTC time (ISO 8601) instead of now")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        metavar="N",
+        help="print the expected income of the first N cached markets, term by term (0: none) [10]",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="list every rejected market with its reason")
     p.set_defaults(run=run_refresh)
+
+
+def _usdc(amount_usdc6: int) -> str:
+    # Micro-USDC as a fixed 6-decimal USDC amount, exactly (no float rounding).
+    sign = "-" if amount_usdc6 < 0 else ""
+    whole, frac = divmod(abs(amount_usdc6), 1_000_000)
+    return f"{sign}{whole:,}.{frac:06d}"
+
+
+_INCOME_HEADER = (
+    f"  {'rank':>4}  {'market':>10}  {'reward':>12}  {'rebate':>12}  {'spread':>12}  {'adverse':>12}  "
+    f"{'net':>12}  {'pool':>10}  {'density':>10}  {'move':>13}  {'source':>6}  question"
+)
+
+
+def _income_row(rank: int, m: MarketRecord, est: IncomeEstimate) -> str:
+    if not est.priced:
+        return (
+            f"  {rank:>4}  {m.market_id:>10}  {'unpriced: no two-sided quote':<127}  {est.source:>6}  "
+            f"{m.question[:50]}"
+        )
+    density = f"{est.density_usdc_per_share:.3g}" if est.pool_usdc6_per_day else "-"
+    move = f"{est.adverse_move_px / 10_000:.4f} {est.move_source}"
+    terms = (
+        est.reward_usdc6_per_day,
+        est.rebate_usdc6_per_day,
+        est.spread_usdc6_per_day,
+        est.adverse_usdc6_per_day,
+        est.net_usdc6_per_day,
+    )
+    cells = "  ".join(f"{_usdc(t):>12}" for t in terms)
+    return (
+        f"  {rank:>4}  {m.market_id:>10}  {cells}  {_usdc(est.pool_usdc6_per_day):>10}  {density:>10}  "
+        f"{move:>13}  {est.source:>6}  {m.question[:50]}"
+    )
+
+
+def print_income_table(
+    markets: Sequence[MarketRecord],
+    cfg: IncomeConfig,
+    rank_by: str,
+    top: int,
+    out: TextIO,
+    books: Books | None = None,
+) -> None:
+    """The expected income of the first ``top`` of ``markets``, one row each, every term in USDC/day.
+
+    A market in ``books`` is priced from its book (``source`` book), any other from Gamma (gamma).
+    """
+    got = books or {}
+    shown = markets[: max(top, 0)]
+    if not shown:
+        return
+    print(
+        f"expected income of the first {len(shown)} cached markets (ranked by {rank_by}), USDC/day: "
+        f"reward + rebate + spread - adverse = net, for a {cfg.quote_shares:g}-share bid and ask at the "
+        f"touch (at least rewardsMinSize), fills held {cfg.holding_hours:g} h (docs/rewards.md)",
+        file=out,
+    )
+    print(_INCOME_HEADER, file=out)
+    for rank, m in enumerate(shown, start=1):
+        print(_income_row(rank, m, income(m, cfg, got.get(m.market_id))), file=out)
+    print(
+        "  pool: the daily reward pool, USDC/day; density: pool per competing scored share, USDC/day "
+        "(-: no pool, inf: no competition); move: the adverse price move per filled share, USDC, and "
+        "its source (Gamma's 1h/1d/1w price change, or the half-spread when none is served); source: "
+        "the competition read from the market's order book (book) or from Gamma's liquidity (gamma)",
+        file=out,
+    )
+
+
+class BookFetch(msgspec.Struct, frozen=True, kw_only=True):
+    """The order books ``refresh-markets`` read for ``rank_by: expected_income``, and those it could not."""
+
+    url: str
+    candidates: int
+    books: dict[str, BookSnapshot]
+    #: ``(market id, reason)`` of each candidate priced from Gamma instead.
+    failed: tuple[tuple[str, str], ...]
+    requests: int
+
+
+def _short_token(token: str) -> str:
+    return token if len(token) <= 14 else f"{token[:6]}…{token[-6:]}"
+
+
+def fetch_candidate_books(
+    candidates: Sequence[MarketRecord],
+    client: RestBookClient,
+    progress: Progress | None = None,
+) -> BookFetch:
+    """The YES book of each of ``candidates``, one ``GET /book`` each (plus retries), in order.
+
+    A book that cannot be read is listed in ``failed`` with the market, the token and why (and logged at
+    INFO); it never stops the others.
+    """
+    books: dict[str, BookSnapshot] = {}
+    failed: list[tuple[str, str]] = []
+    try:
+        for i, m in enumerate(candidates, start=1):
+            try:
+                if not m.yes_token:
+                    raise BookUnavailable("no YES token id")
+                books[m.market_id] = client.yes_book(m.condition_id, m.yes_token)
+            except BookUnavailable as exc:
+                # The command prints it, once (``_print_books``); the log file keeps it too.
+                log.info("order book of market %s (token %s) not used: %s", m.market_id, m.yes_token, exc)
+                failed.append((m.market_id, f"token {_short_token(m.yes_token)}: {exc}"))
+            if progress is not None:
+                progress(i, len(candidates))
+    finally:
+        if progress is not None:
+            progress.close()
+    return BookFetch(
+        url=client.base_url,
+        candidates=len(candidates),
+        books=books,
+        failed=tuple(failed),
+        requests=client.requests,
+    )
+
+
+def _book_candidates(found: Discovery, config: Config, *, keep: int, now_ns: int) -> list[MarketRecord]:
+    # The best `book_count(keep)` tradable markets by the Gamma-only estimate (the cache's own ranking).
+    sel = config.market_selection
+    best = select_candidates(found.records, sel, now_ns=now_ns, limit=sel.income.book_count(keep))
+    return list(best.selected)
+
+
+def _rank_with_books(
+    found: Discovery, config: Config, args: argparse.Namespace, *, keep: int, now_ns: int
+) -> tuple[SelectionResult, BookFetch | None, str]:
+    # Rerank the cache by expected income with the books of the best candidates; the selection, the
+    # books read (None: none tried) and, when none were tried, why.
+    sel = config.market_selection
+    if args.skip_books:
+        return found.selection, None, "--skip-books"
+    if sel.income.book_count(keep) <= 0:
+        return found.selection, None, "market_selection.income.book_candidates: 0"
+    candidates = _book_candidates(found, config, keep=keep, now_ns=now_ns)
+    if not candidates:
+        return found.selection, None, "no tradable market"
+    clob_url = args.clob_url or os.environ.get(CLOB_URL_ENV) or DEFAULT_CLOB_URL
+    with RestBookClient(clob_url, retries=max(args.book_retries, 0)) as client:
+        fetch = fetch_candidate_books(candidates, client, Progress("fetching order books"))
+    result = select_candidates(found.records, sel, now_ns=now_ns, limit=keep, books=fetch.books)
+    _log_selection(result, "candidates with books")
+    return result, fetch, ""
+
+
+def _print_books(fetch: BookFetch | None, why_none: str, out: TextIO) -> None:
+    if fetch is None:
+        if why_none:
+            print(f"order books: none read ({why_none}); every market priced from Gamma alone", file=out)
+        return
+    print(
+        f"order books: read {len(fetch.books)} of {fetch.candidates} candidates (the best by the Gamma "
+        f"estimate) from {fetch.url} ({fetch.requests} requests); {len(fetch.failed)} priced from Gamma "
+        "instead",
+        file=out,
+    )
+    for market_id, reason in fetch.failed:
+        print(f"  book of market {market_id} not used: {reason}", file=out)
 
 
 def run_refresh(args: argparse.Namespace) -> int:
@@ -277,6 +474,9 @@ def run_refresh(args: argparse.Namespace) -> int:
         return 1
     result = found.selection
     fetched = found.fetched
+    books, why_none = None, ""
+    if result.rank_by == "expected_income":
+        result, books, why_none = _rank_with_books(found, config, args, keep=limit, now_ns=now_ns)
     print(
         f"fetched {len(fetched.raw) + len(fetched.skipped)} markets from {url} in {fetched.pages} pages "
         f"({fetched.requests} requests); {len(fetched.skipped)} malformed skipped",
@@ -290,6 +490,7 @@ def run_refresh(args: argparse.Namespace) -> int:
         print(
             "classification: embedding model skipped (--skip-classify); Gamma-tag categories only", file=out
         )
+    _print_books(books, why_none, out)
     print(f"cache: {result.summary()}", file=out)
     if args.verbose:
         for r in result.rejected:
@@ -297,6 +498,9 @@ def run_refresh(args: argparse.Namespace) -> int:
     own = select_markets(result.selected, sel, now_ns=now_ns, limit=None)
     print(f"  of these, {len(own.selected)} pass {args.config}'s own filters", file=out)
     _print_counts("the rest fail", own.reason_counts(), out)
+    print_income_table(
+        result.selected, sel.income, result.rank_by, args.top, out, books.books if books is not None else None
+    )
 
     generated_at = _utc_iso(time.time_ns())
     summary: dict[str, Any] = {
@@ -307,6 +511,14 @@ def run_refresh(args: argparse.Namespace) -> int:
         "rank_by": result.rank_by,
         "as_of": _utc_iso(now_ns),
     }
+    if books is not None:
+        summary["books"] = {
+            "clob_url": books.url,
+            "candidates": books.candidates,
+            "read": sorted(books.books),
+            "failed": [{"market_id": m, "reason": r} for m, r in books.failed],
+            "requests": books.requests,
+        }
     if found.classify is not None:
         summary["classify"] = msgspec.to_builtins(found.classify)
     entries = [CacheEntry(market=m, raw=found.raw.get(m.market_id, {})) for m in result.selected]

@@ -328,7 +328,10 @@ def _trade(
         print(line)
 
     def report_status() -> None:
-        lines = status_lines(engine.statuses().values(), clock.now_ns())
+        tracker = engine.reward_tracker
+        lines = status_lines(
+            engine.statuses().values(), clock.now_ns(), tracker.snapshot() if tracker is not None else None
+        )
         print("\n".join(lines), flush=True)
         for line in lines[1:]:
             log.info("status %s", line.strip())

@@ -132,6 +132,30 @@ def test_parse_market_rewards_in_cents_and_shares() -> None:
     assert m.fee_type == "crypto_fees"
 
 
+def test_parse_market_price_changes_in_px_signed() -> None:
+    m = parse_market(load("market_closed_binary_accepting_true_2026.json"))
+    assert (m.change_1h_px, m.change_1d_px, m.change_1w_px) == (100, 1_350, 1_550)  # 0.01, 0.135, 0.155
+    page = load("markets_list_derived_btc5m_2026-07-24_first10.json")
+    assert parse_market(page[2]).change_1h_px == -5_045  # -0.5045
+    newsom = parse_market(load("market_politics_negrisk_live_2026-06.json"))  # 1h and 1d not served
+    assert (newsom.change_1h_px, newsom.change_1d_px, newsom.change_1w_px) == (None, None, -190)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0.00004, 0), (0.00016, 2), ("-0.25", -2_500), ("", None), (-1, -10_000)]
+)
+def test_a_price_change_finer_than_the_grid_is_rounded(value: Any, expected: int | None) -> None:
+    raw = {**load("market_btc_updown_5m_2026-03.json"), "oneDayPriceChange": value}
+    assert parse_market(raw).change_1d_px == expected
+
+
+@pytest.mark.parametrize(("value", "message"), [(1.5, "not a price change"), ("up", "not a number")])
+def test_a_price_change_that_is_no_price_change_is_malformed(value: Any, message: str) -> None:
+    raw = {**load("market_btc_updown_5m_2026-03.json"), "oneHourPriceChange": value}
+    with pytest.raises(MalformedMarket, match=f"oneHourPriceChange: .*{message}"):
+        parse_market(raw)
+
+
 def test_parse_market_closed_but_accepting_keeps_both_flags() -> None:
     m = parse_market(load("market_closed_binary_accepting_true_2026.json"))
 

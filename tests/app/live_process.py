@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -32,7 +33,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_until(
-    predicate: Callable[[], Any], timeout_s: float, what: str, why: Callable[[], str] | None = None
+    predicate: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    why: Callable[[], str] | None = None,
+    poll_s: float = 0.05,
 ) -> Any:
     """Poll ``predicate`` until it returns something true (returned); fail naming ``what`` after the timeout.
 
@@ -45,7 +50,7 @@ def wait_until(
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {timeout_s:g} s" + (f"\n{why()}" if why else ""))
-        time.sleep(0.05)
+        time.sleep(poll_s)
 
 
 class Lines:
@@ -83,6 +88,41 @@ class Lines:
             return str(wait_until(found, timeout_s, f"{text!r} in the output"))
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last lines:\n{''.join(self.lines[-30:])}") from None
+
+
+class LineQueue:
+    """A subprocess stream read on a thread, consumed in order: each ``wait_for`` starts after the line
+    the previous one matched, so a test waits for a sequence of lines, not on time."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self.q: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: io.TextIOBase) -> None:
+        for line in stream:
+            self.q.put(line)
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        """The next line containing ``text``; fail with the last lines seen after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} not seen in {timeout_s} s; got:\n{''.join(self.seen[-40:])}")
+
+    def rest(self) -> list[str]:
+        """Every line read so far, the ones no ``wait_for`` consumed included."""
+        while True:
+            try:
+                self.seen.append(self.q.get_nowait())
+            except queue.Empty:
+                return self.seen
 
 
 def live_config(tmp_path: Path, ops: dict[str, Any] | None = None, name: str = "live.yaml") -> Path:

@@ -19,10 +19,8 @@ is on a condition.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import queue
 import signal
 import stat
 import subprocess
@@ -30,7 +28,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +42,11 @@ from app.cli import main
 from core.units import QTY_ONE
 from emulator import Emulator
 from emulator.scenario import FlowConfig, InitialBook, MarketConfig, Scenario
+from tests.app.live_process import REPO, LineQueue, wait_until
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
-REPO = Path(__file__).resolve().parents[2]
 SLUGS = ("control-market-a", "control-market-b")
 LOT = 2_000 * QTY_ONE
 
@@ -75,47 +73,6 @@ def scenario() -> Scenario:
     )
 
 
-class Lines:
-    """A subprocess's stream read on a thread, so the test waits on lines, not on time."""
-
-    def __init__(self, stream: io.TextIOBase) -> None:
-        self.q: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: io.TextIOBase) -> None:
-        for line in stream:
-            self.q.put(line)
-
-    def wait_for(self, text: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.q.get(timeout=left)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"{text!r} not seen in {timeout_s} s; got:\n{''.join(self.seen[-40:])}")
-
-    def rest(self) -> str:
-        while True:
-            try:
-                self.seen.append(self.q.get_nowait())
-            except queue.Empty:
-                return "".join(self.seen)
-
-
-def wait_for(pred: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not met in {timeout_s} s")
-        time.sleep(poll_s)
-    return value
-
-
 class Bot:
     """``run-market-maker --mode live`` in a subprocess, with the test's state directory."""
 
@@ -134,8 +91,8 @@ class Bot:
              "--gamma-url", emu.gamma_url],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        self.out = Lines(self.proc.stdout)  # type: ignore[arg-type]
-        self.err = Lines(self.proc.stderr)  # type: ignore[arg-type]
+        self.out = LineQueue(self.proc.stdout)  # type: ignore[arg-type]
+        self.err = LineQueue(self.proc.stderr)  # type: ignore[arg-type]
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -202,7 +159,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
     bot = Bot(emu, live_config, state_dir, acct.key.hex())
     try:
         bot.out.wait_for("control: http://127.0.0.1:", 90)
-        wait_for(lambda: venue.live(a) and venue.live(b), 60, "both markets quoted")
+        wait_until(lambda: venue.live(a) and venue.live(b), 60, "both markets quoted")
         run_dir = latest_run_dir(state_dir)
         assert run_dir is not None
         control = json.loads((run_dir / "control.json").read_text())
@@ -225,7 +182,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
             )
             return s if ok and held[a] != (0, 0) else None
 
-        s = wait_for(agrees, 30, "status positions equal the emulator's", poll_s=0.2)
+        s = wait_until(agrees, 30, "status positions equal the emulator's", poll_s=0.2)
         assert [m["state"] for m in s["markets"]] == ["active", "active"]
         assert s["book"]["state"] == "active" and s["mode"] == "live"
         code, out, _ = polymm(capsys, "status", *sd)
@@ -251,7 +208,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
             return {f.name: f for f in text_string_to_metric_families(text)}
 
         # (The heartbeat's age comes with the risk manager's first evaluation after the gateway's watch.)
-        families = wait_for(
+        families = wait_until(
             lambda: (f := scrape()) and "polymm_heartbeat_age_seconds" in f and f, 10, "a heartbeat age"
         )
         for name in (
@@ -285,7 +242,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
         t0 = time.monotonic()
         done = threading.Thread(target=main, args=(["pause", *sd, "--market", a[:10]],))
         done.start()
-        wait_for(lambda: not venue.live(a), 1.0, "A's orders pulled within one second", poll_s=0.005)
+        wait_until(lambda: not venue.live(a), 1.0, "A's orders pulled within one second", poll_s=0.005)
         assert time.monotonic() - t0 < 1.0
         assert venue.live(b)
         done.join(30)
@@ -299,7 +256,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
         # Resume: A quotes again.
         code, out, _ = polymm(capsys, "resume", *sd)
         assert code == 0 and "resumed every market" in out
-        wait_for(lambda: venue.live(a), 30, "A quoted again")
+        wait_until(lambda: venue.live(a), 30, "A quoted again")
 
         # Cancel-all: nothing of ours left open at the emulator, and the bot says it confirmed it.
         code, out, _ = polymm(capsys, "cancel-all", *sd)
@@ -308,7 +265,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
         code, out, _ = polymm(capsys, "status", *sd, "--json")
         assert {m["state"] for m in json.loads(out)["markets"]} == {"paused"}
         code, out, _ = polymm(capsys, "resume", *sd)
-        wait_for(lambda: venue.live(a) and venue.live(b), 30, "both quoted again after cancel-all")
+        wait_until(lambda: venue.live(a) and venue.live(b), 30, "both quoted again after cancel-all")
 
         # HALT, then kill -9: the restarted bot starts halted and quotes nothing until resumed.
         code, out, _ = polymm(capsys, "halt", *sd, "--reason", "operator test halt")
@@ -319,7 +276,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
         bot.proc.wait(30)
     finally:
         bot.stop()
-        out_text, err_text = bot.out.rest(), bot.err.rest()
+        out_text, err_text = "".join(bot.out.rest()), "".join(bot.err.rest())
     assert "Traceback" not in err_text, err_text
 
     code, _, err = polymm(capsys, "status", *sd)
@@ -338,7 +295,7 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
             ok = s is not None and all(m["best_bid_px"] is not None for m in s["markets"])
             return s if ok else None
 
-        s = wait_for(books_in, 60, "the restarted bot has both books", poll_s=0.2)
+        s = wait_until(books_in, 60, "the restarted bot has both books", poll_s=0.2)
         assert s["book"]["state"] == "halted" and "operator test halt" in s["book"]["halt"]
         assert {m["state"] for m in s["markets"]} == {"halted"}
         assert all(m["last_decision"] is None or not m["last_decision"]["quote"] for m in s["markets"])
@@ -346,11 +303,11 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
 
         code, out, _ = polymm(capsys, "resume", *sd)
         assert code == 0
-        wait_for(lambda: venue.live(a) and venue.live(b), 30, "quoting again after resume")
+        wait_until(lambda: venue.live(a) and venue.live(b), 30, "quoting again after resume")
         assert bot.stop() == 0
     finally:
         bot.stop()
-    assert "Traceback" not in bot.err.rest()
+    assert "Traceback" not in "".join(bot.err.rest())
 
     # The audit log: each command with its token id and time, the refusals too.
     log1 = list(read_events(first_run))

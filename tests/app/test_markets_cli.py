@@ -21,6 +21,9 @@ from adapters.market_cache import load_market_cache, load_selected_markets
 from app.cli import main
 from app.commands.markets import Progress, discover_markets
 from app.configfile import load_config
+from core.units import QTY_ONE
+from emulator import Emulator
+from emulator.scenario import FlowConfig, InitialBook, MarketConfig, Scenario
 from tests.gamma_server import GammaServer, malformed_markets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,6 +212,191 @@ def test_refresh_skips_malformed_records_and_reports_them(
     assert "skipped market 900003 (offset" in out
     summary = json.loads(Path("local_state/markets.json").read_text())["summary"]
     assert len(summary["malformed"]) == 7
+
+
+@pytest.mark.usefixtures("workdir")
+def test_refresh_ranks_by_expected_income_and_prints_every_term(
+    gamma: GammaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The real ceasefire market (a 30 USDC/day pool, no liquidity served) as if it were still open.
+    ceasefire = next(m for m in gamma.markets if str(m.get("id")) == "1812085")
+    ceasefire["closed"] = False
+    write_config(Path("income.yaml"), "  rank_by: expected_income\n  income:\n    quote_shares: 100")
+
+    rc, out, err = run(
+        ["refresh-markets", "--config", "income.yaml", "--skip-classify", "--skip-index",
+         "--gamma-url", gamma.url, "--as-of", AS_OF, "--top", "3", "--skip-books"],
+        capsys,
+    )  # fmt: skip
+
+    assert rc == 0, err
+    cached = [m.market_id for m in load_market_cache("local_state/markets.json").records()]
+    # By net USDC a day: the pool nobody competes for; Newsom (rebates, a 1w move); Smith (the most
+    # volume, a 1d move); Whitmer; the BTC 5m market (no change served: spread and adverse cancel);
+    # the TWAP market has no quote. By 24h volume (the default) it is 559657, 559659, 559652, ...
+    assert cached == ["1812085", "559652", "559657", "559659", "1557558", "3763487"]
+    assert "cache: selected 6 of 6 by expected_income" in out
+    assert "USDC/day: reward + rebate + spread - adverse = net, for a 100-share bid and ask" in out
+    rows = [line.split() for line in out.splitlines() if line[:6].strip().isdigit()]
+    assert len(rows) == 3  # --top 3
+    # rank, market, reward, rebate, spread, adverse, net, pool, density, move, source
+    assert rows[0][:11] == ["1", "1812085", "30.000000", "0.000000", "0.000000", "0.000000", "30.000000",
+                            "30.000000", "inf", "0.0276", "1d"]  # fmt: skip
+    # (its move: the day's 0.135 over an hour, 0.135 / sqrt(24) = 0.0276, above the hour's 0.01)
+    # Newsom, by hand: mid 0.2325, competition 230,438.23 / 0.2325 = 991,132 shares, fills 9,066.55 /
+    # 0.2325 * 200 / 991,332 = 7.867 shares a day: rebate 7.867 * 0.04 * 0.25 * 0.2325 * 0.7675 =
+    # 0.014039, spread 7.867 * 0.0005 = 0.003934, adverse 7.867 * 0.019 / sqrt(168) = 0.011533.
+    assert rows[1][:11] == ["2", "559652", "0.000000", "0.014039", "0.003934", "0.011533", "0.006440",
+                            "0.000000", "-", "0.0015", "1w"]  # fmt: skip
+    assert rows[2][:2] == ["3", "559657"]
+
+
+def income_rows(out: str) -> list[list[str]]:
+    """The rows of the expected-income table, split on blanks."""
+    return [line.split() for line in out.splitlines() if line[:6].strip().isdigit()]
+
+
+@pytest.mark.usefixtures("workdir")
+def test_refresh_ranks_by_the_order_books_against_the_emulator(capsys: pytest.CaptureFixture[str]) -> None:
+    # Two markets Gamma cannot tell apart by reward density the right way round: "crowded" rests 5,000
+    # shares a side at the touch; "far" only 10, and 20,000 a side 20 cents away (outside the 3-cent
+    # reward band, so they never score). Gamma's liquidity counts the far ones (12,000 USDC against
+    # 9,800), so Gamma ranks "crowded" first; the books show "far" has almost no scored competition.
+    lot = QTY_ONE
+    terms = {"rewards_min_qty": 5 * lot, "rewards_max_spread_px": 300, "rewards_daily_usdc6": 100_000_000}
+    crowded = InitialBook(bids=((4_900, 5_000 * lot),), asks=((5_100, 5_000 * lot),))
+    far = InitialBook(
+        bids=((4_900, 10 * lot), (3_000, 20_000 * lot)), asks=((5_100, 10 * lot), (7_000, 20_000 * lot))
+    )
+    sc = Scenario(
+        name="books",
+        markets=(
+            MarketConfig(slug="crowded", question="Crowded?", initial_book=crowded, **terms),
+            MarketConfig(slug="far", question="Far?", initial_book=far, **terms),
+        ),
+        flow=FlowConfig(enabled=False),
+    )
+    write_config(Path("income.yaml"), "  rank_by: expected_income\n  limit: 1")
+    argv = ["refresh-markets", "--config", "income.yaml", "--skip-classify", "--skip-index", "--top", "1"]
+
+    with Emulator(sc, port=0) as emu:
+        argv += ["--gamma-url", emu.gamma_url, "--clob-url", emu.clob_url]
+        slug = {m["market"]: m["slug"] for m in emu.venue.market_ids()}
+        rc_gamma, out_gamma, _ = run([*argv, "--skip-books"], capsys)
+        by_gamma = [slug[m.condition_id] for m in load_market_cache("local_state/markets.json").records()]
+        rc_book, out_book, err = run(argv, capsys)
+        by_book = [slug[m.condition_id] for m in load_market_cache("local_state/markets.json").records()]
+
+    assert (rc_gamma, rc_book) == (0, 0), err
+    assert (by_gamma, by_book) == (["crowded"], ["far"])
+    assert "order books: none read (--skip-books); every market priced from Gamma alone" in out_gamma
+    # limit 1: 3 candidates by default, and there are 2 markets: 2 books, 2 requests.
+    assert (
+        f"order books: read 2 of 2 candidates (the best by the Gamma estimate) from {emu.clob_url} "
+        "(2 requests)" in out_book
+    )
+    # rank, market, reward, rebate, spread, adverse, net, pool, density, move (2 cells), source
+    (gamma_row,) = income_rows(out_gamma)
+    (book_row,) = income_rows(out_book)
+    assert (gamma_row[11], book_row[11]) == ("gamma", "book")
+    # The book: 10 shares a side of competition at our distance, so 100 * 100 / 110 = 90.909091 a day.
+    assert book_row[2] == "90.909091"
+    summary = json.loads(Path("local_state/markets.json").read_text())["summary"]
+    assert summary["books"]["requests"] == 2 and summary["books"]["failed"] == []
+
+
+@pytest.mark.usefixtures("workdir")
+def test_refresh_falls_back_to_gamma_for_each_book_that_fails(
+    gamma: GammaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ceasefire = next(m for m in gamma.markets if str(m.get("id")) == "1812085")
+    ceasefire["closed"] = False
+    yes = {str(m.get("id")): json.loads(m["clobTokenIds"])[0] for m in gamma.markets if m.get("clobTokenIds")}
+    # By the Gamma estimate: 1812085, 559652, 559657, 559659, 1557558, 3763487 (the test above).
+    gamma.fail(500, times=1, path="/book")  # 1812085's book: HTTP 500, no retry
+    newsom = {"asset_id": yes["559652"], "bids": [{"price": "0.23", "size": "50"}],
+              "asks": [{"price": "0.235", "size": "50"}], "tick_size": "0.001"}  # fmt: skip
+    gamma.books = {yes["559652"]: newsom, yes["559657"]: b"{not json", yes["559659"]: {"asset_id": "other"}}
+    write_config(Path("income.yaml"), "  rank_by: expected_income")
+
+    rc, out, err = run(
+        ["refresh-markets", "--config", "income.yaml", "--skip-classify", "--skip-index",
+         "--gamma-url", gamma.url, "--clob-url", gamma.url, "--book-retries", "0", "--as-of", AS_OF],
+        capsys,
+    )  # fmt: skip
+
+    assert rc == 0, err
+    assert "Traceback" not in err
+    books = [q["token_id"][0] for q in gamma.paths("/book")]
+    assert len(books) == 6  # every tradable market (default: 3 per kept market, 10 kept), once each
+    assert (
+        f"order books: read 1 of 6 candidates (the best by the Gamma estimate) from {gamma.url} "
+        "(6 requests); 5 priced from Gamma instead" in out
+    )
+    failed = [line for line in out.splitlines() if line.startswith("  book of market ")]
+    assert len(failed) == 5
+    assert failed[0].startswith("  book of market 1812085 not used: token ") and failed[0].endswith(
+        ": HTTP 500 after 1 attempt"
+    )
+    assert "559657" in failed[1] and ": malformed book: book: " in failed[1]
+    assert "559659" in failed[2] and "the reply is the book of another token ('other')" in failed[2]
+    assert all("HTTP 404: " in line for line in failed[3:])
+    sources = {row[1]: row[11] for row in income_rows(out) if len(row) > 11 and row[2] != "unpriced:"}
+    assert sources == {
+        "1812085": "gamma",
+        "559652": "book",
+        "559657": "gamma",
+        "559659": "gamma",
+        "1557558": "gamma",
+    }
+    summary = json.loads(Path("local_state/markets.json").read_text())["summary"]["books"]
+    assert summary["read"] == ["559652"] and summary["requests"] == 6
+    assert [f["market_id"] for f in summary["failed"]] == [
+        "1812085",
+        "559657",
+        "559659",
+        "1557558",
+        "3763487",
+    ]
+
+
+@pytest.mark.usefixtures("workdir")
+def test_refresh_reads_at_most_book_candidates_books(
+    gamma: GammaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(Path("income.yaml"), "  rank_by: expected_income\n  income:\n    book_candidates: 2")
+
+    rc, out, _ = run(
+        ["refresh-markets", "--config", "income.yaml", "--skip-classify", "--skip-index",
+         "--gamma-url", gamma.url, "--clob-url", gamma.url, "--book-retries", "0", "--as-of", AS_OF],
+        capsys,
+    )  # fmt: skip
+
+    assert rc == 0
+    assert len(gamma.paths("/book")) == 2
+    assert "order books: read 0 of 2 candidates" in out and "(2 requests)" in out
+    write_config(Path("none.yaml"), "  rank_by: expected_income\n  income:\n    book_candidates: 0")
+    rc, out, _ = run(
+        ["refresh-markets", "--config", "none.yaml", "--skip-classify", "--skip-index",
+         "--gamma-url", gamma.url, "--clob-url", gamma.url, "--as-of", AS_OF],
+        capsys,
+    )  # fmt: skip
+    assert rc == 0
+    assert len(gamma.paths("/book")) == 2  # no more
+    assert "order books: none read (market_selection.income.book_candidates: 0)" in out
+
+
+@pytest.mark.usefixtures("workdir")
+def test_refresh_refuses_an_unknown_rank_by_in_one_line(
+    gamma: GammaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(Path("bad.yaml"), "  rank_by: income")
+
+    rc, _, err = run(["refresh-markets", "--config", "bad.yaml", "--gamma-url", gamma.url], capsys)
+
+    assert rc == 2
+    assert err.strip().splitlines() == ["bad.yaml: market_selection.rank_by: invalid enum value 'income'"]
+    assert not gamma.requests
 
 
 @pytest.mark.usefixtures("workdir")

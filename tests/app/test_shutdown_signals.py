@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -24,8 +23,7 @@ from eth_account import Account
 
 from app.signals import EXIT_ORDERS_MAY_REMAIN, FORCE_EXIT_S, ShutdownSignals
 from emulator import Emulator
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.app.live_process import REPO, LineQueue, wait_until
 
 
 class Recorder:
@@ -148,53 +146,12 @@ faults:
 """
 
 
-class Lines:
-    """A subprocess's stream, read on a thread, so the test waits on lines, not on time."""
-
-    def __init__(self, stream: io.TextIOBase) -> None:
-        self.q: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: io.TextIOBase) -> None:
-        for line in stream:
-            self.q.put(line)
-
-    def wait_for(self, text: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.q.get(timeout=left)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"{text!r} not seen in {timeout_s} s; got:\n{''.join(self.seen[-30:])}")
-
-    def rest(self) -> list[str]:
-        while True:
-            try:
-                self.seen.append(self.q.get_nowait())
-            except queue.Empty:
-                return self.seen
-
-
 @pytest.fixture
 def slow_emu(tmp_path: Path) -> Iterator[Emulator]:
     path = tmp_path / "slow.yaml"
     path.write_text(SLOW_CANCELS)
     with Emulator(str(path), port=0) as e:
         yield e
-
-
-def wait_until(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_second_ctrl_c_during_a_slow_shutdown_exits_within_5_s_after_one_cancel_all(slow_emu, tmp_path):
@@ -216,8 +173,8 @@ def test_a_second_ctrl_c_during_a_slow_shutdown_exits_within_5_s_after_one_cance
          "--gamma-url", slow_emu.gamma_url],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    err = Lines(proc.stderr)  # type: ignore[arg-type]
-    out = Lines(proc.stdout)  # type: ignore[arg-type]
+    err = LineQueue(proc.stderr)  # type: ignore[arg-type]
+    out = LineQueue(proc.stdout)  # type: ignore[arg-type]
 
     def mine() -> dict:
         users = slow_emu.status()["users"].values()
@@ -225,7 +182,7 @@ def test_a_second_ctrl_c_during_a_slow_shutdown_exits_within_5_s_after_one_cance
 
     try:
         out.wait_for("LIVE trading as wallet", 60)
-        assert wait_until(lambda: mine().get("open_orders", 0) > 0, 60), "the bot never quoted"
+        wait_until(lambda: mine().get("open_orders", 0) > 0, 60, "the bot quoted")
 
         proc.send_signal(signal.SIGINT)
         err.wait_for("SIGINT: cancelling every order", 30)

@@ -48,6 +48,28 @@ def test_shipped_configs_load_and_default_to_dry_run(path):
             "inventory.global_ev_cap: 100.0 is below",
         ),
         ("ops:\n  dry_run: maybe\n", "ops.dry_run: expected `bool`, got `str`"),
+        ("market_selection:\n  rank_by: income\n", "market_selection.rank_by: invalid enum value 'income'"),
+        (
+            "market_selection:\n  income:\n    quote_shares: 0\n",
+            "market_selection.income.quote_shares: expected `float` > 0.0",
+        ),
+        (
+            "market_selection:\n  income:\n    quote_shares: 10.005\n",
+            "market_selection.income.quote_shares: 10.005 has more than 2 decimals",
+        ),
+        (
+            "market_selection:\n  income:\n    holding_hours: -1\n",
+            "market_selection.income.holding_hours: expected `float` > 0.0",
+        ),
+        (
+            "market_selection:\n  income:\n    book_candidates: 501\n",
+            "market_selection.income.book_candidates: expected `int` <= 500",
+        ),
+        (
+            "market_selection:\n  income:\n    book_candidates: -1\n",
+            "market_selection.income.book_candidates: expected `int` >= 0",
+        ),
+        ("market_selection:\n  income:\n    quote: 5\n", "market_selection.income.quote: unknown key"),
         ("a: [\n", "(syntax):"),
         ("- 1\n", "(top level): expected `object`, got `array`"),
         ("", "(top level): the file is empty"),

@@ -10,13 +10,18 @@ from hypothesis import strategies as st
 from core.rewards import (
     RewardParams,
     adjusted_mid2_px,
+    book_scores,
+    estimate,
     maker_q,
     order_score,
+    order_scoring,
     pool_share,
     pool_shares,
     q_min,
     reward_usdc6,
     side_scores,
+    yes_book_px,
+    yes_levels_without,
 )
 from core.units import PX_ONE, QTY_ONE, Outcome, Side
 
@@ -143,3 +148,85 @@ def test_q_min_lies_between_the_two_sided_and_the_one_sided_score(orders, mid2, 
     q_one, q_two = side_scores(orders, mid2, rp)
     q = maker_q(orders, mid2, rp)
     assert min(q_one, q_two) <= q <= max(q_one, q_two)
+
+
+# --- tracking: which orders score, our share of a sample against a displayed book -------------------------
+
+
+def test_a_single_order_scores_by_its_own_rule_and_the_two_sided_rule_of_its_maker():
+    mine = [(YES, BUY, 4_900, 100 * SHARE), (YES, BUY, 4_950, 10 * SHARE), (YES, SELL, 5_400, 50 * SHARE)]
+    # Inside the band: 1c off scores, below the min size does not, 4c off (v = 3c) does not.
+    assert order_scoring(mine, MID50, RP) == (True, False, False)
+    # Mid 0.05 (outside the band): a lone bid scores nothing, nor does anything of a one-sided maker...
+    assert order_scoring([(YES, BUY, 400, 100 * SHARE)], 2 * 500, RP) == (False,)
+    # ...and both sides of a two-sided one score (a NO bid at 0.94 is a YES ask at 0.06).
+    assert order_scoring([(YES, BUY, 400, 100 * SHARE), (NO, BUY, 9_400, 30 * SHARE)], 2 * 500, RP) == (
+        True,
+        True,
+    )
+
+
+def test_book_scores_adds_our_orders_to_the_book_for_the_mid_and_scores_the_rest_as_one_maker():
+    # Book 0.47 / 0.53 (100 shares); our 50-share bid at 0.49 moves the size-cutoff bid: mid 0.51.
+    ours = [(YES, BUY, 4_900, 50 * SHARE)]
+    q_ours, q_total, mid2 = book_scores(ours, [(4_700, 100 * SHARE)], [(5_300, 100 * SHARE)], RP)
+    assert mid2 == 4_900 + 5_300
+    # Ours: 2c off, ((3 - 2) / 3)^2 * 50 = 50/9, a third of it one-sided.
+    assert shares(q_ours) == Fraction(50, 9) / 3
+    # Theirs: bid 0.47 (4c off) scores 0, ask 0.53 (2c off) (1/3)^2 * 100 = 100/9, a third one-sided.
+    assert shares(q_total - q_ours) == Fraction(100, 27)
+    assert book_scores(ours, [], [(5_300, SHARE)], RP)[2] == 4_900 + 5_300
+    assert book_scores([], [], [(5_300, SHARE)], RP) == (0, 0, 0)  # one-sided book: no mid
+
+
+def test_levels_without_our_orders_take_them_out_where_they_rest_on_the_yes_book():
+    bids = [(4_900, 70 * SHARE), (4_800, 10 * SHARE)]
+    asks = [(5_100, 30 * SHARE)]
+    ours = [(YES, BUY, 4_900, 50 * SHARE), (NO, SELL, 5_200, 10 * SHARE), (NO, BUY, 4_900, 30 * SHARE)]
+    assert yes_levels_without(bids, ours, bids=True) == ((4_900, 20 * SHARE),)  # NO ask 0.52 = YES bid 0.48
+    assert yes_levels_without(asks, ours, bids=False) == ()  # NO bid 0.49 = YES ask 0.51
+    assert yes_levels_without(bids, [(YES, BUY, 4_900, 500 * SHARE)], bids=True) == ((4_800, 10 * SHARE),)
+
+
+def test_estimate_counts_orders_and_sizes_and_pays_our_share_of_the_pool():
+    ours = [(YES, BUY, 4_900, 40 * SHARE), (YES, SELL, 5_100, 10 * SHARE), (YES, SELL, 5_200, 0)]
+    est = estimate(ours, [True, False, True], Fraction(1), Fraction(3), RP)
+    assert (est.orders, est.scoring_orders, est.qty, est.scoring_qty) == (2, 1, 50 * SHARE, 40 * SHARE)
+    assert (est.share_ppm, est.daily_usdc6) == (333_333, 3_333_333)
+    assert estimate([], [], Fraction(0), Fraction(0), RP).daily_usdc6 == 0
+
+
+@given(st.lists(order, max_size=6), st.lists(st.tuples(st.integers(1, 4_999), sizes), max_size=4),
+       st.lists(st.tuples(st.integers(5_001, PX_ONE - 1), sizes), max_size=4), spreads)  # fmt: skip
+def test_book_scores_agree_with_maker_q_and_order_scoring_with_the_scores(ours, bids, asks, v):
+    rp = RewardParams(max_spread_px=v, min_qty=20 * SHARE, daily_usdc6=1_000_000)
+    q_ours, q_total, mid2 = book_scores(ours, bids, asks, rp)
+    assert 0 <= q_ours <= q_total
+    if mid2:
+        assert q_ours == maker_q(ours, mid2, rp)
+        flags = order_scoring(ours, mid2, rp)
+        scored = [o for o, f in zip(ours, flags, strict=True) if f]
+        # Scoring orders are exactly those with S > 0 when the maker earns, none when it does not.
+        if q_ours > 0:
+            assert scored and side_scores(scored, mid2, rp) == side_scores(ours, mid2, rp)
+            assert all(
+                order_score(v, 2 * yes_book_px(o, px) - mid2, q, rp.min_qty) > 0 for o, _, px, q in scored
+            )
+        else:
+            assert not scored
+    est = estimate(ours, [False] * len(ours), q_ours, q_total, rp)
+    assert 0 <= est.daily_usdc6 <= rp.daily_usdc6 and est.scoring_orders == 0
+
+
+@given(st.lists(order, max_size=6), st.lists(st.tuples(st.integers(1, PX_ONE - 1), sizes), max_size=5),
+       st.booleans())  # fmt: skip
+def test_levels_without_then_with_our_orders_never_exceed_the_book(ours, levels, bids):
+    out = dict(yes_levels_without(levels, ours, bids=bids))
+    book: dict[int, int] = {}
+    for px, q in levels:
+        book[px] = book.get(px, 0) + q
+    assert all(0 < q <= book[px] for px, q in out.items())
+    untouched = {px for px, _ in levels} - {
+        yes_book_px(o, px) for o, s, px, _ in ours if ((o is YES) == (s is BUY)) == bids
+    }
+    assert all(out.get(px) == book[px] for px in untouched)

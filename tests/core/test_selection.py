@@ -6,11 +6,12 @@ import random
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.config import Config, MarketSelection
+from core.config import DEFAULT_MAX_BOOK_CANDIDATES, Config, IncomeConfig, MarketSelection
 from core.markets import MarketInfo
+from core.messages import BookSnapshot, Level
 from core.selection import (
     NS_PER_HOUR,
     TRADABILITY_REASONS,
@@ -18,13 +19,15 @@ from core.selection import (
     Reason,
     criteria,
     filter_reason,
+    income,
     reward_density,
+    score,
     select_candidates,
     select_markets,
     select_markets_for,
     tradability_reason,
 )
-from core.units import QTY_ONE
+from core.units import QTY_ONE, Outcome
 
 NOW = 1_780_000_000 * 1_000_000_000  # 2026-05-28
 
@@ -235,6 +238,56 @@ def test_select_rank_by_reward_density_prefers_rich_pool_in_thin_book() -> None:
     ]
 
 
+def yes_book(m: MarketRecord, bids: tuple[Level, ...], asks: tuple[Level, ...]) -> BookSnapshot:
+    return BookSnapshot(market=m.condition_id, outcome=Outcome.YES, ts_ns=0, bids=bids, asks=asks)
+
+
+def test_select_expected_income_with_books_ranks_the_market_with_little_scored_competition_first() -> None:
+    # Gamma says the two markets are alike (same touch, liquidity, pool): 20,000 USDC of liquidity is
+    # 40,000 shares at the mid, read as resting at the touch; each earns 50 * 100 / 20,100 = 0.248756.
+    pool = {"rewards_daily_usdc": 50.0, "rewards_max_spread_px": 300, "rewards_min_qty": 50 * QTY_ONE}
+    crowded, far = tradable(1, **pool), tradable(2, **pool)
+    sel = msgspec.structs.replace(LOOSE, rank_by="expected_income")
+    lot = QTY_ONE
+    books = {
+        # 10,000 shares a side at the touch.
+        "1": yes_book(crowded, ((4_900, 10_000 * lot),), ((5_100, 10_000 * lot),)),
+        # 60 shares a side at the touch; 50,000 a side 20 cents away, outside the 3-cent band: no score.
+        "2": yes_book(
+            far, ((4_900, 60 * lot), (3_000, 50_000 * lot)), ((5_100, 60 * lot), (7_000, 50_000 * lot))
+        ),
+    }
+
+    gamma = select_markets([crowded, far], sel, now_ns=NOW)
+    booked = select_markets([crowded, far], sel, now_ns=NOW, books=books)
+
+    assert [m.market_id for m in gamma.selected] == ["1", "2"]  # a tie, broken on the id
+    assert gamma.scores == (0.248756, 0.248756)
+    # Our 100 shares a side and theirs sit 1 cent from the mid: the same score weight, so the pool is
+    # shared by size at the touch: 50 * 100 / 160 = 31.25 and 50 * 100 / 10,100 = 0.495050.
+    assert [m.market_id for m in booked.selected] == ["2", "1"]
+    assert booked.scores == (31.25, 0.49505)
+    assert (income(far, sel.income, books["2"]).source, income(far, sel.income).source) == ("book", "gamma")
+    # Books change the ranking only for expected_income.
+    by_volume = select_markets([crowded, far], LOOSE, now_ns=NOW, books=books)
+    assert [m.market_id for m in by_volume.selected] == ["1", "2"]
+
+
+def test_book_count_defaults_to_three_per_kept_market_capped_and_obeys_the_setting() -> None:
+    assert IncomeConfig().book_count(10) == 30
+    assert IncomeConfig().book_count(1_000) == DEFAULT_MAX_BOOK_CANDIDATES
+    assert IncomeConfig(book_candidates=7).book_count(1_000) == 7
+    assert IncomeConfig(book_candidates=0).book_count(10) == 0
+
+
+@given(st.integers(0, 10_000), st.none() | st.integers(0, 500))
+def test_book_count_property_bounded_and_explicit_wins(keep: int, setting: int | None) -> None:
+    n = IncomeConfig(book_candidates=setting).book_count(keep)
+
+    assert n == setting if setting is not None else n == min(3 * keep, DEFAULT_MAX_BOOK_CANDIDATES)
+    assert 0 <= n <= 500
+
+
 def test_select_summary_counts_each_reason() -> None:
     markets = [tradable(1), tradable(2, closed=True), tradable(3, closed=True), tradable(4, volume_24h=1.0)]
 
@@ -357,7 +410,7 @@ def selections(draw: st.DrawFn) -> MarketSelection:
         include_categories=tuple(draw(st.sampled_from(((), (), ("politics", "sports"))))),
         exclude_categories=tuple(draw(st.sampled_from(((), ("crypto",))))),
         min_hours_to_end=float(draw(st.sampled_from((0, 0, 24, 100)))),
-        rank_by=draw(st.sampled_from(("volume_24h", "liquidity", "reward_density"))),
+        rank_by=draw(st.sampled_from(("volume_24h", "liquidity", "reward_density", "expected_income"))),
     )
 
 
@@ -425,3 +478,42 @@ def test_select_property_candidates_superset_of_selection(
     chosen = select_markets(markets, sel, now_ns=NOW, limit=None)
 
     assert {m.market_id for m in chosen.selected} <= {m.market_id for m in candidates.selected}
+
+
+@st.composite
+def books_for(draw: st.DrawFn, markets: list[MarketRecord]) -> dict[str, BookSnapshot]:
+    """YES books for some of ``markets``: random levels around the mid, a side sometimes empty."""
+    out: dict[str, BookSnapshot] = {}
+    for m in markets:
+        if not draw(st.booleans()):
+            continue
+        split = draw(st.integers(2, 9_998))
+        sizes = st.integers(1, 5_000).map(lambda n: n * QTY_ONE)
+        bids = draw(
+            st.lists(st.tuples(st.integers(1, split - 1), sizes), max_size=4, unique_by=lambda lv: lv[0])
+        )
+        asks = draw(
+            st.lists(st.tuples(st.integers(split, 9_999), sizes), max_size=4, unique_by=lambda lv: lv[0])
+        )
+        out[m.market_id] = yes_book(m, tuple(sorted(bids, reverse=True)), tuple(sorted(asks)))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(unique_markets(max_size=12), selections(), st.data())
+def test_select_property_books_reprice_only_their_markets_and_never_change_who_passes(
+    markets: list[MarketRecord], sel: MarketSelection, data: st.DataObject
+) -> None:
+    sel = msgspec.structs.replace(sel, rank_by="expected_income")
+    books = data.draw(books_for(markets))
+
+    plain = select_candidates(markets, sel, now_ns=NOW, limit=None)
+    booked = select_candidates(markets, sel, now_ns=NOW, limit=None, books=books)
+
+    assert select_candidates(markets, sel, now_ns=NOW, limit=None, books={}) == plain
+    assert {m.market_id for m in booked.selected} == {m.market_id for m in plain.selected}
+    assert list(booked.scores) == sorted(booked.scores, reverse=True)
+    for m, value in zip(booked.selected, booked.scores, strict=True):
+        assert value == score(m, "expected_income", sel.income, books.get(m.market_id))
+        if m.market_id not in books:
+            assert value == score(m, "expected_income", sel.income)
