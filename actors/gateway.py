@@ -31,6 +31,12 @@ What it does itself:
 * **heartbeats** run on a thread of their own (``HeartbeatLoop``), never through this mailbox, so order
   work cannot starve them; a gap longer than the venue's window means the venue cancelled every order
   of ours (``ledger.heartbeat_lost``: the markets requote from scratch);
+* **merges** of YES+NO pairs (a ``Merge`` command): the ledger counts the merge from the moment it
+  is sent (``merge_sent``: its market is settling, so the position check never takes it for a drift),
+  the venue's ``merge`` (an on-chain transaction through the official client, seconds long) runs on a
+  thread of its own so orders are never held behind it, and its outcome comes back as a message:
+  confirmed (``merge_done``: the ledger books it and the market gets ``Merged``), refused or reverted
+  (``merge_failed``: ``MergeFailed``), or unknown (``merge_unknown``: the listings settle it);
 * **shutdown** cancels every order of ours and lists again until the venue shows none; the
   ``ShutdownReport`` names what may remain.
 
@@ -75,6 +81,9 @@ from core.messages import (
     Command,
     ExecEvent,
     Filled,
+    Merge,
+    Merged,
+    MergeFailed,
     Place,
     PositionResync,
     Reconcile,
@@ -238,6 +247,8 @@ class GatewayStatus(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     quotes_held: bool
     last_error: str
+    merges: int = 0
+    merge_failures: int = 0
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -281,6 +292,15 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     startup_attempts: int = 3
     shutdown_attempts: int = 5
     shutdown_backoff_s: float = 0.5
+
+
+class _MergeResult(msgspec.Struct, frozen=True, kw_only=True):
+    # From the merge's thread: the transaction hash once confirmed, else why not (``unknown``: sent,
+    # no receipt).
+    merge_id: str
+    tx: str = ""
+    error: str = ""
+    unknown: bool = False
 
 
 class _Timer(msgspec.Struct, frozen=True):
@@ -514,6 +534,8 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 "unknown_cancelled",
                 "retries",
                 "rate_limited",
+                "merges",
+                "merge_failures",
             ),
             0,
         )
@@ -561,6 +583,8 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 self._on_submit(message.commands)
             case _Timer():
                 self._on_timer(message)
+            case _MergeResult():
+                self._on_merge_result(message)
             case VenueTrade():
                 self._apply(self.ledger.trade(message, self.clock.now_ns()))
                 self._want_flush()
@@ -630,6 +654,15 @@ class OrderGatewayActor(pykka.ThreadingActor):
                     self._record("ledger", e.market, {"event": e.kind, **e.detail})
 
     def _report(self, market: str, ev: ExecEvent) -> None:
+        if isinstance(ev, Merged | MergeFailed):
+            if isinstance(ev, Merged):
+                self._n["merges"] += 1
+                log.info("%s: merged %d pairs (1e-6 shares) into collateral, tx %s", market, ev.qty, ev.tx)
+            else:
+                self._n["merge_failures"] += 1
+                log.warning("%s: merge of %d pairs (1e-6 shares) failed: %s", market, ev.qty, ev.reason)
+            self.route(market, ev)
+            return
         if isinstance(ev, PositionResync):
             log.error("%s: %s", market, ev.reason)
             self._record("fault", market, {"fault": "position_resync", **msgspec.structs.asdict(ev)})
@@ -697,7 +730,52 @@ class OrderGatewayActor(pykka.ThreadingActor):
                     self._on_cancel(cmd.client_id)
                 case CancelAll():
                     self._on_cancel_all(cmd.market)
+                case Merge():
+                    self._on_merge(cmd)
         self._want_flush()
+
+    def _on_merge(self, cmd: Merge) -> None:
+        now = self.clock.now_ns()
+        info = self.ledger.markets.get(cmd.market)
+        reason = "gateway is stopping" if self._stopping else "unknown market" if info is None else ""
+        if not reason and any(
+            m.market == cmd.market and m.state != "done" for m in self.ledger.merges.values()
+        ):
+            # (A restarted session does not know its predecessor's merge: one at a time per market.)
+            reason = "a merge of this market is in flight"
+        if reason or info is None:
+            self._n["merge_failures"] += 1
+            ev = MergeFailed(market=cmd.market, merge_id=cmd.merge_id, ts_ns=now, qty=cmd.qty, reason=reason)
+            self.route(cmd.market, ev)
+            return
+        self.ledger.merge_sent(cmd.market, cmd.merge_id, cmd.qty, now)
+        self._record("merge_sent", cmd.market, cmd)
+        ref, venue = self.actor_ref, self.venue
+
+        def run() -> None:
+            # On a thread of its own: an on-chain merge takes seconds (a block, then its receipt).
+            try:
+                result = _MergeResult(merge_id=cmd.merge_id, tx=venue.merge(info, cmd.qty) or "-")
+            except Exception as exc:
+                failure = venue.describe_failure(exc)
+                result = _MergeResult(merge_id=cmd.merge_id, error=failure.reason, unknown=failure.ambiguous)
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(result)
+
+        self._schedule(0.0, run)
+
+    def _on_merge_result(self, r: _MergeResult) -> None:
+        now = self.clock.now_ns()
+        if r.tx:
+            effects = self.ledger.merge_done(r.merge_id, r.tx, now)
+        elif r.unknown:
+            log.warning(
+                "merge %s: outcome unknown (%s); the position listings will settle it", r.merge_id, r.error
+            )
+            effects = self.ledger.merge_unknown(r.merge_id, r.error, now)
+        else:
+            effects = self.ledger.merge_failed(r.merge_id, r.error, now)
+        self._apply(effects)
 
     def _reject_locally(self, place: Place, reason: str) -> None:
         self._n["rejects"] += 1

@@ -36,6 +36,8 @@ from core.messages import (
     Filled,
     MarketBatch,
     MarketResolved,
+    Merged,
+    MergeFailed,
     PositionResync,
     Rejected,
     TickSizeChanged,
@@ -197,7 +199,7 @@ class LatencyHistogram:
 
 
 _MARKET_EVENTS = (BookDelta, TradePrint, BookSnapshot, TickSizeChanged, MarketResolved, Timer)
-_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync)
+_EXEC_EVENTS = (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync, Merged, MergeFailed)
 
 
 class MarketActor(pykka.ThreadingActor):

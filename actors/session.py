@@ -16,8 +16,9 @@ import msgspec
 from actors.risk import RISK_SAMPLE_MAX_GAP_NS, MarketSample
 from core.book import L2Book
 from core.estimators import FlowState, VolState, decay_vol, update_flow, update_vol
-from core.inventory import Inventory, OrderLike, apply_fill, settle, worst_case_losses
+from core.inventory import Inventory, OrderLike, apply_fill, apply_merge, settle, worst_case_losses
 from core.markets import MarketInfo
+from core.merge import merge_qty
 from core.messages import (
     Accepted,
     Adopted,
@@ -31,6 +32,9 @@ from core.messages import (
     Filled,
     MarketEvent,
     MarketResolved,
+    Merge,
+    Merged,
+    MergeFailed,
     Place,
     PositionResync,
     Rejected,
@@ -51,6 +55,9 @@ NEVER = 1 << 62
 #: with every refusal in a row up to the max: our book was wrong, and re-sending would cross again.
 CROSS_BACKOFF_INITIAL_NS: Final = 500_000_000
 CROSS_BACKOFF_MAX_NS: Final = 30_000_000_000
+#: After a merge failed, no new merge of that market for this long (live: a revert or an RPC error
+#: would otherwise be retried at every decision).
+MERGE_RETRY_NS: Final = 60_000_000_000
 #: Levels per side scanned for the size-cutoff-adjusted mid (the first big-enough level is near the touch).
 _REWARD_MID_DEPTH: Final = 50
 _NO_ARGS: Final[dict[str, Any]] = {}
@@ -96,6 +103,9 @@ class SessionStats(msgspec.Struct, kw_only=True):
     rejects: int = 0
     fills: int = 0
     max_abs_inventory_qty: int = 0
+    merges: int = 0
+    merged_qty: int = 0
+    merge_failures: int = 0
 
 
 class MarketSession:
@@ -180,6 +190,11 @@ class MarketSession:
         #: Live: the feed's book shows our own resting orders (the simulator's and the paper venue's
         #: books do not); the risk manager's mark leaves them out.
         self.own_orders_in_book = False
+        #: The merge of YES+NO pairs sent and not yet reported (one at a time), and until when no new
+        #: merge is sent (after a failure). Its pairs are out of what we quote from (``quote_inv``).
+        self.merging: Merge | None = None
+        self.merge_seq = 0
+        self.merge_blocked_until_ns = 0
 
     # --- market data -------------------------------------------------------------------------------
 
@@ -415,6 +430,15 @@ class MarketSession:
                     self._changed()
             case PositionResync():
                 self._on_resync(ev)
+            case Merged():
+                self._on_merged(ev)
+            case MergeFailed():
+                if self.merging is not None and self.merging.merge_id == ev.merge_id:
+                    self.merging = None
+                self.stats.merge_failures += 1
+                self.merge_blocked_until_ns = self.clock.now_ns() + MERGE_RETRY_NS
+                self.sink.record("merge_failed", ev.ts_ns, self.market, ev)
+                self._changed()
             case _:
                 assert_never(ev)
 
@@ -567,6 +591,53 @@ class MarketSession:
         self.sink.record("position_resync", ev.ts_ns, self.market, ev)
         self._changed()
 
+    def _on_merged(self, ev: Merged) -> None:
+        # The venue merged the pairs: ``qty`` YES and NO became ``qty`` Usdc6 of cash. A merge the
+        # venue made before resolution but reported after it changes nothing once settled (a pair
+        # pays 1 either way, settled or merged), so a settled inventory stays as it is.
+        if self.merging is not None and self.merging.merge_id == ev.merge_id:
+            self.merging = None
+        if self.resolved_yes is None:
+            inv = self.inv
+            # The venue's figure; never more than the pairs we hold (the ledger books the same).
+            self.inv = apply_merge(inv, max(0, min(ev.qty, inv.yes_qty, inv.no_qty)))
+        self.stats.merges += 1
+        self.stats.merged_qty += ev.qty
+        self.sink.record("merged", ev.ts_ns, self.market, ev)
+        self._changed()
+
+    def quote_inv(self) -> Inventory:
+        """The inventory quotes are decided from: ours, less the pairs of a merge in flight.
+
+        A merge is exposure-neutral (``core.inventory.apply_merge``): taking its pairs out now only
+        keeps a new sell from offering shares the merge is taking.
+        """
+        m = self.merging
+        if m is None:
+            return self.inv
+        inv = self.inv
+        return apply_merge(inv, max(0, min(m.qty, inv.yes_qty, inv.no_qty)))
+
+    def _maybe_merge(self, ts_ns: int) -> None:
+        # A decision point: merge every pair no sell of ours offers, once there are enough.
+        if self.merging is not None or ts_ns < self.merge_blocked_until_ns:
+            return
+        qty = merge_qty(
+            self.inv, [r.as_order() for r in self.orders.values()], self.params.merge_min_pairs_qty
+        )
+        if not qty:
+            return
+        self.merge_seq += 1
+        cmd = Merge(market=self.market, merge_id=f"{self.id_prefix}m{self.merge_seq}", qty=qty)
+        self.merging = cmd
+        self.port.submit([cmd])
+        self.sink.record(
+            "merge",
+            ts_ns,
+            self.market,
+            {"merge_id": cmd.merge_id, "qty": qty, "yes_qty": self.inv.yes_qty, "no_qty": self.inv.no_qty},
+        )
+
     def _on_fill(self, ev: Filled) -> None:
         self.inv = apply_fill(self.inv, ev.outcome, ev.side, ev.px, ev.qty, ev.fee_usdc6)
         if self.resolved_yes is not None:
@@ -623,13 +694,15 @@ class MarketSession:
         self.wakeup_ns = NEVER
         if not self.quoting_enabled or self.resolved or not self.book_valid or self.holds:
             return
+        if self.params.merge_enabled:
+            self._maybe_merge(ts_ns)
         orders = self.orders.values()
         pending = [(r.outcome, r.side, r.px, r.qty) for r in orders if r.status == CANCEL_PENDING]
         inflight = tuple(pending) if pending else ()
         self.stats.decide_calls += 1
         d = decide(
             self.book.view(),
-            self.inv,
+            self.inv if self.merging is None else self.quote_inv(),
             self.vol,
             self.flow,
             self.params,
@@ -677,7 +750,7 @@ class MarketSession:
             if room is not None and room < cap:
                 cap = room if room > 0 else 0
             resting = [(r.outcome, r.side, r.px, r.qty) for r in orders.values()]
-            admitted, _ = admit(places, self.inv, resting, cap)
+            admitted, _ = admit(places, self.inv if self.merging is None else self.quote_inv(), resting, cap)
             prefix, post_only, seq = self.id_prefix, self.params.maker_only, self.seq
             for o in admitted:
                 seq += 1

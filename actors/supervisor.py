@@ -28,7 +28,17 @@ from actors.market import (
     ReleaseQuotes,
 )
 from actors.session import MarketSession
-from core.messages import Accepted, Adopted, Canceled, ExecBatch, Filled, PositionResync, Rejected
+from core.messages import (
+    Accepted,
+    Adopted,
+    Canceled,
+    ExecBatch,
+    Filled,
+    Merged,
+    MergeFailed,
+    PositionResync,
+    Rejected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +76,19 @@ def _is_report(message: object) -> bool:
     # new session waits for a fresh snapshot anyway.
     return isinstance(
         message,
-        (Accepted, Rejected, Filled, Canceled, Adopted, PositionResync, ExecBatch, HoldQuotes, ReleaseQuotes),
+        (
+            Accepted,
+            Rejected,
+            Filled,
+            Canceled,
+            Adopted,
+            PositionResync,
+            Merged,
+            MergeFailed,
+            ExecBatch,
+            HoldQuotes,
+            ReleaseQuotes,
+        ),
     )
 
 

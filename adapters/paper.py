@@ -37,6 +37,8 @@ from core.messages import (
     Level,
     MarketBatch,
     MarketResolved,
+    Merge,
+    Merged,
     Place,
     TickSizeChanged,
     TradePrint,
@@ -194,7 +196,10 @@ class PaperPort:
 
 
 class DryRunPort:
-    """``ExchangePort`` that sends nothing: every command is acknowledged at once, none can fill."""
+    """``ExchangePort`` that sends nothing: every command is acknowledged at once, none can fill.
+
+    A merge is acknowledged as done (``Merged``): the session then quotes as it would after it.
+    """
 
     def __init__(self, market: str, deliver: Deliver, clock: Clock) -> None:
         self.market = market
@@ -217,6 +222,9 @@ class DryRunPort:
                 if cmd.client_id in self.live:
                     self.live.discard(cmd.client_id)
                     acks.append(Canceled(market=m, client_id=cmd.client_id, ts_ns=now))
+            elif isinstance(cmd, Merge):
+                # Decided, logged by the session, sent nowhere: acknowledged as done, like an order.
+                acks.append(Merged(market=m, merge_id=cmd.merge_id, ts_ns=now, qty=cmd.qty))
             else:
                 acks.extend(self._cancel_everything(now))
         if acks:

@@ -406,6 +406,22 @@ class RewardsConfig(Base, frozen=True):
     track_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 60.0
 
 
+class MergeConfig(Base, frozen=True):
+    """Merging YES+NO pairs back into collateral (``core.merge``; ``docs/trading.md``, "Merging").
+
+    Off by default. On, a market holding at least ``min_pairs_shares`` pairs that no sell of ours
+    offers merges them all (1 pUSD per pair) at its next decision point.
+    """
+
+    enabled: bool = False
+    #: Merge once the free pairs (YES and NO not offered by a sell of ours) reach this many shares.
+    min_pairs_shares: Shares = 20.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_decimals("min_pairs_shares", self.min_pairs_shares, 2)
+
+
 class Config(Base, frozen=True):
     """One strategy's whole configuration file."""
 
@@ -418,3 +434,4 @@ class Config(Base, frozen=True):
     ops: OpsConfig = msgspec.field(default_factory=OpsConfig)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     rewards: RewardsConfig = msgspec.field(default_factory=RewardsConfig)
+    merge: MergeConfig = msgspec.field(default_factory=MergeConfig)

@@ -92,6 +92,35 @@ def apply_fill(inv: Inventory, outcome: Outcome, side: Side, px: Px, qty: Qty, f
     )
 
 
+def apply_merge(inv: Inventory, qty: Qty) -> Inventory:
+    """Return the inventory after merging ``qty`` pairs: ``qty`` YES and ``qty`` NO become cash.
+
+    A pair (one YES and one NO share) is worth exactly 1 USDC, so ``qty`` pairs (in 1e-6 shares) add
+    exactly ``qty`` Usdc6 of cash. Each outcome's merged shares carry their share of its cost basis
+    (average cost, floored as a sale is), and the realized PnL moves by the pairs' value less that
+    cost. Nothing else moves: the value if YES wins, if NO wins, and at any mid are unchanged.
+
+    Raises:
+        ValueError: ``qty`` is negative or more than the pairs held.
+    """
+    if qty == 0:
+        return inv
+    if qty < 0 or qty > inv.yes_qty or qty > inv.no_qty:
+        raise ValueError(f"cannot merge {qty} pairs from YES {inv.yes_qty} / NO {inv.no_qty} (1e-6 shares)")
+    yes_removed = inv.yes_cost_usdc6 * qty // inv.yes_qty
+    no_removed = inv.no_cost_usdc6 * qty // inv.no_qty
+    value = qty * SETTLE_PER_QTY_USDC6
+    return msgspec.structs.replace(
+        inv,
+        yes_qty=inv.yes_qty - qty,
+        no_qty=inv.no_qty - qty,
+        yes_cost_usdc6=inv.yes_cost_usdc6 - yes_removed,
+        no_cost_usdc6=inv.no_cost_usdc6 - no_removed,
+        cash_usdc6=inv.cash_usdc6 + value,
+        realized_usdc6=inv.realized_usdc6 + value - yes_removed - no_removed,
+    )
+
+
 def settle(inv: Inventory, yes_won: bool) -> Inventory:
     """Return the inventory after resolution: winning shares pay 1 USDC each, all shares are gone."""
     payout = (inv.yes_qty if yes_won else inv.no_qty) * SETTLE_PER_QTY_USDC6

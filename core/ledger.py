@@ -45,6 +45,15 @@ The rules:
   show a constant difference), the venue's moving means its listing is catching up; either starts
   the count again. A held market stops trading, so a real difference does come to rest.
   ``resync_min_ns`` must exceed how far the venue's listing may lag its trades.
+* **Merges of YES+NO pairs** (``merge_sent``, then ``merge_done``, ``merge_failed`` or
+  ``merge_unknown``): the position moves only when the venue confirms (``core.inventory.apply_merge``:
+  ``qty`` YES and NO out, ``qty`` Usdc6 of cash in), and the market reports a ``Merged`` or
+  ``MergeFailed``. A merge is an on-chain transaction the venue's position listing reflects late, so
+  it never looks like a drift: while it is in flight, and after it is confirmed until a listing
+  agrees with us (at most ``settle_timeout_ns``), its market counts as settling. A merge whose
+  outcome is unknown (no receipt) is settled by the listings: one showing our position less its
+  pairs on both outcomes books it (``merge_confirmed_by_listing``); one still showing our position
+  ``settle_timeout_ns`` after it was sent fails it. The listing's shares alone decide, as ever.
 * **Memory is bounded: ``prune(ts_ns)``** (the shell calls it on its reconcile timer, never
   implicitly) forgets what can no longer change, so a run of days keeps only a window of history:
 
@@ -80,7 +89,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from core.inventory import Inventory, apply_fill
+from core.inventory import Inventory, apply_fill, apply_merge
 from core.markets import MarketInfo
 from core.messages import (
     Accepted,
@@ -89,6 +98,8 @@ from core.messages import (
     ExecEvent,
     Filled,
     Liquidity,
+    Merged,
+    MergeFailed,
     Place,
     PositionResync,
     Rejected,
@@ -287,6 +298,18 @@ class _Trade:
         return self.failed or self.status == "CONFIRMED"
 
 
+class _Merge:
+    __slots__ = ("done_ns", "market", "merge_id", "qty", "sent_ns", "state")
+
+    def __init__(self, market: str, merge_id: str, qty: Qty, sent_ns: int) -> None:
+        self.market = market
+        self.merge_id = merge_id
+        self.qty = qty
+        self.sent_ns = sent_ns
+        self.state: Literal["sent", "unknown", "done"] = "sent"
+        self.done_ns = 0  # when it was booked (``done``)
+
+
 class _Streak(msgspec.Struct):
     """Consecutive listings showing one drift of one market (the resync rule).
 
@@ -354,6 +377,8 @@ class OrderLedger:
         self.pulled: dict[str, str] = {}  # market -> why its quotes are pulled (drift)
         self._drift_seen: set[str] = set()  # markets whose last listing disagreed
         self._streaks: dict[str, _Streak] = {}  # markets whose listings show one lasting drift
+        #: Merges of YES+NO pairs in flight, in doubt, or booked and not yet seen in a listing.
+        self.merges: dict[str, _Merge] = {}
         self._reconciled_ns = -1  # when the last reconcile ran (-1: never)
         self._last_listed: frozenset[str] = frozenset()  # venue ids that reconcile listed
         self._adopted = 0
@@ -486,6 +511,77 @@ class OrderLedger:
                     self.unverified_gone.add(o.order_id)
                 out += self._finish(o, "heartbeat expired: the venue cancelled every order", ts_ns)
         out.append(Audit("heartbeat_lost", "", {"orders_gone": sum(1 for e in out if isinstance(e, Report))}))
+        return out
+
+    # --- merges of YES+NO pairs --------------------------------------------------------------------
+
+    def merge_sent(self, market: str, merge_id: str, qty: Qty, ts_ns: int) -> None:
+        """A merge of ``qty`` pairs of ``market`` is about to be sent: its market is settling from now."""
+        if merge_id in self.merges:
+            raise ValueError(f"duplicate merge id {merge_id}")
+        self.merges[merge_id] = _Merge(market, merge_id, qty, ts_ns)
+
+    def merge_done(self, merge_id: str, tx: str, ts_ns: int) -> list[Effect]:
+        """The venue confirmed the merge (its receipt): book it and tell the market."""
+        m = self.merges.get(merge_id)
+        if m is None or m.state == "done":
+            return []
+        return self._book_merge(m, tx, "merged", ts_ns)
+
+    def merge_failed(self, merge_id: str, reason: str, ts_ns: int) -> list[Effect]:
+        """The merge did not happen (refused before sending, or reverted): nothing moves."""
+        m = self.merges.get(merge_id)
+        if m is None or m.state == "done":
+            return []
+        del self.merges[merge_id]
+        ev = MergeFailed(market=m.market, merge_id=merge_id, ts_ns=ts_ns, qty=m.qty, reason=reason)
+        detail: dict[str, object] = {"merge_id": merge_id, "qty": m.qty, "reason": reason}
+        return [Report(m.market, ev), Audit("merge_failed", m.market, detail)]
+
+    def merge_unknown(self, merge_id: str, reason: str, ts_ns: int) -> list[Effect]:
+        """No usable answer (sent, no receipt): the listings settle it (module docstring)."""
+        m = self.merges.get(merge_id)
+        if m is None or m.state != "sent":
+            return []
+        m.state = "unknown"
+        detail: dict[str, object] = {"merge_id": merge_id, "qty": m.qty, "reason": reason}
+        return [Audit("merge_in_doubt", m.market, detail)]
+
+    def _book_merge(self, m: _Merge, tx: str, how: str, ts_ns: int) -> list[Effect]:
+        inv = self.position(m.market)
+        qty = m.qty
+        out: list[Effect] = []
+        if qty > min(inv.yes_qty, inv.no_qty):
+            # The venue merged more than we hold: the position check resolves the difference its way.
+            qty = max(0, min(inv.yes_qty, inv.no_qty))
+            detail: dict[str, object] = {"merge_id": m.merge_id, "qty": m.qty, "booked_qty": qty}
+            out.append(Audit("merge_exceeds_position", m.market, detail))
+        self.inventory[m.market] = apply_merge(inv, qty)
+        m.state = "done"
+        m.done_ns = ts_ns
+        ev = Merged(market=m.market, merge_id=m.merge_id, ts_ns=ts_ns, qty=qty, tx=tx)
+        out += [Report(m.market, ev), Audit(how, m.market, {"merge_id": m.merge_id, "qty": qty, "tx": tx})]
+        return out
+
+    def _merges_from_listing(self, market: str, yes_qty: Qty, no_qty: Qty, ts_ns: int) -> list[Effect]:
+        # A listing of ``market`` settles its merges in doubt and retires the confirmed ones it shows.
+        out: list[Effect] = []
+        for m in [m for m in self.merges.values() if m.market == market]:
+            inv = self.position(market)
+            if m.state == "unknown":
+                if (yes_qty, no_qty) == (inv.yes_qty - m.qty, inv.no_qty - m.qty):
+                    out += self._book_merge(m, "", "merge_confirmed_by_listing", ts_ns)
+                elif (yes_qty, no_qty) == (
+                    inv.yes_qty,
+                    inv.no_qty,
+                ) and ts_ns - m.sent_ns >= self.settle_timeout_ns:
+                    out += self.merge_failed(
+                        m.merge_id, "no receipt, and the listings never showed it", ts_ns
+                    )
+            elif m.state == "done" and (
+                (yes_qty, no_qty) == (inv.yes_qty, inv.no_qty) or ts_ns - m.done_ns >= self.settle_timeout_ns
+            ):
+                del self.merges[m.merge_id]  # the listing shows it (or had time enough to)
         return out
 
     # --- trades ------------------------------------------------------------------------------------
@@ -820,9 +916,13 @@ class OrderLedger:
         for market, held in venue.items():
             if market not in self.markets:
                 continue
-            inv = self.position(market)
             yes_qty, yes_px = held.get(Outcome.YES, (0, 0))
             no_qty, no_px = held.get(Outcome.NO, (0, 0))
+            if self.merges:
+                out += self._merges_from_listing(market, yes_qty, no_qty, ts_ns)
+                if any(m.market == market for m in self.merges.values()):
+                    settling.add(market)  # a merge the listing may not show yet
+            inv = self.position(market)
             diff_yes, diff_no = yes_qty - inv.yes_qty, no_qty - inv.no_qty
             drift = max(abs(diff_yes), abs(diff_no)) > self.drift_tolerance_qty
             if drift and market not in settling:

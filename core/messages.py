@@ -5,8 +5,9 @@ Prices are always those of the token named by ``outcome`` (a NO order at 3_000 i
 
 * ``MarketEvent``: what the market data feed (live, replay or simulator) tells a market actor.
 * ``Command``: what a market actor asks of its ``ExchangePort``.
-* ``ExecEvent``: what the exchange port tells back about our orders (``OrderEvent``) and, live, a
-  position the ledger adopted from the venue (``PositionResync``).
+* ``ExecEvent``: what the exchange port tells back about our orders (``OrderEvent``), our merges of
+  YES+NO pairs (``MergeEvent``) and, live, a position the ledger adopted from the venue
+  (``PositionResync``).
 
 Also the mail that adapters send to the actors (``MarketBatch``/``ExecBatch`` to a market actor;
 ``Submit``, ``UserOrderUpdate`` and ``Reconcile`` to the order gateway), so an adapter never imports
@@ -129,7 +130,19 @@ class CancelAll(_Msg, frozen=True, tag="cancel_all"):
     market: str
 
 
-Command = Place | Cancel | CancelAll
+class Merge(_Msg, frozen=True, tag="merge"):
+    """Merge ``qty`` pairs (one YES and one NO share each, 1e-6 share units) back into collateral.
+
+    Each pair is worth exactly 1 pUSD, so ``qty`` pairs return ``qty`` Usdc6 (``core.merge``).
+    ``merge_id`` is ours and unique in the run (``market-mN``).
+    """
+
+    market: str
+    merge_id: str
+    qty: Qty
+
+
+Command = Place | Cancel | CancelAll | Merge
 
 # --- mail between adapters and actors (untagged: never logged as such) -----------------------------
 
@@ -261,6 +274,31 @@ class PositionResync(_Msg, frozen=True, tag="position_resync"):
         return tuple(out)
 
 
+class Merged(_Msg, frozen=True, tag="merged"):
+    """The venue merged ``qty`` pairs: ``qty`` YES and ``qty`` NO shares became ``qty`` Usdc6 of cash.
+
+    ``tx`` is the transaction hash where the venue gave one (live).
+    """
+
+    market: str
+    merge_id: str
+    ts_ns: int
+    qty: Qty
+    tx: str = ""
+
+
+class MergeFailed(_Msg, frozen=True, tag="merge_failed"):
+    """A merge did not happen (refused, reverted, or given up on): the shares are still held."""
+
+    market: str
+    merge_id: str
+    ts_ns: int
+    qty: Qty
+    reason: str
+
+
 #: What the venue says about one order of ours (each carries its ``client_id``).
 OrderEvent = Accepted | Rejected | Filled | Canceled | Adopted
-ExecEvent = OrderEvent | PositionResync
+#: What the venue says about a merge of ours (each carries its ``merge_id``).
+MergeEvent = Merged | MergeFailed
+ExecEvent = OrderEvent | PositionResync | MergeEvent

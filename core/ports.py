@@ -17,7 +17,7 @@ import msgspec
 from core.ledger import VenueOrderView, VenuePosition, VenueTrade
 from core.markets import MarketInfo
 from core.messages import Command, Place
-from core.units import Px
+from core.units import Px, Qty
 
 
 class ExchangePort(Protocol):
@@ -168,6 +168,14 @@ class Venue(Protocol):
 
     def rate_limit(self) -> RateLimitInfo | None:
         """The rate-limit headers of the last reply on this thread (then forgotten); None if none."""
+        ...
+
+    def merge(self, info: MarketInfo, qty: Qty) -> str:
+        """Merge ``qty`` YES+NO pairs of ``info`` into collateral; blocks until confirmed.
+
+        Returns the transaction hash. Raises on a refusal or a revert; ``describe_failure`` says
+        ``ambiguous`` when the transaction may have been sent without a receipt seen.
+        """
         ...
 
     def describe_failure(self, exc: Exception) -> Failure:

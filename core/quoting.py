@@ -76,6 +76,9 @@ class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
     #: Rewards-aware quoting (``docs/rewards.md``): off leaves every decision as it was.
     rewards_enabled: bool = False
     rewards_band_pct: int = 50
+    #: Merging YES+NO pairs (``core.merge``): off never merges; on, at least this many free pairs.
+    merge_enabled: bool = False
+    merge_min_pairs_qty: Qty = 20 * QTY_ONE
 
 
 def _shares(value: float) -> Qty:
@@ -129,6 +132,8 @@ def quote_params(cfg: Config) -> QuoteParams:
         vol_sample_ns=q.volatility.sample_ms * NS_PER_MS,
         rewards_enabled=cfg.rewards.enabled,
         rewards_band_pct=cfg.rewards.band_pct,
+        merge_enabled=cfg.merge.enabled,
+        merge_min_pairs_qty=_shares(cfg.merge.min_pairs_shares),
     )
 
 

@@ -103,6 +103,58 @@ class Accounts(Channels):
         held, locked = self._shares(user, m, p.outcome)
         return REASON_BALANCE if p.qty > held - locked else ""
 
+    def token_balance(self, address: str, token_id: str) -> Qty:
+        """Shares of ``token_id`` held by ``address`` (the on-chain ``balanceOf``; 0 for an unknown token).
+
+        Every address has an account on chain: asking opens it (funded as the scenario says).
+        """
+        with self.lock:
+            found = self._tokens.get(token_id)
+            if found is None:
+                return 0
+            m, outcome = found
+            return self._shares(self._user(address), m, outcome)[0]
+
+    def market_of_condition(self, prefix: str) -> tuple[str, str, bool] | None:
+        """``(condition id, version, neg_risk)`` of the market whose condition id starts with ``prefix``."""
+        prefix = prefix.lower()
+        with self.lock:
+            for m in self._markets:
+                if m.market.lower().startswith(prefix):
+                    return m.market, m.cfg.version, m.cfg.neg_risk
+        return None
+
+    def merge_pairs(self, address: str, condition_id: str, qty: Qty, *, dry: bool = False) -> None:
+        """Merge ``qty`` YES+NO pairs of ``address`` in one market into ``qty`` Usdc6 of collateral.
+
+        Only shares no resting sell reserves; ``dry`` only checks (a gas estimate).
+
+        Raises:
+            VenueError: No such market, or fewer free pairs than ``qty`` (the contract would revert).
+        """
+        with self.lock:
+            m = self._by_cid.get(condition_id)
+            if m is None:
+                raise VenueError(400, f"unknown condition {condition_id}")
+            user = self._user(address)
+            free = min(held - locked for held, locked in (self._shares(user, m, o) for o in Outcome))
+            if not 0 < qty <= free:
+                raise VenueError(400, f"cannot merge {qty} pairs: {max(free, 0)} free (1e-6 shares)")
+            if dry:
+                return
+            # What FAILED trades gave back is outside the engine: it is merged first.
+            b = m.engine.balance(user.address)
+            engine_free = min(b.yes_qty - b.locked_yes_qty, b.no_qty - b.locked_no_qty)
+            from_engine = max(0, min(qty, engine_free))
+            if from_engine:
+                m.engine.merge(user.address, from_engine)
+            rest = qty - from_engine
+            if rest:
+                for o in Outcome:
+                    key = (m.market, o)
+                    user.adj_qty[key] = user.adj_qty.get(key, 0) - rest
+                user.adj_cash_usdc6 += rest
+
     def balance_allowance(self, creds: ApiCreds, asset_type: str, token_id: str) -> dict[str, Any]:
         """``GET /balance-allowance``: collateral or one token's shares, in 6-decimal units.
 

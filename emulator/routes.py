@@ -33,6 +33,7 @@ from core.units import (
     parse_usdc6,
 )
 from emulator.auth import ApiCreds, AuthError, KeyStore, recover_l1_address
+from emulator.chain import Chain
 from emulator.gamma import events_json, filter_markets, keyset_page, market_json
 from emulator.http import Response, q1
 from emulator.orders import OrderError, PostOrder, decode_post_order
@@ -123,6 +124,7 @@ class RestRoutes:
     clock: Clock
     venue: Venue
     keys: KeyStore
+    chain: Chain
     _routes: dict[tuple[str, str], Callable[..., tuple[int, Any]]]
     #: Headers a handler adds to its reply (rate-limit headers), per serving thread.
     _reply_headers: threading.local
@@ -302,6 +304,7 @@ class RestRoutes:
             ("POST", "/emulator/clock"): self._advance_clock,
             ("GET", "/data-api/v2/positions"): self._positions,
             ("POST", "/emulator/tick"): self._set_tick,
+            ("POST", "/rpc"): lambda q, h, b: (200, self.chain.handle(_decode(b))),
             ("GET", "/gamma/markets"): self._gamma_markets,
             ("GET", "/gamma/markets/keyset"): self._gamma_keyset,
             ("GET", "/gamma/events"): self._gamma_events,

@@ -22,7 +22,9 @@ from typing import Any
 from websockets.sync.server import ServerConnection
 
 from core.ports import Clock
+from core.units import NS_PER_S
 from emulator.auth import KeyStore
+from emulator.chain import Chain
 from emulator.http import HTTPServer
 from emulator.routes import RestRoutes
 from emulator.scenario import Scenario, load_scenario, resolve_scenario
@@ -65,6 +67,8 @@ class Emulator(RestRoutes, WebSockets):
         self.clock: Clock = clock or WallClock()
         self.venue = Venue(scenario, self.seed, self.clock, base_dir)
         self.keys = KeyStore(hashlib.sha256(f"polymm-emulator-keys:{self.seed}".encode()).digest())
+        #: ``POST /rpc``: the Polygon JSON-RPC calls of the official client's merge (``emulator.chain``).
+        self.chain = Chain(self.venue, lambda: self.clock.now_ns() // NS_PER_S)
         self._httpd = HTTPServer((host, port), self, scenario.body_timeout_ms / 1000)
         self.host = str(self._httpd.server_address[0])
         self.port = int(self._httpd.server_address[1])
@@ -98,6 +102,11 @@ class Emulator(RestRoutes, WebSockets):
     def ws_user_url(self) -> str:
         """User channel URL."""
         return f"{self.ws_url}/user"
+
+    @property
+    def rpc_url(self) -> str:
+        """Polygon JSON-RPC URL (merges of YES+NO pairs; ``emulator.chain``)."""
+        return f"{self.clob_url}/rpc"
 
     @property
     def gamma_url(self) -> str:

@@ -40,6 +40,7 @@ from core.messages import (
     ExecEvent,
     Filled,
     MarketResolved,
+    Merge,
     TickSizeChanged,
 )
 from core.quoting import QuoteParams
@@ -62,6 +63,9 @@ class Latency(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     order_jitter_ms: float = 0.0
     response_ms: float = 50.0
     response_jitter_ms: float = 0.0
+    #: A merge of YES+NO pairs, from reaching the venue to its confirmation (an on-chain transaction:
+    #: mined in the next Polygon block, ~2 s, and its receipt polled every 2 s by the official client).
+    merge_ms: float = 4000.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -71,6 +75,7 @@ class Latency(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
             "order_jitter_ms",
             "response_ms",
             "response_jitter_ms",
+            "merge_ms",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: latencies cannot be negative")
@@ -167,6 +172,7 @@ class Lane:
         )
         self.resp_ns = round(lat.response_ms * NS_PER_MS)
         self.resp_jitter_ns = round(lat.response_jitter_ms * NS_PER_MS)
+        self.merge_ns = round(lat.merge_ms * NS_PER_MS)
         self.timer_ns = settings.timer_ms * NS_PER_MS
         n = len(tape.ts)
         self.i = 0  # venue cursor on the tape
@@ -341,6 +347,14 @@ class Lane:
             s.on_resolved(ev.yes_won, t)
 
     def _command(self, cmd: Command, t: int) -> None:
+        if type(cmd) is Merge:
+            # The venue takes the shares now; the confirmation (an on-chain receipt, not the user
+            # channel, so it does not queue behind the reports) reaches the session ``merge_ms`` later.
+            done = t + self.merge_ns
+            for ev in self.exchange.merge(cmd, t):
+                self.seq += 1
+                heapq.heappush(self.rep_heap, (done, self.seq, msgspec.structs.replace(ev, ts_ns=done)))
+            return
         out = self.exchange.apply(cmd, t)
         if out:
             self._reports(out, t)

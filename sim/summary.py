@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from actors.risk import RiskMonitor
 from core.risk import STATE_NAMES
-from core.units import PX_DECIMALS, PX_ONE, QTY_ONE, USDC6_ONE, USDC10_PER_USDC6
+from core.units import PX_DECIMALS, PX_ONE, QTY_ONE, SETTLE_PER_QTY_USDC6, USDC6_ONE, USDC10_PER_USDC6
 from sim.rewards import RewardAccrual
 from sim.runner import Lane
 from venue.exchange import SimExchange
@@ -71,10 +71,20 @@ def _usdc_half(v2_usdc10: int) -> float:
     return round(v2_usdc10 / (2 * _USDC10_ONE), 6)
 
 
+def merge_figures(merges: int, merged_qty: int, failures: int) -> dict[str, Any]:
+    """Merges of YES+NO pairs: how many, the pairs merged (shares), the collateral they freed (USDC)."""
+    return {
+        "count": merges,
+        "pairs_shares": merged_qty / QTY_ONE,
+        "freed_usdc": round(merged_qty * SETTLE_PER_QTY_USDC6 / USDC6_ONE, 6),
+        "failed": failures,
+    }
+
+
 def lane_summary(lane: Lane) -> dict[str, Any]:
-    """Figures for one simulated market."""
+    """Figures for one simulated market (``merges`` only where the session sent any)."""
     st = lane.session.stats
-    return market_summary(
+    figures = market_summary(
         lane.market,
         lane.exchange,
         len(lane.tape),
@@ -83,6 +93,9 @@ def lane_summary(lane: Lane) -> dict[str, Any]:
         {"decisions": st.decisions, "orders": st.places, "cancels": st.cancels, "rejects": st.rejects},
         lane.rewards,
     )
+    if st.merges or st.merge_failures:
+        figures["merges"] = merge_figures(st.merges, st.merged_qty, st.merge_failures)
+    return figures
 
 
 def market_summary(
@@ -245,6 +258,19 @@ def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
         if rewarded
         else {}
     )
+    merged = [m["merges"] for m in per if "merges" in m]
+    merge_part = (
+        {
+            "merges": {
+                "count": sum(x["count"] for x in merged),
+                "pairs_shares": round(sum(x["pairs_shares"] for x in merged), 6),
+                "freed_usdc": round(sum(x["freed_usdc"] for x in merged), 6),
+                "failed": sum(x["failed"] for x in merged),
+            }
+        }
+        if merged
+        else {}
+    )
     return {
         "markets": len(per),
         "events_processed": sum(m["events"] for m in per),
@@ -260,6 +286,7 @@ def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
         "avg_quoted_spread_px": round(spread_ns / two_sided, 2) if two_sided else None,
         "markouts": markouts,
         **reward_part,
+        **merge_part,
         "units": UNITS,
         "notes": {
             "pnl_usdc": "total = spread_capture + inventory_mtm + fees + rebates + rewards + resolution",
@@ -267,6 +294,8 @@ def totals(per: list[dict[str, Any]]) -> dict[str, Any]:
             "(seeded second), against the displayed book as one competing maker (docs/rewards.md)",
             "rebates": "maker rebates, an upper bound: the market's rebateRate of each maker fill's "
             "fee-equivalent; the venue pays its pool pro rata daily, $1 minimum",
+            "merges": "YES+NO pairs merged into collateral (1 USDC a pair): cash now instead of at "
+            "resolution; the PnL is unchanged by a merge (a pair is worth 1 whatever wins)",
         },
         "per_market": per,
     }

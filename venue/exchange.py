@@ -99,6 +99,9 @@ from core.messages import (
     Command,
     ExecEvent,
     Filled,
+    Merge,
+    Merged,
+    MergeFailed,
     Place,
     Rejected,
 )
@@ -673,12 +676,37 @@ class SimExchange:
         queue.orders.append(order)
 
     def apply(self, cmd: Command, ts_ns: int) -> list[ExecEvent]:
-        """Carry out one command of ours (place, cancel or cancel-all) at ``ts_ns``."""
+        """Carry out one command of ours (place, cancel, cancel-all or merge) at ``ts_ns``."""
         if isinstance(cmd, Place):
             return self.place(cmd, ts_ns)
         if isinstance(cmd, Cancel):
             return self.cancel(cmd.client_id, ts_ns)
+        if isinstance(cmd, Merge):
+            return self.merge(cmd, ts_ns)
         return self.cancel_all(ts_ns)
+
+    def merge(self, cmd: Merge, ts_ns: int) -> list[ExecEvent]:
+        """Merge ``cmd.qty`` YES+NO pairs of ours into collateral: only shares no resting sell offers.
+
+        The shares leave at once (our fills' cash is the session's, so only the shares are kept here);
+        a merge of shares we do not hold free, or after resolution (the venue redeems then), fails.
+        """
+        self._touch(ts_ns)
+        free = min(self.held[o] - self._reserved(o) for o in (Outcome.YES, Outcome.NO))
+        reason = ""
+        if self.resolved:
+            reason = "market is resolved"
+        elif not 0 < cmd.qty <= free:
+            reason = f"cannot merge {format_qty(cmd.qty)} pairs: {format_qty(max(free, 0))} free"
+        if reason:
+            return [
+                MergeFailed(
+                    market=self.market, merge_id=cmd.merge_id, ts_ns=ts_ns, qty=cmd.qty, reason=reason
+                )
+            ]
+        self.held[Outcome.YES] -= cmd.qty
+        self.held[Outcome.NO] -= cmd.qty
+        return [Merged(market=self.market, merge_id=cmd.merge_id, ts_ns=ts_ns, qty=cmd.qty)]
 
     def cancel(self, client_id: str, ts_ns: int) -> list[ExecEvent]:
         """Cancel one of our orders (nothing if it already filled or was cancelled)."""

@@ -49,6 +49,7 @@ from core.messages import (
     Command,
     Filled,
     Level,
+    Merge,
     OrderEvent,
     Place,
     Rejected,
@@ -427,6 +428,25 @@ class MatchingEngine:
         acct.shares[_NO] += qty
         self._pool += cost
 
+    def merge(self, owner: str, qty: Qty) -> None:
+        """Turn ``qty`` YES plus ``qty`` NO of the owner back into ``qty`` worth of cash (the CTF merge).
+
+        Only shares no resting SELL of the owner reserves can be merged.
+
+        Raises:
+            ValueError: ``qty`` is not positive, or more than the owner's free pairs.
+        """
+        acct = self._account(owner)
+        free = min(acct.shares[i] - acct.locked_shares[i] for i in (_YES, _NO))
+        if qty <= 0 or qty > free:
+            raise ValueError(
+                f"cannot merge {format_qty(qty)} pairs for {owner!r}: {format_qty(max(free, 0))} free"
+            )
+        acct.shares[_YES] -= qty
+        acct.shares[_NO] -= qty
+        acct.cash += qty * SETTLE_PER_QTY_USDC6
+        self._pool -= qty * SETTLE_PER_QTY_USDC6
+
     def balance(self, owner: str) -> Balance:
         """Snapshot of one owner's account (all zero for an unknown owner)."""
         acct = self._accounts.get(owner) or _Account(owner)
@@ -447,7 +467,7 @@ class MatchingEngine:
     # --- orders ------------------------------------------------------------------------------------
 
     def submit(self, owner: str, cmd: Command, ts_ns: int) -> Report:
-        """Apply one command of ``owner``: dispatch to ``place``, ``cancel`` or ``cancel_all``."""
+        """Apply one command of ``owner``: dispatch to ``place``, ``cancel``, ``cancel_all`` or ``merge``."""
         match cmd:
             case Place():
                 return self.place(owner, cmd, ts_ns)
@@ -455,6 +475,9 @@ class MatchingEngine:
                 return self.cancel(owner, cmd.client_id, ts_ns)
             case CancelAll():
                 return self.cancel_all(owner, ts_ns)
+            case Merge():
+                self.merge(owner, cmd.qty)
+                return Report()
             case _:
                 assert_never(cmd)
 

@@ -86,6 +86,7 @@ __all__ = [
     "MAX_POST_BATCH",
     "ClobExchangePort",
     "ClobLike",
+    "MergeUnknown",
     "PolymarketVenue",
     "UserChannelBridge",
     "VenueConnection",
@@ -150,6 +151,10 @@ class ClobLike(Protocol):
 
     def get_balance_allowance(self, *, asset_type: Any, token_id: str | None = None) -> Any:
         """``GET /balance-allowance``: ``BalanceAllowance(balance, allowances)``."""
+        ...
+
+    def merge_positions(self, *, condition_id: str | None = None, amount: int | str) -> Any:
+        """Merge YES+NO pairs into collateral: a transaction handle (``wait()``, ``transaction_hash``)."""
         ...
 
 
@@ -343,6 +348,29 @@ class PolymarketVenue:
         except (AttributeError, TypeError, ValueError):
             raise BadResponse(f"balance of {info.token(outcome)[:24]}: unreadable reply") from None
 
+    def merge(self, info: MarketInfo, qty: Qty) -> str:
+        """Merge ``qty`` pairs of ``info`` through the SDK's ``merge_positions``; the transaction hash.
+
+        The SDK resolves the market on Gamma (``version`` picks the V1 collateral adapter's
+        ``mergePositions`` or the V2 Router's ``merge``), reads the balances on-chain, and sends the
+        transaction: signed here and broadcast to the RPC for an EOA wallet (gas in POL), through the
+        relayer for the others (gasless). Then it waits for the receipt (``wait()``). A failure once
+        the transaction may have been sent (no receipt in time, no reply) is ``MergeUnknown``.
+        """
+        if info.market in self._refused:
+            raise OrderRefused(self._refused[info.market])
+        handle = self._call(self._clob.merge_positions, condition_id=info.market, amount=qty)
+        tx = str(getattr(handle, "transaction_hash", "") or "")
+        try:
+            outcome = self._call(handle.wait)
+        except RequestRejected:
+            raise
+        except PolymarketError as exc:
+            if str(exc).startswith("TransactionFailedError"):
+                raise  # reverted (or failed at the relayer): nothing merged
+            raise MergeUnknown(f"transaction {tx or '?'} sent, no receipt: {exc}") from None
+        return str(getattr(outcome, "transaction_hash", "") or tx)
+
     def rate_limit(self) -> RateLimitInfo | None:
         """The ``Poly-RateLimit-*`` state of the last reply on this thread (then forgotten)."""
         h = self._listener.take_rate_limit() if self._listener is not None else None
@@ -356,7 +384,7 @@ class PolymarketVenue:
         return Failure(
             reason=f"{type(err).__name__}: {err}",
             retry=should_retry(err),
-            ambiguous=is_ambiguous(err),
+            ambiguous=is_ambiguous(err) or isinstance(err, MergeUnknown),
             retry_after_s=getattr(err, "retry_after_s", None),
             rate_limited=isinstance(err, RateLimited),
             not_found=getattr(err, "status_code", None) == STATUS_NOT_FOUND,
@@ -391,6 +419,10 @@ class PolymarketVenue:
 
 
 _END: Final = object()
+
+
+class MergeUnknown(PolymarketError):
+    """A merge's transaction may have been sent, but no receipt was seen: its outcome is unknown."""
 
 
 class _StaleHeartbeat(PolymarketError):

@@ -7,11 +7,13 @@ the SDK does not offer publicly live here and nowhere else:
 * **A non-production base URL.** The only public environment is ``PRODUCTION``; ``environment_for``
   builds another one with the private ``polymarket.environments._create_environment`` from
   ``dataclasses.replace(PRODUCTION._config, ...)``: the CLOB, Gamma, Data API and the two CLOB
-  channels point where we say, and every service polymm never calls (relayer, Polygon RPC, RFQ,
-  perps, builder gateway, collateral return and their streams) points at a dead loopback port, so a
-  call we did not mean (``create(wallet=None)`` asks the relayer for a deposit wallet; allowance
-  recovery uses the RPC) fails fast instead of reaching production. Chain id and contract addresses
-  stay PRODUCTION's (the emulator verifies against them). Production itself uses ``PRODUCTION``.
+  channels point where we say, the Polygon JSON-RPC (the official client's merge of YES+NO pairs
+  reads balances and broadcasts through it) at ``{clob_url}/rpc`` (the emulator serves it), and
+  every service polymm never calls (relayer, RFQ, perps, builder gateway, collateral return and
+  their streams) points at a dead loopback port, so a call we did not mean (``create(wallet=None)``
+  asks the relayer for a deposit wallet) fails fast instead of reaching production. Chain id and
+  contract addresses stay PRODUCTION's (the emulator verifies against them). Production itself uses
+  ``PRODUCTION``.
 * **The Protocol V2 id test** ``is_v2_position_id`` (``polymarket._internal.protocol``): the SDK
   signs an id whose bits 40..103 are zero for ExchangeV3 (domain "3"), every other id as V1. Our
   markets carry Gamma's ``version``; the adapter refuses a market where the two disagree.
@@ -101,7 +103,6 @@ DEAD_HTTP_URL: Final = "http://127.0.0.1:9"
 DEAD_WS_URL: Final = "ws://127.0.0.1:9"
 _DEAD_HTTP_FIELDS: Final = (
     "relayer_url",
-    "rpc_url",
     "rfq_url",
     "perps_url",
     "builder_gateway_url",
@@ -166,6 +167,7 @@ def environment_for(
     gamma_url: str | None = None,
     market_ws_url: str | None = None,
     user_ws_url: str | None = None,
+    rpc_url: str | None = None,
 ) -> Environment:
     """``PRODUCTION`` for production's CLOB and Data API; else an environment pointed at these URLs.
 
@@ -177,6 +179,7 @@ def environment_for(
             ``{clob_url}/gamma``.
         market_ws_url, user_ws_url: The CLOB channels (polymm runs its own clients on them).
             Default: ``ws(s)://`` + the CLOB host + ``/ws/market`` and ``/ws/user``.
+        rpc_url: Polygon JSON-RPC (merges). Default: ``{clob_url}/rpc`` (the emulator's).
     """
     from polymarket import PRODUCTION  # noqa: PLC0415
     from polymarket.environments import _create_environment  # noqa: PLC0415  (private: see above)
@@ -196,6 +199,7 @@ def environment_for(
         "data_url": data_url.rstrip("/"),
         "clob_market_ws_url": market_ws_url or ws_base + "/ws/market",
         "clob_user_ws_url": user_ws_url or ws_base + "/ws/user",
+        "rpc_url": (rpc_url or base + "/rpc").rstrip("/"),
     }
     overrides.update(dict.fromkeys(_DEAD_HTTP_FIELDS, DEAD_HTTP_URL))
     overrides.update(dict.fromkeys(_DEAD_WS_FIELDS, DEAD_WS_URL))

@@ -286,6 +286,18 @@ def reward_lines(s: dict[str, Any]) -> list[str]:
     ]
 
 
+def merge_lines(s: dict[str, Any]) -> list[str]:
+    """The merges of YES+NO pairs for people (none: no line)."""
+    m = s.get("merges")
+    if not m:
+        return []
+    failed = f", {m['failed']} failed" if m["failed"] else ""
+    return [
+        f"merges   {m['count']} merges of {m['pairs_shares']:,.2f} YES+NO pairs freed {m['freed_usdc']:,.2f} "
+        f"USDC of collateral{failed}"
+    ]
+
+
 def render(s: dict[str, Any], out: Path) -> str:
     """The summary for people."""
     pnl = s["pnl_usdc"]  # its parts: sim.summary.pnl_line
@@ -298,6 +310,7 @@ def render(s: dict[str, Any], out: Path) -> str:
         f"volume {s['volume_shares']:,.2f} shares / {s['volume_usdc']:,.2f} USDC",
         f"pnl      {pnl_line(pnl)}",
         *reward_lines(s),
+        *merge_lines(s),
         f"risk     max |inventory| {format_qty(round(s['max_abs_inventory_shares'] * QTY_ONE))} shares",
         *risk_lines(s),
         f"quoting  uptime {s['quote_uptime']:.1%}   avg spread "

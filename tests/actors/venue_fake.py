@@ -292,6 +292,18 @@ class FakeVenue:
 
         return self._run("positions", None, effect)  # type: ignore[no-any-return]
 
+    def merge(self, info: MarketInfo, qty: int) -> str:
+        def effect() -> str:
+            for outcome in Outcome:
+                if self.position(info.market, outcome) < qty:
+                    raise Fault(Failure(reason="execution reverted", retry=False))
+            for outcome in Outcome:
+                self.held[(info.market, outcome)] -= qty
+            self.seq += 1
+            return f"0xtx{self.seq}"
+
+        return self._run("merge", (info.market, qty), effect)  # type: ignore[no-any-return]
+
     def rate_limit(self) -> RateLimitInfo | None:
         return self.rate_infos.pop(0) if self.rate_infos else None
 

@@ -59,9 +59,9 @@ def test_another_clob_gets_its_own_environment_and_every_unused_service_is_dead(
         "ws://127.0.0.1:5555/ws/market",
         "ws://127.0.0.1:5555/ws/user",
     )
+    assert cfg.rpc_url == "http://127.0.0.1:5555/rpc"  # the emulator's JSON-RPC (merges)
     for name in (
         "relayer_url",
-        "rpc_url",
         "rfq_url",
         "perps_url",
         "builder_gateway_url",
