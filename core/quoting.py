@@ -390,7 +390,8 @@ def decide(
         v2 = 2 * rewards.max_spread_px
         reach = v2 * p.rewards_band_pct  # the target distance, times 200
         rmin = rewards.min_qty + (-rewards.min_qty) % ORDER_QTY_STEP
-        if 2 * top_bid <= mid2 - v2:
+        # A level off the price range (below one tick, above 1 - tick) is dropped later: moved too.
+        if 2 * top_bid <= mid2 - v2 or top_bid < tick:
             limit = ceil(skewed / tick) * tick - tick
             if p.maker_only and limit >= best_ask:
                 limit = best_ask - tick
@@ -402,9 +403,9 @@ def decide(
                 top_bid = new
             else:
                 notes.append(f"bid {format_px(top_bid)}: outside the reward band, cannot move in (rewards)")
-        if 2 * top_bid > mid2 - v2:
+        if 2 * top_bid > mid2 - v2 and top_bid >= tick:
             rw_bid_qty = rmin
-        if 2 * top_ask >= mid2 + v2:
+        if 2 * top_ask >= mid2 + v2 or top_ask > PX_ONE - tick:
             limit = floor(skewed / tick) * tick + tick
             if p.maker_only and limit <= best_bid:
                 limit = best_bid + tick
@@ -416,7 +417,7 @@ def decide(
                 top_ask = new
             else:
                 notes.append(f"ask {format_px(top_ask)}: outside the reward band, cannot move in (rewards)")
-        if 2 * top_ask < mid2 + v2:
+        if 2 * top_ask < mid2 + v2 and top_ask <= PX_ONE - tick:
             rw_ask_qty = rmin
 
     # --- 5-7. per side, best level first: size (min size, flow shrink), exposure cap, YES/NO route ---

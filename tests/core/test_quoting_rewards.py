@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import msgspec
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from app.configfile import load_config
+from core.book import BookView
 from core.estimators import FlowState, VolState
 from core.inventory import Inventory
 from core.quoting import decide, quote_params
@@ -142,6 +143,25 @@ def test_rewards_off_decides_exactly_as_before(v, inv, p, rp):
     st.integers(100, 1_500),
     st.integers(20, 300),
     st.integers(1, 99),
+)
+@example(  # the ladder's ask rounds up to 1, off the price range: it must move into the band, not vanish
+    BookView(bid_px=9500, bid_qty=1, ask_px=9950, ask_qty=1, tick_px=50, min_qty=SHARE, ts_ns=NOW),
+    msgspec.structs.replace(
+        MM,
+        levels=2,
+        half_spread_px=226,
+        level_sizes_qty=(SHARE, SHARE),
+        level_sizes_usdc6=None,
+        sell_yes_via_buy_no=True,
+        max_book_spread_px=0,
+        max_book_age_ns=0,
+        improve_best_ticks=-1,
+        skew_px=0,
+        per_market_cap_usdc6=10**13,
+    ),
+    276,
+    20,
+    19,
 )
 def test_with_room_each_side_gets_a_level_in_the_band_at_the_reward_size(v, p, spread_px, min_shares, pct):
     p = msgspec.structs.replace(rewards_on(p, pct), fair_microprice=False)
