@@ -25,7 +25,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from adapters.http_retry import backoff_s, retry_after_s, should_retry
+from adapters.http_retry import RetryingJsonClient, backoff_s, retry_after_s, should_retry
 from core.config import MarketSelection
 from core.markets import ProtocolVersion
 from core.selection import MarketRecord
@@ -124,7 +124,7 @@ def market_query(sel: MarketSelection, *, now_ns: int, strategy_filters: bool = 
     return params
 
 
-class GammaClient:
+class GammaClient(RetryingJsonClient):
     """Blocking Gamma client over ``httpx``; use as a context manager or call ``close()``.
 
     Args:
@@ -151,29 +151,16 @@ class GammaClient:
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"page_size must be in 1..{MAX_PAGE}")
-        self.base_url = base_url.rstrip("/")
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.page_size = page_size
-        self.requests = 0
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=timeout_s,
+        super().__init__(
+            base_url,
+            timeout_s=timeout_s,
+            retries=retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "polymm"},
+            sleep=sleep,
         )
-
-    def __enter__(self) -> GammaClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        self.page_size = page_size
 
     def get_json(self, path: str, params: Mapping[str, str | Sequence[str]]) -> Any | None:
         """GET ``path`` and decode JSON; ``None`` on HTTP 422 (Gamma's "past the end")."""

@@ -7,7 +7,56 @@ the cap (a server asking for minutes does not stall a command for minutes).
 
 from __future__ import annotations
 
-__all__ = ["backoff_s", "retry_after_s", "should_retry"]
+import time
+from collections.abc import Callable
+from typing import Self
+
+import httpx
+
+__all__ = ["RetryingJsonClient", "backoff_s", "retry_after_s", "should_retry"]
+
+
+class RetryingJsonClient:
+    """A blocking ``httpx`` JSON client with the retry settings above; a context manager.
+
+    ``requests`` counts HTTP requests made, retries included; ``sleep`` is called with each backoff
+    (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = max(retries, 0)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        #: HTTP requests made so far, retries included.
+        self.requests = 0
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout_s,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "polymm"},
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
 
 
 def should_retry(status: int | None) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import httpx
 
-from adapters.http_retry import backoff_s, retry_after_s, should_retry
+from adapters.http_retry import RetryingJsonClient, backoff_s, retry_after_s, should_retry
 from adapters.polymarket.parse import PayloadError, decode_book, parse_book
 from adapters.polymarket.ws_market import DEFAULT_CLOB_URL
 from core.messages import BookSnapshot
@@ -34,7 +34,7 @@ class BookUnavailable(Exception):
     """A book that could not be read; ``str(err)`` is one line (token and reason)."""
 
 
-class RestBookClient:
+class RestBookClient(RetryingJsonClient):
     """``GET /book`` over ``httpx``; use as a context manager or call ``close()``.
 
     Args:
@@ -57,29 +57,15 @@ class RestBookClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.retries = max(retries, 0)
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        #: HTTP requests made so far, retries included.
-        self.requests = 0
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=timeout_s,
+        super().__init__(
+            base_url,
+            timeout_s=timeout_s,
+            retries=retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "polymm"},
+            sleep=sleep,
         )
-
-    def __enter__(self) -> RestBookClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
 
     def _get(self, token_id: str) -> bytes:
         last = ""
