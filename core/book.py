@@ -20,6 +20,7 @@ from core.units import PX_ONE, Px, Qty, Side
 
 _NO_BID: Px = -1
 _NO_ASK: Px = PX_ONE + 1
+_BUY: Final = Side.BUY
 
 
 class BookView(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,10 +99,13 @@ class L2Book:
 
     def set_level(self, side: Side, px: Px, qty: Qty, ts_ns: int) -> bool:
         """Set one level to a new total size (0 deletes). Returns True if the best bid or ask moved."""
+        # The simulator calls this once per replayed level: locals and early returns, no attribute
+        # read twice (``docs/simulation.md``, "Speed").
         self.ts_ns = ts_ns
-        if px % self.scan_step:
-            self.scan_step = gcd(self.scan_step, px)
-        if side is Side.BUY:
+        step = self.scan_step
+        if px % step:
+            step = self.scan_step = gcd(step, px)
+        if side is _BUY:
             levels = self.bids
             levels[px] = qty
             best = self.bid_px
@@ -112,7 +116,6 @@ class L2Book:
                 return px == best
             if px != best:
                 return False
-            step = self.scan_step
             p = px - step
             while p >= 0 and not levels[p]:
                 p -= step
@@ -128,7 +131,6 @@ class L2Book:
             return px == best
         if px != best:
             return False
-        step = self.scan_step
         p = px + step
         while p <= PX_ONE and not levels[p]:
             p += step

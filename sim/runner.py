@@ -223,7 +223,7 @@ class Lane:
         market = self.market
         ex_level, ex_trade = ex.on_level, ex.on_trade
         markouts = self.markouts
-        s_level, s_trade = s.on_level, s.on_trade
+        s_set, s_top, s_trade = s.book.set_level, s.on_top_moved, s.on_trade
         constant_feed = not self.feed_jitter_ns
         feed = self.feed_ns
         timer_ns = self.timer_ns
@@ -248,46 +248,81 @@ class Lane:
                 rewards.until(min(t, end_ns), ex, self.sink)
             if t >= end_ns:
                 break
-            if k == 1:  # --- the venue sees a tape event
-                o = op[i]
-                if o <= OP_ASK:
-                    side = BUY if o == OP_BID else SELL
-                    out = ex_level(side, px[i], qty[i], t)
-                    if log:
-                        lines.append(
-                            f'{{"kind":"delta","ts_ns":{t},"market":"{market}","side":{side.value},'
-                            f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                        )
-                elif o != OP_SPECIAL:
-                    side = BUY if o == OP_BUY else SELL
-                    out = ex_trade(side, px[i], qty[i], t)
-                    if log:
-                        lines.append(
-                            f'{{"kind":"trade","ts_ns":{t},"market":"{market}","aggressor":{side.value},'
-                            f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                        )
-                else:
-                    out = self._venue_special(specials[i], t)
-                i += 1
-                if out:
-                    self._reports(out, t)
-                if t >= markouts.due:
-                    markouts.update(t, ex)
-            elif k == 3:  # --- the session receives a tape event
-                clock.t = t
-                o = op[j]
-                if o <= OP_ASK:
-                    s_level(BUY if o == OP_BID else SELL, px[j], qty[j], t)
-                elif o != OP_SPECIAL:
-                    s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
-                else:
-                    self._session_special(specials[j], t)
-                j += 1
-                if j >= n:
-                    t_del = INF
-                    next_timer = INF
-                else:
-                    t_del = ts[j] + feed if constant_feed else self._delivery(j, t_del)
+            if k in {1, 3}:
+                # A run of tape events, the venue's and the session's deliveries in the merged
+                # order, until another stream is due (ties as above): a command (the venue first
+                # sees it), a report (after the venue's events, before the deliveries of that
+                # instant), a timer or a requote (after both), a reward sample or the window's end.
+                w = s.wakeup_ns
+                lim = min(
+                    (cmd_heap[0][0] - 1) if cmd_heap else INF,
+                    next_timer if next_timer < w else w,
+                    rewards.next_ts,
+                    end_ns - 1,
+                )
+                hr = rep_heap[0][0] if rep_heap else INF
+                vlim = lim if lim < hr else hr  # a venue event at tv: tv <= vlim (and tv <= t_del)
+                dlim = lim if lim < hr - 1 else hr - 1  # a delivery at td: td <= dlim (and td < tv)
+                while True:
+                    tv = ts[i] if i < n else INF
+                    if tv <= t_del:  # --- the venue sees a tape event
+                        if tv > vlim:
+                            break
+                        t = tv
+                        o = op[i]
+                        if o <= OP_ASK:
+                            side = BUY if o == OP_BID else SELL
+                            out = ex_level(side, px[i], qty[i], t)
+                            if log:
+                                lines.append(
+                                    f'{{"kind":"delta","ts_ns":{t},"market":"{market}","side":{side.value},'
+                                    f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
+                                )
+                        elif o != OP_SPECIAL:
+                            side = BUY if o == OP_BUY else SELL
+                            out = ex_trade(side, px[i], qty[i], t)
+                            if log:
+                                lines.append(
+                                    f'{{"kind":"trade","ts_ns":{t},"market":"{market}","aggressor":{side.value},'
+                                    f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
+                                )
+                        else:
+                            out = self._venue_special(specials[i], t)
+                        i += 1
+                        if out:
+                            self._reports(out, t)
+                            if t >= markouts.due:
+                                markouts.update(t, ex)
+                            break  # reports are due: choose again
+                        if t >= markouts.due:
+                            markouts.update(t, ex)
+                    else:  # --- the session receives a tape event
+                        t = t_del
+                        if t > dlim:
+                            break
+                        clock.t = t
+                        o = op[j]
+                        if o <= OP_ASK:
+                            # The session's book is its feed view: the level goes there, and the
+                            # session hears of it only when the top moved.
+                            if s_set(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
+                                s_top(t)
+                        elif o != OP_SPECIAL:
+                            s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                        else:
+                            self._session_special(specials[j], t)
+                        j += 1
+                        if j >= n:
+                            t_del = INF
+                            next_timer = INF
+                        else:
+                            t_del = ts[j] + feed if constant_feed else self._delivery(j, t_del)
+                        if box:
+                            break  # commands to send (a special pulls our quotes): drain them
+                        w = s.wakeup_ns
+                        if w < vlim:  # a requote is due sooner: nothing of the tape after it
+                            vlim = w
+                            dlim = min(dlim, w)
             elif k == 0:  # --- a command reaches the venue
                 _, _, cmd = heapq.heappop(cmd_heap)
                 self._command(cmd, t)
