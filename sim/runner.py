@@ -22,8 +22,8 @@ the same bytes.
 
 from __future__ import annotations
 
-import heapq
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -173,9 +173,11 @@ class Lane:
         self.j = 0  # session cursor on the tape
         self.t_del = self._delivery(0, 0)
         self.next_timer = (tape.ts[0] + self.timer_ns) if n else INF
-        self.cmd_heap: list[tuple[int, int, Command]] = []
-        self.rep_heap: list[tuple[int, int, ExecEvent]] = []
-        self.seq = 0
+        #: Commands on their way to the venue and reports on their way to the session, as
+        #: ``(arrival, item)`` in arrival order: each channel keeps its order (arrivals never
+        #: decrease), so a FIFO is the time-ordered queue.
+        self.cmds: deque[tuple[int, Command]] = deque()
+        self.reps: deque[tuple[int, ExecEvent]] = deque()
         self.last_cmd_arrival = 0
         self.last_rep_arrival = 0
         self.log_inputs = settings.log_inputs
@@ -197,10 +199,10 @@ class Lane:
         """Earliest pending event of this lane."""
         ts = self.tape.ts
         t = min(ts[self.i] if self.i < len(ts) else INF, self.t_del)
-        if self.cmd_heap:
-            t = min(t, self.cmd_heap[0][0])
-        if self.rep_heap:
-            t = min(t, self.rep_heap[0][0])
+        if self.cmds:
+            t = min(t, self.cmds[0][0])
+        if self.reps:
+            t = min(t, self.reps[0][0])
         if self.j < len(ts):
             t = min(t, self.next_timer)
         return min(t, self.session.wakeup_ns)
@@ -215,7 +217,7 @@ class Lane:
         n = len(ts)
         i, j = self.i, self.j
         t_del = self.t_del
-        cmd_heap, rep_heap = self.cmd_heap, self.rep_heap
+        cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
         lines = self.sink.lines
@@ -223,7 +225,8 @@ class Lane:
         market = self.market
         ex_level, ex_trade = ex.on_level, ex.on_trade
         markouts = self.markouts
-        s_set, s_top, s_trade = s.book.set_level, s.on_top_moved, s.on_trade
+        s_set, s_top, s_trade, s_exec = s.book.set_level, s.on_top_moved, s.on_trade, s.on_exec
+        ex_apply = ex.apply
         constant_feed = not self.feed_jitter_ns
         feed = self.feed_ns
         timer_ns = self.timer_ns
@@ -231,13 +234,13 @@ class Lane:
         rewards = self.rewards
         while True:
             # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
-            t = cmd_heap[0][0] if cmd_heap else INF
+            t = cmds[0][0] if cmds else INF
             k = 0
             tv = ts[i] if i < n else INF
             if tv < t:
                 t, k = tv, 1
-            if rep_heap and rep_heap[0][0] < t:
-                t, k = rep_heap[0][0], 2
+            if reps and reps[0][0] < t:
+                t, k = reps[0][0], 2
             if t_del < t:
                 t, k = t_del, 3
             if next_timer < t:
@@ -255,12 +258,12 @@ class Lane:
                 # instant), a timer or a requote (after both), a reward sample or the window's end.
                 w = s.wakeup_ns
                 lim = min(
-                    (cmd_heap[0][0] - 1) if cmd_heap else INF,
+                    (cmds[0][0] - 1) if cmds else INF,
                     next_timer if next_timer < w else w,
                     rewards.next_ts,
                     end_ns - 1,
                 )
-                hr = rep_heap[0][0] if rep_heap else INF
+                hr = reps[0][0] if reps else INF
                 vlim = lim if lim < hr else hr  # a venue event at tv: tv <= vlim (and tv <= t_del)
                 dlim = lim if lim < hr - 1 else hr - 1  # a delivery at td: td <= dlim (and td < tv)
                 while True:
@@ -324,12 +327,12 @@ class Lane:
                             vlim = w
                             dlim = min(dlim, w)
             elif k == 0:  # --- a command reaches the venue
-                _, _, cmd = heapq.heappop(cmd_heap)
-                self._command(cmd, t)
+                out = ex_apply(cmds.popleft()[1], t)
+                if out:
+                    self._reports(out, t)
             elif k == 2:  # --- a report reaches the session
-                _, _, ev = heapq.heappop(rep_heap)
                 clock.t = t
-                s.on_exec(ev)
+                s_exec(reps.popleft()[1])
             elif k == 4:  # --- a timer
                 clock.t = t
                 s.on_timer(t)
@@ -346,11 +349,15 @@ class Lane:
     def _drain(self, box: list[tuple[int, Command]]) -> None:
         # The session's commands travel to the venue with the order-entry latency, in order (one
         # connection): jitter never lets a cancel overtake the place it cancels.
-        for t, cmd in box:
-            self.seq += 1
-            arrival = max(self.last_cmd_arrival, t + _draw(self.rng, self.order_ns, self.order_jitter_ns))
-            self.last_cmd_arrival = arrival
-            heapq.heappush(self.cmd_heap, (arrival, self.seq, cmd))
+        cmds = self.cmds
+        if not self.order_jitter_ns:  # a constant latency keeps the order by itself
+            lat = self.order_ns
+            cmds.extend((t + lat, cmd) for t, cmd in box)
+        else:
+            for t, cmd in box:
+                arrival = max(self.last_cmd_arrival, t + _draw(self.rng, self.order_ns, self.order_jitter_ns))
+                self.last_cmd_arrival = arrival
+                cmds.append((arrival, cmd))
         box.clear()
 
     def _venue_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> list[ExecEvent]:
@@ -375,25 +382,25 @@ class Lane:
         else:
             s.on_resolved(ev.yes_won, t)
 
-    def _command(self, cmd: Command, t: int) -> None:
-        out = self.exchange.apply(cmd, t)
-        if out:
-            self._reports(out, t)
-
     def _reports(self, out: list[ExecEvent], t: int) -> None:
-        sink = self.sink
-        # The venue appended this batch's fills in order: index each one, not the last.
-        fill_idx = len(self.exchange.fills) - sum(isinstance(ev, Filled) for ev in out)
-        for ev in out:
-            if isinstance(ev, Filled):
-                sink.record("fill", t, self.market, ev)
-                self.markouts.start(t, fill_idx)
-                fill_idx += 1
-            self.seq += 1
-            # Reports come back in order too (the user channel is one stream).
-            arrival = max(self.last_rep_arrival, t + _draw(self.rng, self.resp_ns, self.resp_jitter_ns))
-            self.last_rep_arrival = arrival
-            heapq.heappush(self.rep_heap, (arrival, self.seq, ev))
+        # Reports come back in order too (the user channel is one stream).
+        jitter = self.resp_jitter_ns
+        if not jitter:
+            arrival = t + self.resp_ns
+            self.reps.extend((arrival, ev) for ev in out)
+        else:
+            reps = self.reps
+            for ev in out:
+                arrival = max(self.last_rep_arrival, t + _draw(self.rng, self.resp_ns, jitter))
+                self.last_rep_arrival = arrival
+                reps.append((arrival, ev))
+        fills = [ev for ev in out if type(ev) is Filled]
+        if fills:
+            # The venue appended this batch's fills in order: index each one, not the last.
+            fill_idx = len(self.exchange.fills) - len(fills)
+            for k, ev in enumerate(fills):
+                self.sink.record("fill", t, self.market, ev)
+                self.markouts.start(t, fill_idx + k)
 
 
 def _kind(ev: object) -> str:

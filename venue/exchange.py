@@ -640,7 +640,10 @@ class SimExchange:
             return out
         self._join(order, is_bid)
         self.orders[order.client_id] = order
-        self._update_best()
+        if is_bid:
+            self.our_bid = max(self.our_bid, yes_px)
+        else:
+            self.our_ask = min(self.our_ask, yes_px)
         out.insert(
             0, Accepted(market=self.market, client_id=cmd.client_id, order_id=order.order_id, ts_ns=ts_ns)
         )
@@ -836,7 +839,8 @@ class SimExchange:
                 lst.remove(o)
             if not lst:
                 del levels[o.yes_px]
-        self._update_best()
+                if o.yes_px in (self.our_bid, self.our_ask):
+                    self._update_best()  # our best price there is gone
 
     def _update_best(self) -> None:
         self.our_bid = max(self.bids) if self.bids else -1
