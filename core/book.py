@@ -54,6 +54,15 @@ class L2Book:
         self.scan_step: int = tick_px
         self.ts_ns: int = 0
 
+    def copy(self) -> L2Book:
+        """An independent book in the same state."""
+        other = L2Book(self.tick_px, self.min_qty)
+        other.bids[:] = self.bids
+        other.asks[:] = self.asks
+        other.bid_px, other.ask_px = self.bid_px, self.ask_px
+        other.scan_step, other.ts_ns = self.scan_step, self.ts_ns
+        return other
+
     # --- mutation ----------------------------------------------------------------------------------
 
     def clear(self) -> None:

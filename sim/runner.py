@@ -31,6 +31,7 @@ import msgspec
 
 from actors.risk import MarketSample, RiskMonitor
 from actors.session import MarketSession
+from core.book import L2Book
 from core.eventlog import BufferSink, units_record
 from core.inventory import budget_rooms
 from core.messages import (
@@ -145,8 +146,18 @@ class Lane:
     """
 
     def __init__(
-        self, idx: int, tape: MarketTape, params: QuoteParams, settings: RunSettings, seed: int
+        self,
+        idx: int,
+        tape: MarketTape,
+        params: QuoteParams,
+        settings: RunSettings,
+        seed: int,
+        *,
+        share_book: bool = False,
     ) -> None:
+        """``share_book``: one book for the venue and the session when the feed has no latency
+        (the runner asks for it when no risk manager reads the session's book between a venue's
+        event and its delivery)."""
         info = tape.info
         self.idx = idx
         self.tape = tape
@@ -155,8 +166,22 @@ class Lane:
         self.clock = SimClock()
         self.port = SimPort(self.clock)
         self.session = MarketSession(info, params, self.port, self.clock, self.sink)
-        self.exchange = SimExchange(info, settings.queue)
         lat = settings.latency
+        #: One book for the venue and the session (see ``_run_shared``): without feed latency the
+        #: session's view of the market is the data's book as the venue applies it.
+        self.shared = share_book and lat.feed_ms == 0 and lat.feed_jitter_ms == 0
+        if self.shared:
+            self.exchange = SimExchange(
+                info, settings.queue, shown=L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
+            )
+            assert self.exchange.shown is not None
+            self.session.book = self.exchange.shown
+        else:
+            self.exchange = SimExchange(info, settings.queue)
+        #: Shared book: the tape events the session is still to hear of (trades, specials, and
+        #: every event while it keeps a book of its own: ``apart``), in order.
+        self.pending: deque[int] = deque()
+        self.apart = False
         self.rng = random.Random(f"venue:{seed}:{info.market}")
         self.feed_rng = random.Random(f"feed:{seed}:{info.market}")
         self.feed_ns = round(lat.feed_ms * NS_PER_MS)
@@ -209,6 +234,8 @@ class Lane:
 
     def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
         """Process every event before ``end_ns``; returns the session's exposure for the global budget."""
+        if self.shared:
+            return self._run_shared(end_ns, room_usdc6)
         s = self.session
         s.set_global_room(room_usdc6)  # a tighter budget is acted on, as live
         ex = self.exchange
@@ -346,6 +373,194 @@ class Lane:
         self.next_timer = next_timer
         return s.exposure_usdc6()
 
+    def _run_shared(self, end_ns: int, room_usdc6: int | None) -> int:
+        """``run_until`` with one book for the venue and the session (no feed latency).
+
+        Each tape event is applied once, to the data's book, by the venue (``SimExchange.shown``),
+        and the session reads the same book. A level change reaches the session as the venue
+        applies it: when it moved the top, ``on_top_moved`` schedules a requote from the book as
+        that event left it. Its delivery would come after the venue's other events of that
+        instant and the reports arriving then, but scheduling only marks the session dirty and
+        brings its wake-up forward, which commutes with those (no report handler reads the book
+        without a risk manager, nor what the scheduling sets), so the session ends each instant
+        exactly as with a book of its own. Trade prints and specials keep their delivery order
+        (``pending``): a print feeds the flow estimator, which a fill's report feeds too. A
+        special (snapshot, tick change, resolution) changes what later changes mean to the
+        session, so before the venue applies one the session takes a copy of the book and hears
+        of every event in order on it (``apart``), until it has caught up; the two books are then
+        the same and it reads the shared one again.
+        """
+        s = self.session
+        s.set_global_room(room_usdc6)  # a tighter budget is acted on, as live
+        ex = self.exchange
+        shown = ex.shown
+        assert shown is not None
+        tape = self.tape
+        ts, op, px, qty, specials = tape.ts, tape.op, tape.px, tape.qty, tape.specials
+        n = len(ts)
+        i = self.i
+        pend = self.pending
+        apart = self.apart
+        cmds, reps = self.cmds, self.reps
+        clock = self.clock
+        box = self.port.outbox
+        lines = self.sink.lines
+        log = self.log_inputs
+        market = self.market
+        ex_level, ex_trade, ex_apply = ex.on_level, ex.on_trade, ex.apply
+        markouts = self.markouts
+        s_top, s_trade, s_exec = s.on_top_moved, s.on_trade, s.on_exec
+        timer_ns = self.timer_ns
+        next_timer = self.next_timer
+        rewards = self.rewards
+        while True:
+            # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
+            t = cmds[0][0] if cmds else INF
+            k = 0
+            tv = ts[i] if i < n else INF
+            if tv < t:
+                t, k = tv, 1
+            if reps and reps[0][0] < t:
+                t, k = reps[0][0], 2
+            t_del = ts[pend[0]] if pend else INF
+            if t_del < t:
+                t, k = t_del, 3
+            if next_timer < t:
+                t, k = next_timer, 4
+            if s.wakeup_ns < t:
+                t, k = s.wakeup_ns, 5
+            if rewards.next_ts < t:  # reward samples due: the venue as of every event up to them
+                rewards.until(min(t, end_ns), ex, self.sink)
+            if t >= end_ns:
+                break
+            if k == 1:
+                # The venue's tape events until another stream is due (ties as in ``run_until``):
+                # a venue event at tv goes first when tv <= lim.
+                w = s.wakeup_ns
+                lim = min(
+                    (cmds[0][0] - 1) if cmds else INF,
+                    reps[0][0] if reps else INF,
+                    t_del,
+                    next_timer if next_timer < w else w,
+                    rewards.next_ts,
+                    end_ns - 1,
+                )
+                while i < n:
+                    t = ts[i]
+                    if t > lim:
+                        break
+                    o = op[i]
+                    if o <= OP_ASK:
+                        p, q = px[i], qty[i]
+                        if o == OP_BID:
+                            side = BUY
+                            best = shown.bid_px
+                            out = ex_level(BUY, p, q, t)
+                            moved = p in (best, shown.bid_px)  # what set_level told the venue
+                        else:
+                            side = SELL
+                            best = shown.ask_px
+                            out = ex_level(SELL, p, q, t)
+                            moved = p in (best, shown.ask_px)
+                        if log:
+                            lines.append(
+                                f'{{"kind":"delta","ts_ns":{t},"market":"{market}","side":{side.value},'
+                                f'"px":{p},"qty":{q}}}\n'.encode()
+                            )
+                        if apart:
+                            pend.append(i)
+                            lim = min(lim, t)  # delivered before anything later
+                        else:
+                            clock.t = t  # (the session hears of it now)
+                            if moved and s.book_valid:
+                                s_top(t)
+                                w = s.wakeup_ns
+                                lim = min(lim, w)
+                    elif o != OP_SPECIAL:
+                        side = BUY if o == OP_BUY else SELL
+                        out = ex_trade(side, px[i], qty[i], t)
+                        if log:
+                            lines.append(
+                                f'{{"kind":"trade","ts_ns":{t},"market":"{market}","aggressor":{side.value},'
+                                f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
+                            )
+                        pend.append(i)
+                        lim = min(lim, t)
+                    else:
+                        if not apart:  # the session keeps the book as it is until it hears of this
+                            apart = True
+                            s.book = shown.copy()
+                        out = self._venue_special(specials[i], t)
+                        pend.append(i)
+                        lim = min(lim, t)
+                    i += 1
+                    if out:
+                        self._reports(out, t)
+                        if t >= markouts.due:
+                            markouts.update(t, ex)
+                        break  # reports are due: choose again
+                    if t >= markouts.due:
+                        markouts.update(t, ex)
+                if i >= n and not pend:
+                    next_timer = INF  # the session heard of the last event
+            elif k == 3:
+                # Deliveries until another stream is due: a delivery at td goes first when td <= lim.
+                w = s.wakeup_ns
+                lim = min(
+                    (cmds[0][0] - 1) if cmds else INF,
+                    (reps[0][0] - 1) if reps else INF,
+                    tv - 1,
+                    next_timer if next_timer < w else w,
+                    rewards.next_ts,
+                    end_ns - 1,
+                )
+                while pend:
+                    j = pend[0]
+                    t = ts[j]
+                    if t > lim:
+                        break
+                    pend.popleft()
+                    clock.t = t
+                    o = op[j]
+                    if o <= OP_ASK:  # (apart: the session's own book)
+                        if s.book.set_level(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
+                            s_top(t)
+                    elif o != OP_SPECIAL:
+                        s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                    else:
+                        self._session_special(specials[j], t)
+                    if not pend:
+                        if apart:  # caught up: its book is the shared one, event for event
+                            apart = False
+                            s.book = shown
+                        if i >= n:
+                            next_timer = INF  # the session heard of the last event
+                    if box:
+                        break  # commands to send (a special pulls our quotes): drain them
+                    lim = min(lim, s.wakeup_ns)
+            elif k == 0:  # --- a command reaches the venue
+                out = ex_apply(cmds.popleft()[1], t)
+                if out:
+                    self._reports(out, t)
+            elif k == 2:  # --- a report reaches the session
+                clock.t = t
+                s_exec(reps.popleft()[1])
+            elif k == 4:  # --- a timer
+                clock.t = t
+                s.on_timer(t)
+                next_timer = t + timer_ns
+            else:  # --- the session's pending requote is due
+                clock.t = t
+                s.flush(t)
+            if box:
+                self._drain(box)
+        self.i = i
+        self.apart = apart
+        self.j = i - len(pend)  # events the session heard of
+        self.t_del = ts[pend[0]] if pend else INF
+        self.next_timer = next_timer
+        return s.exposure_usdc6()
+
     def _drain(self, box: list[tuple[int, Command]]) -> None:
         # The session's commands travel to the venue with the order-entry latency, in order (one
         # connection): jitter never lets a cancel overtake the place it cancels.
@@ -423,11 +638,19 @@ class Runner:
         settings: RunSettings,
         seed: int,
         risk: RiskLimits | None = None,
+        *,
+        share_books: bool = True,
     ) -> None:
-        """``risk``: the risk rules' limits (``core.risk.risk_limits``); None: no risk manager."""
+        """``risk``: the risk rules' limits (``core.risk.risk_limits``); None: no risk manager.
+
+        ``share_books``: without feed latency (and without a risk manager, which reads a session's
+        book as a fill reaches it) each market's venue and session share one book (``Lane``); False
+        keeps a book per session, the reference the shared book is tested against.
+        """
         plist = [params] * len(tapes) if isinstance(params, QuoteParams) else list(params)
         self.lanes = [
-            Lane(i, t, p, settings, seed) for i, (t, p) in enumerate(zip(tapes, plist, strict=True))
+            Lane(i, t, p, settings, seed, share_book=share_books and risk is None)
+            for i, (t, p) in enumerate(zip(tapes, plist, strict=True))
         ]
         #: The risk manager's monitor (its ``history`` lists every change of state), None without one.
         self.risk: RiskMonitor | None = None

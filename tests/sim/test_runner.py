@@ -6,13 +6,15 @@ import msgspec
 import pytest
 
 from app.configfile import load_config
-from core.messages import BookSnapshot, Cancel, Place
+from core.book import L2Book
+from core.messages import BookSnapshot, Cancel, Place, TickSizeChanged
 from core.quoting import quote_params
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
 from sim.runner import Latency, Runner, RunSettings, _inline_window
 from sim.summary import lane_summary, run_summary
+from sim.tape import MarketTape
 from tests.sim.tapes import SHARE, random_walk_tape
-from venue.exchange import QueueModel
+from venue.exchange import QueueModel, SimExchange
 
 T = 10**18
 PARAMS = quote_params(load_config("configs/market_maker.yaml"))
@@ -360,3 +362,82 @@ def test_event_budget_defaults_to_the_per_market_cap():
     sums = event_peaks(tapes, RunSettings(global_ev_cap_usdc6=1_000_000_000))
 
     assert 0.9 * cap < max(sums) <= cap
+
+
+def _with_epochs(tape):
+    """``tape`` again with a mid-run snapshot and a tick change (then its snapshot), each sharing
+    its instant with the tape's own events, so specials land inside same-instant groups."""
+    events = list(tape.events())
+    out = MarketTape(tape.info)
+    cut1, cut2 = len(events) // 3, 2 * len(events) // 3
+    for k, ev in enumerate(events):
+        if k in (cut1, cut2):
+            ts = ev.ts_ns
+            if k == cut2:
+                out.add(TickSizeChanged(market=ev.market, outcome=Outcome.YES, ts_ns=ts, tick_px=100))
+            bids = tuple((px, 100 * SHARE) for px in range(4_500, 4_900, 100))[::-1]
+            asks = tuple((px, 100 * SHARE) for px in range(5_100, 5_500, 100))
+            out.add(BookSnapshot(market=ev.market, outcome=Outcome.YES, ts_ns=ts, bids=bids, asks=asks))
+        out.add(ev)
+    return out
+
+
+@pytest.mark.parametrize(
+    "latency",
+    [
+        Latency(feed_ms=0, order_ms=0, response_ms=0),
+        Latency(feed_ms=0, order_ms=5, response_ms=0),
+        Latency(feed_ms=0, order_ms=0, response_ms=7, order_jitter_ms=3, response_jitter_ms=4),
+    ],
+)
+@pytest.mark.parametrize("queue", ["risk_averse", "probabilistic"])
+def test_a_shared_book_without_feed_latency_decides_and_logs_as_a_book_per_session(
+    latency, queue, monkeypatch
+):
+    # Without feed latency the venue and the session read one book: every run must write the same
+    # bytes as with a book per session, through same-instant groups, specials inside them (the
+    # session then keeps its own copy until it catches up), fills on both sides and liquidity we
+    # used (the venue's own book forks from the shared one then).
+    copies = forks = 0
+    real_copy, real_use = L2Book.copy, SimExchange._use
+
+    def counting_copy(self):
+        nonlocal copies
+        copies += 1
+        return real_copy(self)
+
+    def counting_use(self, *args):
+        nonlocal forks
+        forks += self.book is self.shown
+        real_use(self, *args)
+
+    monkeypatch.setattr(L2Book, "copy", counting_copy)
+    monkeypatch.setattr(SimExchange, "_use", counting_use)
+    settings = RunSettings(latency=latency, queue=QueueModel(model=queue), global_ev_cap_usdc6=300_000_000)
+    out = {}
+    for share in (True, False):
+        tapes = [_with_epochs(random_walk_tape(i, 2_000, 5)) for i in range(2)]
+        runner = Runner(tapes, PARAMS, settings, 5, share_books=share)
+        buf = io.BytesIO()
+        runner.run("inline", buf.write)
+        assert all(lane.shared == share for lane in runner.lanes)
+        out[share] = buf.getvalue()
+        if share:
+            shared_fills = sum(len(lane.exchange.fills) for lane in runner.lanes)
+    assert out[True] == out[False]
+    assert shared_fills > 20
+    assert copies >= 2 * 3  # each market: apart at its first snapshot, its two specials inside groups
+    assert forks > 0  # and the venue traded against a book apart from the data's
+    kinds = {rec["kind"] for rec in lines(out[True])}
+    assert {"book", "tick_size", "resolved", "fill", "canceled", "place"} <= kinds
+
+
+def test_the_actors_engine_shares_the_book_alike():
+    settings = RunSettings(
+        latency=Latency(feed_ms=0, order_ms=0, response_ms=0), global_ev_cap_usdc6=300_000_000
+    )
+    tapes = [random_walk_tape(i, 1_500, 9) for i in range(2)]
+    _, a = run("inline", seed=9, n=1_500, markets=2, settings=settings)
+    _, b = run("actors", seed=9, n=1_500, markets=2, settings=settings)
+    assert a == b
+    assert Runner(tapes, PARAMS, settings, 9).lanes[0].shared
