@@ -139,10 +139,13 @@ SELL = Side.SELL
 class Lane:
     """One market: its tape, its simulated venue and its session, run as an exact event loop.
 
-    Five time-ordered streams are merged: commands reaching the venue, tape events at the venue,
+    Six time-ordered streams are merged: commands reaching the venue, tape events at the venue,
     execution reports reaching the session, tape events delivered to the session (after the feed
-    latency, never reordered) and timers. Ties go in that order, so a command sent at t with zero
-    latency meets the book as it was before the tape event at t.
+    latency, never reordered), timers and the session's pending requote. Ties go in that order, so
+    a command sent at t with zero latency meets the book as it was before the tape event at t.
+    Once a tape event is due, tape events run in an inner loop until another stream is due; a
+    delivered level reaches the session only when it moved the top. Without feed latency the venue
+    and the session share one book (``_run_shared``); with it the session keeps its own, delayed.
     """
 
     def __init__(
