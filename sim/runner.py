@@ -209,6 +209,12 @@ class Lane:
         self.last_cmd_arrival = 0
         self.last_rep_arrival = 0
         self.log_inputs = settings.log_inputs
+        # The input records, as bytes templates (ts_ns, side, px, qty): one formatting per event.
+        m = info.market.encode()
+        self.delta_line = b'{"kind":"delta","ts_ns":%d,"market":"' + m + b'","side":%d,"px":%d,"qty":%d}\n'
+        self.trade_line = (
+            b'{"kind":"trade","ts_ns":%d,"market":"' + m + b'","aggressor":%d,"px":%d,"qty":%d}\n'
+        )
         self.markouts = Markouts()
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
         #: Liquidity-rewards samples (``sim.rewards``): a side computation, never read by a decision.
@@ -252,7 +258,7 @@ class Lane:
         box = self.port.outbox
         lines = self.sink.lines
         log = self.log_inputs
-        market = self.market
+        delta_line, trade_line = self.delta_line, self.trade_line
         ex_level, ex_trade = ex.on_level, ex.on_trade
         markouts = self.markouts
         s_set, s_top, s_trade, s_exec = s.book.set_level, s.on_top_moved, s.on_trade, s.on_exec
@@ -307,18 +313,12 @@ class Lane:
                             side = BUY if o == OP_BID else SELL
                             out = ex_level(side, px[i], qty[i], t)
                             if log:
-                                lines.append(
-                                    f'{{"kind":"delta","ts_ns":{t},"market":"{market}","side":{side.value},'
-                                    f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                                )
+                                lines.append(delta_line % (t, side, px[i], qty[i]))
                         elif o != OP_SPECIAL:
                             side = BUY if o == OP_BUY else SELL
                             out = ex_trade(side, px[i], qty[i], t)
                             if log:
-                                lines.append(
-                                    f'{{"kind":"trade","ts_ns":{t},"market":"{market}","aggressor":{side.value},'
-                                    f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                                )
+                                lines.append(trade_line % (t, side, px[i], qty[i]))
                         else:
                             out = self._venue_special(specials[i], t)
                         i += 1
@@ -409,7 +409,7 @@ class Lane:
         box = self.port.outbox
         lines = self.sink.lines
         log = self.log_inputs
-        market = self.market
+        delta_line, trade_line = self.delta_line, self.trade_line
         ex_level, ex_trade, ex_apply = ex.on_level, ex.on_trade, ex.apply
         markouts = self.markouts
         s_top, s_trade, s_exec = s.on_top_moved, s.on_trade, s.on_exec
@@ -466,10 +466,7 @@ class Lane:
                             out = ex_level(SELL, p, q, t)
                             moved = p in (best, shown.ask_px)
                         if log:
-                            lines.append(
-                                f'{{"kind":"delta","ts_ns":{t},"market":"{market}","side":{side.value},'
-                                f'"px":{p},"qty":{q}}}\n'.encode()
-                            )
+                            lines.append(delta_line % (t, side, p, q))
                         if apart:
                             pend.append(i)
                             lim = min(lim, t)  # delivered before anything later
@@ -483,10 +480,7 @@ class Lane:
                         side = BUY if o == OP_BUY else SELL
                         out = ex_trade(side, px[i], qty[i], t)
                         if log:
-                            lines.append(
-                                f'{{"kind":"trade","ts_ns":{t},"market":"{market}","aggressor":{side.value},'
-                                f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                            )
+                            lines.append(trade_line % (t, side, px[i], qty[i]))
                         pend.append(i)
                         lim = min(lim, t)
                     else:
