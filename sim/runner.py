@@ -459,12 +459,13 @@ class Lane:
                             side = BUY
                             best = shown.bid_px
                             out = ex_level(BUY, p, q, t)
-                            moved = p in (best, shown.bid_px)  # what set_level told the venue
+                            # What set_level told the venue (compares: no tuple per event).
+                            moved = p == best or p == shown.bid_px  # noqa: PLR1714
                         else:
                             side = SELL
                             best = shown.ask_px
                             out = ex_level(SELL, p, q, t)
-                            moved = p in (best, shown.ask_px)
+                            moved = p == best or p == shown.ask_px  # noqa: PLR1714
                         if log:
                             lines.append(delta_line % (t, side, p, q))
                         if apart:
@@ -475,7 +476,8 @@ class Lane:
                             if moved and s.book_valid:
                                 s_top(t)
                                 w = s.wakeup_ns
-                                lim = min(lim, w)
+                                if w < lim:  # noqa: PLR1730 (a compare: min() costs a call per event)
+                                    lim = w
                     elif o != OP_SPECIAL:
                         side = BUY if o == OP_BUY else SELL
                         out = ex_trade(side, px[i], qty[i], t)
