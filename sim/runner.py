@@ -158,9 +158,7 @@ class Lane:
         *,
         share_book: bool = False,
     ) -> None:
-        """``share_book``: one book for the venue and the session when the feed has no latency
-        (the runner asks for it when no risk manager reads the session's book between a venue's
-        event and its delivery)."""
+        """``share_book``: one book for the venue and the session when the feed has no latency."""
         info = tape.info
         self.idx = idx
         self.tape = tape
@@ -185,6 +183,10 @@ class Lane:
         #: every event while it keeps a book of its own: ``apart``), in order.
         self.pending: deque[int] = deque()
         self.apart = False
+        #: Shared book with a risk manager: this instant's level changes (op, price, size before),
+        #: their instant, the book's time before them, and the last instant the session heard of.
+        self.undo: list[tuple[int, int, int]] = []
+        self.undo_t = self.undo_book_ts = self.heard_t = -1
         self.rng = random.Random(f"venue:{seed}:{info.market}")
         self.feed_rng = random.Random(f"feed:{seed}:{info.market}")
         self.feed_ns = round(lat.feed_ms * NS_PER_MS)
@@ -384,14 +386,15 @@ class Lane:
         applies it: when it moved the top, ``on_top_moved`` schedules a requote from the book as
         that event left it. Its delivery would come after the venue's other events of that
         instant and the reports arriving then, but scheduling only marks the session dirty and
-        brings its wake-up forward, which commutes with those (no report handler reads the book
-        without a risk manager, nor what the scheduling sets), so the session ends each instant
-        exactly as with a book of its own. Trade prints and specials keep their delivery order
-        (``pending``): a print feeds the flow estimator, which a fill's report feeds too. A
-        special (snapshot, tick change, resolution) changes what later changes mean to the
-        session, so before the venue applies one the session takes a copy of the book and hears
-        of every event in order on it (``apart``), until it has caught up; the two books are then
-        the same and it reads the shared one again.
+        brings its wake-up forward, which commutes with those (no report handler reads what the
+        scheduling sets), so the session ends each instant exactly as with a book of its own. The
+        one report handler that reads the book, a fill's risk sample, is shown the book without
+        that instant's events while they are still to be delivered (``undo``). Trade prints and
+        specials keep their delivery order (``pending``): a print feeds the flow estimator, which
+        a fill's report feeds too. A special (snapshot, tick change, resolution) changes what later
+        changes mean to the session, so before the venue applies one the session takes a copy of
+        the book and hears of every event in order on it (``apart``), until it has caught up; the
+        two books are then the same and it reads the shared one again.
         """
         s = self.session
         s.set_global_room(room_usdc6)  # a tighter budget is acted on, as live
@@ -416,6 +419,14 @@ class Lane:
         timer_ns = self.timer_ns
         next_timer = self.next_timer
         rewards = self.rewards
+        # With a risk manager a report reads the session's book (a fill's sample: the mid and the
+        # book's time). A report that comes before this instant's deliveries must see the book
+        # without this instant's events: the levels they changed are kept (``undo``: side, price,
+        # size before) while the session has not heard of the instant in delivery order
+        # (``heard_t``: the last instant of a delivery, timer or requote).
+        risky = s.risk_report is not None
+        undo = self.undo
+        undo_t, undo_book_ts, heard_t = self.undo_t, self.undo_book_ts, self.heard_t
         while True:
             # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
             t = cmds[0][0] if cmds else INF
@@ -455,6 +466,11 @@ class Lane:
                     o = op[i]
                     if o <= OP_ASK:
                         p, q = px[i], qty[i]
+                        if risky and not apart:
+                            if t != undo_t:
+                                undo_t, undo_book_ts = t, shown.ts_ns
+                                undo.clear()
+                            undo.append((o, p, shown.bids[p] if o == OP_BID else shown.asks[p]))
                         if o == OP_BID:
                             side = BUY
                             best = shown.bid_px
@@ -519,7 +535,7 @@ class Lane:
                     if t > lim:
                         break
                     pend.popleft()
-                    clock.t = t
+                    clock.t = heard_t = t
                     o = op[j]
                     if o <= OP_ASK:  # (apart: the session's own book)
                         if s.book.set_level(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
@@ -543,16 +559,27 @@ class Lane:
                     self._reports(out, t)
             elif k == 2:  # --- a report reaches the session
                 clock.t = t
-                s_exec(reps.popleft()[1])
+                if risky and undo_t == t and heard_t != t and undo:
+                    # Before this instant's deliveries: the book as it was before its events.
+                    book = s.book
+                    s.book = before = book.copy()
+                    for o, p, q in reversed(undo):
+                        before.set_level(BUY if o == OP_BID else SELL, p, q, undo_book_ts)
+                    before.ts_ns = undo_book_ts
+                    s_exec(reps.popleft()[1])
+                    s.book = book
+                else:
+                    s_exec(reps.popleft()[1])
             elif k == 4:  # --- a timer
-                clock.t = t
+                clock.t = heard_t = t
                 s.on_timer(t)
                 next_timer = t + timer_ns
             else:  # --- the session's pending requote is due
-                clock.t = t
+                clock.t = heard_t = t
                 s.flush(t)
             if box:
                 self._drain(box)
+        self.undo_t, self.undo_book_ts, self.heard_t = undo_t, undo_book_ts, heard_t
         self.i = i
         self.apart = apart
         self.j = i - len(pend)  # events the session heard of
@@ -642,13 +669,12 @@ class Runner:
     ) -> None:
         """``risk``: the risk rules' limits (``core.risk.risk_limits``); None: no risk manager.
 
-        ``share_books``: without feed latency (and without a risk manager, which reads a session's
-        book as a fill reaches it) each market's venue and session share one book (``Lane``); False
-        keeps a book per session, the reference the shared book is tested against.
+        ``share_books``: without feed latency each market's venue and session share one book
+        (``Lane``); False keeps a book per session, the reference the shared book is tested against.
         """
         plist = [params] * len(tapes) if isinstance(params, QuoteParams) else list(params)
         self.lanes = [
-            Lane(i, t, p, settings, seed, share_book=share_books and risk is None)
+            Lane(i, t, p, settings, seed, share_book=share_books)
             for i, (t, p) in enumerate(zip(tapes, plist, strict=True))
         ]
         #: The risk manager's monitor (its ``history`` lists every change of state), None without one.

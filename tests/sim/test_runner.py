@@ -9,6 +9,7 @@ from app.configfile import load_config
 from core.book import L2Book
 from core.messages import BookSnapshot, Cancel, Place, TickSizeChanged
 from core.quoting import quote_params
+from core.risk import RiskLimits
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
 from sim.runner import Latency, Runner, RunSettings, _inline_window
 from sim.summary import lane_summary, run_summary
@@ -364,6 +365,17 @@ def test_event_budget_defaults_to_the_per_market_cap():
     assert 0.9 * cap < max(sums) <= cap
 
 
+#: Risk limits that act on these tapes: fast moves of a cent widen, of three cents pause.
+TIGHT_RISK = RiskLimits(
+    daily_loss_stop_usdc6=10**12,
+    market_daily_loss_stop_usdc6=10**12,
+    fast_move_px=100,
+    fast_move_window_ns=2 * 10**9,
+    widen_px=100,
+    pause_move_px=300,
+)
+
+
 def _with_epochs(tape):
     """``tape`` again with a mid-run snapshot and a tick change (then its snapshot), each sharing
     its instant with the tape's own events, so specials land inside same-instant groups."""
@@ -391,8 +403,9 @@ def _with_epochs(tape):
     ],
 )
 @pytest.mark.parametrize("queue", ["risk_averse", "probabilistic"])
+@pytest.mark.parametrize("risk", [None, "tight"], ids=["no_risk", "risk"])
 def test_a_shared_book_without_feed_latency_decides_and_logs_as_a_book_per_session(
-    latency, queue, monkeypatch
+    latency, queue, risk, monkeypatch
 ):
     # Without feed latency the venue and the session read one book: every run must write the same
     # bytes as with a book per session, through same-instant groups, specials inside them (the
@@ -417,15 +430,20 @@ def test_a_shared_book_without_feed_latency_decides_and_logs_as_a_book_per_sessi
     out = {}
     for share in (True, False):
         tapes = [_with_epochs(random_walk_tape(i, 2_000, 5)) for i in range(2)]
-        runner = Runner(tapes, PARAMS, settings, 5, share_books=share)
+        limits = TIGHT_RISK if risk else None
+        runner = Runner(tapes, PARAMS, settings, 5, risk=limits, share_books=share)
         buf = io.BytesIO()
         runner.run("inline", buf.write)
         assert all(lane.shared == share for lane in runner.lanes)
         out[share] = buf.getvalue()
         if share:
             shared_fills = sum(len(lane.exchange.fills) for lane in runner.lanes)
+            risk_changes = 0 if runner.risk is None else len(runner.risk.history)
     assert out[True] == out[False]
-    assert shared_fills > 20
+    if risk:
+        # The risk rules acted (a fill's sample reads the book: the shared one must look the same).
+        assert risk_changes > 5
+    assert shared_fills > (10 if risk else 20)
     assert copies >= 2 * 3  # each market: apart at its first snapshot, its two specials inside groups
     assert forks > 0  # and the venue traded against a book apart from the data's
     kinds = {rec["kind"] for rec in lines(out[True])}
