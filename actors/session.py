@@ -251,10 +251,10 @@ class MarketSession:
             if moved:
                 moved = False
                 if self.book_valid:
-                    self._top_changed(now)
+                    self.on_top_moved(now)
             self._on_other(ev, now)
         if moved and self.book_valid:
-            self._top_changed(now)
+            self.on_top_moved(now)
 
     def on_snapshot(self, ev: BookSnapshot, ts_ns: int) -> None:
         """A full book received at ``ts_ns``: the only way out of a tick-size epoch or a reconnect.
@@ -271,7 +271,7 @@ class MarketSession:
     def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> None:
         """One YES level changed; requote only when the top of the book moved."""
         if self.book.set_level(side, px, qty, ts_ns) and self.book_valid:
-            self._top_changed(ts_ns)
+            self.on_top_moved(ts_ns)
 
     def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> None:
         """A market trade print on the YES book feeds the flow estimator."""
@@ -355,18 +355,32 @@ class MarketSession:
                 self.dirty = True
                 self._maybe_requote(ts_ns, urgent=False)
 
-    def _top_changed(self, ts_ns: int) -> None:
+    def on_top_moved(self, ts_ns: int) -> None:
+        """The best bid or ask of a valid ``book`` moved at ``ts_ns`` (a driver that applies levels
+        to the book itself calls this, as ``on_level`` does): schedule a requote.
+
+        Nothing to do when a requote is pending already and due no later than this change would
+        make it: now, or (for a change that is not urgent) when the throttle next lets one through.
+        """
+        wake = self.wakeup_ns
+        if self.dirty and wake <= ts_ns:
+            return
+        urgent = self._urgent_top()
+        if not urgent and self.dirty and wake <= self.last_requote_ns + self.params.min_requote_ns:
+            return
         self.dirty = True
+        self._maybe_requote(ts_ns, urgent=urgent)
+
+    def _urgent_top(self) -> bool:
         book, last = self.book, self.last_decision
         # Urgent: the book lost a side or crossed, or it moved through our resting quotes.
-        urgent = not (0 <= book.bid_px < book.ask_px <= PX_ONE) or (
+        return not (0 <= book.bid_px < book.ask_px <= PX_ONE) or (
             last is not None
             and (
                 (len(last.bids) > 0 and last.bids[0].px >= book.ask_px)
                 or (len(last.asks) > 0 and last.asks[0].px <= book.bid_px)
             )
         )
-        self._maybe_requote(ts_ns, urgent=urgent)
 
     def _maybe_requote(self, ts_ns: int, urgent: bool) -> None:
         # Never decide inside a handler: schedule it, now (after the rest of this instant's inputs)

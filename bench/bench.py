@@ -4,7 +4,10 @@ Every figure is a median over repeated runs (the machines are shared and noisy);
 happens in a fresh subprocess so its peak RSS is its own. Workloads are fixed and seeded:
 
 * ``engine``: the synthetic source, 10 markets, 1,000,000 book events (200 events/s per market,
-  500 s), the market-maker config quoting throughout; the same workload for both engines;
+  500 s), the market-maker config quoting throughout; the same workload for both engines; and the
+  inline engine on it with quoting off, taking turns with the quoting runs: what quoting adds,
+  divided by the order actions (places and cancels) it sent, is the cost of an order action
+  (``order_action_us``: decisions and fills included, so an upper bound on the round trip);
 * ``hbt``: one market, 1,000,000 events written to and read back from hftbacktest's ``.npz`` format;
 * ``decide``: ``decide()`` timed call by call on inputs captured from a simulation run;
 * ``tick_to_quote``: 50 markets at 5,000 messages/s over a loopback WebSocket, from decoding a
@@ -25,8 +28,9 @@ Results go to ``bench/out/results.json`` (git-ignored) unless ``--out`` says oth
 ``bench/results.json`` holds the reference figures the README quotes, refreshed on purpose with
 ``--out bench/results.json``.
 
-Usage: ``python bench/bench.py [--repeat N] [--out FILE] [--only sign|w1m] [--peer-python PYTHON]``;
-``--only sign`` runs the signing figures alone, ``--only w1m`` the W1M ones, and updates them in the file.
+Usage: ``python bench/bench.py [--repeat N] [--out FILE] [--only sign|w1m|actions] [--peer-python PYTHON]``;
+``--only sign`` runs the signing figures alone, ``--only w1m`` the W1M ones, ``--only actions`` the
+engine workload with and without quoting (the cost of an order action), and updates them in the file.
 """
 
 from __future__ import annotations
@@ -134,23 +138,51 @@ def run_engine(engine: str, source: str, input_log: bool) -> dict[str, Any]:
     runner = Runner(
         tapes, quote_params(cfg), RunSettings(log_inputs=input_log, global_ev_cap_usdc6=10**9), seed=11
     )
+    if source == "synthetic-noquote":  # the same loop and venue, the sessions quoting nothing
+        for lane in runner.lanes:
+            lane.session.quoting_enabled = False
     digest = hashlib.sha256()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     runner.run(engine, digest.update)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     fills = sum(len(lane.exchange.fills) for lane in runner.lanes)
     decisions = sum(lane.session.stats.decide_calls for lane in runner.lanes)
     return {
         "events": runner.events_total,
         "wall_s": round(wall, 3),
+        # CPU time of this process: on a shared machine it moves less with the others' load than wall.
+        "cpu_s": round(cpu, 3),
         "events_per_s": round(runner.events_total / wall),
         "generate_s": round(gen_s, 2),
         "npz_load_s": round(load_s, 2),
         "decide_calls": decisions,
         "fills": fills,
         "orders": sum(lane.session.stats.places for lane in runner.lanes),
+        "order_actions": sum(lane.session.stats.places + lane.session.stats.cancels for lane in runner.lanes),
         "digest": digest.hexdigest(),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def order_action_cost(quoting: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
+    """What quoting adds to the engine workload's run, per order action (place or cancel).
+
+    The two runs replay the same events through the same loop and venue; the difference is
+    everything quoting does (decisions, order round trips: command, venue, reports, their handling
+    and log records, fills), so this bounds the cost of one simulated order round trip from above.
+    """
+    n = quoting["order_actions"]
+    return {
+        "order_actions": n,
+        "decide_calls": quoting["decide_calls"],
+        "fills": quoting["fills"],
+        "quoting_wall_s": quoting["wall_s"],
+        "without_quoting_wall_s": quiet["wall_s"],
+        "us_per_action": round((quoting["wall_s"] - quiet["wall_s"]) / n * 1e6, 2),
+        "quoting_cpu_s": quoting["cpu_s"],
+        "without_quoting_cpu_s": quiet["cpu_s"],
+        "cpu_us_per_action": round((quoting["cpu_s"] - quiet["cpu_s"]) / n * 1e6, 2),
     }
 
 
@@ -291,8 +323,21 @@ def _sub(args: list[str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _median_pair(args_a: list[str], args_b: list[str], repeat: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``_median_runs`` of two children, their runs taking turns."""
+    runs_a: list[dict[str, Any]] = []
+    runs_b: list[dict[str, Any]] = []
+    for _ in range(repeat):
+        runs_a.append(_sub(args_a))
+        runs_b.append(_sub(args_b))
+    return _median_of_runs(runs_a), _median_of_runs(runs_b)
+
+
 def _median_runs(args: list[str], repeat: int) -> dict[str, Any]:
-    runs = [_sub(args) for _ in range(repeat)]
+    return _median_of_runs([_sub(args) for _ in range(repeat)])
+
+
+def _median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     digests = {r["digest"] for r in runs}
     assert len(digests) == 1, f"non-deterministic runs: {digests}"
     best = sorted(runs, key=lambda r: r["events_per_s"])[len(runs) // 2]
@@ -385,7 +430,9 @@ def main() -> int:
         "--out", default=str(OUT_DIR / "results.json"), help="[bench/out/results.json, git-ignored]"
     )
     p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
-    p.add_argument("--only", choices=("sign", "w1m"), help="run only these figures and update them in --out")
+    p.add_argument(
+        "--only", choices=("sign", "w1m", "actions"), help="run only these figures and update them in --out"
+    )
     p.add_argument("--peer-python", help="an interpreter with hftbacktest for the W1M peer figure")
     p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
     p.add_argument(
@@ -426,6 +473,27 @@ def main() -> int:
         return 0
     out_path = Path(a.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    if a.only == "actions":
+        load = _load_average()
+        inline, quiet = _median_pair(
+            ["--child", "inline", "synthetic", "0"], ["--child", "inline", "synthetic-noquote", "0"], a.repeat
+        )
+        actions = order_action_cost(inline, quiet) | {
+            "cpu": machine()["cpu"],
+            "load_average_1m_5m_15m": {"before": load, "after": _load_average()},
+            "inline_events_per_s_runs": inline["events_per_s_runs"],
+            "without_quoting_events_per_s_runs": quiet["events_per_s_runs"],
+        }
+        results = json.loads(out_path.read_text()) if out_path.exists() else {}
+        results |= {
+            "inline_events_per_s": inline["events_per_s"],
+            "inline_events_per_s_without_quoting": quiet["events_per_s"],
+            "order_action_us": actions["us_per_action"],
+        }
+        results.setdefault("details", {})["order_actions"] = actions
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(actions, indent=2))
+        return 0
     if a.only == "w1m":
         w = bench_w1m(a.repeat, a.peer_python)
         results = json.loads(out_path.read_text()) if out_path.exists() else {}
@@ -435,7 +503,11 @@ def main() -> int:
         print(json.dumps(w, indent=2))
         return 0
     results: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%d")}
-    inline = _median_runs(["--child", "inline", "synthetic", "0"], a.repeat)
+    # Quoting and not quoting take turns, so the machine's load weighs on both alike.
+    inline, quiet = _median_pair(
+        ["--child", "inline", "synthetic", "0"], ["--child", "inline", "synthetic-noquote", "0"], a.repeat
+    )
+    actions = order_action_cost(inline, quiet)
     actors = _median_runs(["--child", "actors", "synthetic", "0"], a.repeat)
     assert inline["digest"] == actors["digest"], "engines disagree"
     inline_full = _median_runs(["--child", "inline", "synthetic", "1"], a.repeat)
@@ -463,6 +535,8 @@ def main() -> int:
         "decide_us_p99": dec["p99_us"],
         "peak_rss_mb": max(inline["peak_rss_mb"], actors["peak_rss_mb"]),
         "inline_events_per_s_with_input_log": inline_full["events_per_s"],
+        "inline_events_per_s_without_quoting": quiet["events_per_s"],
+        "order_action_us": actions["us_per_action"],
         "tick_to_quote_us_median": ttq["median_us"],
         "tick_to_quote_us_p99": ttq["p99_us"],
         **_sign_keys(sign),
@@ -488,6 +562,8 @@ def main() -> int:
             "inline": inline,
             "actors": actors,
             "inline_with_input_log": inline_full,
+            "inline_without_quoting": quiet,
+            "order_actions": actions,
             "hbt": hbt,
             "decide": dec,
             "tick_to_quote": ttq,

@@ -20,6 +20,7 @@ from core.units import PX_ONE, Px, Qty, Side
 
 _NO_BID: Px = -1
 _NO_ASK: Px = PX_ONE + 1
+_BUY: Final = Side.BUY
 
 
 class BookView(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +53,15 @@ class L2Book:
         self.min_qty: Qty = min_qty
         self.scan_step: int = tick_px
         self.ts_ns: int = 0
+
+    def copy(self) -> L2Book:
+        """An independent book in the same state."""
+        other = L2Book(self.tick_px, self.min_qty)
+        other.bids[:] = self.bids
+        other.asks[:] = self.asks
+        other.bid_px, other.ask_px = self.bid_px, self.ask_px
+        other.scan_step, other.ts_ns = self.scan_step, self.ts_ns
+        return other
 
     # --- mutation ----------------------------------------------------------------------------------
 
@@ -98,10 +108,13 @@ class L2Book:
 
     def set_level(self, side: Side, px: Px, qty: Qty, ts_ns: int) -> bool:
         """Set one level to a new total size (0 deletes). Returns True if the best bid or ask moved."""
+        # The simulator calls this once per replayed level: locals and early returns, no attribute
+        # read twice (``docs/simulation.md``, "Speed").
         self.ts_ns = ts_ns
-        if px % self.scan_step:
-            self.scan_step = gcd(self.scan_step, px)
-        if side is Side.BUY:
+        step = self.scan_step
+        if px % step:
+            step = self.scan_step = gcd(step, px)
+        if side is _BUY:
             levels = self.bids
             levels[px] = qty
             best = self.bid_px
@@ -112,7 +125,6 @@ class L2Book:
                 return px == best
             if px != best:
                 return False
-            step = self.scan_step
             p = px - step
             while p >= 0 and not levels[p]:
                 p -= step
@@ -128,7 +140,6 @@ class L2Book:
             return px == best
         if px != best:
             return False
-        step = self.scan_step
         p = px + step
         while p <= PX_ONE and not levels[p]:
             p += step

@@ -38,14 +38,19 @@ class BufferSink:
         ``market``: it is written as encoded, with ``ts_ns`` spliced in when it has none. Other
         structs and dicts get the three head keys in front of their own fields.
         """
-        if isinstance(payload, msgspec.Struct) and _TAGGED.get(type(payload)) == kind:
+        cls = type(payload)
+        plan = _PLANS.get(cls)
+        if plan is None:
+            plan = _PLANS[cls] = _plan(cls)
+        tag, has_ts, headless = plan
+        if tag == kind:
             body = _ENC.encode(payload)
-            if not hasattr(payload, "ts_ns"):
+            if not has_ts:
                 cut = body.index(b",") + 1
                 body = b'%s"ts_ns":%d,%s' % (body[:cut], ts_ns, body[cut:])
             self.lines.append(body + b"\n")
             return
-        if isinstance(payload, msgspec.Struct) and not _HEAD_FIELDS.intersection(payload.__struct_fields__):
+        if headless:
             body = _ENC.encode(payload)
             head = b'{"kind":"%s","ts_ns":%d,"market":"%s"' % (kind.encode(), ts_ns, market.encode())
             self.lines.append(head + (b"," + body[1:] if len(body) > 2 else b"}") + b"\n")
@@ -63,6 +68,16 @@ class BufferSink:
 
 _HEAD_FIELDS = frozenset(_HEAD_KEYS)
 _TAGGED: dict[type, str] = {}
+#: Per payload type, how ``record`` writes it: (its message tag or None, whether it carries ``ts_ns``,
+#: whether it is a struct without any of the head keys). Worked out once per type.
+_PLANS: dict[type, tuple[str | None, bool, bool]] = {}
+
+
+def _plan(cls: type) -> tuple[str | None, bool, bool]:
+    if not issubclass(cls, msgspec.Struct):
+        return (None, False, False)
+    fields = cls.__struct_fields__
+    return (_TAGGED.get(cls), "ts_ns" in fields, not _HEAD_FIELDS.intersection(fields))
 
 
 def _register_tags() -> None:

@@ -22,8 +22,8 @@ the same bytes.
 
 from __future__ import annotations
 
-import heapq
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -31,6 +31,7 @@ import msgspec
 
 from actors.risk import MarketSample, RiskMonitor
 from actors.session import MarketSession
+from core.book import L2Book
 from core.eventlog import BufferSink, units_record
 from core.inventory import budget_rooms
 from core.messages import (
@@ -143,15 +144,26 @@ SELL = Side.SELL
 class Lane:
     """One market: its tape, its simulated venue and its session, run as an exact event loop.
 
-    Five time-ordered streams are merged: commands reaching the venue, tape events at the venue,
+    Six time-ordered streams are merged: commands reaching the venue, tape events at the venue,
     execution reports reaching the session, tape events delivered to the session (after the feed
-    latency, never reordered) and timers. Ties go in that order, so a command sent at t with zero
-    latency meets the book as it was before the tape event at t.
+    latency, never reordered), timers and the session's pending requote. Ties go in that order, so
+    a command sent at t with zero latency meets the book as it was before the tape event at t.
+    Once a tape event is due, tape events run in an inner loop until another stream is due; a
+    delivered level reaches the session only when it moved the top. Without feed latency the venue
+    and the session share one book (``_run_shared``); with it the session keeps its own, delayed.
     """
 
     def __init__(
-        self, idx: int, tape: MarketTape, params: QuoteParams, settings: RunSettings, seed: int
+        self,
+        idx: int,
+        tape: MarketTape,
+        params: QuoteParams,
+        settings: RunSettings,
+        seed: int,
+        *,
+        share_book: bool = False,
     ) -> None:
+        """``share_book``: one book for the venue and the session when the feed has no latency."""
         info = tape.info
         self.idx = idx
         self.tape = tape
@@ -160,8 +172,26 @@ class Lane:
         self.clock = SimClock()
         self.port = SimPort(self.clock)
         self.session = MarketSession(info, params, self.port, self.clock, self.sink)
-        self.exchange = SimExchange(info, settings.queue)
         lat = settings.latency
+        #: One book for the venue and the session (see ``_run_shared``): without feed latency the
+        #: session's view of the market is the data's book as the venue applies it.
+        self.shared = share_book and lat.feed_ms == 0 and lat.feed_jitter_ms == 0
+        if self.shared:
+            self.exchange = SimExchange(
+                info, settings.queue, shown=L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
+            )
+            assert self.exchange.shown is not None
+            self.session.book = self.exchange.shown
+        else:
+            self.exchange = SimExchange(info, settings.queue)
+        #: Shared book: the tape events the session is still to hear of (trades, specials, and
+        #: every event while it keeps a book of its own: ``apart``), in order.
+        self.pending: deque[int] = deque()
+        self.apart = False
+        #: Shared book with a risk manager: this instant's level changes (op, price, size before),
+        #: their instant, the book's time before them, and the last instant the session heard of.
+        self.undo: list[tuple[int, int, int]] = []
+        self.undo_t = self.undo_book_ts = self.heard_t = -1
         self.rng = random.Random(f"venue:{seed}:{info.market}")
         self.feed_rng = random.Random(f"feed:{seed}:{info.market}")
         self.feed_ns = round(lat.feed_ms * NS_PER_MS)
@@ -179,12 +209,20 @@ class Lane:
         self.j = 0  # session cursor on the tape
         self.t_del = self._delivery(0, 0)
         self.next_timer = (tape.ts[0] + self.timer_ns) if n else INF
-        self.cmd_heap: list[tuple[int, int, Command]] = []
-        self.rep_heap: list[tuple[int, int, ExecEvent]] = []
-        self.seq = 0
+        #: Commands on their way to the venue and reports on their way to the session, as
+        #: ``(arrival, item)`` in arrival order: each channel keeps its order (arrivals never
+        #: decrease), so a FIFO is the time-ordered queue.
+        self.cmds: deque[tuple[int, Command]] = deque()
+        self.reps: deque[tuple[int, ExecEvent]] = deque()
         self.last_cmd_arrival = 0
         self.last_rep_arrival = 0
         self.log_inputs = settings.log_inputs
+        # The input records, as bytes templates (ts_ns, side, px, qty): one formatting per event.
+        m = info.market.encode()
+        self.delta_line = b'{"kind":"delta","ts_ns":%d,"market":"' + m + b'","side":%d,"px":%d,"qty":%d}\n'
+        self.trade_line = (
+            b'{"kind":"trade","ts_ns":%d,"market":"' + m + b'","aggressor":%d,"px":%d,"qty":%d}\n'
+        )
         self.markouts = Markouts()
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
         #: Liquidity-rewards samples (``sim.rewards``): a side computation, never read by a decision.
@@ -203,16 +241,18 @@ class Lane:
         """Earliest pending event of this lane."""
         ts = self.tape.ts
         t = min(ts[self.i] if self.i < len(ts) else INF, self.t_del)
-        if self.cmd_heap:
-            t = min(t, self.cmd_heap[0][0])
-        if self.rep_heap:
-            t = min(t, self.rep_heap[0][0])
+        if self.cmds:
+            t = min(t, self.cmds[0][0])
+        if self.reps:
+            t = min(t, self.reps[0][0])
         if self.j < len(ts):
             t = min(t, self.next_timer)
         return min(t, self.session.wakeup_ns)
 
     def run_until(self, end_ns: int, room_usdc6: int | None) -> int:
         """Process every event before ``end_ns``; returns the session's exposure for the global budget."""
+        if self.shared:
+            return self._run_shared(end_ns, room_usdc6)
         s = self.session
         s.set_global_room(room_usdc6)  # a tighter budget is acted on, as live
         ex = self.exchange
@@ -221,15 +261,16 @@ class Lane:
         n = len(ts)
         i, j = self.i, self.j
         t_del = self.t_del
-        cmd_heap, rep_heap = self.cmd_heap, self.rep_heap
+        cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
         lines = self.sink.lines
         log = self.log_inputs
-        market = self.market
+        delta_line, trade_line = self.delta_line, self.trade_line
         ex_level, ex_trade = ex.on_level, ex.on_trade
         markouts = self.markouts
-        s_level, s_trade = s.on_level, s.on_trade
+        s_set, s_top, s_trade, s_exec = s.book.set_level, s.on_top_moved, s.on_trade, s.on_exec
+        ex_apply = ex.apply
         constant_feed = not self.feed_jitter_ns
         feed = self.feed_ns
         timer_ns = self.timer_ns
@@ -237,13 +278,13 @@ class Lane:
         rewards = self.rewards
         while True:
             # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
-            t = cmd_heap[0][0] if cmd_heap else INF
+            t = cmds[0][0] if cmds else INF
             k = 0
             tv = ts[i] if i < n else INF
             if tv < t:
                 t, k = tv, 1
-            if rep_heap and rep_heap[0][0] < t:
-                t, k = rep_heap[0][0], 2
+            if reps and reps[0][0] < t:
+                t, k = reps[0][0], 2
             if t_del < t:
                 t, k = t_del, 3
             if next_timer < t:
@@ -254,53 +295,86 @@ class Lane:
                 rewards.until(min(t, end_ns), ex, self.sink)
             if t >= end_ns:
                 break
-            if k == 1:  # --- the venue sees a tape event
-                o = op[i]
-                if o <= OP_ASK:
-                    side = BUY if o == OP_BID else SELL
-                    out = ex_level(side, px[i], qty[i], t)
-                    if log:
-                        lines.append(
-                            f'{{"kind":"delta","ts_ns":{t},"market":"{market}","side":{side.value},'
-                            f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                        )
-                elif o != OP_SPECIAL:
-                    side = BUY if o == OP_BUY else SELL
-                    out = ex_trade(side, px[i], qty[i], t)
-                    if log:
-                        lines.append(
-                            f'{{"kind":"trade","ts_ns":{t},"market":"{market}","aggressor":{side.value},'
-                            f'"px":{px[i]},"qty":{qty[i]}}}\n'.encode()
-                        )
-                else:
-                    out = self._venue_special(specials[i], t)
-                i += 1
-                if out:
-                    self._reports(out, t)
-                if t >= markouts.due:
-                    markouts.update(t, ex)
-            elif k == 3:  # --- the session receives a tape event
-                clock.t = t
-                o = op[j]
-                if o <= OP_ASK:
-                    s_level(BUY if o == OP_BID else SELL, px[j], qty[j], t)
-                elif o != OP_SPECIAL:
-                    s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
-                else:
-                    self._session_special(specials[j], t)
-                j += 1
-                if j >= n:
-                    t_del = INF
-                    next_timer = INF
-                else:
-                    t_del = ts[j] + feed if constant_feed else self._delivery(j, t_del)
+            if k in {1, 3}:
+                # A run of tape events, the venue's and the session's deliveries in the merged
+                # order, until another stream is due (ties as above): a command (the venue first
+                # sees it), a report (after the venue's events, before the deliveries of that
+                # instant), a timer or a requote (after both), a reward sample or the window's end.
+                w = s.wakeup_ns
+                lim = min(
+                    (cmds[0][0] - 1) if cmds else INF,
+                    next_timer if next_timer < w else w,
+                    rewards.next_ts,
+                    end_ns - 1,
+                )
+                hr = reps[0][0] if reps else INF
+                vlim = lim if lim < hr else hr  # a venue event at tv: tv <= vlim (and tv <= t_del)
+                dlim = lim if lim < hr - 1 else hr - 1  # a delivery at td: td <= dlim (and td < tv)
+                while True:
+                    tv = ts[i] if i < n else INF
+                    if tv <= t_del:  # --- the venue sees a tape event
+                        if tv > vlim:
+                            break
+                        t = tv
+                        o = op[i]
+                        if o <= OP_ASK:
+                            side = BUY if o == OP_BID else SELL
+                            out = ex_level(side, px[i], qty[i], t)
+                            if log:
+                                lines.append(delta_line % (t, side, px[i], qty[i]))
+                        elif o != OP_SPECIAL:
+                            side = BUY if o == OP_BUY else SELL
+                            out = ex_trade(side, px[i], qty[i], t)
+                            if log:
+                                lines.append(trade_line % (t, side, px[i], qty[i]))
+                        else:
+                            out = self._venue_special(specials[i], t)
+                        i += 1
+                        if out:
+                            self._reports(out, t)
+                            if t >= markouts.due:
+                                markouts.update(t, ex)
+                            break  # reports are due: choose again
+                        if t >= markouts.due:
+                            markouts.update(t, ex)
+                    else:  # --- the session receives a tape event
+                        t = t_del
+                        if t > dlim:
+                            break
+                        clock.t = t
+                        o = op[j]
+                        if o <= OP_ASK:
+                            # The session's book is its feed view: the level goes there, and the
+                            # session hears of it only when the top moved.
+                            if s_set(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
+                                s_top(t)
+                        elif o != OP_SPECIAL:
+                            s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                        else:
+                            self._session_special(specials[j], t)
+                        j += 1
+                        if j >= n:
+                            t_del = INF
+                            next_timer = INF
+                        else:
+                            t_del = ts[j] + feed if constant_feed else self._delivery(j, t_del)
+                        if box:
+                            break  # commands to send (a special pulls our quotes): drain them
+                        w = s.wakeup_ns
+                        if w < vlim:  # a requote is due sooner: nothing of the tape after it
+                            vlim = w
+                            dlim = min(dlim, w)
             elif k == 0:  # --- a command reaches the venue
-                _, _, cmd = heapq.heappop(cmd_heap)
-                self._command(cmd, t)
+                cmd = cmds.popleft()[1]
+                out = ex_apply(cmd, t)
+                if out:
+                    if type(cmd) is Merge:
+                        self._merge_done(out, t)
+                    else:
+                        self._reports(out, t)
             elif k == 2:  # --- a report reaches the session
-                _, _, ev = heapq.heappop(rep_heap)
                 clock.t = t
-                s.on_exec(ev)
+                s_exec(reps.popleft()[1])
             elif k == 4:  # --- a timer
                 clock.t = t
                 s.on_timer(t)
@@ -314,14 +388,231 @@ class Lane:
         self.next_timer = next_timer
         return s.exposure_usdc6()
 
+    def _run_shared(self, end_ns: int, room_usdc6: int | None) -> int:
+        """``run_until`` with one book for the venue and the session (no feed latency).
+
+        Each tape event is applied once, to the data's book, by the venue (``SimExchange.shown``),
+        and the session reads the same book. A level change reaches the session as the venue
+        applies it: when it moved the top, ``on_top_moved`` schedules a requote from the book as
+        that event left it. Its delivery would come after the venue's other events of that
+        instant and the reports arriving then, but scheduling only marks the session dirty and
+        brings its wake-up forward, which commutes with those (no report handler reads what the
+        scheduling sets), so the session ends each instant exactly as with a book of its own. The
+        one report handler that reads the book, a fill's risk sample, is shown the book without
+        that instant's events while they are still to be delivered (``undo``). Trade prints and
+        specials keep their delivery order (``pending``): a print feeds the flow estimator, which
+        a fill's report feeds too. A special (snapshot, tick change, resolution) changes what later
+        changes mean to the session, so before the venue applies one the session takes a copy of
+        the book and hears of every event in order on it (``apart``), until it has caught up; the
+        two books are then the same and it reads the shared one again.
+        """
+        s = self.session
+        s.set_global_room(room_usdc6)  # a tighter budget is acted on, as live
+        ex = self.exchange
+        shown = ex.shown
+        assert shown is not None
+        tape = self.tape
+        ts, op, px, qty, specials = tape.ts, tape.op, tape.px, tape.qty, tape.specials
+        n = len(ts)
+        i = self.i
+        pend = self.pending
+        apart = self.apart
+        cmds, reps = self.cmds, self.reps
+        clock = self.clock
+        box = self.port.outbox
+        lines = self.sink.lines
+        log = self.log_inputs
+        delta_line, trade_line = self.delta_line, self.trade_line
+        ex_level, ex_trade, ex_apply = ex.on_level, ex.on_trade, ex.apply
+        markouts = self.markouts
+        s_top, s_trade, s_exec = s.on_top_moved, s.on_trade, s.on_exec
+        timer_ns = self.timer_ns
+        next_timer = self.next_timer
+        rewards = self.rewards
+        # With a risk manager a report reads the session's book (a fill's sample: the mid and the
+        # book's time). A report that comes before this instant's deliveries must see the book
+        # without this instant's events: the levels they changed are kept (``undo``: side, price,
+        # size before) while the session has not heard of the instant in delivery order
+        # (``heard_t``: the last instant of a delivery, timer or requote).
+        risky = s.risk_report is not None
+        undo = self.undo
+        undo_t, undo_book_ts, heard_t = self.undo_t, self.undo_book_ts, self.heard_t
+        while True:
+            # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
+            t = cmds[0][0] if cmds else INF
+            k = 0
+            tv = ts[i] if i < n else INF
+            if tv < t:
+                t, k = tv, 1
+            if reps and reps[0][0] < t:
+                t, k = reps[0][0], 2
+            t_del = ts[pend[0]] if pend else INF
+            if t_del < t:
+                t, k = t_del, 3
+            if next_timer < t:
+                t, k = next_timer, 4
+            if s.wakeup_ns < t:
+                t, k = s.wakeup_ns, 5
+            if rewards.next_ts < t:  # reward samples due: the venue as of every event up to them
+                rewards.until(min(t, end_ns), ex, self.sink)
+            if t >= end_ns:
+                break
+            if k == 1:
+                # The venue's tape events until another stream is due (ties as in ``run_until``):
+                # a venue event at tv goes first when tv <= lim.
+                w = s.wakeup_ns
+                lim = min(
+                    (cmds[0][0] - 1) if cmds else INF,
+                    reps[0][0] if reps else INF,
+                    t_del,
+                    next_timer if next_timer < w else w,
+                    rewards.next_ts,
+                    end_ns - 1,
+                )
+                while i < n:
+                    t = ts[i]
+                    if t > lim:
+                        break
+                    o = op[i]
+                    if o <= OP_ASK:
+                        p, q = px[i], qty[i]
+                        if risky and not apart:
+                            if t != undo_t:
+                                undo_t, undo_book_ts = t, shown.ts_ns
+                                undo.clear()
+                            undo.append((o, p, shown.bids[p] if o == OP_BID else shown.asks[p]))
+                        if o == OP_BID:
+                            side = BUY
+                            best = shown.bid_px
+                            out = ex_level(BUY, p, q, t)
+                            # What set_level told the venue (compares: no tuple per event).
+                            moved = p == best or p == shown.bid_px  # noqa: PLR1714
+                        else:
+                            side = SELL
+                            best = shown.ask_px
+                            out = ex_level(SELL, p, q, t)
+                            moved = p == best or p == shown.ask_px  # noqa: PLR1714
+                        if log:
+                            lines.append(delta_line % (t, side, p, q))
+                        if apart:
+                            pend.append(i)
+                            lim = min(lim, t)  # delivered before anything later
+                        else:
+                            clock.t = t  # (the session hears of it now)
+                            if moved and s.book_valid:
+                                s_top(t)
+                                w = s.wakeup_ns
+                                if w < lim:  # noqa: PLR1730 (a compare: min() costs a call per event)
+                                    lim = w
+                    elif o != OP_SPECIAL:
+                        side = BUY if o == OP_BUY else SELL
+                        out = ex_trade(side, px[i], qty[i], t)
+                        if log:
+                            lines.append(trade_line % (t, side, px[i], qty[i]))
+                        pend.append(i)
+                        lim = min(lim, t)
+                    else:
+                        if not apart:  # the session keeps the book as it is until it hears of this
+                            apart = True
+                            s.book = shown.copy()
+                        out = self._venue_special(specials[i], t)
+                        pend.append(i)
+                        lim = min(lim, t)
+                    i += 1
+                    if out:
+                        self._reports(out, t)
+                        if t >= markouts.due:
+                            markouts.update(t, ex)
+                        break  # reports are due: choose again
+                    if t >= markouts.due:
+                        markouts.update(t, ex)
+                if i >= n and not pend:
+                    next_timer = INF  # the session heard of the last event
+            elif k == 3:
+                # Deliveries until another stream is due: a delivery at td goes first when td <= lim.
+                w = s.wakeup_ns
+                lim = min(
+                    (cmds[0][0] - 1) if cmds else INF,
+                    (reps[0][0] - 1) if reps else INF,
+                    tv - 1,
+                    next_timer if next_timer < w else w,
+                    rewards.next_ts,
+                    end_ns - 1,
+                )
+                while pend:
+                    j = pend[0]
+                    t = ts[j]
+                    if t > lim:
+                        break
+                    pend.popleft()
+                    clock.t = heard_t = t
+                    o = op[j]
+                    if o <= OP_ASK:  # (apart: the session's own book)
+                        if s.book.set_level(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
+                            s_top(t)
+                    elif o != OP_SPECIAL:
+                        s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                    else:
+                        self._session_special(specials[j], t)
+                    if not pend:
+                        if apart:  # caught up: its book is the shared one, event for event
+                            apart = False
+                            s.book = shown
+                        if i >= n:
+                            next_timer = INF  # the session heard of the last event
+                    if box:
+                        break  # commands to send (a special pulls our quotes): drain them
+                    lim = min(lim, s.wakeup_ns)
+            elif k == 0:  # --- a command reaches the venue
+                cmd = cmds.popleft()[1]
+                out = ex_apply(cmd, t)
+                if out:
+                    if type(cmd) is Merge:
+                        self._merge_done(out, t)
+                    else:
+                        self._reports(out, t)
+            elif k == 2:  # --- a report reaches the session
+                clock.t = t
+                if risky and undo_t == t and heard_t != t and undo:
+                    # Before this instant's deliveries: the book as it was before its events.
+                    book = s.book
+                    s.book = before = book.copy()
+                    for o, p, q in reversed(undo):
+                        before.set_level(BUY if o == OP_BID else SELL, p, q, undo_book_ts)
+                    before.ts_ns = undo_book_ts
+                    s_exec(reps.popleft()[1])
+                    s.book = book
+                else:
+                    s_exec(reps.popleft()[1])
+            elif k == 4:  # --- a timer
+                clock.t = heard_t = t
+                s.on_timer(t)
+                next_timer = t + timer_ns
+            else:  # --- the session's pending requote is due
+                clock.t = heard_t = t
+                s.flush(t)
+            if box:
+                self._drain(box)
+        self.undo_t, self.undo_book_ts, self.heard_t = undo_t, undo_book_ts, heard_t
+        self.i = i
+        self.apart = apart
+        self.j = i - len(pend)  # events the session heard of
+        self.t_del = ts[pend[0]] if pend else INF
+        self.next_timer = next_timer
+        return s.exposure_usdc6()
+
     def _drain(self, box: list[tuple[int, Command]]) -> None:
         # The session's commands travel to the venue with the order-entry latency, in order (one
         # connection): jitter never lets a cancel overtake the place it cancels.
-        for t, cmd in box:
-            self.seq += 1
-            arrival = max(self.last_cmd_arrival, t + _draw(self.rng, self.order_ns, self.order_jitter_ns))
-            self.last_cmd_arrival = arrival
-            heapq.heappush(self.cmd_heap, (arrival, self.seq, cmd))
+        cmds = self.cmds
+        if not self.order_jitter_ns:  # a constant latency keeps the order by itself
+            lat = self.order_ns
+            cmds.extend((t + lat, cmd) for t, cmd in box)
+        else:
+            for t, cmd in box:
+                arrival = max(self.last_cmd_arrival, t + _draw(self.rng, self.order_ns, self.order_jitter_ns))
+                self.last_cmd_arrival = arrival
+                cmds.append((arrival, cmd))
         box.clear()
 
     def _venue_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> list[ExecEvent]:
@@ -346,33 +637,49 @@ class Lane:
         else:
             s.on_resolved(ev.yes_won, t)
 
-    def _command(self, cmd: Command, t: int) -> None:
-        if type(cmd) is Merge:
-            # The venue takes the shares now; the confirmation (an on-chain receipt, not the user
-            # channel, so it does not queue behind the reports) reaches the session ``merge_ms`` later.
-            done = t + self.merge_ns
-            for ev in self.exchange.merge(cmd, t):
-                self.seq += 1
-                heapq.heappush(self.rep_heap, (done, self.seq, msgspec.structs.replace(ev, ts_ns=done)))
-            return
-        out = self.exchange.apply(cmd, t)
-        if out:
-            self._reports(out, t)
+    def _merge_done(self, out: list[ExecEvent], t: int) -> None:
+        """A merge's outcome: the venue took the shares at ``t``; the confirmation (an on-chain
+        receipt, not the user channel, so it does not queue behind the reports) reaches the session
+        ``merge_ms`` later, after every report due by then."""
+        done = t + self.merge_ns
+        for ev in out:
+            self._insert_rep(done, msgspec.structs.replace(ev, ts_ns=done))
+
+    def _insert_rep(self, arrival: int, ev: ExecEvent) -> None:
+        # The queue stays in arrival order, ties in the order queued: only a merge's confirmation
+        # (due later than the reports queued after it) makes a report go anywhere but the end.
+        reps = self.reps
+        k = len(reps)
+        while k and reps[k - 1][0] > arrival:
+            k -= 1
+        reps.insert(k, (arrival, ev))
 
     def _reports(self, out: list[ExecEvent], t: int) -> None:
-        sink = self.sink
-        # The venue appended this batch's fills in order: index each one, not the last.
-        fill_idx = len(self.exchange.fills) - sum(isinstance(ev, Filled) for ev in out)
-        for ev in out:
-            if isinstance(ev, Filled):
-                sink.record("fill", t, self.market, ev)
-                self.markouts.start(t, fill_idx)
-                fill_idx += 1
-            self.seq += 1
-            # Reports come back in order too (the user channel is one stream).
-            arrival = max(self.last_rep_arrival, t + _draw(self.rng, self.resp_ns, self.resp_jitter_ns))
-            self.last_rep_arrival = arrival
-            heapq.heappush(self.rep_heap, (arrival, self.seq, ev))
+        # Reports come back in order too (the user channel is one stream).
+        jitter = self.resp_jitter_ns
+        reps = self.reps
+        if not jitter:
+            arrival = t + self.resp_ns
+            if reps and reps[-1][0] > arrival:  # a merge's confirmation is due later
+                for ev in out:
+                    self._insert_rep(arrival, ev)
+            else:
+                reps.extend((arrival, ev) for ev in out)
+        else:
+            for ev in out:
+                arrival = max(self.last_rep_arrival, t + _draw(self.rng, self.resp_ns, jitter))
+                self.last_rep_arrival = arrival
+                if reps and reps[-1][0] > arrival:
+                    self._insert_rep(arrival, ev)
+                else:
+                    reps.append((arrival, ev))
+        fills = [ev for ev in out if type(ev) is Filled]
+        if fills:
+            # The venue appended this batch's fills in order: index each one, not the last.
+            fill_idx = len(self.exchange.fills) - len(fills)
+            for k, ev in enumerate(fills):
+                self.sink.record("fill", t, self.market, ev)
+                self.markouts.start(t, fill_idx + k)
 
 
 def _kind(ev: object) -> str:
@@ -395,11 +702,18 @@ class Runner:
         settings: RunSettings,
         seed: int,
         risk: RiskLimits | None = None,
+        *,
+        share_books: bool = True,
     ) -> None:
-        """``risk``: the risk rules' limits (``core.risk.risk_limits``); None: no risk manager."""
+        """``risk``: the risk rules' limits (``core.risk.risk_limits``); None: no risk manager.
+
+        ``share_books``: without feed latency each market's venue and session share one book
+        (``Lane``); False keeps a book per session, the reference the shared book is tested against.
+        """
         plist = [params] * len(tapes) if isinstance(params, QuoteParams) else list(params)
         self.lanes = [
-            Lane(i, t, p, settings, seed) for i, (t, p) in enumerate(zip(tapes, plist, strict=True))
+            Lane(i, t, p, settings, seed, share_book=share_books)
+            for i, (t, p) in enumerate(zip(tapes, plist, strict=True))
         ]
         #: The risk manager's monitor (its ``history`` lists every change of state), None without one.
         self.risk: RiskMonitor | None = None

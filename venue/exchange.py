@@ -298,12 +298,29 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
 class SimExchange:
     """One market's simulated venue (see the module docstring)."""
 
-    def __init__(self, info: MarketInfo, queue: QueueModel | None = None, owner: str = "us") -> None:
-        """Create an empty venue for ``info``."""
+    def __init__(
+        self,
+        info: MarketInfo,
+        queue: QueueModel | None = None,
+        owner: str = "us",
+        *,
+        shown: L2Book | None = None,
+    ) -> None:
+        """Create an empty venue for ``info``.
+
+        ``shown``: an empty book that holds the data's own sizes, for others to read too (the
+        simulator shares it with the session when the feed has no latency). The venue keeps it
+        current; while we use none of the liquidity it shows, it is also the book we trade against.
+        """
         self.info = info
         self.market = info.market
         #: The displayed book as we can trade it: the data's sizes less the liquidity we used.
-        self.book = L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
+        self.book = shown if shown is not None else L2Book(tick_px=info.tick_px, min_qty=info.min_qty)
+        #: The data's own book when one was given (else None). It is ``book`` itself while nothing
+        #: is used; ``book`` becomes a copy of it when we first use liquidity, and is ``shown`` again
+        #: once the data shows nothing we used (``_fork`` is ``shown`` while they are apart).
+        self.shown = shown
+        self._fork: L2Book | None = None
         self.queue = queue or QueueModel()
         self.prob = self.queue.model == "probabilistic"
         self.power = self.queue.power
@@ -352,6 +369,8 @@ class SimExchange:
         for key in used:
             before.setdefault(key, 0)
         book.apply_snapshot(ev.bids, ev.asks, ts, ev.tick_px, ev.min_qty)
+        if self._fork is not None:
+            self._fork.apply_snapshot(ev.bids, ev.asks, ts, ev.tick_px, ev.min_qty)
         keys = set(before)
         keys.update(px for px, _ in ev.bids)
         keys.update(px + _ASK for px, _ in ev.asks)
@@ -368,25 +387,31 @@ class SimExchange:
             self.last_mid2 = book.bid_px + book.ask_px
         out: list[ExecEvent] = []
         # Displayed liquidity across our orders fills them, best level first, each level once.
+        # (``self.book``, not ``book``: what we use is taken from a copy of a shared book.)
         step = book.scan_step
         px = book.ask_px
         while px <= self.our_bid:
-            q = book.asks[px]
+            q = self.book.asks[px]
             if q and self._cross_fill(_BUY, px, q, ts, out) < q:
                 break
             px += step
-        px = book.bid_px
+        px = self.book.bid_px
         while px >= 0 and px >= self.our_ask:
-            q = book.bids[px]
+            q = self.book.bids[px]
             if q and self._cross_fill(_SELL, px, q, ts, out) < q:
                 break
             px -= step
+        if self._fork is not None and not self._used:
+            self._unfork()
         return out
 
     def set_tick(self, tick_px: int) -> None:
         """The venue's tick changed; the book is reseeded by the next snapshot (a new epoch)."""
         self.book.set_tick(tick_px)
         self.book.clear()  # what we used stays used: the next snapshot may show it again
+        if self._fork is not None:
+            self._fork.set_tick(tick_px)
+            self._fork.clear()
         self._pend.clear()
         for queue in (*self.bids.values(), *self.asks.values()):
             _settle(queue)  # nothing from the old epoch will explain their decreases
@@ -401,6 +426,8 @@ class SimExchange:
         used = self._used
         if queue is not None or (used and key in used):
             new = self._level(side, px, key, qty, old, old + used.get(key, 0), queue, ts_ns)
+            if self._fork is not None and not used:
+                self._unfork()
         else:
             # Fast path: no order of ours and nothing used here. Only pair a decrease with prints.
             new = qty
@@ -416,6 +443,8 @@ class SimExchange:
                 del self._pend[key]  # an increase closes the level: its unexplained decreases were cancels
             if book.set_level(side, px, qty, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
                 self.last_mid2 = book.bid_px + book.ask_px
+            if self._fork is not None:
+                self._fork.set_level(side, px, qty, ts_ns)
         if new > old:
             # Liquidity arriving at or across our opposite orders: in the real book it would hit us.
             if side is _BUY:
@@ -455,11 +484,14 @@ class SimExchange:
                 else:
                     del used[key]
         if (
-            (book.bids[px] if side is _BUY else book.asks[px]) != new
+            # (The data's own book, when shared, sees every level as it comes: its readers do.)
+            ((book.bids[px] if side is _BUY else book.asks[px]) != new or book is self.shown)
             and book.set_level(side, px, new, ts_ns)
             and 0 <= book.bid_px < book.ask_px <= PX_ONE
         ):
             self.last_mid2 = book.bid_px + book.ask_px
+        if self._fork is not None:
+            self._fork.set_level(side, px, data, ts_ns)  # the data's own book
         if data < data_old:
             d = data_old - data
             pend = self._pend
@@ -643,7 +675,10 @@ class SimExchange:
             return out
         self._join(order, is_bid)
         self.orders[order.client_id] = order
-        self._update_best()
+        if is_bid:
+            self.our_bid = max(self.our_bid, yes_px)
+        else:
+            self.our_ask = min(self.our_ask, yes_px)
         out.insert(
             0, Accepted(market=self.market, client_id=cmd.client_id, order_id=order.order_id, ts_ns=ts_ns)
         )
@@ -745,9 +780,9 @@ class SimExchange:
 
     def _take(self, order: SimOrder, ts_ns: int, out: list[ExecEvent]) -> None:
         # Walk the displayed book from the best price; what we take is used up (module docstring).
-        book = self.book
         buy = order.yes_side is _BUY
         while order.qty > 0:
+            book = self.book  # (a shared book is copied when we first use some of it)
             p = book.ask_px if buy else book.bid_px
             if (buy and (p > PX_ONE or p > order.yes_px)) or (not buy and (p < 0 or p < order.yes_px)):
                 break
@@ -758,6 +793,9 @@ class SimExchange:
 
     def _use(self, side: Side, px: int, qty: int, ts_ns: int) -> None:
         # We used ``qty`` of the displayed level: it is gone for us until the data shows it gone.
+        if self.book is self.shown:  # (a shared book keeps showing the data's sizes)
+            self._fork = self.shown
+            self.book = self.book.copy()
         book = self.book
         key = px if side is _BUY else px + _ASK
         new = (book.bids[px] if side is _BUY else book.asks[px]) - qty
@@ -864,7 +902,14 @@ class SimExchange:
                 lst.remove(o)
             if not lst:
                 del levels[o.yes_px]
-        self._update_best()
+                if o.yes_px in (self.our_bid, self.our_ask):
+                    self._update_best()  # our best price there is gone
+
+    def _unfork(self) -> None:
+        # Nothing we used is shown any more: the book we trade against is the data's again.
+        assert self._fork is not None and not self._used
+        self.book = self._fork
+        self._fork = None
 
     def _update_best(self) -> None:
         self.our_bid = max(self.bids) if self.bids else -1

@@ -1,5 +1,4 @@
 import hashlib
-import heapq
 import io
 from decimal import Decimal
 
@@ -7,13 +6,16 @@ import msgspec
 import pytest
 
 from app.configfile import load_config
-from core.messages import BookSnapshot, Cancel, Place
+from core.book import L2Book
+from core.messages import BookSnapshot, Cancel, Canceled, Merged, Place, TickSizeChanged
 from core.quoting import quote_params
+from core.risk import RiskLimits
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
 from sim.runner import Latency, Runner, RunSettings, _inline_window
 from sim.summary import lane_summary, run_summary
+from sim.tape import MarketTape
 from tests.sim.tapes import SHARE, random_walk_tape
-from venue.exchange import QueueModel
+from venue.exchange import QueueModel, SimExchange
 
 T = 10**18
 PARAMS = quote_params(load_config("configs/market_maker.yaml"))
@@ -152,12 +154,10 @@ def test_jittered_latency_never_reorders_commands_or_reports():
 
     sent = [Cancel(market="m0", client_id=f"m0-{k}") for k in range(50)]
     lane._drain([(1_000, c) for c in sent])
-    received = []
-    while lane.cmd_heap:
-        arrival, _, cmd = heapq.heappop(lane.cmd_heap)
-        received.append((arrival, cmd))
+    received = list(lane.cmds)  # the venue takes them in this order
 
     assert [c for _, c in received] == sent  # the n-th sent is the n-th to reach the venue
+    assert [a for a, _ in received] == sorted(a for a, _ in received)  # and in time order
     assert len({a for a, _ in received}) > 1  # and the jitter is real
 
 
@@ -363,3 +363,118 @@ def test_event_budget_defaults_to_the_per_market_cap():
     sums = event_peaks(tapes, RunSettings(global_ev_cap_usdc6=1_000_000_000))
 
     assert 0.9 * cap < max(sums) <= cap
+
+
+#: Risk limits that act on these tapes: fast moves of a cent widen, of three cents pause.
+TIGHT_RISK = RiskLimits(
+    daily_loss_stop_usdc6=10**12,
+    market_daily_loss_stop_usdc6=10**12,
+    fast_move_px=100,
+    fast_move_window_ns=2 * 10**9,
+    widen_px=100,
+    pause_move_px=300,
+)
+
+
+def _with_epochs(tape):
+    """``tape`` again with a mid-run snapshot and a tick change (then its snapshot), each sharing
+    its instant with the tape's own events, so specials land inside same-instant groups."""
+    events = list(tape.events())
+    out = MarketTape(tape.info)
+    cut1, cut2 = len(events) // 3, 2 * len(events) // 3
+    for k, ev in enumerate(events):
+        if k in (cut1, cut2):
+            ts = ev.ts_ns
+            if k == cut2:
+                out.add(TickSizeChanged(market=ev.market, outcome=Outcome.YES, ts_ns=ts, tick_px=100))
+            bids = tuple((px, 100 * SHARE) for px in range(4_500, 4_900, 100))[::-1]
+            asks = tuple((px, 100 * SHARE) for px in range(5_100, 5_500, 100))
+            out.add(BookSnapshot(market=ev.market, outcome=Outcome.YES, ts_ns=ts, bids=bids, asks=asks))
+        out.add(ev)
+    return out
+
+
+@pytest.mark.parametrize(
+    "latency",
+    [
+        Latency(feed_ms=0, order_ms=0, response_ms=0),
+        Latency(feed_ms=0, order_ms=5, response_ms=0),
+        Latency(feed_ms=0, order_ms=0, response_ms=7, order_jitter_ms=3, response_jitter_ms=4),
+    ],
+)
+@pytest.mark.parametrize("queue", ["risk_averse", "probabilistic"])
+@pytest.mark.parametrize("risk", [None, "tight"], ids=["no_risk", "risk"])
+def test_a_shared_book_without_feed_latency_decides_and_logs_as_a_book_per_session(
+    latency, queue, risk, monkeypatch
+):
+    # Without feed latency the venue and the session read one book: every run must write the same
+    # bytes as with a book per session, through same-instant groups, specials inside them (the
+    # session then keeps its own copy until it catches up), fills on both sides and liquidity we
+    # used (the venue's own book forks from the shared one then).
+    copies = forks = 0
+    real_copy, real_use = L2Book.copy, SimExchange._use
+
+    def counting_copy(self):
+        nonlocal copies
+        copies += 1
+        return real_copy(self)
+
+    def counting_use(self, *args):
+        nonlocal forks
+        forks += self.book is self.shown
+        real_use(self, *args)
+
+    monkeypatch.setattr(L2Book, "copy", counting_copy)
+    monkeypatch.setattr(SimExchange, "_use", counting_use)
+    settings = RunSettings(latency=latency, queue=QueueModel(model=queue), global_ev_cap_usdc6=300_000_000)
+    out = {}
+    for share in (True, False):
+        tapes = [_with_epochs(random_walk_tape(i, 2_000, 5)) for i in range(2)]
+        limits = TIGHT_RISK if risk else None
+        runner = Runner(tapes, PARAMS, settings, 5, risk=limits, share_books=share)
+        buf = io.BytesIO()
+        runner.run("inline", buf.write)
+        assert all(lane.shared == share for lane in runner.lanes)
+        out[share] = buf.getvalue()
+        if share:
+            shared_fills = sum(len(lane.exchange.fills) for lane in runner.lanes)
+            risk_changes = 0 if runner.risk is None else len(runner.risk.history)
+    assert out[True] == out[False]
+    if risk:
+        # The risk rules acted (a fill's sample reads the book: the shared one must look the same).
+        assert risk_changes > 5
+    assert shared_fills > (10 if risk else 20)
+    assert copies >= 2 * 3  # each market: apart at its first snapshot, its two specials inside groups
+    assert forks > 0  # and the venue traded against a book apart from the data's
+    kinds = {rec["kind"] for rec in lines(out[True])}
+    assert {"book", "tick_size", "resolved", "fill", "canceled", "place"} <= kinds
+
+
+def test_the_actors_engine_shares_the_book_alike():
+    settings = RunSettings(
+        latency=Latency(feed_ms=0, order_ms=0, response_ms=0), global_ev_cap_usdc6=300_000_000
+    )
+    tapes = [random_walk_tape(i, 1_500, 9) for i in range(2)]
+    _, a = run("inline", seed=9, n=1_500, markets=2, settings=settings)
+    _, b = run("actors", seed=9, n=1_500, markets=2, settings=settings)
+    assert a == b
+    assert Runner(tapes, PARAMS, settings, 9).lanes[0].shared
+
+
+@pytest.mark.parametrize("jitter_ms", [0, 200])
+def test_a_merge_confirmation_due_later_never_holds_back_the_reports_queued_after_it(jitter_ms):
+    # The confirmation comes merge_ms after the merge; reports queued meanwhile arrive before it, in
+    # time order (the session takes the report queue from its head).
+    settings = RunSettings(latency=Latency(response_ms=10, response_jitter_ms=jitter_ms, merge_ms=4_000))
+    lane = Runner([random_walk_tape(0, 10, 1)], PARAMS, settings, 1).lanes[0]
+    merged = Merged(market="m0", merge_id="m0-m1", ts_ns=T, qty=SHARE)
+    canceled = [Canceled(market="m0", client_id=f"m0-{k}", ts_ns=T, reason="") for k in range(20)]
+
+    lane._merge_done([merged], T)
+    for k, ev in enumerate(canceled):
+        lane._reports([ev], T + (k + 1) * 10**6)
+
+    arrivals = [a for a, _ in lane.reps]
+    assert arrivals == sorted(arrivals)
+    assert [ev for _, ev in lane.reps][:-1] == canceled  # each report before the confirmation
+    assert lane.reps[-1] == (T + 4 * 10**9, msgspec.structs.replace(merged, ts_ns=T + 4 * 10**9))

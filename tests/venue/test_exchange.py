@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.configfile import load_config, load_struct
+from core.book import L2Book
 from core.markets import MarketInfo
 from core.messages import Accepted, BookSnapshot, Canceled, Filled, Place, Rejected
 from core.quoting import quote_params
@@ -447,3 +448,84 @@ def test_ws_replay_fills_no_more_from_the_crossing_burst_than_it_displayed():
     burst = [f for f in runner.lanes[0].exchange.fills if f.ts_ns == burst_ts]
 
     assert burst and sum(f.qty for f in burst) == 45_830_000
+
+
+_PXS = (4_500, 4_600, 4_700, 4_800, 4_900)
+_STEP = st.one_of(
+    st.tuples(st.just("level"), st.sampled_from(Side), st.sampled_from(_PXS), st.integers(0, 60)),
+    st.tuples(st.just("trade"), st.sampled_from(Side), st.sampled_from(_PXS), st.integers(1, 40)),
+    st.tuples(st.just("place"), st.sampled_from(Side), st.sampled_from(_PXS), st.integers(5, 40)),
+    st.tuples(st.just("take"), st.sampled_from(Side), st.sampled_from(_PXS), st.integers(5, 40)),
+    st.tuples(st.just("cancel"), st.just(Side.BUY), st.sampled_from(_PXS), st.integers(0, 9)),
+    st.tuples(st.just("snapshot"), st.just(Side.BUY), st.sampled_from(_PXS), st.integers(0, 60)),
+    st.tuples(st.just("tick"), st.just(Side.BUY), st.just(0), st.just(0)),
+)
+
+
+@given(steps=st.lists(_STEP, max_size=60), model=st.sampled_from(["risk_averse", "probabilistic"]))
+def test_a_shared_book_shows_the_data_and_the_venue_trades_as_with_a_book_of_its_own(steps, model):
+    # ``shown``: the venue keeps the data's own book current (as the feed would show it: every
+    # level change applied, as it comes) and trades exactly as a venue with a private book, also
+    # while liquidity we used makes the book we trade against differ from the data's.
+    shown = L2Book(tick_px=100, min_qty=5 * SHARE)
+    shared = SimExchange(INFO, QueueModel(model=model), shown=shown)
+    alone = SimExchange(INFO, QueueModel(model=model))
+    data = L2Book(tick_px=100, min_qty=5 * SHARE)  # the feed's book, as a session keeps it
+    first = snap([(4_600, 50 * SHARE)], [(4_800, 50 * SHARE)])
+    assert shared.on_snapshot(first) == alone.on_snapshot(first)
+    data.apply_snapshot(first.bids, first.asks, first.ts_ns, first.tick_px, first.min_qty)
+    for k, (kind, side, px, q) in enumerate(steps):
+        ts = T + 1 + k
+        if kind == "level":
+            out = shared.on_level(side, px, q * SHARE, ts), alone.on_level(side, px, q * SHARE, ts)
+            data.set_level(side, px, q * SHARE, ts)
+        elif kind == "trade":
+            out = shared.on_trade(side, px, q * SHARE, ts), alone.on_trade(side, px, q * SHARE, ts)
+        elif kind in ("place", "take"):
+            cmd = Place(
+                market="m",
+                client_id=f"o{k}",
+                outcome=Outcome.YES,
+                side=side,
+                px=px,
+                qty=q * SHARE,
+                post_only=kind == "place",
+                tif="GTC" if kind == "place" else "FAK",
+            )
+            out = shared.place(cmd, ts), alone.place(cmd, ts)
+        elif kind == "cancel":
+            ids = sorted(alone.orders)
+            cid = ids[q % len(ids)] if ids else "none"
+            out = shared.cancel(cid, ts), alone.cancel(cid, ts)
+        elif kind == "snapshot":
+            s = snap([(px - 100, q * SHARE + SHARE)], [(px + 100, 30 * SHARE)], ts=ts)
+            out = shared.on_snapshot(s), alone.on_snapshot(s)
+            data.apply_snapshot(s.bids, s.asks, ts, s.tick_px, s.min_qty)
+        else:
+            shared.set_tick(100)
+            alone.set_tick(100)
+            data.set_tick(100)
+            data.clear()
+            out = [], []
+        assert out[0] == out[1]
+        assert shared.book.levels(Side.BUY) == alone.book.levels(Side.BUY)
+        assert shared.book.levels(Side.SELL) == alone.book.levels(Side.SELL)
+        assert (shared.book.bid_px, shared.book.ask_px) == (alone.book.bid_px, alone.book.ask_px)
+        assert shared.shown is shown
+        assert shown.levels(Side.BUY) == data.levels(Side.BUY)
+        assert shown.levels(Side.SELL) == data.levels(Side.SELL)
+        assert (shown.bid_px, shown.ask_px, shown.ts_ns) == (data.bid_px, data.ask_px, data.ts_ns)
+        assert (shared.book is shown) == (not shared._used)  # apart only while something is used
+
+
+def test_a_level_where_we_rest_reaches_the_shared_book_even_unchanged():
+    # The session reads the shared book's time (its age) and hears of a change at the touch even
+    # when the size is the same: every level event must reach the book, ours included.
+    shown = L2Book(tick_px=100, min_qty=5 * SHARE)
+    ex = SimExchange(INFO, shown=shown)
+    ex.on_snapshot(snap([(4_700, 100 * SHARE)], [(4_800, 100 * SHARE)]))
+    ex.place(bid(px=4_700), T)
+
+    ex.on_level(Side.BUY, 4_700, 100 * SHARE, T + 5)
+
+    assert shown.ts_ns == T + 5
