@@ -65,6 +65,9 @@ class HTTPServer(ThreadingHTTPServer):
         self.body_timeout_s = body_timeout_s
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
+        #: Set when the emulator closes: a request read after that is dropped unanswered (the venue
+        #: is gone), so nothing changes state while the connections are being torn down.
+        self.closing = False
         super().__init__(address, Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -206,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _dispatch(self, method: str) -> None:
+        if self.server.closing:
+            self.close_connection = True
+            return
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query)

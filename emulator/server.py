@@ -136,6 +136,7 @@ class Emulator(RestRoutes, WebSockets):
         if self._stop.is_set():
             return
         self._stop.set()
+        self._httpd.closing = True  # before the WebSockets close: a client reacting must find it gone
         self._ws_flag.socket_closed.set()
         if self._started:
             self._httpd.shutdown()
