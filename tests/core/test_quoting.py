@@ -561,5 +561,10 @@ def test_the_fast_move_addon_never_tightens_a_quote(v, inv, p, widen):
 
     assume(calm.quote and fast.quote)
     assert fast.reasons.half_spread_px == calm.reasons.half_spread_px + widen
+    # A level whose USDC size buys less than the market's minimum is not quoted (docs/configuration.md),
+    # and the shares a USDC size buys depend on the price: the calm ladder can lose its best level
+    # where the wider one keeps its own, so the levels are compared only when none was dropped so.
+    below = [t for t in calm.reasons.trims + fast.reasons.trims if "below the minimum" in t]
+    assume(not below)
     assert all(f.px <= c.px for f, c in zip(fast.bids, calm.bids, strict=False))
     assert all(f.px >= c.px for f, c in zip(fast.asks, calm.asks, strict=False))
