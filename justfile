@@ -24,7 +24,11 @@ test: lint
 test-fast *ARGS:
     python -m pytest -x -q {{ARGS}}
 
-# longer property runs (hypothesis nightly profile)
+# the suite with fresh random hypothesis examples (the default profile is derandomized: same verdict every run)
+explore *ARGS:
+    HYPOTHESIS_PROFILE=dev python -m pytest {{ARGS}}
+
+# longer property runs (hypothesis nightly profile: random, many more examples)
 nightly:
     HYPOTHESIS_PROFILE=nightly python -m pytest tests/core tests/sim
 
