@@ -153,7 +153,7 @@ def test_the_header_names_version_mode_config_wallet_and_markets(tmp_path):
         run_dir=run.directory,
         config_path="configs/market_maker.yaml",
         cfg=CFG,
-        markets=[MARKET],
+        markets=[MARKET, msgspec.structs.replace(MARKET, market="0x" + "cd" * 32, version="v2")],
         wallet=wallet,
         urls={"clob": "https://user:pw@clob.example:8443/path?key=k#f", "gamma": None},
         commit="a" * 40,
@@ -171,14 +171,17 @@ def test_the_header_names_version_mode_config_wallet_and_markets(tmp_path):
     )
     assert msgspec.json.decode((run.directory / CONFIG_FILE).read_bytes(), type=Config) == CFG
     assert first["urls"] == {"clob": "https://clob.example:8443/path"}
-    [m] = first["markets"]
-    assert (m["market"], m["yes_token"], m["no_token"], m["tick_px"], m["min_qty"]) == (
+    # Each market with its ids, rules and protocol version (Gamma's ``version``: which ids it trades).
+    m, v2 = first["markets"]
+    assert (m["market"], m["yes_token"], m["no_token"], m["tick_px"], m["min_qty"], m["version"]) == (
         MARKET.market,
         "111",
         "222",
         10,
         5_000_000,
+        "v1",
     )
+    assert (v2["market"], v2["version"]) == ("0x" + "cd" * 32, "v2")
 
 
 def test_the_config_hash_is_of_the_effective_config_not_its_text(tmp_path):
