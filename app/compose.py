@@ -11,7 +11,11 @@ there instead of starting sockets.
   ``run-market-maker`` starts it, waits, and shuts it down with ``Engine.shutdown``.
 * ``sim``: the simulator's ``sim.runner.Runner`` over the scenario's tapes (``SimInputs``): a different
   assembly of the same sessions (a simulated clock and venue, no threads), built here so there is one
-  entry. (``polymm sim --replay --dry-run`` replays through ``sim.session_replay``.)
+  entry.
+* ``replay``: a dry-run session replayed from a recording (``polymm sim --replay REC --dry-run``):
+  ``sim.session_replay.SessionReplay`` over the recording ``sim.session_replay.read_replay`` read (the
+  live engine's feed client, dispatcher and actor handler, a ``DryRunPort`` per market, the
+  recording's clock; no threads), run by ``sim.session_replay.run_replay``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from core.markets import MarketInfo
 from core.ports import Clock, EventSink
 from core.quoting import quote_params
 from core.risk import RiskLimits
+from core.units import USDC6_ONE
 
 if TYPE_CHECKING:
     from actors.risk import RiskMonitor
@@ -39,11 +44,12 @@ if TYPE_CHECKING:
     from app.live import LiveConnection
     from app.operations import RiskSetup
     from sim.runner import Runner, RunSettings
+    from sim.session_replay import ReplayInput, SessionReplay
     from sim.tape import MarketTape
 
 log = logging.getLogger("polymm")
 
-EngineMode = Literal["live", "paper", "dry-run", "sim"]
+EngineMode = Literal["live", "paper", "dry-run", "sim", "replay"]
 
 
 class OpsLike(Protocol):
@@ -221,6 +227,17 @@ def bootstrap(
 @overload
 def bootstrap(
     cfg: Config,
+    mode: Literal["replay"],
+    markets: Sequence[MarketInfo],
+    *,
+    deps: Deps,
+    replay: ReplayInput,
+) -> SessionReplay: ...
+
+
+@overload
+def bootstrap(
+    cfg: Config,
     mode: Mode,
     markets: Sequence[MarketInfo],
     *,
@@ -241,7 +258,8 @@ def bootstrap(
     run_dir: Path | None = None,
     announce: Announce | None = None,
     sim: SimInputs | None = None,
-) -> Engine | Runner:
+    replay: ReplayInput | None = None,
+) -> Engine | Runner | SessionReplay:
     """Build the engine of ``mode`` for ``markets`` (``sim``: the scenario's tapes) with ``deps``.
 
     ``args`` gives the URLs (``ws_url``, ``clob_url``; live: the key and venue flags) and ``config``
@@ -249,12 +267,30 @@ def bootstrap(
     ``announce(wallet, markets)`` is called once the venue is known, before the engine writes anything
     (the run's header record; live: the wallet and the markets traded, or None and the markets given
     when the venue could not start: then the start's error is recorded as the run's end and raised).
+    ``replay``: the recording a ``replay`` engine replays; its events go to ``deps.sink`` (a
+    ``BufferSink``; None: a new one), its clock is the recording's.
     """
     if mode == "sim":
         from sim.runner import Runner  # noqa: PLC0415
 
         assert sim is not None, "mode sim needs its SimInputs"
         return Runner(markets, quote_params(cfg), sim.settings, sim.seed, risk=sim.risk)
+    if mode == "replay":
+        from core.eventlog import BufferSink  # noqa: PLC0415
+        from sim.session_replay import SessionReplay  # noqa: PLC0415
+
+        assert replay is not None, "mode replay needs its ReplayInput"
+        events = BufferSink() if deps.sink is None else deps.sink
+        assert isinstance(events, BufferSink), "a replay writes its events from a BufferSink (deps.sink)"
+        inv = cfg.inventory
+        return SessionReplay(
+            markets,
+            quote_params(cfg),
+            events,
+            global_cap_usdc6=round(inv.global_ev_cap * USDC6_ONE),
+            event_cap_usdc6=round(inv.event_cap * USDC6_ONE),
+            start_ns=replay.start_ns,
+        )
     from app.bootstrap import TradingEngine  # noqa: PLC0415 (pykka, websockets: not for sim)
 
     assert args is not None and run_dir is not None, f"mode {mode} needs args and run_dir"

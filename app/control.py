@@ -15,8 +15,10 @@ At start, in the run's directory (``adapters.runlog``):
 
 Every request needs ``Authorization: Bearer <token>``; none or a wrong one is refused with 401 and
 recorded (``control_refused``). Each command is recorded in the run's event log (``control``: the
-command, its market, the token id, the result) with its time. Requests (JSON in, JSON out; integer
-units as in the event log: ``*_qty`` 1e-6 share, ``*_usdc6`` 1e-6 USDC, ``*_px`` 1e-4 USDC, ``*_ns``):
+command, its market, the token id, the result) with its time, and each read (``status``,
+``positions``) as ``control_read`` (the request and the token id) with its time. Requests (JSON in,
+JSON out; integer units as in the event log: ``*_qty`` 1e-6 share, ``*_usdc6`` 1e-6 USDC, ``*_px``
+1e-4 USDC, ``*_ns``):
 
 =======================  =====================================================================
 ``GET /status``          the book and every market: risk state and why, position, PnL parts, open
@@ -489,12 +491,12 @@ class ControlPlane:
         )
 
     def dispatch(self, method: str, path: str, body: dict[str, Any], who: str) -> tuple[int, dict[str, Any]]:
-        """Serve one authorized request; commands are recorded with who sent them and when."""
+        """Serve one authorized request; each is recorded with who sent it and when."""
         ops = self.ops
-        if method == "GET" and path == "/status":
-            return 200, ops.status()
-        if method == "GET" and path == "/positions":
-            return 200, ops.positions()
+        if method == "GET" and path in ("/status", "/positions"):
+            reply = ops.status() if path == "/status" else ops.positions()
+            self.sink.record("control_read", self.clock.now_ns(), "", {"command": path[1:], "token_id": who})
+            return 200, reply
         if method != "POST" or path not in _COMMANDS:
             return 404, {"ok": False, "error": f"no such request: {method} {path}"}
         action = _COMMANDS[path]

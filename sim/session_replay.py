@@ -1,6 +1,8 @@
 """Replay a recording as a dry-run trading session would have run it: the live engine's own pieces.
 
-``polymm sim --replay REC --dry-run``. Where the simulator (``sim.runner``) replays the venue's
+``polymm sim --replay REC --dry-run``: ``read_replay`` reads the recording, the composition root
+(``app.compose.bootstrap(cfg, "replay", ...)``) builds the ``SessionReplay`` and ``run_replay`` runs
+it. Where the simulator (``sim.runner``) replays the venue's
 timestamps through a simulated venue that fills our orders, this replays what the *process* saw, when
 it saw it, through the very code a ``run-market-maker --mode dry-run`` session runs:
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import collections
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -72,7 +75,7 @@ from core.quoting import QuoteParams
 from core.risk import RiskGate
 from core.units import NS_PER_S, units_header
 
-__all__ = ["ReplayClock", "SessionReplay", "replay_session"]
+__all__ = ["ReplayClock", "ReplayInput", "SessionReplay", "read_replay", "run_replay"]
 
 #: The live engine's ticker period and how many ticks apart it shares the budget (app.bootstrap).
 TICK_NS: Final = 100_000_000
@@ -306,24 +309,23 @@ class SessionReplay:
                 self.loop.tell(m.market, FeedAlive(ts_ns=now))
 
 
-def replay_session(
-    recording: Recording,
-    params: QuoteParams,
-    out_dir: Path,
-    *,
-    global_cap_usdc6: int,
-    event_cap_usdc6: int,
-    markets: Sequence[MarketInfo] | None = None,
-) -> dict[str, Any]:
-    """Replay ``recording`` as a dry-run session into ``out_dir/events.jsonl``; returns the summary.
+@dataclass(frozen=True, eq=False)
+class ReplayInput:
+    """A recording read for a dry-run replay: its markets, its records in order, and its first time."""
 
-    Args:
-        recording: An opened recording (its manifest names the markets unless ``markets`` does).
-        params: The strategy's quoting parameters.
-        out_dir: Where ``events.jsonl`` and ``replay.json`` go (created; no ``summary.json``: a dry
-            run has no fills or PnL, and ``polymm report``/``diff`` read it as they read a live run).
-        global_cap_usdc6: ``inventory.global_ev_cap``; event_cap_usdc6: ``inventory.event_cap``.
-        markets: The markets and their rules (default: the recording's manifest).
+    recording: Recording
+    markets: list[MarketInfo]
+    records: list[Record]
+    start_ns: int
+    #: A session's recording (``ops.record_market_data``): the engine's own inputs are in it.
+    session: bool
+
+
+def read_replay(recording: Recording, markets: Sequence[MarketInfo] | None = None) -> ReplayInput:
+    """Read ``recording`` for a dry-run replay (``markets``: its markets and rules; default: its manifest).
+
+    The replay itself is built by ``app.compose.bootstrap(cfg, "replay", input.markets, ...)``, the
+    composition root, and run by ``run_replay``.
 
     Raises:
         RecordingError: The recording is corrupt or names no market.
@@ -336,17 +338,19 @@ def replay_session(
         raise RecordingError(f"{recording.path}: {why}: a dry-run replay needs them")
     records = list(recording.records())
     start = next((r.recv_ns for r in records), 0)
-    sink = BufferSink()
-    replay = SessionReplay(
-        infos,
-        params,
-        sink,
-        global_cap_usdc6=global_cap_usdc6,
-        event_cap_usdc6=event_cap_usdc6,
-        start_ns=start,
-    )
-    session_recording = recording.manifest is not None and recording.manifest.kind == "session"
-    _run(replay, records, session_recording)
+    session = recording.manifest is not None and recording.manifest.kind == "session"
+    return ReplayInput(recording, infos, records, start, session)
+
+
+def run_replay(replay: SessionReplay, source: ReplayInput, out_dir: Path) -> dict[str, Any]:
+    """Run ``replay`` over ``source`` into ``out_dir/events.jsonl``; returns the summary.
+
+    ``out_dir`` gets ``events.jsonl`` and ``replay.json`` (created; no ``summary.json``: a dry run has
+    no fills or PnL, and ``polymm report``/``diff`` read it as they read a live run).
+    """
+    recording, infos, start = source.recording, source.markets, source.start_ns
+    _run(replay, source.records, source.session)
+    sink = replay.sink
     out_dir.mkdir(parents=True, exist_ok=True)
     data = b"".join(sink.lines)
     (out_dir / "events.jsonl").write_bytes(data)
@@ -357,7 +361,7 @@ def replay_session(
         "replay": str(recording.path),
         "mode": "dry-run",
         "markets": len(infos),
-        "engine_inputs": "recorded" if session_recording else f"a ticker every {TICK_NS // 1_000_000} ms",
+        "engine_inputs": "recorded" if source.session else f"a ticker every {TICK_NS // 1_000_000} ms",
         "from_ns": start,
         "to_ns": replay.clock.t,
         "seconds": round((replay.clock.t - start) / NS_PER_S, 3),

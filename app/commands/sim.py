@@ -24,7 +24,6 @@ from app.configfile import (
 )
 from app.progress import Progress
 from core.config import Config
-from core.quoting import quote_params
 from core.risk import risk_limits
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, format_qty
 from research.report import write_report
@@ -181,22 +180,25 @@ def replay_scenario(path: Path) -> Scenario:
 
 
 def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
-    """``--replay REC --dry-run``: the recording through the live engine's pieces, as a dry-run session."""
-    from sim.session_replay import replay_session  # noqa: PLC0415
+    """``--replay REC --dry-run``: the recording through the live engine's pieces, as a dry-run session.
+
+    Built by the composition root (``app.compose.bootstrap``, mode ``replay``) like every engine.
+    """
+    from sim.session_replay import read_replay, run_replay  # noqa: PLC0415
 
     cfg = load_config(args.config)
-    inv = cfg.inventory
-    try:
-        rec = open_recording(path)
-        s = replay_session(
-            rec,
-            quote_params(cfg),
-            out,
-            global_cap_usdc6=round(inv.global_ev_cap * USDC6_ONE),
-            event_cap_usdc6=round(inv.event_cap * USDC6_ONE),
+    refuse_risk_manager(cfg, args.config)
+    if args.risk_config:
+        raise ConfigFileError(
+            "polymm sim: --risk-config does not apply with --dry-run: a session's recording replays the "
+            "risk manager's gates it recorded (a `polymm record` recording replays without risk rules)"
         )
+    try:
+        source = read_replay(open_recording(path))
     except RecordingError as exc:
         raise ConfigFileError(f"polymm sim: --replay: {exc}") from None
+    replay = bootstrap(cfg, "replay", source.markets, deps=Deps(), replay=source)
+    s = run_replay(replay, source, out)
     report = None if args.no_report else write_report(out)
     if args.quiet:
         print(s["digest"])

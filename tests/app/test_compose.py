@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import json
 import queue
 import threading
 import time
@@ -14,13 +16,16 @@ from typing import Any
 import msgspec
 import pytest
 
+from adapters.recording import Manifest, RecordedMarket, Recorder, open_recording
 from adapters.runlog import read_events
 from app.bootstrap import TradingEngine
 from app.compose import Deps, Engine, bootstrap
 from app.configfile import ConfigFileError, load_config
+from core.eventlog import BufferSink
 from core.markets import MarketInfo
 from core.messages import BookSnapshot
-from core.units import QTY_ONE, Outcome
+from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, Outcome
+from sim.session_replay import SessionReplay, read_replay, run_replay
 
 INFO = MarketInfo(market="0xmarket", yes_token="111", no_token="222", tick_px=100, min_qty=5 * QTY_ONE)
 ARGS = argparse.Namespace(
@@ -179,3 +184,90 @@ def test_a_live_venue_that_cannot_start_is_announced_recorded_and_raised(tmp_pat
     assert [(k, p) for k, _, _, p in sink.records] == [
         ("run_end", {"exit": "start_failed", "error": "--mode live: no key"})
     ]
+
+
+class SetClock:
+    """The recorder's clock, set by the test."""
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+
+    def now_ns(self) -> int:
+        return self.t
+
+
+def book_frame(token: str, bid: str, ask: str) -> str:
+    return json.dumps(
+        {
+            "event_type": "book",
+            "market": INFO.market,
+            "asset_id": token,
+            "timestamp": "1800000000000",
+            "bids": [{"price": bid, "size": "500"}],
+            "asks": [{"price": ask, "size": "500"}],
+        }
+    )
+
+
+def test_a_dry_run_replay_is_built_by_the_root_from_a_recording(tmp_path: Path) -> None:
+    # A plain recording of one market: both books, then two seconds later the YES bid moves.
+    clock = SetClock(1_800_000_000 * NS_PER_S)
+    manifest = Manifest(kind="record", ws_url="ws://x", markets=(RecordedMarket.from_info(INFO, slug="s"),))
+    rec = Recorder(tmp_path / "rec", manifest, clock=clock).start()
+    rec.on_connect("ws://x")
+    rec.on_frame(book_frame(INFO.yes_token, "0.45", "0.55"))
+    rec.on_frame(book_frame(INFO.no_token, "0.45", "0.55"))
+    clock.t += 2 * NS_PER_S
+    rec.on_frame(book_frame(INFO.yes_token, "0.46", "0.55"))
+    rec.close()
+    cfg = load_config("configs/market_maker.yaml")
+    source = read_replay(open_recording(tmp_path / "rec"))
+    sink = BufferSink()
+
+    replay = bootstrap(cfg, "replay", source.markets, deps=Deps(sink=sink), replay=source)
+
+    assert isinstance(replay, SessionReplay) and replay.sink is sink
+    assert replay.global_cap == round(cfg.inventory.global_ev_cap * USDC6_ONE)  # the config, read by the root
+    assert replay.event_cap == round(cfg.inventory.event_cap * USDC6_ONE)
+    summary = run_replay(replay, source, tmp_path / "out")
+    events = [json.loads(line) for line in sink.lines]
+    assert (tmp_path / "out" / "events.jsonl").read_bytes() == b"".join(sink.lines)
+    decisions = [e for e in events if e["kind"] == "decision"]
+    assert decisions and any(d["quote"] for d in decisions)
+    assert summary["decisions"] == {INFO.market: len(decisions)} and summary["mode"] == "dry-run"
+    assert any(e["kind"] == "place" for e in events)
+    assert summary["seconds"] == 2.0  # the recording's clock
+
+
+# Every engine class, and the only module of ours that may build one outside the tests and benchmarks.
+ENGINES = {"TradingEngine", "Runner", "SessionReplay"}
+PRODUCTION = ("app", "actors", "adapters", "core", "emulator", "research", "sim", "venue")
+
+
+def engine_builds(source: str) -> list[tuple[int, str]]:
+    """Each call of an engine class in ``source`` (by name or attribute), with its line."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            if name in ENGINES:
+                out.append((node.lineno, name))
+    return out
+
+
+def test_engines_are_built_only_by_the_composition_root() -> None:
+    root = Path(__file__).resolve().parents[2]
+    found = {
+        str(path.relative_to(root)): builds
+        for package in PRODUCTION
+        for path in sorted((root / package).rglob("*.py"))
+        if (builds := engine_builds(path.read_text()))
+    }
+    assert set(found) == {"app/compose.py"}, found
+    assert {name for _, name in found["app/compose.py"]} == ENGINES
+
+
+def test_the_engine_check_sees_a_build_by_name_and_by_attribute() -> None:
+    source = "from sim import runner\nr = runner.Runner(t)\ns = SessionReplay(m)\nTradingEngine\n"
+    assert engine_builds(source) == [(2, "Runner"), (3, "SessionReplay")]

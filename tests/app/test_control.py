@@ -145,6 +145,11 @@ def test_the_token_is_private_and_every_request_needs_it(plane, tmp_path):
     assert s["book"]["state"] == "active" and s["totals"]["open_orders"] == 6
     code, p = call(cp, "GET", "/positions", token=token)
     assert code == 200 and p["markets"][1]["net_yes_qty"] == 10 * QTY_ONE
+    # The reads are in the audit log too, with who and when (the refused ones are not reads).
+    assert sink.records("control_read") == [
+        {"kind": "control_read", "ts_ns": T0, "market": "", "command": c, "token_id": token_id(token)}
+        for c in ("status", "positions")
+    ]
 
 
 def test_commands_act_through_the_risk_actor_and_are_recorded_with_the_token_id(plane, tmp_path):
@@ -261,3 +266,36 @@ def test_the_metrics_serve_every_listed_series_to_prometheus_clients_parser():
     assert value("polymm_tick_to_quote_seconds_count") == 4
     assert value("polymm_tick_to_quote_seconds_bucket", le="0.0001") == 3
     assert hist.type == "histogram"
+
+
+def test_reduce_only_through_the_cli_for_one_market_then_the_book_until_resumed(plane, tmp_path, capsys):
+    cp, sink, told = plane
+    token = (tmp_path / TOKEN_FILE).read_text().strip()
+    state = tmp_path / "state"
+    (state / "runs").mkdir(parents=True)
+    (state / "runs" / "latest").symlink_to(tmp_path)  # the plane's run directory is the latest run
+    sd = ("--state-dir", str(state))
+
+    def states() -> dict[str, tuple[str, str]]:
+        code, s = call(cp, "GET", "/status", token=token)
+        assert code == 200
+        return {m["market"]: (m["state"], m["rule"]) for m in s["markets"]} | {"": (s["book"]["state"], "")}
+
+    assert main(["reduce-only", *sd, "--market", B[:8]]) == 0
+    assert capsys.readouterr().out.strip() == f"reduce-only {B}; the book is active"
+    assert [(m, g.state) for m, g in told] == [(B, TradingState.REDUCE_ONLY)]
+    assert states() == {A: ("active", ""), B: ("reduce_only", "operator"), "": ("active", "")}
+
+    assert main(["reduce-only", *sd]) == 0
+    assert capsys.readouterr().out.strip() == "reduce-only every market; the book is reduce_only"
+    assert [(m, g.state) for m, g in told] == [(B, TradingState.REDUCE_ONLY), (A, TradingState.REDUCE_ONLY)]
+    assert {m: s for m, (s, _) in states().items()} == dict.fromkeys((A, B, ""), "reduce_only")
+
+    assert main(["resume", *sd]) == 0
+    assert {m: s for m, (s, _) in states().items()} == dict.fromkeys((A, B, ""), "active")
+    audit = sink.records("control")
+    assert [(a["command"], a["market"], a["token_id"]) for a in audit] == [
+        ("reduce_only", B, token_id(token)),
+        ("reduce_only", "", token_id(token)),
+        ("resume", "", token_id(token)),
+    ]

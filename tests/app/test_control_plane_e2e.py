@@ -323,6 +323,9 @@ def test_an_operator_runs_a_live_bot_through_its_control_plane(emu, live_config,
     ]
     assert [e["result"]["ok"] for e in log1 if e["kind"] == "control"] == [False] + [True] * 5
     assert all(e["token_id"] == token_id and e["ts_ns"] > 0 for e in log1 if e["kind"] == "control")
+    reads = [e for e in log1 if e["kind"] == "control_read"]
+    assert {e["command"] for e in reads} == {"status", "positions"}
+    assert all(e["token_id"] == token_id and e["ts_ns"] > 0 for e in reads)
     assert [e["why"] for e in log1 if e["kind"] == "control_refused"] == [
         "no token",
         "a wrong token",

@@ -176,3 +176,18 @@ def test_dry_run_needs_a_recording_and_replay_excludes_a_scenario(tmp_path, caps
         main(replay(tmp_path, str(tmp_path), "--scenario", "default"))
     assert exc.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_dry_run_replay_refuses_a_risk_manager_config_and_a_risk_config(tmp_path, capsys):
+    args = ["sim", "--replay", str(tmp_path), "--dry-run", "--out", str(tmp_path / "o")]
+
+    assert main([*args, "--config", "configs/risk.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "configs/risk.yaml: strategy: a risk_manager config places no quotes; give a trading config as "
+        "--config (it may take this one as --risk-config)"
+    )
+    assert main([*args, "--config", "configs/market_maker.yaml", "--risk-config", "configs/risk.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("polymm sim: --risk-config does not apply with --dry-run: ") and "\n" not in err
+    assert not (tmp_path / "o").exists()
