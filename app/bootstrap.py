@@ -11,7 +11,7 @@ the same pieces for every mode:
   global cap among all markets, each neg-risk event's cap among its markets);
 * the risk manager (``actors.risk.RiskActor``): the sessions tell it their samples, the ticker a
   ``RiskTick`` each second, and it tells each market actor its trading state (``SetRiskGate``);
-* an ``ExchangePort`` per mode: ``live`` the order gateway over py-clob-client-v2, ``paper`` the
+* an ``ExchangePort`` per mode: ``live`` the order gateway over polymarket-client, ``paper`` the
   simulated venue fed by the live book (``adapters.paper.PaperVenue``), ``dry-run`` a port that
   acknowledges and sends nothing.
 

@@ -1,11 +1,13 @@
 """Process-wide settings the trading process keeps whatever its dependencies do.
 
-The recursion limit: ``py_ecc`` (imported by ``eth_account``, which ``py-clob-client-v2`` imports)
-raises it to 100,000 for its own pairing code, which polymm never calls. With that limit a deeply
-nested reply (a 198 kB JSON of nested arrays) makes a C decoder overflow the thread's stack and the
-process dies with a segfault; at Python's default the decoder raises ``RecursionError``, which the
-decoders turn into a skipped message. So whoever imports the venue SDK lazily restores the default
-right after (``restore_default_recursion_limit``).
+The recursion limit: ``py_ecc`` raises it to 100,000 for its own pairing code, which polymm never
+calls. The venue SDK's pins (eth-account 0.13) no longer install it, but where it is installed (older
+eth-account releases import it; the deprecated py-clob-client-v2, a test-time client, brings it) it
+comes in with ``eth_account``. With that limit a deeply nested reply (a 198 kB JSON of nested arrays)
+makes a C decoder overflow the thread's stack and the process dies with a segfault; at Python's
+default the decoder raises ``RecursionError``, which the decoders turn into a skipped message. So
+whoever imports the venue SDK lazily restores the default right after
+(``restore_default_recursion_limit``).
 """
 
 from __future__ import annotations

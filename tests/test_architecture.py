@@ -4,7 +4,9 @@ imports only in the allowed directions between the top-level packages, and no im
 from __future__ import annotations
 
 import ast
+import re
 import sys
+import tomllib
 from itertools import pairwise
 from pathlib import Path
 
@@ -381,3 +383,40 @@ def test_relative_and_package_imports_resolve():
         "core": {},
         "core.units": {},
     }
+
+
+# --- the venue client (issue #11) --------------------------------------------------------------------
+#
+# polymm trades through the venue's official SDK (polymarket-client). The deprecated py-clob-client-v2
+# (and the order-signing packages it brings) is a test-time client only: no shipped package imports it
+# and the runtime dependencies do not name it, so a fresh `pip install .` trades without it.
+DEPRECATED_CLIENT = {"py_clob_client_v2", "py_order_utils", "poly_eip712_structs"}
+SHIPPED = ("core", "venue", "actors", "adapters", "sim", "app", "emulator", "research")
+
+
+def deprecated_client_imports(source: str) -> set[str]:
+    return imported_roots(ast.parse(source)) & DEPRECATED_CLIENT
+
+
+def test_no_shipped_package_imports_the_deprecated_venue_client():
+    found = {
+        str(path.relative_to(ROOT)): sorted(deprecated_client_imports(path.read_text()))
+        for package in SHIPPED
+        for path in sources(package)
+        if deprecated_client_imports(path.read_text())
+    }
+
+    assert not found, f"the deprecated client is for tests only: {found}"
+    assert deprecated_client_imports("def f():\n    from py_clob_client_v2.client import ClobClient\n")
+
+
+def test_the_runtime_dependencies_are_the_official_client_not_the_deprecated_one():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in project["dependencies"]}
+    shipped = set(project.get("optional-dependencies", {})) - {"dev"}
+
+    assert "polymarket-client" in runtime
+    assert "py-clob-client-v2" not in runtime
+    for extra in shipped:  # an extra users install (classify, research...) must not bring it back
+        deps = project["optional-dependencies"][extra]
+        assert not any(d.lower().startswith("py-clob-client") for d in deps), extra

@@ -11,9 +11,9 @@ The venue's order is the same 11-field struct for both protocols; what differs i
 order id, so it is known before sending), signs the digest with coincurve's recoverable signature and
 wraps everything in the SDK's public ``SignedOrder``, which ``SecureClient.post_orders`` posts. The
 signature is byte-identical to the SDK's own ``create_limit_order`` for the same salt and timestamp
-(``tests/adapters/test_orders.py`` checks V1, neg-risk V1 and V2); it costs ~80 us per order instead
-of ~400 us and makes no network call (``create_limit_order`` fetches and caches each market's tick
-and neg-risk flag, for 10 minutes, in the order path).
+(``tests/adapters/test_orders.py`` checks V1, neg-risk V1 and V2); it costs ~50 us per order instead
+of ~430 us (``bench/bench.py --only sign``, README) and makes no network call (``create_limit_order``
+fetches and caches each market's tick and neg-risk flag, for 10 minutes, in the order path).
 
 Amounts are 6-decimal fixed point, the token's base unit, so a share amount *is* our ``Qty``: a BUY
 gives USDC and takes shares, so ``makerAmount`` is ``notional_usdc6(px, qty)`` and ``takerAmount``

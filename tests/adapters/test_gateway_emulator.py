@@ -275,16 +275,10 @@ def test_rate_limited_post_waits_for_retry_after_then_succeeds(caplog: pytest.Lo
 
 V2_BUSY = "v2-busy-market"
 V2_NEGRISK = "v2-negrisk-market"
-NO_V2 = (
-    "the emulator has no Protocol V2 markets yet (MarketConfig.version and Gamma's version: v2 with "
-    "positionIds come with the emulator's #11 branch)"
-)
 
 
 def v2_scenario() -> Any:
     """A busy V2 market (takers hit an improved bid) and a quiet neg-risk V2 one on a 0.001 tick."""
-    if "version" not in MarketConfig.__struct_fields__:
-        pytest.skip(NO_V2)
     lot = 100 * QTY_ONE
     book = InitialBook(bids=((4800, lot), (4700, lot)), asks=((5200, lot), (5300, lot)))
     takers = FlowConfig(
@@ -297,14 +291,14 @@ def v2_scenario() -> Any:
     markets = (
         MarketConfig(
             slug=V2_BUSY,
-            version="v2",  # type: ignore[call-arg]
+            version="v2",
             question="V2 busy?",
             initial_book=InitialBook(bids=((4800, 1_000 * QTY_ONE),), asks=((5200, 1_000 * QTY_ONE),)),
             flow=takers,
         ),
         MarketConfig(
             slug=V2_NEGRISK,
-            version="v2",  # type: ignore[call-arg]
+            version="v2",
             question="V2 neg risk?",
             tick_px=10,
             neg_risk=True,
@@ -318,10 +312,7 @@ def v2_scenario() -> Any:
 def gamma_market(emu: Emulator, slug: str) -> MarketInfo:
     """The market as polymm's own Gamma path reads it (version, the ids it trades by, tick, neg-risk)."""
     (raw,) = httpx.get(emu.gamma_url + "/markets", params={"slug": slug}, timeout=5).json()
-    record = parse_market(raw)
-    if record.version != "v2":
-        pytest.skip(NO_V2)
-    return record.to_info()
+    return parse_market(raw).to_info()
 
 
 def test_protocol_v2_markets_rest_fill_and_cancel_through_the_sdk(monkeypatch: pytest.MonkeyPatch):

@@ -72,15 +72,15 @@ def test_demo_live_rests_fills_skews_and_leaves_no_open_order(demo: Demo):
     assert markets > 0 and accepted > 0 and v1_fills > 0 and canceled > 0
 
 
-def test_demo_live_rests_and_cancels_on_protocol_v2_markets_too(demo: Demo):
+def test_demo_live_rests_fills_and_cancels_on_protocol_v2_markets_too(demo: Demo):
+    # The default scenario lists Protocol V2 markets: a selection or a market cache that dropped them
+    # (or read them as V1) must fail here, not pass with V1 markets alone.
     code, out, _ = demo
+    selected = re.search(r"\((\d+) markets: (\d+) V1, (\d+) Protocol V2\)", out)
+    assert selected, out
     markets, accepted, fills, canceled = protocol(out, "Protocol V2 (position ids)")
-    if markets == 0 and re.search(r"\(\d+ markets: \d+ V1, 0 Protocol V2\)", out):
-        pytest.skip(
-            "the emulator's default scenario lists no Protocol V2 market yet (Gamma version: v2 with "
-            "positionIds comes with the emulator's #11 branch)"
-        )
 
     assert code == 0, out
-    assert markets > 0 and accepted > 0 and canceled > 0
-    assert fills > 0
+    assert int(selected[2]) > 0 and int(selected[3]) > 0  # a mix of both protocols was traded
+    assert 0 < markets <= int(selected[3])
+    assert accepted > 0 and canceled > 0 and fills > 0

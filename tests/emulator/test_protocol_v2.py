@@ -16,7 +16,11 @@ from py_clob_client_v2 import ClobClient
 from py_clob_client_v2.clob_types import OrderArgsV2, OrderType, PartialCreateOrderOptions
 from websockets.sync.client import connect
 
-from core.units import QTY_ONE
+from adapters.polymarket.parse import AssetMap, decode_market_frame
+from adapters.polymarket.rest_book import RestBookClient
+from core.markets import MarketInfo
+from core.messages import BookSnapshot
+from core.units import PX_ONE, QTY_ONE, Outcome
 from emulator import Emulator, ManualClock
 from emulator.protocol import EXCHANGE_V3, is_v2_position_id
 from emulator.scenario import MarketConfig, Scenario, derive_ids, load_scenario
@@ -161,6 +165,33 @@ def test_clob_reads_and_the_market_channel_are_keyed_by_position_ids(memu: Emula
         (dump,) = events(recv_until(ws, bool))
     assert (dump["event_type"], dump["market"], dump["asset_id"]) == ("book", v2["market"], v2["no_token"])
     assert (dump["bids"][-1]["price"], dump["asks"][-1]["price"]) == ("0.48", "0.52")  # NO: 1 - YES asks/bids
+
+
+def test_polymms_own_book_readers_take_a_v2_market_by_its_position_ids(memu: Emulator):
+    # polymm's side of the same reads: the REST book client (GET /book) and the market channel's
+    # decoder, with an AssetMap built from the V2 market's position ids, as the live feed builds it.
+    v2 = ids(memu, V2_NEGRISK)
+    market = MarketInfo(
+        market=v2["market"], yes_token=v2["yes_token"], no_token=v2["no_token"], tick_px=10, version="v2"
+    )
+    with RestBookClient(memu.clob_url, retries=0) as books:
+        rest = books.yes_book(market.market, market.yes_token)
+    with connect(memu.ws_market_url) as ws:
+        ws.send(json.dumps({"assets_ids": [market.yes_token, market.no_token], "type": "market"}))
+        frames = recv_until(ws, lambda got: len(events(got)) >= 2)
+    skipped: list[str] = []
+    decoded = [
+        e for f in frames for e in decode_market_frame(f, AssetMap.from_markets([market]), skipped=skipped)
+    ]
+    snapshots = {e.outcome: e for e in decoded if isinstance(e, BookSnapshot)}
+
+    lot = 100 * QTY_ONE
+    assert (rest.market, rest.outcome) == (market.market, Outcome.YES)
+    assert (rest.bids, rest.asks) == (((4800, lot), (4700, lot)), ((5200, lot), (5300, lot)))
+    assert skipped == [] and set(snapshots) == {Outcome.YES, Outcome.NO}
+    assert {e.market for e in snapshots.values()} == {market.market}
+    assert (snapshots[Outcome.YES].bids, snapshots[Outcome.YES].asks) == (rest.bids, rest.asks)
+    assert snapshots[Outcome.NO].bids[0] == (PX_ONE - 5200, lot)  # NO bids mirror YES asks
 
 
 # --- orders per protocol -------------------------------------------------------------------------------
