@@ -45,7 +45,7 @@ sim SCENARIO="default" ENGINE="inline" CONFIG="configs/market_maker.yaml" *ARGS:
 record OUT="runs/rec" DURATION="60" CONFIG="configs/market_maker.yaml" *ARGS:
     polymm record --config {{CONFIG}} --duration {{DURATION}} --out {{OUT}} {{ARGS}}
 
-# offline: start the exchange emulator on PORT, record its three markets for DURATION s into OUT, stop it
+# offline: start the exchange emulator on PORT, record its five markets (V1 and V2) for DURATION s into OUT, stop it
 record-emulator OUT="runs/rec-emulator" DURATION="30" PORT="8089":
     #!/usr/bin/env bash
     set -euo pipefail
@@ -58,6 +58,7 @@ record-emulator OUT="runs/rec-emulator" DURATION="30" PORT="8089":
         sleep 0.2
     done
     polymm record --markets will-it-rain-in-lisbon-tomorrow emulated-election-winner emulated-fed-rate-cut \
+        emulated-v2-city-marathon-record emulated-v2-tech-launch-date \
         --ws-url ws://127.0.0.1:{{PORT}}/ws/market --gamma-url http://127.0.0.1:{{PORT}}/gamma \
         --duration {{DURATION}} --out {{OUT}}
 

@@ -1,8 +1,9 @@
 """The one reader of a run directory: everything in ``research`` sees a run through ``read_run``.
 
 A run directory holds the event log a simulation or a paper/dry-run session wrote (``events.jsonl``
-today: a ``units`` header, then one JSON object per line with ``kind``, ``ts_ns`` and ``market``) and,
-from a simulation, its ``summary.json``. ``read_run`` turns them into format-free columns per market:
+today: a ``units`` header, then one JSON object per line with ``kind``, ``ts_ns`` and ``market``; a
+long session's log also has rotated segments before it, ``events.000001.jsonl.gz``...) and, from a
+simulation, its ``summary.json``. ``read_run`` turns them into format-free columns per market:
 the displayed book's best bid and ask at each change, our fills (YES-equivalent), our resting quotes
 at each change, every decision with its reasons, the resolution. When the on-disk format changes
 (issue #13: a columnar log), only this module changes; the report, the diff and the sweep do not.
@@ -15,11 +16,13 @@ for people.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 import numpy as np
@@ -45,6 +48,11 @@ ACTION_KINDS: Final = frozenset(
 )
 #: Record kinds that are market data as the venue saw it.
 INPUT_KINDS: Final = frozenset({"book", "delta", "trade", "tick_size", "resolved"})
+
+
+#: A rotated segment of a session's event log (``adapters.runlog`` writes them; research may not import
+#: it: tests/research/test_runlog.py checks both list the same files).
+_SEGMENT = re.compile(r"^events\.(?P<index>\d{6,})\.jsonl(?P<gz>\.gz)?$")
 
 
 class RunFormatError(Exception):
@@ -196,18 +204,22 @@ class Run:
     inputs_logged: bool
 
     def digest(self) -> str:
-        """The sha256 of the event log as stored (``summary.json``'s ``digest`` when it has one)."""
+        """The sha256 of the event log as written (``summary.json``'s ``digest`` when it has one).
+
+        A rotated log's segments count decompressed and in order: the digest of the whole log.
+        """
         if self.summary and isinstance(self.summary.get("digest"), str):
             return str(self.summary["digest"])
-        return file_digest(self.path / LOG_NAME)
+        return file_digest(*log_files(self.path))
 
 
-def file_digest(path: Path) -> str:
-    """The sha256 of a file, read in chunks."""
+def file_digest(*paths: Path) -> str:
+    """The sha256 of the files' contents one after the other (``.gz`` ones decompressed), in chunks."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+    for path in paths:
+        with cast(IO[bytes], gzip.open(path, "rb")) if path.suffix == ".gz" else path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
     return h.hexdigest()
 
 
@@ -390,6 +402,34 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
     return data
 
 
+def log_files(run_dir: Path) -> list[Path]:
+    """The event log's files, oldest first: a session's rotated segments, then ``events.jsonl``.
+
+    A segment both gzipped and plain (a crash while compressing) is read from the gzipped file, which
+    is complete once it has its name.
+    """
+    rotated: dict[int, Path] = {}
+    names = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    for name in names:
+        m = _SEGMENT.match(name)
+        if m is not None and (m["gz"] or int(m["index"]) not in rotated):
+            rotated[int(m["index"])] = run_dir / name
+    out = [rotated[i] for i in sorted(rotated)]
+    if (run_dir / LOG_NAME).is_file():
+        out.append(run_dir / LOG_NAME)
+    return out
+
+
+def _log_lines(files: Sequence[Path]) -> Iterator[tuple[str, int, bytes]]:
+    # (file, line number, line) over every file in order; a last line without its newline (a session
+    # killed in mid-write) is not a record and is skipped.
+    for file in files:
+        with cast(IO[bytes], gzip.open(file, "rb")) if file.suffix == ".gz" else file.open("rb") as f:
+            for n, line in enumerate(f, 1):
+                if line.endswith(b"\n"):
+                    yield str(file), n, line
+
+
 def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     """Read a run directory (see the module docstring); ``actions`` also keeps every action record.
 
@@ -397,18 +437,18 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     a log in other units.
     """
     path = Path(run_dir)
-    log = path / LOG_NAME
     if not path.is_dir():
         raise RunFormatError(f"{path}: no such run directory")
-    if not log.is_file():
+    files = log_files(path)
+    if not files:
         raise RunFormatError(f"{path}: no {LOG_NAME} (not a run directory)")
     summary = read_summary(path)
     markets: dict[str, _Market] = {}
     mode = ""
     start = end = -1
-    source = str(log)
-    with log.open("rb") as f:
-        for n, line in enumerate(f, 1):
+    source = str(files[-1])
+    try:
+        for source, n, line in _log_lines(files):
             if not line.startswith(_PREFIX):
                 if not line.strip():
                     continue
@@ -515,6 +555,8 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
             if start < 0 or ts < start:
                 start = ts
             end = max(end, ts)
+    except (OSError, EOFError) as exc:  # a damaged gzip segment
+        raise RunFormatError(f"{source}: unreadable: {exc}") from None
     if mode == "" and not markets:
         raise RunFormatError(f"{source}: empty log")
     markets.pop("", None)

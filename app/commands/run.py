@@ -34,6 +34,7 @@ from core.config import Config
 from core.markets import MarketInfo
 from core.quoting import quote_params
 from core.units import QTY_ONE, format_px, format_qty, format_usdc6
+from research.report import REPORT_NAME, write_session_report
 from sim.summary import market_summary, pnl_line, totals
 
 if TYPE_CHECKING:
@@ -104,6 +105,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--risk-config",
         default=None,
         help="a risk_manager config (configs/risk.yaml) whose risk limits apply [--config's risk section]",
+    )
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="paper and dry-run: skip RUN_DIR/report.html at the end (see `polymm report`)",
     )
     p.set_defaults(run=run)
 
@@ -260,9 +266,33 @@ def _run(args: argparse.Namespace, cfg: Config, mode: Mode, state_dir: Path, hum
         state_dir, mode, cfg, "--state-dir" if args.state_dir else f"{args.config}: ops.state_dir"
     )
     try:
-        return _trade(args, cfg, mode, markets, run_log, human_log, risk)
+        code = _trade(args, cfg, mode, markets, run_log, human_log, risk)
     finally:
         run_log.close()
+    if mode in REPORTED_MODES and not getattr(args, "no_report", False):
+        write_run_report(run_log.directory)
+    return code
+
+
+#: The modes whose run directory gets its report.html when the session ends (as ``polymm sim`` does).
+REPORTED_MODES: tuple[Mode, ...] = ("paper", "dry-run")
+
+
+def write_run_report(run_dir: Path) -> None:
+    """Write ``run_dir/report.html`` from the closed event log; a failure or a Ctrl-C only skips it.
+
+    Every order is cancelled by now: nothing here changes the session's exit code.
+    """
+    print(f"report   writing {run_dir / REPORT_NAME} ...", flush=True)
+    try:
+        path = write_session_report(run_dir)
+    except KeyboardInterrupt:
+        print("report   skipped (interrupted); `polymm report RUN_DIR` writes it later", flush=True)
+        return
+    if path is None:
+        print(f"report   none (see the log); `polymm report {run_dir}` says why", flush=True)
+    else:
+        print(f"report   {path}", flush=True)
 
 
 def _trade(

@@ -32,8 +32,8 @@ def emu():
 
 
 def ids(emu) -> list[str]:
-    # V1 only until the market cache reads V2 markets' positionIds (#11)
-    return [m["market"] for m in emu.venue.market_ids() if m.get("version", "v1") != "v2"]
+    # Every market of the emulator, V1 and Protocol V2 alike.
+    return [m["market"] for m in emu.venue.market_ids()]
 
 
 def record_args(emu, out: Path, *extra: str) -> list[str]:

@@ -57,10 +57,6 @@ def config_in(tmp_path: Path) -> Path:
     return path
 
 
-def tradable(market: dict[str, str]) -> bool:
-    return market.get("version", "v1") != "v2"
-
-
 def records(path: Path) -> list[dict[str, Any]]:
     return [msgspec.json.decode(line) for line in path.read_bytes().splitlines()]
 
@@ -70,9 +66,10 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``polymm record`` and a dry-run session with its own recording, side by side, for RECORD_S."""
     tmp = tmp_path_factory.mktemp("record")
     with Emulator("default", seed=5, port=0) as emu:
-        # Every market polymm can trade: V2 markets need the market cache to read Gamma's
-        # ``positionIds`` (#11); until then recording one is refused, as for any unusable market.
-        ids = [m["market"] for m in emu.venue.market_ids() if tradable(m)]
+        # Every market of the emulator, V1 and Protocol V2 alike (Gamma's ``positionIds`` give a V2
+        # market's tokens).
+        ids = [m["market"] for m in emu.venue.market_ids()]
+        assert {m["version"] for m in emu.venue.market_ids()} == {"v1", "v2"}
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         recorder = subprocess.Popen(
             [
@@ -123,6 +120,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "record_code": recorder.returncode,
         "record_out": out,
         "rec": tmp / "rec",
+        "markets": len(ids),
         "live_log": run_dir / "events.jsonl",
         "sessions": sessions,
     }
@@ -132,7 +130,7 @@ def test_polymm_record_then_sim_replay_with_no_hand_written_file(recorded, capsy
     assert recorded["record_code"] == 0, recorded["record_out"]
     rec = open_recording(recorded["rec"])
     assert rec.manifest is not None and rec.manifest.closed
-    assert len(rec.manifest.markets) == 3 and rec.manifest.frames > 0
+    assert len(rec.manifest.markets) == recorded["markets"] == 5 and rec.manifest.frames > 0
     assert rec.manifest.gaps == 0 and rec.manifest.dropped_frames == 0
     frames = list(rec.frames())
     assert len(frames) == rec.manifest.frames
@@ -150,7 +148,7 @@ def test_polymm_record_then_sim_replay_with_no_hand_written_file(recorded, capsy
     assert any(r["kind"] == "decision" and r["quote"] for r in log)
     assert (out / "report.html").exists()
     summary = msgspec.json.decode((out / "summary.json").read_bytes())
-    assert summary["markets"] == 3
+    assert summary["markets"] == 5
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:

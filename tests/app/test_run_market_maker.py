@@ -1,6 +1,7 @@
 """run-market-maker end to end against the exchange emulator on 127.0.0.1 (dry-run and paper)."""
 
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -144,6 +145,14 @@ def test_paper_fills_on_the_live_feed_without_sending_orders(emu, tmp_path, caps
     assert int(fills.split()[1]) > 0, out
     held = [line for line in out.splitlines() if " inventory " in line and "net YES" in line]
     assert any("inventory 0 shares" not in line for line in held), out
+    # Like `polymm sim`, a paper session ends by writing its run's report: its fills, PnL and quotes.
+    run_dir = latest_run_dir(tmp_path / "local_state" / "market_maker")
+    assert run_dir is not None and f"report   {run_dir / 'report.html'}" in out
+    html = (run_dir / "report.html").read_text()
+    assert "<td>mode</td><td><code>paper</code></td>" in html
+    points = {t: int(n) for n, t in re.findall(r'data-points="(\d+)"><figcaption>([^<]+)<', html)}
+    for title in ("PnL over time", "PnL per market", "Inventory per market", "Quote uptime"):
+        assert next(n for t, n in points.items() if t.startswith(title)) > 0, (title, points)
 
 
 def test_live_is_refused_while_the_config_says_dry_run(emu, tmp_path, capsys, monkeypatch):
@@ -169,15 +178,17 @@ def test_live_is_refused_while_the_config_says_dry_run(emu, tmp_path, capsys, mo
 
 
 def test_the_event_log_starts_with_its_units(emu, tmp_path, capsys):
-    assert (
-        main(["run-market-maker", "--config", str(config_in(tmp_path)), "--duration", "1", *urls(emu)]) == 0
-    )
+    args = ["run-market-maker", "--config", str(config_in(tmp_path)), "--duration", "1", *urls(emu)]
+    assert main([*args, "--no-report"]) == 0
 
     header, first = events(tmp_path)[:2]
     assert header["kind"] == "run" and header["mode"] == "dry-run"
     assert first["kind"] == "units" and first["mode"] == "dry-run"
     assert first["units"]["px"]["scale"] == "0.0001" and "*_px" in first["units"]["px"]["applies_to"]
     assert first["units"]["qty"]["scale"] == "0.000001" and first["units"]["usdc6"]["scale"] == "0.000001"
+    run_dir = latest_run_dir(tmp_path / "local_state" / "market_maker")
+    assert run_dir is not None and not (run_dir / "report.html").exists()  # --no-report
+    assert "report " not in capsys.readouterr().out
 
 
 def test_summary_prints_every_decimal_of_a_position_with_its_unit():

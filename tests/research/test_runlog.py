@@ -8,8 +8,9 @@ import msgspec
 import numpy as np
 import pytest
 
+from adapters.runlog import SegmentedWriter, segment_paths
 from research.analysis import analyse, consistency, integral, share_in_buckets
-from research.runlog import MARKS_NAME, NO_PX, RunFormatError, read_run
+from research.runlog import MARKS_NAME, NO_PX, RunFormatError, file_digest, log_files, read_run
 
 
 def test_reader_columns_match_the_summary(tiny_run):
@@ -88,6 +89,47 @@ def test_unreadable_runs_are_one_line_errors(tiny_run, tmp_path):
     (other / "events.jsonl").write_bytes(head + b"".join(lines[1:]))
     with pytest.raises(RunFormatError, match=r"unit px has scale '0.01', this reader needs '0.0001'"):
         read_run(other)
+
+
+def test_a_rotated_session_log_reads_as_the_whole_log(tiny_run, tmp_path):
+    # A long session's log is in gzipped segments (adapters.runlog): the reader sees every one, in order,
+    # not only the events.jsonl being written last.
+    whole = read_run(tiny_run)
+    lines = (tiny_run / "events.jsonl").read_bytes().splitlines(keepends=True)
+    rotated = tmp_path / "rotated"
+    writer = SegmentedWriter(rotated, rotate_bytes=sum(map(len, lines)) // 4)
+    for line in lines:
+        writer.write(line)
+    writer.close()
+    files = log_files(rotated)
+    assert files == segment_paths(rotated)  # the writer's own list of its segments
+    assert len(files) >= 4 and files[0].name == "events.000001.jsonl.gz"
+
+    run = read_run(rotated)
+
+    assert (run.mode, run.start_ns, run.end_ns) == (whole.mode, whole.start_ns, whole.end_ns)
+    assert list(run.markets) == list(whole.markets)
+    for name, m in whole.markets.items():
+        r = run.markets[name]
+        assert r.decisions == m.decisions and r.places == m.places and r.resolved == m.resolved
+        assert np.array_equal(r.fills.qty, m.fills.qty) and np.array_equal(r.top.ts_ns, m.top.ts_ns)
+    assert run.digest() == file_digest(tiny_run / "events.jsonl") == whole.digest()
+    # A crash while compressing leaves a segment plain and gzipped: the gzipped one is read.
+    plain = rotated / "events.000001.jsonl"
+    plain.write_bytes(b"half a segm")
+    assert log_files(rotated) == files and read_run(rotated).markets.keys() == whole.markets.keys()
+
+
+def test_a_last_line_cut_short_by_a_kill_is_not_a_record(tiny_run, tmp_path):
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "events.jsonl").write_bytes((tiny_run / "events.jsonl").read_bytes() + b'{"kind":"deci')
+
+    run = read_run(killed)
+
+    assert sum(len(m.decisions) for m in run.markets.values()) == sum(
+        len(m.decisions) for m in read_run(tiny_run).markets.values()
+    )
 
 
 def test_step_integrals_and_bucket_shares():
