@@ -28,6 +28,13 @@ What it does itself:
   a user-channel (re)subscription, a lost heartbeat, a refused cancel or an unknown outcome: open
   orders are listed first, then trades are backfilled from ``ledger.backfill_from_ns()``; after each
   periodic one the ledger forgets what can no longer change (``ledger.prune``);
+* **position checks** (after each periodic reconcile) read the venue's positions on a thread of their
+  own (``spawn``): the listing is a slow read (the official client retries a Data API 429 by sleeping
+  on the calling thread), and cancels must never wait behind a consistency check. One read at a time;
+  its reply comes back as a message and is compared with the ledger as the ledger then stands, market
+  by market, only where the position has not moved since it was asked for (``ledger.position_marks``).
+  A refused read (429, 5xx, no reply) is asked again after its Retry-After (or a backoff), through a
+  reconcile, never sooner; orders and cancels are not held by it;
 * **heartbeats** run on a thread of their own (``HeartbeatLoop``), never through this mailbox, so order
   work cannot starve them; a gap longer than the venue's window means the venue cancelled every order
   of ours (``ledger.heartbeat_lost``: the markets requote from scratch);
@@ -71,6 +78,7 @@ from core.ledger import (
     Report,
     ResendOrder,
     ResumeMarket,
+    VenuePosition,
     VenueTrade,
 )
 from core.markets import MarketInfo
@@ -249,6 +257,9 @@ class GatewayStatus(msgspec.Struct, frozen=True, kw_only=True):
     last_error: str
     merges: int = 0
     merge_failures: int = 0
+    #: Position listings compared with the ledger, and position reads that failed.
+    position_checks: int = 0
+    position_check_failures: int = 0
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -290,6 +301,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     #: Give up on a place (``Rejected``) after this many failed sends.
     max_place_attempts: int = 5
     startup_attempts: int = 3
+    #: A start-up read the venue asks to wait longer than this for (Retry-After) is given up at once:
+    #: start-up stays bounded and says why.
+    startup_max_wait_s: float = 30.0
     shutdown_attempts: int = 5
     shutdown_backoff_s: float = 0.5
 
@@ -303,8 +317,23 @@ class _MergeResult(msgspec.Struct, frozen=True, kw_only=True):
     unknown: bool = False
 
 
+class _PositionsResult(msgspec.Struct, frozen=True, kw_only=True):
+    # From the position read's thread: the listing (None: the venue has none), or why there is none.
+    seq: int
+    positions: list[VenuePosition] | None = None
+    failure: Failure | None = None
+
+
+class _PositionsAsked(msgspec.Struct, frozen=True, kw_only=True):
+    # The position read in flight: its number, when it was asked for, the ledger's marks then.
+    seq: int
+    asked_ns: int
+    marks: dict[str, int]
+
+
 class _Timer(msgspec.Struct, frozen=True):
-    # Self-told: "flush" (now), "flush_at" (when tokens or a pause allow), "resume", "periodic", "rl_pull".
+    # Self-told: "flush" (now), "flush_at" (when tokens or a pause allow), "resume", "periodic",
+    # "positions" (a refused position read, again), "rl_pull".
     what: str
     generation: int
 
@@ -452,6 +481,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
         schedule: Schedule | None = None,
         wait: Callable[[float], object] | None = None,
         sink: EventSink | None = None,
+        spawn: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         """Set up the gateway; no I/O here (pykka runs ``__init__`` on the caller's thread).
 
@@ -464,6 +494,8 @@ class OrderGatewayActor(pykka.ThreadingActor):
             schedule: Timer service; ``threading.Timer`` when None.
             wait: Blocking wait used by start-up and shutdown retries; ``threading.Event().wait`` when None.
             sink: The event log (or later by ``SetSink``).
+            spawn: Runs a blocking read (the position check) off this actor's thread; a daemon thread
+                per call when None (tests run them by hand).
         """
         super().__init__()
         self.venue = venue
@@ -473,6 +505,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
         self.sink = sink
         self._schedule = schedule or _thread_timer
         self._wait = wait or threading.Event().wait
+        self._spawn = spawn or _thread_run
         markets = list(markets)
         self.ledger = OrderLedger(
             markets,
@@ -499,6 +532,10 @@ class OrderGatewayActor(pykka.ThreadingActor):
         self._reconcile_reasons: list[str] = []
         self._check_positions = False
         self._positions_available = True
+        self._positions_seq = 0
+        self._positions_asked: _PositionsAsked | None = None  # the read in flight
+        self._positions_failures = 0  # refused reads in a row
+        self._positions_not_before_ns = 0  # a refused read's Retry-After: not asked again before
         self._flush_pending = False
         self._flush_timer_ns = 0  # when the earliest scheduled flush fires (0: none)
         self._paused_until_ns = 0  # venue unavailable (425/5xx/no reply): nothing is sent before
@@ -536,6 +573,8 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 "rate_limited",
                 "merges",
                 "merge_failures",
+                "position_checks",
+                "position_check_failures",
             ),
             0,
         )
@@ -585,6 +624,8 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 self._on_timer(message)
             case _MergeResult():
                 self._on_merge_result(message)
+            case _PositionsResult():
+                self._on_positions_result(message)
             case VenueTrade():
                 self._apply(self.ledger.trade(message, self.clock.now_ns()))
                 self._want_flush()
@@ -1197,27 +1238,80 @@ class OrderGatewayActor(pykka.ThreadingActor):
         self._apply(effects)
         if self._check_positions:
             self._check_positions = False
-            self._compare_positions()
+            self._ask_positions()
             kept = self.ledger.prune(self.clock.now_ns())
             log.debug(
                 "ledger keeps %d orders, %d trades, %d trade keys", kept.orders, kept.trades, kept.trade_keys
             )
         return True
 
-    def _compare_positions(self) -> None:
-        if not self._positions_available:
+    def _ask_positions(self) -> None:
+        # Right after a reconcile: the venue's positions, read on a thread of its own (module docstring).
+        now = self.clock.now_ns()
+        if not self._positions_available or self._stopping:
             return
-        try:
-            positions = self.venue.positions()
-        except Exception as exc:
-            f = self.venue.describe_failure(exc)
+        if self._positions_asked is not None:
+            # (The client's timeouts bound a read; one this old is named, not silently waited on.)
+            age_s = (now - self._positions_asked.asked_ns) / NS_PER_S
+            level = logging.WARNING if age_s > self.cfg.stall_s else logging.DEBUG
+            log.log(
+                level,
+                "position read %d in flight for %.0f s: no second one",
+                self._positions_asked.seq,
+                age_s,
+            )
+            return
+        if now < self._positions_not_before_ns:
+            return  # the "positions" timer asks again when the venue's Retry-After is over
+        self._positions_seq += 1
+        asked = _PositionsAsked(seq=self._positions_seq, asked_ns=now, marks=self.ledger.position_marks())
+        self._positions_asked = asked
+        ref, venue = self.actor_ref, self.venue
+
+        def run() -> None:
+            try:
+                result = _PositionsResult(seq=asked.seq, positions=venue.positions())
+            except Exception as exc:
+                result = _PositionsResult(seq=asked.seq, failure=venue.describe_failure(exc))
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(result)
+
+        self._spawn(run)
+
+    def _on_positions_result(self, r: _PositionsResult) -> None:
+        asked = self._positions_asked
+        if asked is None or r.seq != asked.seq:
+            log.debug("position read %d: no longer awaited, ignored", r.seq)
+            return
+        self._positions_asked = None
+        if self._stopping:
+            return
+        f = r.failure
+        if f is not None:
+            self._n["position_check_failures"] += 1
             self._last_error = f"positions: {f.reason}"
-            log.warning("listing positions failed: %s", f.reason)
+            if not f.retry:
+                log.warning("listing positions failed: %s", f.reason)
+                return
+            # Asked again after the venue's Retry-After (or a backoff), through a reconcile, and never
+            # sooner: orders and cancels go on meanwhile.
+            self._positions_failures += 1
+            backoff = min(
+                self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** (self._positions_failures - 1)
+            )
+            delay = max(backoff, f.retry_after_s or 0.0)
+            log.warning("listing positions failed (%s); asking again in %.2f s", f.reason, delay)
+            rec = {"fault": "positions_unavailable", "reason": f.reason, "retry_in_s": delay}
+            self._record("fault", "", rec)
+            self._positions_not_before_ns = self.clock.now_ns() + int(delay * NS_PER_S)
+            self._after(delay, "positions")
             return
-        if positions is None:
+        self._positions_failures = 0
+        if r.positions is None:
             self._positions_available = False
             return
-        self._apply(self.ledger.positions(positions, self.clock.now_ns()))
+        self._n["position_checks"] += 1
+        self._apply(self.ledger.positions(r.positions, asked.asked_ns, marks=asked.marks))
 
     def _run_queries(self) -> bool:
         while self._queries:
@@ -1289,16 +1383,38 @@ class OrderGatewayActor(pykka.ThreadingActor):
         return report
 
     def _with_retries(self, what: str, fn: Callable[[], Any], errors: list[str]) -> Any:
-        for attempt in range(self.cfg.startup_attempts):
+        # Bounded: ``startup_attempts`` calls, and no wait longer than ``startup_max_wait_s`` between
+        # them (a longer Retry-After gives up at once, saying so). Nothing quotes yet, so the calls
+        # run on this thread; the client's own retry of a Data API 429 (two sleeps of at most 5 s)
+        # is inside one call.
+        for attempt in range(1, self.cfg.startup_attempts + 1):
             try:
                 return fn()
             except Exception as exc:
                 f = self.venue.describe_failure(exc)
-                log.warning("start-up: %s failed: %s", what, f.reason)
-                if not f.retry or attempt == self.cfg.startup_attempts - 1:
+                wait_s = max(self.cfg.backoff_initial_s * 2 ** (attempt - 1), f.retry_after_s or 0.0)
+                if not f.retry or attempt == self.cfg.startup_attempts:
+                    log.warning("start-up: %s failed: %s", what, f.reason)
                     errors.append(f"{what}: {f.reason}")
                     return None
-                self._wait(max(self.cfg.backoff_initial_s * 2**attempt, f.retry_after_s or 0.0))
+                if wait_s > self.cfg.startup_max_wait_s:
+                    log.warning(
+                        "start-up: %s failed: %s; the venue asks to wait %g s", what, f.reason, wait_s
+                    )
+                    errors.append(
+                        f"{what}: {f.reason} (the venue asks to wait {wait_s:g} s; start-up waits at most"
+                        f" {self.cfg.startup_max_wait_s:g} s)"
+                    )
+                    return None
+                log.warning(
+                    "start-up: %s failed (attempt %d of %d): %s; again in %.2f s",
+                    what,
+                    attempt,
+                    self.cfg.startup_attempts,
+                    f.reason,
+                    wait_s,
+                )
+                self._wait(wait_s)
         return None
 
     def _cancel_confirmed(self, order_ids: Sequence[str], errors: list[str]) -> tuple[int, tuple[str, ...]]:
@@ -1388,6 +1504,13 @@ class OrderGatewayActor(pykka.ThreadingActor):
                 self._request_reconcile("periodic")
                 if self.cfg.reconcile_interval_s is not None:
                     self._after(self.cfg.reconcile_interval_s, "periodic")
+            case "positions":
+                early_ns = self._positions_not_before_ns - self.clock.now_ns()
+                if early_ns > 0:  # a timer may fire a hair early
+                    self._after(early_ns / NS_PER_S, "positions")
+                    return
+                self._check_positions = True
+                self._request_reconcile("positions again after a refused read")
             case "rl_pull":
                 self._rate_limit_pull()
             case _:
@@ -1477,6 +1600,10 @@ def _effect_counts(effects: Sequence[Effect]) -> dict[str, int]:
         name = type(e.event).__name__ if isinstance(e, Report) else type(e).__name__
         out[name] = out.get(name, 0) + 1
     return out
+
+
+def _thread_run(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name="polymm-positions", daemon=True).start()
 
 
 def _thread_timer(delay_s: float, fn: Callable[[], None]) -> None:

@@ -30,7 +30,9 @@ The rules:
 * **Positions** listed by the venue are compared with ours (``positions``); a difference beyond
   ``drift_tolerance_qty`` that persists over two listings with no trade of that market still
   settling pulls the market's quotes until a listing agrees, or until the resync rule adopts the
-  venue's position.
+  venue's position. A listing may come back after the ledger moved on: it is compared only for the
+  markets whose position did not move since it was asked for (``position_marks``), so a reply that
+  is older than a fill never reads as a drift.
 * **Resync: the venue's position wins.** A drift no trade will ever explain (shares moved outside
   the bot, a fill older than any backfill, a listing that lagged at start) must not hold a market
   forever. When the same two positions (the venue's and ours) differ in ``resync_listings``
@@ -84,7 +86,7 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -379,6 +381,9 @@ class OrderLedger:
         self._streaks: dict[str, _Streak] = {}  # markets whose listings show one lasting drift
         #: Merges of YES+NO pairs in flight, in doubt, or booked and not yet seen in a listing.
         self.merges: dict[str, _Merge] = {}
+        #: Per market, how many times its position moved (fills, reversals, merges, resyncs, the
+        #: seed): a listing asked for before the last move cannot be compared (``positions``).
+        self._moves: dict[str, int] = {}
         self._reconciled_ns = -1  # when the last reconcile ran (-1: never)
         self._last_listed: frozenset[str] = frozenset()  # venue ids that reconcile listed
         self._adopted = 0
@@ -393,6 +398,10 @@ class OrderLedger:
     def position(self, market: str) -> Inventory:
         """Our position in ``market`` (from the venue at start plus every fill applied since)."""
         return self.inventory.get(market, Inventory())
+
+    def position_marks(self) -> dict[str, int]:
+        """A mark of every market's position now, for ``positions(..., marks=)`` (asked with a listing)."""
+        return dict(self._moves)
 
     def open_orders(self, market: str | None = None) -> list[LedgerOrder]:
         """Our orders that may still rest or fill, in ``market`` or everywhere."""
@@ -557,6 +566,7 @@ class OrderLedger:
             detail: dict[str, object] = {"merge_id": m.merge_id, "qty": m.qty, "booked_qty": qty}
             out.append(Audit("merge_exceeds_position", m.market, detail))
         self.inventory[m.market] = apply_merge(inv, qty)
+        self._moved(m.market)
         m.state = "done"
         m.done_ns = ts_ns
         ev = Merged(market=m.market, merge_id=m.merge_id, ts_ns=ts_ns, qty=qty, tx=tx)
@@ -730,6 +740,10 @@ class OrderLedger:
     def _book_fill(self, market: str, outcome: Outcome, side: Side, px: Px, qty: Qty, fee: int) -> None:
         inv = self.inventory.get(market, Inventory())
         self.inventory[market] = apply_fill(inv, outcome, side, px, qty, fee)
+        self._moved(market)
+
+    def _moved(self, market: str) -> None:
+        self._moves[market] = self._moves.get(market, 0) + 1
 
     # --- reconcile with the venue's listings -------------------------------------------------------
 
@@ -894,16 +908,25 @@ class OrderLedger:
                 yes_cost_usdc6=yes_cost,
                 no_cost_usdc6=no_cost,
             )
+            self._moved(market)
             out.append(Audit("position_loaded", market, {"yes_qty": yes_qty, "no_qty": no_qty}))
         return out
 
-    def positions(self, positions: Iterable[VenuePosition], ts_ns: int) -> list[Effect]:
+    def positions(
+        self, positions: Iterable[VenuePosition], ts_ns: int, *, marks: Mapping[str, int] | None = None
+    ) -> list[Effect]:
         """Compare the venue's positions with ours; a lasting difference pulls the market's quotes.
 
-        The shell calls it right after a reconcile (so every trade a backfill can show is applied).
+        The shell asks for the listing right after a reconcile (so every trade a backfill can show is
+        applied) and may get it later: ``ts_ns`` is when it asked, ``marks`` what ``position_marks()``
+        said then. A market whose position moved since (a fill, a reversal, a merge booked) is left
+        out of this listing: the venue may have listed it before or after the move, so neither a
+        difference nor an agreement would mean anything (a ``listing_stale`` audit says so). None:
+        the listing is as new as the ledger.
         A difference that lasts by the resync rule (module docstring) is resolved the venue's way.
         """
         out: list[Effect] = []
+        moved = set() if marks is None else {m for m, n in self._moves.items() if marks.get(m, 0) != n}
         venue: dict[str, dict[Outcome, tuple[Qty, Px]]] = {m: {} for m in self.inventory}
         for p in positions:
             venue.setdefault(p.market, {})[p.outcome] = (p.qty, p.avg_px)
@@ -915,6 +938,9 @@ class OrderLedger:
         doubtful = {o.place.market for o in self.by_client.values() if o.state in ("in_doubt", "delayed")}
         for market, held in venue.items():
             if market not in self.markets:
+                continue
+            if market in moved:
+                out.append(Audit("listing_stale", market, {"asked_ns": ts_ns}))
                 continue
             yes_qty, yes_px = held.get(Outcome.YES, (0, 0))
             no_qty, no_px = held.get(Outcome.NO, (0, 0))

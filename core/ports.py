@@ -120,7 +120,8 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Venue(Protocol):
-    """The blocking order API. Called from the gateway's thread, and ``heartbeat`` from the heartbeat's."""
+    """The blocking order API. Called from the gateway's thread; ``heartbeat`` from the heartbeat's,
+    ``positions`` and ``merge`` from threads of their own."""
 
     #: Most orders per ``post`` call.
     max_batch: int

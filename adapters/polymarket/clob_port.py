@@ -25,7 +25,9 @@ order on it is rejected before signing, with one line saying why).
 
 Only this module and ``orders``/``errors``/``secrets``/``sdk`` know the client library: moving to
 another client changes them, not the gateway or the ledger. Blocking calls happen on the gateway's
-thread (and ``heartbeat`` on the heartbeat thread); the SDK's sync client is safe to share.
+thread (``heartbeat`` on the heartbeat thread, ``positions`` and ``merge`` on threads of their own:
+the SDK retries a Data API 429 by sleeping on the calling thread); the SDK's sync client is safe to
+share, and the rate-limit listener keeps each thread's headers apart.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Timers fire by hand; the clock moves by hand; ``ask(GetGatewayStatus())`` is the
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -117,6 +119,30 @@ def test_startup_that_cannot_list_positions_says_so():
 
     assert not report.positions_loaded
     assert report.errors == ("list positions: 503",)
+    r.ref.stop()
+
+
+def test_startup_waits_out_a_short_retry_after_and_gives_up_at_once_on_a_long_one():
+    # Nothing quotes yet, so start-up reads on the gateway's thread, but bounded: a Retry-After it
+    # can wait is waited (then the listing seeds the ledger); one past startup_max_wait_s is not.
+    short = FakeVenue(MutableClock())
+    short.held[(M1.market, Outcome.YES)] = 3 * QTY_ONE
+    short.fail_next("positions", fault("429", rate_limited=True, retry_after_s=4.0))
+    r = make_rig(MARKETS, short, startup_max_wait_s=30.0)
+    report = r.ref.ask(Startup(), timeout=5)
+    assert report.positions_loaded and report.positions[M1.market].yes_qty == 3 * QTY_ONE
+    assert r.waits == [4.0] and report.errors == ()
+    r.ref.stop()
+
+    long = FakeVenue(MutableClock())
+    long.fail_next("positions", fault("429", rate_limited=True, retry_after_s=300.0))
+    r = make_rig(MARKETS, long, startup_max_wait_s=30.0)
+    report = r.ref.ask(Startup(), timeout=5)
+    assert not report.positions_loaded and len(long.called("positions")) == 1
+    assert r.waits == []
+    assert report.errors == (
+        "list positions: 429 (the venue asks to wait 300 s; start-up waits at most 30 s)",
+    )
     r.ref.stop()
 
 
@@ -301,6 +327,105 @@ def test_a_market_held_by_a_drift_no_trade_explains_resumes_with_the_venues_posi
     assert not session.holds and session.last_decision is not None and session.last_decision.bids
     r.advance(30)
     assert len(r.routed.of(PositionResync)) == 1  # agrees now: once
+    r.ref.stop()
+
+
+def _wait_until(pred: Any, timeout_s: float = 5.0) -> Any:
+    # A bounded, condition-based wait (the gateway's own threads do the work).
+    done = threading.Event()
+    deadline = time.monotonic() + timeout_s
+    while not (value := pred()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        done.wait(0.005)
+    return value
+
+
+def test_a_slow_position_read_never_holds_a_cancel_or_a_new_order():
+    # The official client sleeps through a Data API 429 on the calling thread (up to 2 x 5 s): the
+    # read runs on a thread of its own, and the cancel and the new order go out meanwhile.
+    venue = FakeVenue(MutableClock())
+    r = make_rig(MARKETS, venue, threads=True, reconcile_interval_s=30.0)
+    r.ref.ask(Startup(), timeout=5)
+    submit(r, place(M1, "a"))
+    reading, release = threading.Event(), threading.Event()
+
+    def sleeping_read() -> None:
+        reading.set()
+        assert release.wait(10), "the test never released the read"
+
+    venue.before_positions = sleeping_read
+    try:
+        r.clock.advance(30)
+        r.schedule.fire_all()  # the periodic reconcile; its position read starts and sleeps
+        assert reading.wait(5)
+        r.ref.tell(Submit((Cancel(market=M1.market, client_id="a"), place(M2, "b"))))
+
+        _wait_until(lambda: venue.called("cancel") and len(venue.called("post")) == 2, timeout_s=2.0)
+        assert r.sync().position_checks == 0  # the read is still asleep
+    finally:
+        release.set()
+    status = _wait_until(lambda: (s := r.sync()).position_checks == 1 and s)
+
+    assert venue.called("cancel") == [["0xa"]] and venue.called("post") == [["a"], ["b"]]
+    assert status.position_check_failures == 0 and not r.routed.of(HoldQuotes)
+    r.ref.stop()
+
+
+def test_a_refused_position_read_holds_nothing_and_is_asked_again_after_its_retry_after():
+    venue = FakeVenue(MutableClock())
+    r = make_rig(MARKETS, venue, reconcile_interval_s=30.0)
+    r.ref.ask(Startup(), timeout=5)
+    venue.held[(M1.market, Outcome.YES)] = 5 * QTY_ONE  # a drift the check must still find
+    venue.fail_next("positions", fault("429", rate_limited=True, ambiguous=True, retry_after_s=7.0))
+
+    status = r.advance(30)  # the periodic check: refused
+    assert (status.position_checks, status.position_check_failures) == (0, 1)
+    assert 7.0 in r.schedule.delays()
+    submit(r, place(M1, "a"))  # new orders are not held by it
+    assert venue.called("post") == [["a"]] and not r.sync().paused and r.sync().rate_limited == 0
+    r.advance(3)  # every timer fires early (the periodic one too): not asked before the Retry-After
+    assert len(venue.called("positions")) == 2  # start-up's, the refused one
+    r.advance(5)  # the Retry-After is over: a reconcile, then the read
+
+    assert len(venue.called("positions")) == 3 and r.sync().position_checks == 1
+    assert r.routed.of(HoldQuotes) == []  # one listing of a drift may be a race ...
+    r.advance(30)
+    assert [h.key for h in r.routed.of(HoldQuotes, M1.market)] == ["position_drift"]  # ... two are not
+    (rec,) = [p for k, _, _, p in r.sink.records if k == "fault" and p["fault"] == "positions_unavailable"]
+    assert rec["retry_in_s"] == 7.0
+    r.ref.stop()
+
+
+def test_a_position_reply_older_than_a_fill_is_no_drift_and_one_read_runs_at_a_time():
+    venue = FakeVenue(MutableClock())
+    r = make_rig(MARKETS, venue, reconcile_interval_s=30.0)
+    r.ref.ask(Startup(), timeout=5)
+    submit(r, place(M1, "a"))
+    assert r.workers is not None
+
+    def fill_after_listing() -> None:
+        # The listing is taken; a fill (CONFIRMED: nothing settling) reaches the ledger before it.
+        r.ref.tell(venue.fill("0xa", 2 * QTY_ONE, status="CONFIRMED"))
+
+    venue.after_positions = fill_after_listing
+    r.advance(30)
+    r.advance(30)  # twice: would hold M1 if the listings were compared with the ledger as it is now
+    venue.after_positions = None
+
+    assert ledger_positions(r)[M1.market].yes_qty == 4 * QTY_ONE == venue.position(M1.market, Outcome.YES)
+    assert r.routed.of(HoldQuotes) == []
+    ledger = [p for k, _, _, p in r.sink.records if k == "ledger"]
+    assert [p["event"] for p in ledger if p["event"] in ("drift", "listing_stale")] == ["listing_stale"] * 2
+    # A periodic check while a read is in flight starts no second one; the reply, when it comes, counts.
+    checks = r.sync().position_checks
+    r.clock.advance(30)
+    r.schedule.fire_all()
+    r.sync()
+    r.clock.advance(30)
+    r.schedule.fire_all()
+    assert len(r.workers.pending) == 1 and r.sync().position_checks == checks == 2
+    assert r.advance(0).position_checks == checks + 1
+    assert len(venue.called("positions")) == 4  # start-up, two periodic, one for the two in flight
     r.ref.stop()
 
 

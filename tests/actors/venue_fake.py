@@ -108,6 +108,10 @@ class FakeVenue:
         self.hb = 0
         self.seq = 0
         self.lock = threading.Lock()
+        #: Called (outside the venue's lock) before a positions listing is taken, and after it was
+        #: taken but before it is returned: a slow read, or a fill racing the reply.
+        self.before_positions: Callable[[], None] | None = None
+        self.after_positions: Callable[[], None] | None = None
 
     # --- scripting -----------------------------------------------------------------------------------
 
@@ -278,6 +282,14 @@ class FakeVenue:
         return self._run("order", order_id, effect)  # type: ignore[no-any-return]
 
     def positions(self) -> list[VenuePosition] | None:
+        if self.before_positions is not None:
+            self.before_positions()
+        listed = self._positions()
+        if self.after_positions is not None:
+            self.after_positions()
+        return listed
+
+    def _positions(self) -> list[VenuePosition] | None:
         def effect() -> list[VenuePosition] | None:
             if not self.has_positions:
                 return None
@@ -351,6 +363,25 @@ class ManualSchedule:
             fn()
 
 
+class ManualWorkers:
+    """Work the gateway runs off its thread (the position read), run by the test when it says."""
+
+    def __init__(self) -> None:
+        self.pending: list[Callable[[], None]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, fn: Callable[[], None]) -> None:
+        with self.lock:
+            self.pending.append(fn)
+
+    def run_all(self) -> int:
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for fn in pending:
+            fn()
+        return len(pending)
+
+
 @dataclasses.dataclass
 class Rig:
     venue: FakeVenue
@@ -360,6 +391,7 @@ class Rig:
     sink: ListSink
     ref: Any
     waits: list[float]
+    workers: ManualWorkers | None = None
 
     def sync(self) -> Any:
         return self.ref.ask(GetGatewayStatus(), timeout=5)
@@ -369,21 +401,41 @@ class Rig:
         return self.sync()
 
     def advance(self, seconds: float) -> Any:
-        """Move the clock, fire every timer, and wait for the gateway."""
+        """Move the clock, fire every timer, run the reads they started, and wait for the gateway."""
         self.clock.advance(seconds)
         self.schedule.fire_all()
-        return self.sync()
+        status = self.sync()
+        if self.workers is not None and self.workers.run_all():
+            status = self.sync()
+        return status
 
 
-def make_rig(markets: Sequence[MarketInfo], venue: FakeVenue | None = None, **cfg: Any) -> Rig:
+def make_rig(
+    markets: Sequence[MarketInfo],
+    venue: FakeVenue | None = None,
+    *,
+    threads: bool = False,
+    **cfg: Any,
+) -> Rig:
+    """A gateway over ``venue``; its position reads run by hand (``Rig.advance``), or on real
+    threads with ``threads``."""
     clock = venue.clock if venue is not None else MutableClock()
     venue = venue or FakeVenue(clock)
     routed, schedule, sink, waits = Routed(), ManualSchedule(), ListSink(), []
+    workers = None if threads else ManualWorkers()
     config = GatewayConfig(**{"heartbeat_interval_s": None, "reconcile_interval_s": None, **cfg})
     ref = OrderGatewayActor.start(
-        venue, list(markets), routed, clock, config=config, schedule=schedule, wait=waits.append, sink=sink
+        venue,
+        list(markets),
+        routed,
+        clock,
+        config=config,
+        schedule=schedule,
+        wait=waits.append,
+        sink=sink,
+        spawn=workers,
     )
-    return Rig(venue, clock, routed, schedule, sink, ref, waits)
+    return Rig(venue, clock, routed, schedule, sink, ref, waits, workers)
 
 
 def place(

@@ -993,3 +993,109 @@ def test_a_trade_stuck_in_matched_hides_a_drift_only_until_the_settle_timeout():
     (ev,) = resyncs(later)
     assert (ev.yes_old_qty, ev.yes_new_qty) == (SHARE, 3 * SHARE)
     assert ledger.position(M).yes_qty == 3 * SHARE
+
+
+# --- a listing that comes back after the ledger moved on ---------------------------------------------
+
+M2 = "0xm2"
+INFO2 = MarketInfo(market=M2, yes_token="3", no_token="4")
+
+
+def _confirmed_fill(ledger: OrderLedger, market: str, n: int, qty: int, ts: int) -> None:
+    """A CONFIRMED fill of ``qty`` YES bought in ``market`` (nothing left settling)."""
+    p = Place(market=market, client_id=f"{market}-{n}", outcome=Outcome.YES, side=Side.BUY, px=4_000, qty=qty)
+    ledger.submitted(p, f"0x{market}{n}")
+    ledger.post_accepted(p.client_id, f"0x{market}{n}", "live", ts)
+    t = VenueTrade(
+        trade_id=f"t-{market}-{n}",
+        market=market,
+        status="CONFIRMED",
+        ts_ns=ts,
+        legs=(leg(f"0x{market}{n}", p, qty),),
+    )
+    ledger.trade(t, ts)
+
+
+def _held(ledger: OrderLedger) -> list[VenuePosition]:
+    """The venue's listing when it agrees with the ledger as it stands."""
+    out = []
+    for market in (M, M2):
+        inv = ledger.position(market)
+        out += [VenuePosition(market=market, outcome=Outcome.YES, qty=inv.yes_qty)] if inv.yes_qty else []
+        out += [VenuePosition(market=market, outcome=Outcome.NO, qty=inv.no_qty)] if inv.no_qty else []
+    return out
+
+
+def _drift_effects(effects):
+    return [
+        e
+        for e in effects
+        if isinstance(e, PullMarket) or (isinstance(e, Audit) and e.kind == "drift") or resyncs([e])
+    ]
+
+
+def test_a_listing_asked_for_before_a_fill_is_not_compared_where_the_position_moved():
+    # M2's shares moved outside the bot: a real drift, which the same listings must still show.
+    outside = VenuePosition(market=M2, outcome=Outcome.NO, qty=5 * SHARE)
+
+    def run(with_marks: bool) -> tuple[OrderLedger, list]:
+        ledger = OrderLedger([INFO, INFO2])
+        ledger.seed_positions([VenuePosition(market=M, outcome=Outcome.YES, qty=10 * SHARE, avg_px=4_000)])
+        effects = []
+        for i in range(2):
+            marks, listed = ledger.position_marks(), [*_held(ledger), outside]  # asked for now ...
+            _confirmed_fill(ledger, M, i, 2 * SHARE, T0 + i * S)  # ... a fill applied meanwhile ...
+            # ... and the reply, listed before the fill, comes back.
+            effects += ledger.positions(listed, T0 + i * S, marks=marks if with_marks else None)
+        return ledger, effects
+
+    ledger, effects = run(with_marks=True)
+
+    assert [e.market for e in effects if isinstance(e, Audit) and e.kind == "listing_stale"] == [M, M]
+    assert [e.market for e in _drift_effects(effects)] == [M2, M2, M2]  # drift, drift, pulled
+    assert list(ledger.pulled) == [M2]
+    # Asked for after the fills, the listing shows them and agrees.
+    fresh = ledger.positions([*_held(ledger), outside], T0 + 9 * S, marks=ledger.position_marks())
+    assert _drift_effects(fresh) == [
+        Audit(
+            "drift",
+            M2,
+            {"venue_yes_qty": 0, "venue_no_qty": 5 * SHARE, "ledger_yes_qty": 0, "ledger_no_qty": 0},
+        )
+    ]
+    # The same replies compared as if they were as new as the ledger: M reads as a drift and is held.
+    blind, _ = run(with_marks=False)
+    assert sorted(blind.pulled) == [M, M2]
+
+
+@settings(max_examples=60)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("fill"), st.sampled_from([M, M2]), st.integers(1, 50)),
+            st.just(("ask", "", 0)),
+            st.just(("reply", "", 0)),
+        ),
+        max_size=30,
+    )
+)
+def test_property_replies_in_order_never_show_a_drift_the_venue_does_not_have(ops):
+    # The venue always holds what the ledger held when a listing was asked for; fills keep arriving
+    # before the replies. In order, no reply is ever a drift, and a market that did not move since
+    # its listing was asked for is compared (never left out).
+    ledger = OrderLedger([INFO, INFO2])
+    asked: list[tuple[dict[str, int], list[VenuePosition], dict[str, object]]] = []
+    for n, (op, market, qty) in enumerate(ops):
+        ts = T0 + n * S
+        if op == "fill":
+            _confirmed_fill(ledger, market, n, qty * SHARE // 10, ts)
+        elif op == "ask":
+            held = {m: ledger.position(m) for m in (M, M2)}
+            asked.append((ledger.position_marks(), _held(ledger), held))
+        elif asked:
+            marks, listed, held_then = asked.pop(0)
+            effects = ledger.positions(listed, ts, marks=marks)
+            assert _drift_effects(effects) == []
+            stale = {e.market for e in effects if isinstance(e, Audit) and e.kind == "listing_stale"}
+            assert stale == {m for m in (M, M2) if ledger.position(m) != held_then[m]}
+    assert not ledger.pulled
