@@ -149,15 +149,28 @@ def test_session_cancel_in_flight_still_counts_until_confirmed():
     s.on_event(snapshot(ts=T0 + 1, bid=5_200, ask=5_300))  # the market moved: requote
 
     assert port.cancels, "stale orders are cancelled"
-    pending = [r for r in s.orders.values() if r.status == 2]
-    # Cancel-pending YES bids still count: each loses its price if NO wins (px * qty is in 1e-10 USDC).
-    yes_bids = [r for r in pending if r.side is Side.BUY and r.outcome is Outcome.YES]
-    pending_bids_usdc10 = sum(r.px * r.qty for r in yes_bids)
-    assert pending and pending_bids_usdc10 > 0
-    assert s.exposure_usdc6() * PX_ONE >= pending_bids_usdc10
+    pending = [r for r in s.orders.values() if r.status == CANCEL_PENDING]
+    assert {(r.outcome, r.side) for r in pending} == {(Outcome.YES, Side.BUY), (Outcome.NO, Side.BUY)}
+    assert any(r.status != CANCEL_PENDING for r in s.orders.values())  # the new ladder is out too
+
+    # Flat, every order a BUY: a YES bid loses its price if NO wins, a NO bid its price if YES wins
+    # (px * qty is in 1e-10 USDC). Cancel-pending orders can still fill, so all of them count, beside
+    # the new ladder: the worst case is the larger sum, rounded up to a micro-USDC.
+    def bids_usdc10(outcome):
+        return sum(r.px * r.qty for r in s.orders.values() if r.outcome is outcome and r.side is Side.BUY)
+
+    loss_if_no, loss_if_yes = (-(-bids_usdc10(o) // PX_ONE) for o in (Outcome.YES, Outcome.NO))
+    assert s.exposure_usdc6() == max(loss_if_no, loss_if_yes)
+    # Deciding again before the venue confirms: decide's caps count the cancel-pending orders beside
+    # the same ladder (already out, so nothing new is sent).
+    n = len(port.commands)
+    s.requote(T0 + 1)
+    reasons = s.last_decision.reasons
+    assert (reasons.loss_if_no_usdc6, reasons.loss_if_yes_usdc6) == (loss_if_no, loss_if_yes)
+    assert len(port.commands) == n
     for c in port.cancels:
         s.on_exec(Canceled(market="m1", client_id=c.client_id, ts_ns=T0 + 2))
-    assert all(r.status != 2 for r in s.orders.values())
+    assert all(r.status != CANCEL_PENDING for r in s.orders.values())
 
 
 def test_session_tick_size_change_pulls_and_waits_for_snapshot():
