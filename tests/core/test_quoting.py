@@ -8,7 +8,7 @@ from app.configfile import load_config
 from core.book import BookView
 from core.estimators import FlowState, VolState
 from core.inventory import Inventory, worst_case_losses, worst_case_losses_usdc10
-from core.quoting import decide, quote_params
+from core.quoting import Reasons, decide, quote_params
 from core.risk import ACTIVE_GATE, RiskGate, TradingState
 from core.units import (
     ORDER_QTY_STEP,
@@ -578,3 +578,27 @@ def test_the_fast_move_addon_never_tightens_a_quote(v, inv, p, widen):
     assume(no_level_below_the_minimum(calm, fast))
     assert all(f.px <= c.px for f, c in zip(fast.bids, calm.bids, strict=False))
     assert all(f.px >= c.px for f, c in zip(fast.asks, calm.asks, strict=False))
+
+
+def test_reasons_fields_are_in_the_order_decide_builds_them():
+    # decide() builds its Reasons positionally (17 keywords cost msgspec ~5x more than positions):
+    # a reordered or inserted field would silently shift every value after it.
+    assert Reasons.__struct_fields__[:17] == (
+        "fair_source",
+        "inventory_qty",
+        "skew_px",
+        "base_half_spread_px",
+        "vol_px",
+        "vol_widen_px",
+        "half_spread_px",
+        "flow_permille",
+        "bid_size_pct",
+        "ask_size_pct",
+        "maker_clamped",
+        "improved",
+        "cap_usdc6",
+        "bound_usdc6",
+        "loss_if_yes_usdc6",
+        "loss_if_no_usdc6",
+        "trims",
+    )
