@@ -62,7 +62,7 @@ record-emulator OUT="runs/rec-emulator" DURATION="30" PORT="8089":
         --ws-url ws://127.0.0.1:{{PORT}}/ws/market --gamma-url http://127.0.0.1:{{PORT}}/gamma \
         --duration {{DURATION}} --out {{OUT}}
 
-# replay a recording (no scenario file): the simulator on it; ARGS --dry-run: as the dry-run session that ran it
+# replay a recording (no scenario file): the simulator on it; ARGS --dry-run: as the dry-run or paper session that ran it
 replay REC="runs/rec" OUT="runs/replay" CONFIG="configs/market_maker.yaml" *ARGS:
     polymm sim --config {{CONFIG}} --replay {{REC}} --out {{OUT}} {{ARGS}}
 

@@ -23,7 +23,11 @@ the epoch, strictly increasing through a recording):
   and an audit that dropped a market's books (``market``, ``reason``);
 * ``input``: in a trading session's recording, the engine's own inputs to the market sessions
   (``timer``, ``budget`` with ``room_usdc6``, ``alive``, ``status``, ``pull``), so that a replay
-  applies them where they happened (``sim.session_replay``).
+  applies them where they happened (``sim.session_replay``);
+* ``exec``: in a paper session's recording, the execution reports its paper venue sent one market's
+  session (``market``, ``reports``: the ``core.messages`` reports, each tagged with its ``kind``),
+  stamped when the session is about to handle them, so that a replay hands them over where the
+  session heard them.
 
 Why gzip: it is in the standard library (no new dependency on the trading path), every machine reads
 it (``zcat``), a file cut short by a crash is readable up to its last flush (the writer flushes a
@@ -55,6 +59,7 @@ import msgspec
 from adapters.clock import LiveClock
 from adapters.market_cache import atomic_write_bytes
 from core.markets import MarketInfo
+from core.messages import ExecEvent
 from core.ports import Clock
 from core.risk import RiskGate
 
@@ -74,6 +79,7 @@ __all__ = [
     "Recorder",
     "Recording",
     "RecordingError",
+    "Reports",
     "RestBook",
     "Resync",
     "open_recording",
@@ -279,13 +285,25 @@ class Input(msgspec.Struct, frozen=True, kw_only=True, tag="input", tag_field="k
     risk_gate: RiskGate | None = None
 
 
-Record = FileHeader | Frame | Connect | Gap | Dropped | RestBook | Resync | Input
+class Reports(msgspec.Struct, frozen=True, kw_only=True, tag="exec", tag_field="kind"):
+    """Execution reports the venue sent ``market``'s session (paper session recordings only).
+
+    Stamped on the actors' loop just before the session handles them: a replay hands them over at
+    the same point of the session's inputs (``sim.session_replay``).
+    """
+
+    recv_ns: int
+    market: str
+    reports: tuple[ExecEvent, ...]
+
+
+Record = FileHeader | Frame | Connect | Gap | Dropped | RestBook | Resync | Input | Reports
 
 _DECODER: Final = msgspec.json.Decoder(Record)
 _ENC: Final = msgspec.json.Encoder()
 
 # Queue items: (tag, recv_ns, a, b) encoded by the writer thread.
-_FRAME, _CONNECT, _GAP, _REST, _RESYNC, _INPUT = range(6)
+_FRAME, _CONNECT, _GAP, _REST, _RESYNC, _INPUT, _EXEC = range(7)
 
 
 def _utc(ns: int) -> str:
@@ -385,6 +403,10 @@ class Recorder:
     ) -> None:
         """A trading engine's own input to a market session (``Input``)."""
         self._put(_INPUT, (kind, market, gate), room_usdc6)
+
+    def on_reports(self, market: str, reports: tuple[ExecEvent, ...]) -> None:
+        """Execution reports the venue sent ``market``'s session (``Reports``)."""
+        self._put(_EXEC, market, reports)
 
     def _put(self, tag: int, a: Any, b: Any) -> None:
         with self._lock:
@@ -509,6 +531,8 @@ class Recorder:
                 _ENC.encode(Input(recv_ns=ns, input=kind, market=market, room_usdc6=b, risk_gate=gate))
                 + b"\n"
             )
+        elif tag == _EXEC:
+            line = _ENC.encode(Reports(recv_ns=ns, market=a, reports=b)) + b"\n"
         elif tag == _CONNECT:
             line = _ENC.encode(Connect(recv_ns=ns, url=a)) + b"\n"
         elif tag == _GAP:

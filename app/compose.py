@@ -12,10 +12,12 @@ there instead of starting sockets.
 * ``sim``: the simulator's ``sim.runner.Runner`` over the scenario's tapes (``SimInputs``): a different
   assembly of the same sessions (a simulated clock and venue, no threads), built here so there is one
   entry.
-* ``replay``: a dry-run session replayed from a recording (``polymm sim --replay REC --dry-run``):
-  ``sim.session_replay.SessionReplay`` over the recording ``sim.session_replay.read_replay`` read (the
-  live engine's feed client, dispatcher and actor handler, a ``DryRunPort`` per market, the
-  recording's clock; no threads), run by ``sim.session_replay.run_replay``.
+* ``replay``: a dry-run or paper session replayed from a recording (``polymm sim --replay REC
+  --dry-run``): ``sim.session_replay.SessionReplay`` over the recording
+  ``sim.session_replay.read_replay`` read (the live engine's feed client, dispatcher and actor
+  handler, a ``DryRunPort`` per market, or for a paper session's recording a ``VenueReplayPort`` and
+  the paper venue's recorded reports; the recording's clock; no threads), run by
+  ``sim.session_replay.run_replay``.
 """
 
 from __future__ import annotations
@@ -290,6 +292,7 @@ def bootstrap(
             global_cap_usdc6=round(inv.global_ev_cap * USDC6_ONE),
             event_cap_usdc6=round(inv.event_cap * USDC6_ONE),
             start_ns=replay.start_ns,
+            paper=replay.paper,
         )
     from app.bootstrap import TradingEngine  # noqa: PLC0415 (pykka, websockets: not for sim)
 

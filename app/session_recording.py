@@ -9,12 +9,21 @@ Besides the feed's frames (the feed's tap, ``TradingEngine.feed_tap``), the reco
 engine's own inputs to the market sessions, because a session's decisions depend on them as much as
 on the market data: the ticker's ``Timer``s, the budget shares (``SetBudget``, with the room), the
 feed-alive notes, the risk manager's gates (``SetRiskGate``), the status asks (a pending requote
-that is due is made when asked) and the shutdown's pull. They are taken where the engine hands them
-over (its router's ``tell``, its ``statuses`` and its ``stop``) and noted on the actors' loop thread
-just before the actor handles them (a timer told by the ticker thread reaches its actor through one
-loop callback that notes it and tells it), each stamped with the engine's own clock: a replay
-applies them in the order and at the times the sessions handled them, within microseconds. Nothing
-here waits on the disk: the recorder only stamps and enqueues.
+that is due is made when asked) and the shutdown's pull. A paper session's recording also holds the
+execution reports its paper venue sent (``Reports``: acknowledgements, fills, cancels, rejections),
+since the venue is not part of a replay. They are taken where the engine hands them over (its
+router's ``tell``, its ``statuses`` and its ``stop``) and noted on the actors' loop thread just before
+the actor handles them (a timer told by the ticker thread, or reports told by the paper venue's
+thread, reach their actor through one loop callback that notes them and tells them), each stamped
+with the engine's own clock: a replay applies them in the order and at the times the sessions
+handled them, within microseconds. Nothing here waits on the disk: the recorder only stamps and
+enqueues.
+
+A dry-run session's acknowledgements are not recorded: its ``DryRunPort`` makes them in the replay
+as it did live (on the loop's thread, handled right after the decision that caused them; a note
+would delay them to a later loop callback). A live session's reports reach the actors through the
+venue connection's own hand-over (``app.live``), not through these taps: a live session's recording
+holds none.
 """
 
 from __future__ import annotations
@@ -61,16 +70,31 @@ def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Re
     engine.feed_tap = rec
     tell = engine.router.tell
     loop = engine.actor_loop
+    # Paper: the paper venue's reports are inputs a replay cannot make (no venue in a replay).
+    reports = engine.mode == "paper"
 
     def on_loop(kind: str, market: str, room: int | None, message: object) -> None:
         # On the actors' loop: the note is stamped when the actor is about to handle the message.
         rec.on_input(kind, market, room, message.gate if isinstance(message, SetRiskGate) else None)
         tell(market, message)
 
+    def on_loop_reports(market: str, message: ExecBatch) -> None:
+        rec.on_reports(market, message.events)
+        tell(market, message)
+
     def tapped_tell(market: str, message: object) -> bool:
         kind = type(message)
-        if kind is MarketBatch or kind is ExecBatch:  # the hot path: no note
+        if kind is MarketBatch:  # the hot path: no note
             return tell(market, message)
+        if kind is ExecBatch:
+            if not reports:  # (dry-run: the replay's own port acknowledges)
+                return tell(market, message)
+            batch: ExecBatch = message  # type: ignore[assignment]
+            try:
+                loop.call_soon(lambda: on_loop_reports(market, batch))
+            except RuntimeError:  # the loop has stopped: nothing will handle it
+                return tell(market, message)
+            return True
         if kind is Timer:
             note = "timer"
         elif kind is SetBudget:

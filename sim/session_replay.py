@@ -1,15 +1,23 @@
-"""Replay a recording as a dry-run trading session would have run it: the live engine's own pieces.
+"""Replay a recording as a dry-run or paper trading session ran it: the live engine's own pieces.
 
 ``polymm sim --replay REC --dry-run``: ``read_replay`` reads the recording, the composition root
 (``app.compose.bootstrap(cfg, "replay", ...)``) builds the ``SessionReplay`` and ``run_replay`` runs
 it. Where the simulator (``sim.runner``) replays the venue's
 timestamps through a simulated venue that fills our orders, this replays what the *process* saw, when
-it saw it, through the very code a ``run-market-maker --mode dry-run`` session runs:
+it saw it, through the very code a ``run-market-maker --mode dry-run`` (or ``paper``) session runs:
 
 * each recorded frame goes through ``MarketWsClient`` (its decoding, its book epochs, REST snapshots
   held until their market's data, resyncs) and the engine's ``FrameDispatcher`` (its YES view), to one
   ``MarketActor`` per market (``on_receive``, the live actor's handler), whose ``MarketSession``
   decides; orders go to a ``DryRunPort``, acknowledged at once, never filled;
+* a paper session's recording holds its paper venue's execution reports (``Reports``: acks, fills,
+  cancels, rejections) where the session heard them: the replay hands them to the session there,
+  as one more recorded input, and its orders go to a ``VenueReplayPort``, which answers nothing.
+  Client ids are the session's own sequence (``market-1``, ``market-2``, ...), so a recorded report
+  names the replay's order when the replay decided as the session did; a report that names an order
+  the replay never placed, or a fill its order could not have had, is the replay's first
+  divergence: it is reported (``SessionReplay.diverged``, the summary, ``polymm sim``'s output), and
+  such reports are never handed over;
 * the sessions' clock is the recorded receive time of the input being handled;
 * the engine's own inputs come where they came: a session recording (``ops.record_market_data``)
   holds its ticker's ``Timer``s, budget shares, feed-alive notes, the risk manager's gates, status
@@ -19,11 +27,12 @@ it saw it, through the very code a ``run-market-maker --mode dry-run`` session r
 * messages are handled as the actors' loop handles them (``actors.loop``): a frame's batch at once,
   the acknowledgements it causes right after it, in order; a requote waits for the inbox to drain.
 
-A dry-run session replayed from its own recording makes the same decisions, in the same order, with
-the same content (``tests/app/test_record_replay.py``). One thing cannot be the same: the time a
-decision is stamped with. Live, a session reads the running clock while it handles an input, some
-microseconds (a few milliseconds on a loaded machine) after the recorder stamped that input; the replay
-has only the stamp. Every decision is therefore stamped at or a little before its live time, and a
+A dry-run or paper session replayed from its own recording makes the same decisions, in the same
+order, with the same content, and a paper session the same fills
+(``tests/app/test_record_replay.py``). One thing cannot be the same: the time a decision is stamped
+with. Live, a session reads the running clock while it handles an input, some microseconds (a few
+milliseconds on a loaded machine) after the recorder stamped that input; the replay has only the
+stamp. Every decision is therefore stamped at or a little before its live time, and a
 live input that arrived within that margin of a time boundary (the 250 ms requote throttle, the
 volatility sampling period) could fall on the other side of it in a replay.
 """
@@ -64,23 +73,37 @@ from adapters.recording import (
     Input,
     Record,
     Recording,
+    Reports,
     RestBook,
     Resync,
 )
 from core.eventlog import BufferSink
 from core.inventory import budget_rooms
 from core.markets import MarketInfo
-from core.messages import Timer
+from core.messages import (
+    Accepted,
+    Canceled,
+    Command,
+    ExecBatch,
+    ExecEvent,
+    Filled,
+    Merge,
+    Merged,
+    MergeFailed,
+    Place,
+    Rejected,
+    Timer,
+)
 from core.quoting import QuoteParams
 from core.risk import RiskGate
 from core.units import NS_PER_S, units_header
 
-__all__ = ["ReplayClock", "ReplayInput", "SessionReplay", "read_replay", "run_replay"]
+__all__ = ["ReplayClock", "ReplayInput", "SessionReplay", "VenueReplayPort", "read_replay", "run_replay"]
 
 #: The live engine's ticker period and how many ticks apart it shares the budget (app.bootstrap).
 TICK_NS: Final = 100_000_000
 BUDGET_EVERY: Final = 10
-#: What a dry-run replay writes beside its events.jsonl.
+#: What a session replay writes beside its events.jsonl.
 REPLAY_SUMMARY: Final = "replay.json"
 
 
@@ -95,6 +118,80 @@ class ReplayClock:
     def now_ns(self) -> int:
         """The current input's time."""
         return self.t
+
+
+class VenueReplayPort:
+    """``ExchangePort`` of a paper session's replay: keeps the session's commands, answers none.
+
+    The answers are the paper venue's recorded reports; ``check`` says whether one fits the orders
+    this replay sent (see the module docstring). The paper venue answers each order as it arrives
+    (accepted, rejected, or filled at once), so the first report naming each order comes in the
+    order they were placed: a first answer to a later order while an earlier one of the replay has
+    none says the session never placed that earlier one.
+    """
+
+    def __init__(self, market: str) -> None:
+        self.market = market
+        #: Every order this replay placed, by client id, and what of it is not filled yet.
+        self.placed: dict[str, Place] = {}
+        self.unfilled_qty: dict[str, int] = {}
+        #: The replay's orders no report has named yet, oldest first.
+        self.unanswered: collections.deque[str] = collections.deque()
+        self.merges: set[str] = set()
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        """Keep what the session sent (nothing leaves the process, nothing answers)."""
+        for cmd in commands:
+            if isinstance(cmd, Place):
+                self.placed[cmd.client_id] = cmd
+                self.unfilled_qty[cmd.client_id] = cmd.qty
+                self.unanswered.append(cmd.client_id)
+            elif isinstance(cmd, Merge):
+                self.merges.add(cmd.merge_id)
+
+    def cancel_all(self, market: str) -> None:
+        """Nothing to do: the recorded venue's cancels come as recorded."""
+
+    def check(self, report: ExecEvent) -> str:
+        """Why ``report`` cannot answer an order of this replay ("" when it can; a fill is booked)."""
+        if isinstance(report, Merged | MergeFailed):
+            if report.merge_id in self.merges:
+                return ""
+            return f"{_kind(report)} of merge {report.merge_id}, which this replay never sent"
+        if not isinstance(report, Accepted | Rejected | Canceled | Filled):
+            return ""  # (adopted orders and position resyncs are a live venue's, never a paper one's)
+        cid = report.client_id
+        place = self.placed.get(cid)
+        if place is None:
+            return f"{_kind(report)} of order {cid}, which this replay never placed"
+        first = cid in self.unanswered
+        if first and self.unanswered[0] != cid:
+            return (
+                f"{_kind(report)} of order {cid} before any answer to the replay's earlier order "
+                f"{self.unanswered[0]}, which the session never placed"
+            )
+        if isinstance(report, Filled):
+            left = self.unfilled_qty[cid]
+            if (
+                report.outcome is not place.outcome
+                or report.side is not place.side
+                or report.qty > left
+                or (report.liquidity == "maker" and report.px != place.px)
+            ):
+                return (
+                    f"fill of order {cid} ({report.side.name} {report.outcome.name} {report.qty} @ "
+                    f"{report.px}) does not fit the replay's order ({place.side.name} "
+                    f"{place.outcome.name} @ {place.px}, {left} unfilled)"
+                )
+            self.unfilled_qty[cid] = left - report.qty
+        if first:
+            self.unanswered.popleft()
+        return ""
+
+
+def _kind(report: ExecEvent) -> str:
+    # The report's tag (``accepted``, ``fill``, ...), as the event log names it.
+    return str(type(report).__struct_config__.tag)
 
 
 class _Inbox(collections.deque[Any]):
@@ -162,7 +259,10 @@ class _Loop:
 
 
 class SessionReplay:
-    """One dry-run session over a recording (see the module docstring)."""
+    """One dry-run or paper session over a recording (see the module docstring).
+
+    ``paper``: the recording is a paper session's, its venue's reports replayed (``VenueReplayPort``).
+    """
 
     def __init__(
         self,
@@ -173,6 +273,7 @@ class SessionReplay:
         global_cap_usdc6: int,
         event_cap_usdc6: int,
         start_ns: int,
+        paper: bool = False,
     ) -> None:
         self.markets = list(markets)
         self.params = params
@@ -196,10 +297,19 @@ class SessionReplay:
         #: Records that make the replay differ from what was live (frames the recorder dropped).
         self.notes: list[str] = []
         self.connected = False
-        sink.record("units", start_ns, "", units_header("dry-run"))
+        self.mode = "paper" if paper else "dry-run"
+        #: Paper: each market's port, which checks the recorded reports against the replay's orders.
+        self.venue_ports: dict[str, VenueReplayPort] = {}
+        #: The first recorded report that does not fit the replay's orders (None: none so far).
+        self.diverged: dict[str, Any] | None = None
+        sink.record("units", start_ns, "", units_header(self.mode))
         rooms = self.rooms([0] * len(self.markets))
         for info, room in zip(self.markets, rooms, strict=True):
-            port = DryRunPort(info.market, self.loop.tell, self.clock)
+            port: DryRunPort | VenueReplayPort
+            if paper:
+                port = self.venue_ports[info.market] = VenueReplayPort(info.market)
+            else:
+                port = DryRunPort(info.market, self.loop.tell, self.clock)
             s = MarketSession(info, params, port, self.clock, sink, book_resync=lambda _m: None)
             s.global_room_usdc6 = room
             self.sessions[info.market] = s
@@ -260,8 +370,40 @@ class SessionReplay:
             case Resync():
                 self.counts["resyncs"] += 1
                 self.feed.replay_resync(rec.market, rec.reason)
+            case Reports():
+                self.venue_reports(rec)
             case FileHeader():
                 pass
+
+    def venue_reports(self, rec: Reports) -> None:
+        """The paper venue's reports to one market's session, now: those that fit the replay's orders.
+
+        A report that does not (an order the replay never placed, a fill it could not have had) is
+        the replay's divergence from the session: kept out, counted, the first one noted.
+        """
+        port = self.venue_ports.get(rec.market)
+        fit: list[ExecEvent] = []
+        for ev in rec.reports:
+            if port is None:
+                why = "a venue report, but this replay has no venue (not a paper session's replay?)"
+            else:
+                why = port.check(ev)
+            if why:
+                self.counts["unfit_reports"] += 1
+                if self.diverged is None:
+                    self.diverged = {"ts_ns": rec.recv_ns, "market": rec.market, "why": why}
+                    self.notes.append(
+                        f"diverged at {rec.recv_ns} in {rec.market}: the recorded venue sent a {why}: "
+                        "from there on the replay decided differently from the session (reports that fit "
+                        "no order of the replay are not handed over)"
+                    )
+                continue
+            self.counts["reports"] += 1
+            if type(ev) is Filled:
+                self.counts["fills"] += 1
+            fit.append(ev)
+        if fit:
+            self.loop.tell(rec.market, ExecBatch(tuple(fit)))
 
     def engine_input(
         self, kind: str, market: str, room_usdc6: int | None = None, gate: RiskGate | None = None
@@ -311,7 +453,7 @@ class SessionReplay:
 
 @dataclass(frozen=True, eq=False)
 class ReplayInput:
-    """A recording read for a dry-run replay: its markets, its records in order, and its first time."""
+    """A recording read for a session replay: its markets, its records in order, and its first time."""
 
     recording: Recording
     markets: list[MarketInfo]
@@ -319,10 +461,12 @@ class ReplayInput:
     start_ns: int
     #: A session's recording (``ops.record_market_data``): the engine's own inputs are in it.
     session: bool
+    #: A paper session's recording: its paper venue's reports are in it (replayed, not made up).
+    paper: bool = False
 
 
 def read_replay(recording: Recording, markets: Sequence[MarketInfo] | None = None) -> ReplayInput:
-    """Read ``recording`` for a dry-run replay (``markets``: its markets and rules; default: its manifest).
+    """Read ``recording`` for a session replay (``markets``: its markets and rules; default: its manifest).
 
     The replay itself is built by ``app.compose.bootstrap(cfg, "replay", input.markets, ...)``, the
     composition root, and run by ``run_replay``.
@@ -339,17 +483,27 @@ def read_replay(recording: Recording, markets: Sequence[MarketInfo] | None = Non
     records = list(recording.records())
     start = next((r.recv_ns for r in records), 0)
     session = recording.manifest is not None and recording.manifest.kind == "session"
-    return ReplayInput(recording, infos, records, start, session)
+    paper = session and recording.manifest is not None and recording.manifest.session.get("mode") == "paper"
+    return ReplayInput(recording, infos, records, start, session, paper)
 
 
 def run_replay(replay: SessionReplay, source: ReplayInput, out_dir: Path) -> dict[str, Any]:
     """Run ``replay`` over ``source`` into ``out_dir/events.jsonl``; returns the summary.
 
     ``out_dir`` gets ``events.jsonl`` and ``replay.json`` (created; no ``summary.json``: a dry run has
-    no fills or PnL, and ``polymm report``/``diff`` read it as they read a live run).
+    no fills or PnL, a paper replay's fills are the recorded ones, in its ``events.jsonl``, and
+    ``polymm report``/``diff`` read it as they read a live run). ``replay.json``'s ``diverged`` is the
+    first recorded report that fit no order of the replay (None: every one fit).
     """
     recording, infos, start = source.recording, source.markets, source.start_ns
     _run(replay, source.records, source.session)
+    unanswered = sum(len(port.unanswered) for port in replay.venue_ports.values())
+    if unanswered:
+        replay.counts["unanswered_orders"] = unanswered
+        replay.notes.append(
+            f"{unanswered} orders the replay placed were never answered in the recording (placed after "
+            "the recorder stopped, or never placed by the session)"
+        )
     sink = replay.sink
     out_dir.mkdir(parents=True, exist_ok=True)
     data = b"".join(sink.lines)
@@ -359,7 +513,7 @@ def run_replay(replay: SessionReplay, source: ReplayInput, out_dir: Path) -> dic
     )
     summary: dict[str, Any] = {
         "replay": str(recording.path),
-        "mode": "dry-run",
+        "mode": replay.mode,
         "markets": len(infos),
         "engine_inputs": "recorded" if source.session else f"a ticker every {TICK_NS // 1_000_000} ms",
         "from_ns": start,
@@ -370,6 +524,7 @@ def run_replay(replay: SessionReplay, source: ReplayInput, out_dir: Path) -> dic
         "skipped": replay.feed.status().skipped,
         "decisions": {m.market: decisions.get(m.market, 0) for m in infos},
         "truncated_files": recording.truncated,
+        "diverged": replay.diverged,
         "notes": replay.notes,
         "digest": hashlib.sha256(data).hexdigest(),
     }

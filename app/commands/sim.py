@@ -70,8 +70,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="with --replay: replay as a dry-run session ran it (receive times, the session's own timers, "
-        "the live engine's code, no fills): a dry-run session's recording gives its decisions again",
+        help="with --replay: replay as the session ran it (receive times, the session's own timers, "
+        "the live engine's code; no fills, or a paper session's recorded fills): a dry-run or paper "
+        "session's recording gives its decisions again",
     )
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument(
@@ -180,7 +181,10 @@ def replay_scenario(path: Path) -> Scenario:
 
 
 def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
-    """``--replay REC --dry-run``: the recording through the live engine's pieces, as a dry-run session.
+    """``--replay REC --dry-run``: the recording through the live engine's pieces, as its session ran.
+
+    A dry-run session, or a ``polymm record`` recording, replays as a dry-run session; a paper
+    session's recording with its paper venue's recorded reports (``sim.session_replay``).
 
     Built by the composition root (``app.compose.bootstrap``, mode ``replay``) like every engine.
     """
@@ -205,14 +209,25 @@ def dry_run_replay(args: argparse.Namespace, path: Path, out: Path) -> int:
         return 0
     counts = s["counts"]
     print(
-        f"replay   {path} as a dry-run session ({s['markets']} markets, {s['seconds']:,.1f} s, "
+        f"replay   {path} as a {s['mode']} session ({s['markets']} markets, {s['seconds']:,.1f} s, "
         f"engine inputs {s['engine_inputs']})"
     )
     print(
         f"input    {counts.get('frames', 0):,} frames, {s['events_in']:,} market events (YES book), "
         f"{counts.get('gaps', 0)} gaps, {s['skipped']} malformed"
     )
-    print(f"decided  {sum(s['decisions'].values()):,} decisions; orders acknowledged, none filled (dry-run)")
+    decided = f"decided  {sum(s['decisions'].values()):,} decisions; "
+    if s["mode"] == "paper":
+        print(
+            f"{decided}the paper venue's recorded reports: {counts.get('reports', 0):,} handed over "
+            f"({counts.get('fills', 0):,} fills), {counts.get('unfit_reports', 0):,} fitting no order of "
+            "the replay"
+        )
+    else:
+        print(f"{decided}orders acknowledged, none filled (dry-run)")
+    if s["diverged"] is not None:
+        d = s["diverged"]
+        print(f"DIVERGED at {d['ts_ns']} in {d['market']}: {d['why']}")
     for note in s["notes"]:
         print(f"note     {note}")
     print(f"digest   {s['digest']}")

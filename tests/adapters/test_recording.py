@@ -23,11 +23,14 @@ from adapters.recording import (
     RecordedMarket,
     Recorder,
     RecordingError,
+    Reports,
     RestBook,
     Resync,
     open_recording,
 )
 from core.markets import MarketInfo
+from core.messages import Accepted, Filled
+from core.units import Outcome, Side
 
 NS = 1_000_000_000
 INFO = MarketInfo(market="0x" + "ab" * 32, yes_token="111", no_token="222", tick_px=10, fee_rate_ppm=40_000)
@@ -57,14 +60,33 @@ def test_every_kind_of_record_round_trips_exactly_and_in_order(tmp_path):
     rec.on_rest_book("111", b'{"bids":[]}')
     rec.on_resync(INFO.market, "stale")
     rec.on_input("budget", INFO.market, 5_000_000)
+    reports = (
+        Accepted(market=INFO.market, client_id="c-1", order_id="paper-1", ts_ns=7),
+        Filled(
+            market=INFO.market,
+            client_id="c-1",
+            ts_ns=8,
+            outcome=Outcome.NO,
+            side=Side.BUY,
+            px=4_500,
+            qty=5_000_000,
+            fee_usdc6=0,
+            liquidity="maker",
+            trade_id="t-1",
+            leaves_qty=0,
+        ),
+    )
+    rec.on_reports(INFO.market, reports)
     rec.on_disconnect("connection closed by the venue")
     m = rec.close()
 
     r = open_recording(tmp_path / "r")
     got = list(r.records())
-    assert [type(x) for x in got] == [FileHeader, Connect, Frame, Frame, RestBook, Resync, Input, Gap]
+    kinds = [FileHeader, Connect, Frame, Frame, RestBook, Resync, Input, Reports, Gap]
+    assert [type(x) for x in got] == kinds
     assert got[2].data() == text and got[3].data() == b"\x00binary\xff"
     assert got[6].room_usdc6 == 5_000_000 and got[6].input == "budget"
+    assert got[7].market == INFO.market and got[7].reports == reports  # every field, typed again
     assert all(a.recv_ns < b.recv_ns for a, b in itertools.pairwise(got[1:]))
     assert m.closed and m.frames == 2 and m.gaps == 1 and m.connects == 1 and m.dropped_frames == 0
     assert r.markets() == [INFO] and r.truncated == []

@@ -16,14 +16,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from adapters.recording import Manifest, RecordedMarket, Recorder, open_recording
+from actors.session import LIVE
+from adapters.recording import Manifest, RecordedMarket, Recorder, Reports, open_recording
 from adapters.runlog import read_events
 from app.bootstrap import TradingEngine
 from app.compose import Deps, Engine, bootstrap
 from app.configfile import ConfigFileError, load_config
 from core.eventlog import BufferSink
 from core.markets import MarketInfo
-from core.messages import BookSnapshot
+from core.messages import Accepted, BookSnapshot
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, Outcome
 from sim.session_replay import SessionReplay, read_replay, run_replay
 
@@ -271,3 +272,48 @@ def test_engines_are_built_only_by_the_composition_root() -> None:
 def test_the_engine_check_sees_a_build_by_name_and_by_attribute() -> None:
     source = "from sim import runner\nr = runner.Runner(t)\ns = SessionReplay(m)\nTradingEngine\n"
     assert engine_builds(source) == [(2, "Runner"), (3, "SessionReplay")]
+
+
+@pytest.mark.parametrize("mode", ["dry-run", "paper"])
+def test_a_paper_sessions_recording_holds_its_venues_reports_and_a_dry_run_ones_none(
+    tmp_path: Path, mode: Any
+) -> None:
+    # The production recording (Deps' default record_session) of a session quoting on a fake feed.
+    cfg = load_config("configs/market_maker.yaml")
+    cfg = msgspec.structs.replace(
+        cfg, risk=msgspec.structs.replace(cfg.risk, fast_move_cents=None, pause_move_cents=None)
+    )
+    feeds: list[FakeFeed] = []
+    acked: list[str] = []
+
+    def feed(engine: TradingEngine) -> FakeFeed:
+        feeds.append(FakeFeed(engine))
+        return feeds[-1]
+
+    built = bootstrap(cfg, mode, [INFO], deps=Deps(feed=feed, ops=FakeOps), args=ARGS, run_dir=tmp_path)
+    assert isinstance(built, Engine)
+    built.start()
+    try:
+        feeds[0].batches.put((book(built.trading.clock.now_ns()),))
+
+        def acknowledged() -> bool:
+            # Quoting, every order acknowledged (statuses() is the market actors' barrier).
+            s = built.trading.statuses().get(INFO.market)
+            orders = list(built.trading._sessions[INFO.market].orders.values())
+            acked[:] = [r.client_id for r in orders]
+            return s is not None and s.open_orders > 0 and all(r.status == LIVE for r in orders)
+
+        assert wait_for(acknowledged), built.trading.statuses()
+    finally:
+        built.shutdown()
+    [recording] = (tmp_path / "market_data").iterdir()
+    reports = [r for r in open_recording(recording).records() if isinstance(r, Reports)]
+    places = [e["client_id"] for e in read_events(tmp_path) if e["kind"] == "place"]
+    assert places
+    if mode == "dry-run":
+        assert reports == []  # the replay's own DryRunPort acknowledges, as live
+        return
+    assert {r.market for r in reports} == {INFO.market}
+    accepted = [ev.client_id for r in reports for ev in r.reports if isinstance(ev, Accepted)]
+    assert set(acked) <= set(accepted)  # what the session heard before the shutdown is recorded
+    assert accepted == places[: len(accepted)]  # in the order placed

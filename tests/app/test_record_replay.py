@@ -1,8 +1,9 @@
 """Issue #14's acceptance for recordings, end to end against the exchange emulator on 127.0.0.1.
 
-For ``RECORD_S`` seconds (``POLYMM_RECORD_TEST_S``, the acceptance's 30 s by default) two things run
-on the emulator's synthetic flow at once: ``polymm record`` (the real CLI, in its own process) and a
-dry-run ``run-market-maker`` session, which records its own feed (``ops.record_market_data``). Then:
+For ``RECORD_S`` seconds (``POLYMM_RECORD_TEST_S``, the acceptance's 30 s by default) three things run
+on the emulator's synthetic flow at once: ``polymm record`` (the real CLI, in its own process), a
+dry-run ``run-market-maker`` session and a paper one (in its own process), each session recording its
+own feed (``ops.record_market_data``). Then:
 
 * ``polymm sim --replay`` of the ``polymm record`` recording runs with no hand-written file and
   makes decisions (the simulated venue fills some of them);
@@ -15,7 +16,10 @@ dry-run ``run-market-maker`` session, which records its own feed (``ops.record_m
     record is stamped at most ``LAG_NS`` before its live twin, never after;
   - the two reasons that are continuous functions of that clock, the flow imbalance and the
     volatility (``flow_permille``, ``vol_px``: decayed sums, truncated to an integer), may differ by one
-    unit.
+    unit;
+* ``polymm sim --replay --dry-run`` of the paper session's recording, whose paper venue's reports
+  (acks, fills, cancels) are in it, makes the decisions the paper session made live, as above, and
+  books the same fills: its decisions do not part from the session's at the first fill.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ RECORD_S = float(os.environ.get("POLYMM_RECORD_TEST_S", "30"))
 #: How much later a live session stamps a decision than the recorder stamped the input that caused it.
 LAG_NS = 20_000_000
 COMPARED = ("decision", "place", "cancel", "cancel_all")
+#: A paper session's fills, as it logged them (the replay logs the recorded reports' own times).
+PAPER_COMPARED = (*COMPARED, "fill")
 CLOCK_REASONS = ("flow_permille", "vol_px")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +55,7 @@ pytestmark = pytest.mark.slow
 
 
 def config_in(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     text = (
         (ROOT / "configs/market_maker.yaml").read_text().replace("local_state/", f"{tmp_path}/local_state/")
     )
@@ -57,13 +64,19 @@ def config_in(tmp_path: Path) -> Path:
     return path
 
 
+def session_run(tmp: Path) -> Path:
+    run_dir = latest_run_dir(tmp / "local_state" / "market_maker")
+    assert run_dir is not None, f"the session in {tmp} made no run directory"
+    return run_dir
+
+
 def records(path: Path) -> list[dict[str, Any]]:
     return [msgspec.json.decode(line) for line in path.read_bytes().splitlines()]
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """``polymm record`` and a dry-run session with its own recording, side by side, for RECORD_S."""
+    """``polymm record``, a dry-run and a paper session with their own recordings, side by side."""
     tmp = tmp_path_factory.mktemp("record")
     with Emulator("default", seed=5, port=0) as emu:
         # Every market of the emulator, V1 and Protocol V2 alike (Gamma's ``positionIds`` give a V2
@@ -96,6 +109,19 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
         cfg = config_in(tmp)
         urls = ["--clob-url", emu.clob_url, "--ws-url", emu.ws_market_url, "--gamma-url", emu.gamma_url]
+        paper_cfg = config_in(tmp / "paper")
+        paper_out = tmp / "paper" / "output.txt"
+        with paper_out.open("w") as out_file:
+            paper = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "app.cli", "run-market-maker", "--config", str(paper_cfg)),
+                    *("--mode", "paper", "--duration", str(RECORD_S), "--no-report", *urls),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out_file,
+                stderr=subprocess.STDOUT,
+            )
         code = main(
             [
                 "run-market-maker",
@@ -109,10 +135,10 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             ]
         )
         out, _ = recorder.communicate(timeout=RECORD_S + 60)
-    state = tmp / "local_state" / "market_maker"
-    run_dir = latest_run_dir(state)
-    assert run_dir is not None, "the dry-run session made no run directory"
+        paper_code = paper.wait(timeout=RECORD_S + 60)
+    run_dir = session_run(tmp)
     sessions = sorted((run_dir / "market_data").iterdir())
+    paper_run = session_run(tmp / "paper")
     return {
         "tmp": tmp,
         "config": cfg,
@@ -123,6 +149,11 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "markets": len(ids),
         "live_log": run_dir / "events.jsonl",
         "sessions": sessions,
+        "paper_config": paper_cfg,
+        "paper_code": paper_code,
+        "paper_out": paper_out.read_text(),
+        "paper_log": paper_run / "events.jsonl",
+        "paper_sessions": sorted((paper_run / "market_data").iterdir()),
     }
 
 
@@ -176,6 +207,11 @@ def test_a_dry_run_session_replayed_from_its_recording_makes_the_same_decisions(
     replay = [r for r in records(out / "events.jsonl") if r["kind"] in COMPARED]
     live_decisions = [r for r in live if r["kind"] == "decision"]
     assert len(live_decisions) >= 10 and any(d["quote"] for d in live_decisions)
+    assert_same_records(live, replay)
+
+
+def assert_same_records(live: list[dict[str, Any]], replay: list[dict[str, Any]]) -> None:
+    """The same records per market in the same order, within what cannot be equal (module docstring)."""
     for market in {r["market"] for r in live}:
         mine = [r for r in live if r["market"] == market]
         theirs = [r for r in replay if r["market"] == market]
@@ -187,3 +223,33 @@ def test_a_dry_run_session_replayed_from_its_recording_makes_the_same_decisions(
                 assert abs(a["reasons"][key] - b["reasons"][key]) <= 1, where
         assert len(mine) == len(theirs), market
     assert len(live) == len(replay)
+
+
+def test_a_paper_session_replayed_from_its_recording_makes_the_same_decisions_and_fills(recorded, capsys):
+    assert recorded["paper_code"] == 0, recorded["paper_out"]
+    [session] = recorded["paper_sessions"]
+    manifest = open_recording(session).manifest
+    assert manifest is not None and manifest.kind == "session" and manifest.closed
+    assert manifest.session["mode"] == "paper" and manifest.dropped_frames == 0
+    out = recorded["tmp"] / "paper-replay"
+
+    code = main(
+        [
+            *("sim", "--config", str(recorded["paper_config"]), "--replay", str(session), "--dry-run"),
+            *("--out", str(out), "--no-report"),
+        ]
+    )
+
+    text = capsys.readouterr().out
+    assert code == 0, text
+    live = [r for r in records(recorded["paper_log"]) if r["kind"] in PAPER_COMPARED]
+    replay = [r for r in records(out / "events.jsonl") if r["kind"] in PAPER_COMPARED]
+    fills = [r for r in live if r["kind"] == "fill"]
+    # The paper venue filled some orders, and some decisions came after a fill (the inventory moved).
+    assert fills, "the paper session got no fill: nothing here tests replaying one"
+    assert any(r["kind"] == "decision" and r["ts_ns"] > fills[0]["ts_ns"] for r in live)
+    assert_same_records(live, replay)
+    summary = msgspec.json.decode((out / "replay.json").read_bytes())
+    assert summary["mode"] == "paper" and summary["diverged"] is None, summary["notes"]
+    assert summary["counts"]["fills"] == len(fills) and summary["counts"].get("unfit_reports", 0) == 0
+    assert "as a paper session" in text and "DIVERGED" not in text
