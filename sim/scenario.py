@@ -12,6 +12,7 @@ simulator then samples and accrues our share of its pool (``sim.rewards``, ``doc
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +23,9 @@ from core.markets import MarketInfo
 from core.messages import MarketEvent
 from core.units import ORDER_QTY_STEP, QTY_ONE, USDC6_ONE, Outcome
 from sim.runner import Latency, RunSettings
-from sim.sources import SourceConfig, load_tapes
+from sim.sources import HbtNpzSource, SourceConfig, SyntheticSource, load_tapes
 from sim.tape import MarketTape, TickPx, tape_from_events
+from sim.tape_cache import TapeCache
 from venue.exchange import QueueModel
 
 
@@ -206,16 +208,33 @@ def _recording_tapes(path: Path, skipped: list[str]) -> list[MarketTape]:
     return tapes
 
 
+def _resolve(path: str, base_dir: Path) -> Path:
+    # A source's data path as its loader resolves it: relative to the scenario's directory.
+    p = Path(path)
+    return p if p.is_absolute() else base_dir / p
+
+
 def _tokens_of(assets: object, market: str) -> list[str]:
     return [a for a in (assets.token(market, Outcome.YES), assets.token(market, Outcome.NO)) if a]  # type: ignore[attr-defined]
 
 
-def scenario_tapes(sc: Scenario, base_dir: Path) -> list[MarketTape]:
-    """Load or generate the scenario's tapes (deterministic for its seed), neg-risk events marked."""
-    if isinstance(sc.source, WsReplaySource):
-        tapes = ws_replay_tapes(sc.source, base_dir)
+def scenario_tapes(sc: Scenario, base_dir: Path, cache: TapeCache | None = None) -> list[MarketTape]:
+    """Load or generate the scenario's tapes (deterministic for its seed), neg-risk events marked.
+
+    With a ``cache`` (``sim.tape_cache``), a source that costs per event (a recorded stream, the
+    BBO polls, the synthetic generator) is made once per content and read back as columns after;
+    ``.npz`` files are read as columns anyway and go around it.
+    """
+    src = sc.source
+    if isinstance(src, WsReplaySource):
+        build = functools.partial(ws_replay_tapes, src, base_dir)
     else:
-        tapes = load_tapes(sc.source, sc.seed, base_dir)
+        build = functools.partial(load_tapes, src, sc.seed, base_dir)
+    if cache is None or isinstance(src, HbtNpzSource):
+        tapes = build()
+    else:
+        inputs = [] if isinstance(src, SyntheticSource) else [_resolve(src.path, base_dir)]
+        tapes = cache.tapes(src, sc.seed, inputs, build)
     if sc.rewards is not None:
         mark_rewards(tapes, sc.rewards)
     return mark_neg_risk_events(tapes, sc.neg_risk_events)

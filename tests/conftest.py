@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,13 @@ settings.register_profile("nightly", max_examples=2_000, deadline=None, stateful
 settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "ci"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# polymm sim's tape cache (sim.tape_cache) in a directory of this test session's own, inherited by
+# the CLI subprocesses: the suite never reads or fills the user's ~/.cache, and its runs of one
+# scenario share their tapes (a hit is exact: tests/sim/test_tape_cache.py).
+if "POLYMM_TAPE_CACHE" not in os.environ:
+    os.environ["POLYMM_TAPE_CACHE"] = _tapes = tempfile.mkdtemp(prefix="polymm-tapes-")
+    atexit.register(shutil.rmtree, _tapes, ignore_errors=True)
 
 
 @pytest.fixture

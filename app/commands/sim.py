@@ -30,6 +30,7 @@ from research.report import write_report
 from research.runlog import write_venue_marks
 from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
+from sim.tape_cache import TapeCache
 
 SCENARIO_DIR = Path("configs/scenarios")
 DEFAULT_SCENARIO = "default"
@@ -45,7 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "the market sessions with a simulated venue: queue position, latency, fees and resolution. "
             "Writes OUT/events.jsonl (one JSON object per line with a `kind`), OUT/summary.json and "
             "OUT/report.html (see `polymm report`; --no-report skips it); the same inputs and seed "
-            "always give the same `digest`, with either engine."
+            "always give the same `digest`, with either engine. The tapes a source makes (synthetic, "
+            "BBO polls, recordings) are cached by content in $POLYMM_TAPE_CACHE "
+            "[~/.cache/polymm/tapes; off: no cache], so a second run reads columns."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
@@ -127,7 +130,7 @@ def simulate(
     if not log_inputs:
         sc = msgspec.structs.replace(sc, log_inputs=False)
     try:
-        tapes = scenario_tapes(sc, scenario_path.parent)
+        tapes = scenario_tapes(sc, scenario_path.parent, TapeCache.from_env())
     except (OSError, ValueError) as exc:
         raise ConfigFileError(f"{scenario_path}: source: {exc}") from None
     if not tapes:
