@@ -214,6 +214,15 @@ def _resolve(path: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
+def _inputs(path: Path) -> list[Path]:
+    # What a file source's tapes are made of: the file (every file of a recording directory) and,
+    # for one file of a recording, the manifest beside it (its markets, ticks and fees).
+    from adapters.recording import MANIFEST  # noqa: PLC0415
+
+    manifest = path.parent / MANIFEST
+    return [path, manifest] if path.is_file() and manifest.is_file() else [path]
+
+
 def _tokens_of(assets: object, market: str) -> list[str]:
     return [a for a in (assets.token(market, Outcome.YES), assets.token(market, Outcome.NO)) if a]  # type: ignore[attr-defined]
 
@@ -233,7 +242,7 @@ def scenario_tapes(sc: Scenario, base_dir: Path, cache: TapeCache | None = None)
     if cache is None or isinstance(src, HbtNpzSource):
         tapes = build()
     else:
-        inputs = [] if isinstance(src, SyntheticSource) else [_resolve(src.path, base_dir)]
+        inputs = [] if isinstance(src, SyntheticSource) else _inputs(_resolve(src.path, base_dir))
         tapes = cache.tapes(src, sc.seed, inputs, build)
     if sc.rewards is not None:
         mark_rewards(tapes, sc.rewards)

@@ -15,12 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.recording import MANIFEST, Manifest, RecordedMarket, Recorder
 from app.configfile import load_struct
 from core.markets import MarketInfo
 from core.messages import BookSnapshot, MarketResolved, TickSizeChanged
 from core.units import Outcome, Side
 from sim import tape_cache
-from sim.scenario import Scenario, scenario_tapes
+from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.tape import MarketTape
 from sim.tape_cache import TapeCache
 
@@ -217,3 +218,34 @@ def test_write_then_read_is_the_identity(tmp_path_factory, made):
     same(made, tape_cache.read(path, "k"))
     with pytest.raises(ValueError):
         tape_cache.read(path, "another key")
+
+
+def test_one_file_of_a_recording_is_keyed_with_the_manifest_beside_it(tmp_path):
+    # A recording's markets, ticks and fees come from its manifest: replaying one of its files must
+    # miss when the manifest changes, though the file itself did not.
+    info = MarketInfo(market="0x" + "ab" * 32, yes_token="111", no_token="222", tick_px=10)
+    manifest = Manifest(kind="record", ws_url="ws://x", markets=(RecordedMarket.from_info(info, slug="s"),))
+    rec = Recorder(tmp_path / "r", manifest).start()
+    book = {
+        "event_type": "book",
+        "asset_id": "111",
+        "market": info.market,
+        "timestamp": "1800000000000",
+        "bids": [{"price": "0.49", "size": "10"}],
+        "asks": [{"price": "0.51", "size": "10"}],
+    }
+    rec.on_frame(msgspec.json.encode(book).decode())
+    written = rec.close()
+    one_file = tmp_path / "r" / written.files[0].name
+    sc = Scenario(source=WsReplaySource(path=str(one_file)))
+    cache = TapeCache(tmp_path / "cache")
+    first = scenario_tapes(sc, tmp_path, cache)
+    assert first and first[0].info.tick_px == 10
+    scenario_tapes(sc, tmp_path, cache)
+    assert cache.last == "hit"
+    on_disk = msgspec.json.decode((tmp_path / "r" / MANIFEST).read_bytes())
+    on_disk["markets"][0]["tick_px"] = 100
+    (tmp_path / "r" / MANIFEST).write_bytes(msgspec.json.encode(on_disk))
+    again = scenario_tapes(sc, tmp_path, cache)
+    assert cache.last == "miss"
+    assert again[0].info.tick_px == 100
