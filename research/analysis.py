@@ -272,7 +272,12 @@ def analyse(run: Run, grid_points: int = GRID_POINTS, buckets: int = BUCKETS) ->
     a = Analysis(run=run, grid=grid, edges=edges, markets=markets)
     if run.summary is None:
         a.notes.append("no summary.json: maker rebates are not in the log and count as 0 here")
-    if not run.inputs_logged:
+    if run.market_data:
+        a.notes.append(
+            f"market lines and markouts from {run.market_data} (the session logs no market data; venue "
+            "timestamps against the session's clock)"
+        )
+    elif not run.inputs_logged:
         a.notes.append(
             "the log holds no market data between book snapshots (a run with --no-input-log, or a session "
             "that does not log its feed): marks are the venue's mid at our fills where the run has them, "

@@ -28,12 +28,15 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from core.messages import BookSnapshot, TickSizeChanged
 from core.units import PX_ONE, UNITS, complement_notional_usdc6, notional_usdc6
 
 if TYPE_CHECKING:
     from sim.runner import Lane
 
 LOG_NAME: Final = "events.jsonl"
+#: A session's recordings of its own feed (``app.session_recording.RECORDINGS_DIR``).
+RECORDINGS_DIR: Final = "market_data"
 SUMMARY_NAME: Final = "summary.json"
 MARKS_NAME: Final = "venue_marks.json"
 #: ``bid_px``/``ask_px`` when that side is empty.
@@ -202,6 +205,10 @@ class Run:
     summary: dict[str, Any] | None
     #: Whether the log holds the market data between snapshots (``--no-input-log`` leaves it out).
     inputs_logged: bool
+    #: Where the market lines (``MarketLog.top``) come from when the log holds no market data: the
+    #: session's own recordings (``RUN_DIR/market_data/*``) read through the simulator's loader, with
+    #: anything unreadable said; "" when the log's own records give them.
+    market_data: str = ""
 
     def digest(self) -> str:
         """The sha256 of the event log as written (``summary.json``'s ``digest`` when it has one).
@@ -562,6 +569,9 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     markets.pop("", None)
     done = {k: v.finish() for k, v in markets.items()}
     inputs_logged = any(m.deltas or m.trades for m in done.values())
+    market_data = ""
+    if not inputs_logged and (path / RECORDINGS_DIR).is_dir():
+        market_data = _recorded_tops(path / RECORDINGS_DIR, done)
     _read_marks(path, done)
     return Run(
         path=path,
@@ -571,7 +581,55 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
         end_ns=max(end, 0),
         summary=summary,
         inputs_logged=inputs_logged,
+        market_data=market_data,
     )
+
+
+def _recorded_tops(root: Path, markets: dict[str, MarketLog]) -> str:
+    # A trading session logs no market data: its feed is in its recordings (one per session of the
+    # run, named by UTC start, so in time order). Each logged market's top of book is rebuilt from
+    # them through the simulator's own loader (YES book, venue timestamps); returns what was used.
+    from sim.scenario import WsReplaySource, ws_replay_tapes  # noqa: PLC0415
+    from sim.tape import OP_ASK, OP_BID, OP_SPECIAL  # noqa: PLC0415
+
+    tops = {k: _Market(k, keep_actions=False) for k in markets}
+    used: list[str] = []
+    bad: list[str] = []
+    for rec in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            tapes = ws_replay_tapes(WsReplaySource(path=str(rec)), rec)
+        except (OSError, ValueError) as exc:  # a RecordingError is a ValueError
+            bad.append(f"{rec.name}: {' '.join(str(exc).split())[:160]}")
+            continue
+        used.append(rec.name)
+        for tape in tapes:
+            m = tops.get(tape.info.market)
+            if m is None:  # recorded but never traded
+                continue
+            book, specials = m.book, tape.specials
+            for i, (ts, op, px, qty) in enumerate(zip(tape.ts, tape.op, tape.px, tape.qty, strict=True)):
+                if op <= OP_ASK:
+                    book.set(op == OP_BID, px, qty)
+                elif op == OP_SPECIAL:
+                    ev = specials[i]
+                    if isinstance(ev, BookSnapshot):
+                        book.clear()
+                        for bpx, bq in ev.bids:
+                            book.set(True, bpx, bq)
+                        for apx, aq in ev.asks:
+                            book.set(False, apx, aq)
+                    elif isinstance(ev, TickSizeChanged):
+                        book.clear()
+                else:
+                    continue  # a trade print leaves the book as it is
+                m.top_changed(ts)
+    for k, m in tops.items():
+        if m.top_ts:
+            markets[k].top = m.finish().top
+    said = f"the session's recordings in {root.name}/: {', '.join(used)}" if used else ""
+    if bad:
+        said += ("; " if said else "") + "unreadable: " + "; ".join(bad)
+    return said
 
 
 def _strip(rec: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from adapters.runlog import latest_run_dir, read_events
 from app.cli import main
 from app.commands.run import summarise
 from emulator import Emulator
+from research.analysis import analyse
+from research.runlog import read_run
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
@@ -151,8 +153,16 @@ def test_paper_fills_on_the_live_feed_without_sending_orders(emu, tmp_path, caps
     html = (run_dir / "report.html").read_text()
     assert "<td>mode</td><td><code>paper</code></td>" in html
     points = {t: int(n) for n, t in re.findall(r'data-points="(\d+)"><figcaption>([^<]+)<', html)}
-    for title in ("PnL over time", "PnL per market", "Inventory per market", "Quote uptime"):
+    for title in ("PnL over time", "PnL per market", "Inventory per market", "Quote uptime", "Markouts"):
         assert next(n for t, n in points.items() if t.startswith(title)) > 0, (title, points)
+    # The session logs no market data: its market lines and markouts come from its own recording.
+    run = read_run(run_dir)
+    assert run.market_data.startswith("the session's recordings in market_data/"), run.market_data
+    quoted = [m for m in run.markets.values() if m.decisions]
+    assert quoted and all(len(m.top) > 0 for m in quoted)
+    marked = analyse(run)
+    assert any(shares > 0 for ma in marked.markets.values() for _, shares in ma.markouts.values())
+    assert any("from the session's recordings" in n for n in marked.notes), marked.notes
 
 
 def test_live_is_refused_while_the_config_says_dry_run(emu, tmp_path, capsys, monkeypatch):
