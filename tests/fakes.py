@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 
@@ -49,3 +50,17 @@ class ListSink:
 
     def kinds(self, kind: str) -> list[object]:
         return [p for k, _, _, p in self.records if k == kind]
+
+
+def book_frame(market: str, token: str, bid: str, ask: str) -> str:
+    """A market-channel ``book`` frame of one token, one level a side (500 shares), as the venue sends it."""
+    return json.dumps(
+        {
+            "event_type": "book",
+            "market": market,
+            "asset_id": token,
+            "timestamp": "1800000000000",
+            "bids": [{"price": bid, "size": "500"}],
+            "asks": [{"price": ask, "size": "500"}],
+        }
+    )

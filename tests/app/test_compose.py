@@ -27,6 +27,7 @@ from core.markets import MarketInfo
 from core.messages import Accepted, BookSnapshot
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, Outcome
 from sim.session_replay import SessionReplay, read_replay, run_replay
+from tests.fakes import FakeClock, book_frame
 
 INFO = MarketInfo(market="0xmarket", yes_token="111", no_token="222", tick_px=100, min_qty=5 * QTY_ONE)
 ARGS = argparse.Namespace(
@@ -187,39 +188,16 @@ def test_a_live_venue_that_cannot_start_is_announced_recorded_and_raised(tmp_pat
     ]
 
 
-class SetClock:
-    """The recorder's clock, set by the test."""
-
-    def __init__(self, t: int) -> None:
-        self.t = t
-
-    def now_ns(self) -> int:
-        return self.t
-
-
-def book_frame(token: str, bid: str, ask: str) -> str:
-    return json.dumps(
-        {
-            "event_type": "book",
-            "market": INFO.market,
-            "asset_id": token,
-            "timestamp": "1800000000000",
-            "bids": [{"price": bid, "size": "500"}],
-            "asks": [{"price": ask, "size": "500"}],
-        }
-    )
-
-
 def test_a_dry_run_replay_is_built_by_the_root_from_a_recording(tmp_path: Path) -> None:
     # A plain recording of one market: both books, then two seconds later the YES bid moves.
-    clock = SetClock(1_800_000_000 * NS_PER_S)
+    clock = FakeClock(1_800_000_000 * NS_PER_S)
     manifest = Manifest(kind="record", ws_url="ws://x", markets=(RecordedMarket.from_info(INFO, slug="s"),))
     rec = Recorder(tmp_path / "rec", manifest, clock=clock).start()
     rec.on_connect("ws://x")
-    rec.on_frame(book_frame(INFO.yes_token, "0.45", "0.55"))
-    rec.on_frame(book_frame(INFO.no_token, "0.45", "0.55"))
+    rec.on_frame(book_frame(INFO.market, INFO.yes_token, "0.45", "0.55"))
+    rec.on_frame(book_frame(INFO.market, INFO.no_token, "0.45", "0.55"))
     clock.t += 2 * NS_PER_S
-    rec.on_frame(book_frame(INFO.yes_token, "0.46", "0.55"))
+    rec.on_frame(book_frame(INFO.market, INFO.yes_token, "0.46", "0.55"))
     rec.close()
     cfg = load_config("configs/market_maker.yaml")
     source = read_replay(open_recording(tmp_path / "rec"))

@@ -20,37 +20,15 @@ from core.messages import Accepted, Canceled, ExecEvent, Filled, Place
 from core.quoting import quote_params
 from core.units import NS_PER_S, QTY_ONE
 from sim.session_replay import SessionReplay, read_replay, run_replay
+from tests.fakes import FakeClock, book_frame
 
 INFO = MarketInfo(market="0xmarket", yes_token="111", no_token="222", tick_px=100, min_qty=5 * QTY_ONE)
 T0 = 1_800_000_000 * NS_PER_S
 
 
-class SetClock:
-    """The recorder's clock, set by the test."""
-
-    def __init__(self, t: int) -> None:
-        self.t = t
-
-    def now_ns(self) -> int:
-        return self.t
-
-
-def book_frame(token: str, bid: str, ask: str) -> str:
-    return json.dumps(
-        {
-            "event_type": "book",
-            "market": INFO.market,
-            "asset_id": token,
-            "timestamp": "1800000000000",
-            "bids": [{"price": bid, "size": "500"}],
-            "asks": [{"price": ask, "size": "500"}],
-        }
-    )
-
-
 def paper_recording(path: Path, reports: list[tuple[ExecEvent, ...]]) -> None:
     """A paper session's recording: both books at T0 (the session places its quotes), then ``reports``."""
-    clock = SetClock(T0)
+    clock = FakeClock(T0)
     manifest = Manifest(
         kind="session",
         markets=(RecordedMarket.from_info(INFO),),
@@ -58,8 +36,8 @@ def paper_recording(path: Path, reports: list[tuple[ExecEvent, ...]]) -> None:
     )
     rec = Recorder(path, manifest, clock=clock).start()
     rec.on_connect("ws://x")
-    rec.on_frame(book_frame(INFO.yes_token, "0.45", "0.55"))
-    rec.on_frame(book_frame(INFO.no_token, "0.45", "0.55"))
+    rec.on_frame(book_frame(INFO.market, INFO.yes_token, "0.45", "0.55"))
+    rec.on_frame(book_frame(INFO.market, INFO.no_token, "0.45", "0.55"))
     for batch in reports:
         clock.t += NS_PER_S
         rec.on_reports(INFO.market, batch)
@@ -132,8 +110,8 @@ def quoting_paper_replay() -> SessionReplay:
         start_ns=T0,
         paper=True,
     )
-    replay.record(Frame(recv_ns=T0, frame=book_frame(INFO.yes_token, "0.45", "0.55")))
-    replay.record(Frame(recv_ns=T0 + 1, frame=book_frame(INFO.no_token, "0.45", "0.55")))
+    replay.record(Frame(recv_ns=T0, frame=book_frame(INFO.market, INFO.yes_token, "0.45", "0.55")))
+    replay.record(Frame(recv_ns=T0 + 1, frame=book_frame(INFO.market, INFO.no_token, "0.45", "0.55")))
     assert len(replay.venue_ports[INFO.market].placed) >= 2
     return replay
 
