@@ -507,13 +507,13 @@ class JsonlFileSink:
             self._buf.record(kind, ts_ns, market, payload)
             self.writer.write(self._buf.lines.pop())
 
-    def close(self) -> None:
-        """Write everything queued and close the log (idempotent)."""
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Write everything queued and close the log, waiting at most ``timeout_s`` (idempotent)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self.writer.close()
+        self.writer.close(timeout_s)
 
 
 class RunLog:

@@ -6,6 +6,10 @@ answering cancels slowly, or not at all) forces a bounded exit: one cancel-all a
 open orders on a thread of their own, given at most ``budget_s``, then ``os._exit`` within
 ``FORCE_EXIT_S`` of the signal whatever any other thread is doing (a watchdog makes sure of it).
 
+Just before the exit, ``on_forced_exit`` (when set) gets the code and what the cancel-all showed: a
+trading run writes them as its event log's last record (``run_end`` with ``forced: true``) and
+flushes the log, within the same bound.
+
 Exit codes of a forced exit: ``128 + signal`` (130 for SIGINT, 143 for SIGTERM) when the venue
 listed no open order after the cancel-all, else ``EXIT_ORDERS_MAY_REMAIN`` (3), with one line saying
 orders may remain open, then one line per order the venue still lists (its venue order id). Without a
@@ -21,7 +25,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 #: A forced exit ends this long after the second signal at the latest.
 FORCE_EXIT_S: Final = 5.0
@@ -41,6 +45,8 @@ class ShutdownSignals:
             construction): returns the venue ids of our orders the venue still lists afterwards
             (empty: none), or raises when it cannot tell.
         exit_now: Ends the process (``os._exit``; tests pass a recorder).
+        on_forced_exit: Called with the exit code and ``forced_detail`` just before a forced exit
+            (may be set after construction); whatever it raises is ignored: the exit goes on.
         budget_s: How long the forced exit waits for ``cancel_all_now``.
         stream: Where the one-line messages go.
     """
@@ -52,8 +58,12 @@ class ShutdownSignals:
         exit_now: Callable[[int], object] = os._exit,
         budget_s: float = CANCEL_BUDGET_S,
         stream: TextIO | None = None,
+        on_forced_exit: Callable[[int, dict[str, Any]], object] | None = None,
     ) -> None:
         self.cancel_all_now = cancel_all_now
+        self.on_forced_exit = on_forced_exit
+        #: What the forced exit's cancel-all showed (JSON-ready): its outcome, why, the orders left.
+        self.forced_detail: dict[str, Any] = {}
         self.requested = threading.Event()
         self.count = 0
         self._exit_now = exit_now
@@ -99,6 +109,12 @@ class ShutdownSignals:
     def force_exit(self, signum: int) -> None:
         """One cancel-all within the budget, one line, then end the process."""
         code = self.forced_exit_code(signum)
+        hook = self.on_forced_exit
+        if hook is not None:
+            try:
+                hook(code, self.forced_detail)
+            except Exception as exc:  # the process is exiting: say it, never stop the exit
+                self._say(f"forced exit: could not record the run's end ({type(exc).__name__}: {exc})")
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
@@ -107,7 +123,9 @@ class ShutdownSignals:
     def forced_exit_code(self, signum: int) -> int:
         """Try the cancel-all (at most ``budget_s``) and say how it went; the exit code."""
         cancel = self.cancel_all_now
+        name = signal.Signals(signum).name
         if cancel is None:
+            self.forced_detail = {"signal": name, "cancel_all": "no venue"}
             return 128 + signum
         outcome: list[tuple[str, ...] | BaseException] = []
 
@@ -123,6 +141,7 @@ class ShutdownSignals:
         result = outcome[0] if outcome else None
         if result == ():
             self._say("forced exit: cancel-all done; the venue lists no open order of ours")
+            self.forced_detail = {"signal": name, "cancel_all": "confirmed"}
             return 128 + signum
         remaining: tuple[str, ...] = ()
         if result is None:
@@ -138,4 +157,10 @@ class ShutdownSignals:
         )
         for order_id in remaining:
             self._say(f"  {order_id}")
+        self.forced_detail = {
+            "signal": name,
+            "cancel_all": "not confirmed",
+            "why": why,
+            "orders_may_remain": list(remaining),
+        }
         return EXIT_ORDERS_MAY_REMAIN

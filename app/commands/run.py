@@ -116,6 +116,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 #: Longest --duration: ten years (a bound the OS timers take; "until Ctrl-C" is no --duration).
 MAX_DURATION_S = 10 * 365 * 86_400.0
+#: How long a forced exit waits for its run_end record to reach the disk (within app.signals'
+#: FORCE_EXIT_S, after the cancel-all's CANCEL_BUDGET_S).
+FORCED_FLUSH_S = 0.5
 
 
 def duration_s(text: str) -> float:
@@ -370,6 +373,13 @@ def _trade(
     # A first SIGINT/SIGTERM shuts down in order; a second forces an exit within 5 s (app.signals).
     # The handlers stay until the shutdown below is over.
     signals = ShutdownSignals(cancel_all_now=built.cancel_all_now)
+
+    def forced_run_end(code: int, detail: dict[str, Any]) -> None:
+        # A forced exit ends with os._exit: the log's last record says so, written before it goes.
+        sink.record("run_end", clock.now_ns(), "", {"exit_code": code, "forced": True, **detail})
+        sink.close(timeout_s=FORCED_FLUSH_S)
+
+    signals.on_forced_exit = forced_run_end
     signals.install()
     try:
         try:

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from adapters.runlog import latest_run_dir, read_events
 from app.signals import EXIT_ORDERS_MAY_REMAIN, FORCE_EXIT_S
 from core.units import QTY_ONE, parse_qty
 from emulator import Emulator
@@ -348,3 +349,10 @@ def test_a_second_signal_while_the_venue_refuses_cancels_exits_3_within_5_s_nami
     )
     named = {line.strip() for line in err[head + 1 :] if line.startswith("  0x")}
     assert named == left
+    # The event log's last record says how the run ended, though it ended in os._exit.
+    run_dir = latest_run_dir(run.state)
+    assert run_dir is not None
+    end = list(read_events(run_dir))[-1]
+    assert end["kind"] == "run_end" and end["forced"] is True, end
+    assert end["exit_code"] == EXIT_ORDERS_MAY_REMAIN and end["cancel_all"] == "not confirmed"
+    assert set(end["orders_may_remain"]) == left

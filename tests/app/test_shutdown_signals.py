@@ -64,6 +64,46 @@ def test_a_second_signal_cancels_all_and_exits_128_plus_signal_when_nothing_rema
     ]
 
 
+def test_the_forced_exit_hook_gets_the_code_and_the_orders_left_before_the_exit():
+    exits, seen = Recorder(), []
+    s = ShutdownSignals(
+        lambda: ["0xaa"],
+        exit_now=exits,
+        stream=io.StringIO(),
+        on_forced_exit=lambda code, detail: seen.append((code, dict(detail), list(exits.codes))),
+    )
+
+    s.force_exit(signal.SIGTERM)
+
+    assert seen == [
+        (
+            EXIT_ORDERS_MAY_REMAIN,
+            {
+                "signal": "SIGTERM",
+                "cancel_all": "not confirmed",
+                "why": "the venue still lists 1 open orders of ours",
+                "orders_may_remain": ["0xaa"],
+            },
+            [],  # called before the exit
+        )
+    ]
+    assert exits.codes == [EXIT_ORDERS_MAY_REMAIN]
+
+
+def test_a_forced_exit_hook_that_fails_never_stops_the_exit():
+    out, exits = io.StringIO(), Recorder()
+
+    def broken(code: int, detail: dict) -> None:
+        raise OSError("disk full")
+
+    s = ShutdownSignals(list, exit_now=exits, stream=out, on_forced_exit=broken)
+    s.force_exit(signal.SIGINT)
+
+    assert exits.codes == [130]
+    assert "forced exit: could not record the run's end (OSError: disk full)" in out.getvalue()
+    assert s.forced_detail == {"signal": "SIGINT", "cancel_all": "confirmed"}
+
+
 def test_a_forced_exit_whose_cancel_all_leaves_orders_exits_3_naming_each():
     out = io.StringIO()
     s = ShutdownSignals(lambda: ["0xaa", "0xbb"], exit_now=Recorder(), stream=out)
