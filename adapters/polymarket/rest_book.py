@@ -31,7 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class BookUnavailable(Exception):
-    """A book that could not be read; ``str(err)`` is one line (token and reason)."""
+    """A book that could not be read; ``str(err)`` is one line (token and reason).
+
+    ``unreachable``: no attempt got any HTTP reply (connection refused, DNS, timeouts): the venue,
+    not this book, is the problem.
+    """
+
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
 
 
 class RestBookClient(RetryingJsonClient):
@@ -69,6 +77,7 @@ class RestBookClient(RetryingJsonClient):
 
     def _get(self, token_id: str) -> bytes:
         last = ""
+        replied = False
         retry_after: float | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -81,6 +90,7 @@ class RestBookClient(RetryingJsonClient):
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 self._log_retry(token_id, last, attempt)
                 continue
+            replied = True
             if should_retry(resp.status_code):
                 last = f"HTTP {resp.status_code}"
                 retry_after = retry_after_s(resp.headers.get("Retry-After"))
@@ -93,7 +103,9 @@ class RestBookClient(RetryingJsonClient):
                 )
             return resp.content
         attempts = self.retries + 1
-        raise BookUnavailable(f"{last} after {attempts} attempt{'s' if attempts > 1 else ''}")
+        raise BookUnavailable(
+            f"{last} after {attempts} attempt{'s' if attempts > 1 else ''}", unreachable=not replied
+        )
 
     def _log_retry(self, token_id: str, what: str, attempt: int) -> None:
         # A retry is no failure yet: INFO (the caller logs a book that fails for good).

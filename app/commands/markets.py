@@ -349,6 +349,10 @@ def print_income_table(
     )
 
 
+#: ``refresh-markets`` stops reading books after this many in a row got no HTTP reply at all.
+UNREACHABLE_IN_A_ROW = 3
+
+
 class BookFetch(msgspec.Struct, frozen=True, kw_only=True):
     """The order books ``refresh-markets`` read for ``rank_by: expected_income``, and those it could not."""
 
@@ -372,20 +376,29 @@ def fetch_candidate_books(
     """The YES book of each of ``candidates``, one ``GET /book`` each (plus retries), in order.
 
     A book that cannot be read is listed in ``failed`` with the market, the token and why (and logged at
-    INFO); it never stops the others.
+    INFO); it never stops the others, unless the venue itself is unreachable: after
+    ``UNREACHABLE_IN_A_ROW`` books in a row got no HTTP reply at all, the rest are not tried (each
+    listed as such) rather than each waiting for its own timeouts.
     """
     books: dict[str, BookSnapshot] = {}
     failed: list[tuple[str, str]] = []
+    unreachable = 0
     try:
         for i, m in enumerate(candidates, start=1):
+            if unreachable >= UNREACHABLE_IN_A_ROW:
+                why = f"not tried: {client.base_url} unreachable for {unreachable} books in a row"
+                failed.append((m.market_id, why))
+                continue
             try:
                 if not m.yes_token:
                     raise BookUnavailable("no YES token id")
                 books[m.market_id] = client.yes_book(m.condition_id, m.yes_token)
+                unreachable = 0
             except BookUnavailable as exc:
                 # The command prints it, once (``_print_books``); the log file keeps it too.
                 log.info("order book of market %s (token %s) not used: %s", m.market_id, m.yes_token, exc)
                 failed.append((m.market_id, f"token {_short_token(m.yes_token)}: {exc}"))
+                unreachable = unreachable + 1 if exc.unreachable else 0
             if progress is not None:
                 progress(i, len(candidates))
     finally:

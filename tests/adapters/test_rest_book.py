@@ -89,10 +89,22 @@ def test_429_and_5xx_are_retried_with_the_backoff_and_retry_after() -> None:
 def test_a_network_error_that_outlasts_the_retries_names_it() -> None:
     c, _, slept = client([httpx.ConnectError("refused"), httpx.ConnectError("refused")], retries=1)
 
-    with pytest.raises(BookUnavailable, match=r"^ConnectError: refused after 2 attempts$"):
+    with pytest.raises(BookUnavailable, match=r"^ConnectError: refused after 2 attempts$") as err:
         c.yes_book("0xabc", TOKEN)
+    assert err.value.unreachable  # no reply at all: the venue, not this book
     assert slept == [0.5]
     assert c.requests == 2
+
+
+@pytest.mark.parametrize(
+    "answers", [[httpx.ConnectError("refused"), httpx.Response(503)], [httpx.Response(404)]]
+)
+def test_a_book_the_venue_answered_for_is_not_unreachable(answers) -> None:
+    c, _, _ = client(answers, retries=len(answers) - 1)
+
+    with pytest.raises(BookUnavailable) as err:
+        c.yes_book("0xabc", TOKEN)
+    assert not err.value.unreachable
 
 
 def test_a_final_status_is_not_retried_and_quotes_the_body() -> None:

@@ -19,7 +19,7 @@ import pytest
 from adapters.classify import classify_extra_available
 from adapters.market_cache import load_market_cache, load_selected_markets
 from app.cli import main
-from app.commands.markets import Progress, discover_markets
+from app.commands.markets import UNREACHABLE_IN_A_ROW, Progress, discover_markets
 from app.configfile import load_config
 from core.units import QTY_ONE
 from emulator import Emulator
@@ -384,6 +384,30 @@ def test_refresh_reads_at_most_book_candidates_books(
     assert rc == 0
     assert len(gamma.paths("/book")) == 2  # no more
     assert "order books: none read (market_selection.income.book_candidates: 0)" in out
+
+
+@pytest.mark.usefixtures("workdir")
+def test_refresh_stops_reading_books_from_an_unreachable_clob(
+    gamma: GammaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as s:  # a loopback port nothing listens on: every connection is refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    write_config(Path("income.yaml"), "  rank_by: expected_income\n  income:\n    book_candidates: 6")
+
+    rc, out, _ = run(
+        ["refresh-markets", "--config", "income.yaml", "--skip-classify", "--skip-index",
+         "--gamma-url", gamma.url, "--clob-url", dead, "--book-retries", "0", "--as-of", AS_OF],
+        capsys,
+    )  # fmt: skip
+
+    assert rc == 0
+    head = next(line for line in out.splitlines() if line.startswith("order books: read 0 of "))
+    candidates = int(head.split()[5])
+    assert candidates > UNREACHABLE_IN_A_ROW, head
+    assert f"({UNREACHABLE_IN_A_ROW} requests)" in head  # then no more
+    not_tried = [line for line in out.splitlines() if f"not tried: {dead} unreachable for 3 books" in line]
+    assert len(not_tried) == candidates - UNREACHABLE_IN_A_ROW
 
 
 @pytest.mark.usefixtures("workdir")
