@@ -292,6 +292,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     drift_resync_min_s: float = 120.0
     #: Finished orders and settled trades are kept in full this long (``core.ledger``, "Memory").
     ledger_retention_s: float = 120.0
+    #: A trade stuck in MATCHED, or a merge in doubt (no receipt), is settled by the listings within
+    #: this long (``core.ledger``: a merge the listings never show fails after it).
+    settle_timeout_s: float = 600.0
     #: The volume tier assumed until the venue's ``Poly-RateLimit-Tier`` header names one.
     rate_limit_tier: str = "standard"
     #: New orders held by a 429 longer than this: every quote is pulled until they may go again.
@@ -516,6 +519,7 @@ class OrderGatewayActor(pykka.ThreadingActor):
             resync_min_ns=int(cfg.drift_resync_min_s * NS_PER_S),
             retention_ns=int(cfg.ledger_retention_s * NS_PER_S),
             backfill_overlap_ns=int(cfg.trade_overlap_s * NS_PER_S),
+            settle_timeout_ns=int(cfg.settle_timeout_s * NS_PER_S),
         )
         self._ticks: dict[str, Px] = {m.market: m.tick_px for m in markets}
         self.limiter = RateLimiter(

@@ -24,6 +24,7 @@ from core.inventory import apply_merge, mark_to_market, marked_pnl_usdc6
 from core.messages import Merge, Merged, MergeFailed
 from core.units import PX_ONE, QTY_ONE
 from emulator import Emulator
+from emulator.scenario import HttpFault
 from tests.actors.venue_fake import Routed
 from tests.app.test_live_truth_e2e import connect, gateway, info, venue_shares, wait_for
 from tests.emulator.conftest import NEGRISK, QUIET, make_scenario
@@ -91,6 +92,55 @@ def test_a_merge_through_the_official_client_leaves_inventory_cash_and_pnl_exact
             assert drifts == [] and routed.of(HoldQuotes) == []
             status = gw.ask(GetGatewayStatus(), timeout=10)
             assert (status.merges, status.merge_failures) == (1, 1)
+        finally:
+            gw.ask(Shutdown(), timeout=30)
+            gw.stop()
+
+
+def test_a_merge_while_the_chain_rpc_is_down_is_settled_by_the_listings_and_the_next_one_goes_through():
+    # Polygon's RPC answering 503: the official client raises without saying whether anything was
+    # sent, so the gateway books nothing and lets the position listings settle it; they never show
+    # the pairs gone, so the merge fails once the settle timeout has passed (no drift meanwhile), and
+    # with the RPC back the next merge goes through.
+    scenario = make_scenario()
+    scenario = msgspec.structs.replace(
+        scenario, account=msgspec.structs.replace(scenario.account, shares_qty=SHARES)
+    )
+    with Emulator(scenario, port=0) as emu:
+        conn = connect(emu, str(Account.create().key.hex()))
+        client = conn.client
+        quiet = info(emu, QUIET)
+        routed, sink = Routed(), ListSink()
+        gw, port, _ = gateway(conn, [quiet], routed, reconcile_interval_s=0.2, settle_timeout_s=2.0)
+        gw.tell(SetSink(sink))
+        try:
+            gw.ask(Startup(), timeout=30)
+            before = gw.ask(GetPositions(), timeout=10)[quiet.market]
+            cash0 = collateral_usdc6(client)
+            rpc_down = HttpFault(status=503, message="rpc unavailable", routes=("POST /rpc",))
+            down = emu.venue.faults.add(rpc_down, emu.venue.elapsed_ms())
+
+            port.submit([Merge(market=quiet.market, merge_id="m-down", qty=10 * QTY_ONE)])
+
+            wait_for(lambda: sink.kinds("ledger") and any(
+                isinstance(p, dict) and p.get("event") == "merge_in_doubt" for p in sink.kinds("ledger")
+            ), what="the merge in doubt")  # fmt: skip
+            assert gw.ask(GetPositions(), timeout=10)[quiet.market] == before  # nothing booked on a guess
+            [failed] = wait_for(lambda: routed.of(MergeFailed), what="the listings to settle it")
+            assert failed.merge_id == "m-down" and "listings never showed it" in failed.reason, failed
+            assert routed.of(Merged) == [] and emu.chain.merges == []
+            assert venue_shares(client, quiet) == (SHARES, SHARES)
+            assert collateral_usdc6(client) == cash0
+            assert gw.ask(GetPositions(), timeout=10)[quiet.market] == before
+
+            assert emu.venue.faults.remove(down) == [down]
+            port.submit([Merge(market=quiet.market, merge_id="m-up", qty=10 * QTY_ONE)])
+            [done] = wait_for(lambda: routed.of(Merged), what="the merge once the RPC is back")
+            assert (done.merge_id, done.qty) == ("m-up", 10 * QTY_ONE)
+            assert venue_shares(client, quiet) == (SHARES - 10 * QTY_ONE, SHARES - 10 * QTY_ONE)
+            assert gw.ask(GetPositions(), timeout=10)[quiet.market] == apply_merge(before, 10 * QTY_ONE)
+            drifts = [p for p in sink.kinds("ledger") if isinstance(p, dict) and p.get("event") == "drift"]
+            assert drifts == [] and routed.of(HoldQuotes) == []
         finally:
             gw.ask(Shutdown(), timeout=30)
             gw.stop()
