@@ -56,11 +56,11 @@ def build(workload: str) -> Any:
         cfg = msgspec.structs.replace(cfg, quoting=msgspec.structs.replace(cfg.quoting, volatility=vol))
         tapes = load(HbtNpzSource(path=str(path), tick_px=100, market="w1m"))
         zero = Latency(feed_ms=0, order_ms=0, response_ms=0)
-        return Runner(tapes, quote_params(cfg), RunSettings(latency=zero, log_inputs=False), seed=w1m.SEED)
+        return Runner(tapes, quote_params(cfg), RunSettings(latency=zero), seed=w1m.SEED)
     import bench  # bench/bench.py
 
     tapes = bench._synthetic(**bench.ENGINE_WORKLOAD)
-    settings = RunSettings(log_inputs=False, global_ev_cap_usdc6=10**9)
+    settings = RunSettings(global_ev_cap_usdc6=10**9)
     runner = Runner(tapes, quote_params(cfg), settings, seed=11)
     if workload == "noquote":
         for lane in runner.lanes:

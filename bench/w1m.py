@@ -226,7 +226,7 @@ def run_polymm(path: Path, engine: str = "inline") -> dict[str, Any]:
     tapes = load(HbtNpzSource(path=str(path), tick_px=100, market="w1m"))
     load_s = time.perf_counter() - t0
     rss_loaded = _rss_mb()
-    runner = Runner(tapes, quote_params(cfg), RunSettings(latency=zero, log_inputs=False), seed=SEED)
+    runner = Runner(tapes, quote_params(cfg), RunSettings(latency=zero), seed=SEED)
     digest = hashlib.sha256()
     t0 = time.perf_counter()
     runner.run(engine, digest.update)  # type: ignore[arg-type]

@@ -2,7 +2,10 @@
 
 A run directory holds the event log a simulation or a paper/dry-run session wrote (``events.jsonl``
 today: a ``units`` header, then one JSON object per line with ``kind``, ``ts_ns`` and ``market``) and,
-from a simulation, its ``summary.json``. ``read_run`` turns them into format-free columns per market:
+from a simulation, its ``summary.json`` and its input's identity (``input.json``, ``sim.inputs``): a
+simulation does not copy its market data into the log, so the reader re-reads the input through the
+simulator's own loader (each input file's sha256 checked first) and rebuilds the displayed book from
+it. ``read_run`` turns them into format-free columns per market:
 the displayed book's best bid and ask at each change, our fills (YES-equivalent), our resting quotes
 at each change, every decision with its reasons, the resolution. When the on-disk format changes
 (issue #13: a columnar log), only this module changes; the report, the diff and the sweep do not.
@@ -25,7 +28,10 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from core.messages import BookSnapshot, MarketResolved, TickSizeChanged
 from core.units import PX_ONE, UNITS, complement_notional_usdc6, notional_usdc6
+from sim.inputs import InputError, file_sha256, load_input_tapes
+from sim.tape import OP_ASK, OP_BID, OP_SPECIAL, MarketTape
 
 if TYPE_CHECKING:
     from sim.runner import Lane
@@ -192,7 +198,8 @@ class Run:
     end_ns: int
     #: ``summary.json`` of a simulation (None for a run without one, e.g. paper trading).
     summary: dict[str, Any] | None
-    #: Whether the log holds the market data between snapshots (``--no-input-log`` leaves it out).
+    #: Whether the run has the market data between snapshots: a simulation's input re-read
+    #: (``input.json``) or a log that holds it (a session that does not log its feed has none).
     inputs_logged: bool
 
     def digest(self) -> str:
@@ -204,11 +211,7 @@ class Run:
 
 def file_digest(path: Path) -> str:
     """The sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 class _BookTop:
@@ -318,6 +321,44 @@ class _Market:
             del levels[o[1]]
         self.quotes_changed(ts)
 
+    def apply_tape(self, tape: MarketTape) -> None:
+        """The market data the venue applied, from the run's input (what an input log would hold)."""
+        ts, op, px, qty = tape.ts.tolist(), tape.op.tolist(), tape.px.tolist(), tape.qty.tolist()
+        specials = tape.specials
+        book = self.book
+        top_changed = self.top_changed
+        for i, o in enumerate(op):
+            t = ts[i]
+            if o <= OP_ASK:
+                book.set(o == OP_BID, px[i], qty[i])
+                top_changed(t)
+            elif o != OP_SPECIAL:
+                self.trades += 1
+            else:
+                ev = specials[i]
+                if isinstance(ev, BookSnapshot):
+                    book.clear()
+                    yes = ev.outcome == 0
+                    for p, q in ev.bids:
+                        book.set(yes, p if yes else PX_ONE - p, q)
+                    for p, q in ev.asks:
+                        book.set(not yes, p if yes else PX_ONE - p, q)
+                    top_changed(t)
+                elif isinstance(ev, TickSizeChanged):  # a new book epoch: the next snapshot reseeds it
+                    book.clear()
+                    top_changed(t)
+                elif isinstance(ev, MarketResolved):
+                    self.resolved = (t, ev.yes_won)
+        n = len(op)
+        self.inputs += n
+        self.deltas += sum(1 for o in op if o <= OP_ASK)
+        if self.in_hash is not None:
+            h = self.in_hash
+            for col in (tape.ts, tape.op, tape.px, tape.qty):
+                h.update(col.tobytes())
+            for i in sorted(specials):
+                h.update(b"%d:" % i + msgspec.json.encode(specials[i]))
+
     def finish(self) -> MarketLog:
         i64 = np.int64
         return MarketLog(
@@ -403,7 +444,12 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     if not log.is_file():
         raise RunFormatError(f"{path}: no {LOG_NAME} (not a run directory)")
     summary = read_summary(path)
-    markets: dict[str, _Market] = {}
+    try:
+        tapes = load_input_tapes(path)
+    except InputError as exc:
+        raise RunFormatError(str(exc)) from None
+    # The input's markets first, in its order (the simulator's lanes).
+    markets: dict[str, _Market] = {t.info.market: _Market(t.info.market, actions) for t in tapes or ()}
     mode = ""
     start = end = -1
     source = str(log)
@@ -517,6 +563,13 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
             end = max(end, ts)
     if mode == "" and not markets:
         raise RunFormatError(f"{source}: empty log")
+    for tape in tapes or ():
+        m = markets[tape.info.market]
+        if not (m.inputs or len(tape) == 0):  # (a log that holds its inputs is read as it is)
+            m.apply_tape(tape)
+            if start < 0 or tape.ts[0] < start:
+                start = tape.ts[0]
+            end = max(end, tape.ts[-1])
     markets.pop("", None)
     done = {k: v.finish() for k, v in markets.items()}
     inputs_logged = any(m.deltas or m.trades for m in done.values())
@@ -530,6 +583,17 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
         summary=summary,
         inputs_logged=inputs_logged,
     )
+
+
+def log_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every record of a run directory's event log in order, the ``units`` header first, as dicts."""
+    path = Path(run_dir) / LOG_NAME
+    if not path.is_file():
+        raise RunFormatError(f"{run_dir}: no {LOG_NAME} (not a run directory)")
+    try:
+        return [_dec_any.decode(line) for line in path.read_bytes().splitlines() if line.strip()]
+    except msgspec.DecodeError as exc:
+        raise RunFormatError(f"{path}: {exc}") from None
 
 
 def _strip(rec: dict[str, Any]) -> dict[str, Any]:

@@ -96,7 +96,6 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     queue: QueueModel = msgspec.field(default_factory=QueueModel)
     timer_ms: int = 1000
     budget_interval_ms: int = 1000
-    log_inputs: bool = True
     global_ev_cap_usdc6: int | None = None
     event_cap_usdc6: int | None = None
 
@@ -216,13 +215,6 @@ class Lane:
         self.reps: deque[tuple[int, ExecEvent]] = deque()
         self.last_cmd_arrival = 0
         self.last_rep_arrival = 0
-        self.log_inputs = settings.log_inputs
-        # The input records, as bytes templates (ts_ns, side, px, qty): one formatting per event.
-        m = info.market.encode()
-        self.delta_line = b'{"kind":"delta","ts_ns":%d,"market":"' + m + b'","side":%d,"px":%d,"qty":%d}\n'
-        self.trade_line = (
-            b'{"kind":"trade","ts_ns":%d,"market":"' + m + b'","aggressor":%d,"px":%d,"qty":%d}\n'
-        )
         self.markouts = Markouts()
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
         #: Liquidity-rewards samples (``sim.rewards``): a side computation, never read by a decision.
@@ -264,9 +256,6 @@ class Lane:
         cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
-        lines = self.sink.lines
-        log = self.log_inputs
-        delta_line, trade_line = self.delta_line, self.trade_line
         ex_level, ex_trade = ex.on_level, ex.on_trade
         markouts = self.markouts
         s_set, s_top, s_trade, s_exec = s.book.set_level, s.on_top_moved, s.on_trade, s.on_exec
@@ -318,15 +307,9 @@ class Lane:
                         t = tv
                         o = op[i]
                         if o <= OP_ASK:
-                            side = BUY if o == OP_BID else SELL
-                            out = ex_level(side, px[i], qty[i], t)
-                            if log:
-                                lines.append(delta_line % (t, side, px[i], qty[i]))
+                            out = ex_level(BUY if o == OP_BID else SELL, px[i], qty[i], t)
                         elif o != OP_SPECIAL:
-                            side = BUY if o == OP_BUY else SELL
-                            out = ex_trade(side, px[i], qty[i], t)
-                            if log:
-                                lines.append(trade_line % (t, side, px[i], qty[i]))
+                            out = ex_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
                         else:
                             out = self._venue_special(specials[i], t)
                         i += 1
@@ -420,9 +403,6 @@ class Lane:
         cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
-        lines = self.sink.lines
-        log = self.log_inputs
-        delta_line, trade_line = self.delta_line, self.trade_line
         ex_level, ex_trade, ex_apply = ex.on_level, ex.on_trade, ex.apply
         markouts = self.markouts
         s_top, s_trade, s_exec = s.on_top_moved, s.on_trade, s.on_exec
@@ -482,18 +462,14 @@ class Lane:
                                 undo.clear()
                             undo.append((o, p, shown.bids[p] if o == OP_BID else shown.asks[p]))
                         if o == OP_BID:
-                            side = BUY
                             best = shown.bid_px
                             out = ex_level(BUY, p, q, t)
                             # What set_level told the venue (compares: no tuple per event).
                             moved = p == best or p == shown.bid_px  # noqa: PLR1714
                         else:
-                            side = SELL
                             best = shown.ask_px
                             out = ex_level(SELL, p, q, t)
                             moved = p == best or p == shown.ask_px  # noqa: PLR1714
-                        if log:
-                            lines.append(delta_line % (t, side, p, q))
                         if apart:
                             pend.append(i)
                             lim = min(lim, t)  # delivered before anything later
@@ -505,10 +481,7 @@ class Lane:
                                 if w < lim:  # noqa: PLR1730 (a compare: min() costs a call per event)
                                     lim = w
                     elif o != OP_SPECIAL:
-                        side = BUY if o == OP_BUY else SELL
-                        out = ex_trade(side, px[i], qty[i], t)
-                        if log:
-                            lines.append(trade_line % (t, side, px[i], qty[i]))
+                        out = ex_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
                         pend.append(i)
                         lim = min(lim, t)
                     else:
@@ -617,7 +590,6 @@ class Lane:
 
     def _venue_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> list[ExecEvent]:
         ex = self.exchange
-        self.sink.record(_kind(ev), t, self.market, ev)
         if isinstance(ev, BookSnapshot):
             return ex.on_snapshot(ev)
         if isinstance(ev, TickSizeChanged):
@@ -680,12 +652,6 @@ class Lane:
             for k, ev in enumerate(fills):
                 self.sink.record("fill", t, self.market, ev)
                 self.markouts.start(t, fill_idx + k)
-
-
-def _kind(ev: object) -> str:
-    return {"BookSnapshot": "book", "TickSizeChanged": "tick_size", "MarketResolved": "resolved"}[
-        type(ev).__name__
-    ]
 
 
 Engine = Literal["inline", "actors"]

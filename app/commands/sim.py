@@ -29,6 +29,7 @@ from core.risk import risk_limits
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, format_qty
 from research.report import write_report
 from research.runlog import write_venue_marks
+from sim.inputs import write_input_identity
 from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
 
@@ -82,9 +83,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="inline: sessions called directly (fast); actors: one pykka actor per market [inline]",
     )
     p.add_argument("--out", required=True, help="output directory (created)")
-    p.add_argument(
-        "--no-input-log", action="store_true", help="leave input market events out of events.jsonl"
-    )
     p.add_argument("--quiet", action="store_true", help="print only the digest")
     p.add_argument("--no-report", action="store_true", help="skip OUT/report.html (see `polymm report`)")
     p.set_defaults(run=run)
@@ -104,7 +102,6 @@ def simulate(
     seed: int | None,
     engine: str,
     out_dir: Path,
-    log_inputs: bool = True,
     progress: bool = True,
     *,
     config: Config | None = None,
@@ -124,8 +121,6 @@ def simulate(
     sc = scenario if scenario is not None else load_struct(scenario_path, Scenario)
     if seed is not None:
         sc = msgspec.structs.replace(sc, seed=seed)
-    if not log_inputs:
-        sc = msgspec.structs.replace(sc, log_inputs=False)
     try:
         tapes = scenario_tapes(sc, scenario_path.parent)
     except (OSError, ValueError) as exc:
@@ -137,6 +132,8 @@ def simulate(
     sim = SimInputs(settings, sc.seed, risk_limits(risk_cfg))
     runner = bootstrap(cfg, "sim", tapes, deps=Deps(), sim=sim)  # (app.compose: the one composition root)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The input's identity, not a copy of it: research.runlog re-reads it to rebuild the market data.
+    write_input_identity(out_dir, sc, scenario_path.parent)
     log_path = out_dir / "events.jsonl"
     digest = hashlib.sha256()
     t0 = time.perf_counter()
@@ -241,7 +238,6 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         args.engine,
         out,
-        not args.no_input_log,
         not args.quiet,
         scenario=scenario,
         risk_config=args.risk_config,

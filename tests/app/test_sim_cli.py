@@ -3,6 +3,7 @@ import pytest
 
 from app.cli import main
 from app.commands.sim import render
+from research.runlog import log_records, read_run
 
 MM = "configs/market_maker.yaml"
 
@@ -27,10 +28,12 @@ def test_default_scenario_same_digest_twice_and_with_both_engines(tmp_path):
 def test_shipped_scenarios_run_and_write_a_consistent_summary(tmp_path, scenario):
     s, out = run(tmp_path, scenario, "--scenario", scenario)
 
-    lines = (out / "events.jsonl").read_bytes().splitlines()
-    assert s["events_processed"] > 0 and len(lines) >= s["events_processed"]
-    kinds = {msgspec.json.decode(line)["kind"] for line in lines}
+    kinds = {r["kind"] for r in log_records(out)}
     assert {"decision", "place"} <= kinds
+    # The input is not in the log: the reader re-reads it, every event the venue processed.
+    log = read_run(out)
+    assert s["events_processed"] > 0 and sum(m.inputs for m in log.markets.values()) == s["events_processed"]
+    assert log.inputs_logged and all(len(m.top) > 1 for m in log.markets.values())
     for key in (
         "events_processed",
         "wall_seconds",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
 
+from app.cli import main
 from research.analysis import analyse, consistency, integral, share_in_buckets
-from research.runlog import MARKS_NAME, NO_PX, RunFormatError, read_run
+from research.runlog import INPUT_KINDS, MARKS_NAME, NO_PX, RunFormatError, log_records, read_run
+from sim.inputs import INPUT_NAME, load_input_tapes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_reader_columns_match_the_summary(tiny_run):
@@ -88,6 +94,48 @@ def test_unreadable_runs_are_one_line_errors(tiny_run, tmp_path):
     (other / "events.jsonl").write_bytes(head + b"".join(lines[1:]))
     with pytest.raises(RunFormatError, match=r"unit px has scale '0.01', this reader needs '0.0001'"):
         read_run(other)
+
+
+def test_the_input_is_not_logged_but_re_read_through_its_identity(tiny_run):
+    # A generated source: its identity is the scenario and its seed, no file.
+    ident = msgspec.json.decode((tiny_run / INPUT_NAME).read_bytes())
+    assert ident["files"] == [] and ident["scenario"]["source"]["type"] == "synthetic"
+    assert ident["scenario"]["seed"] == read_run(tiny_run).summary["seed"]
+    kinds = {r["kind"] for r in log_records(tiny_run)}
+    assert kinds.isdisjoint(INPUT_KINDS)
+    run = read_run(tiny_run, actions=True)
+    tapes = load_input_tapes(tiny_run)
+    assert tapes is not None and list(run.markets) == [t.info.market for t in tapes]
+    for t in tapes:
+        m = run.markets[t.info.market]
+        assert m.inputs == len(t) and m.deltas + m.trades < len(t) and m.resolved is not None
+        assert len(m.inputs_sha256) == 64
+    assert run.start_ns == min(t.ts[0] for t in tapes)
+
+
+def test_an_input_file_missing_or_changed_since_the_run_is_one_line(tmp_path):
+    # A file source: its path and sha256 are kept, checked before the reader re-reads it.
+    data = tmp_path / "data.npz"
+    shutil.copy(ROOT / "configs" / "data" / "synthetic_hbt_10min.npz", data)
+    scenario = tmp_path / "sc.yaml"
+    text = (ROOT / "configs" / "scenarios" / "hbt_npz.yaml").read_text()
+    scenario.write_text(text.replace("../data/synthetic_hbt_10min.npz", "data.npz"))
+    out = tmp_path / "run"
+    cmd = ["sim", "--config", "configs/market_maker.yaml", "--scenario", str(scenario), "--out", str(out)]
+    assert main([*cmd, "--quiet", "--no-report"]) == 0
+    ident = msgspec.json.decode((out / INPUT_NAME).read_bytes())
+    assert [f["path"] for f in ident["files"]] == [str(data.resolve())]
+    assert ident["files"][0]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    ml = read_run(out).markets["syn-hbt"]
+    assert ml.inputs == read_run(out).summary["events_processed"] and len(ml.top) > 100
+
+    data.write_bytes(data.read_bytes() + b"\0")
+    with pytest.raises(RunFormatError, match=r"input .*data\.npz changed since the run \(sha256") as err:
+        read_run(out)
+    assert "\n" not in str(err.value)
+    data.unlink()
+    with pytest.raises(RunFormatError, match=r"input .*data\.npz is missing"):
+        read_run(out)
 
 
 def test_step_integrals_and_bucket_shares():
