@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import re
 import shutil
 import subprocess
@@ -94,23 +93,24 @@ def aggregate(raw: Path, top: int) -> None:
 def run(workload: str, cprofile: bool, top: int) -> None:
     """One run of ``workload`` in this process (under cProfile with ``cprofile``); its figures."""
     runner = build(workload)
-    digest = hashlib.sha256()
     prof = None
     t0 = time.perf_counter()
     if cprofile:
         import cProfile
 
         prof = cProfile.Profile()
-        prof.runcall(runner.run, "inline", digest.update)
+        prof.runcall(runner.run, "inline")
+        digest = prof.runcall(runner.log.digest)
     else:
-        runner.run("inline", digest.update)
+        runner.run("inline")
+        digest = runner.log.digest()
     wall = time.perf_counter() - t0
     stats = [lane.session.stats for lane in runner.lanes]
     print(
         f"{workload}: {runner.events_total:,} events in {wall:.2f} s ({runner.events_total / wall:,.0f} "
         f"events/s), {sum(s.places + s.cancels for s in stats):,} order actions, "
         f"{sum(s.decide_calls for s in stats):,} decide calls, "
-        f"{sum(len(lane.exchange.fills) for lane in runner.lanes):,} fills, digest {digest.hexdigest()[:16]}",
+        f"{sum(len(lane.exchange.fills) for lane in runner.lanes):,} fills, digest {digest[:16]}",
         flush=True,
     )
     if prof is not None:

@@ -1,9 +1,10 @@
 """The event log's records: one JSON object per line with ``kind``, ``ts_ns`` and ``market`` first.
 
 ``BufferSink`` is the ``core.ports.EventSink`` that encodes each record into its line and keeps the
-lines in memory: the simulator buffers them per market and writes them in a fixed order (so its log
-is byte-identical whatever engine or thread produced it), and a live session's run directory
-(``adapters.runlog``) hands them to its writer thread. Pure: encoding only, no I/O.
+lines in memory: a live session's run directory (``adapters.runlog``) hands them to its writer thread,
+and a dry-run replay writes them. ``RowSink`` encodes nothing: it keeps each record as the tuple it
+was given, and the simulator turns the rows into columns (``sim.eventcols``) whose JSON lines are the
+ones ``BufferSink`` writes. Pure: no I/O.
 
 The log is self-describing: its first line is a ``units`` record (``units_record``) that says, for
 every integer unit the log uses, which fields carry it and what one unit is worth (``scale``, an exact
@@ -64,6 +65,27 @@ class BufferSink:
         else:
             line["data"] = data
         self.lines.append(_ENC.encode(line) + b"\n")
+
+
+class RowSink:
+    """An ``EventSink`` that keeps ``(kind, ts_ns, market, payload)`` rows: nothing encoded per record.
+
+    Payloads are frozen structs or dicts built for the record, so keeping a reference is safe.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int, str, Any]] = []
+
+    def record(self, kind: str, ts_ns: int, market: str, payload: object) -> None:
+        """Keep one record."""
+        self.rows.append((kind, ts_ns, market, payload))
+
+
+def message_tag(cls: type) -> str | None:
+    """The ``kind`` tag of a core message type (``Filled`` -> ``fill``), None for any other type."""
+    return _TAGGED.get(cls)
 
 
 _HEAD_FIELDS = frozenset(_HEAD_KEYS)

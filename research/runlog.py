@@ -1,14 +1,16 @@
 """The one reader of a run directory: everything in ``research`` sees a run through ``read_run``.
 
-A run directory holds the event log a simulation or a paper/dry-run session wrote (``events.jsonl``
-today: a ``units`` header, then one JSON object per line with ``kind``, ``ts_ns`` and ``market``) and,
-from a simulation, its ``summary.json`` and its input's identity (``input.json``, ``sim.inputs``): a
+A run directory holds the event log a simulation or a paper/dry-run session wrote and, from a
+simulation, its ``summary.json`` and its input's identity (``input.json``, ``sim.inputs``): a
 simulation does not copy its market data into the log, so the reader re-reads the input through the
 simulator's own loader (each input file's sha256 checked first) and rebuilds the displayed book from
-it. ``read_run`` turns them into format-free columns per market:
+it. A simulation's log is columnar (``events.npz``, ``sim.eventcols``); a session's is JSON lines
+(``events.jsonl``: a ``units`` header, then one JSON object per line with ``kind``, ``ts_ns`` and
+``market``); both are read as the same JSON lines (``event_lines``, what ``polymm events`` prints).
+``read_run`` turns them into format-free columns per market:
 the displayed book's best bid and ask at each change, our fills (YES-equivalent), our resting quotes
-at each change, every decision with its reasons, the resolution. When the on-disk format changes
-(issue #13: a columnar log), only this module changes; the report, the diff and the sweep do not.
+at each change, every decision with its reasons, the resolution. When the on-disk format changes,
+only this module changes; the report, the diff and the sweep do not.
 
 Units: the log's ``units`` header must say what this module computes with (Px 1e-4 USDC per share,
 Qty 1e-6 share, Usdc6 1e-6 USDC, ns); a log in other units is refused with one line rather than
@@ -18,8 +20,9 @@ for people.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +33,7 @@ import numpy.typing as npt
 
 from core.messages import BookSnapshot, MarketResolved, TickSizeChanged
 from core.units import PX_ONE, UNITS, complement_notional_usdc6, notional_usdc6
+from sim.eventcols import COLUMNS_NAME, ColumnFormatError, ColumnReader
 from sim.inputs import InputError, file_sha256, load_input_tapes
 from sim.tape import OP_ASK, OP_BID, OP_SPECIAL, MarketTape
 
@@ -91,6 +95,11 @@ class _Order(msgspec.Struct):
 class _Head(msgspec.Struct):
     market: str = ""
     ts_ns: int = 0
+
+
+class _Kind(msgspec.Struct):
+    kind: str = ""
+    market: str = ""
 
 
 class _Reward(msgspec.Struct):
@@ -203,9 +212,11 @@ class Run:
     inputs_logged: bool
 
     def digest(self) -> str:
-        """The sha256 of the event log as stored (``summary.json``'s ``digest`` when it has one)."""
+        """The run's digest: ``summary.json``'s, else the columnar log's own, else the log file's sha256."""
         if self.summary and isinstance(self.summary.get("digest"), str):
             return str(self.summary["digest"])
+        if (self.path / COLUMNS_NAME).is_file():
+            return _columns(self.path / COLUMNS_NAME).digest
         return file_digest(self.path / LOG_NAME)
 
 
@@ -398,6 +409,7 @@ _dec_delta = msgspec.json.Decoder(_Delta)
 _dec_book = msgspec.json.Decoder(_Book)
 _dec_order = msgspec.json.Decoder(_Order)
 _dec_head = msgspec.json.Decoder(_Head)
+_dec_kind = msgspec.json.Decoder(_Kind)
 _dec_reward = msgspec.json.Decoder(_Reward)
 _dec_any = msgspec.json.Decoder()
 _PREFIX = b'{"kind":"'
@@ -438,11 +450,9 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     a log in other units.
     """
     path = Path(run_dir)
-    log = path / LOG_NAME
     if not path.is_dir():
         raise RunFormatError(f"{path}: no such run directory")
-    if not log.is_file():
-        raise RunFormatError(f"{path}: no {LOG_NAME} (not a run directory)")
+    source, lines = _log_lines(path)
     summary = read_summary(path)
     try:
         tapes = load_input_tapes(path)
@@ -452,8 +462,7 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     markets: dict[str, _Market] = {t.info.market: _Market(t.info.market, actions) for t in tapes or ()}
     mode = ""
     start = end = -1
-    source = str(log)
-    with log.open("rb") as f:
+    with contextlib.closing(lines) as f:
         for n, line in enumerate(f, 1):
             if not line.startswith(_PREFIX):
                 if not line.strip():
@@ -585,15 +594,76 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     )
 
 
+def _columns(path: Path) -> ColumnReader:
+    try:
+        return ColumnReader.open(path)
+    except ColumnFormatError as exc:
+        raise RunFormatError(str(exc)) from None
+
+
+def _log_lines(path: Path) -> tuple[str, Generator[bytes, None, None]]:
+    # (what to name in errors, the log's lines with the units header first) of a run directory.
+    cols = path / COLUMNS_NAME
+    if cols.is_file():
+        return f"{cols} (as `polymm events` prints it)", _column_lines(_columns(cols))
+    log = path / LOG_NAME
+    if log.is_file():
+        return str(log), _file_lines(log)
+    raise RunFormatError(f"{path}: no {COLUMNS_NAME} or {LOG_NAME} (not a run directory)")
+
+
+def _column_lines(
+    reader: ColumnReader, kinds: Iterable[str] | None = None, market: str | None = None
+) -> Generator[bytes, None, None]:
+    yield reader.units_line()
+    try:
+        yield from reader.lines(kinds, market)
+    except ColumnFormatError as exc:
+        raise RunFormatError(str(exc)) from None
+
+
+def _file_lines(path: Path) -> Generator[bytes, None, None]:
+    with path.open("rb") as f:
+        yield from f
+
+
+def event_lines(
+    run_dir: str | Path, kinds: Iterable[str] | None = None, market: str | None = None
+) -> Iterator[bytes]:
+    """A run directory's event log as JSON lines in log order, the ``units`` header first.
+
+    ``kinds``/``market``: only the records of these kinds / of this market (the header always).
+    A simulation's columnar log comes out as the lines ``core.eventlog.BufferSink`` writes; a
+    session's ``events.jsonl`` as it is.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunFormatError(f"{path}: no such run directory")
+    cols = path / COLUMNS_NAME
+    if cols.is_file():
+        yield from _column_lines(_columns(cols), kinds, market)
+        return
+    source, lines = _log_lines(path)
+    want = set(kinds) if kinds is not None else None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if n > 1 and (want is not None or market is not None):
+            try:
+                head = _dec_kind.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise RunFormatError(f"{source}: line {n}: {exc}") from None
+            if (want is not None and head.kind not in want) or (market is not None and head.market != market):
+                continue
+        yield line
+
+
 def log_records(run_dir: str | Path) -> list[dict[str, Any]]:
     """Every record of a run directory's event log in order, the ``units`` header first, as dicts."""
-    path = Path(run_dir) / LOG_NAME
-    if not path.is_file():
-        raise RunFormatError(f"{run_dir}: no {LOG_NAME} (not a run directory)")
     try:
-        return [_dec_any.decode(line) for line in path.read_bytes().splitlines() if line.strip()]
+        return [_dec_any.decode(line) for line in event_lines(run_dir)]
     except msgspec.DecodeError as exc:
-        raise RunFormatError(f"{path}: {exc}") from None
+        raise RunFormatError(f"{run_dir}: {exc}") from None
 
 
 def _strip(rec: dict[str, Any]) -> dict[str, Any]:

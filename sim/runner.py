@@ -7,17 +7,20 @@ markets that share a ``MarketInfo.neg_risk_market_id``; ``core.inventory.budget_
 cut into intervals on a fixed grid, every lane runs to the end of the interval on its own, and each
 reads the others' exposure as of the interval's start. The ``actors`` engine runs each lane inside
 its pykka ``MarketActor`` (a ``RunWindow`` ask per interval, then a barrier); the ``inline`` engine
-calls the same ``Lane.run_until`` directly. Log lines are buffered per lane and written in lane
-order after each interval, so both engines write byte-identical logs; the log opens with its
-``units`` record (``core.eventlog.units_record``). Randomness (latency jitter) comes from per-market
-``random.Random`` streams seeded from the run's seed; nothing reads the wall clock.
+calls the same ``Lane.run_until`` directly. Each lane's records are kept as rows
+(``core.eventlog.RowSink``: nothing encoded while the lane runs) and handed to the run's columnar log
+(``Runner.log``, ``sim.eventcols.ColumnLog``) in lane order after each interval, so both engines log
+the same records in the same order and get the same digest; the log's ``units`` record
+(``core.eventlog.units_record``) is stamped with the run's first event. Randomness (latency jitter)
+comes from per-market ``random.Random`` streams seeded from the run's seed; nothing reads the wall
+clock.
 
 The risk rules run here as live (``actors.risk.RiskMonitor``, the risk actor's own): each session
 reports its samples to the monitor inline (a fill is assessed at once, touching only that market's
 part of the monitor), and the monitor assesses every market and the book at each interval's barrier
 (the book's loss stop and drawdown, the time-based rules); a changed gate reaches the session at once.
-Risk records go to the market's lane log (the book's after the lanes'), so both engines still write
-the same bytes.
+Risk records go to the market's lane log (the book's after the lanes'), so both engines still log
+the same records.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import msgspec
 from actors.risk import MarketSample, RiskMonitor
 from actors.session import MarketSession
 from core.book import L2Book
-from core.eventlog import BufferSink, units_record
+from core.eventlog import RowSink, units_record
 from core.inventory import budget_rooms
 from core.messages import (
     BookSnapshot,
@@ -47,6 +50,7 @@ from core.messages import (
 from core.quoting import QuoteParams
 from core.risk import RiskGate, RiskLimits
 from core.units import NS_PER_MS, PX_ONE, Side
+from sim.eventcols import ColumnLog
 from sim.rewards import RewardAccrual
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
 from venue.exchange import QueueModel, SimExchange
@@ -167,7 +171,7 @@ class Lane:
         self.idx = idx
         self.tape = tape
         self.market = info.market
-        self.sink = BufferSink()
+        self.sink = RowSink()
         self.clock = SimClock()
         self.port = SimPort(self.clock)
         self.session = MarketSession(info, params, self.port, self.clock, self.sink)
@@ -683,7 +687,9 @@ class Runner:
         ]
         #: The risk manager's monitor (its ``history`` lists every change of state), None without one.
         self.risk: RiskMonitor | None = None
-        self.risk_sink = BufferSink()
+        self.risk_sink = RowSink()
+        #: The run's records, in log order (``sim.eventcols``): ``log.save`` writes ``events.npz``.
+        self.log = ColumnLog()
         if risk is not None:
             self.risk = RiskMonitor(
                 risk,
@@ -711,35 +717,26 @@ class Runner:
         """Tape events the venue side has processed so far."""
         return sum(lane.i for lane in self.lanes)
 
-    def run(
-        self,
-        engine: Engine,
-        write: Callable[[bytes], object],
-        progress: Callable[[int, int], None] | None = None,
-    ) -> None:
-        """Run to the end, writing log bytes through ``write``."""
+    def run(self, engine: Engine, progress: Callable[[int, int], None] | None = None) -> None:
+        """Run to the end; the records are in ``self.log``."""
         if engine == "actors":
             from actors.market import ActorWindowRunner  # noqa: PLC0415 (pykka only for this engine)
 
             runner = ActorWindowRunner(self.lanes)
             try:
-                self._loop(runner.run_window, write, progress)
+                self._loop(runner.run_window, progress)
             finally:
                 runner.stop()
         else:
-            self._loop(_inline_window, write, progress)
+            self._loop(_inline_window, progress)
 
-    def _loop(
-        self,
-        run_window: WindowRunner,
-        write: Callable[[bytes], object],
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
+    def _loop(self, run_window: WindowRunner, progress: Callable[[int, int], None] | None) -> None:
         lanes = self.lanes
         w = self.window_ns
         exposures = [0] * len(lanes)
         first = min((lane.next_time() for lane in lanes), default=INF)
-        write(units_record(first if first < INF else 0))
+        log = self.log
+        log.units = units_record(first if first < INF else 0)
         limited = self.global_cap is not None or self._grouped
         groups = self.groups if self._grouped else ()
         while True:
@@ -757,12 +754,12 @@ class Runner:
             if self.risk is not None:
                 self._risk_barrier(end)
             for lane in lanes:
-                if lane.sink.lines:
-                    write(b"".join(lane.sink.lines))
-                    lane.sink.lines.clear()
-            if self.risk_sink.lines:
-                write(b"".join(self.risk_sink.lines))
-                self.risk_sink.lines.clear()
+                if lane.sink.rows:
+                    log.add(lane.sink.rows)
+                    lane.sink.rows.clear()
+            if self.risk_sink.rows:
+                log.add(self.risk_sink.rows)
+                self.risk_sink.rows.clear()
             if progress is not None and self.windows % 16 == 0:
                 progress(self.events_done(), self.events_total)
         end_ts = max((lane.exchange.last_ts for lane in lanes), default=0)

@@ -52,7 +52,7 @@ from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import Timer
 from core.units import NS_PER_MS, QTY_ONE
-from research.runlog import read_run
+from research.runlog import event_lines, read_run
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
@@ -170,7 +170,7 @@ def sim_log(tmp_path: Path, cfg: Path, stream_path: Path) -> bytes:
     out = tmp_path / "sim"
     code = main(["sim", "--config", str(cfg), "--scenario", str(scenario), "--out", str(out), "--quiet"])
     assert code == 0
-    return (out / "events.jsonl").read_bytes()
+    return b"".join(event_lines(out))  # the columnar log as JSON lines (polymm events)
 
 
 class ReplayClock:

@@ -9,6 +9,7 @@ import msgspec
 
 from app.cli import main
 from research.report import REPORT_NAME, write_report, write_session_report
+from sim.eventcols import COLUMNS_NAME
 from sim.inputs import INPUT_NAME
 
 
@@ -59,7 +60,7 @@ def test_session_hook_writes_a_report_for_a_log_without_summary_and_never_raises
     # A directory without summary.json or venue marks (as a paper session's): the log and the input.
     paper = tmp_path / "paper"
     paper.mkdir()
-    shutil.copy(tiny_run / "events.jsonl", paper / "events.jsonl")
+    shutil.copy(tiny_run / COLUMNS_NAME, paper / COLUMNS_NAME)
     shutil.copy(tiny_run / INPUT_NAME, paper / INPUT_NAME)
 
     path = write_session_report(paper)

@@ -12,7 +12,8 @@ import pytest
 
 from app.cli import main
 from research.analysis import analyse, consistency, integral, share_in_buckets
-from research.runlog import INPUT_KINDS, MARKS_NAME, NO_PX, RunFormatError, log_records, read_run
+from research.runlog import INPUT_KINDS, MARKS_NAME, NO_PX, RunFormatError, event_lines, log_records, read_run
+from sim.eventcols import COLUMNS_NAME, ColumnReader
 from sim.inputs import INPUT_NAME, load_input_tapes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,11 +80,12 @@ def test_unreadable_runs_are_one_line_errors(tiny_run, tmp_path):
     with pytest.raises(RunFormatError, match="no such run directory"):
         read_run(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RunFormatError, match=r"no events\.jsonl"):
+    with pytest.raises(RunFormatError, match=r"no events\.npz or events\.jsonl"):
         read_run(tmp_path / "empty")
     bad = tmp_path / "bad"
     bad.mkdir()
-    lines = (tiny_run / "events.jsonl").read_bytes().splitlines(keepends=True)
+    # A log of JSON lines (a session's), made from the simulation's columns.
+    lines = list(event_lines(tiny_run))
     (bad / "events.jsonl").write_bytes(b"".join([*lines[:5], b'{"kind":"delta","ts_ns":"x"}\n']))
     with pytest.raises(RunFormatError, match=r"line 6: a malformed delta record"):
         read_run(bad)
@@ -94,6 +96,57 @@ def test_unreadable_runs_are_one_line_errors(tiny_run, tmp_path):
     (other / "events.jsonl").write_bytes(head + b"".join(lines[1:]))
     with pytest.raises(RunFormatError, match=r"unit px has scale '0.01', this reader needs '0.0001'"):
         read_run(other)
+
+
+def _rewrite_columns(src, dst, change):
+    # A copy of a run directory whose events.npz has its header changed by ``change``.
+    shutil.copytree(src, dst)
+    with np.load(dst / COLUMNS_NAME) as z:
+        arrays = {k: z[k] for k in z.files}
+    head = msgspec.json.decode(arrays["header"].tobytes())
+    change(head)
+    arrays["header"] = np.frombuffer(msgspec.json.encode(head), np.uint8)
+    np.savez_compressed(dst / COLUMNS_NAME, **arrays)
+
+
+def test_unreadable_columnar_logs_are_one_line_errors(tiny_run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    data = (broken / COLUMNS_NAME).read_bytes()
+    (broken / COLUMNS_NAME).write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunFormatError, match=r"events\.npz: not a readable event-columns file") as err:
+        read_run(broken)
+    assert "\n" not in str(err.value)
+    _rewrite_columns(tiny_run, tmp_path / "newer", lambda h: h.update(version=99))
+    with pytest.raises(RunFormatError, match=r"version 99 is newer than this polymm reads \(1\)"):
+        read_run(tmp_path / "newer")
+    _rewrite_columns(tiny_run, tmp_path / "units", lambda h: h["units"]["units"]["px"].update(scale="0.01"))
+    with pytest.raises(RunFormatError, match=r"unit px has scale '0.01', this reader needs '0.0001'"):
+        read_run(tmp_path / "units")
+
+
+def test_the_columnar_log_reads_as_its_json_lines_and_keeps_its_digest(tiny_run, tmp_path):
+    # The same run from its columns and from the JSON lines they print: the same columns out.
+    a = read_run(tiny_run, actions=True)
+    jsonl = tmp_path / "jsonl"
+    shutil.copytree(tiny_run, jsonl)
+    (jsonl / "events.jsonl").write_bytes(b"".join(event_lines(tiny_run)))
+    (jsonl / COLUMNS_NAME).unlink()
+    b = read_run(jsonl, actions=True)
+    for name, ma in a.markets.items():
+        mb = b.markets[name]
+        assert ma.actions == mb.actions and ma.decisions == mb.decisions and len(ma.actions) > 100
+        assert np.array_equal(ma.fills.ts_ns, mb.fills.ts_ns) and np.array_equal(
+            ma.quotes.bid_px, mb.quotes.bid_px
+        )
+    # The digest the simulator printed is the file's own, and recomputes from its columns.
+    reader = ColumnReader.open(tiny_run / COLUMNS_NAME)
+    assert reader.digest == reader.recompute_digest() == a.summary["digest"]
+    (jsonl / "summary.json").unlink()
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    (copy / "summary.json").unlink()
+    assert read_run(copy).digest() == a.summary["digest"]
 
 
 def test_the_input_is_not_logged_but_re_read_through_its_identity(tiny_run):
