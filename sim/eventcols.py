@@ -1,28 +1,31 @@
 """The simulator's event log in columns: ``events.npz``, one table of numpy columns per record shape.
 
-A session records ``(kind, ts_ns, market, payload)`` through ``core.eventlog.RowSink`` (a tuple
-appended, nothing encoded while the simulation runs); ``ColumnLog`` takes the rows in log order and
-turns them into columns: one table per record kind and payload type, whose columns are the fields of
-the record's JSON line in their order (``core.eventlog.BufferSink`` is the reference encoding).
-Integer and boolean fields are numpy columns (``int64``, ``bool``); any other field (strings, client
-ids, a decision's orders and reasons) is one msgpack array per column and chunk, and a record whose
-payload is not a struct (a dict, a risk change) keeps its JSON line. ``order`` (one small integer per
-record: its table) keeps the log order across tables.
+A session records ``(kind, ts_ns, market, payload)`` through ``core.eventlog.RowSink``: nothing is
+encoded while the lane runs, a struct payload is kept as the tuple of its fields. After each interval
+``ColumnLog.add`` takes every lane's rows, in lane order, into columns: one table per record kind and
+payload type (``core.eventlog.record_plan``), whose columns are the keys of the record's JSON line in
+their order (``core.eventlog.BufferSink`` is the reference encoding). Integer and boolean fields are
+numpy columns (``int64``, ``bool``); any other field (strings, client ids, a decision's orders and
+reasons) is one msgpack array per batch of ``BATCH_ROWS`` records; a record that is not a plain
+struct (a dict: a risk
+change, a settlement) keeps its JSON line. ``order`` (one small integer per record: its table)
+keeps the log order across tables.
 
 File layout (``numpy.savez_compressed``, no pickled objects): ``header`` is a JSON document (format,
 version, the ``units`` record, the tables: name, kind, mode, keys and column encodings, row counts;
 the digest) stored as bytes; ``order``; then per table ``tN.KEY`` for every column (an ``mp`` column
-is ``tN.KEY`` bytes plus ``tN.KEY.ends``, the end offset of each chunk's msgpack array).
+is ``tN.KEY``, its msgpack arrays end to end, plus ``tN.KEY.ends``, where each one ends).
 
-``lines()`` gives the records back as the JSON lines ``BufferSink`` would have written, units header
-first (``polymm events`` prints them, ``research.runlog.read_run`` reads them). ``digest()`` is the
-sha256 of the header's tables and units, the order and every column's bytes: a deterministic hash of
-everything the run decided and did, identical with either engine (the rows arrive in the same order).
+``ColumnReader`` gives the records back as the JSON lines ``BufferSink`` would have written, units
+header first (``polymm events`` prints them, ``research.runlog.read_run`` reads them). ``digest()`` is
+the sha256 of the header's tables and units, the order and every column's bytes: a deterministic hash
+of everything the run decided and did (the input is not in the log), identical with either engine
+(the rows arrive in the same order, so the batches are the same) and unchanged by reading the log
+mid-run.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import io
 import zipfile
@@ -34,16 +37,17 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from core.eventlog import BufferSink, message_tag
+from core.eventlog import BufferSink, Rows, RowSink, record_plan
 
 COLUMNS_NAME: Final = "events.npz"
 FORMAT: Final = "polymm-event-columns"
 VERSION: Final = 1
-#: Rows kept as Python objects before they become a chunk of columns (bounds the memory of a long run).
+#: Records whose integer and boolean fields are kept as Python values before they become a numpy
+#: chunk (bounds the memory of a long run).
 CHUNK_ROWS: Final = 65_536
+#: Records of one table that wait as tuples before going into its columns together.
+BATCH_ROWS: Final = 512
 
-Row = tuple[str, int, str, Any]
-_HEAD = frozenset(("kind", "ts_ns", "market"))
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 _json = msgspec.json.Encoder()
@@ -54,134 +58,132 @@ class ColumnFormatError(ValueError):
 
 
 class _Table:
-    """One record shape: how its rows become columns (see the module docstring)."""
+    """One record shape of the log: its columns so far.
 
-    __slots__ = ("chunks", "encs", "keys", "kind", "mode", "n", "name", "pending")
+    Rows arrive in batches (a lane's records of one interval) and wait as they are (a tuple of fields
+    per record) until ``BATCH_ROWS`` of them go into the columns at once, so no record object lives
+    long (the garbage collector never sees many): an integer or boolean column collects plain values
+    and becomes a numpy chunk every ``CHUNK_ROWS`` records of the log; any other column keeps one
+    msgpack array per batch (``ends``: where each one ends).
+    """
+
+    __slots__ = (
+        "encs",
+        "keys",
+        "kind",
+        "market",
+        "mode",
+        "n",
+        "name",
+        "numeric",
+        "pending",
+        "segments",
+        "ts",
+        "values",
+    )
 
     def __init__(self, name: str, kind: str, mode: str, keys: tuple[str, ...], encs: tuple[str, ...]) -> None:
         self.name, self.kind, self.mode, self.keys, self.encs = name, kind, mode, keys, encs
-        self.pending: list[Row] = []
-        self.chunks: list[list[Any]] = [[] for _ in keys]  # per column: its chunks
+        self.ts: list[int] = []  # rows waiting for their batch
+        self.market: list[str] = []
+        self.values: list[Any] = []
+        self.pending: list[list[Any]] = [[] for _ in keys]  # integer/boolean columns: values not in a chunk
+        self.numeric: list[list[npt.NDArray[Any]]] = [[] for _ in keys]  # ...and their chunks
+        self.segments: list[list[bytes]] = [[] for _ in keys]  # other columns: a msgpack array per batch
         self.n = 0
 
-    def flush(self) -> None:
-        """Turn the pending rows into a chunk of each column."""
-        if self.pending:
-            for k, chunk in enumerate(self._chunk(self.pending)):
-                self.chunks[k].append(chunk)
-            self.n += len(self.pending)
-            self.pending.clear()
+    def add(self, rows: Rows) -> None:
+        """Take rows (``core.eventlog.Rows`` of this shape) in order."""
+        self.ts.extend(rows.ts)
+        self.market.extend(rows.market)
+        self.values.extend(rows.values)
+        self.n += len(rows.ts)
+        if len(self.ts) >= BATCH_ROWS:
+            for k, col in enumerate(self._batch()):
+                if isinstance(col, bytes):
+                    self.segments[k].append(col)
+                else:
+                    self.pending[k].extend(col)
+            self.ts.clear()
+            self.market.clear()
+            self.values.clear()
 
-    def _chunk(self, rows: list[Row]) -> list[Any]:
+    def _batch(self) -> list[Any]:
+        # The waiting rows' columns: a msgpack array for each ``mp`` column, values for the others.
         if self.mode == "line":
-            cols: list[Any] = [
-                [r[1] for r in rows],
-                [r[2] for r in rows],
-                [_line(r) for r in rows],
-            ]
+            lines = [_line(self.kind, *r) for r in zip(self.ts, self.market, self.values, strict=True)]
+            cols: list[Any] = [self.ts, self.market, lines]
         else:
-            astuple = msgspec.structs.astuple
-            fields = list(zip(*(astuple(r[3]) for r in rows), strict=True))
-            head = len(self.keys) - len(fields)
-            cols = ([[r[1] for r in rows]] if head >= 1 else []) + (
-                [[r[2] for r in rows]] if head == 2 else []
-            )
-            cols += fields
-        out: list[Any] = []
-        for enc, col in zip(self.encs, cols, strict=True):
-            if enc == "i64":
-                out.append(np.array(col, dtype=np.int64))
-            elif enc == "bool":
-                out.append(np.array(col, dtype=np.bool_))
-            else:
-                out.append(_enc.encode(list(col)))
-        return out
+            fields = list(zip(*self.values, strict=True))
+            cols = [self.ts, self.market][: len(self.keys) - len(fields)] + fields
+        return [
+            _enc.encode(list(col)) if enc == "mp" else col for enc, col in zip(self.encs, cols, strict=True)
+        ]
+
+    def flush(self) -> None:
+        """Turn the integer and boolean values collected into a numpy chunk each."""
+        for k, enc in enumerate(self.encs):
+            if self.pending[k]:
+                self.numeric[k].append(_numeric(self.pending[k], enc))
+                self.pending[k].clear()
 
     def arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
-        """The columns: the chunks so far and the pending rows as the last one (nothing changes)."""
-        last = self._chunk(self.pending) if self.pending else [None] * len(self.keys)
+        """The columns as stored, the waiting rows as the last batch (reading changes nothing)."""
+        last: list[Any] = self._batch() if self.ts else [None] * len(self.keys)
         out: dict[str, npt.NDArray[Any]] = {}
-        for key, enc, done, extra in zip(self.keys, self.encs, self.chunks, last, strict=True):
-            chunks = done if extra is None else [*done, extra]
+        for k, (key, enc) in enumerate(zip(self.keys, self.encs, strict=True)):
             name = f"{prefix}.{key}"
             if enc == "mp":
-                out[name] = np.frombuffer(b"".join(chunks), dtype=np.uint8)
-                out[name + ".ends"] = np.cumsum([len(c) for c in chunks], dtype=np.int64)
+                segs: list[bytes] = self.segments[k] if last[k] is None else [*self.segments[k], last[k]]
+                out[name] = np.frombuffer(b"".join(segs), dtype=np.uint8)
+                out[name + ".ends"] = np.cumsum([len(x) for x in segs], dtype=np.int64)
             else:
-                dtype = np.int64 if enc == "i64" else np.bool_
-                out[name] = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
+                tail = self.pending[k] if last[k] is None else [*self.pending[k], *last[k]]
+                out[name] = np.concatenate([*self.numeric[k], _numeric(tail, enc)])
         return out
 
 
-def _line(row: Row) -> bytes:
+def _numeric(values: list[Any], enc: str) -> npt.NDArray[Any]:
+    return np.array(values, dtype=np.int64 if enc == "i64" else np.bool_)
+
+
+def _line(kind: str, ts_ns: int, market: str, payload: object) -> bytes:
     sink = BufferSink()
-    sink.record(*row)
+    sink.record(kind, ts_ns, market, payload)
     return sink.lines[0]
 
 
-def _column_enc(t: msgspec.inspect.Type) -> str:
-    if isinstance(t, msgspec.inspect.BoolType):
-        return "bool"
-    if isinstance(t, msgspec.inspect.IntType):
-        return "i64"
-    if isinstance(t, msgspec.inspect.EnumType) and issubclass(t.cls, enum.IntEnum):
-        return "i64"
-    return "mp"
-
-
-def _plan(kind: str, cls: type) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(mode, keys after ``kind``, their encodings) for a payload of type ``cls`` logged as ``kind``.
-
-    As ``BufferSink.record`` writes it: a message tagged ``kind`` as encoded, ``ts_ns`` right after
-    ``kind`` when it has none (``tagged``); a struct without any head key after ``kind``, ``ts_ns``
-    and ``market`` (``headless``); anything else as its JSON line (``line``).
-    """
-    if issubclass(cls, msgspec.Struct):
-        info = msgspec.inspect.type_info(cls)
-        assert isinstance(info, msgspec.inspect.StructType)
-        names = tuple(f.encode_name for f in info.fields)
-        encs = tuple(_column_enc(f.type) for f in info.fields)
-        omits = (
-            cls.__struct_config__.omit_defaults
-            or info.array_like
-            or any(f.name != f.encode_name for f in info.fields)
-        )
-        if not omits:
-            if message_tag(cls) == kind:
-                if "ts_ns" in names:
-                    return "tagged", names, encs
-                return "tagged", ("ts_ns", *names), ("i64", *encs)
-            if not _HEAD.intersection(names) and message_tag(cls) is None:
-                return "headless", ("ts_ns", "market", *names), ("i64", "mp", *encs)
-    return "line", ("ts_ns", "market", "line"), ("i64", "mp", "mp")
-
-
 class ColumnLog:
-    """A simulation's records as columns (see the module docstring): ``add`` rows, then ``save``."""
+    """A simulation's records as columns (see the module docstring): ``add`` sinks, then ``save``."""
 
     def __init__(self) -> None:
         self.units: bytes = b""
         self.tables: list[_Table] = []
-        self._by_type: dict[tuple[str, type], int] = {}
+        self._by_shape: dict[tuple[str, type], int] = {}
         self._order: list[int] = []
         self._order_chunks: list[npt.NDArray[np.uint16]] = []
 
-    def add(self, rows: Iterable[Row]) -> None:
-        """Take rows in log order."""
-        by_type = self._by_type
+    def add(self, sink: RowSink) -> None:
+        """Take a sink's rows, in its record order after the rows taken so far; the sink is emptied."""
+        if not sink.order:
+            return
         tables = self.tables
-        order = self._order
-        for row in rows:
-            key = (row[0], type(row[3]))
-            ti = by_type.get(key)
+        where: list[int] = []
+        for rows in sink.shapes:
+            key = (rows.kind, rows.cls)
+            ti = self._by_shape.get(key)
             if ti is None:
-                mode, keys, encs = _plan(*key)
-                ti = by_type[key] = len(tables)
-                suffix = sum(t.kind == row[0] for t in tables)
-                tables.append(_Table(f"{row[0]}.{suffix}" if suffix else row[0], row[0], mode, keys, encs))
-            order.append(ti)
-            tables[ti].pending.append(row)
-        if len(order) >= CHUNK_ROWS:
+                mode, keys, encs = record_plan(*key)
+                ti = self._by_shape[key] = len(tables)
+                suffix = sum(t.kind == rows.kind for t in tables)
+                name = f"{rows.kind}.{suffix}" if suffix else rows.kind
+                tables.append(_Table(name, rows.kind, mode, keys, encs))
+            where.append(ti)
+            if rows.ts:
+                tables[ti].add(rows)
+        self._order.extend(map(where.__getitem__, sink.order))
+        sink.clear()
+        if len(self._order) >= CHUNK_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -192,7 +194,7 @@ class ColumnLog:
             self._order.clear()
 
     def __len__(self) -> int:
-        return sum(t.n + len(t.pending) for t in self.tables)
+        return sum(t.n for t in self.tables)
 
     def header(self) -> dict[str, Any]:
         """The file's header without its digest (see the module docstring)."""
@@ -207,7 +209,7 @@ class ColumnLog:
                     "mode": t.mode,
                     "keys": list(t.keys),
                     "encs": list(t.encs),
-                    "rows": t.n + len(t.pending),
+                    "rows": t.n,
                 }
                 for t in self.tables
             ],

@@ -754,12 +754,8 @@ class Runner:
             if self.risk is not None:
                 self._risk_barrier(end)
             for lane in lanes:
-                if lane.sink.rows:
-                    log.add(lane.sink.rows)
-                    lane.sink.rows.clear()
-            if self.risk_sink.rows:
-                log.add(self.risk_sink.rows)
-                self.risk_sink.rows.clear()
+                log.add(lane.sink)
+            log.add(self.risk_sink)
             if progress is not None and self.windows % 16 == 0:
                 progress(self.events_done(), self.events_total)
         end_ts = max((lane.exchange.last_ts for lane in lanes), default=0)

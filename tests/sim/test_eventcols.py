@@ -102,15 +102,17 @@ def rows(draw: st.DrawFn) -> list[tuple[str, int, str, object]]:
 def test_the_columns_print_the_lines_buffer_sink_writes(records, chunk):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sim.eventcols, "CHUNK_ROWS", chunk)  # chunks of any size read back alike
-        sink, ref = RowSink(), BufferSink()
-        for row in records:
-            sink.record(*row)
-            ref.record(*row)
+        ref = BufferSink()
         log, other = ColumnLog(), ColumnLog()
         log.units = other.units = units_record(7)
-        for k in range(0, len(sink.rows), 3):  # handed over in pieces, as per window
-            log.add(sink.rows[k : k + 3])
-            other.add(sink.rows[k : k + 3])
+        sink, sink2 = RowSink(), RowSink()
+        for k in range(0, len(records), 3):  # handed over in pieces, as per window
+            for row in records[k : k + 3]:
+                ref.record(*row)
+                sink.record(*row)
+                sink2.record(*row)
+            log.add(sink)
+            other.add(sink2)
             other.digest()  # reading a log mid-run changes nothing in it
         reader = ColumnReader.of(log)
         assert log.digest() == other.digest()
@@ -124,19 +126,13 @@ def test_the_columns_print_the_lines_buffer_sink_writes(records, chunk):
 
 def test_the_digest_follows_the_content_and_nothing_else(tmp_path):
     def log_of(px: int) -> ColumnLog:
-        log = ColumnLog()
+        log, sink = ColumnLog(), RowSink()
         log.units = units_record(1)
-        log.add(
-            [
-                (
-                    "place",
-                    5,
-                    "m",
-                    Place(market="m", client_id="c", outcome=Outcome.YES, side=Side.BUY, px=px, qty=1),
-                )
-            ]
-        )
-        log.add([("settlement", 6, "m", {"yes_won": True})])
+        place = Place(market="m", client_id="c", outcome=Outcome.YES, side=Side.BUY, px=px, qty=1)
+        sink.record("place", 5, "m", place)
+        log.add(sink)
+        sink.record("settlement", 6, "m", {"yes_won": True})
+        log.add(sink)
         return log
 
     a, b, c = log_of(100), log_of(100), log_of(101)
