@@ -75,10 +75,12 @@ class Rows:
     payload is a struct with a column plan (``record_plan``), else the payload itself.
     """
 
-    __slots__ = ("cls", "kind", "market", "mode", "ts", "values")
+    __slots__ = ("cls", "kind", "market", "mode", "table", "ts", "values")
 
     def __init__(self, kind: str, cls: type, mode: str) -> None:
         self.kind, self.cls, self.mode = kind, cls, mode
+        #: Where the consumer of the rows puts this shape (``sim.eventcols``: its table), -1 until then.
+        self.table = -1
         self.ts: list[int] = []
         self.market: list[str] = []
         self.values: list[Any] = []

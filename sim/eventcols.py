@@ -11,8 +11,9 @@ struct (a dict: a risk
 change, a settlement) keeps its JSON line. ``order`` (one small integer per record: its table)
 keeps the log order across tables.
 
-File layout (``numpy.savez_compressed``, no pickled objects): ``header`` is a JSON document (format,
-version, the ``units`` record, the tables: name, kind, mode, keys and column encodings, row counts;
+File layout (``numpy.savez_compressed``'s, deflated at level 1; no pickled objects): ``header`` is a
+JSON document (format, version, the ``units`` record, the tables: name, kind, mode, keys and column
+encodings, row counts;
 the digest) stored as bytes; ``order``; then per table ``tN.KEY`` for every column (an ``mp`` column
 is ``tN.KEY``, its msgpack arrays end to end, plus ``tN.KEY.ends``, where each one ends).
 
@@ -116,9 +117,7 @@ class _Table:
         else:
             fields = list(zip(*self.values, strict=True))
             cols = [self.ts, self.market][: len(self.keys) - len(fields)] + fields
-        return [
-            _enc.encode(list(col)) if enc == "mp" else col for enc, col in zip(self.encs, cols, strict=True)
-        ]
+        return [_enc.encode(col) if enc == "mp" else col for enc, col in zip(self.encs, cols, strict=True)]
 
     def flush(self) -> None:
         """Turn the integer and boolean values collected into a numpy chunk each."""
@@ -168,23 +167,27 @@ class ColumnLog:
         if not sink.order:
             return
         tables = self.tables
-        where: list[int] = []
         for rows in sink.shapes:
-            key = (rows.kind, rows.cls)
-            ti = self._by_shape.get(key)
-            if ti is None:
-                mode, keys, encs = record_plan(*key)
-                ti = self._by_shape[key] = len(tables)
-                suffix = sum(t.kind == rows.kind for t in tables)
-                name = f"{rows.kind}.{suffix}" if suffix else rows.kind
-                tables.append(_Table(name, rows.kind, mode, keys, encs))
-            where.append(ti)
+            if rows.table < 0:
+                rows.table = self._table(rows.kind, rows.cls)
             if rows.ts:
-                tables[ti].add(rows)
-        self._order.extend(map(where.__getitem__, sink.order))
-        sink.clear()
+                tables[rows.table].add(rows)
+                rows.ts.clear()
+                rows.market.clear()
+                rows.values.clear()
+        self._order.extend(map([rows.table for rows in sink.shapes].__getitem__, sink.order))
+        sink.order.clear()
         if len(self._order) >= CHUNK_ROWS:
             self._flush()
+
+    def _table(self, kind: str, cls: type) -> int:
+        ti = self._by_shape.get((kind, cls))
+        if ti is None:
+            mode, keys, encs = record_plan(kind, cls)
+            ti = self._by_shape[(kind, cls)] = len(self.tables)
+            suffix = sum(t.kind == kind for t in self.tables)
+            self.tables.append(_Table(f"{kind}.{suffix}" if suffix else kind, kind, mode, keys, encs))
+        return ti
 
     def _flush(self) -> None:
         for t in self.tables:
@@ -237,9 +240,13 @@ class ColumnLog:
         header = self.header()
         digest = _digest(header, arrays)
         header["digest"] = digest
-        with path.open("wb") as f:
-            head = np.frombuffer(_json.encode(header), np.uint8)
-            np.savez_compressed(f, header=head, **arrays)  # type: ignore[arg-type]
+        arrays = {"header": np.frombuffer(_json.encode(header), np.uint8)} | arrays
+        # ``numpy.savez_compressed``'s layout (a zip of .npy files), deflated at level 1: a quarter of
+        # the time of its default level for a file ~10% larger.
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for name, a in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, a, allow_pickle=False)
         return digest
 
 
