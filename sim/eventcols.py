@@ -45,7 +45,7 @@ FORMAT: Final = "polymm-event-columns"
 VERSION: Final = 1
 #: Records whose integer and boolean fields are kept as Python values before they become a numpy
 #: chunk (bounds the memory of a long run).
-CHUNK_ROWS: Final = 65_536
+CHUNK_ROWS: Final = 8_192
 #: Records of one table that wait as tuples before going into its columns together.
 BATCH_ROWS: Final = 512
 
@@ -218,46 +218,64 @@ class ColumnLog:
             ],
         }
 
-    def arrays(self) -> dict[str, npt.NDArray[Any]]:
-        """Every column by its name in the file, the rows not yet in a chunk as the last chunk.
+    def iter_arrays(self) -> Iterator[tuple[str, npt.NDArray[Any]]]:
+        """Every column by its name in the file, in file order (``_names``), built one table at a time.
 
-        Reading changes nothing: chunks end every ``CHUNK_ROWS`` rows of ``add`` alone, so the
-        bytes (and the digest) depend only on the rows and the order they came in.
+        The rows not yet in a chunk come last. Reading changes nothing: chunks end every
+        ``CHUNK_ROWS`` records of ``add`` alone, so the bytes (and the digest) depend only on the
+        records and the order they came in.
         """
-        order = [*self._order_chunks, np.array(self._order, dtype=np.uint16)]
-        out: dict[str, npt.NDArray[Any]] = {"order": np.concatenate(order)}
+        yield "order", np.concatenate([*self._order_chunks, np.array(self._order, dtype=np.uint16)])
         for i, t in enumerate(self.tables):
-            out |= t.arrays(f"t{i}")
-        return out
+            yield from t.arrays(f"t{i}").items()
 
     def digest(self) -> str:
         """The sha256 of the log's content (see the module docstring)."""
-        return _digest(self.header(), self.arrays())
+        h = _hasher(self.header())
+        for name, a in self.iter_arrays():
+            _hash_array(h, name, a)
+        return h.hexdigest()
 
     def save(self, path: Path) -> str:
-        """Write ``events.npz`` to ``path``; returns its digest."""
-        arrays = self.arrays()
+        """Write ``events.npz`` to ``path``, a column at a time; returns its digest."""
         header = self.header()
-        digest = _digest(header, arrays)
-        header["digest"] = digest
-        arrays = {"header": np.frombuffer(_json.encode(header), np.uint8)} | arrays
+        h = _hasher(header)
         # ``numpy.savez_compressed``'s layout (a zip of .npy files), deflated at level 1: a quarter of
-        # the time of its default level for a file ~10% larger.
+        # the time of its default level for a file ~10% larger. The header (with the digest) goes last.
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            for name, a in arrays.items():
+
+            def put(name: str, a: npt.NDArray[Any]) -> None:
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, a, allow_pickle=False)
+
+            for name, a in self.iter_arrays():
+                _hash_array(h, name, a)
+                put(name, a)
+            header["digest"] = digest = h.hexdigest()
+            put("header", np.frombuffer(_json.encode(header), np.uint8))
         return digest
 
 
-def _digest(header: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> str:
+def _names(header: dict[str, Any]) -> list[str]:
+    # The columns' names in file (and digest) order.
+    out = ["order"]
+    for i, t in enumerate(header["tables"]):
+        for key, enc in zip(t["keys"], t["encs"], strict=True):
+            out.append(f"t{i}.{key}")
+            if enc == "mp":
+                out.append(f"t{i}.{key}.ends")
+    return out
+
+
+def _hasher(header: dict[str, Any]) -> hashlib._Hash:
     h = hashlib.sha256()
     h.update(_json.encode({k: header[k] for k in ("format", "version", "units", "tables")}))
-    for name in sorted(arrays):
-        a = arrays[name]
-        h.update(b"\n%s:%s:%d\n" % (name.encode(), a.dtype.str.encode(), a.size))
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
+    return h
+
+
+def _hash_array(h: hashlib._Hash, name: str, a: npt.NDArray[Any]) -> None:
+    h.update(b"\n%s:%s:%d\n" % (name.encode(), a.dtype.str.encode(), a.size))
+    h.update(np.ascontiguousarray(a).data)
 
 
 class ColumnReader:
@@ -267,7 +285,7 @@ class ColumnReader:
     """
 
     def __init__(self, header: dict[str, Any], arrays: Mapping[str, npt.NDArray[Any]], name: str) -> None:
-        """``arrays``: the columns by name (an open ``.npz`` or ``ColumnLog.arrays()``)."""
+        """``arrays``: the columns by name (an open ``.npz``, or ``ColumnLog.iter_arrays``' items)."""
         if header.get("format") != FORMAT:
             raise ColumnFormatError(f"{name}: not a {FORMAT} file")
         if int(header.get("version", 0)) > VERSION:
@@ -296,10 +314,9 @@ class ColumnReader:
     @classmethod
     def of(cls, log: ColumnLog) -> ColumnReader:
         """Read a log still in memory (the rows taken so far)."""
-        arrays = log.arrays()
         header = log.header()
-        header["digest"] = _digest(header, arrays)
-        return cls(header, arrays, "the run's log")
+        header["digest"] = log.digest()
+        return cls(header, dict(log.iter_arrays()), "the run's log")
 
     def units_line(self) -> bytes:
         """The ``units`` record, as the first line of a JSON-lines log."""
@@ -364,7 +381,13 @@ class ColumnReader:
 
     def recompute_digest(self) -> str:
         """The digest of the content (compare with ``digest``, the one written)."""
-        return _digest(self.header, {n: self.arrays[n] for n in list(self.arrays) if n != "header"})
+        h = _hasher(self.header)
+        for name in _names(self.header):
+            try:
+                _hash_array(h, name, self.arrays[name])
+            except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+                raise ColumnFormatError(f"{self.name}: column {name}: {exc}") from None
+        return h.hexdigest()
 
     def all_lines(self) -> list[bytes]:
         """The units line and every record's line: the log as ``BufferSink`` would have written it."""
