@@ -36,7 +36,6 @@ engine workload with and without quoting (the cost of an order action), and upda
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -105,7 +104,7 @@ def _synthetic(markets: int, events: int, events_per_s: int, seed: int = 11):
     return generate(spec, seed)
 
 
-def run_engine(engine: str, source: str, input_log: bool) -> dict[str, Any]:
+def run_engine(engine: str, source: str) -> dict[str, Any]:
     """One timed run (called in a subprocess). The log is hashed, not stored."""
     from app.configfile import load_config
     from core.quoting import quote_params
@@ -135,15 +134,13 @@ def run_engine(engine: str, source: str, input_log: bool) -> dict[str, Any]:
         load_s = 0.0
     gen_s = time.perf_counter() - t0
     cfg = load_config(CONFIG)
-    runner = Runner(
-        tapes, quote_params(cfg), RunSettings(log_inputs=input_log, global_ev_cap_usdc6=10**9), seed=11
-    )
+    runner = Runner(tapes, quote_params(cfg), RunSettings(global_ev_cap_usdc6=10**9), seed=11)
     if source == "synthetic-noquote":  # the same loop and venue, the sessions quoting nothing
         for lane in runner.lanes:
             lane.session.quoting_enabled = False
-    digest = hashlib.sha256()
     t0, c0 = time.perf_counter(), time.process_time()
-    runner.run(engine, digest.update)  # type: ignore[arg-type]
+    runner.run(engine)  # type: ignore[arg-type]
+    digest = runner.log.digest()  # (the log's columns and their hash: part of the run's cost)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     fills = sum(len(lane.exchange.fills) for lane in runner.lanes)
@@ -160,7 +157,7 @@ def run_engine(engine: str, source: str, input_log: bool) -> dict[str, Any]:
         "fills": fills,
         "orders": sum(lane.session.stats.places for lane in runner.lanes),
         "order_actions": sum(lane.session.stats.places + lane.session.stats.cancels for lane in runner.lanes),
-        "digest": digest.hexdigest(),
+        "digest": digest,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -204,7 +201,7 @@ def bench_decide(n_inputs: int = 2_000, rounds: int = 20) -> dict[str, Any]:
     session_mod.decide = capture  # type: ignore[assignment]
     try:
         tapes = _synthetic(4, 80_000, 20)
-        Runner(tapes, quote_params(load_config(CONFIG)), RunSettings(log_inputs=False), 3).run("inline", len)
+        Runner(tapes, quote_params(load_config(CONFIG)), RunSettings(), 3).run("inline")
     finally:
         session_mod.decide = real
     times: list[int] = []
@@ -434,7 +431,7 @@ def main() -> int:
         "--only", choices=("sign", "w1m", "actions"), help="run only these figures and update them in --out"
     )
     p.add_argument("--peer-python", help="an interpreter with hftbacktest for the W1M peer figure")
-    p.add_argument("--child", nargs=3, metavar=("ENGINE", "SOURCE", "INPUT_LOG"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=2, metavar=("ENGINE", "SOURCE"), help=argparse.SUPPRESS)
     p.add_argument(
         "--tick-to-quote", nargs=3, metavar=("CHANGES", "ACTORS", "SIGNING"), help=argparse.SUPPRESS
     )
@@ -468,15 +465,15 @@ def main() -> int:
         print(json.dumps(ttq_run(changes_per_msg=int(changes), actors=actors, signing=signing == "1")))
         return 0
     if a.child:
-        engine, source, input_log = a.child
-        print(json.dumps(run_engine(engine, source, input_log == "1")))
+        engine, source = a.child
+        print(json.dumps(run_engine(engine, source)))
         return 0
     out_path = Path(a.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if a.only == "actions":
         load = _load_average()
         inline, quiet = _median_pair(
-            ["--child", "inline", "synthetic", "0"], ["--child", "inline", "synthetic-noquote", "0"], a.repeat
+            ["--child", "inline", "synthetic"], ["--child", "inline", "synthetic-noquote"], a.repeat
         )
         actions = order_action_cost(inline, quiet) | {
             "cpu": machine()["cpu"],
@@ -505,13 +502,12 @@ def main() -> int:
     results: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%d")}
     # Quoting and not quoting take turns, so the machine's load weighs on both alike.
     inline, quiet = _median_pair(
-        ["--child", "inline", "synthetic", "0"], ["--child", "inline", "synthetic-noquote", "0"], a.repeat
+        ["--child", "inline", "synthetic"], ["--child", "inline", "synthetic-noquote"], a.repeat
     )
     actions = order_action_cost(inline, quiet)
-    actors = _median_runs(["--child", "actors", "synthetic", "0"], a.repeat)
+    actors = _median_runs(["--child", "actors", "synthetic"], a.repeat)
     assert inline["digest"] == actors["digest"], "engines disagree"
-    inline_full = _median_runs(["--child", "inline", "synthetic", "1"], a.repeat)
-    hbt = _median_runs(["--child", "inline", "hbt", "0"], a.repeat)
+    hbt = _median_runs(["--child", "inline", "hbt"], a.repeat)
     dec = bench_decide()
     # Latency tails are the noisiest figure on a shared machine: three fresh processes, medians.
     ttq_runs = [_sub(["--tick-to-quote", "1", "loop", "0"]) for _ in range(a.repeat)]
@@ -534,7 +530,6 @@ def main() -> int:
         "decide_us_median": dec["median_us"],
         "decide_us_p99": dec["p99_us"],
         "peak_rss_mb": max(inline["peak_rss_mb"], actors["peak_rss_mb"]),
-        "inline_events_per_s_with_input_log": inline_full["events_per_s"],
         "inline_events_per_s_without_quoting": quiet["events_per_s"],
         "order_action_us": actions["us_per_action"],
         "tick_to_quote_us_median": ttq["median_us"],
@@ -561,7 +556,6 @@ def main() -> int:
         "details": {
             "inline": inline,
             "actors": actors,
-            "inline_with_input_log": inline_full,
             "inline_without_quoting": quiet,
             "order_actions": actions,
             "hbt": hbt,

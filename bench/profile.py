@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import re
 import shutil
 import subprocess
@@ -56,11 +55,11 @@ def build(workload: str) -> Any:
         cfg = msgspec.structs.replace(cfg, quoting=msgspec.structs.replace(cfg.quoting, volatility=vol))
         tapes = load(HbtNpzSource(path=str(path), tick_px=100, market="w1m"))
         zero = Latency(feed_ms=0, order_ms=0, response_ms=0)
-        return Runner(tapes, quote_params(cfg), RunSettings(latency=zero, log_inputs=False), seed=w1m.SEED)
+        return Runner(tapes, quote_params(cfg), RunSettings(latency=zero), seed=w1m.SEED)
     import bench  # bench/bench.py
 
     tapes = bench._synthetic(**bench.ENGINE_WORKLOAD)
-    settings = RunSettings(log_inputs=False, global_ev_cap_usdc6=10**9)
+    settings = RunSettings(global_ev_cap_usdc6=10**9)
     runner = Runner(tapes, quote_params(cfg), settings, seed=11)
     if workload == "noquote":
         for lane in runner.lanes:
@@ -94,23 +93,24 @@ def aggregate(raw: Path, top: int) -> None:
 def run(workload: str, cprofile: bool, top: int) -> None:
     """One run of ``workload`` in this process (under cProfile with ``cprofile``); its figures."""
     runner = build(workload)
-    digest = hashlib.sha256()
     prof = None
     t0 = time.perf_counter()
     if cprofile:
         import cProfile
 
         prof = cProfile.Profile()
-        prof.runcall(runner.run, "inline", digest.update)
+        prof.runcall(runner.run, "inline")
+        digest = prof.runcall(runner.log.digest)
     else:
-        runner.run("inline", digest.update)
+        runner.run("inline")
+        digest = runner.log.digest()
     wall = time.perf_counter() - t0
     stats = [lane.session.stats for lane in runner.lanes]
     print(
         f"{workload}: {runner.events_total:,} events in {wall:.2f} s ({runner.events_total / wall:,.0f} "
         f"events/s), {sum(s.places + s.cancels for s in stats):,} order actions, "
         f"{sum(s.decide_calls for s in stats):,} decide calls, "
-        f"{sum(len(lane.exchange.fills) for lane in runner.lanes):,} fills, digest {digest.hexdigest()[:16]}",
+        f"{sum(len(lane.exchange.fills) for lane in runner.lanes):,} fills, digest {digest[:16]}",
         flush=True,
     )
     if prof is not None:

@@ -1,9 +1,10 @@
 """The event log's records: one JSON object per line with ``kind``, ``ts_ns`` and ``market`` first.
 
 ``BufferSink`` is the ``core.ports.EventSink`` that encodes each record into its line and keeps the
-lines in memory: the simulator buffers them per market and writes them in a fixed order (so its log
-is byte-identical whatever engine or thread produced it), and a live session's run directory
-(``adapters.runlog``) hands them to its writer thread. Pure: encoding only, no I/O.
+lines in memory: a live session's run directory (``adapters.runlog``) hands them to its writer thread,
+and a dry-run replay writes them. ``RowSink`` encodes nothing: it keeps each record as the tuple it
+was given, and the simulator turns the rows into columns (``sim.eventcols``) whose JSON lines are the
+ones ``BufferSink`` writes. Pure: no I/O.
 
 The log is self-describing: its first line is a ``units`` record (``units_record``) that says, for
 every integer unit the log uses, which fields carry it and what one unit is worth (``scale``, an exact
@@ -13,6 +14,7 @@ internal unit.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import msgspec
@@ -64,6 +66,119 @@ class BufferSink:
         else:
             line["data"] = data
         self.lines.append(_ENC.encode(line) + b"\n")
+
+
+class Rows:
+    """The records of one shape (kind and payload type) a ``RowSink`` kept, as parallel lists.
+
+    ``values`` holds each payload's fields as a tuple (``msgspec.structs.astuple``) when the
+    payload is a struct with a column plan (``record_plan``), else the payload itself.
+    """
+
+    __slots__ = ("cls", "kind", "market", "mode", "table", "ts", "values")
+
+    def __init__(self, kind: str, cls: type, mode: str) -> None:
+        self.kind, self.cls, self.mode = kind, cls, mode
+        #: Where the consumer of the rows puts this shape (``sim.eventcols``: its table), -1 until then.
+        self.table = -1
+        self.ts: list[int] = []
+        self.market: list[str] = []
+        self.values: list[Any] = []
+
+
+class RowSink:
+    """An ``EventSink`` that keeps records as rows of plain values: nothing is encoded per record.
+
+    Each record goes to the ``Rows`` of its shape, and ``order`` keeps the shapes in record order.
+    A struct payload is kept as the tuple of its fields: plain values the garbage collector stops
+    tracking, so a long buffer costs the run nothing later. Payloads are frozen structs or dicts
+    built for the record, so keeping a dict is safe.
+    """
+
+    __slots__ = ("_index", "order", "shapes")
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.shapes: list[Rows] = []
+        self._index: dict[tuple[str, type], int] = {}
+
+    def record(self, kind: str, ts_ns: int, market: str, payload: object) -> None:
+        """Keep one record."""
+        key = (kind, type(payload))
+        i = self._index.get(key)
+        if i is None:
+            i = self._index[key] = len(self.shapes)
+            self.shapes.append(Rows(kind, key[1], record_plan(kind, key[1])[0]))
+        rows = self.shapes[i]
+        self.order.append(i)
+        rows.ts.append(ts_ns)
+        rows.market.append(market)
+        rows.values.append(payload if rows.mode == "line" else _astuple(payload))  # type: ignore[arg-type]
+
+    def clear(self) -> None:
+        """Forget the rows kept (their shapes stay)."""
+        self.order.clear()
+        for rows in self.shapes:
+            rows.ts.clear()
+            rows.market.clear()
+            rows.values.clear()
+
+
+_astuple = msgspec.structs.astuple
+
+
+def _column_enc(t: msgspec.inspect.Type) -> str:
+    if isinstance(t, msgspec.inspect.BoolType):
+        return "bool"
+    if isinstance(t, msgspec.inspect.IntType):
+        return "i64"
+    if isinstance(t, msgspec.inspect.EnumType) and issubclass(t.cls, enum.IntEnum):
+        return "i64"
+    return "mp"
+
+
+_RECORD_PLANS: dict[tuple[str, type], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def record_plan(kind: str, cls: type) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """How a payload of type ``cls`` logged as ``kind`` is laid out in ``BufferSink``'s JSON line.
+
+    ``(mode, keys, encodings)``: the line's keys after ``kind`` and, for each, ``i64`` (an integer),
+    ``bool`` or ``mp`` (anything else). ``tagged``: a message tagged ``kind``, as encoded, with
+    ``ts_ns`` right after ``kind`` when it has none; ``headless``: a struct with no head key, after
+    ``kind``, ``ts_ns`` and ``market``; ``line``: anything else (a dict, a struct with renamed or
+    omitted fields, a message logged under another kind), kept as its whole line
+    (keys ``ts_ns``, ``market``, ``line``).
+    """
+    plan = _RECORD_PLANS.get((kind, cls))
+    if plan is None:
+        plan = _RECORD_PLANS[(kind, cls)] = _record_plan(kind, cls)
+    return plan
+
+
+def _record_plan(kind: str, cls: type) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    if issubclass(cls, msgspec.Struct):
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        names = tuple(f.encode_name for f in info.fields)
+        encs = tuple(_column_enc(f.type) for f in info.fields)
+        plain = not (
+            cls.__struct_config__.omit_defaults
+            or info.array_like
+            or any(f.name != f.encode_name for f in info.fields)
+        )
+        if plain and message_tag(cls) == kind:
+            if "ts_ns" in names:
+                return "tagged", names, encs
+            return "tagged", ("ts_ns", *names), ("i64", *encs)
+        if plain and message_tag(cls) is None and not _HEAD_FIELDS.intersection(names):
+            return "headless", ("ts_ns", "market", *names), ("i64", "mp", *encs)
+    return "line", ("ts_ns", "market", "line"), ("i64", "mp", "mp")
+
+
+def message_tag(cls: type) -> str | None:
+    """The ``kind`` tag of a core message type (``Filled`` -> ``fill``), None for any other type."""
+    return _TAGGED.get(cls)
 
 
 _HEAD_FIELDS = frozenset(_HEAD_KEYS)

@@ -279,9 +279,9 @@ def analyse(run: Run, grid_points: int = GRID_POINTS, buckets: int = BUCKETS) ->
         )
     elif not run.inputs_logged:
         a.notes.append(
-            "the log holds no market data between book snapshots (a run with --no-input-log, or a session "
-            "that does not log its feed): marks are the venue's mid at our fills where the run has them, "
-            "and the market's lines are mostly missing"
+            "the run has no market data between book snapshots (a session that does not log its feed, or "
+            "a simulation without its input.json): marks are the venue's mid at our fills where the run "
+            "has them, and the market's lines are mostly missing"
         )
     return a
 

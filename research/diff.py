@@ -1,6 +1,6 @@
 """Compare two runs of the same input: where their decisions first part, then what that changed.
 
-``compare(a, b)`` takes two sides, each a run directory (``events.jsonl`` + ``summary.json``) or a
+``compare(a, b)`` takes two sides, each a run directory (its event log + ``summary.json``) or a
 compact baseline (``baseline.json``, written by ``write_baseline``: the summary, the digest and, per
 market, digests of the decisions, of our actions and of the inputs, a few kilobytes instead of the
 log). It reports, in order:
@@ -18,8 +18,8 @@ log). It reports, in order:
    largest gap between the two inventory paths and when), uptime, spread, markouts, counts.
 
 Two runs are *identical* when their logs have the same digest, or, failing that, when decisions,
-actions, inputs (where both logged them) and every figure agree (e.g. one run logged its inputs and
-the other did not). Wall-clock figures never count.
+actions, inputs (where both have them) and every figure agree (e.g. one run has its market data and
+the other, a session's log or a run without its input.json, does not). Wall-clock figures never count.
 """
 
 from __future__ import annotations

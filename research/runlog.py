@@ -1,12 +1,18 @@
 """The one reader of a run directory: everything in ``research`` sees a run through ``read_run``.
 
-A run directory holds the event log a simulation or a paper/dry-run session wrote (``events.jsonl``
-today: a ``units`` header, then one JSON object per line with ``kind``, ``ts_ns`` and ``market``; a
-long session's log also has rotated segments before it, ``events.000001.jsonl.gz``...) and, from a
-simulation, its ``summary.json``. ``read_run`` turns them into format-free columns per market:
-the displayed book's best bid and ask at each change, our fills (YES-equivalent), our resting quotes
-at each change, every decision with its reasons, the resolution. When the on-disk format changes
-(issue #13: a columnar log), only this module changes; the report, the diff and the sweep do not.
+A run directory holds the event log a simulation or a paper/dry-run session wrote and, from a
+simulation, its ``summary.json`` and its input's identity (``input.json``, ``sim.inputs``): a
+simulation does not copy its market data into the log, so the reader re-reads the input through the
+simulator's own loader (each input file's sha256 checked first) and rebuilds the displayed book from
+it. A simulation's log is columnar (``events.npz``, ``sim.eventcols``); a session's is JSON lines
+(``events.jsonl``: a ``units`` header, then one JSON object per line with ``kind``, ``ts_ns`` and
+``market``; a long session's log also has rotated segments before it, ``events.000001.jsonl.gz``...,
+and its feed is in its own recordings, ``market_data/*``, which give its market lines); both are
+read as the same JSON lines (``event_lines``, what ``polymm events`` prints). ``read_run`` turns
+them into format-free columns per market: the displayed book's best bid and ask at each change, our
+fills (YES-equivalent), our resting quotes at each change, every decision with its reasons, the
+resolution. When the on-disk format changes, only this module changes; the report, the diff and the
+sweep do not.
 
 Units: the log's ``units`` header must say what this module computes with (Px 1e-4 USDC per share,
 Qty 1e-6 share, Usdc6 1e-6 USDC, ns); a log in other units is refused with one line rather than
@@ -16,10 +22,11 @@ for people.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, cast
@@ -28,8 +35,11 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from core.messages import BookSnapshot, TickSizeChanged
+from core.messages import BookSnapshot, MarketResolved, TickSizeChanged
 from core.units import PX_ONE, UNITS, complement_notional_usdc6, notional_usdc6
+from sim.eventcols import COLUMNS_NAME, ColumnFormatError, ColumnReader
+from sim.inputs import InputError, file_sha256, load_input_tapes
+from sim.tape import OP_ASK, OP_BID, OP_SPECIAL, MarketTape
 
 if TYPE_CHECKING:
     from sim.runner import Lane
@@ -96,6 +106,11 @@ class _Order(msgspec.Struct):
 class _Head(msgspec.Struct):
     market: str = ""
     ts_ns: int = 0
+
+
+class _Kind(msgspec.Struct):
+    kind: str = ""
+    market: str = ""
 
 
 class _Reward(msgspec.Struct):
@@ -203,7 +218,8 @@ class Run:
     end_ns: int
     #: ``summary.json`` of a simulation (None for a run without one, e.g. paper trading).
     summary: dict[str, Any] | None
-    #: Whether the log holds the market data between snapshots (``--no-input-log`` leaves it out).
+    #: Whether the run has the market data between snapshots: a simulation's input re-read
+    #: (``input.json``) or a log that holds it (a session that does not log its feed has none).
     inputs_logged: bool
     #: Where the market lines (``MarketLog.top``) come from when the log holds no market data: the
     #: session's own recordings (``RUN_DIR/market_data/*``) read through the simulator's loader, with
@@ -211,17 +227,21 @@ class Run:
     market_data: str = ""
 
     def digest(self) -> str:
-        """The sha256 of the event log as written (``summary.json``'s ``digest`` when it has one).
+        """The run's digest: ``summary.json``'s, else the columnar log's own, else the log's sha256.
 
-        A rotated log's segments count decompressed and in order: the digest of the whole log.
+        A rotated session log's segments count decompressed and in order: the digest of the whole log.
         """
         if self.summary and isinstance(self.summary.get("digest"), str):
             return str(self.summary["digest"])
+        if (self.path / COLUMNS_NAME).is_file():
+            return _columns(self.path / COLUMNS_NAME).digest
         return file_digest(*log_files(self.path))
 
 
 def file_digest(*paths: Path) -> str:
     """The sha256 of the files' contents one after the other (``.gz`` ones decompressed), in chunks."""
+    if len(paths) == 1 and paths[0].suffix != ".gz":
+        return file_sha256(paths[0])
     h = hashlib.sha256()
     for path in paths:
         with cast(IO[bytes], gzip.open(path, "rb")) if path.suffix == ".gz" else path.open("rb") as f:
@@ -337,6 +357,44 @@ class _Market:
             del levels[o[1]]
         self.quotes_changed(ts)
 
+    def apply_tape(self, tape: MarketTape) -> None:
+        """The market data the venue applied, from the run's input (what an input log would hold)."""
+        ts, op, px, qty = tape.ts.tolist(), tape.op.tolist(), tape.px.tolist(), tape.qty.tolist()
+        specials = tape.specials
+        book = self.book
+        top_changed = self.top_changed
+        for i, o in enumerate(op):
+            t = ts[i]
+            if o <= OP_ASK:
+                book.set(o == OP_BID, px[i], qty[i])
+                top_changed(t)
+            elif o != OP_SPECIAL:
+                self.trades += 1
+            else:
+                ev = specials[i]
+                if isinstance(ev, BookSnapshot):
+                    book.clear()
+                    yes = ev.outcome == 0
+                    for p, q in ev.bids:
+                        book.set(yes, p if yes else PX_ONE - p, q)
+                    for p, q in ev.asks:
+                        book.set(not yes, p if yes else PX_ONE - p, q)
+                    top_changed(t)
+                elif isinstance(ev, TickSizeChanged):  # a new book epoch: the next snapshot reseeds it
+                    book.clear()
+                    top_changed(t)
+                elif isinstance(ev, MarketResolved):
+                    self.resolved = (t, ev.yes_won)
+        n = len(op)
+        self.inputs += n
+        self.deltas += sum(1 for o in op if o <= OP_ASK)
+        if self.in_hash is not None:
+            h = self.in_hash
+            for col in (tape.ts, tape.op, tape.px, tape.qty):
+                h.update(col.tobytes())
+            for i in sorted(specials):
+                h.update(b"%d:" % i + msgspec.json.encode(specials[i]))
+
     def finish(self) -> MarketLog:
         i64 = np.int64
         return MarketLog(
@@ -376,6 +434,7 @@ _dec_delta = msgspec.json.Decoder(_Delta)
 _dec_book = msgspec.json.Decoder(_Book)
 _dec_order = msgspec.json.Decoder(_Order)
 _dec_head = msgspec.json.Decoder(_Head)
+_dec_kind = msgspec.json.Decoder(_Kind)
 _dec_reward = msgspec.json.Decoder(_Reward)
 _dec_any = msgspec.json.Decoder()
 _PREFIX = b'{"kind":"'
@@ -427,16 +486,6 @@ def log_files(run_dir: Path) -> list[Path]:
     return out
 
 
-def _log_lines(files: Sequence[Path]) -> Iterator[tuple[str, int, bytes]]:
-    # (file, line number, line) over every file in order; a last line without its newline (a session
-    # killed in mid-write) is not a record and is skipped.
-    for file in files:
-        with cast(IO[bytes], gzip.open(file, "rb")) if file.suffix == ".gz" else file.open("rb") as f:
-            for n, line in enumerate(f, 1):
-                if line.endswith(b"\n"):
-                    yield str(file), n, line
-
-
 def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     """Read a run directory (see the module docstring); ``actions`` also keeps every action record.
 
@@ -446,16 +495,19 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
     path = Path(run_dir)
     if not path.is_dir():
         raise RunFormatError(f"{path}: no such run directory")
-    files = log_files(path)
-    if not files:
-        raise RunFormatError(f"{path}: no {LOG_NAME} (not a run directory)")
+    lines = _log_lines(path)
     summary = read_summary(path)
-    markets: dict[str, _Market] = {}
+    try:
+        tapes = load_input_tapes(path)
+    except InputError as exc:
+        raise RunFormatError(str(exc)) from None
+    # The input's markets first, in its order (the simulator's lanes).
+    markets: dict[str, _Market] = {t.info.market: _Market(t.info.market, actions) for t in tapes or ()}
     mode = ""
     start = end = -1
-    source = str(files[-1])
+    source = str(path)
     try:
-        for source, n, line in _log_lines(files):
+        for source, n, line in lines:
             if not line.startswith(_PREFIX):
                 if not line.strip():
                     continue
@@ -566,6 +618,13 @@ def read_run(run_dir: str | Path, *, actions: bool = False) -> Run:
         raise RunFormatError(f"{source}: unreadable: {exc}") from None
     if mode == "" and not markets:
         raise RunFormatError(f"{source}: empty log")
+    for tape in tapes or ():
+        m = markets[tape.info.market]
+        if not (m.inputs or len(tape) == 0):  # (a log that holds its inputs is read as it is)
+            m.apply_tape(tape)
+            if start < 0 or tape.ts[0] < start:
+                start = tape.ts[0]
+            end = max(end, tape.ts[-1])
     markets.pop("", None)
     done = {k: v.finish() for k, v in markets.items()}
     inputs_logged = any(m.deltas or m.trades for m in done.values())
@@ -590,7 +649,6 @@ def _recorded_tops(root: Path, markets: dict[str, MarketLog]) -> str:
     # run, named by UTC start, so in time order). Each logged market's top of book is rebuilt from
     # them through the simulator's own loader (YES book, venue timestamps); returns what was used.
     from sim.scenario import WsReplaySource, ws_replay_tapes  # noqa: PLC0415
-    from sim.tape import OP_ASK, OP_BID, OP_SPECIAL  # noqa: PLC0415
 
     tops = {k: _Market(k, keep_actions=False) for k in markets}
     used: list[str] = []
@@ -604,25 +662,8 @@ def _recorded_tops(root: Path, markets: dict[str, MarketLog]) -> str:
         used.append(rec.name)
         for tape in tapes:
             m = tops.get(tape.info.market)
-            if m is None:  # recorded but never traded
-                continue
-            book, specials = m.book, tape.specials
-            for i, (ts, op, px, qty) in enumerate(zip(tape.ts, tape.op, tape.px, tape.qty, strict=True)):
-                if op <= OP_ASK:
-                    book.set(op == OP_BID, px, qty)
-                elif op == OP_SPECIAL:
-                    ev = specials[i]
-                    if isinstance(ev, BookSnapshot):
-                        book.clear()
-                        for bpx, bq in ev.bids:
-                            book.set(True, bpx, bq)
-                        for apx, aq in ev.asks:
-                            book.set(False, apx, aq)
-                    elif isinstance(ev, TickSizeChanged):
-                        book.clear()
-                else:
-                    continue  # a trade print leaves the book as it is
-                m.top_changed(ts)
+            if m is not None:  # (a market recorded but never traded is left out)
+                m.apply_tape(tape)
     for k, m in tops.items():
         if m.top_ts:
             markets[k].top = m.finish().top
@@ -630,6 +671,87 @@ def _recorded_tops(root: Path, markets: dict[str, MarketLog]) -> str:
     if bad:
         said += ("; " if said else "") + "unreadable: " + "; ".join(bad)
     return said
+
+
+def _columns(path: Path) -> ColumnReader:
+    try:
+        return ColumnReader.open(path)
+    except ColumnFormatError as exc:
+        raise RunFormatError(str(exc)) from None
+
+
+def _log_lines(path: Path) -> Generator[tuple[str, int, bytes], None, None]:
+    # (what to name in errors, line number, line) over a run directory's log, the units header first:
+    # a simulation's columns as ``polymm events`` prints them, else a session's JSON lines (rotated
+    # segments first), where a last line without its newline (a kill in mid-write) is not a record.
+    cols = path / COLUMNS_NAME
+    if cols.is_file():
+        name = f"{cols} (as `polymm events` prints it)"
+        for n, line in enumerate(_column_lines(_columns(cols)), 1):
+            yield name, n, line
+        return
+    files = log_files(path)
+    if not files:
+        raise RunFormatError(f"{path}: no {COLUMNS_NAME} or {LOG_NAME} (not a run directory)")
+    for file in files:
+        with cast(IO[bytes], gzip.open(file, "rb")) if file.suffix == ".gz" else file.open("rb") as f:
+            for n, line in enumerate(f, 1):
+                if line.endswith(b"\n"):
+                    yield str(file), n, line
+
+
+def _column_lines(
+    reader: ColumnReader, kinds: Iterable[str] | None = None, market: str | None = None
+) -> Generator[bytes, None, None]:
+    yield reader.units_line()
+    try:
+        yield from reader.lines(kinds, market)
+    except ColumnFormatError as exc:
+        raise RunFormatError(str(exc)) from None
+
+
+def event_lines(
+    run_dir: str | Path, kinds: Iterable[str] | None = None, market: str | None = None
+) -> Iterator[bytes]:
+    """A run directory's event log as JSON lines in log order, the ``units`` header first.
+
+    ``kinds``/``market``: only the records of these kinds / of this market (the header always).
+    A simulation's columnar log comes out as the lines ``core.eventlog.BufferSink`` writes; a
+    session's ``events.jsonl`` as it is.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunFormatError(f"{path}: no such run directory")
+    cols = path / COLUMNS_NAME
+    if cols.is_file():
+        yield from _column_lines(_columns(cols), kinds, market)
+        return
+    want = set(kinds) if kinds is not None else None
+    with contextlib.closing(_log_lines(path)) as lines:
+        for source, n, line in lines:
+            if not line.strip():
+                continue
+            if line.startswith(b'{"kind":"units"'):
+                yield line
+                continue
+            if want is not None or market is not None:
+                try:
+                    head = _dec_kind.decode(line)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise RunFormatError(f"{source}: line {n}: {exc}") from None
+                if (want is not None and head.kind not in want) or (
+                    market is not None and head.market != market
+                ):
+                    continue
+            yield line
+
+
+def log_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every record of a run directory's event log in order, the ``units`` header first, as dicts."""
+    try:
+        return [_dec_any.decode(line) for line in event_lines(run_dir)]
+    except msgspec.DecodeError as exc:
+        raise RunFormatError(f"{run_dir}: {exc}") from None
 
 
 def _strip(rec: dict[str, Any]) -> dict[str, Any]:

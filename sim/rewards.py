@@ -30,9 +30,11 @@ import random
 from fractions import Fraction
 from typing import Final
 
-from core.eventlog import BufferSink
+import msgspec
+
 from core.inventory import OrderLike
 from core.markets import MarketInfo
+from core.ports import EventSink
 from core.rewards import book_scores as core_book_scores
 from core.units import NS_PER_S, PX_ONE, Outcome, Side
 from venue.exchange import SimExchange
@@ -68,6 +70,16 @@ def book_scores(ex: SimExchange) -> tuple[Fraction, Fraction, int]:
     )
 
 
+class RewardSample(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``reward`` record: our score and everyone's (``Q_min``, floored, share-points), the
+    market's reward accrued so far (floored) and whether our orders scored."""
+
+    score_qty: int
+    score_total_qty: int
+    accrued_usdc6: int
+    scoring: bool
+
+
 class RewardAccrual:
     """One market's reward samples and accrual in a simulation (see the module docstring)."""
 
@@ -99,7 +111,7 @@ class RewardAccrual:
         t = sample_ts(self.seed, self.market, self.minute)
         self.next_ts = t if t <= self.last_ts else _INF
 
-    def until(self, t: int, ex: SimExchange, sink: BufferSink) -> None:
+    def until(self, t: int, ex: SimExchange, sink: EventSink) -> None:
         """Take every sample due before ``t`` against the venue as it stands."""
         while self.next_ts < t:
             if ex.resolved:
@@ -108,15 +120,21 @@ class RewardAccrual:
             self.sample(self.next_ts, ex, sink)
             self._advance()
 
-    def sample(self, ts: int, ex: SimExchange, sink: BufferSink) -> None:
+    def sample(self, ts: int, ex: SimExchange, sink: EventSink) -> None:
         """One sample at ``ts``: score, accrue, log a ``reward`` record."""
         ours, total, _ = book_scores(ex)
         self.samples += 1
         if ours > 0:
             self.scored += 1
             self.exact += ours / total * ex.info.rewards_daily_usdc6 / MINUTES_PER_DAY
-        sink.lines.append(
-            f'{{"kind":"reward","ts_ns":{ts},"market":"{self.market}","score_qty":{int(ours)},'
-            f'"score_total_qty":{int(total)},"accrued_usdc6":{int(self.exact)},'
-            f'"scoring":{"true" if ours > 0 else "false"}}}\n'.encode()
+        sink.record(
+            "reward",
+            ts,
+            self.market,
+            RewardSample(
+                score_qty=int(ours),
+                score_total_qty=int(total),
+                accrued_usdc6=int(self.exact),
+                scoring=ours > 0,
+            ),
         )

@@ -7,17 +7,20 @@ markets that share a ``MarketInfo.neg_risk_market_id``; ``core.inventory.budget_
 cut into intervals on a fixed grid, every lane runs to the end of the interval on its own, and each
 reads the others' exposure as of the interval's start. The ``actors`` engine runs each lane inside
 its pykka ``MarketActor`` (a ``RunWindow`` ask per interval, then a barrier); the ``inline`` engine
-calls the same ``Lane.run_until`` directly. Log lines are buffered per lane and written in lane
-order after each interval, so both engines write byte-identical logs; the log opens with its
-``units`` record (``core.eventlog.units_record``). Randomness (latency jitter) comes from per-market
-``random.Random`` streams seeded from the run's seed; nothing reads the wall clock.
+calls the same ``Lane.run_until`` directly. Each lane's records are kept as rows
+(``core.eventlog.RowSink``: nothing encoded while the lane runs) and handed to the run's columnar log
+(``Runner.log``, ``sim.eventcols.ColumnLog``) in lane order after each interval, so both engines log
+the same records in the same order and get the same digest; the log's ``units`` record
+(``core.eventlog.units_record``) is stamped with the run's first event. Randomness (latency jitter)
+comes from per-market ``random.Random`` streams seeded from the run's seed; nothing reads the wall
+clock.
 
 The risk rules run here as live (``actors.risk.RiskMonitor``, the risk actor's own): each session
 reports its samples to the monitor inline (a fill is assessed at once, touching only that market's
 part of the monitor), and the monitor assesses every market and the book at each interval's barrier
 (the book's loss stop and drawdown, the time-based rules); a changed gate reaches the session at once.
-Risk records go to the market's lane log (the book's after the lanes'), so both engines still write
-the same bytes.
+Risk records go to the market's lane log (the book's after the lanes'), so both engines still log
+the same records.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import msgspec
 from actors.risk import MarketSample, RiskMonitor
 from actors.session import MarketSession
 from core.book import L2Book
-from core.eventlog import BufferSink, units_record
+from core.eventlog import RowSink, units_record
 from core.inventory import budget_rooms
 from core.messages import (
     BookSnapshot,
@@ -47,6 +50,7 @@ from core.messages import (
 from core.quoting import QuoteParams
 from core.risk import RiskGate, RiskLimits
 from core.units import NS_PER_MS, PX_ONE, Side
+from sim.eventcols import ColumnLog
 from sim.rewards import RewardAccrual
 from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
 from venue.exchange import QueueModel, SimExchange
@@ -96,7 +100,6 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     queue: QueueModel = msgspec.field(default_factory=QueueModel)
     timer_ms: int = 1000
     budget_interval_ms: int = 1000
-    log_inputs: bool = True
     global_ev_cap_usdc6: int | None = None
     event_cap_usdc6: int | None = None
 
@@ -168,7 +171,7 @@ class Lane:
         self.idx = idx
         self.tape = tape
         self.market = info.market
-        self.sink = BufferSink()
+        self.sink = RowSink()
         self.clock = SimClock()
         self.port = SimPort(self.clock)
         self.session = MarketSession(info, params, self.port, self.clock, self.sink)
@@ -216,13 +219,6 @@ class Lane:
         self.reps: deque[tuple[int, ExecEvent]] = deque()
         self.last_cmd_arrival = 0
         self.last_rep_arrival = 0
-        self.log_inputs = settings.log_inputs
-        # The input records, as bytes templates (ts_ns, side, px, qty): one formatting per event.
-        m = info.market.encode()
-        self.delta_line = b'{"kind":"delta","ts_ns":%d,"market":"' + m + b'","side":%d,"px":%d,"qty":%d}\n'
-        self.trade_line = (
-            b'{"kind":"trade","ts_ns":%d,"market":"' + m + b'","aggressor":%d,"px":%d,"qty":%d}\n'
-        )
         self.markouts = Markouts()
         self.resolution: tuple[int, bool, int] | None = None  # (ts, yes_won, mid2 before)
         #: Liquidity-rewards samples (``sim.rewards``): a side computation, never read by a decision.
@@ -264,9 +260,6 @@ class Lane:
         cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
-        lines = self.sink.lines
-        log = self.log_inputs
-        delta_line, trade_line = self.delta_line, self.trade_line
         ex_level, ex_trade = ex.on_level, ex.on_trade
         markouts = self.markouts
         s_set, s_top, s_trade, s_exec = s.book.set_level, s.on_top_moved, s.on_trade, s.on_exec
@@ -318,15 +311,9 @@ class Lane:
                         t = tv
                         o = op[i]
                         if o <= OP_ASK:
-                            side = BUY if o == OP_BID else SELL
-                            out = ex_level(side, px[i], qty[i], t)
-                            if log:
-                                lines.append(delta_line % (t, side, px[i], qty[i]))
+                            out = ex_level(BUY if o == OP_BID else SELL, px[i], qty[i], t)
                         elif o != OP_SPECIAL:
-                            side = BUY if o == OP_BUY else SELL
-                            out = ex_trade(side, px[i], qty[i], t)
-                            if log:
-                                lines.append(trade_line % (t, side, px[i], qty[i]))
+                            out = ex_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
                         else:
                             out = self._venue_special(specials[i], t)
                         i += 1
@@ -420,9 +407,6 @@ class Lane:
         cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
-        lines = self.sink.lines
-        log = self.log_inputs
-        delta_line, trade_line = self.delta_line, self.trade_line
         ex_level, ex_trade, ex_apply = ex.on_level, ex.on_trade, ex.apply
         markouts = self.markouts
         s_top, s_trade, s_exec = s.on_top_moved, s.on_trade, s.on_exec
@@ -482,18 +466,14 @@ class Lane:
                                 undo.clear()
                             undo.append((o, p, shown.bids[p] if o == OP_BID else shown.asks[p]))
                         if o == OP_BID:
-                            side = BUY
                             best = shown.bid_px
                             out = ex_level(BUY, p, q, t)
                             # What set_level told the venue (compares: no tuple per event).
                             moved = p == best or p == shown.bid_px  # noqa: PLR1714
                         else:
-                            side = SELL
                             best = shown.ask_px
                             out = ex_level(SELL, p, q, t)
                             moved = p == best or p == shown.ask_px  # noqa: PLR1714
-                        if log:
-                            lines.append(delta_line % (t, side, p, q))
                         if apart:
                             pend.append(i)
                             lim = min(lim, t)  # delivered before anything later
@@ -505,10 +485,7 @@ class Lane:
                                 if w < lim:  # noqa: PLR1730 (a compare: min() costs a call per event)
                                     lim = w
                     elif o != OP_SPECIAL:
-                        side = BUY if o == OP_BUY else SELL
-                        out = ex_trade(side, px[i], qty[i], t)
-                        if log:
-                            lines.append(trade_line % (t, side, px[i], qty[i]))
+                        out = ex_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
                         pend.append(i)
                         lim = min(lim, t)
                     else:
@@ -617,7 +594,6 @@ class Lane:
 
     def _venue_special(self, ev: BookSnapshot | TickSizeChanged | MarketResolved, t: int) -> list[ExecEvent]:
         ex = self.exchange
-        self.sink.record(_kind(ev), t, self.market, ev)
         if isinstance(ev, BookSnapshot):
             return ex.on_snapshot(ev)
         if isinstance(ev, TickSizeChanged):
@@ -682,12 +658,6 @@ class Lane:
                 self.markouts.start(t, fill_idx + k)
 
 
-def _kind(ev: object) -> str:
-    return {"BookSnapshot": "book", "TickSizeChanged": "tick_size", "MarketResolved": "resolved"}[
-        type(ev).__name__
-    ]
-
-
 Engine = Literal["inline", "actors"]
 WindowRunner = Callable[[list[tuple["Lane", int | None]], int, list[int]], None]
 
@@ -717,7 +687,9 @@ class Runner:
         ]
         #: The risk manager's monitor (its ``history`` lists every change of state), None without one.
         self.risk: RiskMonitor | None = None
-        self.risk_sink = BufferSink()
+        self.risk_sink = RowSink()
+        #: The run's records, in log order (``sim.eventcols``): ``log.save`` writes ``events.npz``.
+        self.log = ColumnLog()
         if risk is not None:
             self.risk = RiskMonitor(
                 risk,
@@ -745,35 +717,26 @@ class Runner:
         """Tape events the venue side has processed so far."""
         return sum(lane.i for lane in self.lanes)
 
-    def run(
-        self,
-        engine: Engine,
-        write: Callable[[bytes], object],
-        progress: Callable[[int, int], None] | None = None,
-    ) -> None:
-        """Run to the end, writing log bytes through ``write``."""
+    def run(self, engine: Engine, progress: Callable[[int, int], None] | None = None) -> None:
+        """Run to the end; the records are in ``self.log``."""
         if engine == "actors":
             from actors.market import ActorWindowRunner  # noqa: PLC0415 (pykka only for this engine)
 
             runner = ActorWindowRunner(self.lanes)
             try:
-                self._loop(runner.run_window, write, progress)
+                self._loop(runner.run_window, progress)
             finally:
                 runner.stop()
         else:
-            self._loop(_inline_window, write, progress)
+            self._loop(_inline_window, progress)
 
-    def _loop(
-        self,
-        run_window: WindowRunner,
-        write: Callable[[bytes], object],
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
+    def _loop(self, run_window: WindowRunner, progress: Callable[[int, int], None] | None) -> None:
         lanes = self.lanes
         w = self.window_ns
         exposures = [0] * len(lanes)
         first = min((lane.next_time() for lane in lanes), default=INF)
-        write(units_record(first if first < INF else 0))
+        log = self.log
+        log.units = units_record(first if first < INF else 0)
         limited = self.global_cap is not None or self._grouped
         groups = self.groups if self._grouped else ()
         while True:
@@ -791,12 +754,8 @@ class Runner:
             if self.risk is not None:
                 self._risk_barrier(end)
             for lane in lanes:
-                if lane.sink.lines:
-                    write(b"".join(lane.sink.lines))
-                    lane.sink.lines.clear()
-            if self.risk_sink.lines:
-                write(b"".join(self.risk_sink.lines))
-                self.risk_sink.lines.clear()
+                log.add(lane.sink)
+            log.add(self.risk_sink)
             if progress is not None and self.windows % 16 == 0:
                 progress(self.events_done(), self.events_total)
         end_ts = max((lane.exchange.last_ts for lane in lanes), default=0)

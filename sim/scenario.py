@@ -89,7 +89,6 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     latency: Latency = msgspec.field(default_factory=Latency)
     queue: QueueModel = msgspec.field(default_factory=QueueModel)
     timer_ms: Annotated[int, Meta(ge=10)] = 1000
-    log_inputs: bool = True
     #: Neg-risk events: event id -> the ids of its markets in the source (each in one event at most).
     neg_risk_events: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
     #: A liquidity-rewards program for the source's markets (None: none).
@@ -118,7 +117,6 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             latency=self.latency,
             queue=self.queue,
             timer_ms=self.timer_ms,
-            log_inputs=self.log_inputs,
             global_ev_cap_usdc6=global_ev_cap_usdc6,
             event_cap_usdc6=event_cap_usdc6,
         )
@@ -247,6 +245,28 @@ def scenario_tapes(sc: Scenario, base_dir: Path, cache: TapeCache | None = None)
     if sc.rewards is not None:
         mark_rewards(tapes, sc.rewards)
     return mark_neg_risk_events(tapes, sc.neg_risk_events)
+
+
+def input_files(sc: Scenario, base_dir: Path) -> list[Path]:
+    """The files ``scenario_tapes(sc, base_dir)`` reads, absolute; none for a generated source.
+
+    A recording (``ws_replay`` of a ``polymm record`` directory or file) reads its manifest and its
+    recorded files.
+    """
+    path_s = getattr(sc.source, "path", None)
+    if not isinstance(path_s, str):
+        return []
+    path = Path(path_s) if Path(path_s).is_absolute() else base_dir / path_s
+    path = path.resolve()
+    if isinstance(sc.source, WsReplaySource):
+        from adapters.recording import MANIFEST, open_recording  # noqa: PLC0415
+        from sim.replay_ws import is_recording  # noqa: PLC0415
+
+        if is_recording(path):
+            rec = open_recording(path)
+            manifest = (path if path.is_dir() else path.parent) / MANIFEST
+            return ([manifest] if manifest.is_file() else []) + [f.resolve() for f in rec.files]
+    return [path]
 
 
 def mark_rewards(tapes: list[MarketTape], terms: RewardTerms) -> list[MarketTape]:

@@ -16,7 +16,12 @@ COMMANDS: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "sim",
         "app.commands.sim",
-        "run a deterministic simulation and write events.jsonl, summary.json and report.html",
+        "run a deterministic simulation and write events.npz, summary.json and report.html",
+    ),
+    (
+        "events",
+        "app.commands.events",
+        "print a run's event log as JSON lines (units header first), by kind and market",
     ),
     (
         "record",

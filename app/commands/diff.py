@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "`just regress`). Exits 0 when the runs are identical, 1 when they differ, 2 on bad input."
         ),
     )
-    p.add_argument("run_a", metavar="RUN_A", help="run directory (events.jsonl, summary.json) or baseline")
+    p.add_argument(
+        "run_a", metavar="RUN_A", help="run directory (events.npz or events.jsonl, summary.json) or baseline"
+    )
     p.add_argument("run_b", metavar="RUN_B", help="run directory or baseline")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.set_defaults(run=run)

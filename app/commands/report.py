@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "opens from disk anywhere."
         ),
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (events.jsonl [+ summary.json])")
+    p.add_argument(
+        "run_dir", metavar="RUN_DIR", help="a run directory (events.npz or events.jsonl [+ summary.json])"
+    )
     p.add_argument("--out", default=None, help=f"output file [RUN_DIR/{REPORT_NAME}]")
     p.set_defaults(run=run)
 

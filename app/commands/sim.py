@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,8 @@ from core.risk import risk_limits
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, format_qty
 from research.report import write_report
 from research.runlog import write_venue_marks
+from sim.eventcols import COLUMNS_NAME
+from sim.inputs import write_input_identity
 from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.summary import data_lines, pnl_line, run_summary
 from sim.tape_cache import TapeCache
@@ -44,11 +45,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Replay a scenario (synthetic, recorded WebSocket, BBO polls or hftbacktest .npz data) through "
             "the market sessions with a simulated venue: queue position, latency, fees and resolution. "
-            "Writes OUT/events.jsonl (one JSON object per line with a `kind`), OUT/summary.json and "
-            "OUT/report.html (see `polymm report`; --no-report skips it); the same inputs and seed "
-            "always give the same `digest`, with either engine. The tapes a source makes (synthetic, "
-            "BBO polls, recordings) are cached by content in $POLYMM_TAPE_CACHE "
-            "[~/.cache/polymm/tapes; off: no cache], so a second run reads columns."
+            "Writes OUT/events.npz (what the run decided and did, in columns: `polymm events OUT` prints "
+            "it as JSON lines), OUT/input.json (the input's path and sha256, or the generated scenario "
+            "and its seed: the input is not copied), OUT/summary.json and OUT/report.html (see "
+            "`polymm report`; --no-report skips it); the same inputs and seed always give the same "
+            "`digest`, with either engine. The tapes a source makes (synthetic, BBO polls, recordings) "
+            "are cached by content in $POLYMM_TAPE_CACHE [~/.cache/polymm/tapes; off: no cache], so a "
+            "second run reads columns."
         ),
     )
     p.add_argument("--config", required=True, help="strategy YAML, e.g. configs/market_maker.yaml")
@@ -85,9 +88,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="inline: sessions called directly (fast); actors: one pykka actor per market [inline]",
     )
     p.add_argument("--out", required=True, help="output directory (created)")
-    p.add_argument(
-        "--no-input-log", action="store_true", help="leave input market events out of events.jsonl"
-    )
     p.add_argument("--quiet", action="store_true", help="print only the digest")
     p.add_argument("--no-report", action="store_true", help="skip OUT/report.html (see `polymm report`)")
     p.set_defaults(run=run)
@@ -107,7 +107,6 @@ def simulate(
     seed: int | None,
     engine: str,
     out_dir: Path,
-    log_inputs: bool = True,
     progress: bool = True,
     *,
     config: Config | None = None,
@@ -127,8 +126,6 @@ def simulate(
     sc = scenario if scenario is not None else load_struct(scenario_path, Scenario)
     if seed is not None:
         sc = msgspec.structs.replace(sc, seed=seed)
-    if not log_inputs:
-        sc = msgspec.structs.replace(sc, log_inputs=False)
     try:
         tapes = scenario_tapes(sc, scenario_path.parent, TapeCache.from_env())
     except (OSError, ValueError) as exc:
@@ -140,16 +137,11 @@ def simulate(
     sim = SimInputs(settings, sc.seed, risk_limits(risk_cfg))
     runner = bootstrap(cfg, "sim", tapes, deps=Deps(), sim=sim)  # (app.compose: the one composition root)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / "events.jsonl"
-    digest = hashlib.sha256()
+    # The input's identity, not a copy of it: research.runlog re-reads it to rebuild the market data.
+    write_input_identity(out_dir, sc, scenario_path.parent)
     t0 = time.perf_counter()
-    with log_path.open("wb") as f:
-
-        def write(b: bytes) -> None:
-            digest.update(b)
-            f.write(b)
-
-        runner.run(engine, write, Progress(f"sim {sc.name or scenario_path.stem}") if progress else None)  # type: ignore[arg-type]
+    runner.run(engine, Progress(f"sim {sc.name or scenario_path.stem}") if progress else None)  # type: ignore[arg-type]
+    digest = runner.log.save(out_dir / COLUMNS_NAME)
     wall = time.perf_counter() - t0
     write_venue_marks(out_dir, runner.lanes)
     summary = run_summary(runner.lanes, runner.risk)
@@ -164,7 +156,7 @@ def simulate(
         "wall_seconds": round(wall, 3),
         "events_per_s": round(runner.events_total / wall) if wall > 0 else None,
         "windows": runner.windows,
-        "digest": digest.hexdigest(),
+        "digest": digest,
     }
     full = head | summary
     (out_dir / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(full)) + b"\n")
@@ -261,7 +253,6 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         args.engine,
         out,
-        not args.no_input_log,
         not args.quiet,
         scenario=scenario,
         risk_config=args.risk_config,
@@ -338,6 +329,6 @@ def render(s: dict[str, Any], out: Path) -> str:
         "markouts " + "   ".join(f"+{h} {v['px_per_share'] / 100:+.2f}c/share" for h, v in mk.items()),
         *data_lines(s),
         f"digest   {s['digest']}",
-        f"wrote    {out / 'events.jsonl'}, {out / 'summary.json'}",
+        f"wrote    {out / COLUMNS_NAME} (polymm events {out}), {out / 'summary.json'}",
     ]
     return "\n".join(lines)

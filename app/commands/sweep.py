@@ -18,7 +18,7 @@ from app.commands.sim import resolve_scenario, simulate
 from app.configfile import ConfigFileError, format_validation_error, load_struct
 from core.config import Config
 from research.report import build_report
-from research.runlog import LOG_NAME, read_run
+from research.runlog import read_run
 from research.space import Space
 from research.sweep import (
     SweepError,
@@ -30,6 +30,7 @@ from research.sweep import (
     run_sweep,
     set_dotted,
 )
+from sim.eventcols import COLUMNS_NAME
 from sim.scenario import Scenario
 
 
@@ -62,7 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the trials on Ray: `local` starts Ray on this machine; else a cluster address (`auto`, "
         "HOST:6379, ray://HOST:10001) after `ray start --head` there",
     )
-    p.add_argument("--keep-logs", action="store_true", help="keep each trial's events.jsonl (local workers)")
+    p.add_argument(
+        "--keep-logs", action="store_true", help=f"keep each trial's {COLUMNS_NAME} (local workers)"
+    )
     p.set_defaults(run=run)
 
 
@@ -98,7 +101,7 @@ def evaluate(spec: TrialSpec) -> TrialResult:
         if spec.out_dir is not None:
             (out / "report.html").write_text(html, encoding="utf-8")
             if not spec.keep_log:
-                (out / LOG_NAME).unlink()
+                (out / COLUMNS_NAME).unlink()
             return TrialResult(spec.number, summary, None, wall_s=time.perf_counter() - t0)
         return TrialResult(spec.number, summary, html, wall_s=time.perf_counter() - t0)
     except (msgspec.ValidationError, ConfigFileError, ValueError, OSError) as exc:

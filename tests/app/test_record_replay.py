@@ -38,6 +38,7 @@ from adapters.recording import open_recording
 from adapters.runlog import latest_run_dir
 from app.cli import main
 from emulator import Emulator
+from research.runlog import log_records
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
@@ -175,7 +176,7 @@ def test_polymm_record_then_sim_replay_with_no_hand_written_file(recorded, capsy
     text = capsys.readouterr().out
     assert code == 0, text
     assert "scenario replay-rec" in text
-    log = records(out / "events.jsonl")
+    log = log_records(out)
     assert any(r["kind"] == "decision" and r["quote"] for r in log)
     assert (out / "report.html").exists()
     summary = msgspec.json.decode((out / "summary.json").read_bytes())

@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from app.cli import main
 from app.commands.sim import render
+from research.runlog import log_records, read_run
+from sim.eventcols import ColumnReader
 
 MM = "configs/market_maker.yaml"
 
@@ -27,10 +31,12 @@ def test_default_scenario_same_digest_twice_and_with_both_engines(tmp_path):
 def test_shipped_scenarios_run_and_write_a_consistent_summary(tmp_path, scenario):
     s, out = run(tmp_path, scenario, "--scenario", scenario)
 
-    lines = (out / "events.jsonl").read_bytes().splitlines()
-    assert s["events_processed"] > 0 and len(lines) >= s["events_processed"]
-    kinds = {msgspec.json.decode(line)["kind"] for line in lines}
+    kinds = {r["kind"] for r in log_records(out)}
     assert {"decision", "place"} <= kinds
+    # The input is not in the log: the reader re-reads it, every event the venue processed.
+    log = read_run(out)
+    assert s["events_processed"] > 0 and sum(m.inputs for m in log.markets.values()) == s["events_processed"]
+    assert log.inputs_logged and all(len(m.top) > 1 for m in log.markets.values())
     for key in (
         "events_processed",
         "wall_seconds",
@@ -59,6 +65,23 @@ def test_seed_override_changes_the_synthetic_run(tmp_path):
     b, _ = run(tmp_path, "b", "--scenario", "tests/fixtures/scenarios/tiny.yaml", "--seed", "99")
 
     assert a["digest"] != b["digest"]
+
+
+def test_the_digest_is_what_the_run_did_the_same_by_engine_run_and_input_location(tmp_path):
+    # The digest hashes the run's decisions and actions: not the input (nor where it lies), and the
+    # same with either engine and on every run.
+    tiny = "tests/fixtures/scenarios/tiny.yaml"
+    moved = tmp_path / "elsewhere" / "tiny.yaml"
+    moved.parent.mkdir()
+    moved.write_text(Path(tiny).read_text())
+    a, out_a = run(tmp_path, "a", "--scenario", tiny)
+    b, _ = run(tmp_path, "b", "--scenario", tiny)
+    c, _ = run(tmp_path, "c", "--scenario", tiny, "--engine", "actors")
+    d, out_d = run(tmp_path, "d", "--scenario", str(moved))
+
+    assert a["digest"] == b["digest"] == c["digest"] == d["digest"]
+    assert (out_a / "input.json").read_bytes() != (out_d / "input.json").read_bytes()  # (its base_dir)
+    assert ColumnReader.open(out_a / "events.npz").recompute_digest() == a["digest"]
 
 
 def test_bad_scenario_is_one_line_exit_2(tmp_path, capsys):

@@ -9,6 +9,8 @@ import msgspec
 
 from app.cli import main
 from research.report import REPORT_NAME, write_report, write_session_report
+from sim.eventcols import COLUMNS_NAME
+from sim.inputs import INPUT_NAME
 
 
 def test_sim_writes_a_self_contained_report_with_data_in_every_chart(tiny_run):
@@ -55,10 +57,11 @@ def test_sim_no_report_writes_none(tmp_path):
 
 
 def test_session_hook_writes_a_report_for_a_log_without_summary_and_never_raises(tiny_run, tmp_path):
-    # A paper session's directory: its event log, no summary.json and no venue marks.
+    # A directory without summary.json or venue marks (as a paper session's): the log and the input.
     paper = tmp_path / "paper"
     paper.mkdir()
-    shutil.copy(tiny_run / "events.jsonl", paper / "events.jsonl")
+    shutil.copy(tiny_run / COLUMNS_NAME, paper / COLUMNS_NAME)
+    shutil.copy(tiny_run / INPUT_NAME, paper / INPUT_NAME)
 
     path = write_session_report(paper)
 
@@ -69,17 +72,12 @@ def test_session_hook_writes_a_report_for_a_log_without_summary_and_never_raises
     assert write_session_report(tmp_path / "nothing") is None
 
 
-def test_a_run_without_input_log_still_reports(tmp_path):
+def test_a_run_without_its_market_data_still_reports(tiny_run, tmp_path):
+    # Without input.json (as a session that does not log its feed): no book lines, said so.
     out = tmp_path / "run"
-    args = [
-        "sim",
-        "--config",
-        "configs/market_maker.yaml",
-        "--scenario",
-        "tests/fixtures/scenarios/tiny.yaml",
-    ]
-    assert main([*args, "--out", str(out), "--quiet", "--no-input-log"]) == 0
+    shutil.copytree(tiny_run, out)
+    (out / INPUT_NAME).unlink()
 
     html = write_report(out).read_text()
 
-    assert "the log holds no market data" in html
+    assert "the run has no market data between book snapshots" in html

@@ -181,7 +181,7 @@ def test_32_trials_on_two_local_workers_and_on_ray_give_the_same_best_trials(tmp
         trials = sorted((out_dir / "trials").iterdir())
         assert len(trials) == 32
         assert all((t / "report.html").stat().st_size > 10_000 for t in trials)
-        assert not any((t / "events.jsonl").exists() for t in trials)  # logs are not kept by default
+        assert not any((t / "events.npz").exists() for t in trials)  # logs are not kept by default
         html = (out_dir / "sweep.html").read_text()
         assert "Pareto front" in html and "Effect of quoting.half_spread_px" in html
         assert html.count('href="trials/') >= 32

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 
 import msgspec
 import pytest
@@ -12,6 +11,7 @@ from app.configfile import load_config
 from core.inventory import mark_to_market, marked_pnl_usdc6
 from core.quoting import quote_params
 from core.units import NS_PER_MS, PX_ONE, QTY_ONE, Outcome, notional_usdc6
+from sim.eventcols import ColumnReader
 from sim.runner import Runner, RunSettings
 from sim.summary import run_summary
 from tests.sim.tapes import random_walk_tape
@@ -27,9 +27,8 @@ SETTINGS = RunSettings(global_ev_cap_usdc6=500_000_000)
 def run(engine: str, resolve: bool | None = True, params=MERGING) -> tuple[Runner, bytes]:
     tapes = [random_walk_tape(i, 3_000, 11, resolve=resolve) for i in range(2)]
     runner = Runner(tapes, params, SETTINGS, 11)
-    buf = io.BytesIO()
-    runner.run(engine, buf.write)
-    return runner, buf.getvalue()
+    runner.run(engine)
+    return runner, b"".join(ColumnReader.of(runner.log).all_lines())
 
 
 def records(data: bytes, *kinds: str) -> list[dict]:

@@ -15,6 +15,7 @@ from core.eventlog import BufferSink
 from core.markets import MarketInfo
 from core.messages import Accepted, BookSnapshot, Place
 from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, Outcome, Side
+from research.runlog import log_records
 from sim.rewards import SAMPLE_PERIOD_NS, RewardAccrual, book_scores, sample_second, sample_ts
 from sim.scenario import RewardTerms, Scenario
 from venue.exchange import SimExchange
@@ -190,8 +191,7 @@ def test_rewards_aware_quoting_scores_more_minutes_and_stays_maker_only(tmp_path
     # The event log shows every rule held: each decision's worst case within its bound and the bound
     # within the per-market cap; every order post-only.
     decisions = places = 0
-    for line in (tmp_path / "on" / "events.jsonl").read_bytes().splitlines():
-        rec = msgspec.json.decode(line)
+    for rec in log_records(tmp_path / "on"):
         if rec["kind"] == "decision":
             r = rec["reasons"]
             decisions += 1

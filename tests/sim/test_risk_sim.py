@@ -9,7 +9,6 @@ cut to 15 minutes of the scenario's hour (the crash and what follows it).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from app.cli import main
 from app.commands.sim import simulate
 from app.configfile import load_struct
 from core.units import USDC6_ONE
+from research.runlog import log_records
 from sim.scenario import Scenario
 
 CRASH = Path("configs/scenarios/crash.yaml")
@@ -40,7 +40,7 @@ def run(
     summary = simulate(
         MM, CRASH, None, engine, out, progress=False, scenario=short_crash(), risk_config=risk_config
     )
-    events = [json.loads(line) for line in (out / "events.jsonl").read_bytes().splitlines()]
+    events = log_records(out)
     return summary, events
 
 
@@ -117,7 +117,7 @@ def test_the_command_line_shows_the_halt_and_refuses_a_risk_manager_config(tmp_p
     scenario.write_bytes(msgspec.yaml.encode(short_crash()))
 
     code = main(["sim", "--config", MM, "--risk-config", RISK, "--scenario", str(scenario), "--out",
-                 str(tmp_path / "o"), "--no-report", "--no-input-log"])  # fmt: skip
+                 str(tmp_path / "o"), "--no-report"])  # fmt: skip
 
     out = capsys.readouterr().out
     assert code == 0

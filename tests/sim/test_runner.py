@@ -1,5 +1,4 @@
 import hashlib
-import io
 from decimal import Decimal
 
 import msgspec
@@ -11,6 +10,7 @@ from core.messages import BookSnapshot, Cancel, Canceled, Merged, Place, TickSiz
 from core.quoting import quote_params
 from core.risk import RiskLimits
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
+from sim.eventcols import ColumnReader
 from sim.runner import Latency, Runner, RunSettings, _inline_window
 from sim.summary import lane_summary, run_summary
 from sim.tape import MarketTape
@@ -24,9 +24,13 @@ PARAMS = quote_params(load_config("configs/market_maker.yaml"))
 def run(engine="inline", seed=3, n=3_000, markets=3, settings=None, params=PARAMS):
     tapes = [random_walk_tape(i, n, seed) for i in range(markets)]
     runner = Runner(tapes, params, settings or RunSettings(global_ev_cap_usdc6=500_000_000), seed)
-    buf = io.BytesIO()
-    runner.run(engine, buf.write)
-    return runner, buf.getvalue()
+    runner.run(engine)
+    return runner, log_bytes(runner)
+
+
+def log_bytes(runner):
+    """The run's log as the JSON lines ``polymm events`` prints (units header first)."""
+    return b"".join(ColumnReader.of(runner.log).all_lines())
 
 
 def lines(data):
@@ -34,12 +38,14 @@ def lines(data):
 
 
 def test_same_seed_same_bytes_and_both_engines_agree():
-    _, a = run("inline")
-    _, b = run("inline")
-    _, c = run("actors")
+    ra, a = run("inline")
+    rb, b = run("inline")
+    rc, c = run("actors")
 
     assert hashlib.sha256(a).hexdigest() == hashlib.sha256(b).hexdigest() == hashlib.sha256(c).hexdigest()
     assert len(a) > 100_000
+    # The digest: a hash of the columns (what the run decided and did), the same across runs and engines.
+    assert ra.log.digest() == rb.log.digest() == rc.log.digest()
 
 
 def test_engines_agree_with_latency_jitter_and_probabilistic_queue():
@@ -56,17 +62,19 @@ def test_engines_agree_with_latency_jitter_and_probabilistic_queue():
         global_ev_cap_usdc6=150_000_000,
     )
 
-    _, a = run("inline", settings=settings)
-    _, b = run("actors", settings=settings)
+    ra, a = run("inline", settings=settings)
+    rb, b = run("actors", settings=settings)
 
     assert a == b
+    assert ra.log.digest() == rb.log.digest()
 
 
 def test_different_seed_different_log():
-    _, a = run(seed=3)
-    _, b = run(seed=4)
+    ra, a = run(seed=3)
+    rb, b = run(seed=4)
 
     assert a != b
+    assert ra.log.digest() != rb.log.digest()
 
 
 def test_log_has_every_kind_and_maker_only_never_takes():
@@ -74,7 +82,9 @@ def test_log_has_every_kind_and_maker_only_never_takes():
     events = lines(data)
     kinds = {e["kind"] for e in events}
 
-    assert {"book", "delta", "trade", "decision", "place", "cancel", "canceled", "fill", "resolved"} <= kinds
+    assert {"decision", "place", "cancel", "canceled", "fill", "settlement"} <= kinds
+    # The input is not copied into the log (research.runlog re-reads it from input.json).
+    assert kinds.isdisjoint({"book", "delta", "trade", "tick_size", "resolved"})
     fills = [e for e in events if e["kind"] == "fill"]
     assert fills and all(f["liquidity"] == "maker" for f in fills)
 
@@ -110,7 +120,7 @@ def test_worst_case_exposure_stays_under_the_caps_after_every_decision():
 
         s._apply = checked
 
-    runner.run("inline", lambda b: None)
+    runner.run("inline")
 
     assert len(seen) > 100 and max(seen) > 0
 
@@ -221,7 +231,7 @@ def event_peaks(tapes, settings, group=(0, 1)):
         _inline_window(work, end, exposures)
         sums.append(sum(max(peak[i], exposures[i]) for i in group))
 
-    runner._loop(window, lambda b: None, None)
+    runner._loop(window, None)
     return sums
 
 
@@ -256,7 +266,7 @@ def test_event_cap_without_a_global_cap_still_binds():
 
 
 def test_event_log_opens_with_units_and_every_integer_field_has_one():
-    _, data = run(n=2_000)
+    runner, data = run(n=2_000)
     records = lines(data)
     head = records[0]
     units = head["units"]
@@ -290,7 +300,9 @@ def test_event_log_opens_with_units_and_every_integer_field_has_one():
 
     assert [r["kind"] for r in records].count("units") == 1
     assert (head["kind"], head["market"], head["mode"]) == ("units", "", "sim")
-    assert head["ts_ns"] == min(r["ts_ns"] for r in records[1:])
+    # The units record is stamped with the run's first event (an input event: not in the log).
+    assert head["ts_ns"] == min(lane.tape.ts[0] for lane in runner.lanes)
+    assert head["ts_ns"] <= min(r["ts_ns"] for r in records[1:])
     for r in records[1:]:
         walk(r)
     assert missing == set()
@@ -331,7 +343,7 @@ def test_maker_rebates_are_credited_per_fill_and_shown_apart_from_fees():
     for t in tapes:
         t.info = msgspec.structs.replace(t.info, rebate_ppm=250_000)
     runner = Runner(tapes, PARAMS, RunSettings(global_ev_cap_usdc6=500_000_000), 3)
-    runner.run("inline", lambda b: None)
+    runner.run("inline")
 
     s = run_summary(runner.lanes)
 
@@ -432,10 +444,9 @@ def test_a_shared_book_without_feed_latency_decides_and_logs_as_a_book_per_sessi
         tapes = [_with_epochs(random_walk_tape(i, 2_000, 5)) for i in range(2)]
         limits = TIGHT_RISK if risk else None
         runner = Runner(tapes, PARAMS, settings, 5, risk=limits, share_books=share)
-        buf = io.BytesIO()
-        runner.run("inline", buf.write)
+        runner.run("inline")
         assert all(lane.shared == share for lane in runner.lanes)
-        out[share] = buf.getvalue()
+        out[share] = log_bytes(runner)
         if share:
             shared_fills = sum(len(lane.exchange.fills) for lane in runner.lanes)
             risk_changes = 0 if runner.risk is None else len(runner.risk.history)
@@ -447,7 +458,7 @@ def test_a_shared_book_without_feed_latency_decides_and_logs_as_a_book_per_sessi
     assert copies >= 2 * 3  # each market: apart at its first snapshot, its two specials inside groups
     assert forks > 0  # and the venue traded against a book apart from the data's
     kinds = {rec["kind"] for rec in lines(out[True])}
-    assert {"book", "tick_size", "resolved", "fill", "canceled", "place"} <= kinds
+    assert {"settlement", "fill", "canceled", "place"} <= kinds
 
 
 def test_the_actors_engine_shares_the_book_alike():

@@ -12,7 +12,10 @@ import pytest
 
 from app.commands.sim import simulate
 from app.configfile import load_struct
+from core.messages import BookSnapshot
 from core.units import PX_ONE, TICKS_PX
+from research.runlog import log_records
+from sim.inputs import load_input_tapes
 from sim.scenario import Scenario, WsReplaySource, scenario_tapes
 from sim.sources import HbtNpzSource, SyntheticSource
 from sim.summary import data_lines, pnl_line
@@ -43,9 +46,14 @@ def test_bbo_replay_fills_are_all_on_each_markets_real_tick_grid(tmp_path):
             if row["slug"] in prices and row["bid"] and row["ask"]:
                 prices[row["slug"]] += [row["bid"], row["ask"]]
     ticks = {m: venue_tick_of(p) for m, p in prices.items()}
-    events = [msgspec.json.decode(line) for line in (tmp_path / "events.jsonl").read_bytes().splitlines()]
+    events = log_records(tmp_path)
     fills = [e for e in events if e["kind"] == "fill"]
-    books = {e["market"]: e["tick_px"] for e in events if e["kind"] == "book"}
+    # The books the venue applied: the input, re-read through its identity (input.json).
+    tapes = load_input_tapes(tmp_path)
+    assert tapes is not None
+    books = {
+        t.info.market: ev.tick_px for t in tapes for ev in t.specials.values() if isinstance(ev, BookSnapshot)
+    }
 
     assert set(ticks.values()) == {50}  # the shipped markets trade on the 0.005 grid
     assert books == ticks

@@ -442,7 +442,7 @@ def test_ws_replay_fills_no_more_from_the_crossing_burst_than_it_displayed():
     runner = Runner(
         tapes, quote_params(load_config("configs/market_maker.yaml")), sc.settings(10**12), sc.seed
     )
-    runner.run("inline", lambda b: None)
+    runner.run("inline")
     burst_ts = 1_790_658_827_000_000_000
 
     burst = [f for f in runner.lanes[0].exchange.fills if f.ts_ns == burst_ts]
