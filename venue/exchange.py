@@ -423,29 +423,44 @@ class SimExchange:
 
     def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A displayed level changed to ``qty`` in total. Returns fills of ours, or None."""
-        # Called once per replayed level: the side is tested once and nothing is read twice.
+        # Called once per replayed level, so written for it (``docs/simulation.md``, "Speed"): the
+        # side is tested once, nothing is read twice, and a level where we used no liquidity (all
+        # but a few) is handled here, as ``_level`` would with nothing used, without calling it.
         book = self.book
         if side is _BUY:
             old, queue, pend = book.bids[px], self.bids.get(px), self._pend_bids
         else:
             old, queue, pend = book.asks[px], self.asks.get(px), self._pend_asks
         used = self._used
-        if queue is not None or (used and (px if side is _BUY else px + _ASK) in used):
+        if used and (px if side is _BUY else px + _ASK) in used:
             key = px if side is _BUY else px + _ASK
-            new = self._level(side, px, key, qty, old, old + used.get(key, 0), queue, ts_ns)
+            new = self._level(side, px, key, qty, old, old + used[key], queue, ts_ns)
             if self._fork is not None and not used:
                 self._unfork()
         else:
-            # Fast path: no order of ours and nothing used here. Only pair a decrease with prints.
             new = qty
-            if qty < old:
-                pend[px] += qty - old
-            elif qty > old and pend[px] < 0:
-                pend[px] = 0  # an increase closes the level: its unexplained decreases were cancels
-            if book.set_level(side, px, qty, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
+            # (At our price an unchanged size leaves our own book as it is, as in ``_level``.)
+            if (
+                (qty != old or queue is None or book is self.shown)
+                and book.set_level(side, px, qty, ts_ns)
+                and 0 <= book.bid_px < book.ask_px <= PX_ONE
+            ):
                 self.last_mid2 = book.bid_px + book.ask_px
             if self._fork is not None:
                 self._fork.set_level(side, px, qty, ts_ns)
+            if qty < old:
+                # Pair the decrease with prints; at our price, what is unexplained moves our queue.
+                v = pend[px]
+                nv = pend[px] = v + qty - old
+                if queue is not None:
+                    if nv < 0:
+                        self._unexplained(queue, qty, old - qty if v <= 0 else old - qty - v)
+                    else:
+                        _bound_by(queue, qty, False)
+            elif qty > old and pend[px] < 0:
+                pend[px] = 0  # an increase closes the level: its unexplained decreases were cancels
+                if queue is not None:
+                    _settle(queue)
         if new > old:
             # Liquidity arriving at or across our opposite orders: in the real book it would hit us.
             if side is _BUY:
@@ -522,11 +537,12 @@ class SimExchange:
         printed = queue.printed
         before = new + u
         n = self.power
+        prob = self.prob
         own = 0
         for o in queue.orders:
             base = new + own + printed
             move = 0
-            if self.prob:
+            if prob:
                 front = _bound(o) - printed - own
                 if front > 0:
                     behind = before - front if before > front else 0
@@ -557,14 +573,15 @@ class SimExchange:
             if v < 0:
                 queue.explain(qty if qty < -v else -v)
             queue.printed += qty
+        # Our prices the trade went through (none when it printed at our best, the usual case).
         if aggressor is _SELL:
             if px > self.our_bid:
                 return None
-            through = sorted((p for p in levels if p > px), reverse=True)
+            through = sorted((p for p in levels if p > px), reverse=True) if px < self.our_bid else ()
         else:
             if px < self.our_ask:
                 return None
-            through = sorted(p for p in levels if p < px)
+            through = sorted(p for p in levels if p < px) if px > self.our_ask else ()
         out: list[ExecEvent] = []
         left = qty
         for p in through:  # the trade went through our price: we were first, at our price
@@ -913,14 +930,18 @@ class SimExchange:
 
     def _touch(self, ts_ns: int) -> None:
         # Integrate the two-sided time and the quoted spread up to ts_ns with the current orders.
+        # (Every command and fill calls this, mostly at an instant already integrated: then it
+        # only compares.)
         if self.first_ts < 0:
             self.first_ts = ts_ns
-        if self._stat_ts >= 0 and ts_ns > self._stat_ts and self.our_bid >= 0 and self.our_ask <= PX_ONE:
-            dt = ts_ns - self._stat_ts
-            self.two_sided_ns += dt
-            self.spread_px_ns += (self.our_ask - self.our_bid) * dt
-        self._stat_ts = max(self._stat_ts, ts_ns)
-        self.last_ts = max(self.last_ts, ts_ns)
+        stat = self._stat_ts
+        if ts_ns > stat:
+            if stat >= 0 and self.our_bid >= 0 and self.our_ask <= PX_ONE:
+                dt = ts_ns - stat
+                self.two_sided_ns += dt
+                self.spread_px_ns += (self.our_ask - self.our_bid) * dt
+            self._stat_ts = ts_ns
+            self.last_ts = max(self.last_ts, ts_ns)  # (max(0, _stat_ts): it only moves with it)
 
 
 def _share(u: int, front: int, behind: int, power: float) -> int:
