@@ -131,6 +131,7 @@ _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _ASK: Final = 16_384  # level keys: a bid at px is px, an ask px + _ASK
 _INF: Final = 1 << 62
+_ZEROS: Final = (0,) * (PX_ONE + 1)
 
 
 class QueueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -331,8 +332,11 @@ class SimExchange:
         self.held = {Outcome.YES: 0, Outcome.NO: 0}  # our shares, from our fills
         #: Twice the last two-sided mid (-1 before any): the mark when the book ends one-sided.
         self.last_mid2 = -1
-        #: Per level key: unexplained prints (> 0) or unexplained decreases (< 0) of the data.
-        self._pend: dict[int, int] = {}
+        #: Per price and side: unexplained prints (> 0) or unexplained decreases (< 0) of the data.
+        #: Flat lists like the book's (not a dict by level key): every decrease in the data writes
+        #: here, and a list item costs less than a dict lookup and delete (``docs/simulation.md``).
+        self._pend_bids: list[int] = [0] * (PX_ONE + 1)
+        self._pend_asks: list[int] = [0] * (PX_ONE + 1)
         #: Per level key: liquidity we used that the data still shows.
         self._used: dict[int, int] = {}
         self._rid = 0  # ids of unexplained decreases at our prices
@@ -412,39 +416,51 @@ class SimExchange:
         if self._fork is not None:
             self._fork.set_tick(tick_px)
             self._fork.clear()
-        self._pend.clear()
+        self._pend_bids[:] = _ZEROS
+        self._pend_asks[:] = _ZEROS
         for queue in (*self.bids.values(), *self.asks.values()):
             _settle(queue)  # nothing from the old epoch will explain their decreases
 
     def on_level(self, side: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A displayed level changed to ``qty`` in total. Returns fills of ours, or None."""
+        # Called once per replayed level, so written for it (``docs/simulation.md``, "Speed"): the
+        # side is tested once, nothing is read twice, and a level where we used no liquidity (all
+        # but a few) is handled here, as ``_level`` would with nothing used, without calling it.
         book = self.book
         if side is _BUY:
-            key, old, queue = px, book.bids[px], self.bids.get(px)
+            old, queue, pend = book.bids[px], self.bids.get(px), self._pend_bids
         else:
-            key, old, queue = px + _ASK, book.asks[px], self.asks.get(px)
+            old, queue, pend = book.asks[px], self.asks.get(px), self._pend_asks
         used = self._used
-        if queue is not None or (used and key in used):
-            new = self._level(side, px, key, qty, old, old + used.get(key, 0), queue, ts_ns)
+        if used and (px if side is _BUY else px + _ASK) in used:
+            key = px if side is _BUY else px + _ASK
+            new = self._level(side, px, key, qty, old, old + used[key], queue, ts_ns)
             if self._fork is not None and not used:
                 self._unfork()
         else:
-            # Fast path: no order of ours and nothing used here. Only pair a decrease with prints.
             new = qty
-            if qty < old:
-                pend = self._pend
-                v = pend.get(key, 0)
-                nv = v - old + qty
-                if nv:
-                    pend[key] = nv
-                elif v:
-                    del pend[key]
-            elif qty > old and self._pend.get(key, 0) < 0:
-                del self._pend[key]  # an increase closes the level: its unexplained decreases were cancels
-            if book.set_level(side, px, qty, ts_ns) and 0 <= book.bid_px < book.ask_px <= PX_ONE:
+            # (At our price an unchanged size leaves our own book as it is, as in ``_level``.)
+            if (
+                (qty != old or queue is None or book is self.shown)
+                and book.set_level(side, px, qty, ts_ns)
+                and 0 <= book.bid_px < book.ask_px <= PX_ONE
+            ):
                 self.last_mid2 = book.bid_px + book.ask_px
             if self._fork is not None:
                 self._fork.set_level(side, px, qty, ts_ns)
+            if qty < old:
+                # Pair the decrease with prints; at our price, what is unexplained moves our queue.
+                v = pend[px]
+                nv = pend[px] = v + qty - old
+                if queue is not None:
+                    if nv < 0:
+                        self._unexplained(queue, qty, old - qty if v <= 0 else old - qty - v)
+                    else:
+                        _bound_by(queue, qty, False)
+            elif qty > old and pend[px] < 0:
+                pend[px] = 0  # an increase closes the level: its unexplained decreases were cancels
+                if queue is not None:
+                    _settle(queue)
         if new > old:
             # Liquidity arriving at or across our opposite orders: in the real book it would hit us.
             if side is _BUY:
@@ -492,24 +508,20 @@ class SimExchange:
             self.last_mid2 = book.bid_px + book.ask_px
         if self._fork is not None:
             self._fork.set_level(side, px, data, ts_ns)  # the data's own book
+        pend = self._pend_bids if side is _BUY else self._pend_asks
         if data < data_old:
             d = data_old - data
-            pend = self._pend
-            v = pend.get(key, 0)
-            nv = v - d
-            if nv:
-                pend[key] = nv
-            elif v:
-                del pend[key]
+            v = pend[px]
+            nv = pend[px] = v - d
             if queue is not None:
                 if nv < 0:
                     # Unexplained (for now): a cancel, or a trade whose print is still to come.
                     self._unexplained(queue, new, d if v <= 0 else d - v)
                 else:
                     _bound_by(queue, new, False)  # prints explained it (they may have filled us)
-        elif data > data_old and self._pend.get(key, 0) < 0:
+        elif data > data_old and pend[px] < 0:
             # An increase closes the level: its unexplained decreases were cancels.
-            del self._pend[key]
+            pend[px] = 0
             if queue is not None:
                 _settle(queue)
         return new
@@ -525,11 +537,12 @@ class SimExchange:
         printed = queue.printed
         before = new + u
         n = self.power
+        prob = self.prob
         own = 0
         for o in queue.orders:
             base = new + own + printed
             move = 0
-            if self.prob:
+            if prob:
                 front = _bound(o) - printed - own
                 if front > 0:
                     behind = before - front if before > front else 0
@@ -550,29 +563,25 @@ class SimExchange:
     def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A trade printed at ``px``: it may reach our resting orders on the side it hit."""
         if aggressor is _SELL:
-            key, levels = px, self.bids
+            levels, pend = self.bids, self._pend_bids
         else:
-            key, levels = px + _ASK, self.asks
-        pend = self._pend
-        v = pend.get(key, 0)
-        nv = v + qty
-        if nv:
-            pend[key] = nv
-        elif v:
-            del pend[key]
+            levels, pend = self.asks, self._pend_asks
+        v = pend[px]
+        pend[px] = v + qty
         queue = levels.get(px)
         if queue is not None:
             if v < 0:
                 queue.explain(qty if qty < -v else -v)
             queue.printed += qty
+        # Our prices the trade went through (none when it printed at our best, the usual case).
         if aggressor is _SELL:
             if px > self.our_bid:
                 return None
-            through = sorted((p for p in levels if p > px), reverse=True)
+            through = sorted((p for p in levels if p > px), reverse=True) if px < self.our_bid else ()
         else:
             if px < self.our_ask:
                 return None
-            through = sorted(p for p in levels if p < px)
+            through = sorted(p for p in levels if p < px) if px > self.our_ask else ()
         out: list[ExecEvent] = []
         left = qty
         for p in through:  # the trade went through our price: we were first, at our price
@@ -693,7 +702,7 @@ class SimExchange:
         if queue is None:
             queue = levels[px] = _Queue()
         shown = self.book.bids[px] if is_bid else self.book.asks[px]
-        v = self._pend.get(px if is_bid else px + _ASK, 0)
+        v = (self._pend_bids if is_bid else self._pend_asks)[px]
         if v > 0:
             shown = shown - v if shown > v else 0
         base = shown + sum(o.qty for o in queue.orders) + queue.printed
@@ -921,14 +930,18 @@ class SimExchange:
 
     def _touch(self, ts_ns: int) -> None:
         # Integrate the two-sided time and the quoted spread up to ts_ns with the current orders.
+        # (Every command and fill calls this, mostly at an instant already integrated: then it
+        # only compares.)
         if self.first_ts < 0:
             self.first_ts = ts_ns
-        if self._stat_ts >= 0 and ts_ns > self._stat_ts and self.our_bid >= 0 and self.our_ask <= PX_ONE:
-            dt = ts_ns - self._stat_ts
-            self.two_sided_ns += dt
-            self.spread_px_ns += (self.our_ask - self.our_bid) * dt
-        self._stat_ts = max(self._stat_ts, ts_ns)
-        self.last_ts = max(self.last_ts, ts_ns)
+        stat = self._stat_ts
+        if ts_ns > stat:
+            if stat >= 0 and self.our_bid >= 0 and self.our_ask <= PX_ONE:
+                dt = ts_ns - stat
+                self.two_sided_ns += dt
+                self.spread_px_ns += (self.our_ask - self.our_bid) * dt
+            self._stat_ts = ts_ns
+            self.last_ts = max(self.last_ts, ts_ns)  # (max(0, _stat_ts): it only moves with it)
 
 
 def _share(u: int, front: int, behind: int, power: float) -> int:
