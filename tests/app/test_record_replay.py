@@ -12,8 +12,8 @@ own feed (``ops.record_market_data``). Then:
   reasons, and the same orders and cancels. What cannot be the same, and what is allowed for it:
 
   - time stamps: live, a session reads the running clock while it handles an input, a few
-    microseconds after the recorder stamped that input; the replay's clock is the stamp. Each replayed
-    record is stamped at most ``LAG_NS`` before its live twin, never after;
+    microseconds after the recorder stamped that input (more on a loaded machine); the replay's clock
+    is the stamp. Each replayed record is stamped at most ``LAG_NS`` before its live twin, never after;
   - the two reasons that are continuous functions of that clock, the flow imbalance and the
     volatility (``flow_permille``, ``vol_px``: decayed sums, truncated to an integer), may differ by one
     unit;
@@ -44,8 +44,10 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
 RECORD_S = float(os.environ.get("POLYMM_RECORD_TEST_S", "30"))
-#: How much later a live session stamps a decision than the recorder stamped the input that caused it.
-LAG_NS = 20_000_000
+#: How much later a live session may stamp a decision than the recorder stamped the input that caused
+#: it: microseconds on an idle machine, but a loaded one (CI, three sessions and the emulator on two
+#: cores) delays the session's handling: a paper session's place came 100 ms late in one CI run.
+LAG_NS = 500_000_000
 COMPARED = ("decision", "place", "cancel", "cancel_all")
 #: A paper session's fills, as it logged them (the replay logs the recorded reports' own times).
 PAPER_COMPARED = (*COMPARED, "fill")
