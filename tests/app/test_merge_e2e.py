@@ -33,16 +33,20 @@ from tests.fakes import ListSink
 SHARES = 50 * QTY_ONE  # every account starts with 50 YES and 50 NO in every market (a split)
 
 
+def split_scenario() -> Any:
+    """The emulator's test scenario with every account holding SHARES of YES and of NO in every market."""
+    scenario = make_scenario()
+    return msgspec.structs.replace(
+        scenario, account=msgspec.structs.replace(scenario.account, shares_qty=SHARES)
+    )
+
+
 def collateral_usdc6(client: Any) -> int:
     return int(client.get_balance_allowance(asset_type="COLLATERAL").balance)
 
 
 def test_a_merge_through_the_official_client_leaves_inventory_cash_and_pnl_exact():
-    scenario = make_scenario()
-    scenario = msgspec.structs.replace(
-        scenario, account=msgspec.structs.replace(scenario.account, shares_qty=SHARES)
-    )
-    with Emulator(scenario, port=0) as emu:
+    with Emulator(split_scenario(), port=0) as emu:
         conn = connect(emu, str(Account.create().key.hex()))
         client = conn.client
         quiet, neg = info(emu, QUIET), info(emu, NEGRISK, tick_px=10, neg_risk=True)
@@ -102,11 +106,7 @@ def test_a_merge_while_the_chain_rpc_is_down_is_settled_by_the_listings_and_the_
     # sent, so the gateway books nothing and lets the position listings settle it; they never show
     # the pairs gone, so the merge fails once the settle timeout has passed (no drift meanwhile), and
     # with the RPC back the next merge goes through.
-    scenario = make_scenario()
-    scenario = msgspec.structs.replace(
-        scenario, account=msgspec.structs.replace(scenario.account, shares_qty=SHARES)
-    )
-    with Emulator(scenario, port=0) as emu:
+    with Emulator(split_scenario(), port=0) as emu:
         conn = connect(emu, str(Account.create().key.hex()))
         client = conn.client
         quiet = info(emu, QUIET)
