@@ -182,8 +182,9 @@ def test_emulator_scoring_and_earnings_agree_with_the_simulator_on_the_same_book
         )
     ours, total, mid2 = sim_book_scores(ex)
     # Our 0.49 bid and our NO bid at 0.50 (a YES ask at 0.50) are the size-cutoff touch; our 10-share
-    # ask is below the minimum size.
-    assert samples in (3, 4) and 0 < ours < total and mid2 == 4_900 + 5_000
+    # ask is below the minimum size. Each minute is sampled at a seeded second within it, so 3 minutes
+    # from an arbitrary start pass 2 full minutes' samples and maybe those of the two partial ones.
+    assert 2 <= samples <= 4 and 0 < ours < total and mid2 == 4_900 + 5_000
     accrual = RewardAccrual(info, seed=1, first_ts=start_ns, last_ts=emu.clock.now_ns())
     for i in range(samples):  # the simulator's accrual of the same samples on the same book
         accrual.sample(start_ns + i, ex, BufferSink())
