@@ -54,8 +54,9 @@ The rules:
   it never looks like a drift: while it is in flight, and after it is confirmed until a listing
   agrees with us (at most ``settle_timeout_ns``), its market counts as settling. A merge whose
   outcome is unknown (no receipt) is settled by the listings: one showing our position less its
-  pairs on both outcomes books it (``merge_confirmed_by_listing``); one still showing our position
-  ``settle_timeout_ns`` after it was sent fails it. The listing's shares alone decide, as ever.
+  pairs on both outcomes books it (``merge_confirmed_by_listing``); any other listing
+  ``settle_timeout_ns`` after it was sent fails it, and the listing's shares decide as for any
+  difference (drift, then the resync rule): a merge in doubt never keeps its market settling for ever.
 * **Memory is bounded: ``prune(ts_ns)``** (the shell calls it on its reconcile timer, never
   implicitly) forgets what can no longer change, so a run of days keeps only a window of history:
 
@@ -581,10 +582,10 @@ class OrderLedger:
             if m.state == "unknown":
                 if (yes_qty, no_qty) == (inv.yes_qty - m.qty, inv.no_qty - m.qty):
                     out += self._book_merge(m, "", "merge_confirmed_by_listing", ts_ns)
-                elif (yes_qty, no_qty) == (
-                    inv.yes_qty,
-                    inv.no_qty,
-                ) and ts_ns - m.sent_ns >= self.settle_timeout_ns:
+                elif ts_ns - m.sent_ns >= self.settle_timeout_ns:
+                    # Not shown by then (the listing unchanged, or moved some other way, e.g. shares
+                    # moved outside the bot): given up, so the market stops settling and the listing's
+                    # shares decide as for any difference (drift, then the resync rule).
                     out += self.merge_failed(
                         m.merge_id, "no receipt, and the listings never showed it", ts_ns
                     )

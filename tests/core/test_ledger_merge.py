@@ -116,3 +116,26 @@ def test_a_refused_merge_changes_nothing():
     assert [type(e.event) for e in effects if isinstance(e, Report)] == [MergeFailed]
     assert ledger.position(M) == before
     assert ledger.merge_done("m-1", "0xabc", T0 + 2) == []  # a late answer for a failed merge: nothing
+
+
+def test_a_merge_in_doubt_whose_listings_show_neither_outcome_stops_hiding_drift_after_the_timeout():
+    # Shares moved outside the bot while the merge was in doubt: the listing shows neither "pairs
+    # gone" nor "unchanged". Until the settle timeout the market is settling; after it the merge is
+    # given up and the listing's shares decide as ever (a drift, then the venue's position adopted):
+    # it must not keep the market settling, hiding every drift, for ever.
+    ledger = seeded()
+    before = ledger.position(M)
+    ledger.merge_sent(M, "m-1", 30 * SHARE, T0)
+    ledger.merge_unknown("m-1", "no receipt", T0)
+    odd = listing(53, 40)  # 3 YES came in from outside; no pairs gone
+
+    assert kinds(ledger.positions(odd, T0 + TIMEOUT_NS - 1)) == []  # still settling
+    effects = ledger.positions(odd, T0 + TIMEOUT_NS)
+
+    assert [type(e.event) for e in effects if isinstance(e, Report)] == [MergeFailed]
+    assert "drift" in kinds(effects)
+    assert ledger.merges == {}
+    later = ledger.positions(odd, T0 + TIMEOUT_NS + 1)
+    [resync] = [e.event for e in later if isinstance(e, Report) and isinstance(e.event, PositionResync)]
+    assert ledger.position(M).yes_qty == 53 * SHARE and ledger.position(M).no_qty == before.no_qty
+    assert resync.yes_new_qty == 53 * SHARE
