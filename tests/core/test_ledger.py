@@ -35,7 +35,17 @@ from core.ledger import (
     VenueTrade,
 )
 from core.markets import MarketInfo
-from core.messages import Accepted, Adopted, Canceled, Filled, Place, PositionResync, Rejected
+from core.messages import (
+    Accepted,
+    Adopted,
+    Canceled,
+    Filled,
+    Merged,
+    MergeFailed,
+    Place,
+    PositionResync,
+    Rejected,
+)
 from core.units import ORDER_QTY_STEP, QTY_ONE, Outcome, Side
 
 M = "0xm"
@@ -645,9 +655,10 @@ class Venue:
     failed: set[str] = field(default_factory=set)
     changed_ns: dict[str, int] = field(default_factory=dict)  # trade id -> its last status change
     moved: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    merged: int = 0  # pairs merged into collateral (each takes one YES and one NO)
 
     def position(self, outcome: Outcome) -> int:
-        total = 0
+        total = -self.merged
         for t in self.trades:
             if t.trade_id in self.failed:
                 continue
@@ -696,8 +707,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     placed = Bundle("placed")
 
-    @initialize()
-    def start(self):
+    @initialize(held_shares=st.sampled_from([0, 0, 100]))
+    def start(self, held_shares):
         horizons = {
             "reconcile_grace_ns": 0,
             "retention_ns": RETENTION_NS,
@@ -715,6 +726,16 @@ class LedgerMachine(RuleBasedStateMachine):
         self.delivered_trades: list[VenueTrade] = []
         self.cancels_in_flight: set[str] = set()  # asked of the venue, not done there yet
         self.outage = False  # a reconcile was skipped: trades may have left the backfill's window
+        self.merge: tuple[str, int, bool] | None = None  # (id, pairs, done at the venue), unanswered
+        self.unbooked = 0  # pairs the venue merged that the ledger has not booked yet
+        if held_shares:  # a wallet that starts with YES and NO (so pairs can be merged)
+            held = held_shares * SHARE
+            self._both(
+                "seed_positions",
+                [VenuePosition(market=M, outcome=o, qty=held, avg_px=5_000) for o in Outcome],
+            )
+            for o in Outcome:
+                self.venue.moved[o] = self.adopted[o] = self.signed_fills[o] = held
 
     def _tick(self) -> int:
         self.now += 1_000
@@ -738,6 +759,20 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _take(self, effects):
         for e in effects:
+            if isinstance(e, Report) and isinstance(e.event, Merged | MergeFailed):
+                ev = e.event
+                done_at_venue = ev.merge_id in self.executed
+                if isinstance(ev, Merged):
+                    assert done_at_venue and ev.qty == self.executed[ev.merge_id], ev  # never a guess
+                    for outcome in Outcome:
+                        self.signed_fills[outcome] -= ev.qty
+                    self.unbooked -= ev.qty
+                elif done_at_venue:
+                    # Given up although the venue did it (its listings showed something else by the
+                    # settle timeout): the resync adopts the difference; only agreement is checked now.
+                    self.unbooked -= self.executed[ev.merge_id]
+                    self.outage = True
+                continue
             if isinstance(e, Report):
                 ev = e.event
                 if isinstance(ev, PositionResync):
@@ -893,6 +928,44 @@ class LedgerMachine(RuleBasedStateMachine):
     def heartbeat_lost(self):
         self._take(self._both("heartbeat_lost", self._tick()))
 
+    @property
+    def executed(self) -> dict[str, int]:
+        if not hasattr(self, "_executed"):
+            self._executed: dict[str, int] = {}
+        return self._executed
+
+    @precondition(lambda self: self.merge is None)
+    @rule(pairs=st.integers(1, 5), at_venue=st.booleans())
+    def merge_sent(self, pairs, at_venue):
+        """A merge of YES+NO pairs, one at a time per market (as the gateway sends them)."""
+        assume(all(m.state == "done" for m in self.ref.merges.values()))
+        qty = pairs * SHARE
+        led = self.ref.position(M)
+        assume(min(led.yes_qty, led.no_qty) >= qty)
+        assume(min(self.venue.position(o) + self.venue.moved[o] for o in Outcome) >= qty)
+        self.seq += 1
+        mid = f"m{self.seq}"
+        self._both("merge_sent", M, mid, qty, self._tick())
+        if at_venue:
+            self.venue.merged += qty
+            self.executed[mid] = qty
+            self.unbooked += qty
+        self.merge = (mid, qty, at_venue)
+
+    @precondition(lambda self: self.merge is not None)
+    @rule(receipt=st.booleans())
+    def merge_answered(self, receipt):
+        """The client's answer: a receipt (done, or reverted) or none (the listings settle it)."""
+        assert self.merge is not None
+        mid, _, at_venue = self.merge
+        self.merge = None
+        if not receipt:
+            self._take(self._both("merge_unknown", mid, "no receipt", self._tick()))
+        elif at_venue:
+            self._take(self._both("merge_done", mid, "0xtx", self._tick()))
+        else:
+            self._take(self._both("merge_failed", mid, "execution reverted", self._tick()))
+
     @rule(outcome=st.sampled_from(list(Outcome)), shares=st.integers(1, 20))
     def shares_moved_outside_the_bot(self, outcome, shares):
         self.venue.moved[outcome] += shares * SHARE
@@ -934,7 +1007,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         led = self.ledger.position(M)
         for outcome, qty in ((Outcome.YES, led.yes_qty), (Outcome.NO, led.no_qty)):
-            assert qty == self.venue.position(outcome) + self.adopted[outcome]
+            assert qty == self.venue.position(outcome) + self.adopted[outcome] + self.unbooked
         venue_open = {o.order_id for o in self.venue.orders.values() if o.open} - self.cancels_in_flight
         ledger_open = {o.order_id for o in self.ledger.open_orders() if o.state != "pending"}
         assert ledger_open == venue_open
