@@ -1,6 +1,6 @@
 """Where the simulator's time goes: one engine run under a profiler, the top functions printed.
 
-``python bench/profile.py w1m|engine|noquote [--cprofile] [--top N]``
+``python bench/hotspots.py w1m|engine|noquote [--cprofile] [--top N]``
 
 * ``w1m``: the W1M workload (``bench/w1m.py``, generated into ``bench/out/`` if missing), the inline
   engine as ``just bench`` runs it (volatility pull off, zero latency, inputs not logged);
