@@ -23,16 +23,21 @@ the sha256 of the header's tables and units, the order and every column's bytes:
 of everything the run decided and did (the input is not in the log), identical with either engine
 (the rows arrive in the same order, so the batches are the same) and unchanged by reading the log
 mid-run.
+
+Memory does not grow with the log: each finished chunk and batch goes to the log's spool (an
+anonymous temporary file), and ``save`` streams the columns from there into the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -58,14 +63,48 @@ class ColumnFormatError(ValueError):
     """An ``events.npz`` that cannot be read; ``str(err)`` is one line."""
 
 
+class _Spool:
+    """Bytes written once and read back later, kept in an anonymous temporary file.
+
+    The columns a run has finished (numpy chunks, msgpack segments) wait here rather than in memory,
+    so a run's memory does not grow with its log (a decision is ~600 bytes of columns: a day of data
+    over dozens of markets would otherwise hold gigabytes until the log is saved). The file has no
+    name (``tempfile.TemporaryFile``): it is gone when the log is, or when the process dies.
+    """
+
+    __slots__ = ("_f", "size")
+
+    def __init__(self) -> None:
+        self._f: Any = None
+        self.size = 0
+
+    def put(self, data: bytes) -> tuple[int, int]:
+        """Keep ``data``; returns where it is (offset, length)."""
+        if self._f is None:
+            self._f = tempfile.TemporaryFile(prefix="polymm-events-")  # noqa: SIM115 (lives with the log)
+        self._f.write(data)
+        at = self.size
+        self.size += len(data)
+        return at, len(data)
+
+    def pieces(self, refs: list[tuple[int, int]]) -> Iterator[bytes]:
+        """The bytes kept at ``refs``, one piece at a time."""
+        if refs:
+            self._f.flush()
+            fd = self._f.fileno()
+            for at, n in refs:
+                yield os.pread(fd, n, at)
+
+
 class _Table:
     """One record shape of the log: its columns so far.
 
     Rows arrive in batches (a lane's records of one interval) and wait as they are (a tuple of fields
     per record) until ``BATCH_ROWS`` of them go into the columns at once, so no record object lives
     long (the garbage collector never sees many): an integer or boolean column collects plain values
-    and becomes a numpy chunk every ``CHUNK_ROWS`` records of the log; any other column keeps one
-    msgpack array per batch (``ends``: where each one ends).
+    and becomes a numpy chunk every ``CHUNK_ROWS`` records of the log; any other column makes one
+    msgpack array per batch (``ends``: where each one ends). Chunks and arrays go to the log's spool
+    as they are made (``numeric`` and ``segments`` say where).
     """
 
     __slots__ = (
@@ -79,18 +118,23 @@ class _Table:
         "numeric",
         "pending",
         "segments",
+        "spool",
         "ts",
         "values",
     )
 
-    def __init__(self, name: str, kind: str, mode: str, keys: tuple[str, ...], encs: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, kind: str, mode: str, keys: tuple[str, ...], encs: tuple[str, ...], spool: _Spool
+    ) -> None:
         self.name, self.kind, self.mode, self.keys, self.encs = name, kind, mode, keys, encs
+        self.spool = spool
         self.ts: list[int] = []  # rows waiting for their batch
         self.market: list[str] = []
         self.values: list[Any] = []
         self.pending: list[list[Any]] = [[] for _ in keys]  # integer/boolean columns: values not in a chunk
-        self.numeric: list[list[npt.NDArray[Any]]] = [[] for _ in keys]  # ...and their chunks
-        self.segments: list[list[bytes]] = [[] for _ in keys]  # other columns: a msgpack array per batch
+        self.numeric: list[list[tuple[int, int]]] = [[] for _ in keys]  # ...and their chunks in the spool
+        # other columns: a msgpack array per batch in the spool
+        self.segments: list[list[tuple[int, int]]] = [[] for _ in keys]
         self.n = 0
 
     def add(self, rows: Rows) -> None:
@@ -102,7 +146,7 @@ class _Table:
         if len(self.ts) >= BATCH_ROWS:
             for k, col in enumerate(self._batch()):
                 if isinstance(col, bytes):
-                    self.segments[k].append(col)
+                    self.segments[k].append(self.spool.put(col))
                 else:
                     self.pending[k].extend(col)
             self.ts.clear()
@@ -123,23 +167,45 @@ class _Table:
         """Turn the integer and boolean values collected into a numpy chunk each."""
         for k, enc in enumerate(self.encs):
             if self.pending[k]:
-                self.numeric[k].append(_numeric(self.pending[k], enc))
+                self.numeric[k].append(self.spool.put(_numeric(self.pending[k], enc).tobytes()))
                 self.pending[k].clear()
 
-    def arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
+    def columns(self, prefix: str) -> Iterator[_Column]:
         """The columns as stored, the waiting rows as the last batch (reading changes nothing)."""
         last: list[Any] = self._batch() if self.ts else [None] * len(self.keys)
-        out: dict[str, npt.NDArray[Any]] = {}
         for k, (key, enc) in enumerate(zip(self.keys, self.encs, strict=True)):
             name = f"{prefix}.{key}"
             if enc == "mp":
-                segs: list[bytes] = self.segments[k] if last[k] is None else [*self.segments[k], last[k]]
-                out[name] = np.frombuffer(b"".join(segs), dtype=np.uint8)
-                out[name + ".ends"] = np.cumsum([len(x) for x in segs], dtype=np.int64)
+                lens = [n for _, n in self.segments[k]]
+                tail = b""
+                if last[k] is not None:
+                    tail = last[k]
+                    lens.append(len(tail))
+                yield _Column(name, _U8, self.segments[k], tail)
+                yield _Column(name + ".ends", _I64, [], np.cumsum(lens, dtype=np.int64).tobytes())
             else:
-                tail = self.pending[k] if last[k] is None else [*self.pending[k], *last[k]]
-                out[name] = np.concatenate([*self.numeric[k], _numeric(tail, enc)])
-        return out
+                values = self.pending[k] if last[k] is None else [*self.pending[k], *last[k]]
+                tail = _numeric(values, enc).tobytes()
+                yield _Column(name, _I64 if enc == "i64" else _BOOL, self.numeric[k], tail)
+
+
+class _Column(NamedTuple):
+    """One column of the file: its bytes are the spool's at ``refs``, then ``tail``."""
+
+    name: str
+    dtype: np.dtype[Any]
+    refs: list[tuple[int, int]]
+    tail: bytes
+
+    def size(self) -> int:
+        """Its number of elements."""
+        return (sum(n for _, n in self.refs) + len(self.tail)) // self.dtype.itemsize
+
+
+_U8: Final = np.dtype(np.uint8)
+_U16: Final = np.dtype(np.uint16)
+_I64: Final = np.dtype(np.int64)
+_BOOL: Final = np.dtype(np.bool_)
 
 
 def _numeric(values: list[Any], enc: str) -> npt.NDArray[Any]:
@@ -158,9 +224,10 @@ class ColumnLog:
     def __init__(self) -> None:
         self.units: bytes = b""
         self.tables: list[_Table] = []
+        self._spool = _Spool()
         self._by_shape: dict[tuple[str, type], int] = {}
         self._order: list[int] = []
-        self._order_chunks: list[npt.NDArray[np.uint16]] = []
+        self._order_chunks: list[tuple[int, int]] = []  # in the spool
 
     def add(self, sink: RowSink) -> None:
         """Take a sink's rows, in its record order after the rows taken so far; the sink is emptied."""
@@ -186,14 +253,15 @@ class ColumnLog:
             mode, keys, encs = record_plan(kind, cls)
             ti = self._by_shape[(kind, cls)] = len(self.tables)
             suffix = sum(t.kind == kind for t in self.tables)
-            self.tables.append(_Table(f"{kind}.{suffix}" if suffix else kind, kind, mode, keys, encs))
+            name = f"{kind}.{suffix}" if suffix else kind
+            self.tables.append(_Table(name, kind, mode, keys, encs, self._spool))
         return ti
 
     def _flush(self) -> None:
         for t in self.tables:
             t.flush()
         if self._order:
-            self._order_chunks.append(np.array(self._order, dtype=np.uint16))
+            self._order_chunks.append(self._spool.put(np.array(self._order, dtype=np.uint16).tobytes()))
             self._order.clear()
 
     def __len__(self) -> int:
@@ -218,16 +286,19 @@ class ColumnLog:
             ],
         }
 
-    def iter_arrays(self) -> Iterator[tuple[str, npt.NDArray[Any]]]:
-        """Every column by its name in the file, in file order (``_names``), built one table at a time.
-
-        The rows not yet in a chunk come last. Reading changes nothing: chunks end every
-        ``CHUNK_ROWS`` records of ``add`` alone, so the bytes (and the digest) depend only on the
-        records and the order they came in.
-        """
-        yield "order", np.concatenate([*self._order_chunks, np.array(self._order, dtype=np.uint16)])
+    def _columns(self) -> Iterator[_Column]:
+        # Every column in file order (``_names``). The rows not yet in a chunk come last. Reading
+        # changes nothing: chunks end every ``CHUNK_ROWS`` records of ``add`` alone, so the bytes (and
+        # the digest) depend only on the records and the order they came in.
+        yield _Column("order", _U16, self._order_chunks, np.array(self._order, dtype=np.uint16).tobytes())
         for i, t in enumerate(self.tables):
-            yield from t.arrays(f"t{i}").items()
+            yield from t.columns(f"t{i}")
+
+    def iter_arrays(self) -> Iterator[tuple[str, npt.NDArray[Any]]]:
+        """Every column by its name in the file, in file order, one column in memory at a time."""
+        for c in self._columns():
+            data = b"".join([*self._spool.pieces(c.refs), c.tail])
+            yield c.name, np.frombuffer(data, dtype=c.dtype)
 
     def digest(self) -> str:
         """The sha256 of the log's content (see the module docstring)."""
@@ -237,22 +308,36 @@ class ColumnLog:
         return h.hexdigest()
 
     def save(self, path: Path) -> str:
-        """Write ``events.npz`` to ``path``, a column at a time; returns its digest."""
+        """Write ``events.npz`` to ``path``; returns its digest.
+
+        Each column goes from the spool to the file a piece at a time (a batch or a chunk), hashed on
+        the way: saving holds no column whole, so its memory does not grow with the log either.
+        """
         header = self.header()
         h = _hasher(header)
         # ``numpy.savez_compressed``'s layout (a zip of .npy files), deflated at level 1: a quarter of
         # the time of its default level for a file ~10% larger. The header (with the digest) goes last.
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-
-            def put(name: str, a: npt.NDArray[Any]) -> None:
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, a, allow_pickle=False)
-
-            for name, a in self.iter_arrays():
-                _hash_array(h, name, a)
-                put(name, a)
+            for c in self._columns():
+                n = c.size()
+                h.update(b"\n%s:%s:%d\n" % (c.name.encode(), c.dtype.str.encode(), n))  # as _hash_array
+                with zf.open(f"{c.name}.npy", "w", force_zip64=True) as f:
+                    npy_header = {
+                        "descr": np.lib.format.dtype_to_descr(c.dtype),
+                        "fortran_order": False,
+                        "shape": (n,),
+                    }
+                    np.lib.format.write_array_header_1_0(f, npy_header)
+                    for piece in self._spool.pieces(c.refs):
+                        h.update(piece)
+                        f.write(piece)
+                    h.update(c.tail)
+                    f.write(c.tail)
             header["digest"] = digest = h.hexdigest()
-            put("header", np.frombuffer(_json.encode(header), np.uint8))
+            with zf.open("header.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(
+                    f, np.frombuffer(_json.encode(header), np.uint8), allow_pickle=False
+                )
         return digest
 
 

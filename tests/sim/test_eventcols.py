@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -98,10 +101,11 @@ def rows(draw: st.DrawFn) -> list[tuple[str, int, str, object]]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows(), st.integers(1, 7))
-def test_the_columns_print_the_lines_buffer_sink_writes(records, chunk):
+@given(rows(), st.integers(1, 7), st.integers(1, 5))
+def test_the_columns_print_the_lines_buffer_sink_writes(records, chunk, batch):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sim.eventcols, "CHUNK_ROWS", chunk)  # chunks of any size read back alike
+        mp.setattr(sim.eventcols, "BATCH_ROWS", batch)  # ...and batches: most columns are in the spool
         ref = BufferSink()
         log, other = ColumnLog(), ColumnLog()
         log.units = other.units = units_record(7)
@@ -122,6 +126,12 @@ def test_the_columns_print_the_lines_buffer_sink_writes(records, chunk):
             assert list(reader.lines([kind])) == [
                 x for x in ref.lines if x.startswith(b'{"kind":"%s"' % kind.encode())
             ]
+        with tempfile.TemporaryDirectory() as tmp:  # saved (streamed from the spool) and read back alike
+            path = Path(tmp) / COLUMNS_NAME
+            assert log.save(path) == log.digest()
+            saved = ColumnReader.open(path)
+            assert saved.recompute_digest() == saved.digest == log.digest()
+            assert saved.all_lines() == [units_record(7), *ref.lines]
 
 
 def test_the_digest_follows_the_content_and_nothing_else(tmp_path):
