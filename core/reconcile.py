@@ -53,13 +53,16 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
         return not self.cancels and not self.places
 
 
+_YES, _BUY = Outcome.YES, Side.BUY  # (an enum member read from its class costs ~0.1 us per requote)
+
+
 def _close(o: OpenOrderLike, d: DesiredOrder, tol: Tolerance) -> bool:
     if o.outcome is not d.outcome or o.side is not d.side:
         return False
     if abs(o.px - d.px) > tol.px or abs(o.qty - d.qty) > d.qty * tol.qty_pct / 100:
         return False
     # Same token and side: a BUY loses its price if it fills and loses, a SELL loses 1 - price.
-    if o.side is Side.BUY:
+    if o.side is _BUY:
         return o.px * o.qty <= d.px * d.qty
     return (PX_ONE - o.px) * o.qty <= (PX_ONE - d.px) * d.qty
 
@@ -111,14 +114,16 @@ def reconcile(
     unmatched: list[tuple[DesiredOrder, list[int] | None]] = []
     for d in desired:
         group = groups.get((d.outcome, d.side, d.px if exact_px else 0))
+        if group is None:  # the usual requote: the ladder moved, nothing rests at this price
+            unmatched.append((d, None))
+            continue
         hit = -1
-        if group:
-            px, qty = d.px, d.qty
-            for j in group:
-                o = live[j]
-                if not used[j] and o.px == px and o.qty == qty:
-                    hit = j
-                    break
+        px, qty = d.px, d.qty
+        for j in group:
+            o = live[j]
+            if not used[j] and o.px == px and o.qty == qty:
+                hit = j
+                break
         if hit >= 0:
             used[hit] = True
             kept.append(live[hit].client_id)
@@ -142,7 +147,7 @@ def reconcile(
             kept.append(live[best].client_id)
         else:
             places.append(d)
-    cancels = tuple(o.client_id for j, o in enumerate(live) if not used[j])
+    cancels = tuple([o.client_id for j, o in enumerate(live) if not used[j]])
     return Plan(cancels=cancels, places=tuple(places), kept=tuple(kept))
 
 
@@ -160,7 +165,7 @@ def admit(
     * a SELL sells shares we hold that no other SELL (resting, cancel pending or admitted) offers:
       shares are never offered twice, so a requote sells again only once the old sell is gone.
     """
-    yes, buy = Outcome.YES, Side.BUY
+    yes, buy = _YES, _BUY
     loss_yes, loss_no = inventory_losses_usdc10(inv)
     free_yes, free_no = inv.yes_qty, inv.no_qty
     for outcome, side, px, qty in resting:

@@ -87,18 +87,21 @@ class YesView:
 
     def apply(self, event: MarketEvent) -> MarketEvent | None:
         """Map ``event`` onto the YES book; None if it only mirrors what was already passed on."""
-        source = getattr(event, "outcome", _YES)
-        ev = to_yes(event) if source is _NO else event
-        t = type(ev)
-        if t is BookDelta:
-            assert isinstance(ev, BookDelta)
-            key = (ev.ts_ns, ev.side, ev.px, ev.qty)
+        if type(event) is BookDelta:  # nearly every event (the feed's hot path): no mapped copy
+            source = event.outcome  # of a mirror that is then dropped
+            if source is _YES:
+                key = (event.ts_ns, event.side, event.px, event.qty)
+            else:
+                key = (event.ts_ns, _FLIP[event.side], PX_ONE - event.px, event.qty)
             last = self._last_level
             if last is not None and last[0] is not source and last[1] == key:
                 self._last_level = None  # one mirror per change
                 return None
             self._last_level = (source, key)
-            return ev
+            return event if source is _YES else to_yes(event)
+        source = getattr(event, "outcome", _YES)
+        ev = to_yes(event) if source is _NO else event
+        t = type(ev)
         if t is TradePrint:
             assert isinstance(ev, TradePrint)
             return ev if self._new_trade(source, ev) else None
