@@ -20,6 +20,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -114,23 +115,34 @@ class Driver:
         return list(self.get("/emulator/trades"))
 
     def take(self, side: str, **size: str) -> None:
-        # Wait until we quote the side it takes from (the bot requotes after each fill), then take.
+        # Wait until we quote the side it takes from (the bot requotes after each fill), then take at
+        # our best price there: the book has other makers' orders behind ours, and a take that met
+        # theirs while ours was being replaced would fill none of ours (and spend the fail-trades
+        # rule on their trade). At our price it fills ours or nothing; nothing is tried again.
         want_bid = side == "SELL"
 
-        def quoting() -> bool:
+        def our_best() -> Decimal | None:
             yes_token = self.emu.venue.market_ids()[0]["yes_token"]
+            prices = []
             for o in self.live_orders():
-                # A YES bid is a BUY YES or a SELL NO; a YES ask a SELL YES or a BUY NO.
-                bid = (o["side"] == "BUY") == (o["asset_id"] == yes_token)
-                if bid == want_bid:
-                    return True
-            return False
+                # A YES bid is a BUY YES or a SELL NO; a YES ask a SELL YES or a BUY NO (YES terms).
+                yes = o["asset_id"] == yes_token
+                if ((o["side"] == "BUY") == yes) == want_bid:
+                    px = Decimal(str(o["price"]))
+                    prices.append(px if yes else 1 - px)
+            if not prices:
+                return None
+            return max(prices) if want_bid else min(prices)
 
-        wait_for(quoting, 30, f"our quote to take with a {side}")
-        n = len(self.legs())
-        price = "0.45" if side == "SELL" else "0.55"
-        self.post("/emulator/take", {"market": SLUG, "side": side, "price": price, **size})
-        wait_for(lambda: len(self.legs()) > n, 10, f"the {side} to fill us")
+        for _ in range(20):
+            price = wait_for(our_best, 30, f"our quote to take with a {side}")
+            n = len(self.legs())
+            reply = self.post("/emulator/take", {"market": SLUG, "side": side, "price": str(price), **size})
+            if reply["trades"]:
+                wait_for(lambda n=n: len(self.legs()) > n, 10, f"the {side} to fill us")
+                return
+            time.sleep(0.2)  # our quote moved meanwhile: take again at the new one
+        raise AssertionError(f"the {side} met none of our quotes in 20 takes")
 
     def settled(self) -> bool:
         # Every trade of ours at its final status at the emulator, and in our log (read while written).
