@@ -11,7 +11,8 @@ from core.quoting import quote_params
 from core.risk import RiskLimits
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
 from sim.eventcols import ColumnReader
-from sim.runner import Latency, Runner, RunSettings, _inline_window
+from sim.runner import Runner, RunSettings, _inline_window
+from sim.structs import Latency
 from sim.summary import lane_summary, run_summary
 from sim.tape import MarketTape
 from tests.sim.tapes import SHARE, random_walk_tape
