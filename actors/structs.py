@@ -12,12 +12,9 @@ import msgspec
 from core.structs import OrderLike
 from core.units import Outcome, Side
 
+#: ``OrderRecord.status``: sent, not yet acknowledged; resting; a cancel of it in flight.
 PENDING_NEW = 0
-
-
 LIVE = 1
-
-
 CANCEL_PENDING = 2
 
 
