@@ -9,7 +9,8 @@
   on every run in this tree (``polymm sim``, the bench, the tests) uses them;
 * ``clean``: removes them (and mypyc's ``build/`` directory): back to pure Python, the reference that
   CI tests and that every figure of the README refers to unless it says otherwise;
-* ``status``: which of ``MODULES`` import compiled;
+* ``status``: which of ``MODULES`` import compiled, and which of those builds are stale (the source
+  changed since: Python still imports the old ``.so`` instead of it; exit status 1);
 * ``compare``: ``just bench``'s engine workload (inline) and the W1M workload (``bench/w1m.py``), each
   run in fresh processes, pure and compiled taking turns (the pure runs import the ``.py`` files
   through an import hook, from the same tree), ``--repeat`` runs each: the events/s medians, their
@@ -87,6 +88,17 @@ def built() -> list[Path]:
     return out
 
 
+def stale() -> list[str]:
+    """The modules of MODULES whose compiled file is older than their source: Python would still import it."""
+    out = []
+    for m in MODULES:
+        src = source(m)
+        so = list(src.parent.glob(src.stem + ".*.so"))
+        if so and min(f.stat().st_mtime for f in so) < src.stat().st_mtime:
+            out.append(m)
+    return out
+
+
 def build() -> int:
     clean()
     cmd = [sys.executable, "-m", "mypyc", *(str(source(m).relative_to(ROOT)) for m in MODULES)]
@@ -121,10 +133,13 @@ def compiled_modules() -> list[str]:
 
 
 def status() -> int:
-    compiled = compiled_modules()
+    compiled, old = compiled_modules(), stale()
     for m in MODULES:
-        print(f"{'compiled' if m in compiled else 'pure    '}  {m}")
-    return 0
+        note = "  STALE: its source changed since" if m in old else ""
+        print(f"{'compiled' if m in compiled else 'pure    '}  {m}{note}")
+    if old:
+        print("a stale build runs the old code: just build-fast again, or just clean-fast")
+    return 1 if old else 0
 
 
 def _run(mode: str, script: str, *args: str) -> dict[str, Any]:
@@ -139,8 +154,8 @@ def compare(repeat: int) -> dict[str, Any]:
 
     import bench  # bench/bench.py: machine()
 
-    if len(compiled_modules()) != len(MODULES):
-        raise SystemExit("compare needs a build of every module: python bench/fast.py build")
+    if len(compiled_modules()) != len(MODULES) or stale():
+        raise SystemExit("compare needs a fresh build of every module: python bench/fast.py build")
     w1m_file = w1m.ensure_file(ROOT / "bench" / "out" / "w1m.npz")
     workloads = {
         "engine": ("bench/bench.py", "--child", "inline", "synthetic"),

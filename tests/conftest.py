@@ -37,17 +37,20 @@ if "POLYMM_TAPE_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, _tapes, ignore_errors=True)
 
 
-def _compiled_modules() -> list[str]:
-    """The modules of the optional compiled build (``just build-fast``) that import compiled here."""
+#: The modules of the optional compiled build (``just build-fast``) that import compiled here.
+COMPILED: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     try:
-        from fast import MODULES  # noqa: PLC0415 (bench/ is not a package: on the path for this import only)
+        from fast import MODULES, stale  # noqa: PLC0415 (bench/ is not a package: on the path for this import only)
     finally:
         sys.path.pop(0)
-    return [m for m in MODULES if not (importlib.import_module(m).__file__ or "").endswith(".py")]
-
-
-COMPILED = _compiled_modules()
+    if old := stale():
+        # Python imports a module's .so before its .py: the suite would test the code of the last build.
+        pytest.exit(f"stale compiled build of {', '.join(old)}: just build-fast again, or just clean-fast", 2)
+    COMPILED[:] = [m for m in MODULES if not (importlib.import_module(m).__file__ or "").endswith(".py")]
 
 
 def pytest_report_header() -> str:
