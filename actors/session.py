@@ -14,9 +14,10 @@ from typing import Any, Final, assert_never, cast
 import msgspec
 
 from actors.risk import RISK_SAMPLE_MAX_GAP_NS, MarketSample
+from actors.structs import CANCEL_PENDING, LIVE, PENDING_NEW, OrderRecord, SessionStats
 from core.book import L2Book
 from core.estimators import FlowState, VolState, decay_vol, update_flow, update_vol
-from core.inventory import Inventory, OrderLike, apply_fill, apply_merge, settle, worst_case_losses
+from core.inventory import Inventory, apply_fill, apply_merge, settle, worst_case_losses
 from core.markets import MarketInfo
 from core.merge import merge_qty
 from core.messages import (
@@ -62,50 +63,12 @@ MERGE_RETRY_NS: Final = 60_000_000_000
 _REWARD_MID_DEPTH: Final = 50
 _NO_ARGS: Final[dict[str, Any]] = {}
 _YES = Outcome.YES
-PENDING_NEW = 0
-LIVE = 1
-CANCEL_PENDING = 2
 #: The position-drift hold of the order gateway (``actors.gateway``): the risk rule ``drift`` reads it.
 DRIFT_HOLD = "position_drift"
 
 #: Where a session's ``MarketSample`` goes (``actors.risk``); ``urgent`` (a fill): assess it now. A
 #: gate returned is applied at once (the simulator's monitor answers inline; the risk actor tells).
 RiskReport = Callable[[MarketSample, bool], RiskGate | None]
-
-
-class OrderRecord(msgspec.Struct, kw_only=True):
-    """Our view of one order we sent (mutable: owned by the session)."""
-
-    client_id: str
-    outcome: Outcome
-    side: Side
-    px: int
-    qty: int
-    status: int = PENDING_NEW
-
-    @property
-    def cancel_pending(self) -> bool:
-        """True while a cancel of this order is in flight."""
-        return self.status == CANCEL_PENDING
-
-    def as_order(self) -> OrderLike:
-        """(outcome, side, px, remaining qty) for the exposure functions."""
-        return (self.outcome, self.side, self.px, self.qty)
-
-
-class SessionStats(msgspec.Struct, kw_only=True):
-    """Counters for summaries and status."""
-
-    decisions: int = 0
-    decide_calls: int = 0
-    places: int = 0
-    cancels: int = 0
-    rejects: int = 0
-    fills: int = 0
-    max_abs_inventory_qty: int = 0
-    merges: int = 0
-    merged_qty: int = 0
-    merge_failures: int = 0
 
 
 class MarketSession:

@@ -40,7 +40,8 @@ def build(workload: str) -> Any:
 
     from app.configfile import load_config
     from core.quoting import quote_params
-    from sim.runner import Latency, Runner, RunSettings
+    from sim.runner import Runner, RunSettings
+    from sim.structs import Latency
 
     cfg = load_config(ROOT / "configs" / "market_maker.yaml")
     if workload == "w1m":

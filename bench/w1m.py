@@ -212,8 +212,9 @@ def run_polymm(path: Path, engine: str = "inline") -> dict[str, Any]:
 
     from app.configfile import load_config
     from core.quoting import quote_params
-    from sim.runner import Latency, Runner, RunSettings
+    from sim.runner import Runner, RunSettings
     from sim.sources.hbt_npz import HbtNpzSource, load
+    from sim.structs import Latency
 
     cfg = load_config(ROOT / "configs" / "market_maker.yaml")
     vol = msgspec.structs.replace(

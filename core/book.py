@@ -13,26 +13,13 @@ from __future__ import annotations
 from math import gcd
 from typing import Final
 
-import msgspec
-
 from core.messages import Level
+from core.structs import BookView
 from core.units import PX_ONE, Px, Qty, Side
 
 _NO_BID: Px = -1
 _NO_ASK: Px = PX_ONE + 1
 _BUY: Final = Side.BUY
-
-
-class BookView(msgspec.Struct, frozen=True, kw_only=True):
-    """Top of book as the quoting core sees it. An empty side has ``qty == 0`` and ``px == 0``."""
-
-    bid_px: Px
-    bid_qty: Qty
-    ask_px: Px
-    ask_qty: Qty
-    tick_px: Px
-    min_qty: Qty
-    ts_ns: int
 
 
 _EMPTY: Final = (0,) * (PX_ONE + 1)

@@ -6,36 +6,8 @@ estimates do not depend on how often events arrive.
 
 from __future__ import annotations
 
-import msgspec
-
+from core.structs import FlowState, VolParams, VolState
 from core.units import NS_PER_S, Qty, Side
-
-
-class VolState(msgspec.Struct, frozen=True, kw_only=True):
-    """Volatility estimate of the YES mid, sampled on a timer.
-
-    ``mean_px`` is an EWMA of the mid and ``var_px2`` an EWMA of its squared distance from that mean
-    (both with the configured half-life). ``vol_px`` is the larger of the EWMA standard deviation
-    and the mid's current distance from the mean: the first measures how much the mid wanders, the
-    second reacts at once to a jump and calms down as the mean catches up. Unlike summed squared
-    changes, a mid bouncing between two ticks counts as half a tick, not as a trend. ``pulled`` is
-    the hysteresis regime: set at the pull threshold, cleared only below the (lower) resume one.
-    """
-
-    mid_px: float = -1.0
-    mean_px: float = 0.0
-    var_px2: float = 0.0
-    ts_ns: int = 0
-    vol_px: int = 0
-    pulled: bool = False
-
-
-class VolParams(msgspec.Struct, frozen=True, kw_only=True):
-    """Knobs of the volatility estimator (from ``VolatilityConfig``)."""
-
-    halflife_s: float
-    pull_threshold_px: int
-    resume_threshold_px: int
 
 
 def update_vol(state: VolState, mid_px: float, ts_ns: int, p: VolParams) -> VolState:
@@ -57,14 +29,6 @@ def decay_vol(state: VolState, ts_ns: int, p: VolParams) -> VolState:
     if state.mid_px < 0 or ts_ns <= state.ts_ns:
         return state
     return update_vol(state, state.mid_px, ts_ns, p)
-
-
-class FlowState(msgspec.Struct, frozen=True, kw_only=True):
-    """Time-decayed aggressive volume: ``buy_qty`` lifted asks, ``sell_qty`` hit bids."""
-
-    buy_qty: float = 0.0
-    sell_qty: float = 0.0
-    ts_ns: int = 0
 
 
 def update_flow(state: FlowState, aggressor: Side, qty: Qty, ts_ns: int, halflife_s: float) -> FlowState:

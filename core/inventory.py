@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
+from core.structs import Inventory, OrderLike
 from core.units import (
     PX_ONE,
     SETTLE_PER_QTY_USDC6,
@@ -30,29 +31,6 @@ from core.units import (
     notional_usdc6,
     usdc10_to_usdc6_ceil,
 )
-
-
-class Inventory(msgspec.Struct, frozen=True, kw_only=True):
-    """Positions and cash of one market (cash is relative to the start; it goes negative on buys)."""
-
-    yes_qty: Qty = 0
-    no_qty: Qty = 0
-    cash_usdc6: Usdc6 = 0
-    yes_cost_usdc6: Usdc6 = 0
-    no_cost_usdc6: Usdc6 = 0
-    fees_usdc6: Usdc6 = 0
-    realized_usdc6: Usdc6 = 0
-
-    @property
-    def net_yes_qty(self) -> Qty:
-        """Net YES exposure in Qty: a NO share counts as short one YES."""
-        return self.yes_qty - self.no_qty
-
-    def avg_cost_px(self, outcome: Outcome) -> Px:
-        """Average cost of the held ``outcome`` shares (0 when flat)."""
-        qty = self.yes_qty if outcome is Outcome.YES else self.no_qty
-        cost = self.yes_cost_usdc6 if outcome is Outcome.YES else self.no_cost_usdc6
-        return cost * USDC10_PER_USDC6 // qty if qty > 0 else 0
 
 
 def apply_fill(inv: Inventory, outcome: Outcome, side: Side, px: Px, qty: Qty, fee_usdc6: Usdc6) -> Inventory:
@@ -168,9 +146,6 @@ def order_losses_usdc10(outcome: Outcome, side: Side, px: Px, qty: Qty) -> tuple
     if bid_on_yes:
         return 0, yes_px * qty
     return (PX_ONE - yes_px) * qty, 0
-
-
-OrderLike = tuple[Outcome, Side, Px, Qty]
 
 
 def inventory_losses_usdc10(inv: Inventory) -> tuple[Usdc10, Usdc10]:

@@ -13,7 +13,6 @@ room) â†’ exposure trim (per-market and global caps, resting orders included) â†
 from __future__ import annotations
 
 from math import ceil, floor
-from typing import Literal
 
 import msgspec
 
@@ -23,6 +22,7 @@ from core.estimators import FlowState, VolParams, VolState, flow_imbalance_permi
 from core.inventory import Inventory, OrderLike, inventory_losses_usdc10, worst_case_losses_usdc10
 from core.rewards import NO_REWARDS, RewardParams
 from core.risk import ACTIVE_GATE, STATE_NAMES, RiskGate, TradingState
+from core.structs import Decision, DesiredOrder, NoQuoteReason, Quote, QuoteParams, Reasons
 from core.units import (
     NS_PER_MS,
     ORDER_QTY_STEP,
@@ -41,43 +41,6 @@ from core.units import (
 
 _YES, _NO, _BUY, _SELL = Outcome.YES, Outcome.NO, Side.BUY, Side.SELL
 _REDUCE_ONLY, _PAUSED, _HALTED = TradingState.REDUCE_ONLY, TradingState.PAUSED, TradingState.HALTED
-
-
-class QuoteParams(msgspec.Struct, frozen=True, kw_only=True):
-    """Every quoting knob in integer units, compiled from ``Config`` by ``quote_params``."""
-
-    fair_microprice: bool
-    max_book_age_ns: int
-    max_book_spread_px: Px  # 0: off
-    levels: int
-    half_spread_px: Px
-    level_spacing_px: Px
-    level_sizes_qty: tuple[Qty, ...] | None
-    level_sizes_usdc6: tuple[Usdc6, ...] | None
-    skew_px: Px
-    inventory_limit_qty: Qty
-    improve_best_ticks: int  # -1: off; 0: join the best; n: improve by up to n ticks
-    sell_yes_via_buy_no: bool
-    buy_yes_via_sell_no: bool
-    widen_threshold_px: Px
-    widen_per_px: float
-    vol: VolParams
-    flow_halflife_s: float
-    flow_threshold_permille: int
-    flow_shrink: float
-    flow_min_qty: Qty
-    per_market_cap_usdc6: Usdc6
-    maker_only: bool
-    requote_px_tolerance_ticks: int
-    requote_qty_tolerance_pct: float
-    min_requote_ns: int
-    vol_sample_ns: int
-    #: Rewards-aware quoting (``docs/rewards.md``): off leaves every decision as it was.
-    rewards_enabled: bool = False
-    rewards_band_pct: int = 50
-    #: Merging YES+NO pairs (``core.merge``): off never merges; on, at least this many free pairs.
-    merge_enabled: bool = False
-    merge_min_pairs_qty: Qty = 20 * QTY_ONE
 
 
 def _shares(value: float) -> Qty:
@@ -134,80 +97,6 @@ def quote_params(cfg: Config) -> QuoteParams:
         merge_enabled=cfg.merge.enabled,
         merge_min_pairs_qty=_shares(cfg.merge.min_pairs_shares),
     )
-
-
-class Quote(msgspec.Struct, frozen=True):
-    """One level of the ladder on the YES book."""
-
-    px: Px
-    qty: Qty
-
-
-class DesiredOrder(msgspec.Struct, frozen=True):
-    """How one quote is sent: token, side and that token's price."""
-
-    outcome: Outcome
-    side: Side
-    px: Px
-    qty: Qty
-
-
-NoQuoteReason = Literal[
-    "",
-    "empty_book",
-    "one_sided_book",
-    "crossed_book",
-    "wide_book",
-    "stale_book",
-    "volatility_pull",
-    "no_room",
-    "risk_reduce_only",
-    "risk_paused",
-    "risk_halted",
-]
-
-
-class Reasons(msgspec.Struct, frozen=True):
-    """What went into a decision, for logs and for people.
-
-    Not keyword-only: ``decide`` builds it positionally on its hot path (the field order is pinned
-    by ``tests/core/test_quoting.py``); everywhere else, name the fields.
-    """
-
-    fair_source: str = ""
-    inventory_qty: Qty = 0
-    skew_px: int = 0
-    base_half_spread_px: Px = 0
-    vol_px: int = 0
-    vol_widen_px: Px = 0
-    half_spread_px: Px = 0
-    flow_permille: int = 0
-    bid_size_pct: int = 100
-    ask_size_pct: int = 100
-    maker_clamped: int = 0
-    improved: int = 0
-    cap_usdc6: Usdc6 = 0
-    bound_usdc6: Usdc6 = 0
-    loss_if_yes_usdc6: Usdc6 = 0
-    loss_if_no_usdc6: Usdc6 = 0
-    trims: tuple[str, ...] = ()
-    pulled: str = ""
-    risk_state: str = "active"  # core.risk.STATE_NAMES: the market's trading state
-    risk_rule: str = ""  # the rule that set it (or that widened the half-spread)
-    risk_widen_px: Px = 0  # the fast-move add-on included in half_spread_px
-
-
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """The quote decision: empty ``orders`` with a ``no_quote`` reason means pull everything."""
-
-    quote: bool
-    no_quote: NoQuoteReason = ""
-    fair_px: Px = 0
-    skewed_mid_px: Px = 0
-    bids: tuple[Quote, ...] = ()
-    asks: tuple[Quote, ...] = ()
-    orders: tuple[DesiredOrder, ...] = ()
-    reasons: Reasons = Reasons()
 
 
 def requote_due(now_ns: int, last_ns: int, min_interval_ns: int, urgent: bool) -> bool:

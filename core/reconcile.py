@@ -11,47 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-import msgspec
-
 from core.inventory import Inventory, OrderLike, inventory_losses_usdc10
 from core.quoting import DesiredOrder
+from core.structs import Plan, Tolerance
 from core.units import PX_ONE, USDC10_PER_USDC6, Outcome, Px, Qty, Side, Usdc6
-
-
-class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """One of our orders that is (or may still be) resting at the venue."""
-
-    client_id: str
-    outcome: Outcome
-    side: Side
-    px: Px
-    qty: Qty
-    cancel_pending: bool = False
-
-    def as_order(self) -> OrderLike:
-        """The (outcome, side, px, qty) tuple the exposure functions take."""
-        return (self.outcome, self.side, self.px, self.qty)
-
-
-class Tolerance(msgspec.Struct, frozen=True, kw_only=True):
-    """How far a resting order may be from the desired one and still be kept."""
-
-    px: Px = 0
-    qty_pct: float = 0.0
-
-
-class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    """What to do: cancel these client ids, place these orders; ``kept`` rest as they are."""
-
-    cancels: tuple[str, ...] = ()
-    places: tuple[DesiredOrder, ...] = ()
-    kept: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        """True when nothing needs to be sent."""
-        return not self.cancels and not self.places
-
 
 _YES, _BUY = Outcome.YES, Side.BUY  # (an enum member read from its class costs ~0.1 us per requote)
 

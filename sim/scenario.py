@@ -22,8 +22,8 @@ from msgspec import Meta
 from core.markets import MarketInfo
 from core.messages import MarketEvent
 from core.units import ORDER_QTY_STEP, QTY_ONE, USDC6_ONE, Outcome
-from sim.runner import Latency, RunSettings
 from sim.sources import HbtNpzSource, SourceConfig, SyntheticSource, load_tapes
+from sim.structs import Latency, RunSettings
 from sim.tape import MarketTape, TickPx, tape_from_events
 from sim.tape_cache import TapeCache
 from venue.exchange import QueueModel

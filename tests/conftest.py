@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,37 @@ FIXTURES = Path(__file__).parent / "fixtures"
 if "POLYMM_TAPE_CACHE" not in os.environ:
     os.environ["POLYMM_TAPE_CACHE"] = _tapes = tempfile.mkdtemp(prefix="polymm-tapes-")
     atexit.register(shutil.rmtree, _tapes, ignore_errors=True)
+
+
+#: The modules of the optional compiled build (``just build-fast``) that import compiled here.
+COMPILED: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    try:
+        from fast import MODULES, stale  # noqa: PLC0415 (bench/ is not a package: on the path for this import only)
+    finally:
+        sys.path.pop(0)
+    if old := stale():
+        # Python imports a module's .so before its .py: the suite would test the code of the last build.
+        pytest.exit(f"stale compiled build of {', '.join(old)}: just build-fast again, or just clean-fast", 2)
+    COMPILED[:] = [m for m in MODULES if not (importlib.import_module(m).__file__ or "").endswith(".py")]
+
+
+def pytest_report_header() -> str:
+    # The reference is pure Python (what CI tests); a tree built with `just build-fast` says so.
+    if not COMPILED:
+        return "polymm: pure Python"
+    return f"polymm: COMPILED modules in use (just clean-fast to test pure Python): {', '.join(COMPILED)}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if COMPILED:
+        skip = pytest.mark.skip(reason="patches a compiled class (just clean-fast to run it)")
+        for item in items:
+            if item.get_closest_marker("pure_python"):
+                item.add_marker(skip)
 
 
 @pytest.fixture

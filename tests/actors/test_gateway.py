@@ -286,6 +286,7 @@ def test_a_lasting_position_drift_holds_that_market_until_it_agrees():
     r.ref.stop()
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_a_market_held_by_a_drift_no_trade_explains_resumes_with_the_venues_position():
     # Shares reach the wallet outside the bot (a transfer, a merge): no trade will ever show them.
     # The market is held at the second listing, and once the same two positions have shown for

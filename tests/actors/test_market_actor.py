@@ -185,6 +185,7 @@ class Slow(MarketSession):
         super().on_event(ev)
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_reports_queued_behind_a_crash_reach_the_restarted_actor(actor_loop):
     router = Router()
     sessions = []

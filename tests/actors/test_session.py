@@ -1,4 +1,5 @@
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -84,6 +85,7 @@ def accept_all(s, port, ts=T0):
             s.on_exec(Accepted(market="m1", client_id=p.client_id, order_id="v" + p.client_id, ts_ns=ts))
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_snapshot_places_a_post_only_two_sided_ladder():
     s, port, sink = new_session()
 
@@ -95,6 +97,7 @@ def test_session_snapshot_places_a_post_only_two_sided_ladder():
     assert [p.client_id for p in port.places] == [f"m1-{i}" for i in range(1, 7)]
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_unchanged_top_does_not_requote():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -108,6 +111,7 @@ def test_session_unchanged_top_does_not_requote():
     assert len(port.commands) == n
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_fill_updates_inventory_and_next_quotes_skew_down():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -125,6 +129,7 @@ def test_session_fill_updates_inventory_and_next_quotes_skew_down():
     assert s.last_decision.skewed_mid_px < before.skewed_mid_px  # ...then the quotes skew down
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_odd_fill_size_is_kept_exactly_and_paid_as_the_venue_pays():
     # A taker's $5 market BUY at 0.66 fills our resting sell of 7.575758 shares (a real on-chain
     # fill): we keep every 1e-6 share and the cash is floor(7.575758 * 0.66) = 5 USDC exactly.
@@ -141,6 +146,7 @@ def test_session_odd_fill_size_is_kept_exactly_and_paid_as_the_venue_pays():
     assert s.orders[bid.client_id].qty == bid.qty - odd  # the rest of the order still rests
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_cancel_in_flight_still_counts_until_confirmed():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -173,6 +179,7 @@ def test_session_cancel_in_flight_still_counts_until_confirmed():
     assert all(r.status != CANCEL_PENDING for r in s.orders.values())
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_tick_size_change_pulls_and_waits_for_snapshot():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -190,6 +197,7 @@ def test_session_tick_size_change_pulls_and_waits_for_snapshot():
     assert s.book_valid and len(port.places) > n_places
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_resolution_settles_and_stops_quoting():
     s, port, sink = new_session()
     s.on_event(snapshot())
@@ -207,6 +215,7 @@ def test_session_resolution_settles_and_stops_quoting():
     assert sink.kinds("settlement")
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_fill_reported_after_resolution_settles_at_once():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -220,6 +229,7 @@ def test_session_fill_reported_after_resolution_settles_at_once():
     assert s.inv.cash_usdc6 == -bid.px * bid.qty // PX_ONE  # the YES bought lost everything: NO won
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_position_resync_moves_the_inventory_as_the_ledger_books_it_and_requotes():
     s, port, sink = new_session()
     s.on_event(snapshot())
@@ -258,6 +268,7 @@ def test_session_position_resync_moves_the_inventory_as_the_ledger_books_it_and_
     assert s.last_decision.skewed_mid_px < before.skewed_mid_px  # longer YES: the quotes skew down
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_flight():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -274,6 +285,7 @@ def test_session_never_offers_the_same_shares_twice_while_a_sell_cancel_is_in_fl
     assert offered <= s.inv.yes_qty  # resting + cancel-pending + new sells never exceed what we hold
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_quiet_book_stays_fresh_while_the_feed_vouches_for_it():
     s, _port, _ = new_session()
     s.on_event(snapshot())
@@ -349,6 +361,7 @@ def test_on_batch_runs_other_events_in_order_after_the_deltas_before_them():
     assert not s.book_valid and s.book.tick_px == 10  # the tick change came last and started an epoch
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_feed_lost_pulls_everything_and_waits_for_a_snapshot():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -366,6 +379,7 @@ def test_session_feed_lost_pulls_everything_and_waits_for_a_snapshot():
     assert len(port.places) == 12 and len(port.commands) > n  # the fresh book is quoted again
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_session_feed_lost_after_a_pull_sends_no_second_cancel():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -377,6 +391,7 @@ def test_session_feed_lost_after_a_pull_sends_no_second_cancel():
     assert len(port.commands) == n and not s.book_valid
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_a_raw_no_token_event_is_taken_as_the_yes_event_it_mirrors():
     # The feed hands the session YES events (core.yes_view); one still on the NO token is mapped.
     yes, no = new_session()[0], new_session()[0]
@@ -413,6 +428,7 @@ def test_a_raw_no_token_event_is_taken_as_the_yes_event_it_mirrors():
     assert no.book.ask_px == yes.book.ask_px == 4_750
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_our_maker_fills_count_as_the_takers_flow_on_the_yes_book():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -426,6 +442,7 @@ def test_our_maker_fills_count_as_the_takers_flow_on_the_yes_book():
     assert s.flow.buy_qty == no_bid.qty and s.flow.sell_qty == yes_bid.qty
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_adopted_order_is_kept_when_wanted_and_cancelled_when_not():
     # An earlier run's orders, found resting at start: one is exactly what we would quote (its queue
     # place is kept), the other is not (cancelled like any order of ours we no longer want).
@@ -460,6 +477,7 @@ def test_adopted_order_is_kept_when_wanted_and_cancelled_when_not():
 # --- live: holds, post-only backoff, the first decision's inventory ------------------------------------
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_a_hold_pulls_every_quote_and_quoting_resumes_when_the_last_hold_is_released():
     s, port, sink = new_session()
     s.on_event(snapshot())
@@ -485,6 +503,7 @@ def test_a_hold_pulls_every_quote_and_quoting_resumes_when_the_last_hold_is_rele
     assert [p["key"] for p in sink.kinds("hold")] == ["position_drift", "rate_limit"]
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_post_only_crosses_back_off_exponentially_and_ask_for_a_fresh_book():
     resyncs: list[str] = []
     port, sink = FakeExchangePort(), ListSink()
@@ -518,6 +537,7 @@ def test_post_only_crosses_back_off_exponentially_and_ask_for_a_fresh_book():
     assert resyncs == ["m1", "m1"]
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_a_session_starts_from_the_inventory_it_is_given():
     port, sink = FakeExchangePort(), ListSink()
     inv = Inventory(yes_qty=154_575_758, cash_usdc6=-70_000_000, yes_cost_usdc6=70_000_000)
@@ -532,6 +552,7 @@ def test_a_session_starts_from_the_inventory_it_is_given():
 # --- the risk gate ----------------------------------------------------------------------------------
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_a_risk_pause_pulls_every_quote_at_once_and_a_release_quotes_again():
     s, port, _ = new_session()
     s.on_event(snapshot())
@@ -556,6 +577,7 @@ def test_a_risk_pause_pulls_every_quote_at_once_and_a_release_quotes_again():
     assert s.risk_gate.detail == "newer words"
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_a_session_reports_fills_at_once_and_other_news_on_its_timer():
     samples: list[tuple[MarketSample, bool]] = []
     halt = RiskGate(state=TradingState.HALTED, rule="market_daily_loss_stop", detail="stop")
@@ -586,6 +608,7 @@ def test_a_session_reports_fills_at_once_and_other_news_on_its_timer():
     assert s.last_decision is not None and s.last_decision.no_quote == "risk_halted"
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_the_risk_mark_leaves_our_own_orders_out_of_a_live_book():
     s, port, _ = new_session()
     s.on_event(snapshot(bid=4_700, ask=4_800))

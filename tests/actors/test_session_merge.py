@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from actors.session import MERGE_RETRY_NS
 from core.inventory import Inventory, apply_merge, worst_case_losses
@@ -31,6 +32,7 @@ def merges(port):
     return [c for c in port.commands if isinstance(c, Merge)]
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_every_free_pair_is_merged_at_the_first_decision_and_no_new_sell_offers_them():
     s, port, sink, _ = session()
 
@@ -49,6 +51,7 @@ def test_every_free_pair_is_merged_at_the_first_decision_and_no_new_sell_offers_
     assert worst_case_losses(s.quote_inv(), orders) == worst_case_losses(s.inv, orders)
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_the_confirmation_books_the_merge_and_the_next_decision_sends_none():
     s, port, sink, clock = session()
     s.on_event(snapshot())
@@ -64,6 +67,7 @@ def test_the_confirmation_books_the_merge_and_the_next_decision_sends_none():
     assert [r.merge_id for r in sink.kinds("merged")] == [m.merge_id]
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_shares_a_resting_sell_offers_are_not_merged_until_it_is_gone():
     inv = msgspec.structs.replace(HELD, no_qty=50 * SHARE, no_cost_usdc6=27_500_000)
     s, port, _, clock = session(inv)
@@ -92,6 +96,7 @@ def test_shares_a_resting_sell_offers_are_not_merged_until_it_is_gone():
     assert 20 * SHARE <= m.qty <= 50 * SHARE
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_a_failed_merge_waits_before_the_next_one():
     big = Inventory(
         yes_qty=500 * SHARE, no_qty=500 * SHARE, yes_cost_usdc6=200_000_000, no_cost_usdc6=250_000_000
@@ -114,6 +119,7 @@ def test_a_failed_merge_waits_before_the_next_one():
     assert [r.reason for r in sink.kinds("merge_failed")] == ["reverted"]
 
 
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
 def test_merge_off_never_merges():
     s, port, _, _ = session(params=PARAMS)
 

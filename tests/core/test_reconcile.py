@@ -3,7 +3,8 @@ from hypothesis import strategies as st
 
 from core.inventory import Inventory, worst_case_losses_usdc10
 from core.quoting import DesiredOrder
-from core.reconcile import OpenOrder, Tolerance, admit, reconcile
+from core.reconcile import Tolerance, admit, reconcile
+from core.structs import OpenOrder
 from core.units import QTY_ONE, USDC10_PER_USDC6, Outcome, Side
 from tests.strategies import inventories
 

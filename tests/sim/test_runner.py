@@ -11,7 +11,8 @@ from core.quoting import quote_params
 from core.risk import RiskLimits
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
 from sim.eventcols import ColumnReader
-from sim.runner import Latency, Runner, RunSettings, _inline_window
+from sim.runner import Runner, RunSettings, _inline_window
+from sim.structs import Latency
 from sim.summary import lane_summary, run_summary
 from sim.tape import MarketTape
 from tests.sim.tapes import SHARE, random_walk_tape
@@ -101,6 +102,7 @@ def test_long_inventory_lowers_quotes_in_logged_decisions():
     assert any(d["skewed_mid_px"] < d["fair_px"] for d in long)
 
 
+@pytest.mark.pure_python  # replaces a method of a class the compiled build compiles (bench/fast.py)
 def test_worst_case_exposure_stays_under_the_caps_after_every_decision():
     tapes = [random_walk_tape(i, 4_000, 5) for i in range(3)]
     runner = Runner(tapes, PARAMS, RunSettings(global_ev_cap_usdc6=120_000_000), 5)
@@ -235,6 +237,7 @@ def event_peaks(tapes, settings, group=(0, 1)):
     return sums
 
 
+@pytest.mark.pure_python  # replaces a method of a class the compiled build compiles (bench/fast.py)
 def test_two_markets_of_one_neg_risk_event_are_held_to_the_event_cap_together():
     def tapes(event_id):
         out = [random_walk_tape(i, 4_000, 5) for i in range(3)]
@@ -254,6 +257,7 @@ def test_two_markets_of_one_neg_risk_event_are_held_to_the_event_cap_together():
     assert max(apart) > 1.2 * cap  # without the event each market has its own 100
 
 
+@pytest.mark.pure_python  # replaces a method of a class the compiled build compiles (bench/fast.py)
 def test_event_cap_without_a_global_cap_still_binds():
     tapes = [random_walk_tape(i, 2_000, 5) for i in range(2)]
     for t in tapes:
@@ -365,6 +369,7 @@ def test_maker_rebates_are_credited_per_fill_and_shown_apart_from_fees():
     assert s["pnl_usdc"]["rebates"] == round(sum(m["pnl_usdc"]["rebates"] for m in s["per_market"]), 6)
 
 
+@pytest.mark.pure_python  # replaces a method of a class the compiled build compiles (bench/fast.py)
 def test_event_budget_defaults_to_the_per_market_cap():
     # inventory.event_cap's default: an event's markets share one market's budget (100 USDC here).
     tapes = [random_walk_tape(i, 4_000, 5) for i in range(2)]
@@ -406,6 +411,7 @@ def _with_epochs(tape):
     return out
 
 
+@pytest.mark.pure_python  # replaces a method of a class the compiled build compiles (bench/fast.py)
 @pytest.mark.parametrize(
     "latency",
     [
