@@ -322,11 +322,9 @@ class ColumnLog:
                 n = c.size()
                 h.update(b"\n%s:%s:%d\n" % (c.name.encode(), c.dtype.str.encode(), n))  # as _hash_array
                 with zf.open(f"{c.name}.npy", "w", force_zip64=True) as f:
-                    npy_header = {
-                        "descr": np.lib.format.dtype_to_descr(c.dtype),
-                        "fortran_order": False,
-                        "shape": (n,),
-                    }
+                    # A plain dtype's descr is its str (numpy's dtype_to_descr, whose stub says a
+                    # list: a compiled build checks the call's result against it and fails).
+                    npy_header = {"descr": c.dtype.str, "fortran_order": False, "shape": (n,)}
                     np.lib.format.write_array_header_1_0(f, npy_header)
                     for piece in self._spool.pieces(c.refs):
                         h.update(piece)
