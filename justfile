@@ -125,6 +125,14 @@ build-fast:
 clean-fast:
     python bench/fast.py clean
 
+# the compiled build's own check (CI tests pure Python only): build, run the suites of the compiled modules on it, back to pure
+test-compiled:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'python bench/fast.py clean > /dev/null' EXIT
+    python bench/fast.py build
+    python -m pytest tests/core tests/sim tests/venue tests/actors tests/test_fast_build.py
+
 # pure against compiled on the bench engine and W1M workloads, taking turns (needs build-fast): events/s, ratio, digests
 bench-fast REPEAT="5" *ARGS:
     python bench/fast.py compare --repeat {{REPEAT}} {{ARGS}}
