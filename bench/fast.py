@@ -17,7 +17,7 @@
   ratio and each side's digests (they must be the same: the compiled build changes no result), with
   the CPU model and the load average around the runs. Needs a build.
 
-The modules were picked from ``python bench/profile.py engine``: the engine loop, the venue, the book,
+The modules were picked from ``python bench/hotspots.py engine``: the engine loop, the venue, the book,
 the quoting core and the session. None of them may define a msgspec Struct (mypyc would build it
 without its class keywords and with its annotations flattened: ``core/structs.py``); their Structs
 live in each package's uncompiled ``structs`` module (``tests/test_fast_build.py`` checks both).
