@@ -51,7 +51,7 @@ from core.risk import ACTIVE_GATE, RiskGate
 from core.units import PX_ONE, Outcome, Side
 from core.yes_view import to_yes
 
-NEVER = 1 << 62
+NEVER: Final = 1 << 62
 #: After a post-only order is refused for crossing the book, no new order for this long, doubling
 #: with every refusal in a row up to the max: our book was wrong, and re-sending would cross again.
 CROSS_BACKOFF_INITIAL_NS: Final = 500_000_000
@@ -62,9 +62,9 @@ MERGE_RETRY_NS: Final = 60_000_000_000
 #: Levels per side scanned for the size-cutoff-adjusted mid (the first big-enough level is near the touch).
 _REWARD_MID_DEPTH: Final = 50
 _NO_ARGS: Final[dict[str, Any]] = {}
-_YES = Outcome.YES
+_YES: Final = Outcome.YES
 #: The position-drift hold of the order gateway (``actors.gateway``): the risk rule ``drift`` reads it.
-DRIFT_HOLD = "position_drift"
+DRIFT_HOLD: Final = "position_drift"
 
 #: Where a session's ``MarketSample`` goes (``actors.risk``); ``urgent`` (a fill): assess it now. A
 #: gate returned is applied at once (the simulator's monitor answers inline; the risk actor tells).
