@@ -51,7 +51,7 @@ from core.risk import ACTIVE_GATE, RiskGate
 from core.units import PX_ONE, Outcome, Side
 from core.yes_view import to_yes
 
-NEVER = 1 << 62
+NEVER: Final = 1 << 62
 #: After a post-only order is refused for crossing the book, no new order for this long, doubling
 #: with every refusal in a row up to the max: our book was wrong, and re-sending would cross again.
 CROSS_BACKOFF_INITIAL_NS: Final = 500_000_000
@@ -62,9 +62,9 @@ MERGE_RETRY_NS: Final = 60_000_000_000
 #: Levels per side scanned for the size-cutoff-adjusted mid (the first big-enough level is near the touch).
 _REWARD_MID_DEPTH: Final = 50
 _NO_ARGS: Final[dict[str, Any]] = {}
-_YES = Outcome.YES
+_YES: Final = Outcome.YES
 #: The position-drift hold of the order gateway (``actors.gateway``): the risk rule ``drift`` reads it.
-DRIFT_HOLD = "position_drift"
+DRIFT_HOLD: Final = "position_drift"
 
 #: Where a session's ``MarketSample`` goes (``actors.risk``); ``urgent`` (a fill): assess it now. A
 #: gate returned is applied at once (the simulator's monitor answers inline; the risk actor tells).
@@ -99,6 +99,9 @@ class MarketSession:
         self.info = info
         self.market = info.market
         self.params = params
+        #: ``params.min_requote_ns`` as a plain attribute: read at every top move (a Struct's
+        #: attribute is a generic lookup in the compiled build, bench/fast.py).
+        self._min_requote_ns = params.min_requote_ns
         self.port = port
         self.clock = clock
         self.sink = sink
@@ -121,6 +124,10 @@ class MarketSession:
         self.dirty = True
         self.global_room_usdc6: int | None = None
         self.last_decision: Decision | None = None
+        #: The last decision's best bid and ask prices (-1 and PX_ONE + 1: none, or no decision),
+        #: kept with ``last_decision`` by ``_set_decision`` for ``_urgent_top`` (every top move).
+        self._last_bid_px = -1
+        self._last_ask_px = PX_ONE + 1
         self.tolerance = Tolerance(
             px=params.requote_px_tolerance_ticks * info.tick_px, qty_pct=params.requote_qty_tolerance_pct
         )
@@ -260,7 +267,7 @@ class MarketSession:
         self.book_valid = False
         if any(r.status != CANCEL_PENDING for r in self.orders.values()):
             self._pull_all(ts_ns, "feed_lost")  # (at shutdown every order is being cancelled already)
-        self.last_decision = None
+        self._set_decision(None)
 
     def on_resolved(self, yes_won: bool, ts_ns: int) -> None:
         """The market resolved: pull everything and settle the inventory."""
@@ -329,29 +336,30 @@ class MarketSession:
         if self.dirty and wake <= ts_ns:
             return
         urgent = self._urgent_top()
-        if not urgent and self.dirty and wake <= self.last_requote_ns + self.params.min_requote_ns:
+        if not urgent and self.dirty and wake <= self.last_requote_ns + self._min_requote_ns:
             return
         self.dirty = True
         self._maybe_requote(ts_ns, urgent=urgent)
 
+    def _set_decision(self, d: Decision | None) -> None:
+        self.last_decision = d
+        self._last_bid_px = d.bids[0].px if d is not None and d.bids else -1
+        self._last_ask_px = d.asks[0].px if d is not None and d.asks else PX_ONE + 1
+
     def _urgent_top(self) -> bool:
-        book, last = self.book, self.last_decision
-        # Urgent: the book lost a side or crossed, or it moved through our resting quotes.
-        return not (0 <= book.bid_px < book.ask_px <= PX_ONE) or (
-            last is not None
-            and (
-                (len(last.bids) > 0 and last.bids[0].px >= book.ask_px)
-                or (len(last.asks) > 0 and last.asks[0].px <= book.bid_px)
-            )
-        )
+        book = self.book
+        # Urgent: the book lost a side or crossed, or it moved through our resting quotes (a valid
+        # book has 0 <= bid < ask <= PX_ONE, so the no-quote values -1 and PX_ONE + 1 never match).
+        bid, ask = book.bid_px, book.ask_px
+        return not (0 <= bid < ask <= PX_ONE) or self._last_bid_px >= ask or self._last_ask_px <= bid
 
     def _maybe_requote(self, ts_ns: int, urgent: bool) -> None:
         # Never decide inside a handler: schedule it, now (after the rest of this instant's inputs)
         # or when the throttle allows.
         due = (
             ts_ns
-            if requote_due(ts_ns, self.last_requote_ns, self.params.min_requote_ns, urgent)
-            else (self.last_requote_ns + self.params.min_requote_ns)
+            if requote_due(ts_ns, self.last_requote_ns, self._min_requote_ns, urgent)
+            else (self.last_requote_ns + self._min_requote_ns)
         )
         self.wakeup_ns = min(self.wakeup_ns, due)
 
@@ -690,7 +698,7 @@ class MarketSession:
             **(_NO_ARGS if self.rewards is None else self._reward_args()),
         )
         last = self.last_decision
-        self.last_decision = d
+        self._set_decision(d)
         # reconcile is pure: with the same desired orders, order set and budget it would send nothing new.
         key = (d.orders, self.orders_version, self.global_room_usdc6)
         cmds: list[Command] = []
@@ -768,7 +776,7 @@ class MarketSession:
             cmd = CancelAll(market=self.market)
             self.sink.record("cancel_all", ts_ns, self.market, {"reason": reason})
             self.port.submit([cmd])
-        self.last_decision = None
+        self._set_decision(None)
 
     def pull_quotes(self, ts_ns: int, reason: str) -> None:
         """Cancel everything now and stop quoting (shutdown): later inputs decide nothing."""

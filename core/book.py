@@ -17,8 +17,8 @@ from core.messages import Level
 from core.structs import BookView
 from core.units import PX_ONE, Px, Qty, Side
 
-_NO_BID: Px = -1
-_NO_ASK: Px = PX_ONE + 1
+_NO_BID: Final = -1
+_NO_ASK: Final = PX_ONE + 1
 _BUY: Final = Side.BUY
 
 

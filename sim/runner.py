@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -57,7 +57,7 @@ from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
 from venue.exchange import SimExchange
 from venue.markouts import Markouts
 
-INF = 1 << 62
+INF: Final = 1 << 62
 
 
 class SimClock:
@@ -96,8 +96,8 @@ def _draw(rng: random.Random, base_ns: int, jitter_ns: int) -> int:
     return base_ns + (rng.randrange(jitter_ns + 1) if jitter_ns else 0)
 
 
-BUY = Side.BUY
-SELL = Side.SELL
+BUY: Final = Side.BUY
+SELL: Final = Side.SELL
 
 
 class Lane:
@@ -216,10 +216,10 @@ class Lane:
         cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
-        ex_level, ex_trade = ex.on_level, ex.on_trade
         markouts = self.markouts
-        s_set, s_top, s_trade, s_exec = s.book.set_level, s.on_top_moved, s.on_trade, s.on_exec
-        ex_apply = ex.apply
+        # Methods are called on their objects, not through bound-method locals: the compiled build
+        # (bench/fast.py) calls a native method directly, and a bound method through the generic path.
+        sb = s.book  # (never replaced without a shared book)
         constant_feed = not self.feed_jitter_ns
         feed = self.feed_ns
         timer_ns = self.timer_ns
@@ -267,9 +267,9 @@ class Lane:
                         t = tv
                         o = op[i]
                         if o <= OP_ASK:
-                            out = ex_level(BUY if o == OP_BID else SELL, px[i], qty[i], t)
+                            out = ex.on_level(BUY if o == OP_BID else SELL, px[i], qty[i], t)
                         elif o != OP_SPECIAL:
-                            out = ex_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
+                            out = ex.on_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
                         else:
                             out = self._venue_special(specials[i], t)
                         i += 1
@@ -289,10 +289,10 @@ class Lane:
                         if o <= OP_ASK:
                             # The session's book is its feed view: the level goes there, and the
                             # session hears of it only when the top moved.
-                            if s_set(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
-                                s_top(t)
+                            if sb.set_level(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
+                                s.on_top_moved(t)
                         elif o != OP_SPECIAL:
-                            s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                            s.on_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
                         else:
                             self._session_special(specials[j], t)
                         j += 1
@@ -309,7 +309,7 @@ class Lane:
                             dlim = min(dlim, w)
             elif k == 0:  # --- a command reaches the venue
                 cmd = cmds.popleft()[1]
-                out = ex_apply(cmd, t)
+                out = ex.apply(cmd, t)
                 if out:
                     if type(cmd) is Merge:
                         self._merge_done(out, t)
@@ -317,7 +317,7 @@ class Lane:
                         self._reports(out, t)
             elif k == 2:  # --- a report reaches the session
                 clock.t = t
-                s_exec(reps.popleft()[1])
+                s.on_exec(reps.popleft()[1])
             elif k == 4:  # --- a timer
                 clock.t = t
                 s.on_timer(t)
@@ -363,9 +363,7 @@ class Lane:
         cmds, reps = self.cmds, self.reps
         clock = self.clock
         box = self.port.outbox
-        ex_level, ex_trade, ex_apply = ex.on_level, ex.on_trade, ex.apply
         markouts = self.markouts
-        s_top, s_trade, s_exec = s.on_top_moved, s.on_trade, s.on_exec
         timer_ns = self.timer_ns
         next_timer = self.next_timer
         rewards = self.rewards
@@ -423,12 +421,12 @@ class Lane:
                             undo.append((o, p, shown.bids[p] if o == OP_BID else shown.asks[p]))
                         if o == OP_BID:
                             best = shown.bid_px
-                            out = ex_level(BUY, p, q, t)
+                            out = ex.on_level(BUY, p, q, t)
                             # What set_level told the venue (compares: no tuple per event).
                             moved = p == best or p == shown.bid_px  # noqa: PLR1714
                         else:
                             best = shown.ask_px
-                            out = ex_level(SELL, p, q, t)
+                            out = ex.on_level(SELL, p, q, t)
                             moved = p == best or p == shown.ask_px  # noqa: PLR1714
                         if apart:
                             pend.append(i)
@@ -436,12 +434,12 @@ class Lane:
                         else:
                             clock.t = t  # (the session hears of it now)
                             if moved and s.book_valid:
-                                s_top(t)
+                                s.on_top_moved(t)
                                 w = s.wakeup_ns
                                 if w < lim:  # noqa: PLR1730 (a compare: min() costs a call per event)
                                     lim = w
                     elif o != OP_SPECIAL:
-                        out = ex_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
+                        out = ex.on_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
                         pend.append(i)
                         lim = min(lim, t)
                     else:
@@ -482,9 +480,9 @@ class Lane:
                     o = op[j]
                     if o <= OP_ASK:  # (apart: the session's own book)
                         if s.book.set_level(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
-                            s_top(t)
+                            s.on_top_moved(t)
                     elif o != OP_SPECIAL:
-                        s_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                        s.on_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
                     else:
                         self._session_special(specials[j], t)
                     if not pend:
@@ -498,7 +496,7 @@ class Lane:
                     lim = min(lim, s.wakeup_ns)
             elif k == 0:  # --- a command reaches the venue
                 cmd = cmds.popleft()[1]
-                out = ex_apply(cmd, t)
+                out = ex.apply(cmd, t)
                 if out:
                     if type(cmd) is Merge:
                         self._merge_done(out, t)
@@ -513,10 +511,10 @@ class Lane:
                     for o, p, q in reversed(undo):
                         before.set_level(BUY if o == OP_BID else SELL, p, q, undo_book_ts)
                     before.ts_ns = undo_book_ts
-                    s_exec(reps.popleft()[1])
+                    s.on_exec(reps.popleft()[1])
                     s.book = book
                 else:
-                    s_exec(reps.popleft()[1])
+                    s.on_exec(reps.popleft()[1])
             elif k == 4:  # --- a timer
                 clock.t = heard_t = t
                 s.on_timer(t)

@@ -18,18 +18,18 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
-from typing import Literal, get_args
+from typing import Final, Literal, get_args
 
 from core.markets import MarketInfo
 from core.messages import BookDelta, BookSnapshot, MarketEvent, MarketResolved, TickSizeChanged, TradePrint
 from core.units import TICKS_PX, Outcome, Side
 from core.yes_view import YesView, to_yes
 
-OP_BID = 0
-OP_ASK = 1
-OP_BUY = 2
-OP_SELL = 3
-OP_SPECIAL = 4
+OP_BID: Final = 0
+OP_ASK: Final = 1
+OP_BUY: Final = 2
+OP_SELL: Final = 3
+OP_SPECIAL: Final = 4
 
 Special = BookSnapshot | TickSizeChanged | MarketResolved
 

@@ -7,12 +7,13 @@ venue side as time passes (the simulator's tape, or the live feed in paper tradi
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from core.units import NS_PER_S, PX_ONE
 from venue.exchange import SimExchange
 
-HORIZONS_S = (1, 10, 60)
-NEVER = 1 << 62
+HORIZONS_S: Final = (1, 10, 60)
+NEVER: Final = 1 << 62
 
 
 class Markouts:
