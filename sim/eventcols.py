@@ -320,7 +320,7 @@ class ColumnLog:
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for c in self._columns():
                 n = c.size()
-                h.update(b"\n%s:%s:%d\n" % (c.name.encode(), c.dtype.str.encode(), n))  # as _hash_array
+                _hash_head(h, c.name, c.dtype, n)
                 with zf.open(f"{c.name}.npy", "w", force_zip64=True) as f:
                     # A plain dtype's descr is its str (numpy's dtype_to_descr, whose stub says a
                     # list: a compiled build checks the call's result against it and fails).
@@ -356,8 +356,13 @@ def _hasher(header: dict[str, Any]) -> hashlib._Hash:
     return h
 
 
+def _hash_head(h: hashlib._Hash, name: str, dtype: np.dtype[Any], size: int) -> None:
+    # What precedes a column's bytes in the digest (``save`` streams the bytes after it).
+    h.update(b"\n%s:%s:%d\n" % (name.encode(), dtype.str.encode(), size))
+
+
 def _hash_array(h: hashlib._Hash, name: str, a: npt.NDArray[Any]) -> None:
-    h.update(b"\n%s:%s:%d\n" % (name.encode(), a.dtype.str.encode(), a.size))
+    _hash_head(h, name, a.dtype, a.size)
     h.update(np.ascontiguousarray(a).data)
 
 
