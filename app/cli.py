@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from app.buildinfo import stale_build_error
 from app.commands import COMMANDS
 from app.configfile import ConfigFileError, ServiceUnavailable
 from app.process import keep_default_recursion_limit
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_in)
     if not getattr(args, "run", None):
         parser.print_help()
+        return 2
+    if stale := stale_build_error():  # the old code would run: never a silent surprise
+        print(stale, file=sys.stderr)
         return 2
     try:
         return int(args.run(args))

@@ -194,7 +194,7 @@ def write_baseline(run_dir: str | Path, dest: str | Path) -> Path:
     side = load_side(run_dir)
     if side.is_baseline:
         raise RunFormatError(f"{run_dir}: is a baseline already, not a run")
-    summary = {k: v for k, v in side.summary.items() if k not in ("wall_seconds", "events_per_s")}
+    summary = {k: v for k, v in side.summary.items() if k not in ("wall_seconds", "events_per_s", "build")}
     body = {
         "about": "a compact regression baseline: the run's summary, its digest and per-market digests of "
         "its decisions, actions and inputs (research.diff); refresh with `just regress-update`",

@@ -12,6 +12,7 @@ import msgspec
 
 from adapters.files import resolve_named_yaml
 from adapters.recording import RecordingError, open_recording
+from app.buildinfo import build_label
 from app.commands import HELP
 from app.compose import Deps, SimInputs, bootstrap
 from app.configfile import (
@@ -152,6 +153,7 @@ def simulate(
         "strategy": cfg.strategy,
         "seed": sc.seed,
         "engine": engine,
+        "build": build_label(),
         "events_processed": summary.pop("events_processed"),
         "wall_seconds": round(wall, 3),
         "events_per_s": round(runner.events_total / wall) if wall > 0 else None,
@@ -315,7 +317,8 @@ def render(s: dict[str, Any], out: Path) -> str:
     mk = s["markouts"]
     spread = s["avg_quoted_spread_px"]
     lines = [
-        f"scenario {s['scenario']}  seed {s['seed']}  engine {s['engine']}  markets {s['markets']}",
+        f"scenario {s['scenario']}  seed {s['seed']}  engine {s['engine']} ({s.get('build', 'pure Python')})"
+        f"  markets {s['markets']}",
         f"events   {s['events_processed']:,} in {s['wall_seconds']:.2f} s ({s['events_per_s'] or 0:,}/s)",
         f"fills    {s['fills']['maker']} maker, {s['fills']['taker']} taker   "
         f"volume {s['volume_shares']:,.2f} shares / {s['volume_usdc']:,.2f} USDC",
