@@ -79,7 +79,7 @@ class InputClock:
         self._depth += 1
         return self._t
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._depth -= 1
 
 
