@@ -31,10 +31,11 @@ the epoch, never decreasing through a recording: records of one instant keep the
 
 Versions: 2 (this one): in a trading session's recording (``app.session_recording``) a record's
 ``recv_ns`` is the time the sessions read while they handled it, one reading per input of the
-actors' loop (``actors.loop.InputClock``), so a replay reads what the sessions read; two inputs may
-share a time. 1: ``recv_ns`` strictly increased, and a session read the running clock a little after
-its input's stamp (a replay of such a session's recording may part from it where a throttled
-requote fell due in between; ``sim.session_replay`` says so). Both read alike: nothing else changed.
+actors' loop (``actors.loop.InputClock``), so a replay reads what the sessions read; two records may
+share a time. 1: ``recv_ns`` strictly increased, and a session read the running clock again a little
+after its input's stamp (a replay of such a session's recording can part from it where a throttled
+requote fell due in between; ``sim.session_replay`` notes it). The records are the same in both, and
+this module reads both.
 
 Why gzip: it is in the standard library (no new dependency on the trading path), every machine reads
 it (``zcat``), a file cut short by a crash is readable up to its last flush (the writer flushes a
