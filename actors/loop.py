@@ -16,6 +16,12 @@ threads (execution reports, timers, control) wake the loop with ``call_soon_thre
 Rules that come with it: a handler must not block (it holds up every actor on the loop and the
 feed), and nothing on the loop's thread may ``ask`` an actor of the same loop (it would wait for
 itself); other threads may ask as usual.
+
+One time per input: an ``InputClock`` (``ActorLoop(clock=...)``, the sessions' clock in a trading
+engine) reads the running clock once when an input reaches the loop (a callback from another
+thread, here; a feed frame, in the feed's client) and answers that reading to every actor that
+handles the input, and to whatever notes it (a session's recorder). A throttled requote falls due
+on an input, or not, by the input's time: never by how long the loop took to get to the actor.
 """
 
 from __future__ import annotations
@@ -32,14 +38,60 @@ from typing import Any
 
 import pykka
 
+from core.ports import Clock
+
 log = logging.getLogger(__name__)
 
 
-class ActorLoop:
-    """A thread running an asyncio event loop for ``LoopActor``s (and coroutines such as a feed)."""
+class InputClock:
+    """The clock of an ``ActorLoop``'s actors: one reading of the running clock per input.
 
-    def __init__(self, name: str = "polymm-loop") -> None:
+    ``with clock:`` around the handling of one input (a feed frame and everything its actors do
+    about it; a message from another thread) reads ``base`` once; until the block ends, ``now_ns()``
+    answers that reading, so every actor handling the input, and whatever notes it (a session's
+    recorder), reads the same time. A nested block keeps the outer reading. Outside any input,
+    ``now_ns()`` reads ``base``.
+
+    A session's time is so the time its input reached the loop, not the running clock a few
+    microseconds (on a loaded machine, a few hundred) later while its actor handles it: the replay
+    of a session's recording (``sim.session_replay``), which runs the sessions at each input's
+    recorded time, then reads what the session read, and a throttled requote falls due on the same
+    input in both. Only the loop's thread enters; any thread may read.
+    """
+
+    __slots__ = ("_depth", "_t", "base")
+
+    def __init__(self, base: Clock) -> None:
+        #: The running clock (``adapters.clock.LiveClock`` live); what is timed, not decided, reads it.
+        self.base = base
+        self._t = 0
+        self._depth = 0
+
+    def now_ns(self) -> int:
+        """The current input's time; the running clock's between inputs."""
+        if self._depth:
+            return self._t
+        return self.base.now_ns()
+
+    def __enter__(self) -> int:
+        if not self._depth:
+            self._t = self.base.now_ns()
+        self._depth += 1
+        return self._t
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._depth -= 1
+
+
+class ActorLoop:
+    """A thread running an asyncio event loop for ``LoopActor``s (and coroutines such as a feed).
+
+    ``clock``: every callback it runs for another thread (``call_soon``) is one input of it.
+    """
+
+    def __init__(self, name: str = "polymm-loop", clock: InputClock | None = None) -> None:
         self.loop = asyncio.new_event_loop()
+        self.clock = clock
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ident: int | None = None
         self._running = threading.Event()
@@ -67,11 +119,19 @@ class ActorLoop:
         return threading.get_ident() == self._ident
 
     def call_soon(self, fn: Callable[[], object]) -> None:
-        """Run ``fn`` on the loop's thread as soon as it is free (from any thread)."""
+        """Run ``fn`` on the loop's thread as soon as it is free (from any thread), as one input."""
         if self.in_loop():
-            self.loop.call_soon(fn)
+            self.loop.call_soon(self._input, fn)
         else:
-            self.loop.call_soon_threadsafe(fn)
+            self.loop.call_soon_threadsafe(self._input, fn)
+
+    def _input(self, fn: Callable[[], object]) -> None:
+        clock = self.clock
+        if clock is None:
+            fn()
+            return
+        with clock:
+            fn()
 
     def run_coroutine(self, coro: Any) -> Any:
         """Schedule a coroutine on the loop from another thread; returns its concurrent future."""

@@ -44,6 +44,7 @@ from core.messages import (
     Timer,
     TradePrint,
 )
+from core.ports import Clock
 from core.risk import STATE_NAMES, TradingState
 from core.units import PX_ONE
 
@@ -188,9 +189,12 @@ class LatencyHistogram:
         1_000_000_000,
     )
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.counts = [0] * (len(self.BOUNDS_NS) + 1)  # the last: above every bound
         self.sum_ns = 0
+        #: The running clock the actors time with (None: the session's own). Not the sessions' clock
+        #: on a trading engine's loop, which answers one time per input (``actors.loop.InputClock``).
+        self.clock = clock
 
     def observe(self, ns: int) -> None:
         """Count one latency."""
@@ -234,12 +238,13 @@ class MarketActor(pykka.ThreadingActor):
                 self._flush()
                 return None
             # Tick to quote: from handling the frame's events to handing over the orders they caused.
-            t0 = s.clock.now_ns()
+            clock = latency.clock or s.clock
+            t0 = clock.now_ns()
             sent = s.stats.places + s.stats.cancels
             s.on_batch(message.events)
             self._flush()
             if s.stats.places + s.stats.cancels != sent:
-                latency.observe(s.clock.now_ns() - t0)
+                latency.observe(clock.now_ns() - t0)
             return None
         if isinstance(message, _MARKET_EVENTS):
             s.on_event(message)
@@ -297,7 +302,9 @@ class MarketActor(pykka.ThreadingActor):
 
     def _flush(self, force: bool = False) -> None:
         # Decide once the inbox is drained: a burst of messages leads to one decision. A throttled
-        # requote waits for a later message (the live ticker tells Timer every 100 ms).
+        # requote waits for a later message (the live ticker tells Timer every 100 ms). Due or not by
+        # the time of the input being handled (on a trading engine's loop, ``actors.loop.InputClock``:
+        # the time it reached the loop, which its recording notes), never by how long it waited here.
         s = self.session
         if s.wakeup_ns < (1 << 62) and (force or self.actor_inbox.empty()):
             now = s.clock.now_ns()

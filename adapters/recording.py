@@ -10,7 +10,7 @@ A recording is a directory:
   reaches ``rotate_bytes`` compressed.
 
 Records (``kind`` first; ``recv_ns`` is the receive clock, ``adapters.clock.LiveClock``, ns since
-the epoch, strictly increasing through a recording):
+the epoch, never decreasing through a recording: records of one instant keep their order, the file's):
 
 * ``file``: opens every file (format, version, sequence number);
 * ``frame``: ``frame`` is the frame's text exactly as received (``frame_b64`` for a binary frame);
@@ -28,6 +28,14 @@ the epoch, strictly increasing through a recording):
   session (``market``, ``reports``: the ``core.messages`` reports, each tagged with its ``kind``),
   stamped when the session is about to handle them, so that a replay hands them over where the
   session heard them.
+
+Versions: 2 (this one): in a trading session's recording (``app.session_recording``) a record's
+``recv_ns`` is the time the sessions read while they handled it, one reading per input of the
+actors' loop (``actors.loop.InputClock``), so a replay reads what the sessions read; two records may
+share a time. 1: ``recv_ns`` strictly increased, and a session read the running clock again a little
+after its input's stamp (a replay of such a session's recording can part from it where a throttled
+requote fell due in between; ``sim.session_replay`` notes it). The records are the same in both, and
+this module reads both.
 
 Why gzip: it is in the standard library (no new dependency on the trading path), every machine reads
 it (``zcat``), a file cut short by a crash is readable up to its last flush (the writer flushes a
@@ -88,7 +96,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT: Final = "polymm-market-recording"
-VERSION: Final = 1
+VERSION: Final = 2
 MANIFEST: Final = "manifest.json"
 SUFFIX: Final = ".jsonl.gz"
 NS_PER_S: Final = 1_000_000_000
@@ -412,11 +420,10 @@ class Recorder:
         with self._lock:
             if self._closing:
                 return
-            # Strictly increasing: records of one instant keep their order in a replay.
-            now = self.clock.now_ns()
-            if now <= self._last_ns:
-                now = self._last_ns + 1
-            self._last_ns = now
+            # The clock's reading as it is (a session's: the time its sessions read for this input,
+            # ``actors.loop.InputClock``), never before the last stamp; records of one instant keep
+            # their order (the file's).
+            now = self._last_ns = max(self.clock.now_ns(), self._last_ns)
             if tag == _FRAME:
                 self.frames += 1
                 self.frame_bytes += len(a)

@@ -19,6 +19,11 @@ Market events reach the actors through ``actors.dispatch.FrameDispatcher``: one
 ``core.yes_view.YesView`` per market maps every event of either token onto the YES book, each
 happening once.
 
+The sessions' clock is the loop's ``actors.loop.InputClock``: each input (a feed frame, a timer, a
+report, the status asks of every market, the shutdown's pull) is handled at one time, the time it
+reached the loop, whatever the actors' turns took; a session's recording (``app.session_recording``)
+stamps it with that time, so its replay decides exactly as the session did.
+
 Decisions, orders and fills go to an event log (one JSON object per line, the simulator's format):
 ``run-market-maker`` gives each session a run directory of its own (``adapters.runlog``); the log
 holds a ``units`` record (``core.units.units_header``) before anything else the engine writes.
@@ -38,7 +43,7 @@ from typing import Any, Literal, Protocol, cast
 import pykka
 
 from actors.dispatch import FrameDispatcher
-from actors.loop import ActorLoop
+from actors.loop import ActorLoop, InputClock
 from actors.market import (
     FeedAlive,
     FeedLost,
@@ -100,6 +105,7 @@ def market_ws_feed(engine: TradingEngine) -> MarketFeed:
         on_batch=engine.dispatch,
         on_resync=engine.book_resync,
         tap=engine.feed_tap,
+        input_scope=engine.input_clock,
     )
 
 
@@ -157,8 +163,9 @@ class TradingEngine:
     ) -> None:
         """Wire everything; nothing starts until ``start``.
 
-        ``clock`` is the sessions' clock (the receive clock, ``LiveClock``, unless a replay injects
-        one that follows the venue's timestamps); ``tick_s`` the ticker's period (None: no ticker, so
+        ``clock`` is the running clock (``LiveClock``, unless a replay injects one that follows the
+        venue's timestamps), which the sessions read through the loop's ``input_clock`` (one reading
+        per input); ``tick_s`` the ticker's period (None: no ticker, so
         no timers, budget shares or feed-alive notes: whoever drives the engine tells them);
         ``inventory`` what each market holds at start (live: the venue's positions, through the ledger);
         ``sink`` the event log (``run-market-maker``: its run directory's, which it closes itself),
@@ -170,6 +177,8 @@ class TradingEngine:
         self.markets = list(markets)
         self.mode = mode
         self.clock = clock or LiveClock()
+        #: The sessions' clock: ``clock`` read once per input of the actors' loop (``actors.loop``).
+        self.input_clock = InputClock(self.clock)
         self.params = quote_params(cfg)
         self.router = Router()
         self._own_sink = sink is None
@@ -188,7 +197,7 @@ class TradingEngine:
         #: Sees the feed's frames as received (``app.session_recording``: ``ops.record_market_data``).
         self.feed_tap: MarketFeedTap | None = None
         self._feed_done: concurrent.futures.Future[None] | None = None
-        self.actor_loop = ActorLoop("polymm-market")
+        self.actor_loop = ActorLoop("polymm-market", clock=self.input_clock)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.tick_s = tick_s
@@ -203,8 +212,11 @@ class TradingEngine:
         self.risk: pykka.ActorRef[Any] | None = None
         #: Live: ``() -> (heartbeat age in ns or None, venue errors so far)`` for the risk rules.
         self.book_health: Callable[[], tuple[int | None, int]] | None = None
-        #: Tick-to-quote latencies of every market (the metrics endpoint reads them).
-        self.quote_latency = LatencyHistogram()
+        #: Tick-to-quote latencies of every market (the metrics endpoint reads them), on the running clock.
+        self.quote_latency = LatencyHistogram(self.clock)
+        #: Told on the actors' loop, first thing in an input that asks every market at once (``status``:
+        #: ``statuses``; ``pull``: ``stop``): a session's recording notes it (``app.session_recording``).
+        self.note_input: Callable[[str], object] | None = None
         #: Live: the venue's reward reads (``adapters.polymarket.rewards.VenueRewards``, set by
         #: ``LiveConnection.attach``); the operator's plane tracks rewards with it (``app.rewards``).
         self.rewards_venue: Any = None
@@ -222,7 +234,7 @@ class TradingEngine:
             return PaperPort(self.venue, info.market)
         port = self.dry_ports.get(info.market)
         if port is None:
-            port = self.dry_ports[info.market] = DryRunPort(info.market, self.router.tell, self.clock)
+            port = self.dry_ports[info.market] = DryRunPort(info.market, self.router.tell, self.input_clock)
         return port
 
     def _session(self, market: str) -> MarketSession:
@@ -234,7 +246,7 @@ class TradingEngine:
             info,
             self.params,
             self._port(info),
-            self.clock,
+            self.input_clock,
             self.sink,
             inventory=previous.inv if previous is not None else self._start_inventory.get(market),
             incarnation=self._incarnations.get(market, 0),
@@ -302,11 +314,11 @@ class TradingEngine:
     def feed_lost(self, market: str, outcome: Outcome) -> None:
         # The connection dropped (the sessions keep the YES book): pull now, resume on the snapshot.
         if outcome is Outcome.YES:
-            self.router.tell(market, FeedLost(ts_ns=self.clock.now_ns()))
+            self.router.tell(market, FeedLost(ts_ns=self.input_clock.now_ns()))
 
     def book_resync(self, market: str, reason: str) -> None:
         # The audit found the feed's book of ``market`` behind the venue's: a feed loss for that market.
-        now = self.clock.now_ns()
+        now = self.input_clock.now_ns()
         self.sink.record("book_resync", now, market, {"reason": reason})
         self.router.tell(market, FeedLost(ts_ns=now))
 
@@ -373,31 +385,72 @@ class TradingEngine:
     # --- control -----------------------------------------------------------------------------------
 
     def statuses(self, timeout: float = 2.0) -> dict[str, Status]:
-        """A status snapshot of every running market actor."""
+        """A status snapshot of every running market actor, all asked on one input of the loop.
+
+        (A status ask makes a pending requote that is due: each market's at the same time, the
+        one a recording notes.)
+        """
         out: dict[str, Status] = {}
-        for market in self.router.markets():
-            ref = self.router.get(market)
-            if ref is None:
-                continue
+        for market, answer in self._ask_all("status", lambda _now: GetStatus(), timeout).items():
             try:
-                out[market] = cast(Status, ref.ask(GetStatus(), timeout=timeout))
+                out[market] = cast(Status, answer.get(timeout=timeout))
             except (pykka.ActorDeadError, pykka.Timeout):
                 log.warning("%s: no status", market)
         return out
+
+    def _ask_all(
+        self, note: str, message: Callable[[int], object], timeout: float
+    ) -> dict[str, pykka.Future[Any]]:
+        # Ask every market actor ``message(now)`` on one input of the actors' loop, noted first
+        # (``note_input``); their answers. An actor answers within that input (as the replay of a
+        # recording asks them), after any message of another thread already waiting for it.
+        if not self.router.markets():
+            return {}
+
+        def ask_all() -> dict[str, pykka.Future[Any]]:
+            if self.note_input is not None:
+                self.note_input(note)
+            now = self.input_clock.now_ns()
+            asked: dict[str, pykka.Future[Any]] = {}
+            for market in self.router.markets():
+                ref = self.router.get(market)
+                if ref is None:
+                    continue
+                try:
+                    asked[market] = ref.ask(message(now), block=False)
+                except pykka.ActorDeadError:
+                    log.warning("%s: actor stopped, not asked (%s)", market, note)
+            return asked
+
+        done: concurrent.futures.Future[dict[str, pykka.Future[Any]]] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(ask_all())
+            except Exception as exc:  # (raised to the caller)
+                done.set_exception(exc)
+
+        try:
+            self.actor_loop.call_soon(run)  # (never from the loop's own thread: it would wait for itself)
+        except RuntimeError:  # the loop has stopped: no actor is left to ask
+            return {}
+        try:
+            return done.result(timeout)
+        except TimeoutError:
+            log.warning("the actors' loop did not take the %s asks in %.1f s", note, timeout)
+            return {}
 
     def stop(self) -> None:
         """Pull every quote, let the venue confirm, then stop everything (idempotent)."""
         if self._stop.is_set():
             return
         self._stop.set()
-        now = self.clock.now_ns()
-        for market in self.router.markets():
-            ref = self.router.get(market)
-            if ref is not None:
-                try:
-                    ref.ask(PullQuotes(ts_ns=now, reason="shutdown"), timeout=5)
-                except (pykka.ActorDeadError, pykka.Timeout):
-                    log.warning("%s: could not pull quotes", market)
+        pulls = self._ask_all("pull", lambda now: PullQuotes(ts_ns=now, reason="shutdown"), 5)
+        for market, pulled in pulls.items():
+            try:
+                pulled.get(timeout=5)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                log.warning("%s: could not pull quotes", market)
         if self.feed is not None:
             self.feed.stop()
             if self._feed_done is not None:

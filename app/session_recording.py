@@ -12,12 +12,17 @@ feed-alive notes, the risk manager's gates (``SetRiskGate``), the status asks (a
 that is due is made when asked) and the shutdown's pull. A paper session's recording also holds the
 execution reports its paper venue sent (``Reports``: acknowledgements, fills, cancels, rejections),
 since the venue is not part of a replay. They are taken where the engine hands them over (its
-router's ``tell``, its ``statuses`` and its ``stop``) and noted on the actors' loop thread just before
-the actor handles them (a timer told by the ticker thread, or reports told by the paper venue's
-thread, reach their actor through one loop callback that notes them and tells them), each stamped
-with the engine's own clock: a replay applies them in the order and at the times the sessions
-handled them, within microseconds. Nothing here waits on the disk: the recorder only stamps and
-enqueues.
+router's ``tell``, and its ``note_input`` for the status asks and the pull) and noted on the actors'
+loop thread in the very input that hands them to the actors (a timer told by the ticker thread, or
+reports told by the paper venue's thread, reach their actor through one loop callback that notes
+them and tells them; the status asks of every market, and the pull, are one loop callback each).
+
+Every record is stamped with the engine's ``input_clock`` (``actors.loop.InputClock``), inside the
+input it records: its stamp is the time every session handling that input read, frames included
+(the feed's client enters the input around the tap and the frame's handling). A replay runs the
+sessions at those times, in that order, so it reads what they read and decides what they decided,
+to the nanosecond: however late the loop got to an actor, a throttled requote falls due on the same
+input live and in the replay. Nothing here waits on the disk: the recorder only stamps and enqueues.
 
 A dry-run session's acknowledgements are not recorded: its ``DryRunPort`` makes them in the replay
 as it did live (on the loop's thread, handled right after the decision that caused them; a note
@@ -28,11 +33,9 @@ holds none.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from actors.market import FeedAlive, SetBudget
 from actors.risk import SetRiskGate
@@ -66,7 +69,7 @@ def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Re
         markets=tuple(RecordedMarket.from_info(m) for m in engine.markets),
         session={"mode": engine.mode, "config": config_path, "tick_s": engine.tick_s},
     )
-    rec = Recorder(out, manifest, clock=engine.clock).start()
+    rec = Recorder(out, manifest, clock=engine.input_clock).start()
     engine.feed_tap = rec
     tell = engine.router.tell
     loop = engine.actor_loop
@@ -74,7 +77,7 @@ def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Re
     reports = engine.mode == "paper"
 
     def on_loop(kind: str, market: str, room: int | None, message: object) -> None:
-        # On the actors' loop: the note is stamped when the actor is about to handle the message.
+        # On the actors' loop, one input: the note is stamped with the time the actor handles it at.
         rec.on_input(kind, market, room, message.gate if isinstance(message, SetRiskGate) else None)
         tell(market, message)
 
@@ -112,21 +115,13 @@ def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Re
             return tell(market, message)
         return True
 
-    statuses = engine.statuses
-
-    def tapped_statuses(timeout: float = 2.0) -> Any:
-        # Noted on the loop, just before it handles the first status ask.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon(lambda: rec.on_input("status"))
-        return statuses(timeout)
+    def note_input(kind: str) -> None:
+        # On the actors' loop, first in the input that asks every market (``status``, ``pull``).
+        rec.on_input(kind)
 
     stop = engine.stop
-    stopped: list[bool] = []
 
     def tapped_stop() -> None:
-        if not stopped:
-            stopped.append(True)
-            rec.on_input("pull")
         try:
             stop()
         finally:
@@ -141,7 +136,7 @@ def record_session(engine: TradingEngine, run_dir: Path, config_path: str) -> Re
 
     # The engine's own attributes, so every caller (its ticker included) goes through the taps.
     setattr(engine.router, "tell", tapped_tell)  # noqa: B010
-    setattr(engine, "statuses", tapped_statuses)  # noqa: B010
+    engine.note_input = note_input
     setattr(engine, "stop", tapped_stop)  # noqa: B010
     log.info("recording the market feed to %s", out)
     return rec

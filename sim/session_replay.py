@@ -18,7 +18,8 @@ it saw it, through the very code a ``run-market-maker --mode dry-run`` (or ``pap
   the replay never placed, or a fill its order could not have had, is the replay's first
   divergence: it is reported (``SessionReplay.diverged``, the summary, ``polymm sim``'s output), and
   such reports are never handed over;
-* the sessions' clock is the recorded receive time of the input being handled;
+* the sessions' clock is the recorded time of the input being handled, which is the time the live
+  sessions read for it (one reading per input of the actors' loop, ``actors.loop.InputClock``);
 * the engine's own inputs come where they came: a session recording (``ops.record_market_data``)
   holds its ticker's ``Timer``s, budget shares, feed-alive notes, the risk manager's gates, status
   asks and the shutdown's pull;
@@ -28,13 +29,13 @@ it saw it, through the very code a ``run-market-maker --mode dry-run`` (or ``pap
   the acknowledgements it causes right after it, in order; a requote waits for the inbox to drain.
 
 A dry-run or paper session replayed from its own recording makes the same decisions, in the same
-order, with the same content, and a paper session the same fills
-(``tests/app/test_record_replay.py``). One thing cannot be the same: the time a decision is stamped
-with. Live, a session reads the running clock while it handles an input, some microseconds (a few
-milliseconds on a loaded machine) after the recorder stamped that input; the replay has only the
-stamp. Every decision is therefore stamped at or a little before its live time, and a
-live input that arrived within that margin of a time boundary (the 250 ms requote throttle, the
-volatility sampling period) could fall on the other side of it in a replay.
+order, with the same content and the same time stamps, and a paper session the same fills
+(``tests/app/test_record_replay.py``, ``tests/app/test_session_recording_clock.py``): live, every
+clock reading a session makes while it handles an input is the input's recorded time, however late
+the loop got to it, so a throttled requote or a volatility sample falls due on the same input here.
+A recording of format version 1 (``adapters.recording``) was stamped a little before its sessions
+read the clock: its replay can part from the session where a time boundary (the 250 ms requote
+throttle, the volatility sampling period) fell in between, which the summary's notes say.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from adapters.paper import DryRunPort
 from adapters.polymarket.parse import AssetMap
 from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
 from adapters.recording import (
+    VERSION,
     Connect,
     Dropped,
     FileHeader,
@@ -463,6 +465,9 @@ class ReplayInput:
     session: bool
     #: A paper session's recording: its paper venue's reports are in it (replayed, not made up).
     paper: bool = False
+    #: The recording's format version (``adapters.recording.VERSION``; 1 before its stamps were the
+    #: times its sessions read).
+    version: int = VERSION
 
 
 def read_replay(recording: Recording, markets: Sequence[MarketInfo] | None = None) -> ReplayInput:
@@ -484,7 +489,8 @@ def read_replay(recording: Recording, markets: Sequence[MarketInfo] | None = Non
     start = next((r.recv_ns for r in records), 0)
     session = recording.manifest is not None and recording.manifest.kind == "session"
     paper = session and recording.manifest is not None and recording.manifest.session.get("mode") == "paper"
-    return ReplayInput(recording, infos, records, start, session, paper)
+    version = recording.manifest.version if recording.manifest is not None else VERSION
+    return ReplayInput(recording, infos, records, start, session, paper, version)
 
 
 def run_replay(replay: SessionReplay, source: ReplayInput, out_dir: Path) -> dict[str, Any]:
@@ -496,6 +502,13 @@ def run_replay(replay: SessionReplay, source: ReplayInput, out_dir: Path) -> dic
     first recorded report that fit no order of the replay (None: every one fit).
     """
     recording, infos, start = source.recording, source.markets, source.start_ns
+    if source.session and source.version < 2:
+        replay.notes.append(
+            f"recorded in format version {source.version}, whose stamps came a little before the session "
+            "read the clock: where a requote fell due or the volatility was sampled in between, the "
+            "replay decided on another input than the session did (format 2 records the time the "
+            "session read)"
+        )
     _run(replay, source.records, source.session)
     unanswered = sum(len(port.unanswered) for port in replay.venue_ports.values())
     if unanswered:
@@ -516,6 +529,7 @@ def run_replay(replay: SessionReplay, source: ReplayInput, out_dir: Path) -> dic
         "mode": replay.mode,
         "markets": len(infos),
         "engine_inputs": "recorded" if source.session else f"a ticker every {TICK_NS // 1_000_000} ms",
+        "format_version": source.version,
         "from_ns": start,
         "to_ns": replay.clock.t,
         "seconds": round((replay.clock.t - start) / NS_PER_S, 3),

@@ -16,6 +16,10 @@ client's event-loop thread; ``start_in_thread()`` gives the client a thread and 
 A ``FeedTap`` (``tap=``) sees every data frame exactly as received, before anything decodes it, and
 each connect and disconnect: ``adapters.recording.Recorder`` writes them to a recording. It is
 called on the loop thread and must not block (the recorder only stamps and enqueues).
+
+Each of those is one input of the consumer: ``input_scope=`` (a trading engine's ``actors.loop.InputClock``)
+is entered around the tap's call and the handling that follows it, so the tap's stamp and every
+clock reading of the handling are one time.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import logging
 import random
 import threading
 from collections.abc import Coroutine
+from contextlib import AbstractContextManager
 from typing import Any, Final, Generic, Literal, Protocol, TypedDict, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -123,6 +128,7 @@ class ChannelClient(abc.ABC, Generic[_C]):
         logger: logging.Logger,
         wire_logger: logging.Logger | None = None,
         tap: FeedTap | None = None,
+        input_scope: AbstractContextManager[object] | None = None,
     ) -> None:
         """Set up the connection state; nothing connects until ``run()`` or ``start_in_thread()``.
 
@@ -133,6 +139,8 @@ class ChannelClient(abc.ABC, Generic[_C]):
             logger: The subclass module's logger, so log configuration stays per channel.
             wire_logger: websockets' frame logger; its default (``websockets.client``) when None.
             tap: Told every data frame as received, and each connect and disconnect (a recorder).
+            input_scope: Entered around each frame, connect and disconnect: the tap's call and the
+                handling (the consumer's ``actors.loop.InputClock``; see the module docstring).
         """
         self._cfg = config
         self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
@@ -140,6 +148,9 @@ class ChannelClient(abc.ABC, Generic[_C]):
         self._log = logger
         self._wire_logger = wire_logger
         self._tap = tap
+        self._input: AbstractContextManager[object] = (
+            input_scope if input_scope is not None else contextlib.nullcontext()
+        )
         # Loop-thread state.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -201,9 +212,10 @@ class ChannelClient(abc.ABC, Generic[_C]):
             while not stop_event.is_set():
                 healthy = await self._run_session(stop_event)
                 was_connected, self._connected = self._connected, False
-                if self._tap is not None and was_connected and not stop_event.is_set():
-                    self._tap.on_disconnect(self._last_error)
-                self._on_disconnect()
+                with self._input:
+                    if self._tap is not None and was_connected and not stop_event.is_set():
+                        self._tap.on_disconnect(self._last_error)
+                    self._on_disconnect()
                 if stop_event.is_set():
                     break
                 attempt = 0 if healthy else attempt + 1
@@ -288,9 +300,10 @@ class ChannelClient(abc.ABC, Generic[_C]):
             self._connects += 1
             self._connected = True
             self._last_rx = self._last_data_rx = now = asyncio.get_running_loop().time()
-            if self._tap is not None:
-                self._tap.on_connect(cfg.url)
-            self._on_connect(now)
+            with self._input:
+                if self._tap is not None:
+                    self._tap.on_connect(cfg.url)
+                self._on_connect(now)
             await ws.send(self._subscribe_text())
             self._on_subscribed()
             self._ws = ws
@@ -339,6 +352,7 @@ class ChannelClient(abc.ABC, Generic[_C]):
             return
         self._messages += 1
         self._last_data_rx = self._last_rx
-        if self._tap is not None:
-            self._tap.on_frame(frame)
-        self._on_message(frame)
+        with self._input:  # one time for the tap's stamp and the frame's handling
+            if self._tap is not None:
+                self._tap.on_frame(frame)
+            self._on_message(frame)

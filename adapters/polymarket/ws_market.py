@@ -42,6 +42,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from typing import Any, Final, Literal, Protocol
 
 import httpx
@@ -162,6 +163,7 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
         on_batch: Callable[[list[MarketEvent]], None] | None = None,
         on_resync: Callable[[str, str], None] | None = None,
         tap: MarketFeedTap | None = None,
+        input_scope: AbstractContextManager[object] | None = None,
     ) -> None:
         """Set up the client; nothing connects until ``run()`` or ``start_in_thread()``.
 
@@ -179,8 +181,17 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             on_resync: Told ``(market, reason)`` when the audit drops a market's books until a fresh
                 snapshot (else ``on_invalidate`` is told, as for a drop).
             tap: Sees frames as received, connects, disconnects, REST books used and resyncs (a recorder).
+            input_scope: Entered around each of those and its handling: one time for the tap's stamp and
+                the consumers' clock readings (a trading engine's ``actors.loop.InputClock``).
         """
-        super().__init__(config or MarketWsConfig(), rng, label="market ws", logger=logger, tap=tap)
+        super().__init__(
+            config or MarketWsConfig(),
+            rng,
+            label="market ws",
+            logger=logger,
+            tap=tap,
+            input_scope=input_scope,
+        )
         self._market_tap = tap
         self._assets = assets
         self._on_event = on_event
@@ -458,9 +469,10 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
             return  # failed, or the WebSocket snapshot arrived while we waited
         snap, body = got
         logger.info("market ws: no snapshot for %s in time, seeded from REST until the feed sends data", key)
-        if self._market_tap is not None:
-            self._market_tap.on_rest_book(self._assets.token(*key) or "", body)
-        self._use_rest_snapshot(key, snap)
+        with self._input:
+            if self._market_tap is not None:
+                self._market_tap.on_rest_book(self._assets.token(*key) or "", body)
+            self._use_rest_snapshot(key, snap)
 
     def _use_rest_snapshot(self, key: BookKey, snap: BookSnapshot) -> None:
         # Our replica takes it (deltas apply on it from now on); the consumers get it with the first
@@ -548,9 +560,10 @@ class MarketWsClient(ChannelClient[MarketWsConfig]):
     async def _resync(self, market: str, reason: str) -> None:
         # Treat it as a feed loss for this market: invalidate, tell, and ask the venue for fresh books.
         logger.warning("market ws: %s: %s: quotes pulled until a fresh snapshot", market, reason)
-        if self._market_tap is not None:
-            self._market_tap.on_resync(market, reason)
-        tokens = self._drop_market(market, reason, asyncio.get_running_loop().time())
+        with self._input:
+            if self._market_tap is not None:
+                self._market_tap.on_resync(market, reason)
+            tokens = self._drop_market(market, reason, asyncio.get_running_loop().time())
         ws = self._ws
         if ws is not None and tokens:
             # Unsubscribe first: the venue sends books only for tokens newly subscribed.

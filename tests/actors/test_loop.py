@@ -5,7 +5,7 @@ import threading
 import pykka
 import pytest
 
-from actors.loop import ActorLoop, LoopActor
+from actors.loop import ActorLoop, InputClock, LoopActor
 
 
 class Recorder(LoopActor):
@@ -176,3 +176,54 @@ def test_a_base_exception_in_a_handler_stops_every_actor_of_the_loop(loop):
     assert not a.is_alive() and not b.is_alive()
     with pytest.raises(pykka.ActorDeadError):
         b.tell("late")  # refused, never stranded in an inbox nobody drains
+
+
+class StepClock:
+    """A running clock that moves 1 us per read."""
+
+    def __init__(self):
+        self.t = 0
+
+    def now_ns(self):
+        self.t += 1_000
+        return self.t
+
+
+class Timed(LoopActor):
+    """Reads its clock twice per message."""
+
+    def __init__(self, clock, *, actor_loop):
+        super().__init__(actor_loop=actor_loop)
+        self.clock = clock
+        self.read = []
+
+    def on_receive(self, message):
+        if message == "get":
+            return list(self.read)
+        self.read.append((message, self.clock.now_ns(), self.clock.now_ns()))
+        return None
+
+
+def test_an_input_clock_answers_one_time_per_input_to_every_actor_that_handles_it():
+    clock = InputClock(StepClock())
+    loop = ActorLoop("test-loop", clock=clock)
+    loop.start()
+    try:
+        first, second = Timed.start(clock, actor_loop=loop), Timed.start(clock, actor_loop=loop)
+        for name in ("a", "b"):  # one callback each, telling both actors (as a feed frame its markets)
+            on_loop(loop, lambda name=name: [first.tell(name), second.tell(name)])
+        first.tell("c")  # another thread's message: an input of its own
+        read = first.ask("get") + second.ask("get")
+        times = {name: {t for m, *ts in read if m == name for t in ts} for name in "abc"}
+        assert all(len(ts) == 1 for ts in times.values())  # every reading within an input: one time
+        assert len(set.union(*times.values())) == 3  # each input its own
+
+        def nested():
+            with clock as outer, clock as inner:  # an input, and a callback within it
+                return outer, inner, clock.now_ns()
+
+        outer, inner, now = on_loop(loop, nested)
+        assert outer == inner == now
+    finally:
+        loop.stop()
+    assert clock.now_ns() < clock.now_ns()  # outside any input: the running clock

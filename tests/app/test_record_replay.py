@@ -9,17 +9,18 @@ own feed (``ops.record_market_data``). Then:
   makes decisions (the simulated venue fills some of them);
 * ``polymm sim --replay --dry-run`` of the session's recording makes the decisions the session made
   live: the same decisions per market in the same order, each with the same quotes, orders and
-  reasons, and the same orders and cancels. What cannot be the same, and what is allowed for it:
-
-  - time stamps: live, a session reads the running clock while it handles an input, a few
-    microseconds after the recorder stamped that input (more on a loaded machine); the replay's clock
-    is the stamp. Each replayed record is stamped at most ``LAG_NS`` before its live twin, never after;
-  - the two reasons that are continuous functions of that clock, the flow imbalance and the
-    volatility (``flow_permille``, ``vol_px``: decayed sums, truncated to an integer), may differ by one
-    unit;
+  reasons, and the same orders and cancels, to the nanosecond. A session reads, for every input, the
+  time its recording stamped it with (``actors.loop.InputClock``), however loaded the machine (three
+  sessions and the emulator on two cores): the replay's clock is that stamp, so even the reasons
+  that are continuous functions of the clock (``flow_permille``, ``vol_px``) are the same;
 * ``polymm sim --replay --dry-run`` of the paper session's recording, whose paper venue's reports
   (acks, fills, cancels) are in it, makes the decisions the paper session made live, as above, and
   books the same fills: its decisions do not part from the session's at the first fill.
+
+(Before the sessions read their inputs' stamps, a session read the running clock a few hundred
+microseconds after the stamp on a loaded machine, and about one run in five a throttled requote
+fell due in between: made on that input live, on the next one in the replay.
+``tests/app/test_session_recording_clock.py`` makes that happen on purpose.)
 """
 
 from __future__ import annotations
@@ -44,14 +45,9 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 
 RECORD_S = float(os.environ.get("POLYMM_RECORD_TEST_S", "30"))
-#: How much later a live session may stamp a decision than the recorder stamped the input that caused
-#: it: microseconds on an idle machine, but a loaded one (CI, three sessions and the emulator on two
-#: cores) delays the session's handling: a paper session's place came 100 ms late in one CI run.
-LAG_NS = 500_000_000
 COMPARED = ("decision", "place", "cancel", "cancel_all")
 #: A paper session's fills, as it logged them (the replay logs the recorded reports' own times).
 PAPER_COMPARED = (*COMPARED, "fill")
-CLOCK_REASONS = ("flow_permille", "vol_px")
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
@@ -168,7 +164,7 @@ def test_polymm_record_then_sim_replay_with_no_hand_written_file(recorded, capsy
     assert rec.manifest.gaps == 0 and rec.manifest.dropped_frames == 0
     frames = list(rec.frames())
     assert len(frames) == rec.manifest.frames
-    assert all(a.recv_ns < b.recv_ns for a, b in itertools.pairwise(frames))
+    assert all(a.recv_ns <= b.recv_ns for a, b in itertools.pairwise(frames))
     out = recorded["tmp"] / "sim"
 
     code = main(
@@ -183,13 +179,6 @@ def test_polymm_record_then_sim_replay_with_no_hand_written_file(recorded, capsy
     assert (out / "report.html").exists()
     summary = msgspec.json.decode((out / "summary.json").read_bytes())
     assert summary["markets"] == 5
-
-
-def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in record.items() if k != "ts_ns"}
-    if "reasons" in out:
-        out["reasons"] = {k: v for k, v in out["reasons"].items() if k not in CLOCK_REASONS}
-    return out
 
 
 def test_a_dry_run_session_replayed_from_its_recording_makes_the_same_decisions(recorded, capsys):
@@ -214,16 +203,12 @@ def test_a_dry_run_session_replayed_from_its_recording_makes_the_same_decisions(
 
 
 def assert_same_records(live: list[dict[str, Any]], replay: list[dict[str, Any]]) -> None:
-    """The same records per market in the same order, within what cannot be equal (module docstring)."""
+    """The same records per market in the same order, every field the same, time stamps included."""
     for market in {r["market"] for r in live}:
         mine = [r for r in live if r["market"] == market]
         theirs = [r for r in replay if r["market"] == market]
         for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
-            where = f"{market[:10]} record {i} ({a['kind']}):\nlive   {a}\nreplay {b}"
-            assert comparable(a) == comparable(b), where
-            assert 0 <= a["ts_ns"] - b["ts_ns"] <= LAG_NS, where
-            for key in CLOCK_REASONS if a["kind"] == "decision" else ():
-                assert abs(a["reasons"][key] - b["reasons"][key]) <= 1, where
+            assert a == b, f"{market[:10]} record {i} ({a['kind']}):\nlive   {a}\nreplay {b}"
         assert len(mine) == len(theirs), market
     assert len(live) == len(replay)
 

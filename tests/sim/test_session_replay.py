@@ -6,12 +6,24 @@ is ``tests/app/test_record_replay.py``; these run in milliseconds on a recording
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from actors.session import LIVE
-from adapters.recording import Frame, Manifest, RecordedMarket, Recorder, Reports, open_recording
+from adapters.recording import (
+    MANIFEST,
+    Frame,
+    Manifest,
+    RecordedFile,
+    RecordedMarket,
+    Recorder,
+    Reports,
+    open_recording,
+)
 from app.compose import Deps, bootstrap
 from app.configfile import load_config
 from core.eventlog import BufferSink
@@ -154,3 +166,47 @@ def test_an_answer_to_a_later_order_first_says_the_session_never_placed_the_earl
         "which the session never placed"
     )
     assert replay.sessions[INFO.market].orders[second].status != LIVE  # not handed over
+
+
+def test_a_session_recording_of_format_1_still_replays_and_says_where_it_may_part_from_the_session(
+    tmp_path: Path,
+) -> None:
+    # As the previous polymm wrote it: version 1 everywhere, strictly increasing stamps, taken a little
+    # before the session read the clock (no field says the time the session read).
+    path = tmp_path / "rec"
+    path.mkdir()
+    name = "market-00001-20270115T080000Z.jsonl.gz"
+    books = [book_frame(INFO.market, token, "0.45", "0.55") for token in (INFO.yes_token, INFO.no_token)]
+    lines = [
+        {"kind": "file", "recv_ns": T0, "format": "polymm-market-recording", "version": 1, "seq": 1},
+        {"kind": "connect", "recv_ns": T0, "url": "ws://x"},
+        {"kind": "frame", "recv_ns": T0 + 1, "frame": books[0]},
+        {"kind": "frame", "recv_ns": T0 + 2, "frame": books[1]},
+        {"kind": "input", "recv_ns": T0 + NS_PER_S, "input": "timer", "market": INFO.market},
+        {"kind": "input", "recv_ns": T0 + NS_PER_S + 1, "input": "status"},
+        {"kind": "input", "recv_ns": T0 + 2 * NS_PER_S, "input": "pull"},
+    ]
+    (path / name).write_bytes(gzip.compress(b"".join(msgspec.json.encode(x) + b"\n" for x in lines)))
+    manifest = Manifest(
+        version=1,
+        kind="session",
+        markets=(RecordedMarket.from_info(INFO),),
+        files=[RecordedFile(name=name, records=len(lines), frames=2)],
+        closed=True,
+        session={"mode": "dry-run", "config": "configs/market_maker.yaml", "tick_s": 0.1},
+    )
+    (path / MANIFEST).write_bytes(msgspec.json.encode(manifest))
+
+    replay, summary = replay_of(path)
+
+    assert summary["format_version"] == 1 and summary["mode"] == "dry-run"
+    assert summary["counts"] == {
+        "connects": 1,
+        "frames": 2,
+        "input_pull": 1,
+        "input_status": 1,
+        "input_timer": 1,
+    }
+    [decision] = events(replay, "decision")  # quoted on the first book, pulled at the end
+    assert decision["ts_ns"] == T0 + 1 and decision["quote"] and events(replay, "cancel_all")
+    assert [n for n in summary["notes"] if "format version 1" in n]
