@@ -23,7 +23,7 @@ import pykka
 
 from actors.loop import LoopActor
 from actors.risk import SetRiskGate
-from actors.session import MarketSession
+from actors.session import NEVER, MarketSession
 from core.inventory import marked_pnl_usdc6
 from core.messages import (
     Accepted,
@@ -299,7 +299,7 @@ class MarketActor(pykka.ThreadingActor):
         # Decide once the inbox is drained: a burst of messages leads to one decision. A throttled
         # requote waits for a later message (the live ticker tells Timer every 100 ms).
         s = self.session
-        if s.wakeup_ns < (1 << 62) and (force or self.actor_inbox.empty()):
+        if s.wakeup_ns < NEVER and (force or self.actor_inbox.empty()):
             now = s.clock.now_ns()
             if now >= s.wakeup_ns:
                 s.flush(now)

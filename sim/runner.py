@@ -49,7 +49,7 @@ from core.messages import (
 )
 from core.quoting import QuoteParams
 from core.risk import RiskGate, RiskLimits
-from core.units import NS_PER_MS, PX_ONE, Side
+from core.units import NEVER_NS, NS_PER_MS, PX_ONE, Side
 from sim.eventcols import ColumnLog
 from sim.rewards import RewardAccrual
 from sim.structs import RunSettings
@@ -57,7 +57,7 @@ from sim.tape import OP_ASK, OP_BID, OP_BUY, OP_SPECIAL, MarketTape
 from venue.exchange import SimExchange
 from venue.markouts import Markouts
 
-INF: Final = 1 << 62
+INF: Final = NEVER_NS
 
 
 class SimClock:

@@ -104,6 +104,7 @@ from core.messages import (
     Rejected,
 )
 from core.units import (
+    NEVER_NS,
     PX_ONE,
     USDC6_ONE,
     USDC10_PER_USDC6,
@@ -127,7 +128,7 @@ MAX_PENDING: Final = 64
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _ASK: Final = 16_384  # level keys: a bid at px is px, an ask px + _ASK
-_INF: Final = 1 << 62
+_INF: Final = NEVER_NS
 _ZEROS: Final = (0,) * (PX_ONE + 1)
 
 
