@@ -26,6 +26,7 @@ the same records.
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, Literal
@@ -189,6 +190,26 @@ class Lane:
         # A feed delivers in order: jitter never reorders messages.
         return max(prev, ts[j] + _draw(self.feed_rng, self.feed_ns, self.feed_jitter_ns))
 
+    def _columns(self, lo: int, end_ns: int) -> tuple[list[int], list[int], list[int], list[int]]:
+        """The tape's columns (time, op, price, size) for a window before ``end_ns``, as lists.
+
+        They run from event ``lo`` (the first one the window may read: no cursor is behind it)
+        through the first event at or after ``end_ns``, which the window reads and does not process,
+        so the lists end where the tape does only when the tape ends there: a loop's ``i < n`` still
+        means "an event is left". The loops index them from ``lo``. A list is what the compiled
+        build reads fastest (a machine-int index, no int object made per read: an ``array`` read
+        makes one, and boxes the index too), and a window's worth keeps the run's memory what the
+        tape's arrays take.
+        """
+        tape = self.tape
+        hi = min(bisect_left(tape.ts, end_ns, lo) + 1, len(tape.ts))
+        return (
+            tape.ts[lo:hi].tolist(),
+            tape.op[lo:hi].tolist(),
+            tape.px[lo:hi].tolist(),
+            tape.qty[lo:hi].tolist(),
+        )
+
     def next_time(self) -> int:
         """Earliest pending event of this lane."""
         ts = self.tape.ts
@@ -208,10 +229,11 @@ class Lane:
         s = self.session
         s.set_global_room(room_usdc6)  # a tighter budget is acted on, as live
         ex = self.exchange
-        tape = self.tape
-        ts, op, px, qty, specials = tape.ts, tape.op, tape.px, tape.qty, tape.specials
+        specials = self.tape.specials
+        lo = self.j  # (the session's cursor is never ahead of the venue's)
+        ts, op, px, qty = self._columns(lo, end_ns)
         n = len(ts)
-        i, j = self.i, self.j
+        i, j = self.i - lo, 0
         t_del = self.t_del
         cmds, reps = self.cmds, self.reps
         clock = self.clock
@@ -271,7 +293,7 @@ class Lane:
                         elif o != OP_SPECIAL:
                             out = ex.on_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
                         else:
-                            out = self._venue_special(specials[i], t)
+                            out = self._venue_special(specials[lo + i], t)
                         i += 1
                         if out:
                             self._reports(out, t)
@@ -294,13 +316,13 @@ class Lane:
                         elif o != OP_SPECIAL:
                             s.on_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
                         else:
-                            self._session_special(specials[j], t)
+                            self._session_special(specials[lo + j], t)
                         j += 1
                         if j >= n:
                             t_del = INF
                             next_timer = INF
                         else:
-                            t_del = ts[j] + feed if constant_feed else self._delivery(j, t_del)
+                            t_del = ts[j] + feed if constant_feed else self._delivery(lo + j, t_del)
                         if box:
                             break  # commands to send (a special pulls our quotes): drain them
                         w = s.wakeup_ns
@@ -327,7 +349,7 @@ class Lane:
                 s.flush(t)
             if box:
                 self._drain(box)
-        self.i, self.j, self.t_del = i, j, t_del
+        self.i, self.j, self.t_del = lo + i, lo + j, t_del
         self.next_timer = next_timer
         return s.exposure_usdc6()
 
@@ -354,11 +376,12 @@ class Lane:
         ex = self.exchange
         shown = ex.shown
         assert shown is not None
-        tape = self.tape
-        ts, op, px, qty, specials = tape.ts, tape.op, tape.px, tape.qty, tape.specials
+        specials = self.tape.specials
+        lo = self.pending[0] if self.pending else self.i
+        ts, op, px, qty = self._columns(lo, end_ns)
         n = len(ts)
-        i = self.i
-        pend = self.pending
+        i = self.i - lo
+        pend = deque([k - lo for k in self.pending])  # (indices into the window's lists)
         apart = self.apart
         cmds, reps = self.cmds, self.reps
         clock = self.clock
@@ -446,7 +469,7 @@ class Lane:
                         if not apart:  # the session keeps the book as it is until it hears of this
                             apart = True
                             s.book = shown.copy()
-                        out = self._venue_special(specials[i], t)
+                        out = self._venue_special(specials[lo + i], t)
                         pend.append(i)
                         lim = min(lim, t)
                     i += 1
@@ -484,7 +507,7 @@ class Lane:
                     elif o != OP_SPECIAL:
                         s.on_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
                     else:
-                        self._session_special(specials[j], t)
+                        self._session_special(specials[lo + j], t)
                     if not pend:
                         if apart:  # caught up: its book is the shared one, event for event
                             apart = False
@@ -525,10 +548,11 @@ class Lane:
             if box:
                 self._drain(box)
         self.undo_t, self.undo_book_ts, self.heard_t = undo_t, undo_book_ts, heard_t
-        self.i = i
+        self.i = lo + i
         self.apart = apart
-        self.j = i - len(pend)  # events the session heard of
+        self.j = self.i - len(pend)  # events the session heard of
         self.t_del = ts[pend[0]] if pend else INF
+        self.pending = deque([lo + k for k in pend])
         self.next_timer = next_timer
         return s.exposure_usdc6()
 
