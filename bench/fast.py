@@ -18,7 +18,9 @@
   the CPU model and the load average around the runs. Needs a build.
 
 The modules were picked from ``python bench/hotspots.py engine``: the engine loop, the venue, the book,
-the quoting core and the session. None of them may define a msgspec Struct (mypyc would build it
+the quoting core and the session; then the interpreted code they called most (``py-spy`` on the compiled
+run shows only that): the log's row sink (``core.eventlog``), the unit conversions (``core.units``) and
+the YES view (``core.yes_view``). None of them may define a msgspec Struct (mypyc would build it
 without its class keywords and with its annotations flattened: ``core/structs.py``); their Structs
 live in each package's uncompiled ``structs`` module (``tests/test_fast_build.py`` checks both).
 Compiled classes are native: no ``__dict__``, no attributes added or methods replaced at run time,
@@ -52,6 +54,9 @@ MODULES = (
     "core.estimators",
     "core.inventory",
     "actors.session",
+    "core.eventlog",
+    "core.units",
+    "core.yes_view",
 )
 
 #: Run by ``compare`` with ``-c``: argv[1] ``pure`` makes MODULES import from their ``.py`` files.
