@@ -247,6 +247,7 @@ class Lane:
         timer_ns = self.timer_ns
         next_timer = self.next_timer if j < n else INF
         rewards = self.rewards
+        reward_ts = rewards.next_ts  # (changed by its ``until`` only)
         while True:
             # Pick the earliest stream; ties: commands, venue tape, reports, deliveries, timers.
             t = cmds[0][0] if cmds else INF
@@ -262,8 +263,9 @@ class Lane:
                 t, k = next_timer, 4
             if s.wakeup_ns < t:
                 t, k = s.wakeup_ns, 5
-            if rewards.next_ts < t:  # reward samples due: the venue as of every event up to them
+            if reward_ts < t:  # reward samples due: the venue as of every event up to them
                 rewards.until(min(t, end_ns), ex, self.sink)
+                reward_ts = rewards.next_ts
             if t >= end_ns:
                 break
             if k in {1, 3}:
@@ -275,7 +277,7 @@ class Lane:
                 lim = min(
                     (cmds[0][0] - 1) if cmds else INF,
                     next_timer if next_timer < w else w,
-                    rewards.next_ts,
+                    reward_ts,
                     end_ns - 1,
                 )
                 hr = reps[0][0] if reps else INF
@@ -390,6 +392,7 @@ class Lane:
         timer_ns = self.timer_ns
         next_timer = self.next_timer
         rewards = self.rewards
+        reward_ts = rewards.next_ts  # (changed by its ``until`` only)
         # With a risk manager a report reads the session's book (a fill's sample: the mid and the
         # book's time). A report that comes before this instant's deliveries must see the book
         # without this instant's events: the levels they changed are kept (``undo``: side, price,
@@ -414,8 +417,9 @@ class Lane:
                 t, k = next_timer, 4
             if s.wakeup_ns < t:
                 t, k = s.wakeup_ns, 5
-            if rewards.next_ts < t:  # reward samples due: the venue as of every event up to them
+            if reward_ts < t:  # reward samples due: the venue as of every event up to them
                 rewards.until(min(t, end_ns), ex, self.sink)
+                reward_ts = rewards.next_ts
             if t >= end_ns:
                 break
             if k == 1:
@@ -427,7 +431,7 @@ class Lane:
                     reps[0][0] if reps else INF,
                     t_del,
                     next_timer if next_timer < w else w,
-                    rewards.next_ts,
+                    reward_ts,
                     end_ns - 1,
                 )
                 while i < n:
@@ -490,7 +494,7 @@ class Lane:
                     (reps[0][0] - 1) if reps else INF,
                     tv - 1,
                     next_timer if next_timer < w else w,
-                    rewards.next_ts,
+                    reward_ts,
                     end_ns - 1,
                 )
                 while pend:
