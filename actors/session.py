@@ -48,7 +48,7 @@ from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_
 from core.reconcile import Tolerance, admit, reconcile
 from core.rewards import adjusted_mid2_px
 from core.risk import ACTIVE_GATE, RiskGate
-from core.units import NEVER_NS, PX_ONE, Outcome, Side
+from core.units import NEVER_NS, PX_ONE, Outcome, Side, opposite
 from core.yes_view import to_yes
 
 NEVER: Final = NEVER_NS
@@ -638,7 +638,7 @@ class MarketSession:
             if ev.leaves_qty <= 0:
                 del self.orders[ev.client_id]
         # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill.
-        taker = ev.side if ev.liquidity == "taker" else Side(-ev.side)
+        taker = ev.side if ev.liquidity == "taker" else opposite(ev.side)
         trade = to_yes(
             TradePrint(
                 market=ev.market, outcome=ev.outcome, ts_ns=ev.ts_ns, px=ev.px, qty=ev.qty, aggressor=taker
