@@ -25,6 +25,7 @@ the same records.
 
 from __future__ import annotations
 
+import gc
 import random
 from bisect import bisect_left
 from collections import deque
@@ -641,6 +642,8 @@ class Lane:
 
 
 Engine = Literal["inline", "actors"]
+#: Allocations between young garbage collections while a run runs (``Runner.run``; Python's default: 700).
+YOUNG_GC_OBJECTS: Final = 10_000
 WindowRunner = Callable[[list[tuple["Lane", int | None]], int, list[int]], None]
 
 
@@ -701,16 +704,24 @@ class Runner:
 
     def run(self, engine: Engine, progress: Callable[[int, int], None] | None = None) -> None:
         """Run to the end; the records are in ``self.log``."""
-        if engine == "actors":
-            from actors.market import ActorWindowRunner  # noqa: PLC0415 (pykka only for this engine)
+        # The run makes and drops short-lived objects by the million (messages, reports, tuples): a
+        # young collection every YOUNG_GC_OBJECTS of them rather than the default 700 (the bench
+        # engine workload: 8 collections, 0.03 s, instead of 420, 0.13-0.19 s of a ~2 s compiled run).
+        threshold = gc.get_threshold()
+        gc.set_threshold(max(threshold[0], YOUNG_GC_OBJECTS), *threshold[1:])
+        try:
+            if engine == "actors":
+                from actors.market import ActorWindowRunner  # noqa: PLC0415 (pykka only for this engine)
 
-            runner = ActorWindowRunner(self.lanes)
-            try:
-                self._loop(runner.run_window, progress)
-            finally:
-                runner.stop()
-        else:
-            self._loop(_inline_window, progress)
+                runner = ActorWindowRunner(self.lanes)
+                try:
+                    self._loop(runner.run_window, progress)
+                finally:
+                    runner.stop()
+            else:
+                self._loop(_inline_window, progress)
+        finally:
+            gc.set_threshold(*threshold)
 
     def _loop(self, run_window: WindowRunner, progress: Callable[[int, int], None] | None) -> None:
         lanes = self.lanes
