@@ -133,7 +133,7 @@ test-compiled:
     python bench/fast.py build
     python -m pytest tests/core tests/sim tests/venue tests/actors tests/test_fast_build.py
 
-# pure against compiled on the bench engine and W1M workloads, taking turns (needs build-fast): events/s, ratio, digests
+# issue #13's figures (just bench's keys) for pure and compiled, taking turns (needs build-fast): bench/out/fast.json
 bench-fast REPEAT="5" *ARGS:
     python bench/fast.py compare --repeat {{REPEAT}} {{ARGS}}
 

@@ -23,7 +23,7 @@ import pykka
 
 from actors.loop import LoopActor
 from actors.risk import SetRiskGate
-from actors.session import MarketSession
+from actors.session import NEVER, MarketSession
 from core.inventory import marked_pnl_usdc6
 from core.messages import (
     Accepted,
@@ -306,7 +306,7 @@ class MarketActor(pykka.ThreadingActor):
         # the time of the input being handled (on a trading engine's loop, ``actors.loop.InputClock``:
         # the time it reached the loop, which its recording notes), never by how long it waited here.
         s = self.session
-        if s.wakeup_ns < (1 << 62) and (force or self.actor_inbox.empty()):
+        if s.wakeup_ns < NEVER and (force or self.actor_inbox.empty()):
             now = s.clock.now_ns()
             if now >= s.wakeup_ns:
                 s.flush(now)

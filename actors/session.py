@@ -48,10 +48,10 @@ from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_
 from core.reconcile import Tolerance, admit, reconcile
 from core.rewards import adjusted_mid2_px
 from core.risk import ACTIVE_GATE, RiskGate
-from core.units import PX_ONE, Outcome, Side
+from core.units import NEVER_NS, PX_ONE, Outcome, Side, opposite
 from core.yes_view import to_yes
 
-NEVER: Final = 1 << 62
+NEVER: Final = NEVER_NS
 #: After a post-only order is refused for crossing the book, no new order for this long, doubling
 #: with every refusal in a row up to the max: our book was wrong, and re-sending would cross again.
 CROSS_BACKOFF_INITIAL_NS: Final = 500_000_000
@@ -638,7 +638,7 @@ class MarketSession:
             if ev.leaves_qty <= 0:
                 del self.orders[ev.client_id]
         # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill.
-        taker = ev.side if ev.liquidity == "taker" else Side(-ev.side)
+        taker = ev.side if ev.liquidity == "taker" else opposite(ev.side)
         trade = to_yes(
             TradePrint(
                 market=ev.market, outcome=ev.outcome, ts_ns=ev.ts_ns, px=ev.px, qty=ev.qty, aggressor=taker

@@ -11,14 +11,22 @@
   CI tests and that every figure of the README refers to unless it says otherwise;
 * ``status``: which of ``MODULES`` import compiled, and which of those builds are stale (the source
   changed since: Python still imports the old ``.so`` instead of it; exit status 1);
-* ``compare``: ``just bench``'s engine workload (inline) and the W1M workload (``bench/w1m.py``), each
-  run in fresh processes, pure and compiled taking turns (the pure runs import the ``.py`` files
-  through an import hook, from the same tree), ``--repeat`` runs each: the events/s medians, their
-  ratio and each side's digests (they must be the same: the compiled build changes no result), with
-  the CPU model and the load average around the runs. Needs a build.
+* ``compare``: issue #13's figures for both builds, each workload run in fresh processes, pure and
+  compiled taking turns (the pure runs import the ``.py`` files through an import hook, from the same
+  tree), ``--repeat`` runs each: ``just bench``'s engine workload inline with and without quoting (so
+  the cost of an order action, ``bench.order_action_cost``) and with the actors engine, and the W1M
+  workload (``bench/w1m.py``). ``figures`` has ``just bench``'s keys for each build
+  (``inline_events_per_s``, ``actors_events_per_s``, ``order_action_us``, ``w1m_events_per_s``,
+  ``w1m_peak_rss_mb``...; ``targets``: #13's), then per workload the events/s medians, their ratio,
+  paired ratios and each side's digests (they must be the same: the compiled build changes no result;
+  exit status 1 otherwise), with the CPU model and the load average around the runs. ``--only`` picks
+  workloads; the JSON goes to ``bench/out/fast.json`` (git-ignored) unless ``--out`` says otherwise.
+  Needs a build.
 
 The modules were picked from ``python bench/hotspots.py engine``: the engine loop, the venue, the book,
-the quoting core and the session. None of them may define a msgspec Struct (mypyc would build it
+the quoting core and the session; then the interpreted code they called most (``py-spy`` on the compiled
+run shows only that): the log's row sink (``core.eventlog``), the unit conversions (``core.units``) and
+the YES view (``core.yes_view``). None of them may define a msgspec Struct (mypyc would build it
 without its class keywords and with its annotations flattened: ``core/structs.py``); their Structs
 live in each package's uncompiled ``structs`` module (``tests/test_fast_build.py`` checks both).
 Compiled classes are native: no ``__dict__``, no attributes added or methods replaced at run time,
@@ -35,10 +43,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Where ``compare`` writes its figures unless ``--out`` says otherwise (git-ignored, like ``just bench``'s).
+OUT_FILE: Final = ROOT / "bench" / "out" / "fast.json"
 
 #: The modules the compiled build compiles (dotted names; sources under ROOT).
 MODULES = (
@@ -52,6 +63,9 @@ MODULES = (
     "core.estimators",
     "core.inventory",
     "actors.session",
+    "core.eventlog",
+    "core.units",
+    "core.yes_view",
 )
 
 #: Run by ``compare`` with ``-c``: argv[1] ``pure`` makes MODULES import from their ``.py`` files.
@@ -149,18 +163,33 @@ def _run(mode: str, script: str, *args: str) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def compare(repeat: int) -> dict[str, Any]:
+#: What ``compare`` runs, each in fresh processes: ``just bench``'s children for the engine figures.
+WORKLOADS: Final[tuple[str, ...]] = ("engine", "noquote", "actors", "w1m")
+#: Issue #13's targets for the figures ``compare`` reports (``just bench``'s keys).
+TARGETS: Final = {
+    "inline_events_per_s": ">= 1000000",
+    "actors_events_per_s": ">= 300000",
+    "order_action_us": "<= 4",
+    "w1m_events_per_s": ">= 1300000",
+    "w1m_peak_rss_mb": "<= 200",
+}
+
+
+def compare(repeat: int, only: tuple[str, ...] = WORKLOADS) -> dict[str, Any]:
     import w1m
 
-    import bench  # bench/bench.py: machine()
+    import bench  # bench/bench.py: machine(), the medians and the cost of an order action
 
     if len(compiled_modules()) != len(MODULES) or stale():
         raise SystemExit("compare needs a fresh build of every module: python bench/fast.py build")
     w1m_file = w1m.ensure_file(ROOT / "bench" / "out" / "w1m.npz")
-    workloads = {
+    children = {
         "engine": ("bench/bench.py", "--child", "inline", "synthetic"),
+        "noquote": ("bench/bench.py", "--child", "inline", "synthetic-noquote"),
+        "actors": ("bench/bench.py", "--child", "actors", "synthetic"),
         "w1m": ("bench/w1m.py", "inline", str(w1m_file)),
     }
+    workloads = {w: children[w] for w in WORKLOADS if w in only}
     before = [round(x, 2) for x in os.getloadavg()]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {w: {"pure": [], "compiled": []} for w in workloads}
     for i in range(repeat):
@@ -169,9 +198,18 @@ def compare(repeat: int) -> dict[str, Any]:
                 r = _run(mode, *args)
                 runs[name][mode].append(r)
                 print(f"{name} {mode}: {r['events_per_s']} events/s", file=sys.stderr)
-    out: dict[str, Any] = {"machine": bench.machine(), "modules": list(MODULES), "repeat": repeat}
+    out: dict[str, Any] = {
+        "machine": bench.machine(),
+        "when": time.strftime("%Y-%m-%d"),
+        "modules": list(MODULES),
+        "repeat": repeat,
+        "load_average_1m_5m_15m": {"before": before, "after": [round(x, 2) for x in os.getloadavg()]},
+    }
+    medians = {w: {m: bench._median_of_runs(rs) for m, rs in by_mode.items()} for w, by_mode in runs.items()}
+    out["figures"] = {m: _figures({w: med[m] for w, med in medians.items()}) for m in ("pure", "compiled")}
+    out["targets"] = {k: v for k, v in TARGETS.items() if k in out["figures"]["pure"]}
     for name, by_mode in runs.items():
-        med = {m: round(statistics.median(r["events_per_s"] for r in rs)) for m, rs in by_mode.items()}
+        med = {m: medians[name][m]["events_per_s"] for m in by_mode}
         digests = {m: sorted({r["digest"] for r in rs}) for m, rs in by_mode.items()}
         out[name] = {
             "events_per_s": med,
@@ -190,7 +228,31 @@ def compare(repeat: int) -> dict[str, Any]:
             cpu = {m: statistics.median(r["cpu_s"] for r in rs) for m, rs in by_mode.items()}
             out[name]["cpu_s"] = cpu
             out[name]["cpu_ratio"] = round(cpu["pure"] / cpu["compiled"], 2)
-    out["load_average_1m_5m_15m"] = {"before": before, "after": [round(x, 2) for x in os.getloadavg()]}
+    if "engine" in runs and "actors" in runs:  # the two engines decide and log the same
+        out["actors"]["same_digest_as_inline"] = out["actors"]["digest"] == out["engine"]["digest"]
+    return out
+
+
+def _figures(med: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``just bench``'s keys for the issue #13 figures, from one build's median runs of each workload."""
+    import bench  # bench/bench.py, as in compare
+
+    out: dict[str, Any] = {}
+    if "engine" in med:
+        out["inline_events_per_s"] = med["engine"]["events_per_s"]
+        out["peak_rss_mb"] = med["engine"]["peak_rss_mb"]
+    if "actors" in med:
+        out["actors_events_per_s"] = med["actors"]["events_per_s"]
+        out["peak_rss_mb"] = max(out.get("peak_rss_mb", 0), med["actors"]["peak_rss_mb"])
+    if "noquote" in med:
+        out["inline_events_per_s_without_quoting"] = med["noquote"]["events_per_s"]
+    if "engine" in med and "noquote" in med:
+        actions = bench.order_action_cost(med["engine"], med["noquote"])
+        out["order_action_us"] = actions["us_per_action"]
+        out["cpu_us_per_action"] = actions["cpu_us_per_action"]
+    if "w1m" in med:
+        out["w1m_events_per_s"] = med["w1m"]["events_per_s"]
+        out["w1m_peak_rss_mb"] = med["w1m"]["peak_rss_mb"]
     return out
 
 
@@ -198,7 +260,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["build", "clean", "status", "compare"])
     p.add_argument("--repeat", type=int, default=5, help="runs per figure and build (median) [5]")
-    p.add_argument("--out", help="also write the comparison to this JSON file")
+    p.add_argument(
+        "--only",
+        help=f"compare these workloads only, comma-separated, of {','.join(WORKLOADS)} [all]",
+    )
+    p.add_argument(
+        "--out",
+        default=str(OUT_FILE),
+        help="where compare writes its JSON [bench/out/fast.json, git-ignored]",
+    )
     a = p.parse_args()
     if a.what == "build":
         return build()
@@ -206,12 +276,18 @@ def main() -> int:
         return clean()
     if a.what == "status":
         return status()
-    result = compare(a.repeat)
+    only = tuple(a.only.split(",")) if a.only else WORKLOADS
+    if unknown := set(only) - set(WORKLOADS):
+        p.error(f"--only: unknown workloads {sorted(unknown)}")
+    result = compare(a.repeat, only)
     text = json.dumps(result, indent=2)
     print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    return 0 if all(result[w]["digests_equal"] for w in ("engine", "w1m")) else 1
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    same = [result[w]["digests_equal"] for w in WORKLOADS if w in result]
+    same += [result["actors"].get("same_digest_as_inline", True)] if "actors" in result else []
+    return 0 if all(same) else 1
 
 
 if __name__ == "__main__":

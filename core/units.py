@@ -54,6 +54,10 @@ ORDER_QTY_STEP: Final = 10_000
 TICKS_PX: Final = (1000, 100, 50, 25, 10, 1)
 NS_PER_S: Final = 1_000_000_000
 NS_PER_MS: Final = 1_000_000
+#: A time no event reaches (ns): the sentinel of every "nothing due". The largest int mypyc keeps
+#: unboxed (a short int is 63 bits, tagged: ``1 << 62`` is not one), so the compiled build compares
+#: times against it in machine ints.
+NEVER_NS: Final = (1 << 62) - 1
 
 
 class Side(IntEnum):
@@ -61,6 +65,11 @@ class Side(IntEnum):
 
     BUY = 1
     SELL = -1
+
+
+def opposite(side: Side) -> Side:
+    """The other side (``Side(-side)`` goes through the enum's lookup: ~1 us, per order and fill)."""
+    return Side.SELL if side is Side.BUY else Side.BUY
 
 
 class Outcome(IntEnum):

@@ -36,12 +36,12 @@ from core.inventory import OrderLike
 from core.markets import MarketInfo
 from core.ports import EventSink
 from core.rewards import book_scores as core_book_scores
-from core.units import NS_PER_S, PX_ONE, Outcome, Side
+from core.units import NEVER_NS, NS_PER_S, PX_ONE, Outcome, Side
 from venue.exchange import SimExchange
 
 SAMPLE_PERIOD_NS: Final = 60 * NS_PER_S
 MINUTES_PER_DAY: Final = 1440
-_INF: Final = 1 << 62
+_INF: Final = NEVER_NS
 
 
 def sample_second(seed: int, market: str, minute: int) -> int:

@@ -4,8 +4,8 @@ One ``MarketTape`` per market, events in time order, on the YES book. Events of 
 through ``add``, which passes them through the market's ``core.yes_view.YesView``: a NO-token event is
 mapped onto the YES book (a NO snapshot becomes the YES snapshot it mirrors) and the mirror of a
 change or trade the venue published on both tokens is counted once. Columns are ``array``s of machine ints,
-so a million events take ~25 MB and the replay loop reads plain ints with no per-event objects
-(prices in Px, 1e-4 USDC; sizes in Qty, 1e-6 share, any 6-decimal size):
+so a million events take ~25 MB; the replay loop reads them a window at a time, as lists
+(``sim.runner.Lane._columns``) (prices in Px, 1e-4 USDC; sizes in Qty, 1e-6 share, any 6-decimal size):
 
 * ``OP_BID`` / ``OP_ASK``: the level at ``px`` now holds ``qty`` in total (0 deletes it);
 * ``OP_BUY`` / ``OP_SELL``: a trade of ``qty`` at ``px``, the taker buying (asks lifted) or selling;

@@ -104,6 +104,7 @@ from core.messages import (
     Rejected,
 )
 from core.units import (
+    NEVER_NS,
     PX_ONE,
     USDC6_ONE,
     USDC10_PER_USDC6,
@@ -114,6 +115,7 @@ from core.units import (
     format_usdc6,
     maker_rebate_usdc6,
     notional_usdc6,
+    opposite,
     taker_fee_usdc6,
 )
 from core.yes_view import to_yes
@@ -127,7 +129,7 @@ MAX_PENDING: Final = 64
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _ASK: Final = 16_384  # level keys: a bid at px is px, an ask px + _ASK
-_INF: Final = 1 << 62
+_INF: Final = NEVER_NS
 _ZEROS: Final = (0,) * (PX_ONE + 1)
 
 
@@ -212,7 +214,7 @@ class SimOrder:
         self.order_id = order_id
         self.outcome = outcome
         self.side = side
-        self.yes_side = side if outcome is Outcome.YES else Side(-side)
+        self.yes_side = side if outcome is Outcome.YES else opposite(side)
         self.yes_px = yes_px
         self.qty = qty
         self.queue = _NO_QUEUE  # set when it joins its price
@@ -798,7 +800,7 @@ class SimExchange:
             if left <= 0:
                 break
         if left < qty:
-            self._use(Side(-our_side), px, qty - left, ts_ns)
+            self._use(opposite(our_side), px, qty - left, ts_ns)
         return qty - left
 
     def _fill(

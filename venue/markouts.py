@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-from core.units import NS_PER_S, PX_ONE
+from core.units import NEVER_NS, NS_PER_S, PX_ONE
 from venue.exchange import SimExchange
 
 HORIZONS_S: Final = (1, 10, 60)
-NEVER: Final = 1 << 62
+NEVER: Final = NEVER_NS
 
 
 class Markouts:

@@ -12,6 +12,7 @@ from core.units import (
     QTY_ONE,
     TICKS_PX,
     USDC10_PER_USDC6,
+    Side,
     UnitError,
     ceil_to_tick,
     complement_notional_usdc6,
@@ -23,11 +24,16 @@ from core.units import (
     int_to_decimal,
     maker_rebate_usdc6,
     notional_usdc6,
+    opposite,
     parse_px,
     parse_qty,
     parse_tick,
     taker_fee_usdc6,
 )
+
+
+def test_opposite_is_the_other_side():
+    assert [opposite(s) for s in Side] == [Side(-s) for s in Side] == [Side.SELL, Side.BUY]
 
 
 @given(st.integers(0, PX_ONE))

@@ -14,7 +14,7 @@ from app.commands.sim import simulate
 from core.eventlog import BufferSink
 from core.markets import MarketInfo
 from core.messages import Accepted, BookSnapshot, Place
-from core.units import NS_PER_S, QTY_ONE, USDC6_ONE, Outcome, Side
+from core.units import NEVER_NS, NS_PER_S, QTY_ONE, USDC6_ONE, Outcome, Side
 from research.runlog import log_records
 from sim.rewards import SAMPLE_PERIOD_NS, RewardAccrual, book_scores, sample_second, sample_ts
 from sim.scenario import RewardTerms, Scenario
@@ -62,7 +62,7 @@ def test_a_run_takes_one_sample_per_minute_within_its_span(seed, offset, minutes
     last = first + minutes * SAMPLE_PERIOD_NS
     acc = RewardAccrual(INFO, seed, first, last)
     times = []
-    while acc.next_ts < (1 << 62):
+    while acc.next_ts < NEVER_NS:
         times.append(acc.next_ts)
         acc._advance()
     assert all(first <= t <= last for t in times)
@@ -71,9 +71,10 @@ def test_a_run_takes_one_sample_per_minute_within_its_span(seed, offset, minutes
     # Every minute wholly inside the span is sampled; the partial first and last ones may be.
     assert set(range(first // SAMPLE_PERIOD_NS + 1, last // SAMPLE_PERIOD_NS)) <= set(by_minute)
     assert times == [sample_ts(seed, "m", m) for m in by_minute]
-    assert RewardAccrual(
-        msgspec.structs.replace(INFO, rewards_max_spread_px=0), seed, first, last
-    ).next_ts == (1 << 62)
+    assert (
+        RewardAccrual(msgspec.structs.replace(INFO, rewards_max_spread_px=0), seed, first, last).next_ts
+        == NEVER_NS
+    )
 
 
 def _venue(*orders: tuple[Outcome, Side, int], ask: tuple[int, int] = (5_200, 100 * QTY_ONE)) -> SimExchange:

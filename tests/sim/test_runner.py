@@ -1,3 +1,4 @@
+import gc
 import hashlib
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from core.quoting import quote_params
 from core.risk import RiskLimits
 from core.units import USDC10_PER_USDC6, Outcome, Side, format_px, format_qty, maker_rebate_usdc6
 from sim.eventcols import ColumnReader
-from sim.runner import Runner, RunSettings, _inline_window
+from sim.runner import YOUNG_GC_OBJECTS, Runner, RunSettings, _inline_window
 from sim.structs import Latency
 from sim.summary import lane_summary, run_summary
 from sim.tape import MarketTape
@@ -68,6 +69,16 @@ def test_engines_agree_with_latency_jitter_and_probabilistic_queue():
 
     assert a == b
     assert ra.log.digest() == rb.log.digest()
+
+
+def test_a_run_collects_young_garbage_less_often_and_puts_the_threshold_back():
+    before = gc.get_threshold()
+    during = []
+    runner = Runner([random_walk_tape(0, 200, 3)], PARAMS, RunSettings(), 3)
+    runner.run("inline", progress=lambda done, total: during.append(gc.get_threshold()))
+
+    assert during and set(during) == {(max(before[0], YOUNG_GC_OBJECTS), *before[1:])}
+    assert gc.get_threshold() == before
 
 
 def test_different_seed_different_log():
