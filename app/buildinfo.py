@@ -51,9 +51,9 @@ def stale_modules() -> list[str]:
 
 
 def build_label() -> str:
-    """``pure Python``, or ``compiled (N modules)``: what a run states about the code it ran on."""
+    """``pure Python``, or ``compiled: N modules``: what a run states about the code it ran on."""
     n = len(compiled_modules())
-    return f"compiled ({n} modules)" if n else "pure Python"
+    return f"compiled: {n} modules" if n else "pure Python"
 
 
 def stale_build_error() -> str | None:

@@ -4,9 +4,11 @@
 ``just bench-fast``):
 
 * ``build``: ``mypyc`` (from the ``fast`` extra, or ``dev``; a C compiler is needed) compiles ``MODULES``
-  next to their sources: one ``.so`` per module and a shared ``*__mypyc*.so`` at the top of the tree,
-  all git-ignored. Python imports an extension module before a ``.py`` of the same name, so from then
-  on every run in this tree (``polymm sim``, the bench, the tests) uses them;
+  next to their sources: one ``.so`` per module and the library they share, ``core/fastlib__mypyc*.so``
+  (``SHARED``), all git-ignored. Python imports an extension module before a ``.py`` of the same name,
+  so from then on every run in this tree (``polymm`` commands, the bench, the tests) uses them. The
+  shared library lives in a package, not at the top of the tree (where ``mypyc``'s command line puts
+  it): the installed ``polymm`` command finds polymm's packages, not the tree's top-level files;
 * ``clean``: removes them (and mypyc's ``build/`` directory): back to pure Python, the reference that
   CI tests and that every figure of the README refers to unless it says otherwise;
 * ``status``: which of ``MODULES`` import compiled, and which of those builds are stale (the source
@@ -68,6 +70,9 @@ MODULES = (
     "core.yes_view",
 )
 
+#: The library the compiled modules share (mypyc's group): ``core/fastlib__mypyc.*.so``.
+SHARED = "core.fastlib"
+
 #: Run by ``compare`` with ``-c``: argv[1] ``pure`` makes MODULES import from their ``.py`` files.
 _CHILD = f"""
 import importlib.abc, importlib.util, runpy, sys
@@ -94,8 +99,8 @@ def source(module: str) -> Path:
 
 
 def built() -> list[Path]:
-    """The compiled files of MODULES in the tree, and the shared mypyc library."""
-    out = sorted(ROOT.glob("*__mypyc.*.so"))
+    """The compiled files of MODULES in the tree, and the shared library (also where older builds put it)."""
+    out = sorted(ROOT.glob("*__mypyc.*.so")) + sorted(source(SHARED).parent.glob("*__mypyc.*.so"))
     for m in MODULES:
         src = source(m)
         out += sorted(src.parent.glob(src.stem + ".*.so"))
@@ -115,8 +120,18 @@ def stale() -> list[str]:
 
 def build() -> int:
     clean()
-    cmd = [sys.executable, "-m", "mypyc", *(str(source(m).relative_to(ROOT)) for m in MODULES)]
-    print(" ".join(cmd))
+    # What ``python -m mypyc FILES`` runs (a setup script calling ``mypycify``, built in place), with
+    # the shared library named into the core package (``SHARED``) instead of the top of the tree.
+    files = [str(source(m).relative_to(ROOT)) for m in MODULES]
+    setup = ROOT / "build" / "setup.py"
+    setup.parent.mkdir(exist_ok=True)
+    setup.write_text(
+        "from setuptools import setup\n"
+        "from mypyc.build import mypycify\n\n"
+        f"setup(name='polymm-fast', ext_modules=mypycify({files!r}, opt_level='3', group_name={SHARED!r}))\n"
+    )
+    cmd = [sys.executable, str(setup.relative_to(ROOT)), "build_ext", "--inplace"]
+    print(" ".join(cmd), f"  ({', '.join(files)})")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(done.stdout[-4000:], done.stderr[-4000:], sep="\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 try:
-    from fast import MODULES, source
+    from fast import MODULES, SHARED, source
 finally:
     sys.path.pop(0)
 
@@ -35,6 +36,16 @@ def test_a_compiled_module_defines_no_struct_and_no_class_with_keywords(module):
             bases = [ast.unparse(b) for b in node.bases]
             assert not node.keywords, f"{module}.{node.name}: class keywords"
             assert not any("Struct" in b for b in bases), f"{module}.{node.name}: a msgspec Struct"
+
+
+def test_the_shared_library_goes_into_a_package_the_installed_command_finds():
+    # The installed `polymm` finds polymm's packages (the editable install), not the tree's top-level
+    # files: a shared library at the top (mypyc's command-line default) made every command fail to
+    # import on a compiled tree.
+    package, _, name = SHARED.rpartition(".")
+    assert package and name and not source(SHARED).exists()
+    assert (ROOT / package.replace(".", "/") / "__init__.py").is_file()
+    assert importlib.util.find_spec(package) is not None
 
 
 def test_the_structs_they_used_to_define_are_still_importable_from_them():

@@ -48,7 +48,7 @@ def test_compiled_modules_are_named_and_counted(tree):
     (tree / ("orphan" + SO)).write_bytes(b"")  # mypyc's shared library at the root: no source
 
     assert buildinfo.compiled_modules() == ["pkg.fast", "pkg.sub.inner"]
-    assert buildinfo.build_label() == "compiled (2 modules)"
+    assert buildinfo.build_label() == "compiled: 2 modules"
     assert buildinfo.stale_build_error() is None
 
 
