@@ -339,7 +339,7 @@ class SegmentedWriter:
         self._next_index = max(rotated, default=0) + 1
         self._f: IO[bytes] | None = self.path.open("ab", buffering=BUFFER_BYTES)
         self._size = os.fstat(self._f.fileno()).st_size
-        self._q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[bytes | threading.Event | None] = queue.SimpleQueue()
         self._zq: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
         #: Lines and bytes written, lines lost to write errors, segments rotated and compressed.
         self.lines_written = 0
@@ -361,6 +361,19 @@ class SegmentedWriter:
     def write(self, line: bytes) -> None:
         """Queue one line (ending with a newline); never blocks on the disk."""
         self._q.put(line)
+
+    def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+        """Wait until every line queued so far is written and flushed to the file (not synced).
+
+        What is flushed survives the process being killed (``kill -9``): an audit record is
+        flushed before the command it records is answered. False if that took over ``timeout_s``
+        or the log is closed.
+        """
+        if self._closed:
+            return False
+        done = threading.Event()
+        self._q.put(done)
+        return done.wait(timeout_s)
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Write everything queued, flush and sync; wait for pending compressions (idempotent)."""
@@ -385,7 +398,11 @@ class SegmentedWriter:
                 if item is None:
                     done = True
                     break
-                self._write(item)
+                if isinstance(item, threading.Event):  # flush(): what came before it reaches the file
+                    self._flush()
+                    item.set()
+                else:
+                    self._write(item)
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
@@ -506,6 +523,13 @@ class JsonlFileSink:
                 return
             self._buf.record(kind, ts_ns, market, payload)
             self.writer.write(self._buf.lines.pop())
+
+    def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+        """Wait until every record so far is in the file (``SegmentedWriter.flush``); False: not in time."""
+        with self._lock:
+            if self._closed:
+                return False
+        return self.writer.flush(timeout_s)
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Write everything queued and close the log, waiting at most ``timeout_s`` (idempotent)."""

@@ -67,6 +67,8 @@ CONTROL_FILE: Final = "control.json"
 #: The longest a command waits for the venue to confirm what it pulled.
 PULL_WAIT_S: Final = 10.0
 CANCEL_ALL_WAIT_S: Final = 30.0
+#: How long a command waits for its audit record to reach the event log's file before it is answered.
+AUDIT_FLUSH_S: Final = 2.0
 _MAX_BODY: Final = 64 * 1024
 
 
@@ -432,13 +434,17 @@ class ControlPlane:
         sink: EventSink,
         clock: Clock,
         metrics_url: str | None = None,
+        flush_log: Callable[[float], bool] | None = None,
     ) -> None:
+        """``flush_log(timeout_s)``: waits until the event log's records so far are in its file (the
+        run log's ``JsonlFileSink.flush``); a command is answered only after its audit record is."""
         self.ops = ops
         self.run_dir = run_dir
         self.port = port
         self.sink = sink
         self.clock = clock
         self.metrics_url = metrics_url
+        self.flush_log = flush_log
         self.token = ""
         self.token_id = ""
         self._server: _Server | None = None
@@ -528,6 +534,12 @@ class ControlPlane:
                 "result": result,
             },
         )
+        # The record is in the file before the operator hears back: a kill -9 right after a halt
+        # must not lose the halt's audit line (the command itself took effect already).
+        if self.flush_log is not None and not self.flush_log(AUDIT_FLUSH_S):
+            log.warning(
+                "control: the audit record of %s is not in the event log after %.0f s", action, AUDIT_FLUSH_S
+            )
         log.info("control: %s %s by token %s: %s", action, market or "(all)", who, result)
 
 

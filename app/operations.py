@@ -19,6 +19,7 @@ import msgspec
 from actors.risk import RiskMonitor
 from adapters.market_cache import MarketCacheError, read_markets_file
 from adapters.risk_state import RiskStateError, RiskStateFile, state_path
+from adapters.runlog import JsonlFileSink
 from app.configfile import ConfigFileError, load_risk_config
 from core.config import Config
 from core.markets import MarketInfo
@@ -205,6 +206,7 @@ class OpsPlane:
                 sink=engine.sink,
                 clock=self.clock,
                 metrics_url=metrics_url,
+                flush_log=engine.sink.flush if isinstance(engine.sink, JsonlFileSink) else None,
             )
             url = self._listen("control_port", ops_cfg.control_port, self.control.start)
             print(

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import msgspec
@@ -334,6 +335,26 @@ def test_a_segment_left_uncompressed_by_a_crash_is_compressed_at_the_next_open(t
         "events.jsonl",
     ]
     assert [e["n"] for e in read_events(tmp_path)] == [1, 2, 3]
+
+
+def test_flush_waits_until_every_record_so_far_is_in_the_file(tmp_path, monkeypatch):
+    sink = JsonlFileSink(tmp_path / "events.jsonl")
+    write = sink.writer._write
+
+    def slow_write(line: bytes) -> None:  # a writer thread that lags behind its callers
+        time.sleep(0.002)
+        write(line)
+
+    monkeypatch.setattr(sink.writer, "_write", slow_write)
+    for n in range(50):
+        sink.record("control", T0_NS, "", {"n": n})
+
+    assert sink.flush(10)
+    # In the file, not only queued: what a kill -9 now would leave (no close, no sync).
+    lines = (tmp_path / "events.jsonl").read_bytes().splitlines()
+    assert [msgspec.json.decode(line)["n"] for line in lines] == list(range(50))
+    sink.close()
+    assert not sink.flush(1)  # a closed log flushes nothing more
 
 
 def test_an_engine_log_is_appended_where_a_test_points_it(tmp_path):

@@ -185,6 +185,25 @@ def test_commands_act_through_the_risk_actor_and_are_recorded_with_the_token_id(
     assert audit[3]["reason"] == "news"
 
 
+def test_a_command_is_answered_only_after_its_audit_record_is_in_the_log_file(plane, tmp_path):
+    cp, sink, _told = plane
+    token = (tmp_path / TOKEN_FILE).read_text().strip()
+    flushed: list[list[str]] = []  # at each flush: the commands the log held
+
+    def flush_log(timeout_s: float) -> bool:
+        flushed.append([r["command"] for r in records(sink, "control")])
+        return True
+
+    cp.flush_log = flush_log
+
+    assert call(cp, "POST", "/halt", {"reason": "news"}, token=token)[0] == 200
+    assert flushed == [["halt"]]  # recorded, then flushed, then answered
+    assert call(cp, "POST", "/pause", {"market": "0xzz"}, token=token)[0] == 404
+    assert flushed[-1] == ["halt", "pause"]  # a refused command too
+    assert call(cp, "GET", "/status", token=token)[0] == 200
+    assert len(flushed) == 2  # a read is not waited for
+
+
 def test_the_cli_finds_the_bot_by_its_latest_run_and_says_when_there_is_none(tmp_path, capsys):
     assert main(["status", "--state-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
