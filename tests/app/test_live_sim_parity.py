@@ -32,17 +32,13 @@ How the live run is made comparable, by the composition root and never by patchi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import queue
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from websockets.sync.server import ServerConnection, serve
 
 from actors.market import GetStatus
 from actors.session import NEVER
@@ -53,6 +49,7 @@ from core.markets import MarketInfo
 from core.messages import Timer
 from core.units import NS_PER_MS, QTY_ONE
 from research.runlog import event_lines, read_run
+from tests.market_channel_server import MarketChannelServer
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
@@ -183,36 +180,6 @@ class ReplayClock:
         return self.t
 
 
-class ReplayServer:
-    """The market channel on 127.0.0.1: sends each frame it is given, answers PINGs."""
-
-    def __init__(self) -> None:
-        self.frames: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self.subscribed = threading.Event()
-        self._server = serve(self._handler, "127.0.0.1", 0, compression=None)
-        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def _handler(self, ws: ServerConnection) -> None:
-        ws.recv()  # the subscription
-        self.subscribed.set()
-        threading.Thread(target=self._pongs, args=(ws,), daemon=True).start()
-        while (frame := self.frames.get()) is not None:
-            ws.send(frame)
-        ws.close()
-
-    @staticmethod
-    def _pongs(ws: ServerConnection) -> None:
-        with contextlib.suppress(Exception):
-            for msg in ws:
-                if msg == "PING":
-                    ws.send("PONG")
-
-    def close(self) -> None:
-        self.frames.put(None)
-        self._server.shutdown()
-
-
 def wait_for(predicate: Any, what: str, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -222,7 +189,7 @@ def wait_for(predicate: Any, what: str, timeout_s: float = 10.0) -> None:
 
 def live_log(tmp_path: Path, cfg: Path, replay: list[tuple[int, str]]) -> bytes:
     clock = ReplayClock(replay[0][0])
-    server = ReplayServer()
+    server = MarketChannelServer()
     state_dir = tmp_path / "live"
     engine = TradingEngine(
         load_config(str(cfg)),

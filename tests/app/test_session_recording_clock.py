@@ -17,18 +17,14 @@ be its replay's, byte for byte.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.server import ServerConnection, serve
 
 from adapters.recording import Recorder, open_recording
 from app.bootstrap import TradingEngine
@@ -40,6 +36,7 @@ from core.messages import Timer
 from core.units import NS_PER_MS, NS_PER_S, QTY_ONE
 from sim.session_replay import read_replay, run_replay
 from tests.fakes import FakeClock, book_frame
+from tests.market_channel_server import MarketChannelServer
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
@@ -65,36 +62,6 @@ def bid_change(px: str) -> str:
             ],
         }
     )
-
-
-class Server:
-    """The market channel on 127.0.0.1: sends each frame it is given, answers PINGs."""
-
-    def __init__(self) -> None:
-        self.frames: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self.subscribed = threading.Event()
-        self._server = serve(self._handler, "127.0.0.1", 0, compression=None)
-        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def _handler(self, ws: ServerConnection) -> None:
-        ws.recv()  # the subscription
-        self.subscribed.set()
-        threading.Thread(target=self._pongs, args=(ws,), daemon=True).start()
-        while (frame := self.frames.get()) is not None:
-            ws.send(frame)
-        ws.close()
-
-    @staticmethod
-    def _pongs(ws: ServerConnection) -> None:
-        with contextlib.suppress(Exception):
-            for msg in ws:
-                if msg == "PING":
-                    ws.send("PONG")
-
-    def close(self) -> None:
-        self.frames.put(None)
-        self._server.shutdown()
 
 
 class Late:
@@ -135,7 +102,7 @@ def test_a_requote_due_between_an_inputs_stamp_and_its_handling_is_made_where_th
 ) -> None:
     cfg = load_config(CONFIG)
     clock = FakeClock(T0 - NS_PER_MS)
-    server = Server()
+    server = MarketChannelServer()
     engine = TradingEngine(
         cfg,
         [INFO],
