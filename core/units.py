@@ -67,9 +67,13 @@ class Side(IntEnum):
     SELL = -1
 
 
+_OPPOSITE: Final = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+
+
 def opposite(side: Side) -> Side:
-    """The other side (``Side(-side)`` goes through the enum's lookup: ~1 us, per order and fill)."""
-    return Side.SELL if side is Side.BUY else Side.BUY
+    """The other side: a table lookup (``Side(-side)`` goes through the enum's lookup, ~1 us, and so
+    does each ``Side.BUY`` read in pure Python, ~50 ns), on the feed's and the venue's hot paths."""
+    return _OPPOSITE[side]
 
 
 class Outcome(IntEnum):

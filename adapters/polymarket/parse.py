@@ -76,6 +76,7 @@ from core.units import (
     Side,
     UnitError,
     decimal_to_int,
+    opposite,
     parse_px,
     parse_qty,
     parse_tick,
@@ -804,7 +805,7 @@ def _maker_fill(
         complementary = side is taker_side
     else:
         complementary = key[1] is not taker_outcome
-        side = taker_side if complementary else Side(-taker_side)
+        side = taker_side if complementary else opposite(taker_side)
     return VenueMakerFill(
         order_id=m.order_id,
         owner=m.owner,
