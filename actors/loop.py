@@ -252,14 +252,15 @@ class LoopActor(pykka.Actor):
         loop = self.actor_loop
         nested, loop.draining = loop.draining, True
         try:
-            inbox = self.actor_inbox
-            while not inbox.empty():
-                if self.actor_stopped.is_set():
+            q = self.actor_inbox._q  # (LoopInbox's get and empty, inlined: once per message told)
+            stopped = self.actor_stopped
+            while q:
+                if stopped.is_set():
                     break
-                self._handle(inbox.get())
-            if self.actor_stopped.is_set():
+                self._handle(q.popleft())
+            if stopped.is_set():
                 self._actor_loop_teardown()
-            elif inbox.empty():
+            elif not q:
                 # A message told while handling scheduled a drain that will find nothing: the next
                 # tell on the loop's thread may be handled at once again (that drain still runs, so a
                 # message another thread adds now is not stranded).

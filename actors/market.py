@@ -228,6 +228,13 @@ class MarketActor(pykka.ThreadingActor):
         # ``queue.Queue``, whose condition variable is Python code: on the tick-to-quote path.
         return queue.SimpleQueue()
 
+    def _handle_receive(self, message: Any) -> Any:
+        # The feed's batches (nearly every message, on the tick-to-quote path) go straight to
+        # ``on_receive``: pykka's own messages (stop, proxy calls) are never a ``MarketBatch``.
+        if type(message) is MarketBatch:
+            return self.on_receive(message)
+        return super()._handle_receive(message)
+
     def on_receive(self, message: Any) -> Any:
         """Dispatch one message to the session (``tell`` on the hot path, ``ask`` for control)."""
         s = self.session

@@ -17,7 +17,7 @@ from actors.risk import RISK_SAMPLE_MAX_GAP_NS, MarketSample
 from actors.structs import CANCEL_PENDING, LIVE, PENDING_NEW, OrderRecord, SessionStats
 from core.book import L2Book
 from core.estimators import FlowState, VolState, decay_vol, update_flow, update_vol
-from core.inventory import Inventory, apply_fill, apply_merge, settle, worst_case_losses
+from core.inventory import Inventory, OrderLike, apply_fill, apply_merge, settle, worst_case_losses
 from core.markets import MarketInfo
 from core.merge import merge_qty
 from core.messages import (
@@ -61,7 +61,6 @@ CROSS_BACKOFF_MAX_NS: Final = 30_000_000_000
 MERGE_RETRY_NS: Final = 60_000_000_000
 #: Levels per side scanned for the size-cutoff-adjusted mid (the first big-enough level is near the touch).
 _REWARD_MID_DEPTH: Final = 50
-_NO_ARGS: Final[dict[str, Any]] = {}
 _YES: Final = Outcome.YES
 #: The position-drift hold of the order gateway (``actors.gateway``): the risk rule ``drift`` reads it.
 DRIFT_HOLD: Final = "position_drift"
@@ -682,21 +681,41 @@ class MarketSession:
         if self.params.merge_enabled:
             self._maybe_merge(ts_ns)
         orders = self.orders.values()
-        pending = [(r.outcome, r.side, r.px, r.qty) for r in orders if r.status == CANCEL_PENDING]
-        inflight = tuple(pending) if pending else ()
+        inflight: tuple[OrderLike, ...] = ()
+        for r in orders:
+            if r.status == CANCEL_PENDING:  # rare: acknowledged cancels are gone already
+                pending = [(o.outcome, o.side, o.px, o.qty) for o in orders if o.status == CANCEL_PENDING]
+                inflight = tuple(pending)
+                break
         self.stats.decide_calls += 1
-        d = decide(
-            self.book.view(),
-            self.inv if self.merging is None else self.quote_inv(),
-            self.vol,
-            self.flow,
-            self.params,
-            ts_ns,
-            global_room_usdc6=self.global_room_usdc6,
-            inflight=inflight,
-            risk=self.risk_gate,
-            **(_NO_ARGS if self.rewards is None else self._reward_args()),
-        )
+        view = self.book.view()
+        inv = self.inv if self.merging is None else self.quote_inv()
+        if self.rewards is None:
+            # A plain call: the keyword expansion below builds a dict per call (on every requote).
+            d = decide(
+                view,
+                inv,
+                self.vol,
+                self.flow,
+                self.params,
+                ts_ns,
+                global_room_usdc6=self.global_room_usdc6,
+                inflight=inflight,
+                risk=self.risk_gate,
+            )
+        else:
+            d = decide(
+                view,
+                inv,
+                self.vol,
+                self.flow,
+                self.params,
+                ts_ns,
+                global_room_usdc6=self.global_room_usdc6,
+                inflight=inflight,
+                risk=self.risk_gate,
+                **self._reward_args(),
+            )
         last = self.last_decision
         self._set_decision(d)
         # reconcile is pure: with the same desired orders, order set and budget it would send nothing new.

@@ -5,11 +5,13 @@ on 127.0.0.1 over a real WebSocket: a ``book`` per token on subscribe, then ``pr
 paced at 5,000 per second in total over 50 markets. Our side is the production path: the
 ``MarketWsClient`` on its own event-loop thread (websockets, then ``_on_message``: msgspec decode,
 parse, the client's book replica and epoch check), the engine's ``FrameDispatcher`` (one
-``MarketBatch`` per market, told through the ``Router``), the market's ``MarketActor`` thread and its
-``MarketSession`` (book, decision, reconcile, exposure check, commands). The port stands in for the
-gateway's ``ClobExchangePort`` (whose ``submit`` is one ``tell``): it records when a command batch is
-handed over, then acknowledges like a venue. Decisions and orders are logged to a JSON-lines file as
-in production (after the hand-over).
+``MarketBatch`` per market, told through the ``Router``), the market's ``MarketActor`` and its
+``MarketSession`` (book, decision, reconcile, exposure check, commands), built as
+``app.bootstrap.TradingEngine`` builds them: the sessions read the actors' loop's ``InputClock``
+(entered by the feed around each frame: one clock reading per input) and keep the engine's latency
+histogram. The port stands in for the gateway's ``ClobExchangePort`` (whose ``submit`` is one
+``tell``): it records when a command batch is handed over, then acknowledges like a venue.
+Decisions and orders are logged to a JSON-lines file as in production (after the hand-over).
 
 The figure is the in-process part: from the start of decoding the message that changed the book to
 the hand-over of the orders it caused. Only quotes caused by the message being handled count, with
@@ -41,8 +43,8 @@ import pykka
 from polymarket import PRODUCTION
 
 from actors.dispatch import FrameDispatcher
-from actors.loop import ActorLoop
-from actors.market import GetStatus, LoopMarketActor, MarketActor
+from actors.loop import ActorLoop, InputClock
+from actors.market import GetStatus, LatencyHistogram, LoopMarketActor, MarketActor
 from actors.session import MarketSession
 from actors.supervisor import Router
 from adapters.clock import LiveClock
@@ -55,6 +57,7 @@ from app.bootstrap import JsonlFileSink, tune_gc_for_latency
 from app.configfile import load_config
 from core.markets import MarketInfo
 from core.messages import Command, Place
+from core.ports import Clock
 from core.quoting import quote_params
 from core.units import Outcome
 
@@ -70,9 +73,14 @@ class TimedPort(DryRunPort):
     """
 
     def __init__(
-        self, market: str, router: Router, out: list[int], signer: pykka.ActorRef[Any] | None = None
+        self,
+        market: str,
+        router: Router,
+        out: list[int],
+        clock: Clock,
+        signer: pykka.ActorRef[Any] | None = None,
     ) -> None:
-        super().__init__(market, router.tell, LiveClock())
+        super().__init__(market, router.tell, clock)
         #: perf_counter_ns when the message being handled was first decoded (None: not a feed message).
         self.t0: int | None = None
         self.out = out
@@ -383,26 +391,35 @@ def _client(
     t0_of: dict[int, int] = {}
     latencies: list[int] = []
     router = TimedRouter(t0_of)
+    # As ``app.bootstrap.TradingEngine`` builds them: the sessions (and the dry-run ports) read the
+    # actors' loop's ``InputClock``, which the feed enters around each frame (one clock reading per
+    # input); the loop's callbacks from other threads are inputs of it too.
+    clock = InputClock(LiveClock())
     feed = TimedFeed(
         AssetMap.from_markets(markets),
         lambda ev: None,
         config=MarketWsConfig(url=f"ws://127.0.0.1:{port}", snapshot_timeout_s=None, proxy=None),
         on_batch=FrameDispatcher(router),
+        input_scope=clock,
     )
     feed.router = router
     tmp = tempfile.TemporaryDirectory(prefix="polymm-ttq-")
     sink = JsonlFileSink(Path(tmp.name) / "events.jsonl")
-    clock = LiveClock()
     signer = None
     if signing:
         tokens = {m.market: m.yes_token for m in markets} | {"NO " + m.market: m.no_token for m in markets}
         signer = SigningGateway.start(tokens)
     refs = []
     _Timed.t0_of = t0_of
-    loop = ActorLoop("polymm-market")
+    quote_latency = LatencyHistogram(clock.base)  # (the engine's: on the running clock)
+    loop = ActorLoop("polymm-market", clock=clock)
     loop.start()
+    # A thread per market is no engine's: its sessions read the running clock, as before.
+    sessions_clock: Any = clock if actors == "loop" else clock.base
     for m in markets:
-        session = MarketSession(m, params, TimedPort(m.market, router, latencies, signer), clock, sink)
+        port = TimedPort(m.market, router, latencies, sessions_clock, signer)
+        session = MarketSession(m, params, port, sessions_clock, sink)
+        session.quote_latency = quote_latency  # the engine's histogram, kept by the actor per frame
         if actors == "loop":
             ref = TimedLoopActor.start(session, actor_loop=loop)
         else:

@@ -651,15 +651,24 @@ def decode_market_frame(
         The events in frame order.
     """
     msgs, reasons = decode_market_messages(data)
-    events: list[MarketEvent] = []
-    for msg in msgs:
+    events: list[MarketEvent]
+    if len(msgs) == 1 and type(msgs[0]) is WirePriceChange:
+        # Nearly every frame: one price_change, whose parsed list is the frame's events (no copy).
         try:
-            if type(msg) is WirePriceChange:  # nearly every message, without the pattern match
-                events.extend(parse_price_change(msg, assets, skipped=reasons))
-                continue
-            events.extend(parse_market_msg(msg, assets, skipped=reasons))
+            events = parse_price_change(msgs[0], assets, skipped=reasons)  # type: ignore[assignment]
         except PayloadError as exc:
-            reasons.append(_short(f"{msg.__struct_config__.tag}: {exc}"))
+            events = []
+            reasons.append(_short(f"price_change: {exc}"))
+    else:
+        events = []
+        for msg in msgs:
+            try:
+                if type(msg) is WirePriceChange:  # nearly every message, without the pattern match
+                    events.extend(parse_price_change(msg, assets, skipped=reasons))
+                    continue
+                events.extend(parse_market_msg(msg, assets, skipped=reasons))
+            except PayloadError as exc:
+                reasons.append(_short(f"{msg.__struct_config__.tag}: {exc}"))
     if reasons:
         reasons = [_short(r) for r in reasons]
         for reason in reasons:

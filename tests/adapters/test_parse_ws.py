@@ -948,3 +948,23 @@ def test_property_price_change_keeps_exactly_the_good_levels(entries):
     n_bad = sum(bad is not None for _, bad in entries)
     assert _levels_of(events) == want
     assert len(skipped) == (n_bad if want else min(n_bad, 1))
+
+
+@given(entries=st.lists(st.tuples(_ENTRY_GOOD, st.none() | _ENTRY_BAD), max_size=6))
+def test_property_a_lone_price_change_decodes_as_it_does_among_others(entries):
+    # A frame of one price_change takes a shorter path than a frame of several: same events, same
+    # reasons, whatever its entries (good, bad, or none usable).
+    wire = []
+    for (asset, px, qty, side), bad in entries:
+        entry = {"asset_id": asset, "price": format_px(px), "size": format_qty(qty), "side": side.name}
+        wire.append({**entry, **(bad or {})})
+    msg = {"event_type": "price_change", "market": BURST_MARKET, "timestamp": "1790658674035"}
+    msg["price_changes"] = wire
+    alone: list[str] = []
+    twice: list[str] = []
+
+    events = decode_market_frame(msgspec.json.encode(msg), BURST, skipped=alone)
+    both = decode_market_frame(msgspec.json.encode([msg, msg]), BURST, skipped=twice)
+
+    assert both == events + events
+    assert twice == alone + alone
