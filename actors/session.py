@@ -637,16 +637,12 @@ class MarketSession:
             rec.qty = ev.leaves_qty
             if ev.leaves_qty <= 0:
                 del self.orders[ev.client_id]
-        # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill.
+        # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill,
+        # and on the YES book (``core.yes_view.to_yes`` of that print) a NO taker's side is the other.
         taker = ev.side if ev.liquidity == "taker" else opposite(ev.side)
-        trade = to_yes(
-            TradePrint(
-                market=ev.market, outcome=ev.outcome, ts_ns=ev.ts_ns, px=ev.px, qty=ev.qty, aggressor=taker
-            )
-        )
-        assert type(trade) is TradePrint
+        aggressor = taker if ev.outcome is _YES else opposite(taker)
         now = self.clock.now_ns()
-        self.flow = update_flow(self.flow, trade.aggressor, ev.qty, now, self.params.flow_halflife_s)
+        self.flow = update_flow(self.flow, aggressor, ev.qty, now, self.params.flow_halflife_s)
         self.dirty = True
         if self.book_valid:
             # Not urgent: the caps already counted this order as filled; the new skew can wait for
