@@ -870,8 +870,15 @@ class SimExchange:
         if queue is not None and queue is o.queue:
             lst = queue.orders
             if o in lst:
-                _shift_after(queue, o, o.qty)  # our later orders here move up by what it still had
-                lst.remove(o)
+                i = lst.index(o)
+                qty = o.qty
+                if qty:  # our later orders here move up by what it still had (``_shift_after``)
+                    for later in lst[i + 1 :]:
+                        later.fin -= qty
+                        if later.pending:
+                            for p in later.pending:
+                                p[0] -= qty
+                del lst[i]
             if not lst:
                 del levels[o.yes_px]
                 if o.yes_px in (self.our_bid, self.our_ask):
