@@ -46,7 +46,7 @@ from core.messages import (
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
 from core.reconcile import Tolerance, admit, reconcile
-from core.rewards import adjusted_mid2_px
+from core.rewards import NO_REWARDS, RewardParams, adjusted_mid2_px
 from core.risk import ACTIVE_GATE, RiskGate
 from core.units import NEVER_NS, PX_ONE, Outcome, Side, opposite
 from core.yes_view import to_yes
@@ -623,29 +623,31 @@ class MarketSession:
         )
 
     def _on_fill(self, ev: Filled) -> None:
-        self.inv = apply_fill(self.inv, ev.outcome, ev.side, ev.px, ev.qty, ev.fee_usdc6)
+        # (The report's fields read once: a Struct's attribute is a generic lookup when compiled.)
+        outcome, side, qty = ev.outcome, ev.side, ev.qty
+        inv = apply_fill(self.inv, outcome, side, ev.px, qty, ev.fee_usdc6)
         if self.resolved_yes is not None:
             # Traded before resolution, reported after it: it settles at the known outcome at once.
-            self.inv = settle(self.inv, self.resolved_yes)
-        self.stats.fills += 1
-        net = abs(self.inv.yes_qty - self.inv.no_qty)
-        self.stats.max_abs_inventory_qty = max(net, self.stats.max_abs_inventory_qty)
-        rec = self.orders.get(ev.client_id)
+            inv = settle(inv, self.resolved_yes)
+        self.inv = inv
+        stats = self.stats
+        stats.fills += 1
+        net = abs(inv.yes_qty - inv.no_qty)
+        stats.max_abs_inventory_qty = max(net, stats.max_abs_inventory_qty)
+        client_id = ev.client_id
+        rec = self.orders.get(client_id)
         if rec is not None:
             self.orders_version += 1
-            rec.qty = ev.leaves_qty
-            if ev.leaves_qty <= 0:
-                del self.orders[ev.client_id]
-        # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill.
-        taker = ev.side if ev.liquidity == "taker" else opposite(ev.side)
-        trade = to_yes(
-            TradePrint(
-                market=ev.market, outcome=ev.outcome, ts_ns=ev.ts_ns, px=ev.px, qty=ev.qty, aggressor=taker
-            )
-        )
-        assert type(trade) is TradePrint
+            leaves = ev.leaves_qty
+            rec.qty = leaves
+            if leaves <= 0:
+                del self.orders[client_id]
+        # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill,
+        # and on the YES book (``core.yes_view.to_yes`` of that print) a NO taker's side is the other.
+        taker = side if ev.liquidity == "taker" else opposite(side)
+        aggressor = taker if outcome is _YES else opposite(taker)
         now = self.clock.now_ns()
-        self.flow = update_flow(self.flow, trade.aggressor, ev.qty, now, self.params.flow_halflife_s)
+        self.flow = update_flow(self.flow, aggressor, qty, now, self.params.flow_halflife_s)
         self.dirty = True
         if self.book_valid:
             # Not urgent: the caps already counted this order as filled; the new skew can wait for
@@ -660,16 +662,12 @@ class MarketSession:
         """Worst-case loss at resolution with every order of ours that could still fill."""
         return max(worst_case_losses(self.inv, [r.as_order() for r in self.orders.values()]))
 
-    def _reward_args(self) -> dict[str, Any]:
-        # Rewards-aware quoting only: the market's terms and the size-cutoff-adjusted mid of the book.
-        rw = self.rewards
-        if rw is None:
-            return {}
+    def _reward_mid2_px(self, rw: RewardParams) -> int:
+        # Rewards-aware quoting only: the size-cutoff-adjusted mid of the book (twice it).
         book = self.book
-        mid2 = adjusted_mid2_px(
+        return adjusted_mid2_px(
             book.levels(Side.BUY, _REWARD_MID_DEPTH), book.levels(Side.SELL, _REWARD_MID_DEPTH), rw.min_qty
         )
-        return {"rewards": rw, "reward_mid2_px": mid2}
 
     def requote(self, ts_ns: int) -> None:
         """Gather → decide → reconcile → submit."""
@@ -688,38 +686,27 @@ class MarketSession:
                 inflight = tuple(pending)
                 break
         self.stats.decide_calls += 1
-        view = self.book.view()
         inv = self.inv if self.merging is None else self.quote_inv()
-        if self.rewards is None:
-            # A plain call: the keyword expansion below builds a dict per call (on every requote).
-            d = decide(
-                view,
-                inv,
-                self.vol,
-                self.flow,
-                self.params,
-                ts_ns,
-                global_room_usdc6=self.global_room_usdc6,
-                inflight=inflight,
-                risk=self.risk_gate,
-            )
-        else:
-            d = decide(
-                view,
-                inv,
-                self.vol,
-                self.flow,
-                self.params,
-                ts_ns,
-                global_room_usdc6=self.global_room_usdc6,
-                inflight=inflight,
-                risk=self.risk_gate,
-                **self._reward_args(),
-            )
+        room = self.global_room_usdc6
+        rw = self.rewards
+        d = decide(
+            self.book.view(),
+            inv,
+            self.vol,
+            self.flow,
+            self.params,
+            ts_ns,
+            global_room_usdc6=room,
+            inflight=inflight,
+            risk=self.risk_gate,
+            rewards=NO_REWARDS if rw is None else rw,
+            reward_mid2_px=0 if rw is None else self._reward_mid2_px(rw),
+        )
         last = self.last_decision
         self._set_decision(d)
+        desired = d.orders
         # reconcile is pure: with the same desired orders, order set and budget it would send nothing new.
-        key = (d.orders, self.orders_version, self.global_room_usdc6)
+        key = (desired, self.orders_version, room)
         cmds: list[Command] = []
         if key != self._applied_key:
             blocked = self._places_blocked = ts_ns < self.places_blocked_until_ns
@@ -729,13 +716,15 @@ class MarketSession:
                 self.dirty = True
                 self.wakeup_ns = min(self.wakeup_ns, self.places_blocked_until_ns)
             else:
-                self._applied_key = (d.orders, self.orders_version, self.global_room_usdc6)
+                self._applied_key = (desired, self.orders_version, self.global_room_usdc6)
         # Logged after the hand-over, so encoding never delays an order (the log keeps the order).
-        if last is None or d.orders != last.orders or d.no_quote != last.no_quote:
+        if last is None or desired != last.orders or d.no_quote != last.no_quote:
             self.stats.decisions += 1
             self.sink.record("decision", ts_ns, self.market, d)
-        for c in cmds:
-            self.sink.record("place" if isinstance(c, Place) else "cancel", ts_ns, self.market, c)
+        if cmds:
+            sink, market = self.sink, self.market
+            for c in cmds:
+                sink.record("place" if type(c) is Place else "cancel", ts_ns, market, c)
 
     def _apply(self, d: Decision) -> list[Command]:
         orders = self.orders
@@ -745,6 +734,7 @@ class MarketSession:
             return []
         market = self.market
         cmds: list[Command] = [Cancel(market=market, client_id=cid) for cid in cancels]
+        records: list[OrderRecord] = []
         if places:
             # Orders being cancelled can still fill until the venue confirms: place only what fits
             # beside them (and sell only shares no other sell offers); the rest waits for the next
@@ -758,17 +748,20 @@ class MarketSession:
             prefix, post_only, seq = self.id_prefix, self.params.maker_only, self.seq
             for o in admitted:
                 seq += 1
+                cid, outcome, side, px, qty = f"{prefix}{seq}", o.outcome, o.side, o.px, o.qty
                 cmds.append(
                     Place(
                         market=market,
-                        client_id=f"{prefix}{seq}",
-                        outcome=o.outcome,
-                        side=o.side,
-                        px=o.px,
-                        qty=o.qty,
+                        client_id=cid,
+                        outcome=outcome,
+                        side=side,
+                        px=px,
+                        qty=qty,
                         post_only=post_only,
                     )
                 )
+                # Recorded below, after the hand-over; made here, from the fields at hand.
+                records.append(OrderRecord(client_id=cid, outcome=outcome, side=side, px=px, qty=qty))
             self.seq = seq
         if not cmds:
             return cmds  # every place waits for a cancel to be confirmed
@@ -778,13 +771,11 @@ class MarketSession:
         self.orders_version += 1
         for cid in cancels:
             orders[cid].status = CANCEL_PENDING
-        for c in cmds[len(cancels) :]:
-            p: Place = c  # type: ignore[assignment]
-            orders[p.client_id] = OrderRecord(
-                client_id=p.client_id, outcome=p.outcome, side=p.side, px=p.px, qty=p.qty
-            )
-        self.stats.places += len(cmds) - len(cancels)
-        self.stats.cancels += len(cancels)
+        for rec in records:
+            orders[rec.client_id] = rec
+        stats = self.stats
+        stats.places += len(records)
+        stats.cancels += len(cancels)
         return cmds
 
     def _pull_all(self, ts_ns: int, reason: str) -> None:

@@ -87,7 +87,9 @@ class SimPort:
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands stamped with the session's current time."""
         t = self.clock.t
-        self.outbox.extend((t, c) for c in commands)
+        outbox = self.outbox
+        for c in commands:
+            outbox.append((t, c))
 
     def cancel_all(self, market: str) -> None:
         """Queue a cancel of everything in ``market``."""
@@ -332,17 +334,27 @@ class Lane:
                         if w < vlim:  # a requote is due sooner: nothing of the tape after it
                             vlim = w
                             dlim = min(dlim, w)
-            elif k == 0:  # --- a command reaches the venue
-                cmd = cmds.popleft()[1]
-                out = ex.apply(cmd, t)
-                if out:
-                    if type(cmd) is Merge:
-                        self._merge_done(out, t)
-                    else:
-                        self._reports(out, t)
-            elif k == 2:  # --- a report reaches the session
+            elif k == 0:  # --- the commands of this instant reach the venue
+                # (Commands go first at an instant: nothing the venue does adds a stream before the
+                # next one at ``t``, so taking them in one go is the order the loop would pick.)
+                while True:
+                    cmd = cmds.popleft()[1]
+                    out = ex.apply(cmd, t)
+                    if out:
+                        if type(cmd) is Merge:
+                            self._merge_done(out, t)
+                        else:
+                            self._reports(out, t)
+                    if not cmds or cmds[0][0] != t:
+                        break
+            elif k == 2:  # --- the reports of this instant reach the session
+                # (A report handler sends nothing and schedules a requote no sooner than ``t``, which
+                # goes after the reports of ``t``: taking them in one go is the loop's order.)
                 clock.t = t
-                s.on_exec(reps.popleft()[1])
+                while True:
+                    s.on_exec(reps.popleft()[1])
+                    if box or not reps or reps[0][0] != t:
+                        break
             elif k == 4:  # --- a timer
                 clock.t = t
                 s.on_timer(t)
@@ -522,14 +534,17 @@ class Lane:
                     if box:
                         break  # commands to send (a special pulls our quotes): drain them
                     lim = min(lim, s.wakeup_ns)
-            elif k == 0:  # --- a command reaches the venue
-                cmd = cmds.popleft()[1]
-                out = ex.apply(cmd, t)
-                if out:
-                    if type(cmd) is Merge:
-                        self._merge_done(out, t)
-                    else:
-                        self._reports(out, t)
+            elif k == 0:  # --- the commands of this instant reach the venue (as in ``run_until``)
+                while True:
+                    cmd = cmds.popleft()[1]
+                    out = ex.apply(cmd, t)
+                    if out:
+                        if type(cmd) is Merge:
+                            self._merge_done(out, t)
+                        else:
+                            self._reports(out, t)
+                    if not cmds or cmds[0][0] != t:
+                        break
             elif k == 2:  # --- a report reaches the session
                 clock.t = t
                 if risky and undo_t == t and heard_t != t and undo:
@@ -567,7 +582,8 @@ class Lane:
         cmds = self.cmds
         if not self.order_jitter_ns:  # a constant latency keeps the order by itself
             lat = self.order_ns
-            cmds.extend((t + lat, cmd) for t, cmd in box)
+            for t, cmd in box:
+                cmds.append((t + lat, cmd))
         else:
             for t, cmd in box:
                 arrival = max(self.last_cmd_arrival, t + _draw(self.rng, self.order_ns, self.order_jitter_ns))
@@ -623,7 +639,8 @@ class Lane:
                 for ev in out:
                     self._insert_rep(arrival, ev)
             else:
-                reps.extend((arrival, ev) for ev in out)
+                for ev in out:
+                    reps.append((arrival, ev))
         else:
             for ev in out:
                 arrival = max(self.last_rep_arrival, t + _draw(self.rng, self.resp_ns, jitter))
@@ -632,13 +649,16 @@ class Lane:
                     self._insert_rep(arrival, ev)
                 else:
                     reps.append((arrival, ev))
-        fills = [ev for ev in out if type(ev) is Filled]
-        if fills:
-            # The venue appended this batch's fills in order: index each one, not the last.
-            fill_idx = len(self.exchange.fills) - len(fills)
-            for k, ev in enumerate(fills):
+        # The venue appended this batch's fills in order: index each one, not the last. (Most
+        # batches are one acceptance or cancel: a look at each report's type, no list made.)
+        fill_idx = -1
+        for ev in out:
+            if type(ev) is Filled:
+                if fill_idx < 0:
+                    fill_idx = len(self.exchange.fills) - sum(type(e) is Filled for e in out)
                 self.sink.record("fill", t, self.market, ev)
-                self.markouts.start(t, fill_idx + k)
+                self.markouts.start(t, fill_idx)
+                fill_idx += 1
 
 
 Engine = Literal["inline", "actors"]

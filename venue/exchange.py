@@ -582,56 +582,53 @@ class SimExchange:
     def place(self, cmd: Place, ts_ns: int) -> list[ExecEvent]:
         """Accept, reject, or (if it crosses and may take) execute one of our orders."""
         self._touch(ts_ns)
-        out: list[ExecEvent] = []
-        tick = self.book.tick_px
+        # The command's fields read once (a Struct's attribute is a generic lookup in the compiled build).
+        client_id, outcome, side, px, qty = cmd.client_id, cmd.outcome, cmd.side, cmd.px, cmd.qty
+        tif = cmd.tif
+        takes = tif == "FOK" or tif == "FAK"  # noqa: PLR1714 (two compares: no tuple)
+        book = self.book
+        tick = book.tick_px
         reason = ""
         if self.resolved:
             reason = "market is resolved"
-        elif cmd.client_id in self.orders:
-            reason = f"duplicate client id {cmd.client_id}"
-        elif cmd.px % tick or not tick <= cmd.px <= PX_ONE - tick:
-            reason = (
-                f"invalid price {cmd.px}: must be a multiple of the tick {tick} in [{tick}, {PX_ONE - tick}]"
-            )
-        elif cmd.qty < (1 if cmd.tif in ("FOK", "FAK") else max(1, self.book.min_qty)):
+        elif client_id in self.orders:
+            reason = f"duplicate client id {client_id}"
+        elif px % tick or not tick <= px <= PX_ONE - tick:
+            reason = f"invalid price {px}: must be a multiple of the tick {tick} in [{tick}, {PX_ONE - tick}]"
+        elif qty < (1 if takes else max(1, book.min_qty)):
             # The venue's minimum size binds resting orders; marketable ones need $1 (below).
-            reason = f"size {format_qty(cmd.qty)} below the minimum {format_qty(self.book.min_qty)}"
-        elif cmd.post_only and cmd.tif in ("FOK", "FAK"):
+            reason = f"size {format_qty(qty)} below the minimum {format_qty(book.min_qty)}"
+        elif takes and cmd.post_only:
             reason = "post-only is only allowed with GTC/GTD"
-        elif cmd.side is _SELL and cmd.qty > self.held[cmd.outcome] - self._reserved(cmd.outcome):
-            # Polymarket cannot be shorted: a sell needs shares not already offered by a resting sell.
+        elif side is _SELL and qty > self.held[outcome] - self._reserved(outcome):
+            # Polymarket cannot be shorted: a sell needs shares we hold and do not already offer.
             reason = "not enough balance / allowance"
         if reason:
-            out.append(Rejected(market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason=reason))
-            return out
-        yes_px = cmd.px if cmd.outcome is Outcome.YES else PX_ONE - cmd.px
-        book = self.book
-        is_bid = (cmd.side is _BUY) == (cmd.outcome is Outcome.YES)
+            return [Rejected(market=self.market, client_id=client_id, ts_ns=ts_ns, reason=reason)]
+        yes = outcome is Outcome.YES
+        yes_px = px if yes else PX_ONE - px
+        is_bid = (side is _BUY) == yes
         crosses = (book.ask_px <= yes_px) if is_bid else (book.bid_px >= yes_px)
         if crosses and cmd.post_only:
             reason = "invalid post-only order: order crosses book"
-        elif (crosses or cmd.tif in ("FOK", "FAK")) and (
-            cmd.px * cmd.qty < MIN_MARKETABLE_USDC6 * USDC10_PER_USDC6
-        ):
+        elif (crosses or takes) and px * qty < MIN_MARKETABLE_USDC6 * USDC10_PER_USDC6:
             # The venue's minimum for any order that executes on arrival, whatever its TIF.
             reason = (
-                f"invalid amount for a marketable {cmd.side.name} order "
-                f"(${format_usdc6(notional_usdc6(cmd.px, cmd.qty))}), "
+                f"invalid amount for a marketable {side.name} order "
+                f"(${format_usdc6(notional_usdc6(px, qty))}), "
                 f"min size: ${format_usdc6(MIN_MARKETABLE_USDC6)}"
             )
         if reason:
-            out.append(Rejected(market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason=reason))
-            return out
+            return [Rejected(market=self.market, client_id=client_id, ts_ns=ts_ns, reason=reason)]
         self.order_seq += 1
-        order = SimOrder(
-            cmd.client_id, f"sim-{self.market}-{self.order_seq}", cmd.outcome, cmd.side, yes_px, cmd.qty
-        )
+        order = SimOrder(client_id, f"sim-{self.market}-{self.order_seq}", outcome, side, yes_px, qty)
+        out: list[ExecEvent] = []
         if crosses:
-            if cmd.tif == "FOK" and self._available(order) < order.qty:
+            if tif == "FOK" and self._available(order) < order.qty:
                 out.append(
                     Canceled(
                         market=self.market,
-                        client_id=cmd.client_id,
+                        client_id=client_id,
                         ts_ns=ts_ns,
                         reason="order couldn't be fully filled. FOK orders are fully filled or killed.",
                     )
@@ -640,23 +637,22 @@ class SimExchange:
             self._take(order, ts_ns, out)
             if order.qty <= 0:
                 return out
-        if cmd.tif in ("FOK", "FAK"):
+        if takes:
             out.append(
-                Canceled(
-                    market=self.market, client_id=cmd.client_id, ts_ns=ts_ns, reason="unfilled remainder"
-                )
+                Canceled(market=self.market, client_id=client_id, ts_ns=ts_ns, reason="unfilled remainder")
             )
             return out
         self._join(order, is_bid)
-        self.orders[order.client_id] = order
+        self.orders[client_id] = order
         if is_bid:
             self.our_bid = max(self.our_bid, yes_px)
         else:
             self.our_ask = min(self.our_ask, yes_px)
-        out.insert(
-            0, Accepted(market=self.market, client_id=cmd.client_id, order_id=order.order_id, ts_ns=ts_ns)
-        )
-        return out
+        accepted = Accepted(market=self.market, client_id=client_id, order_id=order.order_id, ts_ns=ts_ns)
+        if out:
+            out.insert(0, accepted)
+            return out
+        return [accepted]
 
     def _join(self, order: SimOrder, is_bid: bool) -> None:
         # Behind the displayed size (less the prints still waiting for their decrease: they took
@@ -670,7 +666,9 @@ class SimExchange:
         v = (self._pend_bids if is_bid else self._pend_asks)[px]
         if v > 0:
             shown = shown - v if shown > v else 0
-        base = shown + sum(o.qty for o in queue.orders) + queue.printed
+        base = shown + queue.printed
+        for o in queue.orders:
+            base += o.qty
         if v < 0:
             # Decreases before we joined that a later print explains were that trade: it is
             # already out of the displayed size, so that print does not move us.
@@ -872,8 +870,15 @@ class SimExchange:
         if queue is not None and queue is o.queue:
             lst = queue.orders
             if o in lst:
-                _shift_after(queue, o, o.qty)  # our later orders here move up by what it still had
-                lst.remove(o)
+                i = lst.index(o)
+                qty = o.qty
+                if qty:  # our later orders here move up by what it still had (``_shift_after``)
+                    for later in lst[i + 1 :]:
+                        later.fin -= qty
+                        if later.pending:
+                            for p in later.pending:
+                                p[0] -= qty
+                del lst[i]
             if not lst:
                 del levels[o.yes_px]
                 if o.yes_px in (self.our_bid, self.our_ask):

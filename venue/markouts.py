@@ -43,13 +43,16 @@ class Markouts:
         mid2 = b.bid_px + b.ask_px
         self.last_mid2 = mid2
         fills = ex.fills
+        sum2, qty = self.sum2, self.qty
         nxt = NEVER
         for k, dq in enumerate(self.pending):
-            while dq and dq[0][0] <= ts_ns:
-                _, idx = dq.popleft()
-                f = fills[idx]
-                self.sum2[k] += f.yes_side * (mid2 - 2 * f.yes_px) * f.qty
-                self.qty[k] += f.qty
-            if dq:
-                nxt = min(nxt, dq[0][0])
+            if dq and dq[0][0] <= ts_ns:  # (a horizon with nothing due is only compared)
+                s, q = sum2[k], qty[k]
+                while dq and dq[0][0] <= ts_ns:
+                    f = fills[dq.popleft()[1]]
+                    s += f.yes_side * (mid2 - 2 * f.yes_px) * f.qty
+                    q += f.qty
+                sum2[k], qty[k] = s, q
+            if dq and dq[0][0] < nxt:
+                nxt = dq[0][0]
         self.due = nxt
