@@ -49,7 +49,7 @@ from core.reconcile import Tolerance, admit, reconcile
 from core.rewards import NO_REWARDS, RewardParams, adjusted_mid2_px
 from core.risk import ACTIVE_GATE, RiskGate
 from core.units import NEVER_NS, PX_ONE, Outcome, Side, opposite
-from core.yes_view import to_yes
+from core.yes_view import to_yes, yes_side
 
 NEVER: Final = NEVER_NS
 #: After a post-only order is refused for crossing the book, no new order for this long, doubling
@@ -643,9 +643,9 @@ class MarketSession:
             if leaves <= 0:
                 del self.orders[client_id]
         # Our fill is a trade in the market, flow too: the taker is the other side of a maker fill,
-        # and on the YES book (``core.yes_view.to_yes`` of that print) a NO taker's side is the other.
+        # and the flow is on the YES book.
         taker = side if ev.liquidity == "taker" else opposite(side)
-        aggressor = taker if outcome is _YES else opposite(taker)
+        aggressor = yes_side(outcome, taker)
         now = self.clock.now_ns()
         self.flow = update_flow(self.flow, aggressor, qty, now, self.params.flow_halflife_s)
         self.dirty = True
@@ -716,7 +716,7 @@ class MarketSession:
                 self.dirty = True
                 self.wakeup_ns = min(self.wakeup_ns, self.places_blocked_until_ns)
             else:
-                self._applied_key = (desired, self.orders_version, self.global_room_usdc6)
+                self._applied_key = (desired, self.orders_version, room)  # (the version _apply set)
         # Logged after the hand-over, so encoding never delays an order (the log keeps the order).
         if last is None or desired != last.orders or d.no_quote != last.no_quote:
             self.stats.decisions += 1

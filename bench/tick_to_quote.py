@@ -415,7 +415,7 @@ def _client(
     loop = ActorLoop("polymm-market", clock=clock)
     loop.start()
     # A thread per market is no engine's: its sessions read the running clock, as before.
-    sessions_clock: Any = clock if actors == "loop" else clock.base
+    sessions_clock: Clock = clock if actors == "loop" else clock.base
     for m in markets:
         port = TimedPort(m.market, router, latencies, sessions_clock, signer)
         session = MarketSession(m, params, port, sessions_clock, sink)

@@ -23,9 +23,9 @@ from typing import Final
 import msgspec
 
 from core.messages import BookDelta, BookSnapshot, Level, MarketEvent, TickSizeChanged, TradePrint
-from core.units import PX_ONE, Outcome, opposite
+from core.units import PX_ONE, Outcome, Side, opposite
 
-__all__ = ["YesView", "mirror_levels", "to_yes"]
+__all__ = ["YesView", "mirror_levels", "to_yes", "yes_side"]
 
 _YES: Final = Outcome.YES
 _NO: Final = Outcome.NO
@@ -34,6 +34,14 @@ _NO: Final = Outcome.NO
 def mirror_levels(levels: tuple[Level, ...]) -> tuple[Level, ...]:
     """One token's levels (best first) as the other token's opposite side (best first)."""
     return tuple((PX_ONE - px, qty) for px, qty in levels)
+
+
+def yes_side(outcome: Outcome, side: Side) -> Side:
+    """A side on ``outcome``'s book as the same interest on the YES book: a NO token's is the other.
+
+    (What ``to_yes`` does to a NO event's side or aggressor, for a caller that has only the two.)
+    """
+    return side if outcome is _YES else opposite(side)
 
 
 def to_yes(event: MarketEvent) -> MarketEvent:

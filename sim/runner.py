@@ -335,18 +335,7 @@ class Lane:
                             vlim = w
                             dlim = min(dlim, w)
             elif k == 0:  # --- the commands of this instant reach the venue
-                # (Commands go first at an instant: nothing the venue does adds a stream before the
-                # next one at ``t``, so taking them in one go is the order the loop would pick.)
-                while True:
-                    cmd = cmds.popleft()[1]
-                    out = ex.apply(cmd, t)
-                    if out:
-                        if type(cmd) is Merge:
-                            self._merge_done(out, t)
-                        else:
-                            self._reports(out, t)
-                    if not cmds or cmds[0][0] != t:
-                        break
+                self._commands_at(t)
             elif k == 2:  # --- the reports of this instant reach the session
                 # (A report handler sends nothing and schedules a requote no sooner than ``t``, which
                 # goes after the reports of ``t``: taking them in one go is the loop's order.)
@@ -534,17 +523,8 @@ class Lane:
                     if box:
                         break  # commands to send (a special pulls our quotes): drain them
                     lim = min(lim, s.wakeup_ns)
-            elif k == 0:  # --- the commands of this instant reach the venue (as in ``run_until``)
-                while True:
-                    cmd = cmds.popleft()[1]
-                    out = ex.apply(cmd, t)
-                    if out:
-                        if type(cmd) is Merge:
-                            self._merge_done(out, t)
-                        else:
-                            self._reports(out, t)
-                    if not cmds or cmds[0][0] != t:
-                        break
+            elif k == 0:  # --- the commands of this instant reach the venue
+                self._commands_at(t)
             elif k == 2:  # --- a report reaches the session
                 clock.t = t
                 if risky and undo_t == t and heard_t != t and undo:
@@ -628,6 +608,25 @@ class Lane:
         while k and reps[k - 1][0] > arrival:
             k -= 1
         reps.insert(k, (arrival, ev))
+
+    def _commands_at(self, t: int) -> None:
+        """Every command arriving at ``t`` reaches the venue, in order (there is at least one).
+
+        Commands go first at an instant, and nothing the venue does adds a stream before the next
+        one at ``t``: taking them in one go is the order the loop would pick one by one.
+        """
+        cmds = self.cmds
+        ex = self.exchange
+        while True:
+            cmd = cmds.popleft()[1]
+            out = ex.apply(cmd, t)
+            if out:
+                if type(cmd) is Merge:
+                    self._merge_done(out, t)
+                else:
+                    self._reports(out, t)
+            if not cmds or cmds[0][0] != t:
+                return
 
     def _reports(self, out: list[ExecEvent], t: int) -> None:
         # Reports come back in order too (the user channel is one stream).

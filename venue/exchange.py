@@ -871,13 +871,7 @@ class SimExchange:
             lst = queue.orders
             if o in lst:
                 i = lst.index(o)
-                qty = o.qty
-                if qty:  # our later orders here move up by what it still had (``_shift_after``)
-                    for later in lst[i + 1 :]:
-                        later.fin -= qty
-                        if later.pending:
-                            for p in later.pending:
-                                p[0] -= qty
+                _shift_from(lst, i, o.qty)  # our later orders here move up by what it still had
                 del lst[i]
             if not lst:
                 del levels[o.yes_px]
@@ -964,10 +958,16 @@ def _settle(queue: _Queue) -> None:
 
 def _shift_after(queue: _Queue, o: SimOrder, qty: int) -> None:
     # ``qty`` of ``o`` left the level other than through a print: our later orders there move up.
+    if qty:
+        lst = queue.orders
+        _shift_from(lst, lst.index(o), qty)
+
+
+def _shift_from(lst: list[SimOrder], i: int, qty: int) -> None:
+    # ``qty`` left the level at our order ``lst[i]``: the ones after it move up by that much.
     if not qty:
         return
-    lst = queue.orders
-    for later in lst[lst.index(o) + 1 :]:
+    for later in lst[i + 1 :]:
         later.fin -= qty
         if later.pending:
             for p in later.pending:

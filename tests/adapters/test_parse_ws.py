@@ -931,17 +931,26 @@ _ENTRY_BAD = st.sampled_from(
 )
 
 
-@given(entries=st.lists(st.tuples(_ENTRY_GOOD, st.none() | _ENTRY_BAD), max_size=8))
-def test_property_price_change_keeps_exactly_the_good_levels(entries):
-    # Reference: every good entry in order; one reason per bad one, or one for a message with no good.
+def _price_change_of(entries):
+    # A BURST price_change whose entries are the good ones drawn, each spoilt by its ``bad`` fields if any.
     wire = []
     for (asset, px, qty, side), bad in entries:
         entry = {"asset_id": asset, "price": format_px(px), "size": format_qty(qty), "side": side.name}
         wire.append({**entry, **(bad or {})})
-    msg = {"event_type": "price_change", "market": BURST_MARKET, "timestamp": "1790658674035"}
+    return {
+        "event_type": "price_change",
+        "market": BURST_MARKET,
+        "timestamp": "1790658674035",
+        "price_changes": wire,
+    }
+
+
+@given(entries=st.lists(st.tuples(_ENTRY_GOOD, st.none() | _ENTRY_BAD), max_size=8))
+def test_property_price_change_keeps_exactly_the_good_levels(entries):
+    # Reference: every good entry in order; one reason per bad one, or one for a message with no good.
     skipped: list[str] = []
 
-    events = decode_market_frame(msgspec.json.encode({**msg, "price_changes": wire}), BURST, skipped=skipped)
+    events = decode_market_frame(msgspec.json.encode(_price_change_of(entries)), BURST, skipped=skipped)
 
     outcome = {BURST_A: Outcome.YES, BURST_B: Outcome.NO}
     want = [(outcome[a], s, px, q) for (a, px, q, s), bad in entries if bad is None]
@@ -954,12 +963,7 @@ def test_property_price_change_keeps_exactly_the_good_levels(entries):
 def test_property_a_lone_price_change_decodes_as_it_does_among_others(entries):
     # A frame of one price_change takes a shorter path than a frame of several: same events, same
     # reasons, whatever its entries (good, bad, or none usable).
-    wire = []
-    for (asset, px, qty, side), bad in entries:
-        entry = {"asset_id": asset, "price": format_px(px), "size": format_qty(qty), "side": side.name}
-        wire.append({**entry, **(bad or {})})
-    msg = {"event_type": "price_change", "market": BURST_MARKET, "timestamp": "1790658674035"}
-    msg["price_changes"] = wire
+    msg = _price_change_of(entries)
     alone: list[str] = []
     twice: list[str] = []
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from core.messages import BookDelta, BookSnapshot, MarketResolved, TickSizeChanged, TradePrint
 from core.units import PX_ONE, QTY_ONE, Outcome, Side
-from core.yes_view import YesView, to_yes
+from core.yes_view import YesView, to_yes, yes_side
 
 M = "0xm"
 SHARE = QTY_ONE
@@ -133,3 +133,13 @@ def test_tick_change_on_both_tokens_counts_once_and_resolution_passes():
     assert view.apply(yes_tick) == yes_tick
     assert view.apply(no_tick) is None
     assert view.apply(resolved) is resolved
+
+
+@given(st.sampled_from(list(Outcome)), sides, prices, sizes)
+def test_property_yes_side_is_the_side_to_yes_gives_a_print(outcome, side, px, qty):
+    # The side alone maps as a whole print on that token does (the session's flow from our fills).
+    ev = TradePrint(market=M, outcome=outcome, ts_ns=T, px=px, qty=qty, aggressor=side)
+    yes = to_yes(ev)
+    assert isinstance(yes, TradePrint)
+    assert yes_side(outcome, side) is yes.aggressor
+    assert yes_side(outcome, side) is (side if outcome is Outcome.YES else Side(-side))
