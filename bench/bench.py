@@ -1,4 +1,4 @@
-"""polymm benchmarks: ``just bench`` writes bench/results.json and prints it.
+"""polymm benchmarks: ``just bench`` writes bench/out/results.json and prints it.
 
 Every figure is a median over repeated runs (the machines are shared and noisy); each engine run
 happens in a fresh subprocess so its peak RSS is its own. Workloads are fixed and seeded:

@@ -9,7 +9,6 @@ with the caller; production rates are far below this saturating loop.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +49,12 @@ def run(rotate_bytes: int, n: int) -> str:
 
 
 if __name__ == "__main__":
-    records = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "records", nargs="?", type=int, default=300_000, help="records per run (one run each way) [300000]"
+    )
+    records = parser.parse_args().records
     print(run(1 << 40, records))
     print(run(8 << 20, records))

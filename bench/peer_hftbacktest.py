@@ -20,8 +20,17 @@ import sys
 import time
 
 import numpy as np
-from hftbacktest import GTX, LIMIT, BacktestAsset, HashMapMarketDepthBacktest
-from numba import njit
+
+try:
+    from hftbacktest import GTX, LIMIT, BacktestAsset, HashMapMarketDepthBacktest
+    from numba import njit
+except ImportError as e:  # --help still answers; a run says what is missing
+    MISSING: ImportError | None = e
+
+    def njit(f):  # type: ignore[no-untyped-def]
+        return f
+else:
+    MISSING = None
 
 TICK = 0.01
 LOT = 0.01
@@ -128,4 +137,14 @@ def main(path: str) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Prints one JSON line.")
+    parser.add_argument("file", help="the W1M .npz file (bench/w1m.py generate FILE writes it)")
+    path = parser.parse_args().file
+    if MISSING is not None:
+        sys.exit(
+            f"peer_hftbacktest.py: this interpreter lacks hftbacktest/numba ({MISSING}); run it with one "
+            "that has the [peers] extra (bench/bench.py --peer-python ENV/bin/python)"
+        )
+    print(json.dumps(main(path)))

@@ -471,10 +471,31 @@ def _client(
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve"]:
+    if sys.argv[1:2] == ["--serve"]:  # the venue stand-in's own process (started by ``run``)
         markets_n, messages, seed, changes, rate = (int(a) for a in sys.argv[2:7])
         serve(markets_n, messages, seed, changes, rate)
     else:
-        changes = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-        actors = sys.argv[2] if len(sys.argv) > 2 else "loop"
-        print(run(changes_per_msg=changes, actors=actors, signing=sys.argv[3:4] == ["signing"]))
+        import argparse
+
+        parser = argparse.ArgumentParser(
+            description=__doc__.split("\n\n")[0] + " Prints one line of figures (latencies in us).",
+        )
+        parser.add_argument(
+            "changes",
+            nargs="?",
+            type=int,
+            default=1,
+            help="level changes per message (1, or 4 for the stress shape) [1]",
+        )
+        parser.add_argument(
+            "actors",
+            nargs="?",
+            choices=("loop", "threads"),
+            default="loop",
+            help="market actors on the feed's event loop (as live trading runs them) or a thread each [loop]",
+        )
+        parser.add_argument(
+            "signing", nargs="?", choices=("signing",), help="also sign every order on a gateway thread"
+        )
+        a = parser.parse_args()
+        print(run(changes_per_msg=a.changes, actors=a.actors, signing=a.signing == "signing"))

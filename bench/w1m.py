@@ -250,13 +250,25 @@ def run_polymm(path: Path, engine: str = "inline") -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
-    what, file = sys.argv[1], Path(sys.argv[2])
-    if what == "generate":
-        ensure_file(file)
-        print(json.dumps({"path": str(file)}))
-    elif what == "load":
-        print(json.dumps(run_load(file)))
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] + " Prints one JSON line (``bench/bench.py`` runs it).",
+    )
+    parser.add_argument(
+        "what",
+        choices=("generate", "load", "inline", "actors"),
+        help="generate: write FILE if it is missing; load: time loading it (seconds, peak RSS in MB); "
+        "inline/actors: run polymm's simulator on it with that engine (events/s, order actions, fills, "
+        "peak RSS in MB, digest)",
+    )
+    parser.add_argument("file", type=Path, help="the W1M .npz file (bench/out/w1m.npz in just bench)")
+    a = parser.parse_args()
+    if a.what == "generate":
+        ensure_file(a.file)
+        print(json.dumps({"path": str(a.file)}))
+    elif a.what == "load":
+        print(json.dumps(run_load(a.file)))
     else:
-        print(json.dumps(run_polymm(file, what)))
+        print(json.dumps(run_polymm(a.file, a.what)))

@@ -1,0 +1,52 @@
+"""Every bench script explains itself: ``--help`` prints its usage and exits 0, never a traceback.
+
+The scripts are run as people run them (``python bench/X.py --help``), in fresh processes.
+``peer_hftbacktest.py`` needs the ``[peers]`` extra to run, but not to answer ``--help``; without it a
+run says what is missing (exit status 1, one line), again without a traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py"))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, *args]
+    return subprocess.run(cmd, check=False, cwd=BENCH.parent, capture_output=True, text=True, timeout=120)
+
+
+def test_every_script_is_covered() -> None:
+    assert {"bench.py", "tick_to_quote.py", "w1m.py", "eventlog.py", "peer_hftbacktest.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help(script: str) -> None:
+    done = _run(str(BENCH / script), "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: "), done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_wrong_argument_is_a_usage_error() -> None:
+    done = _run(str(BENCH / "w1m.py"), "bogus", "x.npz")
+    assert done.returncode == 2
+    assert "invalid choice: 'bogus'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_peer_without_hftbacktest_says_what_is_missing() -> None:
+    try:
+        import hftbacktest  # noqa: F401, PLC0415
+    except ImportError:
+        pass
+    else:
+        pytest.skip("hftbacktest is installed here: the script would run")
+    done = _run(str(BENCH / "peer_hftbacktest.py"), "missing.npz")
+    assert done.returncode == 1
+    assert "[peers] extra" in done.stderr and "Traceback" not in done.stderr
