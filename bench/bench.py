@@ -23,14 +23,16 @@ happens in a fresh subprocess so its peak RSS is its own. Workloads are fixed an
   the same file when an interpreter with it is at hand (``--peer-python``, ``bench/peer_hftbacktest.py``),
   with the ratio. Each figure is the median of ``--repeat`` fresh processes and carries the CPU
   model and the load average around it.
+* ``cli_help``: ``polymm --help`` in five fresh processes, the median wall time (``bench_help``).
 
 Results go to ``bench/out/results.json`` (git-ignored) unless ``--out`` says otherwise; the committed
 ``bench/results.json`` holds the reference figures the README quotes, refreshed on purpose with
 ``--out bench/results.json``.
 
-Usage: ``python bench/bench.py [--repeat N] [--out FILE] [--only sign|w1m|actions] [--peer-python PYTHON]``;
+Usage: ``python bench/bench.py [--repeat N] [--out FILE] [--only WHICH] [--peer-python PYTHON]``;
 ``--only sign`` runs the signing figures alone, ``--only w1m`` the W1M ones, ``--only actions`` the
-engine workload with and without quoting (the cost of an order action), and updates them in the file.
+engine workload with and without quoting (the cost of an order action), ``--only help`` the
+``polymm --help`` time, and updates them in the file.
 """
 
 from __future__ import annotations
@@ -357,6 +359,31 @@ def _median_of(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return out
 
 
+def bench_help(runs: int = 5) -> dict[str, Any]:
+    """``polymm --help`` as a user runs it: fresh processes, the median wall time in seconds.
+
+    The command is the installed ``polymm`` script beside this interpreter (a version manager's shim
+    in front of it, such as pyenv's, adds ~0.2 s of its own), else ``python -m app.cli``. One untimed
+    run first writes the byte-code caches a fresh checkout lacks.
+    """
+    script = Path(sys.executable).with_name("polymm")
+    cmd = [str(script), "--help"] if script.exists() else [sys.executable, "-m", "app.cli", "--help"]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    load = _load_average()
+    times_s = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+        times_s.append(time.perf_counter() - t0)
+    return {
+        "median_s": round(statistics.median(times_s), 3),
+        "runs_s": [round(t, 3) for t in times_s],
+        "command": " ".join([Path(cmd[0]).name, *cmd[1:]]),
+        "cpu": machine()["cpu"],
+        "load_average_1m_5m_15m": {"before": load, "after": _load_average()},
+    }
+
+
 def _timed(args: list[str], repeat: int, key: str, python: str = sys.executable) -> dict[str, Any]:
     """``repeat`` fresh processes of ``args`` taking turns; the median by ``key``, with the load around it."""
     before = _load_average()
@@ -428,7 +455,9 @@ def main() -> int:
     )
     p.add_argument("--repeat", type=int, default=3, help="runs per engine figure (median) [3]")
     p.add_argument(
-        "--only", choices=("sign", "w1m", "actions"), help="run only these figures and update them in --out"
+        "--only",
+        choices=("sign", "w1m", "actions", "help"),
+        help="run only these figures and update them in --out",
     )
     p.add_argument("--peer-python", help="an interpreter with hftbacktest for the W1M peer figure")
     p.add_argument("--child", nargs=2, metavar=("ENGINE", "SOURCE"), help=argparse.SUPPRESS)
@@ -491,6 +520,14 @@ def main() -> int:
         out_path.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(actions, indent=2))
         return 0
+    if a.only == "help":
+        cli = bench_help()
+        results = json.loads(out_path.read_text()) if out_path.exists() else {}
+        results |= {"cli_help_s": cli["median_s"]}
+        results.setdefault("details", {})["cli_help"] = cli
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(cli, indent=2))
+        return 0
     if a.only == "w1m":
         w = bench_w1m(a.repeat, a.peer_python)
         results = json.loads(out_path.read_text()) if out_path.exists() else {}
@@ -523,6 +560,7 @@ def main() -> int:
     }
     sign = bench_sign(a.repeat)
     w1m = bench_w1m(a.repeat, a.peer_python)
+    cli = bench_help()
     results |= {
         "inline_events_per_s": inline["events_per_s"],
         "actors_events_per_s": actors["events_per_s"],
@@ -534,6 +572,7 @@ def main() -> int:
         "order_action_us": actions["us_per_action"],
         "tick_to_quote_us_median": ttq["median_us"],
         "tick_to_quote_us_p99": ttq["p99_us"],
+        "cli_help_s": cli["median_s"],
         **_sign_keys(sign),
         **_w1m_keys(w1m),
         "workloads": {
@@ -563,6 +602,7 @@ def main() -> int:
             "tick_to_quote": ttq,
             "sign": sign,
             "w1m": w1m,
+            "cli_help": cli,
         },
     }
     out_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -7,6 +7,7 @@ run says what is missing (exit status 1, one line), again without a traceback.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,14 @@ def test_peer_without_hftbacktest_says_what_is_missing() -> None:
     done = _run(str(BENCH / "peer_hftbacktest.py"), "missing.npz")
     assert done.returncode == 1
     assert "[peers] extra" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_just_bench_times_polymm_help(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = _run(str(BENCH / "bench.py"), "--only", "help", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    runs = figures["details"]["cli_help"]["runs_s"]
+    assert len(runs) == 5 and all(t > 0 for t in runs)
+    assert figures["cli_help_s"] == sorted(runs)[2]
+    assert figures["details"]["cli_help"]["command"].endswith("--help")
