@@ -307,6 +307,10 @@ class SimExchange:
         self._rid = 0  # ids of unexplained decreases at our prices
         self.bids: dict[int, _Queue] = {}  # our resting YES-equivalent bids by price
         self.asks: dict[int, _Queue] = {}
+        #: The same queues by price in flat lists (None: none of ours there), for the per-event paths:
+        #: every replayed level and print looks its price up, and a list item costs less than ``get``.
+        self._bid_q: list[_Queue | None] = [None] * (PX_ONE + 1)
+        self._ask_q: list[_Queue | None] = [None] * (PX_ONE + 1)
         self.our_bid = -1  # best price of our bids (-1: none)
         self.our_ask = PX_ONE + 1
         self.order_seq = 0
@@ -393,9 +397,9 @@ class SimExchange:
         # but a few) is handled here, as ``_level`` would with nothing used, without calling it.
         book = self.book
         if side is _BUY:
-            old, queue, pend = book.bids[px], self.bids.get(px), self._pend_bids
+            old, queue, pend = book.bids[px], self._bid_q[px], self._pend_bids
         else:
-            old, queue, pend = book.asks[px], self.asks.get(px), self._pend_asks
+            old, queue, pend = book.asks[px], self._ask_q[px], self._pend_asks
         used = self._used
         if used and (px if side is _BUY else px + _ASK) in used:
             key = px if side is _BUY else px + _ASK
@@ -528,12 +532,11 @@ class SimExchange:
     def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A trade printed at ``px``: it may reach our resting orders on the side it hit."""
         if aggressor is _SELL:
-            levels, pend = self.bids, self._pend_bids
+            levels, pend, queue = self.bids, self._pend_bids, self._bid_q[px]
         else:
-            levels, pend = self.asks, self._pend_asks
+            levels, pend, queue = self.asks, self._pend_asks, self._ask_q[px]
         v = pend[px]
         pend[px] = v + qty
-        queue = levels.get(px)
         if queue is not None:
             if v < 0:
                 queue.explain(qty if qty < -v else -v)
@@ -662,6 +665,7 @@ class SimExchange:
         queue = levels.get(px)
         if queue is None:
             queue = levels[px] = _Queue()
+            (self._bid_q if is_bid else self._ask_q)[px] = queue
         shown = self.book.bids[px] if is_bid else self.book.asks[px]
         v = (self._pend_bids if is_bid else self._pend_asks)[px]
         if v > 0:
@@ -875,6 +879,7 @@ class SimExchange:
                 del lst[i]
             if not lst:
                 del levels[o.yes_px]
+                (self._bid_q if o.yes_side is _BUY else self._ask_q)[o.yes_px] = None
                 if o.yes_px in (self.our_bid, self.our_ask):
                     self._update_best()  # our best price there is gone
 
