@@ -648,9 +648,10 @@ class SimExchange:
         self._join(order, is_bid)
         self.orders[client_id] = order
         if is_bid:
-            self.our_bid = max(self.our_bid, yes_px)
-        else:
-            self.our_ask = min(self.our_ask, yes_px)
+            if yes_px > self.our_bid:  # noqa: PLR1730 (a compare: max() costs a call per order)
+                self.our_bid = yes_px
+        elif yes_px < self.our_ask:
+            self.our_ask = yes_px
         accepted = Accepted(market=self.market, client_id=client_id, order_id=order.order_id, ts_ns=ts_ns)
         if out:
             out.insert(0, accepted)
@@ -954,8 +955,9 @@ def _bound_by(queue: _Queue, shown: int, floor: bool) -> None:
 def _settle(queue: _Queue) -> None:
     # The level's unexplained decreases are final (cancels): every bound set by them stands.
     for o in queue.orders:
-        o.fin = _bound(o)
-        o.pending = None
+        if o.pending:  # (without pending bounds ``fin`` is the bound already)
+            o.fin = _bound(o)
+            o.pending = None
     queue.rid.clear()
     queue.rem.clear()
     queue.cum.clear()
