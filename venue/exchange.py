@@ -128,6 +128,7 @@ MAX_PENDING: Final = 64
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
+_YES: Final = Outcome.YES  # (an enum member read from its class is a slow lookup: once per order)
 _ASK: Final = 16_384  # level keys: a bid at px is px, an ask px + _ASK
 _INF: Final = NEVER_NS
 _ZEROS: Final = (0,) * (PX_ONE + 1)
@@ -214,7 +215,7 @@ class SimOrder:
         self.order_id = order_id
         self.outcome = outcome
         self.side = side
-        self.yes_side = side if outcome is Outcome.YES else opposite(side)
+        self.yes_side = side if outcome is _YES else opposite(side)
         self.yes_px = yes_px
         self.qty = qty
         self.queue = _NO_QUEUE  # set when it joins its price
@@ -501,8 +502,11 @@ class SimExchange:
         # ``u`` expected ahead of it.
         self._rid += 1
         rid = self._rid
-        queue.push(rid, u)
-        below = queue.cum[-1]
+        cum = queue.cum  # (``queue.push``, inline: a decrease at our price is the common case here)
+        below = (cum[-1] if cum else 0) + u
+        queue.rid.append(rid)
+        queue.rem.append(u)
+        cum.append(below)
         printed = queue.printed
         before = new + u
         n = self.power
@@ -566,7 +570,7 @@ class SimExchange:
             # At our price the size ahead trades first; our earlier orders there count as ahead.
             printed = queue.printed
             for o in list(queue.orders):
-                reach = printed - _bound(o)
+                reach = printed - (_bound(o) if o.pending else o.fin)
                 if reach <= 0:
                     continue
                 o.fin = printed  # the print reached it: it is at the front now
@@ -608,7 +612,7 @@ class SimExchange:
             reason = "not enough balance / allowance"
         if reason:
             return [Rejected(market=self.market, client_id=client_id, ts_ns=ts_ns, reason=reason)]
-        yes = outcome is Outcome.YES
+        yes = outcome is _YES
         yes_px = px if yes else PX_ONE - px
         is_bid = (side is _BUY) == yes
         crosses = (book.ask_px <= yes_px) if is_bid else (book.bid_px >= yes_px)
@@ -820,7 +824,7 @@ class SimExchange:
         # ``shift``: a fill from outside the level's prints (a cross or a trade through our price):
         # our later orders at this price move up by it; this one keeps its place among the others.
         self._touch(ts_ns)
-        own_px = yes_px if o.outcome is Outcome.YES else PX_ONE - yes_px
+        own_px = yes_px if o.outcome is _YES else PX_ONE - yes_px
         if liquidity == "taker":
             fee = taker_fee_usdc6(own_px, qty, self.fee_rate_ppm)
             rebate = 0
@@ -847,7 +851,7 @@ class SimExchange:
         )
         b = self.book
         mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else 2 * yes_px
-        yes = o.outcome is Outcome.YES
+        yes = o.outcome is _YES
         self.fills.append(
             Fill(
                 ts_ns=ts_ns,
@@ -934,7 +938,7 @@ def _bound_by(queue: _Queue, shown: int, floor: bool) -> None:
     printed = queue.printed
     own = 0
     for o in queue.orders:
-        a = _bound(o) - printed
+        a = (_bound(o) if o.pending else o.fin) - printed  # (no call without pending bounds)
         if a > shown + own:
             # A bound like a join's: prints that later explain earlier decreases do not move it.
             if queue.rid:
