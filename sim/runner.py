@@ -444,6 +444,7 @@ class Lane:
                     reward_ts,
                     end_ns - 1,
                 )
+                mdue = markouts.due  # (only ``update`` and a fill's report change it)
                 while i < n:
                     t = ts[i]
                     if t > lim:
@@ -492,8 +493,9 @@ class Lane:
                         if t >= markouts.due:
                             markouts.update(t, ex)
                         break  # reports are due: choose again
-                    if t >= markouts.due:
+                    if t >= mdue:
                         markouts.update(t, ex)
+                        mdue = markouts.due
                 if i >= n and not pend:
                     next_timer = INF  # the session heard of the last event
             elif k == 3:
