@@ -289,8 +289,8 @@ class Lane:
                 vlim = lim if lim < hr else hr  # a venue event at tv: tv <= vlim (and tv <= t_del)
                 dlim = lim if lim < hr - 1 else hr - 1  # a delivery at td: td <= dlim (and td < tv)
                 mdue = markouts.due  # (only ``update`` and a fill's report change it)
+                # ``tv``: the venue's next event time, as chosen above, kept as the venue moves on.
                 while True:
-                    tv = ts[i] if i < n else INF
                     if tv <= t_del:  # --- the venue sees a tape event
                         if tv > vlim:
                             break
@@ -303,6 +303,7 @@ class Lane:
                         else:
                             out = self._venue_special(specials[lo + i], t)
                         i += 1
+                        tv = ts[i] if i < n else INF
                         if out:
                             self._reports(out, t)
                             if t >= markouts.due:
