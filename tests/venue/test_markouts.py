@@ -1,12 +1,13 @@
 """Markouts against a reference with a queue per horizon (the rule as first written)."""
 
 from collections import deque
-from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.markets import MarketInfo
 from core.units import NEVER_NS, NS_PER_S, PX_ONE, Side
+from venue.exchange import SimExchange
 from venue.markouts import HORIZONS_S, Markouts
 from venue.structs import Fill
 
@@ -55,8 +56,9 @@ steps = st.lists(
 @given(steps)
 def test_markouts_equal_a_queue_per_horizon(steps):
     mk, ref = Markouts(), _RefMarkouts()
-    book = SimpleNamespace(bid_px=-1, ask_px=PX_ONE + 1)
-    ex = SimpleNamespace(book=book, fills=[])
+    # A real venue (the compiled build checks the type), its book's best prices set by hand.
+    ex = SimExchange(MarketInfo(market="m", yes_token="y", no_token="n", tick_px=1))
+    book = ex.book
     t = 0
     for kind, dt_s, a, b in steps:
         t += dt_s * NS_PER_S // 2
