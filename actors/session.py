@@ -124,7 +124,7 @@ class MarketSession:
         self.global_room_usdc6: int | None = None
         self.last_decision: Decision | None = None
         #: The last decision's best bid and ask prices (-1 and PX_ONE + 1: none, or no decision),
-        #: kept with ``last_decision`` by ``_set_decision`` for ``_urgent_top`` (every top move).
+        #: kept with ``last_decision`` by ``_set_decision`` for ``on_top_moved`` (every top move).
         self._last_bid_px = -1
         self._last_ask_px = PX_ONE + 1
         self.tolerance = Tolerance(
@@ -334,7 +334,12 @@ class MarketSession:
         wake = self.wakeup_ns
         if self.dirty and wake <= ts_ns:
             return
-        urgent = self._urgent_top()
+        # Urgent: the book lost a side or crossed, or it moved through our resting quotes (a valid
+        # book has 0 <= bid < ask <= PX_ONE, so the no-quote values -1 and PX_ONE + 1 never match).
+        # (Inline: the simulator calls this on every top move of a valid book.)
+        book = self.book
+        bid, ask = book.bid_px, book.ask_px
+        urgent = not (0 <= bid < ask <= PX_ONE) or self._last_bid_px >= ask or self._last_ask_px <= bid
         if not urgent and self.dirty and wake <= self.last_requote_ns + self._min_requote_ns:
             return
         self.dirty = True
@@ -344,13 +349,6 @@ class MarketSession:
         self.last_decision = d
         self._last_bid_px = d.bids[0].px if d is not None and d.bids else -1
         self._last_ask_px = d.asks[0].px if d is not None and d.asks else PX_ONE + 1
-
-    def _urgent_top(self) -> bool:
-        book = self.book
-        # Urgent: the book lost a side or crossed, or it moved through our resting quotes (a valid
-        # book has 0 <= bid < ask <= PX_ONE, so the no-quote values -1 and PX_ONE + 1 never match).
-        bid, ask = book.bid_px, book.ask_px
-        return not (0 <= bid < ask <= PX_ONE) or self._last_bid_px >= ask or self._last_ask_px <= bid
 
     def _maybe_requote(self, ts_ns: int, urgent: bool) -> None:
         # Never decide inside a handler: schedule it, now (after the rest of this instant's inputs)

@@ -6,8 +6,12 @@ estimates do not depend on how often events arrive.
 
 from __future__ import annotations
 
+from typing import Final
+
 from core.structs import FlowState, VolParams, VolState
 from core.units import NS_PER_S, Qty, Side
+
+_BUY: Final = Side.BUY
 
 
 def update_vol(state: VolState, mid_px: float, ts_ns: int, p: VolParams) -> VolState:
@@ -33,14 +37,20 @@ def decay_vol(state: VolState, ts_ns: int, p: VolParams) -> VolState:
 
 def update_flow(state: FlowState, aggressor: Side, qty: Qty, ts_ns: int, halflife_s: float) -> FlowState:
     """Fold one trade (a market print or one of our fills, by the taker's side) into the flow."""
-    dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
-    decay = 0.5 ** (dt_s / halflife_s) if state.ts_ns else 1.0
-    buy, sell = state.buy_qty * decay, state.sell_qty * decay
-    if aggressor is Side.BUY:
+    # Every trade print comes here: no decay at all (factor 1.0, exactly) when no time passed.
+    last = state.ts_ns
+    buy, sell = state.buy_qty, state.sell_qty
+    if last and ts_ns > last:
+        decay = 0.5 ** ((ts_ns - last) / NS_PER_S / halflife_s)
+        buy *= decay
+        sell *= decay
+    else:
+        ts_ns = last if last > ts_ns else ts_ns
+    if aggressor is _BUY:
         buy += qty
     else:
         sell += qty
-    return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=max(ts_ns, state.ts_ns))
+    return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=ts_ns)
 
 
 def flow_imbalance_permille(state: FlowState, ts_ns: int, halflife_s: float, min_flow_qty: Qty) -> int:
@@ -48,9 +58,13 @@ def flow_imbalance_permille(state: FlowState, ts_ns: int, halflife_s: float, min
 
     Returns 0 while the decayed total is below ``min_flow_qty`` (too little flow to mean anything).
     """
-    dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
-    decay = 0.5 ** (dt_s / halflife_s)
-    buy, sell = state.buy_qty * decay, state.sell_qty * decay
+    # Called right after ``update_flow`` at the same instant on every print: then no decay (1.0).
+    last = state.ts_ns
+    buy, sell = state.buy_qty, state.sell_qty
+    if ts_ns > last:
+        decay = 0.5 ** ((ts_ns - last) / NS_PER_S / halflife_s)
+        buy *= decay
+        sell *= decay
     total = buy + sell
     if total <= 0 or total < min_flow_qty:
         return 0

@@ -41,12 +41,14 @@ from core.eventlog import RowSink, units_record
 from core.inventory import budget_rooms
 from core.messages import (
     BookSnapshot,
+    Cancel,
     CancelAll,
     Command,
     ExecEvent,
     Filled,
     MarketResolved,
     Merge,
+    Place,
     TickSizeChanged,
 )
 from core.quoting import QuoteParams
@@ -286,8 +288,9 @@ class Lane:
                 hr = reps[0][0] if reps else INF
                 vlim = lim if lim < hr else hr  # a venue event at tv: tv <= vlim (and tv <= t_del)
                 dlim = lim if lim < hr - 1 else hr - 1  # a delivery at td: td <= dlim (and td < tv)
+                mdue = markouts.due  # (only ``update`` and a fill's report change it)
+                # ``tv``: the venue's next event time, as chosen above, kept as the venue moves on.
                 while True:
-                    tv = ts[i] if i < n else INF
                     if tv <= t_del:  # --- the venue sees a tape event
                         if tv > vlim:
                             break
@@ -300,24 +303,29 @@ class Lane:
                         else:
                             out = self._venue_special(specials[lo + i], t)
                         i += 1
+                        tv = ts[i] if i < n else INF
                         if out:
                             self._reports(out, t)
                             if t >= markouts.due:
                                 markouts.update(t, ex)
                             break  # reports are due: choose again
-                        if t >= markouts.due:
+                        if t >= mdue:
                             markouts.update(t, ex)
+                            mdue = markouts.due
                     else:  # --- the session receives a tape event
                         t = t_del
                         if t > dlim:
                             break
                         clock.t = t
                         o = op[j]
+                        heard = True  # the session was called: it may have sent or scheduled
                         if o <= OP_ASK:
                             # The session's book is its feed view: the level goes there, and the
-                            # session hears of it only when the top moved.
+                            # session hears of it only when the top moved (most levels: not).
                             if sb.set_level(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
                                 s.on_top_moved(t)
+                            else:
+                                heard = False
                         elif o != OP_SPECIAL:
                             s.on_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
                         else:
@@ -328,12 +336,13 @@ class Lane:
                             next_timer = INF
                         else:
                             t_del = ts[j] + feed if constant_feed else self._delivery(lo + j, t_del)
-                        if box:
-                            break  # commands to send (a special pulls our quotes): drain them
-                        w = s.wakeup_ns
-                        if w < vlim:  # a requote is due sooner: nothing of the tape after it
-                            vlim = w
-                            dlim = min(dlim, w)
+                        if heard:
+                            if box:
+                                break  # commands to send (a special pulls our quotes): drain them
+                            w = s.wakeup_ns
+                            if w < vlim:  # a requote is due sooner: nothing of the tape after it
+                                vlim = w
+                                dlim = min(dlim, w)
             elif k == 0:  # --- the commands of this instant reach the venue
                 self._commands_at(t)
             elif k == 2:  # --- the reports of this instant reach the session
@@ -436,6 +445,7 @@ class Lane:
                     reward_ts,
                     end_ns - 1,
                 )
+                mdue = markouts.due  # (only ``update`` and a fill's report change it)
                 while i < n:
                     t = ts[i]
                     if t > lim:
@@ -484,8 +494,9 @@ class Lane:
                         if t >= markouts.due:
                             markouts.update(t, ex)
                         break  # reports are due: choose again
-                    if t >= markouts.due:
+                    if t >= mdue:
                         markouts.update(t, ex)
+                        mdue = markouts.due
                 if i >= n and not pend:
                     next_timer = INF  # the session heard of the last event
             elif k == 3:
@@ -617,16 +628,28 @@ class Lane:
         """
         cmds = self.cmds
         ex = self.exchange
+        batch: list[ExecEvent] = []  # the reports of this instant's commands, in order
         while True:
             cmd = cmds.popleft()[1]
-            out = ex.apply(cmd, t)
+            # (``apply``'s dispatch, the two usual kinds first.)
+            if type(cmd) is Place:
+                out = ex.place(cmd, t)
+            elif type(cmd) is Cancel:
+                out = ex.cancel(cmd.client_id, t)
+            else:
+                out = ex.apply(cmd, t)
             if out:
                 if type(cmd) is Merge:
+                    if batch:  # (reports queued first keep their place before its confirmation)
+                        self._reports(batch, t)
+                        batch = []
                     self._merge_done(out, t)
                 else:
-                    self._reports(out, t)
+                    batch += out
             if not cmds or cmds[0][0] != t:
-                return
+                break
+        if batch:  # one go for the instant: they arrive together, in the order the venue made them
+            self._reports(batch, t)
 
     def _reports(self, out: list[ExecEvent], t: int) -> None:
         # Reports come back in order too (the user channel is one stream).

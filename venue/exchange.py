@@ -128,6 +128,7 @@ MAX_PENDING: Final = 64
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
+_YES: Final = Outcome.YES  # (an enum member read from its class is a slow lookup: once per order)
 _ASK: Final = 16_384  # level keys: a bid at px is px, an ask px + _ASK
 _INF: Final = NEVER_NS
 _ZEROS: Final = (0,) * (PX_ONE + 1)
@@ -214,7 +215,7 @@ class SimOrder:
         self.order_id = order_id
         self.outcome = outcome
         self.side = side
-        self.yes_side = side if outcome is Outcome.YES else opposite(side)
+        self.yes_side = side if outcome is _YES else opposite(side)
         self.yes_px = yes_px
         self.qty = qty
         self.queue = _NO_QUEUE  # set when it joins its price
@@ -307,6 +308,10 @@ class SimExchange:
         self._rid = 0  # ids of unexplained decreases at our prices
         self.bids: dict[int, _Queue] = {}  # our resting YES-equivalent bids by price
         self.asks: dict[int, _Queue] = {}
+        #: The same queues by price in flat lists (None: none of ours there), for the per-event paths:
+        #: every replayed level and print looks its price up, and a list item costs less than ``get``.
+        self._bid_q: list[_Queue | None] = [None] * (PX_ONE + 1)
+        self._ask_q: list[_Queue | None] = [None] * (PX_ONE + 1)
         self.our_bid = -1  # best price of our bids (-1: none)
         self.our_ask = PX_ONE + 1
         self.order_seq = 0
@@ -393,9 +398,9 @@ class SimExchange:
         # but a few) is handled here, as ``_level`` would with nothing used, without calling it.
         book = self.book
         if side is _BUY:
-            old, queue, pend = book.bids[px], self.bids.get(px), self._pend_bids
+            old, queue, pend = book.bids[px], self._bid_q[px], self._pend_bids
         else:
-            old, queue, pend = book.asks[px], self.asks.get(px), self._pend_asks
+            old, queue, pend = book.asks[px], self._ask_q[px], self._pend_asks
         used = self._used
         if used and (px if side is _BUY else px + _ASK) in used:
             key = px if side is _BUY else px + _ASK
@@ -497,8 +502,11 @@ class SimExchange:
         # ``u`` expected ahead of it.
         self._rid += 1
         rid = self._rid
-        queue.push(rid, u)
-        below = queue.cum[-1]
+        cum = queue.cum  # (``queue.push``, inline: a decrease at our price is the common case here)
+        below = (cum[-1] if cum else 0) + u
+        queue.rid.append(rid)
+        queue.rem.append(u)
+        cum.append(below)
         printed = queue.printed
         before = new + u
         n = self.power
@@ -528,12 +536,11 @@ class SimExchange:
     def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> list[ExecEvent] | None:
         """A trade printed at ``px``: it may reach our resting orders on the side it hit."""
         if aggressor is _SELL:
-            levels, pend = self.bids, self._pend_bids
+            levels, pend, queue = self.bids, self._pend_bids, self._bid_q[px]
         else:
-            levels, pend = self.asks, self._pend_asks
+            levels, pend, queue = self.asks, self._pend_asks, self._ask_q[px]
         v = pend[px]
         pend[px] = v + qty
-        queue = levels.get(px)
         if queue is not None:
             if v < 0:
                 queue.explain(qty if qty < -v else -v)
@@ -563,7 +570,7 @@ class SimExchange:
             # At our price the size ahead trades first; our earlier orders there count as ahead.
             printed = queue.printed
             for o in list(queue.orders):
-                reach = printed - _bound(o)
+                reach = printed - (_bound(o) if o.pending else o.fin)
                 if reach <= 0:
                     continue
                 o.fin = printed  # the print reached it: it is at the front now
@@ -605,7 +612,7 @@ class SimExchange:
             reason = "not enough balance / allowance"
         if reason:
             return [Rejected(market=self.market, client_id=client_id, ts_ns=ts_ns, reason=reason)]
-        yes = outcome is Outcome.YES
+        yes = outcome is _YES
         yes_px = px if yes else PX_ONE - px
         is_bid = (side is _BUY) == yes
         crosses = (book.ask_px <= yes_px) if is_bid else (book.bid_px >= yes_px)
@@ -645,9 +652,10 @@ class SimExchange:
         self._join(order, is_bid)
         self.orders[client_id] = order
         if is_bid:
-            self.our_bid = max(self.our_bid, yes_px)
-        else:
-            self.our_ask = min(self.our_ask, yes_px)
+            if yes_px > self.our_bid:  # noqa: PLR1730 (a compare: max() costs a call per order)
+                self.our_bid = yes_px
+        elif yes_px < self.our_ask:
+            self.our_ask = yes_px
         accepted = Accepted(market=self.market, client_id=client_id, order_id=order.order_id, ts_ns=ts_ns)
         if out:
             out.insert(0, accepted)
@@ -662,6 +670,7 @@ class SimExchange:
         queue = levels.get(px)
         if queue is None:
             queue = levels[px] = _Queue()
+            (self._bid_q if is_bid else self._ask_q)[px] = queue
         shown = self.book.bids[px] if is_bid else self.book.asks[px]
         v = (self._pend_bids if is_bid else self._pend_asks)[px]
         if v > 0:
@@ -815,7 +824,7 @@ class SimExchange:
         # ``shift``: a fill from outside the level's prints (a cross or a trade through our price):
         # our later orders at this price move up by it; this one keeps its place among the others.
         self._touch(ts_ns)
-        own_px = yes_px if o.outcome is Outcome.YES else PX_ONE - yes_px
+        own_px = yes_px if o.outcome is _YES else PX_ONE - yes_px
         if liquidity == "taker":
             fee = taker_fee_usdc6(own_px, qty, self.fee_rate_ppm)
             rebate = 0
@@ -842,7 +851,7 @@ class SimExchange:
         )
         b = self.book
         mid2 = b.bid_px + b.ask_px if b.bid_px >= 0 and b.ask_px <= PX_ONE else 2 * yes_px
-        yes = o.outcome is Outcome.YES
+        yes = o.outcome is _YES
         self.fills.append(
             Fill(
                 ts_ns=ts_ns,
@@ -875,6 +884,7 @@ class SimExchange:
                 del lst[i]
             if not lst:
                 del levels[o.yes_px]
+                (self._bid_q if o.yes_side is _BUY else self._ask_q)[o.yes_px] = None
                 if o.yes_px in (self.our_bid, self.our_ask):
                     self._update_best()  # our best price there is gone
 
@@ -928,7 +938,7 @@ def _bound_by(queue: _Queue, shown: int, floor: bool) -> None:
     printed = queue.printed
     own = 0
     for o in queue.orders:
-        a = _bound(o) - printed
+        a = (_bound(o) if o.pending else o.fin) - printed  # (no call without pending bounds)
         if a > shown + own:
             # A bound like a join's: prints that later explain earlier decreases do not move it.
             if queue.rid:
@@ -949,8 +959,9 @@ def _bound_by(queue: _Queue, shown: int, floor: bool) -> None:
 def _settle(queue: _Queue) -> None:
     # The level's unexplained decreases are final (cancels): every bound set by them stands.
     for o in queue.orders:
-        o.fin = _bound(o)
-        o.pending = None
+        if o.pending:  # (without pending bounds ``fin`` is the bound already)
+            o.fin = _bound(o)
+            o.pending = None
     queue.rid.clear()
     queue.rem.clear()
     queue.cum.clear()

@@ -98,3 +98,54 @@ def test_flow_below_minimum_volume_is_no_signal():
 
     assert flow_imbalance_permille(s, NS_PER_S, 30.0, 5_000) == 0
     assert flow_imbalance_permille(s, NS_PER_S, 30.0, 500) == 1000
+
+
+def _update_flow_ref(state, aggressor, qty, ts_ns, halflife_s):
+    # The rule as written before the no-time-passed shortcut: decay by every elapsed nanosecond.
+    dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
+    decay = 0.5 ** (dt_s / halflife_s) if state.ts_ns else 1.0
+    buy, sell = state.buy_qty * decay, state.sell_qty * decay
+    if aggressor is Side.BUY:
+        buy += qty
+    else:
+        sell += qty
+    return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=max(ts_ns, state.ts_ns))
+
+
+def _imbalance_ref(state, ts_ns, halflife_s, min_flow_qty):
+    dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
+    decay = 0.5 ** (dt_s / halflife_s)
+    buy, sell = state.buy_qty * decay, state.sell_qty * decay
+    total = buy + sell
+    if total <= 0 or total < min_flow_qty:
+        return 0
+    return int(1000 * (buy - sell) / total)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(Side)),
+            st.integers(1, 10**12),
+            # Often no time at all, sometimes back in time (a report stamped before the last print).
+            st.one_of(st.just(0), st.integers(-NS_PER_S, 100 * NS_PER_S)),
+            st.integers(0, 10**7),
+        ),
+        max_size=30,
+    ),
+    st.floats(0.001, 3_600.0),
+)
+def test_flow_equals_the_decay_by_elapsed_time_exactly(trades, halflife_s):
+    # The shortcuts (no decay when no time passed) give the same floats, bit for bit.
+    s = ref = FlowState()
+    t = 0
+    for side, qty, dt, min_qty in trades:
+        t = max(0, t + dt)
+        s = update_flow(s, side, qty, t, halflife_s)
+        ref = _update_flow_ref(ref, side, qty, t, halflife_s)
+        assert s == ref
+        assert type(s.buy_qty) is type(ref.buy_qty) and type(s.sell_qty) is type(ref.sell_qty)
+        for at in (t - 1, t, t + 1, t + NS_PER_S):
+            assert flow_imbalance_permille(s, at, halflife_s, min_qty) == _imbalance_ref(
+                ref, at, halflife_s, min_qty
+            )

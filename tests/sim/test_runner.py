@@ -201,7 +201,8 @@ def test_markouts_track_every_fill_of_a_batch():
     out = ex.on_trade(Side.SELL, 4_500, 20 * SHARE, T + 1)  # sweeps through both of our bids
     lane._reports(out, T + 1)
 
-    assert [idx for _, idx in lane.markouts.pending[0]] == [0, 1]
+    assert lane.markouts.fill_idx == [0, 1]
+    assert lane.markouts.start_ts == [T + 1, T + 1]
 
 
 def test_final_position_is_marked_at_the_last_two_sided_mid_not_zero():

@@ -590,6 +590,13 @@ class ExchangeComparison(RuleBasedStateMachine):
         assert ex.held == ref.held
         self.most_resting = max(self.most_resting, len(ref.orders))
 
+    @invariant()
+    def queues_by_price_mirror_the_levels(self) -> None:
+        # The flat per-price lists the per-event paths read hold exactly the queues of our levels.
+        ex = self.ex
+        for levels, flat in ((ex.bids, ex._bid_q), (ex.asks, ex._ask_q)):
+            assert {px: q for px, q in enumerate(flat) if q is not None} == levels
+
     def teardown(self) -> None:
         event(f"steps: {self.ts // 1_000 % 10**6 // 10 * 10}+")
         event(f"maker fills: {min(self.maker_fills, 10) // 5 * 5}+")
