@@ -3,7 +3,7 @@
 A pykka ``MarketActor`` drives it live and in paper trading; the simulator drives it from an actor or
 inline. Every input (market data, execution reports, timers) goes through the same methods:
 update the book and estimators, call ``core.quoting.decide`` when its inputs changed, diff with
-``core.reconcile.reconcile`` and hand the commands to the ``ExchangePort``.
+``core.reconcile.reconcile_admit`` and hand the commands to the ``ExchangePort``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from core.messages import (
 )
 from core.ports import Clock, EventSink, ExchangePort
 from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
-from core.reconcile import Tolerance, admit, reconcile
+from core.reconcile import Tolerance, reconcile_admit
 from core.rewards import NO_REWARDS, RewardParams, adjusted_mid2_px
 from core.risk import ACTIVE_GATE, RiskGate
 from core.units import NEVER_NS, PX_ONE, Outcome, Side, opposite
@@ -708,7 +708,7 @@ class MarketSession:
         cmds: list[Command] = []
         if key != self._applied_key:
             blocked = self._places_blocked = ts_ns < self.places_blocked_until_ns
-            cmds = self._apply(d)
+            cmds = self._apply(d, inflight)
             if blocked:
                 # New orders wait for the end of the post-only backoff: decide again then.
                 self.dirty = True
@@ -724,25 +724,32 @@ class MarketSession:
             for c in cmds:
                 sink.record("place" if type(c) is Place else "cancel", ts_ns, market, c)
 
-    def _apply(self, d: Decision) -> list[Command]:
+    def _apply(self, d: Decision, inflight: tuple[OrderLike, ...]) -> list[Command]:
+        # ``inflight``: requote's orders with a cancel in flight (none, nearly always); the rest are live.
         orders = self.orders
-        plan = reconcile(d.orders, orders.values(), self.tolerance)
-        cancels, places = plan.cancels, () if self._places_blocked else plan.places
-        if not cancels and not places:
-            return []
+        live = (
+            list(orders.values())
+            if not inflight
+            else [r for r in orders.values() if r.status != CANCEL_PENDING]
+        )
+        # Orders being cancelled can still fill until the venue confirms: place only what fits
+        # beside them (and sell only shares no other sell offers); the rest waits for the next
+        # decision. Reconcile and that admission read each resting order once.
+        cap = self.params.per_market_cap_usdc6
+        room = self.global_room_usdc6
+        if room is not None and room < cap:
+            cap = room if room > 0 else 0
+        inv = self.inv if self.merging is None else self.quote_inv()
+        plan, admitted = reconcile_admit(d.orders, live, inflight, self.tolerance, inv, cap)
+        cancels = plan.cancels
+        if self._places_blocked:
+            admitted = ()
+        if not cancels and not admitted:
+            return []  # nothing to change, or every place waits for a cancel to be confirmed
         market = self.market
         cmds: list[Command] = [Cancel(market=market, client_id=cid) for cid in cancels]
         records: list[OrderRecord] = []
-        if places:
-            # Orders being cancelled can still fill until the venue confirms: place only what fits
-            # beside them (and sell only shares no other sell offers); the rest waits for the next
-            # decision.
-            cap = self.params.per_market_cap_usdc6
-            room = self.global_room_usdc6
-            if room is not None and room < cap:
-                cap = room if room > 0 else 0
-            resting = [(r.outcome, r.side, r.px, r.qty) for r in orders.values()]
-            admitted, _ = admit(places, self.inv if self.merging is None else self.quote_inv(), resting, cap)
+        if admitted:
             prefix, post_only, seq = self.id_prefix, self.params.maker_only, self.seq
             for o in admitted:
                 seq += 1
@@ -761,8 +768,6 @@ class MarketSession:
                 # Recorded below, after the hand-over; made here, from the fields at hand.
                 records.append(OrderRecord(client_id=cid, outcome=outcome, side=side, px=px, qty=qty))
             self.seq = seq
-        if not cmds:
-            return cmds  # every place waits for a cancel to be confirmed
         self.port.submit(cmds)
         # Our record of the orders, after the hand-over: no report about them can be handled before
         # this handler returns (ports deliver reports as messages).

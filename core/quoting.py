@@ -393,7 +393,8 @@ def decide(
                 f"bid {format_px(px)}: {format_qty(q)} shares, below the minimum {format_qty(min_qty)}"
             )
             continue
-        q = q * bid_pct // 100
+        if bid_pct != 100:  # (no flow shrink, nearly always: q * 100 // 100 is q)
+            q = q * bid_pct // 100
         q -= q % step
         if q < min_qty:
             continue
@@ -404,7 +405,8 @@ def decide(
                 break
             trims.append(f"bid {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (reduce-only)")
             q = fit
-        last = loss_no + px * q > bound
+        loss = px * q  # Usdc10 it loses if it fills and NO wins (a multi-digit int: multiplied once)
+        last = loss_no + loss > bound
         if last:
             fit = (bound - loss_no) // px
             fit -= fit % step
@@ -414,7 +416,8 @@ def decide(
             trims.append(f"bid {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (cap)")
             trims.extend(_dropped("bid", top_bid, -spacing, tick, i + 1, levels))
             q = fit
-        loss_no += px * q
+            loss = px * q
+        loss_no += loss
         bid_room -= q
         bids.append(Quote(px, q))
         if via_sell_no and avail_no >= q:
@@ -442,7 +445,8 @@ def decide(
                 f"ask {format_px(px)}: {format_qty(q)} shares, below the minimum {format_qty(min_qty)}"
             )
             continue
-        q = q * ask_pct // 100
+        if ask_pct != 100:  # (no flow shrink, nearly always: q * 100 // 100 is q)
+            q = q * ask_pct // 100
         q -= q % step
         if q < min_qty:
             continue
@@ -453,7 +457,8 @@ def decide(
                 break
             trims.append(f"ask {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (reduce-only)")
             q = fit
-        last = loss_yes + unit * q > bound
+        loss = unit * q  # (as for a bid: what it loses if it fills and YES wins)
+        last = loss_yes + loss > bound
         if last:
             fit = (bound - loss_yes) // unit
             fit -= fit % step
@@ -463,6 +468,7 @@ def decide(
             trims.append(f"ask {format_px(px)}: {format_qty(q)} -> {format_qty(fit)} shares (cap)")
             trims.extend(_dropped("ask", top_ask, spacing, tick, i + 1, levels))
             q = fit
+            loss = unit * q
         if avail_yes >= q:
             orders.append(DesiredOrder(_YES, _SELL, px, q))
             avail_yes -= q
@@ -471,7 +477,7 @@ def decide(
         else:
             trims.append(f"ask {format_px(px)}: no YES to sell and sell_yes_via_buy_no is off")
             continue
-        loss_yes += unit * q
+        loss_yes += loss
         ask_room -= q
         asks.append(Quote(px, q))
         if last:

@@ -72,6 +72,17 @@ def reconcile(
             groups[key] = [j]
         else:
             group.append(j)
+    return _match(desired, live, groups, exact_px, tolerance)
+
+
+def _match(
+    desired: Sequence[DesiredOrder],
+    live: Sequence[OpenOrderLike],
+    groups: dict[tuple[Outcome, Side, Px], list[int]],
+    exact_px: bool,
+    tolerance: Tolerance,
+) -> Plan:
+    # reconcile's pairing, once ``live`` (non-empty) is grouped by token, side and (exact_px) price.
     used = [False] * len(live)
     kept: list[str] = []
     unmatched: list[tuple[DesiredOrder, list[int] | None]] = []
@@ -145,13 +156,19 @@ def admit(
             loss_no += (PX_ONE - px) * qty
             free_no -= qty
     bound = max(cap_usdc6 * USDC10_PER_USDC6, loss_yes, loss_no)
-    room_yes = bound - loss_yes
-    room_no = bound - loss_no
+    return _split(places, bound - loss_yes, bound - loss_no, free_yes, free_no)
+
+
+def _split(
+    places: Iterable[DesiredOrder], room_yes: int, room_no: int, free_yes: Qty, free_no: Qty
+) -> tuple[tuple[DesiredOrder, ...], tuple[DesiredOrder, ...]]:
+    # admit's split, given each outcome's room under the bound (Usdc10) and the shares no sell offers.
+    yes, buy = _YES, _BUY
     admitted: list[DesiredOrder] = []
     deferred: list[DesiredOrder] = []
     for d in places:
         px, qty = d.px, d.qty
-        # As above: what the order loses if it fills, and the shares a SELL would offer.
+        # As for a resting order: what the order loses if it fills, and the shares a SELL would offer.
         if d.side is buy:
             if d.outcome is yes:
                 fits = px * qty <= room_no
@@ -173,3 +190,63 @@ def admit(
                 free_no -= qty
         (admitted if fits else deferred).append(d)
     return tuple(admitted), tuple(deferred)
+
+
+def reconcile_admit(
+    desired: Sequence[DesiredOrder],
+    live: Sequence[OpenOrderLike],
+    pending: Iterable[OrderLike],
+    tolerance: Tolerance,
+    inv: Inventory,
+    cap_usdc6: Usdc6,
+) -> tuple[Plan, tuple[DesiredOrder, ...]]:
+    """``reconcile``, then ``admit`` of its places, in one pass over the resting orders.
+
+    ``live``: the resting orders without a cancel in flight (their ``cancel_pending`` is not read);
+    ``pending``: those with one, as ``(outcome, side, px, qty)``. Returns the plan and the places that
+    go now: with ``resting`` every order of both, exactly ``reconcile(desired, live + pending,
+    tolerance)`` and ``admit(plan.places, inv, resting, cap_usdc6)[0]`` (a session's requote: it reads
+    each resting order once instead of three times).
+    """
+    yes, buy = _YES, _BUY
+    loss_yes, loss_no = inventory_losses_usdc10(inv)
+    free_yes, free_no = inv.yes_qty, inv.no_qty
+    exact_px = tolerance.px == 0
+    groups: dict[tuple[Outcome, Side, Px], list[int]] = {}
+    for j, o in enumerate(live):
+        outcome, side, px, qty = o.outcome, o.side, o.px, o.qty
+        # admit's losses and reserved shares (as there), and reconcile's grouping (as there).
+        if side is buy:
+            if outcome is yes:
+                loss_no += px * qty
+            else:
+                loss_yes += px * qty
+        elif outcome is yes:
+            loss_yes += (PX_ONE - px) * qty
+            free_yes -= qty
+        else:
+            loss_no += (PX_ONE - px) * qty
+            free_no -= qty
+        key = (outcome, side, px if exact_px else 0)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [j]
+        else:
+            group.append(j)
+    for outcome, side, px, qty in pending:
+        if side is buy:
+            if outcome is yes:
+                loss_no += px * qty
+            else:
+                loss_yes += px * qty
+        elif outcome is yes:
+            loss_yes += (PX_ONE - px) * qty
+            free_yes -= qty
+        else:
+            loss_no += (PX_ONE - px) * qty
+            free_no -= qty
+    plan = _match(desired, live, groups, exact_px, tolerance) if live else Plan(places=tuple(desired))
+    if not plan.places:
+        return plan, ()
+    bound = max(cap_usdc6 * USDC10_PER_USDC6, loss_yes, loss_no)
+    return plan, _split(plan.places, bound - loss_yes, bound - loss_no, free_yes, free_no)[0]

@@ -29,6 +29,8 @@ __all__ = ["YesView", "mirror_levels", "to_yes", "yes_side"]
 
 _YES: Final = Outcome.YES
 _NO: Final = Outcome.NO
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
 
 
 def mirror_levels(levels: tuple[Level, ...]) -> tuple[Level, ...]:
@@ -98,7 +100,8 @@ class YesView:
             if source is _YES:
                 key = (event.ts_ns, event.side, event.px, event.qty)
             else:
-                key = (event.ts_ns, opposite(event.side), PX_ONE - event.px, event.qty)
+                side = _SELL if event.side is _BUY else _BUY  # opposite(), inlined: every mirror
+                key = (event.ts_ns, side, PX_ONE - event.px, event.qty)
             last = self._last_level
             if last is not None and last[0] is not source and last[1] == key:
                 self._last_level = None  # one mirror per change

@@ -3,7 +3,7 @@ from hypothesis import strategies as st
 
 from core.inventory import Inventory, worst_case_losses_usdc10
 from core.quoting import DesiredOrder
-from core.reconcile import Tolerance, admit, reconcile
+from core.reconcile import Tolerance, admit, reconcile, reconcile_admit
 from core.structs import OpenOrder
 from core.units import QTY_ONE, USDC10_PER_USDC6, Outcome, Side
 from tests.strategies import inventories
@@ -220,3 +220,23 @@ def test_admit_defers_a_sell_of_shares_a_resting_sell_still_offers():
 
     assert admitted == (new_bid,) and deferred == (new_sell,)
     assert admit([new_sell], inv, [], 10**12) == ((new_sell,), ())
+
+
+@given(
+    st.lists(desired_orders, max_size=8),
+    st.lists(desired_orders, max_size=8),
+    st.sets(st.integers(0, 7)),
+    tolerances,
+    inventories(),
+    st.integers(0, 200_000_000),
+)
+def test_reconcile_admit_is_reconcile_then_admit(want, have, pending, tol, inv, cap):
+    open_orders = as_open(have, pending=pending)
+    live = [o for o in open_orders if not o.cancel_pending]
+    in_flight = [o.as_order() for o in open_orders if o.cancel_pending]
+
+    plan, admitted = reconcile_admit(tuple(want), live, in_flight, tol, inv, cap)
+
+    expected = reconcile(tuple(want), open_orders, tol)
+    assert plan == expected
+    assert admitted == admit(expected.places, inv, [o.as_order() for o in open_orders], cap)[0]
