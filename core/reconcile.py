@@ -139,9 +139,17 @@ def admit(
     * a SELL sells shares we hold that no other SELL (resting, cancel pending or admitted) offers:
       shares are never offered twice, so a requote sells again only once the old sell is gone.
     """
-    yes, buy = _YES, _BUY
     loss_yes, loss_no = inventory_losses_usdc10(inv)
-    free_yes, free_no = inv.yes_qty, inv.no_qty
+    loss_yes, loss_no, free_yes, free_no = _add_resting(resting, loss_yes, loss_no, inv.yes_qty, inv.no_qty)
+    bound = max(cap_usdc6 * USDC10_PER_USDC6, loss_yes, loss_no)
+    return _split(places, bound - loss_yes, bound - loss_no, free_yes, free_no)
+
+
+def _add_resting(
+    resting: Iterable[OrderLike], loss_yes: int, loss_no: int, free_yes: Qty, free_no: Qty
+) -> tuple[int, int, Qty, Qty]:
+    # Each outcome's worst-case loss (Usdc10) and the shares no SELL offers, with ``resting`` added.
+    yes, buy = _YES, _BUY
     for outcome, side, px, qty in resting:
         # order_losses_usdc10, inlined: this runs for every resting order on every requote.
         if side is buy:
@@ -155,8 +163,7 @@ def admit(
         else:  # a bid on YES that reserves NO shares
             loss_no += (PX_ONE - px) * qty
             free_no -= qty
-    bound = max(cap_usdc6 * USDC10_PER_USDC6, loss_yes, loss_no)
-    return _split(places, bound - loss_yes, bound - loss_no, free_yes, free_no)
+    return loss_yes, loss_no, free_yes, free_no
 
 
 def _split(
@@ -195,7 +202,7 @@ def _split(
 def reconcile_admit(
     desired: Sequence[DesiredOrder],
     live: Sequence[OpenOrderLike],
-    pending: Iterable[OrderLike],
+    pending: Sequence[OrderLike],
     tolerance: Tolerance,
     inv: Inventory,
     cap_usdc6: Usdc6,
@@ -215,7 +222,8 @@ def reconcile_admit(
     groups: dict[tuple[Outcome, Side, Px], list[int]] = {}
     for j, o in enumerate(live):
         outcome, side, px, qty = o.outcome, o.side, o.px, o.qty
-        # admit's losses and reserved shares (as there), and reconcile's grouping (as there).
+        # _add_resting's losses and reserved shares, inlined here so that each live order is read
+        # once (its fields also group it for reconcile's pairing, as there).
         if side is buy:
             if outcome is yes:
                 loss_no += px * qty
@@ -233,18 +241,8 @@ def reconcile_admit(
             groups[key] = [j]
         else:
             group.append(j)
-    for outcome, side, px, qty in pending:
-        if side is buy:
-            if outcome is yes:
-                loss_no += px * qty
-            else:
-                loss_yes += px * qty
-        elif outcome is yes:
-            loss_yes += (PX_ONE - px) * qty
-            free_yes -= qty
-        else:
-            loss_no += (PX_ONE - px) * qty
-            free_no -= qty
+    if pending:
+        loss_yes, loss_no, free_yes, free_no = _add_resting(pending, loss_yes, loss_no, free_yes, free_no)
     plan = _match(desired, live, groups, exact_px, tolerance) if live else Plan(places=tuple(desired))
     if not plan.places:
         return plan, ()
