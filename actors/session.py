@@ -16,7 +16,7 @@ import msgspec
 from actors.risk import RISK_SAMPLE_MAX_GAP_NS, MarketSample
 from actors.structs import CANCEL_PENDING, LIVE, PENDING_NEW, OrderRecord, SessionStats
 from core.book import L2Book
-from core.estimators import FlowState, VolState, decay_vol, update_flow, update_vol
+from core.estimators import FlowState, VolState, decay_vol, update_flow, update_flow_permille, update_vol
 from core.inventory import Inventory, OrderLike, apply_fill, apply_merge, settle, worst_case_losses
 from core.markets import MarketInfo
 from core.merge import merge_qty
@@ -44,7 +44,7 @@ from core.messages import (
     TradePrint,
 )
 from core.ports import Clock, EventSink, ExchangePort
-from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, requote_due
+from core.quoting import Decision, QuoteParams, decide, flow_size_pcts, flow_size_pcts_at, requote_due
 from core.reconcile import Tolerance, reconcile_admit
 from core.rewards import NO_REWARDS, RewardParams, adjusted_mid2_px
 from core.risk import ACTIVE_GATE, RiskGate
@@ -139,6 +139,12 @@ class MarketSession:
         self.wakeup_ns = NEVER
         self._applied_key: tuple[object, ...] | None = None
         self._flow_pct = (100, 100)
+        #: The flow's constants of ``params``, read at every print, and the band of imbalances
+        #: (permille, exclusive) that leaves ``_flow_pct`` as it is: the threshold while both
+        #: multipliers are 100, else 0 (none: every print looks again).
+        self._flow_halflife_s = params.flow_halflife_s
+        self._flow_min_qty = params.flow_min_qty
+        self._flow_calm_permille = params.flow_threshold_permille
         #: Why quoting is held (key -> reason; live: the order gateway's position drift or rate limit).
         self.holds: dict[str, str] = {}
         self.book_resync = book_resync
@@ -244,8 +250,13 @@ class MarketSession:
 
     def on_trade(self, aggressor: Side, px: int, qty: int, ts_ns: int) -> None:
         """A market trade print on the YES book feeds the flow estimator."""
-        self.flow = update_flow(self.flow, aggressor, qty, ts_ns, self.params.flow_halflife_s)
-        self._check_flow(ts_ns)
+        # (``update_flow``, then ``_check_flow`` at this instant: the undecayed imbalance.)
+        self.flow, flow_pm = update_flow_permille(
+            self.flow, aggressor, qty, ts_ns, self._flow_halflife_s, self._flow_min_qty
+        )
+        if abs(flow_pm) >= self._flow_calm_permille:
+            bid_pct, ask_pct = flow_size_pcts_at(flow_pm, self.params)
+            self._set_flow_pct(bid_pct, ask_pct, ts_ns)
 
     def on_tick_size(self, tick_px: int, ts_ns: int) -> None:
         """A new tick starts a book epoch: drop the book, pull quotes, wait for a snapshot."""
@@ -318,8 +329,13 @@ class MarketSession:
     def _check_flow(self, ts_ns: int) -> None:
         # The flow feeds the decision only through the size multipliers: requote when they change.
         _, bid_pct, ask_pct = flow_size_pcts(self.flow, ts_ns, self.params)
+        self._set_flow_pct(bid_pct, ask_pct, ts_ns)
+
+    def _set_flow_pct(self, bid_pct: int, ask_pct: int, ts_ns: int) -> None:
         if (bid_pct, ask_pct) != self._flow_pct:
             self._flow_pct = (bid_pct, ask_pct)
+            calm = bid_pct == 100 and ask_pct == 100
+            self._flow_calm_permille = self.params.flow_threshold_permille if calm else 0
             if self.book_valid:
                 self.dirty = True
                 self._maybe_requote(ts_ns, urgent=False)

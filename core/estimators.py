@@ -53,6 +53,32 @@ def update_flow(state: FlowState, aggressor: Side, qty: Qty, ts_ns: int, halflif
     return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=ts_ns)
 
 
+def update_flow_permille(
+    state: FlowState, aggressor: Side, qty: Qty, ts_ns: int, halflife_s: float, min_flow_qty: Qty
+) -> tuple[FlowState, int]:
+    """``update_flow`` and then ``flow_imbalance_permille`` of the new state at ``ts_ns``, in one call.
+
+    Every market print does both: the new state is never older than ``ts_ns``, so the imbalance is
+    the undecayed one (the same floats, the same rule, one call and no second look at the state).
+    """
+    last = state.ts_ns
+    buy, sell = state.buy_qty, state.sell_qty
+    if last and ts_ns > last:
+        decay = 0.5 ** ((ts_ns - last) / NS_PER_S / halflife_s)
+        buy *= decay
+        sell *= decay
+    elif last > ts_ns:
+        ts_ns = last
+    if aggressor is _BUY:
+        buy += qty
+    else:
+        sell += qty
+    total = buy + sell
+    if total <= 0 or total < min_flow_qty:
+        return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=ts_ns), 0
+    return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=ts_ns), int(1000 * (buy - sell) / total)
+
+
 def flow_imbalance_permille(state: FlowState, ts_ns: int, halflife_s: float, min_flow_qty: Qty) -> int:
     """Signed imbalance in [-1000, 1000]: +1000 is all buying (asks being lifted).
 

@@ -113,17 +113,25 @@ def flow_size_pcts(flow: FlowState, now_ns: int, p: QuoteParams) -> tuple[int, i
     """Flow imbalance (permille) and the size multipliers (percent) of the bid and the ask.
 
     Above the one-sided threshold the side being hit shrinks linearly with the excess imbalance,
-    reaching ``1 - flow_shrink`` of its size at fully one-sided flow.
+    reaching ``1 - flow_shrink`` of its size at fully one-sided flow (``flow_size_pcts_at``).
     """
     flow_pm = flow_imbalance_permille(flow, now_ns, p.flow_halflife_s, p.flow_min_qty)
+    if abs(flow_pm) < p.flow_threshold_permille:
+        return flow_pm, 100, 100
+    bid_pct, ask_pct = flow_size_pcts_at(flow_pm, p)
+    return flow_pm, bid_pct, ask_pct
+
+
+def flow_size_pcts_at(flow_pm: int, p: QuoteParams) -> tuple[int, int]:
+    """The size multipliers (percent) of the bid and the ask at a flow imbalance of ``flow_pm``."""
     thr = p.flow_threshold_permille
     if abs(flow_pm) < thr:
-        return flow_pm, 100, 100
+        return 100, 100
     excess = (abs(flow_pm) - thr) / (1000 - thr) if thr < 1000 else 1.0
     pct = max(0, int(100 * (1 - p.flow_shrink * excess)))
     if flow_pm > 0:
-        return flow_pm, 100, pct  # buyers lift our asks
-    return flow_pm, pct, 100  # sellers hit our bids
+        return 100, pct  # buyers lift our asks
+    return pct, 100  # sellers hit our bids
 
 
 def _held(net: Qty) -> Reasons | None:

@@ -1,11 +1,12 @@
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from actors.risk import MarketSample
 from actors.session import CANCEL_PENDING, NEVER, MarketSession, OrderRecord
 from app.configfile import load_config
+from core.estimators import flow_imbalance_permille, update_flow
 from core.inventory import Inventory, apply_fill
 from core.markets import MarketInfo
 from core.messages import (
@@ -634,3 +635,81 @@ def test_the_risk_mark_leaves_our_own_orders_out_of_a_live_book():
     assert s.market_mid_px() == (4_700 + 4_800) // 2
     s.on_level(Side.SELL, 4_800, 0, T0 + 2)  # the market's ask leaves: no ask but ours
     assert s.market_mid_px() == -1
+
+
+class OldFlowSession(MarketSession):
+    """``on_trade`` as it was: fold the print, then the size multipliers from the flow, every print."""
+
+    def on_trade(self, aggressor, px, qty, ts_ns):
+        self.flow = update_flow(self.flow, aggressor, qty, ts_ns, self.params.flow_halflife_s)
+        _, bid_pct, ask_pct = _flow_size_pcts_ref(self.flow, ts_ns, self.params)
+        if (bid_pct, ask_pct) != self._flow_pct:
+            self._flow_pct = (bid_pct, ask_pct)
+            if self.book_valid:
+                self.dirty = True
+                self._maybe_requote(ts_ns, urgent=False)
+
+
+def _flow_size_pcts_ref(flow, now_ns, p):
+    flow_pm = flow_imbalance_permille(flow, now_ns, p.flow_halflife_s, p.flow_min_qty)
+    thr = p.flow_threshold_permille
+    if abs(flow_pm) < thr:
+        return flow_pm, 100, 100
+    excess = (abs(flow_pm) - thr) / (1000 - thr) if thr < 1000 else 1.0
+    pct = max(0, int(100 * (1 - p.flow_shrink * excess)))
+    return (flow_pm, 100, pct) if flow_pm > 0 else (flow_pm, pct, 100)
+
+
+@pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.sampled_from(list(Side)),
+                st.one_of(
+                    st.sampled_from([10 * SHARE, 60 * SHARE, 100 * SHARE]), st.integers(1, 300 * SHARE)
+                ),
+                st.one_of(st.sampled_from([0, 10**9]), st.integers(-1_000_000, 20 * 10**9)),
+            ),
+            st.tuples(st.just(None), st.just(0), st.integers(0, 20 * 10**9)),  # the timer
+        ),
+        max_size=40,
+    ),
+    st.one_of(st.just(600), st.integers(0, 999)),
+    st.one_of(st.just(1.0), st.floats(0.0, 1.0)),
+    st.sampled_from([0, 10 * SHARE, 50 * SHARE]),
+    st.booleans(),
+)
+@example(  # one-sided (the ask shrinks), then back inside the threshold (the multipliers back at 100)
+    [(Side.BUY, 100 * SHARE, 0), (Side.SELL, 100 * SHARE, 0), (Side.SELL, 300 * SHARE, 10**9)],
+    600,
+    1.0,
+    0,
+    True,
+)
+def test_property_prints_move_the_flow_and_requote_as_the_old_rule(evs, thr, shrink, min_qty, book):
+    # The calm band (no multipliers computed while the imbalance stays inside the threshold) and
+    # the fused fold change nothing: the same flow, multipliers, requotes and orders as before.
+    params = msgspec.structs.replace(
+        PARAMS, flow_threshold_permille=thr, flow_shrink=shrink, flow_min_qty=min_qty
+    )
+    a = MarketSession(INFO, params, FakeExchangePort(), FakeClock(), ListSink())
+    b = OldFlowSession(INFO, params, FakeExchangePort(), FakeClock(), ListSink())
+    for s in (a, b):
+        if book:
+            s.on_event(snapshot())
+            s.flush(s.clock.now_ns())
+    t = T0
+    for side, qty, dt in evs:
+        t += dt
+        for s in (a, b):
+            s.clock.t = t
+            if side is None:
+                s.on_timer(t)
+            else:
+                s.on_trade(side, 4_700, qty, t)
+            if s.wakeup_ns <= t:
+                s.flush(t)
+        assert a.flow == b.flow and a._flow_pct == b._flow_pct
+        assert (a.dirty, a.wakeup_ns, a.last_decision) == (b.dirty, b.wakeup_ns, b.last_decision)
+        assert a.port.commands == b.port.commands

@@ -7,6 +7,7 @@ from core.estimators import (
     VolState,
     flow_imbalance_permille,
     update_flow,
+    update_flow_permille,
     update_vol,
 )
 from core.units import NS_PER_S, Side
@@ -149,3 +150,31 @@ def test_flow_equals_the_decay_by_elapsed_time_exactly(trades, halflife_s):
             assert flow_imbalance_permille(s, at, halflife_s, min_qty) == _imbalance_ref(
                 ref, at, halflife_s, min_qty
             )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(Side)),
+            st.integers(1, 10**12),
+            st.one_of(st.just(0), st.integers(-NS_PER_S, 100 * NS_PER_S)),
+            st.one_of(st.just(0), st.integers(0, 10**12)),
+        ),
+        max_size=30,
+    ),
+    st.floats(0.001, 3_600.0),
+    st.integers(-10, 10 * NS_PER_S),
+)
+def test_update_flow_permille_is_the_update_then_the_imbalance_at_that_instant(trades, halflife_s, t0):
+    # The fused call every print makes: the naive rules' state and imbalance, bit for bit (a first
+    # print at or before 0 too, and prints stamped back in time).
+    s = ref = FlowState()
+    t = t0
+    for side, qty, dt, min_qty in trades:
+        t += dt
+        s, flow_pm = update_flow_permille(s, side, qty, t, halflife_s, min_qty)
+        ref = _update_flow_ref(ref, side, qty, t, halflife_s)
+        assert s == ref
+        assert type(s.buy_qty) is type(ref.buy_qty) and type(s.sell_qty) is type(ref.sell_qty)
+        assert flow_pm == _imbalance_ref(ref, t, halflife_s, min_qty)
+        assert flow_pm == flow_imbalance_permille(s, t, halflife_s, min_qty)
