@@ -37,20 +37,7 @@ def decay_vol(state: VolState, ts_ns: int, p: VolParams) -> VolState:
 
 def update_flow(state: FlowState, aggressor: Side, qty: Qty, ts_ns: int, halflife_s: float) -> FlowState:
     """Fold one trade (a market print or one of our fills, by the taker's side) into the flow."""
-    # Every trade print comes here: no decay at all (factor 1.0, exactly) when no time passed.
-    last = state.ts_ns
-    buy, sell = state.buy_qty, state.sell_qty
-    if last and ts_ns > last:
-        decay = 0.5 ** ((ts_ns - last) / NS_PER_S / halflife_s)
-        buy *= decay
-        sell *= decay
-    else:
-        ts_ns = last if last > ts_ns else ts_ns
-    if aggressor is _BUY:
-        buy += qty
-    else:
-        sell += qty
-    return FlowState(buy_qty=buy, sell_qty=sell, ts_ns=ts_ns)
+    return update_flow_permille(state, aggressor, qty, ts_ns, halflife_s, 0)[0]
 
 
 def update_flow_permille(
@@ -61,6 +48,7 @@ def update_flow_permille(
     Every market print does both: the new state is never older than ``ts_ns``, so the imbalance is
     the undecayed one (the same floats, the same rule, one call and no second look at the state).
     """
+    # No decay at all (factor 1.0, exactly) when no time passed: prints often share an instant.
     last = state.ts_ns
     buy, sell = state.buy_qty, state.sell_qty
     if last and ts_ns > last:

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from actors.risk import MarketSample
 from actors.session import CANCEL_PENDING, NEVER, MarketSession, OrderRecord
 from app.configfile import load_config
-from core.estimators import flow_imbalance_permille, update_flow
+from core.estimators import update_flow
 from core.inventory import Inventory, apply_fill
 from core.markets import MarketInfo
 from core.messages import (
@@ -27,6 +27,7 @@ from core.quoting import quote_params
 from core.risk import ACTIVE_GATE, RiskGate, TradingState
 from core.units import PX_ONE, QTY_ONE, Outcome, Side, parse_qty
 from tests.fakes import FakeClock, FakeExchangePort, ListSink
+from tests.reference import flow_size_pcts_ref
 
 T0 = 10**18
 SHARE = QTY_ONE
@@ -642,22 +643,12 @@ class OldFlowSession(MarketSession):
 
     def on_trade(self, aggressor, px, qty, ts_ns):
         self.flow = update_flow(self.flow, aggressor, qty, ts_ns, self.params.flow_halflife_s)
-        _, bid_pct, ask_pct = _flow_size_pcts_ref(self.flow, ts_ns, self.params)
+        _, bid_pct, ask_pct = flow_size_pcts_ref(self.flow, ts_ns, self.params)
         if (bid_pct, ask_pct) != self._flow_pct:
             self._flow_pct = (bid_pct, ask_pct)
             if self.book_valid:
                 self.dirty = True
                 self._maybe_requote(ts_ns, urgent=False)
-
-
-def _flow_size_pcts_ref(flow, now_ns, p):
-    flow_pm = flow_imbalance_permille(flow, now_ns, p.flow_halflife_s, p.flow_min_qty)
-    thr = p.flow_threshold_permille
-    if abs(flow_pm) < thr:
-        return flow_pm, 100, 100
-    excess = (abs(flow_pm) - thr) / (1000 - thr) if thr < 1000 else 1.0
-    pct = max(0, int(100 * (1 - p.flow_shrink * excess)))
-    return (flow_pm, 100, pct) if flow_pm > 0 else (flow_pm, pct, 100)
 
 
 @pytest.mark.pure_python  # a subclass of MarketSession, which the compiled build compiles (bench/fast.py)

@@ -101,6 +101,14 @@ def test_flow_below_minimum_volume_is_no_signal():
     assert flow_imbalance_permille(s, NS_PER_S, 30.0, 500) == 1000
 
 
+def _prints(min_qtys):
+    # (side, qty, time step, min flow qty): often no time at all, sometimes back in time (a report
+    # stamped before the last print).
+    step = st.one_of(st.just(0), st.integers(-NS_PER_S, 100 * NS_PER_S))
+    sides = st.sampled_from(list(Side))
+    return st.lists(st.tuples(sides, st.integers(1, 10**12), step, min_qtys), max_size=30)
+
+
 def _update_flow_ref(state, aggressor, qty, ts_ns, halflife_s):
     # The rule as written before the no-time-passed shortcut: decay by every elapsed nanosecond.
     dt_s = max(0, ts_ns - state.ts_ns) / NS_PER_S
@@ -123,19 +131,7 @@ def _imbalance_ref(state, ts_ns, halflife_s, min_flow_qty):
     return int(1000 * (buy - sell) / total)
 
 
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(list(Side)),
-            st.integers(1, 10**12),
-            # Often no time at all, sometimes back in time (a report stamped before the last print).
-            st.one_of(st.just(0), st.integers(-NS_PER_S, 100 * NS_PER_S)),
-            st.integers(0, 10**7),
-        ),
-        max_size=30,
-    ),
-    st.floats(0.001, 3_600.0),
-)
+@given(_prints(st.integers(0, 10**7)), st.floats(0.001, 3_600.0))
 def test_flow_equals_the_decay_by_elapsed_time_exactly(trades, halflife_s):
     # The shortcuts (no decay when no time passed) give the same floats, bit for bit.
     s = ref = FlowState()
@@ -153,15 +149,7 @@ def test_flow_equals_the_decay_by_elapsed_time_exactly(trades, halflife_s):
 
 
 @given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(list(Side)),
-            st.integers(1, 10**12),
-            st.one_of(st.just(0), st.integers(-NS_PER_S, 100 * NS_PER_S)),
-            st.one_of(st.just(0), st.integers(0, 10**12)),
-        ),
-        max_size=30,
-    ),
+    _prints(st.one_of(st.just(0), st.integers(0, 10**12))),
     st.floats(0.001, 3_600.0),
     st.integers(-10, 10 * NS_PER_S),
 )

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from app.configfile import load_config
 from core.book import BookView
-from core.estimators import FlowState, VolState, flow_imbalance_permille
+from core.estimators import FlowState, VolState
 from core.inventory import Inventory, worst_case_losses, worst_case_losses_usdc10
 from core.quoting import Reasons, decide, flow_size_pcts, flow_size_pcts_at, quote_params
 from core.risk import ACTIVE_GATE, RiskGate, TradingState
@@ -21,6 +21,7 @@ from core.units import (
     format_px,
     notional_usdc6,
 )
+from tests.reference import flow_size_pcts_ref
 from tests.strategies import book_views, inventories, orders, params
 
 SHARE = QTY_ONE
@@ -142,19 +143,6 @@ def test_decide_partial_one_way_flow_shrinks_proportionally():
     assert [q.qty for q in d.asks] == [10 * SHARE, 20 * SHARE, 40 * SHARE]
 
 
-def _flow_size_pcts_ref(flow, now_ns, p):
-    # The rule as written before ``flow_size_pcts_at`` was split out: the imbalance, then the shrink.
-    flow_pm = flow_imbalance_permille(flow, now_ns, p.flow_halflife_s, p.flow_min_qty)
-    thr = p.flow_threshold_permille
-    if abs(flow_pm) < thr:
-        return flow_pm, 100, 100
-    excess = (abs(flow_pm) - thr) / (1000 - thr) if thr < 1000 else 1.0
-    pct = max(0, int(100 * (1 - p.flow_shrink * excess)))
-    if flow_pm > 0:
-        return flow_pm, 100, pct
-    return flow_pm, pct, 100
-
-
 @given(
     st.floats(0.0, 10.0**12),
     st.floats(0.0, 10.0**12),
@@ -176,7 +164,7 @@ def test_flow_size_pcts_are_the_old_rule_and_at_their_imbalance(
         MM, flow_threshold_permille=thr, flow_shrink=shrink, flow_halflife_s=halflife_s, flow_min_qty=min_qty
     )
     flow = FlowState(buy_qty=buy, sell_qty=sell, ts_ns=NOW)
-    ref = _flow_size_pcts_ref(flow, NOW + dt_ns, p)
+    ref = flow_size_pcts_ref(flow, NOW + dt_ns, p)
     assert flow_size_pcts(flow, NOW + dt_ns, p) == ref
     assert flow_size_pcts_at(ref[0], p) == ref[1:]
     # Inside the threshold both are 100: the band a print skips the multipliers in.
@@ -184,7 +172,7 @@ def test_flow_size_pcts_are_the_old_rule_and_at_their_imbalance(
         pcts = flow_size_pcts_at(flow_pm, p)
         assert (
             pcts
-            == _flow_size_pcts_ref(
+            == flow_size_pcts_ref(
                 FlowState(buy_qty=1000.0 + flow_pm, sell_qty=1000.0 - flow_pm),
                 0,
                 msgspec.structs.replace(p, flow_min_qty=0),
