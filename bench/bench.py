@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "bench"))  # (also when bench/fast.py runs this file through runpy)
+
+from w1m import peak_rss_mb  # noqa: E402 (bench/ is not a package)
 
 CONFIG = ROOT / "configs" / "market_maker.yaml"
 OUT_DIR = ROOT / "bench" / "out"
@@ -160,7 +162,7 @@ def run_engine(engine: str, source: str) -> dict[str, Any]:
         "orders": sum(lane.session.stats.places for lane in runner.lanes),
         "order_actions": sum(lane.session.stats.places + lane.session.stats.cancels for lane in runner.lanes),
         "digest": digest,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

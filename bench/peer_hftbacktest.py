@@ -15,11 +15,11 @@ on the file's first rows before the timed run ("JIT excluded"). Prints one JSON 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
 import numpy as np
+from w1m import peak_rss_mb  # bench/w1m.py (this script's folder is on sys.path): numpy only
 
 try:
     from hftbacktest import GTX, LIMIT, BacktestAsset, HashMapMarketDepthBacktest
@@ -132,7 +132,7 @@ def main(path: str) -> dict[str, object]:
         "orders": int(counts[1]),
         "cancels": int(counts[0]),
         "fills": int(counts[2]),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

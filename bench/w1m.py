@@ -185,22 +185,37 @@ def ensure_file(path: Path) -> Path:
     return path
 
 
-def _rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (2**20 bytes): its own, not its parent's.
+
+    Linux's ``VmHWM`` (the high-water mark of the memory this process has mapped since it started).
+    Not ``ru_maxrss``: Linux carries it across fork and exec, so a child reports at least the RSS its
+    parent had when it spawned the child (a bench harness that generated the W1M file itself made
+    every run it started report its 210 MB). Elsewhere, ``ru_maxrss`` (KB; bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def run_load(path: Path) -> dict[str, Any]:
     """Load the file into polymm's tape and nothing else: the loader's time and peak RSS."""
     from sim.sources.hbt_npz import HbtNpzSource, load
 
-    rss0 = _rss_mb()
+    rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     tapes = load(HbtNpzSource(path=str(path), tick_px=100, market="w1m"))
     load_s = time.perf_counter() - t0
     return {
         "load_s": round(load_s, 3),
         "events": sum(len(t) for t in tapes),
-        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "rss_before_load_mb": rss0,
     }
 
@@ -225,7 +240,7 @@ def run_polymm(path: Path, engine: str = "inline") -> dict[str, Any]:
     t0 = time.perf_counter()
     tapes = load(HbtNpzSource(path=str(path), tick_px=100, market="w1m"))
     load_s = time.perf_counter() - t0
-    rss_loaded = _rss_mb()
+    rss_loaded = peak_rss_mb()
     runner = Runner(tapes, quote_params(cfg), RunSettings(latency=zero), seed=SEED)
     t0 = time.perf_counter()
     runner.run(engine)  # type: ignore[arg-type]
@@ -245,7 +260,7 @@ def run_polymm(path: Path, engine: str = "inline") -> dict[str, Any]:
         "fills": sum(len(lane.exchange.fills) for lane in runner.lanes),
         "decide_calls": sum(s.decide_calls for s in stats),
         "digest": digest,
-        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -62,3 +62,22 @@ def test_just_bench_times_polymm_help(tmp_path: Path) -> None:
     assert len(runs) == 5 and all(t > 0 for t in runs)
     assert figures["cli_help_s"] == sorted(runs)[2]
     assert figures["details"]["cli_help"]["command"].endswith("--help")
+
+
+_PEAK = f"import sys; sys.path.insert(0, {str(BENCH)!r}); from w1m import peak_rss_mb"
+
+
+def test_a_run_reports_its_own_peak_rss_not_its_parents() -> None:
+    # Linux keeps ru_maxrss across fork and exec: a child of a 200 MB parent reported >= 200 MB.
+    parent = (
+        "import subprocess, sys\n"
+        "held = bytearray(200 * 2**20)\n"
+        "for i in range(0, len(held), 4096): held[i] = 1\n"
+        f"child = {_PEAK + '; print(peak_rss_mb())'!r}\n"
+        "out = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True)\n"
+        "print(out.stdout)\n"
+        f"{_PEAK}; print(peak_rss_mb())\n"
+    )
+    child_mb, parent_mb = (float(x) for x in _run("-c", parent).stdout.split())
+    assert parent_mb >= 200
+    assert child_mb < 100
