@@ -724,7 +724,7 @@ class MarketSession:
         cmds: list[Command] = []
         if key != self._applied_key:
             blocked = self._places_blocked = ts_ns < self.places_blocked_until_ns
-            cmds = self._apply(d, inflight)
+            cmds = self._apply(d, inflight, inv, room)
             if blocked:
                 # New orders wait for the end of the post-only backoff: decide again then.
                 self.dirty = True
@@ -740,8 +740,11 @@ class MarketSession:
             for c in cmds:
                 sink.record("place" if type(c) is Place else "cancel", ts_ns, market, c)
 
-    def _apply(self, d: Decision, inflight: tuple[OrderLike, ...]) -> list[Command]:
-        # ``inflight``: requote's orders with a cancel in flight (none, nearly always); the rest are live.
+    def _apply(
+        self, d: Decision, inflight: tuple[OrderLike, ...], inv: Inventory, room: int | None
+    ) -> list[Command]:
+        # ``inflight``: requote's orders with a cancel in flight (none, nearly always); the rest are
+        # live. ``inv`` and ``room``: the inventory and global room ``d`` was decided from.
         orders = self.orders
         live = (
             list(orders.values())
@@ -752,10 +755,8 @@ class MarketSession:
         # beside them (and sell only shares no other sell offers); the rest waits for the next
         # decision. Reconcile and that admission read each resting order once.
         cap = self.params.per_market_cap_usdc6
-        room = self.global_room_usdc6
         if room is not None and room < cap:
             cap = room if room > 0 else 0
-        inv = self.inv if self.merging is None else self.quote_inv()
         plan, admitted = reconcile_admit(d.orders, live, inflight, self.tolerance, inv, cap)
         cancels = plan.cancels
         if self._places_blocked:

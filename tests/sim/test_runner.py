@@ -122,9 +122,9 @@ def test_worst_case_exposure_stays_under_the_caps_after_every_decision():
         s = lane.session
         inner = s._apply
 
-        def checked(d, inflight, s=s, inner=inner):
+        def checked(d, *args, s=s, inner=inner):
             before = s.exposure_usdc6()
-            cmds = inner(d, inflight)
+            cmds = inner(d, *args)
             cap = min(PARAMS.per_market_cap_usdc6, max(0, s.global_room_usdc6 or 0))
             after = s.exposure_usdc6()
             seen.append(after)
@@ -232,8 +232,8 @@ def event_peaks(tapes, settings, group=(0, 1)):
         s = lane.session
         inner = s._apply
 
-        def tracked(d, inflight, s=s, inner=inner, i=lane.idx):
-            cmds = inner(d, inflight)
+        def tracked(d, *args, s=s, inner=inner, i=lane.idx):
+            cmds = inner(d, *args)
             peak[i] = max(peak[i], s.exposure_usdc6())
             return cmds
 
