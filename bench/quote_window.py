@@ -17,7 +17,8 @@ valgrind's ``callgrind.h``, into a temporary directory) zeroes callgrind's count
 dumps them at each end; the script reads the dumps and prints the median instructions per window
 (and the quartiles), so two trees can be compared by one number that does not move with the load
 of a shared machine. ``--hot`` runs without valgrind and prints the median wall time of a window
-instead (back to back, no idle wake-ups: noisy, for a quick look only).
+instead (back to back, no idle wake-ups: noisy, for a quick look only); ``--profile N``, the Python
+functions the windows spend most in (cProfile, on during the windows only).
 
 Usage: ``python bench/quote_window.py [--messages N] [--warmup N] [--changes 1|4] [--keep DIR]``
 (``just quote-window``); a run takes about a minute under callgrind.
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import ctypes
 import json
 import os
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -67,10 +70,52 @@ class _SteppedClock:
         return self.t_ns
 
 
-def run_windows(
-    shim: ctypes.CDLL | None, messages: int, warmup: int, changes: int, step_us: int, markets_n: int
-) -> list[int]:
-    """Drive the path; with ``shim``, zero/dump callgrind around each window, else time each (ns)."""
+class Meter:
+    """What is done at each end of a quote window: wall time here (``--hot``)."""
+
+    def __init__(self) -> None:
+        self.t0_ns = 0
+        self.windows: list[int] = []
+
+    def start(self) -> None:
+        self.t0_ns = time.perf_counter_ns()
+
+    def end(self) -> None:
+        self.windows.append(time.perf_counter_ns() - self.t0_ns)
+
+
+class CallgrindMeter(Meter):
+    """Zero callgrind's counters at the start, dump them at the end (the dumps hold the counts)."""
+
+    def __init__(self, shim: ctypes.CDLL) -> None:
+        super().__init__()
+        self.shim = shim
+
+    def start(self) -> None:
+        self.shim.qw_zero()
+
+    def end(self) -> None:
+        self.shim.qw_dump(b"quote window")
+        self.windows.append(0)
+
+
+class ProfileMeter(Meter):
+    """cProfile on during the windows only: which Python functions a window runs, and how often."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.profile = cProfile.Profile()
+
+    def start(self) -> None:
+        self.profile.enable()
+
+    def end(self) -> None:
+        self.profile.disable()
+        self.windows.append(0)
+
+
+def run_windows(meter: Meter, messages: int, warmup: int, changes: int, step_us: int, markets_n: int) -> None:
+    """Drive the path; ``meter`` starts at each window's first decode and ends at its orders' hand-over."""
     import msgspec
     from tick_to_quote import workload  # bench/ is on sys.path when run as a script
 
@@ -82,7 +127,8 @@ def run_windows(
     from adapters.paper import DryRunPort
     from adapters.polymarket.parse import AssetMap
     from adapters.polymarket.ws_market import MarketWsClient, MarketWsConfig
-    from app.bootstrap import JsonlFileSink, tune_gc_for_latency
+    from adapters.runlog import JsonlFileSink
+    from app.bootstrap import tune_gc_for_latency
     from app.configfile import load_config
     from core.messages import Command
     from core.quoting import quote_params
@@ -93,19 +139,13 @@ def run_windows(
     markets, opening, stream = workload(markets_n, warmup + messages, 5, changes)
     base = _SteppedClock(1_790_000_000_000_000_000)
     clock = InputClock(base)
-    window = {"open": False, "t0": 0}
-    out: list[int] = []
-    perf = time.perf_counter_ns
+    window = {"open": False}
 
     class Port(DryRunPort):
         def submit(self, commands: Sequence[Command]) -> None:
             if window["open"]:
                 window["open"] = False
-                if shim is not None:
-                    shim.qw_dump(b"quote window")
-                    out.append(0)
-                else:
-                    out.append(perf() - window["t0"])
+                meter.end()
             super().submit(commands)
 
     class Feed(MarketWsClient):
@@ -114,12 +154,12 @@ def run_windows(
         def _on_message(self, frame: str | bytes) -> None:
             if self.measuring:
                 window["open"] = True
-                if shim is not None:
-                    shim.qw_zero()
-                else:
-                    window["t0"] = perf()
+                meter.start()
             super()._on_message(frame)
-            window["open"] = False
+            if window["open"]:  # no quote: no window
+                window["open"] = False
+                if isinstance(meter, ProfileMeter):
+                    meter.profile.disable()
 
     router = Router()
     feed = Feed(
@@ -163,20 +203,21 @@ def run_windows(
     tmp.cleanup()
     status = feed.status()
     assert status.skipped == 0 and status.dropped_deltas == 0, status
-    return out
 
 
 def _dump_totals(directory: Path, pid: int) -> list[int]:
-    # One file per CALLGRIND_DUMP_STATS ("<out>.<pid>.<n>"), each with its "totals:" line.
+    # One file per CALLGRIND_DUMP_STATS and thread ("<out>.<pid>.<n>-<thread>"), each with its
+    # "totals:" line. Only the loop's thread counts (the one running asyncio's task steps): the other
+    # threads (the event log's writer) run when the interpreter lets them, not on the path.
     totals: list[tuple[int, int]] = []
-    for f in directory.glob(f"callgrind.out.{pid}.*"):
-        n = int(f.name.rsplit(".", 1)[1])
+    for f in directory.glob(f"callgrind.out.{pid}.*-*"):
+        n = int(f.name.rsplit(".", 1)[1].split("-")[0])
         text = f.read_text()
-        label = "quote window" in text.split("events:", 1)[0]
+        if "quote window" not in text.split("events:", 1)[0] or "task_step" not in text:
+            continue
         for line in text.splitlines():
             if line.startswith(("totals:", "summary:")):
-                if label:
-                    totals.append((n, int(line.split()[1])))
+                totals.append((n, int(line.split()[1])))
                 break
     return [t for _, t in sorted(totals)]
 
@@ -210,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--markets", type=int, default=50, help="markets [50]")
     parser.add_argument("--hot", action="store_true", help="no valgrind: median wall ns per window (noisy)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="no valgrind: the N Python functions with the most own time in the windows (cProfile)",
+    )
     parser.add_argument("--keep", type=Path, help="keep callgrind's dumps in this directory")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = parser.parse_args(argv)
@@ -219,14 +266,24 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(root))
     args = (a.messages, a.warmup, a.changes, a.step_us, a.markets)
     if a.hot:
-        print(json.dumps(_summary(run_windows(None, *args), "ns")))
+        meter = Meter()
+        run_windows(meter, *args)
+        print(json.dumps(_summary(meter.windows, "ns")))
+        return 0
+    if a.profile:
+        profiler = ProfileMeter()
+        run_windows(profiler, *args)
+        print(f"{len(profiler.windows)} quote windows")
+        pstats.Stats(profiler.profile).sort_stats("tottime").print_stats(a.profile)
         return 0
     if a.child:  # under callgrind: the shim's path is in the environment
         shim = ctypes.CDLL(os.environ["POLYMM_QW_SHIM"])
         if not shim.qw_running():
             raise SystemExit("--child runs under valgrind only")
         shim.qw_dump.argtypes = [ctypes.c_char_p]
-        print(json.dumps({"windows": len(run_windows(shim, *args))}))
+        cg = CallgrindMeter(shim)
+        run_windows(cg, *args)
+        print(json.dumps({"windows": len(cg.windows)}))
         return 0
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (or use --hot)")
@@ -240,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--callgrind-out-file={out}/callgrind.out.%p",
             "--dump-instr=no",
             "--dump-line=no",
+            "--separate-threads=yes",
             sys.executable,
             str(Path(__file__).resolve()),
             "--child",
