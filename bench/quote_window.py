@@ -20,8 +20,11 @@ of a shared machine. ``--hot`` runs without valgrind and prints the median wall 
 instead (back to back, no idle wake-ups: noisy, for a quick look only); ``--profile N``, the Python
 functions the windows spend most in (cProfile, on during the windows only).
 
-Usage: ``python bench/quote_window.py [--messages N] [--warmup N] [--changes 1|4] [--keep DIR]``
-(``just quote-window``); a run takes about a minute under callgrind.
+Usage: ``python bench/quote_window.py [--messages N] [--warmup N] [--changes 1|4] [--keep DIR]
+[--save FILE] [--against FILE]`` (``just quote-window``); a run takes two or three minutes under
+callgrind. To compare two trees, ``--save`` the counts of one and run the other ``--against`` them:
+the windows pair up (the same messages quote on both), and the median of their differences is
+steadier than the difference of the medians.
 """
 
 from __future__ import annotations
@@ -258,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         help="no valgrind: the N Python functions with the most own time in the windows (cProfile)",
     )
     parser.add_argument("--keep", type=Path, help="keep callgrind's dumps in this directory")
+    parser.add_argument("--save", type=Path, help="write the count of every window to this JSON file")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another tree's --save file (same options): also the median of the windows' differences",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
@@ -313,7 +322,19 @@ def main(argv: list[str] | None = None) -> int:
         totals = _dump_totals(out, pid)
     if not totals:
         raise SystemExit("no quote window was dumped")
-    print(json.dumps(_summary(totals, "instructions") | {"changes_per_msg": a.changes}))
+    figures = _summary(totals, "instructions") | {"changes_per_msg": a.changes}
+    if a.save is not None:
+        a.save.write_text(json.dumps(totals))
+    if a.against is not None:
+        # The same messages quote in the same order on both trees: a window's difference is paired,
+        # steadier than the difference of the two medians (a window's count moves with allocator state).
+        other = json.loads(a.against.read_text())
+        if len(other) != len(totals):
+            raise SystemExit(f"{a.against}: {len(other)} windows, this run {len(totals)}: other options?")
+        figures["median_diff_instructions"] = round(
+            statistics.median(t - o for t, o in zip(totals, other, strict=True))
+        )
+    print(json.dumps(figures))
     return 0
 
 
