@@ -117,6 +117,10 @@ sweep SPACE="configs/sweeps/spread_skew.yaml" CONFIG="configs/market_maker.yaml"
 bench *ARGS:
     python bench/bench.py {{ARGS}}
 
+# callgrind instructions per quote window (decode to orders handed over; median of the windows): compare trees by it
+quote-window *ARGS:
+    python bench/quote_window.py {{ARGS}}
+
 # optional: compile the simulator's hot modules with mypyc in place (~1 min; mypy from the dev or fast extra, a C compiler); same results, faster
 build-fast:
     python bench/fast.py build

@@ -42,7 +42,12 @@ class FrameDispatcher:
     def __call__(self, events: Sequence[MarketEvent]) -> None:
         """Dispatch one frame's events (already checked by the feed's book epochs)."""
         listeners, views = self.listeners, self.views
-        by_market: dict[str, list[MarketEvent]] = {}
+        # Nearly every frame is one market's: its events collect in ``first_evs`` and the per-market
+        # dict is made only when a second market's event is passed on (markets keep the order of
+        # their first event passed on, either way).
+        first = ""
+        first_evs: list[MarketEvent] = []
+        by_market: dict[str, list[MarketEvent]] | None = None
         market = ""
         apply: Callable[[MarketEvent], MarketEvent | None] | None = None
         for raw in events:
@@ -58,15 +63,28 @@ class FrameDispatcher:
             if type(ev) is not BookDelta:
                 for listener in listeners:
                     listener(ev)
+            if by_market is None:
+                if not first_evs:
+                    first = market
+                if market == first:
+                    first_evs.append(ev)
+                    continue
+                by_market = {first: first_evs}
             evs = by_market.get(market)
             if evs is None:
                 by_market[market] = [ev]
             else:
                 evs.append(ev)
-        venue, tell = self.venue, self.router.tell
+        if by_market is None:
+            if first_evs:
+                self._tell(first, first_evs)
+            return
         for market, evs in by_market.items():
-            self.events_in += len(evs)
-            batch = MarketBatch(tuple(evs))
-            if venue is not None:
-                venue.tell(batch)  # paper: the simulated venue sees the book first
-            tell(market, batch)
+            self._tell(market, evs)
+
+    def _tell(self, market: str, evs: list[MarketEvent]) -> None:
+        self.events_in += len(evs)
+        batch = MarketBatch(tuple(evs))
+        if self.venue is not None:
+            self.venue.tell(batch)  # paper: the simulated venue sees the book first
+        self.router.tell(market, batch)

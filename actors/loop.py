@@ -13,6 +13,12 @@ asyncio loop, shared by many actors and by the market-data client, so a message 
 handled on the thread that decoded it, right after the feed's callback returns. Messages from other
 threads (execution reports, timers, control) wake the loop with ``call_soon_threadsafe``.
 
+A ``LoopActor``'s ref is a ``LoopActorRef``: told on the loop's thread while no actor of the loop is
+handling a message and nothing waits in the actor's inbox (the feed telling a frame's batch), it hands
+the message to the actor at once, with no envelope, inbox or drain scheduled in between: on the
+tick-to-quote path. Any other tell takes pykka's way (an envelope in the inbox, a drain scheduled), so
+messages are still handled in order, one at a time, never re-entrantly.
+
 Rules that come with it: a handler must not block (it holds up every actor on the loop and the
 feed), and nothing on the loop's thread may ``ask`` an actor of the same loop (it would wait for
 itself); other threads may ask as usual.
@@ -212,6 +218,7 @@ class LoopActor(pykka.Actor):
         self.actor_loop = actor_loop
         self._drain_scheduled = False
         self.actor_inbox.wake = self._wake
+        self._actor_ref = LoopActorRef(self)  # (before ``start`` registers the ref)
         actor_loop.add(self)  # the loop stops its actors when it stops
 
     @staticmethod
@@ -246,37 +253,61 @@ class LoopActor(pykka.Actor):
             self._drain_scheduled = False
             raise pykka.ActorDeadError(f"{self}: its loop has stopped") from None
 
+    def _receive_now(self, message: Any) -> bool:
+        """On the loop's thread: handle a told message at once if nothing comes before it (else False).
+
+        Nothing does when no actor of the loop is handling a message (no re-entrancy), no drain of
+        this actor is due and its inbox is empty (no overtaking), and it is alive. Then this is a
+        drain whose first message never went through the inbox; messages told while handling it
+        queue up and are handled right after it, as ``_drain`` would.
+        """
+        loop = self.actor_loop
+        if loop.draining or self._drain_scheduled or self.actor_inbox._q or self.actor_stopped.is_set():
+            return False
+        loop.draining = True
+        try:
+            self._receive(message, None)
+            if self.actor_inbox._q or self.actor_stopped.is_set():
+                self._drain_inbox()
+        finally:
+            loop.draining = False
+        return True
+
     def _drain(self) -> None:
         # Cleared before reading the inbox: a put from now on schedules another drain, so none is lost.
         self._drain_scheduled = False
         loop = self.actor_loop
         nested, loop.draining = loop.draining, True
         try:
-            q = self.actor_inbox._q  # (LoopInbox's get and empty, inlined: once per message told)
-            stopped = self.actor_stopped
-            while q:
-                if stopped.is_set():
-                    break
-                self._handle(q.popleft())
-            if stopped.is_set():
-                self._actor_loop_teardown()
-            elif not q:
-                # A message told while handling scheduled a drain that will find nothing: the next
-                # tell on the loop's thread may be handled at once again (that drain still runs, so a
-                # message another thread adds now is not stranded).
-                self._drain_scheduled = False
+            self._drain_inbox()
         finally:
             loop.draining = nested
 
-    def _handle(self, envelope: Any) -> None:
+    def _drain_inbox(self) -> None:
+        q = self.actor_inbox._q  # (LoopInbox's get and empty, inlined: once per message told)
+        stopped = self.actor_stopped
+        while q:
+            if stopped.is_set():
+                break
+            envelope = q.popleft()
+            self._receive(envelope.message, envelope.reply_to)
+        if stopped.is_set():
+            self._actor_loop_teardown()
+        elif not q:
+            # A message told while handling scheduled a drain that will find nothing: the next
+            # tell on the loop's thread may be handled at once again (that drain still runs, so a
+            # message another thread adds now is not stranded).
+            self._drain_scheduled = False
+
+    def _receive(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
         # pykka's ``_actor_loop_running`` for one message, on the loop's thread.
         try:
-            response = self._handle_receive(envelope.message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
+            response = self._handle_receive(message)
+            if reply_to is not None:
+                reply_to.set(response)
         except Exception:
-            if envelope.reply_to is not None:
-                envelope.reply_to.set_exception()
+            if reply_to is not None:
+                reply_to.set_exception()
             else:
                 self._handle_failure(*sys.exc_info())
                 try:
@@ -289,3 +320,17 @@ class LoopActor(pykka.Actor):
             log.exception("%s: stopping every actor of its loop", self)
             self.actor_loop.stop_actors()
             raise
+
+
+class LoopActorRef(pykka.ActorRef[Any]):
+    """A ``LoopActor``'s ref: a tell on the loop's thread goes straight in when it can (module docstring)."""
+
+    def tell(self, message: Any) -> None:
+        """Tell the actor: handled before returning if told on its loop's thread and nothing is before it."""
+        actor: LoopActor | None = self._actor_weakref()
+        if (
+            actor is None
+            or threading.get_ident() != actor.actor_loop._ident
+            or not actor._receive_now(message)
+        ):
+            super().tell(message)  # pykka's way: an envelope in the inbox, a drain scheduled

@@ -81,3 +81,13 @@ def test_a_run_reports_its_own_peak_rss_not_its_parents() -> None:
     child_mb, parent_mb = (float(x) for x in _run("-c", parent).stdout.split())
     assert parent_mb >= 200
     assert child_mb < 100
+
+
+def test_quote_window_hot_counts_windows() -> None:
+    # The callgrind run takes minutes; --hot drives the same path and windows without valgrind.
+    done = _run(
+        str(BENCH / "quote_window.py"), "--hot", "--messages", "60", "--warmup", "20", "--markets", "5"
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["windows"] > 0 and figures["median_ns"] > 0

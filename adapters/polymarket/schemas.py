@@ -251,6 +251,8 @@ class WireEnvelope(msgspec.Struct, frozen=True):
 BOOK_DECODER = msgspec.json.Decoder(WireBook)
 MARKET_MSG_DECODER = msgspec.json.Decoder(WireMarketMsg)
 MARKET_FRAME_DECODER = msgspec.json.Decoder(list[WireMarketMsg] | WireMarketMsg)
+#: A frame known to be one ``price_change`` (``parse.decode_market_messages``' fast path): no tag lookahead.
+PRICE_CHANGE_DECODER = msgspec.json.Decoder(WirePriceChange)
 USER_MSG_DECODER = msgspec.json.Decoder(WireUserMsg)
 USER_FRAME_DECODER = msgspec.json.Decoder(list[WireUserMsg] | WireUserMsg)
 RAW_DECODER = msgspec.json.Decoder(msgspec.Raw)

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from actors.dispatch import FrameDispatcher
 from core.messages import BookDelta, BookSnapshot, MarketBatch, TickSizeChanged, TradePrint
 from core.units import PX_ONE, QTY_ONE, Outcome, Side
+from core.yes_view import YesView
 
 YES, NO = Outcome.YES, Outcome.NO
 
@@ -176,3 +177,47 @@ def test_property_each_happening_reaches_the_actor_once_on_the_yes_book(hs, fram
     got = [ev for _, batch in router.told for ev in batch.events]
     assert got == expected
     assert dispatch.events_in == len(expected)
+
+
+def reference_dispatch(views, frame):
+    """The hand-over spelled out: each market's YES events in a batch, markets in order of first passed."""
+    by_market = {}
+    for raw in frame:
+        ev = views.setdefault(raw.market, YesView()).apply(raw)
+        if ev is not None:
+            by_market.setdefault(raw.market, []).append(ev)
+    return [(m, MarketBatch(tuple(evs))) for m, evs in by_market.items()]
+
+
+frames = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from([YES, NO]),
+            st.integers(0, 2),  # ts
+            st.sampled_from(Side),
+            st.integers(1, 9).map(lambda i: i * 1_000),
+            st.booleans(),  # followed by its mirror
+        ),
+        max_size=8,
+    ),
+    max_size=6,
+)
+
+
+@given(frames)
+def test_property_frames_of_one_or_many_markets_are_told_as_the_reference_tells_them(fs):
+    # One market's frames take the dispatcher's short way; mixed frames the general one.
+    router = RecordingRouter()
+    dispatch = FrameDispatcher(router)
+    views, expected = {}, []
+    for spec in fs:
+        frame = []
+        for market, outcome, ts, side, px, mirrored in spec:
+            ev = delta(market, outcome, px, side=side, ts=ts)
+            frame += [ev, mirror(ev)] if mirrored else [ev]
+        dispatch(frame)
+        expected += reference_dispatch(views, frame)
+
+    assert router.told == expected
+    assert dispatch.events_in == sum(len(b.events) for _, b in expected)
