@@ -135,7 +135,7 @@ test-compiled:
     set -euo pipefail
     trap 'python bench/fast.py clean > /dev/null' EXIT
     python bench/fast.py build
-    python -m pytest tests/core tests/sim tests/venue tests/actors tests/test_fast_build.py
+    python -m pytest tests/core tests/sim tests/venue tests/actors tests/adapters tests/test_fast_build.py
 
 # issue #13's figures (just bench's keys) for pure and compiled, taking turns (needs build-fast): bench/out/fast.json
 bench-fast REPEAT="5" *ARGS:

@@ -58,6 +58,7 @@ def test_the_structs_they_used_to_define_are_still_importable_from_them():
         "venue.exchange": ["QueueModel", "Fill"],
         "sim.runner": ["RunSettings"],
         "actors.session": ["OrderRecord", "SessionStats"],
+        "adapters.polymarket.parse": ["VenueOrderUpdate", "VenueMakerFill", "VenueTrade"],
     }.items():
         m = importlib.import_module(module)
         for name in names:
