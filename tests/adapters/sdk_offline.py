@@ -45,9 +45,14 @@ def offline_client(private_key: str, environment: Any = PRODUCTION) -> Any:
 
 
 def seed_market(client: Any, token_id: str, *, tick_px: int, neg_risk: bool) -> None:
-    """Tell the client's metadata cache the tick and neg-risk flag of ``token_id`` (no request)."""
+    """Tell the client's metadata cache the tick and neg-risk flag of ``token_id`` (no request).
+
+    The seeded markets never expire: the SDK keeps a market for 10 minutes, then asks the network
+    again, and a slow run (the compiled check, a loaded machine) reaches some tests later than that.
+    """
     condition = "0x" + format(int(token_id) % (1 << 256), "064x")  # any id unique to the token
     cache = client._ctx.order_metadata
+    cache._markets._ttl_s = None
     cache._conditions.set(token_id, condition)
     cache._markets.set(
         condition,

@@ -111,6 +111,19 @@ def test_the_signed_order_is_byte_identical_to_the_sdks_create_limit_order(kind,
     assert mine.order.signature == theirs.signature and len(theirs.signature) == 132
 
 
+def test_the_offline_reference_still_signs_after_the_sdks_ten_minute_metadata_expiry():
+    # A slow run (the compiled check, a loaded machine) reaches these tests more than 10 minutes after
+    # the module seeded the SDK's market cache: the reference must not then ask the network.
+    cache = SDK_CLIENT._ctx.order_metadata._markets
+    saved = cache._clock
+    cache._clock = lambda: saved() + 3600.0
+    try:
+        p = place(Side.BUY, 4510, 1001 * CENT)
+        assert ours(p, "v1", 10).order == sdks(p, "v1", 10)
+    finally:
+        cache._clock = saved
+
+
 @pytest.mark.parametrize(
     ("kind", "version", "exchange"),
     [
