@@ -72,13 +72,15 @@ class Rows:
     """The records of one shape (kind and payload type) a ``RowSink`` kept, as parallel lists.
 
     ``values`` holds each payload's fields as a tuple (``msgspec.structs.astuple``) when the
-    payload is a struct with a column plan (``record_plan``), else the payload itself.
+    payload is a struct with a column plan (``record_plan``; ``tuples``), else the payload itself.
+    ``idx``: its place in the sink's ``shapes``.
     """
 
-    __slots__ = ("cls", "kind", "market", "mode", "table", "ts", "values")
+    __slots__ = ("cls", "idx", "kind", "market", "mode", "table", "ts", "tuples", "values")
 
-    def __init__(self, kind: str, cls: type, mode: str) -> None:
-        self.kind, self.cls, self.mode = kind, cls, mode
+    def __init__(self, kind: str, cls: type, mode: str, idx: int = -1) -> None:
+        self.kind, self.cls, self.mode, self.idx = kind, cls, mode, idx
+        self.tuples = mode != "line"
         #: Where the consumer of the rows puts this shape (``sim.eventcols``: its table), -1 until then.
         self.table = -1
         self.ts: list[int] = []
@@ -95,25 +97,34 @@ class RowSink:
     built for the record, so keeping a dict is safe.
     """
 
-    __slots__ = ("_index", "order", "shapes")
+    __slots__ = ("_by_kind", "_index", "order", "shapes")
 
     def __init__(self) -> None:
         self.order: list[int] = []
         self.shapes: list[Rows] = []
-        self._index: dict[tuple[str, type], int] = {}
+        self._index: dict[tuple[str, type], Rows] = {}
+        #: Per kind, the shape of its last record: a kind nearly always comes with one payload type,
+        #: so a record looks its shape up by the kind alone (no key tuple made and hashed).
+        self._by_kind: dict[str, Rows] = {}
 
     def record(self, kind: str, ts_ns: int, market: str, payload: object) -> None:
         """Keep one record."""
-        key = (kind, type(payload))
-        i = self._index.get(key)
-        if i is None:
-            i = self._index[key] = len(self.shapes)
-            self.shapes.append(Rows(kind, key[1], record_plan(kind, key[1])[0]))
-        rows = self.shapes[i]
-        self.order.append(i)
+        rows = self._by_kind.get(kind)
+        if rows is None or rows.cls is not type(payload):
+            rows = self._shape(kind, type(payload))
+        self.order.append(rows.idx)
         rows.ts.append(ts_ns)
         rows.market.append(market)
-        rows.values.append(payload if rows.mode == "line" else _astuple(payload))  # type: ignore[arg-type]
+        rows.values.append(_astuple(payload) if rows.tuples else payload)  # type: ignore[arg-type]
+
+    def _shape(self, kind: str, cls: type) -> Rows:
+        # The shape of (kind, cls), made at its first record; the kind's shape from now on.
+        rows = self._index.get((kind, cls))
+        if rows is None:
+            rows = self._index[(kind, cls)] = Rows(kind, cls, record_plan(kind, cls)[0], len(self.shapes))
+            self.shapes.append(rows)
+        self._by_kind[kind] = rows
+        return rows
 
     def clear(self) -> None:
         """Forget the rows kept (their shapes stay)."""

@@ -290,32 +290,40 @@ class Lane:
                 dlim = lim if lim < hr - 1 else hr - 1  # a delivery at td: td <= dlim (and td < tv)
                 mdue = markouts.due  # (only ``update`` and a fill's report change it)
                 # ``tv``: the venue's next event time, as chosen above, kept as the venue moves on.
+                # ``lim`` only falls while the loop runs (it may stay below the other streams: then
+                # the loop leaves early and the choice above is made again), and ``vlim`` and
+                # ``dlim`` follow it and ``hr``.
                 while True:
                     if tv <= t_del:  # --- the venue sees a tape event
                         if tv > vlim:
-                            break
-                        t = tv
-                        o = op[i]
-                        if o <= OP_ASK:
-                            out = ex.on_level(BUY if o == OP_BID else SELL, px[i], qty[i], t)
-                        elif o != OP_SPECIAL:
-                            out = ex.on_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
+                            if hr > lim:
+                                break  # another stream is due
+                            # The reports of ``hr`` are next: handled below, without leaving.
                         else:
-                            out = self._venue_special(specials[lo + i], t)
-                        i += 1
-                        tv = ts[i] if i < n else INF
-                        if out:
-                            self._reports(out, t)
-                            if t >= markouts.due:
+                            t = tv
+                            o = op[i]
+                            if o <= OP_ASK:
+                                out = ex.on_level(BUY if o == OP_BID else SELL, px[i], qty[i], t)
+                            elif o != OP_SPECIAL:
+                                out = ex.on_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
+                            else:
+                                out = self._venue_special(specials[lo + i], t)
+                            i += 1
+                            tv = ts[i] if i < n else INF
+                            if out:  # reports are on their way: they bound the tape events taken
+                                self._reports(out, t)
+                                if t >= markouts.due:
+                                    markouts.update(t, ex)
+                                mdue = markouts.due
+                                hr = reps[0][0]
+                                vlim = lim if lim < hr else hr
+                                dlim = lim if lim < hr - 1 else hr - 1
+                            elif t >= mdue:
                                 markouts.update(t, ex)
-                            break  # reports are due: choose again
-                        if t >= mdue:
-                            markouts.update(t, ex)
-                            mdue = markouts.due
-                    else:  # --- the session receives a tape event
+                                mdue = markouts.due
+                            continue
+                    elif t_del <= dlim:  # --- the session receives a tape event
                         t = t_del
-                        if t > dlim:
-                            break
                         clock.t = t
                         o = op[j]
                         heard = True  # the session was called: it may have sent or scheduled
@@ -340,9 +348,29 @@ class Lane:
                             if box:
                                 break  # commands to send (a special pulls our quotes): drain them
                             w = s.wakeup_ns
-                            if w < vlim:  # a requote is due sooner: nothing of the tape after it
-                                vlim = w
-                                dlim = min(dlim, w)
+                            if w < lim:  # a requote is due sooner: nothing of the tape after it
+                                lim = w
+                                vlim = lim if lim < hr else hr
+                                dlim = lim if lim < hr - 1 else hr - 1
+                        continue
+                    elif hr > lim:
+                        break  # another stream is due
+                    # --- the reports of ``hr`` reach the session: before the tape events after them,
+                    # and before every other stream (``hr <= lim``), as the choice above would take them
+                    t = hr
+                    clock.t = t
+                    while True:
+                        s.on_exec(reps.popleft()[1])
+                        if box or not reps or reps[0][0] != t:
+                            break
+                    if box:
+                        break  # (a report handler sends nothing: kept as the choice above has it)
+                    hr = reps[0][0] if reps else INF
+                    w = s.wakeup_ns
+                    if w < lim:  # noqa: PLR1730 (a requote is due, no sooner than ``t``: nothing after it)
+                        lim = w
+                    vlim = lim if lim < hr else hr
+                    dlim = lim if lim < hr - 1 else hr - 1
             elif k == 0:  # --- the commands of this instant reach the venue
                 self._commands_at(t)
             elif k == 2:  # --- the reports of this instant reach the session
@@ -433,107 +461,137 @@ class Lane:
                 reward_ts = rewards.next_ts
             if t >= end_ns:
                 break
-            if k == 1:
-                # The venue's tape events until another stream is due (ties as in ``run_until``):
-                # a venue event at tv goes first when tv <= lim.
+            if k in {1, 3}:
+                # A run of tape events, the venue's and the session's deliveries (prints, specials,
+                # and every event while ``apart``) in the merged order, until another stream is due
+                # (ties as in ``run_until``): a venue event at tv goes first when tv <= vlim (and tv
+                # <= t_del), a delivery at td when td <= dlim (and td < tv). ``lim`` only falls while
+                # the loop runs (it may stay below the other streams: then the loop leaves early and
+                # the choice above is made again); ``vlim`` and ``dlim`` follow it and ``hr``.
                 w = s.wakeup_ns
                 lim = min(
                     (cmds[0][0] - 1) if cmds else INF,
-                    reps[0][0] if reps else INF,
-                    t_del,
                     next_timer if next_timer < w else w,
                     reward_ts,
                     end_ns - 1,
                 )
+                hr = reps[0][0] if reps else INF
+                vlim = lim if lim < hr else hr
+                dlim = lim if lim < hr - 1 else hr - 1
                 mdue = markouts.due  # (only ``update`` and a fill's report change it)
-                while i < n:
-                    t = ts[i]
-                    if t > lim:
-                        break
-                    o = op[i]
-                    if o <= OP_ASK:
-                        p, q = px[i], qty[i]
-                        if risky and not apart:
-                            if t != undo_t:
-                                undo_t, undo_book_ts = t, shown.ts_ns
-                                undo.clear()
-                            undo.append((o, p, shown.bids[p] if o == OP_BID else shown.asks[p]))
-                        if o == OP_BID:
-                            best = shown.bid_px
-                            out = ex.on_level(BUY, p, q, t)
-                            # What set_level told the venue (compares: no tuple per event).
-                            moved = p == best or p == shown.bid_px  # noqa: PLR1714
+                while True:
+                    if tv <= t_del:  # --- the venue sees a tape event
+                        if tv > vlim:
+                            if hr > lim or risky:
+                                break  # another stream is due (a report with a risk manager: above)
+                            # The reports of ``hr`` are next: handled below, without leaving.
                         else:
-                            best = shown.ask_px
-                            out = ex.on_level(SELL, p, q, t)
-                            moved = p == best or p == shown.ask_px  # noqa: PLR1714
-                        if apart:
-                            pend.append(i)
-                            lim = min(lim, t)  # delivered before anything later
-                        else:
-                            clock.t = t  # (the session hears of it now)
-                            if moved and s.book_valid:
+                            t = tv
+                            o = op[i]
+                            if o <= OP_ASK:
+                                p, q = px[i], qty[i]
+                                if risky and not apart:
+                                    if t != undo_t:
+                                        undo_t, undo_book_ts = t, shown.ts_ns
+                                        undo.clear()
+                                    undo.append((o, p, shown.bids[p] if o == OP_BID else shown.asks[p]))
+                                if o == OP_BID:
+                                    best = shown.bid_px
+                                    out = ex.on_level(BUY, p, q, t)
+                                    # What set_level told the venue (compares: no tuple per event).
+                                    moved = p == best or p == shown.bid_px  # noqa: PLR1714
+                                else:
+                                    best = shown.ask_px
+                                    out = ex.on_level(SELL, p, q, t)
+                                    moved = p == best or p == shown.ask_px  # noqa: PLR1714
+                                if apart:
+                                    pend.append(i)
+                                    if t_del > t:  # noqa: PLR1730 (delivered before anything later)
+                                        t_del = t
+                                else:
+                                    clock.t = t  # (the session hears of it now)
+                                    if moved and s.book_valid:
+                                        s.on_top_moved(t)
+                                        w = s.wakeup_ns
+                                        if w < lim:  # a requote is due sooner: nothing after it
+                                            lim = w
+                                            vlim = lim if lim < hr else hr
+                                            dlim = lim if lim < hr - 1 else hr - 1
+                            elif o != OP_SPECIAL:
+                                out = ex.on_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
+                                pend.append(i)
+                                if t_del > t:  # noqa: PLR1730 (delivered before anything later)
+                                    t_del = t
+                            else:
+                                if not apart:  # the session keeps the book as it is until it hears of this
+                                    apart = True
+                                    s.book = shown.copy()
+                                out = self._venue_special(specials[lo + i], t)
+                                pend.append(i)
+                                if t_del > t:  # noqa: PLR1730 (delivered before anything later)
+                                    t_del = t
+                            i += 1
+                            tv = ts[i] if i < n else INF
+                            if out:  # reports are on their way: they bound the tape events taken
+                                self._reports(out, t)
+                                if t >= markouts.due:
+                                    markouts.update(t, ex)
+                                mdue = markouts.due
+                                hr = reps[0][0]
+                                vlim = lim if lim < hr else hr
+                                dlim = lim if lim < hr - 1 else hr - 1
+                            elif t >= mdue:
+                                markouts.update(t, ex)
+                                mdue = markouts.due
+                            continue
+                    elif t_del <= dlim:  # --- the session hears of a tape event
+                        j = pend.popleft()
+                        t = t_del
+                        clock.t = heard_t = t
+                        o = op[j]
+                        if o <= OP_ASK:  # (apart: the session's own book)
+                            side = BUY if o == OP_BID else SELL
+                            if s.book.set_level(side, px[j], qty[j], t) and s.book_valid:
                                 s.on_top_moved(t)
-                                w = s.wakeup_ns
-                                if w < lim:  # noqa: PLR1730 (a compare: min() costs a call per event)
-                                    lim = w
-                    elif o != OP_SPECIAL:
-                        out = ex.on_trade(BUY if o == OP_BUY else SELL, px[i], qty[i], t)
-                        pend.append(i)
-                        lim = min(lim, t)
-                    else:
-                        if not apart:  # the session keeps the book as it is until it hears of this
-                            apart = True
-                            s.book = shown.copy()
-                        out = self._venue_special(specials[lo + i], t)
-                        pend.append(i)
-                        lim = min(lim, t)
-                    i += 1
-                    if out:
-                        self._reports(out, t)
-                        if t >= markouts.due:
-                            markouts.update(t, ex)
-                        break  # reports are due: choose again
-                    if t >= mdue:
-                        markouts.update(t, ex)
-                        mdue = markouts.due
+                        elif o != OP_SPECIAL:
+                            s.on_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
+                        else:
+                            self._session_special(specials[lo + j], t)
+                        if pend:
+                            t_del = ts[pend[0]]
+                        else:
+                            t_del = INF
+                            if apart:  # caught up: its book is the shared one, event for event
+                                apart = False
+                                s.book = shown
+                        if box:
+                            break  # commands to send (a special pulls our quotes): drain them
+                        w = s.wakeup_ns
+                        if w < lim:  # a requote is due sooner: nothing after it
+                            lim = w
+                            vlim = lim if lim < hr else hr
+                            dlim = lim if lim < hr - 1 else hr - 1
+                        continue
+                    elif hr > lim or risky:
+                        break  # another stream is due (a report with a risk manager: above)
+                    # --- the reports of ``hr`` reach the session: before the tape events after them,
+                    # and before every other stream (``hr <= lim``), as the choice above would take them
+                    t = hr
+                    clock.t = t
+                    while True:
+                        s.on_exec(reps.popleft()[1])
+                        if box or not reps or reps[0][0] != t:
+                            break
+                    if box:
+                        break  # (a report handler sends nothing: kept as the choice above has it)
+                    hr = reps[0][0] if reps else INF
+                    w = s.wakeup_ns
+                    if w < lim:  # noqa: PLR1730 (a requote is due, no sooner than ``t``: nothing after it)
+                        lim = w
+                    vlim = lim if lim < hr else hr
+                    dlim = lim if lim < hr - 1 else hr - 1
                 if i >= n and not pend:
                     next_timer = INF  # the session heard of the last event
-            elif k == 3:
-                # Deliveries until another stream is due: a delivery at td goes first when td <= lim.
-                w = s.wakeup_ns
-                lim = min(
-                    (cmds[0][0] - 1) if cmds else INF,
-                    (reps[0][0] - 1) if reps else INF,
-                    tv - 1,
-                    next_timer if next_timer < w else w,
-                    reward_ts,
-                    end_ns - 1,
-                )
-                while pend:
-                    j = pend[0]
-                    t = ts[j]
-                    if t > lim:
-                        break
-                    pend.popleft()
-                    clock.t = heard_t = t
-                    o = op[j]
-                    if o <= OP_ASK:  # (apart: the session's own book)
-                        if s.book.set_level(BUY if o == OP_BID else SELL, px[j], qty[j], t) and s.book_valid:
-                            s.on_top_moved(t)
-                    elif o != OP_SPECIAL:
-                        s.on_trade(BUY if o == OP_BUY else SELL, px[j], qty[j], t)
-                    else:
-                        self._session_special(specials[lo + j], t)
-                    if not pend:
-                        if apart:  # caught up: its book is the shared one, event for event
-                            apart = False
-                            s.book = shown
-                        if i >= n:
-                            next_timer = INF  # the session heard of the last event
-                    if box:
-                        break  # commands to send (a special pulls our quotes): drain them
-                    lim = min(lim, s.wakeup_ns)
             elif k == 0:  # --- the commands of this instant reach the venue
                 self._commands_at(t)
             elif k == 2:  # --- a report reaches the session

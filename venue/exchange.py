@@ -312,6 +312,9 @@ class SimExchange:
         #: every replayed level and print looks its price up, and a list item costs less than ``get``.
         self._bid_q: list[_Queue | None] = [None] * (PX_ONE + 1)
         self._ask_q: list[_Queue | None] = [None] * (PX_ONE + 1)
+        #: Queues emptied by our last order there leaving, reset (``_Queue()`` as new), for the next
+        #: price we join: nearly every place makes a queue and its cancel empties it.
+        self._spare: list[_Queue] = []
         self.our_bid = -1  # best price of our bids (-1: none)
         self.our_ask = PX_ONE + 1
         self.order_seq = 0
@@ -588,7 +591,8 @@ class SimExchange:
 
     def place(self, cmd: Place, ts_ns: int) -> list[ExecEvent]:
         """Accept, reject, or (if it crosses and may take) execute one of our orders."""
-        self._touch(ts_ns)
+        if ts_ns > self._stat_ts or self.first_ts < 0:  # (else ``_touch`` has nothing to do)
+            self._touch(ts_ns)
         # The command's fields read once (a Struct's attribute is a generic lookup in the compiled build).
         client_id, outcome, side, px, qty = cmd.client_id, cmd.outcome, cmd.side, cmd.px, cmd.qty
         tif = cmd.tif
@@ -669,7 +673,8 @@ class SimExchange:
         levels = self.bids if is_bid else self.asks
         queue = levels.get(px)
         if queue is None:
-            queue = levels[px] = _Queue()
+            spare = self._spare
+            queue = levels[px] = spare.pop() if spare else _Queue()
             (self._bid_q if is_bid else self._ask_q)[px] = queue
         shown = self.book.bids[px] if is_bid else self.book.asks[px]
         v = (self._pend_bids if is_bid else self._pend_asks)[px]
@@ -726,7 +731,8 @@ class SimExchange:
 
     def cancel(self, client_id: str, ts_ns: int) -> list[ExecEvent]:
         """Cancel one of our orders (nothing if it already filled or was cancelled)."""
-        self._touch(ts_ns)
+        if ts_ns > self._stat_ts or self.first_ts < 0:  # (else ``_touch`` has nothing to do)
+            self._touch(ts_ns)
         o = self.orders.get(client_id)
         if o is None:
             return []
@@ -823,7 +829,8 @@ class SimExchange:
     ) -> None:
         # ``shift``: a fill from outside the level's prints (a cross or a trade through our price):
         # our later orders at this price move up by it; this one keeps its place among the others.
-        self._touch(ts_ns)
+        if ts_ns > self._stat_ts or self.first_ts < 0:  # (else ``_touch`` has nothing to do)
+            self._touch(ts_ns)
         own_px = yes_px if o.outcome is _YES else PX_ONE - yes_px
         if liquidity == "taker":
             fee = taker_fee_usdc6(own_px, qty, self.fee_rate_ppm)
@@ -874,18 +881,28 @@ class SimExchange:
 
     def _remove(self, o: SimOrder) -> None:
         self.orders.pop(o.client_id, None)
-        levels = self.bids if o.yes_side is _BUY else self.asks
-        queue = levels.get(o.yes_px)
+        px = o.yes_px
+        bid = o.yes_side is _BUY
+        levels = self.bids if bid else self.asks
+        queue = levels.get(px)
         if queue is not None and queue is o.queue:
             lst = queue.orders
             if o in lst:
                 i = lst.index(o)
-                _shift_from(lst, i, o.qty)  # our later orders here move up by what it still had
+                if i + 1 < len(lst):  # our later orders here move up by what it still had
+                    _shift_from(lst, i, o.qty)
                 del lst[i]
             if not lst:
-                del levels[o.yes_px]
-                (self._bid_q if o.yes_side is _BUY else self._ask_q)[o.yes_px] = None
-                if o.yes_px in (self.our_bid, self.our_ask):
+                del levels[px]
+                (self._bid_q if bid else self._ask_q)[px] = None
+                # Kept for reuse as a new one: the level's records and prints start again.
+                queue.printed = 0
+                if queue.rid:
+                    queue.rid.clear()
+                    queue.rem.clear()
+                    queue.cum.clear()
+                self._spare.append(queue)
+                if px == self.our_bid or px == self.our_ask:  # noqa: PLR1714 (two compares: no tuple)
                     self._update_best()  # our best price there is gone
 
     def _unfork(self) -> None:
@@ -904,8 +921,8 @@ class SimExchange:
 
     def _touch(self, ts_ns: int) -> None:
         # Integrate the two-sided time and the quoted spread up to ts_ns with the current orders.
-        # (Every command and fill calls this, mostly at an instant already integrated: then it
-        # only compares.)
+        # (Places, cancels and fills call it only when it has something to do: at the first call or
+        # a later instant.)
         if self.first_ts < 0:
             self.first_ts = ts_ns
         stat = self._stat_ts

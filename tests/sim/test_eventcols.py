@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.eventcols
-from core.eventlog import BufferSink, RowSink, units_record
+from core.eventlog import BufferSink, RowSink, record_plan, units_record
 from core.messages import Canceled, Filled, Place, Rejected
 from core.quoting import Decision, DesiredOrder, Quote, Reasons
 from core.units import Outcome, Side
@@ -151,3 +151,52 @@ def test_the_digest_follows_the_content_and_nothing_else(tmp_path):
     reader = ColumnReader.open(tmp_path / COLUMNS_NAME)
     assert digest == a.digest() == reader.digest == reader.recompute_digest()
     assert msgspec.json.decode(reader.units_line())["kind"] == "units"
+
+
+def _mixed(m: str, ts: int, d: st.DrawFn) -> tuple[str, object]:
+    # A few kinds, each logged with payloads of several types in any order (the sink keeps the shape
+    # of each kind's last record: a type change under a kind must find, or make, the other shape).
+    kind = d(st.sampled_from(["a", "b", "fill"]))
+    payload = d(
+        st.sampled_from(
+            [
+                Canceled(market=m, client_id="c", ts_ns=ts, reason="r"),
+                RewardSample(score_qty=1, score_total_qty=2, accrued_usdc6=3, scoring=True),
+                {"n": ts},
+            ]
+        )
+    )
+    return kind, payload
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(MARKETS, st.integers(0, 2**62), st.data()), max_size=30), st.integers(0, 30))
+def test_a_row_sink_keeps_the_rows_a_naive_sink_keeps(draws, cut):
+    # The reference: a shape per (kind, payload type) in first-seen order, found by a list search.
+    records = []
+    for m, ts, data in draws:
+        kind, payload = data.draw(st.sampled_from([_mixed, _place, _fill, _other]))(m, ts, data.draw)
+        records.append((kind, ts, m, payload))
+    sink = RowSink()
+    keys: list[tuple[str, type]] = []
+    order: list[int] = []
+    rows: list[list[tuple[int, str, object]]] = []
+    for k, (kind, ts, m, payload) in enumerate(records):
+        if k == cut:  # forgetting the rows kept keeps the shapes
+            sink.clear()
+            order.clear()
+            for r in rows:
+                r.clear()
+        key = (kind, type(payload))
+        if key not in keys:
+            keys.append(key)
+            rows.append([])
+        i = keys.index(key)
+        order.append(i)
+        line = record_plan(kind, type(payload))[0] == "line"
+        rows[i].append((ts, m, payload if line else msgspec.structs.astuple(payload)))
+        sink.record(kind, ts, m, payload)
+    assert [(r.kind, r.cls) for r in sink.shapes] == keys
+    assert [r.idx for r in sink.shapes] == list(range(len(keys)))
+    assert sink.order == order
+    assert [list(zip(r.ts, r.market, r.values, strict=True)) for r in sink.shapes] == rows
