@@ -24,7 +24,8 @@ FIXTURE = (
 def general(data):
     """What the union decoder alone gives (the fast path switched off)."""
     tails = parse._PRICE_CHANGE_TAILS, parse._PRICE_CHANGE_TAILS_B
-    parse._PRICE_CHANGE_TAILS, parse._PRICE_CHANGE_TAILS_B = ("\0",), (b"\0",)
+    # (two of each: a compiled parse checks the global against its declared type, tuple[str, str])
+    parse._PRICE_CHANGE_TAILS, parse._PRICE_CHANGE_TAILS_B = ("\0", "\0"), (b"\0", b"\0")
     try:
         return parse.decode_market_messages(data)
     finally:
