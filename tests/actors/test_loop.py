@@ -6,6 +6,7 @@ import pykka
 import pytest
 
 from actors.loop import ActorLoop, InputClock, LoopActor
+from tests.actors.conftest import on_loop
 
 
 class Recorder(LoopActor):
@@ -29,27 +30,6 @@ class Recorder(LoopActor):
             self.actor_ref.tell(message[1])
         self.got.append((message, threading.get_ident()))
         return len(self.got)
-
-
-@pytest.fixture
-def loop():
-    lp = ActorLoop("test-loop")
-    lp.start()
-    yield lp
-    lp.stop()
-
-
-def on_loop(loop, fn):
-    """Run ``fn`` on the loop's thread and return its result."""
-    done, out = threading.Event(), []
-
-    def run():
-        out.append(fn())
-        done.set()
-
-    loop.call_soon(run)
-    assert done.wait(5)
-    return out[0]
 
 
 def test_messages_from_other_threads_are_handled_on_the_loop_in_order(loop):

@@ -15,35 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.loop import ActorLoop, LoopActor, LoopActorRef, LoopInbox
+from actors.loop import LoopActor, LoopActorRef, LoopInbox
 from actors.market import GetStatus
 from actors.supervisor import GetRestarts, Router, StartMarket, Supervisor
 from core.messages import BookDelta
 from core.units import Outcome, Side
+from tests.actors.conftest import on_loop
 from tests.actors.test_market_actor import T0, Factory, snapshot
-
-
-@pytest.fixture
-def loop():
-    lp = ActorLoop("test-loop")
-    lp.start()
-    yield lp
-    lp.stop()
-
-
-def on_loop(loop, fn):
-    """Run ``fn`` on the loop's thread and return its result."""
-    done, out = threading.Event(), []
-
-    def run():
-        try:
-            out.append(fn())
-        finally:
-            done.set()
-
-    loop.call_soon(run)
-    assert done.wait(5)
-    return out[0] if out else None
 
 
 class Probe(LoopActor):
