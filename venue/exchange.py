@@ -151,6 +151,14 @@ class _Queue:
         self.rem: list[int] = []
         self.cum: list[int] = []
 
+    def reset(self) -> None:
+        """As new, for reuse at another price: an emptied queue's level records and prints start again."""
+        self.printed = 0
+        if self.rid:
+            self.rid.clear()
+            self.rem.clear()
+            self.cum.clear()
+
     def below(self, rid: int) -> int:
         """Unexplained size of the records up to ``rid`` (that decrease and the ones before it)."""
         i = bisect_right(self.rid, rid)
@@ -895,12 +903,7 @@ class SimExchange:
             if not lst:
                 del levels[px]
                 (self._bid_q if bid else self._ask_q)[px] = None
-                # Kept for reuse as a new one: the level's records and prints start again.
-                queue.printed = 0
-                if queue.rid:
-                    queue.rid.clear()
-                    queue.rem.clear()
-                    queue.cum.clear()
+                queue.reset()  # kept for the next price we join
                 self._spare.append(queue)
                 if px == self.our_bid or px == self.our_ask:  # noqa: PLR1714 (two compares: no tuple)
                     self._update_best()  # our best price there is gone
